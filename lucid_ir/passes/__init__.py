@@ -1,0 +1,1 @@
+"""Graph passes. Each module holds one pass with the entry point ``run(graph) -> graph``."""

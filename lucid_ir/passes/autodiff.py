@@ -1,0 +1,93 @@
+"""Reverse-mode autodiff as a graph transformation.
+
+``run(forward, wrt)`` derives the backward graph of ``forward``. It is a graph, not a
+tape of closures: it prints, verifies, fuses and compiles like any other.
+
+The backward graph's inputs are, in order: one cotangent (gradient seed) per forward
+output, then the *residuals*: the forward values (inputs or intermediates) that the
+gradient rules read. Its outputs are the gradients of the forward inputs selected by
+``wrt``. Eager mode feeds residuals from tensors it already holds; ``lucid.compile``
+makes the forward graph return them, so nothing is recomputed.
+
+Gradients of values used more than once are accumulated; broadcasting is undone by the
+rules (``sum_to``); inputs not in ``wrt`` get no gradient computed; an input that no
+output depends on gets zeros.
+
+>>> from lucid_ir.builder import GraphBuilder
+>>> b = GraphBuilder()
+>>> x = b.input((3,))
+>>> fwd = b.build([b.emit("mul", x, x)])
+>>> bwd = run(fwd, wrt=[0])
+>>> print(bwd.graph)
+{ lambda ; %0:f32[3] %1:f32[3]. let
+    %2:f32[3] = mul %0 %1
+    %3:f32[3] = mul %0 %1
+    %4:f32[3] = add %2 %3
+  in (%4) }
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..builder import GraphBuilder
+from ..graph import Graph, Value
+from ..ops import get_op
+from . import dce
+
+
+@dataclass(frozen=True)
+class BackwardGraph:
+    graph: Graph                    # inputs: cotangents + residuals; outputs: gradients
+    residuals: tuple[Value, ...]    # the forward values fed as the residual inputs
+    wrt: tuple[int, ...]            # indices of the forward inputs whose gradients are output
+
+
+def depends_on(graph: Graph, sources) -> set[Value]:
+    """Values of ``graph`` that depend on any of ``sources``."""
+    reached = set(sources)
+    for node in graph.nodes:
+        if any(v in reached for v in node.inputs):
+            reached.add(node.out)
+    return reached
+
+
+def run(forward: Graph, wrt) -> BackwardGraph:
+    wrt = tuple(wrt)
+    wanted = [forward.inputs[i] for i in wrt]
+    active = depends_on(forward, wanted)
+    b = GraphBuilder()
+    cotangents = [Value(v.type) for v in forward.outputs]
+    grads: dict[Value, Value] = {}
+
+    def accumulate(v: Value, g: Value) -> None:
+        if g.type != v.type:
+            raise AssertionError(f"gradient rule produced {g.type} for a value of type {v.type}")
+        grads[v] = b.emit("add", grads[v], g) if v in grads else g
+
+    for v, ct in zip(forward.outputs, cotangents):
+        if v in active:
+            accumulate(v, ct)
+    for node in reversed(forward.nodes):
+        g = grads.get(node.out)
+        if g is None:
+            continue
+        rule_grads = get_op(node.op).grad(b, node, g)
+        for v, gv in zip(node.inputs, rule_grads):
+            if gv is not None and v in active:
+                accumulate(v, gv)
+    outputs = [grads[v] if v in grads else b.constant(0.0, v.shape, v.dtype) for v in wanted]
+
+    body = dce.run(Graph((), tuple(b.nodes), tuple(outputs)))
+    defined = {n.out for n in body.nodes} | set(cotangents)
+    residuals, seen = [], set()
+    for node in body.nodes:
+        for v in node.inputs:
+            if v not in defined and v not in seen:
+                seen.add(v)
+                residuals.append(v)
+    for v in outputs:  # an output may be a residual itself (e.g. the gradient of x+y wrt y is g)
+        if v not in defined and v not in seen:
+            seen.add(v)
+            residuals.append(v)
+    graph = Graph(tuple(cotangents) + tuple(residuals), body.nodes, tuple(outputs))
+    return BackwardGraph(graph, tuple(residuals), wrt)
