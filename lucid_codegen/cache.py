@@ -1,0 +1,498 @@
+"""The kernel cache: compile a kernel once, reuse its machine code everywhere.
+
+``load_or_compile(key, build, symbols)`` looks for a kernel in three places, in
+order, and returns a :class:`~lucid_codegen.jit.LoadedLibrary`:
+
+1. this process's memory (a dict; thread-safe, and two threads asking for the
+   same key at once compile it only once);
+2. the disk cache (an object file written by an earlier process: loading it
+   costs about a millisecond instead of hundreds for LLVM);
+3. ``build()`` -> :func:`~lucid_codegen.jit.compile_to_object`, after which the
+   object file is stored on disk for the next process.
+
+>>> import ctypes, llvmlite.ir as ir
+>>> def build():
+...     m = ir.Module("demo")
+...     i64 = ir.IntType(64)
+...     f = ir.Function(m, ir.FunctionType(i64, [i64, i64]), "add")
+...     b = ir.IRBuilder(f.append_basic_block())
+...     b.ret(b.add(*f.args))
+...     return m
+>>> lib = load_or_compile("demo:add:i64", build, ["add"])
+>>> ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)(lib.address("add"))(40, 2)
+42
+
+Cache key
+    The caller's ``key`` must describe the kernel *exactly* (its IR text, or a
+    spec string from which the IR is generated deterministically). The full key
+    is ``sha256(key, host fingerprint, lucid version, CACHE_FORMAT)``, so files
+    made on another CPU, LLVM, llvmlite or lucid version are never used.
+
+Location (read from the environment on every call)
+    ``$LUCID_CACHE_DIR``, else ``$XDG_CACHE_HOME/lucid``, else ``~/.cache/lucid``.
+    ``LUCID_CACHE=0`` (or ``off``/``false``/``no``) disables the disk cache; the
+    memory cache still works.
+
+File format (``<full key hex>.lucidk``)
+    An 88-byte header (``_HEADER``): magic ``b"LUCIDKC\\0"``, format version,
+    the full key hash, payload length, sha256 of the payload, metadata length;
+    then a small JSON metadata blob (human-readable key, symbols, compile time);
+    then the object file. Anything that does not verify (truncated, bad checksum,
+    wrong magic/version/key) is a miss: the kernel is recompiled and the file
+    overwritten. Unverified bytes are never given to the linker.
+
+Writes are atomic (temp file in the same directory, fsync, ``os.replace``), so
+concurrent processes are safe and a process killed mid-write leaves only a
+``.*.tmp`` file, which is ignored and removed by :func:`clear_cache`. If the
+directory cannot be written, the cache falls back to memory only and warns once
+(``RuntimeWarning``) per directory per process.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import struct
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import llvmlite.binding as llvm
+import llvmlite.ir as ir
+
+from . import jit
+from .target import host_target
+
+__all__ = [
+    "CACHE_FORMAT", "load_or_compile", "full_key", "cache_dir", "cache_enabled",
+    "cache_info", "list_entries", "entry_metadata", "clear_cache", "stats",
+    "reset_stats", "reset_memory_cache", "CacheEntry",
+]
+
+#: Version of the on-disk format *and* of the key scheme. Bump it to orphan
+#: every existing entry (e.g. when the compile pipeline changes).
+CACHE_FORMAT = 1
+
+_MAGIC = b"LUCIDKC\x00"
+#: magic, format version (u16), flags (u16, 0), full key hash (32 raw bytes),
+#: payload length (u64), payload sha256 (32 raw bytes), metadata length (u32)
+_HEADER = struct.Struct("<8sHH32sQ32sI")
+_SUFFIX = ".lucidk"
+_TMP_SUFFIX = ".tmp"
+_MAX_META = 1 << 16
+_KEY_PREVIEW = 200  # characters of the caller's key kept in the metadata
+
+_DISABLE_VALUES = {"0", "off", "false", "no"}
+
+# ---------------------------------------------------------------- process state
+_LOCK = threading.Lock()                    # guards every dict/set below
+_MEMORY: dict[tuple[str, tuple[str, ...]], jit.LoadedLibrary] = {}
+_KEY_LOCKS: dict[str, threading.Lock] = {}  # one per full key, never removed
+_WARNED_DIRS: set[str] = set()
+_STAT_NAMES = ("hits_memory", "hits_disk", "compiles", "disk_writes",
+               "disk_rejects", "write_errors")
+_STATS: dict[str, int] = dict.fromkeys(_STAT_NAMES, 0)
+_VERSION_CACHE: list[str] = []
+_ENGINES_OF_FAILED_LOADS: list = []  # see _load()
+
+
+class CacheEntry(NamedTuple):
+    """One file of the disk cache, as listed by :func:`list_entries`."""
+
+    name: str      # file name, ``<full key hex>.lucidk``
+    size: int      # bytes on disk
+    mtime: float   # seconds since the epoch
+
+
+# ------------------------------------------------------------------------ keys
+def _lucid_version() -> str:
+    """``lucid.__version__``, else the installed distribution's version, else a constant."""
+    if _VERSION_CACHE:
+        return _VERSION_CACHE[0]
+    module = sys.modules.get("lucid")
+    if module is None:
+        try:
+            import lucid as module  # noqa: F811 (lazy: lucid may import this module)
+        except Exception:  # a broken/partial lucid must not break the cache
+            module = None
+    version = getattr(module, "__version__", None)
+    if not (isinstance(version, str) and version):
+        try:
+            version = importlib.metadata.version("lucid")
+        except Exception:
+            version = None
+    version = version or f"cache-format-{CACHE_FORMAT}"
+    # lucid may be mid-import (it may call us while loading) and set __version__ later
+    if not getattr(getattr(module, "__spec__", None), "_initializing", False):
+        _VERSION_CACHE.append(version)
+    return version
+
+
+def _target_fingerprint() -> str:
+    """The host CPU/LLVM fingerprint (a separate function so tests can patch it)."""
+    return host_target().fingerprint
+
+
+def full_key(key: str) -> str:
+    """The hex sha256 naming ``key`` for this CPU, LLVM, lucid and cache format.
+
+    >>> len(full_key("demo:add:i64"))
+    64
+    >>> full_key("a") != full_key("b")
+    True
+    """
+    text = json.dumps([key, _target_fingerprint(), _lucid_version(), CACHE_FORMAT])
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# ----------------------------------------------------------------- environment
+def cache_dir() -> Path:
+    """Directory of the disk cache (it need not exist yet), read from the environment now.
+
+    ``$LUCID_CACHE_DIR``, else ``$XDG_CACHE_HOME/lucid``, else ``~/.cache/lucid``.
+
+    >>> import os
+    >>> os.environ["LUCID_CACHE_DIR"] = "/tmp/lucid-doc"  # doctest: +SKIP
+    >>> cache_dir()  # doctest: +SKIP
+    PosixPath('/tmp/lucid-doc')
+    """
+    explicit = os.environ.get("LUCID_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg).expanduser() / "lucid"
+    return Path.home() / ".cache" / "lucid"
+
+
+def cache_enabled() -> bool:
+    """False when ``LUCID_CACHE`` is ``0``/``off``/``false``/``no`` (memory-only mode).
+
+    >>> import os
+    >>> os.environ["LUCID_CACHE"] = "0"  # doctest: +SKIP
+    >>> cache_enabled()  # doctest: +SKIP
+    False
+    """
+    return os.environ.get("LUCID_CACHE", "1").strip().lower() not in _DISABLE_VALUES
+
+
+# --------------------------------------------------------------------- helpers
+def _bump(name: str) -> None:
+    with _LOCK:
+        _STATS[name] += 1
+
+
+def _warn_unwritable(directory: Path, err: BaseException) -> None:
+    with _LOCK:
+        if str(directory) in _WARNED_DIRS:
+            return
+        _WARNED_DIRS.add(str(directory))
+    warnings.warn(f"lucid kernel cache: cannot write to {directory} ({err}); "
+                  f"kernels compiled in this process are kept in memory only",
+                  RuntimeWarning, stacklevel=5)
+
+
+def _encode(digest: bytes, payload: bytes, meta: dict) -> bytes:
+    meta_bytes = json.dumps(meta, sort_keys=True, default=str).encode()
+    if len(meta_bytes) > _MAX_META:
+        meta_bytes = b"{}"
+    header = _HEADER.pack(_MAGIC, CACHE_FORMAT, 0, digest, len(payload),
+                          hashlib.sha256(payload).digest(), len(meta_bytes))
+    return header + meta_bytes + payload
+
+
+def _decode(data: bytes, digest: bytes) -> bytes | None:
+    """The verified payload of a cache file, or None if anything is wrong."""
+    if len(data) < _HEADER.size:
+        return None
+    magic, version, _flags, key, length, checksum, meta_len = _HEADER.unpack_from(data)
+    if magic != _MAGIC or version != CACHE_FORMAT or key != digest:
+        return None
+    if meta_len > _MAX_META or len(data) != _HEADER.size + meta_len + length:
+        return None
+    payload = data[_HEADER.size + meta_len:]
+    if hashlib.sha256(payload).digest() != checksum:
+        return None
+    return payload
+
+
+def _read_entry(path: Path, digest: bytes) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:  # missing file, unreadable dir, dir is a file: all misses
+        return None
+    payload = _decode(data, digest)
+    if payload is None:
+        _bump("disk_rejects")
+    return payload
+
+
+def _write_entry(directory: Path, name: str, data: bytes) -> None:
+    """Atomically store ``data`` as ``directory/name``; on failure warn once, never raise."""
+    tmp = None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=_TMP_SUFFIX, dir=directory)
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; entries are not secret
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, directory / name)
+        tmp = None
+        _bump("disk_writes")
+    except OSError as err:
+        _bump("write_errors")
+        vanished = isinstance(err, FileNotFoundError) and tmp is not None and not os.path.exists(tmp)
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if not vanished:  # a temp file removed by clear_cache() elsewhere is no reason to warn
+            _warn_unwritable(directory, err)
+
+
+def _load(obj: bytes, symbols: list[str]) -> jit.LoadedLibrary:
+    """``jit.load_object``, keeping the engine of a failed load alive.
+
+    An MCJIT engine takes ownership of the process-wide ``host_target().machine``;
+    ``jit.load_object`` keeps engines alive only when it succeeds, so when it raises
+    (missing symbol, bad object) the engine is freed with the shared TargetMachine
+    and the next compile crashes (segfault). We pin such engines forever.
+    """
+    try:
+        return jit.load_object(obj, symbols)
+    except BaseException as err:
+        tb = err.__traceback__
+        while tb is not None:
+            for value in list(tb.tb_frame.f_locals.values()):
+                if isinstance(value, llvm.ExecutionEngine):
+                    _ENGINES_OF_FAILED_LOADS.append(value)
+            tb = tb.tb_next
+        raise
+
+
+def _key_lock(digest_hex: str) -> threading.Lock:
+    with _LOCK:
+        lock = _KEY_LOCKS.get(digest_hex)
+        if lock is None:
+            lock = _KEY_LOCKS[digest_hex] = threading.Lock()
+        return lock
+
+
+# ------------------------------------------------------------------ public API
+def load_or_compile(key: str, build: Callable[[], ir.Module], symbols: list[str],
+                    *, label: str | None = None) -> jit.LoadedLibrary:
+    """Machine code for the kernel ``key``: from memory, else disk, else ``build()`` + LLVM.
+
+    ``key`` must determine the module ``build()`` returns exactly (e.g. its IR text
+    or a deterministic spec string); ``build`` is only called on a compile.
+    ``symbols`` are the functions to look up (``lib.address(name)``). ``label`` is an
+    optional human-readable name stored in the entry's metadata (default: the key,
+    cut to 200 characters).
+
+    Never raises because of the cache itself (bad files are recompiled, unwritable
+    directories fall back to memory with one ``RuntimeWarning``); errors from
+    ``build()``, from LLVM, or a symbol the module does not define do propagate.
+
+    >>> import ctypes, llvmlite.ir as ir
+    >>> def build():
+    ...     m = ir.Module("k")
+    ...     i64 = ir.IntType(64)
+    ...     f = ir.Function(m, ir.FunctionType(i64, [i64]), "twice")
+    ...     b = ir.IRBuilder(f.append_basic_block())
+    ...     b.ret(b.add(f.args[0], f.args[0]))
+    ...     return m
+    >>> lib = load_or_compile("doc:twice", build, ["twice"])
+    >>> ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(lib.address("twice"))(21)
+    42
+    >>> load_or_compile("doc:twice", build, ["twice"]) is lib   # memory hit
+    True
+    """
+    symbols = list(symbols)
+    digest_hex = full_key(key)
+    mem_key = (digest_hex, tuple(symbols))
+    with _LOCK:
+        lib = _MEMORY.get(mem_key)
+        if lib is not None:
+            _STATS["hits_memory"] += 1
+            return lib
+    with _key_lock(digest_hex):
+        with _LOCK:  # another thread may have finished it while we waited
+            lib = _MEMORY.get(mem_key)
+            if lib is not None:
+                _STATS["hits_memory"] += 1
+                return lib
+        lib = _load_or_compile_locked(key, digest_hex, build, symbols, label)
+        with _LOCK:
+            _MEMORY[mem_key] = lib
+        return lib
+
+
+def _load_or_compile_locked(key, digest_hex, build, symbols, label) -> jit.LoadedLibrary:
+    digest = bytes.fromhex(digest_hex)
+    use_disk = cache_enabled()
+    directory = cache_dir() if use_disk else None
+    name = digest_hex + _SUFFIX
+    if use_disk:
+        payload = _read_entry(directory / name, digest)
+        if payload is not None:
+            try:
+                lib = _load(payload, symbols)
+            except Exception:
+                _bump("disk_rejects")  # verified but unloadable: recompile below
+            else:
+                _bump("hits_disk")
+                return lib
+    start = time.perf_counter()
+    obj = jit.compile_to_object(build())
+    seconds = time.perf_counter() - start
+    _bump("compiles")
+    lib = _load(obj, symbols)  # raises for a symbol the module lacks
+    if use_disk:
+        meta = {
+            "label": label if label is not None else key[:_KEY_PREVIEW],
+            "symbols": symbols,
+            "compile_seconds": round(seconds, 6),
+            "created": time.time(),
+            "object_bytes": len(obj),
+            "fingerprint": _target_fingerprint(),
+            "lucid_version": _lucid_version(),
+        }
+        _write_entry(directory, name, _encode(digest, obj, meta))
+    return lib
+
+
+def _entry_files(directory: Path) -> list[Path]:
+    try:
+        return sorted(p for p in directory.iterdir()
+                      if p.name.endswith(_SUFFIX) and not p.name.startswith("."))
+    except OSError:
+        return []
+
+
+def list_entries() -> list[CacheEntry]:
+    """``(name, size, mtime)`` of every entry file in :func:`cache_dir`, by name.
+
+    Temp files of unfinished writes are not listed. Pass ``name`` to
+    :func:`entry_metadata` for the human-readable details.
+
+    >>> for name, size, mtime in list_entries():  # doctest: +SKIP
+    ...     print(name, size)
+    3f1c...e2.lucidk 1232
+    """
+    out = []
+    for path in _entry_files(cache_dir()):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        out.append(CacheEntry(path.name, st.st_size, st.st_mtime))
+    return out
+
+
+def entry_metadata(name: str) -> dict | None:
+    """The JSON metadata stored with entry ``name`` (from :func:`list_entries`), or None.
+
+    Keys: ``label`` (the caller's key, shortened), ``symbols``, ``compile_seconds``,
+    ``created``, ``object_bytes``, ``fingerprint``, ``lucid_version``. Only the
+    header is checked here, not the payload checksum.
+
+    >>> entry_metadata(list_entries()[0].name)["symbols"]  # doctest: +SKIP
+    ['add']
+    """
+    try:
+        with open(cache_dir() / name, "rb") as f:
+            head = f.read(_HEADER.size)
+            if len(head) < _HEADER.size:
+                return None
+            magic, version, _flags, _key, _length, _sum, meta_len = _HEADER.unpack(head)
+            if magic != _MAGIC or version != CACHE_FORMAT or meta_len > _MAX_META:
+                return None
+            meta = json.loads(f.read(meta_len).decode())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def cache_info() -> dict:
+    """Summary of the disk cache: ``dir`` (Path), ``enabled``, ``entries``, ``bytes``.
+
+    >>> cache_info()  # doctest: +SKIP
+    {'dir': PosixPath('/home/me/.cache/lucid'), 'enabled': True, 'entries': 12, 'bytes': 48311}
+    """
+    entries = list_entries()
+    return {"dir": cache_dir(), "enabled": cache_enabled(),
+            "entries": len(entries), "bytes": sum(e.size for e in entries)}
+
+
+def clear_cache() -> int:
+    """Delete every entry and leftover temp file in :func:`cache_dir`; return how many.
+
+    Other files in the directory are left alone, and kernels already loaded in
+    this process keep working (see :func:`reset_memory_cache` for the memory side).
+
+    >>> clear_cache()  # doctest: +SKIP
+    12
+    """
+    directory = cache_dir()
+    removed = 0
+    try:
+        paths = list(directory.iterdir())
+    except OSError:
+        return 0
+    for path in paths:
+        n = path.name
+        is_entry = n.endswith(_SUFFIX) and not n.startswith(".")
+        is_tmp = n.startswith(".") and n.endswith(_TMP_SUFFIX) and _SUFFIX in n
+        if not (is_entry or is_tmp):
+            continue
+        try:
+            path.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def stats() -> dict[str, int]:
+    """Counters since start (or :func:`reset_stats`): a copy.
+
+    ``hits_memory``, ``hits_disk``, ``compiles``, ``disk_writes``,
+    ``disk_rejects`` (files that failed verification or loading) and
+    ``write_errors``.
+
+    >>> sorted(stats())
+    ['compiles', 'disk_rejects', 'disk_writes', 'hits_disk', 'hits_memory', 'write_errors']
+    """
+    with _LOCK:
+        return dict(_STATS)
+
+
+def reset_stats() -> None:
+    """Set every counter of :func:`stats` back to zero."""
+    with _LOCK:
+        for name in _STAT_NAMES:
+            _STATS[name] = 0
+
+
+def reset_memory_cache(*, clear_stats: bool = True) -> None:
+    """Forget the in-memory kernels (and, by default, the counters); for tests.
+
+    The machine code stays mapped (libraries handed out remain valid); the next
+    ``load_or_compile`` goes to disk again.
+
+    >>> reset_memory_cache(); stats()["hits_memory"]
+    0
+    """
+    with _LOCK:
+        _MEMORY.clear()
+    if clear_stats:
+        reset_stats()
