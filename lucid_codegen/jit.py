@@ -27,7 +27,10 @@ import llvmlite.ir as ir
 from .target import host_target
 
 _LOCK = threading.Lock()  # LLVM's JIT objects are not safe to build concurrently
-_LIBRARIES: list["LoadedLibrary"] = []  # keeps engines alive: their code must never be freed
+# Every engine ever created stays alive: its code must never be freed, and freeing an
+# engine also frees the shared target machine it took ownership of (a later compile
+# would then crash). So engines are kept even when loading fails.
+_ENGINES: list = []
 
 
 class LoadedLibrary:
@@ -101,6 +104,7 @@ def load_object(obj: bytes, symbols: list[str]) -> LoadedLibrary:
         target = host_target()
         empty = llvm.parse_assembly(f'target triple = "{target.triple}"\n')
         engine = llvm.create_mcjit_compiler(empty, target.machine)
+        _ENGINES.append(engine)
         engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
         engine.finalize_object()
         addresses = {}
@@ -109,9 +113,7 @@ def load_object(obj: bytes, symbols: list[str]) -> LoadedLibrary:
             if not addr:
                 raise RuntimeError(f"object file does not define {name!r}")
             addresses[name] = addr
-        lib = LoadedLibrary(engine, addresses)
-        _LIBRARIES.append(lib)
-        return lib
+        return LoadedLibrary(engine, addresses)
 
 
 def timed(fn, *args, **kwargs):
