@@ -1,0 +1,23 @@
+"""Lucid: PyTorch-style deep learning in which every operation goes through a compiler.
+
+>>> import lucid
+>>> import lucid.nn.functional as F
+>>> x = lucid.Tensor([[1.0, 2.0, 3.0]], requires_grad=True)
+>>> w = lucid.Tensor([[4.0, 5.0, 6.0], [7.0, 8.0, 9.0]], requires_grad=True)
+>>> F.linear(x, w)
+Tensor([[32.0, 50.0]], grad=None)
+"""
+__version__ = "0.1.0"
+
+from . import random  # noqa: E402
+from .creation import ones, rand, randn, tensor, zeros  # noqa: E402
+from .grad_mode import is_grad_enabled, no_grad  # noqa: E402
+from .functional_core import matmul  # noqa: E402
+from .tensor import Tensor  # noqa: E402
+from . import nn  # noqa: E402
+
+float32 = "float32"
+float64 = "float64"
+
+__all__ = ["Tensor", "tensor", "zeros", "ones", "randn", "rand", "no_grad", "is_grad_enabled",
+           "matmul", "random", "nn", "float32", "float64"]

@@ -40,6 +40,7 @@ class BackwardGraph:
     graph: Graph                    # inputs: cotangents + residuals; outputs: gradients
     residuals: tuple[Value, ...]    # the forward values fed as the residual inputs
     wrt: tuple[int, ...]            # indices of the forward inputs whose gradients are output
+    also: tuple[Value, ...] = ()    # intermediate values whose gradients are output after those
 
 
 def depends_on(graph: Graph, sources) -> set[Value]:
@@ -51,10 +52,12 @@ def depends_on(graph: Graph, sources) -> set[Value]:
     return reached
 
 
-def run(forward: Graph, wrt) -> BackwardGraph:
-    wrt = tuple(wrt)
-    wanted = [forward.inputs[i] for i in wrt]
-    active = depends_on(forward, wanted)
+def run(forward: Graph, wrt, also=()) -> BackwardGraph:
+    """Derive the backward graph; ``also`` names intermediate values whose gradients
+    are wanted too (``Tensor.retain_grad``)."""
+    wrt, also = tuple(wrt), tuple(also)
+    wanted = [forward.inputs[i] for i in wrt] + list(also)
+    active = depends_on(forward, [forward.inputs[i] for i in wrt] + list(also))
     b = GraphBuilder()
     cotangents = [Value(v.type) for v in forward.outputs]
     grads: dict[Value, Value] = {}
@@ -90,4 +93,4 @@ def run(forward: Graph, wrt) -> BackwardGraph:
             seen.add(v)
             residuals.append(v)
     graph = Graph(tuple(cotangents) + tuple(residuals), body.nodes, tuple(outputs))
-    return BackwardGraph(graph, tuple(residuals), wrt)
+    return BackwardGraph(graph, tuple(residuals), wrt, also)

@@ -1,0 +1,27 @@
+"""Tensor-level functions shared by the Tensor methods and ``lucid.nn.functional``."""
+from __future__ import annotations
+
+from . import dispatch
+from .dispatch import as_tensor, cast
+from lucid_ir.types import promote
+
+
+def matmul(a, b):
+    """``a @ b`` for 1-D and 2-D tensors (1-D operands are treated as a row / a column)."""
+    a, b = as_tensor(a), as_tensor(b)
+    if a.ndim not in (1, 2) or b.ndim not in (1, 2):
+        raise ValueError(f"matmul: operands must be 1-D or 2-D, got shapes {a.shape} and {b.shape}")
+    dtype = promote(a.dtype, b.dtype)
+    a2 = a.reshape(1, -1) if a.ndim == 1 else a
+    b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+    if a2.shape[1] != b2.shape[0]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit: "
+                         f"{a2.shape[1]} != {b2.shape[0]}")
+    out = dispatch.apply("matmul", cast(a2, dtype), cast(b2, dtype))
+    if a.ndim == 1 and b.ndim == 1:
+        return out.reshape(())
+    if a.ndim == 1:
+        return out.reshape(out.shape[1])
+    if b.ndim == 1:
+        return out.reshape(out.shape[0])
+    return out

@@ -1,0 +1,145 @@
+"""``lucid.nn.functional``: the functions layers are made of, each built from IR
+primitives so that autodiff, fusion and codegen see every step.
+
+``linear`` follows the seed page (``../shared/seed/linear.md``): out = x · Wᵀ + b.
+
+>>> import lucid
+>>> import lucid.nn.functional as F
+>>> x = lucid.Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+>>> w = lucid.Tensor([[5.0, 6.0], [7.0, 8.0]], requires_grad=True)
+>>> b = lucid.Tensor([[9.0, 10.0]], requires_grad=True).reshape(1, -1)
+>>> out = F.linear(x, w, b)
+>>> out
+Tensor([[26.0, 33.0],
+ [48.0, 63.0]], grad=None)
+>>> out.backward()
+>>> b.grad  # a batch of two rows: each bias element receives 1 + 1
+array([[2., 2.]], dtype=float32)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from lucid_ir.types import promote
+
+from .. import dispatch
+from ..dispatch import apply, as_tensor, cast
+from ..tensor import Tensor
+
+
+def linear(input_: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """Apply ``out = input_ · weightᵀ + bias``.
+
+    input_: ``(N, *, in_features)`` (a 1-D ``(in_features,)`` vector is accepted too);
+    weight: ``(out_features, in_features)``; bias: ``(out_features,)`` or
+    ``(1, out_features)``, or None. Returns ``(N, *, out_features)``.
+
+    Shapes that do not fit raise ``ValueError`` naming both shapes:
+
+    >>> import lucid
+    >>> linear(lucid.zeros(2, 3), lucid.zeros(2, 4))
+    Traceback (most recent call last):
+    ...
+    ValueError: linear: input (2, 3) and weight (2, 4) do not fit: in_features 3 != 4
+    """
+    x, w = as_tensor(input_), as_tensor(weight)
+    if w.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {w.shape}")
+    if x.ndim < 1:
+        raise ValueError(f"linear: input must have at least 1 dimension, got shape {x.shape}")
+    out_features, in_features = w.shape
+    if x.shape[-1] != in_features:
+        raise ValueError(f"linear: input {x.shape} and weight {w.shape} do not fit: "
+                         f"in_features {x.shape[-1]} != {in_features}")
+    dtypes = [x.dtype, w.dtype]
+    if bias is not None:
+        bias = as_tensor(bias)
+        if bias.shape not in ((out_features,), (1, out_features)):
+            raise ValueError(f"linear: bias {bias.shape} does not fit weight {w.shape}: expected "
+                             f"({out_features},) or (1, {out_features})")
+        dtypes.append(bias.dtype)
+    dtype = promote(*dtypes)
+    x, w = cast(x, dtype), cast(w, dtype)
+    lead = x.shape[:-1]
+    x2 = x if x.ndim == 2 else x.reshape(-1, in_features)
+    out = apply("matmul", x2, w, trans_b=True)
+    if bias is not None:
+        b = cast(bias, dtype)
+        out = apply("add", out, b if b.ndim == 1 else b.reshape(out_features))
+    return out if x.ndim == 2 else out.reshape(*lead, out_features)
+
+
+def relu(x: Tensor) -> Tensor:
+    """``max(x, 0)``; its gradient at 0 is 0 (as in PyTorch)."""
+    return as_tensor(x).relu()
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return apply("sigmoid", as_tensor(x))
+
+
+def tanh(x: Tensor) -> Tensor:
+    return apply("tanh", as_tensor(x))
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """``x - logsumexp(x)`` along ``axis``, computed stably (the max is subtracted first)."""
+    x = as_tensor(x)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    x = as_tensor(x)
+    e = (x - x.max(axis=axis, keepdims=True)).exp()
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def mse_loss(input_: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Mean (or sum) of squared differences; shapes must match exactly."""
+    x, t = as_tensor(input_), as_tensor(target)
+    if x.shape != t.shape:
+        raise ValueError(f"mse_loss: input {x.shape} and target {t.shape} must have the same shape")
+    d = dispatch.binary("sub", x, t)
+    return _reduce(d * d, reduction, "mse_loss")
+
+
+def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Cross entropy of ``logits`` ``(N, C)`` against integer class ``target`` ``(N,)``
+    (or class probabilities of shape ``(N, C)``), averaged over the batch.
+    """
+    z = as_tensor(logits)
+    if z.ndim != 2:
+        raise ValueError(f"cross_entropy: logits must be (N, C), got shape {z.shape}")
+    n, c = z.shape
+    t = target._data if isinstance(target, Tensor) else np.asarray(target)
+    if t.dtype.kind in "iu" or (t.dtype.kind == "f" and t.shape == (n,)):
+        if t.shape != (n,):
+            raise ValueError(f"cross_entropy: logits {z.shape} and target {t.shape} do not fit: "
+                             f"expected a target of shape ({n},)")
+        if t.dtype.kind == "f" and not np.all(t == np.round(t)):
+            raise TypeError("cross_entropy: class targets must be integers")
+        t = t.astype(np.int64)
+        if t.size and (t.min() < 0 or t.max() >= c):
+            raise ValueError(f"cross_entropy: target classes must lie in [0, {c}), "
+                             f"got values from {t.min()} to {t.max()}")
+        probs = np.zeros((n, c), dtype=z.dtype)
+        probs[np.arange(n), t] = 1.0
+    elif t.dtype.kind == "f":
+        if t.shape != (n, c):
+            raise ValueError(f"cross_entropy: logits {z.shape} and target {t.shape} do not fit")
+        probs = t.astype(z.dtype)
+    else:
+        raise TypeError(f"cross_entropy: target must hold integers or probabilities, got {t.dtype}")
+    per_row = -(log_softmax(z, axis=1) * Tensor(probs)).sum(axis=1)
+    return _reduce(per_row, reduction, "cross_entropy")

@@ -1,0 +1,224 @@
+"""``lucid.Tensor``: a numpy array plus what autograd needs.
+
+>>> import lucid
+>>> x = lucid.Tensor([[1.0, 2.0, 3.0]], requires_grad=True)
+>>> y = (x * x).sum()
+>>> y
+Tensor(14.0, grad=None)
+>>> y.backward()
+>>> x.grad
+array([[2., 4., 6.]], dtype=float32)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from lucid_ir.graph import Value
+from lucid_ir.types import TensorType
+
+from . import dispatch
+from .data import to_array
+
+
+class Tensor:
+    """A tensor backed by a numpy array (float32 by default, or float64).
+
+    ``requires_grad=True`` makes operations on it record a graph, so that
+    ``backward()`` can fill its ``.grad`` (a numpy array, or None before any backward).
+    """
+
+    __array_priority__ = 1000  # so numpy_array + tensor gives a Tensor
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        self._data = to_array(data, dtype)
+        if requires_grad and self._data.dtype.kind != "f":
+            raise TypeError("only floating-point tensors can require gradients")
+        self.requires_grad = bool(requires_grad)
+        self.grad: np.ndarray | None = None
+        self._value: Value | None = None
+        self._node = None        # the node that produced this tensor (None for leaves)
+        self._parents = None     # the input tensors of that node
+        self._freed = False      # set once backward has consumed the graph
+        self._is_leaf = True
+        self._retains_grad = False
+
+    @classmethod
+    def _from_node(cls, data: np.ndarray, node, parents):
+        t = cls.__new__(cls)
+        t._data, t.grad, t._freed = data, None, False
+        t._value = node.out
+        t.requires_grad = parents is not None
+        t._is_leaf = parents is None
+        # A reshaped or transposed leaf is another view of that leaf (the seed's
+        # ``bias = Tensor(...).reshape(1, -1)``): backward fills its .grad too.
+        t._retains_grad = t.requires_grad and node.op in ("reshape", "transpose") and all(
+            p._is_leaf or p._retains_grad for p in parents)
+        t._node = node if parents is not None else None
+        t._parents = tuple(parents) if parents is not None else None
+        return t
+
+    # -- data access ---------------------------------------------------------------
+    @property
+    def value(self) -> Value:
+        """The graph value standing for this tensor."""
+        if self._value is None:
+            self._value = Value(TensorType(self._data.shape, self._data.dtype.name))
+        return self._value
+
+    @property
+    def data(self) -> np.ndarray:
+        return self._data
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._data.shape
+
+    @property
+    def dtype(self) -> str:
+        return self._data.dtype.name
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    @property
+    def size(self) -> int:
+        return self._data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors made by the user, False for results of recorded ops."""
+        return self._is_leaf
+
+    def retain_grad(self) -> "Tensor":
+        """Make backward fill this non-leaf tensor's ``.grad`` too (as in PyTorch)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: this tensor does not require grad")
+        self._retains_grad = not self._is_leaf
+        return self
+
+    def numpy(self) -> np.ndarray:
+        return self._data
+
+    def item(self) -> float:
+        if self._data.size != 1:
+            raise ValueError(f"item: only a one-element tensor has an item, this one has shape {self.shape}")
+        return float(self._data.reshape(()))
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph (shares memory, like PyTorch)."""
+        return Tensor(self._data)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"Tensor({format_array(self._data)}, grad={format_grad(self.grad)})"
+
+    __str__ = __repr__
+
+    def backward(self, gradient=None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+
+        A non-scalar tensor is seeded with ones (the seed page's convention) unless
+        ``gradient`` is given.
+        """
+        from .autograd import backward
+        backward(self, gradient, retain_graph)
+
+    # -- operators ------------------------------------------------------------------
+    def __add__(self, o): return dispatch.binary("add", self, o)
+    def __radd__(self, o): return dispatch.binary("add", o, self)
+    def __sub__(self, o): return dispatch.binary("sub", self, o)
+    def __rsub__(self, o): return dispatch.binary("sub", o, self)
+    def __mul__(self, o): return dispatch.binary("mul", self, o)
+    def __rmul__(self, o): return dispatch.binary("mul", o, self)
+    def __truediv__(self, o): return dispatch.binary("div", self, o)
+    def __rtruediv__(self, o): return dispatch.binary("div", o, self)
+    def __neg__(self): return dispatch.apply("neg", self)
+    def __gt__(self, o): return dispatch.binary("gt", self, o)
+    def __ge__(self, o): return dispatch.binary("ge", self, o)
+    def __lt__(self, o): return dispatch.binary("lt", self, o)
+    def __le__(self, o): return dispatch.binary("le", self, o)
+
+    def __matmul__(self, o):
+        from .functional_core import matmul
+        return matmul(self, o)
+
+    def __rmatmul__(self, o):
+        from .functional_core import matmul
+        return matmul(dispatch.as_tensor(o), self)
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise ValueError("the truth value of a tensor with more than one element is ambiguous")
+        return bool(self._data.reshape(()))
+
+    __hash__ = object.__hash__
+
+    # -- methods --------------------------------------------------------------------
+    def exp(self): return dispatch.apply("exp", self)
+    def log(self): return dispatch.apply("log", self)
+    def tanh(self): return dispatch.apply("tanh", self)
+    def sigmoid(self): return dispatch.apply("sigmoid", self)
+
+    def relu(self):
+        return dispatch.binary("maximum", self, 0.0)
+
+    def sum(self, axis=None, keepdims: bool = False):
+        return dispatch.apply("sum", self, axes=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims: bool = False):
+        return dispatch.apply("mean", self, axes=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims: bool = False):
+        return dispatch.apply("max", self, axes=axis, keepdims=keepdims)
+
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return dispatch.apply("reshape", self, shape=shape)
+
+    def transpose(self, *axes):
+        """No arguments: reverse the axes. Two axes: swap them (PyTorch). All axes: permute."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        if not axes:
+            return dispatch.apply("transpose", self)
+        if len(axes) == 2 and self.ndim != 2:
+            perm = list(range(self.ndim))
+            a, b = (int(x) % max(self.ndim, 1) for x in axes)
+            perm[a], perm[b] = perm[b], perm[a]
+            axes = tuple(perm)
+        elif len(axes) == 2 and self.ndim == 2 and sorted(int(x) % 2 for x in axes) == [0, 0]:
+            return self  # swapping an axis with itself
+        elif len(axes) == 2 and self.ndim == 2:
+            axes = (1, 0)
+        return dispatch.apply("transpose", self, perm=axes)
+
+    def permute(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return dispatch.apply("transpose", self, perm=axes)
+
+    @property
+    def T(self):
+        return dispatch.apply("transpose", self)
+
+
+def format_array(a: np.ndarray) -> str:
+    if a.ndim == 0:
+        return str(a.dtype.type(a))
+    return np.array2string(a, separator=", ", formatter={"float_kind": lambda x: str(x)})
+
+
+def format_grad(g) -> str:
+    return "None" if g is None else format_array(np.asarray(g))

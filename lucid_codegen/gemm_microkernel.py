@@ -1,0 +1,333 @@
+"""IR pieces of the GEMM kernel: vector helpers, activations, micro-kernel, tile store.
+
+Everything here is built with ``llvmlite.ir.IRBuilder``. No fast-math flags are
+used: every FMA is an explicit ``llvm.fma.*`` call, so the arithmetic done for an
+element of C does not depend on which code path (full tile, edge tile, thread
+chunk) computed it. That is what makes a multi-threaded split bit-identical to a
+single-threaded run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import llvmlite.ir as ir
+
+I1 = ir.IntType(1)
+I8 = ir.IntType(8)
+I32 = ir.IntType(32)
+I64 = ir.IntType(64)
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """Register and cache blocking of one kernel (all derived from the vector width)."""
+
+    W: int    # lanes per vector
+    NV: int   # vectors per micro-tile row (NR = NV * W)
+    MR: int   # rows of the micro-tile
+    MC: int   # rows of a packed A block (multiple of MR)
+    KC: int   # depth of a K block
+    NC: int   # columns of a packed B block (multiple of NR)
+    UNROLL: int = 4  # k-loop unroll of the micro-kernel
+
+    @property
+    def NR(self) -> int:
+        return self.NV * self.W
+
+    def tag(self) -> str:
+        return (f"W{self.W}NV{self.NV}MR{self.MR}MC{self.MC}KC{self.KC}NC{self.NC}"
+                f"U{self.UNROLL}")
+
+
+def default_blocking(dtype: str, vector_bytes: int) -> Blocking:
+    size = 4 if dtype == "float32" else 8
+    W = max(vector_bytes // size, 1)
+    # 32 vector registers with AVX-512, 16 with AVX2: accumulators MR x NV plus NV
+    # B vectors and a broadcast must fit.
+    MR = 12 if vector_bytes >= 64 else 6
+    NV = 2
+    KC = 256 if size == 4 else 192
+    MC = MR * 12
+    NC = NV * W * (64 if size == 4 else 96)
+    return Blocking(W=W, NV=NV, MR=MR, MC=MC, KC=KC, NC=NC)
+
+
+class Ctx:
+    """Types and intrinsic declarations for one module and element type."""
+
+    def __init__(self, module: ir.Module, dtype: str, blk: Blocking):
+        self.m = module
+        self.dtype = dtype
+        self.blk = blk
+        self.T = ir.FloatType() if dtype == "float32" else ir.DoubleType()
+        self.size = 4 if dtype == "float32" else 8
+        self.IT = I32 if dtype == "float32" else I64   # same-width integer
+        self.W = blk.W
+        self.V = ir.VectorType(self.T, self.W)
+        self.VI = ir.VectorType(self.IT, self.W)
+        self.P = self.T.as_pointer()
+        self.VP = self.V.as_pointer()
+        self.sfx = f"v{self.W}{'f32' if self.size == 4 else 'f64'}"
+
+    # -- declarations -------------------------------------------------------
+    def intrinsic(self, name: str, ret, args) -> ir.Function:
+        if name in self.m.globals:
+            return self.m.globals[name]
+        return ir.Function(self.m, ir.FunctionType(ret, args), name)
+
+    def vcall(self, b: ir.IRBuilder, op: str, *args):
+        fn = self.intrinsic(f"llvm.{op}.{self.sfx}", self.V, [self.V] * len(args))
+        return b.call(fn, list(args))
+
+    def fma(self, b, x, y, z):
+        return self.vcall(b, "fma", x, y, z)
+
+    # -- constants and vectors ---------------------------------------------
+    def cvec(self, value: float) -> ir.Constant:
+        return ir.Constant(self.V, [value] * self.W)
+
+    def civec(self, value: int) -> ir.Constant:
+        return ir.Constant(self.VI, [value] * self.W)
+
+    def splat(self, b: ir.IRBuilder, scalar):
+        v = b.insert_element(ir.Constant(self.V, ir.Undefined), scalar, I32(0))
+        mask = ir.Constant(ir.VectorType(I32, self.W), [0] * self.W)
+        return b.shuffle_vector(v, ir.Constant(self.V, ir.Undefined), mask)
+
+    def vload(self, b, ptr, align=None):
+        vp = b.bitcast(ptr, self.VP)
+        return b.load(vp, align=align or self.size)
+
+    def vstore(self, b, val, ptr, align=None):
+        vp = b.bitcast(ptr, self.VP)
+        b.store(val, vp, align=align or self.size)
+
+
+# -- control flow helpers ---------------------------------------------------
+
+def counted_loop(b: ir.IRBuilder, lo, hi, step, body, name="loop"):
+    """for (i = lo; i < hi; i += step) body(i)   (signed compare)."""
+    pre = b.block
+    hdr = b.append_basic_block(f"{name}.hdr")
+    bod = b.append_basic_block(f"{name}.body")
+    end = b.append_basic_block(f"{name}.end")
+    b.branch(hdr)
+    b.position_at_end(hdr)
+    i = b.phi(I64, name=f"{name}.i")
+    i.add_incoming(lo, pre)
+    b.cbranch(b.icmp_signed("<", i, hi), bod, end)
+    b.position_at_end(bod)
+    body(i)
+    nxt = b.add(i, step if isinstance(step, ir.Value) else I64(step))
+    i.add_incoming(nxt, b.block)
+    b.branch(hdr)
+    b.position_at_end(end)
+
+
+def imin(b, x, y):
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+# -- activations --------------------------------------------------------------
+
+def vexp(c: Ctx, b: ir.IRBuilder, x):
+    """exp(x) for a vector: range reduction by ln2 plus a Taylor polynomial."""
+    if c.size == 4:
+        lo, hi, ln2hi, ln2lo, degree, mant, bias = (-87.0, 88.0, 0.693359375,
+                                                     -2.12194440e-4, 7, 23, 127)
+    else:
+        lo, hi, ln2hi, ln2lo, degree, mant, bias = (-708.0, 709.0, 6.93147180369123816490e-01,
+                                                     1.90821492927058770002e-10, 13, 52, 1023)
+    x = b.select(b.fcmp_ordered("<", x, c.cvec(lo)), c.cvec(lo), x)
+    x = b.select(b.fcmp_ordered(">", x, c.cvec(hi)), c.cvec(hi), x)
+    n = c.vcall(b, "floor", c.fma(b, x, c.cvec(1.4426950408889634), c.cvec(0.5)))
+    r = c.fma(b, n, c.cvec(-ln2hi), x)
+    r = c.fma(b, n, c.cvec(-ln2lo), r)
+    fact = [1.0]
+    for k in range(1, degree + 1):
+        fact.append(fact[-1] * k)
+    p = c.cvec(1.0 / fact[degree])
+    for k in range(degree - 1, -1, -1):
+        p = c.fma(b, p, r, c.cvec(1.0 / fact[k]))
+    ni = b.fptosi(n, c.VI)
+    bits = b.shl(b.add(ni, c.civec(bias)), c.civec(mant))
+    return b.fmul(p, b.bitcast(bits, c.V))
+
+
+def activation(c: Ctx, b: ir.IRBuilder, kind: str, x):
+    if kind == "none":
+        return x
+    if kind == "relu":
+        return b.select(b.fcmp_ordered("<", x, c.cvec(0.0)), c.cvec(0.0), x)
+    if kind == "sigmoid":
+        e = vexp(c, b, b.fsub(c.cvec(0.0), x))
+        return b.fdiv(c.cvec(1.0), b.fadd(c.cvec(1.0), e))
+    if kind == "tanh":
+        ax = c.vcall(b, "fabs", x)
+        e = vexp(c, b, b.fmul(ax, c.cvec(-2.0)))
+        t = b.fdiv(b.fsub(c.cvec(1.0), e), b.fadd(c.cvec(1.0), e))
+        return c.vcall(b, "copysign", t, x)
+    raise ValueError(f"unknown epilogue {kind!r}")
+
+
+# -- micro-kernel ----------------------------------------------------------------
+
+def build_microkernel(c: Ctx, name: str) -> ir.Function:
+    """void ukr(i64 kc, T* Ap, T* Bp, T* tile): tile[MR][NR] = sum_p Ap[p] (x) Bp[p].
+
+    Ap is an MR-wide packed panel (Ap[p*MR + i]), Bp an NR-wide one (Bp[p*NR + j],
+    64-byte aligned). The MR*NV accumulators live in phi nodes.
+    """
+    blk = c.blk
+    MR, NV, W, NR, U = blk.MR, blk.NV, blk.W, blk.NR, blk.UNROLL
+    fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), [I64, c.P, c.P, c.P]), name)
+    fn.linkage = "internal"
+    kc, ap0, bp0, tile = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    zero = c.cvec(0.0)
+
+    def step(bb, accs, ap, bp):
+        bv = [c.vload(bb, bb.gep(bp, [I64(v * W)]), align=64) for v in range(NV)]
+        out = list(accs)
+        for i in range(MR):
+            a = c.splat(bb, bb.load(bb.gep(ap, [I64(i)]), align=c.size))
+            for v in range(NV):
+                out[i * NV + v] = c.fma(bb, a, bv[v], accs[i * NV + v])
+        return out
+
+    def kloop(lo_accs, lo_ap, lo_bp, count, per_iter, tag):
+        """Loop `count` times doing `per_iter` k-steps; returns final (accs, ap, bp)."""
+        pre = b.block
+        hdr = b.append_basic_block(f"{tag}.hdr")
+        bod = b.append_basic_block(f"{tag}.body")
+        end = b.append_basic_block(f"{tag}.end")
+        b.branch(hdr)
+        b.position_at_end(hdr)
+        it = b.phi(I64)
+        ap = b.phi(c.P)
+        bp = b.phi(c.P)
+        accs = [b.phi(c.V) for _ in range(MR * NV)]
+        it.add_incoming(I64(0), pre)
+        ap.add_incoming(lo_ap, pre)
+        bp.add_incoming(lo_bp, pre)
+        for phi, val in zip(accs, lo_accs):
+            phi.add_incoming(val, pre)
+        b.cbranch(b.icmp_signed("<", it, count), bod, end)
+        b.position_at_end(bod)
+        cur = list(accs)
+        for u in range(per_iter):
+            cur = step(b, cur, b.gep(ap, [I64(u * MR)]), b.gep(bp, [I64(u * NR)]))
+        nap = b.gep(ap, [I64(per_iter * MR)])
+        nbp = b.gep(bp, [I64(per_iter * NR)])
+        nit = b.add(it, I64(1))
+        latch = b.block
+        it.add_incoming(nit, latch)
+        ap.add_incoming(nap, latch)
+        bp.add_incoming(nbp, latch)
+        for phi, val in zip(accs, cur):
+            phi.add_incoming(val, latch)
+        b.branch(hdr)
+        b.position_at_end(end)
+        return accs, ap, bp
+
+    accs = [zero] * (MR * NV)
+    if U > 1:
+        accs, ap, bp = kloop(accs, ap0, bp0, b.sdiv(kc, I64(U)), U, "kmain")
+        accs, ap, bp = kloop(accs, ap, bp, b.srem(kc, I64(U)), 1, "krem")
+    else:
+        accs, ap, bp = kloop(accs, ap0, bp0, kc, 1, "k")
+    for i in range(MR):
+        for v in range(NV):
+            c.vstore(b, accs[i * NV + v], b.gep(tile, [I64(i * NR + v * W)]), align=64)
+    b.ret_void()
+    return fn
+
+
+# -- tile store with bias / activation / residual / accumulate ------------------
+
+def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
+    """void epi(T* tile, T* C, i64 ldc, i64 mr, T* bias, T* R, i64 rsr, i1 first, i1 last, T alpha)
+
+    Writes rows [0, mr) of a full-width (NR) tile into C, where C, bias and R all
+    have unit column stride. K-block protocol:
+
+    * epilogue 'none' (linear): on the first K block C = init + alpha*S0 with
+      init = [C_old if accumulate] + bias + R; later blocks C += alpha*S_k.
+    * otherwise: C holds the raw partial sum between blocks; on the last block
+      C = act(alpha*S + bias) + R [+ C_old if accumulate]. (An accumulating
+      nonlinear kernel always runs K in a single block, so C_old is still in C.)
+    """
+    blk = c.blk
+    NR, NV, W = blk.NR, blk.NV, blk.W
+    args = [c.P, c.P, I64, I64, c.P, c.P, I64, I1, I1, c.T]
+    fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), args), name)
+    fn.linkage = "internal"
+    tile, C, ldc, mr, bias, R, rsr, first, last, alpha = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    valpha = c.splat(b, alpha)
+    linear = spec.epilogue == "none"
+
+    def rows(body, tag):
+        def row(i):
+            trow = b.gep(tile, [b.mul(i, I64(NR))])
+            crow = b.gep(C, [b.mul(i, ldc)])
+            rrow = b.gep(R, [b.mul(i, rsr)]) if spec.residual else None
+            for v in range(NV):
+                off = I64(v * W)
+                t = c.vload(b, b.gep(trow, [off]), align=64)
+                cp = b.gep(crow, [off])
+                bv = c.vload(b, b.gep(bias, [off])) if spec.bias else None
+                rv = c.vload(b, b.gep(rrow, [off])) if spec.residual else None
+                c.vstore(b, body(t, cp, bv, rv), cp)
+        counted_loop(b, I64(0), mr, 1, row, tag)
+
+    if linear:
+        def first_body(t, cp, bv, rv):
+            init = c.vload(b, cp) if spec.accumulate else None
+            for extra in (bv, rv):
+                if extra is not None:
+                    init = extra if init is None else b.fadd(init, extra)
+            if init is None:
+                return b.fmul(valpha, t)
+            return c.fma(b, valpha, t, init)
+
+        def later_body(t, cp, bv, rv):
+            return c.fma(b, valpha, t, c.vload(b, cp))
+
+        with b.if_else(first) as (then, otherwise):
+            with then:
+                rows(first_body, "first")
+            with otherwise:
+                rows(later_body, "later")
+    else:
+        def last_body(t, cp, bv, rv, with_partial):
+            s = b.fadd(t, c.vload(b, cp)) if with_partial else t
+            if bv is not None:
+                y = c.fma(b, valpha, s, bv)
+            else:
+                y = b.fmul(valpha, s)
+            y = activation(c, b, spec.epilogue, y)
+            if rv is not None:
+                y = b.fadd(y, rv)
+            if spec.accumulate:
+                y = b.fadd(y, c.vload(b, cp))
+            return y
+
+        def partial_body(t, cp, bv, rv, with_partial):
+            return b.fadd(t, c.vload(b, cp)) if with_partial else t
+
+        with b.if_else(last) as (then, otherwise):
+            with then:
+                with b.if_else(first) as (t2, o2):
+                    with t2:
+                        rows(lambda *a: last_body(*a, False), "lastfirst")
+                    with o2:
+                        rows(lambda *a: last_body(*a, True), "lastlater")
+            with otherwise:
+                with b.if_else(first) as (t2, o2):
+                    with t2:
+                        rows(lambda *a: partial_body(*a, False), "midfirst")
+                    with o2:
+                        rows(lambda *a: partial_body(*a, True), "midlater")
+    b.ret_void()
+    return fn
