@@ -9,7 +9,7 @@ Tensor([[32.0, 50.0]], grad=None)
 """
 __version__ = "0.1.0"
 
-from . import random  # noqa: E402
+from . import backend, random  # noqa: E402
 from .creation import ones, rand, randn, tensor, zeros  # noqa: E402
 from .grad_mode import is_grad_enabled, no_grad  # noqa: E402
 from .functional_core import matmul  # noqa: E402

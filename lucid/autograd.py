@@ -90,5 +90,7 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
         t.grad = g.copy() if t.grad is None else t.grad + g
     if not retain_graph:
         for t in order:
+            if not t._parents:
+                continue  # a constant: nothing saved to free
             t._freed = True
             t._node = t._parents = None

@@ -22,12 +22,14 @@ def apply(op: str, *inputs, **attrs):
 
 
 def as_tensor(x, like=None):
-    """A tensor from ``x``; Python scalars take ``like``'s dtype (``x * 2`` stays float32)."""
+    """A tensor from ``x``. A Python number next to a tensor ``like`` becomes a
+    ``constant`` node of ``like``'s dtype (so ``x * 2`` stays float32 and the graph
+    shows the number)."""
     from .tensor import Tensor
     if isinstance(x, Tensor):
         return x
     if like is not None and isinstance(x, (int, float)) and not isinstance(x, bool):
-        return Tensor(x, dtype=like.dtype)
+        return apply("constant", value=float(x), shape=(), dtype=like.dtype)
     return Tensor(x)
 
 

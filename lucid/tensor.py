@@ -49,12 +49,14 @@ class Tensor:
         t._value = node.out
         t.requires_grad = parents is not None
         t._is_leaf = parents is None
+        t._node = node if parents is not None else None
+        t._parents = tuple(parents) if parents is not None else None
+        if node.op == "constant":  # keep the node, so recorded graphs show the number
+            t._node, t._parents = node, ()
         # A reshaped or transposed leaf is another view of that leaf (the seed's
         # ``bias = Tensor(...).reshape(1, -1)``): backward fills its .grad too.
         t._retains_grad = t.requires_grad and node.op in ("reshape", "transpose") and all(
             p._is_leaf or p._retains_grad for p in parents)
-        t._node = node if parents is not None else None
-        t._parents = tuple(parents) if parents is not None else None
         return t
 
     # -- data access ---------------------------------------------------------------
