@@ -46,7 +46,7 @@ def default_blocking(dtype: str, vector_bytes: int) -> Blocking:
     # B vectors and a broadcast must fit.
     MR = 12 if vector_bytes >= 64 else 6
     NV = 2
-    KC = 256 if size == 4 else 192
+    KC = 512 if size == 4 else 256
     MC = MR * 12
     NC = NV * W * (64 if size == 4 else 96)
     return Blocking(W=W, NV=NV, MR=MR, MC=MC, KC=KC, NC=NC)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
-from .gemm_microkernel import I1, I64, Ctx, counted_loop, imin
+from .gemm_microkernel import I1, I32, I64, Ctx, counted_loop, imin
 
 
 def build_pack_a(c: Ctx, name: str) -> ir.Function:
@@ -81,6 +81,19 @@ def build_pack_b(c: Ctx, name: str) -> ir.Function:
                                  align=64)
                 counted_loop(b, I64(0), kc, 1, row, "pb.vec")
             with otherwise:
+                # Columns of B contiguous (B = W^T): W x W register transposes.
+                tr = b.and_(full, b.icmp_signed("==", rsb, I64(1)))
+                kvec = b.select(tr, b.mul(b.sdiv(kc, I64(W)), I64(W)), I64(0))
+                cptrs = [b.gep(src, [b.mul(I64(j), csb)]) for j in range(NR)]
+
+                def chunk(p0):
+                    rows = [c.vload(b, b.gep(cptrs[j], [p0])) for j in range(NR)]
+                    for v in range(NV):
+                        t = transpose(c, b, rows[v * W:(v + 1) * W])
+                        for p in range(W):
+                            d = b.gep(dst, [b.add(b.mul(b.add(p0, I64(p)), I64(NR)), I64(v * W))])
+                            c.vstore(b, t[p], d, align=64)
+                counted_loop(b, I64(0), kvec, W, chunk, "pb.tr")
                 last = b.sub(imin(b, cols, I64(NR)), I64(1))
                 ptrs, valid = [], []
                 for j in range(NR):
@@ -94,10 +107,36 @@ def build_pack_b(c: Ctx, name: str) -> ir.Function:
                     for j in range(NR):
                         v = b.load(b.gep(ptrs[j], [off]))
                         b.store(b.select(valid[j], v, ir.Constant(c.T, 0.0)), b.gep(d, [I64(j)]))
-                counted_loop(b, I64(0), kc, 1, row, "pb.gen")
+                counted_loop(b, kvec, kc, 1, row, "pb.gen")
     counted_loop(b, I64(0), nc, NR, panel, "pb")
     b.ret_void()
     return fn
+
+
+def transpose(c: Ctx, b: ir.IRBuilder, rows: list) -> list:
+    """Transpose W vectors of W lanes (rows[j][p] -> out[p][j]) with two-input shuffles.
+
+    Level h swaps the off-diagonal h x h blocks of every 2h x 2h block; the levels
+    together swap every bit of the row index with the same bit of the lane index.
+    """
+    W = len(rows)
+    rows = list(rows)
+    h = W // 2
+    while h >= 1:
+        top_mask, bot_mask = [], []
+        for cs in range(0, W, 2 * h):
+            top_mask += [cs + t for t in range(h)] + [W + cs + t for t in range(h)]
+            bot_mask += [cs + h + t for t in range(h)] + [W + cs + h + t for t in range(h)]
+        tm = ir.Constant(ir.VectorType(I32, W), top_mask)
+        bm = ir.Constant(ir.VectorType(I32, W), bot_mask)
+        for i in range(W):
+            if i & h:
+                continue
+            top, bot = rows[i], rows[i + h]
+            rows[i] = b.shuffle_vector(top, bot, tm)
+            rows[i + h] = b.shuffle_vector(top, bot, bm)
+        h //= 2
+    return rows
 
 
 def build_store_tile(c: Ctx, spec, epi: ir.Function, name: str) -> ir.Function:

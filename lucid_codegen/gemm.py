@@ -1,0 +1,259 @@
+"""GEMM kernel generator: C = act(alpha * A.B + bias) + R [+ C_old], float32/float64.
+
+>>> spec = GemmSpec("float32", bias=True, epilogue="relu")
+>>> module = build_gemm_module(spec)        # llvmlite.ir.Module
+>>> gemm_symbol(spec) in module.globals
+True
+
+Exported functions (C ABI) of the module, ``S = gemm_symbol(spec)``:
+
+``i32 S(i64 M, i64 N, i64 K, double alpha, T* A, i64 rsa, i64 csa, T* B, i64 rsb,
+i64 csb, T* C, i64 ldc, T* bias, T* R, i64 rsr, i64 csr, T* ws)``
+    A is MxK with row/column strides (rsa, csa) in elements, B is KxN with
+    (rsb, csb); any value is allowed (negative, 0 to broadcast), so transposes and
+    numpy views need no copies. C has row stride ldc and column stride 1. bias has
+    N contiguous elements (ignored unless ``spec.bias``), R is MxN with strides
+    (rsr, csr) (ignored unless ``spec.residual``). ``ws`` is a scratch buffer of
+    ``workspace_elems(spec, M, N, K)`` elements (64-byte aligned), or NULL to use
+    a stack buffer when that is at most ``STACK_ELEMS``. Returns 0, or 2 if
+    ws is NULL and the stack buffer is too small (nothing is written then).
+    To split work across threads, call it on disjoint row or column blocks
+    (offset the pointers); the result is bit-identical to one call.
+
+``i32 S_py(PyArrayObject* a, PyArrayObject* b, PyArrayObject* c, PyArrayObject* bias,
+PyArrayObject* r, double alpha)``
+    Small-call fast path: reads data pointers, sizes and byte strides from numpy
+    array objects (the caller has validated shapes and dtypes), uses the stack
+    workspace. Returns 1 if a stride is not a multiple of the element size,
+    2 if the problem is too big for the stack workspace.
+
+Loop order is BLIS's (jc -> pc -> ic -> jr -> ir) with packed A and B panels and
+an MR x NR register-tiled micro-kernel (see gemm_microkernel.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import llvmlite.ir as ir
+
+from .gemm_microkernel import (I8, I32, I64, Blocking, Ctx, build_microkernel,
+                               build_tile_epilogue, counted_loop, default_blocking, imin)
+from .gemm_pack import build_pack_a, build_pack_b, build_store_tile
+from .target import host_target
+
+KERNEL_VERSION = 1
+EPILOGUES = ("none", "relu", "sigmoid", "tanh")
+DTYPES = ("float32", "float64")
+STACK_BYTES = 96 * 1024          # largest workspace taken from the stack
+# numpy's PyArrayObject_fields layout (64-bit CPython, not free-threaded): byte
+# offsets of data, dimensions and strides. gemm_call verifies them at import.
+PYARRAY_OFFSETS = (16, 32, 40)
+
+
+@dataclass(frozen=True)
+class GemmSpec:
+    """What a GEMM kernel is specialised on. ``alpha`` and all sizes/strides are runtime."""
+
+    dtype: str = "float32"
+    bias: bool = False
+    epilogue: str = "none"
+    accumulate: bool = False
+    residual: bool = False
+    blocking: Blocking | None = field(default=None, compare=True)
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise ValueError(f"gemm: dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.epilogue not in EPILOGUES:
+            raise ValueError(f"gemm: epilogue must be one of {EPILOGUES}, got {self.epilogue!r}")
+        if self.blocking is None:
+            object.__setattr__(self, "blocking",
+                               default_blocking(self.dtype, host_target().vector_bytes))
+
+    @property
+    def itemsize(self) -> int:
+        return 4 if self.dtype == "float32" else 8
+
+    def key(self) -> str:
+        """Names everything the generated code depends on (a cache key)."""
+        return (f"gemm-v{KERNEL_VERSION}:{self.dtype}:bias{int(self.bias)}:{self.epilogue}"
+                f":acc{int(self.accumulate)}:res{int(self.residual)}:{self.blocking.tag()}"
+                f":stack{STACK_BYTES}:pyabi{'-'.join(map(str, PYARRAY_OFFSETS))}")
+
+
+def gemm_symbol(spec: GemmSpec) -> str:
+    return (f"lucid_gemm_{spec.dtype[-2:]}_b{int(spec.bias)}_{spec.epilogue}"
+            f"_a{int(spec.accumulate)}_r{int(spec.residual)}")
+
+
+def _round_up(x: int, m: int) -> int:
+    return (x + m - 1) // m * m
+
+
+def k_block(spec: GemmSpec, K: int) -> int:
+    kd = max(K, 1)
+    if spec.accumulate and spec.epilogue != "none":
+        return kd          # C_old must survive until the activation: one K block
+    return min(spec.blocking.KC, kd)
+
+
+def workspace_elems(spec: GemmSpec, M: int, N: int, K: int) -> int:
+    """Scratch elements the kernel needs (mirrors the IR in ``_build_driver``)."""
+    blk = spec.blocking
+    kcb = k_block(spec, K)
+    align = 64 // spec.itemsize
+    a = _round_up(_round_up(min(blk.MC, M), blk.MR) * kcb, align)
+    return a + _round_up(min(blk.NC, N), blk.NR) * kcb
+
+
+def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukr, store) -> ir.Function:
+    blk = c.blk
+    MR, NR, MC, NC, KC = blk.MR, blk.NR, blk.MC, blk.NC, blk.KC
+    D = ir.DoubleType()
+    P = c.P
+    args = [I64, I64, I64, D, P, I64, I64, P, I64, I64, P, I64, P, P, I64, I64, P]
+    fn = ir.Function(c.m, ir.FunctionType(I32, args), name)
+    (M, N, K, alpha_d, A, rsa, csa, B, rsb, csb, C, ldc, bias, R, rsr, csr, ws) = fn.args
+    for a, n in zip(fn.args, "M N K alpha A rsa csa B rsb csb C ldc bias R rsr csr ws".split()):
+        a.name = n
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    stack_elems = STACK_BYTES // c.size
+    stack = b.alloca(c.T, stack_elems, name="stackws")
+    stack.align = 64
+    tile = b.alloca(c.T, MR * NR, name="tile")
+    tile.align = 64
+    alpha = alpha_d if c.size == 8 else b.fptrunc(alpha_d, c.T)
+
+    ret_ok = b.append_basic_block("ret_ok")
+    with b.goto_block(ret_ok):
+        b.ret(I32(0))
+    empty = b.or_(b.icmp_signed("<=", M, I64(0)), b.icmp_signed("<=", N, I64(0)))
+    go = b.append_basic_block("go")
+    b.cbranch(empty, ret_ok, go)
+    b.position_at_end(go)
+
+    kd = b.select(b.icmp_signed(">", K, I64(1)), K, I64(1))
+    kcb = kd if (spec.accumulate and spec.epilogue != "none") else imin(b, I64(KC), kd)
+    align = 64 // c.size
+
+    def rup(x, m):
+        return b.mul(b.sdiv(b.add(x, I64(m - 1)), I64(m)), I64(m))
+    a_elems = rup(b.mul(rup(imin(b, I64(MC), M), MR), kcb), align)
+    need = b.add(a_elems, b.mul(rup(imin(b, I64(NC), N), NR), kcb))
+    null = ir.Constant(P, None)
+    no_ws = b.icmp_unsigned("==", ws, null)
+    too_big = b.and_(no_ws, b.icmp_signed(">", need, I64(stack_elems)))
+    fail = b.append_basic_block("fail")
+    with b.goto_block(fail):
+        b.ret(I32(2))
+    body = b.append_basic_block("body")
+    b.cbranch(too_big, fail, body)
+    b.position_at_end(body)
+    base = b.select(no_ws, stack, ws)
+    Ap = base
+    Bp = b.gep(base, [a_elems])
+
+    def jc_body(jc):
+        nc = imin(b, I64(NC), b.sub(N, jc))
+
+        def pc_body(pc):
+            kc = imin(b, kcb, b.sub(K, pc))
+            first = b.icmp_signed("==", pc, I64(0))
+            last = b.icmp_signed(">=", b.add(pc, kcb), K)
+            b.call(pack_b, [kc, nc, b.gep(B, [b.add(b.mul(pc, rsb), b.mul(jc, csb))]), rsb, csb, Bp])
+
+            def ic_body(ic):
+                mc = imin(b, I64(MC), b.sub(M, ic))
+                b.call(pack_a, [kc, mc, b.gep(A, [b.add(b.mul(ic, rsa), b.mul(pc, csa))]),
+                                rsa, csa, Ap])
+
+                def jr_body(jr):
+                    nr = imin(b, I64(NR), b.sub(nc, jr))
+                    j = b.add(jc, jr)
+                    bp = b.gep(Bp, [b.mul(jr, kc)])
+                    bias_j = b.gep(bias, [j]) if spec.bias else bias
+                    cj = b.gep(C, [j])
+                    rj = b.gep(R, [b.mul(j, csr)]) if spec.residual else R
+
+                    def ir_body(ir_):
+                        mr = imin(b, I64(MR), b.sub(mc, ir_))
+                        i = b.add(ic, ir_)
+                        b.call(ukr, [kc, b.gep(Ap, [b.mul(ir_, kc)]), bp, tile])
+                        ci = b.gep(cj, [b.mul(i, ldc)])
+                        ri = b.gep(rj, [b.mul(i, rsr)]) if spec.residual else R
+                        b.call(store, [tile, ci, ldc, mr, nr, bias_j, ri, rsr, csr,
+                                       first, last, alpha])
+                    counted_loop(b, I64(0), mc, MR, ir_body, "ir")
+                counted_loop(b, I64(0), nc, NR, jr_body, "jr")
+            counted_loop(b, I64(0), M, MC, ic_body, "ic")
+        counted_loop(b, I64(0), kd, kcb, pc_body, "pc")
+    counted_loop(b, I64(0), N, NC, jc_body, "jc")
+    b.branch(ret_ok)
+    return fn
+
+
+def _build_py_entry(c: Ctx, spec: GemmSpec, driver: ir.Function, name: str) -> ir.Function:
+    P8 = I8.as_pointer()
+    D = ir.DoubleType()
+    fn = ir.Function(c.m, ir.FunctionType(I32, [P8, P8, P8, P8, P8, D]), name)
+    a, bb, cc, bias, r, alpha = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    off_data, off_dims, off_strides = PYARRAY_OFFSETS
+    shift = I64(2 if c.size == 4 else 3)
+
+    def field_ptr(obj, off, ty):
+        return b.load(b.bitcast(b.gep(obj, [I64(off)]), ty.as_pointer()))
+
+    def data(obj):
+        return b.bitcast(field_ptr(obj, off_data, P8), c.P)
+
+    def dims(obj, n):
+        p = field_ptr(obj, off_dims, I64.as_pointer())
+        return [b.load(b.gep(p, [I64(k)])) for k in range(n)]
+
+    bad = ir.Constant(I64, 0)
+    strides_elems = []
+
+    def strides(obj, n):
+        nonlocal bad
+        p = field_ptr(obj, off_strides, I64.as_pointer())
+        out = []
+        for k in range(n):
+            s = b.load(b.gep(p, [I64(k)]))
+            bad = b.or_(bad, b.and_(s, I64(c.size - 1)))
+            out.append(b.ashr(s, shift))
+        return out
+
+    M, K = dims(a, 2)
+    N = dims(bb, 2)[1]
+    rsa, csa = strides(a, 2)
+    rsb, csb = strides(bb, 2)
+    (ldc, _) = strides(cc, 2)
+    null = ir.Constant(c.P, None)
+    bias_p = data(bias) if spec.bias else null
+    if spec.residual:
+        r_p = data(r)
+        rsr, csr = strides(r, 2)
+    else:
+        r_p, rsr, csr = null, I64(0), I64(0)
+    with b.if_then(b.icmp_unsigned("!=", bad, I64(0)), likely=False):
+        b.ret(I32(1))
+    st = b.call(driver, [M, N, K, alpha, data(a), rsa, csa, data(bb), rsb, csb, data(cc), ldc,
+                         bias_p, r_p, rsr, csr, ir.Constant(c.P, None)])
+    b.ret(st)
+    return fn
+
+
+def build_gemm_module(spec: GemmSpec) -> ir.Module:
+    """An LLVM module exporting ``gemm_symbol(spec)`` and ``gemm_symbol(spec) + '_py'``."""
+    m = ir.Module(name=gemm_symbol(spec))
+    c = Ctx(m, spec.dtype, spec.blocking)
+    sym = gemm_symbol(spec)
+    pack_a = build_pack_a(c, f"{sym}.pack_a")
+    pack_b = build_pack_b(c, f"{sym}.pack_b")
+    ukr = build_microkernel(c, f"{sym}.ukr")
+    epi = build_tile_epilogue(c, spec, f"{sym}.epi")
+    store = build_store_tile(c, spec, epi, f"{sym}.store")
+    driver = _build_driver(c, spec, sym, pack_a, pack_b, ukr, store)
+    _build_py_entry(c, spec, driver, sym + "_py")
+    return m

@@ -1,0 +1,275 @@
+"""Calling the generated GEMM kernels from Python.
+
+>>> import numpy as np
+>>> g = Gemm(GemmSpec("float32", bias=True, epilogue="relu"))
+>>> x = np.ones((2, 3), np.float32); w = np.ones((4, 3), np.float32)
+>>> out = np.empty((2, 4), np.float32)
+>>> g(x, w.T, out, bias=np.full(4, -1.0, np.float32))     # relu(x @ w.T + b)
+>>> out.tolist()
+[[2.0, 2.0, 2.0, 2.0], [2.0, 2.0, 2.0, 2.0]]
+
+``Gemm(spec)`` compiles (or loads from the kernel cache) once. ``g(a, b, c_out,
+bias=None, residual=None, alpha=1.0)`` computes in place
+``c_out = act(alpha * a @ b + bias) + residual  [+ c_out if spec.accumulate]``
+for numpy arrays of the spec's dtype: a is MxK and b is KxN with any strides
+(pass ``w.T`` for x @ w.T, no copy is made), c_out is MxN with unit column stride.
+Everything is validated (TypeError / ValueError naming 'gemm' and the shapes)
+before native code runs; c_out must not overlap a, b or residual except that
+inputs overlapping c_out are copied first on the general path.
+
+Small problems (one cache block, under ``THREAD_MIN_FLOP``) go through the
+kernel's ``_py`` entry, which reads pointers and strides straight from the array
+objects: one ctypes call, no per-array Python attribute reads. Larger ones go
+through :meth:`Gemm.run_ptrs`, which splits rows (or columns) across
+:mod:`lucid_codegen.threads` above ``THREAD_MIN_FLOP`` (2*M*N*K); results are
+bit-identical for any thread count because K is never split.
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import numpy as np
+
+from . import threads
+from .gemm import PYARRAY_OFFSETS, GemmSpec, build_gemm_module, gemm_symbol, workspace_elems
+
+__all__ = ["Gemm", "GemmSpec", "THREAD_MIN_FLOP", "get_gemm"]
+
+THREAD_MIN_FLOP = 30e6
+
+_i64 = ctypes.c_int64
+_vp = ctypes.c_void_p
+_FULL_SIG = ctypes.CFUNCTYPE(ctypes.c_int32, _i64, _i64, _i64, ctypes.c_double,
+                             _vp, _i64, _i64, _vp, _i64, _i64, _vp, _i64,
+                             _vp, _vp, _i64, _i64, _vp)
+_PY_SIG = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.py_object, ctypes.py_object,
+                           ctypes.py_object, ctypes.py_object, ctypes.py_object,
+                           ctypes.c_double)
+
+
+def _check_pyarray_layout() -> bool:
+    """True if numpy's array struct has the field offsets the ``_py`` entry reads."""
+    try:
+        a = np.zeros((3, 5), np.float32)[:, ::2]
+        off_data, off_dims, off_strides = PYARRAY_OFFSETS
+        base = id(a)
+        data = ctypes.c_void_p.from_address(base + off_data).value
+        dims = ctypes.cast(ctypes.c_void_p.from_address(base + off_dims).value,
+                           ctypes.POINTER(ctypes.c_int64))
+        strides = ctypes.cast(ctypes.c_void_p.from_address(base + off_strides).value,
+                              ctypes.POINTER(ctypes.c_int64))
+        return (data == a.__array_interface__["data"][0] and (dims[0], dims[1]) == a.shape
+                and (strides[0], strides[1]) == a.strides)
+    except Exception:  # noqa: BLE001 - any surprise: use the general path
+        return False
+
+
+_PY_OK = _check_pyarray_layout()
+
+
+def _load(spec: GemmSpec):
+    """Compile or fetch the kernel library for ``spec`` (the one place to switch caching)."""
+    sym = gemm_symbol(spec)
+    symbols = [sym, sym + "_py"]
+    try:
+        from .cache import load_or_compile
+    except ImportError:
+        from .jit import compile_to_object, load_object
+        return load_object(compile_to_object(build_gemm_module(spec)), symbols)
+    return load_or_compile(spec.key(), lambda: build_gemm_module(spec), symbols)
+
+
+# -- workspace buffers (64-byte aligned), shared by all kernels ------------------
+_WS_FREE: list[np.ndarray] = []
+_WS_LOCK = threading.Lock()
+
+
+def _take_ws(nbytes: int) -> np.ndarray:
+    with _WS_LOCK:
+        for k, buf in enumerate(_WS_FREE):
+            if buf.nbytes >= nbytes + 64:
+                return _WS_FREE.pop(k)
+    return np.empty(nbytes + 64, np.uint8)
+
+
+def _give_ws(buf: np.ndarray) -> None:
+    with _WS_LOCK:
+        _WS_FREE.append(buf)
+        if len(_WS_FREE) > 8:
+            _WS_FREE.sort(key=lambda x: x.nbytes)
+            del _WS_FREE[0]
+
+
+def _aligned(buf: np.ndarray) -> int:
+    p = buf.__array_interface__["data"][0]
+    return (p + 63) & ~63
+
+
+_GEMMS: dict[GemmSpec, "Gemm"] = {}
+_GEMMS_LOCK = threading.Lock()
+
+
+def get_gemm(spec: GemmSpec) -> "Gemm":
+    """The process-wide ``Gemm`` for ``spec`` (compiled once)."""
+    g = _GEMMS.get(spec)
+    if g is None:
+        with _GEMMS_LOCK:
+            g = _GEMMS.get(spec)
+            if g is None:
+                g = _GEMMS[spec] = Gemm(spec)
+    return g
+
+
+def _shape_error(msg, a, b, c):
+    return ValueError(f"gemm: {msg} (a {tuple(a.shape)}, b {tuple(b.shape)}, "
+                      f"c_out {tuple(c.shape)})")
+
+
+class Gemm:
+    """One compiled GEMM kernel (see the module docstring)."""
+
+    def __init__(self, spec: GemmSpec):
+        if not isinstance(spec, GemmSpec):
+            raise TypeError(f"gemm: expected a GemmSpec, got {type(spec).__name__}")
+        self.spec = spec
+        self.dtype = np.dtype(spec.dtype)
+        self._itemsize = self.dtype.itemsize
+        self.lib = _load(spec)
+        sym = gemm_symbol(spec)
+        self._fn = _FULL_SIG(self.lib.address(sym))
+        self._pyfn = _PY_SIG(self.lib.address(sym + "_py")) if _PY_OK else None
+        blk = spec.blocking
+        self._mc, self._nc, self._kc = blk.MC, blk.NC, blk.KC
+        self._mr, self._nr = blk.MR, blk.NR
+
+    def __repr__(self) -> str:
+        return f"Gemm({self.spec.key()})"
+
+    # -- numpy entry ------------------------------------------------------------
+    def __call__(self, a, b, c_out, bias=None, residual=None, alpha=1.0) -> None:
+        nd = np.ndarray
+        if type(a) is not nd or type(b) is not nd or type(c_out) is not nd:
+            if not (isinstance(a, nd) and isinstance(b, nd) and isinstance(c_out, nd)):
+                raise TypeError("gemm: a, b and c_out must be numpy arrays, got "
+                                f"{type(a).__name__}, {type(b).__name__}, {type(c_out).__name__}")
+        dt = self.dtype
+        if a.dtype != dt or b.dtype != dt or c_out.dtype != dt:
+            raise TypeError(f"gemm: kernel is {dt.name}, got a {a.dtype}, b {b.dtype}, "
+                            f"c_out {c_out.dtype}")
+        if a.ndim != 2 or b.ndim != 2 or c_out.ndim != 2:
+            raise _shape_error("a, b and c_out must be 2-D", a, b, c_out)
+        M, K = a.shape
+        K2, N = b.shape
+        if K2 != K or c_out.shape != (M, N):
+            raise _shape_error("need a (M, K), b (K, N), c_out (M, N)", a, b, c_out)
+        if c_out.strides[1] != self._itemsize and N > 1:
+            raise _shape_error("c_out needs unit column stride (a row-major view)", a, b, c_out)
+        if not c_out.flags.writeable:
+            raise ValueError("gemm: c_out is read-only")
+        spec = self.spec
+        if spec.bias:
+            if type(bias) is not nd:
+                raise TypeError(f"gemm: this kernel needs a bias array of shape ({N},)")
+            if bias.dtype != dt:
+                raise TypeError(f"gemm: bias must be {dt.name}, got {bias.dtype}")
+            if bias.shape != (N,):
+                raise ValueError(f"gemm: bias shape {bias.shape} does not match N={N} "
+                                 f"(a {a.shape}, b {b.shape})")
+            if N > 1 and bias.strides[0] != self._itemsize:
+                bias = np.ascontiguousarray(bias)
+        elif bias is not None:
+            raise ValueError("gemm: bias given but the kernel spec has bias=False")
+        if spec.residual:
+            if type(residual) is not nd:
+                raise TypeError(f"gemm: this kernel needs a residual array of shape ({M}, {N})")
+            if residual.dtype != dt:
+                raise TypeError(f"gemm: residual must be {dt.name}, got {residual.dtype}")
+            if residual.shape != (M, N):
+                raise ValueError(f"gemm: residual shape {residual.shape} does not match "
+                                 f"c_out ({M}, {N})")
+        elif residual is not None:
+            raise ValueError("gemm: residual given but the kernel spec has residual=False")
+
+        if (self._pyfn is not None and M <= self._mc and N <= self._nc and K <= self._kc
+                and 2 * M * N * K < THREAD_MIN_FLOP):
+            # one block: every input is packed before C is written
+            if self._pyfn(a, b, c_out, bias, residual, alpha) == 0:
+                return
+        self._general(a, b, c_out, bias, residual, alpha, M, N, K)
+
+    def _general(self, a, b, c, bias, r, alpha, M, N, K) -> None:
+        if M == 0 or N == 0:
+            return
+        size = self._itemsize
+
+        def prep(x):
+            if x is None:
+                return None
+            if any(s % size for s in x.strides) or (
+                    x is not c and x.size and np.may_share_memory(x, c)):
+                x = np.array(x, copy=True)
+            return x
+
+        a, b, bias, r = prep(a), prep(b), prep(bias), prep(r)
+
+        def ptr(x):
+            return 0 if x is None else x.__array_interface__["data"][0]
+        rsr, csr = (r.strides[0] // size, r.strides[1] // size) if r is not None else (0, 0)
+        self.run_ptrs(M, N, K, ptr(a), a.strides[0] // size, a.strides[1] // size,
+                      ptr(b), b.strides[0] // size, b.strides[1] // size,
+                      ptr(c), c.strides[0] // size, ptr(bias), ptr(r), rsr, csr, alpha)
+
+    # -- raw entry ----------------------------------------------------------------
+    def run_ptrs(self, M: int, N: int, K: int, a_ptr: int, rsa: int, csa: int,
+                 b_ptr: int, rsb: int, csb: int, c_ptr: int, ldc: int,
+                 bias_ptr: int = 0, r_ptr: int = 0, rsr: int = 0, csr: int = 0,
+                 alpha: float = 1.0, num_threads: int | None = None) -> None:
+        """The kernel on raw addresses; strides in elements (C's column stride is 1).
+
+        No validation: the caller guarantees that every addressed element is inside
+        its buffer, that C does not overlap A, B or R, and that bias/R are given
+        exactly when the spec has them. Splits over threads as described above.
+        """
+        if M <= 0 or N <= 0:
+            return
+        spec, size = self.spec, self._itemsize
+        nt = 1
+        if 2.0 * M * N * K >= THREAD_MIN_FLOP:
+            nt = threads.get_num_threads() if num_threads is None else max(1, int(num_threads))
+        fn = self._fn
+        if nt <= 1:
+            buf = _take_ws(workspace_elems(spec, M, N, K) * size)
+            try:
+                fn(M, N, K, alpha, a_ptr, rsa, csa, b_ptr, rsb, csb, c_ptr, ldc,
+                   bias_ptr or None, r_ptr or None, rsr, csr, _aligned(buf))
+            finally:
+                _give_ws(buf)
+            return
+        mr, nr = self._mr, self._nr
+        if M >= N:
+            step = -(-M // (nt * mr)) * mr
+            parts = [(i, min(step, M - i)) for i in range(0, M, step)]
+        else:
+            step = -(-N // (nt * nr)) * nr
+            parts = [(j, min(step, N - j)) for j in range(0, N, step)]
+        split_m = M >= N
+        bufs = [_take_ws(workspace_elems(spec, n if split_m else M, N if split_m else n, K)
+                         * size) for _, n in parts]
+
+        def run(k):
+            o, n = parts[k]
+            ws = _aligned(bufs[k])
+            if split_m:
+                fn(n, N, K, alpha, a_ptr + o * rsa * size, rsa, csa, b_ptr, rsb, csb,
+                   c_ptr + o * ldc * size, ldc, bias_ptr or None,
+                   (r_ptr + o * rsr * size) if r_ptr else None, rsr, csr, ws)
+            else:
+                fn(M, n, K, alpha, a_ptr, rsa, csa, b_ptr + o * csb * size, rsb, csb,
+                   c_ptr + o * size, ldc, (bias_ptr + o * size) if bias_ptr else None,
+                   (r_ptr + o * csr * size) if r_ptr else None, rsr, csr, ws)
+        try:
+            threads.parallel_for(len(parts), run)
+        finally:
+            for buf in bufs:
+                _give_ws(buf)
