@@ -1,0 +1,425 @@
+"""Native kernels for chains of elementwise ops (one fused loop per graph).
+
+``ElementwiseKernel.for_graph(graph)`` takes a graph whose nodes are all
+elementwise ops (``lucid_ir.opnames.ELEMENTWISE``) or fill ``constant`` nodes, and
+returns a callable kernel, cached per *structure* (ops, attrs, dtypes, wiring),
+never per size: sizes and strides are run-time arguments.
+
+>>> import numpy as np
+>>> from lucid_ir.builder import GraphBuilder
+>>> b = GraphBuilder()
+>>> x = b.input((3, 1), "float32"); y = b.input((4,), "float32")
+>>> g = b.build([b.emit("sigmoid", b.emit("mul", x, y))])
+>>> k = ElementwiseKernel.for_graph(g)
+>>> k([np.ones((3, 1), np.float32), np.zeros(4, np.float32)])[0].shape
+(3, 4)
+
+How a call runs
+    Python broadcasts every operand's strides to the output shape, drops size-1
+    dimensions and merges dimensions that are contiguous together for all
+    operands (:func:`lucid_codegen.loops.collapse`). The innermost remaining
+    dimension becomes the kernel's inner loop; each operand is classified there
+    as ``c`` (stride 1: vector loads/stores), ``b`` (stride 0: one load, splat)
+    or ``s`` (any other stride: lane-by-lane loads). The kernel is compiled once
+    per (structure, that pattern, vector width); the outer dimensions are walked
+    by decomposing a linear outer index at run time, so rank is not compiled in.
+    The plan for a given set of shapes/strides is memoised, so a repeated call
+    costs a dict lookup, the pointer fetches and one ctypes call.
+
+Kernel ABI (``void lucid_ew(i64 *args, i64 o0, i64 o1, i64 i0, i64 i1)``)
+    ``args = [D, inner, ptr_0..ptr_{P-1}, istride_0..istride_{P-1},
+    (shape_d, stride_d_0..stride_d_{P-1}) for d in 0..D-1]`` with P = inputs +
+    outputs, strides in elements. It runs outer indices [o0, o1) and, for each,
+    inner indices [i0, i1); disjoint ranges can run on different threads.
+"""
+from __future__ import annotations
+
+import ctypes
+
+import llvmlite.ir as ir
+import numpy as np
+
+from lucid_ir.graph import Graph
+from lucid_ir.opnames import ELEMENTWISE
+from lucid_ir.types import broadcast_shapes
+
+from . import loops
+from .cache import load_or_compile
+from .loops import I64, Loop, const64, load_arg
+from .target import host_target
+from .vector_math import LLVM_FLOAT, SUPPORTED, const, emit_op
+
+__all__ = ["ElementwiseKernel", "Structure", "structure_of", "emit_structure"]
+
+KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
+                              ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
+_ITEMSIZE = {"float32": 4, "float64": 8}
+
+
+# ------------------------------------------------------------------ structure
+class Structure:
+    """A graph reduced to what the generated code depends on.
+
+    ``inputs``: dtypes of the graph inputs; ``nodes``: (op, attrs, arg refs, dtype)
+    where a ref is ``("i", k)`` (graph input k) or ``("n", k)`` (node k);
+    ``outputs``: refs. ``text`` is the canonical cache key.
+    """
+
+    def __init__(self, inputs, nodes, outputs, const_shapes):
+        self.inputs = tuple(inputs)
+        self.nodes = tuple(nodes)
+        self.outputs = tuple(outputs)
+        self.const_shapes = tuple(const_shapes)
+        parts = ["in:" + ",".join(self.inputs)]
+        for op, attrs, refs, dtype in self.nodes:
+            a = ",".join(f"{k}={float(v).hex() if k == 'value' else v}" for k, v in attrs)
+            parts.append(f"{op}[{a}]({','.join(f'{t}{i}' for t, i in refs)}):{dtype}")
+        parts.append("out:" + ",".join(f"{t}{i}" for t, i in self.outputs))
+        self.text = ";".join(parts)
+
+    def out_dtype(self, ref) -> str:
+        kind, k = ref
+        return self.inputs[k] if kind == "i" else self.nodes[k][3]
+
+    def dtypes(self):
+        return set(self.inputs) | {n[3] for n in self.nodes}
+
+
+def structure_of(graph: Graph, outputs=None, allowed=ELEMENTWISE) -> Structure:
+    """The :class:`Structure` of ``graph`` (checking every node is elementwise/constant)."""
+    refs = {v: ("i", k) for k, v in enumerate(graph.inputs)}
+    nodes, const_shapes = [], []
+    for k, n in enumerate(graph.nodes):
+        if n.op == "constant":
+            const_shapes.append(n.attr("shape"))
+        elif n.op not in allowed or n.op not in SUPPORTED:
+            raise ValueError(f"elementwise kernel: op {n.op!r} is not elementwise")
+        try:
+            args = tuple(refs[v] for v in n.inputs)
+        except KeyError:
+            raise ValueError(f"elementwise kernel: {n.op} reads a value defined outside the graph") from None
+        attrs = tuple((a, v) for a, v in n.attrs if a != "shape")
+        nodes.append((n.op, attrs, args, n.out.dtype))
+        refs[n.out] = ("n", k)
+    outs = graph.outputs if outputs is None else outputs
+    return Structure([v.dtype for v in graph.inputs], nodes, [refs[v] for v in outs], const_shapes)
+
+
+def emit_structure(b: ir.IRBuilder, st: Structure, input_values, lanes: int, needed=None):
+    """Emit every node of ``st``; returns ``{ref: llvm value}`` (vectors if lanes > 0).
+
+    ``input_values[k]`` is a callable returning graph input k's value (loaded lazily,
+    so unused inputs are never touched). ``needed`` limits emission to those node indices.
+    """
+    def ty(dtype):
+        s = LLVM_FLOAT[dtype]
+        return ir.VectorType(s, lanes) if lanes else s
+
+    env = {}
+
+    def get(ref):
+        if ref not in env:
+            env[ref] = input_values[ref[1]]()
+        return env[ref]
+
+    for k, (op, attrs, refs, dtype) in enumerate(st.nodes):
+        if needed is not None and k not in needed:
+            continue
+        if op == "constant":
+            env[("n", k)] = const(ty(dtype), dict(attrs)["value"])
+        else:
+            env[("n", k)] = emit_op(b, op, [get(r) for r in refs], dict(attrs))
+    return env, get
+
+
+def needed_nodes(st: Structure, roots) -> set[int]:
+    need, stack = set(), [r for r in roots if r[0] == "n"]
+    while stack:
+        _, k = stack.pop()
+        if k in need:
+            continue
+        need.add(k)
+        stack.extend(r for r in st.nodes[k][2] if r[0] == "n")
+    return need
+
+
+def vector_lanes(st: Structure) -> int:
+    widest = max((_ITEMSIZE[d] for d in st.dtypes()), default=4)
+    return max(1, host_target().vector_bytes // widest)
+
+
+# ------------------------------------------------------------------ LLVM module
+class _Operand:
+    """One pointer operand of the inner loop (an input or an output)."""
+
+    def __init__(self, b, base_ptr, kind, istride, elem):
+        self.b, self.base, self.kind, self.istride, self.elem = b, base_ptr, kind, istride, elem
+        self.splat = {}
+
+    def _ptr(self, i):
+        b = self.b
+        if self.kind == "c":
+            return b.gep(self.base, [i])
+        if self.kind == "b":
+            return self.base
+        return b.gep(self.base, [b.mul(i, self.istride)])
+
+    def load(self, i, lanes):
+        b = self.b
+        if self.kind == "b":
+            if lanes not in self.splat:
+                raise AssertionError("broadcast operand must be preloaded")
+            return self.splat[lanes]
+        if not lanes:
+            return b.load(self._ptr(i))
+        vty = ir.VectorType(self.elem, lanes)
+        if self.kind == "c":
+            p = b.bitcast(b.gep(self.base, [i]), vty.as_pointer())
+            return b.load(p, align=_elem_bytes(self.elem))
+        v = ir.Constant(vty, ir.Undefined)
+        for lane in range(lanes):
+            x = b.load(self._ptr(b.add(i, const64(lane))))
+            v = b.insert_element(v, x, ir.Constant(ir.IntType(32), lane))
+        return v
+
+    def preload(self, lanes):
+        """For a stride-0 operand: load once (outside the loops) and splat."""
+        b = self.b
+        x = b.load(self.base)
+        self.splat[0] = x
+        if lanes:
+            vty = ir.VectorType(self.elem, lanes)
+            v = b.insert_element(ir.Constant(vty, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+            self.splat[lanes] = b.shuffle_vector(v, ir.Constant(vty, ir.Undefined),
+                                                 ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+
+    def store(self, i, value, lanes):
+        b = self.b
+        if not lanes:
+            b.store(value, self._ptr(i))
+            return
+        if self.kind == "c":
+            p = b.bitcast(b.gep(self.base, [i]), value.type.as_pointer())
+            b.store(value, p, align=_elem_bytes(self.elem))
+            return
+        for lane in range(lanes):
+            x = b.extract_element(value, ir.Constant(ir.IntType(32), lane))
+            b.store(x, self._ptr(b.add(i, const64(lane))))
+
+
+def _elem_bytes(elem) -> int:
+    return 4 if isinstance(elem, ir.FloatType) else 8
+
+
+def outer_offsets(b, args, D, n_ptr_operands, o, arg_base):
+    """Element offsets of every operand at outer linear index ``o`` (mixed radix decode)."""
+    P = n_ptr_operands
+    zero = const64(0)
+    with Loop(b, zero, D, 1, [o] + [zero] * P, name="decode") as lp:
+        d = b.sub(b.sub(D, const64(1)), lp.i)               # innermost outer dim first
+        base = b.add(const64(arg_base), b.mul(d, const64(P + 1)))
+        shape = load_arg(b, args, base)
+        rem = lp.vars[0]
+        idx = b.urem(rem, shape)
+        nxt = [b.udiv(rem, shape)]
+        for j in range(P):
+            stride = load_arg(b, args, b.add(base, const64(1 + j)))
+            nxt.append(b.add(lp.vars[1 + j], b.mul(idx, stride)))
+        lp.next = nxt
+    return lp.results[1:]
+
+
+def build_module(st: Structure, pattern: str, lanes: int) -> ir.Module:
+    n_in, n_out = len(st.inputs), len(st.outputs)
+    P = n_in + n_out
+    dtypes = list(st.inputs) + [st.out_dtype(r) for r in st.outputs]
+    m = ir.Module(name="lucid_elementwise")
+    fnty = ir.FunctionType(ir.VoidType(), [I64.as_pointer(), I64, I64, I64, I64])
+    f = ir.Function(m, fnty, "lucid_ew")
+    args, o0, o1, i0, i1 = f.args
+    b = ir.IRBuilder(f.append_basic_block("entry"))
+    D = load_arg(b, args, 0)
+    raw = [b.inttoptr(load_arg(b, args, 2 + j), LLVM_FLOAT[dt].as_pointer()) for j, dt in enumerate(dtypes)]
+    istr = [load_arg(b, args, 2 + P + j) if pattern[j] == "s" else None for j in range(P)]
+    arg_base = 2 + 2 * P
+
+    with Loop(b, o0, o1, 1, name="outer") as outer:
+        offs = outer_offsets(b, args, D, P, outer.i, arg_base)
+        ops = [_Operand(b, b.gep(raw[j], [offs[j]]), pattern[j], istr[j], LLVM_FLOAT[dtypes[j]])
+               for j in range(P)]
+        for j in range(n_in):
+            if pattern[j] == "b":
+                ops[j].preload(lanes)
+        n = b.sub(i1, i0)
+        nvec_end = b.add(i0, b.mul(b.sdiv(n, const64(lanes)), const64(lanes)))
+        for lo, hi, step, ln, name in ((i0, nvec_end, lanes, lanes, "vec"), (nvec_end, i1, 1, 0, "rem")):
+            with Loop(b, lo, hi, step, name=name) as inner:
+                loaders = [(lambda j=j, i=inner.i, ln=ln: ops[j].load(i, ln)) for j in range(n_in)]
+                _env, get = emit_structure(b, st, loaders, ln)
+                for k, ref in enumerate(st.outputs):
+                    ops[n_in + k].store(inner.i, get(ref), ln)
+    b.ret_void()
+    return m
+
+
+# ------------------------------------------------------------------ the kernel
+_KERNELS: dict[str, "ElementwiseKernel"] = {}
+
+
+class ElementwiseKernel:
+    """A compiled-on-demand fused elementwise loop for one graph structure.
+
+    ``kernel(arrays, outs=None) -> list[np.ndarray]``: ``arrays`` match the graph
+    inputs (dtype; shapes broadcastable to a common output shape, any strides);
+    the outputs are new C-contiguous arrays, or the given ``outs`` (any strides,
+    exact output shape and dtype, not overlapping the inputs).
+    """
+
+    MAX_PLANS = 256
+
+    def __init__(self, st: Structure):
+        self.structure = st
+        self.lanes = vector_lanes(st)
+        self.n_in = len(st.inputs)
+        self.out_dtypes = [np.dtype(st.out_dtype(r)) for r in st.outputs]
+        self.in_dtypes = [np.dtype(d) for d in st.inputs]
+        self._fns: dict[str, object] = {}
+        self._plans: dict = {}
+
+    @classmethod
+    def for_graph(cls, graph: Graph) -> "ElementwiseKernel":
+        st = structure_of(graph)
+        out_shapes = {v.shape for v in graph.outputs}
+        full = broadcast_shapes(*(v.shape for v in graph.inputs), *st.const_shapes,
+                                *(v.shape for v in graph.outputs), op="elementwise kernel")
+        if out_shapes and out_shapes != {full}:
+            raise ValueError(f"elementwise kernel: every output must have the full shape {full}, "
+                             f"got {sorted(out_shapes)}")
+        kern = _KERNELS.get(st.text)
+        if kern is None:
+            kern = _KERNELS.setdefault(st.text, cls(st))
+        return kern
+
+    # -- compiled variants
+    def function(self, pattern: str):
+        fn = self._fns.get(pattern)
+        if fn is None:
+            st, lanes = self.structure, self.lanes
+            key = f"elementwise/1|{st.text}|pattern={pattern}|lanes={lanes}"
+            lib = load_or_compile(key, lambda: build_module(st, pattern, lanes), ["lucid_ew"],
+                                  label=f"elementwise {pattern} {st.text[:150]}")
+            fn = self._fns[pattern] = KERNEL_ABI(lib.address("lucid_ew"))
+        return fn
+
+    # -- planning (pure Python, memoised per shapes/strides)
+    def _plan(self, arrays, out_strides):
+        st = self.structure
+        shape = broadcast_shapes(*(a.shape for a in arrays), *st.const_shapes, op="elementwise kernel")
+        if out_strides is None:
+            out_strides = [_c_strides(shape, dt.itemsize) for dt in self.out_dtypes]
+        strides = [loops.broadcast_strides(a.shape, a.strides, a.itemsize, shape) for a in arrays]
+        strides += [[s // dt.itemsize for s in os] for os, dt in zip(out_strides, self.out_dtypes)]
+        size = 1
+        for d in shape:
+            size *= d
+        if size == 0:
+            return shape, None
+        dims, strs = loops.collapse(shape, strides)
+        if not dims:
+            dims, strs = (1,), [(0,) for _ in strs]
+        inner = dims[-1]
+        pattern = "".join("b" if s[-1] == 0 else "c" if s[-1] == 1 or inner == 1 else "s" for s in strs)
+        outer = dims[:-1]
+        template = [len(outer), inner] + [0] * len(strs) + [s[-1] for s in strs]
+        for d, n in enumerate(outer):
+            template.append(n)
+            template.extend(s[d] for s in strs)
+        n_outer = 1
+        for n in outer:
+            n_outer *= n
+        nbytes = size * sum(a.itemsize for a in arrays) + size * sum(dt.itemsize for dt in self.out_dtypes)
+        return shape, (self.function(pattern), template, n_outer, inner, nbytes)
+
+    def __call__(self, arrays, outs=None):
+        arrays = [a if type(a) is np.ndarray else np.asarray(a) for a in arrays]
+        if len(arrays) != self.n_in:
+            raise ValueError(f"elementwise kernel takes {self.n_in} inputs, got {len(arrays)}")
+        for k, (a, dt) in enumerate(zip(arrays, self.in_dtypes)):
+            if a.dtype != dt:
+                raise TypeError(f"elementwise kernel input {k}: expected {dt}, got {a.dtype}")
+        key = (tuple(a.shape for a in arrays), tuple(a.strides for a in arrays),
+               None if outs is None else tuple((o.shape, o.strides, o.dtype) for o in outs))
+        plan = self._plans.get(key)
+        if plan is None:
+            arrays = [_fix_strides(a) for a in arrays]
+            if outs is not None:
+                outs = list(outs)
+                _check_outs(outs, self.out_dtypes, arrays, self.structure)
+            plan = self._plan(arrays, None if outs is None else [o.strides for o in outs])
+            if all(_fix_strides(a) is a for a in arrays):
+                if len(self._plans) >= self.MAX_PLANS:
+                    self._plans.clear()
+                self._plans[key] = plan
+        shape, run = plan
+        if outs is None:
+            outs = [np.empty(shape, dt) for dt in self.out_dtypes]
+        if run is None:
+            return list(outs)
+        fn, template, n_outer, inner, nbytes = run
+        vals = list(template)
+        p = 2
+        for a in arrays:
+            vals[p] = a.__array_interface__["data"][0]
+            p += 1
+        for o in outs:
+            vals[p] = o.__array_interface__["data"][0]
+            p += 1
+        buf = (ctypes.c_int64 * len(vals))(*vals)
+        if nbytes >= loops.PARALLEL_BYTES and loops.thread_pool() is not None:
+            _run_parallel(fn, buf, n_outer, inner, self.lanes)
+        else:
+            fn(buf, 0, n_outer, 0, inner)
+        return list(outs)
+
+
+def _run_parallel(fn, buf, n_outer, inner, lanes):
+    chunks = min(loops.num_threads() * 4, max(n_outer, 1) if n_outer > 1 else 64)
+    if n_outer >= chunks:
+        bounds = [n_outer * c // chunks for c in range(chunks + 1)]
+        loops.parallel_hook(chunks, lambda c: fn(buf, bounds[c], bounds[c + 1], 0, inner))
+    else:
+        step = -(-inner // chunks)
+        step = -(-step // lanes) * lanes
+        ranges = [(s, min(s + step, inner)) for s in range(0, inner, step)]
+        loops.parallel_hook(len(ranges) * n_outer, lambda c: fn(
+            buf, c // len(ranges), c // len(ranges) + 1, *ranges[c % len(ranges)]))
+
+
+def _c_strides(shape, itemsize):
+    out, acc = [], itemsize
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= max(d, 1)
+    return list(reversed(out))
+
+
+def _fix_strides(a):
+    """Arrays whose strides are not whole elements (rare views) are copied."""
+    if any(s % a.itemsize for s in a.strides):
+        return np.ascontiguousarray(a)
+    return a
+
+
+def _check_outs(outs, dtypes, arrays, st):
+    shape = broadcast_shapes(*(a.shape for a in arrays), *st.const_shapes, op="elementwise kernel")
+    if len(outs) != len(dtypes):
+        raise ValueError(f"elementwise kernel has {len(dtypes)} outputs, got {len(outs)} outs")
+    for k, (o, dt) in enumerate(zip(outs, dtypes)):
+        if not isinstance(o, np.ndarray) or o.shape != shape or o.dtype != dt:
+            raise ValueError(f"elementwise kernel: outs[{k}] must be a {dt} array of shape {shape}, "
+                             f"got {getattr(o, 'dtype', type(o))}{list(getattr(o, 'shape', ()))}")
+        if not o.flags.writeable:
+            raise ValueError(f"elementwise kernel: outs[{k}] is read-only")
+        if any(s % o.itemsize for s in o.strides) or any(
+                s == 0 and d > 1 for s, d in zip(o.strides, o.shape)):
+            raise ValueError(f"elementwise kernel: outs[{k}] has broadcast or unaligned strides")

@@ -1,0 +1,153 @@
+"""Shared pieces of the elementwise and reduction kernels.
+
+* :class:`Loop` -- a counted loop in LLVM IR with loop-carried values as phi nodes.
+* :func:`collapse` -- merge dimensions that are contiguous together for every operand,
+  in Python, before a kernel call (so a C-contiguous (64, 128, 3) walk is one loop).
+* :func:`broadcast_strides` -- element strides of an operand seen at a bigger shape
+  (0 where it is broadcast).
+* :func:`parallel_hook` -- the single place that splits work across threads
+  (``lucid_codegen.threads.parallel_for`` when that module exists).
+
+>>> collapse((4, 5, 6), [(30, 6, 1), (0, 0, 1)])
+((20, 6), [(6, 1), (0, 1)])
+"""
+from __future__ import annotations
+
+import llvmlite.ir as ir
+
+I64 = ir.IntType(64)
+
+
+class Loop:
+    """``for i in range(start, stop, step)`` with carried values.
+
+    >>> # with Loop(b, zero, n, 1, [acc0]) as lp:
+    >>> #     lp.next = [b.fadd(lp.vars[0], x)]
+    >>> # total = lp.results[0]
+    """
+
+    def __init__(self, b: ir.IRBuilder, start, stop, step=1, carried=(), name="loop"):
+        self.b, self.start, self.stop, self.name = b, start, stop, name
+        self.step = step if isinstance(step, ir.Value) else ir.Constant(I64, step)
+        self.init = list(carried)
+        self.next = None
+
+    def __enter__(self):
+        b = self.b
+        pre = b.block
+        self.cond_bb = b.append_basic_block(self.name + ".cond")
+        self.body_bb = b.append_basic_block(self.name + ".body")
+        self.end_bb = b.append_basic_block(self.name + ".end")
+        b.branch(self.cond_bb)
+        b.position_at_end(self.cond_bb)
+        self.i = b.phi(I64, name=self.name + ".i")
+        self.i.add_incoming(self.start, pre)
+        self.vars = []
+        for v in self.init:
+            phi = b.phi(v.type)
+            phi.add_incoming(v, pre)
+            self.vars.append(phi)
+        b.cbranch(b.icmp_signed("<", self.i, self.stop), self.body_bb, self.end_bb)
+        b.position_at_end(self.body_bb)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            return False
+        b = self.b
+        nxt = self.next if self.next is not None else self.vars
+        latch = b.block
+        self.i.add_incoming(b.add(self.i, self.step), latch)
+        for phi, v in zip(self.vars, nxt):
+            phi.add_incoming(v, latch)
+        b.branch(self.cond_bb)
+        b.position_at_end(self.end_bb)
+        self.results = self.vars
+        return False
+
+
+def const64(v: int):
+    return ir.Constant(I64, v)
+
+
+def load_arg(b: ir.IRBuilder, args_ptr, index):
+    """``args[index]`` from the kernel's int64 argument block (index: int or i64 value)."""
+    idx = const64(index) if isinstance(index, int) else index
+    return b.load(b.gep(args_ptr, [idx]))
+
+
+# ----------------------------------------------------------------- Python side
+def broadcast_strides(shape, strides, itemsize, out_shape):
+    """Element strides of an array of ``shape``/byte ``strides`` viewed at ``out_shape``."""
+    pad = len(out_shape) - len(shape)
+    out = [0] * pad
+    for d, s in zip(shape, strides):
+        out.append(0 if d == 1 else s // itemsize)
+    return out
+
+
+def collapse(shape, strides_list):
+    """Drop size-1 dimensions and merge neighbours that are contiguous for all operands.
+
+    Returns the new shape and per-operand stride tuples (innermost last). A shape
+    with no dimension left becomes ``()``.
+    """
+    keep = [i for i, d in enumerate(shape) if d != 1]
+    dims = [shape[i] for i in keep]
+    strs = [[s[i] for i in keep] for s in strides_list]
+    if not dims:
+        return (), [() for _ in strides_list]
+    out_dims = [dims[-1]]
+    out_strs = [[s[-1]] for s in strs]
+    for k in range(len(dims) - 2, -1, -1):
+        d = dims[k]
+        inner = out_dims[0]
+        if all(s[k] == os[0] * inner for s, os in zip(strs, out_strs)):
+            out_dims[0] = d * inner
+        else:
+            out_dims.insert(0, d)
+            for s, os in zip(strs, out_strs):
+                os.insert(0, s[k])
+    return tuple(out_dims), [tuple(os) for os in out_strs]
+
+
+# ----------------------------------------------------------------- threading
+#: Work (bytes touched) above which a kernel call is split across threads.
+PARALLEL_BYTES = 2 << 20
+
+
+def thread_pool():
+    """``lucid_codegen.threads`` if another part of the project provides it, else None."""
+    try:
+        from . import threads  # noqa: WPS433 (optional module, written separately)
+    except Exception:
+        return None
+    if not hasattr(threads, "parallel_for"):
+        return None
+    return threads
+
+
+def num_threads() -> int:
+    pool = thread_pool()
+    if pool is None:
+        return 1
+    for name in ("num_threads", "get_num_threads"):
+        fn = getattr(pool, name, None)
+        if callable(fn):
+            try:
+                return max(1, int(fn()))
+            except Exception:
+                return 1
+        if isinstance(fn, int):
+            return max(1, fn)
+    return 2
+
+
+def parallel_hook(n_chunks: int, fn) -> None:
+    """Run ``fn(i)`` for i in range(n_chunks): on the pool if there is one, else inline."""
+    pool = thread_pool()
+    if pool is None or n_chunks <= 1:
+        for i in range(n_chunks):
+            fn(i)
+        return
+    pool.parallel_for(n_chunks, fn)
