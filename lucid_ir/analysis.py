@@ -22,16 +22,18 @@ def to_networkx(graph: Graph) -> nx.DiGraph:
     for v in graph.inputs:
         g.add_node(v, kind="input")
     for n in graph.nodes:
-        g.add_node(n.out, kind="node", node=n)
-        for v in n.inputs:
-            g.add_edge(v, n.out)
+        for out in n.outs:
+            g.add_node(out, kind="node", node=n)
+            for v in n.inputs:
+                g.add_edge(v, out)
     return g
 
 
 def topological_nodes(graph: Graph):
     """The graph's nodes in a topological order computed by networkx."""
     g = to_networkx(graph)
-    return [g.nodes[v]["node"] for v in nx.topological_sort(g) if g.nodes[v]["kind"] == "node"]
+    nodes = [g.nodes[v]["node"] for v in nx.topological_sort(g) if g.nodes[v]["kind"] == "node"]
+    return list(dict.fromkeys(nodes))  # a multi-output kernel appears once
 
 
 def reaches(graph: Graph, src: Value, dst: Value) -> bool:
@@ -43,17 +45,31 @@ def _quote(text: str) -> str:
     return '"' + text.replace('"', '\\"') + '"'
 
 
+def _dot_node(n, names, indent: str) -> list[str]:
+    label = f"{names(n.out)} = {n.op}{format_attrs(n)}\\n{n.out.type}"
+    lines = [f"{indent}{_quote(names(n.out))} [shape=box, label={_quote(label)}];"]
+    lines += [f"{indent}{_quote(names(v))} -> {_quote(names(n.out))};" for v in n.inputs]
+    return lines
+
+
 def to_dot(graph: Graph, name: str = "lucid") -> str:
-    """Graphviz DOT text: one box per node, labelled with op, attributes and type."""
+    """Graphviz DOT text: one box per node, labelled with op, attributes and type; each
+    fused kernel is a cluster around the nodes it runs."""
     names = Namer()
     lines = [f"digraph {name} {{", "  rankdir=TB;", "  node [fontname=monospace];"]
     for v in graph.inputs:
         lines.append(f"  {_quote(names(v))} [shape=ellipse, label={_quote(names(v) + ':' + str(v.type))}];")
+    kernels = 0
     for n in graph.nodes:
-        label = f"{names(n.out)} = {n.op}{format_attrs(n)}\\n{n.out.type}"
-        lines.append(f"  {_quote(names(n.out))} [shape=box, label={_quote(label)}];")
-        for v in n.inputs:
-            lines.append(f"  {_quote(names(v))} -> {_quote(names(n.out))};")
+        if n.op == "kernel":
+            lines.append(f"  subgraph cluster_{kernels} {{")
+            lines.append(f"    label={_quote(f'kernel {kernels} [{n.kind}]')}; style=rounded;")
+            for inner in n.body.nodes:
+                lines += _dot_node(inner, names, "    ")
+            lines.append("  }")
+            kernels += 1
+        else:
+            lines += _dot_node(n, names, "  ")
     for i, v in enumerate(graph.outputs):
         lines.append(f"  {_quote('out' + str(i))} [shape=plaintext];")
         lines.append(f"  {_quote(names(v))} -> {_quote('out' + str(i))};")

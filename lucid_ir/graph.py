@@ -53,6 +53,11 @@ class Node:
     attrs: tuple[tuple[str, object], ...]
     out: Value
 
+    @property
+    def outs(self) -> tuple[Value, ...]:
+        """The values this node defines (one; a fused KernelNode may define several)."""
+        return (self.out,)
+
     def attr(self, name: str, default=None):
         for k, v in self.attrs:
             if k == name:
@@ -76,7 +81,7 @@ class Graph:
 
     def producers(self) -> dict[Value, Node]:
         """Map each node-defined value to its node."""
-        return {n.out: n for n in self.nodes}
+        return {v: n for n in self.nodes for v in n.outs}
 
     def users(self) -> dict[Value, list[Node]]:
         """Map each value to the nodes that read it, in graph order."""

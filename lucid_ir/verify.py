@@ -22,8 +22,9 @@ def verify(graph: Graph) -> Graph:
         for v in node.inputs:
             if v not in defined:
                 raise VerificationError(f"node {i} ({node.op}) uses {v} before it is defined")
-        if node.out in defined:
-            raise VerificationError(f"node {i} ({node.op}) redefines {node.out}")
+        for out in node.outs:
+            if out in defined:
+                raise VerificationError(f"node {i} ({node.op}) redefines {out}")
         check = getattr(node, "verify", None)
         if check is not None:
             check()
@@ -32,7 +33,7 @@ def verify(graph: Graph) -> Graph:
             if expected != node.out.type:
                 raise VerificationError(f"node {i} ({node.op}) has type {node.out.type}, "
                                         f"its shape rule gives {expected}")
-        defined.add(node.out)
+        defined.update(node.outs)
     for v in graph.outputs:
         if v not in defined:
             raise VerificationError(f"output {v} is not defined by the graph")

@@ -26,15 +26,18 @@ def test_forward_golden():
 
 def test_backward_golden():
     bwd = autodiff.run(linear_graph(), [0, 1, 2])
+    # inputs: the cotangent, then the residuals (relu's input, W, x); the forward's
+    # constant 0 is re-emitted rather than saved
     assert str(bwd.graph) == """\
-{ lambda ; %0:f32[64,256] %1:f32[64,256] %2:f32[] %3:f32[256,784] %4:f32[64,784]. let
-    %5:f32[64,256] = gt %1 %2
+{ lambda ; %0:f32[64,256] %1:f32[64,256] %2:f32[256,784] %3:f32[64,784]. let
+    %4:f32[] = constant[value=0.0]
+    %5:f32[64,256] = gt %1 %4
     %6:f32[] = constant[value=0.0]
     %7:f32[64,256] = select %5 %0 %6
     %8:f32[1,256] = sum[axes=(0,),keepdims=True] %7
     %9:f32[256] = reshape %8
-    %10:f32[64,784] = matmul %7 %3
-    %11:f32[256,784] = matmul[trans_a=True] %7 %4
+    %10:f32[64,784] = matmul %7 %2
+    %11:f32[256,784] = matmul[trans_a=True] %7 %3
   in (%10, %11, %9) }"""
 
 

@@ -52,6 +52,13 @@ def depends_on(graph: Graph, sources) -> set[Value]:
     return reached
 
 
+def _copy_constants(body: Graph, forward: Graph) -> Graph:
+    """Forward constants that the backward reads are re-emitted, not saved as residuals."""
+    consts = {n.out: n for n in forward.nodes if n.op == "constant"}
+    needed = [consts[v] for v in dict.fromkeys(v for n in body.nodes for v in n.inputs) if v in consts]
+    return Graph(body.inputs, tuple(needed) + body.nodes, body.outputs)
+
+
 def run(forward: Graph, wrt, also=()) -> BackwardGraph:
     """Derive the backward graph; ``also`` names intermediate values whose gradients
     are wanted too (``Tensor.retain_grad``)."""
@@ -81,6 +88,7 @@ def run(forward: Graph, wrt, also=()) -> BackwardGraph:
     outputs = [grads[v] if v in grads else b.constant(0.0, v.shape, v.dtype) for v in wanted]
 
     body = dce.run(Graph((), tuple(b.nodes), tuple(outputs)))
+    body = _copy_constants(body, forward)
     defined = {n.out for n in body.nodes} | set(cotangents)
     residuals, seen = [], set()
     for node in body.nodes:

@@ -17,7 +17,7 @@ def run(graph: Graph) -> Graph:
     live = set(graph.outputs)
     kept = []
     for node in reversed(graph.nodes):
-        if node.out in live:
+        if any(v in live for v in node.outs):
             kept.append(node)
             live.update(node.inputs)
     return Graph(graph.inputs, tuple(reversed(kept)), graph.outputs)

@@ -1,0 +1,283 @@
+"""Fusion: partition the graph into kernels, then outline each group into a KernelNode.
+
+Partition rules, applied in one walk over the nodes in order:
+
+- ``matmul`` starts a **gemm** group. It absorbs, in this order and each at most once,
+  a scaling by a scalar constant, a bias add (an operand of shape (N,) or (1, N)), an
+  activation (relu = ``maximum(·, 0)``, sigmoid, tanh) and a residual add (an (M, N)
+  operand): the epilogue the GEMM kernel applies while C is in registers. Each absorbed
+  op must be the only user of the value before it.
+- an elementwise op joins the **elementwise** group of one of its inputs when its
+  output has that group's shape and joining creates no cycle between kernels;
+  otherwise it starts a new group. Scalar constants are copied into each group that
+  uses them.
+- a reduction takes its input's elementwise producers as a prologue (a **reduction**
+  group): moved when nothing else uses them, recomputed (cloned) when something does,
+  so that later ops can still fuse with the original group (softmax: ``exp(x - m)``
+  and ``Σ exp(x - m)`` do not wait for each other).
+- movement ops (reshape, transpose, broadcast_to) and constants stay outside kernels:
+  the runtime runs them as views.
+
+A grouping that would create a cycle is rejected (``_depends_on``). ``run(graph,
+enabled=False)`` makes every compute node its own kernel (``LUCID_FUSION=0``).
+
+>>> from lucid_ir.builder import GraphBuilder
+>>> b = GraphBuilder()
+>>> x, w, bias = b.input((8, 4)), b.input((3, 4)), b.input((3,))
+>>> y = b.emit("add", b.emit("matmul", x, w, trans_b=True), bias)
+>>> print(run(b.build([b.emit("maximum", y, b.constant(0.0))])))
+{ lambda ; %0:f32[8,4] %1:f32[3,4] %2:f32[3]. let
+    (%3:f32[8,3]) = kernel[gemm](%0, %1, %2) {
+      %4:f32[8,3] = matmul[trans_b=True] %0 %1
+      %5:f32[8,3] = add %4 %2
+      %6:f32[] = constant[value=0.0]
+      %3:f32[8,3] = maximum %5 %6
+    }
+  in (%3) }
+"""
+from __future__ import annotations
+
+from ..graph import Graph, Node, Value
+from ..kernel import KernelNode
+from ..opnames import ELEMENTWISE, MATMUL, REDUCTION
+from . import dce
+
+ACTIVATIONS = ("sigmoid", "tanh")
+MAX_CLONED_PROLOGUE = 8
+
+
+class Group:
+    def __init__(self, kind: str, node: Node):
+        self.kind = kind
+        self.nodes = [node]
+        self.stage = 0      # gemm: 0 matmul, 1 scaled, 2 bias, 3 activation, 4 residual
+
+    @property
+    def tail(self) -> Value:
+        return self.nodes[-1].out
+
+    @property
+    def shape(self):
+        return self.nodes[-1].out.shape
+
+
+def _is_scalar_constant(v: Value, producer) -> bool:
+    p = producer.get(v)
+    return p is not None and p.op == "constant" and v.shape == ()
+
+
+class Partition:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.producer: dict[Value, Node] = {}
+        self.group_of: dict[Value, Group] = {}
+        self.groups: list[Group] = []
+        self.order: list[Node] = []   # every node, clones included, in a valid order
+        self.users: dict[Value, int] = {}
+        for n in graph.nodes:
+            for v in n.inputs:
+                self.users[v] = self.users.get(v, 0) + 1
+        for v in graph.outputs:
+            self.users[v] = self.users.get(v, 0) + 1
+
+    # -- dependencies -------------------------------------------------------------
+    def _depends_on(self, v: Value, group: Group) -> bool:
+        """Whether computing ``v`` needs ``group``'s kernel to have run (at kernel level:
+        a value of another group needs all of that group's inputs)."""
+        seen, stack = set(), [v]
+        while stack:
+            v = stack.pop()
+            g = self.group_of.get(v)
+            if g is group:
+                return True
+            key = id(g) if g is not None else id(v)
+            if key in seen:
+                continue
+            seen.add(key)
+            if g is not None:
+                stack.extend(x for n in g.nodes for x in n.inputs if self.group_of.get(x) is not g)
+            elif v in self.producer:
+                stack.extend(self.producer[v].inputs)
+        return False
+
+    def prune(self, outputs) -> None:
+        """Drop nodes nothing uses any more (originals whose prologue was cloned)."""
+        live = set(outputs)
+        for n in reversed(self.order):
+            if n.out in live:
+                live.update(n.inputs)
+        self.order = [n for n in self.order if n.out in live]
+        for g in list(self.groups):
+            g.nodes = [n for n in g.nodes if n.out in live]
+            if not g.nodes:
+                self.groups.remove(g)
+
+    def _add(self, group: Group, node: Node) -> None:
+        group.nodes.append(node)
+        self.group_of[node.out] = group
+
+    def _new(self, kind: str, node: Node) -> Group:
+        g = Group(kind, node)
+        self.groups.append(g)
+        self.group_of[node.out] = g
+        return g
+
+    # -- rules ----------------------------------------------------------------------
+    def _gemm_epilogue_stage(self, g: Group, node: Node) -> int | None:
+        """The epilogue stage ``node`` would fill in gemm group ``g``, or None."""
+        if g.tail not in node.inputs or self.users.get(g.tail, 0) != 1:
+            return None
+        other = [v for v in node.inputs if v is not g.tail]
+        m, n = g.tail.shape
+        if node.op == "mul" and len(other) == 1 and _is_scalar_constant(other[0], self.producer):
+            stage = 1
+        elif node.op == "add" and len(other) == 1 and other[0].shape in ((n,), (1, n)):
+            stage = 2
+        elif node.op in ACTIVATIONS or (node.op == "maximum" and len(other) == 1 and
+                                        _is_scalar_constant(other[0], self.producer) and
+                                        self.producer[other[0]].attr("value") == 0.0):
+            stage = 3
+        elif node.op == "add" and len(other) == 1 and other[0].shape == (m, n):
+            stage = 4
+        else:
+            return None
+        if stage <= g.stage or node.out.shape != g.tail.shape:
+            return None
+        if any(self._depends_on(v, g) for v in other):
+            return None
+        return stage
+
+    def _place_elementwise(self, node: Node) -> None:
+        for v in node.inputs:
+            g = self.group_of.get(v)
+            if g is None:
+                continue
+            if g.kind == "gemm":
+                stage = self._gemm_epilogue_stage(g, node)
+                if stage is not None:
+                    g.stage = stage
+                    self._add(g, node)
+                    return
+            elif g.kind == "elementwise" and g.shape == node.out.shape:
+                others = [x for x in node.inputs if self.group_of.get(x) is not g]
+                if not any(self._depends_on(x, g) for x in others):
+                    self._add(g, node)
+                    return
+        self._new("elementwise", node)
+
+    def _place_reduction(self, node: Node) -> None:
+        v = node.inputs[0]
+        g = self.group_of.get(v)
+        if g is None or g.kind != "elementwise" or g.shape != v.shape:
+            self._new("reduction", node)
+            return
+        # the prologue: the members of g that v depends on
+        members = {n.out: n for n in g.nodes}
+        needed, stack = set(), [v]
+        while stack:
+            x = stack.pop()
+            if x in members and x not in needed:
+                needed.add(x)
+                stack.extend(members[x].inputs)
+        prologue = [n for n in g.nodes if n.out in needed]
+        internal_uses = {}
+        for n in prologue + [node]:
+            for x in n.inputs:
+                internal_uses[x] = internal_uses.get(x, 0) + 1
+        exclusive = all(self.users.get(n.out, 0) == internal_uses.get(n.out, 0) for n in prologue)
+        if exclusive:
+            g.nodes = [n for n in g.nodes if n.out not in needed]
+            if not g.nodes:
+                self.groups.remove(g)
+            red = self._new("reduction", prologue[0])
+            for n in prologue[1:] + [node]:
+                self._add(red, n)
+        elif len(prologue) <= MAX_CLONED_PROLOGUE:
+            clones: dict[Value, Value] = {}
+            copied = []
+            for n in prologue:
+                out = Value(n.out.type)
+                clones[n.out] = out
+                copied.append(Node(n.op, tuple(clones.get(x, x) for x in n.inputs), n.attrs, out))
+            self.order.extend(copied)
+            red = self._new("reduction", copied[0])
+            for n in copied[1:]:
+                self._add(red, n)
+            node = Node(node.op, (clones[v],), node.attrs, node.out)
+            self.order[-len(copied) - 1:] = copied + [node]  # the reduction follows its clones
+            self._add(red, node)
+        else:
+            self._new("reduction", node)
+
+    def run(self, enabled: bool) -> None:
+        for node in self.graph.nodes:
+            self.producer[node.out] = node
+            self.order.append(node)
+            if node.op in MATMUL:
+                self._new("gemm", node)
+            elif node.op in ELEMENTWISE:
+                if enabled:
+                    self._place_elementwise(node)
+                else:
+                    self._new("elementwise", node)
+            elif node.op in REDUCTION:
+                if enabled:
+                    self._place_reduction(node)
+                else:
+                    self._new("reduction", node)
+
+
+def _outline(part: Partition, graph_inputs, graph_outputs) -> Graph:
+    """Replace each group by a KernelNode, then order everything topologically."""
+    members_of = {id(g): {n.out for n in g.nodes} for g in part.groups}
+    used_outside = set(graph_outputs)
+    for n in part.order:
+        g = part.group_of.get(n.out)
+        for x in n.inputs:
+            if g is None or x not in members_of[id(g)]:
+                used_outside.add(x)
+    items: list = [n for n in part.order if n.out not in part.group_of]
+    for g in part.groups:
+        members = members_of[id(g)]
+        inputs, body, const_copies = [], [], {}
+        for n in g.nodes:
+            for x in n.inputs:
+                if x in members or x in inputs or x in const_copies:
+                    continue
+                if _is_scalar_constant(x, part.producer):  # copy scalars into the kernel
+                    c = part.producer[x]
+                    const_copies[x] = Value(x.type)
+                    body.append(Node("constant", (), c.attrs, const_copies[x]))
+                else:
+                    inputs.append(x)
+            ins = tuple(const_copies.get(x, x) for x in n.inputs)
+            body.append(n if ins == n.inputs else Node(n.op, ins, n.attrs, n.out))
+        outs = tuple(n.out for n in g.nodes if n.out in used_outside)
+        items.append(KernelNode(g.kind, Graph(tuple(inputs), tuple(body), outs)))
+    return dce.run(Graph(tuple(graph_inputs), _topological(items, graph_inputs), tuple(graph_outputs)))
+
+
+def _topological(items, inputs) -> tuple:
+    """Order items so that each one's inputs are defined first (stable otherwise)."""
+    defined = set(inputs)
+    pending, ordered = list(items), []
+    while pending:
+        rest = []
+        for item in pending:
+            if all(x in defined for x in item.inputs):
+                ordered.append(item)
+                defined.update(item.outs)
+            else:
+                rest.append(item)
+        if len(rest) == len(pending):
+            raise AssertionError("fusion produced a cycle between kernels")
+        pending = rest
+    return tuple(ordered)
+
+
+def run(graph: Graph, enabled: bool = True) -> Graph:
+    graph = dce.run(graph)
+    part = Partition(graph)
+    part.run(enabled)
+    part.prune(graph.outputs)
+    return _outline(part, graph.inputs, graph.outputs)

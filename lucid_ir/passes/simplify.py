@@ -1,0 +1,135 @@
+"""Simplify: algebraic identities, transpose folding, constant folding, common
+subexpressions, dead code. One walk that rewrites nodes, then DCE.
+
+- ``x*1``, ``1*x``, ``x+0``, ``0+x``, ``x-0``, ``x/1`` → ``x`` (when the shape is unchanged);
+  ``neg(neg(x))`` → ``x``;
+- reshape/broadcast_to to the same shape, identity transposes → the input;
+  reshape of a reshape → one reshape; transpose of a transpose → one transpose;
+- ``matmul(transpose(a), b)`` → ``matmul[trans_a]`` of ``a`` (likewise for b): no copies;
+- ops whose inputs are all constant fills (``constant`` nodes) → one constant;
+- nodes equal in op, attributes and inputs → the first one.
+
+>>> from lucid_ir.builder import GraphBuilder
+>>> b = GraphBuilder()
+>>> x, w = b.input((4, 3)), b.input((3, 2))
+>>> y = b.emit("matmul", x, b.emit("transpose", b.emit("transpose", w)))
+>>> z = b.emit("mul", y, b.constant(1.0))
+>>> print(run(b.build([b.emit("add", z, b.emit("matmul", x, w))])))
+{ lambda ; %0:f32[4,3] %1:f32[3,2]. let
+    %2:f32[4,2] = matmul %0 %1
+    %3:f32[4,2] = add %2 %2
+  in (%3) }
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import Graph, Node, Value
+from ..interpreter import evaluate_node
+from ..opnames import ELEMENTWISE, MOVEMENT, REDUCTION
+from . import dce
+
+
+def _fill(node: Node | None):
+    """The value of a constant fill node, else None."""
+    return node.attr("value") if node is not None and node.op == "constant" else None
+
+
+def _identity(node: Node, producer) -> Value | None:
+    """The value ``node`` can be replaced by, when an identity applies."""
+    op, ins, out = node.op, node.inputs, node.out
+    if op in ("reshape", "broadcast_to") and ins[0].shape == out.shape:
+        return ins[0]
+    if op == "transpose" and node.attr("perm") == tuple(range(len(out.shape))):
+        return ins[0]
+    if op == "neg":
+        p = producer.get(ins[0])
+        if p is not None and p.op == "neg":
+            return p.inputs[0]
+    if op in ("mul", "add", "sub", "div"):
+        a, b = ins
+        fa, fb = _fill(producer.get(a)), _fill(producer.get(b))
+        unit = 1.0 if op in ("mul", "div") else 0.0
+        if fb == unit and a.type == out.type:
+            return a
+        if op in ("mul", "add") and fa == unit and b.type == out.type:
+            return b
+    return None
+
+
+def _rewrite(node: Node, producer) -> Node:
+    """Structural rewrites that produce a different node computing the same value."""
+    op, ins = node.op, node.inputs
+    if op == "matmul":
+        flags = {"trans_a": node.attr("trans_a"), "trans_b": node.attr("trans_b")}
+        new_ins = list(ins)
+        for i, flag in enumerate(("trans_a", "trans_b")):
+            p = producer.get(ins[i])
+            if p is not None and p.op == "transpose" and p.attr("perm") == (1, 0):
+                new_ins[i], flags[flag] = p.inputs[0], not flags[flag]
+        if new_ins != list(ins):
+            return Node("matmul", tuple(new_ins), tuple(sorted(flags.items())), node.out)
+    if op == "reshape":
+        p = producer.get(ins[0])
+        if p is not None and p.op == "reshape":
+            return Node("reshape", p.inputs, node.attrs, node.out)
+    if op == "transpose":
+        p = producer.get(ins[0])
+        if p is not None and p.op == "transpose":
+            inner, outer = p.attr("perm"), node.attr("perm")
+            return Node("transpose", p.inputs, (("perm", tuple(inner[i] for i in outer)),), node.out)
+    return node
+
+
+def _fold(node: Node, producer) -> Node | None:
+    """Replace an op over constant fills by one constant fill."""
+    if node.op not in ELEMENTWISE + MOVEMENT + REDUCTION or not node.inputs:
+        return None
+    fills = [_fill(producer.get(v)) for v in node.inputs]
+    if any(f is None for f in fills):
+        return None
+    scalars = [np.full((1,) * len(v.shape), f, v.dtype) for v, f in zip(node.inputs, fills)]
+    if node.op in REDUCTION:
+        full = [np.full(v.shape, f, v.dtype) for v, f in zip(node.inputs, fills)]
+        if full[0].size > 1 << 16:
+            return None
+        result = evaluate_node(node, full)
+    elif node.op in MOVEMENT:
+        result = scalars[0]
+    else:
+        result = evaluate_node(Node(node.op, tuple(Value(type(v.type)((1,) * len(v.shape), v.dtype))
+                                                   for v in node.inputs), node.attrs, node.out), scalars)
+    flat = np.asarray(result).reshape(-1)
+    if flat.size == 0 or not np.all(flat == flat[0]) and not np.all(np.isnan(flat)):
+        return None
+    return Node("constant", (), tuple(sorted({"value": float(flat[0]), "shape": node.out.shape,
+                                               "dtype": node.out.dtype}.items())), node.out)
+
+
+def run(graph: Graph) -> Graph:
+    subst: dict[Value, Value] = {}
+    producer: dict[Value, Node] = {}
+    seen: dict[tuple, Value] = {}
+    nodes = []
+    for node in graph.nodes:
+        if node.op == "kernel":
+            raise ValueError("simplify runs before fusion; this graph already has kernels")
+        ins = tuple(subst.get(v, v) for v in node.inputs)
+        if ins != node.inputs:
+            node = Node(node.op, ins, node.attrs, node.out)
+        node = _rewrite(node, producer)
+        same = _identity(node, producer)
+        if same is not None:
+            subst[node.out] = same
+            continue
+        node = _fold(node, producer) or node
+        key = (node.op, tuple(id(v) for v in node.inputs), node.attrs, node.out.type)
+        if key in seen:
+            subst[node.out] = seen[key]
+            continue
+        seen[key] = node.out
+        producer[node.out] = node
+        nodes.append(node)
+    outputs = tuple(subst.get(v, v) for v in graph.outputs)
+    return dce.run(Graph(graph.inputs, tuple(nodes), outputs))
+
