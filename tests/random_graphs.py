@@ -1,0 +1,71 @@
+"""Seeded generator of random, well-defined graphs over every kind of op: the fuzzer's
+and the pass tests' source of programs. Values stay finite: ``log`` and ``div`` only see
+positive operands."""
+from __future__ import annotations
+
+import numpy as np
+
+from lucid_ir.builder import GraphBuilder
+
+UNARY = ["neg", "exp", "tanh", "sigmoid"]
+BINARY = ["add", "sub", "mul", "maximum"]
+
+
+def random_graph(rng: np.random.Generator, dtype: str = "float64", n_ops: int = 8,
+                 max_dim: int = 9, allow_zero: bool = True):
+    """Return (graph, input arrays)."""
+    dims = [int(d) for d in rng.integers(0 if allow_zero and rng.random() < 0.1 else 1, max_dim, size=3)]
+    m, n, k = dims
+    b = GraphBuilder()
+    arrays = []
+
+    def new_input(shape):
+        arrays.append(rng.standard_normal(shape).astype(dtype))
+        return b.input(shape, dtype)
+
+    pool = [new_input((m, n))]
+    for _ in range(n_ops):
+        x = pool[int(rng.integers(len(pool)))]
+        r = rng.random()
+        if r < 0.25:
+            op = UNARY[int(rng.integers(len(UNARY)))]
+            if op == "exp":
+                x = b.emit("tanh", x)  # keep exp bounded
+            y = b.emit(op, x)
+        elif r < 0.55:
+            op = BINARY[int(rng.integers(len(BINARY)))]
+            choice = rng.random()
+            if x.shape and choice < 0.3:
+                other = new_input(x.shape[-1:])
+            elif x.shape and choice < 0.45:
+                other = b.constant(float(rng.standard_normal()), (), dtype)
+            else:
+                same = [v for v in pool if v.shape == x.shape]
+                other = same[int(rng.integers(len(same)))]
+            y = b.emit(op, x, other) if rng.random() < 0.5 else b.emit(op, other, x)
+        elif r < 0.62:
+            # a positive denominator / log argument
+            pos = b.emit("add", b.emit("mul", x, x), b.constant(1.0, (), dtype))
+            y = b.emit("log", pos) if rng.random() < 0.5 else b.emit("div", x, pos)
+        elif r < 0.68:
+            mask = b.emit("gt", x, b.constant(0.0, (), dtype))
+            y = b.emit("select", mask, x, b.emit("neg", x))
+        elif r < 0.8 and len(x.shape) == 2:
+            op = ["sum", "mean", "max"][int(rng.integers(3))]
+            axis = int(rng.integers(2))
+            if op == "max" and x.shape[axis] == 0:
+                op = "sum"
+            y = b.emit(op, x, axes=(axis,), keepdims=True)
+            y = b.emit("add", x, y)  # broadcast back to keep the working shape
+        elif len(x.shape) == 2:
+            rows, cols = x.shape
+            trans_a, trans_b = bool(rng.random() < 0.3), bool(rng.random() < 0.5)
+            a = b.emit("transpose", x) if trans_a else x
+            wshape = (cols, cols) if not trans_b else (cols, cols)
+            w = new_input(wshape)
+            y = b.emit("matmul", a, w, trans_a=trans_a, trans_b=trans_b)
+        else:
+            continue
+        pool.append(y)
+    outs = pool[-1:] if rng.random() < 0.5 else pool[-2:]
+    return b.build(outs), arrays
