@@ -45,7 +45,7 @@ from lucid_ir.types import broadcast_shapes
 
 from . import loops
 from .cache import load_or_compile
-from .loops import I64, Loop, const64, load_arg
+from .loops import I64, Loop, const64, decode_offsets, load_arg
 from .target import host_target
 from .vector_math import LLVM_FLOAT, SUPPORTED, const, emit_op
 
@@ -54,6 +54,8 @@ __all__ = ["ElementwiseKernel", "Structure", "structure_of", "emit_structure"]
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
 _ITEMSIZE = {"float32": 4, "float64": 8}
+#: Bump whenever the generated code changes (it is part of every cache key).
+CODEGEN_VERSION = 2
 
 
 # ------------------------------------------------------------------ structure
@@ -211,24 +213,6 @@ def _elem_bytes(elem) -> int:
     return 4 if isinstance(elem, ir.FloatType) else 8
 
 
-def outer_offsets(b, args, D, n_ptr_operands, o, arg_base):
-    """Element offsets of every operand at outer linear index ``o`` (mixed radix decode)."""
-    P = n_ptr_operands
-    zero = const64(0)
-    with Loop(b, zero, D, 1, [o] + [zero] * P, name="decode") as lp:
-        d = b.sub(b.sub(D, const64(1)), lp.i)               # innermost outer dim first
-        base = b.add(const64(arg_base), b.mul(d, const64(P + 1)))
-        shape = load_arg(b, args, base)
-        rem = lp.vars[0]
-        idx = b.urem(rem, shape)
-        nxt = [b.udiv(rem, shape)]
-        for j in range(P):
-            stride = load_arg(b, args, b.add(base, const64(1 + j)))
-            nxt.append(b.add(lp.vars[1 + j], b.mul(idx, stride)))
-        lp.next = nxt
-    return lp.results[1:]
-
-
 def build_module(st: Structure, pattern: str, lanes: int) -> ir.Module:
     n_in, n_out = len(st.inputs), len(st.outputs)
     P = n_in + n_out
@@ -244,7 +228,7 @@ def build_module(st: Structure, pattern: str, lanes: int) -> ir.Module:
     arg_base = 2 + 2 * P
 
     with Loop(b, o0, o1, 1, name="outer") as outer:
-        offs = outer_offsets(b, args, D, P, outer.i, arg_base)
+        offs = decode_offsets(b, args, D, P, outer.i, arg_base)
         ops = [_Operand(b, b.gep(raw[j], [offs[j]]), pattern[j], istr[j], LLVM_FLOAT[dtypes[j]])
                for j in range(P)]
         for j in range(n_in):
@@ -305,7 +289,7 @@ class ElementwiseKernel:
         fn = self._fns.get(pattern)
         if fn is None:
             st, lanes = self.structure, self.lanes
-            key = f"elementwise/1|{st.text}|pattern={pattern}|lanes={lanes}"
+            key = f"elementwise/{CODEGEN_VERSION}|{st.text}|pattern={pattern}|lanes={lanes}"
             lib = load_or_compile(key, lambda: build_module(st, pattern, lanes), ["lucid_ew"],
                                   label=f"elementwise {pattern} {st.text[:150]}")
             fn = self._fns[pattern] = KERNEL_ABI(lib.address("lucid_ew"))
@@ -338,48 +322,64 @@ class ElementwiseKernel:
         for n in outer:
             n_outer *= n
         nbytes = size * sum(a.itemsize for a in arrays) + size * sum(dt.itemsize for dt in self.out_dtypes)
-        return shape, (self.function(pattern), template, n_outer, inner, nbytes)
+        parallel = nbytes >= loops.PARALLEL_BYTES
+        return shape, (self.function(pattern), template, n_outer, inner, parallel,
+                       ctypes.c_int64 * len(template))
 
     def __call__(self, arrays, outs=None):
-        arrays = [a if type(a) is np.ndarray else np.asarray(a) for a in arrays]
-        if len(arrays) != self.n_in:
-            raise ValueError(f"elementwise kernel takes {self.n_in} inputs, got {len(arrays)}")
-        for k, (a, dt) in enumerate(zip(arrays, self.in_dtypes)):
-            if a.dtype != dt:
-                raise TypeError(f"elementwise kernel input {k}: expected {dt}, got {a.dtype}")
-        key = (tuple(a.shape for a in arrays), tuple(a.strides for a in arrays),
-               None if outs is None else tuple((o.shape, o.strides, o.dtype) for o in outs))
-        plan = self._plans.get(key)
+        try:
+            key = [(a.shape, a.strides, a.dtype) for a in arrays]
+        except AttributeError:
+            arrays = [np.asarray(a) for a in arrays]
+            key = [(a.shape, a.strides, a.dtype) for a in arrays]
+        if outs is not None:
+            key += [(o.shape, o.strides, o.dtype, o.flags.writeable) for o in outs]
+            key.append(None)
+        plan = self._plans.get(tuple(key))
         if plan is None:
-            arrays = [_fix_strides(a) for a in arrays]
-            if outs is not None:
-                outs = list(outs)
-                _check_outs(outs, self.out_dtypes, arrays, self.structure)
-            plan = self._plan(arrays, None if outs is None else [o.strides for o in outs])
-            if all(_fix_strides(a) is a for a in arrays):
-                if len(self._plans) >= self.MAX_PLANS:
-                    self._plans.clear()
-                self._plans[key] = plan
+            arrays, outs, plan = self._checked_plan(arrays, outs, tuple(key))
         shape, run = plan
         if outs is None:
             outs = [np.empty(shape, dt) for dt in self.out_dtypes]
         if run is None:
             return list(outs)
-        fn, template, n_outer, inner, nbytes = run
-        vals = list(template)
+        fn, template, n_outer, inner, parallel, buf_type = run
+        buf = buf_type(*template)
         p = 2
-        for a in arrays:
-            vals[p] = a.__array_interface__["data"][0]
-            p += 1
+        try:
+            for a in arrays:
+                buf[p] = a.ctypes.data
+                p += 1
+        except AttributeError:  # numpy scalars share a 0-d array's key
+            return self([np.asarray(a) for a in arrays], outs)
         for o in outs:
-            vals[p] = o.__array_interface__["data"][0]
+            buf[p] = o.ctypes.data
             p += 1
-        buf = (ctypes.c_int64 * len(vals))(*vals)
-        if nbytes >= loops.PARALLEL_BYTES and loops.thread_pool() is not None:
+        if parallel and loops.num_threads() > 1:
             _run_parallel(fn, buf, n_outer, inner, self.lanes)
         else:
             fn(buf, 0, n_outer, 0, inner)
         return list(outs)
+
+    def _checked_plan(self, arrays, outs, key):
+        """Validate a call seen for the first time; memoise its plan when reusable."""
+        arrays = [np.asarray(a) for a in arrays]
+        if len(arrays) != self.n_in:
+            raise ValueError(f"elementwise kernel takes {self.n_in} inputs, got {len(arrays)}")
+        for k, (a, dt) in enumerate(zip(arrays, self.in_dtypes)):
+            if a.dtype != dt:
+                raise TypeError(f"elementwise kernel input {k}: expected {dt}, got {a.dtype}")
+        fixed = [_fix_strides(a) for a in arrays]
+        reusable = all(f is a for f, a in zip(fixed, arrays))
+        if outs is not None:
+            outs = list(outs)
+            _check_outs(outs, self.out_dtypes, fixed, self.structure)
+        plan = self._plan(fixed, None if outs is None else [o.strides for o in outs])
+        if reusable:
+            if len(self._plans) >= self.MAX_PLANS:
+                self._plans.clear()
+            self._plans[key] = plan
+        return fixed, outs, plan
 
 
 def _run_parallel(fn, buf, n_outer, inner, lanes):

@@ -76,6 +76,53 @@ def load_arg(b: ir.IRBuilder, args_ptr, index):
     return b.load(b.gep(args_ptr, [idx]))
 
 
+def decode_offsets(b: ir.IRBuilder, args, ndims, n_ops: int, linear, base):
+    """Element offsets of ``n_ops`` operands at a linear index over ``ndims`` dimensions.
+
+    The dimensions are described in ``args`` from ``base`` (int or i64 value) as
+    blocks ``(size, stride_0, .., stride_{n_ops-1})``, outermost first; the linear
+    index is decoded innermost first (mixed radix), so ndims is a run-time value.
+    """
+    zero = const64(0)
+    base = const64(base) if isinstance(base, int) else base
+    # one dimension (the common case): offset = linear * stride, no division
+    one_bb = b.append_basic_block("decode.one")
+    many_bb = b.append_basic_block("decode.many")
+    join_bb = b.append_basic_block("decode.join")
+    b.cbranch(b.icmp_signed("==", ndims, const64(1)), one_bb, many_bb)
+    b.position_at_end(one_bb)
+    fast = [b.mul(linear, load_arg(b, args, b.add(base, const64(1 + j)))) for j in range(n_ops)]
+    b.branch(join_bb)
+    b.position_at_end(many_bb)
+    slow = _decode_loop(b, args, ndims, n_ops, linear, base)
+    slow_end = b.block
+    b.branch(join_bb)
+    b.position_at_end(join_bb)
+    out = []
+    for f, s in zip(fast, slow):
+        phi = b.phi(I64)
+        phi.add_incoming(f, one_bb)
+        phi.add_incoming(s, slow_end)
+        out.append(phi)
+    return out
+
+
+def _decode_loop(b, args, ndims, n_ops, linear, base):
+    zero = const64(0)
+    with Loop(b, zero, ndims, 1, [linear] + [zero] * n_ops, name="decode") as lp:
+        d = b.sub(b.sub(ndims, const64(1)), lp.i)
+        blk = b.add(base, b.mul(d, const64(n_ops + 1)))
+        size = load_arg(b, args, blk)
+        rem = lp.vars[0]
+        idx = b.urem(rem, size)
+        nxt = [b.udiv(rem, size)]
+        for j in range(n_ops):
+            stride = load_arg(b, args, b.add(blk, const64(1 + j)))
+            nxt.append(b.add(lp.vars[1 + j], b.mul(idx, stride)))
+        lp.next = nxt
+    return lp.results[1:]
+
+
 # ----------------------------------------------------------------- Python side
 def broadcast_strides(shape, strides, itemsize, out_shape):
     """Element strides of an array of ``shape``/byte ``strides`` viewed at ``out_shape``."""
@@ -116,15 +163,18 @@ def collapse(shape, strides_list):
 PARALLEL_BYTES = 2 << 20
 
 
+_POOL: list = []
+
+
 def thread_pool():
     """``lucid_codegen.threads`` if another part of the project provides it, else None."""
-    try:
-        from . import threads  # noqa: WPS433 (optional module, written separately)
-    except Exception:
-        return None
-    if not hasattr(threads, "parallel_for"):
-        return None
-    return threads
+    if not _POOL:
+        try:
+            from . import threads  # optional module, written separately
+        except Exception:
+            threads = None
+        _POOL.append(threads if hasattr(threads, "parallel_for") else None)
+    return _POOL[0]
 
 
 def num_threads() -> int:
