@@ -1,7 +1,11 @@
 """``Tensor.backward``: collect the recorded forward graph, derive its backward graph
-with the autodiff pass, and run that graph through the backend (the same execution
-path as the forward ops). Backward graphs are cached by the forward graph's structure,
-so a training loop derives (and compiles) each backward graph once.
+with the autodiff pass, compile it (same pipeline as every graph: simplify, fuse,
+native kernels) and run it. Backward graphs are cached by the forward graph's
+structure, so a training loop derives and compiles each backward graph once.
+
+Outputs of ``lucid.compile``d functions carry a ``CallOutput`` record instead of a
+primitive node: their backward graph was derived and compiled with the forward.
+A graph that contains such records is differentiated record by record.
 """
 from __future__ import annotations
 
@@ -9,14 +13,23 @@ from collections import OrderedDict
 
 import numpy as np
 
-from lucid_ir.graph import Graph
+from lucid_ir.graph import Graph, Node
 from lucid_ir.passes import autodiff
 from lucid_ir.printer import format_graph
 
-from . import backend
+from .compiler import compile_graph
 
 _CACHE: "OrderedDict[str, tuple]" = OrderedDict()
 _CACHE_SIZE = 256
+
+
+class CallOutput:
+    """Output ``index`` of one call of a compiled function (see ``lucid.compiled``)."""
+
+    op = "call"
+
+    def __init__(self, record, index: int):
+        self.record, self.index = record, index
 
 
 def collect(root):
@@ -45,52 +58,116 @@ def collect(root):
 
 
 def derive(forward: Graph, wrt, also_positions=()):
-    """The backward graph of ``forward`` (cached by its printed structure).
-
-    ``also_positions`` are node indices whose outputs' gradients are wanted too.
-    """
+    """The compiled backward graph of ``forward`` (cached by its printed structure) and
+    the positions (inputs, then nodes) of the forward values it reads."""
     key = format_graph(forward) + repr((tuple(wrt), tuple(also_positions)))
     hit = _CACHE.get(key)
     if hit is not None:
         _CACHE.move_to_end(key)
         return hit
     bwd = autodiff.run(forward, wrt, [forward.nodes[i].out for i in also_positions])
-    # Residuals are named by their position in the forward graph, so the cached entry
-    # can be reused with the values of a structurally identical graph.
     position = {v: i for i, v in enumerate(forward.inputs)}
     position.update({n.out: len(forward.inputs) + i for i, n in enumerate(forward.nodes)})
-    entry = (bwd.graph, tuple(position[v] for v in bwd.residuals))
+    entry = (compile_graph(bwd.graph, "backward"), tuple(position[v] for v in bwd.residuals))
     _CACHE[key] = entry
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return entry
 
 
+def _seed(root, gradient) -> np.ndarray:
+    if gradient is None:
+        return np.ones(root.shape, dtype=root.dtype)
+    seed = np.asarray(getattr(gradient, "_data", gradient), dtype=root.dtype)
+    if seed.shape != root.shape:
+        raise ValueError(f"backward: gradient of shape {seed.shape} does not match the "
+                         f"tensor's shape {root.shape}")
+    return seed
+
+
+def _deliver(t, g) -> None:
+    t.grad = g.copy() if t.grad is None else t.grad + g
+
+
 def backward(root, gradient=None, retain_graph: bool = False) -> None:
+    if root._data is None:
+        from .tracing import TracingError
+        raise TracingError("backward() cannot run inside a function being compiled; call it on "
+                           "the compiled function's output instead")
     if not root.requires_grad:
         raise RuntimeError("backward: this tensor does not require grad (no input of the "
                            "computation that made it has requires_grad=True)")
     order, leaves = collect(root)
-    if gradient is None:
-        seed = np.ones(root.shape, dtype=root.dtype)
+    seed = _seed(root, gradient)
+    if any(isinstance(t._node, CallOutput) for t in order):
+        _backward_by_record(root, seed, order, leaves)
     else:
-        seed = np.asarray(getattr(gradient, "_data", gradient), dtype=root.dtype)
-        if seed.shape != root.shape:
-            raise ValueError(f"backward: gradient of shape {seed.shape} does not match the "
-                             f"tensor's shape {root.shape}")
-    wrt = [i for i, t in enumerate(leaves) if t.requires_grad]
-    retained = [i for i, t in enumerate(order) if t._retains_grad]
-    forward = Graph(tuple(t.value for t in leaves), tuple(t._node for t in order), (root.value,))
-    graph, residual_positions = derive(forward, wrt, retained)
-    tensors = leaves + order
-    arrays = [seed] + [tensors[i]._data for i in residual_positions]
-    grads = backend.run_graph(graph, arrays)
-    receivers = [leaves[i] for i in wrt] + [order[i] for i in retained]
-    for t, g in zip(receivers, grads):
-        t.grad = g.copy() if t.grad is None else t.grad + g
+        _backward_whole(root, seed, order, leaves)
     if not retain_graph:
         for t in order:
             if not t._parents:
                 continue  # a constant: nothing saved to free
             t._freed = True
             t._node = t._parents = None
+
+
+def _backward_whole(root, seed, order, leaves) -> None:
+    """One backward graph for everything recorded (the eager path)."""
+    wrt = [i for i, t in enumerate(leaves) if t.requires_grad]
+    retained = [i for i, t in enumerate(order) if t._retains_grad]
+    forward = Graph(tuple(t.value for t in leaves), tuple(t._node for t in order), (root.value,))
+    compiled, residual_positions = derive(forward, wrt, retained)
+    tensors = leaves + order
+    grads = compiled([seed] + [tensors[i]._data for i in residual_positions])
+    receivers = [leaves[i] for i in wrt] + [order[i] for i in retained]
+    for t, g in zip(receivers, grads):
+        _deliver(t, g)
+
+
+def _node_grads(t, g):
+    """Gradients of a primitive node's inputs, given the gradient ``g`` of its output."""
+    node: Node = t._node
+    parents = list(dict.fromkeys(t._parents))       # x*x reads x once
+    values = [p.value for p in parents]
+    wrt = [i for i, p in enumerate(parents) if p.requires_grad]
+    forward = Graph(tuple(values), (node,), (node.out,))
+    compiled, residual_positions = derive(forward, wrt)
+    tensors = parents + [t]
+    grads = compiled([g] + [tensors[i]._data for i in residual_positions])
+    return [(parents[i], gi) for i, gi in zip(wrt, grads)]
+
+
+def _backward_by_record(root, seed, order, leaves) -> None:
+    """Reverse walk over primitive nodes and compiled calls (each call's backward graph
+    runs once, when the cotangents of all its outputs are complete)."""
+    cot: dict[int, np.ndarray] = {id(root): seed}
+    waiting: dict[int, list] = {}   # id(record) -> [outputs still to come, cotangents]
+    for t in order:
+        if isinstance(t._node, CallOutput):
+            rec = t._node.record
+            entry = waiting.setdefault(id(rec), [0, [None] * rec.n_outputs])
+            entry[0] += 1
+
+    def add(p, g):
+        if p._node is None:
+            if p.requires_grad:
+                _deliver(p, g)
+            return
+        cot[id(p)] = g if id(p) not in cot else cot[id(p)] + g
+
+    for t in reversed(order):
+        g = cot.pop(id(t), None)
+        if t._retains_grad and g is not None:
+            _deliver(t, g)
+        if isinstance(t._node, CallOutput):
+            rec = t._node.record
+            entry = waiting[id(rec)]
+            entry[0] -= 1
+            if g is not None:
+                entry[1][t._node.index] = g
+            if entry[0] == 0:
+                for p, gp in rec.backward(entry[1]):
+                    add(p, gp)
+        elif g is not None and t._parents:
+            for p, gp in _node_grads(t, g):
+                add(p, gp)

@@ -39,10 +39,20 @@ def run_node(node: Node, arrays: list[np.ndarray]) -> np.ndarray:
     return evaluate_node(node, arrays)
 
 
-def run_graph(graph: Graph, arrays: list[np.ndarray]) -> list[np.ndarray]:
-    """Execute a whole graph (a backward graph, or a compiled function's graph)."""
+class Interpreted:
+    """An executable that runs a (fused) graph with the reference interpreter."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+
+    def __call__(self, arrays):
+        return interpret(self.graph, arrays)
+
+
+def executable(fused: Graph):
+    """A callable ``arrays -> outputs`` for a graph that has been through fusion."""
     if backend_name() == "compiled":
         runtime = _compiled()
         if runtime is not None:
-            return runtime.run_graph(graph, arrays)
-    return interpret(graph, arrays)
+            return runtime.Plan(fused)
+    return Interpreted(fused)

@@ -9,12 +9,15 @@ from __future__ import annotations
 from lucid_ir.builder import make_node
 from lucid_ir.types import promote
 
-from . import backend
+from . import backend, tracing
 from .grad_mode import is_grad_enabled
 
 
 def apply(op: str, *inputs, **attrs):
     from .tensor import Tensor
+    tracer = tracing.current()
+    if tracer is not None:
+        return tracer.apply(op, inputs, attrs)
     node = make_node(op, [t.value for t in inputs], attrs)
     out = backend.run_node(node, [t._data for t in inputs])
     requires = is_grad_enabled() and any(t.requires_grad for t in inputs)

@@ -59,6 +59,21 @@ class Tensor:
             p._is_leaf or p._retains_grad for p in parents)
         return t
 
+    @classmethod
+    def _symbolic(cls, value: Value, requires_grad: bool):
+        """A tensor being traced: a graph value with no data yet."""
+        t = cls.__new__(cls)
+        t._data, t.grad, t._freed, t._value = None, None, False, value
+        t.requires_grad, t._is_leaf, t._retains_grad = requires_grad, True, False
+        t._node = t._parents = None
+        return t
+
+    def _concrete(self, what: str) -> np.ndarray:
+        if self._data is None:
+            from .tracing import data_dependent
+            raise data_dependent(what)
+        return self._data
+
     # -- data access ---------------------------------------------------------------
     @property
     def value(self) -> Value:
@@ -69,23 +84,23 @@ class Tensor:
 
     @property
     def data(self) -> np.ndarray:
-        return self._data
+        return self._concrete("Tensor.data")
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self._data.shape
+        return self._data.shape if self._data is not None else self._value.shape
 
     @property
     def dtype(self) -> str:
-        return self._data.dtype.name
+        return self._data.dtype.name if self._data is not None else self._value.dtype
 
     @property
     def ndim(self) -> int:
-        return self._data.ndim
+        return len(self.shape)
 
     @property
     def size(self) -> int:
-        return self._data.size
+        return int(np.prod(self.shape))
 
     @property
     def is_leaf(self) -> bool:
@@ -100,18 +115,25 @@ class Tensor:
         return self
 
     def numpy(self) -> np.ndarray:
-        return self._data
+        return self._concrete("Tensor.numpy()")
 
     def item(self) -> float:
-        if self._data.size != 1:
+        data = self._concrete("Tensor.item()")
+        if data.size != 1:
             raise ValueError(f"item: only a one-element tensor has an item, this one has shape {self.shape}")
-        return float(self._data.reshape(()))
+        return float(data.reshape(()))
 
     def tolist(self):
-        return self._data.tolist()
+        return self._concrete("Tensor.tolist()").tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        data = self._concrete("converting a tensor to a numpy array")
+        return data if dtype is None else data.astype(dtype)
 
     def detach(self) -> "Tensor":
         """The same data, cut from the graph (shares memory, like PyTorch)."""
+        if self._data is None:
+            return Tensor._symbolic(self._value, False)
         return Tensor(self._data)
 
     def zero_grad(self) -> None:
@@ -123,6 +145,8 @@ class Tensor:
         return self.shape[0]
 
     def __repr__(self) -> str:
+        if self._data is None:
+            return f"Tensor(<traced {self._value.type}>, requires_grad={self.requires_grad})"
         return f"Tensor({format_array(self._data)}, grad={format_grad(self.grad)})"
 
     __str__ = __repr__
@@ -160,9 +184,13 @@ class Tensor:
         return matmul(dispatch.as_tensor(o), self)
 
     def __bool__(self):
-        if self._data.size != 1:
+        data = self._concrete("bool(tensor) (an `if` or `while` on a tensor)")
+        if data.size != 1:
             raise ValueError("the truth value of a tensor with more than one element is ambiguous")
-        return bool(self._data.reshape(()))
+        return bool(data.reshape(()))
+
+    def __float__(self):
+        return self.item()
 
     __hash__ = object.__hash__
 

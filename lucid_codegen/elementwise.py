@@ -284,6 +284,10 @@ class ElementwiseKernel:
             kern = _KERNELS.setdefault(st.text, cls(st))
         return kern
 
+    def llvm_module(self, pattern: str | None = None) -> ir.Module:
+        """The LLVM module of one variant (default: every operand contiguous), for dumps."""
+        return build_module(self.structure, pattern or "c" * self.n_in, self.lanes)
+
     # -- compiled variants
     def function(self, pattern: str):
         fn = self._fns.get(pattern)

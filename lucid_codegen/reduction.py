@@ -301,6 +301,11 @@ class ReductionKernel:
                                                 len(x.shape)))
         return kern
 
+    def llvm_module(self, mode: str = "row", pattern: str | None = None):
+        """The LLVM module of one variant (default: row mode, contiguous), for dumps."""
+        return _Codegen(self.structure, self.red_op, pattern or "c" * len(self.in_dtypes),
+                        self.lanes).build(mode)
+
     def function(self, mode: str, pattern: str):
         fn = self._fns.get((mode, pattern))
         if fn is None:

@@ -11,7 +11,7 @@ ELEMENTWISE = UNARY + BINARY + COMPARISON + SELECT
 REDUCTION = ("sum", "mean", "max")
 MOVEMENT = ("reshape", "transpose", "broadcast_to")
 MATMUL = ("matmul",)
-SOURCE = ("constant",)
+SOURCE = ("constant", "iota")
 ALL_OPS = ELEMENTWISE + REDUCTION + MOVEMENT + MATMUL + SOURCE
 
 

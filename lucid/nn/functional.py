@@ -114,32 +114,54 @@ def mse_loss(input_: Tensor, target, reduction: str = "mean") -> Tensor:
     return _reduce(d * d, reduction, "mse_loss")
 
 
+def one_hot(target, num_classes: int, dtype: str = "float32") -> Tensor:
+    """Rows of ``num_classes`` with a 1 at each target class, built in the graph:
+    ``eq(target[:, None], iota)``. Class indices are exact in float32 below 2**24."""
+    t = as_tensor(target)
+    t = cast(t, dtype)
+    classes = apply("iota", shape=(1, num_classes), axis=1, dtype=dtype)
+    return dispatch.binary("eq", t.reshape(-1, 1), classes)
+
+
+def _class_targets(target, n: int, c: int, dtype: str):
+    """Validate integer class targets (concrete data) and return them as a tensor."""
+    if isinstance(target, Tensor) and target._data is None:
+        if target.shape != (n,):
+            raise ValueError(f"cross_entropy: logits ({n}, {c}) and target {target.shape} do not fit: "
+                             f"expected a target of shape ({n},)")
+        return target  # traced: values are not known yet
+    t = target._data if isinstance(target, Tensor) else np.asarray(target)
+    if t.shape != (n,):
+        raise ValueError(f"cross_entropy: logits ({n}, {c}) and target {t.shape} do not fit: "
+                         f"expected a target of shape ({n},)")
+    if t.dtype.kind == "f" and not np.all(t == np.round(t)):
+        raise TypeError("cross_entropy: class targets must be integers")
+    if t.dtype.kind not in "iuf":
+        raise TypeError(f"cross_entropy: target must hold integers or probabilities, got {t.dtype}")
+    if t.size and (t.min() < 0 or t.max() >= c):
+        raise ValueError(f"cross_entropy: target classes must lie in [0, {c}), "
+                         f"got values from {t.min()} to {t.max()}")
+    return Tensor(t.astype(dtype))
+
+
 def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
-    """Cross entropy of ``logits`` ``(N, C)`` against integer class ``target`` ``(N,)``
-    (or class probabilities of shape ``(N, C)``), averaged over the batch.
+    """Cross entropy of ``logits`` ``(N, C)`` against class indices ``target`` ``(N,)``
+    (integers), or against class probabilities of shape ``(N, C)``.
+
+    >>> import lucid
+    >>> round(cross_entropy(lucid.zeros(2, 4), [1, 3]).item(), 6)  # log(4)
+    1.386294
     """
     z = as_tensor(logits)
     if z.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be (N, C), got shape {z.shape}")
     n, c = z.shape
-    t = target._data if isinstance(target, Tensor) else np.asarray(target)
-    if t.dtype.kind in "iu" or (t.dtype.kind == "f" and t.shape == (n,)):
-        if t.shape != (n,):
-            raise ValueError(f"cross_entropy: logits {z.shape} and target {t.shape} do not fit: "
-                             f"expected a target of shape ({n},)")
-        if t.dtype.kind == "f" and not np.all(t == np.round(t)):
-            raise TypeError("cross_entropy: class targets must be integers")
-        t = t.astype(np.int64)
-        if t.size and (t.min() < 0 or t.max() >= c):
-            raise ValueError(f"cross_entropy: target classes must lie in [0, {c}), "
-                             f"got values from {t.min()} to {t.max()}")
-        probs = np.zeros((n, c), dtype=z.dtype)
-        probs[np.arange(n), t] = 1.0
-    elif t.dtype.kind == "f":
-        if t.shape != (n, c):
-            raise ValueError(f"cross_entropy: logits {z.shape} and target {t.shape} do not fit")
-        probs = t.astype(z.dtype)
+    shape = target.shape if isinstance(target, Tensor) else np.shape(target)
+    if len(shape) == 2:  # class probabilities
+        if tuple(shape) != (n, c):
+            raise ValueError(f"cross_entropy: logits {z.shape} and target {tuple(shape)} do not fit")
+        probs = as_tensor(target) if isinstance(target, Tensor) else Tensor(np.asarray(target, z.dtype))
     else:
-        raise TypeError(f"cross_entropy: target must hold integers or probabilities, got {t.dtype}")
-    per_row = -(log_softmax(z, axis=1) * Tensor(probs)).sum(axis=1)
+        probs = one_hot(_class_targets(target, n, c, z.dtype), c, z.dtype)
+    per_row = -(log_softmax(z, axis=1) * probs).sum(axis=1)
     return _reduce(per_row, reduction, "cross_entropy")

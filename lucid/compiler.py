@@ -1,0 +1,68 @@
+"""The compiler pipeline, in order, in one place:
+
+    traced graph → simplify → fuse → verify → lower each kernel → an executable plan
+
+``compile_graph`` runs it on any graph (a function traced by ``lucid.compile``, or a
+backward graph derived by the autodiff pass) and keeps every stage for inspection.
+``LUCID_FUSION=0`` skips fusion (every compute op becomes its own kernel), for
+comparison. ``LUCID_DEBUG=1`` logs each stage's graph (see ``lucid_ir.debug``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from lucid_ir.graph import Graph
+from lucid_ir.passes import fuse, simplify
+from lucid_ir.verify import verify
+
+from . import backend
+
+
+def fusion_enabled() -> bool:
+    return os.environ.get("LUCID_FUSION", "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    """One kernel of a compiled graph: its kind and the primitive ops it runs."""
+
+    kind: str
+    ops: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return f"Kernel({self.kind}: {' + '.join(self.ops)})"
+
+
+@dataclass
+class CompiledGraph:
+    traced: Graph
+    simplified: Graph
+    fused: Graph
+    executable: object = field(repr=False)
+
+    def __call__(self, arrays):
+        return self.executable(arrays)
+
+    @property
+    def kernels(self) -> list[KernelInfo]:
+        return [KernelInfo(n.kind, tuple(op for op in n.ops if op != "constant"))
+                for n in self.fused.nodes if n.op == "kernel"]
+
+    def llvm_text(self) -> str:
+        return getattr(self.executable, "llvm_text", lambda: "; (interpreted: no LLVM IR)")()
+
+    def asm_text(self) -> str:
+        return getattr(self.executable, "asm_text", lambda: "# (interpreted: no assembly)")()
+
+
+def compile_graph(graph: Graph, name: str = "graph") -> CompiledGraph:
+    from lucid_ir import debug
+    debug.log_stage(name, "traced", graph)
+    simplified = verify(simplify.run(graph))
+    debug.log_stage(name, "simplified", simplified)
+    fused = verify(fuse.run(simplified, enabled=fusion_enabled()))
+    debug.log_stage(name, "fused", fused)
+    compiled = CompiledGraph(graph, simplified, fused, backend.executable(fused))
+    debug.log_code(name, compiled)
+    return compiled

@@ -1,0 +1,99 @@
+"""How each node of a fused graph runs: one *step* per kernel or view.
+
+A step is ``(fn, input slots, output slots)``; ``fn(*arrays)`` returns the output
+arrays. Kernels become native calls; movement ops become numpy views (no copy);
+constants are computed once when the plan is built.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from lucid_ir.graph import Node
+from lucid_ir.interpreter import evaluate_node
+from lucid_ir.kernel import KernelNode
+
+from .elementwise import ElementwiseKernel
+from .gemm import GemmSpec
+from .gemm_call import get_gemm
+from .reduction import ReductionKernel
+
+EPILOGUE_OPS = {"sigmoid": "sigmoid", "tanh": "tanh", "maximum": "relu"}
+
+
+class GemmStep:
+    """A gemm kernel: ``act(alpha · op(A)·op(B) + bias) + residual`` in one native call."""
+
+    def __init__(self, kernel: KernelNode):
+        consts = {n.out: n.attr("value") for n in kernel.body.nodes if n.op == "constant"}
+        nodes = [n for n in kernel.body.nodes if n.op != "constant"]
+        mm = nodes[0]
+        self.trans_a, self.trans_b = mm.attr("trans_a"), mm.attr("trans_b")
+        self.alpha, self.epilogue = 1.0, "none"
+        bias = residual = None
+        prev, stage, n_cols = mm.out, 0, mm.out.shape[1]
+        for n in nodes[1:]:  # the stages of lucid_ir.passes.fuse, in the same order
+            other = [v for v in n.inputs if v is not prev] or [prev]
+            if n.op == "mul":
+                self.alpha, stage = consts[other[0]], 1
+            elif n.op == "add" and stage < 2 and other[0].shape in ((n_cols,), (1, n_cols)):
+                bias, stage = other[0], 2
+            elif n.op in EPILOGUE_OPS:
+                self.epilogue, stage = EPILOGUE_OPS[n.op], 3
+            elif n.op == "add":
+                residual, stage = other[0], 4
+            else:
+                raise AssertionError(f"gemm kernel cannot apply {n.op}")
+            prev = n.out
+        self.inputs = [mm.inputs[0], mm.inputs[1]] + [v for v in (bias, residual) if v is not None]
+        self.has_bias, self.has_residual = bias is not None, residual is not None
+        self.n = mm.out.shape[1]
+        self.out = prev
+        self.gemm = get_gemm(GemmSpec(mm.out.dtype, bias=self.has_bias, epilogue=self.epilogue,
+                                      residual=self.has_residual))
+
+    def __call__(self, a, b, *extra):
+        a = a.T if self.trans_a else a
+        b = b.T if self.trans_b else b
+        out = np.empty((a.shape[0], b.shape[1]), self.gemm.dtype)
+        if out.size == 0:
+            return (out,)
+        bias = extra[0].reshape(self.n) if self.has_bias else None
+        residual = extra[-1] if self.has_residual else None
+        self.gemm(a, b, out, bias=bias, residual=residual, alpha=self.alpha)
+        return (out,)
+
+
+class KernelStep:
+    """An elementwise or reduction kernel."""
+
+    def __init__(self, kernel: KernelNode):
+        cls = ElementwiseKernel if kernel.kind == "elementwise" else ReductionKernel
+        self.kernel = cls.for_graph(kernel.body)
+
+    def __call__(self, *arrays):
+        return self.kernel(list(arrays))
+
+
+def view_step(node: Node):
+    op = node.op
+    if op == "reshape":
+        shape = node.attr("shape")
+        return lambda x: (x.reshape(shape),)
+    if op == "transpose":
+        perm = node.attr("perm")
+        return lambda x: (x.transpose(perm),)
+    if op == "broadcast_to":
+        shape = node.attr("shape")
+        return lambda x: (np.broadcast_to(x, shape),)
+    raise AssertionError(f"no view step for {op}")
+
+
+def make_step(node):
+    """(callable, kind) for one node of a fused graph; constants return their array."""
+    if node.op == "kernel":
+        return (GemmStep(node) if node.kind == "gemm" else KernelStep(node)), node.kind
+    if node.op in ("constant", "iota"):
+        value = evaluate_node(node, [])
+        value.setflags(write=False)
+        return value, "constant"
+    return view_step(node), "view"
