@@ -14,10 +14,12 @@ from .creation import ones, rand, randn, tensor, zeros  # noqa: E402
 from .grad_mode import is_grad_enabled, no_grad  # noqa: E402
 from .functional_core import matmul  # noqa: E402
 from .tensor import Tensor  # noqa: E402
+from .compiled import compile  # noqa: E402
+from .tracing import TracingError  # noqa: E402
 from . import nn, optim  # noqa: E402
 
 float32 = "float32"
 float64 = "float64"
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "randn", "rand", "no_grad", "is_grad_enabled",
-           "matmul", "random", "nn", "optim", "float32", "float64"]
+           "matmul", "compile", "TracingError", "random", "nn", "optim", "float32", "float64"]

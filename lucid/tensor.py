@@ -68,6 +68,16 @@ class Tensor:
         t._node = t._parents = None
         return t
 
+    @classmethod
+    def _from_call(cls, data: np.ndarray, record, index: int):
+        """Output ``index`` of a compiled function's call; its backward is the call's."""
+        from .autograd import CallOutput
+        t = cls.__new__(cls)
+        t._data, t.grad, t._freed, t._value = data, None, False, None
+        t.requires_grad, t._is_leaf, t._retains_grad = True, False, False
+        t._node, t._parents = CallOutput(record, index), record.parents
+        return t
+
     def _concrete(self, what: str) -> np.ndarray:
         if self._data is None:
             from .tracing import data_dependent

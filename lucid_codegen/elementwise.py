@@ -286,7 +286,7 @@ class ElementwiseKernel:
 
     def llvm_module(self, pattern: str | None = None) -> ir.Module:
         """The LLVM module of one variant (default: every operand contiguous), for dumps."""
-        return build_module(self.structure, pattern or "c" * self.n_in, self.lanes)
+        return build_module(self.structure, pattern or "c" * (self.n_in + len(self.out_dtypes)), self.lanes)
 
     # -- compiled variants
     def function(self, pattern: str):

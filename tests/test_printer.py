@@ -26,7 +26,7 @@ def test_forward_golden():
 
 def test_backward_golden():
     bwd = autodiff.run(linear_graph(), [0, 1, 2])
-    # inputs: the cotangent, then the residuals (relu's input, W, x); the forward's
+    # inputs: the cotangent, then the residuals (relu's output, W, x); the forward's
     # constant 0 is re-emitted rather than saved
     assert str(bwd.graph) == """\
 { lambda ; %0:f32[64,256] %1:f32[64,256] %2:f32[256,784] %3:f32[64,784]. let

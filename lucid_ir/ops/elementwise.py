@@ -160,7 +160,11 @@ class Div(Binary):
 @register
 class Maximum(Binary):
     """Gradient goes to the first operand where it is strictly larger, else to the second
-    (so ``relu = maximum(x, 0)`` has gradient 0 at x == 0, as in PyTorch)."""
+    (so ``relu = maximum(x, 0)`` has gradient 0 at x == 0, as in PyTorch).
+
+    The mask is computed as ``out > y`` (the same as ``x > y``), so the backward reads the
+    op's output rather than its input: for relu after a matmul, the fused GEMM's output
+    is all the backward needs."""
 
     name = "maximum"
 
@@ -169,7 +173,7 @@ class Maximum(Binary):
 
     def grad(self, b, node, g):
         x, y = node.inputs
-        mask = b.emit("gt", x, y)
+        mask = b.emit("gt", node.out, y)
         zero = scalar(b, 0.0, g.dtype)
         gx = b.emit("select", mask, g, zero)
         gy = b.emit("select", mask, zero, g)

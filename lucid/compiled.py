@@ -1,0 +1,243 @@
+"""``lucid.compile(fn)``: trace a whole Python function once per input signature and
+run it as one compiled graph (forward and backward compiled together).
+
+>>> import lucid, lucid.nn.functional as F
+>>> w = lucid.randn(3, 4, requires_grad=True)
+>>> @lucid.compile
+... def f(x):
+...     return F.relu(F.linear(x, w)).sum()
+>>> loss = f(lucid.randn(2, 4))
+>>> loss.backward()
+>>> w.grad.shape
+(3, 4)
+>>> f.lower(lucid.randn(2, 4)).kernels
+[Kernel(gemm: matmul + maximum), Kernel(reduction: sum)]
+"""
+from __future__ import annotations
+
+import functools
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from lucid_ir.graph import Graph
+from lucid_ir.passes import autodiff
+
+from . import pytree
+from .autograd import CallOutput
+from .compiler import compile_graph
+from .grad_mode import is_grad_enabled
+from .tensor import Tensor
+from .tracing import Tracer, TracingError
+
+STAGES = ("traced", "autodiff", "simplified", "fused", "llvm", "asm")
+
+
+class Program:
+    """One traced signature: the forward graph (plus residual outputs) and the backward
+    graph, each compiled; the tensors captured from outside; how to rebuild outputs."""
+
+    def __init__(self, fn, flat_args, tree, n_dynamic, grad_enabled: bool, name: str):
+        self.name = name
+        tracer = Tracer(grad_enabled)
+        with tracer:
+            symbolic = []
+            for a in flat_args:
+                if isinstance(a, Tensor):
+                    symbolic.append(tracer.argument(a.shape, a.dtype, a.requires_grad and grad_enabled))
+                else:
+                    symbolic.append(a)
+            args, kwargs = pytree.unflatten(tree, symbolic)
+            result = fn(*args, **kwargs)
+        out_leaves, self.out_tree = pytree.flatten(result)
+        self.static_outputs = {}
+        out_values = []
+        for i, leaf in enumerate(out_leaves):
+            if isinstance(leaf, Tensor):
+                out_values.append(tracer.value_of(leaf))
+            else:
+                self.static_outputs[i] = leaf
+        self.n_leaves = len(out_leaves)
+        self.captured = [t for t, _ in tracer.captured.values()]
+        self.captured_sig = [(t.shape, t.dtype, t.requires_grad) for t in self.captured]
+        inputs = tuple(tracer.arg_values) + tuple(v for _, v in tracer.captured.values())
+        self.forward = Graph(inputs, tuple(tracer.builder.nodes), tuple(out_values))
+        requires = [bool(grad_enabled and a.requires_grad) for a in flat_args if isinstance(a, Tensor)]
+        requires += [bool(grad_enabled and t.requires_grad) for t in self.captured]
+        self.wrt = [i for i, r in enumerate(requires) if r]
+        active = autodiff.depends_on(self.forward, [inputs[i] for i in self.wrt])
+        self.out_requires = [v in active for v in out_values]
+        self.backward_graph = None
+        self.residual_sources = []
+        outputs = self.forward.outputs
+        if self.wrt and any(self.out_requires):
+            bwd = autodiff.run(self.forward, self.wrt)
+            self.backward_graph = bwd.graph
+            position = {v: i for i, v in enumerate(inputs)}
+            extra = []
+            for v in bwd.residuals:  # ("input", i) or ("output", j) of the extended forward
+                if v in position:
+                    self.residual_sources.append(("input", position[v]))
+                else:
+                    self.residual_sources.append(("output", len(outputs) + len(extra)))
+                    extra.append(v)
+            outputs = outputs + tuple(extra)
+        self.n_outputs = len(self.forward.outputs)
+        self.compiled_forward = compile_graph(Graph(inputs, self.forward.nodes, outputs), name)
+        self.compiled_backward = (compile_graph(self.backward_graph, name + ".backward")
+                                  if self.backward_graph is not None else None)
+
+    def captures_unchanged(self) -> bool:
+        for t, (shape, dtype, req) in zip(self.captured, self.captured_sig):
+            d = t._data
+            if d is None or d.shape != shape or d.dtype.name != dtype or t.requires_grad != req:
+                return False
+        return True
+
+    def call(self, dynamic: list):
+        inputs = dynamic + self.captured
+        arrays = [t._data for t in inputs]
+        results = self.compiled_forward(arrays)
+        outs = results[:self.n_outputs]
+        record = None
+        if self.compiled_backward is not None:
+            residuals = [arrays[i] if kind == "input" else results[i] for kind, i in self.residual_sources]
+            record = CallRecord(self, inputs, residuals)
+        tensors, k = [], 0
+        for i in range(self.n_leaves):
+            if i in self.static_outputs:
+                tensors.append(self.static_outputs[i])
+                continue
+            if record is not None and self.out_requires[k]:
+                tensors.append(Tensor._from_call(outs[k], record, k))
+            else:
+                tensors.append(Tensor(outs[k]))
+            k += 1
+        return pytree.unflatten(self.out_tree, tensors)
+
+
+class CallRecord:
+    """What one call saved for its backward: the input tensors and the residual arrays."""
+
+    def __init__(self, program: Program, inputs: list, residuals: list):
+        self.program = program
+        self.inputs = inputs
+        self.residuals = residuals
+        self.n_outputs = program.n_outputs
+        self.parents = tuple(inputs[i] for i in program.wrt)
+
+    def backward(self, cotangents):
+        p = self.program
+        outs = p.forward.outputs
+        cots = [c if c is not None else np.zeros(v.shape, v.dtype) for c, v in zip(cotangents, outs)]
+        grads = p.compiled_backward(cots + self.residuals)
+        return list(zip(self.parents, grads))
+
+
+class Lowered:
+    """The compiled stages of one signature (``lucid.compile(fn).lower(*args)``)."""
+
+    def __init__(self, program: Program):
+        self.program = program
+
+    @property
+    def kernels(self):
+        """The forward's kernels, each with the ops it runs."""
+        return self.program.compiled_forward.kernels
+
+    @property
+    def backward_kernels(self):
+        cb = self.program.compiled_backward
+        return cb.kernels if cb is not None else []
+
+    def as_text(self, stage: str = "fused") -> str:
+        """The program at ``stage``: traced, autodiff, simplified, fused, llvm or asm."""
+        if stage not in STAGES:
+            raise ValueError(f"as_text: unknown stage {stage!r}; choose from {', '.join(STAGES)}")
+        p = self.program
+        if stage == "traced":
+            return str(p.forward)
+        if stage == "autodiff":
+            return str(p.backward_graph) if p.backward_graph is not None else "# no backward graph"
+        parts = []
+        for title, cg in (("forward", p.compiled_forward), ("backward", p.compiled_backward)):
+            if cg is None:
+                continue
+            text = {"simplified": lambda: str(cg.simplified), "fused": lambda: str(cg.fused),
+                    "llvm": cg.llvm_text, "asm": cg.asm_text}[stage]()
+            parts.append(f"# {title}\n{text}")
+        return "\n".join(parts)
+
+
+class CompiledFunction:
+    """A function traced and compiled per input signature (see the module docstring).
+
+    Tensors and numpy arrays among the arguments are inputs; every other argument is
+    static (part of the signature: a new value retraces). Tensors the function reaches
+    from outside (parameters) are inputs too, read at every call.
+    """
+
+    def __init__(self, fn, max_signatures: int = 32):
+        if not callable(fn):
+            raise TypeError(f"lucid.compile: expected a callable, got {type(fn).__name__}")
+        self.fn = fn
+        self.max_signatures = max_signatures
+        self._programs: "OrderedDict[tuple, Program]" = OrderedDict()
+        self._lock = threading.Lock()
+        self.traces = 0  # how many times fn was traced (tests and users can watch retracing)
+        functools.update_wrapper(self, fn)
+
+    def _signature(self, args, kwargs):
+        flat, tree = pytree.flatten((args, kwargs))
+        grad = is_grad_enabled()
+        sig, dynamic = [], []
+        for i, a in enumerate(flat):
+            if isinstance(a, np.ndarray):
+                a = flat[i] = Tensor(a)
+            if isinstance(a, Tensor):
+                if a._data is None:
+                    raise TracingError("lucid.compile: a compiled function was called on a tensor "
+                                       "of another function's trace")
+                sig.append((a.shape, a.dtype, a.requires_grad and grad))
+                dynamic.append(a)
+            else:
+                try:
+                    hash(a)
+                except TypeError:
+                    raise TypeError(f"lucid.compile: argument {a!r} is neither a tensor nor "
+                                    f"hashable, so it cannot be a static argument") from None
+                sig.append(("static", type(a), a))
+        return (tree, tuple(sig), grad), flat, tree, dynamic
+
+    def _program(self, args, kwargs):
+        key, flat, tree, dynamic = self._signature(args, kwargs)
+        program = self._programs.get(key)
+        if program is None or not program.captures_unchanged():
+            with self._lock:  # two threads on a new signature trace it once
+                program = self._programs.get(key)
+                if program is None or not program.captures_unchanged():
+                    program = Program(self.fn, flat, tree, len(dynamic), key[2],
+                                      getattr(self.fn, "__name__", "fn"))
+                    self.traces += 1
+                    self._programs[key] = program
+                    if len(self._programs) > self.max_signatures:
+                        self._programs.popitem(last=False)
+        self._programs.move_to_end(key) if key in self._programs else None
+        return program, dynamic
+
+    def __call__(self, *args, **kwargs):
+        program, dynamic = self._program(args, kwargs)
+        return program.call(dynamic)
+
+    def lower(self, *args, **kwargs) -> Lowered:
+        """Trace and compile for these arguments (without running) and show the stages."""
+        program, _ = self._program(args, kwargs)
+        return Lowered(program)
+
+
+def compile(fn=None, *, max_signatures: int = 32):
+    """Compile ``fn`` (also usable as ``@lucid.compile`` or ``@lucid.compile(...)``)."""
+    if fn is None:
+        return lambda f: CompiledFunction(f, max_signatures)
+    return CompiledFunction(fn, max_signatures)

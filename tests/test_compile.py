@@ -1,0 +1,151 @@
+"""lucid.compile: tracing, signatures, guards, forward+backward compiled together."""
+import numpy as np
+import pytest
+
+import lucid
+import lucid.nn as nn
+import lucid.nn.functional as F
+from lucid import Tensor
+
+
+def make_model(seed, sizes, act):
+    lucid.random.seed(seed)
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_compiled_equals_eager_values_and_gradients(seed):
+    rng = np.random.default_rng(seed)
+    sizes = [int(d) for d in rng.integers(1, 20, size=int(rng.integers(2, 5)))]
+    act = [nn.ReLU, nn.Tanh, nn.Sigmoid][seed % 3]
+    model = make_model(seed, sizes, act)
+    batch = int(rng.integers(1, 17))
+    x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    y = rng.integers(0, sizes[-1], size=batch)
+
+    def loss_fn(x, y):
+        return F.cross_entropy(model(x), y)
+
+    eager = loss_fn(Tensor(x), y)
+    eager.backward()
+    want = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    step = lucid.compile(loss_fn)
+    loss = step(Tensor(x), y)
+    loss.backward()
+    np.testing.assert_allclose(loss.item(), eager.item(), rtol=1e-5)
+    for p, w in zip(model.parameters(), want):
+        np.testing.assert_allclose(p.grad, w, rtol=1e-4, atol=1e-6)
+
+
+def test_gradient_flows_to_inputs_and_through_eager_ops_after_the_call():
+    w = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True, dtype="float64")
+    f = lucid.compile(lambda x: (F.linear(x, w) * 2.0, x.exp()))
+    x = Tensor([[1.0, -1.0, 0.5]], requires_grad=True, dtype="float64")
+    a, b = f(x)
+    ((a * a).sum() + b.sum()).backward()   # eager ops on top of the compiled outputs
+    xv, wv = x.numpy(), w.numpy()
+    out = 2 * xv @ wv.T
+    np.testing.assert_allclose(w.grad, 2 * (2 * out).T @ xv, rtol=1e-12)
+    np.testing.assert_allclose(x.grad, 2 * (2 * out) @ wv + np.exp(xv), rtol=1e-12)
+
+
+def test_new_shape_retraces_and_same_shape_does_not():
+    f = lucid.compile(lambda x: (x * x).sum())
+    f(lucid.ones(2, 3))
+    f(lucid.ones(2, 3))
+    assert f.traces == 1
+    f(lucid.ones(4, 3))
+    assert f.traces == 2
+    f(lucid.ones(2, 3, dtype="float64"))
+    assert f.traces == 3
+
+
+def test_updated_parameter_is_seen_by_the_next_call():
+    layer = nn.Linear(3, 2)
+    f = lucid.compile(lambda x: layer(x))
+    x = lucid.ones(1, 3)
+    before = f(x).numpy().copy()
+    layer.weight._data += 1.0          # an optimiser's in-place update
+    after = f(x).numpy()
+    np.testing.assert_allclose(after, before + 3.0, rtol=1e-6)
+    opt = lucid.optim.SGD(layer.parameters(), lr=0.5)
+    f(x).sum().backward()
+    opt.step()
+    np.testing.assert_allclose(f(x).numpy(), layer(x).numpy(), rtol=1e-6)
+    assert f.traces == 1
+
+
+def test_static_arguments_are_part_of_the_signature():
+    f = lucid.compile(lambda x, power: x * power)
+    np.testing.assert_array_equal(f(lucid.ones(2), 3).numpy(), [3.0, 3.0])
+    np.testing.assert_array_equal(f(lucid.ones(2), 5).numpy(), [5.0, 5.0])
+    assert f.traces == 2
+
+
+def test_control_flow_on_a_tensor_raises_naming_the_line():
+    @lucid.compile
+    def f(x):
+        if x.sum() > 0:  # the offending line
+            return x
+        return -x
+
+    with pytest.raises(lucid.TracingError, match=r"test_compile.py:\d+: if x.sum\(\) > 0:.*lucid.where"):
+        f(lucid.ones(2))
+    g = lucid.compile(lambda x: x.sum().item())
+    with pytest.raises(lucid.TracingError, match="Tensor.item"):
+        g(lucid.ones(2))
+
+
+def test_lower_shows_every_stage_and_the_kernels():
+    w = lucid.randn(4, 3, requires_grad=True)
+    b = lucid.randn(4, requires_grad=True)
+    f = lucid.compile(lambda x: F.relu(F.linear(x, w, b)))
+    low = f.lower(lucid.randn(5, 3))
+    assert [k.kind for k in low.kernels] == ["gemm"]
+    assert low.kernels[0].ops == ("matmul", "add", "maximum")
+    assert "matmul[trans_b=True]" in low.as_text("traced")
+    assert "select" in low.as_text("autodiff")
+    assert "kernel[gemm]" in low.as_text("fused")
+    assert "define" in low.as_text("llvm")
+    assert "ret" in low.as_text("asm")
+    # x needs no gradient: the relu mask, dW = gᵀ·x and db = Σ g
+    assert sorted(k.kind for k in low.backward_kernels) == ["elementwise", "gemm", "reduction"]
+    with pytest.raises(ValueError, match="unknown stage"):
+        low.as_text("bogus")
+    assert f.traces == 1
+
+
+def test_no_grad_call_has_no_backward():
+    w = lucid.randn(2, 2, requires_grad=True)
+    f = lucid.compile(lambda x: x @ w)
+    with lucid.no_grad():
+        out = f(lucid.ones(1, 2))
+    assert not out.requires_grad
+    assert f.lower(lucid.ones(1, 2)).backward_kernels  # with grad on, there is one
+
+
+def test_outputs_in_nested_structures_and_python_values():
+    f = lucid.compile(lambda x: {"double": x * 2, "pair": (x + 1, "tag")})
+    out = f(lucid.ones(2))
+    np.testing.assert_array_equal(out["double"].numpy(), [2.0, 2.0])
+    assert out["pair"][1] == "tag"
+
+
+def test_compile_as_decorator_with_options_and_bad_arguments():
+    @lucid.compile(max_signatures=2)
+    def f(x):
+        return x + 1
+
+    for n in range(1, 5):
+        f(lucid.ones(n))
+    assert len(f._programs) == 2
+    with pytest.raises(TypeError, match="neither a tensor nor hashable"):
+        lucid.compile(lambda x, opts: x)(lucid.ones(1), {1, 2})  # a set: unhashable
+    with pytest.raises(TypeError, match="expected a callable"):
+        lucid.compile(3)
