@@ -1,7 +1,7 @@
 """Where graphs run. ``LUCID_BACKEND=interpret`` runs them with the numpy reference
 interpreter; the default, ``compiled``, runs them as native kernels (see
-``lucid_codegen``). Eager ops and backward graphs both come through here, so the two
-paths always agree on how a graph is executed.
+``lucid_codegen``). Eager ops, backward graphs and compiled functions all come through
+``executable``, so every path agrees on how a graph is executed.
 """
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import os
 import numpy as np
 
 from lucid_ir.graph import Graph, Node
-from lucid_ir.interpreter import evaluate_node, interpret
+from lucid_ir.interpreter import interpret
+from lucid_ir.passes import fuse
 
 BACKENDS = ("interpret", "compiled")
 
@@ -30,13 +31,15 @@ def _compiled():
     return runtime
 
 
-def run_node(node: Node, arrays: list[np.ndarray]) -> np.ndarray:
-    """Execute one eager op."""
-    if backend_name() == "compiled":
-        runtime = _compiled()
-        if runtime is not None:
-            return runtime.run_node(node, arrays)
-    return evaluate_node(node, arrays)
+def chain_executable(nodes):
+    """A callable ``arrays -> value`` running a chain of eager nodes (fused: F.linear's
+    matmul + bias is one kernel); ``arrays`` are the chain's external inputs in order
+    of first use."""
+    defined = {n.out for n in nodes}
+    externals = tuple(dict.fromkeys(v for n in nodes for v in n.inputs if v not in defined))
+    graph = Graph(externals, tuple(nodes), (nodes[-1].out,))
+    run = executable(fuse.run(graph))
+    return lambda arrays: run(arrays)[0]
 
 
 class Interpreted:

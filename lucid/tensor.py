@@ -60,6 +60,15 @@ class Tensor:
         return t
 
     @classmethod
+    def _wrap(cls, data: np.ndarray):
+        """A new leaf tensor around an op's result (no checks: the op made it)."""
+        t = cls.__new__(cls)
+        t._data, t.grad, t._freed, t._value = data, None, False, None
+        t.requires_grad, t._is_leaf, t._retains_grad = False, True, False
+        t._node = t._parents = None
+        return t
+
+    @classmethod
     def _symbolic(cls, value: Value, requires_grad: bool):
         """A tensor being traced: a graph value with no data yet."""
         t = cls.__new__(cls)
@@ -102,7 +111,7 @@ class Tensor:
 
     @property
     def dtype(self) -> str:
-        return self._data.dtype.name if self._data is not None else self._value.dtype
+        return _DTYPE_NAMES[self._data.dtype] if self._data is not None else self._value.dtype
 
     @property
     def ndim(self) -> int:
@@ -252,6 +261,9 @@ class Tensor:
     @property
     def T(self):
         return dispatch.apply("transpose", self)
+
+
+_DTYPE_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
 
 
 def format_array(a: np.ndarray) -> str:

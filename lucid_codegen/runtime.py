@@ -3,20 +3,13 @@
 A ``Plan`` is a compiled graph made concrete: a list of steps over numbered slots.
 Kernels were compiled (or loaded from the cache) when the plan was built; calling the
 plan only moves arrays between slots and calls kernels, back to back.
-
-``run_node`` is the eager path: one op, planned once per signature (op, attributes,
-input types) and then looked up in a dict.
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-
 import numpy as np
 
-from lucid_ir.graph import Graph, Node
+from lucid_ir.graph import Graph
 from lucid_ir.interpreter import check_inputs
-from lucid_ir.passes import fuse
 
 from .steps import make_step
 
@@ -69,31 +62,3 @@ class Plan:
     def asm_text(self) -> str:
         from .introspect import plan_asm_text
         return plan_asm_text(self)
-
-
-_EAGER: "OrderedDict[tuple, Plan]" = OrderedDict()
-_EAGER_LOCK = threading.Lock()
-_EAGER_SIZE = 4096
-
-
-def _single_node_plan(node: Node) -> Plan:
-    inputs = tuple(dict.fromkeys(node.inputs))
-    return Plan(fuse.run(Graph(inputs, (node,), (node.out,)), enabled=False))
-
-
-def run_node(node: Node, arrays) -> np.ndarray:
-    """Execute one eager op through a native kernel (planned once per signature)."""
-    ins = node.inputs
-    repeated = len(set(ins)) != len(ins)
-    key = (node.op, node.attrs, tuple(v.type for v in ins),
-           tuple(ins.index(v) for v in ins) if repeated else None)  # x*x differs from x*y
-    plan = _EAGER.get(key)
-    if plan is None:
-        plan = _single_node_plan(node)
-        with _EAGER_LOCK:
-            _EAGER[key] = plan
-            if len(_EAGER) > _EAGER_SIZE:
-                _EAGER.popitem(last=False)
-    if repeated:
-        arrays = list({id(v): a for v, a in zip(ins, arrays)}.values())
-    return plan(arrays)[0]

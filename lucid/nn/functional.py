@@ -62,10 +62,11 @@ def linear(input_: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor
     x, w = cast(x, dtype), cast(w, dtype)
     lead = x.shape[:-1]
     x2 = x if x.ndim == 2 else x.reshape(-1, in_features)
-    out = apply("matmul", x2, w, trans_b=True)
+    steps = [("matmul", (x2, w), {"trans_b": True})]
     if bias is not None:
         b = cast(bias, dtype)
-        out = apply("add", out, b if b.ndim == 1 else b.reshape(out_features))
+        steps.append(("add", (None, b if b.ndim == 1 else b.reshape(out_features)), {}))
+    out = dispatch.apply_chain(steps)  # one GEMM kernel with the bias in its epilogue
     return out if x.ndim == 2 else out.reshape(*lead, out_features)
 
 
