@@ -56,6 +56,25 @@ def apply_chain(steps):
         for op, inputs, attrs in steps:
             prev = tracing.current().apply(op, [prev if t is None else t for t in inputs], attrs)
         return prev
+    prepared, externals, wiring, arrays = prepare_chain(steps)
+    out = prepared.run(arrays)
+    if not externals:  # a constant: keep its node so recorded graphs show the number
+        node = Node(prepared.ops[0], (), prepared.attrs[0], Value(prepared.types[0]))
+        return Tensor._from_node(out, node, None)
+    if not (is_grad_enabled() and any(t.requires_grad for t in externals)):
+        return Tensor._wrap(out)
+    result = None
+    for k, (wires, step) in enumerate(zip(wiring, steps)):
+        parents = [result if w < 0 else externals[w] for w in wires]
+        node = Node(prepared.ops[k], tuple(p.value for p in parents), prepared.attrs[k],
+                    Value(prepared.types[k]))
+        result = Tensor._from_node(out if k == len(steps) - 1 else None, node, parents)
+    return result
+
+
+def prepare_chain(steps):
+    """The prepared executable of a chain's signature (checked and planned on first
+    sight), with the chain's external input tensors, its wiring and their arrays."""
     externals, wiring = [], []
     for _, inputs, _ in steps:
         wires = []
@@ -84,19 +103,7 @@ def apply_chain(steps):
             if len(_PREPARED) >= _PREPARED_LIMIT:
                 _PREPARED.clear()
             _PREPARED[key] = prepared
-    out = prepared.run(arrays)
-    if not externals:  # a constant: keep its node so recorded graphs show the number
-        node = Node(prepared.ops[0], (), prepared.attrs[0], Value(prepared.types[0]))
-        return Tensor._from_node(out, node, None)
-    if not (is_grad_enabled() and any(t.requires_grad for t in externals)):
-        return Tensor._wrap(out)
-    result = None
-    for k, (wires, step) in enumerate(zip(wiring, steps)):
-        parents = [result if w < 0 else externals[w] for w in wires]
-        node = Node(prepared.ops[k], tuple(p.value for p in parents), prepared.attrs[k],
-                    Value(prepared.types[k]))
-        result = Tensor._from_node(out if k == len(steps) - 1 else None, node, parents)
-    return result
+    return prepared, externals, wiring, arrays
 
 
 def apply(op: str, *inputs, **attrs):

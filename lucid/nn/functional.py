@@ -22,7 +22,9 @@ import numpy as np
 
 from lucid_ir.types import promote
 
-from .. import dispatch
+from .. import dispatch, tracing
+from ..backend import backend_name
+from ..grad_mode import is_grad_enabled
 from ..dispatch import apply, as_tensor, cast
 from ..tensor import Tensor
 
@@ -42,6 +44,10 @@ def linear(input_: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor
     ...
     ValueError: linear: input (2, 3) and weight (2, 4) do not fit: in_features 3 != 4
     """
+    if type(input_) is Tensor and type(weight) is Tensor and (bias is None or type(bias) is Tensor):
+        fast = _linear_fast(input_, weight, bias)
+        if fast is not None:
+            return fast
     x, w = as_tensor(input_), as_tensor(weight)
     if w.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {w.shape}")
@@ -67,7 +73,38 @@ def linear(input_: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor
         b = cast(bias, dtype)
         steps.append(("add", (None, b if b.ndim == 1 else b.reshape(out_features)), {}))
     out = dispatch.apply_chain(steps)  # one GEMM kernel with the bias in its epilogue
+    if x.ndim == 2 and tracing.current() is None and len(set(dtypes)) == 1:
+        _remember_linear(x, w, bias, steps)
     return out if x.ndim == 2 else out.reshape(*lead, out_features)
+
+
+_LINEAR_RUNS: dict = {}
+
+
+def _linear_fast(x: Tensor, w: Tensor, b):
+    """Inference fast path: a signature seen before, no gradient to record, not tracing.
+
+    The first call of a signature takes the full path (checks, graph, fusion, kernel);
+    this remembers the executable it built, so later calls skip straight to the kernel.
+    """
+    xd, wd = x._data, w._data
+    if xd is None or wd is None or xd.ndim != 2 or (b is not None and b._data is None):
+        return None
+    if is_grad_enabled() and (x.requires_grad or w.requires_grad or (b is not None and b.requires_grad)):
+        return None
+    key = (xd.shape, xd.dtype, wd.shape, wd.dtype,
+           None if b is None else (b._data.shape, b._data.dtype), backend_name())
+    run = _LINEAR_RUNS.get(key)
+    if run is None:
+        return None
+    return Tensor._wrap(run([xd, wd] if b is None else [xd, wd, b._data.reshape(-1)]))
+
+
+def _remember_linear(x, w, b, steps) -> None:
+    key = (x._data.shape, x._data.dtype, w._data.shape, w._data.dtype,
+           None if b is None else (b._data.shape, b._data.dtype), backend_name())
+    if key not in _LINEAR_RUNS and len(_LINEAR_RUNS) < 4096:
+        _LINEAR_RUNS[key] = dispatch.prepare_chain(steps)[0].run
 
 
 def relu(x: Tensor) -> Tensor:
