@@ -1,0 +1,96 @@
+"""F.linear forward with bias (float32) against numpy's ``x @ w.T + b``.
+
+    python benchmarks/bench_linear.py [--quick]
+
+For each shape (M, K, N) and for 1 and 2 threads (each thread count in its own
+process), lucid and numpy are timed interleaved in the same process; the table gives
+GFLOP/s, % of the nominal per-core peak, and the ratio lucid/numpy (> 1: lucid faster).
+Then: cold compile time of the linear kernels (empty kernel cache) and warm load time
+(a fresh process whose disk cache holds them).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from harness import NOMINAL_PEAK_PER_CORE, interleaved, print_table, run_per_thread_count, setup_path
+
+SHAPES = [(8, 8, 8), (64, 784, 256), (256, 1024, 1024), (1024, 1024, 1024), (4096, 1024, 1024)]
+
+
+def worker(threads: int, quick: bool) -> dict:
+    setup_path()
+    import numpy as np
+
+    import lucid
+    import lucid.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for M, K, N in SHAPES:
+        xn = rng.uniform(-1, 1, (M, K)).astype(np.float32)
+        wn = rng.uniform(-1, 1, (N, K)).astype(np.float32)
+        bn = rng.uniform(-1, 1, N).astype(np.float32)
+        x, w, b = lucid.Tensor(xn), lucid.Tensor(wn), lucid.Tensor(bn)
+        flop = 2.0 * M * N * K
+        inner = int(min(2000, max(1, 2e6 // flop)))
+        reps = 21 if flop < 2e6 else max(5, min(21, int(2e10 // flop)))
+        if quick:
+            reps = max(3, reps // 3)
+        pause = 0.1 if threads > 1 and flop >= 2e6 else 0.0
+        t = interleaved({"lucid": lambda: F.linear(x, w, b), "numpy": lambda: xn @ wn.T + bn},
+                        reps, inner, pause)
+        err = float(np.abs(F.linear(x, w, b).numpy() - (xn.astype(np.float64) @ wn.T + bn)).max())
+        rows.append(dict(shape=[M, K, N], lucid=t["lucid"], numpy=t["numpy"], flop=flop, err=err))
+    return dict(threads=threads, rows=rows)
+
+
+def first_call_seconds(cache_dir: str) -> float:
+    """Time of the first F.linear call (per kernel) in a fresh process using ``cache_dir``."""
+    code = (
+        "import time, numpy as np, lucid, lucid.nn.functional as F\n"
+        "x=lucid.Tensor(np.ones((64,784),np.float32)); w=lucid.Tensor(np.ones((256,784),np.float32))\n"
+        "b=lucid.Tensor(np.ones(256,np.float32))\n"
+        "from lucid_codegen.target import host_target; host_target()\n"
+        "t=time.perf_counter(); F.linear(x,w,b); print(time.perf_counter()-t)\n")
+    env = dict(os.environ, LUCID_CACHE_DIR=cache_dir, PYTHONPATH=os.path.join(os.path.dirname(__file__), ".."))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.quick)))
+        return
+    extra = ["--quick"] if args.quick else []
+    results = run_per_thread_count(os.path.abspath(__file__), (1, 2), extra)
+    table = []
+    for res in results:
+        n = res["threads"]
+        for r in res["rows"]:
+            gl, gn = r["flop"] / r["lucid"] / 1e9, r["flop"] / r["numpy"] / 1e9
+            table.append(["x".join(map(str, r["shape"])), n, f"{gl:.1f}", f"{gn:.1f}",
+                          f"{100 * gl / (NOMINAL_PEAK_PER_CORE * n):.0f}%",
+                          f"{r['lucid'] * 1e6:.1f}", f"{r['numpy'] * 1e6:.1f}",
+                          f"{r['numpy'] / r['lucid']:.2f}", f"{r['err']:.1e}"])
+    print("F.linear(x, w, b) vs numpy x @ w.T + b, float32 (ratio = numpy time / lucid time)")
+    print_table(["M x K x N", "threads", "lucid GF/s", "numpy GF/s", "lucid %peak",
+                 "lucid us", "numpy us", "ratio", "max err"], table)
+    with tempfile.TemporaryDirectory() as cache:
+        cold = first_call_seconds(cache)
+        warm = first_call_seconds(cache)
+    print(f"\ncold compile of the linear forward kernel (empty cache, first call): {cold * 1e3:.0f} ms")
+    print(f"warm load from the disk cache (fresh process, first call):          {warm * 1e3:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

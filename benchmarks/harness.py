@@ -1,0 +1,58 @@
+"""Shared benchmark machinery: interleaved timing (A B A B, medians), one subprocess per
+thread count (so OpenBLAS and lucid get the thread count from their environment before
+they start), and table printing. Figures are ratios measured in the same process."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+NOMINAL_PEAK_PER_CORE = 102.0  # fp32 GFLOP/s of one core (PERF-NOTES: 2 FMA x 8 lanes x 2 x 3.2 GHz)
+
+
+def interleaved(fns: dict, reps: int, inner: int = 1, pause: float = 0.0) -> dict:
+    """Median seconds per call of each function, timed in turn (A B C A B C ...)."""
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            times[name].append((time.perf_counter() - start) / inner)
+            if pause:
+                time.sleep(pause)  # let OpenBLAS's spinning threads park between runs
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+
+
+def run_per_thread_count(script: str, counts, extra_args=()) -> list:
+    """Run ``script --worker N`` in a fresh process per thread count; collect its JSON."""
+    results = []
+    for n in counts:
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n),
+                   MKL_NUM_THREADS=str(n), LUCID_NUM_THREADS=str(n))
+        out = subprocess.run([sys.executable, script, "--worker", str(n), *extra_args],
+                             env=env, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            sys.stderr.write(out.stderr)
+            raise SystemExit(f"benchmark worker for {n} thread(s) failed")
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return results
+
+
+def print_table(headers, rows) -> None:
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
+    line = "  ".join(str(h).rjust(w) for h, w in zip(headers, widths))
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print("  ".join(str(c).rjust(w) for c, w in zip(r, widths)))
+
+
+def setup_path() -> None:
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
