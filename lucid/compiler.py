@@ -56,6 +56,11 @@ class CompiledGraph:
         return getattr(self.executable, "asm_text", lambda: "# (interpreted: no assembly)")()
 
 
+# Callables told about every graph compiled in this process: ``observer(name, compiled)``
+# (``lucid-ir dump`` listens here).
+observers: list = []
+
+
 def compile_graph(graph: Graph, name: str = "graph") -> CompiledGraph:
     from lucid_ir import debug
     debug.log_stage(name, "traced", graph)
@@ -65,4 +70,6 @@ def compile_graph(graph: Graph, name: str = "graph") -> CompiledGraph:
     debug.log_stage(name, "fused", fused)
     compiled = CompiledGraph(graph, simplified, fused, backend.executable(fused))
     debug.log_code(name, compiled)
+    for observe in observers:
+        observe(name, compiled)
     return compiled
