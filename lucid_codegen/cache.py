@@ -50,7 +50,6 @@ directory cannot be written, the cache falls back to memory only and warns once
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import os
 import struct
@@ -123,6 +122,7 @@ def _lucid_version() -> str:
     version = getattr(module, "__version__", None)
     if not (isinstance(version, str) and version):
         try:
+            import importlib.metadata  # slow to import: only when lucid has no __version__
             version = importlib.metadata.version("lucid")
         except Exception:
             version = None
