@@ -1,0 +1,154 @@
+"""One SGD training step of a 784-256-256-10 MLP (batch 64, float32): forward, backward
+and update. lucid eager, lucid compiled, numpy written by hand, and PyTorch eager if it
+is installed, interleaved in the same process, at 1 and 2 threads.
+
+    python benchmarks/bench_train.py [--quick]
+
+Also prints the Python overhead of a compiled call: the compiled step's time minus the
+time of its kernels called back to back (``plan overhead``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from harness import interleaved, print_table, run_per_thread_count, setup_path
+
+SIZES = (784, 256, 256, 10)
+BATCH = 64
+LR = 0.01
+
+
+def numpy_step(params, x, y):
+    """Forward, backward and SGD update of the MLP, written by hand with numpy."""
+    import numpy as np
+    (w1, b1), (w2, b2), (w3, b3) = params
+    h1 = np.maximum(x @ w1.T + b1, 0)
+    h2 = np.maximum(h1 @ w2.T + b2, 0)
+    z = h2 @ w3.T + b3
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    p = e / e.sum(axis=1, keepdims=True)
+    loss = -np.log(p[np.arange(len(y)), y]).mean()
+    dz = p
+    dz[np.arange(len(y)), y] -= 1
+    dz /= len(y)
+    dw3, db3 = dz.T @ h2, dz.sum(0)
+    dh2 = (dz @ w3) * (h2 > 0)
+    dw2, db2 = dh2.T @ h1, dh2.sum(0)
+    dh1 = (dh2 @ w2) * (h1 > 0)
+    dw1, db1 = dh1.T @ x, dh1.sum(0)
+    for (w, b), dw, db in zip(params, (dw1, dw2, dw3), (db1, db2, db3)):
+        w -= LR * dw
+        b -= LR * db
+    return loss
+
+
+def worker(threads: int, quick: bool) -> dict:
+    setup_path()
+    import numpy as np
+
+    import lucid
+    import lucid.nn as nn
+    import lucid.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    x_np = rng.standard_normal((BATCH, SIZES[0])).astype(np.float32)
+    y_np = rng.integers(0, SIZES[-1], BATCH)
+
+    def make():
+        lucid.random.seed(0)
+        layers = []
+        for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:])):
+            layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(SIZES) - 2 else [])
+        return nn.Sequential(*layers)
+
+    eager_model, compiled_model = make(), make()
+    eager_opt = lucid.optim.SGD(eager_model.parameters(), lr=LR)
+    compiled_opt = lucid.optim.SGD(compiled_model.parameters(), lr=LR)
+    x = lucid.Tensor(x_np)
+    loss_fn = lucid.compile(lambda x, y: F.cross_entropy(compiled_model(x), y))
+
+    def eager():
+        eager_opt.zero_grad()
+        F.cross_entropy(eager_model(x), y_np).backward()
+        eager_opt.step()
+
+    def compiled():
+        compiled_opt.zero_grad()
+        loss_fn(x, y_np).backward()
+        compiled_opt.step()
+
+    params = [(l.weight.numpy().copy(), l.bias.numpy().copy()) for l in make() if isinstance(l, nn.Linear)]
+    fns = {"eager": eager, "compiled": compiled, "numpy": lambda: numpy_step(params, x_np, y_np)}
+    try:
+        import torch
+        torch.set_num_threads(threads)
+        tm = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
+                                 torch.nn.ReLU(), torch.nn.Linear(256, 10))
+        topt = torch.optim.SGD(tm.parameters(), lr=LR)
+        tx, ty = torch.from_numpy(x_np), torch.from_numpy(y_np)
+
+        def torch_step():
+            topt.zero_grad()
+            torch.nn.functional.cross_entropy(tm(tx), ty).backward()
+            topt.step()
+        fns["torch"] = torch_step
+    except ImportError:
+        pass
+    reps = 15 if quick else 41
+    times = interleaved(fns, reps, inner=10)
+
+    # Python overhead of the compiled call: its plan's kernels called back to back
+    program = next(iter(loss_fn._programs.values()))
+    fwd, bwd = program.compiled_forward.executable, program.compiled_backward.executable
+    arrays = [x_np, y_np.astype(np.float32)] + [t._data for t in program.captured]
+    outs = fwd(arrays)
+    record_inputs = [np.ones((), np.float32)] + [
+        arrays[i] if kind == "input" else outs[i] for kind, i in program.residual_sources]
+    kernels_only = interleaved({"fwd": lambda: _kernels_only(fwd, arrays),
+                                "bwd": lambda: _kernels_only(bwd, record_inputs)}, reps, inner=10)
+    return dict(threads=threads, times=times, kernels=kernels_only["fwd"] + kernels_only["bwd"])
+
+
+def _kernels_only(plan, arrays):
+    """Run a plan's steps with nothing else: the floor that Python overhead sits on."""
+    env = [None] * plan.n_slots
+    for s, a in zip(plan.input_slots, arrays):
+        env[s] = a
+    for s, v in plan.constants:
+        env[s] = v
+    for fn, ins, outs in plan.steps:
+        for s, r in zip(outs, fn(*[env[i] for i in ins])):
+            env[s] = r
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.quick)))
+        return
+    results = run_per_thread_count(os.path.abspath(__file__), (1, 2), ["--quick"] if args.quick else [])
+    rows = []
+    for res in results:
+        t = res["times"]
+        row = [res["threads"], f"{t['eager'] * 1e6:.0f}", f"{t['compiled'] * 1e6:.0f}", f"{t['numpy'] * 1e6:.0f}",
+               f"{t.get('torch', float('nan')) * 1e6:.0f}", f"{t['eager'] / t['compiled']:.2f}",
+               f"{t['numpy'] / t['compiled']:.2f}",
+               f"{t['torch'] / t['compiled']:.2f}" if "torch" in t else "-",
+               f"{(t['compiled'] - res['kernels']) * 1e6:.0f}"]
+        rows.append(row)
+    print(f"one SGD step, MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, float32 (median µs; "
+          "ratios = other / compiled, > 1: compiled faster)")
+    print_table(["threads", "eager us", "compiled us", "numpy us", "torch us", "eager/comp",
+                 "numpy/comp", "torch/comp", "compiled overhead us"], rows)
+    print("compiled overhead = compiled step - (its forward and backward kernels run back to back); "
+          "it includes the optimizer's update")
+
+
+if __name__ == "__main__":
+    main()
