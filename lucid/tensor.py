@@ -151,8 +151,9 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """The same data, cut from the graph (shares memory, like PyTorch)."""
-        if self._data is None:
-            return Tensor._symbolic(self._value, False)
+        if self._data is None:  # tracing: the graph must know no gradient flows here
+            from . import dispatch
+            return dispatch.apply("stop_gradient", self)
         return Tensor(self._data)
 
     def zero_grad(self) -> None:

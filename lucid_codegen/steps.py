@@ -82,6 +82,8 @@ def view_step(node: Node):
     if op == "transpose":
         perm = node.attr("perm")
         return lambda x: (x.transpose(perm),)
+    if op == "stop_gradient":
+        return lambda x: (x,)
     if op == "broadcast_to":
         shape = node.attr("shape")
         return lambda x: (np.broadcast_to(x, shape),)

@@ -9,7 +9,7 @@ COMPARISON = ("gt", "ge", "lt", "le", "eq")  # give 1.0 or 0.0 in the operands' 
 SELECT = ("select",)                        # select(c, a, b) = a where c != 0 else b
 ELEMENTWISE = UNARY + BINARY + COMPARISON + SELECT
 REDUCTION = ("sum", "mean", "max")
-MOVEMENT = ("reshape", "transpose", "broadcast_to")
+MOVEMENT = ("reshape", "transpose", "broadcast_to", "stop_gradient")  # views: no data moves
 MATMUL = ("matmul",)
 SOURCE = ("constant", "iota")
 ALL_OPS = ELEMENTWISE + REDUCTION + MOVEMENT + MATMUL + SOURCE

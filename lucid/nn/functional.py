@@ -123,13 +123,14 @@ def tanh(x: Tensor) -> Tensor:
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """``x - logsumexp(x)`` along ``axis``, computed stably (the max is subtracted first)."""
     x = as_tensor(x)
-    shifted = x - x.max(axis=axis, keepdims=True)
+    # the shift changes no value and no gradient (Σ softmax = 1): keep it out of autodiff
+    shifted = x - x.max(axis=axis, keepdims=True).detach()
     return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     x = as_tensor(x)
-    e = (x - x.max(axis=axis, keepdims=True)).exp()
+    e = (x - x.max(axis=axis, keepdims=True).detach()).exp()
     return e / e.sum(axis=axis, keepdims=True)
 
 

@@ -93,3 +93,21 @@ class BroadcastTo(OpDef):
 
     def grad(self, b, node, g):
         return [sum_to(b, g, node.inputs[0].shape)]
+
+
+@register
+class StopGradient(OpDef):
+    """The identity, through which no gradient flows (``Tensor.detach`` while tracing).
+    Simplify removes it after autodiff."""
+
+    name = "stop_gradient"
+    arity = 1
+
+    def infer(self, types, attrs):
+        return types[0]
+
+    def evaluate(self, a, attrs):
+        return a[0]
+
+    def grad(self, b, node, g):
+        return [None]

@@ -3,7 +3,8 @@ subexpressions, dead code. One walk that rewrites nodes, then DCE.
 
 - ``x*1``, ``1*x``, ``x+0``, ``0+x``, ``x-0``, ``x/1`` → ``x`` (when the shape is unchanged);
   ``neg(neg(x))`` → ``x``;
-- reshape/broadcast_to to the same shape, identity transposes → the input;
+- reshape/broadcast_to to the same shape, identity transposes, stop_gradient (its work
+  is done once autodiff has run) → the input;
   reshape of a reshape → one reshape; transpose of a transpose → one transpose;
 - ``matmul(transpose(a), b)`` → ``matmul[trans_a]`` of ``a`` (likewise for b): no copies;
 - ops whose inputs are all constant fills (``constant`` nodes) → one constant;
@@ -38,7 +39,7 @@ def _fill(node: Node | None):
 def _identity(node: Node, producer) -> Value | None:
     """The value ``node`` can be replaced by, when an identity applies."""
     op, ins, out = node.op, node.inputs, node.out
-    if op in ("reshape", "broadcast_to") and ins[0].shape == out.shape:
+    if op in ("reshape", "broadcast_to") and ins[0].shape == out.shape or op == "stop_gradient":
         return ins[0]
     if op == "transpose" and node.attr("perm") == tuple(range(len(out.shape))):
         return ins[0]
