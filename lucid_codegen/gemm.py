@@ -32,6 +32,9 @@ an MR x NR register-tiled micro-kernel (see gemm_microkernel.py).
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
 from dataclasses import dataclass, field
 
 import llvmlite.ir as ir
@@ -78,7 +81,22 @@ class GemmSpec:
         """Names everything the generated code depends on (a cache key)."""
         return (f"gemm-v{KERNEL_VERSION}:{self.dtype}:bias{int(self.bias)}:{self.epilogue}"
                 f":acc{int(self.accumulate)}:res{int(self.residual)}:{self.blocking.tag()}"
-                f":stack{STACK_BYTES}:pyabi{'-'.join(map(str, PYARRAY_OFFSETS))}")
+                f":stack{STACK_BYTES}:pyabi{'-'.join(map(str, PYARRAY_OFFSETS))}"
+                f":src{_generator_hash()}")
+
+
+@functools.lru_cache(maxsize=1)
+def _generator_hash() -> str:
+    """Hash of the IR generator's source, so a changed generator never hits stale cache."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256()
+    for name in ("gemm.py", "gemm_microkernel.py", "gemm_pack.py"):
+        try:
+            with open(os.path.join(here, name), "rb") as f:
+                h.update(f.read())
+        except OSError:
+            h.update(name.encode())
+    return h.hexdigest()[:12]
 
 
 def gemm_symbol(spec: GemmSpec) -> str:

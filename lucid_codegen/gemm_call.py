@@ -66,6 +66,15 @@ def _check_pyarray_layout() -> bool:
 
 
 _PY_OK = _check_pyarray_layout()
+_from_address = ctypes.c_void_p.from_address
+_DATA_OFF = PYARRAY_OFFSETS[0]
+
+
+def _data_ptr(x: np.ndarray) -> int:
+    """Address of x's first element (0.15 us via the verified struct offset, vs ~1.3 us)."""
+    if _PY_OK:
+        return _from_address(id(x) + _DATA_OFF).value or 0
+    return x.__array_interface__["data"][0]
 
 
 def _load(spec: GemmSpec):
@@ -102,7 +111,7 @@ def _give_ws(buf: np.ndarray) -> None:
 
 
 def _aligned(buf: np.ndarray) -> int:
-    p = buf.__array_interface__["data"][0]
+    p = _data_ptr(buf)
     return (p + 63) & ~63
 
 
@@ -214,7 +223,7 @@ class Gemm:
         a, b, bias, r = prep(a), prep(b), prep(bias), prep(r)
 
         def ptr(x):
-            return 0 if x is None else x.__array_interface__["data"][0]
+            return 0 if x is None else _data_ptr(x)
         rsr, csr = (r.strides[0] // size, r.strides[1] // size) if r is not None else (0, 0)
         self.run_ptrs(M, N, K, ptr(a), a.strides[0] // size, a.strides[1] // size,
                       ptr(b), b.strides[0] // size, b.strides[1] // size,

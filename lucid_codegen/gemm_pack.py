@@ -13,7 +13,7 @@ def build_pack_a(c: Ctx, name: str) -> ir.Function:
     (p, i) at p*MR + i. Rows past mc are zero-filled. A is read only inside
     rows [0, mc) and columns [0, kc).
     """
-    MR = c.blk.MR
+    MR, W = c.blk.MR, c.blk.W
     fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), [I64, I64, c.P, I64, I64, c.P]), name)
     fn.linkage = "internal"
     kc, mc, A, rsa, csa, Ap = fn.args
@@ -26,13 +26,36 @@ def build_pack_a(c: Ctx, name: str) -> ir.Function:
         with b.if_else(full) as (then, otherwise):
             with then:
                 ptrs = [b.gep(A, [b.mul(b.add(q0, I64(i)), rsa)]) for i in range(MR)]
+                # Rows of A contiguous (csa == 1): W x W register transposes of
+                # MR rows (zero-padded to a multiple of W), W columns at a time.
+                kvec = b.select(b.icmp_signed("==", csa, I64(1)),
+                                b.mul(b.sdiv(kc, I64(W)), I64(W)), I64(0))
+                nblk = -(-MR // W)
+                zero_v = c.cvec(0.0)
+
+                def chunk(p0):
+                    rows = [c.vload(b, b.gep(ptrs[i], [p0])) if i < MR else zero_v
+                            for i in range(nblk * W)]
+                    ts = [transpose(c, b, rows[k * W:(k + 1) * W]) for k in range(nblk)]
+                    for p in range(W):
+                        d = b.gep(dst, [b.mul(b.add(p0, I64(p)), I64(MR))])
+                        for k in range(nblk):
+                            n = min(W, MR - k * W)
+                            v = ts[k][p]
+                            if n < W:
+                                v = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, n),
+                                                                       list(range(n))))
+                            vt = ir.VectorType(c.T, n)
+                            b.store(v, b.bitcast(b.gep(d, [I64(k * W)]), vt.as_pointer()),
+                                    align=c.size)
+                counted_loop(b, I64(0), kvec, W, chunk, "pa.tr")
 
                 def col(p):
                     off = b.mul(p, csa)
                     d = b.gep(dst, [b.mul(p, I64(MR))])
                     for i in range(MR):
                         b.store(b.load(b.gep(ptrs[i], [off])), b.gep(d, [I64(i)]))
-                counted_loop(b, I64(0), kc, 1, col, "pa.full")
+                counted_loop(b, kvec, kc, 1, col, "pa.full")
             with otherwise:
                 last = b.sub(rows, I64(1))
                 ptrs, valid = [], []
