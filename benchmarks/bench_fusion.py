@@ -1,0 +1,102 @@
+"""What fusion buys: compiled relu(linear) against numpy, forward+backward of linear
+against numpy written by hand, and fused against unfused lucid (LUCID_FUSION=0), all
+float32, interleaved in the same process, at 1 and 2 threads.
+
+    python benchmarks/bench_fusion.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from harness import interleaved, print_table, run_per_thread_count, setup_path
+
+RELU_SHAPES = [(16384, 64, 64), (64, 784, 256)]
+BACKWARD_SHAPES = [(64, 784, 256), (256, 1024, 1024)]
+
+
+def compiled_pair(fn):
+    """The same function compiled with fusion on and off (LUCID_FUSION read at compile)."""
+    import lucid
+    fused, unfused = lucid.compile(fn), lucid.compile(fn)
+    return fused, unfused
+
+
+def warm(unfused, *args):
+    os.environ["LUCID_FUSION"] = "0"
+    try:
+        unfused(*args)
+    finally:
+        del os.environ["LUCID_FUSION"]
+
+
+def worker(threads: int, quick: bool) -> dict:
+    setup_path()
+    import numpy as np
+
+    import lucid
+    import lucid.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    reps = 9 if quick else 25
+    pause = 0.05 if threads > 1 else 0.0
+    rows = []
+    for M, K, N in RELU_SHAPES:
+        xn, wn = rng.standard_normal((M, K)).astype(np.float32), rng.standard_normal((N, K)).astype(np.float32)
+        bn = rng.standard_normal(N).astype(np.float32)
+        x, w, b = lucid.Tensor(xn), lucid.Tensor(wn), lucid.Tensor(bn)
+        fused, unfused = compiled_pair(lambda x, w, b: F.relu(F.linear(x, w, b)))
+        fused(x, w, b)
+        warm(unfused, x, w, b)
+        inner = max(1, int(3e6 // (2 * M * N * K)))
+        t = interleaved({"fused": lambda: fused(x, w, b), "unfused": lambda: unfused(x, w, b),
+                         "numpy": lambda: np.maximum(xn @ wn.T + bn, 0)}, reps, inner, pause)
+        rows.append(dict(case=f"relu(linear) {M}x{K}x{N}", **t))
+    for M, K, N in BACKWARD_SHAPES:
+        xn, wn = rng.standard_normal((M, K)).astype(np.float32), rng.standard_normal((N, K)).astype(np.float32)
+        bn, gn = rng.standard_normal(N).astype(np.float32), rng.standard_normal((M, N)).astype(np.float32)
+        x = lucid.Tensor(xn, requires_grad=True)
+        w, b = lucid.Tensor(wn, requires_grad=True), lucid.Tensor(bn, requires_grad=True)
+        fused, unfused = compiled_pair(lambda x, w, b: F.linear(x, w, b))
+
+        def step(f):
+            x.grad = w.grad = b.grad = None
+            f(x, w, b).backward(gn)
+
+        def by_hand():
+            xn @ wn.T + bn
+            return gn @ wn, gn.T @ xn, gn.sum(0)
+        step(fused)
+        os.environ["LUCID_FUSION"] = "0"
+        try:
+            step(unfused)
+        finally:
+            del os.environ["LUCID_FUSION"]
+        t = interleaved({"fused": lambda: step(fused), "unfused": lambda: step(unfused), "numpy": by_hand},
+                        reps, 1, pause)
+        rows.append(dict(case=f"linear fwd+bwd {M}x{K}x{N}", **t))
+    return dict(threads=threads, rows=rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.quick)))
+        return
+    results = run_per_thread_count(os.path.abspath(__file__), (1, 2), ["--quick"] if args.quick else [])
+    table = []
+    for res in results:
+        for r in res["rows"]:
+            table.append([r["case"], res["threads"], f"{r['fused'] * 1e6:.0f}", f"{r['unfused'] * 1e6:.0f}",
+                          f"{r['numpy'] * 1e6:.0f}", f"{r['numpy'] / r['fused']:.2f}",
+                          f"{r['unfused'] / r['fused']:.2f}"])
+    print("float32, median µs; numpy/fused > 1: lucid faster; unfused/fused > 1: fusion helps")
+    print_table(["case", "threads", "fused us", "unfused us", "numpy us", "numpy/fused", "unfused/fused"], table)
+
+
+if __name__ == "__main__":
+    main()
