@@ -104,3 +104,33 @@ def test_simplify_identities_and_folding():
 { lambda ; %0:f32[2,3]. let
     %1:f32[2,3] = constant[value=6.0]
   in (%0, %1) }"""
+
+
+def test_eager_linear_with_bias_launches_one_kernel():
+    from lucid_codegen.runtime import kernel_launches
+    x, w, b = lucid.randn(5, 4), lucid.randn(3, 4), lucid.randn(3)
+    F.linear(x, w, b)  # first call: compile
+    before = kernel_launches()
+    out = F.linear(x, w, b)
+    assert kernel_launches() - before == 1
+    np.testing.assert_allclose(out.numpy(), x.numpy() @ w.numpy().T + b.numpy(), rtol=1e-5)
+    xg = lucid.randn(5, 4, requires_grad=True)
+    before = kernel_launches()
+    F.linear(xg, w, b)   # recording for autograd does not split the kernel
+    assert kernel_launches() - before == 1
+
+
+def test_compiled_relu_linear_and_linear_backward_kernel_counts():
+    w, b = lucid.randn(3, 4, requires_grad=True), lucid.randn(3, requires_grad=True)
+    x = lucid.randn(8, 4, requires_grad=True)
+    low = lucid.compile(lambda x: F.relu(F.linear(x, w, b))).lower(x)
+    assert len(low.kernels) == 1
+    low = lucid.compile(lambda x: F.linear(x, w, b)).lower(x)
+    assert len(low.backward_kernels) <= 3
+
+
+def test_fusion_off_by_environment(monkeypatch):
+    monkeypatch.setenv("LUCID_FUSION", "0")
+    w, b = lucid.randn(3, 4), lucid.randn(3)
+    low = lucid.compile(lambda x: F.relu(F.linear(x, w, b))).lower(lucid.randn(8, 4))
+    assert [k.kind for k in low.kernels] == ["gemm", "elementwise", "elementwise"]
