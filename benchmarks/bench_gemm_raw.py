@@ -6,6 +6,7 @@ Each thread count runs in its own subprocess (OPENBLAS_NUM_THREADS and
 LUCID_NUM_THREADS set there, unless threadpoolctl is installed). Within a process
 lucid and numpy are timed interleaved (A B A B ...), median of the repetitions,
 so machine noise hits both alike; the ratio is the number to read.
+OPENBLAS_THREAD_TIMEOUT defaults to 4 in the subprocesses (see main()).
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import subprocess
 import sys
 import time
 
-SPIN_PAUSE = 0.15
 SHAPES = [(8, 8, 8), (64, 784, 256), (256, 1024, 1024), (1024, 1024, 1024), (4096, 1024, 1024)]
 
 
@@ -67,10 +67,6 @@ def _worker(nthreads: int, quick: bool) -> dict:
         for _ in range(reps):
             s = time.perf_counter(); lucid(); tl.append((time.perf_counter() - s) / inner)
             s = time.perf_counter(); numpy(); tn.append((time.perf_counter() - s) / inner)
-            if nthreads > 1 and flop >= 2e6:
-                # OpenBLAS's idle threads spin ~0.1 s after a call; let them park so
-                # they do not steal a core from the next lucid run (lucid's workers block).
-                time.sleep(SPIN_PAUSE)
         err = float(np.abs(out - (x.astype(np.float64) @ w.T.astype(np.float64) + b)).max())
         rows.append(dict(shape=(M, K, N), threads=nthreads, lucid=float(np.median(tl)),
                          numpy=float(np.median(tn)), flop=flop, err=err))
@@ -90,6 +86,11 @@ def main() -> None:
     for nt in [int(t) for t in args.threads.split(",")]:
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(nt), OMP_NUM_THREADS=str(nt),
                    MKL_NUM_THREADS=str(nt), LUCID_NUM_THREADS=str(nt))
+        # OpenBLAS's idle worker threads busy-wait for seconds after each call; in an
+        # interleaved A/B run they steal the second core from lucid (whose workers
+        # block). A short timeout makes them sleep instead (numpy then pays a thread
+        # wake-up per call, ~30-40 us on this VM). Override by setting it yourself.
+        env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
         cmd = [sys.executable, os.path.abspath(__file__), "--_worker", str(nt)]
         if args.quick:
             cmd.append("--quick")
