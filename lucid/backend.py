@@ -11,6 +11,7 @@ import numpy as np
 
 from lucid_ir.graph import Graph, Node
 from lucid_ir.interpreter import interpret
+from lucid_ir import debug
 from lucid_ir.passes import fuse
 
 BACKENDS = ("interpret", "compiled")
@@ -38,7 +39,9 @@ def chain_executable(nodes):
     defined = {n.out for n in nodes}
     externals = tuple(dict.fromkeys(v for n in nodes for v in n.inputs if v not in defined))
     graph = Graph(externals, tuple(nodes), (nodes[-1].out,))
-    run = executable(fuse.run(graph))
+    fused = fuse.run(graph)
+    debug.log_stage("eager " + "+".join(n.op for n in nodes), "fused", fused)
+    run = executable(fused)
     return lambda arrays: run(arrays)[0]
 
 

@@ -10,6 +10,7 @@ comparison. ``LUCID_DEBUG=1`` logs each stage's graph (see ``lucid_ir.debug``).
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 from lucid_ir.graph import Graph
@@ -63,13 +64,18 @@ observers: list = []
 
 def compile_graph(graph: Graph, name: str = "graph") -> CompiledGraph:
     from lucid_ir import debug
+    t0 = time.perf_counter()
     debug.log_stage(name, "traced", graph)
     simplified = verify(simplify.run(graph))
     debug.log_stage(name, "simplified", simplified)
+    t1 = time.perf_counter()
     fused = verify(fuse.run(simplified, enabled=fusion_enabled()))
     debug.log_stage(name, "fused", fused)
+    t2 = time.perf_counter()
     compiled = CompiledGraph(graph, simplified, fused, backend.executable(fused))
+    t3 = time.perf_counter()
     debug.log_code(name, compiled)
+    debug.log_times(name, {"simplify": t1 - t0, "fuse": t2 - t1, "kernels (compile or cache load)": t3 - t2})
     for observe in observers:
         observe(name, compiled)
     return compiled

@@ -17,12 +17,17 @@ def level() -> int:
         return 0
 
 
+_handler = None
+
+
 def _ensure_handler() -> None:
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("[lucid] %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.DEBUG)
+    """Debug output goes to stderr, once, whatever else listens to the logger."""
+    global _handler
+    log.setLevel(logging.DEBUG)
+    if _handler is None:
+        _handler = logging.StreamHandler(sys.stderr)
+        _handler.setFormatter(logging.Formatter("[lucid] %(message)s"))
+        log.addHandler(_handler)
         log.propagate = False
 
 
@@ -34,6 +39,13 @@ def log_stage(name: str, stage: str, graph) -> None:
     if dump_dir and stage == "traced":
         from .serialize import save_graph
         save_graph(graph, dump_dir, name)
+
+
+def log_times(name: str, seconds: dict) -> None:
+    if level() >= 3:
+        _ensure_handler()
+        log.debug("%s compile times: %s", name,
+                  ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in seconds.items()))
 
 
 def log_code(name: str, compiled) -> None:
