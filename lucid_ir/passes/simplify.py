@@ -7,6 +7,8 @@ subexpressions, dead code. One walk that rewrites nodes, then DCE.
   is done once autodiff has run) → the input;
   reshape of a reshape → one reshape; transpose of a transpose → one transpose;
 - ``matmul(transpose(a), b)`` → ``matmul[trans_a]`` of ``a`` (likewise for b): no copies;
+- elementwise ops read through ``broadcast_to`` (they broadcast by themselves), and a
+  unary op of a broadcast runs before the broadcast, on the smaller tensor;
 - ops whose inputs are all constant fills (``constant`` nodes) → one constant;
 - nodes equal in op, attributes and inputs → the first one.
 
@@ -27,7 +29,8 @@ import numpy as np
 
 from ..graph import Graph, Node, Value
 from ..interpreter import evaluate_node
-from ..opnames import ELEMENTWISE, MOVEMENT, REDUCTION
+from ..opnames import ELEMENTWISE, MOVEMENT, REDUCTION, UNARY
+from ..types import TensorType, broadcast_shapes
 from . import dce
 
 
@@ -56,6 +59,29 @@ def _identity(node: Node, producer) -> Value | None:
         if op in ("mul", "add") and fa == unit and b.type == out.type:
             return b
     return None
+
+
+def _through_broadcasts(node: Node, producer) -> list[Node] | None:
+    """Elementwise ops broadcast by themselves: read a ``broadcast_to``'s source directly
+    when that leaves the output shape unchanged, and compute a unary op before the
+    broadcast rather than after it (on fewer elements)."""
+    if node.op not in ELEMENTWISE:
+        return None
+    sources = [producer.get(v) for v in node.inputs]
+    if node.op in UNARY:
+        p = sources[0]
+        if p is None or p.op != "broadcast_to":
+            return None
+        x = p.inputs[0]
+        small = Node(node.op, (x,), node.attrs, Value(TensorType(x.shape, node.out.dtype)))
+        return [small, Node("broadcast_to", (small.out,), p.attrs, node.out)]
+    ins = list(node.inputs)
+    for i, p in enumerate(sources):
+        if p is not None and p.op == "broadcast_to":
+            trial = ins[:i] + [p.inputs[0]] + ins[i + 1:]
+            if broadcast_shapes(*(v.shape for v in trial)) == node.out.shape:
+                ins = trial
+    return [Node(node.op, tuple(ins), node.attrs, node.out)] if ins != list(node.inputs) else None
 
 
 def _rewrite(node: Node, producer) -> Node:
@@ -119,18 +145,19 @@ def run(graph: Graph) -> Graph:
         if ins != node.inputs:
             node = Node(node.op, ins, node.attrs, node.out)
         node = _rewrite(node, producer)
-        same = _identity(node, producer)
-        if same is not None:
-            subst[node.out] = same
-            continue
-        node = _fold(node, producer) or node
-        key = (node.op, tuple(id(v) for v in node.inputs), node.attrs, node.out.type)
-        if key in seen:
-            subst[node.out] = seen[key]
-            continue
-        seen[key] = node.out
-        producer[node.out] = node
-        nodes.append(node)
+        for node in _through_broadcasts(node, producer) or [node]:
+            same = _identity(node, producer)
+            if same is not None:
+                subst[node.out] = same
+                continue
+            node = _fold(node, producer) or node
+            key = (node.op, tuple(id(v) for v in node.inputs), node.attrs, node.out.type)
+            if key in seen:
+                subst[node.out] = seen[key]
+                continue
+            seen[key] = node.out
+            producer[node.out] = node
+            nodes.append(node)
     outputs = tuple(subst.get(v, v) for v in graph.outputs)
     return dce.run(Graph(graph.inputs, tuple(nodes), outputs))
 
