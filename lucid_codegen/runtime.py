@@ -18,6 +18,14 @@ class Plan:
     #: native kernel calls made by all plans of this process (``kernel_launches()``)
     launches = 0
 
+    def __new__(cls, fused: Graph):
+        # LUCID_CHECK_BOUNDS=1: decided once here; the checked plan guards every output
+        if cls is Plan:
+            from . import bounds
+            if bounds.enabled():
+                cls = bounds.CheckedPlan
+        return super().__new__(cls)
+
     def __init__(self, fused: Graph):
         self.graph = fused
         slot: dict = {}

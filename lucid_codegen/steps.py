@@ -62,6 +62,18 @@ class GemmStep:
         self.gemm(a, b, out, bias=bias, residual=residual, alpha=self.alpha)
         return (out,)
 
+    def call_into(self, outs, a, b, *extra):
+        """The same, writing into ``outs[0]`` (bounds checking: a guarded buffer)."""
+        (out,) = outs
+        if out.size == 0:
+            return (out,)
+        a = a.T if self.trans_a else a
+        b = b.T if self.trans_b else b
+        bias = extra[0].reshape(self.n) if self.has_bias else None
+        residual = extra[-1] if self.has_residual else None
+        self.gemm(a, b, out, bias=bias, residual=residual, alpha=self.alpha)
+        return (out,)
+
 
 class KernelStep:
     """An elementwise or reduction kernel."""
@@ -72,6 +84,10 @@ class KernelStep:
 
     def __call__(self, *arrays):
         return self.kernel(list(arrays))
+
+    def call_into(self, outs, *arrays):
+        """The same, writing into ``outs`` (bounds checking: guarded buffers)."""
+        return self.kernel(list(arrays), outs=list(outs))
 
 
 def view_step(node: Node):
