@@ -60,7 +60,7 @@ class Program:
                 self.static_outputs[i] = leaf
         self.n_leaves = len(out_leaves)
         self.captured = [t for t, _ in tracer.captured.values()]
-        self.captured_sig = [(t.shape, t.dtype, t.requires_grad) for t in self.captured]
+        self.captured_sig = [(t.shape, t._data.dtype, t.requires_grad) for t in self.captured]
         inputs = tuple(tracer.arg_values) + tuple(v for _, v in tracer.captured.values())
         self.forward = Graph(inputs, tuple(tracer.builder.nodes), tuple(out_values))
         requires = [bool(grad_enabled and a.requires_grad) for a in flat_args if isinstance(a, Tensor)]
@@ -91,7 +91,7 @@ class Program:
     def captures_unchanged(self) -> bool:
         for t, (shape, dtype, req) in zip(self.captured, self.captured_sig):
             d = t._data
-            if d is None or d.shape != shape or d.dtype.name != dtype or t.requires_grad != req:
+            if d is None or d.shape != shape or d.dtype != dtype or t.requires_grad != req:
                 return False
         return True
 
