@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 from . import backend, random  # noqa: E402
 from .creation import ones, rand, randn, tensor, zeros  # noqa: E402
 from .grad_mode import is_grad_enabled, no_grad  # noqa: E402
-from .functional_core import matmul  # noqa: E402
+from .functional_core import matmul, maximum, where  # noqa: E402
 from .tensor import Tensor  # noqa: E402
 from .compiled import compile  # noqa: E402
 from .tracing import TracingError  # noqa: E402
@@ -22,4 +22,4 @@ float32 = "float32"
 float64 = "float64"
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "randn", "rand", "no_grad", "is_grad_enabled",
-           "matmul", "compile", "TracingError", "random", "nn", "optim", "float32", "float64"]
+           "matmul", "where", "maximum", "compile", "TracingError", "random", "nn", "optim", "float32", "float64"]

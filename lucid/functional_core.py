@@ -25,3 +25,25 @@ def matmul(a, b):
     if b.ndim == 1:
         return out.reshape(out.shape[0])
     return out
+
+
+def where(cond, a, b):
+    """``a`` where ``cond`` is non-zero, else ``b`` (numpy's ``where``; broadcasts).
+
+    The way to choose between values inside a compiled function, where a Python ``if``
+    on a tensor cannot work:
+
+    >>> import lucid
+    >>> x = lucid.tensor([-1.0, 2.0])
+    >>> lucid.where(x > 0, x, x * 0.1).tolist()
+    [-0.10000000149011612, 2.0]
+    """
+    like = next((v for v in (a, b, cond) if hasattr(v, "_data")), None)
+    cond, a, b = (as_tensor(v, like=like) for v in (cond, a, b))
+    dtype = promote(cond.dtype, a.dtype, b.dtype)
+    return dispatch.apply("select", cast(cond, dtype), cast(a, dtype), cast(b, dtype))
+
+
+def maximum(a, b):
+    """Elementwise maximum (NaN wins, as in numpy); the gradient goes to the larger."""
+    return dispatch.binary("maximum", a, b)

@@ -149,3 +149,11 @@ def test_compile_as_decorator_with_options_and_bad_arguments():
         lucid.compile(lambda x, opts: x)(lucid.ones(1), {1, 2})  # a set: unhashable
     with pytest.raises(TypeError, match="expected a callable"):
         lucid.compile(3)
+
+
+def test_where_is_the_way_to_branch_inside_a_compiled_function():
+    x = Tensor([-2.0, 3.0], requires_grad=True, dtype="float64")
+    f = lucid.compile(lambda x: lucid.where(x > 0, x * x, -x).sum())
+    f(x).backward()
+    np.testing.assert_array_equal(x.grad, [-1.0, 6.0])
+    np.testing.assert_array_equal(lucid.where(x > 0, 1.0, 0.0).numpy(), [0.0, 1.0])
