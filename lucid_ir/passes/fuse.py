@@ -10,7 +10,8 @@ Partition rules, applied in one walk over the nodes in order:
 - an elementwise op joins the **elementwise** group of one of its inputs when its
   output has that group's shape and joining creates no cycle between kernels;
   otherwise it starts a new group. Scalar constants are copied into each group that
-  uses them.
+  uses them. A small producer of a smaller, broadcast shape that nothing else uses
+  moves into its consumer's loop (recomputed per element when that is cheap).
 - a reduction takes its input's elementwise producers as a prologue (a **reduction**
   group): moved when nothing else uses them, recomputed (cloned) when something does,
   so that later ops can still fuse with the original group (softmax: ``exp(x - m)``
@@ -40,10 +41,19 @@ from __future__ import annotations
 from ..graph import Graph, Node, Value
 from ..kernel import KernelNode
 from ..opnames import ELEMENTWISE, MATMUL, REDUCTION
+from ..types import broadcast_shapes
 from . import dce
 
 ACTIVATIONS = ("sigmoid", "tanh")
 MAX_CLONED_PROLOGUE = 8
+SMALL_RECOMPUTE = 1 << 16  # extra elementwise evaluations worth one kernel launch fewer
+
+
+def _size(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
 
 class Group:
@@ -162,8 +172,46 @@ class Partition:
                 others = [x for x in node.inputs if self.group_of.get(x) is not g]
                 if not any(self._depends_on(x, g) for x in others):
                     self._add(g, node)
+                    self._absorb_small_producers(node, g)
                     return
-        self._new("elementwise", node)
+        self._absorb_small_producers(node, self._new("elementwise", node))
+
+    def _absorb_small_producers(self, node: Node, k: Group) -> None:
+        """Move a small elementwise producer of a smaller shape (``log`` of a (64, 1) sum
+        feeding a (64, 10) loop) into ``node``'s kernel, recomputing it per element, when
+        nothing else uses it and the recomputation is cheap: one kernel launch fewer."""
+        for v in node.inputs:
+            g = self.group_of.get(v)
+            if g is None or g is k or g.kind != "elementwise" or g.shape == k.shape:
+                continue
+            if broadcast_shapes(g.shape, k.shape) != k.shape:
+                continue
+            members = {n.out: n for n in g.nodes}
+            needed, stack = set(), [v]
+            while stack:
+                x = stack.pop()
+                if x in members and x not in needed:
+                    needed.add(x)
+                    stack.extend(members[x].inputs)
+            chain = [n for n in g.nodes if n.out in needed]
+            uses: dict = {}
+            for n in chain + [node]:
+                for x in n.inputs:
+                    uses[x] = uses.get(x, 0) + 1
+            if any(self.users.get(n.out, 0) != uses.get(n.out, 0) for n in chain):
+                continue
+            if (_size(k.shape) - _size(g.shape)) * len(chain) > SMALL_RECOMPUTE:
+                continue
+            outside = [x for n in chain for x in n.inputs if x not in needed and self.group_of.get(x) is not k]
+            if any(self._depends_on(x, k) for x in outside):
+                continue
+            g.nodes = [n for n in g.nodes if n.out not in needed]
+            if not g.nodes:
+                self.groups.remove(g)
+            at = next(i for i, n in enumerate(k.nodes) if n is node)
+            k.nodes[at:at] = chain
+            for n in chain:
+                self.group_of[n.out] = k
 
     def _place_reduction(self, node: Node) -> None:
         v = node.inputs[0]
