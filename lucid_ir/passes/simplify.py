@@ -146,6 +146,9 @@ def run(graph: Graph) -> Graph:
             node = Node(node.op, ins, node.attrs, node.out)
         node = _rewrite(node, producer)
         for node in _through_broadcasts(node, producer) or [node]:
+            ins = tuple(subst.get(v, v) for v in node.inputs)  # an earlier part may be CSE'd
+            if ins != node.inputs:
+                node = Node(node.op, ins, node.attrs, node.out)
             same = _identity(node, producer)
             if same is not None:
                 subst[node.out] = same
