@@ -45,6 +45,20 @@ def chain_executable(nodes):
     return lambda arrays: run(arrays)[0]
 
 
+def in_place_executable(graph: Graph):
+    """A callable ``(arrays, outs)`` computing an elementwise graph into ``outs`` (which
+    may be some of the inputs: optimiser state updated in place)."""
+    if backend_name() == "compiled":
+        runtime = _compiled()
+        if runtime is not None:
+            return runtime.in_place(graph)
+
+    def run(arrays, outs):
+        for out, value in zip(outs, interpret(graph, arrays)):
+            np.copyto(out, value)
+    return run
+
+
 class Interpreted:
     """An executable that runs a (fused) graph with the reference interpreter."""
 

@@ -218,6 +218,7 @@ class Tensor:
     def exp(self): return dispatch.apply("exp", self)
     def log(self): return dispatch.apply("log", self)
     def tanh(self): return dispatch.apply("tanh", self)
+    def sqrt(self): return dispatch.apply("sqrt", self)
     def sigmoid(self): return dispatch.apply("sigmoid", self)
 
     def relu(self):

@@ -89,3 +89,15 @@ def kernel_launches() -> int:
     """How many native kernels plans have called so far (for tests and curious users:
     eager ``F.linear`` with bias is one)."""
     return Plan.launches
+
+
+def in_place(graph: Graph):
+    """``(arrays, outs) -> None`` running a purely elementwise graph as one kernel that
+    writes ``outs`` (each may be one of the inputs, with the same layout)."""
+    from .elementwise import ElementwiseKernel
+    kernel = ElementwiseKernel.for_graph(graph)
+
+    def run(arrays, outs):
+        Plan.launches += 1
+        kernel(arrays, outs=outs)
+    return run

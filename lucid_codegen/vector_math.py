@@ -234,6 +234,7 @@ _COMPARE = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "eq": "=="}
 
 UNARY_EMITTERS = {
     "neg": lambda b, x: b.fneg(x),
+    "sqrt": lambda b, x: call_intrinsic(b, "sqrt", [x]),  # one vsqrtps/pd: exact, NaN below 0
     "exp": emit_exp,
     "log": emit_log,
     "tanh": emit_tanh,

@@ -3,7 +3,7 @@
 >>> "exp" in ELEMENTWISE and "sum" in REDUCTION
 True
 """
-UNARY = ("neg", "exp", "log", "tanh", "sigmoid", "cast")
+UNARY = ("neg", "exp", "log", "tanh", "sigmoid", "sqrt", "cast")
 BINARY = ("add", "sub", "mul", "div", "maximum")
 COMPARISON = ("gt", "ge", "lt", "le", "eq")  # give 1.0 or 0.0 in the operands' dtype
 SELECT = ("select",)                        # select(c, a, b) = a where c != 0 else b

@@ -28,6 +28,7 @@ CASES = [
     ("neg", {}, [(normal, (3, 4))]),
     ("exp", {}, [(normal, (5,))]),
     ("log", {}, [(positive, (2, 3))]),
+    ("sqrt", {}, [(positive, (4, 3))]),
     ("tanh", {}, [(normal, (7,))]),
     ("sigmoid", {}, [(normal, (3, 5))]),
     ("cast", {"dtype": "float64"}, [(normal, (2, 2))]),

@@ -108,3 +108,45 @@ def test_optimizer_rejects_bad_parameters():
         SGD([lucid.Tensor([1.0])], lr=0.1)
     with pytest.raises(ValueError, match="empty"):
         Adam([])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adam_matches_the_paper_over_several_steps(dtype):
+    rng = np.random.default_rng(3)
+    w0 = rng.standard_normal((5, 7)).astype(dtype)
+    w = lucid.Tensor(w0.copy(), requires_grad=True)
+    opt = Adam([w], lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)
+    ref, m, v = w0.astype(np.float64), 0.0, 0.0
+    for t in range(1, 5):
+        opt.zero_grad()
+        (w * w * w).sum().backward()
+        g = 3 * ref ** 2 + 0.1 * ref
+        m = 0.8 * m + 0.2 * g
+        v = 0.99 * v + 0.01 * g * g
+        ref = ref - 0.05 * (m / (1 - 0.8 ** t)) / (np.sqrt(v / (1 - 0.99 ** t)) + 1e-6)
+        opt.step()
+        np.testing.assert_allclose(w.numpy(), ref, rtol=1e-4 if dtype == "float32" else 1e-10)
+    assert w.dtype == dtype
+
+
+def test_sgd_nesterov_and_dampening():
+    w = lucid.Tensor([2.0, -1.0], requires_grad=True, dtype="float64")
+    opt = SGD([w], lr=0.1, momentum=0.5, nesterov=True)
+    ref, buf = np.array([2.0, -1.0]), None
+    for _ in range(3):
+        opt.zero_grad()
+        (w * w).sum().backward()
+        d = 2 * ref
+        buf = d if buf is None else 0.5 * buf + d
+        ref = ref - 0.1 * (d + 0.5 * buf)
+        opt.step()
+        np.testing.assert_allclose(w.numpy(), ref, rtol=1e-12)
+    w2 = lucid.Tensor([1.0], requires_grad=True, dtype="float64")
+    opt2 = SGD([w2], lr=1.0, momentum=0.9, dampening=0.5)
+    for expected in ([1.0 - 2.0], None):
+        opt2.zero_grad()
+        (w2 * 2.0).sum().backward()
+        opt2.step()
+        if expected:
+            np.testing.assert_allclose(w2.numpy(), expected)  # first step: undamped
+    np.testing.assert_allclose(w2.numpy(), [1.0 - 2.0 - (0.9 * 2.0 + 0.5 * 2.0)])

@@ -1,9 +1,11 @@
-"""Adam (Kingma & Ba), with PyTorch's defaults and bias correction."""
+"""Adam (Kingma & Ba), with PyTorch's defaults and bias correction; each parameter and
+its two moments are updated in place by one fused native kernel."""
 from __future__ import annotations
 
 import numpy as np
 
 from .optimizer import Optimizer
+from .update import ADAM
 
 
 class Adam(Optimizer):
@@ -16,16 +18,10 @@ class Adam(Optimizer):
         self.b1, self.b2, self.eps, self.weight_decay = float(b1), float(b2), float(eps), float(weight_decay)
 
     def update(self, p, grad, state):
-        if self.weight_decay:
-            grad = grad + self.weight_decay * p._data
         if not state:
             state.update(step=0, m=np.zeros_like(p._data), v=np.zeros_like(p._data))
         state["step"] += 1
-        t, m, v = state["step"], state["m"], state["v"]
-        m *= self.b1
-        m += (1 - self.b1) * grad
-        v *= self.b2
-        v += (1 - self.b2) * grad * grad
-        step = self.lr / (1 - self.b1 ** t)
-        denom = np.sqrt(v / (1 - self.b2 ** t)) + self.eps
-        p._data -= (step * m / denom).astype(p.dtype, copy=False)
+        t = state["step"]
+        ADAM([p._data, state["m"], state["v"]], [grad],
+             [self.weight_decay, self.b1, self.b2, self.lr / (1 - self.b1 ** t),
+              1.0 / (1 - self.b2 ** t), self.eps])

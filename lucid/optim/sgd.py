@@ -1,4 +1,5 @@
-"""Stochastic gradient descent with momentum and weight decay (PyTorch's rule).
+"""Stochastic gradient descent with momentum and weight decay (PyTorch's rule), each
+parameter updated in place by one fused native kernel.
 
 >>> import lucid
 >>> w = lucid.Tensor([1.0], requires_grad=True)
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .optimizer import Optimizer
+from .update import SGD_MOMENTUM, SGD_PLAIN
 
 
 class SGD(Optimizer):
@@ -24,13 +26,13 @@ class SGD(Optimizer):
         self.dampening, self.nesterov = float(dampening), bool(nesterov)
 
     def update(self, p, grad, state):
-        d = grad + self.weight_decay * p._data if self.weight_decay else grad
-        if self.momentum:
-            buf = state.get("momentum")
-            if buf is None:
-                buf = state["momentum"] = np.array(d, copy=True)
-            else:
-                buf *= self.momentum
-                buf += (1 - self.dampening) * d
-            d = d + self.momentum * buf if self.nesterov else buf
-        p._data -= (self.lr * d).astype(p.dtype, copy=False)
+        if not self.momentum:
+            SGD_PLAIN([p._data], [grad], [self.lr, self.weight_decay])
+            return
+        buf = state.get("momentum")
+        first = buf is None
+        if first:  # PyTorch starts the buffer at the first step's direction, undamped
+            buf = state["momentum"] = np.zeros_like(p._data)
+        SGD_MOMENTUM([p._data, buf], [grad],
+                     [self.lr, self.weight_decay, 0.0 if first else self.momentum,
+                      1.0 if first else 1.0 - self.dampening, float(self.nesterov)])

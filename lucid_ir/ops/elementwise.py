@@ -60,6 +60,17 @@ class Log(Unary):
 
 
 @register
+class Sqrt(Unary):
+    name = "sqrt"
+
+    def evaluate(self, a, attrs):
+        return np.sqrt(a[0])
+
+    def grad(self, b, node, g):  # g / (2 sqrt(x))
+        return [b.emit("div", g, b.emit("mul", node.out, scalar(b, 2.0, g.dtype)))]
+
+
+@register
 class Tanh(Unary):
     name = "tanh"
 
