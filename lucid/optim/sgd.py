@@ -35,4 +35,4 @@ class SGD(Optimizer):
             buf = state["momentum"] = np.zeros_like(p._data)
         SGD_MOMENTUM([p._data, buf], [grad],
                      [self.lr, self.weight_decay, 0.0 if first else self.momentum,
-                      1.0 if first else 1.0 - self.dampening, float(self.nesterov)])
+                      1.0 if first else 1.0 - self.dampening, self.momentum, float(self.nesterov)])

@@ -38,10 +38,10 @@ class InPlaceRule:
         run(list(buffers) + list(reads) + [np.asarray(dtype(s)) for s in scalars], buffers)
 
 
-def _sgd(b, p, buf, g, lr, wd, momentum, grad_scale, nesterov):
-    """d = g + wd·p;  buf' = momentum·buf + grad_scale·d;  p' = p - lr·(nesterov ? d + momentum·buf' : buf')."""
+def _sgd(b, p, buf, g, lr, wd, decay, grad_scale, momentum, nesterov):
+    """d = g + wd·p;  buf' = decay·buf + grad_scale·d;  p' = p - lr·(nesterov ? d + momentum·buf' : buf')."""
     d = b.emit("add", g, b.emit("mul", wd, p))
-    buf2 = b.emit("add", b.emit("mul", momentum, buf), b.emit("mul", grad_scale, d))
+    buf2 = b.emit("add", b.emit("mul", decay, buf), b.emit("mul", grad_scale, d))
     step = b.emit("add", b.emit("mul", nesterov, b.emit("add", d, b.emit("mul", momentum, buf2))),
                   b.emit("mul", b.emit("sub", b.constant(1.0, (), p.dtype), nesterov), buf2))
     return b.emit("sub", p, b.emit("mul", lr, step)), buf2
@@ -62,5 +62,5 @@ def _adam(b, p, m, v, g, wd, b1, b2, step, inv_bc2, eps):
 
 
 SGD_PLAIN = InPlaceRule(_sgd_plain, n_buffers=1, n_reads=1, n_scalars=2)
-SGD_MOMENTUM = InPlaceRule(_sgd, n_buffers=2, n_reads=1, n_scalars=5)
+SGD_MOMENTUM = InPlaceRule(_sgd, n_buffers=2, n_reads=1, n_scalars=6)
 ADAM = InPlaceRule(_adam, n_buffers=3, n_reads=1, n_scalars=6)
