@@ -38,7 +38,7 @@ def _worker(nthreads: int, quick: bool) -> dict:
     t0 = time.perf_counter()
     module = build_gemm_module(spec)
     t1 = time.perf_counter()
-    jit.compile_to_object(module)
+    jit.compile_to_object(module, 2, False)
     t2 = time.perf_counter()
     g = Gemm(spec)
     rows = []

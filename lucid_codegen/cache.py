@@ -289,14 +289,16 @@ def _key_lock(digest_hex: str) -> threading.Lock:
 
 # ------------------------------------------------------------------ public API
 def load_or_compile(key: str, build: Callable[[], ir.Module], symbols: list[str],
-                    *, label: str | None = None) -> jit.LoadedLibrary:
+                    *, label: str | None = None, speed_level: int = 3,
+                    vectorize: bool = True) -> jit.LoadedLibrary:
     """Machine code for the kernel ``key``: from memory, else disk, else ``build()`` + LLVM.
 
     ``key`` must determine the module ``build()`` returns exactly (e.g. its IR text
     or a deterministic spec string); ``build`` is only called on a compile.
     ``symbols`` are the functions to look up (``lib.address(name)``). ``label`` is an
     optional human-readable name stored in the entry's metadata (default: the key,
-    cut to 200 characters).
+    cut to 200 characters). ``speed_level`` and ``vectorize`` are passed to
+    :func:`jit.compile_to_object` (include them in ``key`` if they vary).
 
     Never raises because of the cache itself (bad files are recompiled, unwritable
     directories fall back to memory with one ``RuntimeWarning``); errors from
@@ -330,13 +332,15 @@ def load_or_compile(key: str, build: Callable[[], ir.Module], symbols: list[str]
             if lib is not None:
                 _STATS["hits_memory"] += 1
                 return lib
-        lib = _load_or_compile_locked(key, digest_hex, build, symbols, label)
+        lib = _load_or_compile_locked(key, digest_hex, build, symbols, label,
+                                      speed_level, vectorize)
         with _LOCK:
             _MEMORY[mem_key] = lib
         return lib
 
 
-def _load_or_compile_locked(key, digest_hex, build, symbols, label) -> jit.LoadedLibrary:
+def _load_or_compile_locked(key, digest_hex, build, symbols, label, speed_level=3,
+                            vectorize=True) -> jit.LoadedLibrary:
     digest = bytes.fromhex(digest_hex)
     use_disk = cache_enabled()
     directory = cache_dir() if use_disk else None
@@ -352,7 +356,7 @@ def _load_or_compile_locked(key, digest_hex, build, symbols, label) -> jit.Loade
                 _bump("hits_disk")
                 return lib
     start = time.perf_counter()
-    obj = jit.compile_to_object(build())
+    obj = jit.compile_to_object(build(), speed_level, vectorize)
     seconds = time.perf_counter() - start
     _bump("compiles")
     lib = _load(obj, symbols)  # raises for a symbol the module lacks

@@ -21,11 +21,12 @@ i64 csb, T* C, i64 ldc, T* bias, T* R, i64 rsr, i64 csr, T* ws)``
     (offset the pointers); the result is bit-identical to one call.
 
 ``i32 S_py(PyArrayObject* a, PyArrayObject* b, PyArrayObject* c, PyArrayObject* bias,
-PyArrayObject* r, double alpha)``
-    Small-call fast path: reads data pointers, sizes and byte strides from numpy
-    array objects (the caller has validated shapes and dtypes), uses the stack
-    workspace. Returns 1 if a stride is not a multiple of the element size,
-    2 if the problem is too big for the stack workspace.
+PyArrayObject* r, double alpha, T* ws, i64 ws_elems)``
+    Single-thread fast path: reads data pointers, sizes and byte strides from numpy
+    array objects (the caller has validated shapes and dtypes). Uses ``ws`` if the
+    problem needs at most ``ws_elems`` scratch elements, else the stack workspace.
+    Returns 1 if a stride is not a multiple of the element size, 2 if neither
+    workspace is big enough, 3 if c overlaps a, b, bias or r; nothing is written then.
 
 Loop order is BLIS's (jc -> pc -> ic -> jr -> ir) with packed A and B panels and
 an MR x NR register-tiled micro-kernel (see gemm_microkernel.py).
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 
 import llvmlite.ir as ir
 
-from .gemm_microkernel import (I8, I32, I64, Blocking, Ctx, build_microkernel,
+from .gemm_microkernel import (I1, I8, I32, I64, Blocking, Ctx, build_microkernel,
                                build_tile_epilogue, counted_loop, default_blocking, imin)
 from .gemm_pack import build_pack_a, build_pack_b, build_store_tile
 from .target import host_target
@@ -124,15 +125,22 @@ def workspace_elems(spec: GemmSpec, M: int, N: int, K: int) -> int:
     return a + _round_up(min(blk.NC, N), blk.NR) * kcb
 
 
-def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukr, store) -> ir.Function:
+def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store) -> ir.Function:
+    """The exported full entry. ``ukrs[(mr, nv)]``: micro-kernels for full tiles
+    (MR rows), the row remainder (MR // 3 rows at a time) and narrow column edges
+    (one vector wide)."""
     blk = c.blk
-    MR, NR, MC, NC, KC = blk.MR, blk.NR, blk.MC, blk.NC, blk.KC
+    MR, NR, MC, NC, KC, W = blk.MR, blk.NR, blk.MC, blk.NC, blk.KC, blk.W
+    MRS = _sub_mr(blk)
     D = ir.DoubleType()
     P = c.P
-    args = [I64, I64, I64, D, P, I64, I64, P, I64, I64, P, I64, P, P, I64, I64, P]
+    args = [I64, I64, I64, D, P, I64, I64, P, I64, I64, P, I64, P, P, I64, I64, P, I64]
     fn = ir.Function(c.m, ir.FunctionType(I32, args), name)
-    (M, N, K, alpha_d, A, rsa, csa, B, rsb, csb, C, ldc, bias, R, rsr, csr, ws) = fn.args
-    for a, n in zip(fn.args, "M N K alpha A rsa csa B rsb csb C ldc bias R rsr csr ws".split()):
+    fn.attributes.add("noinline")
+    fn.linkage = "internal"
+    (M, N, K, alpha_d, A, rsa, csa, B, rsb, csb, C, ldc, bias, R, rsr, csr, ws, ws_elems) = fn.args
+    for a, n in zip(fn.args, "M N K alpha A rsa csa B rsb csb C ldc bias R rsr csr ws ws_elems"
+                    .split()):
         a.name = n
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     stack_elems = STACK_BYTES // c.size
@@ -158,8 +166,7 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukr, store)
         return b.mul(b.sdiv(b.add(x, I64(m - 1)), I64(m)), I64(m))
     a_elems = rup(b.mul(rup(imin(b, I64(MC), M), MR), kcb), align)
     need = b.add(a_elems, b.mul(rup(imin(b, I64(NC), N), NR), kcb))
-    null = ir.Constant(P, None)
-    no_ws = b.icmp_unsigned("==", ws, null)
+    no_ws = b.icmp_signed(">", need, ws_elems)      # the caller's buffer is too small
     too_big = b.and_(no_ws, b.icmp_signed(">", need, I64(stack_elems)))
     fail = b.append_basic_block("fail")
     with b.goto_block(fail):
@@ -170,6 +177,15 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukr, store)
     base = b.select(no_ws, stack, ws)
     Ap = base
     Bp = b.gep(base, [a_elems])
+    # Panels read in place: A with unit row stride (A = X^T), B with unit column stride.
+    a_direct = b.icmp_signed("==", rsa, I64(1))
+    b_direct = b.icmp_signed("==", csb, I64(1))
+
+    def call_store(mr, nr, ci, bias_j, ri, first, last):
+        if spec.residual:
+            b.call(store, [tile, ci, ldc, mr, nr, bias_j, ri, rsr, csr, first, last, alpha])
+        else:
+            b.call(store, [tile, ci, ldc, mr, nr, bias_j, R, rsr, first, last, alpha])
 
     def jc_body(jc):
         nc = imin(b, I64(NC), b.sub(N, jc))
@@ -178,29 +194,55 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukr, store)
             kc = imin(b, kcb, b.sub(K, pc))
             first = b.icmp_signed("==", pc, I64(0))
             last = b.icmp_signed(">=", b.add(pc, kcb), K)
-            b.call(pack_b, [kc, nc, b.gep(B, [b.add(b.mul(pc, rsb), b.mul(jc, csb))]), rsb, csb, Bp])
+            Bblk = b.gep(B, [b.add(b.mul(pc, rsb), b.mul(jc, csb))])
+            b.call(pack_b, [kc, nc, Bblk, rsb, csb, Bp, b_direct])
 
             def ic_body(ic):
                 mc = imin(b, I64(MC), b.sub(M, ic))
-                b.call(pack_a, [kc, mc, b.gep(A, [b.add(b.mul(ic, rsa), b.mul(pc, csa))]),
-                                rsa, csa, Ap])
+                Ablk = b.gep(A, [b.add(b.mul(ic, rsa), b.mul(pc, csa))])
+                b.call(pack_a, [kc, mc, Ablk, rsa, csa, Ap, a_direct])
 
                 def jr_body(jr):
                     nr = imin(b, I64(NR), b.sub(nc, jr))
                     j = b.add(jc, jr)
-                    bp = b.gep(Bp, [b.mul(jr, kc)])
+                    in_place = b.and_(b_direct, b.icmp_signed("==", nr, I64(NR)))
+                    narrow = b.icmp_signed("<=", nr, I64(W))
+                    bp = b.select(in_place, b.gep(Bblk, [jr]), b.gep(Bp, [b.mul(jr, kc)]))
+                    b_ps = b.select(in_place, rsb, b.select(narrow, I64(W), I64(NR)))
                     bias_j = b.gep(bias, [j]) if spec.bias else bias
                     cj = b.gep(C, [j])
                     rj = b.gep(R, [b.mul(j, csr)]) if spec.residual else R
 
+                    def run_ukr(mrows, args):
+                        if blk.NV == 1:
+                            b.call(ukrs[(mrows, 1)], args)
+                            return
+                        with b.if_else(narrow) as (then, otherwise):
+                            with then:
+                                b.call(ukrs[(mrows, 1)], args)
+                            with otherwise:
+                                b.call(ukrs[(mrows, blk.NV)], args)
+
                     def ir_body(ir_):
                         mr = imin(b, I64(MR), b.sub(mc, ir_))
                         i = b.add(ic, ir_)
-                        b.call(ukr, [kc, b.gep(Ap, [b.mul(ir_, kc)]), bp, tile])
                         ci = b.gep(cj, [b.mul(i, ldc)])
                         ri = b.gep(rj, [b.mul(i, rsr)]) if spec.residual else R
-                        b.call(store, [tile, ci, ldc, mr, nr, bias_j, ri, rsr, csr,
-                                       first, last, alpha])
+                        apk = b.gep(Ap, [b.mul(ir_, kc)])
+                        with b.if_else(b.icmp_signed("==", mr, I64(MR))) as (then, otherwise):
+                            with then:
+                                ap = b.select(a_direct, b.gep(Ablk, [ir_]), apk)
+                                a_ps = b.select(a_direct, csa, I64(MR))
+                                run_ukr(MR, [kc, ap, a_ps, bp, b_ps, tile])
+                                call_store(I64(MR), nr, ci, bias_j, ri, first, last)
+                            with otherwise:
+                                def sub(s):
+                                    run_ukr(MRS, [kc, b.gep(apk, [s]), I64(MR), bp, b_ps, tile])
+                                    call_store(imin(b, I64(MRS), b.sub(mr, s)), nr,
+                                               b.gep(ci, [b.mul(s, ldc)]), bias_j,
+                                               b.gep(ri, [b.mul(s, rsr)]) if spec.residual
+                                               else R, first, last)
+                                counted_loop(b, I64(0), mr, MRS, sub, "irs")
                     counted_loop(b, I64(0), mc, MR, ir_body, "ir")
                 counted_loop(b, I64(0), nc, NR, jr_body, "jr")
             counted_loop(b, I64(0), M, MC, ic_body, "ic")
@@ -210,11 +252,19 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukr, store)
     return fn
 
 
+def _sub_mr(blk) -> int:
+    """Rows of the remainder micro-kernel (a divisor of MR)."""
+    for d in (4, 3, 2, 1):
+        if blk.MR % d == 0 and blk.MR // d >= 2:
+            return d
+    return blk.MR
+
+
 def _build_py_entry(c: Ctx, spec: GemmSpec, driver: ir.Function, name: str) -> ir.Function:
     P8 = I8.as_pointer()
     D = ir.DoubleType()
-    fn = ir.Function(c.m, ir.FunctionType(I32, [P8, P8, P8, P8, P8, D]), name)
-    a, bb, cc, bias, r, alpha = fn.args
+    fn = ir.Function(c.m, ir.FunctionType(I32, [P8, P8, P8, P8, P8, D, c.P, I64]), name)
+    a, bb, cc, bias, r, alpha, ws, ws_elems = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     off_data, off_dims, off_strides = PYARRAY_OFFSETS
     shift = I64(2 if c.size == 4 else 3)
@@ -223,14 +273,13 @@ def _build_py_entry(c: Ctx, spec: GemmSpec, driver: ir.Function, name: str) -> i
         return b.load(b.bitcast(b.gep(obj, [I64(off)]), ty.as_pointer()))
 
     def data(obj):
-        return b.bitcast(field_ptr(obj, off_data, P8), c.P)
+        return field_ptr(obj, off_data, P8)
 
     def dims(obj, n):
         p = field_ptr(obj, off_dims, I64.as_pointer())
         return [b.load(b.gep(p, [I64(k)])) for k in range(n)]
 
     bad = ir.Constant(I64, 0)
-    strides_elems = []
 
     def strides(obj, n):
         nonlocal bad
@@ -239,26 +288,70 @@ def _build_py_entry(c: Ctx, spec: GemmSpec, driver: ir.Function, name: str) -> i
         for k in range(n):
             s = b.load(b.gep(p, [I64(k)]))
             bad = b.or_(bad, b.and_(s, I64(c.size - 1)))
-            out.append(b.ashr(s, shift))
+            out.append(s)
         return out
+
+    def extent(ptr, ns, ss):
+        """[lo, hi) byte addresses of an array (empty: lo == hi)."""
+        lo = hi = b.ptrtoint(ptr, I64)
+        empty = ir.Constant(I1, 0)
+        for n, s in zip(ns, ss):
+            span = b.mul(b.sub(n, I64(1)), s)
+            neg = b.icmp_signed("<", span, I64(0))
+            lo = b.add(lo, b.select(neg, span, I64(0)))
+            hi = b.add(hi, b.select(neg, I64(0), span))
+            empty = b.or_(empty, b.icmp_signed("<=", n, I64(0)))
+        hi = b.add(hi, I64(c.size))
+        return b.select(empty, hi, lo), hi
+
+    def overlaps(x, y):
+        return b.and_(b.icmp_unsigned("<", x[0], y[1]), b.icmp_unsigned("<", y[0], x[1]))
 
     M, K = dims(a, 2)
     N = dims(bb, 2)[1]
     rsa, csa = strides(a, 2)
     rsb, csb = strides(bb, 2)
-    (ldc, _) = strides(cc, 2)
+    ldc, csc = strides(cc, 2)
+    pa, pb, pc = data(a), data(bb), data(cc)
+    ec = extent(pc, (M, N), (ldc, csc))
+    clash = b.or_(overlaps(extent(pa, (M, K), (rsa, csa)), ec),
+                  overlaps(extent(pb, (K, N), (rsb, csb)), ec))
     null = ir.Constant(c.P, None)
-    bias_p = data(bias) if spec.bias else null
+    if spec.bias:
+        pbias = data(bias)
+        (sbias,) = strides(bias, 1)
+        clash = b.or_(clash, overlaps(extent(pbias, (N,), (sbias,)), ec))
+        bias_p = b.bitcast(pbias, c.P)
+    else:
+        bias_p = null
     if spec.residual:
-        r_p = data(r)
+        pr = data(r)
         rsr, csr = strides(r, 2)
+        clash = b.or_(clash, overlaps(extent(pr, (M, N), (rsr, csr)), ec))
+        r_p, rsr, csr = b.bitcast(pr, c.P), b.ashr(rsr, shift), b.ashr(csr, shift)
     else:
         r_p, rsr, csr = null, I64(0), I64(0)
     with b.if_then(b.icmp_unsigned("!=", bad, I64(0)), likely=False):
         b.ret(I32(1))
-    st = b.call(driver, [M, N, K, alpha, data(a), rsa, csa, data(bb), rsb, csb, data(cc), ldc,
-                         bias_p, r_p, rsr, csr, ir.Constant(c.P, None)])
+    with b.if_then(clash, likely=False):
+        b.ret(I32(3))
+    st = b.call(driver, [M, N, K, alpha, b.bitcast(pa, c.P), b.ashr(rsa, shift),
+                         b.ashr(csa, shift), b.bitcast(pb, c.P), b.ashr(rsb, shift),
+                         b.ashr(csb, shift), b.bitcast(pc, c.P), b.ashr(ldc, shift),
+                         bias_p, r_p, rsr, csr, ws, ws_elems])
     b.ret(st)
+    return fn
+
+
+def _build_full_entry(c: Ctx, driver: ir.Function, name: str) -> ir.Function:
+    D = ir.DoubleType()
+    P = c.P
+    args = [I64, I64, I64, D, P, I64, I64, P, I64, I64, P, I64, P, P, I64, I64, P]
+    fn = ir.Function(c.m, ir.FunctionType(I32, args), name)
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    ws = fn.args[-1]
+    cap = b.select(b.icmp_unsigned("==", ws, ir.Constant(P, None)), I64(0), I64(2 ** 62))
+    b.ret(b.call(driver, list(fn.args) + [cap]))
     return fn
 
 
@@ -269,9 +362,17 @@ def build_gemm_module(spec: GemmSpec) -> ir.Module:
     sym = gemm_symbol(spec)
     pack_a = build_pack_a(c, f"{sym}.pack_a")
     pack_b = build_pack_b(c, f"{sym}.pack_b")
-    ukr = build_microkernel(c, f"{sym}.ukr")
+    blk = spec.blocking
+    ukrs = {}
+    for mr in (blk.MR, _sub_mr(blk)):
+        for nv in {blk.NV, 1}:
+            if (mr, nv) not in ukrs:
+                ukrs[(mr, nv)] = build_microkernel(
+                    c, f"{sym}.ukr{mr}x{nv}", MR=mr, NV=nv,
+                    U=blk.UNROLL if (mr, nv) == (blk.MR, blk.NV) else 2)
     epi = build_tile_epilogue(c, spec, f"{sym}.epi")
-    store = build_store_tile(c, spec, epi, f"{sym}.store")
-    driver = _build_driver(c, spec, sym, pack_a, pack_b, ukr, store)
+    store = build_store_tile(c, spec, epi, f"{sym}.store") if spec.residual else epi
+    driver = _build_driver(c, spec, sym + ".impl", pack_a, pack_b, ukrs, store)
+    _build_full_entry(c, driver, sym)
     _build_py_entry(c, spec, driver, sym + "_py")
     return m

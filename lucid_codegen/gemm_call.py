@@ -17,9 +17,10 @@ Everything is validated (TypeError / ValueError naming 'gemm' and the shapes)
 before native code runs; c_out must not overlap a, b or residual except that
 inputs overlapping c_out are copied first on the general path.
 
-Small problems (one cache block, under ``THREAD_MIN_FLOP``) go through the
-kernel's ``_py`` entry, which reads pointers and strides straight from the array
-objects: one ctypes call, no per-array Python attribute reads. Larger ones go
+Single-thread calls (under ``THREAD_MIN_FLOP``, or one thread configured) go
+through the kernel's ``_py`` entry, which reads pointers and strides straight
+from the array objects and uses a per-thread scratch buffer: one ctypes call, no
+per-array Python attribute reads. Others (and the fallbacks) go
 through :meth:`Gemm.run_ptrs`, which splits rows (or columns) across
 :mod:`lucid_codegen.threads` above ``THREAD_MIN_FLOP`` (2*M*N*K); results are
 bit-identical for any thread count because K is never split.
@@ -37,6 +38,9 @@ from .gemm import PYARRAY_OFFSETS, GemmSpec, build_gemm_module, gemm_symbol, wor
 __all__ = ["Gemm", "GemmSpec", "THREAD_MIN_FLOP", "get_gemm"]
 
 THREAD_MIN_FLOP = 30e6
+# LLVM pipeline for GEMM modules: their vector code is explicit, so the
+# vectorizers are off and level 2 gives the same machine code loops faster.
+SPEED_LEVEL = 2
 
 _i64 = ctypes.c_int64
 _vp = ctypes.c_void_p
@@ -45,7 +49,7 @@ _FULL_SIG = ctypes.CFUNCTYPE(ctypes.c_int32, _i64, _i64, _i64, ctypes.c_double,
                              _vp, _vp, _i64, _i64, _vp)
 _PY_SIG = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.py_object, ctypes.py_object,
                            ctypes.py_object, ctypes.py_object, ctypes.py_object,
-                           ctypes.c_double)
+                           ctypes.c_double, _vp, _i64)
 
 
 def _check_pyarray_layout() -> bool:
@@ -81,12 +85,9 @@ def _load(spec: GemmSpec):
     """Compile or fetch the kernel library for ``spec`` (the one place to switch caching)."""
     sym = gemm_symbol(spec)
     symbols = [sym, sym + "_py"]
-    try:
-        from .cache import load_or_compile
-    except ImportError:
-        from .jit import compile_to_object, load_object
-        return load_object(compile_to_object(build_gemm_module(spec)), symbols)
-    return load_or_compile(spec.key(), lambda: build_gemm_module(spec), symbols)
+    from .cache import load_or_compile
+    return load_or_compile(f"{spec.key()}:O{SPEED_LEVEL}nv", lambda: build_gemm_module(spec),
+                           symbols, speed_level=SPEED_LEVEL, vectorize=False)
 
 
 # -- workspace buffers (64-byte aligned), shared by all kernels ------------------
@@ -113,6 +114,23 @@ def _give_ws(buf: np.ndarray) -> None:
 def _aligned(buf: np.ndarray) -> int:
     p = _data_ptr(buf)
     return (p + 63) & ~63
+
+
+# One scratch buffer per calling thread for the ``_py`` entry (big enough for any
+# single-thread call except an accumulating nonlinear kernel with huge K).
+_TLS = threading.local()
+_TLS_WS_BYTES = 4 << 20
+
+
+def _thread_ws() -> tuple[int, int]:
+    """(aligned address, bytes) of this thread's scratch buffer."""
+    try:
+        return _TLS.ws
+    except AttributeError:
+        buf = np.empty(_TLS_WS_BYTES + 64, np.uint8)
+        _TLS.buf = buf
+        _TLS.ws = (_aligned(buf), _TLS_WS_BYTES)
+        return _TLS.ws
 
 
 _GEMMS: dict[GemmSpec, "Gemm"] = {}
@@ -200,10 +218,14 @@ class Gemm:
         elif residual is not None:
             raise ValueError("gemm: residual given but the kernel spec has residual=False")
 
-        if (self._pyfn is not None and M <= self._mc and N <= self._nc and K <= self._kc
-                and 2 * M * N * K < THREAD_MIN_FLOP):
-            # one block: every input is packed before C is written
-            if self._pyfn(a, b, c_out, bias, residual, alpha) == 0:
+        if self._pyfn is not None and (2 * M * N * K < THREAD_MIN_FLOP
+                                       or threads.get_num_threads() == 1):
+            try:
+                ws, nbytes = _TLS.ws
+            except AttributeError:
+                ws, nbytes = _thread_ws()
+            # nonzero: misaligned strides, overlap or too big: the general path
+            if self._pyfn(a, b, c_out, bias, residual, alpha, ws, nbytes // self._itemsize) == 0:
                 return
         self._general(a, b, c_out, bias, residual, alpha, M, N, K)
 

@@ -102,6 +102,26 @@ class Ctx:
         vp = b.bitcast(ptr, self.VP)
         b.store(val, vp, align=align or self.size)
 
+    def lane_mask(self, b, n):
+        """<W x i1>: lane l set iff l < n (n an i64; any value)."""
+        iota = ir.Constant(ir.VectorType(I64, self.W), list(range(self.W)))
+        nv = b.insert_element(ir.Constant(ir.VectorType(I64, self.W), ir.Undefined), n, I32(0))
+        nv = b.shuffle_vector(nv, ir.Constant(ir.VectorType(I64, self.W), ir.Undefined),
+                              ir.Constant(ir.VectorType(I32, self.W), [0] * self.W))
+        return b.icmp_signed("<", iota, nv)
+
+    def mload(self, b, ptr, mask):
+        """Masked vector load (lanes off read as 0.0 and touch no memory)."""
+        MT = ir.VectorType(I1, self.W)
+        fn = self.intrinsic(f"llvm.masked.load.{self.sfx}.p0", self.V, [self.VP, I32, MT, self.V])
+        return b.call(fn, [b.bitcast(ptr, self.VP), I32(self.size), mask, self.cvec(0.0)])
+
+    def mstore(self, b, val, ptr, mask):
+        MT = ir.VectorType(I1, self.W)
+        fn = self.intrinsic(f"llvm.masked.store.{self.sfx}.p0", ir.VoidType(),
+                            [self.V, self.VP, I32, MT])
+        b.call(fn, [val, b.bitcast(ptr, self.VP), I32(self.size), mask])
+
 
 # -- control flow helpers ---------------------------------------------------
 
@@ -172,22 +192,31 @@ def activation(c: Ctx, b: ir.IRBuilder, kind: str, x):
 
 # -- micro-kernel ----------------------------------------------------------------
 
-def build_microkernel(c: Ctx, name: str) -> ir.Function:
-    """void ukr(i64 kc, T* Ap, T* Bp, T* tile): tile[MR][NR] = sum_p Ap[p] (x) Bp[p].
+def build_microkernel(c: Ctx, name: str, MR: int | None = None, NV: int | None = None,
+                      U: int | None = None) -> ir.Function:
+    """void ukr(i64 kc, T* Ap, i64 a_ps, T* Bp, i64 b_ps, T* tile):
+    tile[i][j] = sum_p Ap[p*a_ps + i] * Bp[p*b_ps + j] for i < MR, j < NV*W.
 
-    Ap is an MR-wide packed panel (Ap[p*MR + i]), Bp an NR-wide one (Bp[p*NR + j],
-    64-byte aligned). The MR*NV accumulators live in phi nodes.
+    The A and B "panels" may be packed buffers (a_ps = MR, b_ps = NR) or the
+    operands themselves (A with unit row stride, B with unit column stride), so
+    small or already well-laid-out operands need no packing. The tile has row
+    stride NR (the full tile width) whatever NV is. Every element is the same
+    chain of FMAs in p order for every variant, so the variant that computed an
+    element never changes its value.
     """
     blk = c.blk
-    MR, NV, W, NR, U = blk.MR, blk.NV, blk.W, blk.NR, blk.UNROLL
-    fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), [I64, c.P, c.P, c.P]), name)
+    MR = blk.MR if MR is None else MR
+    NV = blk.NV if NV is None else NV
+    U = blk.UNROLL if U is None else U
+    W, NR = blk.W, blk.NR
+    fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), [I64, c.P, I64, c.P, I64, c.P]), name)
     fn.linkage = "internal"
-    kc, ap0, bp0, tile = fn.args
+    kc, ap0, a_ps, bp0, b_ps, tile = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     zero = c.cvec(0.0)
 
     def step(bb, accs, ap, bp):
-        bv = [c.vload(bb, bb.gep(bp, [I64(v * W)]), align=64) for v in range(NV)]
+        bv = [c.vload(bb, bb.gep(bp, [I64(v * W)])) for v in range(NV)]
         out = list(accs)
         for i in range(MR):
             a = c.splat(bb, bb.load(bb.gep(ap, [I64(i)]), align=c.size))
@@ -215,15 +244,15 @@ def build_microkernel(c: Ctx, name: str) -> ir.Function:
         b.cbranch(b.icmp_signed("<", it, count), bod, end)
         b.position_at_end(bod)
         cur = list(accs)
+        cap, cbp = ap, bp
         for u in range(per_iter):
-            cur = step(b, cur, b.gep(ap, [I64(u * MR)]), b.gep(bp, [I64(u * NR)]))
-        nap = b.gep(ap, [I64(per_iter * MR)])
-        nbp = b.gep(bp, [I64(per_iter * NR)])
+            cur = step(b, cur, cap, cbp)
+            cap, cbp = b.gep(cap, [a_ps]), b.gep(cbp, [b_ps])
         nit = b.add(it, I64(1))
         latch = b.block
         it.add_incoming(nit, latch)
-        ap.add_incoming(nap, latch)
-        bp.add_incoming(nbp, latch)
+        ap.add_incoming(cap, latch)
+        bp.add_incoming(cbp, latch)
         for phi, val in zip(accs, cur):
             phi.add_incoming(val, latch)
         b.branch(hdr)
@@ -246,10 +275,12 @@ def build_microkernel(c: Ctx, name: str) -> ir.Function:
 # -- tile store with bias / activation / residual / accumulate ------------------
 
 def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
-    """void epi(T* tile, T* C, i64 ldc, i64 mr, T* bias, T* R, i64 rsr, i1 first, i1 last, T alpha)
+    """void epi(T* tile, T* C, i64 ldc, i64 mr, i64 nr, T* bias, T* R, i64 rsr,
+                i1 first, i1 last, T alpha)
 
-    Writes rows [0, mr) of a full-width (NR) tile into C, where C, bias and R all
-    have unit column stride. K-block protocol:
+    Writes rows [0, mr) x columns [0, nr) of a tile (row stride NR) into C, where
+    C, bias and R all have unit column stride; masked loads and stores, so
+    nothing outside that rectangle is read or written. K-block protocol:
 
     * epilogue 'none' (linear): on the first K block C = init + alpha*S0 with
       init = [C_old if accumulate] + bias + R; later blocks C += alpha*S_k.
@@ -259,13 +290,17 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
     """
     blk = c.blk
     NR, NV, W = blk.NR, blk.NV, blk.W
-    args = [c.P, c.P, I64, I64, c.P, c.P, I64, I1, I1, c.T]
+    args = [c.P, c.P, I64, I64, I64, c.P, c.P, I64, I1, I1, c.T]
     fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), args), name)
     fn.linkage = "internal"
-    tile, C, ldc, mr, bias, R, rsr, first, last, alpha = fn.args
+    fn.attributes.add("noinline")
+    tile, C, ldc, mr, nr, bias, R, rsr, first, last, alpha = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     valpha = c.splat(b, alpha)
     linear = spec.epilogue == "none"
+    masks = [c.lane_mask(b, b.sub(nr, I64(v * W))) for v in range(NV)]
+    bvs = [c.mload(b, b.gep(bias, [I64(v * W)]), masks[v]) if spec.bias else None
+           for v in range(NV)]
 
     def rows(body, tag):
         def row(i):
@@ -276,14 +311,13 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
                 off = I64(v * W)
                 t = c.vload(b, b.gep(trow, [off]), align=64)
                 cp = b.gep(crow, [off])
-                bv = c.vload(b, b.gep(bias, [off])) if spec.bias else None
-                rv = c.vload(b, b.gep(rrow, [off])) if spec.residual else None
-                c.vstore(b, body(t, cp, bv, rv), cp)
+                rv = c.mload(b, b.gep(rrow, [off]), masks[v]) if spec.residual else None
+                c.mstore(b, body(t, cp, bvs[v], rv, masks[v]), cp, masks[v])
         counted_loop(b, I64(0), mr, 1, row, tag)
 
     if linear:
-        def first_body(t, cp, bv, rv):
-            init = c.vload(b, cp) if spec.accumulate else None
+        def first_body(t, cp, bv, rv, mask):
+            init = c.mload(b, cp, mask) if spec.accumulate else None
             for extra in (bv, rv):
                 if extra is not None:
                     init = extra if init is None else b.fadd(init, extra)
@@ -291,8 +325,8 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
                 return b.fmul(valpha, t)
             return c.fma(b, valpha, t, init)
 
-        def later_body(t, cp, bv, rv):
-            return c.fma(b, valpha, t, c.vload(b, cp))
+        def later_body(t, cp, bv, rv, mask):
+            return c.fma(b, valpha, t, c.mload(b, cp, mask))
 
         with b.if_else(first) as (then, otherwise):
             with then:
@@ -300,8 +334,8 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
             with otherwise:
                 rows(later_body, "later")
     else:
-        def last_body(t, cp, bv, rv, with_partial):
-            s = b.fadd(t, c.vload(b, cp)) if with_partial else t
+        def last_body(t, cp, bv, rv, mask, with_partial):
+            s = b.fadd(t, c.mload(b, cp, mask)) if with_partial else t
             if bv is not None:
                 y = c.fma(b, valpha, s, bv)
             else:
@@ -310,11 +344,11 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
             if rv is not None:
                 y = b.fadd(y, rv)
             if spec.accumulate:
-                y = b.fadd(y, c.vload(b, cp))
+                y = b.fadd(y, c.mload(b, cp, mask))
             return y
 
-        def partial_body(t, cp, bv, rv, with_partial):
-            return b.fadd(t, c.vload(b, cp)) if with_partial else t
+        def partial_body(t, cp, bv, rv, mask, with_partial):
+            return b.fadd(t, c.mload(b, cp, mask)) if with_partial else t
 
         with b.if_else(last) as (then, otherwise):
             with then:

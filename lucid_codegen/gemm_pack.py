@@ -1,91 +1,108 @@
-"""IR for packing GEMM operands into micro-panels, and the edge-tile store wrapper."""
+"""IR for packing GEMM operands into micro-panels, and the residual-staging store wrapper.
+
+Packing is skipped for panels the micro-kernel can read in place (A with unit
+row stride, B with unit column stride: see ``build_microkernel``); those
+panels are only packed at the matrix edge, where reading a full panel would
+leave the operand. General-stride panels are copied by small runtime loops
+(compact code: these are fallbacks); the common transposed layouts (rows of A
+or columns of B contiguous) use W x W register transposes.
+"""
 from __future__ import annotations
 
 import llvmlite.ir as ir
 
-from .gemm_microkernel import I1, I32, I64, Ctx, counted_loop, imin
+from .gemm_microkernel import I1, I32, I64, Ctx, counted_loop
+
+
+def _copy_strided(c: Ctx, b: ir.IRBuilder, n_lines, lo, hi, width, src, s_line, s_elem,
+                  dst, d_line, tag):
+    """for l < width: for e in [lo, hi): dst[e*d_line + l] = l < n_lines ? src[l*s_line + e*s_elem] : 0
+
+    One runtime loop nest (not unrolled): packs one panel's lines (rows of A or
+    columns of B), zero-filling the lines past ``n_lines``.
+    """
+    zero = ir.Constant(c.T, 0.0)
+
+    def line(l):
+        s = b.gep(src, [b.mul(l, s_line)])
+        d = b.gep(dst, [l])
+        valid = b.icmp_signed("<", l, n_lines)
+        with b.if_else(valid) as (then, otherwise):
+            with then:
+                counted_loop(b, lo, hi, 1, lambda e: b.store(
+                    b.load(b.gep(s, [b.mul(e, s_elem)])), b.gep(d, [b.mul(e, d_line)])),
+                    f"{tag}.cp")
+            with otherwise:
+                counted_loop(b, lo, hi, 1, lambda e: b.store(zero, b.gep(d, [b.mul(e, d_line)])),
+                             f"{tag}.z")
+    counted_loop(b, I64(0), I64(width) if isinstance(width, int) else width, 1, line, tag)
 
 
 def build_pack_a(c: Ctx, name: str) -> ir.Function:
-    """void pack_a(i64 kc, i64 mc, T* A, i64 rsa, i64 csa, T* Ap)
+    """void pack_a(i64 kc, i64 mc, T* A, i64 rsa, i64 csa, T* Ap, i1 direct)
 
     Ap holds ceil(mc/MR) panels of MR rows: panel q at Ap + q*MR*kc, element
-    (p, i) at p*MR + i. Rows past mc are zero-filled. A is read only inside
-    rows [0, mc) and columns [0, kc).
+    (p, i) at p*MR + i. Rows past mc are zero-filled. With ``direct`` (A has unit
+    row stride and full panels are read in place) only the last, partial panel
+    is packed. A is read only inside rows [0, mc) and columns [0, kc).
     """
     MR, W = c.blk.MR, c.blk.W
-    fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), [I64, I64, c.P, I64, I64, c.P]), name)
+    fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), [I64, I64, c.P, I64, I64, c.P, I1]),
+                     name)
     fn.linkage = "internal"
-    kc, mc, A, rsa, csa, Ap = fn.args
+    kc, mc, A, rsa, csa, Ap, direct = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
 
     def panel(q0):
         rows = b.sub(mc, q0)
         dst = b.gep(Ap, [b.mul(q0, kc)])
+        src = b.gep(A, [b.mul(q0, rsa)])
         full = b.icmp_signed(">=", rows, I64(MR))
-        with b.if_else(full) as (then, otherwise):
-            with then:
-                ptrs = [b.gep(A, [b.mul(b.add(q0, I64(i)), rsa)]) for i in range(MR)]
-                # Rows of A contiguous (csa == 1): W x W register transposes of
-                # MR rows (zero-padded to a multiple of W), W columns at a time.
-                kvec = b.select(b.icmp_signed("==", csa, I64(1)),
-                                b.mul(b.sdiv(kc, I64(W)), I64(W)), I64(0))
-                nblk = -(-MR // W)
-                zero_v = c.cvec(0.0)
+        with b.if_then(b.not_(b.and_(full, direct))):
+            # Rows of A contiguous (csa == 1), full panel: W x W register
+            # transposes of MR rows (zero-padded to a multiple of W).
+            kvec = b.select(b.and_(full, b.icmp_signed("==", csa, I64(1))),
+                            b.mul(b.sdiv(kc, I64(W)), I64(W)), I64(0))
+            nblk = -(-MR // W)
+            zero_v = c.cvec(0.0)
+            ptrs = [b.gep(src, [b.mul(I64(i), rsa)]) for i in range(MR)]
 
-                def chunk(p0):
-                    rows = [c.vload(b, b.gep(ptrs[i], [p0])) if i < MR else zero_v
-                            for i in range(nblk * W)]
-                    ts = [transpose(c, b, rows[k * W:(k + 1) * W]) for k in range(nblk)]
-                    for p in range(W):
-                        d = b.gep(dst, [b.mul(b.add(p0, I64(p)), I64(MR))])
-                        for k in range(nblk):
-                            n = min(W, MR - k * W)
-                            v = ts[k][p]
-                            if n < W:
-                                v = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, n),
-                                                                       list(range(n))))
-                            vt = ir.VectorType(c.T, n)
-                            b.store(v, b.bitcast(b.gep(d, [I64(k * W)]), vt.as_pointer()),
-                                    align=c.size)
-                counted_loop(b, I64(0), kvec, W, chunk, "pa.tr")
-
-                def col(p):
-                    off = b.mul(p, csa)
-                    d = b.gep(dst, [b.mul(p, I64(MR))])
-                    for i in range(MR):
-                        b.store(b.load(b.gep(ptrs[i], [off])), b.gep(d, [I64(i)]))
-                counted_loop(b, kvec, kc, 1, col, "pa.full")
-            with otherwise:
-                last = b.sub(rows, I64(1))
-                ptrs, valid = [], []
-                for i in range(MR):
-                    ii = imin(b, I64(i), last)
-                    ptrs.append(b.gep(A, [b.mul(b.add(q0, ii), rsa)]))
-                    valid.append(b.icmp_signed("<", I64(i), rows))
-
-                def col(p):
-                    off = b.mul(p, csa)
-                    d = b.gep(dst, [b.mul(p, I64(MR))])
-                    for i in range(MR):
-                        v = b.load(b.gep(ptrs[i], [off]))
-                        b.store(b.select(valid[i], v, ir.Constant(c.T, 0.0)), b.gep(d, [I64(i)]))
-                counted_loop(b, I64(0), kc, 1, col, "pa.edge")
+            def chunk(p0):
+                rws = [c.vload(b, b.gep(ptrs[i], [p0])) if i < MR else zero_v
+                       for i in range(nblk * W)]
+                ts = [transpose(c, b, rws[k * W:(k + 1) * W]) for k in range(nblk)]
+                for p in range(W):
+                    d = b.gep(dst, [b.mul(b.add(p0, I64(p)), I64(MR))])
+                    for k in range(nblk):
+                        n = min(W, MR - k * W)
+                        v = ts[k][p]
+                        if n < W:
+                            v = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, n),
+                                                                   list(range(n))))
+                        vt = ir.VectorType(c.T, n)
+                        b.store(v, b.bitcast(b.gep(d, [I64(k * W)]), vt.as_pointer()),
+                                align=c.size)
+            counted_loop(b, I64(0), kvec, W, chunk, "pa.tr")
+            _copy_strided(c, b, rows, kvec, kc, MR, src, rsa, csa, dst, I64(MR), "pa.gen")
     counted_loop(b, I64(0), mc, MR, panel, "pa")
     b.ret_void()
     return fn
 
 
 def build_pack_b(c: Ctx, name: str) -> ir.Function:
-    """void pack_b(i64 kc, i64 nc, T* B, i64 rsb, i64 csb, T* Bp)
+    """void pack_b(i64 kc, i64 nc, T* B, i64 rsb, i64 csb, T* Bp, i1 direct)
 
-    Bp holds ceil(nc/NR) panels of NR columns: panel q at Bp + q*NR*kc, element
-    (p, j) at p*NR + j; columns past nc are zero-filled.
+    Bp holds ceil(nc/NR) panels: panel q at Bp + q*NR*kc, element (p, j) at
+    p*NR + j, columns past nc zero-filled; except that a last panel of at most
+    W columns is packed W wide (element (p, j) at p*W + j) for the narrow
+    micro-kernel. With ``direct`` (B has unit column stride and full panels are
+    read in place) only the last, partial panel is packed.
     """
     NR, W, NV = c.blk.NR, c.blk.W, c.blk.NV
-    fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), [I64, I64, c.P, I64, I64, c.P]), name)
+    fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), [I64, I64, c.P, I64, I64, c.P, I1]),
+                     name)
     fn.linkage = "internal"
-    kc, nc, B, rsb, csb, Bp = fn.args
+    kc, nc, B, rsb, csb, Bp, direct = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
 
     def panel(q0):
@@ -93,44 +110,35 @@ def build_pack_b(c: Ctx, name: str) -> ir.Function:
         dst = b.gep(Bp, [b.mul(q0, kc)])
         src = b.gep(B, [b.mul(q0, csb)])
         full = b.icmp_signed(">=", cols, I64(NR))
-        unit = b.icmp_signed("==", csb, I64(1))
-        with b.if_else(b.and_(full, unit)) as (then, otherwise):
-            with then:
-                def row(p):
-                    s = b.gep(src, [b.mul(p, rsb)])
-                    d = b.gep(dst, [b.mul(p, I64(NR))])
-                    for v in range(NV):
-                        c.vstore(b, c.vload(b, b.gep(s, [I64(v * W)])), b.gep(d, [I64(v * W)]),
-                                 align=64)
-                counted_loop(b, I64(0), kc, 1, row, "pb.vec")
-            with otherwise:
-                # Columns of B contiguous (B = W^T): W x W register transposes.
-                tr = b.and_(full, b.icmp_signed("==", rsb, I64(1)))
-                kvec = b.select(tr, b.mul(b.sdiv(kc, I64(W)), I64(W)), I64(0))
-                cptrs = [b.gep(src, [b.mul(I64(j), csb)]) for j in range(NR)]
+        with b.if_then(b.not_(b.and_(full, direct))):
+            unit = b.icmp_signed("==", csb, I64(1))
+            with b.if_else(b.and_(full, unit)) as (then, otherwise):
+                with then:
+                    def row(p):
+                        s = b.gep(src, [b.mul(p, rsb)])
+                        d = b.gep(dst, [b.mul(p, I64(NR))])
+                        for v in range(NV):
+                            c.vstore(b, c.vload(b, b.gep(s, [I64(v * W)])),
+                                     b.gep(d, [I64(v * W)]), align=64)
+                    counted_loop(b, I64(0), kc, 1, row, "pb.vec")
+                with otherwise:
+                    # Columns of B contiguous (B = W^T), full panel: W x W transposes.
+                    tr = b.and_(full, b.icmp_signed("==", rsb, I64(1)))
+                    kvec = b.select(tr, b.mul(b.sdiv(kc, I64(W)), I64(W)), I64(0))
+                    cptrs = [b.gep(src, [b.mul(I64(j), csb)]) for j in range(NR)]
 
-                def chunk(p0):
-                    rows = [c.vload(b, b.gep(cptrs[j], [p0])) for j in range(NR)]
-                    for v in range(NV):
-                        t = transpose(c, b, rows[v * W:(v + 1) * W])
-                        for p in range(W):
-                            d = b.gep(dst, [b.add(b.mul(b.add(p0, I64(p)), I64(NR)), I64(v * W))])
-                            c.vstore(b, t[p], d, align=64)
-                counted_loop(b, I64(0), kvec, W, chunk, "pb.tr")
-                last = b.sub(imin(b, cols, I64(NR)), I64(1))
-                ptrs, valid = [], []
-                for j in range(NR):
-                    jj = imin(b, I64(j), last)
-                    ptrs.append(b.gep(src, [b.mul(jj, csb)]))
-                    valid.append(b.icmp_signed("<", I64(j), cols))
-
-                def row(p):
-                    off = b.mul(p, rsb)
-                    d = b.gep(dst, [b.mul(p, I64(NR))])
-                    for j in range(NR):
-                        v = b.load(b.gep(ptrs[j], [off]))
-                        b.store(b.select(valid[j], v, ir.Constant(c.T, 0.0)), b.gep(d, [I64(j)]))
-                counted_loop(b, kvec, kc, 1, row, "pb.gen")
+                    def chunk(p0):
+                        rws = [c.vload(b, b.gep(cptrs[j], [p0])) for j in range(NR)]
+                        for v in range(NV):
+                            t = transpose(c, b, rws[v * W:(v + 1) * W])
+                            for p in range(W):
+                                d = b.gep(dst, [b.add(b.mul(b.add(p0, I64(p)), I64(NR)),
+                                                      I64(v * W))])
+                                c.vstore(b, t[p], d, align=64)
+                    counted_loop(b, I64(0), kvec, W, chunk, "pb.tr")
+                    width = b.select(b.icmp_signed("<=", cols, I64(W)), I64(W), I64(NR))
+                    _copy_strided(c, b, cols, kvec, kc, width, src, csb, rsb, dst, width,
+                                  "pb.gen")
     counted_loop(b, I64(0), nc, NR, panel, "pb")
     b.ret_void()
     return fn
@@ -166,48 +174,29 @@ def build_store_tile(c: Ctx, spec, epi: ir.Function, name: str) -> ir.Function:
     """void store(T* tile, T* C, i64 ldc, i64 mr, i64 nr, T* bias, T* R, i64 rsr, i64 csr,
                   i1 first, i1 last, T alpha)
 
-    Full-width tiles (nr == NR, residual with unit column stride) go straight to
-    ``epi``; others are staged through stack tiles so that nothing outside
-    rows [0, mr) x columns [0, nr) of C, bias or R is touched.
+    ``epi`` with a residual of any column stride: a residual without unit column
+    stride is first copied (rows [0, mr) x columns [0, nr)) into a stack tile.
     """
     MR, NR = c.blk.MR, c.blk.NR
     args = [c.P, c.P, I64, I64, I64, c.P, c.P, I64, I64, I1, I1, c.T]
     fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), args), name)
     fn.linkage = "internal"
+    fn.attributes.add("noinline")
     tile, C, ldc, mr, nr, bias, R, rsr, csr, first, last, alpha = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    ct = b.alloca(c.T, MR * NR)
-    ct.align = 64
-    bt = b.alloca(c.T, NR)
-    bt.align = 64
     rt = b.alloca(c.T, MR * NR)
     rt.align = 64
-    direct = b.icmp_signed("==", nr, I64(NR))
-    if spec.residual:
-        direct = b.and_(direct, b.icmp_signed("==", csr, I64(1)))
+    direct = b.icmp_signed("==", csr, I64(1)) if spec.residual else ir.Constant(I1, 1)
     with b.if_else(direct) as (then, otherwise):
         with then:
-            b.call(epi, [tile, C, ldc, mr, bias, R, rsr, first, last, alpha])
+            b.call(epi, [tile, C, ldc, mr, nr, bias, R, rsr, first, last, alpha])
         with otherwise:
-            def copy(dst, dst_rs, dst_cs, src, src_rs, src_cs, tag):
-                def row(i):
-                    d = b.gep(dst, [b.mul(i, dst_rs)])
-                    s = b.gep(src, [b.mul(i, src_rs)])
-                    counted_loop(b, I64(0), nr, 1, lambda j: b.store(
-                        b.load(b.gep(s, [b.mul(j, src_cs)])), b.gep(d, [b.mul(j, dst_cs)])),
-                        f"{tag}.j")
-                counted_loop(b, I64(0), mr, 1, row, tag)
-
-            copy(ct, I64(NR), I64(1), C, ldc, I64(1), "cin")
-            if spec.bias:
-                zero = ir.Constant(c.T, 0.0)
-                for j in range(NR):
-                    b.store(zero, b.gep(bt, [I64(j)]))
+            def row(i):
+                d = b.gep(rt, [b.mul(i, I64(NR))])
+                s = b.gep(R, [b.mul(i, rsr)])
                 counted_loop(b, I64(0), nr, 1, lambda j: b.store(
-                    b.load(b.gep(bias, [j])), b.gep(bt, [j])), "bin")
-            if spec.residual:
-                copy(rt, I64(NR), I64(1), R, rsr, csr, "rin")
-            b.call(epi, [tile, ct, I64(NR), mr, bt, rt, I64(NR), first, last, alpha])
-            copy(C, ldc, I64(1), ct, I64(NR), I64(1), "cout")
+                    b.load(b.gep(s, [b.mul(j, csr)])), b.gep(d, [j])), "rin.j")
+            counted_loop(b, I64(0), mr, 1, row, "rin")
+            b.call(epi, [tile, C, ldc, mr, nr, bias, rt, I64(NR), first, last, alpha])
     b.ret_void()
     return fn

@@ -61,21 +61,26 @@ def prepare_module(module: ir.Module | str) -> llvm.ModuleRef:
     return ref
 
 
-def optimise(ref: llvm.ModuleRef, speed_level: int = 3) -> None:
-    """Run LLVM's standard pipeline (new pass manager) tuned for the host CPU."""
+def optimise(ref: llvm.ModuleRef, speed_level: int = 3, vectorize: bool = True) -> None:
+    """Run LLVM's standard pipeline (new pass manager) tuned for the host CPU.
+
+    ``vectorize=False`` skips the loop and SLP vectorizers: for modules whose
+    vector code is explicit (the GEMM kernels) they only add compile time.
+    """
     target = host_target()
     options = llvm.create_pipeline_tuning_options(speed_level=speed_level)
-    options.loop_vectorization = True
-    options.slp_vectorization = True
+    options.loop_vectorization = vectorize
+    options.slp_vectorization = vectorize
     builder = llvm.create_pass_builder(target.machine, options)
     builder.getModulePassManager().run(ref, builder)
 
 
-def compile_to_object(module: ir.Module | str, speed_level: int = 3) -> bytes:
+def compile_to_object(module: ir.Module | str, speed_level: int = 3,
+                      vectorize: bool = True) -> bytes:
     """Verify, optimise and emit an ELF object file for the host CPU."""
     with _LOCK:
         ref = prepare_module(module)
-        optimise(ref, speed_level)
+        optimise(ref, speed_level, vectorize)
         return host_target().machine.emit_object(ref)
 
 
