@@ -21,5 +21,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_linear.py
 
+fuzz: $(STAMP)
+	$(PY) tests/fuzz.py --seconds 300 --out fuzz-failures
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,554 @@
+"""Differential fuzzer: random graphs, compiled (fused and unfused, 1 and 2 threads, with
+bounds checking) against the reference interpreter; gradients against float64 central
+finite differences.
+
+    python tests/fuzz.py --seconds 300 --out fuzz-failures [--seed 0]
+
+Each failing case is written to ``--out`` as a graph file (``lucid-ir run FILE`` replays
+it on seeded random inputs), plus ``FILE.npz`` (the exact inputs) and ``FILE.txt`` (what
+disagreed). As a library: ``run_case(seed)`` returns a list of failure descriptions,
+``fuzz(seconds, out, seed)`` loops.
+
+Tolerances: a float32 graph is also built in float64 from the same seed (and a float64
+graph in float32), so the interpreter's own rounding noise |ref32 - ref64| measures how
+ill-conditioned each output is; the allowed error is ``rtol·|ref| + atol·scale + C·noise``
+with rtol 1e-4 (float32) or 1e-9 (float64). NaN positions and infinities must match.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+import traceback
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+os.environ.setdefault("LUCID_CHECK_BOUNDS", "1")
+
+from lucid_ir.builder import GraphBuilder  # noqa: E402
+from lucid_ir.graph import Graph  # noqa: E402
+from lucid_ir.interpreter import interpret  # noqa: E402
+
+DIMS = [0, 1, 1, 1, 2, 2, 3, 3, 4, 5, 7, 8, 9, 13, 16, 17, 31, 33]
+BIG_DIMS = [64, 97, 130, 145, 257]
+UNARY = ["neg", "exp", "tanh", "sigmoid", "log"]
+BINARY = ["add", "sub", "mul", "div", "maximum"]
+COMPARISON = ["gt", "ge", "lt", "le", "eq"]
+MAX_ELEMS = 6000
+
+
+class Gen:
+    """One random graph. Every choice comes from ``rng`` and none depends on the dtype,
+    so the same seed with ``force`` set to another dtype gives the same graph in that
+    dtype (the precision reference)."""
+
+    def __init__(self, seed: int, force: str | None = None):
+        self.rng = np.random.default_rng(seed)
+        rng = self.rng
+        self.dtype = "float32" if rng.random() < 0.5 else "float64"
+        self.force = force
+        self.hostile = rng.random() < 0.15   # inputs hold inf/nan/0; raw log, exp and div
+        self.big = rng.random() < 0.1        # larger matmuls (GEMM blocking paths)
+        self.b = GraphBuilder()
+        self.arrays: list[np.ndarray] = []
+        self.exact: set = set()              # values computed without rounding
+
+    # -- helpers
+    def dt(self, dtype: str) -> str:
+        return self.force or dtype
+
+    def pick(self, seq):
+        return seq[int(self.rng.integers(len(seq)))]
+
+    def shape(self, rank=None):
+        rng = self.rng
+        rank = int(rng.integers(0, 5)) if rank is None else rank
+        for _ in range(20):
+            s = tuple(self.pick(DIMS) for _ in range(rank))
+            if int(np.prod(s)) <= MAX_ELEMS:
+                return s
+        return (1,) * rank
+
+    def new_input(self, shape, dtype):
+        rng = self.rng
+        a = rng.standard_normal(shape)
+        if self.hostile and a.size:
+            special = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0])
+            mask = rng.random(shape) < 0.15
+            a = np.where(mask, special[rng.integers(0, 5, size=shape)], a)
+        self.arrays.append(a.astype(self.dt(dtype)))
+        v = self.b.input(shape, self.dt(dtype))
+        self.exact.add(v)
+        return v
+
+    def emit(self, op, *args, exact=False, **attrs):
+        v = self.b.emit(op, *args, **attrs)
+        if exact:
+            self.exact.add(v)
+        return v
+
+    def const(self, value, shape, dtype):
+        v = self.b.constant(value, shape, self.dt(dtype))
+        self.exact.add(v)
+        return v
+
+    def broadcast_partner_shape(self, shape):
+        rng = self.rng
+        s = [1 if rng.random() < 0.3 else d for d in shape]
+        drop = int(rng.integers(0, len(s) + 1)) if rng.random() < 0.4 else 0
+        s = s[drop:]
+        if rng.random() < 0.1 and len(s) < 4 and int(np.prod(shape)) * 3 <= MAX_ELEMS:
+            s = [int(self.pick([2, 3]))] + s  # the partner widens the result
+        return tuple(s)
+
+    def same_dtype(self, v, dtype):
+        return v if v.dtype == self.dt(dtype) else self.emit("cast", v, dtype=self.dt(dtype),
+                                                             exact=v in self.exact)
+
+    # -- ops
+    def step(self, pool, dtypes):
+        rng, b = self.rng, self.b
+        k = int(rng.integers(len(pool)))
+        x, xdt = pool[k], dtypes[k]
+        r = rng.random()
+        if r < 0.18:
+            op = self.pick(UNARY)
+            if op in ("exp", "log") and not self.hostile:
+                x = self.emit("tanh", x) if op == "exp" else self.emit(
+                    "add", self.emit("mul", x, x), self.const(1.0, (), xdt))
+            return self.emit(op, x, exact=op == "neg" and x in self.exact), xdt
+        if r < 0.45:
+            op = self.pick(BINARY)
+            c = rng.random()
+            if c < 0.25:
+                other = self.new_input(self.broadcast_partner_shape(x.shape), xdt)
+            elif c < 0.4:
+                other = self.const(float(np.round(rng.standard_normal(), 3)), (), xdt)
+            else:
+                same = [(v, d) for v, d in zip(pool, dtypes) if v.shape == x.shape]
+                other, odt = same[int(rng.integers(len(same)))]
+                other = self.same_dtype(other, xdt)
+            if op == "div" and not self.hostile:
+                other = self.emit("add", self.emit("mul", other, other), self.const(0.5, (), xdt))
+            a, c2 = (x, other) if rng.random() < 0.5 else (other, x)
+            ex = op == "maximum" and a in self.exact and c2 in self.exact
+            return self.emit(op, a, c2, exact=ex), xdt
+        if r < 0.52:
+            if x not in self.exact:  # comparisons only of exact values: no rounding flips
+                return None
+            op = self.pick(COMPARISON)
+            other = self.const(0.0, (), xdt) if rng.random() < 0.5 else x
+            if other is x:
+                same = [v for v in pool if v.shape == x.shape and v in self.exact]
+                other = self.same_dtype(self.pick(same), xdt)
+            mask = self.emit(op, x, other, exact=True)
+            if rng.random() < 0.5:
+                return mask, xdt
+            alt = self.emit("neg", x, exact=x in self.exact)
+            return self.emit("select", mask, x, alt, exact=x in self.exact), xdt
+        if r < 0.64 and x.shape:
+            op = self.pick(["sum", "mean", "max"])
+            nd = len(x.shape)
+            axes = tuple(int(a) for a in np.flatnonzero(rng.random(nd) < 0.5))
+            if rng.random() < 0.15:
+                axes = None
+            keep = bool(rng.random() < 0.5)
+            red_axes = range(nd) if axes is None else axes
+            if op == "max" and any(x.shape[a] == 0 for a in red_axes):
+                op = "sum"
+            if op == "mean" and any(x.shape[a] == 0 for a in red_axes):
+                op = "sum"  # mean of nothing: NaN on both sides, but a division by zero
+            y = self.emit(op, x, axes=axes, keepdims=keep, exact=op == "max" and x in self.exact)
+            if rng.random() < 0.5 and keep:
+                y = self.emit("add", x, y)  # broadcast back
+            return y, xdt
+        if r < 0.76:
+            return self.movement(x), xdt
+        if r < 0.9:
+            y = self.matmul(x, xdt)
+            return None if y is None else (y, xdt)
+        if r < 0.93:
+            to = self.pick(["float32", "float64"])
+            return self.emit("cast", x, dtype=self.dt(to), exact=x in self.exact and to == "float64"), to
+        if r < 0.96 and x.shape:
+            ax = int(rng.integers(len(x.shape)))
+            io = self.emit("iota", shape=x.shape, axis=ax, dtype=self.dt(xdt))
+            self.exact.add(io)
+            return self.emit(self.pick(["add", "mul"]), x, io), xdt
+        return None
+
+    def movement(self, x):
+        rng = self.rng
+        ex = x in self.exact
+        c = rng.random()
+        if c < 0.35 and x.shape:
+            perm = tuple(int(p) for p in rng.permutation(len(x.shape)))
+            return self.emit("transpose", x, perm=perm, exact=ex)
+        if c < 0.7:
+            size = int(np.prod(x.shape))
+            if size == 0:
+                shape = tuple(self.pick([0, 1, 2]) if i else 0 for i in range(int(rng.integers(1, 4))))
+            else:
+                shape, rest = [], size
+                for p in (2, 3, 5, 7, 11, 13):
+                    while rest % p == 0 and rng.random() < 0.6:
+                        shape.append(p)
+                        rest //= p
+                shape.append(rest)
+                rng.shuffle(shape)
+                if rng.random() < 0.3:
+                    shape.insert(int(rng.integers(len(shape) + 1)), 1)
+                if len(shape) > 4:
+                    shape = [int(np.prod(shape[:-3]))] + shape[-3:]
+                if rng.random() < 0.3:
+                    shape[int(rng.integers(len(shape)))] = -1
+            return self.emit("reshape", x, shape=tuple(shape), exact=ex)
+        shape = tuple(x.shape)
+        if len(shape) < 4 and (int(np.prod(shape)) * 3 <= MAX_ELEMS) and rng.random() < 0.5:
+            shape = (int(self.pick([0, 1, 2, 3])),) + shape
+        shape = tuple(self.pick([2, 3]) if d == 1 and rng.random() < 0.5
+                      and int(np.prod(shape)) * 3 <= MAX_ELEMS else d for d in shape)
+        return self.emit("broadcast_to", x, shape=shape, exact=ex)
+
+    def matmul(self, x, xdt):
+        rng = self.rng
+        if len(x.shape) != 2:
+            if int(np.prod(x.shape)) == 0 and len(x.shape) != 2:
+                return None
+            x = self.emit("reshape", x, shape=(-1, x.shape[-1]) if x.shape and x.shape[-1] else (1, -1))
+        if self.big and rng.random() < 0.5:
+            x = self.new_input((self.pick(BIG_DIMS), self.pick(BIG_DIMS)), xdt)
+        ta, tb = bool(rng.random() < 0.4), bool(rng.random() < 0.5)
+        m, k = x.shape
+        if ta:  # op(A) = A.T = x: A is x's transpose (a view)
+            x = self.emit("transpose", x, exact=x in self.exact)
+        n = self.pick(BIG_DIMS) if self.big else self.pick(DIMS)
+        if m * n > MAX_ELEMS * (8 if self.big else 1):
+            n = 1
+        w = self.new_input((n, k) if tb else (k, n), xdt)
+        y = self.emit("matmul", x, w, trans_a=ta, trans_b=tb)
+        c = rng.random()
+        if c < 0.3:  # bias
+            y = self.emit("add", y, self.new_input((n,), xdt))
+        if c < 0.15:
+            y = self.emit("maximum", y, self.const(0.0, (), xdt))
+        elif c < 0.25:
+            y = self.emit(self.pick(["tanh", "sigmoid"]), y)
+        if rng.random() < 0.1 and y.shape == (m, n):
+            y = self.emit("add", y, self.new_input((m, n), xdt))
+        return y
+
+    def build(self, n_ops=None):
+        rng = self.rng
+        n_ops = int(rng.integers(1, 12)) if n_ops is None else n_ops
+        pool, dtypes = [], []
+        for _ in range(int(rng.integers(1, 3))):
+            v = self.new_input(self.shape(), self.dtype)
+            pool.append(v)
+            dtypes.append(self.dtype)
+        made = []
+        tries = 0
+        while len(made) < n_ops and tries < 4 * n_ops + 8:
+            tries += 1
+            try:
+                out = self.step(pool, dtypes)
+            except (ValueError, TypeError):
+                out = None  # an invalid combination: skip it (its rng draws are consumed)
+            if out is None:
+                continue
+            v, d = out
+            pool.append(v)
+            dtypes.append(d)
+            made.append(v)
+        candidates = made or pool
+        n_out = min(len(candidates), int(rng.integers(1, 4)))
+        idx = sorted(set(int(i) for i in rng.choice(len(candidates), size=n_out, replace=False)))
+        outs = [candidates[-1]] + [candidates[i] for i in idx if candidates[i] is not candidates[-1]]
+        return self.b.build(outs), self.arrays
+
+
+def make_case(seed: int, force: str | None = None):
+    g = Gen(seed, force)
+    graph, arrays = g.build()
+    return g, graph, arrays
+
+
+def layouts(arrays, rng):
+    """The same values in other memory layouts: transposed, negative-stride, padded."""
+    out = []
+    for a in arrays:
+        c = rng.random()
+        if a.ndim == 0 or c < 0.4:
+            out.append(a)
+        elif c < 0.6:
+            out.append(np.asfortranarray(a))
+        elif c < 0.8:  # negative strides along one axis
+            ax = int(rng.integers(a.ndim))
+            out.append(np.flip(np.ascontiguousarray(np.flip(a, axis=ax)), axis=ax))
+        else:
+            pad = np.empty(a.shape[:-1] + (a.shape[-1] * 2 + 1,), a.dtype)
+            view = pad[..., 1::2][..., :a.shape[-1]]
+            view[...] = a
+            out.append(view)
+    for v in out:
+        if rng.random() < 0.3:
+            v.setflags(write=False)
+    return out
+
+
+# --------------------------------------------------------------------- checking
+def tolerance(dtype: str):
+    return (1e-4, 1e-5) if dtype == "float32" else (1e-9, 1e-11)
+
+
+def compare(got, want, noise, dtype, what):
+    """None if ``got`` matches ``want`` (see module doc), else a description."""
+    if got.shape != want.shape:
+        return f"{what}: shape {got.shape} != reference {want.shape}"
+    if got.dtype != want.dtype:
+        return f"{what}: dtype {got.dtype} != reference {want.dtype}"
+    g, w = got.astype(np.float64), want.astype(np.float64)
+    gn, wn = np.isnan(g), np.isnan(w)
+    if not np.array_equal(gn, wn):
+        idx = np.argwhere(gn != wn)[0]
+        return (f"{what}: NaN positions differ (first at {tuple(idx)}: got {g[tuple(idx)]}, "
+                f"reference {w[tuple(idx)]})")
+    gi, wi = np.isinf(g) & ~wn, np.isinf(w)
+    if not np.array_equal(np.where(gi, g, 0), np.where(wi, w, 0)):
+        idx = np.argwhere((gi != wi) | (np.where(gi, g, 0) != np.where(wi, w, 0)))[0]
+        return f"{what}: infinities differ at {tuple(idx)}: got {g[tuple(idx)]}, reference {w[tuple(idx)]}"
+    fin = ~(wn | wi)
+    if not fin.any():
+        return None
+    rtol, atol = tolerance(dtype)
+    scale = float(np.abs(w[fin]).max()) + 1.0
+    allowed = rtol * np.abs(w[fin]) + atol * scale + noise
+    err = np.abs(g[fin] - w[fin])
+    bad = err > allowed
+    if bad.any():
+        k = int(np.argmax(err - allowed))
+        return (f"{what}: max error {err[k]:.3g} > allowed {allowed[k]:.3g} "
+                f"(got {g[fin][k]!r}, reference {w[fin][k]!r}, scale {scale:.3g}, noise {noise:.3g})")
+    return None
+
+
+def precision_noise(seed, dtype, graph, arrays, want):
+    """Per output: how much the interpreter's answer moves with the precision (see doc)."""
+    other = "float64" if dtype == "float32" else "float32"
+    try:
+        _, g2, a2 = make_case(seed, force=other)
+        with np.errstate(all="ignore"):
+            ref2 = interpret(g2, [a.astype(other) for a in arrays])
+    except Exception:  # noqa: BLE001 - the other precision could not be built: no estimate
+        return [np.inf] * len(want)
+    out = []
+    for w, r in zip(want, ref2):
+        if w.shape != r.shape:
+            out.append(np.inf)
+            continue
+        with np.errstate(all="ignore"):
+            d = np.abs(w.astype(np.float64) - r.astype(np.float64))
+        d = d[np.isfinite(d)]
+        n = float(d.max()) if d.size else 0.0
+        if dtype == "float64":
+            n *= 2.0 ** -29  # float32 noise, scaled to float64's epsilon
+        mismatch = (np.isfinite(w) != np.isfinite(r)).any()
+        out.append(np.inf if mismatch else 8.0 * n)
+    return out
+
+
+@contextlib.contextmanager
+def env(name, value):
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = old
+
+
+_LOWERED = []
+
+
+def lower_thread_thresholds():
+    """Make small work split across threads, so 2-thread runs exercise the split paths."""
+    if _LOWERED:
+        return
+    from lucid_codegen import gemm_call, loops
+    loops.PARALLEL_BYTES = 4096
+    gemm_call.THREAD_MIN_FLOP = 20000
+    _LOWERED.append(True)
+
+
+def run_case(seed: int, grad: bool | None = None):
+    """Fuzz one seed; return ``(graph, arrays, failures)``."""
+    from lucid.compiler import compile_graph
+    from lucid_codegen import threads
+    lower_thread_thresholds()
+    g, graph, arrays = make_case(seed)
+    failures = []
+    with np.errstate(all="ignore"):
+        want = interpret(graph, arrays)
+    # the least precise dtype anywhere in the graph sets the tolerance
+    dtypes = {v.dtype for v in graph.inputs} | {n.out.dtype for n in graph.nodes}
+    dtype = "float32" if "float32" in dtypes else "float64"
+    noise = precision_noise(seed, dtype, graph, arrays, want)
+    rng = np.random.default_rng(seed + 1)
+    feeds = layouts(arrays, rng)
+    old_threads = threads.get_num_threads()
+    try:
+        for fusion in ("1", "0"):
+            try:
+                with env("LUCID_FUSION", fusion):
+                    compiled = compile_graph(graph, f"fuzz{seed}")
+            except Exception as e:  # noqa: BLE001
+                failures.append(f"compile (fusion={fusion}) raised {type(e).__name__}: {e}\n"
+                                + traceback.format_exc(limit=6))
+                continue
+            for n in (1, 2):
+                threads.set_num_threads(n)
+                what = f"fusion={fusion} threads={n}"
+                try:
+                    with np.errstate(all="ignore"):
+                        got = compiled(feeds)
+                except Exception as e:  # noqa: BLE001
+                    failures.append(f"{what}: run raised {type(e).__name__}: {e}\n"
+                                    + traceback.format_exc(limit=6))
+                    continue
+                for i, (o, w) in enumerate(zip(got, want)):
+                    msg = compare(np.asarray(o), w, noise[i], dtype, f"{what} output {i}")
+                    if msg:
+                        failures.append(msg)
+                if any(a.tobytes() != b.tobytes() for a, b in zip(feeds, arrays)):
+                    failures.append(f"{what}: an input array was modified")
+    finally:
+        threads.set_num_threads(old_threads)
+    if grad is None:
+        grad = seed % 3 == 0
+    if grad:
+        failures += check_gradients(seed)
+    return graph, arrays, failures
+
+
+# -------------------------------------------------------------------- gradients
+def check_gradients(seed: int):
+    """Small float64 graphs: the compiled backward graph vs central differences."""
+    from lucid.compiler import compile_graph
+    from lucid_ir.passes import autodiff
+    global DIMS, MAX_ELEMS
+    saved = DIMS, MAX_ELEMS
+    DIMS, MAX_ELEMS = [1, 2, 3, 4], 24
+    try:
+        g = Gen(seed * 7 + 3, force="float64")
+        g.hostile, g.big = False, False
+        graph, arrays = g.build(n_ops=int(g.rng.integers(1, 7)))
+    finally:
+        DIMS, MAX_ELEMS = saved
+    if sum(a.size for a in arrays) > 60:
+        return []
+    rng = np.random.default_rng(seed)
+    weights = [rng.standard_normal(v.shape) for v in graph.outputs]
+
+    def f(xs):
+        with np.errstate(all="ignore"):
+            return sum(float(np.sum(o * w)) for o, w in zip(interpret(graph, xs), weights))
+
+    try:
+        bwd = autodiff.run(graph, range(len(graph.inputs)))
+        full = Graph(graph.inputs, graph.nodes, tuple(n.out for n in graph.nodes))
+        env_ = dict(zip(full.outputs, interpret(full, arrays)))
+        env_.update(zip(graph.inputs, arrays))
+        feeds = weights + [env_[v] for v in bwd.residuals]
+        got = compile_graph(bwd.graph, f"fuzz{seed}-backward")(feeds)
+        ref = interpret(bwd.graph, feeds)
+    except Exception as e:  # noqa: BLE001
+        return [f"gradient: backward raised {type(e).__name__}: {e}\n" + traceback.format_exc(limit=6)]
+    out = []
+    for i, (gc, gr) in enumerate(zip(got, ref)):
+        msg = compare(np.asarray(gc), gr, 0.0, "float64", f"backward (compiled vs interpreted) grad {i}")
+        if msg:
+            out.append(msg)
+    if not np.isfinite(f(arrays)):
+        return out
+    fd = [numeric(f, arrays, i, 1e-6) for i in range(len(arrays))]
+    for i, (gc, want) in enumerate(zip(got, fd)):
+        gc = np.asarray(gc)
+        if np.allclose(gc, want, rtol=1e-5, atol=1e-6):
+            continue
+        # a kink (max/maximum/select at a tie) makes differences disagree with each other
+        coarse = numeric(f, arrays, i, 1e-4)
+        if not np.allclose(coarse, want, rtol=1e-3, atol=1e-5):
+            continue
+        k = int(np.argmax(np.abs(gc - want)))
+        out.append(f"gradient of input {i}: compiled {gc.ravel()[k]!r} vs finite differences "
+                   f"{want.ravel()[k]!r} at flat index {k}")
+    return out
+
+
+def numeric(f, arrays, i, eps):
+    a = arrays[i]
+    g = np.zeros(a.shape)
+    for idx in np.ndindex(*a.shape):
+        plus = [x.copy() for x in arrays]
+        minus = [x.copy() for x in arrays]
+        plus[i][idx] += eps
+        minus[i][idx] -= eps
+        g[idx] = (f(plus) - f(minus)) / (2 * eps)
+    return g
+
+
+# ------------------------------------------------------------------------- driver
+def save_failure(out_dir, seed, graph, arrays, failures) -> str:
+    from lucid_ir.serialize import save_graph
+    path = save_graph(graph, out_dir, name=f"fuzz-seed{seed}")
+    np.savez(path + ".npz", *arrays)
+    with open(path + ".txt", "w", encoding="utf-8") as f:
+        f.write(f"seed {seed}\n{graph}\n\n" + "\n".join(failures) + "\n")
+    return path
+
+
+def fuzz(seconds: float, out_dir: str | None = None, seed: int = 0, log=print, max_cases=None):
+    """Fuzz seeds ``seed, seed+1, ...`` for ``seconds``; return [(seed, failures)]."""
+    deadline = time.monotonic() + seconds
+    found, n = [], 0
+    s = seed
+    while time.monotonic() < deadline and (max_cases is None or n < max_cases):
+        graph, arrays, failures = run_case(s)
+        n += 1
+        if failures:
+            found.append((s, failures))
+            where = save_failure(out_dir, s, graph, arrays, failures) if out_dir else ""
+            log(f"seed {s}: {len(failures)} failure(s) {where}\n  " + "\n  ".join(
+                f.splitlines()[0] for f in failures[:5]))
+        s += 1
+    log(f"{n} graphs, {len(found)} failing")
+    return found
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--out", default="fuzz-failures")
+    p.add_argument("--seed", type=int, default=None, help="first seed (default: from the clock)")
+    p.add_argument("--case", type=int, help="run one seed and print its graph and failures")
+    args = p.parse_args(argv)
+    if args.case is not None:
+        graph, arrays, failures = run_case(args.case, grad=True)
+        print(graph)
+        print("\n".join(failures) or "ok")
+        return 1 if failures else 0
+    seed = args.seed if args.seed is not None else int(time.time()) % 1_000_000 * 1000
+    print(f"fuzzing from seed {seed} for {args.seconds:g} s, failures to {args.out}")
+    found = fuzz(args.seconds, args.out, seed)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
