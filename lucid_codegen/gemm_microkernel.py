@@ -28,7 +28,7 @@ class Blocking:
     MC: int   # rows of a packed A block (multiple of MR)
     KC: int   # depth of a K block
     NC: int   # columns of a packed B block (multiple of NR)
-    UNROLL: int = 4  # k-loop unroll of the micro-kernel
+    UNROLL: int = 2  # k-loop unroll of the micro-kernel
 
     @property
     def NR(self) -> int:
@@ -211,6 +211,7 @@ def build_microkernel(c: Ctx, name: str, MR: int | None = None, NV: int | None =
     W, NR = blk.W, blk.NR
     fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), [I64, c.P, I64, c.P, I64, c.P]), name)
     fn.linkage = "internal"
+    fn.attributes.add("noinline")
     kc, ap0, a_ps, bp0, b_ps, tile = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     zero = c.cvec(0.0)

@@ -50,6 +50,7 @@ def build_pack_a(c: Ctx, name: str) -> ir.Function:
     fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), [I64, I64, c.P, I64, I64, c.P, I1]),
                      name)
     fn.linkage = "internal"
+    fn.attributes.add("noinline")
     kc, mc, A, rsa, csa, Ap, direct = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
 
@@ -102,6 +103,7 @@ def build_pack_b(c: Ctx, name: str) -> ir.Function:
     fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), [I64, I64, c.P, I64, I64, c.P, I1]),
                      name)
     fn.linkage = "internal"
+    fn.attributes.add("noinline")
     kc, nc, B, rsb, csb, Bp, direct = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
 
