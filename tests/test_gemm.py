@@ -222,3 +222,26 @@ def test_parallel_for():
     threads.parallel_for(2, lambda i: threads.parallel_for(
         2, lambda j: nested.append((i, j))))
     assert sorted(nested) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+
+
+def test_overlapping_input_is_copied():
+    """a/b/residual sharing memory with c_out: the _py entry refuses, the general path copies."""
+    rng = np.random.default_rng(5)
+    for spec in (SPECS[0], SPECS[3]):
+        buf = rng.uniform(-1, 1, (40, 40)).astype(np.float32)
+        a = buf[:30, :20]                   # A with unit column stride (packed)
+        b = buf[5:25, 10:35]                # overlaps c_out as well
+        c = buf[10:40, 15:40]
+        bias = rng.uniform(-1, 1, 25).astype(np.float32) if spec.bias else None
+        r = buf[:30, :25] if spec.residual else None
+        expect = ref(a.copy(), b.copy(), bias, None if r is None else r.copy(),
+                     epilogue=spec.epilogue)
+        get_gemm(spec)(a, b, c, bias=bias, residual=r)
+        np.testing.assert_allclose(c, expect, **tol("float32", 20))
+        at = buf.T[:30, :20]                # A with unit row stride (read in place)
+        buf2 = buf.copy()
+        expect = ref(buf2.T[:30, :20], buf2[5:25, 10:35], bias,
+                     None if r is None else buf2[:30, :25], epilogue=spec.epilogue)
+        get_gemm(spec)(at, buf[5:25, 10:35], buf[10:40, 15:40], bias=bias,
+                       residual=buf[:30, :25] if spec.residual else None)
+        np.testing.assert_allclose(buf[10:40, 15:40], expect, **tol("float32", 20))
