@@ -45,6 +45,7 @@ from lucid_ir.types import broadcast_shapes
 
 from . import loops
 from .cache import load_or_compile
+from .pyarray import data_ptr
 from .loops import I64, Loop, const64, decode_offsets, load_arg
 from .target import host_target
 from .vector_math import LLVM_FLOAT, SUPPORTED, const, emit_op
@@ -352,12 +353,12 @@ class ElementwiseKernel:
         p = 2
         try:
             for a in arrays:
-                buf[p] = a.ctypes.data
+                buf[p] = data_ptr(a)
                 p += 1
         except AttributeError:  # numpy scalars share a 0-d array's key
             return self([np.asarray(a) for a in arrays], outs)
         for o in outs:
-            buf[p] = o.ctypes.data
+            buf[p] = data_ptr(o)
             p += 1
         if parallel and loops.num_threads() > 1:
             _run_parallel(fn, buf, n_outer, inner, self.lanes)

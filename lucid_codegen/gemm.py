@@ -43,15 +43,13 @@ import llvmlite.ir as ir
 from .gemm_microkernel import (I1, I8, I32, I64, Blocking, Ctx, build_microkernel,
                                build_tile_epilogue, counted_loop, default_blocking, imin)
 from .gemm_pack import build_pack_a, build_pack_b, build_store_tile
+from .pyarray import PYARRAY_OFFSETS
 from .target import host_target
 
 KERNEL_VERSION = 1
 EPILOGUES = ("none", "relu", "sigmoid", "tanh")
 DTYPES = ("float32", "float64")
 STACK_BYTES = 96 * 1024          # largest workspace taken from the stack
-# numpy's PyArrayObject_fields layout (64-bit CPython, not free-threaded): byte
-# offsets of data, dimensions and strides. gemm_call verifies them at import.
-PYARRAY_OFFSETS = (16, 32, 40)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ from lucid_ir.types import broadcast_shapes
 
 from . import loops
 from .cache import load_or_compile
+from .pyarray import data_ptr
 from .elementwise import Structure, _fix_strides, emit_structure, needed_nodes, structure_of
 from .loops import I64, Loop, const64, decode_offsets, load_arg
 from .target import host_target
@@ -411,14 +412,14 @@ class ReductionKernel:
         if run is not None:
             fn, template, mode, n_outer, inner, parallel, buf_type = run
             buf = buf_type(*template)
-            buf[3] = out.ctypes.data
+            buf[3] = data_ptr(out)
             if mode == "col":  # per-output accumulators (float64 for sums), disjoint per thread
                 scratch = np.empty(n_outer * inner, self.acc_dtype)
-                buf[5] = scratch.ctypes.data
+                buf[5] = data_ptr(scratch)
             p = 6
             try:
                 for a in arrays:
-                    buf[p] = a.ctypes.data
+                    buf[p] = data_ptr(a)
                     p += 1
             except AttributeError:
                 return self([np.asarray(a) for a in arrays], outs)

@@ -1,0 +1,52 @@
+"""Reading a numpy array's data pointer fast, from the array object itself.
+
+``arr.ctypes.data`` costs about 1.1 µs and ``arr.__array_interface__`` 2 µs; reading the
+field of numpy's ``PyArrayObject`` at its known offset costs 0.2 µs. The offsets are
+verified against numpy at import; if they do not match (another numpy or Python build),
+the slow public attribute is used instead.
+
+>>> import numpy as np
+>>> a = np.arange(6.0)[::2]
+>>> data_ptr(a) == a.ctypes.data
+True
+"""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+# numpy's PyArrayObject_fields layout (64-bit CPython, not free-threaded): byte offsets
+# of data, dimensions and strides. The GEMM's native ``_py`` entry reads them too.
+PYARRAY_OFFSETS = (16, 32, 40)
+
+
+def _layout_matches() -> bool:
+    """True if numpy's array struct has the field offsets ``PYARRAY_OFFSETS``."""
+    try:
+        a = np.zeros((3, 5), np.float32)[:, ::2]
+        off_data, off_dims, off_strides = PYARRAY_OFFSETS
+        base = id(a)
+        data = ctypes.c_void_p.from_address(base + off_data).value
+        dims = ctypes.cast(ctypes.c_void_p.from_address(base + off_dims).value,
+                           ctypes.POINTER(ctypes.c_int64))
+        strides = ctypes.cast(ctypes.c_void_p.from_address(base + off_strides).value,
+                              ctypes.POINTER(ctypes.c_int64))
+        return (data == a.__array_interface__["data"][0] and (dims[0], dims[1]) == a.shape
+                and (strides[0], strides[1]) == a.strides)
+    except Exception:  # noqa: BLE001 - any surprise: use the public attribute
+        return False
+
+
+LAYOUT_OK = _layout_matches()
+_from_address = ctypes.c_void_p.from_address
+_DATA_OFF = PYARRAY_OFFSETS[0]
+
+if LAYOUT_OK:
+    def data_ptr(x: np.ndarray) -> int:
+        """Address of ``x``'s first element."""
+        return _from_address(id(x) + _DATA_OFF).value or 0
+else:  # pragma: no cover - other numpy layouts
+    def data_ptr(x: np.ndarray) -> int:
+        """Address of ``x``'s first element."""
+        return x.ctypes.data
