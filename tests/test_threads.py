@@ -1,0 +1,159 @@
+"""Several Python threads using lucid at once: compiled functions, eager ops and
+backward passes give correct results; a function compiled from two threads is traced once."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+import lucid
+import lucid.nn.functional as F
+from lucid import Tensor
+from lucid_codegen import threads as pool
+
+
+def _run_threads(n, target):
+    barrier = threading.Barrier(n)
+    errors = []
+
+    def wrapped(i):
+        try:
+            barrier.wait()
+            target(i)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append((i, e))
+
+    ts = [threading.Thread(target=wrapped, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in ts), "a thread hung"
+    assert not errors, errors
+
+
+def _mlp(x, w1, b1, w2):
+    return F.linear(F.relu(F.linear(x, w1, b1)), w2).sum(axis=1)
+
+
+def _numpy_mlp(x, w1, b1, w2):
+    return (np.maximum(x @ w1.T + b1, 0) @ w2.T).sum(axis=1)
+
+
+def test_threads_call_compiled_and_eager_at_once():
+    rng = np.random.default_rng(0)
+    # sizes big enough that kernels also split across the worker pool
+    w1 = rng.standard_normal((96, 64)).astype(np.float32)
+    b1 = rng.standard_normal(96).astype(np.float32)
+    w2 = rng.standard_normal((8, 96)).astype(np.float32)
+    f = lucid.compile(_mlp)
+    inputs = [rng.standard_normal((200 + 7 * i, 64)).astype(np.float32) for i in range(6)]
+    big = rng.standard_normal((600, 1100)).astype(np.float32)
+
+    def work(i):
+        x = inputs[i]
+        want = _numpy_mlp(x, w1, b1, w2)
+        for _ in range(15):
+            got = f(Tensor(x), Tensor(w1), Tensor(b1), Tensor(w2)).numpy()
+            np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-3)
+            e = _mlp(Tensor(x), Tensor(w1), Tensor(b1), Tensor(w2)).numpy()
+            np.testing.assert_allclose(e, want, rtol=2e-4, atol=2e-3)
+            s = (Tensor(big) * float(i)).exp().sum(axis=0).numpy() if i % 2 else \
+                F.softmax(Tensor(big), axis=1).sum(axis=1).numpy()
+            if i % 2:
+                np.testing.assert_allclose(s, np.exp(big * float(i)).sum(axis=0, dtype=np.float64),
+                                           rtol=1e-4)
+            else:
+                np.testing.assert_allclose(s, np.ones(600), rtol=1e-5)
+
+    _run_threads(6, work)
+
+
+def test_threads_backward_at_once():
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((5, 7))
+    xs = [rng.standard_normal((9 + i, 7)) for i in range(6)]
+    step = lucid.compile(lambda x, w: F.tanh(F.linear(x, w)).sum())
+
+    def work(i):
+        for _ in range(10):
+            for fn in (step, lambda x, w: F.tanh(F.linear(x, w)).sum()):
+                wt = Tensor(w, requires_grad=True)
+                x = Tensor(xs[i], requires_grad=True)
+                fn(x, wt).backward()
+                d = 1 - np.tanh(xs[i] @ w.T) ** 2
+                np.testing.assert_allclose(wt.grad, d.T @ xs[i], rtol=1e-10)
+                np.testing.assert_allclose(x.grad, d @ w, rtol=1e-10)
+
+    _run_threads(6, work)
+
+
+def test_no_grad_is_per_thread():
+    seen = {}
+    inside = threading.Event()
+    release = threading.Event()
+
+    def holder():
+        with lucid.no_grad():
+            inside.set()
+            release.wait(10)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    inside.wait(10)
+    try:
+        x = Tensor([1.0, 2.0], requires_grad=True)
+        seen["grad"] = (x * x).requires_grad
+    finally:
+        release.set()
+        t.join()
+    assert seen["grad"] is True
+
+
+def test_same_function_compiled_from_two_threads_traces_once():
+    calls = []
+
+    def fn(x, y):
+        calls.append(1)
+        return (x * y + 1.0).exp().sum(axis=0)
+
+    f = lucid.compile(fn)
+    x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+    y = np.full((3, 4), 0.5, np.float32)
+    results = [None] * 4
+
+    def work(i):
+        results[i] = f(Tensor(x), Tensor(y)).numpy()
+
+    _run_threads(4, work)
+    assert f.traces == 1
+    assert len(calls) == 1
+    for r in results:
+        np.testing.assert_allclose(r, np.exp(x * y + 1).sum(axis=0), rtol=1e-6)
+    f(Tensor(x), Tensor(y))
+    assert f.traces == 1
+
+
+def test_pool_thread_counts_agree_under_concurrency():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((300, 3000))
+    want = np.exp(a).sum(axis=1)
+    old = pool.get_num_threads()
+    results = {}
+    try:
+        for n in (1, 2):
+            pool.set_num_threads(n)
+            out = [None] * 3
+
+            def work(i):
+                out[i] = Tensor(a).exp().sum(axis=1).numpy()
+
+            _run_threads(3, work)
+            results[n] = out
+    finally:
+        pool.set_num_threads(old)
+    for n, outs in results.items():
+        for o in outs:
+            np.testing.assert_allclose(o, want, rtol=1e-12)
+    # deterministic split: bit-identical whatever the thread count
+    assert all(np.array_equal(o, results[1][0]) for o in results[2])
