@@ -27,7 +27,6 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-os.environ.setdefault("LUCID_CHECK_BOUNDS", "1")
 
 from lucid_ir.builder import GraphBuilder  # noqa: E402
 from lucid_ir.graph import Graph  # noqa: E402
@@ -374,24 +373,30 @@ def env(name, value):
             os.environ[name] = old
 
 
-_LOWERED = []
-
-
-def lower_thread_thresholds():
-    """Make small work split across threads, so 2-thread runs exercise the split paths."""
-    if _LOWERED:
-        return
+@contextlib.contextmanager
+def low_thread_thresholds():
+    """Make small work split across threads, so 2-thread runs exercise the split paths
+    (restored afterwards; kernels' memoised plans keep the split they were planned with)."""
     from lucid_codegen import gemm_call, loops
-    loops.PARALLEL_BYTES = 4096
-    gemm_call.THREAD_MIN_FLOP = 20000
-    _LOWERED.append(True)
+    saved = loops.PARALLEL_BYTES, gemm_call.THREAD_MIN_FLOP
+    loops.PARALLEL_BYTES, gemm_call.THREAD_MIN_FLOP = 4096, 20000
+    try:
+        yield
+    finally:
+        loops.PARALLEL_BYTES, gemm_call.THREAD_MIN_FLOP = saved
 
 
 def run_case(seed: int, grad: bool | None = None):
     """Fuzz one seed; return ``(graph, arrays, failures)``."""
     from lucid.compiler import compile_graph
     from lucid_codegen import threads
-    lower_thread_thresholds()
+    with low_thread_thresholds():
+        return _run_case(seed, grad)
+
+
+def _run_case(seed, grad):
+    from lucid.compiler import compile_graph
+    from lucid_codegen import threads
     g, graph, arrays = make_case(seed)
     failures = []
     with np.errstate(all="ignore"):
@@ -406,7 +411,7 @@ def run_case(seed: int, grad: bool | None = None):
     try:
         for fusion in ("1", "0"):
             try:
-                with env("LUCID_FUSION", fusion):
+                with env("LUCID_FUSION", fusion), env("LUCID_CHECK_BOUNDS", "1"):
                     compiled = compile_graph(graph, f"fuzz{seed}")
             except Exception as e:  # noqa: BLE001
                 failures.append(f"compile (fusion={fusion}) raised {type(e).__name__}: {e}\n"
@@ -466,7 +471,8 @@ def check_gradients(seed: int):
         env_ = dict(zip(full.outputs, interpret(full, arrays)))
         env_.update(zip(graph.inputs, arrays))
         feeds = weights + [env_[v] for v in bwd.residuals]
-        got = compile_graph(bwd.graph, f"fuzz{seed}-backward")(feeds)
+        with env("LUCID_CHECK_BOUNDS", "1"):
+            got = compile_graph(bwd.graph, f"fuzz{seed}-backward")(feeds)
         ref = interpret(bwd.graph, feeds)
     except Exception as e:  # noqa: BLE001
         return [f"gradient: backward raised {type(e).__name__}: {e}\n" + traceback.format_exc(limit=6)]

@@ -15,7 +15,7 @@ from lucid_ir.interpreter import interpret
 def test_short_seeded_fuzz_run(tmp_path):
     t0 = time.monotonic()
     found = fuzz.fuzz(seconds=18, out_dir=str(tmp_path), seed=20240, log=lambda *a: None,
-                      max_cases=160)
+                      max_cases=600)
     report = "\n".join(f"seed {s}: {f[0]}" for s, fs in found for f in fs[:1])
     assert not found, report
     assert time.monotonic() - t0 < 40
