@@ -179,14 +179,11 @@ def activation(c: Ctx, b: ir.IRBuilder, kind: str, x):
         return x
     if kind == "relu":
         return b.select(b.fcmp_ordered("<", x, c.cvec(0.0)), c.cvec(0.0), x)
-    if kind == "sigmoid":
-        e = vexp(c, b, b.fsub(c.cvec(0.0), x))
-        return b.fdiv(c.cvec(1.0), b.fadd(c.cvec(1.0), e))
-    if kind == "tanh":
-        ax = c.vcall(b, "fabs", x)
-        e = vexp(c, b, b.fmul(ax, c.cvec(-2.0)))
-        t = b.fdiv(b.fsub(c.cvec(1.0), e), b.fadd(c.cvec(1.0), e))
-        return c.vcall(b, "copysign", t, x)
+    if kind in ("sigmoid", "tanh"):
+        # the elementwise kernels' functions: a fused epilogue gives exactly what the
+        # unfused op gives (sigmoid(-inf) = 0, not exp's clamp; tanh accurate near 0)
+        from .vector_math import emit_sigmoid, emit_tanh
+        return (emit_sigmoid if kind == "sigmoid" else emit_tanh)(b, x)
     raise ValueError(f"unknown epilogue {kind!r}")
 
 

@@ -134,6 +134,8 @@ class Gen:
             if op == "div" and not self.hostile:
                 other = self.emit("add", self.emit("mul", other, other), self.const(0.5, (), xdt))
             a, c2 = (x, other) if rng.random() < 0.5 else (other, x)
+            if op == "div" and not self.hostile:
+                a, c2 = x, other  # the positive value is the denominator
             ex = op == "maximum" and a in self.exact and c2 in self.exact
             return self.emit(op, a, c2, exact=ex), xdt
         if r < 0.52:
