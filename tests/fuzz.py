@@ -55,6 +55,7 @@ class Gen:
         self.b = GraphBuilder()
         self.arrays: list[np.ndarray] = []
         self.exact: set = set()              # values computed without rounding
+        self.broadcast_inputs = True         # some inputs are 0-stride views
 
     # -- helpers
     def dt(self, dtype: str) -> str:
@@ -79,7 +80,11 @@ class Gen:
             special = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0])
             mask = rng.random(shape) < 0.15
             a = np.where(mask, special[rng.integers(0, 5, size=shape)], a)
-        self.arrays.append(a.astype(self.dt(dtype)))
+        a = a.astype(self.dt(dtype))
+        if shape and rng.random() < 0.1 and self.broadcast_inputs:  # a 0-stride (broadcast, read-only) input
+            small = tuple(1 if rng.random() < 0.5 else d for d in shape)
+            a = np.broadcast_to(a[tuple(slice(0, d) for d in small)], shape)
+        self.arrays.append(a)
         v = self.b.input(shape, self.dt(dtype))
         self.exact.add(v)
         return v
@@ -455,6 +460,7 @@ def check_gradients(seed: int):
     try:
         g = Gen(seed * 7 + 3, force="float64")
         g.hostile, g.big = False, False
+        g.broadcast_inputs = False  # equal elements: ties make max() non-differentiable
         graph, arrays = g.build(n_ops=int(g.rng.integers(1, 7)))
     finally:
         DIMS, MAX_ELEMS = saved
