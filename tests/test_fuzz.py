@@ -88,3 +88,16 @@ def test_gemm_tanh_epilogue_matches_unfused_near_zero(dtype):
     (got,) = compile_graph(graph)(args)
     (want,) = interpret(graph, args)
     np.testing.assert_allclose(got, want, rtol=4e-7 if dtype == "float32" else 1e-15)
+
+
+def test_max_gradient_with_ties_is_the_true_derivative():
+    """Found by the fuzzer (seed 3003036): max over a broadcast axis sent the whole
+    gradient to each of the tied copies, so d/dx max(broadcast(x)) was 3, not 1."""
+    import lucid
+    x = lucid.Tensor(np.array([[1.0, -2.0]]), requires_grad=True)
+    big = x.reshape(1, 1, 2) + lucid.Tensor(np.zeros((3, 1, 1)))  # three tied copies
+    big.max(axis=0).sum().backward()
+    np.testing.assert_allclose(x.grad, [[1.0, 1.0]])
+    y = lucid.Tensor(np.array([3.0, 3.0, 1.0]), requires_grad=True)
+    y.max().backward()
+    np.testing.assert_allclose(y.grad, [0.5, 0.5, 0.0])

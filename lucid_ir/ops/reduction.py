@@ -70,7 +70,9 @@ class Mean(Reduction):
 
 @register
 class Max(Reduction):
-    """Gradient flows to every element equal to the maximum."""
+    """Gradient is shared evenly by the elements equal to the maximum (as jax and
+    PyTorch's amax do): with ties, e.g. the max over a broadcast axis, the total stays
+    the true derivative instead of being counted once per tied copy."""
 
     name = "max"
 
@@ -87,4 +89,5 @@ class Max(Reduction):
     def grad(self, b, node, g):
         x = node.inputs[0]
         mask = b.emit("eq", x, self.expand(b, node, node.out))
-        return [b.emit("mul", mask, self.expand(b, node, g))]
+        count = b.emit("sum", mask, axes=node.attr("axes"), keepdims=node.attr("keepdims"))
+        return [b.emit("mul", mask, self.expand(b, node, b.emit("div", g, count)))]
