@@ -150,30 +150,6 @@ def imin(b, x, y):
 
 # -- activations --------------------------------------------------------------
 
-def vexp(c: Ctx, b: ir.IRBuilder, x):
-    """exp(x) for a vector: range reduction by ln2 plus a Taylor polynomial."""
-    if c.size == 4:
-        lo, hi, ln2hi, ln2lo, degree, mant, bias = (-87.0, 88.0, 0.693359375,
-                                                     -2.12194440e-4, 7, 23, 127)
-    else:
-        lo, hi, ln2hi, ln2lo, degree, mant, bias = (-708.0, 709.0, 6.93147180369123816490e-01,
-                                                     1.90821492927058770002e-10, 13, 52, 1023)
-    x = b.select(b.fcmp_ordered("<", x, c.cvec(lo)), c.cvec(lo), x)
-    x = b.select(b.fcmp_ordered(">", x, c.cvec(hi)), c.cvec(hi), x)
-    n = c.vcall(b, "floor", c.fma(b, x, c.cvec(1.4426950408889634), c.cvec(0.5)))
-    r = c.fma(b, n, c.cvec(-ln2hi), x)
-    r = c.fma(b, n, c.cvec(-ln2lo), r)
-    fact = [1.0]
-    for k in range(1, degree + 1):
-        fact.append(fact[-1] * k)
-    p = c.cvec(1.0 / fact[degree])
-    for k in range(degree - 1, -1, -1):
-        p = c.fma(b, p, r, c.cvec(1.0 / fact[k]))
-    ni = b.fptosi(n, c.VI)
-    bits = b.shl(b.add(ni, c.civec(bias)), c.civec(mant))
-    return b.fmul(p, b.bitcast(bits, c.V))
-
-
 def activation(c: Ctx, b: ir.IRBuilder, kind: str, x):
     if kind == "none":
         return x
