@@ -29,12 +29,20 @@ def interleaved(fns: dict, reps: int, inner: int = 1, pause: float = 0.0) -> dic
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
+# OpenBLAS's idle threads busy-wait for ~2**28 cycles after each call; interleaved with
+# lucid, they take the second core from lucid's workers (measured: lucid's 2-thread GEMM
+# fell from ~175 to ~85 GFLOP/s). A short spin timeout lets them sleep between calls;
+# numpy's own 2-thread figure moves by a few percent (256x1024x1024: ~140 -> ~134).
+OPENBLAS_SPIN = "4"
+
+
 def run_per_thread_count(script: str, counts, extra_args=()) -> list:
     """Run ``script --worker N`` in a fresh process per thread count; collect its JSON."""
     results = []
     for n in counts:
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n),
                    MKL_NUM_THREADS=str(n), LUCID_NUM_THREADS=str(n))
+        env.setdefault("OPENBLAS_THREAD_TIMEOUT", OPENBLAS_SPIN)
         out = subprocess.run([sys.executable, script, "--worker", str(n), *extra_args],
                              env=env, capture_output=True, text=True, check=False)
         if out.returncode != 0:
