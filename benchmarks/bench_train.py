@@ -114,14 +114,7 @@ def worker(threads: int, quick: bool) -> dict:
 
 def _kernels_only(plan, arrays):
     """Run a plan's steps with nothing else: the floor that Python overhead sits on."""
-    env = [None] * plan.n_slots
-    for s, a in zip(plan.input_slots, arrays):
-        env[s] = a
-    for s, v in plan.constants:
-        env[s] = v
-    for fn, ins, outs in plan.steps:
-        for s, r in zip(outs, fn(*[env[i] for i in ins])):
-            env[s] = r
+    plan.execute(arrays)
 
 
 def main() -> None:

@@ -24,7 +24,6 @@ import os
 
 import numpy as np
 
-from lucid_ir.interpreter import check_inputs
 
 from .runtime import Plan
 
@@ -116,21 +115,6 @@ class CheckedPlan(Plan):
         super().__init__(fused)
         nodes = [n for n in fused.nodes if n.op not in ("constant", "iota")]
         assert len(nodes) == len(self.steps)
-        self.checked_steps = [(CheckedStep(fn, node) if kind != "view" else fn, ins, outs)
-                              for (fn, ins, outs), kind, node in zip(self.steps, self.kinds, nodes)]
+        self.exec_steps = [(CheckedStep(fn, node) if kind != "view" else fn, ins, outs)
+                           for (fn, ins, outs), kind, node in zip(self.steps, self.kinds, nodes)]
         self.single = None
-
-    def __call__(self, arrays):
-        Plan.launches += self.n_kernels
-        if len(arrays) != self.n_inputs:
-            check_inputs(self.graph, arrays)
-        env = [None] * self.n_slots
-        for s, a in zip(self.input_slots, arrays):
-            env[s] = a
-        for s, value in self.constants:
-            env[s] = value
-        for fn, ins, outs in self.checked_steps:
-            results = fn(*[env[i] for i in ins])
-            for s, r in zip(outs, results):
-                env[s] = r
-        return [np.array(env[s]) if copy else env[s] for s, copy in self.outputs]

@@ -205,6 +205,21 @@ class Gemm:
                 return
         self._general(a, b, c_out, bias, residual, alpha, M, N, K)
 
+    def trusted(self, a, b, c_out, bias=None, residual=None, alpha=1.0) -> None:
+        """``__call__`` for callers that validated types, dtypes and shapes once for this
+        signature (the runtime's plans): only what may still vary (strides, overlap,
+        size) is left to the native entry, which falls back to the checked path."""
+        if self._pyfn is not None and (bias is None or bias.strides[0] == self._itemsize):
+            M, K = a.shape
+            if 2 * M * b.shape[1] * K < THREAD_MIN_FLOP or threads.get_num_threads() == 1:
+                try:
+                    ws, nbytes = _TLS.ws
+                except AttributeError:
+                    ws, nbytes = _thread_ws()
+                if self._pyfn(a, b, c_out, bias, residual, alpha, ws, nbytes // self._itemsize) == 0:
+                    return
+        self(a, b, c_out, bias=bias, residual=residual, alpha=alpha)
+
     def _general(self, a, b, c, bias, r, alpha, M, N, K) -> None:
         if M == 0 or N == 0:
             return

@@ -46,6 +46,7 @@ class Plan:
             self.kinds.append(kind)
             reads = getattr(fn, "inputs", node.inputs)  # a gemm names its operands' order
             self.steps.append((fn, tuple(slot[v] for v in reads), tuple(slot[v] for v in node.outs)))
+        self.exec_steps = self.steps  # what runs (a CheckedPlan wraps them)
         self.n_slots = len(slot)
         self.n_kernels = sum(kind != "view" for kind in self.kinds)
         self.constants = list(constants.items())
@@ -65,16 +66,33 @@ class Plan:
             return self.single(*arrays)
         if len(arrays) != self.n_inputs:
             check_inputs(self.graph, arrays)
+        env = self.execute(arrays)
+        return [np.array(env[s]) if copy else env[s] for s, copy in self.outputs]
+
+    def execute(self, arrays) -> list:
+        """Run every step; return all slots (the kernels back to back, nothing else)."""
         env = [None] * self.n_slots
         for s, a in zip(self.input_slots, arrays):
             env[s] = a
         for s, value in self.constants:
             env[s] = value
-        for fn, ins, outs in self.steps:
+        for fn, ins, outs in self.exec_steps:
             results = fn(*[env[i] for i in ins])
             for s, r in zip(outs, results):
                 env[s] = r
-        return [np.array(env[s]) if copy else env[s] for s, copy in self.outputs]
+        return env
+
+    def single_output(self):
+        """``arrays -> the one output``, as lean as it gets for a one-kernel plan (eager
+        ops); the general call otherwise."""
+        step, n = self.single, self.n_kernels
+        if step is None or len(self.outputs) != 1:
+            return lambda arrays: self(arrays)[0]
+
+        def run(arrays):
+            Plan.launches += n
+            return step(*arrays)[0]
+        return run
 
     def llvm_text(self) -> str:
         from .introspect import plan_llvm_text

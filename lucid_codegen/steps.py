@@ -47,19 +47,25 @@ class GemmStep:
         self.inputs = [mm.inputs[0], mm.inputs[1]] + [v for v in (bias, residual) if v is not None]
         self.has_bias, self.has_residual = bias is not None, residual is not None
         self.n = mm.out.shape[1]
+        self.bias_2d = bias is not None and bias.shape != (self.n,)
+        self.out_shape = mm.out.shape
+        self.empty = 0 in self.out_shape
         self.out = prev
         self.gemm = get_gemm(GemmSpec(mm.out.dtype, bias=self.has_bias, epilogue=self.epilogue,
                                       residual=self.has_residual))
 
     def __call__(self, a, b, *extra):
-        a = a.T if self.trans_a else a
-        b = b.T if self.trans_b else b
-        out = np.empty((a.shape[0], b.shape[1]), self.gemm.dtype)
-        if out.size == 0:
+        # the plan's shapes and dtypes were checked when it was built: the trusted entry
+        out = np.empty(self.out_shape, self.gemm.dtype)
+        if self.empty:
             return (out,)
-        bias = extra[0].reshape(self.n) if self.has_bias else None
+        if self.trans_a:
+            a = a.T
+        if self.trans_b:
+            b = b.T
+        bias = (extra[0].reshape(self.n) if self.bias_2d else extra[0]) if self.has_bias else None
         residual = extra[-1] if self.has_residual else None
-        self.gemm(a, b, out, bias=bias, residual=residual, alpha=self.alpha)
+        self.gemm.trusted(a, b, out, bias, residual, self.alpha)
         return (out,)
 
     def call_into(self, outs, a, b, *extra):

@@ -85,23 +85,27 @@ def _linear_fast(x: Tensor, w: Tensor, b):
     """Inference fast path: a signature seen before, no gradient to record, not tracing.
 
     The first call of a signature takes the full path (checks, graph, fusion, kernel);
-    this remembers the executable it built, so later calls skip straight to the kernel.
+    this remembers the executable it built, so later calls go straight to the kernel.
     """
     xd, wd = x._data, w._data
-    if xd is None or wd is None or xd.ndim != 2 or (b is not None and b._data is None):
+    if b is None:
+        bd, b_req = None, False
+    else:
+        bd, b_req = b._data, b.requires_grad
+        if bd is None:
+            return None
+    if xd is None or wd is None or ((x.requires_grad or w.requires_grad or b_req) and is_grad_enabled()):
         return None
-    if is_grad_enabled() and (x.requires_grad or w.requires_grad or (b is not None and b.requires_grad)):
-        return None
-    key = (xd.shape, xd.dtype, wd.shape, wd.dtype,
-           None if b is None else (b._data.shape, b._data.dtype), backend_name())
-    run = _LINEAR_RUNS.get(key)
+    run = _LINEAR_RUNS.get((xd.shape, wd.shape, xd.dtype, wd.dtype,
+                            None if bd is None else (bd.shape, bd.dtype), backend_name()))
     if run is None:
         return None
-    return Tensor._wrap(run([xd, wd] if b is None else [xd, wd, b._data.reshape(-1)]))
+    return Tensor._wrap(run([xd, wd] if bd is None else [xd, wd, bd]))
 
 
 def _remember_linear(x, w, b, steps) -> None:
-    key = (x._data.shape, x._data.dtype, w._data.shape, w._data.dtype,
+    xd, wd = x._data, w._data
+    key = (xd.shape, wd.shape, xd.dtype, wd.dtype,
            None if b is None else (b._data.shape, b._data.dtype), backend_name())
     if key not in _LINEAR_RUNS and len(_LINEAR_RUNS) < 4096:
         _LINEAR_RUNS[key] = dispatch.prepare_chain(steps)[0].run
