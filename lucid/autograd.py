@@ -17,6 +17,7 @@ from lucid_ir.graph import Graph, Node
 from lucid_ir.passes import autodiff
 from lucid_ir.printer import format_graph
 
+from .backend import backend_name
 from .compiler import compile_graph
 
 _CACHE: "OrderedDict[str, tuple]" = OrderedDict()
@@ -60,7 +61,7 @@ def collect(root):
 def derive(forward: Graph, wrt, also_positions=()):
     """The compiled backward graph of ``forward`` (cached by its printed structure) and
     the positions (inputs, then nodes) of the forward values it reads."""
-    key = format_graph(forward) + repr((tuple(wrt), tuple(also_positions)))
+    key = format_graph(forward) + repr((tuple(wrt), tuple(also_positions), backend_name()))
     hit = _CACHE.get(key)
     if hit is not None:
         _CACHE.move_to_end(key)

@@ -30,7 +30,7 @@ class InPlaceRule:
 
     def __call__(self, buffers, reads, scalars) -> None:
         p = buffers[0]
-        key = (p.shape, p.dtype)
+        key = (p.shape, p.dtype, backend.backend_name())
         run = self._runs.get(key)
         if run is None:
             run = self._runs[key] = self._build(p.shape, p.dtype.name)
