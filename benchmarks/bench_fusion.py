@@ -40,7 +40,6 @@ def worker(threads: int, quick: bool) -> dict:
 
     rng = np.random.default_rng(0)
     reps = 9 if quick else 25
-    pause = 0.05 if threads > 1 else 0.0
     rows = []
     for M, K, N in RELU_SHAPES:
         xn, wn = rng.standard_normal((M, K)).astype(np.float32), rng.standard_normal((N, K)).astype(np.float32)
@@ -51,7 +50,7 @@ def worker(threads: int, quick: bool) -> dict:
         warm(unfused, x, w, b)
         inner = max(1, int(3e6 // (2 * M * N * K)))
         t = interleaved({"fused": lambda: fused(x, w, b), "unfused": lambda: unfused(x, w, b),
-                         "numpy": lambda: np.maximum(xn @ wn.T + bn, 0)}, reps, inner, pause)
+                         "numpy": lambda: np.maximum(xn @ wn.T + bn, 0)}, reps, inner)
         rows.append(dict(case=f"relu(linear) {M}x{K}x{N}", **t))
     for M, K, N in BACKWARD_SHAPES:
         xn, wn = rng.standard_normal((M, K)).astype(np.float32), rng.standard_normal((N, K)).astype(np.float32)
@@ -74,7 +73,7 @@ def worker(threads: int, quick: bool) -> dict:
         finally:
             del os.environ["LUCID_FUSION"]
         t = interleaved({"fused": lambda: step(fused), "unfused": lambda: step(unfused), "numpy": by_hand},
-                        reps, 1, pause)
+                        reps, 1)
         rows.append(dict(case=f"linear fwd+bwd {M}x{K}x{N}", **t))
     return dict(threads=threads, rows=rows)
 

@@ -42,9 +42,8 @@ def worker(threads: int, quick: bool) -> dict:
         reps = 21 if flop < 2e6 else max(5, min(21, int(2e10 // flop)))
         if quick:
             reps = max(3, reps // 3)
-        pause = 0.1 if threads > 1 and flop >= 2e6 else 0.0
         t = interleaved({"lucid": lambda: F.linear(x, w, b), "numpy": lambda: xn @ wn.T + bn},
-                        reps, inner, pause)
+                        reps, inner)
         err = float(np.abs(F.linear(x, w, b).numpy() - (xn.astype(np.float64) @ wn.T + bn)).max())
         rows.append(dict(shape=[M, K, N], lucid=t["lucid"], numpy=t["numpy"], flop=flop, err=err))
     return dict(threads=threads, rows=rows)

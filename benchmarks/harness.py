@@ -13,7 +13,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 NOMINAL_PEAK_PER_CORE = 102.0  # fp32 GFLOP/s of one core (PERF-NOTES: 2 FMA x 8 lanes x 2 x 3.2 GHz)
 
 
-def interleaved(fns: dict, reps: int, inner: int = 1, pause: float = 0.0) -> dict:
+def interleaved(fns: dict, reps: int, inner: int = 1) -> dict:
     """Median seconds per call of each function, timed in turn (A B C A B C ...)."""
     for fn in fns.values():
         fn()
@@ -24,8 +24,6 @@ def interleaved(fns: dict, reps: int, inner: int = 1, pause: float = 0.0) -> dic
             for _ in range(inner):
                 fn()
             times[name].append((time.perf_counter() - start) / inner)
-            if pause:
-                time.sleep(pause)  # let OpenBLAS's spinning threads park between runs
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
@@ -33,6 +31,8 @@ def interleaved(fns: dict, reps: int, inner: int = 1, pause: float = 0.0) -> dic
 # lucid, they take the second core from lucid's workers (measured: lucid's 2-thread GEMM
 # fell from ~175 to ~85 GFLOP/s). A short spin timeout lets them sleep between calls;
 # numpy's own 2-thread figure moves by a few percent (256x1024x1024: ~140 -> ~134).
+# Runs follow each other without sleeping: after an idle pause the VM's second core is
+# slow to wake (lucid's 2-thread GEMM measured 189 GFLOP/s right away, 101 after 2 s idle).
 OPENBLAS_SPIN = "4"
 
 
