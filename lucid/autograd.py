@@ -86,8 +86,17 @@ def _seed(root, gradient) -> np.ndarray:
     return seed
 
 
-def _deliver(t, g) -> None:
-    t.grad = g.copy() if t.grad is None else t.grad + g
+def _deliver(t, g, handed: set) -> None:
+    """Accumulate ``g`` into ``t.grad``. Plans return arrays their caller owns, so ``g``
+    is stored as it is, unless this backward pass already handed the same array to
+    another tensor (one gradient shared by two inputs): then each gets its own copy."""
+    if t.grad is not None:
+        t.grad = t.grad + g
+        return
+    if id(g) in handed:
+        g = g.copy()
+    handed.add(id(g))
+    t.grad = g
 
 
 def backward(root, gradient=None, retain_graph: bool = False) -> None:
@@ -121,8 +130,9 @@ def _backward_whole(root, seed, order, leaves) -> None:
     tensors = leaves + order
     grads = compiled([seed] + [tensors[i]._data for i in residual_positions])
     receivers = [leaves[i] for i in wrt] + [order[i] for i in retained]
+    handed: set = set()
     for t, g in zip(receivers, grads):
-        _deliver(t, g)
+        _deliver(t, g, handed)
 
 
 def _node_grads(t, g):
@@ -142,6 +152,7 @@ def _backward_by_record(root, seed, order, leaves) -> None:
     """Reverse walk over primitive nodes and compiled calls (each call's backward graph
     runs once, when the cotangents of all its outputs are complete)."""
     cot: dict[int, np.ndarray] = {id(root): seed}
+    handed: set = set()
     waiting: dict[int, list] = {}   # id(record) -> [outputs still to come, cotangents]
     for t in order:
         if isinstance(t._node, CallOutput):
@@ -152,14 +163,14 @@ def _backward_by_record(root, seed, order, leaves) -> None:
     def add(p, g):
         if p._node is None:
             if p.requires_grad:
-                _deliver(p, g)
+                _deliver(p, g, handed)
             return
         cot[id(p)] = g if id(p) not in cot else cot[id(p)] + g
 
     for t in reversed(order):
         g = cot.pop(id(t), None)
         if t._retains_grad and g is not None:
-            _deliver(t, g)
+            _deliver(t, g, handed)
         if isinstance(t._node, CallOutput):
             rec = t._node.record
             entry = waiting[id(rec)]

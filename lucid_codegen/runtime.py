@@ -50,9 +50,13 @@ class Plan:
         self.n_slots = len(slot)
         self.n_kernels = sum(kind != "view" for kind in self.kinds)
         self.constants = list(constants.items())
-        inputs_or_consts = set(self.input_slots) | set(constants)
-        # outputs that are inputs or constants are copied: callers own what they get
-        self.outputs = [(slot[v], slot[v] in inputs_or_consts) for v in fused.outputs]
+        # outputs that are inputs or constants, or views of them, are copied: callers own
+        # what they get
+        aliases = set(self.input_slots) | set(constants)
+        for (_, ins, outs), kind in zip(self.steps, self.kinds):
+            if kind == "view" and aliases.intersection(ins):
+                aliases.update(outs)
+        self.outputs = [(slot[v], slot[v] in aliases) for v in fused.outputs]
         # one kernel reading the inputs in order and giving the outputs: call it directly
         self.single = None
         if (len(self.steps) == 1 and not self.constants and list(self.steps[0][1]) == self.input_slots

@@ -109,3 +109,18 @@ def test_zero_size_tensors():
     assert out.shape == (0, 2)
     out.sum().backward()
     np.testing.assert_array_equal(w.grad, np.zeros((2, 3)))
+
+
+def test_gradients_are_owned_arrays():
+    # add's gradient is the same array for both inputs: each must get its own
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = Tensor([3.0, 4.0], requires_grad=True)
+    (x + y).backward()
+    x.grad *= 10
+    np.testing.assert_array_equal(y.grad, [1.0, 1.0])
+    # a gradient passed straight through a reshape must not alias the caller's seed
+    z = Tensor([[1.0, 2.0]], requires_grad=True)
+    seed = np.array([5.0, 6.0], np.float32)
+    z.reshape(2).backward(seed)
+    seed[:] = 0
+    np.testing.assert_array_equal(z.grad, [[5.0, 6.0]])
