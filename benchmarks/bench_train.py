@@ -108,6 +108,8 @@ def worker(threads: int, quick: bool) -> dict:
     record_inputs = [np.ones((), np.float32)] + [
         arrays[i] if kind == "input" else outs[i] for kind, i in program.residual_sources]
     def call():  # the compiled call alone: forward, backward, gradients delivered
+        for p in compiled_model.parameters():
+            p.grad = None  # as after zero_grad: no accumulation
         loss_fn(x, y_np).backward()
     parts = interleaved({"call": call, "fwd": lambda: _kernels_only(fwd, arrays),
                          "bwd": lambda: _kernels_only(bwd, record_inputs)}, reps, inner=10)
