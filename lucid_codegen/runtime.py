@@ -6,12 +6,28 @@ plan only moves arrays between slots and calls kernels, back to back.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from lucid_ir.graph import Graph
 from lucid_ir.interpreter import check_inputs
 
 from .steps import make_step
+
+
+class ReusedBuffers:
+    """A kernel step writing into buffers allocated once per calling thread."""
+
+    def __init__(self, step, types):
+        self.step, self.types = step, types
+        self.local = threading.local()
+
+    def __call__(self, *arrays):
+        bufs = getattr(self.local, "bufs", None)
+        if bufs is None:
+            bufs = self.local.bufs = [np.empty(shape, dtype) for shape, dtype in self.types]
+        return self.step.call_into(bufs, *arrays)
 
 
 class Plan:
@@ -35,6 +51,7 @@ class Plan:
         self.input_slots = [slot[v] for v in fused.inputs]
         self.steps = []
         self.kinds = []
+        out_types = []
         constants = {}
         for node in fused.nodes:
             fn, kind = make_step(node)
@@ -44,9 +61,9 @@ class Plan:
                 constants[slot[node.out]] = fn
                 continue
             self.kinds.append(kind)
+            out_types.append([(v.shape, v.dtype) for v in node.outs])
             reads = getattr(fn, "inputs", node.inputs)  # a gemm names its operands' order
             self.steps.append((fn, tuple(slot[v] for v in reads), tuple(slot[v] for v in node.outs)))
-        self.exec_steps = self.steps  # what runs (a CheckedPlan wraps them)
         self.n_slots = len(slot)
         self.n_kernels = sum(kind != "view" for kind in self.kinds)
         self.constants = list(constants.items())
@@ -57,6 +74,16 @@ class Plan:
             if kind == "view" and aliases.intersection(ins):
                 aliases.update(outs)
         self.outputs = [(slot[v], slot[v] in aliases) for v in fused.outputs]
+        # a kernel whose outputs never leave the plan (not outputs, nor viewed by one)
+        # writes into buffers kept from call to call: no allocation, no page faults
+        escapes = {s for s, _ in self.outputs}
+        for (_, ins, outs), kind in reversed(list(zip(self.steps, self.kinds))):
+            if kind == "view" and escapes.intersection(outs):
+                escapes.update(ins)
+        self.exec_steps = [  # what runs (a CheckedPlan wraps the plain steps instead)
+            (ReusedBuffers(fn, types) if kind != "view" and not escapes.intersection(outs)
+             and hasattr(fn, "call_into") else fn, ins, outs)
+            for (fn, ins, outs), kind, types in zip(self.steps, self.kinds, out_types)]
         # one kernel reading the inputs in order and giving the outputs: call it directly
         self.single = None
         if (len(self.steps) == 1 and not self.constants and list(self.steps[0][1]) == self.input_slots

@@ -56,7 +56,11 @@ class GemmStep:
 
     def __call__(self, a, b, *extra):
         # the plan's shapes and dtypes were checked when it was built: the trusted entry
-        out = np.empty(self.out_shape, self.gemm.dtype)
+        return self.call_into((np.empty(self.out_shape, self.gemm.dtype),), a, b, *extra)
+
+    def call_into(self, outs, a, b, *extra):
+        """The same, writing into ``outs[0]`` (bounds checking: a guarded buffer)."""
+        (out,) = outs
         if self.empty:
             return (out,)
         if self.trans_a:
@@ -66,18 +70,6 @@ class GemmStep:
         bias = (extra[0].reshape(self.n) if self.bias_2d else extra[0]) if self.has_bias else None
         residual = extra[-1] if self.has_residual else None
         self.gemm.trusted(a, b, out, bias, residual, self.alpha)
-        return (out,)
-
-    def call_into(self, outs, a, b, *extra):
-        """The same, writing into ``outs[0]`` (bounds checking: a guarded buffer)."""
-        (out,) = outs
-        if out.size == 0:
-            return (out,)
-        a = a.T if self.trans_a else a
-        b = b.T if self.trans_b else b
-        bias = extra[0].reshape(self.n) if self.has_bias else None
-        residual = extra[-1] if self.has_residual else None
-        self.gemm(a, b, out, bias=bias, residual=residual, alpha=self.alpha)
         return (out,)
 
 

@@ -157,3 +157,19 @@ def test_where_is_the_way_to_branch_inside_a_compiled_function():
     f(x).backward()
     np.testing.assert_array_equal(x.grad, [-1.0, 6.0])
     np.testing.assert_array_equal(lucid.where(x > 0, 1.0, 0.0).numpy(), [0.0, 1.0])
+
+
+def test_intermediate_buffers_are_reused_but_results_are_never_overwritten():
+    from lucid_codegen.runtime import ReusedBuffers
+    w = lucid.randn(6, 5)
+    f = lucid.compile(lambda x: ((x @ w).exp() - 1.0).sum(axis=1).reshape(-1, 1) * (x @ w))
+    x1, x2 = lucid.randn(4, 6), lucid.randn(4, 6)
+    first = f(x1)
+    kept = first.numpy().copy()
+    second = f(x2)
+    np.testing.assert_array_equal(first.numpy(), kept)  # not clobbered by the next call
+    for x, out in ((x1, first), (x2, second)):
+        h = x.numpy().astype(np.float64) @ w.numpy()
+        np.testing.assert_allclose(out.numpy(), (np.exp(h) - 1).sum(1, keepdims=True) * h, rtol=1e-4)
+    plan = next(iter(f._programs.values())).compiled_forward.executable
+    assert any(isinstance(fn, ReusedBuffers) for fn, _, _ in plan.exec_steps)
