@@ -36,6 +36,12 @@ def interleaved(fns: dict, reps: int, inner: int = 1) -> dict:
 OPENBLAS_SPIN = "4"
 
 
+# glibc hands big blocks back to the OS and faults them in again (~1 µs a page on this
+# VM) depending on what the other library freed last: a 4 MB temporary then costs lucid
+# or numpy a few ms at random. Fixed thresholds keep freed memory in the heap for both.
+STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
 def run_per_thread_count(script: str, counts, extra_args=()) -> list:
     """Run ``script --worker N`` in a fresh process per thread count; collect its JSON."""
     results = []
@@ -43,6 +49,7 @@ def run_per_thread_count(script: str, counts, extra_args=()) -> list:
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n),
                    MKL_NUM_THREADS=str(n), LUCID_NUM_THREADS=str(n))
         env.setdefault("OPENBLAS_THREAD_TIMEOUT", OPENBLAS_SPIN)
+        env.update(STEADY_MALLOC)
         out = subprocess.run([sys.executable, script, "--worker", str(n), *extra_args],
                              env=env, capture_output=True, text=True, check=False)
         if out.returncode != 0:
