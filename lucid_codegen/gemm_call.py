@@ -194,30 +194,28 @@ class Gemm:
         elif residual is not None:
             raise ValueError("gemm: residual given but the kernel spec has residual=False")
 
-        if self._pyfn is not None and (2 * M * N * K < THREAD_MIN_FLOP
-                                       or threads.get_num_threads() == 1):
-            try:
-                ws, nbytes = _TLS.ws
-            except AttributeError:
-                ws, nbytes = _thread_ws()
-            # nonzero: misaligned strides, overlap or too big: the general path
-            if self._pyfn(a, b, c_out, bias, residual, alpha, ws, nbytes // self._itemsize) == 0:
-                return
-        self._general(a, b, c_out, bias, residual, alpha, M, N, K)
+        if not self._single_thread_entry(a, b, c_out, bias, residual, alpha, M, N, K):
+            self._general(a, b, c_out, bias, residual, alpha, M, N, K)
+
+    def _single_thread_entry(self, a, b, c_out, bias, residual, alpha, M, N, K) -> bool:
+        """The native ``_py`` entry for work that stays on this thread; False when it
+        declines (misaligned strides, overlap, too big) or the work should be split."""
+        if self._pyfn is None or (2 * M * N * K >= THREAD_MIN_FLOP and threads.get_num_threads() > 1):
+            return False
+        try:
+            ws, nbytes = _TLS.ws
+        except AttributeError:
+            ws, nbytes = _thread_ws()
+        return self._pyfn(a, b, c_out, bias, residual, alpha, ws, nbytes // self._itemsize) == 0
 
     def trusted(self, a, b, c_out, bias=None, residual=None, alpha=1.0) -> None:
         """``__call__`` for callers that validated types, dtypes and shapes once for this
         signature (the runtime's plans): only what may still vary (strides, overlap,
         size) is left to the native entry, which falls back to the checked path."""
-        if self._pyfn is not None and (bias is None or bias.strides[0] == self._itemsize):
+        if bias is None or bias.strides[0] == self._itemsize:
             M, K = a.shape
-            if 2 * M * b.shape[1] * K < THREAD_MIN_FLOP or threads.get_num_threads() == 1:
-                try:
-                    ws, nbytes = _TLS.ws
-                except AttributeError:
-                    ws, nbytes = _thread_ws()
-                if self._pyfn(a, b, c_out, bias, residual, alpha, ws, nbytes // self._itemsize) == 0:
-                    return
+            if self._single_thread_entry(a, b, c_out, bias, residual, alpha, M, b.shape[1], K):
+                return
         self(a, b, c_out, bias=bias, residual=residual, alpha=alpha)
 
     def _general(self, a, b, c, bias, r, alpha, M, N, K) -> None:

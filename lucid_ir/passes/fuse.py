@@ -56,6 +56,18 @@ def _size(shape) -> int:
     return n
 
 
+def _feeding(group: "Group", v: Value) -> list[Node]:
+    """The members of ``group`` that ``v`` depends on, in group order."""
+    members = {n.out: n for n in group.nodes}
+    needed, stack = set(), [v]
+    while stack:
+        x = stack.pop()
+        if x in members and x not in needed:
+            needed.add(x)
+            stack.extend(members[x].inputs)
+    return [n for n in group.nodes if n.out in needed]
+
+
 class Group:
     def __init__(self, kind: str, node: Node):
         self.kind = kind
@@ -122,6 +134,14 @@ class Partition:
             if not g.nodes:
                 self.groups.remove(g)
 
+    def _only_used_by(self, chain, consumer: Node) -> bool:
+        """Whether nothing but ``chain`` itself and ``consumer`` reads ``chain``'s values."""
+        uses: dict = {}
+        for n in chain + [consumer]:
+            for x in n.inputs:
+                uses[x] = uses.get(x, 0) + 1
+        return all(self.users.get(n.out, 0) == uses.get(n.out, 0) for n in chain)
+
     def _add(self, group: Group, node: Node) -> None:
         group.nodes.append(node)
         self.group_of[node.out] = group
@@ -186,19 +206,9 @@ class Partition:
                 continue
             if broadcast_shapes(g.shape, k.shape) != k.shape:
                 continue
-            members = {n.out: n for n in g.nodes}
-            needed, stack = set(), [v]
-            while stack:
-                x = stack.pop()
-                if x in members and x not in needed:
-                    needed.add(x)
-                    stack.extend(members[x].inputs)
-            chain = [n for n in g.nodes if n.out in needed]
-            uses: dict = {}
-            for n in chain + [node]:
-                for x in n.inputs:
-                    uses[x] = uses.get(x, 0) + 1
-            if any(self.users.get(n.out, 0) != uses.get(n.out, 0) for n in chain):
+            chain = _feeding(g, v)
+            needed = {n.out for n in chain}
+            if not self._only_used_by(chain, node):
                 continue
             if (_size(k.shape) - _size(g.shape)) * len(chain) > SMALL_RECOMPUTE:
                 continue
@@ -219,20 +229,9 @@ class Partition:
         if g is None or g.kind != "elementwise" or g.shape != v.shape:
             self._new("reduction", node)
             return
-        # the prologue: the members of g that v depends on
-        members = {n.out: n for n in g.nodes}
-        needed, stack = set(), [v]
-        while stack:
-            x = stack.pop()
-            if x in members and x not in needed:
-                needed.add(x)
-                stack.extend(members[x].inputs)
-        prologue = [n for n in g.nodes if n.out in needed]
-        internal_uses = {}
-        for n in prologue + [node]:
-            for x in n.inputs:
-                internal_uses[x] = internal_uses.get(x, 0) + 1
-        exclusive = all(self.users.get(n.out, 0) == internal_uses.get(n.out, 0) for n in prologue)
+        prologue = _feeding(g, v)
+        needed = {n.out for n in prologue}
+        exclusive = self._only_used_by(prologue, node)
         if exclusive:
             g.nodes = [n for n in g.nodes if n.out not in needed]
             if not g.nodes:
