@@ -217,3 +217,36 @@ def test_debug_level_3_logs_assembly_and_times_and_eager_ops(monkeypatch, capfd)
     err = capfd.readouterr().err
     assert "assembly" in err and "compile times" in err and "ret" in err
     assert "eager mul" in err or "eager add" in err
+
+
+def test_dump_simplified_and_autodiff_golden(capsys):
+    code, out, _ = run_cli(capsys, "dump", f"{LAYER}:layer", "--shape", "8x784", "--grad",
+                           "--stage", "autodiff")
+    assert code == 0
+    assert out == """\
+=== layer.backward [autodiff] ===
+{ lambda ; %0:f32[8,256] %1:f32[8,256] %2:f32[256,784] %3:f32[8,784]. let
+    %4:f32[] = constant[value=0.0]
+    %5:f32[8,256] = gt %1 %4
+    %6:f32[] = constant[value=0.0]
+    %7:f32[8,256] = select %5 %0 %6
+    %8:f32[1,256] = sum[axes=(0,),keepdims=True] %7
+    %9:f32[256] = reshape %8
+    %10:f32[8,784] = matmul %7 %2
+    %11:f32[256,784] = matmul[trans_a=True] %7 %3
+  in (%10, %11, %9) }
+"""
+    code, out, _ = run_cli(capsys, "dump", f"{LAYER}:layer", "--shape", "8x784", "--grad",
+                           "--stage", "simplified")
+    backward = out.split("=== layer.backward [simplified] ===\n")[1]
+    assert backward == """\
+{ lambda ; %0:f32[8,256] %1:f32[8,256] %2:f32[256,784] %3:f32[8,784]. let
+    %4:f32[] = constant[value=0.0]
+    %5:f32[8,256] = gt %1 %4
+    %6:f32[8,256] = select %5 %0 %4
+    %7:f32[1,256] = sum[axes=(0,),keepdims=True] %6
+    %8:f32[256] = reshape %7
+    %9:f32[8,784] = matmul %6 %2
+    %10:f32[256,784] = matmul[trans_a=True] %6 %3
+  in (%9, %10, %8) }
+"""
