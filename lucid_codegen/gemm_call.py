@@ -208,6 +208,37 @@ class Gemm:
             ws, nbytes = _thread_ws()
         return self._pyfn(a, b, c_out, bias, residual, alpha, ws, nbytes // self._itemsize) == 0
 
+    def runner(self, out_shape, trans_a: bool, trans_b: bool, alpha: float):
+        """``run(a, b[, bias][, residual]) -> new C`` for one plan step whose shapes and
+        dtypes were checked when the plan was built: the leanest call there is (small
+        eager ops pay ~1 µs of Python instead of ~3). Anything unusual (strides, overlap,
+        big work) goes through ``trusted``."""
+        dtype, pyfn, itemsize = self.dtype, self._pyfn, self._itemsize
+        has_bias, has_res = self.spec.bias, self.spec.residual
+        M, N = out_shape
+        empty = np.empty
+
+        def run(a, b, *extra):
+            c = empty(out_shape, dtype)
+            if trans_a:
+                a = a.T
+            if trans_b:
+                b = b.T
+            bias = extra[0] if has_bias else None
+            res = extra[-1] if has_res else None
+            if pyfn is not None and (bias is None or bias.strides[0] == itemsize) and (
+                    2 * M * N * a.shape[1] < THREAD_MIN_FLOP or threads.get_num_threads() == 1):
+                try:
+                    ws, nbytes = _TLS.ws
+                except AttributeError:
+                    ws, nbytes = _thread_ws()
+                if pyfn(a, b, c, bias, res, alpha, ws, nbytes // itemsize) == 0:
+                    return c
+            if M and N:
+                self.trusted(a, b, c, bias, res, alpha)
+            return c
+        return run
+
     def trusted(self, a, b, c_out, bias=None, residual=None, alpha=1.0) -> None:
         """``__call__`` for callers that validated types, dtypes and shapes once for this
         signature (the runtime's plans): only what may still vary (strides, overlap,

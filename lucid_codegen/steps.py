@@ -53,10 +53,14 @@ class GemmStep:
         self.out = prev
         self.gemm = get_gemm(GemmSpec(mm.out.dtype, bias=self.has_bias, epilogue=self.epilogue,
                                       residual=self.has_residual))
+        run = self.gemm.runner(self.out_shape, self.trans_a, self.trans_b, self.alpha)
+        n = self.n
+        #: ``direct(a, b, *extra) -> C``: one fresh output, no tuple (eager fast paths)
+        self.direct = (lambda a, b, bias, *rest: run(a, b, bias.reshape(n), *rest)) if self.bias_2d else run
 
     def __call__(self, a, b, *extra):
         # the plan's shapes and dtypes were checked when it was built: the trusted entry
-        return self.call_into((np.empty(self.out_shape, self.gemm.dtype),), a, b, *extra)
+        return (self.direct(a, b, *extra),)
 
     def call_into(self, outs, a, b, *extra):
         """The same, writing into ``outs[0]`` (bounds checking: a guarded buffer)."""

@@ -100,7 +100,7 @@ def _linear_fast(x: Tensor, w: Tensor, b):
                             None if bd is None else (bd.shape, bd.dtype), backend_name()))
     if run is None:
         return None
-    return Tensor._wrap(run([xd, wd] if bd is None else [xd, wd, bd]))
+    return Tensor._wrap(run(xd, wd) if bd is None else run(xd, wd, bd))
 
 
 def _remember_linear(x, w, b, steps) -> None:
@@ -108,7 +108,8 @@ def _remember_linear(x, w, b, steps) -> None:
     key = (xd.shape, wd.shape, xd.dtype, wd.dtype,
            None if b is None else (b._data.shape, b._data.dtype), backend_name())
     if key not in _LINEAR_RUNS and len(_LINEAR_RUNS) < 4096:
-        _LINEAR_RUNS[key] = dispatch.prepare_chain(steps)[0].run
+        run = dispatch.prepare_chain(steps)[0].run
+        _LINEAR_RUNS[key] = getattr(run, "direct", None) or (lambda *arrays: run(list(arrays)))
 
 
 def relu(x: Tensor) -> Tensor:
