@@ -38,7 +38,9 @@ from .gemm import GemmSpec, build_gemm_module, gemm_symbol, workspace_elems
 
 __all__ = ["Gemm", "GemmSpec", "THREAD_MIN_FLOP", "get_gemm"]
 
-THREAD_MIN_FLOP = 30e6
+# Split GEMMs across threads above this: a native handoff costs ~10-15 µs (measured
+# crossover ~4 MFLOP: 64x784x256 257 -> 156 µs on 2 threads; 64x64x64 9 -> 23 µs)
+THREAD_MIN_FLOP = 5e6
 # LLVM pipeline for GEMM modules: their vector code is explicit, so the
 # vectorizers are off and level 2 gives the same machine code loops faster.
 SPEED_LEVEL = 2
@@ -140,7 +142,8 @@ class Gemm:
         self._itemsize = self.dtype.itemsize
         self.lib = _load(spec)
         sym = gemm_symbol(spec)
-        self._fn = _FULL_SIG(self.lib.address(sym))
+        self._address = self.lib.address(sym)
+        self._fn = _FULL_SIG(self._address)
         self._pyfn = _PY_SIG(self.lib.address(sym + "_py")) if _PY_OK else None
         blk = spec.blocking
         self._mc, self._nc, self._kc = blk.MC, blk.NC, blk.KC
@@ -308,19 +311,22 @@ class Gemm:
         bufs = [_take_ws(workspace_elems(spec, n if split_m else M, N if split_m else n, K)
                          * size) for _, n in parts]
 
-        def run(k):
-            o, n = parts[k]
-            ws = _aligned(bufs[k])
-            if split_m:
-                fn(n, N, K, alpha, a_ptr + o * rsa * size, rsa, csa, b_ptr, rsb, csb,
-                   c_ptr + o * ldc * size, ldc, bias_ptr or None,
-                   (r_ptr + o * rsr * size) if r_ptr else None, rsr, csr, ws)
+        alpha_bits = int(np.float64(alpha).view(np.int64))
+        address = self._address
+        jobs = []
+        for (o, n), buf in zip(parts, bufs):
+            ws = _aligned(buf)
+            if split_m:  # the words of the GEMM entry's arguments (see spin.GEMM_ARGS)
+                jobs.append((address, n, N, K, alpha_bits, a_ptr + o * rsa * size, rsa, csa,
+                             b_ptr, rsb, csb, c_ptr + o * ldc * size, ldc, bias_ptr,
+                             (r_ptr + o * rsr * size) if r_ptr else 0, rsr, csr, ws))
             else:
-                fn(M, n, K, alpha, a_ptr, rsa, csa, b_ptr + o * csb * size, rsb, csb,
-                   c_ptr + o * size, ldc, (bias_ptr + o * size) if bias_ptr else None,
-                   (r_ptr + o * csr * size) if r_ptr else None, rsr, csr, ws)
+                jobs.append((address, M, n, K, alpha_bits, a_ptr, rsa, csa,
+                             b_ptr + o * csb * size, rsb, csb, c_ptr + o * size, ldc,
+                             (bias_ptr + o * size) if bias_ptr else 0,
+                             (r_ptr + o * csr * size) if r_ptr else 0, rsr, csr, ws))
         try:
-            threads.parallel_for(len(parts), run)
+            threads.run_native(jobs)  # the parts run in native workers, without the GIL
         finally:
             for buf in bufs:
                 _give_ws(buf)

@@ -21,6 +21,8 @@ import queue
 import threading
 from typing import Callable
 
+import numpy as np
+
 __all__ = ["get_num_threads", "set_num_threads", "parallel_for"]
 
 
@@ -38,25 +40,38 @@ def _env_threads() -> int:
 
 
 class _Batch:
-    __slots__ = ("fn", "n", "stride", "pending", "error", "done")
+    """A Python job: ``fn(i)`` for chunks ``start, start + stride, ...`` per participant."""
 
-    def __init__(self, fn, n, stride, pending):
+    __slots__ = ("fn", "n", "stride", "error")
+
+    def __init__(self, fn, n, stride):
         self.fn, self.n, self.stride = fn, n, stride
-        self.pending = pending
         self.error: BaseException | None = None
-        # held until the last participant finishes: a bare lock is a cheaper
-        # wake-up than Event (whose wait builds a Condition and a waiter lock)
-        self.done = threading.Lock()
-        self.done.acquire()
+
+
+#: How long an idle worker keeps polling (natively, without the GIL) before it sleeps;
+#: a sleeping worker costs ~50-80 µs to wake on this VM, a polling one < 1 µs.
+SPIN_SECONDS = float(os.environ.get("LUCID_SPIN_US", "1000")) * 1e-6
+_POLL_SECONDS = 25e-9  # one poll of lucid_codegen.spin, measured
+MAX_WORKERS = 63
 
 
 class _Pool:
+    """Workers live in native code (``spin.pool_worker``): they poll the generation word
+    the caller posts and run native jobs (GEMM parts) without the GIL; a Python job
+    sends them back to Python to run it; after ``SPIN_SECONDS`` idle they sleep on a
+    queue until the caller wakes them."""
+
     def __init__(self):
+        from . import spin
+        self._spin = spin
         self._size: int | None = None
-        self._workers: list[queue.SimpleQueue] = []
+        self._queues: list[queue.SimpleQueue] = []
         self._busy = threading.Lock()
-        self._count_lock = threading.Lock()
         self._local = threading.local()
+        self._ctl = np.zeros(spin.BLOCK * (MAX_WORKERS + 1), np.int64)
+        self._own_job = np.zeros(spin.JOB_WORDS, np.int64)
+        self._batch: _Batch | None = None
 
     def size(self) -> int:
         if self._size is None:
@@ -69,19 +84,34 @@ class _Pool:
         with self._busy:
             self._size = int(n)
 
-    def _ensure_workers(self, n: int) -> None:
-        while len(self._workers) < n:
-            q: queue.SimpleQueue = queue.SimpleQueue()
-            t = threading.Thread(target=self._work, args=(q,), daemon=True,
-                                 name=f"lucid-worker-{len(self._workers) + 1}")
-            t.start()
-            self._workers.append(q)
+    def _slot(self, w: int, k: int) -> int:
+        return self._spin.BLOCK * w + k
 
-    def _work(self, q: queue.SimpleQueue) -> None:
+    def _ensure_workers(self, n: int) -> None:
+        while len(self._queues) < min(n, MAX_WORKERS):
+            w = len(self._queues) + 1
+            q: queue.SimpleQueue = queue.SimpleQueue()
+            self._queues.append(q)
+            self._ctl[self._slot(w, 0)] = self._ctl[0]
+            threading.Thread(target=self._work, args=(w, q), daemon=True,
+                             name=f"lucid-worker-{w}").start()
+
+    def _work(self, w: int, q: queue.SimpleQueue) -> None:
         self._local.inside = True
+        ctl, done, asleep = self._ctl, self._slot(w, 0), self._slot(w, 1)
+        polls = max(1, int(SPIN_SECONDS / _POLL_SECONDS))
         while True:
-            batch, start = q.get()
-            self._run(batch, start)
+            g = self._spin.pool_worker(ctl.ctypes.data, w, polls)  # GIL released inside
+            if g == 0:  # idle: sleep until woken
+                ctl[asleep] = 1
+                if int(ctl[0]) == int(ctl[done]):  # re-check after announcing: no lost wake-up
+                    q.get()
+                ctl[asleep] = 0
+                continue
+            batch = self._batch  # a Python job
+            if batch is not None and w < batch.stride:
+                self._run(batch, w)
+            ctl[done] = g
 
     def _run(self, batch: _Batch, start: int) -> None:
         try:
@@ -90,36 +120,82 @@ class _Pool:
         except BaseException as e:  # noqa: BLE001 - handed to the caller
             if batch.error is None:
                 batch.error = e
-        with self._count_lock:
-            batch.pending -= 1
-            last = batch.pending == 0
-        if last:
-            batch.done.release()
+
+    def _post(self, P: int, job_of) -> int:
+        """Write each worker's job (``job_of(w)``: its words), publish a new generation,
+        wake sleepers; return the generation."""
+        ctl = self._ctl
+        self._ensure_workers(P - 1)
+        for w in range(1, len(self._queues) + 1):
+            at = self._slot(w, self._spin.JOB_AT)
+            words = job_of(w)
+            ctl[at:at + len(words)] = words
+        g = int(ctl[0]) + 1
+        ctl[0] = g  # publish: polling workers see it at once
+        for w in range(1, len(self._queues) + 1):
+            if ctl[self._slot(w, 1)]:
+                self._queues[w - 1].put(None)
+        return g
+
+    def _wait(self, g: int) -> None:
+        base = self._ctl.ctypes.data
+        for w in range(1, len(self._queues) + 1):
+            while not self._spin.reached_at(base + 8 * self._slot(w, 0), g, 40000):
+                pass  # a worker still busy, or waking up: poll again
 
     def parallel_for(self, n_chunks: int, fn: Callable[[int], object]) -> None:
-        P = min(self.size(), n_chunks)
+        P = min(self.size(), n_chunks, MAX_WORKERS + 1)
         if P <= 1 or getattr(self._local, "inside", False) or not self._busy.acquire(False):
             for i in range(n_chunks):
                 fn(i)
             return
         try:
-            self._ensure_workers(P - 1)
-            batch = _Batch(fn, n_chunks, P, P)
-            for w in range(1, P):
-                self._workers[w - 1].put((batch, w))
+            batch = self._batch = _Batch(fn, n_chunks, P)
+            g = self._post(P, lambda w: (0,))  # 0: a Python job
             self._local.inside = True
             try:
                 self._run(batch, 0)
             finally:
                 self._local.inside = False
-            batch.done.acquire()
+            self._wait(g)
         finally:
+            self._batch = None
             self._busy.release()
         if batch.error is not None:
             raise batch.error
 
+    def run_native(self, jobs) -> None:
+        """Run native GEMM jobs (each ``[address, 17 argument words]``): job 0 on this
+        thread, job w on worker w, none of them touching Python."""
+        own = self._own_job
+        P = min(len(jobs), self.size(), MAX_WORKERS + 1)
+        if P <= 1 or len(jobs) > P or getattr(self._local, "inside", False) or not self._busy.acquire(False):
+            for job in jobs:
+                own[:] = job
+                self._spin.pool_call(own.ctypes.data)
+            return
+        try:
+            g = self._post(P, lambda w: jobs[w] if w < P else (1,))  # 1: nothing this round
+            own[:] = jobs[0]
+            self._spin.pool_call(own.ctypes.data)
+            self._wait(g)
+        finally:
+            self._busy.release()
+
 
 _POOL = _Pool()
+
+
+def _reset_after_fork() -> None:
+    """A forked child has none of the parent's worker threads: start from a fresh pool."""
+    global _POOL
+    size = _POOL._size
+    _POOL = _Pool()
+    _POOL._size = size
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def get_num_threads() -> int:
@@ -132,3 +208,8 @@ def set_num_threads(n: int) -> None:
 
 def parallel_for(n_chunks: int, fn: Callable[[int], object]) -> None:
     _POOL.parallel_for(n_chunks, fn)
+
+
+def run_native(jobs) -> None:
+    """Run native GEMM jobs in parallel (see ``_Pool.run_native``)."""
+    _POOL.run_native(jobs)

@@ -157,3 +157,56 @@ def test_pool_thread_counts_agree_under_concurrency():
             np.testing.assert_allclose(o, want, rtol=1e-12)
     # deterministic split: bit-identical whatever the thread count
     assert all(np.array_equal(o, results[1][0]) for o in results[2])
+
+
+def test_native_pool_wakes_sleeping_workers_and_mixes_job_kinds():
+    """Workers poll for ~1 ms after a job, then sleep; either way the next job runs,
+    native (GEMM parts) or Python (elementwise chunks), with the same results."""
+    import time
+
+    import numpy as np
+
+    from lucid_codegen import threads
+    from lucid_codegen.gemm import GemmSpec
+    from lucid_codegen.gemm_call import get_gemm
+    old = threads.get_num_threads()
+    threads.set_num_threads(2)
+    try:
+        g = get_gemm(GemmSpec("float64", bias=True))
+        rng = np.random.default_rng(0)
+        a, b, bias = rng.standard_normal((96, 300)), rng.standard_normal((300, 200)), rng.standard_normal(200)
+        want = a @ b + bias
+        for pause in (0.0, 0.02, 0.0, 0.05):  # 20-50 ms: the workers are asleep by then
+            time.sleep(pause)
+            out = np.empty((96, 200))
+            g(a, b, out, bias=bias)  # 11.5 MFLOP: split into two native parts
+            np.testing.assert_allclose(out, want, rtol=1e-10, atol=1e-10)
+            seen = [0] * 6
+            threads.parallel_for(6, lambda i: seen.__setitem__(i, i + 1))
+            assert seen == [1, 2, 3, 4, 5, 6]
+    finally:
+        threads.set_num_threads(old)
+
+
+def test_a_forked_child_gets_its_own_workers():
+    import os
+
+    import numpy as np
+
+    from lucid_codegen import threads
+    from lucid_codegen.gemm import GemmSpec
+    from lucid_codegen.gemm_call import get_gemm
+    threads.set_num_threads(2)
+    g = get_gemm(GemmSpec("float64"))
+    a, b = np.ones((128, 256)), np.ones((256, 128))
+    out = np.empty((128, 128))
+    g(a, b, out)  # the parent's workers exist now
+    pid = os.fork()
+    if pid == 0:  # child: must not wait for the parent's workers
+        try:
+            g(a, b, out)
+            os._exit(0 if (out == 256).all() else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
