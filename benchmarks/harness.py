@@ -24,6 +24,7 @@ def interleaved(fns: dict, reps: int, inner: int = 1) -> dict:
             for _ in range(inner):
                 fn()
             times[name].append((time.perf_counter() - start) / inner)
+            quiesce()  # every library's idle threads sleep before the next one is timed
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
@@ -42,6 +43,14 @@ OPENBLAS_SPIN = "4"
 STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
 
+def quiesce() -> None:
+    """Put lucid's polling workers to sleep (OpenBLAS and OpenMP threads are made to
+    sleep by their environment, below)."""
+    threads = sys.modules.get("lucid_codegen.threads")
+    if threads is not None:
+        threads.quiesce()
+
+
 def run_per_thread_count(script: str, counts, extra_args=()) -> list:
     """Run ``script --worker N`` in a fresh process per thread count; collect its JSON."""
     results = []
@@ -49,6 +58,7 @@ def run_per_thread_count(script: str, counts, extra_args=()) -> list:
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n),
                    MKL_NUM_THREADS=str(n), LUCID_NUM_THREADS=str(n))
         env.setdefault("OPENBLAS_THREAD_TIMEOUT", OPENBLAS_SPIN)
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # PyTorch's OpenMP threads, likewise
         env.update(STEADY_MALLOC)
         out = subprocess.run([sys.executable, script, "--worker", str(n), *extra_args],
                              env=env, capture_output=True, text=True, check=False)

@@ -210,3 +210,25 @@ def test_a_forked_child_gets_its_own_workers():
             os._exit(2)
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
+
+
+def test_quiesce_puts_workers_to_sleep_and_they_wake_again():
+    import numpy as np
+
+    from lucid_codegen import threads
+    from lucid_codegen.gemm import GemmSpec
+    from lucid_codegen.gemm_call import get_gemm
+    threads.set_num_threads(2)
+    g = get_gemm(GemmSpec("float32"))
+    a, b = np.ones((64, 784), np.float32), np.ones((784, 256), np.float32)
+    out = np.empty((64, 256), np.float32)
+    for _ in range(3):
+        g(a, b, out)
+        threads.quiesce()
+        pool = threads._POOL
+        import time
+        deadline = time.monotonic() + 2.0
+        while not all(pool._ctl[pool._slot(w, 1)] == 1 for w in range(1, len(pool._queues) + 1)):
+            assert time.monotonic() < deadline, "workers did not go to sleep"
+            time.sleep(0.001)
+        assert (out == 784).all()
