@@ -58,7 +58,9 @@ def run_per_thread_count(script: str, counts, extra_args=()) -> list:
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n),
                    MKL_NUM_THREADS=str(n), LUCID_NUM_THREADS=str(n))
         env.setdefault("OPENBLAS_THREAD_TIMEOUT", OPENBLAS_SPIN)
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # PyTorch's OpenMP threads, likewise
+        # PyTorch's OpenMP threads: spin briefly (enough between the ops of one step), not
+        # for the ~0.3 s that then takes the core from the library timed next
+        env.setdefault("GOMP_SPINCOUNT", "20000")
         env.update(STEADY_MALLOC)
         out = subprocess.run([sys.executable, script, "--worker", str(n), *extra_args],
                              env=env, capture_output=True, text=True, check=False)
