@@ -379,6 +379,10 @@ class ReductionKernel:
         return out_shape, (self.function(mode, pattern), template, mode, n_outer, inner,
                            nbytes >= loops.PARALLEL_BYTES, ctypes.c_int64 * len(template))
 
+    def bind(self, arrays, outs):
+        """A prepared call for these layouts (see ``ElementwiseKernel.bind``), or None."""
+        return _bind(self, arrays, outs)
+
     def __call__(self, arrays, outs=None):
         try:
             key = tuple([(a.shape, a.strides, a.dtype) for a in arrays])
@@ -433,6 +437,31 @@ class ReductionKernel:
             target[...] = out
             out = target
         return [out]
+
+
+def _bind(kernel: "ReductionKernel", arrays, outs):
+    """``runner(arrays, outs) -> outs`` for calls with exactly these layouts and a
+    C-contiguous output (see ``ElementwiseKernel.bind``); None when not worth it."""
+    plan = kernel._plans.get(tuple([(a.shape, a.strides, a.dtype) for a in arrays]))
+    (target,) = outs
+    if plan is None or plan[1] is None or plan[1][5] or not target.flags.c_contiguous:
+        return None
+    fn, template, mode, n_outer, inner, _, buf_type = plan[1]
+    buf = buf_type(*template)
+    scratch = np.empty(n_outer * inner, kernel.acc_dtype) if mode == "col" else None
+    if scratch is not None:
+        buf[5] = data_ptr(scratch)
+    last = inner if mode == "col" else 0
+
+    def runner(arrays, outs):
+        buf[3] = data_ptr(outs[0])
+        p = 6
+        for a in arrays:
+            buf[p] = data_ptr(a)
+            p += 1
+        fn(buf, 0, n_outer, 0, last)
+        return outs
+    return runner
 
 
 def _run_parallel(fn, buf, mode, n_outer, inner, lanes):

@@ -91,6 +91,11 @@ class KernelStep:
         """The same, writing into ``outs`` (bounds checking: guarded buffers)."""
         return self.kernel(list(arrays), outs=list(outs))
 
+    def bind(self, arrays, outs):
+        """A prepared call for these layouts (elementwise kernels), or None."""
+        bind = getattr(self.kernel, "bind", None)
+        return bind(list(arrays), list(outs)) if bind is not None else None
+
 
 def view_step(node: Node):
     op = node.op

@@ -173,3 +173,17 @@ def test_intermediate_buffers_are_reused_but_results_are_never_overwritten():
         np.testing.assert_allclose(out.numpy(), (np.exp(h) - 1).sum(1, keepdims=True) * h, rtol=1e-4)
     plan = next(iter(f._programs.values())).compiled_forward.executable
     assert any(isinstance(fn, ReusedBuffers) for fn, _, _ in plan.exec_steps)
+
+
+def test_prepared_kernel_calls_follow_new_data_and_new_layouts():
+    w = lucid.randn(7, 5)
+    f = lucid.compile(lambda x: ((x * x).tanh() @ w).exp().sum(axis=1) + (x * x).tanh().max(axis=1))
+
+    def want(x):
+        t = np.tanh(x.astype(np.float64) ** 2)
+        return np.exp(t @ w.numpy()).sum(1) + t.max(1)
+
+    base = np.random.default_rng(1).standard_normal((9, 14)).astype(np.float32)
+    for x in (base[:, :7], base[:, 7:], base[:, ::2], np.asfortranarray(base[:, :7]), base[:, :7] * 2):
+        for _ in range(2):  # the second call takes the prepared path
+            np.testing.assert_allclose(f(lucid.Tensor(x)).numpy(), want(x), rtol=1e-4)
