@@ -66,7 +66,7 @@ def in_place_executable(graph: Graph):
         if runtime is not None:
             return runtime.in_place(graph)
 
-    def run(arrays, outs):
+    def run(arrays, outs, prepared=None):
         for out, value in zip(outs, interpret(graph, arrays)):
             np.copyto(out, value)
     return run

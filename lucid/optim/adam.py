@@ -24,4 +24,4 @@ class Adam(Optimizer):
         t = state["step"]
         ADAM([p._data, state["m"], state["v"]], [grad],
              [self.weight_decay, self.b1, self.b2, self.lr / (1 - self.b1 ** t),
-              1.0 / (1 - self.b2 ** t), self.eps])
+              1.0 / (1 - self.b2 ** t), self.eps], state)

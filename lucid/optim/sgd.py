@@ -27,7 +27,7 @@ class SGD(Optimizer):
 
     def update(self, p, grad, state):
         if not self.momentum:
-            SGD_PLAIN([p._data], [grad], [self.lr, self.weight_decay])
+            SGD_PLAIN([p._data], [grad], [self.lr, self.weight_decay], state)
             return
         buf = state.get("momentum")
         first = buf is None
@@ -35,4 +35,5 @@ class SGD(Optimizer):
             buf = state["momentum"] = np.zeros_like(p._data)
         SGD_MOMENTUM([p._data, buf], [grad],
                      [self.lr, self.weight_decay, 0.0 if first else self.momentum,
-                      1.0 if first else 1.0 - self.dampening, self.momentum, float(self.nesterov)])
+                      1.0 if first else 1.0 - self.dampening, self.momentum, float(self.nesterov)],
+                     state)

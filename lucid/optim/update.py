@@ -20,6 +20,7 @@ class InPlaceRule:
         self.rule = rule
         self.n_buffers, self.n_reads, self.n_scalars = n_buffers, n_reads, n_scalars
         self._runs: dict = {}
+        self._scalars: dict = {}
 
     def _build(self, shape, dtype: str):
         b = GraphBuilder()
@@ -28,14 +29,25 @@ class InPlaceRule:
         outs = self.rule(b, *arrays, *scalars)
         return backend.in_place_executable(b.build(list(outs)))
 
-    def __call__(self, buffers, reads, scalars) -> None:
+    def __call__(self, buffers, reads, scalars, state: dict | None = None) -> None:
+        """Update ``buffers`` in place. ``state`` (the optimiser's dict for this
+        parameter) keeps the prepared kernel call between steps."""
         p = buffers[0]
         key = (p.shape, p.dtype, backend.backend_name())
         run = self._runs.get(key)
         if run is None:
             run = self._runs[key] = self._build(p.shape, p.dtype.name)
-        dtype = p.dtype.type
-        run(list(buffers) + list(reads) + [np.asarray(dtype(s)) for s in scalars], buffers)
+        values = (p.dtype, *scalars)
+        constants = self._scalars.get(values)
+        if constants is None:  # hyper-parameters as 0-d arrays, made once per value
+            if len(self._scalars) > 1024:
+                self._scalars.clear()
+            constants = self._scalars[values] = [np.asarray(p.dtype.type(s)) for s in scalars]
+        prepared = None if state is None else state.setdefault("prepared", {})
+        if prepared is not None and prepared.get("key") != key:
+            prepared.clear()
+            prepared["key"] = key
+        run(list(buffers) + list(reads) + constants, buffers, prepared)
 
 
 def _sgd(b, p, buf, g, lr, wd, decay, grad_scale, momentum, nesterov):
