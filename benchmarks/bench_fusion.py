@@ -6,11 +6,9 @@ float32, interleaved in the same process, at 1 and 2 threads.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 
-from harness import interleaved, print_table, run_per_thread_count, setup_path
+from harness import interleaved, print_table, results_per_thread_count, setup_path
 
 RELU_SHAPES = [(16384, 64, 64), (64, 784, 256)]
 BACKWARD_SHAPES = [(64, 784, 256), (256, 1024, 1024)]
@@ -84,14 +82,9 @@ def worker(threads: int, quick: bool) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.worker, args.quick)))
+    results = results_per_thread_count(__doc__, __file__, worker)
+    if results is None:
         return
-    results = run_per_thread_count(os.path.abspath(__file__), (1, 2), ["--quick"] if args.quick else [])
     table = []
     for res in results:
         for r in res["rows"]:

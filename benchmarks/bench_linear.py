@@ -10,15 +10,13 @@ Then: cold compile time of the linear kernels (empty kernel cache) and warm load
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 
-from harness import NOMINAL_PEAK_PER_CORE, interleaved, print_table, run_per_thread_count, setup_path
+from harness import NOMINAL_PEAK_PER_CORE, interleaved, print_table, results_per_thread_count, setup_path
 
 SHAPES = [(8, 8, 8), (64, 784, 256), (256, 1024, 1024), (1024, 1024, 1024), (4096, 1024, 1024)]
 
@@ -64,15 +62,9 @@ def first_call_seconds(cache_dir: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.worker, args.quick)))
+    results = results_per_thread_count(__doc__, __file__, worker)
+    if results is None:
         return
-    extra = ["--quick"] if args.quick else []
-    results = run_per_thread_count(os.path.abspath(__file__), (1, 2), extra)
     table = []
     for res in results:
         n = res["threads"]

@@ -9,11 +9,8 @@ minus the time of its kernels called back to back.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
 
-from harness import interleaved, print_table, run_per_thread_count, setup_path
+from harness import interleaved, print_table, results_per_thread_count, setup_path
 
 SIZES = (784, 256, 256, 10)
 BATCH = 64
@@ -122,14 +119,9 @@ def _kernels_only(plan, arrays):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.worker, args.quick)))
+    results = results_per_thread_count(__doc__, __file__, worker)
+    if results is None:
         return
-    results = run_per_thread_count(os.path.abspath(__file__), (1, 2), ["--quick"] if args.quick else [])
     rows = []
     for res in results:
         t = res["times"]

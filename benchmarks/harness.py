@@ -3,6 +3,7 @@ thread count (so OpenBLAS and lucid get the thread count from their environment 
 they start), and table printing. Figures are ratios measured in the same process."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -69,6 +70,20 @@ def run_per_thread_count(script: str, counts, extra_args=()) -> list:
             raise SystemExit(f"benchmark worker for {n} thread(s) failed")
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return results
+
+
+def results_per_thread_count(doc: str, script: str, worker):
+    """The command line every benchmark shares: ``--worker N`` (internal) runs
+    ``worker(N, quick)`` and prints its JSON, returning None; otherwise one worker
+    process per thread count runs and their results are returned."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.quick)))
+        return None
+    return run_per_thread_count(os.path.abspath(script), (1, 2), ["--quick"] if args.quick else [])
 
 
 def print_table(headers, rows) -> None:
