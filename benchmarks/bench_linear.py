@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 from harness import NOMINAL_PEAK_PER_CORE, interleaved, print_table, results_per_thread_count, setup_path
 
