@@ -70,7 +70,6 @@ class _Pool:
         self._busy = threading.Lock()
         self._local = threading.local()
         self._ctl = np.zeros(spin.BLOCK * (MAX_WORKERS + 1), np.int64)
-        self._own_job = np.zeros(spin.JOB_WORDS, np.int64)
         self._batch: _Batch | None = None
         self._quiesce = False
 
@@ -186,16 +185,15 @@ class _Pool:
     def run_native(self, jobs) -> None:
         """Run native GEMM jobs (each ``[address, 17 argument words]``): job 0 on this
         thread, job w on worker w, none of them touching Python."""
-        own = self._own_job
         P = min(len(jobs), self.size(), MAX_WORKERS + 1)
         if P <= 1 or len(jobs) > P or getattr(self._local, "inside", False) or not self._busy.acquire(False):
-            for job in jobs:
-                own[:] = job
+            for job in jobs:  # serially, on this thread (its own job words: threads may race here)
+                own = np.array(job, np.int64)
                 self._spin.pool_call(own.ctypes.data)
             return
         try:
             g = self._post(P, lambda w: jobs[w] if w < P else (1,))  # 1: nothing this round
-            own[:] = jobs[0]
+            own = np.array(jobs[0], np.int64)
             self._spin.pool_call(own.ctypes.data)
             self._wait(g)
         finally:

@@ -232,3 +232,45 @@ def test_quiesce_puts_workers_to_sleep_and_they_wake_again():
             assert time.monotonic() < deadline, "workers did not go to sleep"
             time.sleep(0.001)
         assert (out == 784).all()
+
+
+def test_gemms_from_several_threads_at_once_stay_correct():
+    """Threads that find the pool busy run their GEMM parts on their own thread: each with
+    its own job words (a shared block once mixed up their pointers)."""
+    import random
+    import threading
+    import time
+
+    import numpy as np
+
+    from lucid_codegen import threads
+    from lucid_codegen.gemm import GemmSpec
+    from lucid_codegen.gemm_call import get_gemm
+    threads.set_num_threads(2)
+    g = get_gemm(GemmSpec("float32"))
+    a = np.random.default_rng(0).random((64, 784), dtype=np.float32)
+    b = np.random.default_rng(1).random((784, 256), dtype=np.float32)
+    want = a.astype(np.float64) @ b
+    errors = []
+
+    def work(seed):
+        r = random.Random(seed)
+        out = np.empty((64, 256), np.float32)
+        for _ in range(80):
+            k = r.random()
+            if k < 0.7:
+                g(a, b, out)
+                if not np.allclose(out, want, rtol=1e-4):
+                    errors.append("wrong GEMM result")
+            elif k < 0.85:
+                threads.quiesce()
+            else:
+                time.sleep(r.random() * 0.002)
+
+    ts = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert not any(t.is_alive() for t in ts), "a thread hung"
+    assert not errors
