@@ -453,7 +453,7 @@ def _bind(kernel: "ReductionKernel", arrays, outs):
         buf[5] = data_ptr(scratch)
     last = inner if mode == "col" else 0
 
-    def runner(arrays, outs):
+    def runner(arrays, outs, scratch=scratch):  # the default keeps the scratch row alive
         buf[3] = data_ptr(outs[0])
         p = 6
         for a in arrays:

@@ -17,18 +17,21 @@ from .steps import make_step
 
 
 class ReusedBuffers:
-    """A kernel step writing into buffers allocated once per calling thread."""
+    """A kernel step writing into buffers allocated once per calling thread (``keep``),
+    or into fresh ones each call (outputs that leave the plan); either way its call is
+    prepared once per thread and layout (``bind``)."""
 
-    def __init__(self, step, types):
-        self.step, self.types = step, types
+    def __init__(self, step, types, keep: bool = True):
+        self.step, self.types, self.keep = step, types, keep
         self.local = threading.local()
 
     def __call__(self, *arrays):
         local = self.local
         bufs = getattr(local, "bufs", None)
-        if bufs is None:
+        if bufs is None or not self.keep:
+            if bufs is None:
+                local.bound = None
             bufs = local.bufs = [np.empty(shape, dtype) for shape, dtype in self.types]
-            local.bound = None
         bound = local.bound  # None: not tried yet; False: not bindable
         if bound:  # same layouts as last time: the prepared call
             layouts, runner = bound
@@ -92,10 +95,13 @@ class Plan:
         for (_, ins, outs), kind in reversed(list(zip(self.steps, self.kinds))):
             if kind == "view" and escapes.intersection(outs):
                 escapes.update(ins)
-        self.exec_steps = [  # what runs (a CheckedPlan wraps the plain steps instead)
-            (ReusedBuffers(fn, types) if kind != "view" and not escapes.intersection(outs)
-             and hasattr(fn, "call_into") else fn, ins, outs)
-            for (fn, ins, outs), kind, types in zip(self.steps, self.kinds, out_types)]
+        self.exec_steps = []  # what runs (a CheckedPlan wraps the plain steps instead)
+        for (fn, ins, outs), kind, types in zip(self.steps, self.kinds, out_types):
+            if kind != "view" and hasattr(fn, "call_into"):
+                kept = not escapes.intersection(outs)
+                if kept or hasattr(fn, "bind"):  # a gemm with a fresh output is best as is
+                    fn = ReusedBuffers(fn, types, keep=kept)
+            self.exec_steps.append((fn, ins, outs))
         # one kernel reading the inputs in order and giving the outputs: call it directly
         self.single = None
         if (len(self.steps) == 1 and not self.constants and list(self.steps[0][1]) == self.input_slots

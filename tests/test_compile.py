@@ -187,3 +187,20 @@ def test_prepared_kernel_calls_follow_new_data_and_new_layouts():
     for x in (base[:, :7], base[:, 7:], base[:, ::2], np.asfortranarray(base[:, :7]), base[:, :7] * 2):
         for _ in range(2):  # the second call takes the prepared path
             np.testing.assert_allclose(f(lucid.Tensor(x)).numpy(), want(x), rtol=1e-4)
+
+
+def test_repeated_backward_passes_do_not_touch_freed_memory():
+    """A prepared column-sum call keeps its scratch row alive (it once pointed into freed
+    memory, which later held the next iteration's weight)."""
+    import gc
+    for _ in range(20):
+        x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+        w = Tensor([[5.0, 6.0], [7.0, 8.0]], requires_grad=True)
+        b = Tensor([[9.0, 10.0]], requires_grad=True).reshape(1, -1)
+        F.linear(x, w, b).backward()
+        np.testing.assert_array_equal(w.numpy(), [[5.0, 6.0], [7.0, 8.0]])
+        np.testing.assert_array_equal(x.grad, [[12.0, 14.0], [12.0, 14.0]])
+        np.testing.assert_array_equal(b.grad, [[2.0, 2.0]])
+        gc.collect()
+        keep = [np.full((2, 2), 7.0, np.float32) for _ in range(50)]  # reuse freed blocks
+        assert all((k == 7.0).all() for k in keep)
