@@ -97,7 +97,7 @@ class Plan:
                 escapes.update(ins)
         self.exec_steps = []  # what runs (a CheckedPlan wraps the plain steps instead)
         for (fn, ins, outs), kind, types in zip(self.steps, self.kinds, out_types):
-            if kind != "view" and hasattr(fn, "call_into"):
+            if kind != "view" and hasattr(fn, "call_into") and all(0 not in s for s, _ in types):
                 kept = not escapes.intersection(outs)
                 if kept or hasattr(fn, "bind"):  # a gemm with a fresh output is best as is
                     fn = ReusedBuffers(fn, types, keep=kept)
