@@ -7,6 +7,7 @@ plan only moves arrays between slots and calls kernels, back to back.
 from __future__ import annotations
 
 import threading
+from sys import getrefcount
 
 import numpy as np
 
@@ -17,9 +18,11 @@ from .steps import make_step
 
 
 class ReusedBuffers:
-    """A kernel step writing into buffers allocated once per calling thread (``keep``),
-    or into fresh ones each call (outputs that leave the plan); either way its call is
-    prepared once per thread and layout (``bind``)."""
+    """A kernel step writing into buffers allocated once per calling thread (``keep``:
+    outputs that never leave the plan), or, for outputs that do, into the previous call's
+    buffers when nobody holds them any more (exact CPython reference counts), else new
+    ones: a big result then costs no fresh pages. Either way the kernel call is prepared
+    once per thread and layout (``bind``)."""
 
     def __init__(self, step, types, keep: bool = True):
         self.step, self.types, self.keep = step, types, keep
@@ -28,10 +31,14 @@ class ReusedBuffers:
     def __call__(self, *arrays):
         local = self.local
         bufs = getattr(local, "bufs", None)
-        if bufs is None or not self.keep:
-            if bufs is None:
-                local.bound = None
+        if bufs is None:
+            local.bound = None
             bufs = local.bufs = [np.empty(shape, dtype) for shape, dtype in self.types]
+        elif not self.keep:
+            for i in range(len(bufs)):
+                if getrefcount(bufs[i]) > 2:  # this list and the call's argument: else held
+                    bufs = local.bufs = [np.empty(shape, dtype) for shape, dtype in self.types]
+                    break
         bound = local.bound  # None: not tried yet; False: not bindable
         if bound:  # same layouts as last time: the prepared call
             layouts, runner = bound
@@ -98,16 +105,14 @@ class Plan:
         self.exec_steps = []  # what runs (a CheckedPlan wraps the plain steps instead)
         for (fn, ins, outs), kind, types in zip(self.steps, self.kinds, out_types):
             if kind != "view" and hasattr(fn, "call_into") and all(0 not in s for s, _ in types):
-                kept = not escapes.intersection(outs)
-                if kept or hasattr(fn, "bind"):  # a gemm with a fresh output is best as is
-                    fn = ReusedBuffers(fn, types, keep=kept)
+                fn = ReusedBuffers(fn, types, keep=not escapes.intersection(outs))
             self.exec_steps.append((fn, ins, outs))
         # one kernel reading the inputs in order and giving the outputs: call it directly
         self.single = None
         if (len(self.steps) == 1 and not self.constants and list(self.steps[0][1]) == self.input_slots
                 and [s for s, _ in self.outputs] == list(self.steps[0][2])
                 and not any(copy for _, copy in self.outputs)):
-            self.single = self.steps[0][0]
+            self.single = self.exec_steps[0][0]
 
     def __call__(self, arrays):
         Plan.launches += self.n_kernels
@@ -137,7 +142,7 @@ class Plan:
         step, n = self.single, self.n_kernels
         if step is None or len(self.outputs) != 1:
             return lambda arrays: self(arrays)[0]
-        direct = getattr(step, "direct", None)
+        direct = getattr(self.steps[0][0], "direct", None)  # the raw step's lean call
 
         def run(arrays):
             Plan.launches += n

@@ -204,3 +204,19 @@ def test_repeated_backward_passes_do_not_touch_freed_memory():
         gc.collect()
         keep = [np.full((2, 2), 7.0, np.float32) for _ in range(50)]  # reuse freed blocks
         assert all((k == 7.0).all() for k in keep)
+
+
+def test_results_are_freed_at_once_and_their_memory_reused():
+    w = lucid.randn(64, 64)
+    f = lucid.compile(lambda x: F.relu(x @ w))
+    x = lucid.randn(2048, 64)
+    first = f(x)
+    address = first.numpy().ctypes.data
+    kept = first.numpy().copy()
+    second = f(x)  # `first` is still held: a new buffer
+    assert second.numpy().ctypes.data != address
+    np.testing.assert_array_equal(first.numpy(), kept)
+    del first
+    third = f(x)   # nobody holds the first buffer any more: reused, no fresh pages
+    assert third.numpy().ctypes.data == address
+    np.testing.assert_array_equal(third.numpy(), kept)
