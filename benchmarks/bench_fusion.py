@@ -46,7 +46,7 @@ def worker(threads: int, quick: bool) -> dict:
         fused, unfused = compiled_pair(lambda x, w, b: F.relu(F.linear(x, w, b)))
         fused(x, w, b)
         warm(unfused, x, w, b)
-        inner = max(1, int(3e6 // (2 * M * N * K)))
+        inner = max(1, int(1e8 // (2 * M * N * K)))  # timed blocks of >= ~100 MFLOP
         by_numpy = lambda: np.maximum(xn @ wn.T + bn, 0)  # noqa: E731
         # numpy alone too: right after lucid's big writes numpy's own call runs slower
         # (measured 2.1 -> 3.5 ms at 16384x64x64); the table keeps its faster figure
@@ -76,7 +76,7 @@ def worker(threads: int, quick: bool) -> dict:
         finally:
             del os.environ["LUCID_FUSION"]
         t = interleaved({"fused": lambda: step(fused), "unfused": lambda: step(unfused), "numpy": by_hand},
-                        reps, 1)
+                        reps, max(1, int(1e8 // (6 * M * N * K))))  # blocks of >= ~100 MFLOP
         rows.append(dict(case=f"linear fwd+bwd {M}x{K}x{N}", **t))
     return dict(threads=threads, rows=rows)
 
