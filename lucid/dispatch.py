@@ -127,7 +127,7 @@ def cast(t, dtype: str):
     return t if t.dtype == dtype else apply("cast", t, dtype=dtype)
 
 
-def binary(op: str, a, b, name: str | None = None):
+def binary(op: str, a, b):
     """Apply a binary op, promoting mixed float32/float64 operands to float64."""
     from .tensor import Tensor
     if not isinstance(a, Tensor):

@@ -119,10 +119,3 @@ def load_object(obj: bytes, symbols: list[str]) -> LoadedLibrary:
                 raise RuntimeError(f"object file does not define {name!r}")
             addresses[name] = addr
         return LoadedLibrary(engine, addresses)
-
-
-def timed(fn, *args, **kwargs):
-    """Run ``fn`` and return (result, seconds): used for compile-time reports."""
-    start = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - start
