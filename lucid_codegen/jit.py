@@ -19,7 +19,6 @@ second.
 from __future__ import annotations
 
 import threading
-import time
 
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
