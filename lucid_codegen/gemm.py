@@ -1,4 +1,6 @@
-"""GEMM kernel generator: C = act(alpha * A.B + bias) + R [+ C_old], float32/float64.
+"""GEMM kernel generator: C = act(alpha * A.B + bias) + R [+ C_old], float32/float64;
+with ``gate=True``, C = where(R > 0, act(alpha * A.B + bias), 0) [+ C_old] instead (the
+backward of relu applied by the GEMM that produces the gradient).
 
 >>> spec = GemmSpec("float32", bias=True, epilogue="relu")
 >>> module = build_gemm_module(spec)        # llvmlite.ir.Module
@@ -13,7 +15,7 @@ i64 csb, T* C, i64 ldc, T* bias, T* R, i64 rsr, i64 csr, T* ws)``
     (rsb, csb); any value is allowed (negative, 0 to broadcast), so transposes and
     numpy views need no copies. C has row stride ldc and column stride 1. bias has
     N contiguous elements (ignored unless ``spec.bias``), R is MxN with strides
-    (rsr, csr) (ignored unless ``spec.residual``). ``ws`` is a scratch buffer of
+    (rsr, csr) (ignored unless ``spec.residual`` or ``spec.gate``). ``ws`` is a scratch buffer of
     ``workspace_elems(spec, M, N, K)`` elements (64-byte aligned), or NULL to use
     a stack buffer when that is at most ``STACK_ELEMS``. Returns 0, or 2 if
     ws is NULL and the stack buffer is too small (nothing is written then).
@@ -61,6 +63,7 @@ class GemmSpec:
     epilogue: str = "none"
     accumulate: bool = False
     residual: bool = False
+    gate: bool = False
     blocking: Blocking | None = field(default=None, compare=True)
 
     def __post_init__(self):
@@ -68,9 +71,21 @@ class GemmSpec:
             raise ValueError(f"gemm: dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.epilogue not in EPILOGUES:
             raise ValueError(f"gemm: epilogue must be one of {EPILOGUES}, got {self.epilogue!r}")
+        if self.residual and self.gate:
+            raise ValueError("gemm: residual and gate both read R; choose one")
         if self.blocking is None:
             object.__setattr__(self, "blocking",
                                default_blocking(self.dtype, host_target().vector_bytes))
+
+    @property
+    def reads_r(self) -> bool:
+        """Whether the kernel reads the (M, N) operand R (a residual or a gate)."""
+        return self.residual or self.gate
+
+    @property
+    def linear(self) -> bool:
+        """Whether C is linear in the partial sums (so K blocks can accumulate into C)."""
+        return self.epilogue == "none" and not self.gate
 
     @property
     def itemsize(self) -> int:
@@ -79,7 +94,7 @@ class GemmSpec:
     def key(self) -> str:
         """Names everything the generated code depends on (a cache key)."""
         return (f"gemm-v{KERNEL_VERSION}:{self.dtype}:bias{int(self.bias)}:{self.epilogue}"
-                f":acc{int(self.accumulate)}:res{int(self.residual)}:{self.blocking.tag()}"
+                f":acc{int(self.accumulate)}:res{int(self.residual)}:gate{int(self.gate)}:{self.blocking.tag()}"
                 f":stack{STACK_BYTES}:pyabi{'-'.join(map(str, PYARRAY_OFFSETS))}"
                 f":src{_generator_hash()}")
 
@@ -100,7 +115,7 @@ def _generator_hash() -> str:
 
 def gemm_symbol(spec: GemmSpec) -> str:
     return (f"lucid_gemm_{spec.dtype[-2:]}_b{int(spec.bias)}_{spec.epilogue}"
-            f"_a{int(spec.accumulate)}_r{int(spec.residual)}")
+            f"_a{int(spec.accumulate)}_r{int(spec.residual)}{'g' if spec.gate else ''}")
 
 
 def _round_up(x: int, m: int) -> int:
@@ -109,7 +124,7 @@ def _round_up(x: int, m: int) -> int:
 
 def k_block(spec: GemmSpec, K: int) -> int:
     kd = max(K, 1)
-    if spec.accumulate and spec.epilogue != "none":
+    if spec.accumulate and not spec.linear:
         return kd          # C_old must survive until the activation: one K block
     return min(spec.blocking.KC, kd)
 
@@ -157,7 +172,7 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store
     b.position_at_end(go)
 
     kd = b.select(b.icmp_signed(">", K, I64(1)), K, I64(1))
-    kcb = kd if (spec.accumulate and spec.epilogue != "none") else imin(b, I64(KC), kd)
+    kcb = kd if (spec.accumulate and not spec.linear) else imin(b, I64(KC), kd)
     align = 64 // c.size
 
     def rup(x, m):
@@ -180,7 +195,7 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store
     b_direct = b.icmp_signed("==", csb, I64(1))
 
     def call_store(mr, nr, ci, bias_j, ri, first, last):
-        if spec.residual:
+        if spec.reads_r:
             b.call(store, [tile, ci, ldc, mr, nr, bias_j, ri, rsr, csr, first, last, alpha])
         else:
             b.call(store, [tile, ci, ldc, mr, nr, bias_j, R, rsr, first, last, alpha])
@@ -209,7 +224,7 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store
                     b_ps = b.select(in_place, rsb, b.select(narrow, I64(W), I64(NR)))
                     bias_j = b.gep(bias, [j]) if spec.bias else bias
                     cj = b.gep(C, [j])
-                    rj = b.gep(R, [b.mul(j, csr)]) if spec.residual else R
+                    rj = b.gep(R, [b.mul(j, csr)]) if spec.reads_r else R
 
                     def run_ukr(mrows, args):
                         if blk.NV == 1:
@@ -225,7 +240,7 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store
                         mr = imin(b, I64(MR), b.sub(mc, ir_))
                         i = b.add(ic, ir_)
                         ci = b.gep(cj, [b.mul(i, ldc)])
-                        ri = b.gep(rj, [b.mul(i, rsr)]) if spec.residual else R
+                        ri = b.gep(rj, [b.mul(i, rsr)]) if spec.reads_r else R
                         apk = b.gep(Ap, [b.mul(ir_, kc)])
                         with b.if_else(b.icmp_signed("==", mr, I64(MR))) as (then, otherwise):
                             with then:
@@ -238,7 +253,7 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store
                                     run_ukr(MRS, [kc, b.gep(apk, [s]), I64(MR), bp, b_ps, tile])
                                     call_store(imin(b, I64(MRS), b.sub(mr, s)), nr,
                                                b.gep(ci, [b.mul(s, ldc)]), bias_j,
-                                               b.gep(ri, [b.mul(s, rsr)]) if spec.residual
+                                               b.gep(ri, [b.mul(s, rsr)]) if spec.reads_r
                                                else R, first, last)
                                 counted_loop(b, I64(0), mr, MRS, sub, "irs")
                     counted_loop(b, I64(0), mc, MR, ir_body, "ir")
@@ -322,7 +337,7 @@ def _build_py_entry(c: Ctx, spec: GemmSpec, driver: ir.Function, name: str) -> i
         bias_p = b.bitcast(pbias, c.P)
     else:
         bias_p = null
-    if spec.residual:
+    if spec.reads_r:
         pr = data(r)
         rsr, csr = strides(r, 2)
         clash = b.or_(clash, overlaps(extent(pr, (M, N), (rsr, csr)), ec))
@@ -369,7 +384,7 @@ def build_gemm_module(spec: GemmSpec) -> ir.Module:
                     c, f"{sym}.ukr{mr}x{nv}", MR=mr, NV=nv,
                     U=blk.UNROLL if (mr, nv) == (blk.MR, blk.NV) else 2)
     epi = build_tile_epilogue(c, spec, f"{sym}.epi")
-    store = build_store_tile(c, spec, epi, f"{sym}.store") if spec.residual else epi
+    store = build_store_tile(c, spec, epi, f"{sym}.store") if spec.reads_r else epi
     driver = _build_driver(c, spec, sym + ".impl", pack_a, pack_b, ukrs, store)
     _build_full_entry(c, driver, sym)
     _build_py_entry(c, spec, driver, sym + "_py")

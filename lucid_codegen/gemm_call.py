@@ -11,6 +11,8 @@
 ``Gemm(spec)`` compiles (or loads from the kernel cache) once. ``g(a, b, c_out,
 bias=None, residual=None, alpha=1.0)`` computes in place
 ``c_out = act(alpha * a @ b + bias) + residual  [+ c_out if spec.accumulate]``
+(with ``spec.gate``, ``g(a, b, c_out, gate=r)`` computes
+``c_out = where(r > 0, act(alpha * a @ b + bias), 0)`` instead: relu's backward)
 for numpy arrays of the spec's dtype: a is MxK and b is KxN with any strides
 (pass ``w.T`` for x @ w.T, no copy is made), c_out is MxN with unit column stride.
 Everything is validated (TypeError / ValueError naming 'gemm' and the shapes)
@@ -153,7 +155,7 @@ class Gemm:
         return f"Gemm({self.spec.key()})"
 
     # -- numpy entry ------------------------------------------------------------
-    def __call__(self, a, b, c_out, bias=None, residual=None, alpha=1.0) -> None:
+    def __call__(self, a, b, c_out, bias=None, residual=None, alpha=1.0, gate=None) -> None:
         nd = np.ndarray
         if type(a) is not nd or type(b) is not nd or type(c_out) is not nd:
             if not (isinstance(a, nd) and isinstance(b, nd) and isinstance(c_out, nd)):
@@ -186,13 +188,22 @@ class Gemm:
                 bias = np.ascontiguousarray(bias)
         elif bias is not None:
             raise ValueError("gemm: bias given but the kernel spec has bias=False")
-        if spec.residual:
+        if gate is not None:
+            if residual is not None:
+                raise ValueError("gemm: give a residual or a gate, not both")
+            if not spec.gate:
+                raise ValueError("gemm: gate given but the kernel spec has gate=False")
+            residual = gate
+        elif spec.gate:
+            raise TypeError(f"gemm: this kernel needs a gate array of shape ({M}, {N})")
+        if spec.reads_r:
+            what = "gate" if spec.gate else "residual"
             if type(residual) is not nd:
-                raise TypeError(f"gemm: this kernel needs a residual array of shape ({M}, {N})")
+                raise TypeError(f"gemm: this kernel needs a {what} array of shape ({M}, {N})")
             if residual.dtype != dt:
-                raise TypeError(f"gemm: residual must be {dt.name}, got {residual.dtype}")
+                raise TypeError(f"gemm: {what} must be {dt.name}, got {residual.dtype}")
             if residual.shape != (M, N):
-                raise ValueError(f"gemm: residual shape {residual.shape} does not match "
+                raise ValueError(f"gemm: {what} shape {residual.shape} does not match "
                                  f"c_out ({M}, {N})")
         elif residual is not None:
             raise ValueError("gemm: residual given but the kernel spec has residual=False")
@@ -217,7 +228,7 @@ class Gemm:
         eager ops pay ~1 µs of Python instead of ~3). Anything unusual (strides, overlap,
         big work) goes through ``trusted``."""
         dtype, pyfn, itemsize = self.dtype, self._pyfn, self._itemsize
-        has_bias, has_res = self.spec.bias, self.spec.residual
+        has_bias, has_res = self.spec.bias, self.spec.reads_r
         M, N = out_shape
         empty = np.empty
 
@@ -250,7 +261,10 @@ class Gemm:
             M, K = a.shape
             if self._single_thread_entry(a, b, c_out, bias, residual, alpha, M, b.shape[1], K):
                 return
-        self(a, b, c_out, bias=bias, residual=residual, alpha=alpha)
+        if self.spec.gate:  # the R operand is a gate
+            self(a, b, c_out, bias=bias, gate=residual, alpha=alpha)
+        else:
+            self(a, b, c_out, bias=bias, residual=residual, alpha=alpha)
 
     def _general(self, a, b, c, bias, r, alpha, M, N, K) -> None:
         if M == 0 or N == 0:

@@ -259,7 +259,8 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
     * epilogue 'none' (linear): on the first K block C = init + alpha*S0 with
       init = [C_old if accumulate] + bias + R; later blocks C += alpha*S_k.
     * otherwise: C holds the raw partial sum between blocks; on the last block
-      C = act(alpha*S + bias) + R [+ C_old if accumulate]. (An accumulating
+      C = act(alpha*S + bias) + R [+ C_old if accumulate], or with a gate
+      C = where(R > 0, act(alpha*S + bias), 0) [+ C_old]. (An accumulating
       nonlinear kernel always runs K in a single block, so C_old is still in C.)
     """
     blk = c.blk
@@ -271,7 +272,7 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
     tile, C, ldc, mr, nr, bias, R, rsr, first, last, alpha = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     valpha = c.splat(b, alpha)
-    linear = spec.epilogue == "none"
+    linear = spec.linear
     masks = [c.lane_mask(b, b.sub(nr, I64(v * W))) for v in range(NV)]
     bvs = [c.mload(b, b.gep(bias, [I64(v * W)]), masks[v]) if spec.bias else None
            for v in range(NV)]
@@ -280,12 +281,12 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
         def row(i):
             trow = b.gep(tile, [b.mul(i, I64(NR))])
             crow = b.gep(C, [b.mul(i, ldc)])
-            rrow = b.gep(R, [b.mul(i, rsr)]) if spec.residual else None
+            rrow = b.gep(R, [b.mul(i, rsr)]) if spec.reads_r else None
             for v in range(NV):
                 off = I64(v * W)
                 t = c.vload(b, b.gep(trow, [off]), align=64)
                 cp = b.gep(crow, [off])
-                rv = c.mload(b, b.gep(rrow, [off]), masks[v]) if spec.residual else None
+                rv = c.mload(b, b.gep(rrow, [off]), masks[v]) if spec.reads_r else None
                 c.mstore(b, body(t, cp, bvs[v], rv, masks[v]), cp, masks[v])
         counted_loop(b, I64(0), mr, 1, row, tag)
 
@@ -315,7 +316,9 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
             else:
                 y = b.fmul(valpha, s)
             y = activation(c, b, spec.epilogue, y)
-            if rv is not None:
+            if spec.gate:  # where(R > 0, y, 0): false for NaN, like numpy's comparison
+                y = b.select(b.fcmp_ordered(">", rv, c.cvec(0.0)), y, c.cvec(0.0))
+            elif rv is not None:
                 y = b.fadd(y, rv)
             if spec.accumulate:
                 y = b.fadd(y, c.mload(b, cp, mask))

@@ -188,7 +188,7 @@ def build_store_tile(c: Ctx, spec, epi: ir.Function, name: str) -> ir.Function:
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     rt = b.alloca(c.T, MR * NR)
     rt.align = 64
-    direct = b.icmp_signed("==", csr, I64(1)) if spec.residual else ir.Constant(I1, 1)
+    direct = b.icmp_signed("==", csr, I64(1)) if spec.reads_r else ir.Constant(I1, 1)
     with b.if_else(direct) as (then, otherwise):
         with then:
             b.call(epi, [tile, C, ldc, mr, nr, bias, R, rsr, first, last, alpha])

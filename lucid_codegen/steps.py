@@ -21,7 +21,8 @@ EPILOGUE_OPS = {"sigmoid": "sigmoid", "tanh": "tanh", "maximum": "relu"}
 
 
 class GemmStep:
-    """A gemm kernel: ``act(alpha · op(A)·op(B) + bias) + residual`` in one native call."""
+    """A gemm kernel: ``act(alpha · op(A)·op(B) + bias) + residual`` (or, with a gate,
+    ``where(gate > 0, act(...), 0)``) in one native call."""
 
     def __init__(self, kernel: KernelNode):
         consts = {n.out: n.attr("value") for n in kernel.body.nodes if n.op == "constant"}
@@ -29,11 +30,17 @@ class GemmStep:
         mm = nodes[0]
         self.trans_a, self.trans_b = mm.attr("trans_a"), mm.attr("trans_b")
         self.alpha, self.epilogue = 1.0, "none"
-        bias = residual = None
+        bias = residual = gate = None
         prev, stage, n_cols = mm.out, 0, mm.out.shape[1]
         for n in nodes[1:]:  # the stages of lucid_ir.passes.fuse, in the same order
             other = [v for v in n.inputs if v is not prev] or [prev]
-            if n.op == "mul":
+            if n.op == "gt":  # the gate's comparison (r > 0); its select follows
+                gate = n.inputs[0]
+                continue
+            if n.op == "select":
+                assert gate is not None and n.inputs[1] is prev, "gemm gate must be select(r > 0, y, 0)"
+                stage = 4
+            elif n.op == "mul":
                 self.alpha, stage = consts[other[0]], 1
             elif n.op == "add" and stage < 2 and other[0].shape in ((n_cols,), (1, n_cols)):
                 bias, stage = other[0], 2
@@ -44,15 +51,15 @@ class GemmStep:
             else:
                 raise AssertionError(f"gemm kernel cannot apply {n.op}")
             prev = n.out
-        self.inputs = [mm.inputs[0], mm.inputs[1]] + [v for v in (bias, residual) if v is not None]
-        self.has_bias, self.has_residual = bias is not None, residual is not None
+        self.inputs = [mm.inputs[0], mm.inputs[1]] + [v for v in (bias, residual, gate) if v is not None]
+        self.has_bias, self.has_residual = bias is not None, residual is not None or gate is not None
         self.n = mm.out.shape[1]
         self.bias_2d = bias is not None and bias.shape != (self.n,)
         self.out_shape = mm.out.shape
         self.empty = 0 in self.out_shape
         self.out = prev
         self.gemm = get_gemm(GemmSpec(mm.out.dtype, bias=self.has_bias, epilogue=self.epilogue,
-                                      residual=self.has_residual))
+                                      residual=residual is not None, gate=gate is not None))
         run = self.gemm.runner(self.out_shape, self.trans_a, self.trans_b, self.alpha)
         n = self.n
         #: ``direct(a, b, *extra) -> C``: one fresh output, no tuple (eager fast paths)

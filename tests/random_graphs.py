@@ -48,8 +48,13 @@ def random_graph(rng: np.random.Generator, dtype: str = "float64", n_ops: int = 
             pos = b.emit("add", b.emit("mul", x, x), b.constant(1.0, (), dtype))
             y = b.emit("log", pos) if rng.random() < 0.5 else b.emit("div", x, pos)
         elif r < 0.68:
-            mask = b.emit("gt", x, b.constant(0.0, (), dtype))
-            y = b.emit("select", mask, x, b.emit("neg", x))
+            if rng.random() < 0.5:
+                mask = b.emit("gt", x, b.constant(0.0, (), dtype))
+                y = b.emit("select", mask, x, b.emit("neg", x))
+            else:  # relu's backward: another value of the same shape gates x
+                same = [v for v in pool if v.shape == x.shape]
+                mask = b.emit("gt", same[int(rng.integers(len(same)))], b.constant(0.0, (), dtype))
+                y = b.emit("select", mask, x, b.constant(0.0, (), dtype))
         elif r < 0.8 and len(x.shape) == 2:
             op = ["sum", "mean", "max"][int(rng.integers(3))]
             axis = int(rng.integers(2))

@@ -11,7 +11,7 @@ from lucid_codegen.gemm_call import THREAD_MIN_FLOP, Gemm, get_gemm
 SENTINEL = -7777.0
 
 
-def ref(a, b, bias=None, r=None, c_old=None, alpha=1.0, epilogue="none"):
+def ref(a, b, bias=None, r=None, c_old=None, alpha=1.0, epilogue="none", gate=None):
     y = alpha * (a.astype(np.float64) @ b.astype(np.float64))
     if bias is not None:
         y = y + bias.astype(np.float64)
@@ -23,6 +23,8 @@ def ref(a, b, bias=None, r=None, c_old=None, alpha=1.0, epilogue="none"):
         y = np.tanh(y)
     if r is not None:
         y = y + r.astype(np.float64)
+    if gate is not None:
+        y = np.where(gate > 0, y, 0.0)
     if c_old is not None:
         y = y + c_old.astype(np.float64)
     return y
@@ -71,13 +73,20 @@ def run_case(spec, M, K, N, rng, a_view="plain", b_view="wT", r_view="plain", al
         b = np.broadcast_to(rng.uniform(-1, 1, (K, 1)).astype(dt), (K, N))
     bias = rng.uniform(-1, 1, N).astype(dt) if spec.bias else None
     r = None
-    if spec.residual:
+    if spec.reads_r:
         r = rng.uniform(-1, 1, (N, M)).astype(dt).T if r_view == "T" else \
             rng.uniform(-1, 1, (M, N)).astype(dt)
+        if spec.gate and r.size:
+            r.flat[::7] = np.nan   # a NaN gate closes (numpy: nan > 0 is False)
+            r.flat[::5] = 0.0      # so does exactly 0
     c_old = rng.uniform(-1, 1, (M, N)).astype(dt) if spec.accumulate else None
     big, c = guarded_out(M, N, dt, rng, fill=c_old)
-    get_gemm(spec)(a, b, c, bias=bias, residual=r, alpha=alpha)
-    expect = ref(a, b, bias, r, c_old, alpha, spec.epilogue)
+    if spec.gate:
+        get_gemm(spec)(a, b, c, bias=bias, gate=r, alpha=alpha)
+        expect = ref(a, b, bias, None, c_old, alpha, spec.epilogue, gate=r)
+    else:
+        get_gemm(spec)(a, b, c, bias=bias, residual=r, alpha=alpha)
+        expect = ref(a, b, bias, r, c_old, alpha, spec.epilogue)
     np.testing.assert_allclose(c, expect, **tol(dt, K))
     check_guard(big, M, N)
     return c
@@ -94,6 +103,9 @@ SPECS = [
     GemmSpec("float64", bias=True, epilogue="sigmoid", accumulate=True, residual=True),
     GemmSpec("float64", bias=True, epilogue="tanh"),
     GemmSpec("float64", epilogue="relu", residual=True),
+    GemmSpec("float32", gate=True),
+    GemmSpec("float32", bias=True, epilogue="tanh", gate=True),
+    GemmSpec("float64", accumulate=True, gate=True),
 ]
 SHAPES = [(0, 3, 5), (4, 0, 3), (3, 5, 0), (1, 1, 1), (2, 3, 1), (7, 13, 31), (13, 17, 35),
           (37, 41, 97), (150, 9, 33)]
@@ -106,8 +118,8 @@ def test_shapes(spec):
         run_case(spec, M, K, N, rng, alpha=0.75)
 
 
-@pytest.mark.parametrize("spec", [SPECS[1], SPECS[3], SPECS[4], SPECS[5], SPECS[7]],
-                         ids=lambda s: gemm_symbol(s))
+@pytest.mark.parametrize("spec", [SPECS[1], SPECS[3], SPECS[4], SPECS[5], SPECS[7], SPECS[10],
+                                  SPECS[12]], ids=lambda s: gemm_symbol(s))
 def test_multi_block(spec):
     """K past one K block, M past one M block, N not a multiple of the tile."""
     rng = np.random.default_rng(1)
@@ -116,7 +128,7 @@ def test_multi_block(spec):
     run_case(spec, 3, 5, blk.NC + 5, rng)
 
 
-@pytest.mark.parametrize("spec", [SPECS[3], SPECS[5], SPECS[7]], ids=lambda s: gemm_symbol(s))
+@pytest.mark.parametrize("spec", [SPECS[3], SPECS[5], SPECS[7], SPECS[11]], ids=lambda s: gemm_symbol(s))
 def test_views(spec):
     rng = np.random.default_rng(2)
     for a_view in ("plain", "T", "strided", "neg", "bcast"):
@@ -143,13 +155,14 @@ def test_threads_bit_identical(shape):
     M, K, N = shape
     assert 2 * M * N * K >= THREAD_MIN_FLOP
     rng = np.random.default_rng(4)
-    for spec in (SPECS[1], SPECS[3], SPECS[7]):
+    for spec in (SPECS[1], SPECS[3], SPECS[7], SPECS[11]):
         g = get_gemm(spec)
         dt = spec.dtype
         a = rng.uniform(-1, 1, (M, K)).astype(dt)
         b = rng.uniform(-1, 1, (N, K)).astype(dt).T
         bias = rng.uniform(-1, 1, N).astype(dt) if spec.bias else None
-        r = rng.uniform(-1, 1, (M, N)).astype(dt) if spec.residual else None
+        r = rng.uniform(-1, 1, (M, N)).astype(dt) if spec.reads_r else None
+        r_arg = {"gate" if spec.gate else "residual": r}
         c0 = rng.uniform(-1, 1, (M, N)).astype(dt)
         outs = []
         old = threads.get_num_threads()
@@ -157,14 +170,15 @@ def test_threads_bit_identical(shape):
             for nt in (1, 2, 3):
                 threads.set_num_threads(nt)
                 c = c0.copy()
-                g(a, b, c, bias=bias, residual=r)
+                g(a, b, c, bias=bias, **r_arg)
                 outs.append(c)
         finally:
             threads.set_num_threads(old)
         for c in outs[1:]:
             assert np.array_equal(c, outs[0])
-        np.testing.assert_allclose(outs[0], ref(a, b, bias, r, c0 if spec.accumulate else None,
-                                                1.0, spec.epilogue), **tol(dt, K))
+        np.testing.assert_allclose(outs[0], ref(a, b, bias, None if spec.gate else r,
+                                                c0 if spec.accumulate else None, 1.0, spec.epilogue,
+                                                gate=r if spec.gate else None), **tol(dt, K))
 
 
 def test_bad_arguments():
@@ -191,6 +205,18 @@ def test_bad_arguments():
         get_gemm(SPECS[0])(a, np.zeros((4, 6), np.float32), c, bias=bias)
     with pytest.raises(TypeError, match="gemm"):
         g([[1.0]], b, c, bias=bias)
+    w = np.zeros((4, 6), np.float32)
+    with pytest.raises(ValueError, match="gemm.*gate"):
+        g(a, w, c, bias=bias, gate=c.copy())           # the spec has no gate
+    gated = get_gemm(SPECS[10])
+    with pytest.raises(TypeError, match="gemm.*gate"):
+        gated(a, w, c)                                  # the gate is missing
+    with pytest.raises(ValueError, match="gemm.*gate shape"):
+        gated(a, w, c, gate=np.zeros((6, 3), np.float32))
+    with pytest.raises(ValueError, match="gemm.*not both"):
+        gated(a, w, c, gate=c.copy(), residual=c.copy())
+    with pytest.raises(ValueError, match="gemm.*choose one"):
+        GemmSpec("float32", residual=True, gate=True)
 
 
 def test_spec_key_and_module():

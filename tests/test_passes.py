@@ -134,3 +134,53 @@ def test_fusion_off_by_environment(monkeypatch):
     w, b = lucid.randn(3, 4), lucid.randn(3)
     low = lucid.compile(lambda x: F.relu(F.linear(x, w, b))).lower(lucid.randn(8, 4))
     assert [k.kind for k in low.kernels] == ["gemm", "elementwise", "elementwise"]
+
+
+def _mlp_loss(x, c, w1, b1, w2, b2):
+    return (F.relu(F.linear(F.relu(F.linear(x, w1, b1)), w2, b2)) * c).sum()
+
+
+def test_relu_backward_mask_is_applied_by_the_gemm_producing_the_gradient():
+    rng = np.random.default_rng(7)
+    shapes = [(5, 4), (6, 4), (6,), (3, 6), (3,)]
+    arrays = [rng.standard_normal(s) for s in shapes]
+    arrays[0][0, :] = 0.0   # rows whose first layer is exactly 0 at some units
+    params = [lucid.Tensor(a, requires_grad=True, dtype="float64") for a in arrays[1:]]
+    x = lucid.Tensor(arrays[0], dtype="float64")
+    c = lucid.Tensor(rng.standard_normal((5, 3)), dtype="float64")
+    low = lucid.compile(_mlp_loss).lower(x, c, *params)
+    bwd = [(k.kind, [op for op in k.ops if op != "constant"]) for k in low.backward_kernels]
+    # the first layer's mask rides on dH1 = g2 · W2; no kernel applies it on its own
+    assert ("gemm", ["matmul", "gt", "select"]) in bwd
+    # the second layer's mask stays elementwise: its gradient comes from an elementwise op
+    assert sum(kind == "elementwise" and "gt" in ops for kind, ops in bwd) == 1
+    # and the gradients are right (float64 central differences)
+    _mlp_loss_c = lucid.compile(_mlp_loss)
+    _mlp_loss_c(x, c, *params).backward()
+    from gradcheck import numeric_grads
+
+    def f(ps):
+        return float(_mlp_loss(x, c, *[lucid.Tensor(p, dtype="float64") for p in ps]).item())
+    for p, want in zip(params, numeric_grads(f, [a.copy() for a in arrays[1:]])):
+        np.testing.assert_allclose(p.grad, want, rtol=1e-6, atol=1e-8)
+
+
+def test_gate_is_not_folded_when_its_mask_is_used_elsewhere():
+    b = GraphBuilder()
+    g, w, r = b.input((4, 3)), b.input((5, 3)), b.input((4, 5))
+    y = b.emit("matmul", g, w, trans_b=True)
+    zero = b.constant(0.0)
+    mask = b.emit("gt", r, zero)
+    gated = b.emit("select", mask, y, zero)
+    graph = b.build([gated, mask])  # the mask itself is an output too
+    fused = fuse.run(graph)
+    assert ("gemm", ["matmul"]) in kernels(fused)
+    arrays = [np.random.default_rng(1).standard_normal(v.shape).astype(np.float32) for v in graph.inputs]
+    for got, want in zip(interpret(fused, arrays), interpret(graph, arrays)):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    # the select's other branch must be the zero constant
+    b = GraphBuilder()
+    g, w, r = b.input((4, 3)), b.input((5, 3)), b.input((4, 5))
+    y = b.emit("matmul", g, w, trans_b=True)
+    other = b.emit("select", b.emit("gt", r, b.constant(0.0)), y, b.constant(1.0))
+    assert ("gemm", ["matmul"]) in kernels(fuse.run(b.build([other])))

@@ -4,9 +4,11 @@ Partition rules, applied in one walk over the nodes in order:
 
 - ``matmul`` starts a **gemm** group. It absorbs, in this order and each at most once,
   a scaling by a scalar constant, a bias add (an operand of shape (N,) or (1, N)), an
-  activation (relu = ``maximum(·, 0)``, sigmoid, tanh) and a residual add (an (M, N)
-  operand): the epilogue the GEMM kernel applies while C is in registers. Each absorbed
-  op must be the only user of the value before it.
+  activation (relu = ``maximum(·, 0)``, sigmoid, tanh) and either a residual add (an
+  (M, N) operand) or a gate ``select(gt(r, 0), ·, 0)`` (relu's backward, with r an
+  (M, N) operand): the epilogue the GEMM kernel applies while C is in registers. Each
+  absorbed op must be the only user of the value before it; the gate's comparison must
+  have no other user either (it moves into the GEMM kernel).
 - an elementwise op joins the **elementwise** group of one of its inputs when its
   output has that group's shape and joining creates no cycle between kernels;
   otherwise it starts a new group. Scalar constants are copied into each group that
@@ -72,7 +74,7 @@ class Group:
     def __init__(self, kind: str, node: Node):
         self.kind = kind
         self.nodes = [node]
-        self.stage = 0      # gemm: 0 matmul, 1 scaled, 2 bias, 3 activation, 4 residual
+        self.stage = 0      # gemm: 0 matmul, 1 scaled, 2 bias, 3 activation, 4 residual/gate
 
     @property
     def tail(self) -> Value:
@@ -177,7 +179,39 @@ class Partition:
             return None
         return stage
 
+    def _is_zero(self, v: Value) -> bool:
+        return _is_scalar_constant(v, self.producer) and self.producer[v].attr("value") == 0.0
+
+    def _gemm_gate(self, node: Node) -> tuple[Group, Node] | None:
+        """``select(gt(r, 0), y, 0)`` with ``y`` the tail of a gemm group that may take
+        it as its gate epilogue: (that group, the ``gt`` node), else None."""
+        if node.op != "select":
+            return None
+        cond, y, other = node.inputs
+        g, cmp = self.group_of.get(y), self.producer.get(cond)
+        if (g is None or g.kind != "gemm" or y is not g.tail or g.stage >= 4 or not self._is_zero(other)
+                or self.users.get(y, 0) != 1 or node.out.shape != y.shape):
+            return None
+        if (cmp is None or cmp.op != "gt" or self.users.get(cond, 0) != 1
+                or cmp.inputs[0].shape != y.shape or not self._is_zero(cmp.inputs[1])):
+            return None
+        if self._depends_on(cmp.inputs[0], g):
+            return None
+        return g, cmp
+
     def _place_elementwise(self, node: Node) -> None:
+        gate = self._gemm_gate(node)
+        if gate is not None:
+            g, cmp = gate
+            owner = self.group_of.get(cmp.out)
+            if owner is not None:  # the comparison moves into the gemm kernel
+                owner.nodes.remove(cmp)
+                if not owner.nodes:
+                    self.groups.remove(owner)
+            g.stage = 4
+            self._add(g, cmp)
+            self._add(g, node)
+            return
         for v in node.inputs:
             g = self.group_of.get(v)
             if g is None:
