@@ -56,7 +56,7 @@ KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
 _ITEMSIZE = {"float32": 4, "float64": 8}
 #: Bump whenever the generated code changes (it is part of every cache key).
-CODEGEN_VERSION = 2
+CODEGEN_VERSION = 3
 
 
 # ------------------------------------------------------------------ structure
@@ -390,6 +390,20 @@ class ElementwiseKernel:
             fn(buf, 0, n_outer, 0, inner)
             return outs
         return runner
+
+    def native_job(self, arrays, outs):
+        """This call as a ``native_plan.LoopJob`` (for plans run from native code), or
+        None when its layouts were not planned or it is big enough to split."""
+        from .native_plan import LoopJob
+        key = tuple([(a.shape, a.strides, a.dtype) for a in arrays]
+                    + [(o.shape, o.strides, o.dtype, o.flags.writeable) for o in outs] + [None])
+        plan = self._plans.get(key)
+        if plan is None or plan[1] is None or plan[1][4]:
+            return None
+        fn, template, n_outer, inner = plan[1][:4]
+        n = len(arrays)
+        return LoopJob(fn, list(template), (0, n_outer, 0, inner), list(range(2, 2 + n)),
+                       list(range(2 + n, 2 + n + len(outs))))
 
     def _checked_plan(self, arrays, outs, key):
         """Validate a call seen for the first time; memoise its plan when reusable."""

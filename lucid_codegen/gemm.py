@@ -104,7 +104,7 @@ def _generator_hash() -> str:
     """Hash of the IR generator's source, so a changed generator never hits stale cache."""
     here = os.path.dirname(os.path.abspath(__file__))
     h = hashlib.sha256()
-    for name in ("gemm.py", "gemm_microkernel.py", "gemm_pack.py"):
+    for name in ("gemm.py", "gemm_microkernel.py", "gemm_pack.py", "vector_math.py"):
         try:
             with open(os.path.join(here, name), "rb") as f:
                 h.update(f.read())

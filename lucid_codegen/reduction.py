@@ -64,7 +64,7 @@ from .vector_math import F64, LLVM_FLOAT, _maximum, const
 
 __all__ = ["ReductionKernel"]
 
-CODEGEN_VERSION = 3
+CODEGEN_VERSION = 4
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
 COL_BLOCK = 2048  # output columns whose accumulators (in scratch) stay in L1
@@ -382,6 +382,24 @@ class ReductionKernel:
     def bind(self, arrays, outs):
         """A prepared call for these layouts (see ``ElementwiseKernel.bind``), or None."""
         return _bind(self, arrays, outs)
+
+    def native_job(self, arrays, outs):
+        """This call as a ``native_plan.LoopJob`` (see ``ElementwiseKernel.native_job``)."""
+        from .native_plan import LoopJob
+        plan = self._plans.get(tuple([(a.shape, a.strides, a.dtype) for a in arrays]))
+        (target,) = outs
+        if (plan is None or plan[1] is None or plan[1][5] or not target.flags.c_contiguous
+                or target.shape != plan[0] or target.dtype != self.dtype):
+            return None
+        fn, template, mode, n_outer, inner = plan[1][:5]
+        template = list(template)
+        keep = ()
+        if mode == "col":  # the per-output accumulators: kept alive by the job
+            scratch = np.empty(n_outer * inner, self.acc_dtype)
+            template[5] = data_ptr(scratch)
+            keep = (scratch,)
+        return LoopJob(fn, template, (0, n_outer, 0, inner if mode == "col" else 0),
+                       list(range(6, 6 + len(arrays))), [3], keep)
 
     def __call__(self, arrays, outs=None):
         try:

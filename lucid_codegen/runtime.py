@@ -6,6 +6,7 @@ plan only moves arrays between slots and calls kernels, back to back.
 """
 from __future__ import annotations
 
+import os
 import threading
 from sys import getrefcount
 
@@ -14,7 +15,13 @@ import numpy as np
 from lucid_ir.graph import Graph
 from lucid_ir.interpreter import check_inputs
 
+from . import threads
+from .native_plan import NativeProgram, NotEligible
 from .steps import make_step
+
+#: ``LUCID_NATIVE_PLAN=0`` runs plans step by step from Python (for comparison)
+NATIVE_PLANS = os.environ.get("LUCID_NATIVE_PLAN", "1").strip().lower() not in ("0", "false", "off", "no")
+MAX_PROGRAMS = 4  # native programs kept per plan and thread (one per set of input layouts)
 
 
 class ReusedBuffers:
@@ -107,6 +114,7 @@ class Plan:
             if kind != "view" and hasattr(fn, "call_into") and all(0 not in s for s, _ in types):
                 fn = ReusedBuffers(fn, types, keep=not escapes.intersection(outs))
             self.exec_steps.append((fn, ins, outs))
+        self._local = threading.local()   # this thread's native programs
         # one kernel reading the inputs in order and giving the outputs: call it directly
         self.single = None
         if (len(self.steps) == 1 and not self.constants and list(self.steps[0][1]) == self.input_slots
@@ -120,8 +128,34 @@ class Plan:
             return self.single(*arrays)
         if len(arrays) != self.n_inputs:
             check_inputs(self.graph, arrays)
-        env = self.execute(arrays)
+        programs = getattr(self._local, "programs", None)
+        if programs is not None:
+            try:
+                key = tuple([(a.shape, a.strides, a.dtype) for a in arrays])
+            except AttributeError:
+                key = None
+            program = programs.get(key)
+            if program:
+                return program.run(arrays, threads.get_num_threads())
+            env = self.execute(arrays)
+            if program is None and key is not None and len(programs) < MAX_PROGRAMS:
+                programs[key] = self._native_program(arrays, env)  # False: not eligible
+        else:
+            env = self.execute(arrays)
+            if NATIVE_PLANS and type(self) is Plan:  # from the next call on (kernels are bound now)
+                self._local.programs = {}
         return [np.array(env[s]) if copy else env[s] for s, copy in self.outputs]
+
+    def _native_program(self, arrays, env):
+        """This thread's ``NativeProgram`` for these layouts, or False (not eligible)."""
+        kept = {}
+        for fn, _, outs in self.exec_steps:
+            for o in outs:
+                kept[o] = getattr(fn, "keep", False)
+        try:
+            return NativeProgram(self, arrays, env, kept)
+        except NotEligible:
+            return False
 
     def execute(self, arrays) -> list:
         """Run every step; return all slots (the kernels back to back, nothing else)."""

@@ -69,6 +69,43 @@ class GemmStep:
         # the plan's shapes and dtypes were checked when it was built: the trusted entry
         return (self.direct(a, b, *extra),)
 
+    def native_job(self, arrays, outs):
+        """This call as a ``native_plan.GemmJob`` (operands with element-aligned strides,
+        a contiguous bias, an output with unit column stride), else None."""
+        from .gemm import workspace_elems
+        from .native_plan import GemmJob
+        (c,) = outs
+        if self.empty:
+            return None
+        a, b = arrays[0], arrays[1]
+        a, b = (a.T if self.trans_a else a), (b.T if self.trans_b else b)
+        size = c.itemsize
+        operands = [a, b] + list(arrays[2:]) + [c]
+        if any(st % size for x in operands for st in x.strides):
+            return None
+        M, K = a.shape
+        N = b.shape[1]
+        if N > 1 and c.strides[1] != size:
+            return None
+        in_words = [5, 8]  # where A and B go among the job's words (spin.GEMM_ARGS after the address)
+        r_strides = (0, 0)
+        extra = list(arrays[2:])
+        if self.has_bias:
+            bias = extra.pop(0)
+            if N > 1 and bias.strides[-1] != size:
+                return None
+            in_words.append(13)
+        if self.has_residual:
+            r = extra.pop(0)
+            r_strides = (r.strides[0] // size, r.strides[1] // size)
+            in_words.append(14)
+        alpha_bits = int(np.float64(self.alpha).view(np.int64))
+        words = [self.gemm._address, M, N, K, alpha_bits, 0, a.strides[0] // size, a.strides[1] // size,
+                 0, b.strides[0] // size, b.strides[1] // size, 0, c.strides[0] // size, 0, 0,
+                 *r_strides, 0]
+        return GemmJob(self.gemm, words, in_words, [11],
+                       workspace_elems(self.gemm.spec, M, N, K), 2.0 * M * N * K, self.alpha)
+
     def call_into(self, outs, a, b, *extra):
         """The same, writing into ``outs[0]`` (bounds checking: a guarded buffer)."""
         (out,) = outs
@@ -102,6 +139,10 @@ class KernelStep:
         """A prepared call for these layouts (elementwise kernels), or None."""
         bind = getattr(self.kernel, "bind", None)
         return bind(list(arrays), list(outs)) if bind is not None else None
+
+    def native_job(self, arrays, outs):
+        """This call as a ``native_plan.LoopJob``, or None."""
+        return self.kernel.native_job(list(arrays), list(outs))
 
 
 def view_step(node: Node):

@@ -196,6 +196,7 @@ def emit_tanh(b, x):
     large = b.fsub(const(ty, 1.0), b.fdiv(const(ty, 2.0), b.fadd(e, const(ty, 1.0))))
     large = call_intrinsic(b, "copysign", [large, x])
     y = b.select(b.fcmp_ordered("<", ax, const(ty, 0.625)), small, large)
+    y = call_intrinsic(b, "copysign", [y, x])  # tanh(-0) = -0 (the polynomial gives +0)
     return select_nan(b, x, y)
 
 

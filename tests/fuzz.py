@@ -416,9 +416,11 @@ def _run_case(seed, grad):
     feeds = layouts(arrays, rng)
     old_threads = threads.get_num_threads()
     try:
-        # bounds-checked plans (guards around every output), then a plain plan run three
-        # times: its later calls take the prepared paths (kept buffers, bound calls)
-        for fusion, checked, runs in (("1", "1", (1, 2)), ("0", "1", (1, 2)), ("1", "0", (1, 2, 1))):
+        # bounds-checked plans (guards around every output), then a plain plan run four
+        # times: its later calls take the prepared paths (kept buffers, bound calls, then
+        # the native program of the whole plan, on 1 and on 2 threads)
+        got = None
+        for fusion, checked, runs in (("1", "1", (1, 2)), ("0", "1", (1, 2)), ("1", "0", (1, 2, 1, 2))):
             try:
                 with env("LUCID_FUSION", fusion), env("LUCID_CHECK_BOUNDS", checked):
                     compiled = compile_graph(graph, f"fuzz{seed}")
@@ -432,6 +434,8 @@ def _run_case(seed, grad):
                 # a later run reads copies at other addresses (same memory order where
                 # numpy keeps it): prepared calls must follow the new pointers
                 run_feeds = feeds if k < 2 else [np.copy(f, order="K") for f in feeds]
+                held = got if k == 3 else None  # the caller keeps run 2's outputs...
+                got = None                      # ...or has dropped them (buffers reused)
                 try:
                     with np.errstate(all="ignore"):
                         got = compiled(run_feeds)
@@ -441,6 +445,10 @@ def _run_case(seed, grad):
                     continue
                 for i, (o, w) in enumerate(zip(got, want)):
                     msg = compare(np.asarray(o), w, noise[i], dtype, f"{what} output {i}")
+                    if msg:
+                        failures.append(msg)
+                for i, (o, w) in enumerate(zip(held or (), want)):
+                    msg = compare(np.asarray(o), w, noise[i], dtype, f"{what}: run 2's output {i} (kept)")
                     if msg:
                         failures.append(msg)
                 if any(a.tobytes() != b.tobytes() for a, b in zip(feeds, arrays)):

@@ -304,3 +304,12 @@ def test_zero_d_tensors():
     same(f(Tensor(1.0), Tensor(2.0)), np.exp(np.float32(2.0)), rtol=1e-6)
     same(Tensor(np.array(5.0, np.float64)).reshape(1, 1), [[5.0]])
     assert Tensor(np.float32(1)).T.shape == ()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_tanh_keeps_the_sign_of_zero(dtype):
+    """Found by the fuzzer: tanh(-0.0) gave +0.0, so 1 / tanh(x) gave +inf, not -inf."""
+    x = np.array([-0.0, 0.0, -1e-30, -1e-39, -0.7, 0.3], dtype)
+    y = lucid.nn.functional.tanh(lucid.Tensor(x)).numpy()
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(np.tanh(x)))
+    np.testing.assert_allclose(y, np.tanh(x), rtol=1e-6)

@@ -1,0 +1,271 @@
+"""Running a whole plan from native code: one ctypes call instead of a Python loop.
+
+A plan's kernels all have native entries with their arguments in int64 words: the
+elementwise and reduction kernels take a prepared argument block
+(``fn(block, lo, hi, lo2, hi2)``) and a GEMM entry takes 17 words
+(``spin.GEMM_ARGS``). Once a plan has run on a thread, the layouts of its arrays are
+known and its internal buffers are fixed, so every call after that is the same list
+of native calls with only a few addresses changed: those of the inputs and of the
+outputs handed to the caller. ``NativeProgram`` keeps that list as *jobs* in one
+int64 array; a call writes the new addresses into it (one numpy scatter) and runs the
+jobs with ``lucid_run_jobs`` (GIL released). A GEMM big enough to split across
+threads is handed back to Python between native runs, where it goes to the native
+worker pool as before.
+
+What makes a plan eligible (else it keeps the step-by-step path): every step is a
+view (same data address as its input) or a kernel with kept or reused output buffers
+whose call could be prepared (not split across threads, element-aligned strides).
+
+Job record (``JOB_WORDS`` int64 words):
+  kind 0, a loop kernel: [0, fn, block address, lo, hi, lo2, hi2]
+  kind 1, a GEMM:        [1, entry address, its 17 argument words]
+"""
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass, field
+from sys import getrefcount
+
+import llvmlite.ir as ir
+import numpy as np
+
+from .cache import load_or_compile
+from .pyarray import data_ptr
+from .spin import JOB_WORDS as GEMM_JOB_WORDS, _gemm_call
+
+I64 = ir.IntType(64)
+JOB_WORDS = GEMM_JOB_WORDS + 1  # kind, then a GEMM's 18 words (a loop kernel uses 7)
+
+
+@dataclass
+class LoopJob:
+    """An elementwise or reduction kernel call: ``fn(block, *args)``; ``in_words`` /
+    ``out_words``: where each operand's address goes in ``block``."""
+
+    fn: object                  # the ctypes function (its address is called)
+    block: list
+    args: tuple
+    in_words: list
+    out_words: list
+    keep: tuple = ()            # objects the block points into (scratch rows)
+
+
+@dataclass
+class GemmJob:
+    """A GEMM entry call: ``words`` are its 18 job words (``spin.GEMM_ARGS`` after the
+    address); the workspace word is filled by the program."""
+
+    gemm: object
+    words: list
+    in_words: list
+    out_words: list
+    ws_elems: int
+    flop: float
+    alpha: float
+    keep: tuple = field(default=())
+
+
+def _build() -> ir.Module:
+    module = ir.Module("lucid_jobs")
+    pool_call = _gemm_call(module)
+    loop_ty = ir.FunctionType(ir.VoidType(), [I64.as_pointer(), I64, I64, I64, I64])
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64.as_pointer(), I64]), "lucid_run_jobs")
+    jobs, n = fn.args
+    entry, head, body, loop_job, gemm_job, nxt, done = (
+        fn.append_basic_block(x) for x in ("entry", "head", "body", "loop", "gemm", "next", "done"))
+    b = ir.IRBuilder(entry)
+    b.branch(head)
+    b.position_at_end(head)
+    i = b.phi(I64)
+    i.add_incoming(I64(0), entry)
+    b.cbranch(b.icmp_signed("<", i, n), body, done)
+    b.position_at_end(body)
+    rec = b.gep(jobs, [b.mul(i, I64(JOB_WORDS))])
+    words = [b.load(b.gep(rec, [I64(k)])) for k in range(7)]
+    b.cbranch(b.icmp_signed("==", words[0], I64(0)), loop_job, gemm_job)
+    b.position_at_end(loop_job)
+    target = b.inttoptr(words[1], loop_ty.as_pointer())
+    b.call(target, [b.inttoptr(words[2], I64.as_pointer())] + words[3:7])
+    b.branch(nxt)
+    b.position_at_end(gemm_job)
+    b.call(pool_call, [b.gep(rec, [I64(1)])])
+    b.branch(nxt)
+    b.position_at_end(nxt)
+    i.add_incoming(b.add(i, I64(1)), nxt)
+    b.branch(head)
+    b.position_at_end(done)
+    b.ret_void()
+    return module
+
+
+_run_jobs = None
+
+
+def _runner():
+    global _run_jobs
+    if _run_jobs is None:
+        lib = load_or_compile("jobs/v1", _build, ["lucid_run_jobs"], label="the native job runner")
+        _run_jobs = (ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)(lib.address("lucid_run_jobs")),
+                     lib)
+    return _run_jobs[0]
+
+
+class NativeProgram:
+    """One plan on one thread, for one set of input layouts (see the module docstring).
+
+    ``run(arrays)`` returns the plan's outputs, exactly as ``Plan.__call__`` does.
+    """
+
+    def __init__(self, plan, arrays, env, kept: dict):
+        """``env``: every slot's array from a step-by-step run on this thread with
+        ``arrays``; ``kept``: slot -> True when that kernel output's buffer is kept by
+        the plan (else it is handed to the caller and the program reuses it when the
+        caller has dropped it). Raises ``NotEligible``."""
+        from .gemm_call import THREAD_MIN_FLOP
+        self.layouts = [(a.shape, a.strides, a.dtype) for a in arrays]
+        root = {}                          # slot -> the slot owning its memory
+        per_call = {}                      # root slot -> index in self.addrs
+        for k, s in enumerate(plan.input_slots):
+            root[s] = s
+            per_call.setdefault(s, len(per_call))
+        for s, _ in plan.constants:
+            root[s] = s
+        jobs, blocks, self.keep = [], [], []
+        self.escaping = []                 # (slot, shape, dtype) of buffers handed out
+        self.split = []                    # (job index, GemmJob) of GEMMs to split
+        for (fn, ins, outs), kind in zip(plan.exec_steps, plan.kinds):
+            if kind == "view":
+                (i,), (o,) = ins, outs
+                if data_ptr(env[o]) != data_ptr(env[i]) and env[o].size:
+                    raise NotEligible("a view that copies")
+                root[o] = root[i]
+                continue
+            step = getattr(fn, "step", None)
+            job_of = getattr(step, "native_job", None)
+            if job_of is None:
+                raise NotEligible(f"step {type(fn).__name__} has no native job")
+            job = job_of([env[i] for i in ins], [env[o] for o in outs])
+            if job is None:
+                raise NotEligible("a kernel call that cannot be prepared")
+            for o in outs:
+                root[o] = o
+                if not kept[o]:
+                    per_call.setdefault(o, len(per_call))
+                    self.escaping.append((o, env[o].shape, env[o].dtype))
+            jobs.append((job, [root[i] for i in ins], list(outs)))
+            self.keep.append(job)
+        self.root = root
+        # one int64 array: job records, then the loop kernels' argument blocks
+        n = len(jobs)
+        block_at, size = [], n * JOB_WORDS
+        for job, _, _ in jobs:
+            block_at.append(size)
+            size += len(job.block) if isinstance(job, LoopJob) else 0
+        ws_elems = max([j.ws_elems for j, _, _ in jobs if isinstance(j, GemmJob)] or [0])
+        self.ws = np.empty(ws_elems * 8 + 64, np.uint8)
+        ws_addr = (data_ptr(self.ws) + 63) & ~63
+        words = self.words = np.zeros(size, np.int64)
+        base = data_ptr(words)
+        fix_pos, fix_src = [], []
+
+        def address_of(slot, at):
+            r = root[slot]
+            if r in per_call:
+                fix_pos.append(at)
+                fix_src.append(per_call[r])
+            else:
+                words[at] = data_ptr(env[r])
+        for k, ((job, ins, outs), at) in enumerate(zip(jobs, block_at)):
+            rec = k * JOB_WORDS
+            if isinstance(job, LoopJob):
+                words[at:at + len(job.block)] = job.block
+                words[rec:rec + 7] = [0, ctypes.cast(job.fn, ctypes.c_void_p).value, base + 8 * at, *job.args]
+                for w, s in zip(job.in_words, ins):
+                    address_of(s, at + w)
+                for w, s in zip(job.out_words, outs):
+                    address_of(s, at + w)
+            else:
+                words[rec] = 1
+                words[rec + 1:rec + 1 + len(job.words)] = job.words
+                words[rec + 1 + 17] = ws_addr
+                for w, s in zip(job.in_words, ins):
+                    address_of(s, rec + 1 + w)
+                for w, s in zip(job.out_words, outs):
+                    address_of(s, rec + 1 + w)
+                if job.flop >= THREAD_MIN_FLOP:
+                    self.split.append((k, job))
+        self.n_jobs = n
+        self.fix_pos = np.array(fix_pos, np.intp)
+        self.fix_src = np.array(fix_src, np.intp)
+        self.n_per_call = len(per_call)
+        self.input_index = [per_call[s] for s in plan.input_slots]
+        self.escaping_index = [per_call[s] for s, _, _ in self.escaping]
+        self.kept_arrays = {s: env[s] for s in set(root.values())
+                            if s not in per_call and env[s] is not None}
+        # handed-out buffers, reused while nobody holds them (fresh ones: the step-by-step
+        # path's buffers are its own, and sharing them would make both see them held)
+        self.buffers = [np.empty(shape, dtype) for _, shape, dtype in self.escaping]
+        self.input_pos = {s: k for k, s in enumerate(plan.input_slots)}
+        # the outputs: a root slot's array and the view steps from it
+        self.views = {}
+        view_of = {}
+        for (fn, ins, outs), kind in zip(plan.exec_steps, plan.kinds):
+            if kind == "view":
+                view_of[outs[0]] = (fn, ins[0])
+        self.output_paths = []
+        for s, copy in plan.outputs:
+            path = []
+            while s in view_of:
+                fn, src = view_of[s]
+                path.append(fn)
+                s = src
+            self.output_paths.append((s, path[::-1], copy))
+        self.run_jobs = _runner()
+
+    def matches(self, arrays) -> bool:
+        try:
+            return [(a.shape, a.strides, a.dtype) for a in arrays] == self.layouts
+        except AttributeError:
+            return False
+
+    def run(self, arrays, num_threads: int):
+        addrs = [0] * self.n_per_call
+        for k, a in zip(self.input_index, arrays):
+            addrs[k] = data_ptr(a)
+        bufs = self.buffers
+        for j in range(len(bufs)):
+            if getrefcount(bufs[j]) > 2:  # the caller still holds last call's buffer
+                _, shape, dtype = self.escaping[j]
+                bufs[j] = np.empty(shape, dtype)
+            addrs[self.escaping_index[j]] = data_ptr(bufs[j])
+        words = self.words
+        if len(self.fix_pos):
+            words[self.fix_pos] = np.array(addrs, np.int64)[self.fix_src]
+        base = data_ptr(words)
+        start = 0
+        if num_threads > 1:
+            for k, job in self.split:  # native runs between the GEMMs that Python splits
+                if k > start:
+                    self.run_jobs(base + 8 * JOB_WORDS * start, k - start)
+                w = words[k * JOB_WORDS + 2:k * JOB_WORDS + 1 + 17].tolist()
+                job.gemm.run_ptrs(w[0], w[1], w[2], w[4], w[5], w[6], w[7], w[8], w[9], w[10],
+                                  w[11], w[12], w[13], w[14], w[15], job.alpha)
+                start = k + 1
+        if self.n_jobs > start:
+            self.run_jobs(base + 8 * JOB_WORDS * start, self.n_jobs - start)
+        slot_array = dict(zip((s for s, _, _ in self.escaping), bufs))
+        outs = []
+        for s, path, copy in self.output_paths:
+            a = slot_array.get(s)
+            if a is None:
+                a = self.kept_arrays.get(s)
+                if a is None:
+                    a = arrays[self.input_pos[s]]
+            for fn in path:
+                (a,) = fn(a)
+            outs.append(np.array(a) if copy else a)
+        return outs
+
+
+class NotEligible(Exception):
+    """The plan has a step that the native program cannot run."""

@@ -1,0 +1,128 @@
+"""Plans run from native code (lucid_codegen.native_plan): the same results as the
+step-by-step path, new addresses followed, outputs a caller keeps never overwritten."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lucid
+import lucid.nn as nn
+import lucid.nn.functional as F
+from lucid.compiler import compile_graph
+from lucid_codegen import runtime, threads
+from lucid_ir.builder import GraphBuilder
+from lucid_ir.interpreter import interpret
+
+
+def _programs(plan):
+    return [p for p in getattr(plan._local, "programs", {}).values() if p]
+
+
+def _mlp_graph():
+    b = GraphBuilder()
+    x, w1, b1, w2 = b.input((37, 29)), b.input((61, 29)), b.input((61,)), b.input((5, 61))
+    h = b.emit("maximum", b.emit("add", b.emit("matmul", x, w1, trans_b=True), b1), b.constant(0.0))
+    z = b.emit("matmul", h, w2, trans_b=True)
+    m = b.emit("max", z, axes=(1,), keepdims=True)
+    e = b.emit("exp", b.emit("sub", z, m))
+    s = b.emit("sum", e, axes=(1,), keepdims=True)
+    out = b.emit("div", e, s)
+    flat = b.emit("reshape", out, shape=(37 * 5,))
+    return b.build([flat, h, s, x])  # a view of a result, an internal value, an input
+
+
+def _feeds(rng, graph):
+    return [rng.standard_normal(v.shape).astype(np.float32) for v in graph.inputs]
+
+
+def test_native_program_matches_the_reference_and_follows_new_addresses():
+    graph = _mlp_graph()
+    plan = compile_graph(graph).executable
+    rng = np.random.default_rng(0)
+    for k in range(6):
+        feeds = _feeds(rng, graph)
+        got = plan(feeds)
+        for g, w in zip(got, interpret(graph, feeds)):
+            np.testing.assert_allclose(g, w, rtol=2e-5, atol=2e-6)
+        if k >= 2:
+            assert _programs(plan), "the plan should run natively from its second call on"
+    assert got[3] is not feeds[0] and np.array_equal(got[3], feeds[0])  # an input output is a copy
+
+
+def test_outputs_the_caller_keeps_are_not_overwritten():
+    graph = _mlp_graph()
+    plan = compile_graph(graph).executable
+    rng = np.random.default_rng(1)
+    feeds = [_feeds(rng, graph) for _ in range(4)]
+    plan(feeds[0]), plan(feeds[0])
+    kept = [plan(f) for f in feeds]             # every call's outputs held at once
+    for f, outs in zip(feeds, kept):
+        for g, w in zip(outs, interpret(graph, f)):
+            np.testing.assert_allclose(g, w, rtol=2e-5, atol=2e-6)
+    # dropped outputs: their buffers are reused, results still right
+    for f in feeds:
+        outs = plan(f)
+        np.testing.assert_allclose(outs[0], interpret(graph, f)[0], rtol=2e-5, atol=2e-6)
+        del outs
+
+
+def test_native_program_with_split_gemms_and_other_layouts():
+    b = GraphBuilder()
+    x, w, r = b.input((256, 300)), b.input((200, 300)), b.input((256, 200))
+    y = b.emit("matmul", x, w, trans_b=True)
+    out = b.emit("select", b.emit("gt", r, b.constant(0.0)), y, b.constant(0.0))
+    graph = b.build([b.emit("tanh", out), out])
+    plan = compile_graph(graph).executable
+    rng = np.random.default_rng(2)
+    old = threads.get_num_threads()
+    try:
+        for n in (1, 2, 2, 1, 2, 3):
+            threads.set_num_threads(n)
+            feeds = _feeds(rng, graph)
+            if n == 3:  # a transposed view: another layout, another program
+                feeds[1] = np.ascontiguousarray(feeds[1].T).T
+            for g, want in zip(plan(feeds), interpret(graph, feeds)):
+                np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-4)
+    finally:
+        threads.set_num_threads(old)
+    assert len(_programs(plan)) == 2
+    assert any(p.split for p in _programs(plan))  # 2 * 256 * 200 * 300 flops: split above 1 thread
+
+
+def test_training_is_identical_with_and_without_native_plans(monkeypatch):
+    def train(native: bool):
+        monkeypatch.setattr(runtime, "NATIVE_PLANS", native)
+        lucid.random.seed(3)
+        model = nn.Sequential(nn.Linear(13, 17), nn.ReLU(), nn.Linear(17, 4))
+        opt = lucid.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        step = lucid.compile(lambda x, y: F.cross_entropy(model(x), y))
+        rng = np.random.default_rng(4)
+        losses = []
+        for _ in range(6):
+            x = lucid.Tensor(rng.standard_normal((11, 13)).astype(np.float32))
+            y = rng.integers(0, 4, 11)
+            opt.zero_grad()
+            loss = step(x, y)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return losses, [p.numpy().copy() for p in model.parameters()], step
+    native, params, step = train(True)
+    program = next(iter(step._programs.values()))
+    assert _programs(program.compiled_forward.executable) and _programs(program.compiled_backward.executable)
+    plain, params_plain, step = train(False)
+    program = next(iter(step._programs.values()))
+    assert not _programs(program.compiled_backward.executable)
+    assert native == plain
+    for a, b in zip(params, params_plain):
+        assert np.array_equal(a, b)
+
+
+def test_bounds_checked_plans_stay_step_by_step(monkeypatch):
+    monkeypatch.setenv("LUCID_CHECK_BOUNDS", "1")
+    graph = _mlp_graph()
+    plan = compile_graph(graph).executable
+    feeds = _feeds(np.random.default_rng(5), graph)
+    for _ in range(3):
+        plan(feeds)
+    assert not _programs(plan)
