@@ -5,7 +5,9 @@ is installed, interleaved in the same process, at 1 and 2 threads.
     python benchmarks/bench_train.py [--quick]
 
 Also prints the Python overhead of a compiled call: a compiled call with its backward,
-minus the time of its kernels called back to back.
+minus the time of its kernels: the forward's and the backward's plans run back to back
+on the same arrays (each plan one native run of its kernels, see
+lucid_codegen/native_plan.py), in the same order, so caches are in the same state.
 """
 from __future__ import annotations
 
@@ -108,14 +110,11 @@ def worker(threads: int, quick: bool) -> dict:
         for p in compiled_model.parameters():
             p.grad = None  # as after zero_grad: no accumulation
         loss_fn(x, y_np).backward()
-    parts = interleaved({"call": call, "fwd": lambda: _kernels_only(fwd, arrays),
-                         "bwd": lambda: _kernels_only(bwd, record_inputs)}, reps, inner=10)
-    return dict(threads=threads, times=times, call=parts["call"], kernels=parts["fwd"] + parts["bwd"])
-
-
-def _kernels_only(plan, arrays):
-    """Run a plan's steps with nothing else: the floor that Python overhead sits on."""
-    plan.execute(arrays)
+    def kernels():  # the same kernels in the same order, nothing around them
+        fwd(arrays)
+        bwd(record_inputs)
+    parts = interleaved({"call": call, "kernels": kernels}, reps, inner=10)
+    return dict(threads=threads, times=times, call=parts["call"], kernels=parts["kernels"])
 
 
 def main() -> None:
@@ -137,7 +136,8 @@ def main() -> None:
     print_table(["threads", "eager us", "compiled us", "numpy us", "torch us", "eager/comp",
                  "numpy/comp", "torch/comp", "call us", "kernels us", "overhead us"], rows)
     print("call = one compiled call with its backward (no optimiser); kernels = its forward and "
-          "backward kernels run back to back; overhead = call - kernels (Python and glue)")
+          "backward plans run back to back, natively; overhead = call - kernels (tracing cache, "
+          "autograd, tensors)")
 
 
 if __name__ == "__main__":
