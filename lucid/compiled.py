@@ -87,6 +87,9 @@ class Program:
         self.compiled_forward = compile_graph(Graph(inputs, self.forward.nodes, outputs), name)
         self.compiled_backward = (compile_graph(self.backward_graph, name + ".backward")
                                   if self.backward_graph is not None else None)
+        # the plans themselves, called directly on every call
+        self.run_forward = self.compiled_forward.executable
+        self.run_backward = self.compiled_backward.executable if self.compiled_backward else None
 
     def captures_unchanged(self) -> bool:
         for t, (shape, dtype, req) in zip(self.captured, self.captured_sig):
@@ -98,10 +101,9 @@ class Program:
     def call(self, dynamic: list):
         inputs = dynamic + self.captured
         arrays = [t._data for t in inputs]
-        results = self.compiled_forward(arrays)
-        outs = results[:self.n_outputs]
+        results = self.run_forward(arrays)
         record = None
-        if self.compiled_backward is not None:
+        if self.run_backward is not None:
             residuals = [arrays[i] if kind == "input" else results[i] for kind, i in self.residual_sources]
             record = CallRecord(self, inputs, residuals)
         tensors, k = [], 0
@@ -110,10 +112,12 @@ class Program:
                 tensors.append(self.static_outputs[i])
                 continue
             if record is not None and self.out_requires[k]:
-                tensors.append(Tensor._from_call(outs[k], record, k))
+                tensors.append(Tensor._from_call(results[k], record, k))
             else:
-                tensors.append(Tensor(outs[k]))
+                tensors.append(Tensor(results[k]))
             k += 1
+        if self.out_tree is None:  # the function returned one tensor
+            return tensors[0]
         return pytree.unflatten(self.out_tree, tensors)
 
 
@@ -131,7 +135,7 @@ class CallRecord:
         p = self.program
         outs = p.forward.outputs
         cots = [c if c is not None else np.zeros(v.shape, v.dtype) for c, v in zip(cotangents, outs)]
-        grads = p.compiled_backward(cots + self.residuals)
+        grads = p.run_backward(cots + self.residuals)
         return list(zip(self.parents, grads))
 
 
@@ -184,6 +188,9 @@ class CompiledFunction:
         self.fn = fn
         self.max_signatures = max_signatures
         self._programs: "OrderedDict[tuple, Program]" = OrderedDict()
+        # positional calls of plain tensors, arrays and scalars: a cheaper key to the same
+        # programs (cleared whenever ``_programs`` changes)
+        self._quick: dict = {}
         self._lock = threading.Lock()
         self.traces = 0  # how many times fn was traced (tests and users can watch retracing)
         functools.update_wrapper(self, fn)
@@ -221,19 +228,55 @@ class CompiledFunction:
                                       getattr(self.fn, "__name__", "fn"))
                     self.traces += 1
                     self._programs[key] = program
+                    self._quick = {}
                     if len(self._programs) > self.max_signatures:
                         self._programs.popitem(last=False)
         self._programs.move_to_end(key) if key in self._programs else None
         return program, dynamic
 
     def __call__(self, *args, **kwargs):
+        if not kwargs:
+            key = _quick_key(args)
+            hit = self._quick.get(key) if key is not None else None
+            if hit is not None and hit[1].captures_unchanged():
+                full_key, program = hit
+                if full_key in self._programs:
+                    self._programs.move_to_end(full_key)
+                    return program.call([a if type(a) is Tensor else Tensor(a)
+                                         for a in args if type(a) in _DYNAMIC])
         program, dynamic = self._program(args, kwargs)
+        if not kwargs and key is not None:
+            self._quick[key] = (self._signature(args, kwargs)[0], program)
         return program.call(dynamic)
 
     def lower(self, *args, **kwargs) -> Lowered:
         """Trace and compile for these arguments (without running) and show the stages."""
         program, _ = self._program(args, kwargs)
         return Lowered(program)
+
+
+_DYNAMIC = (Tensor, np.ndarray)
+_STATIC = (int, float, bool, str, type(None))
+
+
+def _quick_key(args):
+    """A signature key for positional arguments that are tensors, arrays or plain scalars
+    (None for anything else: the general path handles it)."""
+    parts = [is_grad_enabled()]
+    for a in args:
+        t = type(a)
+        if t is Tensor:
+            d = a._data
+            if d is None:
+                return None
+            parts.append((d.shape, d.dtype, a.requires_grad))
+        elif t is np.ndarray:
+            parts.append((t, a.shape, a.dtype))
+        elif t in _STATIC:
+            parts.append((t, a))
+        else:
+            return None
+    return tuple(parts)
 
 
 def compile(fn=None, *, max_signatures: int = 32):

@@ -8,7 +8,8 @@ known and its internal buffers are fixed, so every call after that is the same l
 of native calls with only a few addresses changed: those of the inputs and of the
 outputs handed to the caller. ``NativeProgram`` keeps that list as *jobs* in one
 int64 array; a call writes the new addresses into it (one numpy scatter) and runs the
-jobs with ``lucid_run_jobs`` (GIL released). A GEMM big enough to split across
+jobs with ``lucid_run_program`` (GIL released), which also does the patching: it
+reads each operand's data pointer from its array object (see ``pyarray``). A GEMM big enough to split across
 threads is handed back to Python between native runs, where it goes to the native
 worker pool as before.
 
@@ -30,7 +31,7 @@ import llvmlite.ir as ir
 import numpy as np
 
 from .cache import load_or_compile
-from .pyarray import data_ptr
+from .pyarray import LAYOUT_OK, PYARRAY_OFFSETS, data_ptr
 from .spin import JOB_WORDS as GEMM_JOB_WORDS, _gemm_call
 
 I64 = ir.IntType(64)
@@ -65,49 +66,74 @@ class GemmJob:
     keep: tuple = field(default=())
 
 
-def _build() -> ir.Module:
-    module = ir.Module("lucid_jobs")
-    pool_call = _gemm_call(module)
-    loop_ty = ir.FunctionType(ir.VoidType(), [I64.as_pointer(), I64, I64, I64, I64])
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64.as_pointer(), I64]), "lucid_run_jobs")
-    jobs, n = fn.args
-    entry, head, body, loop_job, gemm_job, nxt, done = (
-        fn.append_basic_block(x) for x in ("entry", "head", "body", "loop", "gemm", "next", "done"))
-    b = ir.IRBuilder(entry)
+def _loop(b: ir.IRBuilder, fn: ir.Function, lo, hi, body, name: str) -> None:
+    """``for i in [lo, hi): body(i)`` at the builder's position."""
+    head, work, done = (fn.append_basic_block(f"{name}.{x}") for x in ("head", "body", "done"))
+    before = b.block
     b.branch(head)
     b.position_at_end(head)
     i = b.phi(I64)
-    i.add_incoming(I64(0), entry)
-    b.cbranch(b.icmp_signed("<", i, n), body, done)
-    b.position_at_end(body)
-    rec = b.gep(jobs, [b.mul(i, I64(JOB_WORDS))])
-    words = [b.load(b.gep(rec, [I64(k)])) for k in range(7)]
-    b.cbranch(b.icmp_signed("==", words[0], I64(0)), loop_job, gemm_job)
-    b.position_at_end(loop_job)
-    target = b.inttoptr(words[1], loop_ty.as_pointer())
-    b.call(target, [b.inttoptr(words[2], I64.as_pointer())] + words[3:7])
-    b.branch(nxt)
-    b.position_at_end(gemm_job)
-    b.call(pool_call, [b.gep(rec, [I64(1)])])
-    b.branch(nxt)
-    b.position_at_end(nxt)
-    i.add_incoming(b.add(i, I64(1)), nxt)
+    i.add_incoming(lo, before)
+    b.cbranch(b.icmp_signed("<", i, hi), work, done)
+    b.position_at_end(work)
+    body(i)
+    i.add_incoming(b.add(i, I64(1)), b.block)
     b.branch(head)
     b.position_at_end(done)
+
+
+def _build() -> ir.Module:
+    """``void lucid_run_program(i64* words, i64 first, i64 n, i64* objs, i64* fix,
+    i64 n_fix, i64 data_off)``: first the fixups, ``words[fix[2k]] = address of operand
+    fix[2k+1]`` (``objs[j]`` is an array object whose data pointer is at byte
+    ``data_off``, or, with ``data_off < 0``, the address itself); then jobs
+    ``first .. first + n - 1``."""
+    module = ir.Module("lucid_jobs")
+    pool_call = _gemm_call(module)
+    loop_ty = ir.FunctionType(ir.VoidType(), [I64.as_pointer(), I64, I64, I64, I64])
+    P = I64.as_pointer()
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [P, I64, I64, P, P, I64, I64]),
+                     "lucid_run_program")
+    words, first, n, objs, fix, n_fix, data_off = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+
+    def patch(k):
+        pos = b.load(b.gep(fix, [b.mul(k, I64(2))]))
+        src = b.load(b.gep(fix, [b.add(b.mul(k, I64(2)), I64(1))]))
+        obj = b.load(b.gep(objs, [src]))
+        field = b.inttoptr(b.add(obj, data_off), P)
+        with b.if_else(b.icmp_signed(">=", data_off, I64(0))) as (from_object, direct):
+            with from_object:
+                b.store(b.load(field), b.gep(words, [pos]))
+            with direct:
+                b.store(obj, b.gep(words, [pos]))
+    _loop(b, fn, I64(0), n_fix, patch, "fix")
+
+    def run(i):
+        rec = b.gep(words, [b.mul(i, I64(JOB_WORDS))])
+        w = [b.load(b.gep(rec, [I64(k)])) for k in range(7)]
+        with b.if_else(b.icmp_signed("==", w[0], I64(0))) as (loop_job, gemm_job):
+            with loop_job:
+                target = b.inttoptr(w[1], loop_ty.as_pointer())
+                b.call(target, [b.inttoptr(w[2], P)] + w[3:7])
+            with gemm_job:
+                b.call(pool_call, [b.gep(rec, [I64(1)])])
+    _loop(b, fn, first, b.add(first, n), run, "jobs")
     b.ret_void()
     return module
 
 
-_run_jobs = None
+_run_program = None
 
 
 def _runner():
-    global _run_jobs
-    if _run_jobs is None:
-        lib = load_or_compile("jobs/v1", _build, ["lucid_run_jobs"], label="the native job runner")
-        _run_jobs = (ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)(lib.address("lucid_run_jobs")),
-                     lib)
-    return _run_jobs[0]
+    global _run_program
+    if _run_program is None:
+        lib = load_or_compile("jobs/v2", _build, ["lucid_run_program"], label="the native plan runner")
+        i64, vp = ctypes.c_int64, ctypes.c_void_p
+        _run_program = (ctypes.CFUNCTYPE(None, vp, i64, i64, vp, vp, i64, i64)(
+            lib.address("lucid_run_program")), lib)
+    return _run_program[0]
 
 
 class NativeProgram:
@@ -124,7 +150,7 @@ class NativeProgram:
         from .gemm_call import THREAD_MIN_FLOP
         self.layouts = [(a.shape, a.strides, a.dtype) for a in arrays]
         root = {}                          # slot -> the slot owning its memory
-        per_call = {}                      # root slot -> index in self.addrs
+        per_call = {}                      # root slot -> index in self.objs
         for k, s in enumerate(plan.input_slots):
             root[s] = s
             per_call.setdefault(s, len(per_call))
@@ -195,9 +221,10 @@ class NativeProgram:
                 if job.flop >= THREAD_MIN_FLOP:
                     self.split.append((k, job))
         self.n_jobs = n
-        self.fix_pos = np.array(fix_pos, np.intp)
-        self.fix_src = np.array(fix_src, np.intp)
+        self.fix = np.array([w for pair in zip(fix_pos, fix_src) for w in pair] or [0], np.int64)
+        self.n_fix = len(fix_pos)
         self.n_per_call = len(per_call)
+        self.objs = (ctypes.c_int64 * max(1, len(per_call)))()   # the operands of one call
         self.input_index = [per_call[s] for s in plan.input_slots]
         self.escaping_index = [per_call[s] for s, _, _ in self.escaping]
         self.kept_arrays = {s: env[s] for s in set(root.values())
@@ -220,7 +247,8 @@ class NativeProgram:
                 path.append(fn)
                 s = src
             self.output_paths.append((s, path[::-1], copy))
-        self.run_jobs = _runner()
+        self.run_program = _runner()
+        self.data_off = PYARRAY_OFFSETS[0] if LAYOUT_OK else -1
 
     def matches(self, arrays) -> bool:
         try:
@@ -229,30 +257,30 @@ class NativeProgram:
             return False
 
     def run(self, arrays, num_threads: int):
-        addrs = [0] * self.n_per_call
+        """The plan's outputs for ``arrays`` (which have this program's layouts)."""
+        objs, direct = self.objs, self.data_off < 0
         for k, a in zip(self.input_index, arrays):
-            addrs[k] = data_ptr(a)
+            if type(a) is not np.ndarray:  # the native side reads numpy's own array struct
+                raise NotEligible("an input is not a numpy array")
+            objs[k] = data_ptr(a) if direct else id(a)
         bufs = self.buffers
         for j in range(len(bufs)):
             if getrefcount(bufs[j]) > 2:  # the caller still holds last call's buffer
                 _, shape, dtype = self.escaping[j]
                 bufs[j] = np.empty(shape, dtype)
-            addrs[self.escaping_index[j]] = data_ptr(bufs[j])
-        words = self.words
-        if len(self.fix_pos):
-            words[self.fix_pos] = np.array(addrs, np.int64)[self.fix_src]
-        base = data_ptr(words)
+            objs[self.escaping_index[j]] = data_ptr(bufs[j]) if direct else id(bufs[j])
+        words, n_fix = self.words, self.n_fix
+        args = (data_ptr(words), ctypes.addressof(objs), data_ptr(self.fix), self.data_off)
         start = 0
         if num_threads > 1:
             for k, job in self.split:  # native runs between the GEMMs that Python splits
-                if k > start:
-                    self.run_jobs(base + 8 * JOB_WORDS * start, k - start)
+                self.run_program(args[0], start, k - start, args[1], args[2], n_fix, args[3])
+                n_fix = 0
                 w = words[k * JOB_WORDS + 2:k * JOB_WORDS + 1 + 17].tolist()
                 job.gemm.run_ptrs(w[0], w[1], w[2], w[4], w[5], w[6], w[7], w[8], w[9], w[10],
                                   w[11], w[12], w[13], w[14], w[15], job.alpha)
                 start = k + 1
-        if self.n_jobs > start:
-            self.run_jobs(base + 8 * JOB_WORDS * start, self.n_jobs - start)
+        self.run_program(args[0], start, self.n_jobs - start, args[1], args[2], n_fix, args[3])
         slot_array = dict(zip((s for s, _, _ in self.escaping), bufs))
         outs = []
         for s, path, copy in self.output_paths:

@@ -136,7 +136,10 @@ class Plan:
                 key = None
             program = programs.get(key)
             if program:
-                return program.run(arrays, threads.get_num_threads())
+                try:
+                    return program.run(arrays, threads.get_num_threads())
+                except NotEligible:  # not numpy arrays (duck types, subclasses): step by step
+                    program = False
             env = self.execute(arrays)
             if program is None and key is not None and len(programs) < MAX_PROGRAMS:
                 programs[key] = self._native_program(arrays, env)  # False: not eligible

@@ -126,3 +126,15 @@ def test_bounds_checked_plans_stay_step_by_step(monkeypatch):
     for _ in range(3):
         plan(feeds)
     assert not _programs(plan)
+
+
+def test_array_subclasses_run_step_by_step():
+    class Sub(np.ndarray):
+        pass
+    graph = _mlp_graph()
+    plan = compile_graph(graph).executable
+    feeds = _feeds(np.random.default_rng(6), graph)
+    plan(feeds), plan(feeds)
+    subs = [f.view(Sub) for f in feeds]   # same layouts, not plain numpy arrays
+    for g, w in zip(plan(subs), interpret(graph, feeds)):
+        np.testing.assert_allclose(g, w, rtol=2e-5, atol=2e-6)
