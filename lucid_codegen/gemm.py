@@ -52,6 +52,7 @@ KERNEL_VERSION = 1
 EPILOGUES = ("none", "relu", "sigmoid", "tanh")
 DTYPES = ("float32", "float64")
 STACK_BYTES = 96 * 1024          # largest workspace taken from the stack
+ROW_A_MAX_TILES = 8              # see ``a_row`` in ``_build_driver``
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,12 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store
     Bp = b.gep(base, [a_elems])
     # Panels read in place: A with unit row stride (A = X^T), B with unit column stride.
     a_direct = b.icmp_signed("==", rsa, I64(1))
+    # A row-major and few column tiles (each A panel used by at most ROW_A_MAX_TILES
+    # tiles): packing A would cost about as much as the tiles' FMAs, so full panels are
+    # read in place by the strided micro-kernel (only a last, partial panel is packed)
+    a_row = b.and_(b.and_(b.icmp_signed("==", csa, I64(1)), b.not_(a_direct)),
+                   b.icmp_signed("<=", N, I64(ROW_A_MAX_TILES * NR)))
+    a_skip = b.or_(a_direct, a_row)
     b_direct = b.icmp_signed("==", csb, I64(1))
 
     def call_store(mr, nr, ci, bias_j, ri, first, last):
@@ -213,7 +220,7 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store
             def ic_body(ic):
                 mc = imin(b, I64(MC), b.sub(M, ic))
                 Ablk = b.gep(A, [b.add(b.mul(ic, rsa), b.mul(pc, csa))])
-                b.call(pack_a, [kc, mc, Ablk, rsa, csa, Ap, a_direct])
+                b.call(pack_a, [kc, mc, Ablk, rsa, csa, Ap, a_skip])
 
                 def jr_body(jr):
                     nr = imin(b, I64(NR), b.sub(nc, jr))
@@ -226,15 +233,16 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store
                     cj = b.gep(C, [j])
                     rj = b.gep(R, [b.mul(j, csr)]) if spec.reads_r else R
 
-                    def run_ukr(mrows, args):
+                    def run_ukr(mrows, args, strided=False):
+                        key = (mrows, 1, strided)
                         if blk.NV == 1:
-                            b.call(ukrs[(mrows, 1)], args)
+                            b.call(ukrs[key], args)
                             return
                         with b.if_else(narrow) as (then, otherwise):
                             with then:
-                                b.call(ukrs[(mrows, 1)], args)
+                                b.call(ukrs[key], args)
                             with otherwise:
-                                b.call(ukrs[(mrows, blk.NV)], args)
+                                b.call(ukrs[(mrows, blk.NV, strided)], args)
 
                     def ir_body(ir_):
                         mr = imin(b, I64(MR), b.sub(mc, ir_))
@@ -244,9 +252,14 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store
                         apk = b.gep(Ap, [b.mul(ir_, kc)])
                         with b.if_else(b.icmp_signed("==", mr, I64(MR))) as (then, otherwise):
                             with then:
-                                ap = b.select(a_direct, b.gep(Ablk, [ir_]), apk)
-                                a_ps = b.select(a_direct, csa, I64(MR))
-                                run_ukr(MR, [kc, ap, a_ps, bp, b_ps, tile])
+                                with b.if_else(a_row) as (row_major, other):
+                                    with row_major:
+                                        run_ukr(MR, [kc, b.gep(Ablk, [b.mul(ir_, rsa)]), I64(1), bp,
+                                                     b_ps, tile, rsa], strided=True)
+                                    with other:
+                                        ap = b.select(a_direct, b.gep(Ablk, [ir_]), apk)
+                                        a_ps = b.select(a_direct, csa, I64(MR))
+                                        run_ukr(MR, [kc, ap, a_ps, bp, b_ps, tile])
                                 call_store(I64(MR), nr, ci, bias_j, ri, first, last)
                             with otherwise:
                                 def sub(s):
@@ -377,12 +390,13 @@ def build_gemm_module(spec: GemmSpec) -> ir.Module:
     pack_b = build_pack_b(c, f"{sym}.pack_b")
     blk = spec.blocking
     ukrs = {}
-    for mr in (blk.MR, _sub_mr(blk)):
+    for mr, strided in ((blk.MR, False), (_sub_mr(blk), False), (blk.MR, True)):
         for nv in {blk.NV, 1}:
-            if (mr, nv) not in ukrs:
-                ukrs[(mr, nv)] = build_microkernel(
-                    c, f"{sym}.ukr{mr}x{nv}", MR=mr, NV=nv,
-                    U=blk.UNROLL if (mr, nv) == (blk.MR, blk.NV) else 2)
+            if (mr, nv, strided) not in ukrs:
+                ukrs[(mr, nv, strided)] = build_microkernel(
+                    c, f"{sym}.ukr{mr}x{nv}{'s' if strided else ''}", MR=mr, NV=nv,
+                    U=1 if strided else blk.UNROLL if (mr, nv) == (blk.MR, blk.NV) else 2,
+                    strided_a=strided)
     epi = build_tile_epilogue(c, spec, f"{sym}.epi")
     store = build_store_tile(c, spec, epi, f"{sym}.store") if spec.reads_r else epi
     driver = _build_driver(c, spec, sym + ".impl", pack_a, pack_b, ukrs, store)

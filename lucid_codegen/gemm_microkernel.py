@@ -166,9 +166,11 @@ def activation(c: Ctx, b: ir.IRBuilder, kind: str, x):
 # -- micro-kernel ----------------------------------------------------------------
 
 def build_microkernel(c: Ctx, name: str, MR: int | None = None, NV: int | None = None,
-                      U: int | None = None) -> ir.Function:
+                      U: int | None = None, strided_a: bool = False) -> ir.Function:
     """void ukr(i64 kc, T* Ap, i64 a_ps, T* Bp, i64 b_ps, T* tile):
     tile[i][j] = sum_p Ap[p*a_ps + i] * Bp[p*b_ps + j] for i < MR, j < NV*W.
+    With ``strided_a`` a last argument ``i64 a_rs`` gives A's row stride:
+    Ap[p*a_ps + i*a_rs] (a row-major A read in place, a_ps = 1).
 
     The A and B "panels" may be packed buffers (a_ps = MR, b_ps = NR) or the
     operands themselves (A with unit row stride, B with unit column stride), so
@@ -182,18 +184,21 @@ def build_microkernel(c: Ctx, name: str, MR: int | None = None, NV: int | None =
     NV = blk.NV if NV is None else NV
     U = blk.UNROLL if U is None else U
     W, NR = blk.W, blk.NR
-    fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), [I64, c.P, I64, c.P, I64, c.P]), name)
+    args = [I64, c.P, I64, c.P, I64, c.P] + ([I64] if strided_a else [])
+    fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), args), name)
     fn.linkage = "internal"
     fn.attributes.add("noinline")
-    kc, ap0, a_ps, bp0, b_ps, tile = fn.args
+    kc, ap0, a_ps, bp0, b_ps, tile = fn.args[:6]
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     zero = c.cvec(0.0)
+    row = ([b.mul(I64(i), fn.args[6]) for i in range(MR)] if strided_a
+           else [I64(i) for i in range(MR)])  # where row i of the panel starts
 
     def step(bb, accs, ap, bp):
         bv = [c.vload(bb, bb.gep(bp, [I64(v * W)])) for v in range(NV)]
         out = list(accs)
         for i in range(MR):
-            a = c.splat(bb, bb.load(bb.gep(ap, [I64(i)]), align=c.size))
+            a = c.splat(bb, bb.load(bb.gep(ap, [row[i]]), align=c.size))
             for v in range(NV):
                 out[i * NV + v] = c.fma(bb, a, bv[v], accs[i * NV + v])
         return out
