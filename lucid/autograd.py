@@ -107,6 +107,18 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
     if not root.requires_grad:
         raise RuntimeError("backward: this tensor does not require grad (no input of the "
                            "computation that made it has requires_grad=True)")
+    node = root._node
+    if (type(node) is CallOutput and node.record.n_outputs == 1 and not root._freed
+            and not root._retains_grad and all(p._node is None for p in root._parents)):
+        # the whole graph is one call of a compiled function (``loss = step(x, y)``)
+        handed: set = set()
+        for p, g in node.record.backward([_seed(root, gradient)]):
+            if p.requires_grad:
+                _deliver(p, g, handed)
+        if not retain_graph:
+            root._freed = True
+            root._node = root._parents = None
+        return
     order, leaves = collect(root)
     seed = _seed(root, gradient)
     if any(isinstance(t._node, CallOutput) for t in order):
