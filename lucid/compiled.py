@@ -114,7 +114,7 @@ class Program:
             if record is not None and self.out_requires[k]:
                 tensors.append(Tensor._from_call(results[k], record, k))
             else:
-                tensors.append(Tensor(results[k]))
+                tensors.append(Tensor._wrap(results[k]))
             k += 1
         if self.out_tree is None:  # the function returned one tensor
             return tensors[0]
