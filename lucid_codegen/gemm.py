@@ -65,6 +65,7 @@ class GemmSpec:
     accumulate: bool = False
     residual: bool = False
     gate: bool = False
+    gate_a: bool = False
     blocking: Blocking | None = field(default=None, compare=True)
 
     def __post_init__(self):
@@ -72,8 +73,8 @@ class GemmSpec:
             raise ValueError(f"gemm: dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.epilogue not in EPILOGUES:
             raise ValueError(f"gemm: epilogue must be one of {EPILOGUES}, got {self.epilogue!r}")
-        if self.residual and self.gate:
-            raise ValueError("gemm: residual and gate both read R; choose one")
+        if self.residual + self.gate + self.gate_a > 1:
+            raise ValueError("gemm: residual, gate and gate_a all read R; choose one")
         if self.blocking is None:
             object.__setattr__(self, "blocking",
                                default_blocking(self.dtype, host_target().vector_bytes))
@@ -82,6 +83,12 @@ class GemmSpec:
     def reads_r(self) -> bool:
         """Whether the kernel reads the (M, N) operand R (a residual or a gate)."""
         return self.residual or self.gate
+
+    @property
+    def uses_r(self) -> bool:
+        """Whether the R pointer is an operand: (M, N) for a residual or gate, (M, K)
+        for ``gate_a``."""
+        return self.residual or self.gate or self.gate_a
 
     @property
     def linear(self) -> bool:
@@ -95,7 +102,7 @@ class GemmSpec:
     def key(self) -> str:
         """Names everything the generated code depends on (a cache key)."""
         return (f"gemm-v{KERNEL_VERSION}:{self.dtype}:bias{int(self.bias)}:{self.epilogue}"
-                f":acc{int(self.accumulate)}:res{int(self.residual)}:gate{int(self.gate)}:{self.blocking.tag()}"
+                f":acc{int(self.accumulate)}:res{int(self.residual)}:gate{int(self.gate)}{int(self.gate_a)}:{self.blocking.tag()}"
                 f":stack{STACK_BYTES}:pyabi{'-'.join(map(str, PYARRAY_OFFSETS))}"
                 f":src{_generator_hash()}")
 
@@ -116,7 +123,7 @@ def _generator_hash() -> str:
 
 def gemm_symbol(spec: GemmSpec) -> str:
     return (f"lucid_gemm_{spec.dtype[-2:]}_b{int(spec.bias)}_{spec.epilogue}"
-            f"_a{int(spec.accumulate)}_r{int(spec.residual)}{'g' if spec.gate else ''}")
+            f"_a{int(spec.accumulate)}_r{int(spec.residual)}{'g' if spec.gate else ''}{'ga' if spec.gate_a else ''}")
 
 
 def _round_up(x: int, m: int) -> int:
@@ -192,12 +199,15 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store
     Ap = base
     Bp = b.gep(base, [a_elems])
     # Panels read in place: A with unit row stride (A = X^T), B with unit column stride.
-    a_direct = b.icmp_signed("==", rsa, I64(1))
+    # A gated A (spec.gate_a: R is an (M, K) gate on A) is always packed, gate applied.
+    never = ir.Constant(I1, 0)
+    a_direct = never if spec.gate_a else b.icmp_signed("==", rsa, I64(1))
     # A row-major and few column tiles (each A panel used by at most ROW_A_MAX_TILES
     # tiles): packing A would cost about as much as the tiles' FMAs, so full panels are
     # read in place by the strided micro-kernel (only a last, partial panel is packed)
-    a_row = b.and_(b.and_(b.icmp_signed("==", csa, I64(1)), b.not_(a_direct)),
-                   b.icmp_signed("<=", N, I64(ROW_A_MAX_TILES * NR)))
+    a_row = never if spec.gate_a else b.and_(
+        b.and_(b.icmp_signed("==", csa, I64(1)), b.not_(a_direct)),
+        b.icmp_signed("<=", N, I64(ROW_A_MAX_TILES * NR)))
     a_skip = b.or_(a_direct, a_row)
     b_direct = b.icmp_signed("==", csb, I64(1))
 
@@ -220,7 +230,8 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store
             def ic_body(ic):
                 mc = imin(b, I64(MC), b.sub(M, ic))
                 Ablk = b.gep(A, [b.add(b.mul(ic, rsa), b.mul(pc, csa))])
-                b.call(pack_a, [kc, mc, Ablk, rsa, csa, Ap, a_skip])
+                gate = [b.gep(R, [b.add(b.mul(ic, rsr), b.mul(pc, csr))]), rsr, csr] if spec.gate_a else []
+                b.call(pack_a, [kc, mc, Ablk, rsa, csa, Ap, a_skip] + gate)
 
                 def jr_body(jr):
                     nr = imin(b, I64(NR), b.sub(nc, jr))
@@ -350,10 +361,10 @@ def _build_py_entry(c: Ctx, spec: GemmSpec, driver: ir.Function, name: str) -> i
         bias_p = b.bitcast(pbias, c.P)
     else:
         bias_p = null
-    if spec.reads_r:
+    if spec.uses_r:
         pr = data(r)
         rsr, csr = strides(r, 2)
-        clash = b.or_(clash, overlaps(extent(pr, (M, N), (rsr, csr)), ec))
+        clash = b.or_(clash, overlaps(extent(pr, (M, K) if spec.gate_a else (M, N), (rsr, csr)), ec))
         r_p, rsr, csr = b.bitcast(pr, c.P), b.ashr(rsr, shift), b.ashr(csr, shift)
     else:
         r_p, rsr, csr = null, I64(0), I64(0)
@@ -386,7 +397,7 @@ def build_gemm_module(spec: GemmSpec) -> ir.Module:
     m = ir.Module(name=gemm_symbol(spec))
     c = Ctx(m, spec.dtype, spec.blocking)
     sym = gemm_symbol(spec)
-    pack_a = build_pack_a(c, f"{sym}.pack_a")
+    pack_a = build_pack_a(c, f"{sym}.pack_a", gated=spec.gate_a)
     pack_b = build_pack_b(c, f"{sym}.pack_b")
     blk = spec.blocking
     ukrs = {}

@@ -12,7 +12,10 @@
 bias=None, residual=None, alpha=1.0)`` computes in place
 ``c_out = act(alpha * a @ b + bias) + residual  [+ c_out if spec.accumulate]``
 (with ``spec.gate``, ``g(a, b, c_out, gate=r)`` computes
-``c_out = where(r > 0, act(alpha * a @ b + bias), 0)`` instead: relu's backward)
+``c_out = where(r > 0, act(alpha * a @ b + bias), 0)`` instead, relu's backward applied
+by the GEMM producing the gradient; with ``spec.gate_a``, ``g(a, b, c_out, gate_a=r)``
+with r of a's shape computes ``act(alpha * where(r > 0, a, 0) @ b + bias)``, relu's
+backward applied by a GEMM consuming the gradient)
 for numpy arrays of the spec's dtype: a is MxK and b is KxN with any strides
 (pass ``w.T`` for x @ w.T, no copy is made), c_out is MxN with unit column stride.
 Everything is validated (TypeError / ValueError naming 'gemm' and the shapes)
@@ -155,7 +158,8 @@ class Gemm:
         return f"Gemm({self.spec.key()})"
 
     # -- numpy entry ------------------------------------------------------------
-    def __call__(self, a, b, c_out, bias=None, residual=None, alpha=1.0, gate=None) -> None:
+    def __call__(self, a, b, c_out, bias=None, residual=None, alpha=1.0, gate=None,
+                 gate_a=None) -> None:
         nd = np.ndarray
         if type(a) is not nd or type(b) is not nd or type(c_out) is not nd:
             if not (isinstance(a, nd) and isinstance(b, nd) and isinstance(c_out, nd)):
@@ -188,25 +192,24 @@ class Gemm:
                 bias = np.ascontiguousarray(bias)
         elif bias is not None:
             raise ValueError("gemm: bias given but the kernel spec has bias=False")
-        if gate is not None:
-            if residual is not None:
-                raise ValueError("gemm: give a residual or a gate, not both")
-            if not spec.gate:
-                raise ValueError("gemm: gate given but the kernel spec has gate=False")
-            residual = gate
-        elif spec.gate:
-            raise TypeError(f"gemm: this kernel needs a gate array of shape ({M}, {N})")
-        if spec.reads_r:
-            what = "gate" if spec.gate else "residual"
+        # the R operand: a residual or a gate (M, N), or a gate on A (M, K)
+        given = [(k, v) for k, v in (("residual", residual), ("gate", gate), ("gate_a", gate_a))
+                 if v is not None]
+        wanted = "residual" if spec.residual else "gate" if spec.gate else "gate_a" if spec.gate_a else None
+        if len(given) > 1:
+            raise ValueError(f"gemm: give one of residual, gate and gate_a, not {[k for k, _ in given]}")
+        if given and given[0][0] != wanted:
+            raise ValueError(f"gemm: {given[0][0]} given but the kernel spec has {given[0][0]}=False")
+        r_shape = (M, K) if spec.gate_a else (M, N)
+        if wanted is not None:
+            residual = given[0][1] if given else None
             if type(residual) is not nd:
-                raise TypeError(f"gemm: this kernel needs a {what} array of shape ({M}, {N})")
+                raise TypeError(f"gemm: this kernel needs a {wanted} array of shape {r_shape}")
             if residual.dtype != dt:
-                raise TypeError(f"gemm: {what} must be {dt.name}, got {residual.dtype}")
-            if residual.shape != (M, N):
-                raise ValueError(f"gemm: {what} shape {residual.shape} does not match "
-                                 f"c_out ({M}, {N})")
-        elif residual is not None:
-            raise ValueError("gemm: residual given but the kernel spec has residual=False")
+                raise TypeError(f"gemm: {wanted} must be {dt.name}, got {residual.dtype}")
+            if residual.shape != r_shape:
+                raise ValueError(f"gemm: {wanted} shape {residual.shape} does not match {r_shape} "
+                                 f"(a {a.shape}, c_out {c_out.shape})")
 
         if not self._single_thread_entry(a, b, c_out, bias, residual, alpha, M, N, K):
             self._general(a, b, c_out, bias, residual, alpha, M, N, K)
@@ -228,7 +231,7 @@ class Gemm:
         eager ops pay ~1 µs of Python instead of ~3). Anything unusual (strides, overlap,
         big work) goes through ``trusted``."""
         dtype, pyfn, itemsize = self.dtype, self._pyfn, self._itemsize
-        has_bias, has_res = self.spec.bias, self.spec.reads_r
+        has_bias, has_res = self.spec.bias, self.spec.uses_r
         M, N = out_shape
         empty = np.empty
 
@@ -273,10 +276,9 @@ class Gemm:
                               _data_ptr(bias) if bias is not None else 0,
                               _data_ptr(residual) if residual is not None else 0, rsr, csr, alpha)
                 return
-        if self.spec.gate:  # the R operand is a gate
-            self(a, b, c_out, bias=bias, gate=residual, alpha=alpha)
-        else:
-            self(a, b, c_out, bias=bias, residual=residual, alpha=alpha)
+        spec = self.spec
+        r_kind = "gate" if spec.gate else "gate_a" if spec.gate_a else "residual"
+        self(a, b, c_out, bias=bias, alpha=alpha, **{r_kind: residual})
 
     def _general(self, a, b, c, bias, r, alpha, M, N, K) -> None:
         if M == 0 or N == 0:
@@ -350,7 +352,8 @@ class Gemm:
                 jobs.append((address, M, n, K, alpha_bits, a_ptr, rsa, csa,
                              b_ptr + o * csb * size, rsb, csb, c_ptr + o * size, ldc,
                              (bias_ptr + o * size) if bias_ptr else 0,
-                             (r_ptr + o * csr * size) if r_ptr else 0, rsr, csr, ws))
+                             (r_ptr + o * csr * size) if r_ptr and not spec.gate_a else r_ptr,
+                             rsr, csr, ws))
         try:
             threads.run_native(jobs)  # the parts run in native workers, without the GIL
         finally:

@@ -15,62 +15,84 @@ from .gemm_microkernel import I1, I32, I64, Ctx, counted_loop
 
 
 def _copy_strided(c: Ctx, b: ir.IRBuilder, n_lines, lo, hi, width, src, s_line, s_elem,
-                  dst, d_line, tag):
+                  dst, d_line, tag, gate=None):
     """for l < width: for e in [lo, hi): dst[e*d_line + l] = l < n_lines ? src[l*s_line + e*s_elem] : 0
 
     One runtime loop nest (not unrolled): packs one panel's lines (rows of A or
-    columns of B), zero-filling the lines past ``n_lines``.
+    columns of B), zero-filling the lines past ``n_lines``. ``gate = (G, g_line,
+    g_elem)``: an element whose G element is not > 0 is packed as 0.
     """
     zero = ir.Constant(c.T, 0.0)
 
     def line(l):
         s = b.gep(src, [b.mul(l, s_line)])
         d = b.gep(dst, [l])
+        g = b.gep(gate[0], [b.mul(l, gate[1])]) if gate is not None else None
+
+        def elem(e):
+            v = b.load(b.gep(s, [b.mul(e, s_elem)]))
+            if g is not None:
+                gv = b.load(b.gep(g, [b.mul(e, gate[2])]))
+                v = b.select(b.fcmp_ordered(">", gv, zero), v, zero)
+            b.store(v, b.gep(d, [b.mul(e, d_line)]))
         valid = b.icmp_signed("<", l, n_lines)
         with b.if_else(valid) as (then, otherwise):
             with then:
-                counted_loop(b, lo, hi, 1, lambda e: b.store(
-                    b.load(b.gep(s, [b.mul(e, s_elem)])), b.gep(d, [b.mul(e, d_line)])),
-                    f"{tag}.cp")
+                counted_loop(b, lo, hi, 1, elem, f"{tag}.cp")
             with otherwise:
                 counted_loop(b, lo, hi, 1, lambda e: b.store(zero, b.gep(d, [b.mul(e, d_line)])),
                              f"{tag}.z")
     counted_loop(b, I64(0), I64(width) if isinstance(width, int) else width, 1, line, tag)
 
 
-def build_pack_a(c: Ctx, name: str) -> ir.Function:
+def build_pack_a(c: Ctx, name: str, gated: bool = False) -> ir.Function:
     """void pack_a(i64 kc, i64 mc, T* A, i64 rsa, i64 csa, T* Ap, i1 direct)
 
     Ap holds ceil(mc/MR) panels of MR rows: panel q at Ap + q*MR*kc, element
     (p, i) at p*MR + i. Rows past mc are zero-filled. With ``direct`` (A has unit
     row stride and full panels are read in place) only the last, partial panel
     is packed. A is read only inside rows [0, mc) and columns [0, kc).
+
+    ``gated``: three more arguments ``T* G, i64 rsg, i64 csg``, a matrix of A's
+    shape; A's element is packed where G's is > 0, else 0 (relu's backward applied
+    by the GEMM that consumes the gradient). ``direct`` must then be false.
     """
     MR, W = c.blk.MR, c.blk.W
-    fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), [I64, I64, c.P, I64, I64, c.P, I1]),
-                     name)
+    args = [I64, I64, c.P, I64, I64, c.P, I1] + ([c.P, I64, I64] if gated else [])
+    fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), args), name)
     fn.linkage = "internal"
     fn.attributes.add("noinline")
-    kc, mc, A, rsa, csa, Ap, direct = fn.args
+    kc, mc, A, rsa, csa, Ap, direct = fn.args[:7]
+    G, rsg, csg = fn.args[7:] if gated else (None, None, None)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
 
     def panel(q0):
         rows = b.sub(mc, q0)
         dst = b.gep(Ap, [b.mul(q0, kc)])
         src = b.gep(A, [b.mul(q0, rsa)])
+        gsrc = b.gep(G, [b.mul(q0, rsg)]) if gated else None
         full = b.icmp_signed(">=", rows, I64(MR))
         with b.if_then(b.not_(b.and_(full, direct))):
-            # Rows of A contiguous (csa == 1), full panel: W x W register
+            # Rows of A (and G) contiguous (csa == 1), full panel: W x W register
             # transposes of MR rows (zero-padded to a multiple of W).
-            kvec = b.select(b.and_(full, b.icmp_signed("==", csa, I64(1))),
-                            b.mul(b.sdiv(kc, I64(W)), I64(W)), I64(0))
+            unit = b.icmp_signed("==", csa, I64(1))
+            if gated:
+                unit = b.and_(unit, b.icmp_signed("==", csg, I64(1)))
+            kvec = b.select(b.and_(full, unit), b.mul(b.sdiv(kc, I64(W)), I64(W)), I64(0))
             nblk = -(-MR // W)
             zero_v = c.cvec(0.0)
             ptrs = [b.gep(src, [b.mul(I64(i), rsa)]) for i in range(MR)]
+            gptrs = [b.gep(gsrc, [b.mul(I64(i), rsg)]) for i in range(MR)] if gated else None
+
+            def row_vector(i, p0):
+                v = c.vload(b, b.gep(ptrs[i], [p0]))
+                if gated:
+                    gv = c.vload(b, b.gep(gptrs[i], [p0]))
+                    v = b.select(b.fcmp_ordered(">", gv, zero_v), v, zero_v)
+                return v
 
             def chunk(p0):
-                rws = [c.vload(b, b.gep(ptrs[i], [p0])) if i < MR else zero_v
-                       for i in range(nblk * W)]
+                rws = [row_vector(i, p0) if i < MR else zero_v for i in range(nblk * W)]
                 ts = [transpose(c, b, rws[k * W:(k + 1) * W]) for k in range(nblk)]
                 for p in range(W):
                     d = b.gep(dst, [b.mul(b.add(p0, I64(p)), I64(MR))])
@@ -84,7 +106,25 @@ def build_pack_a(c: Ctx, name: str) -> ir.Function:
                         b.store(v, b.bitcast(b.gep(d, [I64(k * W)]), vt.as_pointer()),
                                 align=c.size)
             counted_loop(b, I64(0), kvec, W, chunk, "pa.tr")
-            _copy_strided(c, b, rows, kvec, kc, MR, src, rsa, csa, dst, I64(MR), "pa.gen")
+            done = kvec
+            if gated:  # columns of A and G contiguous (A = gradient^T), full panel: vectors
+                col = b.and_(b.and_(full, b.not_(unit)), b.and_(
+                    b.icmp_signed("==", rsa, I64(1)), b.icmp_signed("==", rsg, I64(1))))
+                kcol = b.select(col, kc, I64(0))
+
+                def column(p):
+                    a0, g0 = b.gep(src, [b.mul(p, csa)]), b.gep(gsrc, [b.mul(p, csg)])
+                    d = b.gep(dst, [b.mul(p, I64(MR))])
+                    for k0 in range(0, MR, W):
+                        mask = c.lane_mask(b, I64(min(W, MR - k0)))
+                        v = c.mload(b, b.gep(a0, [I64(k0)]), mask)
+                        gv = c.mload(b, b.gep(g0, [I64(k0)]), mask)
+                        c.mstore(b, b.select(b.fcmp_ordered(">", gv, zero_v), v, zero_v),
+                                 b.gep(d, [I64(k0)]), mask)
+                counted_loop(b, I64(0), kcol, 1, column, "pa.col")
+                done = b.select(col, kc, kvec)
+            _copy_strided(c, b, rows, done, kc, MR, src, rsa, csa, dst, I64(MR), "pa.gen",
+                          gate=(gsrc, rsg, csg) if gated else None)
     counted_loop(b, I64(0), mc, MR, panel, "pa")
     b.ret_void()
     return fn

@@ -73,7 +73,12 @@ def run_case(spec, M, K, N, rng, a_view="plain", b_view="wT", r_view="plain", al
         b = np.broadcast_to(rng.uniform(-1, 1, (K, 1)).astype(dt), (K, N))
     bias = rng.uniform(-1, 1, N).astype(dt) if spec.bias else None
     r = None
-    if spec.reads_r:
+    if spec.gate_a:
+        r = rng.uniform(-1, 1, (K, M)).astype(dt).T if r_view == "T" else \
+            rng.uniform(-1, 1, (M, K)).astype(dt)
+        if r.size:
+            r.flat[::7] = np.nan
+    elif spec.reads_r:
         r = rng.uniform(-1, 1, (N, M)).astype(dt).T if r_view == "T" else \
             rng.uniform(-1, 1, (M, N)).astype(dt)
         if spec.gate and r.size:
@@ -81,7 +86,10 @@ def run_case(spec, M, K, N, rng, a_view="plain", b_view="wT", r_view="plain", al
             r.flat[::5] = 0.0      # so does exactly 0
     c_old = rng.uniform(-1, 1, (M, N)).astype(dt) if spec.accumulate else None
     big, c = guarded_out(M, N, dt, rng, fill=c_old)
-    if spec.gate:
+    if spec.gate_a:
+        get_gemm(spec)(a, b, c, bias=bias, gate_a=r, alpha=alpha)
+        expect = ref(np.where(r > 0, a, 0), b, bias, None, c_old, alpha, spec.epilogue)
+    elif spec.gate:
         get_gemm(spec)(a, b, c, bias=bias, gate=r, alpha=alpha)
         expect = ref(a, b, bias, None, c_old, alpha, spec.epilogue, gate=r)
     else:
@@ -106,6 +114,8 @@ SPECS = [
     GemmSpec("float32", gate=True),
     GemmSpec("float32", bias=True, epilogue="tanh", gate=True),
     GemmSpec("float64", accumulate=True, gate=True),
+    GemmSpec("float32", gate_a=True),
+    GemmSpec("float64", bias=True, epilogue="relu", gate_a=True),
 ]
 SHAPES = [(0, 3, 5), (4, 0, 3), (3, 5, 0), (1, 1, 1), (2, 3, 1), (7, 13, 31), (13, 17, 35),
           (37, 41, 97), (150, 9, 33)]
@@ -119,7 +129,7 @@ def test_shapes(spec):
 
 
 @pytest.mark.parametrize("spec", [SPECS[1], SPECS[3], SPECS[4], SPECS[5], SPECS[7], SPECS[10],
-                                  SPECS[12]], ids=lambda s: gemm_symbol(s))
+                                  SPECS[12], SPECS[13]], ids=lambda s: gemm_symbol(s))
 def test_multi_block(spec):
     """K past one K block, M past one M block, N not a multiple of the tile."""
     rng = np.random.default_rng(1)
@@ -128,7 +138,8 @@ def test_multi_block(spec):
     run_case(spec, 3, 5, blk.NC + 5, rng)
 
 
-@pytest.mark.parametrize("spec", [SPECS[3], SPECS[5], SPECS[7], SPECS[11]], ids=lambda s: gemm_symbol(s))
+@pytest.mark.parametrize("spec", [SPECS[3], SPECS[5], SPECS[7], SPECS[11], SPECS[13], SPECS[14]],
+                         ids=lambda s: gemm_symbol(s))
 def test_views(spec):
     rng = np.random.default_rng(2)
     for a_view in ("plain", "T", "strided", "neg", "bcast"):
@@ -155,14 +166,14 @@ def test_threads_bit_identical(shape):
     M, K, N = shape
     assert 2 * M * N * K >= THREAD_MIN_FLOP
     rng = np.random.default_rng(4)
-    for spec in (SPECS[1], SPECS[3], SPECS[7], SPECS[11]):
+    for spec in (SPECS[1], SPECS[3], SPECS[7], SPECS[11], SPECS[13]):
         g = get_gemm(spec)
         dt = spec.dtype
         a = rng.uniform(-1, 1, (M, K)).astype(dt)
         b = rng.uniform(-1, 1, (N, K)).astype(dt).T
         bias = rng.uniform(-1, 1, N).astype(dt) if spec.bias else None
-        r = rng.uniform(-1, 1, (M, N)).astype(dt) if spec.reads_r else None
-        r_arg = {"gate" if spec.gate else "residual": r}
+        r = rng.uniform(-1, 1, (M, K) if spec.gate_a else (M, N)).astype(dt) if spec.uses_r else None
+        r_arg = {"gate" if spec.gate else "gate_a" if spec.gate_a else "residual": r}
         c0 = rng.uniform(-1, 1, (M, N)).astype(dt)
         outs = []
         old = threads.get_num_threads()
@@ -176,6 +187,8 @@ def test_threads_bit_identical(shape):
             threads.set_num_threads(old)
         for c in outs[1:]:
             assert np.array_equal(c, outs[0])
+        if spec.gate_a:
+            a, r = np.where(r > 0, a, 0), None
         np.testing.assert_allclose(outs[0], ref(a, b, bias, None if spec.gate else r,
                                                 c0 if spec.accumulate else None, 1.0, spec.epilogue,
                                                 gate=r if spec.gate else None), **tol(dt, K))
@@ -213,10 +226,17 @@ def test_bad_arguments():
         gated(a, w, c)                                  # the gate is missing
     with pytest.raises(ValueError, match="gemm.*gate shape"):
         gated(a, w, c, gate=np.zeros((6, 3), np.float32))
-    with pytest.raises(ValueError, match="gemm.*not both"):
+    with pytest.raises(ValueError, match="gemm.*not"):
         gated(a, w, c, gate=c.copy(), residual=c.copy())
     with pytest.raises(ValueError, match="gemm.*choose one"):
         GemmSpec("float32", residual=True, gate=True)
+    with pytest.raises(ValueError, match="gemm.*choose one"):
+        GemmSpec("float32", gate=True, gate_a=True)
+    gated_a = get_gemm(SPECS[13])
+    with pytest.raises(ValueError, match=r"gemm: gate_a shape \(3, 6\) does not match \(3, 4\)"):
+        gated_a(a, w, c, gate_a=c.copy())           # a gate on A has A's shape
+    with pytest.raises(ValueError, match="gemm.*gate given"):
+        gated_a(a, w, c, gate=c.copy())
 
 
 def test_spec_key_and_module():
