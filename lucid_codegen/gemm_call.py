@@ -231,7 +231,7 @@ class Gemm:
         eager ops pay ~1 µs of Python instead of ~3). Anything unusual (strides, overlap,
         big work) goes through ``trusted``."""
         dtype, pyfn, itemsize = self.dtype, self._pyfn, self._itemsize
-        has_bias, has_res = self.spec.bias, self.spec.uses_r
+        has_bias, has_res, a_gate = self.spec.bias, self.spec.uses_r, self.spec.gate_a
         M, N = out_shape
         empty = np.empty
 
@@ -243,6 +243,8 @@ class Gemm:
                 b = b.T
             bias = extra[0] if has_bias else None
             res = extra[-1] if has_res else None
+            if a_gate and trans_a:  # A's gate has A's layout
+                res = res.T
             if pyfn is not None and (bias is None or bias.strides[0] == itemsize) and (
                     2 * M * N * a.shape[1] < THREAD_MIN_FLOP or threads.get_num_threads() == 1):
                 try:

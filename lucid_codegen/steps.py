@@ -27,6 +27,14 @@ class GemmStep:
     def __init__(self, kernel: KernelNode):
         consts = {n.out: n.attr("value") for n in kernel.body.nodes if n.op == "constant"}
         nodes = [n for n in kernel.body.nodes if n.op != "constant"]
+        gate_a, self.a_shape = None, None
+        if nodes[0].op == "gt":  # A's relu mask, a prologue: select(gt(r, 0), g, 0) · B
+            cmp, sel = nodes[0], nodes[1]
+            assert sel.op == "select" and nodes[2].inputs[0] is sel.out, "gemm prologue must be A's mask"
+            gate_a, a_in = cmp.inputs[0], sel.inputs[1]
+            if a_in.shape != sel.out.shape:  # a gradient read through a broadcast
+                self.a_shape = sel.out.shape
+            nodes = nodes[2:]
         mm = nodes[0]
         self.trans_a, self.trans_b = mm.attr("trans_a"), mm.attr("trans_b")
         self.alpha, self.epilogue = 1.0, "none"
@@ -51,19 +59,26 @@ class GemmStep:
             else:
                 raise AssertionError(f"gemm kernel cannot apply {n.op}")
             prev = n.out
-        self.inputs = [mm.inputs[0], mm.inputs[1]] + [v for v in (bias, residual, gate) if v is not None]
-        self.has_bias, self.has_residual = bias is not None, residual is not None or gate is not None
+        a_operand = a_in if gate_a is not None else mm.inputs[0]
+        self.inputs = [a_operand, mm.inputs[1]] + [v for v in (bias, residual, gate, gate_a) if v is not None]
+        # the R slot: a residual, an output gate, or A's gate (transposed with A)
+        self.has_residual = residual is not None or gate is not None or gate_a is not None
+        self.has_bias, self.r_is_a_gate = bias is not None, gate_a is not None
         self.n = mm.out.shape[1]
         self.bias_2d = bias is not None and bias.shape != (self.n,)
         self.out_shape = mm.out.shape
         self.empty = 0 in self.out_shape
         self.out = prev
         self.gemm = get_gemm(GemmSpec(mm.out.dtype, bias=self.has_bias, epilogue=self.epilogue,
-                                      residual=residual is not None, gate=gate is not None))
+                                      residual=residual is not None, gate=gate is not None,
+                                      gate_a=gate_a is not None))
         run = self.gemm.runner(self.out_shape, self.trans_a, self.trans_b, self.alpha)
         n = self.n
         #: ``direct(a, b, *extra) -> C``: one fresh output, no tuple (eager fast paths)
         self.direct = (lambda a, b, bias, *rest: run(a, b, bias.reshape(n), *rest)) if self.bias_2d else run
+        if self.a_shape is not None:
+            a_shape, inner = self.a_shape, self.direct
+            self.direct = lambda a, b, *rest: inner(np.broadcast_to(a, a_shape), b, *rest)
 
     def __call__(self, a, b, *extra):
         # the plan's shapes and dtypes were checked when it was built: the trusted entry
@@ -78,6 +93,8 @@ class GemmStep:
         if self.empty:
             return None
         a, b = arrays[0], arrays[1]
+        if self.a_shape is not None:
+            a = np.broadcast_to(a, self.a_shape)
         a, b = (a.T if self.trans_a else a), (b.T if self.trans_b else b)
         size = c.itemsize
         operands = [a, b] + list(arrays[2:]) + [c]
@@ -97,6 +114,8 @@ class GemmStep:
             in_words.append(13)
         if self.has_residual:
             r = extra.pop(0)
+            if self.r_is_a_gate and self.trans_a:
+                r = r.T
             r_strides = (r.strides[0] // size, r.strides[1] // size)
             in_words.append(14)
         alpha_bits = int(np.float64(self.alpha).view(np.int64))
@@ -111,12 +130,16 @@ class GemmStep:
         (out,) = outs
         if self.empty:
             return (out,)
+        if self.a_shape is not None:
+            a = np.broadcast_to(a, self.a_shape)
         if self.trans_a:
             a = a.T
         if self.trans_b:
             b = b.T
         bias = (extra[0].reshape(self.n) if self.bias_2d else extra[0]) if self.has_bias else None
         residual = extra[-1] if self.has_residual else None
+        if self.r_is_a_gate and self.trans_a:  # A's gate has A's layout
+            residual = residual.T
         self.gemm.trusted(a, b, out, bias, residual, self.alpha)
         return (out,)
 

@@ -114,8 +114,10 @@ def test_lower_shows_every_stage_and_the_kernels():
     assert "kernel[gemm]" in low.as_text("fused")
     assert "define" in low.as_text("llvm")
     assert "ret" in low.as_text("asm")
-    # x needs no gradient: the relu mask, dW = gᵀ·x and db = Σ g
-    assert sorted(k.kind for k in low.backward_kernels) == ["elementwise", "gemm", "reduction"]
+    # x needs no gradient: dW = gᵀ·x with relu's mask applied as the GEMM packs gᵀ, and
+    # db = Σ g with the mask as the reduction's prologue; no kernel of its own for the mask
+    assert [(k.kind, k.ops) for k in low.backward_kernels] == [
+        ("reduction", ("gt", "select", "sum")), ("gemm", ("gt", "select", "matmul"))]
     with pytest.raises(ValueError, match="unknown stage"):
         low.as_text("bogus")
     assert f.traces == 1

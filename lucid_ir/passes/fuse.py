@@ -2,7 +2,9 @@
 
 Partition rules, applied in one walk over the nodes in order:
 
-- ``matmul`` starts a **gemm** group. It absorbs, in this order and each at most once,
+- ``matmul`` starts a **gemm** group. Its A operand's relu mask ``select(gt(r, 0), g, 0)``
+  comes in as a prologue when the mask is a kernel of its own that only GEMMs (as A)
+  and reductions read (see ``_place_matmul``). It absorbs, in this order and each at most once,
   a scaling by a scalar constant, a bias add (an operand of shape (N,) or (1, N)), an
   activation (relu = ``maximum(·, 0)``, sigmoid, tanh) and either a residual add (an
   (M, N) operand) or a gate ``select(gt(r, 0), ·, 0)`` (relu's backward, with r an
@@ -75,6 +77,7 @@ class Group:
         self.kind = kind
         self.nodes = [node]
         self.stage = 0      # gemm: 0 matmul, 1 scaled, 2 bias, 3 activation, 4 residual/gate
+        self.gated_a = False  # gemm: A's relu mask taken in as a prologue (uses R)
 
     @property
     def tail(self) -> Value:
@@ -98,9 +101,13 @@ class Partition:
         self.groups: list[Group] = []
         self.order: list[Node] = []   # every node, clones included, in a valid order
         self.users: dict[Value, int] = {}
+        self.readers: dict[Value, list[Node]] = {}
         for n in graph.nodes:
             for v in n.inputs:
                 self.users[v] = self.users.get(v, 0) + 1
+                self.readers.setdefault(v, []).append(n)
+        self.outputs = set(graph.outputs)
+        self.made_by = {n.out: n for n in graph.nodes}  # the whole graph's, for looking ahead
         for v in graph.outputs:
             self.users[v] = self.users.get(v, 0) + 1
 
@@ -169,7 +176,7 @@ class Partition:
                                         _is_scalar_constant(other[0], self.producer) and
                                         self.producer[other[0]].attr("value") == 0.0):
             stage = 3
-        elif node.op == "add" and len(other) == 1 and other[0].shape == (m, n):
+        elif node.op == "add" and len(other) == 1 and other[0].shape == (m, n) and not g.gated_a:
             stage = 4
         else:
             return None
@@ -189,7 +196,8 @@ class Partition:
             return None
         cond, y, other = node.inputs
         g, cmp = self.group_of.get(y), self.producer.get(cond)
-        if (g is None or g.kind != "gemm" or y is not g.tail or g.stage >= 4 or not self._is_zero(other)
+        if (g is None or g.kind != "gemm" or y is not g.tail or g.stage >= 4 or g.gated_a
+                or not self._is_zero(other)
                 or self.users.get(y, 0) != 1 or node.out.shape != y.shape):
             return None
         if (cmp is None or cmp.op != "gt" or self.users.get(cond, 0) != 1
@@ -198,6 +206,49 @@ class Partition:
         if self._depends_on(cmp.inputs[0], g):
             return None
         return g, cmp
+
+    def _output_gated(self, mm: Node) -> bool:
+        """Whether ``mm``'s only reader is a relu mask ``select(gt(r, 0), mm, 0)`` that its
+        GEMM will apply as an output gate (``_gemm_gate``): that takes the R operand."""
+        readers = self.readers.get(mm.out, ())
+        if len(readers) != 1 or mm.out in self.outputs:
+            return False
+        sel = readers[0]
+        cmp = self.made_by.get(sel.inputs[0]) if sel.op == "select" else None
+        return (cmp is not None and cmp.op == "gt" and sel.inputs[1] is mm.out
+                and self._is_zero(sel.inputs[2]) and self._is_zero(cmp.inputs[1])
+                and cmp.inputs[0].shape == mm.out.shape and self.users.get(cmp.out, 0) == 1)
+
+    def _place_matmul(self, node: Node) -> None:
+        """A gemm group; its A operand's relu mask ``select(gt(r, 0), g, 0)`` is cloned in
+        as a prologue (the GEMM packs A gated by r) when the mask is a kernel of its own
+        that every reader can do without: GEMMs reading it as A (none of which applies a
+        mask to its own output, the better place for a mask), and reductions (which clone
+        it too). The mask kernel is then gone (``prune``)."""
+        a = node.inputs[0]
+        sel = self.producer.get(a)
+        owner = self.group_of.get(a)
+        cmp = self.producer.get(sel.inputs[0]) if sel is not None and sel.op == "select" else None
+        if (cmp is None or cmp.op != "gt" or owner is None or owner.kind != "elementwise"
+                or {n.out for n in owner.nodes} != {a, cmp.out} or a in self.outputs
+                or self.users.get(cmp.out, 0) != 1 or not self._is_zero(sel.inputs[2])
+                or not self._is_zero(cmp.inputs[1]) or cmp.inputs[0].shape != a.shape
+                or broadcast_shapes(sel.inputs[1].shape, a.shape) != a.shape or node.inputs[1] is a
+                or not all((r.op in MATMUL and r.inputs[0] is a and r.inputs[1] is not a
+                            and not self._output_gated(r))
+                           or r.op in REDUCTION for r in self.readers.get(a, ()))):
+            self._new("gemm", node)
+            return
+        gt_out, mask_out = Value(cmp.out.type), Value(a.type)
+        clones = [Node("gt", cmp.inputs, cmp.attrs, gt_out),
+                  Node("select", (gt_out,) + sel.inputs[1:], sel.attrs, mask_out)]
+        mm = Node(node.op, (mask_out,) + node.inputs[1:], node.attrs, node.out)
+        self.order[-1:] = clones + [mm]
+        g = self._new("gemm", clones[0])
+        self._add(g, clones[1])
+        self._add(g, mm)
+        g.gated_a = True
+        self.producer[node.out] = mm
 
     def _place_elementwise(self, node: Node) -> None:
         gate = self._gemm_gate(node)
@@ -295,7 +346,10 @@ class Partition:
             self.producer[node.out] = node
             self.order.append(node)
             if node.op in MATMUL:
-                self._new("gemm", node)
+                if enabled:
+                    self._place_matmul(node)
+                else:
+                    self._new("gemm", node)
             elif node.op in ELEMENTWISE:
                 if enabled:
                     self._place_elementwise(node)
