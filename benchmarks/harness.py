@@ -4,6 +4,7 @@ they start), and table printing. Figures are ratios measured in the same process
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -15,12 +16,17 @@ NOMINAL_PEAK_PER_CORE = 102.0  # fp32 GFLOP/s of one core (PERF-NOTES: 2 FMA x 8
 
 
 def interleaved(fns: dict, reps: int, inner: int = 1) -> dict:
-    """Median seconds per call of each function, timed in turn (A B C A B C ...)."""
+    """Median seconds per call of each function, timed in turn, the order changing from one
+    repetition to the next through every permutation (A B C, A C B, B A C, ...): what runs
+    just before a function (another library's threads winding down, its data in the
+    caches) changes its time, and this gives every function every predecessor."""
     for fn in fns.values():
         fn()
     times = {name: [] for name in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
+    orders = list(itertools.permutations(fns))
+    for r in range(reps):
+        for name in orders[r % len(orders)]:
+            fn = fns[name]
             start = time.perf_counter()
             for _ in range(inner):
                 fn()
