@@ -24,7 +24,7 @@ Job record (``JOB_WORDS`` int64 words):
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from sys import getrefcount
 
 import llvmlite.ir as ir
@@ -63,7 +63,6 @@ class GemmJob:
     ws_elems: int
     flop: float
     alpha: float
-    keep: tuple = field(default=())
 
 
 def _loop(b: ir.IRBuilder, fn: ir.Function, lo, hi, body, name: str) -> None:
@@ -142,13 +141,12 @@ class NativeProgram:
     ``run(arrays)`` returns the plan's outputs, exactly as ``Plan.__call__`` does.
     """
 
-    def __init__(self, plan, arrays, env, kept: dict):
-        """``env``: every slot's array from a step-by-step run on this thread with
-        ``arrays``; ``kept``: slot -> True when that kernel output's buffer is kept by
+    def __init__(self, plan, env, kept: dict):
+        """``env``: every slot's array from a step-by-step run on this thread (the
+        layouts this program is for); ``kept``: slot -> True when that kernel output's buffer is kept by
         the plan (else it is handed to the caller and the program reuses it when the
         caller has dropped it). Raises ``NotEligible``."""
         from .gemm_call import THREAD_MIN_FLOP
-        self.layouts = [(a.shape, a.strides, a.dtype) for a in arrays]
         root = {}                          # slot -> the slot owning its memory
         per_call = {}                      # root slot -> index in self.objs
         for k, s in enumerate(plan.input_slots):
@@ -156,7 +154,7 @@ class NativeProgram:
             per_call.setdefault(s, len(per_call))
         for s, _ in plan.constants:
             root[s] = s
-        jobs, blocks, self.keep = [], [], []
+        jobs, self.keep = [], []          # keep: the jobs (and the scratch rows they point into)
         self.escaping = []                 # (slot, shape, dtype) of buffers handed out
         self.split = []                    # (job index, GemmJob) of GEMMs to split
         for (fn, ins, outs), kind in zip(plan.exec_steps, plan.kinds):
@@ -180,7 +178,6 @@ class NativeProgram:
                     self.escaping.append((o, env[o].shape, env[o].dtype))
             jobs.append((job, [root[i] for i in ins], list(outs)))
             self.keep.append(job)
-        self.root = root
         # one int64 array: job records, then the loop kernels' argument blocks
         n = len(jobs)
         block_at, size = [], n * JOB_WORDS
@@ -234,7 +231,6 @@ class NativeProgram:
         self.buffers = [np.empty(shape, dtype) for _, shape, dtype in self.escaping]
         self.input_pos = {s: k for k, s in enumerate(plan.input_slots)}
         # the outputs: a root slot's array and the view steps from it
-        self.views = {}
         view_of = {}
         for (fn, ins, outs), kind in zip(plan.exec_steps, plan.kinds):
             if kind == "view":
@@ -249,12 +245,6 @@ class NativeProgram:
             self.output_paths.append((s, path[::-1], copy))
         self.run_program = _runner()
         self.data_off = PYARRAY_OFFSETS[0] if LAYOUT_OK else -1
-
-    def matches(self, arrays) -> bool:
-        try:
-            return [(a.shape, a.strides, a.dtype) for a in arrays] == self.layouts
-        except AttributeError:
-            return False
 
     def run(self, arrays, num_threads: int):
         """The plan's outputs for ``arrays`` (which have this program's layouts)."""

@@ -156,7 +156,7 @@ class Plan:
             for o in outs:
                 kept[o] = getattr(fn, "keep", False)
         try:
-            return NativeProgram(self, arrays, env, kept)
+            return NativeProgram(self, env, kept)
         except NotEligible:
             return False
 
