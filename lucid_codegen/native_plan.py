@@ -24,6 +24,7 @@ Job record (``JOB_WORDS`` int64 words):
 from __future__ import annotations
 
 import ctypes
+import threading
 from dataclasses import dataclass
 from sys import getrefcount
 
@@ -184,9 +185,13 @@ class NativeProgram:
         for job, _, _ in jobs:
             block_at.append(size)
             size += len(job.block) if isinstance(job, LoopJob) else 0
-        ws_elems = max([j.ws_elems for j, _, _ in jobs if isinstance(j, GemmJob)] or [0])
-        self.ws = np.empty(ws_elems * 8 + 64, np.uint8)
-        ws_addr = (data_ptr(self.ws) + 63) & ~63
+        # the GEMMs' scratch: this thread's workspace, patched in at every call like an
+        # operand (it grows when some program needs more, so its address may change)
+        self.ws_bytes = max([j.ws_elems * j.gemm.dtype.itemsize for j, _, _ in jobs
+                             if isinstance(j, GemmJob)] or [0])
+        WS = object()                      # the workspace's pseudo-slot
+        root[WS] = WS
+        per_call[WS] = len(per_call)
         words = self.words = np.zeros(size, np.int64)
         base = data_ptr(words)
         fix_pos, fix_src = [], []
@@ -210,7 +215,7 @@ class NativeProgram:
             else:
                 words[rec] = 1
                 words[rec + 1:rec + 1 + len(job.words)] = job.words
-                words[rec + 1 + 17] = ws_addr
+                address_of(WS, rec + 1 + 17)
                 for w, s in zip(job.in_words, ins):
                     address_of(s, rec + 1 + w)
                 for w, s in zip(job.out_words, outs):
@@ -224,6 +229,7 @@ class NativeProgram:
         self.objs = (ctypes.c_int64 * max(1, len(per_call)))()   # the operands of one call
         self.input_index = [per_call[s] for s in plan.input_slots]
         self.escaping_index = [per_call[s] for s, _, _ in self.escaping]
+        self.ws_index = per_call[WS]
         self.kept_arrays = {s: env[s] for s in set(root.values())
                             if s not in per_call and env[s] is not None}
         # handed-out buffers, reused while nobody holds them (fresh ones: the step-by-step
@@ -259,6 +265,8 @@ class NativeProgram:
                 _, shape, dtype = self.escaping[j]
                 bufs[j] = np.empty(shape, dtype)
             objs[self.escaping_index[j]] = data_ptr(bufs[j]) if direct else id(bufs[j])
+        ws = _workspace(self.ws_bytes)
+        objs[self.ws_index] = data_ptr(ws) if direct else id(ws)
         words, n_fix = self.words, self.n_fix
         args = (data_ptr(words), ctypes.addressof(objs), data_ptr(self.fix), self.data_off)
         start = 0
@@ -283,6 +291,20 @@ class NativeProgram:
                 (a,) = fn(a)
             outs.append(np.array(a) if copy else a)
         return outs
+
+
+_LOCAL = threading.local()
+
+
+def _workspace(nbytes: int) -> np.ndarray:
+    """This thread's GEMM scratch for native programs: a 64-byte aligned byte view of at
+    least ``nbytes`` (grown, never shrunk; programs on one thread run one at a time)."""
+    ws = getattr(_LOCAL, "ws", None)
+    if ws is None or ws.nbytes < nbytes:
+        raw = np.empty(max(nbytes, 1 << 16) + 64, np.uint8)
+        skip = -data_ptr(raw) % 64
+        ws = _LOCAL.ws = raw[skip:skip + max(nbytes, 1 << 16)]
+    return ws
 
 
 class NotEligible(Exception):

@@ -138,3 +138,24 @@ def test_array_subclasses_run_step_by_step():
     subs = [f.view(Sub) for f in feeds]   # same layouts, not plain numpy arrays
     for g, w in zip(plan(subs), interpret(graph, feeds)):
         np.testing.assert_allclose(g, w, rtol=2e-5, atol=2e-6)
+
+
+def test_gemm_scratch_follows_the_threads_workspace_as_it_grows():
+    from lucid_codegen import native_plan
+
+    def linear_graph(m, k, n):
+        b = GraphBuilder()
+        x, w = b.input((m, k)), b.input((n, k))
+        y = b.emit("matmul", x, w, trans_b=True)
+        return b.build([b.emit("exp", y)])   # a GEMM and a loop: a two-kernel plan
+    small, big = linear_graph(9, 700, 300), linear_graph(40, 1500, 600)
+    plans = [compile_graph(g).executable for g in (small, big)]
+    rng = np.random.default_rng(7)
+    native_plan._LOCAL.__dict__.pop("ws", None)    # start this thread with no workspace
+    for graph, plan in ((small, plans[0]), (big, plans[1]), (small, plans[0])):
+        for _ in range(3):
+            feeds = [0.1 * f for f in _feeds(rng, graph)]   # sums of ~1
+            np.testing.assert_allclose(plan(feeds)[0], interpret(graph, feeds)[0], rtol=1e-4, atol=1e-4)
+        if graph is small:
+            assert _programs(plan)[0].ws_bytes <= native_plan._LOCAL.ws.nbytes
+    assert _programs(plans[1])[0].ws_bytes > _programs(plans[0])[0].ws_bytes
