@@ -33,7 +33,8 @@ import numpy as np
 
 from .cache import load_or_compile
 from .pyarray import LAYOUT_OK, PYARRAY_OFFSETS, data_ptr
-from .spin import JOB_WORDS as GEMM_JOB_WORDS, _gemm_call
+from .gemm_microkernel import counted_loop
+from .spin import JOB_WORDS as GEMM_JOB_WORDS, build_gemm_call
 
 I64 = ir.IntType(64)
 JOB_WORDS = GEMM_JOB_WORDS + 1  # kind, then a GEMM's 18 words (a loop kernel uses 7)
@@ -66,22 +67,6 @@ class GemmJob:
     alpha: float
 
 
-def _loop(b: ir.IRBuilder, fn: ir.Function, lo, hi, body, name: str) -> None:
-    """``for i in [lo, hi): body(i)`` at the builder's position."""
-    head, work, done = (fn.append_basic_block(f"{name}.{x}") for x in ("head", "body", "done"))
-    before = b.block
-    b.branch(head)
-    b.position_at_end(head)
-    i = b.phi(I64)
-    i.add_incoming(lo, before)
-    b.cbranch(b.icmp_signed("<", i, hi), work, done)
-    b.position_at_end(work)
-    body(i)
-    i.add_incoming(b.add(i, I64(1)), b.block)
-    b.branch(head)
-    b.position_at_end(done)
-
-
 def _build() -> ir.Module:
     """``void lucid_run_program(i64* words, i64 first, i64 n, i64* objs, i64* fix,
     i64 n_fix, i64 data_off)``: first the fixups, ``words[fix[2k]] = address of operand
@@ -89,7 +74,7 @@ def _build() -> ir.Module:
     ``data_off``, or, with ``data_off < 0``, the address itself); then jobs
     ``first .. first + n - 1``."""
     module = ir.Module("lucid_jobs")
-    pool_call = _gemm_call(module)
+    pool_call = build_gemm_call(module)
     loop_ty = ir.FunctionType(ir.VoidType(), [I64.as_pointer(), I64, I64, I64, I64])
     P = I64.as_pointer()
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [P, I64, I64, P, P, I64, I64]),
@@ -107,7 +92,7 @@ def _build() -> ir.Module:
                 b.store(b.load(field), b.gep(words, [pos]))
             with direct:
                 b.store(obj, b.gep(words, [pos]))
-    _loop(b, fn, I64(0), n_fix, patch, "fix")
+    counted_loop(b, I64(0), n_fix, 1, patch, "fix")
 
     def run(i):
         rec = b.gep(words, [b.mul(i, I64(JOB_WORDS))])
@@ -118,7 +103,7 @@ def _build() -> ir.Module:
                 b.call(target, [b.inttoptr(w[2], P)] + w[3:7])
             with gemm_job:
                 b.call(pool_call, [b.gep(rec, [I64(1)])])
-    _loop(b, fn, first, b.add(first, n), run, "jobs")
+    counted_loop(b, first, b.add(first, n), 1, run, "jobs")
     b.ret_void()
     return module
 
@@ -129,7 +114,7 @@ _run_program = None
 def _runner():
     global _run_program
     if _run_program is None:
-        lib = load_or_compile("jobs/v2", _build, ["lucid_run_program"], label="the native plan runner")
+        lib = load_or_compile("jobs/v3", _build, ["lucid_run_program"], label="the native plan runner")
         i64, vp = ctypes.c_int64, ctypes.c_void_p
         _run_program = (ctypes.CFUNCTYPE(None, vp, i64, i64, vp, vp, i64, i64)(
             lib.address("lucid_run_program")), lib)

@@ -69,7 +69,7 @@ JOB_AT = 8
 GEMM_ARGS = ("i", "i", "i", "d", "p", "i", "i", "p", "i", "i", "p", "i", "p", "p", "i", "i", "p")
 
 
-def _gemm_call(module):
+def build_gemm_call(module):
     """``void lucid_pool_call(i64* job)``: call job[0] as a GEMM entry with job[1:]."""
     ptr = ir.IntType(8).as_pointer()
     kinds = {"i": I64, "d": ir.DoubleType(), "p": ptr}
@@ -147,7 +147,7 @@ def _build() -> ir.Module:
     reached_fn = ir.Function(module, sig, "lucid_spin_reached")
     b = _poll_loop(reached_fn, lambda b, v, want: b.icmp_signed(">=", v, want))
     b.ret(I64(-1))
-    _worker_loop(module, _gemm_call(module))
+    _worker_loop(module, build_gemm_call(module))
     return module
 
 
