@@ -271,12 +271,7 @@ class Gemm:
                 return
             if 2 * M * N * K >= THREAD_MIN_FLOP and M and N and (N == 1 or c_out.strides[1] == size) and all(
                     st % size == 0 for x in (a, b, c_out, residual) if x is not None for st in x.strides):
-                rsr, csr = (residual.strides[0] // size, residual.strides[1] // size) if residual is not None else (0, 0)
-                self.run_ptrs(M, N, K, _data_ptr(a), a.strides[0] // size, a.strides[1] // size,
-                              _data_ptr(b), b.strides[0] // size, b.strides[1] // size,
-                              _data_ptr(c_out), c_out.strides[0] // size,
-                              _data_ptr(bias) if bias is not None else 0,
-                              _data_ptr(residual) if residual is not None else 0, rsr, csr, alpha)
+                self._run_arrays(a, b, c_out, bias, residual, alpha, M, N, K)
                 return
         spec = self.spec
         r_kind = "gate" if spec.gate else "gate_a" if spec.gate_a else "residual"
@@ -295,7 +290,11 @@ class Gemm:
                 x = np.array(x, copy=True)
             return x
 
-        a, b, bias, r = prep(a), prep(b), prep(bias), prep(r)
+        self._run_arrays(prep(a), prep(b), c, prep(bias), prep(r), alpha, M, N, K)
+
+    def _run_arrays(self, a, b, c, bias, r, alpha, M, N, K) -> None:
+        """``run_ptrs`` on arrays whose strides are whole elements, c not overlapping."""
+        size = self._itemsize
 
         def ptr(x):
             return 0 if x is None else _data_ptr(x)
