@@ -189,19 +189,26 @@ class Partition:
     def _is_zero(self, v: Value) -> bool:
         return _is_scalar_constant(v, self.producer) and self.producer[v].attr("value") == 0.0
 
+    def _relu_mask(self, sel: Node | None) -> Node | None:
+        """The ``gt`` node when ``sel`` is relu's backward mask ``select(gt(r, 0), y, 0)``
+        with r of the select's shape and the comparison read by nothing else, else None."""
+        if sel is None or sel.op != "select" or not self._is_zero(sel.inputs[2]):
+            return None
+        cmp = self.made_by.get(sel.inputs[0])
+        if (cmp is None or cmp.op != "gt" or self.users.get(cmp.out, 0) != 1
+                or not self._is_zero(cmp.inputs[1]) or cmp.inputs[0].shape != sel.out.shape):
+            return None
+        return cmp
+
     def _gemm_gate(self, node: Node) -> tuple[Group, Node] | None:
         """``select(gt(r, 0), y, 0)`` with ``y`` the tail of a gemm group that may take
         it as its gate epilogue: (that group, the ``gt`` node), else None."""
         if node.op != "select":
             return None
-        cond, y, other = node.inputs
-        g, cmp = self.group_of.get(y), self.producer.get(cond)
-        if (g is None or g.kind != "gemm" or y is not g.tail or g.stage >= 4 or g.gated_a
-                or not self._is_zero(other)
-                or self.users.get(y, 0) != 1 or node.out.shape != y.shape):
-            return None
-        if (cmp is None or cmp.op != "gt" or self.users.get(cond, 0) != 1
-                or cmp.inputs[0].shape != y.shape or not self._is_zero(cmp.inputs[1])):
+        y = node.inputs[1]
+        g, cmp = self.group_of.get(y), self._relu_mask(node)
+        if (cmp is None or g is None or g.kind != "gemm" or y is not g.tail or g.stage >= 4
+                or g.gated_a or self.users.get(y, 0) != 1 or node.out.shape != y.shape):
             return None
         if self._depends_on(cmp.inputs[0], g):
             return None
@@ -214,10 +221,8 @@ class Partition:
         if len(readers) != 1 or mm.out in self.outputs:
             return False
         sel = readers[0]
-        cmp = self.made_by.get(sel.inputs[0]) if sel.op == "select" else None
-        return (cmp is not None and cmp.op == "gt" and sel.inputs[1] is mm.out
-                and self._is_zero(sel.inputs[2]) and self._is_zero(cmp.inputs[1])
-                and cmp.inputs[0].shape == mm.out.shape and self.users.get(cmp.out, 0) == 1)
+        return (self._relu_mask(sel) is not None and sel.inputs[1] is mm.out
+                and sel.out.shape == mm.out.shape)
 
     def _place_matmul(self, node: Node) -> None:
         """A gemm group; its A operand's relu mask ``select(gt(r, 0), g, 0)`` is cloned in
@@ -228,11 +233,9 @@ class Partition:
         a = node.inputs[0]
         sel = self.producer.get(a)
         owner = self.group_of.get(a)
-        cmp = self.producer.get(sel.inputs[0]) if sel is not None and sel.op == "select" else None
-        if (cmp is None or cmp.op != "gt" or owner is None or owner.kind != "elementwise"
+        cmp = self._relu_mask(sel)
+        if (cmp is None or owner is None or owner.kind != "elementwise"
                 or {n.out for n in owner.nodes} != {a, cmp.out} or a in self.outputs
-                or self.users.get(cmp.out, 0) != 1 or not self._is_zero(sel.inputs[2])
-                or not self._is_zero(cmp.inputs[1]) or cmp.inputs[0].shape != a.shape
                 or broadcast_shapes(sel.inputs[1].shape, a.shape) != a.shape or node.inputs[1] is a
                 or not all((r.op in MATMUL and r.inputs[0] is a and r.inputs[1] is not a
                             and not self._output_gated(r))
