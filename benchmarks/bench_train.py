@@ -1,13 +1,17 @@
 """One SGD training step of a 784-256-256-10 MLP (batch 64, float32): forward, backward
-and update. lucid eager, lucid compiled, numpy written by hand, and PyTorch eager if it
-is installed, interleaved in the same process, at 1 and 2 threads.
+and update. Interleaved in the same process, at 1 and 2 threads:
+
+- eager: lucid without compile (``loss.backward(); opt.step()``);
+- compiled loss: ``lucid.compile`` of the loss only; backward and ``opt.step()`` outside;
+- compiled step: ``lucid.compile`` of the whole step (``opt.zero_grad()``, loss,
+  ``loss.backward()``, ``opt.step()`` inside): one graph, one native run;
+- numpy written by hand, and PyTorch eager if it is installed.
 
     python benchmarks/bench_train.py [--quick]
 
-Also prints the Python overhead of a compiled call: a compiled call with its backward,
-minus the time of its kernels: the forward's and the backward's plans run back to back
-on the same arrays (each plan one native run of its kernels, see
-lucid_codegen/native_plan.py), in the same order, so caches are in the same state.
+Also prints the Python overhead of a compiled step: the call minus the time of its
+kernels (its plan run alone on the same arrays: one native run, see
+lucid_codegen/native_plan.py).
 """
 from __future__ import annotations
 
@@ -63,11 +67,20 @@ def worker(threads: int, quick: bool) -> dict:
             layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(SIZES) - 2 else [])
         return nn.Sequential(*layers)
 
-    eager_model, compiled_model = make(), make()
+    eager_model, compiled_model, step_model = make(), make(), make()
     eager_opt = lucid.optim.SGD(eager_model.parameters(), lr=LR)
     compiled_opt = lucid.optim.SGD(compiled_model.parameters(), lr=LR)
+    step_opt = lucid.optim.SGD(step_model.parameters(), lr=LR)
     x = lucid.Tensor(x_np)
     loss_fn = lucid.compile(lambda x, y: F.cross_entropy(compiled_model(x), y))
+
+    @lucid.compile
+    def train_step(x, y):
+        step_opt.zero_grad()
+        loss = F.cross_entropy(step_model(x), y)
+        loss.backward()
+        step_opt.step()
+        return loss
 
     def eager():
         eager_opt.zero_grad()
@@ -79,8 +92,11 @@ def worker(threads: int, quick: bool) -> dict:
         loss_fn(x, y_np).backward()
         compiled_opt.step()
 
+    def step():
+        train_step(x, y_np)
+
     params = [(l.weight.numpy().copy(), l.bias.numpy().copy()) for l in make() if isinstance(l, nn.Linear)]
-    fns = {"eager": eager, "compiled": compiled, "numpy": lambda: numpy_step(params, x_np, y_np)}
+    fns = {"eager": eager, "compiled": compiled, "step": step, "numpy": lambda: numpy_step(params, x_np, y_np)}
     try:
         import torch
         torch.set_num_threads(threads)
@@ -99,21 +115,14 @@ def worker(threads: int, quick: bool) -> dict:
     reps = 15 if quick else 41
     times = interleaved(fns, reps, inner=10)
 
-    # Python overhead of the compiled call: its plan's kernels called back to back
-    program = next(iter(loss_fn._programs.values()))
-    fwd, bwd = program.compiled_forward.executable, program.compiled_backward.executable
-    arrays = [x_np, y_np.astype(np.float32)] + [t._data for t in program.captured]
-    outs = fwd(arrays)
-    record_inputs = [np.ones((), np.float32)] + [
-        arrays[i] if kind == "input" else outs[i] for kind, i in program.residual_sources]
-    def call():  # the compiled call alone: forward, backward, gradients delivered
-        for p in compiled_model.parameters():
-            p.grad = None  # as after zero_grad: no accumulation
-        loss_fn(x, y_np).backward()
-    def kernels():  # the same kernels in the same order, nothing around them
-        fwd(arrays)
-        bwd(record_inputs)
-    parts = interleaved({"call": call, "kernels": kernels}, reps, inner=10)
+    # Python overhead of the compiled step: its plan's kernels alone, on the same arrays
+    from lucid.compiled import _scalar_arrays
+    program = next(iter(train_step._programs.values()))
+    arrays = [t._data for t in [x, lucid.Tensor(y_np)] + program.captured]
+    for source, dtype, n in program.scalar_sources:
+        arrays += _scalar_arrays(source(), dtype, n)
+    plan = program.run_forward
+    parts = interleaved({"call": step, "kernels": lambda: plan(arrays)}, reps, inner=10)
     return dict(threads=threads, times=times, call=parts["call"], kernels=parts["kernels"])
 
 
@@ -124,20 +133,19 @@ def main() -> None:
     rows = []
     for res in results:
         t = res["times"]
-        row = [res["threads"], f"{t['eager'] * 1e6:.0f}", f"{t['compiled'] * 1e6:.0f}", f"{t['numpy'] * 1e6:.0f}",
-               f"{t.get('torch', float('nan')) * 1e6:.0f}", f"{t['eager'] / t['compiled']:.2f}",
-               f"{t['numpy'] / t['compiled']:.2f}",
-               f"{t['torch'] / t['compiled']:.2f}" if "torch" in t else "-",
-               f"{res['call'] * 1e6:.0f}", f"{res['kernels'] * 1e6:.0f}",
-               f"{(res['call'] - res['kernels']) * 1e6:.0f}"]
-        rows.append(row)
+        us = lambda v: f"{v * 1e6:.0f}"
+        ratio = lambda name: f"{t[name] / t['step']:.2f}" if name in t else "-"
+        rows.append([res["threads"], us(t["eager"]), us(t["compiled"]), us(t["step"]), us(t["numpy"]),
+                     us(t.get("torch", float("nan"))), ratio("eager"), ratio("compiled"), ratio("numpy"),
+                     ratio("torch"), us(res["call"]), us(res["kernels"]), us(res["call"] - res["kernels"])])
     print(f"one SGD step, MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, float32 (median µs; "
-          "ratios = other / compiled, > 1: compiled faster)")
-    print_table(["threads", "eager us", "compiled us", "numpy us", "torch us", "eager/comp",
-                 "numpy/comp", "torch/comp", "call us", "kernels us", "overhead us"], rows)
-    print("call = one compiled call with its backward (no optimiser); kernels = its forward and "
-          "backward plans run back to back, natively; overhead = call - kernels (tracing cache, "
-          "autograd, tensors)")
+          "ratios = other / compiled step, > 1: the compiled step is faster)")
+    print_table(["threads", "eager us", "comp. loss us", "comp. step us", "numpy us", "torch us",
+                 "eager/step", "loss/step", "numpy/step", "torch/step", "call us", "kernels us",
+                 "overhead us"], rows)
+    print("comp. loss = lucid.compile of the loss, backward and opt.step() outside; comp. step = "
+          "lucid.compile of the whole step; call = one compiled step; kernels = its plan run alone "
+          "on the same arrays; overhead = call - kernels (guards, scalars, write-back, tensors)")
 
 
 if __name__ == "__main__":

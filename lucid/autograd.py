@@ -100,10 +100,14 @@ def _deliver(t, g, handed: set) -> None:
 
 
 def backward(root, gradient=None, retain_graph: bool = False) -> None:
-    if root._data is None:
-        from .tracing import TracingError
-        raise TracingError("backward() cannot run inside a function being compiled; call it on "
-                           "the compiled function's output instead")
+    if root._data is None:  # inside lucid.compile: the backward graph joins the trace
+        from .tracing import TracingError, current
+        tracer = current()
+        if tracer is None:
+            raise TracingError("backward: this tensor was traced by a compiled function; call "
+                               "backward() on the compiled function's output instead")
+        tracer.backward(root, gradient)
+        return
     if not root.requires_grad:
         raise RuntimeError("backward: this tensor does not require grad (no input of the "
                            "computation that made it has requires_grad=True)")

@@ -31,12 +31,20 @@ from .grad_mode import is_grad_enabled
 from .tensor import Tensor
 from .tracing import Tracer, TracingError
 
+# whether compile_graph writes outputs into input arrays in place (``in_place=``)
+import inspect as _inspect
+_IN_PLACE = "in_place" in _inspect.signature(compile_graph).parameters
+
 STAGES = ("traced", "autodiff", "simplified", "fused", "llvm", "asm")
 
 
 class Program:
     """One traced signature: the forward graph (plus residual outputs) and the backward
-    graph, each compiled; the tensors captured from outside; how to rebuild outputs."""
+    graph, each compiled; the tensors captured from outside; how to rebuild outputs.
+
+    A function that runs ``backward()`` (and an optimiser's ``step()``) itself compiles
+    to one graph: its gradients and updated tensors are extra outputs, written back
+    after each call (the updates in place, see ``Tracer.assign``)."""
 
     def __init__(self, fn, flat_args, tree, n_dynamic, grad_enabled: bool, name: str):
         self.name = name
@@ -45,27 +53,37 @@ class Program:
             symbolic = []
             for a in flat_args:
                 if isinstance(a, Tensor):
-                    symbolic.append(tracer.argument(a.shape, a.dtype, a.requires_grad and grad_enabled))
+                    symbolic.append(tracer.argument(a.shape, a.dtype, a.requires_grad and grad_enabled, a))
                 else:
                     symbolic.append(a)
             args, kwargs = pytree.unflatten(tree, symbolic)
             result = fn(*args, **kwargs)
-        out_leaves, self.out_tree = pytree.flatten(result)
-        self.static_outputs = {}
-        out_values = []
-        for i, leaf in enumerate(out_leaves):
-            if isinstance(leaf, Tensor):
-                out_values.append(tracer.value_of(leaf))
-            else:
-                self.static_outputs[i] = leaf
+            out_leaves, self.out_tree = pytree.flatten(result)
+            self.static_outputs = {}
+            out_values = []
+            for i, leaf in enumerate(out_leaves):
+                if isinstance(leaf, Tensor):
+                    out_values.append(tracer.value_of(leaf))
+                else:
+                    self.static_outputs[i] = leaf
         self.n_leaves = len(out_leaves)
         self.captured = [t for t, _ in tracer.captured.values()]
         self.captured_sig = [(t.shape, t._data.dtype, t.requires_grad) for t in self.captured]
-        inputs = tuple(tracer.arg_values) + tuple(v for _, v in tracer.captured.values())
-        self.forward = Graph(inputs, tuple(tracer.builder.nodes), tuple(out_values))
+        self.grad_inputs = [owner for owner, _ in tracer.grad_inputs]
+        self.grad_guards = list(tracer.grad_guards)
+        # gradients the function overwrites before reading them (``zero_grad()`` first) are
+        # dropped before the call: their arrays are free for the plan to reuse
+        self.grads_dropped = [(kind, what) for kind, what in tracer.grads_overwritten]
+        self.scalar_sources = [(f, np.dtype(dtype), len(values)) for f, dtype, values in tracer.scalar_sources]
+        self.static_guards = list(tracer.static_guards)
+        inputs = tracer.inputs()
+        nodes = tuple(tracer.builder.nodes)
+        self.forward = Graph(inputs, nodes, tuple(out_values))
+        n_tensors = n_dynamic + len(self.captured)   # inputs a gradient can flow to
         requires = [bool(grad_enabled and a.requires_grad) for a in flat_args if isinstance(a, Tensor)]
         requires += [bool(grad_enabled and t.requires_grad) for t in self.captured]
-        self.wrt = [i for i, r in enumerate(requires) if r]
+        # a function that ran backward() itself returns plain tensors
+        self.wrt = [] if tracer.did_backward else [i for i, r in enumerate(requires[:n_tensors]) if r]
         active = autodiff.depends_on(self.forward, [inputs[i] for i in self.wrt])
         self.out_requires = [v in active for v in out_values]
         self.backward_graph = None
@@ -83,25 +101,56 @@ class Program:
                     self.residual_sources.append(("output", len(outputs) + len(extra)))
                     extra.append(v)
             outputs = outputs + tuple(extra)
+        # what the call writes back: tensors updated in place, then gradients
+        position = {v: i for i, v in enumerate(inputs)}
+        self.data_sinks, self.grad_sinks, in_place = [], [], {}
+        for t, v in tracer.assigned.values():
+            self.data_sinks.append((t, len(outputs)))
+            in_place[len(outputs)] = position[tracer.captured[id(t)][1]]
+            outputs += (v,)
+        for owner, v in tracer.grad_writes():
+            self.grad_sinks.append((owner, None if v is None else len(outputs)))
+            outputs += (() if v is None else (tracer.value_of(v),))
         self.n_outputs = len(self.forward.outputs)
-        self.compiled_forward = compile_graph(Graph(inputs, self.forward.nodes, outputs), name)
+        self.compiled_forward = compile_graph(Graph(inputs, nodes, outputs), name, **(
+            {"in_place": in_place} if in_place and _IN_PLACE else {}))
         self.compiled_backward = (compile_graph(self.backward_graph, name + ".backward")
                                   if self.backward_graph is not None else None)
         # the plans themselves, called directly on every call
         self.run_forward = self.compiled_forward.executable
         self.run_backward = self.compiled_backward.executable if self.compiled_backward else None
 
-    def captures_unchanged(self) -> bool:
+    def guards_hold(self, dynamic: list) -> bool:
+        """Whether a call with these argument tensors may run this program (the captured
+        tensors, the ``.grad`` states and static values it was traced with still hold)."""
         for t, (shape, dtype, req) in zip(self.captured, self.captured_sig):
             d = t._data
             if d is None or d.shape != shape or d.dtype != dtype or t.requires_grad != req:
                 return False
+        for (kind, what), expected in self.grad_guards:
+            g = (what if kind == "tensor" else dynamic[what])._grad
+            if g is None or expected is None:
+                if g is not expected:
+                    return False
+            elif (g.shape, g.dtype) != expected:
+                return False
+        for fn, value in self.static_guards:
+            if fn() != value:
+                return False
         return True
 
     def call(self, dynamic: list):
+        for kind, what in self.grads_dropped:
+            (what if kind == "tensor" else dynamic[what])._grad = None
         inputs = dynamic + self.captured
         arrays = [t._data for t in inputs]
+        for kind, what in self.grad_inputs:
+            arrays.append((what if kind == "tensor" else dynamic[what])._grad)
+        for fn, dtype, n in self.scalar_sources:
+            arrays += _scalar_arrays(fn(), dtype, n)
         results = self.run_forward(arrays)
+        if self.data_sinks or self.grad_sinks:
+            self._write_back(results, dynamic)
         record = None
         if self.run_backward is not None:
             residuals = [arrays[i] if kind == "input" else results[i] for kind, i in self.residual_sources]
@@ -119,6 +168,38 @@ class Program:
         if self.out_tree is None:  # the function returned one tensor
             return tensors[0]
         return pytree.unflatten(self.out_tree, tensors)
+
+    def _write_back(self, results, dynamic) -> None:
+        for t, k in self.data_sinks:
+            if results[k] is not t._data:  # the plan could not write it in place
+                np.copyto(t._data, results[k])
+        handed = {id(results[k]) for k in range(self.n_outputs)}
+        for (kind, what), k in self.grad_sinks:
+            g = None if k is None else results[k]
+            if g is not None:
+                if id(g) in handed:  # one array for two gradients, or a returned tensor
+                    g = g.copy()
+                handed.add(id(g))
+            (what if kind == "tensor" else dynamic[what])._grad = g
+
+
+_SCALARS: dict = {}
+
+
+def _scalar_arrays(values, dtype, n: int) -> list:
+    """``values`` as ``n`` read-only 0-d arrays of ``dtype`` (made once per value)."""
+    key = (dtype, *values)
+    hit = _SCALARS.get(key)
+    if hit is None:
+        if len(values) != n:
+            raise ValueError(f"lucid.compile: a run-time scalar source gave {len(values)} values, "
+                             f"expected {n}")
+        if len(_SCALARS) > 4096:
+            _SCALARS.clear()
+        hit = _SCALARS[key] = [np.array(v, dtype) for v in values]
+        for a in hit:
+            a.setflags(write=False)
+    return hit
 
 
 class CallRecord:
@@ -220,10 +301,10 @@ class CompiledFunction:
     def _program(self, args, kwargs):
         key, flat, tree, dynamic = self._signature(args, kwargs)
         program = self._programs.get(key)
-        if program is None or not program.captures_unchanged():
+        if program is None or not program.guards_hold(dynamic):
             with self._lock:  # two threads on a new signature trace it once
                 program = self._programs.get(key)
-                if program is None or not program.captures_unchanged():
+                if program is None or not program.guards_hold(dynamic):
                     program = Program(self.fn, flat, tree, len(dynamic), key[2],
                                       getattr(self.fn, "__name__", "fn"))
                     self.traces += 1
@@ -238,12 +319,12 @@ class CompiledFunction:
         if not kwargs:
             key = _quick_key(args)
             hit = self._quick.get(key) if key is not None else None
-            if hit is not None and hit[1].captures_unchanged():
+            if hit is not None:
                 full_key, program = hit
-                if full_key in self._programs:
+                dynamic = [a if type(a) is Tensor else Tensor(a) for a in args if type(a) in _DYNAMIC]
+                if full_key in self._programs and program.guards_hold(dynamic):
                     self._programs.move_to_end(full_key)
-                    return program.call([a if type(a) is Tensor else Tensor(a)
-                                         for a in args if type(a) in _DYNAMIC])
+                    return program.call(dynamic)
         program, dynamic = self._program(args, kwargs)
         if not kwargs and key is not None:
             self._quick[key] = (self._signature(args, kwargs)[0], program)

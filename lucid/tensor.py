@@ -18,6 +18,7 @@ from lucid_ir.types import TensorType
 
 from . import dispatch
 from .data import to_array
+from .tracing import current as _tracing_current
 
 
 class Tensor:
@@ -34,7 +35,7 @@ class Tensor:
         if requires_grad and self._data.dtype.kind != "f":
             raise TypeError("only floating-point tensors can require gradients")
         self.requires_grad = bool(requires_grad)
-        self.grad: np.ndarray | None = None
+        self._grad: np.ndarray | None = None
         self._value: Value | None = None
         self._node = None        # the node that produced this tensor (None for leaves)
         self._parents = None     # the input tensors of that node
@@ -45,7 +46,7 @@ class Tensor:
     @classmethod
     def _from_node(cls, data: np.ndarray, node, parents):
         t = cls.__new__(cls)
-        t._data, t.grad, t._freed = data, None, False
+        t._data, t._grad, t._freed = data, None, False
         t._value = node.out
         t.requires_grad = parents is not None
         t._is_leaf = parents is None
@@ -63,7 +64,7 @@ class Tensor:
     def _wrap(cls, data: np.ndarray):
         """A new leaf tensor around an op's result (no checks: the op made it)."""
         t = cls.__new__(cls)
-        t._data, t.grad, t._freed, t._value = data, None, False, None
+        t._data, t._grad, t._freed, t._value = data, None, False, None
         t.requires_grad, t._is_leaf, t._retains_grad = False, True, False
         t._node = t._parents = None
         return t
@@ -72,7 +73,7 @@ class Tensor:
     def _symbolic(cls, value: Value, requires_grad: bool):
         """A tensor being traced: a graph value with no data yet."""
         t = cls.__new__(cls)
-        t._data, t.grad, t._freed, t._value = None, None, False, value
+        t._data, t._grad, t._freed, t._value = None, None, False, value
         t.requires_grad, t._is_leaf, t._retains_grad = requires_grad, True, False
         t._node = t._parents = None
         return t
@@ -82,7 +83,7 @@ class Tensor:
         """Output ``index`` of a compiled function's call; its backward is the call's."""
         from .autograd import CallOutput
         t = cls.__new__(cls)
-        t._data, t.grad, t._freed, t._value = data, None, False, None
+        t._data, t._grad, t._freed, t._value = data, None, False, None
         t.requires_grad, t._is_leaf, t._retains_grad = True, False, False
         t._node, t._parents = CallOutput(record, index), record.parents
         return t
@@ -100,6 +101,23 @@ class Tensor:
         if self._value is None:
             self._value = Value(TensorType(self._data.shape, self._data.dtype.name))
         return self._value
+
+    @property
+    def grad(self) -> "np.ndarray | None":
+        """The accumulated gradient (a numpy array), or None. Inside a function being
+        compiled it is the traced gradient (see ``lucid.tracing``)."""
+        tracer = _tracing_current()
+        if tracer is not None:
+            return tracer.read_grad(self)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        tracer = _tracing_current()
+        if tracer is not None:
+            tracer.write_grad(self, value)
+            return
+        self._grad = value
 
     @property
     def data(self) -> np.ndarray:

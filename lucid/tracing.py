@@ -6,6 +6,15 @@ have a shape and a dtype but no data; asking for their data (``bool(t)``, ``t.it
 ``t.numpy()``) raises ``TracingError`` naming the line, because the compiled function
 could not depend on it. Concrete tensors the function reaches (parameters in closures,
 globals, module attributes) become graph inputs, read again at every call.
+
+A traced function may also run a whole training step: ``loss.backward()`` inside it
+appends the backward graph (derived by the autodiff pass) to the same graph, and
+``.grad`` reads and writes of concrete tensors are traced too (``Tensor.grad`` asks the
+tracer). An optimiser's ``step()`` inside it adds its update and ``assign``s the new
+values; the compiled call writes them into the parameters' arrays in place. What the
+trace reads from outside the graph is re-read at every call: captured arrays,
+gradients that existed before the call (guarded: a call whose ``.grad`` states differ
+retraces), and run-time scalars such as a learning rate (``scalars``).
 """
 from __future__ import annotations
 
@@ -13,7 +22,11 @@ import os
 import threading
 import traceback
 
+import numpy as np
+
 from lucid_ir.builder import GraphBuilder, make_node
+from lucid_ir.graph import Graph, Node, Value
+from lucid_ir.types import TensorType
 
 _state = threading.local()
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -50,6 +63,19 @@ class Tracer:
         self.grad_enabled = grad_enabled
         self.captured: dict[int, tuple] = {}   # id(tensor) -> (tensor, value)
         self.arg_values: list = []
+        self.arg_real: list = []               # the tensors passed for the arguments
+        self.arg_tensors: list = []            # their symbolic stand-ins
+        self.arg_index: dict[int, int] = {}    # id(symbolic argument) -> its position
+        # what ``t.grad`` is at this point of the trace: id(t) -> [t, owner, value, written];
+        # an owner is ("tensor", t) for a concrete tensor, ("arg", i) for argument i
+        self.grads: dict[int, list] = {}
+        self.grad_inputs: list = []    # (owner, value): gradients that existed before the call
+        self.grad_guards: list = []    # (owner, None or (shape, dtype)): .grad states a call needs
+        self.grads_overwritten: list = []  # owners whose .grad the function writes before reading
+        self.scalar_sources: list = []  # (fn, dtype, values): fn() -> numbers, once per call
+        self.static_guards: list = []   # (fn, value): fn() must still equal value at a call
+        self.assigned: dict[int, tuple] = {}   # id(tensor) -> (tensor, its new value)
+        self.did_backward = False
 
     def __enter__(self):
         if current() is not None:
@@ -66,22 +92,157 @@ class Tracer:
         from .tensor import Tensor
         return Tensor._symbolic(value, requires_grad)
 
-    def argument(self, shape, dtype: str, requires_grad: bool):
+    def argument(self, shape, dtype: str, requires_grad: bool, real=None):
         v = self.builder.input(shape, dtype)
         self.arg_values.append(v)
-        return self.symbolic(v, requires_grad)
+        t = self.symbolic(v, requires_grad)
+        self.arg_index[id(t)] = len(self.arg_real)
+        self.arg_real.append(real)
+        self.arg_tensors.append(t)
+        return t
 
     def value_of(self, t):
         if t._data is None:
             return t._value
-        hit = self.captured.get(id(t))
+        hit = self.assigned.get(id(t)) or self.captured.get(id(t))
         if hit is None:
             hit = (t, self.builder.input(t.shape, t.dtype))
             self.captured[id(t)] = hit
         return hit[1]
 
     def apply(self, op: str, inputs, attrs):
+        from .grad_mode import is_grad_enabled
         node = make_node(op, [self.value_of(t) for t in inputs], attrs)
         self.builder.append(node)
-        requires = self.grad_enabled and any(t.requires_grad for t in inputs)
+        requires = self.grad_enabled and is_grad_enabled() and any(t.requires_grad for t in inputs)
         return self.symbolic(node.out, requires)
+
+    # -- state outside the graph: gradients, assignments, run-time scalars -------------
+    def _owner(self, t):
+        if t._data is not None:
+            return ("tensor", t)
+        i = self.arg_index.get(id(t))
+        return None if i is None else ("arg", i)
+
+    def real_grad(self, owner):
+        """The ``.grad`` array of an owner outside the trace (None if it has none)."""
+        kind, what = owner
+        return (what if kind == "tensor" else self.arg_real[what])._grad
+
+    def read_grad(self, t):
+        """``t.grad`` inside the trace: a traced gradient, None, or (for a gradient that
+        existed before the call) a graph input read at every call."""
+        entry = self.grads.get(id(t))
+        if entry is not None:
+            return entry[2]
+        owner = self._owner(t)
+        value = t._grad if owner is None else None
+        if owner is not None:
+            real = self.real_grad(owner)
+            if real is None:
+                self.grad_guards.append((owner, None))
+            else:
+                real = np.asarray(real)
+                self.grad_guards.append((owner, (real.shape, real.dtype)))
+                v = Value(TensorType(real.shape, real.dtype.name))
+                self.grad_inputs.append((owner, v))
+                value = self.symbolic(v, False)
+        self.grads[id(t)] = [t, owner, value, False]
+        return value
+
+    def write_grad(self, t, value) -> None:
+        from .tensor import Tensor
+        if value is not None:
+            if not isinstance(value, Tensor) or value._data is not None:
+                raise TracingError(
+                    f"only None or a tensor computed inside the function can be assigned to "
+                    f".grad inside a compiled function (at {user_location()})")
+            if value.shape != t.shape:
+                raise ValueError(f"grad: a gradient of shape {value.shape} cannot belong to a "
+                                 f"tensor of shape {t.shape}")
+        owner = self._owner(t)
+        if id(t) not in self.grads and owner is not None:
+            self.grads_overwritten.append(owner)  # its old gradient is never read
+        self.grads[id(t)] = [t, owner, value, True]
+
+    def grad_writes(self):
+        """(owner, final traced value or None) for every ``.grad`` the function wrote."""
+        return [(owner, value) for _, owner, value, written in self.grads.values()
+                if written and owner is not None]
+
+    def assign(self, t, new) -> None:
+        """Give the concrete tensor ``t`` the traced value ``new`` from here on; every call
+        writes it into ``t``'s array in place (optimisers' updates)."""
+        if t._data is None:
+            raise TracingError("assign: only a tensor from outside the function can be updated in place")
+        if new.shape != t.shape or new.dtype != t.dtype:
+            raise ValueError(f"assign: a value of shape {new.shape} and dtype {new.dtype} cannot "
+                             f"replace a tensor of shape {t.shape} and dtype {t.dtype}")
+        self.value_of(t)  # its old value is a graph input: the array the call writes into
+        self.assigned[id(t)] = (t, self.value_of(new))
+
+    def scalars(self, fn, n: int, dtype: str) -> list:
+        """``n`` 0-d tensors whose values ``fn()`` returns at every call (before the
+        graph runs; once per call, so ``fn`` may advance a step counter)."""
+        values = [Value(TensorType((), dtype)) for _ in range(n)]
+        self.scalar_sources.append((fn, dtype, values))
+        return [self.symbolic(v, False) for v in values]
+
+    def static(self, fn):
+        """``fn()`` now; a call at which ``fn()`` gives another value retraces."""
+        value = fn()
+        self.static_guards.append((fn, value))
+        return value
+
+    # -- backward inside the trace ------------------------------------------------------
+    def inputs(self) -> tuple:
+        """The graph's inputs, in the order a call passes them: arguments, captured
+        tensors, gradients from before the call, run-time scalars."""
+        return (tuple(self.arg_values) + tuple(v for _, v in self.captured.values())
+                + tuple(v for _, v in self.grad_inputs)
+                + tuple(v for _, _, vs in self.scalar_sources for v in vs))
+
+    def backward(self, root, gradient=None) -> None:
+        """``root.backward()`` inside the trace: append the backward graph and accumulate
+        the gradients of the leaves ``root`` depends on into their traced ``.grad``."""
+        from lucid_ir.passes import autodiff
+        from .tensor import Tensor
+        if not root.requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad (no input of the "
+                               "computation that made it has requires_grad=True)")
+        rv = self.value_of(root)
+        needed = {rv}
+        for node in reversed(self.builder.nodes):
+            if node.out in needed:
+                needed.update(node.inputs)
+        leaves = [(t, t._value) for t in self.arg_tensors if t.requires_grad]
+        leaves += [(t, v) for t, v in self.captured.values() if t.requires_grad]
+        for t, _ in leaves:
+            if id(t) in self.assigned:
+                raise TracingError(f"backward() after a tensor that requires grad was updated in "
+                                   f"place in the same compiled function is not supported (at "
+                                   f"{user_location()})")
+        leaves = [(t, v) for t, v in leaves if v in needed]
+        inputs = self.inputs()
+        position = {v: i for i, v in enumerate(inputs)}
+        forward = Graph(inputs, tuple(self.builder.nodes), (rv,))
+        bwd = autodiff.run(forward, [position[v] for _, v in leaves])
+        cotangent = bwd.graph.inputs[0]
+        if gradient is None:
+            seed = make_node("constant", (), dict(value=1.0, shape=root.shape, dtype=root.dtype))
+        else:
+            g = gradient if isinstance(gradient, Tensor) else Tensor(gradient, dtype=root.dtype)
+            if g.shape != root.shape:
+                raise ValueError(f"backward: gradient of shape {g.shape} does not match the "
+                                 f"tensor's shape {root.shape}")
+            seed = make_node("stop_gradient", (self.value_of(g),), {})
+        self.builder.append(Node(seed.op, seed.inputs, seed.attrs, cotangent))
+        defined = {n.out for n in self.builder.nodes}
+        for node in bwd.graph.nodes:
+            if node.out not in defined:  # forward constants the backward reads are shared
+                self.builder.append(node)
+        for (t, _), g in zip(leaves, bwd.graph.outputs):
+            grad = self.symbolic(g, False)
+            current_grad = self.read_grad(t)
+            self.write_grad(t, grad if current_grad is None else current_grad + grad)
+        self.did_backward = True

@@ -10,8 +10,6 @@ its two moments are updated in place by one fused native kernel.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .optimizer import Optimizer
 from .update import ADAM
 
@@ -25,11 +23,25 @@ class Adam(Optimizer):
             raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
         self.b1, self.b2, self.eps, self.weight_decay = float(b1), float(b2), float(eps), float(weight_decay)
 
+    def _scalars(self, state) -> tuple:
+        """(lr / (1 - b1^t), 1 / (1 - b2^t)) for this step t (counted in ``state``)."""
+        t = state["step"] = state.get("step", 0) + 1
+        return self.lr / (1 - self.b1 ** t), 1.0 / (1 - self.b2 ** t)
+
     def update(self, p, grad, state):
-        if not state:
-            state.update(step=0, m=np.zeros_like(p._data), v=np.zeros_like(p._data))
-        state["step"] += 1
-        t = state["step"]
-        ADAM([p._data, state["m"], state["v"]], [grad],
-             [self.weight_decay, self.b1, self.b2, self.lr / (1 - self.b1 ** t),
-              1.0 / (1 - self.b2 ** t), self.eps], state)
+        m, v = self.buffer(p, state, "m"), self.buffer(p, state, "v")
+        step_size, inv_bc2 = self._scalars(state)
+        ADAM([p._data, m._data, v._data], [grad],
+             [self.weight_decay, self.b1, self.b2, step_size, inv_bc2, self.eps], state)
+
+    def traced_update(self, tracer, p, grad, state):
+        b1, b2, eps, wd = tracer.static(lambda: (self.b1, self.b2, self.eps, self.weight_decay))
+        m, v = self.buffer(p, state, "m"), self.buffer(p, state, "v")
+        step_size, inv_bc2 = tracer.scalars(lambda: self._scalars(state), 2, p.dtype)
+        if wd:
+            grad = grad + wd * p
+        m2 = b1 * m + (1 - b1) * grad
+        v2 = b2 * v + (1 - b2) * (grad * grad)
+        tracer.assign(m, m2)
+        tracer.assign(v, v2)
+        tracer.assign(p, p - step_size * m2 / ((v2 * inv_bc2).sqrt() + eps))

@@ -1,6 +1,17 @@
-"""The optimiser base: holds the parameters and their per-parameter state."""
+"""The optimiser base: holds the parameters and their per-parameter state.
+
+``step()`` runs eagerly (one fused native kernel per parameter, ``update``) or, inside
+a function being compiled by ``lucid.compile``, adds the same update to the traced
+graph (``traced_update``): the compiled training step then writes the parameters and
+the optimiser's state in place at every call, and reads the learning rate (and other
+values that change from step to step) at every call, so a schedule never retraces.
+"""
 from __future__ import annotations
 
+import numpy as np
+
+from .. import tracing
+from ..grad_mode import no_grad
 from ..tensor import Tensor
 
 
@@ -23,9 +34,30 @@ class Optimizer:
             p.grad = None
 
     def step(self) -> None:
+        tracer = tracing.current()
         for p in self.params:
-            if p.grad is not None:
-                self.update(p, p.grad.astype(p.dtype, copy=False), self.state.setdefault(id(p), {}))
+            grad = p.grad
+            if grad is None:
+                continue
+            state = self.state.setdefault(id(p), {})
+            if tracer is None:
+                self.update(p, grad.astype(p.dtype, copy=False), state)
+                continue
+            with no_grad():
+                self.traced_update(tracer, p, grad, state)
 
-    def update(self, p: Tensor, grad, state: dict) -> None:
+    def update(self, p: Tensor, grad: np.ndarray, state: dict) -> None:
+        """Update ``p`` (and ``state``) in place, eagerly."""
         raise NotImplementedError
+
+    def traced_update(self, tracer, p: Tensor, grad: Tensor, state: dict) -> None:
+        """The same update inside a trace: ``tracer.assign`` the new values."""
+        raise NotImplementedError
+
+    @staticmethod
+    def buffer(p: Tensor, state: dict, name: str) -> Tensor:
+        """The state tensor ``name`` of ``p`` (zeros like ``p``, made on first use)."""
+        buf = state.get(name)
+        if buf is None:
+            buf = state[name] = Tensor(np.zeros_like(p._data))
+        return buf

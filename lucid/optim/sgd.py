@@ -10,8 +10,6 @@ parameter updated in place by one fused native kernel.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .optimizer import Optimizer
 from .update import SGD_MOMENTUM, SGD_PLAIN
 
@@ -29,11 +27,26 @@ class SGD(Optimizer):
         if not self.momentum:
             SGD_PLAIN([p._data], [grad], [self.lr, self.weight_decay], state)
             return
-        buf = state.get("momentum")
-        first = buf is None
-        if first:  # PyTorch starts the buffer at the first step's direction, undamped
-            buf = state["momentum"] = np.zeros_like(p._data)
-        SGD_MOMENTUM([p._data, buf], [grad],
-                     [self.lr, self.weight_decay, 0.0 if first else self.momentum,
-                      1.0 if first else 1.0 - self.dampening, self.momentum, float(self.nesterov)],
-                     state)
+        buf = self.buffer(p, state, "momentum")
+        SGD_MOMENTUM([p._data, buf._data], [grad],
+                     [self.lr, self.weight_decay, *self._momentum_scalars(state), self.momentum,
+                      float(self.nesterov)], state)
+
+    def _momentum_scalars(self, state) -> tuple:
+        """(decay, grad_scale) of the momentum buffer at this step; PyTorch starts the
+        buffer at the first step's direction, undamped."""
+        first = not state.get("started")
+        state["started"] = True
+        return (0.0, 1.0) if first else (self.momentum, 1.0 - self.dampening)
+
+    def traced_update(self, tracer, p, grad, state):
+        momentum, wd, nesterov = tracer.static(lambda: (self.momentum, self.weight_decay, self.nesterov))
+        (lr,) = tracer.scalars(lambda: (self.lr,), 1, p.dtype)
+        d = grad + wd * p if wd else grad
+        if momentum:
+            buf = self.buffer(p, state, "momentum")
+            decay, scale = tracer.scalars(lambda: self._momentum_scalars(state), 2, p.dtype)
+            new_buf = decay * buf + scale * d
+            tracer.assign(buf, new_buf)
+            d = d + momentum * new_buf if nesterov else new_buf
+        tracer.assign(p, p - lr * d)
