@@ -35,6 +35,7 @@ from .tracing import Tracer, TracingError
 import inspect as _inspect
 _IN_PLACE = "in_place" in _inspect.signature(compile_graph).parameters
 
+MAX_VARIANTS = 3  # programs kept per signature besides the current one (other guards)
 STAGES = ("traced", "autodiff", "simplified", "fused", "llvm", "asm")
 
 
@@ -272,6 +273,7 @@ class CompiledFunction:
         # positional calls of plain tensors, arrays and scalars: a cheaper key to the same
         # programs (cleared whenever ``_programs`` changes)
         self._quick: dict = {}
+        self._others: dict = {}  # signature -> programs traced for it under other guards
         self._lock = threading.Lock()
         self.traces = 0  # how many times fn was traced (tests and users can watch retracing)
         functools.update_wrapper(self, fn)
@@ -305,13 +307,23 @@ class CompiledFunction:
             with self._lock:  # two threads on a new signature trace it once
                 program = self._programs.get(key)
                 if program is None or not program.guards_hold(dynamic):
-                    program = Program(self.fn, flat, tree, len(dynamic), key[2],
-                                      getattr(self.fn, "__name__", "fn"))
-                    self.traces += 1
+                    # the same signature traced under other guards (a .grad that existed or
+                    # not, another hyper-parameter): reuse one that holds, else trace
+                    others = self._others.setdefault(key, [])
+                    if program is not None:
+                        others.insert(0, program)
+                    program = next((p for p in others if p.guards_hold(dynamic)), None)
+                    if program is not None:
+                        others.remove(program)
+                    else:
+                        program = Program(self.fn, flat, tree, len(dynamic), key[2],
+                                          getattr(self.fn, "__name__", "fn"))
+                        self.traces += 1
+                    del others[MAX_VARIANTS:]
                     self._programs[key] = program
                     self._quick = {}
                     if len(self._programs) > self.max_signatures:
-                        self._programs.popitem(last=False)
+                        self._others.pop(self._programs.popitem(last=False)[0], None)
         self._programs.move_to_end(key) if key in self._programs else None
         return program, dynamic
 

@@ -1,0 +1,238 @@
+"""Whole training steps under ``lucid.compile``: ``backward()`` and ``opt.step()``
+inside the compiled function, against the same steps run eagerly."""
+import numpy as np
+import pytest
+
+import lucid
+import lucid.nn as nn
+import lucid.nn.functional as F
+from lucid.tracing import TracingError
+
+OPTIMISERS = [
+    (lucid.optim.SGD, dict(lr=0.1)),
+    (lucid.optim.SGD, dict(lr=0.1, weight_decay=0.01)),
+    (lucid.optim.SGD, dict(lr=0.05, momentum=0.9, dampening=0.1)),
+    (lucid.optim.SGD, dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.001)),
+    (lucid.optim.Adam, dict(lr=0.01)),
+    (lucid.optim.Adam, dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.01)),
+]
+
+
+def mlp(sizes, dtype="float32", seed=0):
+    lucid.random.seed(seed)
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    model = nn.Sequential(*layers)
+    if dtype != "float32":
+        for p in model.parameters():
+            p._data = p._data.astype(dtype)
+    return model
+
+
+def data(n, d, classes, dtype="float32", seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)).astype(dtype), rng.integers(0, classes, n)
+
+
+def eager_step(model, opt, x, y):
+    opt.zero_grad()
+    loss = F.cross_entropy(model(lucid.Tensor(x)), y)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def compiled_step(model, opt):
+    @lucid.compile
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def assert_same_models(a, b, rtol):
+    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        np.testing.assert_allclose(pb.numpy(), pa.numpy(), rtol=rtol, atol=rtol, err_msg=name)
+        np.testing.assert_allclose(pb.grad, pa.grad, rtol=rtol, atol=rtol, err_msg=name + ".grad")
+
+
+@pytest.mark.parametrize("opt_cls,kw", OPTIMISERS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_compiled_step_matches_eager(opt_cls, kw, dtype):
+    sizes = (13, 7, 5) if dtype == "float64" else (20, 16, 1, 5)
+    eager_model, comp_model = mlp(sizes, dtype), mlp(sizes, dtype)
+    eager_opt, comp_opt = opt_cls(eager_model.parameters(), **kw), opt_cls(comp_model.parameters(), **kw)
+    step = compiled_step(comp_model, comp_opt)
+    x, y = data(11, sizes[0], sizes[-1], dtype)
+    arrays = [p._data for p in comp_model.parameters()]
+    for _ in range(4):
+        le = eager_step(eager_model, eager_opt, x, y)
+        lc = step(lucid.Tensor(x), y)
+        assert lc.requires_grad is False  # the function ran its own backward
+        np.testing.assert_allclose(lc.item(), le, rtol=1e-5 if dtype == "float32" else 1e-12)
+        assert_same_models(eager_model, comp_model, 2e-5 if dtype == "float32" else 1e-12)
+    assert step.traces == 1
+    # parameters are updated in place: the arrays are the ones the model started with
+    assert all(p._data is a for p, a in zip(comp_model.parameters(), arrays))
+    assert comp_model.state_dict().keys() == eager_model.state_dict().keys()
+
+
+def test_learning_rate_schedule_does_not_retrace():
+    eager_model, comp_model = mlp((9, 6, 3)), mlp((9, 6, 3))
+    eager_opt = lucid.optim.SGD(eager_model.parameters(), lr=0.1, momentum=0.5)
+    comp_opt = lucid.optim.SGD(comp_model.parameters(), lr=0.1, momentum=0.5)
+    step = compiled_step(comp_model, comp_opt)
+    x, y = data(8, 9, 3)
+    for lr in (0.1, 0.05, 0.02, 0.3):
+        eager_opt.lr = comp_opt.lr = lr
+        eager_step(eager_model, eager_opt, x, y)
+        step(lucid.Tensor(x), y)
+        assert_same_models(eager_model, comp_model, 1e-5)
+    assert step.traces == 1
+    comp_opt.momentum = eager_opt.momentum = 0.0  # a static hyper-parameter: retraces
+    eager_step(eager_model, eager_opt, x, y)
+    step(lucid.Tensor(x), y)
+    assert step.traces == 2
+    assert_same_models(eager_model, comp_model, 1e-5)
+
+
+def test_adam_step_counter_advances_per_call():
+    eager_model, comp_model = mlp((6, 4)), mlp((6, 4))
+    eager_opt, comp_opt = lucid.optim.Adam(eager_model.parameters(), lr=0.1), lucid.optim.Adam(comp_model.parameters(), lr=0.1)
+    step = compiled_step(comp_model, comp_opt)
+    x, y = data(5, 6, 4)
+    for _ in range(6):  # bias correction differs at every step
+        eager_step(eager_model, eager_opt, x, y)
+        step(lucid.Tensor(x), y)
+    assert_same_models(eager_model, comp_model, 1e-5)
+    assert [s["step"] for s in comp_opt.state.values()] == [6, 6]
+
+
+def test_mixing_eager_and_compiled_steps_shares_the_optimiser_state():
+    eager_model, comp_model = mlp((6, 5, 3)), mlp((6, 5, 3))
+    eager_opt = lucid.optim.SGD(eager_model.parameters(), lr=0.1, momentum=0.9)
+    comp_opt = lucid.optim.SGD(comp_model.parameters(), lr=0.1, momentum=0.9)
+    step = compiled_step(comp_model, comp_opt)
+    x, y = data(7, 6, 3)
+    for i in range(5):
+        eager_step(eager_model, eager_opt, x, y)
+        if i % 2:
+            eager_step(comp_model, comp_opt, x, y)
+        else:
+            step(lucid.Tensor(x), y)
+        assert_same_models(eager_model, comp_model, 1e-5)
+
+
+def test_gradients_accumulate_without_zero_grad():
+    w = lucid.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True, dtype="float64")
+
+    @lucid.compile
+    def accumulate(x):
+        y = F.linear(x, w)
+        loss = (y * y).sum()
+        loss.backward()
+        return loss
+
+    x = np.ones((4, 3))
+    expected = 2 * (x @ w.numpy().T).T @ x
+    accumulate(lucid.Tensor(x))
+    np.testing.assert_allclose(w.grad, expected)
+    accumulate(lucid.Tensor(x))  # w.grad existed before this call: a new trace reads it
+    np.testing.assert_allclose(w.grad, 2 * expected)
+    accumulate(lucid.Tensor(x))
+    np.testing.assert_allclose(w.grad, 3 * expected)
+    assert accumulate.traces == 2
+    w.grad = None  # back to the first trace's state: its guard holds again
+    accumulate(lucid.Tensor(x))
+    np.testing.assert_allclose(w.grad, expected)
+    assert accumulate.traces == 2
+
+
+def test_backward_inside_reaches_arguments_and_takes_a_gradient():
+    w = lucid.Tensor([[1.0, -2.0]], requires_grad=True)
+
+    @lucid.compile
+    def f(x, g):
+        y = F.linear(x, w)
+        y.backward(g)
+        return y
+
+    x = lucid.Tensor([[3.0, 4.0], [0.5, 1.0]], requires_grad=True)
+    g = lucid.Tensor([[2.0], [-1.0]])
+    y = f(x, g)
+    np.testing.assert_allclose(y.numpy(), [[-5.0], [-1.5]])
+    np.testing.assert_allclose(x.grad, g.numpy() @ w.numpy())
+    np.testing.assert_allclose(w.grad, g.numpy().T @ x.numpy())
+
+
+def test_one_gradient_for_two_tensors_is_two_arrays():
+    a = lucid.Tensor([1.0, 2.0], requires_grad=True)
+    b = lucid.Tensor([3.0, 4.0], requires_grad=True)
+
+    @lucid.compile
+    def f():
+        a.grad = b.grad = None
+        (a + b).sum().backward()
+
+    f()
+    np.testing.assert_array_equal(a.grad, [1.0, 1.0])
+    a.grad[0] = 7.0
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0])
+
+
+def test_whole_step_is_one_plan_with_the_update_kernels():
+    model, x_y = mlp((12, 8, 4)), data(6, 12, 4)
+    opt = lucid.optim.SGD(model.parameters(), lr=0.1)
+    step = compiled_step(model, opt)
+    lowered = step.lower(lucid.Tensor(x_y[0]), x_y[1])
+    kinds = [k.kind for k in lowered.kernels]
+    assert kinds.count("gemm") >= 5 and lowered.backward_kernels == []
+    assert "backward" not in lowered.as_text("fused")  # forward, backward and update in one graph
+
+
+def test_errors_inside_a_compiled_step():
+    w = lucid.Tensor([1.0, 2.0], requires_grad=True)
+    c = lucid.Tensor([1.0, 2.0])
+
+    @lucid.compile
+    def no_grad_root():
+        (c * 2).sum().backward()
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        no_grad_root()
+
+    @lucid.compile
+    def concrete_grad():
+        w.grad = np.zeros(2, np.float32)
+    with pytest.raises(TracingError, match="only None or a tensor"):
+        concrete_grad()
+
+    opt = lucid.optim.SGD([w], lr=0.1)
+
+    @lucid.compile
+    def update_then_backward():
+        (w * w).sum().backward()
+        opt.step()
+        (w * w).sum().backward()
+    with pytest.raises(TracingError, match="updated in place"):
+        update_then_backward()
+    np.testing.assert_array_equal(w.numpy(), [1.0, 2.0])  # a failed trace changed nothing
+
+
+def test_traced_tensor_backward_outside_its_trace_is_an_error():
+    leaked = []
+
+    @lucid.compile
+    def f(x):
+        y = x * 2
+        leaked.append(y)
+        return y.sum()
+
+    f(lucid.Tensor([1.0], requires_grad=True))
+    with pytest.raises(TracingError, match="traced"):
+        leaked[0].backward()
