@@ -82,10 +82,41 @@ class Interpreted:
         return interpret(self.graph, arrays)
 
 
-def executable(fused: Graph):
-    """A callable ``arrays -> outputs`` for a graph that has been through fusion."""
+def executable(fused: Graph, in_place=None):
+    """A callable ``arrays -> outputs`` for a graph that has been through fusion.
+
+    ``in_place={j: i}`` donates input i to output j: the call leaves output j's values
+    in ``arrays[i]`` and returns that very array as output j, every output computed from
+    the inputs as they were before the call (see ``lucid_codegen.runtime``)."""
     if backend_name() == "compiled":
         runtime = _compiled()
         if runtime is not None:
-            return runtime.Plan(fused)
-    return Interpreted(fused)
+            return runtime.Plan(fused) if in_place is None else runtime.Plan(fused, in_place)
+    if in_place is None:
+        return Interpreted(fused)
+    return _interpreted_in_place(fused, in_place)
+
+
+def _interpreted_in_place(fused: Graph, in_place):
+    """``Interpreted`` with donated inputs: every output first (one sharing memory with
+    a donated input copied out), then each donated one copied into its input."""
+    from lucid_codegen.runtime import donations
+    pairs = donations(fused, in_place)
+    targets = [i for _, i in pairs]
+    plain = Interpreted(fused)
+
+    def run(arrays):
+        for j, i in pairs:
+            a, want = arrays[i], fused.outputs[j]
+            if not isinstance(a, np.ndarray) or a.shape != want.shape or a.dtype != want.dtype:
+                got = f"{a.dtype}{list(a.shape)}" if isinstance(a, np.ndarray) else type(a).__name__
+                raise ValueError(f"in_place: output {j} ({want.type}) cannot be written into "
+                                 f"input {i}: it is {got}")
+        outs = [np.array(o) if any(np.may_share_memory(o, arrays[i]) for i in targets) else o
+                for o in plain(arrays)]
+        for j, i in pairs:
+            np.copyto(arrays[i], outs[j])
+            outs[j] = arrays[i]
+        return outs
+    run.in_place_direct = set()
+    return run

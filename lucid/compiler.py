@@ -62,7 +62,9 @@ class CompiledGraph:
 observers: list = []
 
 
-def compile_graph(graph: Graph, name: str = "graph") -> CompiledGraph:
+def compile_graph(graph: Graph, name: str = "graph", in_place=None) -> CompiledGraph:
+    """``graph`` through the pipeline above; ``in_place={output: input}`` donates inputs
+    to outputs (see ``backend.executable``)."""
     from lucid_ir import debug
     t0 = time.perf_counter()
     debug.log_stage(name, "traced", graph)
@@ -72,7 +74,7 @@ def compile_graph(graph: Graph, name: str = "graph") -> CompiledGraph:
     fused = verify(fuse.run(simplified, enabled=fusion_enabled()))
     debug.log_stage(name, "fused", fused)
     t2 = time.perf_counter()
-    compiled = CompiledGraph(graph, simplified, fused, backend.executable(fused))
+    compiled = CompiledGraph(graph, simplified, fused, backend.executable(fused, in_place))
     t3 = time.perf_counter()
     debug.log_code(name, compiled)
     debug.log_times(name, {"simplify": t1 - t0, "fuse": t2 - t1, "kernels (compile or cache load)": t3 - t2})

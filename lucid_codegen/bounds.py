@@ -109,12 +109,14 @@ class CheckedStep:
 
 class CheckedPlan(Plan):
     """A plan whose kernel steps run through :class:`CheckedStep` (``self.steps`` keeps
-    the plain steps, for introspection)."""
+    the plain steps, for introspection). Donated inputs (``in_place``) are never written
+    by a kernel here: every kernel writes a guarded buffer, copied into the input at the
+    end of the call."""
 
-    def __init__(self, fused):
-        super().__init__(fused)
-        nodes = [n for n in fused.nodes if n.op not in ("constant", "iota")]
-        assert len(nodes) == len(self.steps)
+    writes_in_place = False
+
+    def __init__(self, fused, in_place=None):
+        super().__init__(fused, in_place)
         self.exec_steps = [(CheckedStep(fn, node) if kind != "view" else fn, ins, outs)
-                           for (fn, ins, outs), kind, node in zip(self.steps, self.kinds, nodes)]
+                           for (fn, ins, outs), kind, node in zip(self.steps, self.kinds, self.step_nodes)]
         self.single = None

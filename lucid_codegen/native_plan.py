@@ -16,6 +16,8 @@ worker pool as before.
 What makes a plan eligible (else it keeps the step-by-step path): every step is a
 view (same data address as its input) or a kernel with kept or reused output buffers
 whose call could be prepared (not split across threads, element-aligned strides).
+A kernel output the plan writes straight into a donated input (``Plan(in_place=...)``)
+takes that input's address, patched in per call like the input's own.
 
 Job record (``JOB_WORDS`` int64 words):
   kind 0, a loop kernel: [0, fn, block address, lo, hi, lo2, hi2]
@@ -141,6 +143,7 @@ class NativeProgram:
         for s, _ in plan.constants:
             root[s] = s
         jobs, self.keep = [], []          # keep: the jobs (and the scratch rows they point into)
+        written = {}                       # output slot -> the donated input slot it is written into
         self.escaping = []                 # (slot, shape, dtype) of buffers handed out
         self.split = []                    # (job index, GemmJob) of GEMMs to split
         for (fn, ins, outs), kind in zip(plan.exec_steps, plan.kinds):
@@ -154,10 +157,18 @@ class NativeProgram:
             job_of = getattr(step, "native_job", None)
             if job_of is None:
                 raise NotEligible(f"step {type(fn).__name__} has no native job")
+            n = getattr(fn, "n_reads", len(ins))   # then the donated inputs it may write
+            donated = dict(zip(getattr(fn, "positions", ()), ins[n:]))
+            ins = ins[:n]
             job = job_of([env[i] for i in ins], [env[o] for o in outs])
             if job is None:
                 raise NotEligible("a kernel call that cannot be prepared")
-            for o in outs:
+            for p, o in enumerate(outs):
+                target = donated.get(p)
+                if target is not None and env[o] is env[target]:  # written into the input
+                    root[o] = root[target]
+                    written[o] = target
+                    continue
                 root[o] = o
                 if not kept[o]:
                     per_call.setdefault(o, len(per_call))
@@ -221,6 +232,7 @@ class NativeProgram:
         # path's buffers are its own, and sharing them would make both see them held)
         self.buffers = [np.empty(shape, dtype) for _, shape, dtype in self.escaping]
         self.input_pos = {s: k for k, s in enumerate(plan.input_slots)}
+        self.input_pos.update((o, self.input_pos[t]) for o, t in written.items())
         # the outputs: a root slot's array and the view steps from it
         view_of = {}
         for (fn, ins, outs), kind in zip(plan.exec_steps, plan.kinds):

@@ -3,9 +3,17 @@
 A ``Plan`` is a compiled graph made concrete: a list of steps over numbered slots.
 Kernels were compiled (or loaded from the cache) when the plan was built; calling the
 plan only moves arrays between slots and calls kernels, back to back.
+
+``Plan(fused, in_place={output: input})`` *donates* inputs: output j's values end up in
+``arrays[i]``, which is returned as output j (a training step's new parameters and
+optimiser state, updated in place), while every output is computed as if no input had
+changed. The kernel producing output j writes straight into ``arrays[i]`` when that is
+safe (``plan_donations``); otherwise the output is computed into a buffer of the plan and
+copied into ``arrays[i]`` at the end of the call.
 """
 from __future__ import annotations
 
+import heapq
 import os
 import threading
 from sys import getrefcount
@@ -59,11 +67,38 @@ class ReusedBuffers:
         return results
 
 
+class WritesIntoInputs:
+    """A kernel step some of whose outputs (``positions``) go straight into donated
+    input arrays, passed after the step's ``n_reads`` reads. An array whose layout the
+    kernel cannot write (``step.can_write_into``) gets a buffer of the step instead, for
+    the plan to copy at the end of the call. The other outputs: buffers kept per thread
+    when ``keep[p]`` (they never leave the plan), else new ones."""
+
+    def __init__(self, step, types, n_reads: int, positions, keep):
+        self.step, self.types, self.n_reads = step, types, n_reads
+        self.positions, self.keep = tuple(positions), tuple(keep)
+        self.local = threading.local()
+
+    def __call__(self, *arrays):
+        bufs = getattr(self.local, "bufs", None)
+        if bufs is None:
+            bufs = self.local.bufs = [np.empty(shape, dtype) for shape, dtype in self.types]
+        outs = [b if keep else np.empty(t[0], t[1]) for b, keep, t in zip(bufs, self.keep, self.types)]
+        step, n = self.step, self.n_reads
+        for p, target in zip(self.positions, arrays[n:]):
+            if step.can_write_into(target):
+                outs[p] = target
+        return step.call_into(outs, *arrays[:n])
+
+
 class Plan:
     #: native kernel calls made by all plans of this process (``kernel_launches()``)
     launches = 0
+    #: whether kernels may write outputs straight into donated inputs (a CheckedPlan
+    #: guards buffers of its own, so it copies)
+    writes_in_place = True
 
-    def __new__(cls, fused: Graph):
+    def __new__(cls, fused: Graph, in_place=None):
         # LUCID_CHECK_BOUNDS=1: decided once here; the checked plan guards every output
         if cls is Plan:
             from . import bounds
@@ -71,7 +106,7 @@ class Plan:
                 cls = bounds.CheckedPlan
         return super().__new__(cls)
 
-    def __init__(self, fused: Graph):
+    def __init__(self, fused: Graph, in_place=None):
         self.graph = fused
         slot: dict = {}
         for v in fused.inputs:
@@ -80,6 +115,7 @@ class Plan:
         self.input_slots = [slot[v] for v in fused.inputs]
         self.steps = []
         self.kinds = []
+        self.step_nodes = []
         out_types = []
         constants = {}
         for node in fused.nodes:
@@ -90,10 +126,26 @@ class Plan:
                 constants[slot[node.out]] = fn
                 continue
             self.kinds.append(kind)
+            self.step_nodes.append(node)
             out_types.append([(v.shape, v.dtype) for v in node.outs])
             reads = getattr(fn, "inputs", node.inputs)  # a gemm names its operands' order
             self.steps.append((fn, tuple(slot[v] for v in reads), tuple(slot[v] for v in node.outs)))
         self.n_slots = len(slot)
+        #: ``[(output j, input i)]``: output j's values go into ``arrays[i]``
+        self.donations = donations(fused, in_place)
+        self.donated_types = {j: (fused.outputs[j].shape, np.dtype(fused.outputs[j].dtype))
+                              for j, _ in self.donations}
+        self.donated_inputs = {i for _, i in self.donations}
+        direct = {}
+        if self.donations and self.writes_in_place:
+            order, direct = plan_donations(self.steps, self.kinds, self.input_slots,
+                                           [slot[v] for v in fused.outputs], self.donations)
+            self.steps, self.kinds, self.step_nodes, out_types = (
+                [x[k] for k in order] for x in (self.steps, self.kinds, self.step_nodes, out_types))
+            moved = {k: n for n, k in enumerate(order)}
+            direct = {j: (moved[k], p) for j, (k, p) in direct.items()}
+        #: the outputs that kernels write straight into their donated inputs
+        self.in_place_direct = set(direct)
         self.n_kernels = sum(kind != "view" for kind in self.kinds)
         self.constants = list(constants.items())
         # outputs that are inputs or constants, or views of them, are copied: callers own
@@ -109,15 +161,26 @@ class Plan:
         for (_, ins, outs), kind in reversed(list(zip(self.steps, self.kinds))):
             if kind == "view" and escapes.intersection(outs):
                 escapes.update(ins)
+        writes = {}  # step -> [(output position, donated input slot)]
+        for j, i in self.donations:
+            if j in direct:
+                k, p = direct[j]
+                writes.setdefault(k, []).append((p, self.input_slots[i]))
         self.exec_steps = []  # what runs (a CheckedPlan wraps the plain steps instead)
-        for (fn, ins, outs), kind, types in zip(self.steps, self.kinds, out_types):
-            if kind != "view" and hasattr(fn, "call_into") and all(0 not in s for s, _ in types):
+        for k, ((fn, ins, outs), kind, types) in enumerate(zip(self.steps, self.kinds, out_types)):
+            if k in writes:
+                positions, targets = zip(*writes[k])
+                fn = WritesIntoInputs(fn, types, len(ins), positions,
+                                      [p in positions or o not in escapes for p, o in enumerate(outs)])
+                ins = ins + targets
+            elif kind != "view" and hasattr(fn, "call_into") and all(0 not in s for s, _ in types):
                 fn = ReusedBuffers(fn, types, keep=not escapes.intersection(outs))
             self.exec_steps.append((fn, ins, outs))
         self._local = threading.local()   # this thread's native programs
         # one kernel reading the inputs in order and giving the outputs: call it directly
         self.single = None
-        if (len(self.steps) == 1 and not self.constants and list(self.steps[0][1]) == self.input_slots
+        if (len(self.steps) == 1 and not self.constants and not self.donations
+                and list(self.steps[0][1]) == self.input_slots
                 and [s for s, _ in self.outputs] == list(self.steps[0][2])
                 and not any(copy for _, copy in self.outputs)):
             self.single = self.exec_steps[0][0]
@@ -128,6 +191,8 @@ class Plan:
             return self.single(*arrays)
         if len(arrays) != self.n_inputs:
             check_inputs(self.graph, arrays)
+        if self.donations:
+            self._check_donated(arrays)
         programs = getattr(self._local, "programs", None)
         if programs is not None:
             try:
@@ -137,9 +202,11 @@ class Plan:
             program = programs.get(key)
             if program:
                 try:
-                    return program.run(arrays, threads.get_num_threads())
+                    outs = program.run(arrays, threads.get_num_threads())
                 except NotEligible:  # not numpy arrays (duck types, subclasses): step by step
                     program = False
+                else:
+                    return self._deliver(arrays, outs) if self.donations else outs
             env = self.execute(arrays)
             if program is None and key is not None and len(programs) < MAX_PROGRAMS:
                 programs[key] = self._native_program(arrays, env)  # False: not eligible
@@ -147,14 +214,43 @@ class Plan:
             env = self.execute(arrays)
             if NATIVE_PLANS and type(self) is Plan:  # from the next call on (kernels are bound now)
                 self._local.programs = {}
-        return [np.array(env[s]) if copy else env[s] for s, copy in self.outputs]
+        outs = [np.array(env[s]) if copy else env[s] for s, copy in self.outputs]
+        return self._deliver(arrays, outs) if self.donations else outs
+
+    def _check_donated(self, arrays):
+        """ValueError unless every donated input is a writeable numpy array of its
+        output's shape and dtype, passed for no other input."""
+        ids = set()
+        for j, i in self.donations:
+            a, (shape, dtype) = arrays[i], self.donated_types[j]
+            if not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != dtype:
+                got = f"{a.dtype}{list(a.shape)}" if isinstance(a, np.ndarray) else type(a).__name__
+                raise ValueError(f"in_place: output {j} ({dtype}{list(shape)}) cannot be written "
+                                 f"into input {i}: it is {got}")
+            if not a.flags.writeable:
+                raise ValueError(f"in_place: input {i} (receiving output {j}) is read-only")
+            ids.add(id(a))
+        if len(ids) < len(self.donations) or any(
+                id(a) in ids for k, a in enumerate(arrays) if k not in self.donated_inputs):
+            raise ValueError("in_place: a donated input array is also passed for another input")
+
+    def _deliver(self, arrays, outs):
+        """Output j's values into ``arrays[i]`` (a copy, unless a kernel wrote them there),
+        and ``arrays[i]`` as output j. Runs after every kernel and every output copy."""
+        for j, i in self.donations:
+            target = arrays[i]
+            if outs[j] is not target:
+                np.copyto(target, outs[j])
+                outs[j] = target
+        return outs
 
     def _native_program(self, arrays, env):
         """This thread's ``NativeProgram`` for these layouts, or False (not eligible)."""
         kept = {}
         for fn, _, outs in self.exec_steps:
-            for o in outs:
-                kept[o] = getattr(fn, "keep", False)
+            keep = getattr(fn, "keep", False)
+            for p, o in enumerate(outs):
+                kept[o] = keep[p] if isinstance(keep, tuple) else keep
         try:
             return NativeProgram(self, env, kept)
         except NotEligible:
@@ -199,6 +295,114 @@ class Plan:
     def asm_text(self) -> str:
         from .introspect import plan_asm_text
         return plan_asm_text(self)
+
+
+def donations(graph: Graph, in_place) -> list:
+    """``in_place`` (``{output index: input index}`` or None) checked against the graph:
+    ``[(j, i)]`` sorted; ValueError for an index out of range, an input given twice, or
+    an output whose type is not its input's."""
+    pairs = sorted((int(j), int(i)) for j, i in dict(in_place or {}).items())
+    taken = set()
+    for j, i in pairs:
+        if not 0 <= j < len(graph.outputs):
+            raise ValueError(f"in_place: no output {j} (the graph has {len(graph.outputs)})")
+        if not 0 <= i < len(graph.inputs):
+            raise ValueError(f"in_place: no input {i} (the graph has {len(graph.inputs)})")
+        if i in taken:
+            raise ValueError(f"in_place: input {i} would receive more than one output")
+        taken.add(i)
+        out, inp = graph.outputs[j].type, graph.inputs[i].type
+        if out != inp:
+            raise ValueError(f"in_place: output {j} ({out}) cannot be written into input {i} "
+                             f"({inp}): shapes or dtypes differ")
+    return pairs
+
+
+def plan_donations(steps, kinds, input_slots, output_slots, pairs):
+    """``(order, direct)``: a step order, and ``{output j: (step index in the original
+    order, output position)}`` for the donations ``pairs`` that a kernel can write straight
+    into their input's array. The safety rule, for output j into input i:
+
+    - output j is a kernel's output, and no other output is it or a view of it;
+    - input i is not also a plan output (or viewed by one: read when the call ends), and
+      is given once among the inputs;
+    - the kernel reads input i only where it writes: directly (never through a view) at a
+      position of its ``same_element_reads`` (an elementwise operand of the output's
+      shape; a GEMM's residual folded in once), so each element is read before the same
+      element is overwritten and by nothing after;
+    - every other kernel reading input i, or any view of it, runs before that kernel. The
+      order is the original one moved as little as possible (a stable topological sort);
+      a donation that would need a kernel before one of its own inputs is left to the
+      copy at the end of the call.
+    """
+    root = {s: s for s in input_slots}  # slot -> the input it is (a view of)
+    base = {}                           # slot -> the slot it is a view of, transitively
+    made = {}                           # slot -> the step making it
+    for k, ((_, ins, outs), kind) in enumerate(zip(steps, kinds)):
+        for o in outs:
+            made[o] = k
+        if kind == "view":
+            base[outs[0]] = base.get(ins[0], ins[0])
+            if ins[0] in root:
+                root[outs[0]] = root[ins[0]]
+    deps = [{made[s] for s in ins if s in made} for _, ins, _ in steps]
+    readers = {}  # input slot -> the kernels reading it or a view of it
+    for k, ((_, ins, _), kind) in enumerate(zip(steps, kinds)):
+        for s in ins:
+            if kind != "view" and s in root:
+                readers.setdefault(root[s], set()).add(k)
+    read_at_end = {root[s] for s in output_slots if s in root}
+    direct = {}
+    for j, i in pairs:
+        s, target = output_slots[j], input_slots[i]
+        k = made.get(s)
+        if (k is None or kinds[k] == "view" or input_slots.count(target) != 1 or target in read_at_end
+                or sum(base.get(o, o) == s for o in output_slots) != 1):
+            continue
+        fn, ins, outs = steps[k]
+        safe = getattr(fn, "same_element_reads", ())
+        if any(root.get(r) == target and not (r == target and q in safe) for q, r in enumerate(ins)):
+            continue
+        first = readers.get(target, set()) - {k}
+        if any(_depends(deps, r, k) for r in first):
+            continue
+        deps[k].update(first)
+        direct[j] = (k, outs.index(s))
+    return _stable_order(deps), direct
+
+
+def _depends(deps, a: int, b: int) -> bool:
+    """Whether step ``a`` needs step ``b`` to have run (``deps``: direct needs)."""
+    seen, stack = set(), [a]
+    while stack:
+        k = stack.pop()
+        if k == b:
+            return True
+        if k not in seen:
+            seen.add(k)
+            stack.extend(deps[k])
+    return False
+
+
+def _stable_order(deps) -> list:
+    """A topological order of the steps, each as early in the original order as its
+    needs allow."""
+    waiting = [len(d) for d in deps]
+    users = [[] for _ in deps]
+    for k, d in enumerate(deps):
+        for x in d:
+            users[x].append(k)
+    ready = [k for k, n in enumerate(waiting) if n == 0]
+    order = []
+    while ready:
+        k = heapq.heappop(ready)
+        order.append(k)
+        for u in users[k]:
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(ready, u)
+    assert len(order) == len(deps), "a cycle among plan steps"
+    return order
 
 
 def kernel_launches() -> int:

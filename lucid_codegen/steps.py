@@ -13,7 +13,7 @@ from lucid_ir.interpreter import evaluate_node
 from lucid_ir.kernel import KernelNode
 
 from .elementwise import ElementwiseKernel
-from .gemm import GemmSpec
+from .gemm import GemmSpec, k_block
 from .gemm_call import get_gemm
 from .reduction import ReductionKernel
 
@@ -72,6 +72,15 @@ class GemmStep:
         self.gemm = get_gemm(GemmSpec(mm.out.dtype, bias=self.has_bias, epilogue=self.epilogue,
                                       residual=residual is not None, gate=gate is not None,
                                       gate_a=gate_a is not None))
+        #: read positions whose operand may be this step's output array itself (see
+        #: ``KernelStep.same_element_reads``): the (M, N) residual or gate R, read tile by
+        #: tile just before C's same elements are stored, when that happens once. A linear
+        #: epilogue folds R into C at the first K block; any other reads it at the last,
+        #: after earlier K blocks stored partial sums into C: safe only with one K block.
+        spec, K = self.gemm.spec, mm.inputs[0].shape[0 if self.trans_a else 1]
+        one_block = k_block(spec, K) >= K
+        self.same_element_reads = (frozenset({len(self.inputs) - 1})
+                                   if spec.reads_r and (spec.linear or one_block) else frozenset())
         run = self.gemm.runner(self.out_shape, self.trans_a, self.trans_b, self.alpha)
         n = self.n
         #: ``direct(a, b, *extra) -> C``: one fresh output, no tuple (eager fast paths)
@@ -126,7 +135,8 @@ class GemmStep:
                        workspace_elems(self.gemm.spec, M, N, K), 2.0 * M * N * K, self.alpha)
 
     def call_into(self, outs, a, b, *extra):
-        """The same, writing into ``outs[0]`` (bounds checking: a guarded buffer)."""
+        """The same, writing into ``outs[0]`` (bounds checking: a guarded buffer; a
+        plan's donated input, which may be this call's residual R itself)."""
         (out,) = outs
         if self.empty:
             return (out,)
@@ -140,8 +150,30 @@ class GemmStep:
         residual = extra[-1] if self.has_residual else None
         if self.r_is_a_gate and self.trans_a:  # A's gate has A's layout
             residual = residual.T
-        self.gemm.trusted(a, b, out, bias, residual, self.alpha)
+        if residual is out:  # the checked entries would see the overlap and copy R
+            self._over_residual(a, b, out, bias)
+        else:
+            self.gemm.trusted(a, b, out, bias, residual, self.alpha)
         return (out,)
+
+    def _over_residual(self, a, b, c, bias):
+        """C computed over R = C (``same_element_reads``), on the unchecked entry, which
+        splits rows or columns across threads but never K. ``can_write_into(c)`` held."""
+        size = c.itemsize
+
+        def aligned(x):
+            return np.ascontiguousarray(x) if any(st % size for st in x.strides) else x
+        if bias is not None and bias.shape[0] > 1 and bias.strides[0] != size:
+            bias = np.ascontiguousarray(bias)
+        M, K = a.shape
+        self.gemm._run_arrays(aligned(a), aligned(b), c, bias, c, self.alpha, M, b.shape[1], K)
+
+    def can_write_into(self, array) -> bool:
+        """Whether ``call_into`` can take ``array`` (a donated input of the output's shape
+        and dtype) as its output: element-aligned strides, unit column stride."""
+        size = array.itemsize
+        return (all(st % size == 0 for st in array.strides)
+                and (array.shape[1] <= 1 or array.strides[1] == size))
 
 
 class KernelStep:
@@ -150,6 +182,16 @@ class KernelStep:
     def __init__(self, kernel: KernelNode):
         cls = ElementwiseKernel if kernel.kind == "elementwise" else ReductionKernel
         self.kernel = cls.for_graph(kernel.body)
+        #: read positions whose operand may be one of the output arrays itself (a plan
+        #: writing an output into a donated input): those an elementwise loop reads with
+        #: the output's full shape, so element e is read only by the iteration that
+        #: stores element e, after all of that iteration's loads (every node is emitted
+        #: before the stores; an output that is a bare input would be loaded after them,
+        #: so such a kernel has none). A reduction reads across elements: none.
+        shape = kernel.outs[0].shape
+        safe = kernel.kind == "elementwise" and all(t != "i" for t, _ in self.kernel.structure.outputs)
+        self.same_element_reads = frozenset(
+            k for k, v in enumerate(kernel.inputs) if safe and v.shape == shape)
 
     def __call__(self, *arrays):
         return self.kernel(list(arrays))
@@ -166,6 +208,12 @@ class KernelStep:
     def native_job(self, arrays, outs):
         """This call as a ``native_plan.LoopJob``, or None."""
         return self.kernel.native_job(list(arrays), list(outs))
+
+    def can_write_into(self, array) -> bool:
+        """Whether ``call_into`` can take ``array`` as an output: element-aligned
+        strides, no broadcast (stride 0) dimension."""
+        size = array.itemsize
+        return all(st % size == 0 and (st or n <= 1) for st, n in zip(array.strides, array.shape))
 
 
 def view_step(node: Node):
