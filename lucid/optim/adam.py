@@ -28,20 +28,8 @@ class Adam(Optimizer):
         t = state["step"] = state.get("step", 0) + 1
         return self.lr / (1 - self.b1 ** t), 1.0 / (1 - self.b2 ** t)
 
-    def update(self, p, grad, state):
-        m, v = self.buffer(p, state, "m"), self.buffer(p, state, "v")
-        step_size, inv_bc2 = self._scalars(state)
-        ADAM([p._data, m._data, v._data], [grad],
-             [self.weight_decay, self.b1, self.b2, step_size, inv_bc2, self.eps], state)
-
-    def traced_update(self, tracer, p, grad, state):
-        b1, b2, eps, wd = tracer.static(lambda: (self.b1, self.b2, self.eps, self.weight_decay))
-        m, v = self.buffer(p, state, "m"), self.buffer(p, state, "v")
-        step_size, inv_bc2 = tracer.scalars(lambda: self._scalars(state), 2, p.dtype)
-        if wd:
-            grad = grad + wd * p
-        m2 = b1 * m + (1 - b1) * grad
-        v2 = b2 * v + (1 - b2) * (grad * grad)
-        tracer.assign(m, m2)
-        tracer.assign(v, v2)
-        tracer.assign(p, p - step_size * m2 / ((v2 * inv_bc2).sqrt() + eps))
+    def rule(self, p, state):
+        def scalars():
+            step_size, inv_bc2 = self._scalars(state)
+            return self.weight_decay, self.b1, self.b2, step_size, inv_bc2, self.eps
+        return ADAM, [self.buffer(p, state, "m"), self.buffer(p, state, "v")], scalars

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import tracing
+from .. import dispatch, tracing
 from ..grad_mode import no_grad
 from ..tensor import Tensor
 
@@ -46,13 +46,26 @@ class Optimizer:
             with no_grad():
                 self.traced_update(tracer, p, grad, state)
 
-    def update(self, p: Tensor, grad: np.ndarray, state: dict) -> None:
-        """Update ``p`` (and ``state``) in place, eagerly."""
+    def rule(self, p: Tensor, state: dict):
+        """``(InPlaceRule, state tensors, scalars)`` of ``p``'s update: the rule updates
+        ``p`` and the state tensors in place; ``scalars()`` gives this step's run-time
+        scalars (and advances the state's step counters)."""
         raise NotImplementedError
 
+    def structure(self):
+        """What decides which rule ``rule`` picks (a compiled step retraces when it changes)."""
+        return None
+
+    def update(self, p: Tensor, grad: np.ndarray, state: dict) -> None:
+        """Update ``p`` (and ``state``) in place, eagerly: one fused native kernel."""
+        rule, buffers, scalars = self.rule(p, state)
+        rule([p._data] + [b._data for b in buffers], [grad], scalars(), state)
+
     def traced_update(self, tracer, p: Tensor, grad: Tensor, state: dict) -> None:
-        """The same update inside a trace: ``tracer.assign`` the new values."""
-        raise NotImplementedError
+        """The same update inside a trace (the same rule: the same rounding as eager)."""
+        tracer.static(self.structure)
+        rule, buffers, scalars = self.rule(p, state)
+        rule.trace(tracer, [p] + buffers, [dispatch.cast(grad, p.dtype)], scalars)
 
     @staticmethod
     def buffer(p: Tensor, state: dict, name: str) -> Tensor:

@@ -23,14 +23,15 @@ class SGD(Optimizer):
         self.momentum, self.weight_decay = float(momentum), float(weight_decay)
         self.dampening, self.nesterov = float(dampening), bool(nesterov)
 
-    def update(self, p, grad, state):
+    def structure(self):
+        return bool(self.momentum)
+
+    def rule(self, p, state):
         if not self.momentum:
-            SGD_PLAIN([p._data], [grad], [self.lr, self.weight_decay], state)
-            return
+            return SGD_PLAIN, [], lambda: (self.lr, self.weight_decay)
         buf = self.buffer(p, state, "momentum")
-        SGD_MOMENTUM([p._data, buf._data], [grad],
-                     [self.lr, self.weight_decay, *self._momentum_scalars(state), self.momentum,
-                      float(self.nesterov)], state)
+        return SGD_MOMENTUM, [buf], lambda: (self.lr, self.weight_decay, *self._momentum_scalars(state),
+                                             self.momentum, float(self.nesterov))
 
     def _momentum_scalars(self, state) -> tuple:
         """(decay, grad_scale) of the momentum buffer at this step; PyTorch starts the
@@ -38,15 +39,3 @@ class SGD(Optimizer):
         first = not state.get("started")
         state["started"] = True
         return (0.0, 1.0) if first else (self.momentum, 1.0 - self.dampening)
-
-    def traced_update(self, tracer, p, grad, state):
-        momentum, wd, nesterov = tracer.static(lambda: (self.momentum, self.weight_decay, self.nesterov))
-        (lr,) = tracer.scalars(lambda: (self.lr,), 1, p.dtype)
-        d = grad + wd * p if wd else grad
-        if momentum:
-            buf = self.buffer(p, state, "momentum")
-            decay, scale = tracer.scalars(lambda: self._momentum_scalars(state), 2, p.dtype)
-            new_buf = decay * buf + scale * d
-            tracer.assign(buf, new_buf)
-            d = d + momentum * new_buf if nesterov else new_buf
-        tracer.assign(p, p - lr * d)

@@ -50,6 +50,17 @@ class InPlaceRule:
         run(list(buffers) + list(reads) + constants, buffers, prepared)
 
 
+    def trace(self, tracer, buffers, reads, scalars) -> None:
+        """The same update inside a ``lucid.compile`` trace: the rule's nodes join the
+        traced graph, ``scalars()`` is read at every call, and ``buffers`` (tensors) are
+        assigned their new values (written back in place by each call)."""
+        dtype = buffers[0].dtype
+        values = [tracer.value_of(t) for t in list(buffers) + list(reads)]
+        values += [tracer.value_of(s) for s in tracer.scalars(scalars, self.n_scalars, dtype)]
+        for t, v in zip(buffers, self.rule(tracer.builder, *values)):
+            tracer.assign(t, tracer.symbolic(v, False))
+
+
 def _sgd(b, p, buf, g, lr, wd, decay, grad_scale, momentum, nesterov):
     """d = g + wd·p;  buf' = decay·buf + grad_scale·d;  p' = p - lr·(nesterov ? d + momentum·buf' : buf')."""
     d = b.emit("add", g, b.emit("mul", wd, p))
