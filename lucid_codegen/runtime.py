@@ -137,9 +137,10 @@ class Plan:
                               for j, _ in self.donations}
         self.donated_inputs = {i for _, i in self.donations}
         direct = {}
-        if self.donations and self.writes_in_place:
+        if self.donations and self.writes_in_place:  # (an empty output: nothing to write)
             order, direct = plan_donations(self.steps, self.kinds, self.input_slots,
-                                           [slot[v] for v in fused.outputs], self.donations)
+                                           [slot[v] for v in fused.outputs],
+                                           [(j, i) for j, i in self.donations if fused.outputs[j].type.size])
             self.steps, self.kinds, self.step_nodes, out_types = (
                 [x[k] for k in order] for x in (self.steps, self.kinds, self.step_nodes, out_types))
             moved = {k: n for n, k in enumerate(order)}
