@@ -29,6 +29,19 @@ def _programs(plan):
     return [p for p in getattr(plan._local, "programs", {}).values() if p]
 
 
+@pytest.fixture
+def copies(monkeypatch):
+    """How many times ``np.copyto`` (the plan's fallback copy) has run."""
+    calls = []
+    real = np.copyto
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(np, "copyto", counting)
+    return calls
+
+
 def _sgd_graph(m, k, n, dtype="float32", form="add"):
     """``W - 0.1 * A^T @ B``; ``form="add"``: written ``W + (-0.1) * (A^T @ B)`` (one
     GEMM with a residual), ``"sub"``: a GEMM then an elementwise ``W - G``."""
@@ -55,12 +68,13 @@ SGD_SHAPES = [(256, 64, 784), (40, KC32 + 100, 33), (2, 1, 1), (1, 1, 1), (7, 13
 
 
 @pytest.mark.parametrize("m,k,n", SGD_SHAPES)
-def test_sgd_gemm_update_writes_straight_into_the_parameter(m, k, n, n_threads):
+def test_sgd_gemm_update_writes_straight_into_the_parameter(m, k, n, n_threads, copies):
     graph = _sgd_graph(m, k, n)
     plan = compile_graph(graph, in_place={0: 2}).executable
     assert [n.kind for n in plan.step_nodes] == ["gemm"]
     # a (1, N) W is the GEMM's bias, not its residual: copied; an empty W: nothing to write
-    assert plan.in_place_direct == (set() if m == 1 or m * n == 0 else {0})
+    direct = m != 1 and m * n != 0
+    assert plan.in_place_direct == ({0} if direct else set())
     rng = np.random.default_rng(m * 1000 + k + n)
     W = rng.standard_normal((m, n)).astype(np.float32)
     for call in range(5):
@@ -76,6 +90,7 @@ def test_sgd_gemm_update_writes_straight_into_the_parameter(m, k, n, n_threads):
         assert np.array_equal(A, A0) and np.array_equal(B, B0)
     if m and n and k:
         assert _programs(plan), "from the second call on the plan runs natively"
+    assert not copies if direct else len(copies) == 5
 
 
 @pytest.mark.parametrize("k", [3, KC64 + 5])
@@ -92,7 +107,7 @@ def test_sgd_gemm_update_float64(k):
         np.testing.assert_allclose(W, want, **_tol("float64", k))
 
 
-def test_sub_form_writes_through_its_elementwise_kernel(n_threads):
+def test_sub_form_writes_through_its_elementwise_kernel(n_threads, copies):
     graph = _sgd_graph(64, 32, 48, form="sub")
     plan = compile_graph(graph, in_place={0: 2}).executable
     assert [n.kind for n in plan.step_nodes] == ["gemm", "elementwise"]
@@ -104,6 +119,7 @@ def test_sub_form_writes_through_its_elementwise_kernel(n_threads):
         want = _sgd_reference(A, B, W)
         assert plan([A, B, W])[0] is W
         np.testing.assert_allclose(W, want, **_tol("float32", 32))
+    assert _programs(plan) and not copies
 
 
 def _elementwise_graph(shape, dtype="float32"):
@@ -113,7 +129,7 @@ def _elementwise_graph(shape, dtype="float32"):
 
 
 @pytest.mark.parametrize("shape", [(300, 517), (7,), (3, 1, 5), (0, 4), ()])
-def test_elementwise_update_with_a_learning_rate_input(shape, n_threads):
+def test_elementwise_update_with_a_learning_rate_input(shape, n_threads, copies):
     graph = _elementwise_graph(shape)
     plan = compile_graph(graph, in_place={0: 0}).executable
     assert plan.in_place_direct == ({0} if 0 not in shape else set())
@@ -128,6 +144,7 @@ def test_elementwise_update_with_a_learning_rate_input(shape, n_threads):
         np.testing.assert_allclose(p, want, rtol=1e-6, atol=1e-6)
     if 0 not in shape:
         assert _programs(plan)
+        assert not copies
 
 
 def _reader_graph(w_new_first: bool):
@@ -150,7 +167,7 @@ def _reader_graph(w_new_first: bool):
 
 
 @pytest.mark.parametrize("w_new_first", [True, False])
-def test_another_kernel_reading_the_parameter_sees_the_old_values(w_new_first, n_threads):
+def test_another_kernel_reading_the_parameter_sees_the_old_values(w_new_first, n_threads, copies):
     graph = _reader_graph(w_new_first)
     plan = compile_graph(graph, in_place={1: 1}).executable
     assert plan.in_place_direct == {1}
@@ -170,6 +187,7 @@ def test_another_kernel_reading_the_parameter_sees_the_old_values(w_new_first, n
         assert w is W
         np.testing.assert_allclose(y, want_y, rtol=2e-5, atol=2e-5)
         np.testing.assert_allclose(W, want_w, rtol=2e-5, atol=2e-5)
+    assert _programs(plan) and not copies
 
 
 def _check(plan, feeds, in_place, want):
@@ -211,6 +229,19 @@ def test_fallback_copy_for_swapped_values(n_threads):
     for _ in range(4):
         a64, c64, x64 = (v.astype(np.float64) for v in arrays)
         _check(plan, arrays, {0: 0, 1: 1}, [c64 @ x64, a64 @ x64 + c64])
+
+
+def test_fallback_copy_when_the_kernel_reads_a_view_of_the_parameter(n_threads):
+    """``W - 0.1 * W^T`` reads element (j, i) while writing (i, j): copied."""
+    b = GraphBuilder()
+    w = b.input((33, 33))
+    graph = b.build([b.emit("sub", w, b.emit("mul", b.constant(0.1), b.emit("transpose", w, perm=(1, 0))))])
+    plan = compile_graph(graph, in_place={0: 0}).executable
+    assert plan.in_place_direct == set()
+    W = np.random.default_rng(14).standard_normal((33, 33)).astype(np.float32)
+    for _ in range(4):
+        want = W.astype(np.float64) - 0.1 * W.T
+        _check(plan, [W], {0: 0}, [want])
 
 
 def test_fallback_copy_when_the_input_is_also_an_output(n_threads):
@@ -348,7 +379,7 @@ def _adam_like_graph(shape):
     return b.build([p2, m2])
 
 
-def test_two_outputs_of_one_kernel_into_two_inputs(n_threads):
+def test_two_outputs_of_one_kernel_into_two_inputs(n_threads, copies):
     graph = _adam_like_graph((33, 65))
     plan = compile_graph(graph, in_place={0: 0, 1: 1}).executable
     assert [n.kind for n in plan.step_nodes] == ["elementwise", "elementwise"]
@@ -364,6 +395,7 @@ def test_two_outputs_of_one_kernel_into_two_inputs(n_threads):
         assert got[0] is p and got[1] is m
         np.testing.assert_allclose(p, p2, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(m, m2, rtol=1e-5, atol=1e-6)
+    assert _programs(plan) and not copies
 
 
 def test_step_by_step_without_native_programs(monkeypatch):
