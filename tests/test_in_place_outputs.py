@@ -479,3 +479,32 @@ def test_without_in_place_nothing_changes():
     p = np.ones((4, 4), np.float32)
     out = plan([p, p])[0]
     assert out is not p and np.array_equal(p, np.ones((4, 4))) and not out.any()
+
+
+@pytest.mark.parametrize("seed", range(120))
+def test_random_graphs_with_random_donations(seed):
+    """Any donation of inputs to outputs of the same type: the values of a plain call."""
+    from random_graphs import random_graph
+    from lucid_ir.interpreter import interpret
+    rng = np.random.default_rng(seed)
+    graph, arrays = random_graph(rng, n_ops=int(rng.integers(3, 12)))
+    free = list(range(len(graph.inputs)))
+    in_place = {}
+    for j, v in enumerate(graph.outputs):
+        fits = [i for i in free if graph.inputs[i].type == v.type]
+        if fits and rng.random() < 0.8:
+            in_place[j] = fits[int(rng.integers(len(fits)))]
+            free.remove(in_place[j])
+    plan = compile_graph(graph, in_place=in_place).executable
+    for call in range(3):
+        want = interpret(graph, [a.copy() for a in arrays])
+        before = [a.copy() for a in arrays]
+        got = plan(arrays)
+        for j, (g, w) in enumerate(zip(got, want)):
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-10, err_msg=f"output {j}")
+        for k, a in enumerate(arrays):
+            donated = [j for j, i in in_place.items() if i == k]
+            if donated:
+                assert got[donated[0]] is a
+            else:
+                assert np.array_equal(a, before[k]), f"input {k} changed"
