@@ -80,15 +80,25 @@ class WritesIntoInputs:
         self.local = threading.local()
 
     def __call__(self, *arrays):
-        bufs = getattr(self.local, "bufs", None)
-        if bufs is None:
-            bufs = self.local.bufs = [np.empty(shape, dtype) for shape, dtype in self.types]
-        outs = [b if keep else np.empty(t[0], t[1]) for b, keep, t in zip(bufs, self.keep, self.types)]
         step, n = self.step, self.n_reads
+        outs = [None] * len(self.types)
         for p, target in zip(self.positions, arrays[n:]):
             if step.can_write_into(target):
                 outs[p] = target
+        for p, out in enumerate(outs):
+            if out is None:
+                outs[p] = self._kept(p) if self.keep[p] else np.empty(*self.types[p])
         return step.call_into(outs, *arrays[:n])
+
+    def _kept(self, p: int) -> np.ndarray:
+        """This thread's buffer for output ``p`` (allocated when first needed: a donated
+        output written in place never needs one)."""
+        bufs = getattr(self.local, "bufs", None)
+        if bufs is None:
+            bufs = self.local.bufs = [None] * len(self.types)
+        if bufs[p] is None:
+            bufs[p] = np.empty(*self.types[p])
+        return bufs[p]
 
 
 class Plan:
@@ -220,7 +230,8 @@ class Plan:
 
     def _check_donated(self, arrays):
         """ValueError unless every donated input is a writeable numpy array of its
-        output's shape and dtype, passed for no other input."""
+        output's shape and dtype, passed for no other input. (A donated array must share
+        no memory with another input either: only the same object is caught here.)"""
         ids = set()
         for j, i in self.donations:
             a, (shape, dtype) = arrays[i], self.donated_types[j]
