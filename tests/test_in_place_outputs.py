@@ -245,7 +245,6 @@ def test_fallback_copy_when_the_kernel_reads_a_view_of_the_parameter(n_threads):
 
 
 def test_fallback_copy_when_the_input_is_also_an_output(n_threads):
-    graph = _elementwise_graph((4, 5))
     b = GraphBuilder()
     p, g, lr = b.input((4, 5)), b.input((4, 5)), b.input(())
     graph = b.build([p, b.emit("sub", p, b.emit("mul", lr, g)), b.emit("transpose", p, perm=(1, 0))])
