@@ -9,9 +9,17 @@ of native calls with only a few addresses changed: those of the inputs and of th
 outputs handed to the caller. ``NativeProgram`` keeps that list as *jobs* in one
 int64 array; a call writes the new addresses into it (one numpy scatter) and runs the
 jobs with ``lucid_run_program`` (GIL released), which also does the patching: it
-reads each operand's data pointer from its array object (see ``pyarray``). A GEMM big enough to split across
-threads is handed back to Python between native runs, where it goes to the native
-worker pool as before.
+reads each operand's data pointer from its array object (see ``pyarray``).
+
+A GEMM big enough to split across threads (a program is built for one thread count)
+is split natively too: its parts are GEMM records of their own. A *fork* record copies
+the workers' parts into the native worker pool's job slots and publishes a new
+generation (``spin``); the program runs part 0 itself, then a *join* record takes each
+worker's part back if that worker has not started it (a worker asleep, or slow to see
+the generation: the claim word decides who runs it, exactly once) and waits for the
+others. No Python between the parts, and the same partition whoever runs them, so the
+results do not depend on who ran what. The calling thread holds the pool while the
+program runs; when another thread has it, the parts run one after another.
 
 What makes a plan eligible (else it keeps the step-by-step path): every step is a
 view (same data address as its input) or a kernel with kept or reused output buffers
@@ -22,6 +30,8 @@ takes that input's address, patched in per call like the input's own.
 Job record (``JOB_WORDS`` int64 words):
   kind 0, a loop kernel: [0, fn, block address, lo, hi, lo2, hi2]
   kind 1, a GEMM:        [1, entry address, its 17 argument words]
+  kind 2, fork:          [2, number of worker parts, record index of the first]
+  kind 3, join:          [3, number of worker parts, record index of the first]
 """
 from __future__ import annotations
 
@@ -33,10 +43,12 @@ from sys import getrefcount
 import llvmlite.ir as ir
 import numpy as np
 
+from . import threads
 from .cache import load_or_compile
 from .pyarray import LAYOUT_OK, PYARRAY_OFFSETS, data_ptr
 from .gemm_microkernel import counted_loop
-from .spin import JOB_WORDS as GEMM_JOB_WORDS, build_gemm_call
+from .target import host_target
+from .spin import BLOCK, CLAIM_AT, JOB_AT, JOB_WORDS as GEMM_JOB_WORDS, build_gemm_call
 
 I64 = ir.IntType(64)
 JOB_WORDS = GEMM_JOB_WORDS + 1  # kind, then a GEMM's 18 words (a loop kernel uses 7)
@@ -71,40 +83,102 @@ class GemmJob:
 
 def _build() -> ir.Module:
     """``void lucid_run_program(i64* words, i64 first, i64 n, i64* objs, i64* fix,
-    i64 n_fix, i64 data_off)``: first the fixups, ``words[fix[2k]] = address of operand
-    fix[2k+1]`` (``objs[j]`` is an array object whose data pointer is at byte
-    ``data_off``, or, with ``data_off < 0``, the address itself); then jobs
-    ``first .. first + n - 1``."""
+    i64 n_fix, i64 data_off, i64* ctl, i64 use_pool)``: first the fixups,
+    ``words[fix[3k]] = address of operand fix[3k+1] + fix[3k+2]`` (``objs[j]`` is an
+    array object whose data pointer is at byte ``data_off``, or, with ``data_off < 0``,
+    the address itself); then jobs ``first .. first + n - 1``. ``ctl``: the worker
+    pool's control words (``spin``), used by forks and joins when ``use_pool``."""
     module = ir.Module("lucid_jobs")
     pool_call = build_gemm_call(module)
     loop_ty = ir.FunctionType(ir.VoidType(), [I64.as_pointer(), I64, I64, I64, I64])
     P = I64.as_pointer()
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [P, I64, I64, P, P, I64, I64]),
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [P, I64, I64, P, P, I64, I64, P, I64]),
                      "lucid_run_program")
-    words, first, n, objs, fix, n_fix, data_off = fn.args
+    words, first, n, objs, fix, n_fix, data_off, ctl, use_pool = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    pause = (ir.Function(module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
+             if "x86" in host_target().triple else None)
 
     def patch(k):
-        pos = b.load(b.gep(fix, [b.mul(k, I64(2))]))
-        src = b.load(b.gep(fix, [b.add(b.mul(k, I64(2)), I64(1))]))
+        at = b.mul(k, I64(3))
+        pos = b.load(b.gep(fix, [at]))
+        src = b.load(b.gep(fix, [b.add(at, I64(1))]))
+        off = b.load(b.gep(fix, [b.add(at, I64(2))]))
         obj = b.load(b.gep(objs, [src]))
         field = b.inttoptr(b.add(obj, data_off), P)
         with b.if_else(b.icmp_signed(">=", data_off, I64(0))) as (from_object, direct):
             with from_object:
-                b.store(b.load(field), b.gep(words, [pos]))
+                b.store(b.add(b.load(field), off), b.gep(words, [pos]))
             with direct:
-                b.store(obj, b.gep(words, [pos]))
+                b.store(b.add(obj, off), b.gep(words, [pos]))
     counted_loop(b, I64(0), n_fix, 1, patch, "fix")
+
+    def part(index):  # the GEMM words of record ``index``
+        return b.gep(words, [b.add(b.mul(index, I64(JOB_WORDS)), I64(1))])
+
+    def worker(w, k):
+        return b.gep(ctl, [b.add(b.mul(w, I64(BLOCK)), I64(k))])
+
+    def fork(count, at):
+        g = b.add(b.load_atomic(ctl, "acquire", 8), I64(1))
+
+        def post(w):  # worker w (1..count) gets record at + w - 1
+            src = part(b.add(at, b.sub(w, I64(1))))
+            for k in range(GEMM_JOB_WORDS):
+                b.store(b.load(b.gep(src, [I64(k)])), worker(w, JOB_AT + k))
+            b.store_atomic(g, worker(w, CLAIM_AT), "release", 8)
+        counted_loop(b, I64(1), b.add(count, I64(1)), 1, post, "post")
+        b.store_atomic(g, ctl, "release", 8)  # publish
+
+    def join(count, at):
+        g = b.load_atomic(ctl, "acquire", 8)
+
+        def take_or_wait(w):
+            src = part(b.add(at, b.sub(w, I64(1))))
+            claim = b.cmpxchg(worker(w, CLAIM_AT), g, I64(0), "acq_rel", "acquire")
+            with b.if_else(b.extract_value(claim, 1)) as (mine, theirs):
+                with mine:  # the worker has not started it: run it here
+                    b.call(pool_call, [src])
+                with theirs:
+                    wait = b.append_basic_block("wait")
+                    spin = b.append_basic_block("spin")
+                    done = b.append_basic_block("done")
+                    b.branch(wait)
+                    b.position_at_end(wait)
+                    finished = b.icmp_signed(">=", b.load_atomic(worker(w, 0), "acquire", 8), g)
+                    b.cbranch(finished, done, spin)
+                    b.position_at_end(spin)
+                    if pause is not None:
+                        b.call(pause, [])
+                    b.branch(wait)
+                    b.position_at_end(done)
+        counted_loop(b, I64(1), b.add(count, I64(1)), 1, take_or_wait, "join")
 
     def run(i):
         rec = b.gep(words, [b.mul(i, I64(JOB_WORDS))])
         w = [b.load(b.gep(rec, [I64(k)])) for k in range(7)]
-        with b.if_else(b.icmp_signed("==", w[0], I64(0))) as (loop_job, gemm_job):
+        with b.if_else(b.icmp_signed("==", w[0], I64(0))) as (loop_job, other):
             with loop_job:
                 target = b.inttoptr(w[1], loop_ty.as_pointer())
                 b.call(target, [b.inttoptr(w[2], P)] + w[3:7])
-            with gemm_job:
-                b.call(pool_call, [b.gep(rec, [I64(1)])])
+            with other:
+                with b.if_else(b.icmp_signed("==", w[0], I64(1))) as (gemm_job, split):
+                    with gemm_job:
+                        b.call(pool_call, [b.gep(rec, [I64(1)])])
+                    with split:
+                        pooled = b.icmp_signed("!=", use_pool, I64(0))
+                        with b.if_else(b.icmp_signed("==", w[0], I64(2))) as (is_fork, is_join):
+                            with is_fork:
+                                with b.if_then(pooled):
+                                    fork(w[1], w[2])
+                            with is_join:
+                                with b.if_else(pooled) as (with_pool, alone):
+                                    with with_pool:
+                                        join(w[1], w[2])
+                                    with alone:  # the workers' parts, here, in order
+                                        counted_loop(b, I64(0), w[1], 1,
+                                                     lambda k: b.call(pool_call, [part(b.add(w[2], k))]),
+                                                     "serial")
     counted_loop(b, first, b.add(first, n), 1, run, "jobs")
     b.ret_void()
     return module
@@ -116,9 +190,9 @@ _run_program = None
 def _runner():
     global _run_program
     if _run_program is None:
-        lib = load_or_compile("jobs/v3", _build, ["lucid_run_program"], label="the native plan runner")
+        lib = load_or_compile("jobs/v4", _build, ["lucid_run_program"], label="the native plan runner")
         i64, vp = ctypes.c_int64, ctypes.c_void_p
-        _run_program = (ctypes.CFUNCTYPE(None, vp, i64, i64, vp, vp, i64, i64)(
+        _run_program = (ctypes.CFUNCTYPE(None, vp, i64, i64, vp, vp, i64, i64, vp, i64)(
             lib.address("lucid_run_program")), lib)
     return _run_program[0]
 
@@ -129,12 +203,11 @@ class NativeProgram:
     ``run(arrays)`` returns the plan's outputs, exactly as ``Plan.__call__`` does.
     """
 
-    def __init__(self, plan, env, kept: dict):
+    def __init__(self, plan, env, kept: dict, num_threads: int = 1):
         """``env``: every slot's array from a step-by-step run on this thread (the
         layouts this program is for); ``kept``: slot -> True when that kernel output's buffer is kept by
         the plan (else it is handed to the caller and the program reuses it when the
         caller has dropped it). Raises ``NotEligible``."""
-        from .gemm_call import THREAD_MIN_FLOP
         root = {}                          # slot -> the slot owning its memory
         per_call = {}                      # root slot -> index in self.objs
         for k, s in enumerate(plan.input_slots):
@@ -145,7 +218,7 @@ class NativeProgram:
         jobs, self.keep = [], []          # keep: the jobs (and the scratch rows they point into)
         written = {}                       # output slot -> the donated input slot it is written into
         self.escaping = []                 # (slot, shape, dtype) of buffers handed out
-        self.split = []                    # (job index, GemmJob) of GEMMs to split
+        self.num_threads = num_threads
         for (fn, ins, outs), kind in zip(plan.exec_steps, plan.kinds):
             if kind == "view":
                 (i,), (o,) = ins, outs
@@ -175,32 +248,51 @@ class NativeProgram:
                     self.escaping.append((o, env[o].shape, env[o].dtype))
             jobs.append((job, [root[i] for i in ins], list(outs)))
             self.keep.append(job)
-        # one int64 array: job records, then the loop kernels' argument blocks
-        n = len(jobs)
-        block_at, size = [], n * JOB_WORDS
+        # GEMMs big enough to split become parts: (GemmJob, [(word offsets, words)])
+        parts_of = [_parts(job, num_threads) if isinstance(job, GemmJob) else None
+                    for job, _, _ in jobs]
+        # one int64 array: the job records run in order (a split GEMM: fork, part 0,
+        # join), the workers' part records, then the loop kernels' argument blocks
+        n_seq = sum(1 if p is None else 3 for p in parts_of)
+        n_records = n_seq + sum(len(p) - 1 for p in parts_of if p is not None)
+        block_at, size = [], n_records * JOB_WORDS
         for job, _, _ in jobs:
             block_at.append(size)
             size += len(job.block) if isinstance(job, LoopJob) else 0
         # the GEMMs' scratch: this thread's workspace, patched in at every call like an
-        # operand (it grows when some program needs more, so its address may change)
-        self.ws_bytes = max([j.ws_elems * j.gemm.dtype.itemsize for j, _, _ in jobs
-                             if isinstance(j, GemmJob)] or [0])
+        # operand (it grows when some program needs more, so its address may change);
+        # the parts of a split GEMM each have their own stretch of it
+        self.ws_bytes = 0
+        for (job, _, _), parts in zip(jobs, parts_of):
+            if isinstance(job, GemmJob):
+                each = _round64(job.ws_elems * job.gemm.dtype.itemsize) if parts is None else parts[0][2]
+                self.ws_bytes = max(self.ws_bytes, each * (1 if parts is None else len(parts)))
         WS = object()                      # the workspace's pseudo-slot
         root[WS] = WS
         per_call[WS] = len(per_call)
         words = self.words = np.zeros(size, np.int64)
         base = data_ptr(words)
-        fix_pos, fix_src = [], []
+        fixes = []                         # (word, operand index, byte offset)
 
-        def address_of(slot, at):
+        def address_of(slot, at, offset=0):
             r = root[slot]
             if r in per_call:
-                fix_pos.append(at)
-                fix_src.append(per_call[r])
+                fixes.append((at, per_call[r], offset))
             else:
-                words[at] = data_ptr(env[r])
-        for k, ((job, ins, outs), at) in enumerate(zip(jobs, block_at)):
-            rec = k * JOB_WORDS
+                words[at] = data_ptr(env[r]) + offset
+
+        def gemm_record(rec, job, ins, outs, gemm_words, offsets, ws_offset):
+            words[rec] = 1
+            words[rec + 1:rec + 1 + len(gemm_words)] = gemm_words
+            address_of(WS, rec + 1 + 17, ws_offset)
+            for w, s in zip(job.in_words, ins):
+                address_of(s, rec + 1 + w, offsets.get(w, 0))
+            for w, s in zip(job.out_words, outs):
+                address_of(s, rec + 1 + w, offsets.get(w, 0))
+
+        seq, spare = 0, n_seq              # next in-order record, next worker-part record
+        for (job, ins, outs), at, parts in zip(jobs, block_at, parts_of):
+            rec = seq * JOB_WORDS
             if isinstance(job, LoopJob):
                 words[at:at + len(job.block)] = job.block
                 words[rec:rec + 7] = [0, ctypes.cast(job.fn, ctypes.c_void_p).value, base + 8 * at, *job.args]
@@ -208,19 +300,22 @@ class NativeProgram:
                     address_of(s, at + w)
                 for w, s in zip(job.out_words, outs):
                     address_of(s, at + w)
+                seq += 1
+            elif parts is None:
+                gemm_record(rec, job, ins, outs, job.words, {}, 0)
+                seq += 1
             else:
-                words[rec] = 1
-                words[rec + 1:rec + 1 + len(job.words)] = job.words
-                address_of(WS, rec + 1 + 17)
-                for w, s in zip(job.in_words, ins):
-                    address_of(s, rec + 1 + w)
-                for w, s in zip(job.out_words, outs):
-                    address_of(s, rec + 1 + w)
-                if job.flop >= THREAD_MIN_FLOP:
-                    self.split.append((k, job))
-        self.n_jobs = n
-        self.fix = np.array([w for pair in zip(fix_pos, fix_src) for w in pair] or [0], np.int64)
-        self.n_fix = len(fix_pos)
+                words[rec:rec + 3] = [2, len(parts) - 1, spare]
+                for k, (offsets, part_words, each) in enumerate(parts):
+                    where = (seq + 1 if k == 0 else spare + k - 1) * JOB_WORDS
+                    gemm_record(where, job, ins, outs, part_words, offsets, k * each)
+                words[rec + 2 * JOB_WORDS:rec + 2 * JOB_WORDS + 3] = [3, len(parts) - 1, spare]
+                spare += len(parts) - 1
+                seq += 3
+        self.n_jobs = n_seq
+        self.fix = np.array([w for triple in fixes for w in triple] or [0], np.int64)
+        self.n_fix = len(fixes)
+        self.splits = any(p is not None for p in parts_of)
         self.n_per_call = len(per_call)
         self.objs = (ctypes.c_int64 * max(1, len(per_call)))()   # the operands of one call
         self.input_index = [per_call[s] for s in plan.input_slots]
@@ -249,7 +344,7 @@ class NativeProgram:
         self.run_program = _runner()
         self.data_off = PYARRAY_OFFSETS[0] if LAYOUT_OK else -1
 
-    def run(self, arrays, num_threads: int):
+    def run(self, arrays):
         """The plan's outputs for ``arrays`` (which have this program's layouts)."""
         objs, direct = self.objs, self.data_off < 0
         for k, a in zip(self.input_index, arrays):
@@ -264,18 +359,13 @@ class NativeProgram:
             objs[self.escaping_index[j]] = data_ptr(bufs[j]) if direct else id(bufs[j])
         ws = _workspace(self.ws_bytes)
         objs[self.ws_index] = data_ptr(ws) if direct else id(ws)
-        words, n_fix = self.words, self.n_fix
-        args = (data_ptr(words), ctypes.addressof(objs), data_ptr(self.fix), self.data_off)
-        start = 0
-        if num_threads > 1:
-            for k, job in self.split:  # native runs between the GEMMs that Python splits
-                self.run_program(args[0], start, k - start, args[1], args[2], n_fix, args[3])
-                n_fix = 0
-                w = words[k * JOB_WORDS + 2:k * JOB_WORDS + 1 + 17].tolist()
-                job.gemm.run_ptrs(w[0], w[1], w[2], w[4], w[5], w[6], w[7], w[8], w[9], w[10],
-                                  w[11], w[12], w[13], w[14], w[15], job.alpha)
-                start = k + 1
-        self.run_program(args[0], start, self.n_jobs - start, args[1], args[2], n_fix, args[3])
+        ctl = threads.hold_pool(self.num_threads) if self.splits else 0  # 0: parts run here
+        try:
+            self.run_program(data_ptr(self.words), 0, self.n_jobs, ctypes.addressof(objs),
+                             data_ptr(self.fix), self.n_fix, self.data_off, ctl, 1 if ctl else 0)
+        finally:
+            if ctl:
+                threads.release_pool()
         slot_array = dict(zip((s for s, _, _ in self.escaping), bufs))
         outs = []
         for s, path, copy in self.output_paths:
@@ -288,6 +378,50 @@ class NativeProgram:
                 (a,) = fn(a)
             outs.append(np.array(a) if copy else a)
         return outs
+
+
+def _round64(nbytes: int) -> int:
+    return -(-nbytes // 64) * 64
+
+
+def _parts(job: GemmJob, num_threads: int):
+    """A GEMM split for ``num_threads`` as ``run_ptrs`` splits it (rows when M >= N,
+    else columns, in whole micro-tiles): per part, the byte offsets of its operands'
+    addresses (by word), its words, and the workspace bytes each part gets. None when
+    it does not split."""
+    from .gemm import workspace_elems
+    from .gemm_call import THREAD_MIN_FLOP
+    if num_threads <= 1 or job.flop < THREAD_MIN_FLOP:
+        return None
+    gemm, w = job.gemm, list(job.words)
+    M, N, K = w[1], w[2], w[3]
+    size, split_m = gemm.dtype.itemsize, M >= N
+    tile = gemm._mr if split_m else gemm._nr
+    total = M if split_m else N
+    step = -(-total // (num_threads * tile)) * tile
+    spans = [(o, min(step, total - o)) for o in range(0, total, step)]
+    if len(spans) < 2:
+        return None
+    has_bias, has_r = 13 in job.in_words, 14 in job.in_words
+    each = max(_round64(workspace_elems(gemm.spec, n if split_m else M, N if split_m else n, K) * size)
+               for _, n in spans)
+    parts = []
+    for o, n in spans:  # word indices: spin.GEMM_ARGS after the entry address
+        pw = list(w)
+        if split_m:
+            pw[1] = n
+            offsets = {5: o * w[6] * size, 11: o * w[12] * size}
+            if has_r:
+                offsets[14] = o * w[15] * size
+        else:
+            pw[2] = n
+            offsets = {8: o * w[10] * size, 11: o * size}
+            if has_bias:
+                offsets[13] = o * size
+            if has_r and not gemm.spec.gate_a:
+                offsets[14] = o * w[16] * size
+        parts.append((offsets, pw, each))
+    return parts
 
 
 _LOCAL = threading.local()

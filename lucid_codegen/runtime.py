@@ -206,21 +206,22 @@ class Plan:
             self._check_donated(arrays)
         programs = getattr(self._local, "programs", None)
         if programs is not None:
+            nt = threads.get_num_threads()  # a program splits its big GEMMs for this many threads
             try:
-                key = tuple([(a.shape, a.strides, a.dtype) for a in arrays])
+                key = (nt, *[(a.shape, a.strides, a.dtype) for a in arrays])
             except AttributeError:
                 key = None
             program = programs.get(key)
             if program:
                 try:
-                    outs = program.run(arrays, threads.get_num_threads())
+                    outs = program.run(arrays)
                 except NotEligible:  # not numpy arrays (duck types, subclasses): step by step
                     program = False
                 else:
                     return self._deliver(arrays, outs) if self.donations else outs
             env = self.execute(arrays)
             if program is None and key is not None and len(programs) < MAX_PROGRAMS:
-                programs[key] = self._native_program(arrays, env)  # False: not eligible
+                programs[key] = self._native_program(env, nt)  # False: not eligible
         else:
             env = self.execute(arrays)
             if NATIVE_PLANS and type(self) is Plan:  # from the next call on (kernels are bound now)
@@ -256,15 +257,16 @@ class Plan:
                 outs[j] = target
         return outs
 
-    def _native_program(self, arrays, env):
-        """This thread's ``NativeProgram`` for these layouts, or False (not eligible)."""
+    def _native_program(self, env, num_threads: int):
+        """This thread's ``NativeProgram`` for these layouts and thread count, or False
+        (not eligible)."""
         kept = {}
         for fn, _, outs in self.exec_steps:
             keep = getattr(fn, "keep", False)
             for p, o in enumerate(outs):
                 kept[o] = keep[p] if isinstance(keep, tuple) else keep
         try:
-            return NativeProgram(self, env, kept)
+            return NativeProgram(self, env, kept, num_threads)
         except NotEligible:
             return False
 

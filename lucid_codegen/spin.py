@@ -63,8 +63,12 @@ def _poll_loop(fn, test):
 #: round), then the 17 arguments of a GEMM entry (sizes, alpha's bits, pointers, strides).
 JOB_WORDS = 18
 #: Per worker, a block of this many int64 words: [0] last generation done, [1] asleep,
-#: [8 ...] its job. Block 0 belongs to the caller: [0] is the generation it posts.
+#: [2] the claim: the generation whose native job nobody has started yet (a worker, or
+#: a native program that posted the job and then runs it itself if the worker has not
+#: started, takes it by swapping it for 0), [8 ...] its job. Block 0 belongs to the
+#: caller: [0] is the generation it posts.
 BLOCK = 32
+CLAIM_AT = 2
 JOB_AT = 8
 GEMM_ARGS = ("i", "i", "i", "d", "p", "i", "i", "p", "i", "i", "p", "i", "p", "p", "i", "i", "p")
 
@@ -130,7 +134,9 @@ def _worker_loop(module, call_fn):
         b.ret(g)
     b.cbranch(b.icmp_signed("==", target, I64(1)), done, native)
     b.position_at_end(native)
-    b.call(call_fn, [job])
+    claim = b.cmpxchg(b.gep(block, [I64(CLAIM_AT)]), g, I64(0), "acq_rel", "acquire")
+    with b.if_then(b.extract_value(claim, 1)):  # nobody started this generation's job
+        b.call(call_fn, [job])
     b.branch(done)
     b.position_at_end(done)
     b.store_atomic(g, block, "release", 8)
@@ -152,7 +158,7 @@ def _build() -> ir.Module:
 
 
 _SIG = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
-_lib = load_or_compile("spin/v2", _build, ["lucid_spin_changed", "lucid_spin_reached",
+_lib = load_or_compile("spin/v3", _build, ["lucid_spin_changed", "lucid_spin_reached",
                                            "lucid_pool_worker", "lucid_pool_call"],
                        label="spin-waits and the native worker loop")
 _changed = _SIG(_lib.address("lucid_spin_changed"))

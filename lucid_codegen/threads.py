@@ -131,11 +131,12 @@ class _Pool:
         wake sleepers; return the generation."""
         ctl = self._ctl
         self._ensure_workers(P - 1)
+        g = int(ctl[0]) + 1
         for w in range(1, len(self._queues) + 1):
             at = self._slot(w, self._spin.JOB_AT)
             words = job_of(w)
             ctl[at:at + len(words)] = words
-        g = int(ctl[0]) + 1
+            ctl[self._slot(w, self._spin.CLAIM_AT)] = g  # the worker's to take
         ctl[0] = g  # publish: polling workers see it at once
         for w in range(1, len(self._queues) + 1):
             if ctl[self._slot(w, 1)]:
@@ -181,6 +182,20 @@ class _Pool:
         finally:
             self._quiesce = False
             self._busy.release()
+
+    def hold(self, P: int) -> int:
+        """Take the pool for a native program that posts jobs to workers 1..P-1 itself
+        (``native_plan``): the control words' address, or 0 when this thread cannot
+        have it now (another thread has it, or this is a worker). Sleeping workers are
+        woken, so they are polling when the program posts. ``release`` gives it back."""
+        if getattr(self._local, "inside", False) or not self._busy.acquire(False):
+            return 0
+        self._ensure_workers(P - 1)
+        ctl = self._ctl
+        for w in range(1, min(P, len(self._queues) + 1)):
+            if ctl[self._slot(w, 1)]:
+                self._queues[w - 1].put(None)
+        return ctl.ctypes.data
 
     def run_native(self, jobs) -> None:
         """Run native GEMM jobs (each ``[address, 17 argument words]``): job 0 on this
@@ -230,6 +245,15 @@ def parallel_for(n_chunks: int, fn: Callable[[int], object]) -> None:
 def quiesce() -> None:
     """Put idle workers to sleep at once (see ``_Pool.quiesce``)."""
     _POOL.quiesce()
+
+
+def hold_pool(P: int) -> int:
+    """See ``_Pool.hold``."""
+    return _POOL.hold(P)
+
+
+def release_pool() -> None:
+    _POOL._busy.release()
 
 
 def run_native(jobs) -> None:

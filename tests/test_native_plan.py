@@ -85,8 +85,8 @@ def test_native_program_with_split_gemms_and_other_layouts():
                 np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-4)
     finally:
         threads.set_num_threads(old)
-    assert len(_programs(plan)) == 2
-    assert any(p.split for p in _programs(plan))  # 2 * 256 * 200 * 300 flops: split above 1 thread
+    assert len(_programs(plan)) == 3  # one per thread count (and layout): 1, 2, 3 transposed
+    assert {p.num_threads: p.splits for p in _programs(plan)} == {1: False, 2: True, 3: True}
 
 
 def test_training_is_identical_with_and_without_native_plans(monkeypatch):
