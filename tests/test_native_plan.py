@@ -159,3 +159,102 @@ def test_gemm_scratch_follows_the_threads_workspace_as_it_grows():
         if graph is small:
             assert _programs(plan)[0].ws_bytes <= native_plan._LOCAL.ws.nbytes
     assert _programs(plans[1])[0].ws_bytes > _programs(plans[0])[0].ws_bytes
+
+
+def _split_plan():
+    """Two GEMMs above the split threshold (one split by rows, one by columns, one with a
+    residual) and a loop kernel between them."""
+    b = GraphBuilder()
+    x, w, r, v = b.input((263, 131)), b.input((97, 131)), b.input((263, 97)), b.input((97, 301))
+    y = b.emit("add", b.emit("matmul", x, w, trans_b=True), r)            # 263 x 97: rows
+    z = b.emit("matmul", b.emit("tanh", y), v)
+    graph = b.build([y, b.emit("transpose", z)])                          # 263 x 301
+    return graph, compile_graph(graph).executable
+
+
+def _run_at(plan, feeds, n, times=3):
+    old = threads.get_num_threads()
+    try:
+        threads.set_num_threads(n)
+        for _ in range(times):
+            outs = [np.array(o) for o in plan(feeds)]
+        return outs
+    finally:
+        threads.set_num_threads(old)
+
+
+def test_split_gemms_give_the_same_bits_at_every_thread_count():
+    graph, plan = _split_plan()
+    feeds = _feeds(np.random.default_rng(5), graph)
+    ref = _run_at(plan, feeds, 1)
+    for want, got in zip(interpret(graph, feeds), ref):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    for n in (2, 3, 2):
+        for a, b in zip(ref, _run_at(plan, feeds, n)):
+            assert np.array_equal(a, b)
+    assert {p.num_threads: p.splits for p in _programs(plan)} == {1: False, 2: True, 3: True}
+
+
+def test_the_caller_runs_the_parts_of_workers_that_sleep(monkeypatch):
+    """A worker asleep when the program posts its part is never woken by native code:
+    the join claims the part and runs it on the calling thread."""
+    graph, plan = _split_plan()
+    feeds = _feeds(np.random.default_rng(6), graph)
+    ref = _run_at(plan, feeds, 1)
+
+    def hold_without_waking(pool, P):
+        if not pool._busy.acquire(False):
+            return 0
+        pool._ensure_workers(P - 1)
+        return pool._ctl.ctypes.data
+    old = threads.get_num_threads()
+    try:
+        threads.set_num_threads(2)
+        plan(feeds), plan(feeds)  # the 2-thread program exists, workers started
+        monkeypatch.setattr(threads._Pool, "hold", hold_without_waking)
+        threads.quiesce()
+        pool = threads._POOL
+        assert pool._ctl[pool._slot(1, 1)] == 1  # worker 1 sleeps
+        for _ in range(3):
+            for a, b in zip(ref, plan(feeds)):
+                assert np.array_equal(a, b)
+        assert pool._ctl[pool._slot(1, 1)] == 1  # it slept through: the caller ran its parts
+        monkeypatch.undo()
+        for a, b in zip(ref, plan(feeds)):  # woken again: it takes its parts and finds them all
+            assert np.array_equal(a, b)
+        threads.run_native([])  # the Python side of the pool still works
+    finally:
+        threads.set_num_threads(old)
+
+
+def test_threads_sharing_split_programs():
+    """Threads running split programs at once: one holds the pool, the others run their
+    parts one after another; all of them get the right bits."""
+    import threading as th
+    graph, plan = _split_plan()
+    rng = np.random.default_rng(7)
+    cases = [_feeds(rng, graph) for _ in range(3)]
+    refs = [_run_at(plan, f, 1, times=1) for f in cases]
+    errors = []
+
+    def work(k):
+        try:
+            for i in range(25):
+                f = cases[(k + i) % 3]
+                for a, b in zip(refs[(k + i) % 3], plan(f)):
+                    if not np.array_equal(a, b):
+                        errors.append((k, i))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+    old = threads.get_num_threads()
+    try:
+        threads.set_num_threads(2)
+        workers = [th.Thread(target=work, args=(k,)) for k in range(3)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join(60)
+        assert not any(t.is_alive() for t in workers), "a thread hangs"
+    finally:
+        threads.set_num_threads(old)
+    assert errors == []
