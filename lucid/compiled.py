@@ -31,10 +31,6 @@ from .grad_mode import is_grad_enabled
 from .tensor import Tensor
 from .tracing import Tracer, TracingError
 
-# whether compile_graph writes outputs into input arrays in place (``in_place=``)
-import inspect as _inspect
-_IN_PLACE = "in_place" in _inspect.signature(compile_graph).parameters
-
 MAX_VARIANTS = 3  # programs kept per signature besides the current one (other guards)
 STAGES = ("traced", "autodiff", "simplified", "fused", "llvm", "asm")
 
@@ -113,8 +109,7 @@ class Program:
             self.grad_sinks.append((owner, None if v is None else len(outputs)))
             outputs += (() if v is None else (tracer.value_of(v),))
         self.n_outputs = len(self.forward.outputs)
-        self.compiled_forward = compile_graph(Graph(inputs, nodes, outputs), name, **(
-            {"in_place": in_place} if in_place and _IN_PLACE else {}))
+        self.compiled_forward = compile_graph(Graph(inputs, nodes, outputs), name, in_place=in_place or None)
         self.compiled_backward = (compile_graph(self.backward_graph, name + ".backward")
                                   if self.backward_graph is not None else None)
         # the plans themselves, called directly on every call
@@ -150,7 +145,7 @@ class Program:
         for fn, dtype, n in self.scalar_sources:
             arrays += _scalar_arrays(fn(), dtype, n)
         results = self.run_forward(arrays)
-        if self.data_sinks or self.grad_sinks:
+        if self.grad_sinks:  # (updated tensors: the plan wrote them in place)
             self._write_back(results, dynamic)
         record = None
         if self.run_backward is not None:
@@ -171,9 +166,7 @@ class Program:
         return pytree.unflatten(self.out_tree, tensors)
 
     def _write_back(self, results, dynamic) -> None:
-        for t, k in self.data_sinks:
-            if results[k] is not t._data:  # the plan could not write it in place
-                np.copyto(t._data, results[k])
+        """Give the tensors whose ``.grad`` the function set their new gradients."""
         handed = {id(results[k]) for k in range(self.n_outputs)}
         for (kind, what), k in self.grad_sinks:
             g = None if k is None else results[k]
