@@ -100,7 +100,7 @@ def executable(fused: Graph, in_place=None):
 def _interpreted_in_place(fused: Graph, in_place):
     """``Interpreted`` with donated inputs: every output first (one sharing memory with
     a donated input copied out), then each donated one copied into its input."""
-    from lucid_codegen.runtime import donations
+    from lucid_codegen.donation import donations
     pairs = donations(fused, in_place)
     targets = [i for _, i in pairs]
     plain = Interpreted(fused)
