@@ -24,6 +24,7 @@ from lucid_ir.interpreter import check_inputs
 
 from . import threads
 from .donation import donations, plan_donations
+from .gemm_call import THREAD_MIN_FLOP
 from .native_plan import NativeProgram, NotEligible
 from .steps import make_step
 
@@ -189,16 +190,20 @@ class Plan:
             self.exec_steps.append((fn, ins, outs))
         self._local = threading.local()   # this thread's native programs
         # one kernel reading the inputs in order and giving the outputs: call it directly
-        self.single = None
+        self.single, self.single_splits = None, False
         if (len(self.steps) == 1 and not self.constants and not self.donations
                 and list(self.steps[0][1]) == self.input_slots
                 and [s for s, _ in self.outputs] == list(self.steps[0][2])
                 and not any(copy for _, copy in self.outputs)):
             self.single = self.exec_steps[0][0]
+            # a GEMM that splits across threads is faster from a native program (its
+            # parts posted natively) than from the direct call (split from Python)
+            self.single_splits = getattr(self.steps[0][0], "flop", 0) >= THREAD_MIN_FLOP
 
     def __call__(self, arrays):
         Plan.launches += self.n_kernels
-        if self.single is not None and len(arrays) == self.n_inputs:
+        if self.single is not None and len(arrays) == self.n_inputs and not (
+                self.single_splits and threads.get_num_threads() > 1):
             return self.single(*arrays)
         if len(arrays) != self.n_inputs:
             check_inputs(self.graph, arrays)

@@ -68,6 +68,8 @@ class GemmStep:
         self.bias_2d = bias is not None and bias.shape != (self.n,)
         self.out_shape = mm.out.shape
         self.empty = 0 in self.out_shape
+        k = mm.inputs[0].shape[0 if self.trans_a else 1]
+        self.flop = 2.0 * self.out_shape[0] * self.out_shape[1] * k
         self.out = prev
         self.gemm = get_gemm(GemmSpec(mm.out.dtype, bias=self.has_bias, epilogue=self.epilogue,
                                       residual=residual is not None, gate=gate is not None,

@@ -2,6 +2,8 @@
 step-by-step path, new addresses followed, outputs a caller keeps never overwritten."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -212,8 +214,12 @@ def test_the_caller_runs_the_parts_of_workers_that_sleep(monkeypatch):
         threads.set_num_threads(2)
         plan(feeds), plan(feeds)  # the 2-thread program exists, workers started
         monkeypatch.setattr(threads._Pool, "hold", hold_without_waking)
-        threads.quiesce()
         pool = threads._POOL
+        for _ in range(200):  # an idle worker sleeps after polling for threads.SPIN_SECONDS
+            threads.quiesce()
+            time.sleep(0.01)
+            if pool._ctl[pool._slot(1, 1)] == 1:
+                break
         assert pool._ctl[pool._slot(1, 1)] == 1  # worker 1 sleeps
         for _ in range(3):
             for a, b in zip(ref, plan(feeds)):
