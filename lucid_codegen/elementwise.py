@@ -402,8 +402,9 @@ class ElementwiseKernel:
             return None
         fn, template, n_outer, inner = plan[1][:4]
         n = len(arrays)
+        nbytes = n_outer * inner * sum(x.itemsize for x in list(arrays) + list(outs))
         return LoopJob(fn, list(template), (0, n_outer, 0, inner), list(range(2, 2 + n)),
-                       list(range(2 + n, 2 + n + len(outs))))
+                       list(range(2 + n, 2 + n + len(outs))), lanes=max(self.lanes, 1), nbytes=nbytes)
 
     def _checked_plan(self, arrays, outs, key):
         """Validate a call seen for the first time; memoise its plan when reusable."""
