@@ -47,8 +47,7 @@ from . import threads
 from .cache import load_or_compile
 from .pyarray import LAYOUT_OK, PYARRAY_OFFSETS, data_ptr
 from .gemm_microkernel import counted_loop
-from .target import host_target
-from .spin import BLOCK, CLAIM_AT, JOB_AT, JOB_WORDS as GEMM_JOB_WORDS, build_gemm_call
+from .spin import BLOCK, CLAIM_AT, JOB_AT, JOB_WORDS as GEMM_JOB_WORDS, build_gemm_call, relax
 
 I64 = ir.IntType(64)
 JOB_WORDS = GEMM_JOB_WORDS + 1  # kind, then a GEMM's 18 words (a loop kernel uses 7)
@@ -98,8 +97,6 @@ def _build() -> ir.Module:
                      "lucid_run_program")
     words, first, n, objs, fix, n_fix, data_off, ctl, use_pool = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    pause = (ir.Function(module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
-             if "x86" in host_target().triple else None)
 
     def patch(k):
         at = b.mul(k, I64(3))
@@ -142,16 +139,19 @@ def _build() -> ir.Module:
                 with mine:  # the worker has not started it: run it here
                     b.call(pool_call, [src])
                 with theirs:
+                    start = b.block
                     wait = b.append_basic_block("wait")
                     spin = b.append_basic_block("spin")
                     done = b.append_basic_block("done")
                     b.branch(wait)
                     b.position_at_end(wait)
+                    polls = b.phi(I64)
+                    polls.add_incoming(I64(0), start)
                     finished = b.icmp_signed(">=", b.load_atomic(worker(w, 0), "acquire", 8), g)
                     b.cbranch(finished, done, spin)
                     b.position_at_end(spin)
-                    if pause is not None:
-                        b.call(pause, [])
+                    relax(b, polls)
+                    polls.add_incoming(b.add(polls, I64(1)), b.block)
                     b.branch(wait)
                     b.position_at_end(done)
         counted_loop(b, I64(1), b.add(count, I64(1)), 1, take_or_wait, "join")
@@ -208,7 +208,7 @@ _run_program = None
 def _runner():
     global _run_program
     if _run_program is None:
-        lib = load_or_compile("jobs/v5", _build, ["lucid_run_program", "lucid_loop_part"],
+        lib = load_or_compile("jobs/v6", _build, ["lucid_run_program", "lucid_loop_part"],
                               label="the native plan runner")
         i64, vp = ctypes.c_int64, ctypes.c_void_p
         _run_program = (ctypes.CFUNCTYPE(None, vp, i64, i64, vp, vp, i64, i64, vp, i64)(

@@ -30,6 +30,26 @@ I64 = ir.IntType(64)
 I1 = ir.IntType(1)
 
 
+#: a spinning thread gives its core away (``sched_yield``) once every this many polls:
+#: free when nothing else wants the core, and when something does (another process's
+#: threads, more threads than cores) the thread it waits for gets to run
+YIELD_EVERY = 64
+
+
+def relax(b: ir.IRBuilder, i) -> None:
+    """One poll's pause in a spin loop (``i``: the poll count), yielding the core every
+    ``YIELD_EVERY`` polls."""
+    module = b.module
+    if "x86" in host_target().triple:
+        pause = module.globals.get("llvm.x86.sse2.pause") or ir.Function(
+            module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
+        b.call(pause, [])
+    sched_yield = module.globals.get("sched_yield") or ir.Function(
+        module, ir.FunctionType(ir.IntType(32), []), "sched_yield")
+    with b.if_then(b.icmp_signed("==", b.and_(i, I64(YIELD_EVERY - 1)), I64(YIELD_EVERY - 1))):
+        b.call(sched_yield, [])
+
+
 def _poll_loop(fn, test):
     """Body: poll *addr up to ``iters`` times; return early when ``test(b, value)``."""
     addr, arg, iters = fn.args
@@ -46,12 +66,9 @@ def _poll_loop(fn, test):
     value = b.load_atomic(addr, "acquire", 8)
     b.cbranch(test(b, value, arg), found, check)
     b.position_at_end(check)
-    if "x86" in host_target().triple:
-        pause = fn.module.globals.get("llvm.x86.sse2.pause") or ir.Function(
-            fn.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
-        b.call(pause, [])
+    relax(b, i)
     nxt = b.add(i, I64(1))
-    i.add_incoming(nxt, check)
+    i.add_incoming(nxt, b.block)
     b.cbranch(b.icmp_signed("<", nxt, iters), loop, done)
     b.position_at_end(found)
     b.ret(value)
@@ -118,12 +135,9 @@ def _worker_loop(module, call_fn):
     g = b.load_atomic(ctl, "acquire", 8)
     b.cbranch(b.icmp_signed("!=", g, last), got, wait)
     b.position_at_end(wait)
-    if "x86" in host_target().triple:
-        pause = module.globals.get("llvm.x86.sse2.pause") or ir.Function(
-            module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
-        b.call(pause, [])
+    relax(b, i)
     nxt = b.add(i, I64(1))
-    i.add_incoming(nxt, wait)
+    i.add_incoming(nxt, b.block)
     b.cbranch(b.icmp_signed("<", nxt, polls), poll, idle)
     b.position_at_end(idle)
     b.ret(I64(0))
@@ -158,7 +172,7 @@ def _build() -> ir.Module:
 
 
 _SIG = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
-_lib = load_or_compile("spin/v3", _build, ["lucid_spin_changed", "lucid_spin_reached",
+_lib = load_or_compile("spin/v4", _build, ["lucid_spin_changed", "lucid_spin_reached",
                                            "lucid_pool_worker", "lucid_pool_call"],
                        label="spin-waits and the native worker loop")
 _changed = _SIG(_lib.address("lucid_spin_changed"))
