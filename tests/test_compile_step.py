@@ -236,3 +236,43 @@ def test_traced_tensor_backward_outside_its_trace_is_an_error():
     f(lucid.Tensor([1.0], requires_grad=True))
     with pytest.raises(TracingError, match="traced"):
         leaked[0].backward()
+
+
+def test_gradient_clipping_and_unused_parameters_inside_a_compiled_step():
+    """Inside the trace ``.grad`` is a traced tensor: reading it (a global norm),
+    rescaling it (``p.grad = p.grad * scale``) and skipping parameters without one all
+    work, and match the same step written eagerly (with numpy gradients)."""
+    def make():
+        lucid.random.seed(4)
+        return nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3))  # the last layer unused
+
+    def step_fn(model, opt, traced):
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model[1](model[0](x)), y)
+            loss.backward()
+            grads = [p.grad for p in model.parameters() if p.grad is not None]
+            total = sum((g * g).sum() for g in grads)
+            if traced:
+                scale = lucid.where(total > 0.01, 0.1 / total.sqrt(), lucid.Tensor(1.0))
+            else:
+                scale = np.float32(0.1 / np.sqrt(total) if total > 0.01 else 1.0)
+            for p in model.parameters():
+                if p.grad is not None:
+                    p.grad = p.grad * scale
+            opt.step()
+            return loss
+        return step
+
+    eager_model, comp_model = make(), make()
+    eager_opt = lucid.optim.SGD(eager_model.parameters(), lr=0.5, momentum=0.9)
+    comp_opt = lucid.optim.SGD(comp_model.parameters(), lr=0.5, momentum=0.9)
+    eager, comp = step_fn(eager_model, eager_opt, False), lucid.compile(step_fn(comp_model, comp_opt, True))
+    x, y = data(4, 6, 5)
+    for _ in range(4):
+        np.testing.assert_allclose(comp(lucid.Tensor(x), y).item(), eager(lucid.Tensor(x), y).item(), rtol=1e-6)
+        for a, b in zip(eager_model.parameters(), comp_model.parameters()):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-6)
+            assert (a.grad is None) == (b.grad is None)
+    assert [p.grad is None for p in comp_model.parameters()] == [False, False, True, True]
+    assert comp.traces == 1
