@@ -12,6 +12,23 @@ run it as one compiled graph (forward and backward compiled together).
 (3, 4)
 >>> f.lower(lucid.randn(2, 4)).kernels
 [Kernel(gemm: matmul + maximum), Kernel(reduction: sum)]
+
+A whole training step compiles too: ``backward()`` and the optimiser's ``step()``
+inside the function join the same graph, and each call updates ``w`` in place:
+
+>>> opt = lucid.optim.SGD([w], lr=0.1)
+>>> @lucid.compile
+... def train_step(x):
+...     opt.zero_grad()
+...     loss = F.relu(F.linear(x, w)).sum()
+...     loss.backward()
+...     opt.step()
+...     return loss
+>>> before = w.numpy().copy()
+>>> x = lucid.randn(2, 4)
+>>> loss = train_step(x)
+>>> bool(np.allclose(w.numpy(), before - 0.1 * w.grad))
+True
 """
 from __future__ import annotations
 
