@@ -276,3 +276,51 @@ def test_gradient_clipping_and_unused_parameters_inside_a_compiled_step():
             assert (a.grad is None) == (b.grad is None)
     assert [p.grad is None for p in comp_model.parameters()] == [False, False, True, True]
     assert comp.traces == 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_models_train_the_same_compiled_and_eager(seed):
+    """Random depths, widths (1, primes), activations, batch sizes (1, primes), losses and
+    optimisers: every step of the compiled training step equals the eager step."""
+    rng = np.random.default_rng(100 + seed)
+    widths = [int(rng.choice([1, 2, 3, 7, 13, 31]) if i else rng.choice([1, 5, 17])) for i in range(rng.integers(2, 5))]
+    acts = [nn.ReLU, nn.Tanh, nn.Sigmoid]
+
+    def make():
+        lucid.random.seed(seed)
+        layers = []
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            layers.append(nn.Linear(a, b, bias=bool((seed + i) % 3)))
+            if i < len(widths) - 2:
+                layers.append(acts[(seed + i) % 3]())
+        return nn.Sequential(*layers)
+
+    opt_cls, kw = OPTIMISERS[seed % len(OPTIMISERS)]
+    eager_model, comp_model = make(), make()
+    eager_opt, comp_opt = opt_cls(eager_model.parameters(), **kw), opt_cls(comp_model.parameters(), **kw)
+    mse = seed % 2 == 0
+
+    def loss_of(model, x, t):
+        out = model(x)
+        return F.mse_loss(out, t) if mse else F.cross_entropy(out, t)
+
+    @lucid.compile
+    def step(x, t):
+        comp_opt.zero_grad()
+        loss = loss_of(comp_model, x, t)
+        loss.backward()
+        comp_opt.step()
+        return loss
+
+    batch = int(rng.choice([1, 2, 11]))
+    x = rng.standard_normal((batch, widths[0])).astype(np.float32)
+    t = (rng.standard_normal((batch, widths[-1])).astype(np.float32) if mse
+         else rng.integers(0, widths[-1], batch))
+    for _ in range(3):
+        eager_opt.zero_grad()
+        le = loss_of(eager_model, lucid.Tensor(x), t)
+        le.backward()
+        eager_opt.step()
+        lc = step(lucid.Tensor(x), t)
+        np.testing.assert_allclose(lc.item(), le.item(), rtol=1e-5, atol=1e-6)
+        assert_same_models(eager_model, comp_model, 1e-5)
