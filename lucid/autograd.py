@@ -15,12 +15,11 @@ import numpy as np
 
 from lucid_ir.graph import Graph, Node
 from lucid_ir.passes import autodiff
-from lucid_ir.printer import format_graph
 
 from .backend import backend_name
 from .compiler import compile_graph
 
-_CACHE: "OrderedDict[str, tuple]" = OrderedDict()
+_CACHE: "OrderedDict[tuple, tuple]" = OrderedDict()
 _CACHE_SIZE = 256
 
 
@@ -59,10 +58,14 @@ def collect(root):
 
 
 def derive(forward: Graph, wrt, also_positions=()):
-    """The compiled backward graph of ``forward`` (cached by its printed structure) and
+    """The compiled backward graph of ``forward`` (cached by its structure) and
     the positions (inputs, then nodes) of the forward values it reads."""
-    key = format_graph(forward) + repr((tuple(wrt), tuple(also_positions), backend_name()))
-    hit = _CACHE.get(key)
+    key = (forward.structure_key(), tuple(wrt), tuple(also_positions), backend_name())
+    try:
+        hit = _CACHE.get(key)
+    except TypeError:  # an unhashable attribute: key by the printed graph
+        key = (str(forward), key[1:])
+        hit = _CACHE.get(key)
     if hit is not None:
         _CACHE.move_to_end(key)
         return hit

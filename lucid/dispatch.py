@@ -92,7 +92,7 @@ def prepare_chain(steps):
         wiring.append(tuple(wires))
     arrays = [t._data for t in externals]
     try:
-        key = (backend.backend_name(), tuple((op, tuple(a.items())) for op, _, a in steps),
+        key = (backend.backend_name(), tuple((op, _attrs_key(a)) for op, _, a in steps),
                tuple(wiring), tuple((a.shape, a.dtype) for a in arrays))
         prepared = _PREPARED.get(key)
     except TypeError:  # unhashable attributes (a list of axes): plan without caching
@@ -104,6 +104,12 @@ def prepare_chain(steps):
                 _PREPARED.clear()
             _PREPARED[key] = prepared
     return prepared, externals, wiring, arrays
+
+
+def _attrs_key(attrs: dict) -> tuple:
+    """Attributes as part of a cache key: floats by their bits (0.0 and -0.0 are
+    different constants, though equal as numbers)."""
+    return tuple((k, v.hex() if type(v) is float else v) for k, v in attrs.items())
 
 
 def apply(op: str, *inputs, **attrs):

@@ -79,6 +79,29 @@ class Graph:
         from .printer import format_graph
         return format_graph(self)
 
+    def structure_key(self) -> tuple:
+        """A hashable key, equal for graphs with the same input types, ops, attributes
+        and wiring (what the printed graph shows, without printing it). Float
+        attributes compare by their bits, so constants 0.0 and -0.0 differ.
+
+        >>> from lucid_ir.builder import GraphBuilder
+        >>> def scaled(c):
+        ...     b = GraphBuilder()
+        ...     x = b.input((3,))
+        ...     return b.build([b.emit("mul", x, b.constant(c))]).structure_key()
+        >>> scaled(2.0) == scaled(2.0), scaled(0.0) == scaled(-0.0)
+        (True, False)
+        """
+        index = {v: i for i, v in enumerate(self.inputs)}
+        parts = [tuple(v.type for v in self.inputs)]
+        for n in self.nodes:
+            attrs = tuple((k, v.hex() if type(v) is float else v) for k, v in n.attrs)
+            parts.append((n.op, attrs, tuple([index[v] for v in n.inputs])))
+            for v in n.outs:
+                index[v] = len(index)
+        parts.append(tuple([index[v] for v in self.outputs]))
+        return tuple(parts)
+
     def producers(self) -> dict[Value, Node]:
         """Map each node-defined value to its node."""
         return {v: n for n in self.nodes for v in n.outs}

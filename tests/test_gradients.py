@@ -100,3 +100,15 @@ def test_inputs_not_requested_get_no_gradient_nodes():
     bwd = autodiff.run(fwd, [1])  # only the weight: one matmul, dW = gᵀ·x
     assert [n.op for n in bwd.graph.nodes] == ["matmul"]
     assert bwd.graph.nodes[0].attr_dict == {"trans_a": True, "trans_b": False}
+
+
+def test_backward_cache_tells_negative_zero_constants_apart():
+    """Eager backward graphs are cached by the forward's structure: constants 0.0 and
+    -0.0 are different graphs (the gradient of x * c is c, sign of zero included)."""
+    import lucid
+    for c in (0.0, -0.0, 0.0):
+        x = lucid.Tensor([1.0, 2.0], requires_grad=True)
+        y = x * c  # the eager op cache tells them apart too
+        assert np.signbit(y.numpy()).tolist() == [np.signbit(c)] * 2
+        y.sum().backward()
+        assert np.signbit(x.grad).tolist() == [np.signbit(c)] * 2
