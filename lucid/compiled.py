@@ -39,6 +39,7 @@ from collections import OrderedDict
 import numpy as np
 
 from lucid_ir.graph import Graph
+from lucid_ir.printer import Namer, format_graph
 from lucid_ir.passes import autodiff
 
 from . import pytree
@@ -126,6 +127,7 @@ class Program:
             self.grad_sinks.append((owner, None if v is None else len(outputs)))
             outputs += (() if v is None else (tracer.value_of(v),))
         self.n_outputs = len(self.forward.outputs)
+        self.did_backward = tracer.did_backward
         self.compiled_forward = compile_graph(Graph(inputs, nodes, outputs), name, in_place=in_place or None)
         self.compiled_backward = (compile_graph(self.backward_graph, name + ".backward")
                                   if self.backward_graph is not None else None)
@@ -255,15 +257,35 @@ class Lowered:
         if stage == "traced":
             return str(p.forward)
         if stage == "autodiff":
-            return str(p.backward_graph) if p.backward_graph is not None else "# no backward graph"
+            if p.backward_graph is not None:
+                return str(p.backward_graph)
+            return ("# the function runs backward() itself: its backward graph is part of the "
+                    "traced graph" if p.did_backward else "# no backward graph")
         parts = []
         for title, cg in (("forward", p.compiled_forward), ("backward", p.compiled_backward)):
             if cg is None:
                 continue
-            text = {"simplified": lambda: str(cg.simplified), "fused": lambda: str(cg.fused),
-                    "llvm": cg.llvm_text, "asm": cg.asm_text}[stage]()
-            parts.append(f"# {title}\n{text}")
+            text = {"simplified": lambda: str(cg.simplified), "fused": _fused_text,
+                    "llvm": cg.llvm_text, "asm": cg.asm_text}[stage]
+            parts.append(f"# {title}\n{text(cg) if text is _fused_text else text()}")
         return "\n".join(parts)
+
+
+def _fused_text(cg) -> str:
+    """The fused graph, then which outputs the plan writes into input arrays (a training
+    step's updated parameters): by the kernel that computes them, or copied at the end."""
+    name = Namer()
+    text = format_graph(cg.fused, name)
+    plan = cg.executable
+    pairs = getattr(plan, "donations", None) or []
+    if not pairs:
+        return text
+    direct = getattr(plan, "in_place_direct", set())
+    g = cg.fused
+    lines = [f"#   {name(g.outputs[j])} -> {name(g.inputs[i])} "
+             f"({'written by its kernel' if j in direct else 'copied after the kernels'})"
+             for j, i in pairs]
+    return text + "\n# outputs written into input arrays:\n" + "\n".join(lines)
 
 
 class CompiledFunction:

@@ -193,7 +193,11 @@ def test_whole_step_is_one_plan_with_the_update_kernels():
     lowered = step.lower(lucid.Tensor(x_y[0]), x_y[1])
     kinds = [k.kind for k in lowered.kernels]
     assert kinds.count("gemm") >= 5 and lowered.backward_kernels == []
-    assert "backward" not in lowered.as_text("fused")  # forward, backward and update in one graph
+    fused = lowered.as_text("fused")
+    assert "# backward" not in fused  # forward, backward and update in one graph
+    # every weight and bias is written in place by the kernel computing its new value
+    assert fused.count("(written by its kernel)") == 4 and "copied" not in fused
+    assert "part of the traced graph" in lowered.as_text("autodiff")
 
 
 def test_errors_inside_a_compiled_step():
