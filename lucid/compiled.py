@@ -88,7 +88,7 @@ class Program:
         self.grad_guards = list(tracer.grad_guards)
         # gradients the function overwrites before reading them (``zero_grad()`` first) are
         # dropped before the call: their arrays are free for the plan to reuse
-        self.grads_dropped = [(kind, what) for kind, what in tracer.grads_overwritten]
+        self.grads_dropped = list(tracer.grads_overwritten)
         self.scalar_sources = [(f, np.dtype(dtype), len(values)) for f, dtype, values in tracer.scalar_sources]
         self.static_guards = list(tracer.static_guards)
         inputs = tracer.inputs()
@@ -200,8 +200,9 @@ _SCALARS: dict = {}
 
 
 def _scalar_arrays(values, dtype, n: int) -> list:
-    """``values`` as ``n`` read-only 0-d arrays of ``dtype`` (made once per value)."""
-    key = (dtype, *values)
+    """``values`` as ``n`` read-only 0-d arrays of ``dtype`` (made once per value; floats
+    keyed by their bits, so 0.0 and -0.0 stay apart)."""
+    key = (dtype, *[v.hex() if type(v) is float else v for v in values])
     hit = _SCALARS.get(key)
     if hit is None:
         if len(values) != n:
@@ -265,9 +266,9 @@ class Lowered:
         for title, cg in (("forward", p.compiled_forward), ("backward", p.compiled_backward)):
             if cg is None:
                 continue
-            text = {"simplified": lambda: str(cg.simplified), "fused": _fused_text,
-                    "llvm": cg.llvm_text, "asm": cg.asm_text}[stage]
-            parts.append(f"# {title}\n{text(cg) if text is _fused_text else text()}")
+            text = {"simplified": lambda: str(cg.simplified), "fused": lambda: _fused_text(cg),
+                    "llvm": cg.llvm_text, "asm": cg.asm_text}[stage]()
+            parts.append(f"# {title}\n{text}")
         return "\n".join(parts)
 
 
