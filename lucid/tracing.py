@@ -218,7 +218,8 @@ class Tracer:
         leaves = [(t, t._value) for t in self.arg_tensors if t.requires_grad]
         leaves += [(t, v) for t, v in self.captured.values() if t.requires_grad]
         for t, _ in leaves:
-            if id(t) in self.assigned:
+            updated = self.assigned.get(id(t))
+            if updated is not None and updated[1] in needed:
                 raise TracingError(f"backward() after a tensor that requires grad was updated in "
                                    f"place in the same compiled function is not supported (at "
                                    f"{user_location()})")

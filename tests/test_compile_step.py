@@ -328,3 +328,27 @@ def test_random_models_train_the_same_compiled_and_eager(seed):
         lc = step(lucid.Tensor(x), t)
         np.testing.assert_allclose(lc.item(), le.item(), rtol=1e-5, atol=1e-6)
         assert_same_models(eager_model, comp_model, 1e-5)
+
+
+def test_two_models_updated_one_after_the_other_in_one_step():
+    """An update of one model does not stop the backward of another (only a backward
+    through a value updated in place in the same function is refused)."""
+    a, b = mlp((5, 3), seed=1), mlp((5, 3), seed=2)
+    ea, eb = mlp((5, 3), seed=1), mlp((5, 3), seed=2)
+    opt_a, opt_b = lucid.optim.SGD(a.parameters(), lr=0.1), lucid.optim.SGD(b.parameters(), lr=0.1)
+    eopt_a, eopt_b = lucid.optim.SGD(ea.parameters(), lr=0.1), lucid.optim.SGD(eb.parameters(), lr=0.1)
+    x, y = data(4, 5, 3)
+
+    @lucid.compile
+    def step(x, y):
+        for model, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+
+    for _ in range(2):
+        step(lucid.Tensor(x), y)
+        for model, opt in ((ea, eopt_a), (eb, eopt_b)):
+            eager_step(model, opt, x, y)
+    assert_same_models(ea, a, 1e-6)
+    assert_same_models(eb, b, 1e-6)
