@@ -8,11 +8,13 @@ known and its internal buffers are fixed, so every call after that is the same l
 of native calls with only a few addresses changed: those of the inputs and of the
 outputs handed to the caller. ``NativeProgram`` keeps that list as *jobs* in one
 int64 array; a call writes the new addresses into it (one numpy scatter) and runs the
-jobs with ``lucid_run_program`` (GIL released), which also does the patching: it
+jobs with ``lucid_run_program`` (``native_runner``; GIL released), which also does the patching: it
 reads each operand's data pointer from its array object (see ``pyarray``).
 
-A GEMM big enough to split across threads (a program is built for one thread count)
-is split natively too: its parts are GEMM records of their own. A *fork* record copies
+A GEMM big enough to split across threads (a program is built for one thread count),
+or an elementwise kernel moving ``LOOP_SPLIT_BYTES`` or more, is split natively too:
+its parts are records of their own (a loop kernel's through ``lucid_loop_part``, the
+GEMM-shaped entry the worker pool calls). A *fork* record copies
 the workers' parts into the native worker pool's job slots and publishes a new
 generation (``spin``); the program runs part 0 itself, then a *join* record takes each
 worker's part back if that worker has not started it (a worker asleep, or slow to see
@@ -23,7 +25,8 @@ program runs; when another thread has it, the parts run one after another.
 
 What makes a plan eligible (else it keeps the step-by-step path): every step is a
 view (same data address as its input) or a kernel with kept or reused output buffers
-whose call could be prepared (not split across threads, element-aligned strides).
+whose call could be prepared (element-aligned strides; an elementwise kernel of over
+``loops.PARALLEL_BYTES`` keeps the step-by-step path, which splits it more finely).
 A kernel output the plan writes straight into a donated input (``Plan(in_place=...)``)
 takes that input's address, patched in per call like the input's own.
 
@@ -40,17 +43,12 @@ import threading
 from dataclasses import dataclass
 from sys import getrefcount
 
-import llvmlite.ir as ir
 import numpy as np
 
 from . import threads
-from .cache import load_or_compile
+from .native_runner import JOB_WORDS, loop_entry, runner
 from .pyarray import LAYOUT_OK, PYARRAY_OFFSETS, data_ptr
-from .gemm_microkernel import counted_loop
-from .spin import BLOCK, CLAIM_AT, JOB_AT, JOB_WORDS as GEMM_JOB_WORDS, build_gemm_call, relax
 
-I64 = ir.IntType(64)
-JOB_WORDS = GEMM_JOB_WORDS + 1  # kind, then a GEMM's 18 words (a loop kernel uses 7)
 
 
 @dataclass
@@ -80,146 +78,6 @@ class GemmJob:
     ws_elems: int
     flop: float
     alpha: float
-
-
-def _build() -> ir.Module:
-    """``void lucid_run_program(i64* words, i64 first, i64 n, i64* objs, i64* fix,
-    i64 n_fix, i64 data_off, i64* ctl, i64 use_pool)``: first the fixups,
-    ``words[fix[3k]] = address of operand fix[3k+1] + fix[3k+2]`` (``objs[j]`` is an
-    array object whose data pointer is at byte ``data_off``, or, with ``data_off < 0``,
-    the address itself); then jobs ``first .. first + n - 1``. ``ctl``: the worker
-    pool's control words (``spin``), used by forks and joins when ``use_pool``."""
-    module = ir.Module("lucid_jobs")
-    pool_call = build_gemm_call(module)
-    loop_ty = ir.FunctionType(ir.VoidType(), [I64.as_pointer(), I64, I64, I64, I64])
-    P = I64.as_pointer()
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [P, I64, I64, P, P, I64, I64, P, I64]),
-                     "lucid_run_program")
-    words, first, n, objs, fix, n_fix, data_off, ctl, use_pool = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-
-    def patch(k):
-        at = b.mul(k, I64(3))
-        pos = b.load(b.gep(fix, [at]))
-        src = b.load(b.gep(fix, [b.add(at, I64(1))]))
-        off = b.load(b.gep(fix, [b.add(at, I64(2))]))
-        obj = b.load(b.gep(objs, [src]))
-        field = b.inttoptr(b.add(obj, data_off), P)
-        with b.if_else(b.icmp_signed(">=", data_off, I64(0))) as (from_object, direct):
-            with from_object:
-                b.store(b.add(b.load(field), off), b.gep(words, [pos]))
-            with direct:
-                b.store(b.add(obj, off), b.gep(words, [pos]))
-    counted_loop(b, I64(0), n_fix, 1, patch, "fix")
-
-    def part(index):  # the GEMM words of record ``index``
-        return b.gep(words, [b.add(b.mul(index, I64(JOB_WORDS)), I64(1))])
-
-    def worker(w, k):
-        return b.gep(ctl, [b.add(b.mul(w, I64(BLOCK)), I64(k))])
-
-    def fork(count, at):
-        g = b.add(b.load_atomic(ctl, "acquire", 8), I64(1))
-
-        def post(w):  # worker w (1..count) gets record at + w - 1
-            src = part(b.add(at, b.sub(w, I64(1))))
-            for k in range(GEMM_JOB_WORDS):
-                b.store(b.load(b.gep(src, [I64(k)])), worker(w, JOB_AT + k))
-            b.store_atomic(g, worker(w, CLAIM_AT), "release", 8)
-        counted_loop(b, I64(1), b.add(count, I64(1)), 1, post, "post")
-        b.store_atomic(g, ctl, "release", 8)  # publish
-
-    def join(count, at):
-        g = b.load_atomic(ctl, "acquire", 8)
-
-        def take_or_wait(w):
-            src = part(b.add(at, b.sub(w, I64(1))))
-            claim = b.cmpxchg(worker(w, CLAIM_AT), g, I64(0), "acq_rel", "acquire")
-            with b.if_else(b.extract_value(claim, 1)) as (mine, theirs):
-                with mine:  # the worker has not started it: run it here
-                    b.call(pool_call, [src])
-                with theirs:
-                    start = b.block
-                    wait = b.append_basic_block("wait")
-                    spin = b.append_basic_block("spin")
-                    done = b.append_basic_block("done")
-                    b.branch(wait)
-                    b.position_at_end(wait)
-                    polls = b.phi(I64)
-                    polls.add_incoming(I64(0), start)
-                    finished = b.icmp_signed(">=", b.load_atomic(worker(w, 0), "acquire", 8), g)
-                    b.cbranch(finished, done, spin)
-                    b.position_at_end(spin)
-                    relax(b, polls)
-                    polls.add_incoming(b.add(polls, I64(1)), b.block)
-                    b.branch(wait)
-                    b.position_at_end(done)
-        counted_loop(b, I64(1), b.add(count, I64(1)), 1, take_or_wait, "join")
-
-    def run(i):
-        rec = b.gep(words, [b.mul(i, I64(JOB_WORDS))])
-        w = [b.load(b.gep(rec, [I64(k)])) for k in range(7)]
-        with b.if_else(b.icmp_signed("==", w[0], I64(0))) as (loop_job, other):
-            with loop_job:
-                target = b.inttoptr(w[1], loop_ty.as_pointer())
-                b.call(target, [b.inttoptr(w[2], P)] + w[3:7])
-            with other:
-                with b.if_else(b.icmp_signed("==", w[0], I64(1))) as (gemm_job, split):
-                    with gemm_job:
-                        b.call(pool_call, [b.gep(rec, [I64(1)])])
-                    with split:
-                        pooled = b.icmp_signed("!=", use_pool, I64(0))
-                        with b.if_else(b.icmp_signed("==", w[0], I64(2))) as (is_fork, is_join):
-                            with is_fork:
-                                with b.if_then(pooled):
-                                    fork(w[1], w[2])
-                            with is_join:
-                                with b.if_else(pooled) as (with_pool, alone):
-                                    with with_pool:
-                                        join(w[1], w[2])
-                                    with alone:  # the workers' parts, here, in order
-                                        counted_loop(b, I64(0), w[1], 1,
-                                                     lambda k: b.call(pool_call, [part(b.add(w[2], k))]),
-                                                     "serial")
-    counted_loop(b, first, b.add(first, n), 1, run, "jobs")
-    b.ret_void()
-    _build_loop_entry(module, loop_ty)
-    return module
-
-
-def _build_loop_entry(module, loop_ty) -> None:
-    """``lucid_loop_part``: a loop kernel's part behind a GEMM entry's signature, so the
-    worker pool (which calls GEMM entries) runs it. Its words: the kernel's address,
-    its block's address, lo, (alpha: unused), hi, lo2, hi2."""
-    from .spin import GEMM_ARGS
-    ptr = ir.IntType(8).as_pointer()
-    kinds = {"i": I64, "d": ir.DoubleType(), "p": ptr}
-    fn = ir.Function(module, ir.FunctionType(ir.IntType(32), [kinds[k] for k in GEMM_ARGS]), "lucid_loop_part")
-    target, block, lo, _, hi, lo2, hi2 = fn.args[:7]
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    b.call(b.inttoptr(target, loop_ty.as_pointer()),
-           [b.inttoptr(block, I64.as_pointer()), lo, b.ptrtoint(hi, I64), lo2, hi2])
-    b.ret(ir.IntType(32)(0))
-
-
-_run_program = None
-
-
-def _runner():
-    global _run_program
-    if _run_program is None:
-        lib = load_or_compile("jobs/v6", _build, ["lucid_run_program", "lucid_loop_part"],
-                              label="the native plan runner")
-        i64, vp = ctypes.c_int64, ctypes.c_void_p
-        _run_program = (ctypes.CFUNCTYPE(None, vp, i64, i64, vp, vp, i64, i64, vp, i64)(
-            lib.address("lucid_run_program")), lib, lib.address("lucid_loop_part"))
-    return _run_program[0]
-
-
-def _loop_entry() -> int:
-    """The address of ``lucid_loop_part`` (see ``_build_loop_entry``)."""
-    _runner()
-    return _run_program[2]
 
 
 class NativeProgram:
@@ -315,40 +173,43 @@ class NativeProgram:
             for w, s in zip(job.out_words, outs):
                 address_of(s, rec + 1 + w, offsets.get(w, 0))
 
+        def write_piece(job, ins, outs, at, piece, k, where):
+            """Record ``where`` runs piece ``k`` of a job (0: in order, on this thread)."""
+            if isinstance(job, GemmJob):
+                offsets, gemm_words, each = piece
+                gemm_record(where, job, ins, outs, gemm_words, offsets, k * each)
+                return
+            fn_address, block = ctypes.cast(job.fn, ctypes.c_void_p).value, base + 8 * at
+            if k == 0:
+                words[where:where + 7] = [0, fn_address, block, *piece]
+            else:  # a worker runs it through the pool's GEMM-shaped entry
+                lo, hi, lo2, hi2 = piece
+                words[where:where + 9] = [1, loop_entry(), fn_address, block, lo, 0, hi, lo2, hi2]
+
         seq, spare = 0, n_seq              # next in-order record, next worker-part record
         for (job, ins, outs), at, parts in zip(jobs, block_at, parts_of):
-            rec = seq * JOB_WORDS
-            if isinstance(job, LoopJob):
+            if isinstance(job, LoopJob):  # its argument block, with the operands' addresses
                 words[at:at + len(job.block)] = job.block
-                fn_address = ctypes.cast(job.fn, ctypes.c_void_p).value
                 for w, s in zip(job.in_words, ins):
                     address_of(s, at + w)
                 for w, s in zip(job.out_words, outs):
                     address_of(s, at + w)
-                if parts is None:
-                    words[rec:rec + 7] = [0, fn_address, base + 8 * at, *job.args]
-                    seq += 1
-                    continue
-                # split: part 0 here, the others through the pool's GEMM-shaped entry
-                words[rec:rec + 3] = [2, len(parts) - 1, spare]
-                words[rec + JOB_WORDS:rec + JOB_WORDS + 7] = [0, fn_address, base + 8 * at, *parts[0]]
-                for k, (lo, hi, lo2, hi2) in enumerate(parts[1:]):
-                    where = (spare + k) * JOB_WORDS
-                    words[where:where + 9] = [1, _loop_entry(), fn_address, base + 8 * at, lo, 0, hi, lo2, hi2]
-                words[rec + 2 * JOB_WORDS:rec + 2 * JOB_WORDS + 3] = [3, len(parts) - 1, spare]
-                spare += len(parts) - 1
-                seq += 3
-            elif parts is None:
-                gemm_record(rec, job, ins, outs, job.words, {}, 0)
-                seq += 1
+                pieces = parts or [job.args]
             else:
-                words[rec:rec + 3] = [2, len(parts) - 1, spare]
-                for k, (offsets, part_words, each) in enumerate(parts):
-                    where = (seq + 1 if k == 0 else spare + k - 1) * JOB_WORDS
-                    gemm_record(where, job, ins, outs, part_words, offsets, k * each)
-                words[rec + 2 * JOB_WORDS:rec + 2 * JOB_WORDS + 3] = [3, len(parts) - 1, spare]
-                spare += len(parts) - 1
-                seq += 3
+                pieces = parts or [({}, job.words, 0)]
+            rec = seq * JOB_WORDS
+            if len(pieces) == 1:
+                write_piece(job, ins, outs, at, pieces[0], 0, rec)
+                seq += 1
+                continue
+            # fork, part 0, join in order; the workers' parts among the spare records
+            words[rec:rec + 3] = [2, len(pieces) - 1, spare]
+            write_piece(job, ins, outs, at, pieces[0], 0, rec + JOB_WORDS)
+            for k in range(1, len(pieces)):
+                write_piece(job, ins, outs, at, pieces[k], k, (spare + k - 1) * JOB_WORDS)
+            words[rec + 2 * JOB_WORDS:rec + 2 * JOB_WORDS + 3] = [3, len(pieces) - 1, spare]
+            spare += len(pieces) - 1
+            seq += 3
         self.n_jobs = n_seq
         self.fix = np.array([w for triple in fixes for w in triple] or [0], np.int64)
         self.n_fix = len(fixes)
@@ -378,7 +239,7 @@ class NativeProgram:
                 path.append(fn)
                 s = src
             self.output_paths.append((s, path[::-1], copy))
-        self.run_program = _runner()
+        self.run_program = runner()
         self.data_off = PYARRAY_OFFSETS[0] if LAYOUT_OK else -1
 
     def run(self, arrays):
