@@ -39,7 +39,6 @@ from collections import OrderedDict
 import numpy as np
 
 from lucid_ir.graph import Graph
-from lucid_ir.printer import Namer, format_graph
 from lucid_ir.passes import autodiff
 
 from . import pytree
@@ -266,27 +265,10 @@ class Lowered:
         for title, cg in (("forward", p.compiled_forward), ("backward", p.compiled_backward)):
             if cg is None:
                 continue
-            text = {"simplified": lambda: str(cg.simplified), "fused": lambda: _fused_text(cg),
+            text = {"simplified": lambda: str(cg.simplified), "fused": cg.fused_text,
                     "llvm": cg.llvm_text, "asm": cg.asm_text}[stage]()
             parts.append(f"# {title}\n{text}")
         return "\n".join(parts)
-
-
-def _fused_text(cg) -> str:
-    """The fused graph, then which outputs the plan writes into input arrays (a training
-    step's updated parameters): by the kernel that computes them, or copied at the end."""
-    name = Namer()
-    text = format_graph(cg.fused, name)
-    plan = cg.executable
-    pairs = getattr(plan, "donations", None) or []
-    if not pairs:
-        return text
-    direct = getattr(plan, "in_place_direct", set())
-    g = cg.fused
-    lines = [f"#   {name(g.outputs[j])} -> {name(g.inputs[i])} "
-             f"({'written by its kernel' if j in direct else 'copied after the kernels'})"
-             for j, i in pairs]
-    return text + "\n# outputs written into input arrays:\n" + "\n".join(lines)
 
 
 class CompiledFunction:

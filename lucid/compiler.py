@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from lucid_ir.graph import Graph
 from lucid_ir.passes import fuse, simplify
+from lucid_ir.printer import Namer, format_graph
 from lucid_ir.verify import verify
 
 from . import backend
@@ -49,6 +50,22 @@ class CompiledGraph:
     def kernels(self) -> list[KernelInfo]:
         return [KernelInfo(n.kind, tuple(op for op in n.ops if op != "constant"))
                 for n in self.fused.nodes if n.op == "kernel"]
+
+    def fused_text(self) -> str:
+        """The fused graph as text, then which outputs the plan writes into input arrays
+        (a training step's updated parameters): by the kernel that computes them, or
+        copied after the kernels."""
+        name = Namer()
+        text = format_graph(self.fused, name)
+        pairs = getattr(self.executable, "donations", None) or []
+        if not pairs:
+            return text
+        direct = getattr(self.executable, "in_place_direct", set())
+        g = self.fused
+        lines = [f"#   {name(g.outputs[j])} -> {name(g.inputs[i])} "
+                 f"({'written by its kernel' if j in direct else 'copied after the kernels'})"
+                 for j, i in pairs]
+        return text + "\n# outputs written into input arrays:\n" + "\n".join(lines)
 
     def llvm_text(self) -> str:
         return getattr(self.executable, "llvm_text", lambda: "; (interpreted: no LLVM IR)")()

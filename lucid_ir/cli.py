@@ -58,6 +58,8 @@ def stage_texts(name: str, compiled, stages, fmt: str, is_backward: bool):
         if stage in ("llvm", "asm"):
             text = compiled.llvm_text() if stage == "llvm" else compiled.asm_text()
             out.append((stage, text))
+        elif stage == "fused" and fmt == "text":  # with what the plan writes in place
+            out.append((stage, compiled.fused_text()))
         else:
             graph = {"traced": compiled.traced, "simplified": compiled.simplified,
                      "fused": compiled.fused}[stage]

@@ -72,6 +72,35 @@ def test_dump_whole_script(capsys):
     assert code == 0 and "<lambda> [simplified]" in out and "<lambda>.backward [simplified]" in out
 
 
+STEP_SCRIPT = """
+import numpy as np, lucid, lucid.nn as nn, lucid.nn.functional as F
+lucid.random.seed(0)
+model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+opt = lucid.optim.SGD(model.parameters(), lr=0.1)
+
+@lucid.compile
+def step(x, y):
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+step(lucid.randn(5, 4), np.array([0, 1, 1, 0, 1]))
+"""
+
+
+def test_dump_of_a_compiled_training_step_shows_what_is_written_in_place(capsys, tmp_path, monkeypatch):
+    for name in ("LUCID_BACKEND", "LUCID_CHECK_BOUNDS"):
+        monkeypatch.delenv(name, raising=False)
+    script = tmp_path / "train_step.py"
+    script.write_text(STEP_SCRIPT)
+    code, out, _ = run_cli(capsys, "dump", str(script), "--stage", "fused")
+    assert code == 0 and "step [fused]" in out and "step.backward" not in out
+    assert "# outputs written into input arrays:" in out
+    assert out.count("(written by its kernel)") == 4  # two weights, two biases
+
+
 def parse_dot(text):
     """A strict little DOT reader for our output: returns (nodes, edges)."""
     assert text.startswith("digraph ") and text.rstrip().endswith("}")
