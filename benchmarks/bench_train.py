@@ -11,7 +11,8 @@ and update. Interleaved in the same process, at 1 and 2 threads:
 
 Also prints the Python overhead of a compiled step: the call minus the time of its
 kernels (its plan run alone on the same arrays: one native run, see
-lucid_codegen/native_plan.py).
+lucid_codegen/native_plan.py); and the step's matrix products alone, the floor under
+any compiled step.
 """
 from __future__ import annotations
 
@@ -122,8 +123,31 @@ def worker(threads: int, quick: bool) -> dict:
     for source, dtype, n in program.scalar_sources:
         arrays += _scalar_arrays(source(), dtype, n)
     plan = program.run_forward
-    parts = interleaved({"call": step, "kernels": lambda: plan(arrays)}, reps, inner=10)
-    return dict(threads=threads, times=times, call=parts["call"], kernels=parts["kernels"])
+    gemms, gemm_arrays = gemm_floor(np)
+    gemms(gemm_arrays), gemms(gemm_arrays)  # its native program
+    parts = interleaved({"call": step, "kernels": lambda: plan(arrays),
+                         "gemms": lambda: gemms(gemm_arrays)}, reps, inner=10)
+    return dict(threads=threads, times=times, call=parts["call"], kernels=parts["kernels"],
+                gemms=parts["gemms"])
+
+
+def gemm_floor(np):
+    """The step's eight matrix products alone (forward: X·W1ᵀ, H1·W2ᵀ, H2·W3ᵀ; backward:
+    dZ·W3, dZᵀ·H2, G2·W2, G2ᵀ·H1, G1ᵀ·X; 77.6 MFLOP), as one compiled plan without
+    epilogues: no compiled step can take less time than this."""
+    from lucid.compiler import compile_graph
+    from lucid_ir.builder import GraphBuilder
+    b = GraphBuilder()
+    (n0, n1, n2, n3), m = SIZES, BATCH
+    x, w1, h1, w2 = b.input((m, n0)), b.input((n1, n0)), b.input((m, n1)), b.input((n2, n1))
+    h2, w3, dz, g2, g1 = b.input((m, n2)), b.input((n3, n2)), b.input((m, n3)), b.input((m, n2)), b.input((m, n1))
+    mm = lambda a, c, **t: b.emit("matmul", a, c, **t)
+    graph = b.build([mm(x, w1, trans_b=True), mm(h1, w2, trans_b=True), mm(h2, w3, trans_b=True),
+                     mm(dz, w3), mm(dz, h2, trans_a=True), mm(g2, w2), mm(g2, h1, trans_a=True),
+                     mm(g1, x, trans_a=True)])
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal(v.shape).astype(np.float32) for v in graph.inputs]
+    return compile_graph(graph, "gemm floor").executable, arrays
 
 
 def main() -> None:
@@ -137,15 +161,18 @@ def main() -> None:
         ratio = lambda name: f"{t[name] / t['step']:.2f}" if name in t else "-"
         rows.append([res["threads"], us(t["eager"]), us(t["compiled"]), us(t["step"]), us(t["numpy"]),
                      us(t.get("torch", float("nan"))), ratio("eager"), ratio("compiled"), ratio("numpy"),
-                     ratio("torch"), us(res["call"]), us(res["kernels"]), us(res["call"] - res["kernels"])])
+                     ratio("torch"), us(res["call"]), us(res["kernels"]), us(res["call"] - res["kernels"]),
+                     us(res["gemms"]), f"{t['eager'] / res['gemms']:.2f}"])
     print(f"one SGD step, MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, float32 (median µs; "
           "ratios = other / compiled step, > 1: the compiled step is faster)")
     print_table(["threads", "eager us", "comp. loss us", "comp. step us", "numpy us", "torch us",
                  "eager/step", "loss/step", "numpy/step", "torch/step", "call us", "kernels us",
-                 "overhead us"], rows)
+                 "overhead us", "GEMMs us", "eager/GEMMs"], rows)
     print("comp. loss = lucid.compile of the loss, backward and opt.step() outside; comp. step = "
           "lucid.compile of the whole step; call = one compiled step; kernels = its plan run alone "
-          "on the same arrays; overhead = call - kernels (guards, scalars, write-back, tensors)")
+          "on the same arrays; overhead = call - kernels (guards, scalars, write-back, tensors); "
+          "GEMMs = the step's eight matrix products alone (77.6 MFLOP), so eager/GEMMs is the most "
+          "that any compiled step could reach against eager")
 
 
 if __name__ == "__main__":
