@@ -381,23 +381,27 @@ def env(name, value):
 
 
 @contextlib.contextmanager
-def low_thread_thresholds():
+def low_thread_thresholds(native: bool):
     """Make small work split across threads, so 2-thread runs exercise the split paths
-    (restored afterwards; kernels' memoised plans keep the split they were planned with)."""
-    from lucid_codegen import gemm_call, loops
-    saved = loops.PARALLEL_BYTES, gemm_call.THREAD_MIN_FLOP
-    loops.PARALLEL_BYTES, gemm_call.THREAD_MIN_FLOP = 4096, 20000
+    (restored afterwards; kernels' memoised plans keep the split they were planned with).
+    ``native``: the splits native programs make (GEMM parts and elementwise ranges posted
+    by fork/join records); else the step-by-step path's (elementwise kernels this big
+    keep plans off native programs)."""
+    from lucid_codegen import gemm_call, loops, native_plan
+    saved = loops.PARALLEL_BYTES, gemm_call.THREAD_MIN_FLOP, native_plan.LOOP_SPLIT_BYTES
+    if native:
+        gemm_call.THREAD_MIN_FLOP, native_plan.LOOP_SPLIT_BYTES = 20000, 256
+    else:
+        loops.PARALLEL_BYTES, gemm_call.THREAD_MIN_FLOP = 4096, 20000
     try:
         yield
     finally:
-        loops.PARALLEL_BYTES, gemm_call.THREAD_MIN_FLOP = saved
+        loops.PARALLEL_BYTES, gemm_call.THREAD_MIN_FLOP, native_plan.LOOP_SPLIT_BYTES = saved
 
 
 def run_case(seed: int, grad: bool | None = None):
     """Fuzz one seed; return ``(graph, arrays, failures)``."""
-    from lucid.compiler import compile_graph
-    from lucid_codegen import threads
-    with low_thread_thresholds():
+    with low_thread_thresholds(native=seed % 2 == 0):
         return _run_case(seed, grad)
 
 
