@@ -37,19 +37,27 @@ def data(n, d, classes, dtype="float32", seed=1):
     return rng.standard_normal((n, d)).astype(dtype), rng.integers(0, classes, n)
 
 
-def eager_step(model, opt, x, y):
+def twins(make, opt_cls, **kw):
+    """Two models from ``make()`` (same weights), each with its own ``opt_cls``:
+    ``(eager_model, compiled_model, eager_opt, compiled_opt)``."""
+    eager_model, comp_model = make(), make()
+    return eager_model, comp_model, opt_cls(eager_model.parameters(), **kw), opt_cls(comp_model.parameters(), **kw)
+
+
+def eager_step(model, opt, x, y, loss_fn=F.cross_entropy):
     opt.zero_grad()
-    loss = F.cross_entropy(model(lucid.Tensor(x)), y)
+    loss = loss_fn(model(lucid.Tensor(x)), y)
     loss.backward()
     opt.step()
     return loss.item()
 
 
-def compiled_step(model, opt):
+def compiled_step(model, opt, loss_fn=F.cross_entropy):
+    """The same step as ``eager_step``, compiled as a whole."""
     @lucid.compile
     def step(x, y):
         opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
+        loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
         return loss
@@ -66,8 +74,7 @@ def assert_same_models(a, b, rtol):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_compiled_step_matches_eager(opt_cls, kw, dtype):
     sizes = (13, 7, 5) if dtype == "float64" else (20, 16, 1, 5)
-    eager_model, comp_model = mlp(sizes, dtype), mlp(sizes, dtype)
-    eager_opt, comp_opt = opt_cls(eager_model.parameters(), **kw), opt_cls(comp_model.parameters(), **kw)
+    eager_model, comp_model, eager_opt, comp_opt = twins(lambda: mlp(sizes, dtype), opt_cls, **kw)
     step = compiled_step(comp_model, comp_opt)
     x, y = data(11, sizes[0], sizes[-1], dtype)
     arrays = [p._data for p in comp_model.parameters()]
@@ -84,9 +91,8 @@ def test_compiled_step_matches_eager(opt_cls, kw, dtype):
 
 
 def test_learning_rate_schedule_does_not_retrace():
-    eager_model, comp_model = mlp((9, 6, 3)), mlp((9, 6, 3))
-    eager_opt = lucid.optim.SGD(eager_model.parameters(), lr=0.1, momentum=0.5)
-    comp_opt = lucid.optim.SGD(comp_model.parameters(), lr=0.1, momentum=0.5)
+    eager_model, comp_model, eager_opt, comp_opt = twins(lambda: mlp((9, 6, 3)), lucid.optim.SGD,
+                                                         lr=0.1, momentum=0.5)
     step = compiled_step(comp_model, comp_opt)
     x, y = data(8, 9, 3)
     for lr in (0.1, 0.05, 0.02, 0.3):
@@ -103,8 +109,7 @@ def test_learning_rate_schedule_does_not_retrace():
 
 
 def test_adam_step_counter_advances_per_call():
-    eager_model, comp_model = mlp((6, 4)), mlp((6, 4))
-    eager_opt, comp_opt = lucid.optim.Adam(eager_model.parameters(), lr=0.1), lucid.optim.Adam(comp_model.parameters(), lr=0.1)
+    eager_model, comp_model, eager_opt, comp_opt = twins(lambda: mlp((6, 4)), lucid.optim.Adam, lr=0.1)
     step = compiled_step(comp_model, comp_opt)
     x, y = data(5, 6, 4)
     for _ in range(6):  # bias correction differs at every step
@@ -115,9 +120,8 @@ def test_adam_step_counter_advances_per_call():
 
 
 def test_mixing_eager_and_compiled_steps_shares_the_optimiser_state():
-    eager_model, comp_model = mlp((6, 5, 3)), mlp((6, 5, 3))
-    eager_opt = lucid.optim.SGD(eager_model.parameters(), lr=0.1, momentum=0.9)
-    comp_opt = lucid.optim.SGD(comp_model.parameters(), lr=0.1, momentum=0.9)
+    eager_model, comp_model, eager_opt, comp_opt = twins(lambda: mlp((6, 5, 3)), lucid.optim.SGD,
+                                                         lr=0.1, momentum=0.9)
     step = compiled_step(comp_model, comp_opt)
     x, y = data(7, 6, 3)
     for i in range(5):
@@ -270,9 +274,7 @@ def test_gradient_clipping_and_unused_parameters_inside_a_compiled_step():
             return loss
         return step
 
-    eager_model, comp_model = make(), make()
-    eager_opt = lucid.optim.SGD(eager_model.parameters(), lr=0.5, momentum=0.9)
-    comp_opt = lucid.optim.SGD(comp_model.parameters(), lr=0.5, momentum=0.9)
+    eager_model, comp_model, eager_opt, comp_opt = twins(make, lucid.optim.SGD, lr=0.5, momentum=0.9)
     eager, comp = step_fn(eager_model, eager_opt, False), lucid.compile(step_fn(comp_model, comp_opt, True))
     x, y = data(4, 6, 5)
     for _ in range(4):
@@ -302,33 +304,19 @@ def test_random_models_train_the_same_compiled_and_eager(seed):
         return nn.Sequential(*layers)
 
     opt_cls, kw = OPTIMISERS[seed % len(OPTIMISERS)]
-    eager_model, comp_model = make(), make()
-    eager_opt, comp_opt = opt_cls(eager_model.parameters(), **kw), opt_cls(comp_model.parameters(), **kw)
+    eager_model, comp_model, eager_opt, comp_opt = twins(make, opt_cls, **kw)
     mse = seed % 2 == 0
-
-    def loss_of(model, x, t):
-        out = model(x)
-        return F.mse_loss(out, t) if mse else F.cross_entropy(out, t)
-
-    @lucid.compile
-    def step(x, t):
-        comp_opt.zero_grad()
-        loss = loss_of(comp_model, x, t)
-        loss.backward()
-        comp_opt.step()
-        return loss
+    loss_fn = F.mse_loss if mse else F.cross_entropy
+    step = compiled_step(comp_model, comp_opt, loss_fn)
 
     batch = int(rng.choice([1, 2, 11]))
     x = rng.standard_normal((batch, widths[0])).astype(np.float32)
     t = (rng.standard_normal((batch, widths[-1])).astype(np.float32) if mse
          else rng.integers(0, widths[-1], batch))
     for _ in range(3):
-        eager_opt.zero_grad()
-        le = loss_of(eager_model, lucid.Tensor(x), t)
-        le.backward()
-        eager_opt.step()
+        le = eager_step(eager_model, eager_opt, x, t, loss_fn)
         lc = step(lucid.Tensor(x), t)
-        np.testing.assert_allclose(lc.item(), le.item(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(lc.item(), le, rtol=1e-5, atol=1e-6)
         assert_same_models(eager_model, comp_model, 1e-5)
 
 

@@ -343,10 +343,16 @@ def test_donated_views_change_nothing_outside(layout, form, n_threads):
     graph = _sgd_graph(m, k, n, form=form)
     plan = compile_graph(graph, in_place={0: 2}).executable
     assert plan.in_place_direct == {0}
-    rng = np.random.default_rng(9)
+    _sgd_updates_inside_guards(plan, (m, k, n), layout, np.random.default_rng(9))
+
+
+def _sgd_updates_inside_guards(plan, mkn, layout, rng, calls=4):
+    """Run an SGD-update plan donated into a view with ``layout`` inside guard values:
+    right values, the view itself returned, nothing outside it written."""
+    m, k, n = mkn
     big, W, outside = _guarded((m, n), layout, rng)
     guard = big[outside].copy()
-    for _ in range(4):
+    for _ in range(calls):
         A, B = rng.standard_normal((k, m)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
         want = _sgd_reference(A, B, W)
         assert plan([A, B, W])[0] is W
@@ -517,18 +523,10 @@ def test_split_parts_write_only_inside_a_donated_view(form, n):
     share of the donated view and nothing around it."""
     m, k, cols = 256, 64, 784
     plan = compile_graph(_sgd_graph(m, k, cols, form=form), in_place={0: 2}).executable
-    rng = np.random.default_rng(11)
-    big, W, outside = _guarded((m, cols), "slice", rng)
-    guard = big[outside].copy()
     before = threads.get_num_threads()
     try:
         threads.set_num_threads(n)
-        for _ in range(4):
-            A, B = rng.standard_normal((k, m)).astype(np.float32), rng.standard_normal((k, cols)).astype(np.float32)
-            want = _sgd_reference(A, B, W)
-            assert plan([A, B, W])[0] is W
-            np.testing.assert_allclose(W, want, **_tol("float32", k))
-            assert np.array_equal(big[outside], guard)
+        _sgd_updates_inside_guards(plan, (m, k, cols), "slice", np.random.default_rng(11))
     finally:
         threads.set_num_threads(before)
     assert plan.in_place_direct == {0}
