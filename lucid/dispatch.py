@@ -92,7 +92,8 @@ def prepare_chain(steps):
         wiring.append(tuple(wires))
     arrays = [t._data for t in externals]
     try:
-        key = (backend.backend_name(), tuple((op, _attrs_key(a)) for op, _, a in steps),
+        key = (backend.backend_name(), tuple((op, _attrs_key(a) if op == "constant" else tuple(a.items()))
+                                             for op, _, a in steps),
                tuple(wiring), tuple((a.shape, a.dtype) for a in arrays))
         prepared = _PREPARED.get(key)
     except TypeError:  # unhashable attributes (a list of axes): plan without caching
@@ -107,8 +108,9 @@ def prepare_chain(steps):
 
 
 def _attrs_key(attrs: dict) -> tuple:
-    """Attributes as part of a cache key: floats by their bits (0.0 and -0.0 are
-    different constants, though equal as numbers)."""
+    """A constant's attributes as part of a cache key: floats by their bits (0.0 and
+    -0.0 are different constants, though equal as numbers). Only constants carry float
+    attributes, so other ops keep the plain (cheaper) key."""
     return tuple((k, v.hex() if type(v) is float else v) for k, v in attrs.items())
 
 
