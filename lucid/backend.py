@@ -44,18 +44,19 @@ def _compiled():
     return runtime
 
 
-def chain_executable(nodes):
-    """A callable ``arrays -> value`` running a chain of eager nodes (fused: F.linear's
-    matmul + bias is one kernel); ``arrays`` are the chain's external inputs in order
-    of first use."""
-    defined = {n.out for n in nodes}
-    externals = tuple(dict.fromkeys(v for n in nodes for v in n.inputs if v not in defined))
-    graph = Graph(externals, tuple(nodes), (nodes[-1].out,))
+def eager_runner(graph: Graph, arrays, scalars=(), name: str = "op"):
+    """``run(*arrays) -> array`` for one eager signature: ``graph`` (a chain of ops with
+    one output) fused, then run the leanest way the backend has for these layouts
+    (``arrays`` are examples of them; positions in ``scalars`` are passed as Python
+    floats: numbers reaching the kernel as immediate arguments)."""
     fused = fuse.run(graph)
-    debug.log_stage("eager " + "+".join(n.op for n in nodes), "fused", fused)
-    run = executable(fused)
-    single = getattr(run, "single_output", None)  # a plan of one kernel: call it directly
-    return single() if single is not None else (lambda arrays: run(arrays)[0])
+    debug.log_stage("eager " + name, "fused", fused)
+    if backend_name() == "compiled":
+        runtime = _compiled()
+        if runtime is not None:
+            return runtime.eager_runner(fused, arrays, scalars)
+    interpreted = Interpreted(fused)
+    return lambda *arrays: interpreted(arrays)[0]
 
 
 def in_place_executable(graph: Graph):

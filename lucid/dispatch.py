@@ -1,133 +1,372 @@
-"""Applying one primitive op to tensors, eagerly.
+"""Applying ops to tensors eagerly: one general path for every op.
 
-The op is type-checked by its shape rule (a clear error before any native code runs),
-executed by the backend, and, when gradients are enabled and an input requires them,
-recorded as a graph node linking the output to its input tensors.
+Every eager call (``x + y``, ``x.sum()``, ``F.linear``) is a *chain* of primitive ops
+(most chains are one op) applied to tensors and Python numbers. The first call of a
+*signature* -- the chain, and each operand's shape, strides and dtype, or the type of
+a Python number -- checks the ops' shape rules (the clear errors come from there),
+builds the chain's graph, fuses it and prepares one native call: an ``Entry``. Every
+later call of that signature is a dictionary lookup and that call:
+
+    key = (chain, x.shape, x.strides, x.dtype, ...)  ->  entry.run(x_array, ...)  ->  Tensor
+
+No IR is built on the hot path, and no graph node unless autograd records one.
+
+Python numbers are operands like tensors (*weak*: they take the tensors' dtype, as in
+PyTorch), passed to the kernel as immediate arguments: ``x * 2.0`` and ``x * 3.0`` share
+one signature and one kernel, and a number never becomes a tensor with a launch of its
+own. (Inside ``lucid.compile`` a number is a constant of the traced graph.)
+
+>>> import lucid
+>>> x = lucid.tensor([1.0, 2.0, 3.0])
+>>> (x * 2.0).tolist(), (x * 3).tolist(), (10.0 - x).tolist()
+([2.0, 4.0, 6.0], [3.0, 6.0, 9.0], [9.0, 8.0, 7.0])
 """
 from __future__ import annotations
 
+import itertools
+import os
+
+import numpy as np
+
 from lucid_ir.builder import make_node
-from lucid_ir.graph import Node, Value
-from lucid_ir.types import promote
+from lucid_ir.graph import Graph, Node, Value
+from lucid_ir.types import TensorType, promote
 
-from . import backend, tracing
-from .grad_mode import is_grad_enabled
+from . import backend, grad_mode, tracing
 
-
-class _Prepared:
-    """What one eager signature needs, computed once: the checked attributes and output
-    types of each step, and the executable that runs the chain."""
-
-    __slots__ = ("ops", "attrs", "types", "run")
-
-    def __init__(self, nodes):
-        self.ops = [n.op for n in nodes]
-        self.attrs = [n.attrs for n in nodes]
-        self.types = [n.out.type for n in nodes]
-        self.run = backend.chain_executable(nodes)
+_NUMBERS = (float, int, bool)
+_ENTRY_LIMIT = 8192
 
 
-_PREPARED: dict = {}
-_PREPARED_LIMIT = 8192
+class Chain:
+    """A fixed sequence of primitive ops applied as one eager call.
 
+    ``steps`` are ``(op, attrs, wires)``: a wire ``k >= 0`` is the chain's operand k, -1
+    the previous step's result. A chain object is part of every signature key, so make
+    each once (module level) and reuse it.
 
-def _prepare(steps, externals, wiring):
-    """Check a chain through the op shape rules (the clear errors come from here)."""
-    nodes = []
-    for (op, _, attrs), wires in zip(steps, wiring):
-        values = [nodes[-1].out if w < 0 else externals[w].value for w in wires]
-        nodes.append(make_node(op, values, attrs))
-    return _Prepared(nodes)
-
-
-def apply_chain(steps):
-    """Apply a chain of ops eagerly as one executable (``F.linear``'s matmul and bias add
-    run as one GEMM with its epilogue). ``steps`` are ``(op, inputs, attrs)``; an input
-    ``None`` means the previous step's result.
-
-    Each signature (ops, attributes, input shapes and dtypes, wiring) is checked and
-    planned once; later calls are a dict lookup and the kernel call. Nodes are recorded
-    for autograd only when an input requires grad; the intermediate results of a chain
-    hold no data (no gradient rule of these chains reads them).
+    >>> LINEAR = Chain([("matmul", {"trans_b": True}, (0, 1)), ("add", {}, (-1, 2))])
+    >>> LINEAR.n_operands
+    3
     """
+
+    __slots__ = ("steps", "n_operands", "name", "key")
+
+    def __init__(self, steps, name: str | None = None, key=None):
+        self.steps = tuple((op, dict(attrs), tuple(wires)) for op, attrs, wires in steps)
+        self.n_operands = 1 + max((w for _, _, ws in self.steps for w in ws), default=-1)
+        self.name = name or "+".join(op for op, _, _ in self.steps)
+        #: the chain's part of a signature key: the chain itself, or for one op its name
+        #: (and attributes), so the unrolled ``unary``/``binary`` paths share its entries
+        self.key = self if key is None else key
+
+    def __repr__(self) -> str:
+        return f"Chain({self.name})"
+
+
+_SINGLE: dict = {}
+
+
+def single(op: str, attrs_key: tuple = (), n_operands: int | None = None) -> Chain:
+    """The one-op chain for ``op`` with these attributes; its key is ``op`` alone, or
+    ``(op, attrs)``, so equal chains made at different times share their entries."""
+    key = (op, attrs_key) if attrs_key else op
+    chain = _SINGLE.get(key)
+    if chain is None:
+        if n_operands is None:
+            from lucid_ir.ops import get_op
+            n_operands = get_op(op).arity or 0
+        if len(_SINGLE) >= _ENTRY_LIMIT:
+            _SINGLE.clear()
+        chain = _SINGLE[key] = Chain([(op, dict(attrs_key), tuple(range(n_operands)))], name=op, key=key)
+    return chain
+
+
+# ---------------------------------------------------------------- signature entries
+_uids = itertools.count(1)
+
+
+class Entry:
+    """What one signature needs, prepared once: ``run(*arrays) -> array`` (the native
+    call), and the steps' ops, attributes and output types for autograd records."""
+
+    __slots__ = ("run", "steps", "scalar_dtypes", "uid")
+
+    def __init__(self, run, steps, scalar_dtypes):
+        self.run = run
+        self.steps = steps                  # ((op, attrs tuple, wires, out type), ...)
+        self.scalar_dtypes = scalar_dtypes  # {operand position: dtype of that number}
+        self.uid = next(_uids)
+
+
+_TABLES: dict = {}   # (LUCID_BACKEND, LUCID_CHECK_BOUNDS) raw values -> {key: Entry}
+_RAW_ENV = getattr(os.environ, "_data", None)
+_ENCODE = getattr(os.environ, "encodekey", None)
+if _RAW_ENV is not None and _ENCODE is not None:
+    _K_BACKEND, _K_BOUNDS = _ENCODE("LUCID_BACKEND"), _ENCODE("LUCID_CHECK_BOUNDS")
+
+    def _table() -> dict:
+        """The entries valid under the environment now (the backend and bounds mode
+        decide how an entry runs); read raw, in ~0.1 µs."""
+        env = (_RAW_ENV.get(_K_BACKEND), _RAW_ENV.get(_K_BOUNDS))
+        table = _TABLES.get(env)
+        if table is None:
+            backend.backend_name()  # validates LUCID_BACKEND (a clear error for a bad name)
+            table = _TABLES[env] = {}
+        return table
+else:  # pragma: no cover - platforms without os.environ's raw mapping
+    def _table() -> dict:
+        env = (os.environ.get("LUCID_BACKEND"), os.environ.get("LUCID_CHECK_BOUNDS"))
+        table = _TABLES.get(env)
+        if table is None:
+            backend.backend_name()
+            table = _TABLES[env] = {}
+        return table
+
+
+def _build_entry(chain: Chain, operands, arrays) -> Entry:
+    """Check ``chain`` on these operands (shape rules: the clear errors) and prepare its
+    native call. Numbers take the dtype the tensors promote to; they enter the graph as
+    float64 scalars cast to that dtype inside the kernel."""
     from .tensor import Tensor
-    if tracing.current() is not None:
-        prev = None
-        for op, inputs, attrs in steps:
-            prev = tracing.current().apply(op, [prev if t is None else t for t in inputs], attrs)
-        return prev
-    prepared, externals, wiring, arrays = prepare_chain(steps)
-    out = prepared.run(arrays)
-    if not externals:  # a constant: keep its node so recorded graphs show the number
-        node = Node(prepared.ops[0], (), prepared.attrs[0], Value(prepared.types[0]))
-        return Tensor._from_node(out, node, None)
-    if not (is_grad_enabled() and any(t.requires_grad for t in externals)):
-        return Tensor._wrap(out)
-    result = None
-    for k, (wires, step) in enumerate(zip(wiring, steps)):
-        parents = [result if w < 0 else externals[w] for w in wires]
-        node = Node(prepared.ops[k], tuple(p.value for p in parents), prepared.attrs[k],
-                    Value(prepared.types[k]))
-        result = Tensor._from_node(out if k == len(steps) - 1 else None, node, parents)
+    tensor_dtypes = [o.dtype for o in operands if isinstance(o, Tensor)]
+    weak = promote(*tensor_dtypes) if tensor_dtypes else "float32"
+    inputs, values, scalar_dtypes, scalars = [], [], {}, []
+    for k, o in enumerate(operands):
+        if isinstance(o, Tensor):
+            v = Value(TensorType(o.shape, o.dtype))
+            inputs.append(v)
+            values.append(v)
+        else:
+            v = Value(TensorType((), "float64"))
+            inputs.append(v)
+            scalars.append(k)
+            scalar_dtypes[k] = weak
+            values.append(v if weak == "float64" else None)
+    nodes = []
+    for k in scalars:
+        if values[k] is None:
+            node = make_node("cast", [inputs[k]], {"dtype": weak})
+            nodes.append(node)
+            values[k] = node.out
+    steps = []
+    prev = None
+    for op, attrs, wires in chain.steps:
+        node = make_node(op, [prev if w < 0 else values[w] for w in wires], attrs)
+        nodes.append(node)
+        steps.append((op, node.attrs, wires, node.out.type))
+        prev = node.out
+    graph = Graph(tuple(inputs), tuple(nodes), (prev,))
+    run = backend.eager_runner(graph, arrays, tuple(scalars), chain.name)
+    return Entry(run, tuple(steps), scalar_dtypes)
+
+
+def _miss(table: dict, key, chain: Chain, operands, arrays) -> Entry:
+    entry = _build_entry(chain, operands, arrays)
+    if len(table) >= _ENTRY_LIMIT:
+        table.clear()
+    table[key] = entry
+    return entry
+
+
+# ---------------------------------------------------------------- autograd records
+def _record(entry: Entry, out: np.ndarray, operands):
+    """The result tensor with its graph nodes (operands that need no gradient included:
+    numbers become 0-d leaves of their dtype, which the backward may read)."""
+    from .tensor import Tensor
+    parents_all = [o if isinstance(o, Tensor) else
+                   Tensor._wrap(np.array(o, dtype=entry.scalar_dtypes[k]))
+                   for k, o in enumerate(operands)]
+    result, last = None, len(entry.steps) - 1
+    for k, (op, attrs, wires, out_type) in enumerate(entry.steps):
+        if not wires:  # a constant inside the chain (relu's 0): no parents
+            node = Node(op, (), attrs, Value(out_type))
+            result = Tensor._from_node(out if k == last else None, node, None)
+            continue
+        parents = [result if w < 0 else parents_all[w] for w in wires]
+        node = Node(op, tuple(p.value for p in parents), attrs, Value(out_type))
+        result = Tensor._from_node(out if k == last else None, node, parents)
     return result
 
 
-def prepare_chain(steps):
-    """The prepared executable of a chain's signature (checked and planned on first
-    sight), with the chain's external input tensors, its wiring and their arrays."""
-    externals, wiring = [], []
-    for _, inputs, _ in steps:
+# ---------------------------------------------------------------- the general path
+def call(chain: Chain, operands, check=None):
+    """Apply ``chain`` to ``operands`` (tensors and Python numbers) eagerly and return
+    the result tensor. ``check(*operands)``, if given, runs on a signature's first call
+    only, before the shape rules (an op's own, friendlier errors)."""
+    from .tensor import Tensor
+    if _tracing_state.tracer is not None:
+        if check is not None:
+            check(*operands)
+        return _traced(chain, operands)
+    key = [chain.key]
+    arrays = []
+    needs_grad = False
+    for o in operands:
+        if isinstance(o, Tensor):
+            a = o._data
+            if a is None:
+                raise tracing.TracingError("a tensor traced by a compiled function was used "
+                                           "outside it")
+            key += (a.shape, a.strides, a.dtype)
+            arrays.append(a)
+            needs_grad = needs_grad or o.requires_grad
+        elif type(o) in _NUMBERS:
+            key.append(type(o))
+            arrays.append(float(o))
+        else:
+            raise TypeError(f"{chain.name}: expected tensors or numbers, got {type(o).__name__}")
+    table = _table()
+    key = tuple(key)
+    entry = table.get(key)
+    if entry is None:
+        if check is not None:
+            check(*operands)
+        entry = _miss(table, key, chain, operands, arrays)
+    out = entry.run(*arrays)
+    if needs_grad and _grad_state.enabled:
+        return _record(entry, out, operands)
+    return Tensor._wrap(out)
+
+
+def _traced(chain: Chain, operands):
+    """The chain appended to the active trace (numbers become constants of the graph)."""
+    from .tensor import Tensor
+    tracer = tracing.current()
+    dtypes = [o.dtype for o in operands if isinstance(o, Tensor)]
+    weak = promote(*dtypes) if dtypes else "float32"
+    ins = [o if isinstance(o, Tensor) else
+           tracer.apply("constant", [], {"value": float(o), "shape": (), "dtype": weak})
+           for o in operands]
+    prev = None
+    for op, attrs, wires in chain.steps:
+        prev = tracer.apply(op, [prev if w < 0 else ins[w] for w in wires], attrs)
+    return prev
+
+
+_tracing_state = tracing._state
+_grad_state = grad_mode._state
+
+
+def unary(op: str, x):
+    """``op(x)``: the general path, unrolled for one tensor operand."""
+    if _tracing_state.tracer is None and type(x) in _TENSOR_TYPES:
+        a = x._data
+        if a is not None:
+            entry = _table().get((op, a.shape, a.strides, a.dtype))
+            if entry is not None:
+                out = entry.run(a)
+                if x.requires_grad and _grad_state.enabled:
+                    return _record(entry, out, (x,))
+                return _TENSOR_TYPES[0]._wrap(out)
+    return _unary_slow(op, x)
+
+
+def _unary_slow(op, x):
+    return call(single(op, (), 1), (as_tensor(x),))
+
+
+def binary(op: str, a, b):
+    """``op(a, b)`` for tensors and numbers: tensors of different dtypes are promoted
+    (float32 with float64 gives float64), numbers take the tensor's dtype."""
+    if _tracing_state.tracer is None:
+        ta, tb = type(a), type(b)
+        try:
+            if ta in _TENSOR_TYPES:
+                x = a._data
+                if tb in _TENSOR_TYPES:
+                    y = b._data
+                    entry = _table().get((op, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
+                    if entry is not None:
+                        out = entry.run(x, y)
+                        if (a.requires_grad or b.requires_grad) and _grad_state.enabled:
+                            return _record(entry, out, (a, b))
+                        return _TENSOR_TYPES[0]._wrap(out)
+                elif tb is float or tb is int:
+                    entry = _table().get((op, x.shape, x.strides, x.dtype, tb))
+                    if entry is not None:
+                        out = entry.run(x, float(b))
+                        if a.requires_grad and _grad_state.enabled:
+                            return _record(entry, out, (a, b))
+                        return _TENSOR_TYPES[0]._wrap(out)
+            elif (ta is float or ta is int) and tb in _TENSOR_TYPES:
+                y = b._data
+                entry = _table().get((op, ta, y.shape, y.strides, y.dtype))
+                if entry is not None:
+                    out = entry.run(float(a), y)
+                    if b.requires_grad and _grad_state.enabled:
+                        return _record(entry, out, (a, b))
+                    return _TENSOR_TYPES[0]._wrap(out)
+        except AttributeError:  # a traced tensor outside its trace: the general path says so
+            pass
+    return _binary_slow(op, a, b)
+
+
+def _binary_slow(op, a, b):
+    from .tensor import Tensor
+    a, b = _operand(a, op), _operand(b, op)
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype != b.dtype:
+        dtype = promote(a.dtype, b.dtype)
+        a, b = cast(a, dtype), cast(b, dtype)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        a = Tensor(a)
+    return call(single(op, (), 2), (a, b))
+
+
+def _operand(x, op):
+    """A tensor, or a Python number kept as one (it becomes an immediate argument)."""
+    from .tensor import Tensor
+    if isinstance(x, Tensor) or type(x) in _NUMBERS:
+        return x
+    if isinstance(x, (np.floating, np.integer, np.bool_)) and np.ndim(x) == 0:
+        return x.item()
+    return Tensor(x)
+
+
+def apply(op: str, *inputs, **attrs):
+    """Apply one primitive op to tensors (and numbers) through the general path."""
+    try:
+        attrs_key = tuple(attrs.items())
+        hash(attrs_key)
+    except TypeError:  # unhashable attributes (a list of axes): canonical tuples
+        attrs_key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in attrs.items())
+    return call(single(op, attrs_key, len(inputs)), [_operand(t, op) for t in inputs])
+
+
+def apply_chain(steps):
+    """Apply ``[(op, inputs, attrs), ...]`` (an input None: the previous step's result)
+    as one call. Prefer a module-level ``Chain`` and ``call`` on hot paths."""
+    operands, wired = [], []
+    for op, inputs, attrs in steps:
         wires = []
         for t in inputs:
             if t is None:
                 wires.append(-1)
                 continue
-            for k, e in enumerate(externals):
-                if e is t:
+            for k, o in enumerate(operands):
+                if o is t:
                     break
             else:
-                k = len(externals)
-                externals.append(t)
+                k = len(operands)
+                operands.append(t)
             wires.append(k)
-        wiring.append(tuple(wires))
-    arrays = [t._data for t in externals]
-    try:
-        key = (backend.backend_name(), tuple((op, _attrs_key(a) if op == "constant" else tuple(a.items()))
-                                             for op, _, a in steps),
-               tuple(wiring), tuple((a.shape, a.dtype) for a in arrays))
-        prepared = _PREPARED.get(key)
-    except TypeError:  # unhashable attributes (a list of axes): plan without caching
-        key, prepared = None, None
-    if prepared is None:
-        prepared = _prepare(steps, externals, wiring)
-        if key is not None:
-            if len(_PREPARED) >= _PREPARED_LIMIT:
-                _PREPARED.clear()
-            _PREPARED[key] = prepared
-    return prepared, externals, wiring, arrays
+        wired.append((op, attrs, wires))
+    chain = _CHAINS.get(repr(wired))
+    if chain is None:
+        chain = _CHAINS.setdefault(repr(wired), Chain(wired))
+    return call(chain, operands)
 
 
-def _attrs_key(attrs: dict) -> tuple:
-    """A constant's attributes as part of a cache key: floats by their bits (0.0 and
-    -0.0 are different constants, though equal as numbers). Only constants carry float
-    attributes, so other ops keep the plain (cheaper) key."""
-    return tuple((k, v.hex() if type(v) is float else v) for k, v in attrs.items())
-
-
-def apply(op: str, *inputs, **attrs):
-    """Apply one primitive op to tensors (see ``apply_chain``)."""
-    return apply_chain(((op, inputs, attrs),))
+_CHAINS: dict = {}
 
 
 def as_tensor(x, like=None):
-    """A tensor from ``x``. A Python number next to a tensor ``like`` becomes a
-    ``constant`` node of ``like``'s dtype (so ``x * 2`` stays float32 and the graph
-    shows the number)."""
+    """A tensor from ``x`` (a Python number next to a tensor ``like`` takes its dtype)."""
     from .tensor import Tensor
     if isinstance(x, Tensor):
         return x
-    if like is not None and isinstance(x, (int, float)) and not isinstance(x, bool):
-        return apply("constant", value=float(x), shape=(), dtype=like.dtype)
+    if like is not None and type(x) in _NUMBERS:
+        return Tensor(np.array(x, dtype=like.dtype))
     return Tensor(x)
 
 
@@ -135,12 +374,5 @@ def cast(t, dtype: str):
     return t if t.dtype == dtype else apply("cast", t, dtype=dtype)
 
 
-def binary(op: str, a, b):
-    """Apply a binary op, promoting mixed float32/float64 operands to float64."""
-    from .tensor import Tensor
-    if not isinstance(a, Tensor):
-        a = as_tensor(a, like=b)
-    if not isinstance(b, Tensor):
-        b = as_tensor(b, like=a)
-    dtype = promote(a.dtype, b.dtype)
-    return apply(op, cast(a, dtype), cast(b, dtype))
+#: ``Tensor`` and its subclasses (``lucid.tensor`` registers them; Tensor first)
+_TENSOR_TYPES: list = []

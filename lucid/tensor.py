@@ -30,6 +30,21 @@ class Tensor:
 
     __array_priority__ = 1000  # so numpy_array + tensor gives a Tensor
 
+    # the state of a plain leaf, as class defaults: an op's result sets only ``_data``
+    _data = None
+    _grad = None
+    _value = None
+    _node = None
+    _parents = None
+    _freed = False
+    _is_leaf = True
+    _retains_grad = False
+    requires_grad = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        dispatch._TENSOR_TYPES.append(cls)  # the eager fast paths accept subclasses too
+
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         self._data = to_array(data, dtype)
         if requires_grad and self._data.dtype.kind != "f":
@@ -63,10 +78,8 @@ class Tensor:
     @classmethod
     def _wrap(cls, data: np.ndarray):
         """A new leaf tensor around an op's result (no checks: the op made it)."""
-        t = cls.__new__(cls)
-        t._data, t._grad, t._freed, t._value = data, None, False, None
-        t.requires_grad, t._is_leaf, t._retains_grad = False, True, False
-        t._node = t._parents = None
+        t = _new(cls)
+        t._data = data
         return t
 
     @classmethod
@@ -207,7 +220,7 @@ class Tensor:
     def __rmul__(self, o): return dispatch.binary("mul", o, self)
     def __truediv__(self, o): return dispatch.binary("div", self, o)
     def __rtruediv__(self, o): return dispatch.binary("div", o, self)
-    def __neg__(self): return dispatch.apply("neg", self)
+    def __neg__(self): return dispatch.unary("neg", self)
     def __gt__(self, o): return dispatch.binary("gt", self, o)
     def __ge__(self, o): return dispatch.binary("ge", self, o)
     def __lt__(self, o): return dispatch.binary("lt", self, o)
@@ -233,14 +246,16 @@ class Tensor:
     __hash__ = object.__hash__
 
     # -- methods --------------------------------------------------------------------
-    def exp(self): return dispatch.apply("exp", self)
-    def log(self): return dispatch.apply("log", self)
-    def tanh(self): return dispatch.apply("tanh", self)
-    def sqrt(self): return dispatch.apply("sqrt", self)
-    def sigmoid(self): return dispatch.apply("sigmoid", self)
+    def exp(self): return dispatch.unary("exp", self)
+    def log(self): return dispatch.unary("log", self)
+    def tanh(self): return dispatch.unary("tanh", self)
+    def sqrt(self): return dispatch.unary("sqrt", self)
+    def sigmoid(self): return dispatch.unary("sigmoid", self)
 
     def relu(self):
-        return dispatch.binary("maximum", self, 0.0)
+        """``max(x, 0)``: the 0 is part of the op (a constant folded into its kernel, and
+        into a GEMM epilogue when compiled)."""
+        return dispatch.call(_RELU[self.dtype], (self,))
 
     def sum(self, axis=None, keepdims: bool = False):
         return dispatch.apply("sum", self, axes=axis, keepdims=keepdims)
@@ -284,6 +299,10 @@ class Tensor:
 
 
 _DTYPE_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
+_new = object.__new__
+dispatch._TENSOR_TYPES.insert(0, Tensor)
+_RELU = {dtype: dispatch.Chain([("constant", {"value": 0.0, "shape": (), "dtype": dtype}, ()),
+                                ("maximum", {}, (0, -1))], name="relu") for dtype in _DTYPE_NAMES.values()}
 
 
 def format_array(a: np.ndarray) -> str:

@@ -28,7 +28,11 @@ from lucid_ir.builder import GraphBuilder, make_node
 from lucid_ir.graph import Graph, Node, Value
 from lucid_ir.types import TensorType
 
-_state = threading.local()
+class _State(threading.local):
+    tracer = None   # per thread; a class default, so reading it costs no lookup miss
+
+
+_state = _State()
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -37,7 +41,7 @@ class TracingError(RuntimeError):
 
 
 def current() -> "Tracer | None":
-    return getattr(_state, "tracer", None)
+    return _state.tracer
 
 
 def user_location() -> str:

@@ -391,6 +391,25 @@ class ElementwiseKernel:
             return outs
         return runner
 
+    def call_block(self, arrays):
+        """What ``eager_call.fast_call`` needs to call this kernel natively for inputs
+        with exactly these layouts and one fresh C-contiguous output: ``(address,
+        ranges, template, operand positions, output shape, output dtype)``; None for
+        several outputs, an empty output, or work big enough to split across threads."""
+        if len(self.out_dtypes) != 1:
+            return None
+        key = tuple([(a.shape, a.strides, a.dtype) for a in arrays])
+        plan = self._plans.get(key)
+        if plan is None:
+            self._checked_plan(list(arrays), None, key)
+            plan = self._plans.get(key)
+        if plan is None or plan[1] is None or plan[1][4]:
+            return None
+        fn, template, n_outer, inner = plan[1][:4]
+        address = ctypes.cast(fn, ctypes.c_void_p).value
+        return (address, (0, n_outer, 0, inner), list(template), list(range(2, 3 + len(arrays))),
+                plan[0], self.out_dtypes[0])
+
     def native_job(self, arrays, outs):
         """This call as a ``native_plan.LoopJob`` (for plans run from native code), or
         None when its layouts were not planned or it is big enough to split."""

@@ -383,6 +383,21 @@ class ReductionKernel:
         """A prepared call for these layouts (see ``ElementwiseKernel.bind``), or None."""
         return _bind(self, arrays, outs)
 
+    def call_block(self, arrays):
+        """See ``ElementwiseKernel.call_block``; None as well for column reductions
+        (they need a scratch row of their own per call)."""
+        key = tuple([(a.shape, a.strides, a.dtype) for a in arrays])
+        if key not in self._plans:
+            self([np.asarray(a) for a in arrays])  # validates and plans (a reusable layout)
+        plan = self._plans.get(key)
+        if plan is None or plan[1] is None or plan[1][5] or plan[1][2] == "col":
+            return None
+        fn, template, _, n_outer = plan[1][:4]
+        address = ctypes.cast(fn, ctypes.c_void_p).value
+        n = len(arrays)
+        return (address, (0, n_outer, 0, 0), list(template), list(range(6, 6 + n)) + [3],
+                plan[0], self.dtype)
+
     def native_job(self, arrays, outs):
         """This call as a ``native_plan.LoopJob`` (see ``ElementwiseKernel.native_job``)."""
         from .native_plan import LoopJob

@@ -24,6 +24,7 @@ from lucid_ir.interpreter import check_inputs
 
 from . import threads
 from .donation import donations, plan_donations
+from .eager_call import fast_call
 from .gemm_call import THREAD_MIN_FLOP
 from .native_plan import NativeProgram, NotEligible
 from .steps import make_step
@@ -314,6 +315,33 @@ class Plan:
     def asm_text(self) -> str:
         from .introspect import plan_asm_text
         return plan_asm_text(self)
+
+
+def eager_runner(fused: Graph, arrays, scalars=()):
+    """``run(*arrays) -> array`` for one eager call signature (``arrays`` are examples
+    of its layouts; positions in ``scalars`` take Python floats). A plan of one loop
+    kernel is one trampoline call (``eager_call``), a one-GEMM plan its direct entry;
+    anything else (views, several kernels, work that splits across threads, bounds
+    checking) the plan's general call."""
+    plan = Plan(fused)
+    run = None
+    if type(plan) is Plan and len(plan.steps) == 1 and not plan.constants and len(plan.outputs) == 1:
+        step, reads, outs = plan.steps[0]
+        kernel = getattr(step, "kernel", None)
+        one_each = sorted(reads) == sorted(plan.input_slots) and len(set(reads)) == len(reads)
+        if kernel is not None and one_each and list(outs) == [plan.outputs[0][0]]:
+            order = [reads.index(s) for s in plan.input_slots]  # graph input -> kernel operand
+            run = fast_call(kernel, arrays, scalars, order)
+        elif plan.single is not None and not scalars and not plan.single_splits:
+            run = getattr(step, "direct", None)
+    if run is not None:
+        def counted(*arrays):
+            Plan.launches += 1
+            return run(*arrays)
+        return counted
+    if not scalars:
+        return lambda *arrays: plan(list(arrays))[0]
+    return lambda *arrays: plan([np.asarray(a) if k in scalars else a for k, a in enumerate(arrays)])[0]
 
 
 def kernel_launches() -> int:

@@ -23,8 +23,6 @@ import numpy as np
 from lucid_ir.types import promote
 
 from .. import dispatch, tracing
-from ..backend import backend_name
-from ..grad_mode import is_grad_enabled
 from ..dispatch import apply, as_tensor, cast
 from ..tensor import Tensor
 
@@ -34,7 +32,8 @@ def linear(input_: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor
 
     input_: ``(N, *, in_features)`` (a 1-D ``(in_features,)`` vector is accepted too);
     weight: ``(out_features, in_features)``; bias: ``(out_features,)`` or
-    ``(1, out_features)``, or None. Returns ``(N, *, out_features)``.
+    ``(1, out_features)``, or None. Returns ``(N, *, out_features)``. A 2-D input is one
+    GEMM kernel with the bias added in its epilogue.
 
     Shapes that do not fit raise ``ValueError`` naming both shapes:
 
@@ -44,11 +43,28 @@ def linear(input_: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor
     ...
     ValueError: linear: input (2, 3) and weight (2, 4) do not fit: in_features 3 != 4
     """
-    if type(input_) is Tensor and type(weight) is Tensor and (bias is None or type(bias) is Tensor):
-        fast = _linear_fast(input_, weight, bias)
-        if fast is not None:
-            return fast
     x, w = as_tensor(input_), as_tensor(weight)
+    b = None if bias is None else as_tensor(bias)
+    if x.ndim == 2 and x.dtype == w.dtype and (b is None or b.dtype == x.dtype):
+        # the general eager path; the checks below run on a signature's first call only
+        if b is None:
+            return dispatch.call(_LINEAR, (x, w), check=_check_linear)
+        return dispatch.call(_LINEAR_BIAS, (x, w, b), check=_check_linear)
+    _check_linear(x, w, b)
+    dtype = promote(x.dtype, w.dtype, *(() if b is None else (b.dtype,)))
+    x, w = cast(x, dtype), cast(w, dtype)
+    b = None if b is None else cast(b, dtype)
+    lead = x.shape[:-1]
+    out = linear(x.reshape(-1, w.shape[1]), w, b)
+    return out.reshape(*lead, w.shape[0])
+
+
+_LINEAR = dispatch.Chain([("matmul", {"trans_b": True}, (0, 1))], name="linear")
+_LINEAR_BIAS = dispatch.Chain([("matmul", {"trans_b": True}, (0, 1)), ("add", {}, (-1, 2))], name="linear")
+
+
+def _check_linear(x: Tensor, w: Tensor, b=None) -> None:
+    """linear's own errors, in its terms (before the matmul's shape rule)."""
     if w.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {w.shape}")
     if x.ndim < 1:
@@ -57,59 +73,9 @@ def linear(input_: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor
     if x.shape[-1] != in_features:
         raise ValueError(f"linear: input {x.shape} and weight {w.shape} do not fit: "
                          f"in_features {x.shape[-1]} != {in_features}")
-    dtypes = [x.dtype, w.dtype]
-    if bias is not None:
-        bias = as_tensor(bias)
-        if bias.shape not in ((out_features,), (1, out_features)):
-            raise ValueError(f"linear: bias {bias.shape} does not fit weight {w.shape}: expected "
-                             f"({out_features},) or (1, {out_features})")
-        dtypes.append(bias.dtype)
-    dtype = promote(*dtypes)
-    x, w = cast(x, dtype), cast(w, dtype)
-    lead = x.shape[:-1]
-    x2 = x if x.ndim == 2 else x.reshape(-1, in_features)
-    steps = [("matmul", (x2, w), {"trans_b": True})]
-    if bias is not None:
-        b = cast(bias, dtype)
-        steps.append(("add", (None, b if b.ndim == 1 else b.reshape(out_features)), {}))
-    out = dispatch.apply_chain(steps)  # one GEMM kernel with the bias in its epilogue
-    if x.ndim == 2 and tracing.current() is None and len(set(dtypes)) == 1:
-        _remember_linear(x, w, bias, steps)
-    return out if x.ndim == 2 else out.reshape(*lead, out_features)
-
-
-_LINEAR_RUNS: dict = {}
-
-
-def _linear_fast(x: Tensor, w: Tensor, b):
-    """Inference fast path: a signature seen before, no gradient to record, not tracing.
-
-    The first call of a signature takes the full path (checks, graph, fusion, kernel);
-    this remembers the executable it built, so later calls go straight to the kernel.
-    """
-    xd, wd = x._data, w._data
-    if b is None:
-        bd, b_req = None, False
-    else:
-        bd, b_req = b._data, b.requires_grad
-        if bd is None:
-            return None
-    if xd is None or wd is None or ((x.requires_grad or w.requires_grad or b_req) and is_grad_enabled()):
-        return None
-    run = _LINEAR_RUNS.get((xd.shape, wd.shape, xd.dtype, wd.dtype,
-                            None if bd is None else (bd.shape, bd.dtype), backend_name()))
-    if run is None:
-        return None
-    return Tensor._wrap(run(xd, wd) if bd is None else run(xd, wd, bd))
-
-
-def _remember_linear(x, w, b, steps) -> None:
-    xd, wd = x._data, w._data
-    key = (xd.shape, wd.shape, xd.dtype, wd.dtype,
-           None if b is None else (b._data.shape, b._data.dtype), backend_name())
-    if key not in _LINEAR_RUNS and len(_LINEAR_RUNS) < 4096:
-        run = dispatch.prepare_chain(steps)[0].run
-        _LINEAR_RUNS[key] = getattr(run, "direct", None) or (lambda *arrays: run(list(arrays)))
+    if b is not None and b.shape not in ((out_features,), (1, out_features)):
+        raise ValueError(f"linear: bias {b.shape} does not fit weight {w.shape}: expected "
+                         f"({out_features},) or (1, {out_features})")
 
 
 def relu(x: Tensor) -> Tensor:
@@ -118,11 +84,11 @@ def relu(x: Tensor) -> Tensor:
 
 
 def sigmoid(x: Tensor) -> Tensor:
-    return apply("sigmoid", as_tensor(x))
+    return dispatch.unary("sigmoid", x)
 
 
 def tanh(x: Tensor) -> Tensor:
-    return apply("tanh", as_tensor(x))
+    return dispatch.unary("tanh", x)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
