@@ -173,8 +173,8 @@ def _miss(table: dict, key, chain: Chain, operands, arrays) -> Entry:
 def _record(entry: Entry, out: np.ndarray, operands):
     """The result tensor with its graph nodes (operands that need no gradient included:
     numbers become 0-d leaves of their dtype, which the backward may read)."""
-    from .tensor import Tensor
-    parents_all = [o if isinstance(o, Tensor) else
+    Tensor = _TENSOR_TYPES[0]
+    parents_all = [o if type(o) in _TENSOR_TYPES else
                    Tensor._wrap(np.array(o, dtype=entry.scalar_dtypes[k]))
                    for k, o in enumerate(operands)]
     result, last = None, len(entry.steps) - 1
@@ -194,7 +194,6 @@ def call(chain: Chain, operands, check=None):
     """Apply ``chain`` to ``operands`` (tensors and Python numbers) eagerly and return
     the result tensor. ``check(*operands)``, if given, runs on a signature's first call
     only, before the shape rules (an op's own, friendlier errors)."""
-    from .tensor import Tensor
     if _tracing_state.tracer is not None:
         if check is not None:
             check(*operands)
@@ -203,19 +202,20 @@ def call(chain: Chain, operands, check=None):
     arrays = []
     needs_grad = False
     for o in operands:
-        if isinstance(o, Tensor):
+        if type(o) in _TENSOR_TYPES:
             a = o._data
             if a is None:
                 raise tracing.TracingError("a tensor traced by a compiled function was used "
                                            "outside it")
             key += (a.shape, a.strides, a.dtype)
             arrays.append(a)
-            needs_grad = needs_grad or o.requires_grad
+            if o.requires_grad:
+                needs_grad = True
         elif type(o) in _NUMBERS:
             key.append(type(o))
             arrays.append(float(o))
         else:
-            raise TypeError(f"{chain.name}: expected tensors or numbers, got {type(o).__name__}")
+            return call(chain, [_operand(o, chain.name) for o in operands], check)
     table = _table()
     key = tuple(key)
     entry = table.get(key)
@@ -226,7 +226,7 @@ def call(chain: Chain, operands, check=None):
     out = entry.run(*arrays)
     if needs_grad and _grad_state.enabled:
         return _record(entry, out, operands)
-    return Tensor._wrap(out)
+    return _TENSOR_TYPES[0]._wrap(out)
 
 
 def _traced(chain: Chain, operands):
@@ -303,7 +303,7 @@ def binary(op: str, a, b):
 
 
 def _binary_slow(op, a, b):
-    from .tensor import Tensor
+    Tensor = _TENSOR_TYPES[0]
     a, b = _operand(a, op), _operand(b, op)
     if isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype != b.dtype:
         dtype = promote(a.dtype, b.dtype)
@@ -315,22 +315,27 @@ def _binary_slow(op, a, b):
 
 def _operand(x, op):
     """A tensor, or a Python number kept as one (it becomes an immediate argument)."""
-    from .tensor import Tensor
-    if isinstance(x, Tensor) or type(x) in _NUMBERS:
+    if type(x) in _TENSOR_TYPES or type(x) in _NUMBERS:
         return x
     if isinstance(x, (np.floating, np.integer, np.bool_)) and np.ndim(x) == 0:
         return x.item()
-    return Tensor(x)
+    return as_tensor(x)
 
 
 def apply(op: str, *inputs, **attrs):
     """Apply one primitive op to tensors (and numbers) through the general path."""
+    attrs_key = tuple(attrs.items()) if attrs else ()
     try:
-        attrs_key = tuple(attrs.items())
-        hash(attrs_key)
-    except TypeError:  # unhashable attributes (a list of axes): canonical tuples
-        attrs_key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in attrs.items())
-    return call(single(op, attrs_key, len(inputs)), [_operand(t, op) for t in inputs])
+        chain = _SINGLE.get((op, attrs_key) if attrs_key else op)
+    except TypeError:
+        chain = None
+    if chain is None:
+        try:
+            hash(attrs_key)
+        except TypeError:  # unhashable attributes (a list of axes): canonical tuples
+            attrs_key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in attrs.items())
+        chain = single(op, attrs_key, len(inputs))
+    return call(chain, inputs)
 
 
 def apply_chain(steps):
@@ -362,12 +367,12 @@ _CHAINS: dict = {}
 
 def as_tensor(x, like=None):
     """A tensor from ``x`` (a Python number next to a tensor ``like`` takes its dtype)."""
-    from .tensor import Tensor
-    if isinstance(x, Tensor):
+    if type(x) in _TENSOR_TYPES:
         return x
+    tensor = _TENSOR_TYPES[0]
     if like is not None and type(x) in _NUMBERS:
-        return Tensor(np.array(x, dtype=like.dtype))
-    return Tensor(x)
+        return tensor(np.array(x, dtype=like.dtype))
+    return tensor(x)
 
 
 def cast(t, dtype: str):

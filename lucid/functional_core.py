@@ -7,17 +7,20 @@ from lucid_ir.types import promote
 
 
 def matmul(a, b):
-    """``a @ b`` for 1-D and 2-D tensors (1-D operands are treated as a row / a column)."""
+    """``a @ b`` for 1-D and 2-D tensors (1-D operands are treated as a row / a column).
+
+    >>> import lucid
+    >>> (lucid.tensor([[1.0, 2.0]]) @ lucid.tensor([[3.0], [4.0]])).tolist()
+    [[11.0]]
+    """
     a, b = as_tensor(a), as_tensor(b)
-    if a.ndim not in (1, 2) or b.ndim not in (1, 2):
-        raise ValueError(f"matmul: operands must be 1-D or 2-D, got shapes {a.shape} and {b.shape}")
+    if a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype:
+        return dispatch.call(_MATMUL, (a, b), check=_check_matmul)  # checked on first sight
+    _check_matmul(a, b)
     dtype = promote(a.dtype, b.dtype)
     a2 = a.reshape(1, -1) if a.ndim == 1 else a
     b2 = b.reshape(-1, 1) if b.ndim == 1 else b
-    if a2.shape[1] != b2.shape[0]:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit: "
-                         f"{a2.shape[1]} != {b2.shape[0]}")
-    out = dispatch.apply("matmul", cast(a2, dtype), cast(b2, dtype))
+    out = matmul(cast(a2, dtype), cast(b2, dtype))
     if a.ndim == 1 and b.ndim == 1:
         return out.reshape(())
     if a.ndim == 1:
@@ -25,6 +28,17 @@ def matmul(a, b):
     if b.ndim == 1:
         return out.reshape(out.shape[0])
     return out
+
+
+_MATMUL = dispatch.single("matmul", (), 2)
+
+
+def _check_matmul(a, b) -> None:
+    if a.ndim not in (1, 2) or b.ndim not in (1, 2):
+        raise ValueError(f"matmul: operands must be 1-D or 2-D, got shapes {a.shape} and {b.shape}")
+    if a.shape[-1] != b.shape[0]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit: "
+                         f"{a.shape[-1]} != {b.shape[0]}")
 
 
 def where(cond, a, b):

@@ -36,7 +36,9 @@ callers keep the general path.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import threading
+from pathlib import Path
 
 import llvmlite.ir as ir
 import numpy as np
@@ -49,7 +51,6 @@ __all__ = ["fast_call", "MAX_OPERANDS", "FLOAT_VALUE_OFFSET"]
 MAX_OPERANDS = 8        # trampolines for 1..8 operands
 MAX_TEMPLATE = 256      # words of argument template a trampoline copies (its stack copy)
 HEADER = 6
-VERSION = 1             # part of the cache key: bump when the trampolines change
 
 I64 = ir.IntType(64)
 I8P = ir.IntType(8).as_pointer()
@@ -70,14 +71,23 @@ FLOAT_VALUE_OFFSET = _float_value_offset()
 
 
 def _build() -> ir.Module:
+    """``PyObject* lucid_eager_call_<n>(PyObject* block, PyObject** objs, i64 nargs)``:
+    a ``METH_FASTCALL`` function (CPython calls it as a builtin, with the block as its
+    ``self``). It returns the last operand (the output) with one more reference, or
+    NULL (Python raises ``SystemError``) for a wrong argument count."""
     module = ir.Module("lucid_eager_call")
     P = I64.as_pointer()
     kernel_ty = ir.FunctionType(ir.VoidType(), [P, I64, I64, I64, I64])
     data_off = PYARRAY_OFFSETS[0]
     for n in range(1, MAX_OPERANDS + 1):
-        fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I8P] * (n + 1)), f"lucid_eager_call_{n}")
-        block_obj, *objs = fn.args
+        fn = ir.Function(module, ir.FunctionType(I8P, [I8P, I8P.as_pointer(), I64]), f"lucid_eager_call_{n}")
+        block_obj, objs, nargs = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
+        good, bad = fn.append_basic_block("good"), fn.append_basic_block("bad")
+        b.cbranch(b.icmp_signed("==", nargs, I64(n)), good, bad)
+        b.position_at_end(bad)
+        b.ret(ir.Constant(I8P, None))
+        b.position_at_end(good)
         words = b.load(b.bitcast(b.gep(block_obj, [I64(data_off)]), P.as_pointer()))
         copy = b.alloca(I64, MAX_TEMPLATE, name="args")
 
@@ -85,8 +95,7 @@ def _build() -> ir.Module:
             return b.load(b.gep(words, [k if isinstance(k, ir.Value) else I64(k)]))
         length = word(5)
         template = b.gep(words, [I64(HEADER + 2 * n)])
-        # copy the template (a counted loop; L is small)
-        pre = b.block
+        pre = b.block  # copy the template (a counted loop; L is small)
         hdr, body, end = (fn.append_basic_block(s) for s in ("copy.hdr", "copy.body", "copy.end"))
         b.branch(hdr)
         b.position_at_end(hdr)
@@ -98,7 +107,9 @@ def _build() -> ir.Module:
         i.add_incoming(b.add(i, I64(1)), body)
         b.branch(hdr)
         b.position_at_end(end)
-        for k, obj in enumerate(objs):
+        last = None
+        for k in range(n):
+            obj = last = b.load(b.gep(objs, [I64(k)]))
             pos, how = word(HEADER + k), word(HEADER + n + k)
             stored = b.load(b.bitcast(b.gep(obj, [how]), P))        # d >= 0: *(obj + d)
             inside = b.ptrtoint(b.gep(obj, [b.neg(how)]), I64)       # d < 0: obj - d
@@ -106,29 +117,47 @@ def _build() -> ir.Module:
             b.store(address, b.gep(copy, [pos]))
         kernel = b.inttoptr(word(0), kernel_ty.as_pointer())
         b.call(kernel, [copy, word(1), word(2), word(3), word(4)])
-        b.ret_void()
+        refcount = b.bitcast(last, P)  # ob_refcnt, the first field of every object
+        b.store(b.add(b.load(refcount), I64(1)), refcount)
+        b.ret(last)
     return module
 
 
+class _MethodDef(ctypes.Structure):
+    _fields_ = [("ml_name", ctypes.c_char_p), ("ml_meth", ctypes.c_void_p),
+                ("ml_flags", ctypes.c_int), ("ml_doc", ctypes.c_char_p)]
+
+
+_METH_FASTCALL = 0x0080
+#: the cache key's stamp of this generator: an edited trampoline is never served stale
+_SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 _LOCK = threading.Lock()
-_TRAMPOLINES: list = []
+_DEFS: list = []   # [None, PyMethodDef for 1 operand, ...]; kept alive for the process
 
 
-def _trampolines():
-    """The ctypes entries ``[None, call_1, …, call_8]`` (compiled once per machine)."""
+def _method_defs():
+    """One ``PyMethodDef`` per trampoline (compiled once per machine)."""
     with _LOCK:
-        if not _TRAMPOLINES:
-            lib = load_or_compile(f"eager_call:v{VERSION}:n{MAX_OPERANDS}:t{MAX_TEMPLATE}", _build,
+        if not _DEFS:
+            lib = load_or_compile(f"eager_call:{_SOURCE_HASH}:n{MAX_OPERANDS}:t{MAX_TEMPLATE}", _build,
                                   [f"lucid_eager_call_{n}" for n in range(1, MAX_OPERANDS + 1)])
-            entries = [None]
+            defs = [None]
             for n in range(1, MAX_OPERANDS + 1):
-                # PYFUNCTYPE keeps the GIL: these calls are small (big work splits across
-                # threads on the general path), and releasing it costs more than they do
-                proto = ctypes.PYFUNCTYPE(None, *([ctypes.py_object] * (n + 1)))
-                entries.append(proto(lib.address(f"lucid_eager_call_{n}")))
-            entries.append(lib)  # keep the library alive with its entries
-            _TRAMPOLINES.extend(entries)
-        return _TRAMPOLINES
+                defs.append(_MethodDef(b"lucid_eager_call", lib.address(f"lucid_eager_call_{n}"),
+                                       _METH_FASTCALL, None))
+            _DEFS.extend(defs)
+            _DEFS.append(lib)  # the machine code lives as long as the definitions
+        return _DEFS
+
+
+_new_builtin = ctypes.pythonapi.PyCFunction_NewEx
+_new_builtin.restype = ctypes.py_object
+_new_builtin.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p]
+
+
+def _builtin(n: int, block: np.ndarray):
+    """A builtin function object calling trampoline ``n`` with ``block`` as its self."""
+    return _new_builtin(ctypes.addressof(_method_defs()[n]), block, None)
 
 
 def fast_call(kernel, arrays, scalars=(), order=None):
@@ -159,12 +188,10 @@ def fast_call(kernel, arrays, scalars=(), order=None):
         return None
     how = [-FLOAT_VALUE_OFFSET if k in scalars else PYARRAY_OFFSETS[0] for k in range(n)]
     block = np.array([address, *ranges, len(template), *positions, *how, *template], np.int64)
-    trampoline = _trampolines()[n]
+    native = _builtin(n, block)  # holds the block
     empty = np.empty
 
     def run(*operands):
-        out = empty(out_shape, out_dtype)
-        trampoline(block, *operands, out)
-        return out
-    run.block = block  # kept alive with the closure; visible to tests
+        return native(*operands, empty(out_shape, out_dtype))
+    run.block = block
     return run
