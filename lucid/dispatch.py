@@ -302,6 +302,22 @@ def binary(op: str, a, b):
     return _binary_slow(op, a, b)
 
 
+def call2(chain: Chain, a, b, general):
+    """``chain`` on two tensors through the general path unrolled (the signature key
+    built in place); ``general(a, b)`` for anything else, including a signature's first
+    call (it checks, promotes, reshapes, and ends in ``call``)."""
+    if _tracing_state.tracer is None and type(a) in _TENSOR_TYPES and type(b) in _TENSOR_TYPES:
+        x, y = a._data, b._data
+        if x is not None and y is not None:
+            entry = _table().get((chain.key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
+            if entry is not None:
+                out = entry.run(x, y)
+                if (a.requires_grad or b.requires_grad) and _grad_state.enabled:
+                    return _record(entry, out, (a, b))
+                return _TENSOR_TYPES[0]._wrap(out)
+    return general(a, b)
+
+
 def _binary_slow(op, a, b):
     Tensor = _TENSOR_TYPES[0]
     a, b = _operand(a, op), _operand(b, op)

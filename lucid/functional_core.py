@@ -13,6 +13,11 @@ def matmul(a, b):
     >>> (lucid.tensor([[1.0, 2.0]]) @ lucid.tensor([[3.0], [4.0]])).tolist()
     [[11.0]]
     """
+    return dispatch.call2(_MATMUL, a, b, _matmul)
+
+
+def _matmul(a, b):
+    """matmul's general path: checks, promotion, 1-D operands (see ``matmul``)."""
     a, b = as_tensor(a), as_tensor(b)
     if a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype:
         return dispatch.call(_MATMUL, (a, b), check=_check_matmul)  # checked on first sight
@@ -20,7 +25,7 @@ def matmul(a, b):
     dtype = promote(a.dtype, b.dtype)
     a2 = a.reshape(1, -1) if a.ndim == 1 else a
     b2 = b.reshape(-1, 1) if b.ndim == 1 else b
-    out = matmul(cast(a2, dtype), cast(b2, dtype))
+    out = _matmul(cast(a2, dtype), cast(b2, dtype))
     if a.ndim == 1 and b.ndim == 1:
         return out.reshape(())
     if a.ndim == 1:

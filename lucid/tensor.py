@@ -227,12 +227,10 @@ class Tensor:
     def __le__(self, o): return dispatch.binary("le", self, o)
 
     def __matmul__(self, o):
-        from .functional_core import matmul
-        return matmul(self, o)
+        return functional_core.matmul(self, o)
 
     def __rmatmul__(self, o):
-        from .functional_core import matmul
-        return matmul(dispatch.as_tensor(o), self)
+        return functional_core.matmul(dispatch.as_tensor(o), self)
 
     def __bool__(self):
         data = self._concrete("bool(tensor) (an `if` or `while` on a tensor)")
@@ -300,6 +298,7 @@ class Tensor:
 
 _DTYPE_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
 _new = object.__new__
+from . import functional_core  # noqa: E402  (it builds on Tensor's module)
 dispatch._TENSOR_TYPES.insert(0, Tensor)
 _RELU = {dtype: dispatch.Chain([("constant", {"value": 0.0, "shape": (), "dtype": dtype}, ()),
                                 ("maximum", {}, (0, -1))], name="relu") for dtype in _DTYPE_NAMES.values()}

@@ -46,7 +46,7 @@ import numpy as np
 from .cache import load_or_compile
 from .pyarray import LAYOUT_OK, PYARRAY_OFFSETS
 
-__all__ = ["fast_call", "MAX_OPERANDS", "FLOAT_VALUE_OFFSET"]
+__all__ = ["fast_call", "gemm_fast_call", "MAX_OPERANDS", "FLOAT_VALUE_OFFSET"]
 
 MAX_OPERANDS = 8        # trampolines for 1..8 operands
 MAX_TEMPLATE = 256      # words of argument template a trampoline copies (its stack copy)
@@ -120,7 +120,46 @@ def _build() -> ir.Module:
         refcount = b.bitcast(last, P)  # ob_refcnt, the first field of every object
         b.store(b.add(b.load(refcount), I64(1)), refcount)
         b.ret(last)
+    _build_gemm_adapter(module)
     return module
+
+
+def _build_gemm_adapter(module: ir.Module) -> None:
+    """``PyObject* lucid_eager_gemm(PyObject* block, PyObject** objs, i64 nargs)``: a
+    ``METH_FASTCALL`` function calling a GEMM's ``_py`` entry (``gemm.py``) on
+    ``a, b, c[, bias][, r]`` with the block's ``[entry address, alpha bits, has bias,
+    has r]``, the stack workspace (no shared scratch: threads may share one block).
+    Returns ``c`` (one more reference) when the entry computed it, else the block
+    itself (the entry declined: odd strides, overlap, a workspace too big)."""
+    P = I64.as_pointer()
+    D = ir.DoubleType()
+    entry_ty = ir.FunctionType(ir.IntType(32), [I8P, I8P, I8P, I8P, I8P, D, I8P, I64])
+    fn = ir.Function(module, ir.FunctionType(I8P, [I8P, I8P.as_pointer(), I64]), "lucid_eager_gemm")
+    block_obj, objs, nargs = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    words = b.load(b.bitcast(b.gep(block_obj, [I64(PYARRAY_OFFSETS[0])]), P.as_pointer()))
+
+    def word(k):
+        return b.load(b.gep(words, [I64(k)]))
+    has_bias, has_r = word(2), word(3)
+    good, bad = fn.append_basic_block("good"), fn.append_basic_block("bad")
+    b.cbranch(b.icmp_signed("==", nargs, b.add(I64(3), b.add(has_bias, has_r))), good, bad)
+    b.position_at_end(bad)
+    b.ret(ir.Constant(I8P, None))
+    b.position_at_end(good)
+
+    def obj(k):
+        return b.load(b.gep(objs, [k if isinstance(k, ir.Value) else I64(k)]))
+    null = ir.Constant(I8P, None)
+    c = obj(2)
+    bias = b.select(b.icmp_signed("!=", has_bias, I64(0)), obj(b.add(I64(3), I64(0))), null)
+    r = b.select(b.icmp_signed("!=", has_r, I64(0)), obj(b.add(I64(2), b.add(has_bias, has_r))), null)
+    alpha = b.bitcast(word(1), D)
+    status = b.call(b.inttoptr(word(0), entry_ty.as_pointer()), [obj(0), obj(1), c, bias, r, alpha, null, I64(0)])
+    result = b.select(b.icmp_signed("==", status, ir.Constant(ir.IntType(32), 0)), c, block_obj)
+    refcount = b.bitcast(result, P)
+    b.store(b.add(b.load(refcount), I64(1)), refcount)
+    b.ret(result)
 
 
 class _MethodDef(ctypes.Structure):
@@ -132,19 +171,18 @@ _METH_FASTCALL = 0x0080
 #: the cache key's stamp of this generator: an edited trampoline is never served stale
 _SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 _LOCK = threading.Lock()
-_DEFS: list = []   # [None, PyMethodDef for 1 operand, ...]; kept alive for the process
+_DEFS: list = []   # [None, PyMethodDef for 1 operand, ..., the GEMM adapter's]; kept alive
 
 
 def _method_defs():
     """One ``PyMethodDef`` per trampoline (compiled once per machine)."""
     with _LOCK:
         if not _DEFS:
-            lib = load_or_compile(f"eager_call:{_SOURCE_HASH}:n{MAX_OPERANDS}:t{MAX_TEMPLATE}", _build,
-                                  [f"lucid_eager_call_{n}" for n in range(1, MAX_OPERANDS + 1)])
+            names = [f"lucid_eager_call_{n}" for n in range(1, MAX_OPERANDS + 1)] + ["lucid_eager_gemm"]
+            lib = load_or_compile(f"eager_call:{_SOURCE_HASH}:n{MAX_OPERANDS}:t{MAX_TEMPLATE}", _build, names)
             defs = [None]
-            for n in range(1, MAX_OPERANDS + 1):
-                defs.append(_MethodDef(b"lucid_eager_call", lib.address(f"lucid_eager_call_{n}"),
-                                       _METH_FASTCALL, None))
+            for name in names:  # defs[n]: n operands; defs[MAX_OPERANDS + 1]: the GEMM adapter
+                defs.append(_MethodDef(name.encode(), lib.address(name), _METH_FASTCALL, None))
             _DEFS.extend(defs)
             _DEFS.append(lib)  # the machine code lives as long as the definitions
         return _DEFS
@@ -194,4 +232,42 @@ def fast_call(kernel, arrays, scalars=(), order=None):
     def run(*operands):
         return native(*operands, empty(out_shape, out_dtype))
     run.block = block
+    return run
+
+
+def gemm_fast_call(step):
+    """``run(a, b[, bias][, r]) -> C`` for an eager plan's one GEMM step (``steps.GemmStep``)
+    small enough to stay on the calling thread: one builtin call into the kernel's
+    ``_py`` entry, the step's general ``direct`` call when that entry declines. None for
+    steps this does not cover (a 2-D bias, A read through a broadcast, no ``_py`` entry,
+    or work that may split across threads)."""
+    from .gemm_call import THREAD_MIN_FLOP
+    gemm = step.gemm
+    if (not LAYOUT_OK or gemm._pyfn is None or step.bias_2d or step.a_shape is not None
+            or step.flop >= THREAD_MIN_FLOP or step.empty):
+        return None
+    address = ctypes.cast(gemm._pyfn, ctypes.c_void_p).value
+    alpha_bits = int(np.float64(step.alpha).view(np.int64))
+    block = np.array([address, alpha_bits, int(step.has_bias), int(step.has_residual)], np.int64)
+    native = _new_builtin(ctypes.addressof(_method_defs()[MAX_OPERANDS + 1]), block, None)
+    out_shape, dtype, general = step.out_shape, gemm.dtype, step.direct
+    trans_a, trans_b, a_gate_t = step.trans_a, step.trans_b, step.r_is_a_gate and step.trans_a
+    empty = np.empty
+
+    if not (trans_a or a_gate_t):
+        if trans_b:
+            def run(a, b, *extra):
+                c = native(a, b.T, empty(out_shape, dtype), *extra)
+                return c if c is not block else general(a, b, *extra)
+        else:
+            def run(a, b, *extra):
+                c = native(a, b, empty(out_shape, dtype), *extra)
+                return c if c is not block else general(a, b, *extra)
+        return run
+
+    def run(a, b, *extra):
+        if a_gate_t:
+            extra = extra[:-1] + (extra[-1].T,)
+        c = native(a.T, b.T if trans_b else b, empty(out_shape, dtype), *extra)
+        return c if c is not block else general(a, b, *extra)
     return run

@@ -388,7 +388,7 @@ class ReductionKernel:
         (they need a scratch row of their own per call)."""
         key = tuple([(a.shape, a.strides, a.dtype) for a in arrays])
         if key not in self._plans:
-            self([np.asarray(a) for a in arrays])  # validates and plans (a reusable layout)
+            self._checked_plan(arrays, key)  # validates and plans (a reusable layout)
         plan = self._plans.get(key)
         if plan is None or plan[1] is None or plan[1][5] or plan[1][2] == "col":
             return None
@@ -416,6 +416,24 @@ class ReductionKernel:
         return LoopJob(fn, template, (0, n_outer, 0, inner if mode == "col" else 0),
                        list(range(6, 6 + len(arrays))), [3], keep)
 
+    def _checked_plan(self, arrays, key):
+        """Validate a call seen for the first time; memoise its plan when reusable.
+        Returns the arrays to use (odd strides copied) and the plan."""
+        arrays = [np.asarray(a) for a in arrays]
+        if len(arrays) != len(self.in_dtypes):
+            raise ValueError(f"{self.red_op} kernel takes {len(self.in_dtypes)} inputs, "
+                             f"got {len(arrays)}")
+        for k, (a, dt) in enumerate(zip(arrays, self.in_dtypes)):
+            if a.dtype != dt:
+                raise TypeError(f"{self.red_op} kernel input {k}: expected {dt}, got {a.dtype}")
+        fixed = [_fix_strides(a) for a in arrays]
+        plan = self._plan(fixed)
+        if all(f is a for f, a in zip(fixed, arrays)):
+            if len(self._plans) >= self.MAX_PLANS:
+                self._plans.clear()
+            self._plans[key] = plan
+        return fixed, plan
+
     def __call__(self, arrays, outs=None):
         try:
             key = tuple([(a.shape, a.strides, a.dtype) for a in arrays])
@@ -424,20 +442,7 @@ class ReductionKernel:
             key = tuple([(a.shape, a.strides, a.dtype) for a in arrays])
         plan = self._plans.get(key)
         if plan is None:
-            arrays = [np.asarray(a) for a in arrays]
-            if len(arrays) != len(self.in_dtypes):
-                raise ValueError(f"{self.red_op} kernel takes {len(self.in_dtypes)} inputs, "
-                                 f"got {len(arrays)}")
-            for k, (a, dt) in enumerate(zip(arrays, self.in_dtypes)):
-                if a.dtype != dt:
-                    raise TypeError(f"{self.red_op} kernel input {k}: expected {dt}, got {a.dtype}")
-            fixed = [_fix_strides(a) for a in arrays]
-            plan = self._plan(fixed)
-            if all(f is a for f, a in zip(fixed, arrays)):
-                if len(self._plans) >= self.MAX_PLANS:
-                    self._plans.clear()
-                self._plans[key] = plan
-            arrays = fixed
+            arrays, plan = self._checked_plan(arrays, key)
         out_shape, run = plan
         target = None
         if outs is not None:

@@ -24,7 +24,7 @@ from lucid_ir.interpreter import check_inputs
 
 from . import threads
 from .donation import donations, plan_donations
-from .eager_call import fast_call
+from .eager_call import fast_call, gemm_fast_call
 from .gemm_call import THREAD_MIN_FLOP
 from .native_plan import NativeProgram, NotEligible
 from .steps import make_step
@@ -333,7 +333,8 @@ def eager_runner(fused: Graph, arrays, scalars=()):
             order = [reads.index(s) for s in plan.input_slots]  # graph input -> kernel operand
             run = fast_call(kernel, arrays, scalars, order)
         elif plan.single is not None and not scalars and not plan.single_splits:
-            run = getattr(step, "direct", None)
+            run = gemm_fast_call(step) if hasattr(step, "gemm") else None
+            run = run or getattr(step, "direct", None)
     if run is not None:
         def counted(*arrays):
             Plan.launches += 1
