@@ -92,14 +92,15 @@ def _seed(root, gradient) -> np.ndarray:
 def _deliver(t, g, handed: set) -> None:
     """Accumulate ``g`` into ``t.grad``. Plans return arrays their caller owns, so ``g``
     is stored as it is, unless this backward pass already handed the same array to
-    another tensor (one gradient shared by two inputs): then each gets its own copy."""
-    if t.grad is not None:
-        t.grad = t.grad + g
+    another tensor (one gradient shared by two inputs): then each gets its own copy.
+    (Eager backward runs outside any trace: ``_grad`` is the gradient itself.)"""
+    if t._grad is not None:
+        t._grad = t._grad + g
         return
     if id(g) in handed:
         g = g.copy()
     handed.add(id(g))
-    t.grad = g
+    t._grad = g
 
 
 def backward(root, gradient=None, retain_graph: bool = False) -> None:

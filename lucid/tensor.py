@@ -18,7 +18,7 @@ from lucid_ir.types import TensorType
 
 from . import dispatch
 from .data import to_array
-from .tracing import current as _tracing_current
+from .tracing import _state as _tracing_state
 
 
 class Tensor:
@@ -119,14 +119,14 @@ class Tensor:
     def grad(self) -> "np.ndarray | None":
         """The accumulated gradient (a numpy array), or None. Inside a function being
         compiled it is the traced gradient (see ``lucid.tracing``)."""
-        tracer = _tracing_current()
+        tracer = _tracing_state.tracer
         if tracer is not None:
             return tracer.read_grad(self)
         return self._grad
 
     @grad.setter
     def grad(self, value) -> None:
-        tracer = _tracing_current()
+        tracer = _tracing_state.tracer
         if tracer is not None:
             tracer.write_grad(self, value)
             return
