@@ -59,6 +59,14 @@ def eager_runner(graph: Graph, arrays, scalars=(), name: str = "op"):
     return lambda *arrays: interpreted(arrays)[0]
 
 
+def eager_runner_all(graph: Graph):
+    """``run(arrays) -> [outputs]`` for an eager chain with several outputs (a recorded
+    call keeping the inner results its gradient reads); numbers in ``arrays`` are
+    passed as Python floats."""
+    run = executable(fuse.run(graph))
+    return lambda arrays: run([np.asarray(a) if type(a) is float else a for a in arrays])
+
+
 def in_place_executable(graph: Graph):
     """A callable ``(arrays, outs)`` computing an elementwise graph into ``outs`` (which
     may be some of the inputs: optimiser state updated in place)."""

@@ -41,9 +41,14 @@ _ENTRY_LIMIT = 8192
 class Chain:
     """A fixed sequence of primitive ops applied as one eager call.
 
-    ``steps`` are ``(op, attrs, wires)``: a wire ``k >= 0`` is the chain's operand k, -1
-    the previous step's result. A chain object is part of every signature key, so make
-    each once (module level) and reuse it.
+    ``steps`` are ``(op, attrs, wires)``: a wire ``k >= 0`` is the chain's operand k, a
+    wire ``-j`` the result of the step j places back (-1: the previous step). The last
+    step's result is the chain's. A chain object is part of every signature key, so make
+    each once (module level, or cached by its parameters) and reuse it.
+
+    When autograd records a chain of several steps, the results of inner steps that its
+    gradient reads are computed by the same native run and kept (see ``Entry.saved``);
+    the others are never materialised.
 
     >>> LINEAR = Chain([("matmul", {"trans_b": True}, (0, 1)), ("add", {}, (-1, 2))])
     >>> LINEAR.n_operands
@@ -90,13 +95,31 @@ class Entry:
     """What one signature needs, prepared once: ``run(*arrays) -> array`` (the native
     call), and the steps' ops, attributes and output types for autograd records."""
 
-    __slots__ = ("run", "steps", "scalar_dtypes", "uid")
+    __slots__ = ("run", "steps", "scalar_dtypes", "uid", "saved", "graph", "_run_saving")
 
-    def __init__(self, run, steps, scalar_dtypes):
+    def __init__(self, run, steps, scalar_dtypes, saved=(), graph=None):
         self.run = run
         self.steps = steps                  # ((op, attrs tuple, wires, out type), ...)
         self.scalar_dtypes = scalar_dtypes  # {operand position: dtype of that number}
         self.uid = next(_uids)
+        #: inner steps whose results a gradient rule reads: recorded calls compute them
+        #: too (``run_saving``), as extra outputs of the same fused graph
+        self.saved = saved
+        self.graph = graph if saved else None
+        self._run_saving = None
+
+    def run_saving(self, arrays):
+        """``[result, *saved step results]`` of one call (the graph with extra outputs)."""
+        if self._run_saving is None:
+            g = self.graph
+            extra = tuple(self._step_values()[k] for k in self.saved)
+            self._run_saving = backend.eager_runner_all(Graph(g.inputs, g.nodes, g.outputs + extra))
+        return self._run_saving(arrays)
+
+    def _step_values(self):
+        """The graph value each chain step defines (the scalar casts come first)."""
+        nodes = self.graph.nodes
+        return [n.out for n in nodes[len(nodes) - len(self.steps):]]
 
 
 _TABLES: dict = {}   # (LUCID_BACKEND, LUCID_CHECK_BOUNDS) raw values -> {key: Entry}
@@ -149,16 +172,25 @@ def _build_entry(chain: Chain, operands, arrays) -> Entry:
             node = make_node("cast", [inputs[k]], {"dtype": weak})
             nodes.append(node)
             values[k] = node.out
-    steps = []
-    prev = None
+    steps, outs = [], []
     for op, attrs, wires in chain.steps:
-        node = make_node(op, [prev if w < 0 else values[w] for w in wires], attrs)
+        node = make_node(op, [outs[w] if w < 0 else values[w] for w in wires], attrs)
         nodes.append(node)
         steps.append((op, node.attrs, wires, node.out.type))
-        prev = node.out
-    graph = Graph(tuple(inputs), tuple(nodes), (prev,))
+        outs.append(node.out)
+    graph = Graph(tuple(inputs), tuple(nodes), (outs[-1],))
     run = backend.eager_runner(graph, arrays, tuple(scalars), chain.name)
-    return Entry(run, tuple(steps), scalar_dtypes)
+    return Entry(run, tuple(steps), scalar_dtypes, _saved_steps(graph, outs), graph)
+
+
+def _saved_steps(graph: Graph, outs) -> tuple:
+    """Positions of the inner steps whose results the chain's gradient reads."""
+    if len(outs) < 2:
+        return ()
+    from lucid_ir.passes import autodiff
+    wrt = [i for i, v in enumerate(graph.inputs) if v.dtype in ("float32", "float64")]
+    residuals = set(autodiff.run(graph, wrt).residuals)
+    return tuple(k for k, v in enumerate(outs[:-1]) if v in residuals)
 
 
 def _miss(table: dict, key, chain: Chain, operands, arrays) -> Entry:
@@ -170,23 +202,26 @@ def _miss(table: dict, key, chain: Chain, operands, arrays) -> Entry:
 
 
 # ---------------------------------------------------------------- autograd records
-def _record(entry: Entry, out: np.ndarray, operands):
+def _record(entry: Entry, out: np.ndarray, operands, saved=()):
     """The result tensor with its graph nodes (operands that need no gradient included:
-    numbers become 0-d leaves of their dtype, which the backward may read)."""
+    numbers become 0-d leaves of their dtype, which the backward may read). ``saved``
+    are the results of ``entry.saved``'s inner steps, in order."""
     Tensor = _TENSOR_TYPES[0]
     parents_all = [o if type(o) in _TENSOR_TYPES else
                    Tensor._wrap(np.array(o, dtype=entry.scalar_dtypes[k]))
                    for k, o in enumerate(operands)]
-    result, last = None, len(entry.steps) - 1
+    data = dict(zip(entry.saved, saved))
+    results, last = [], len(entry.steps) - 1
     for k, (op, attrs, wires, out_type) in enumerate(entry.steps):
-        if not wires:  # a constant inside the chain (relu's 0): no parents
+        value = out if k == last else data.get(k)
+        if not wires:  # a source inside the chain (relu's 0): no parents
             node = Node(op, (), attrs, Value(out_type))
-            result = Tensor._from_node(out if k == last else None, node, None)
+            results.append(Tensor._from_node(value, node, None))
             continue
-        parents = [result if w < 0 else parents_all[w] for w in wires]
+        parents = [results[w] if w < 0 else parents_all[w] for w in wires]
         node = Node(op, tuple(p.value for p in parents), attrs, Value(out_type))
-        result = Tensor._from_node(out if k == last else None, node, parents)
-    return result
+        results.append(Tensor._from_node(value, node, parents))
+    return results[-1]
 
 
 # ---------------------------------------------------------------- the general path
@@ -223,10 +258,12 @@ def call(chain: Chain, operands, check=None):
         if check is not None:
             check(*operands)
         entry = _miss(table, key, chain, operands, arrays)
-    out = entry.run(*arrays)
     if needs_grad and _grad_state.enabled:
-        return _record(entry, out, operands)
-    return _TENSOR_TYPES[0]._wrap(out)
+        if entry.saved:
+            out, *saved = entry.run_saving(arrays)
+            return _record(entry, out, operands, saved)
+        return _record(entry, entry.run(*arrays), operands)
+    return _TENSOR_TYPES[0]._wrap(entry.run(*arrays))
 
 
 def _traced(chain: Chain, operands):
@@ -238,10 +275,10 @@ def _traced(chain: Chain, operands):
     ins = [o if isinstance(o, Tensor) else
            tracer.apply("constant", [], {"value": float(o), "shape": (), "dtype": weak})
            for o in operands]
-    prev = None
+    outs = []
     for op, attrs, wires in chain.steps:
-        prev = tracer.apply(op, [prev if w < 0 else ins[w] for w in wires], attrs)
-    return prev
+        outs.append(tracer.apply(op, [outs[w] if w < 0 else ins[w] for w in wires], attrs))
+    return outs[-1]
 
 
 _tracing_state = tracing._state

@@ -67,8 +67,8 @@ class Tensor:
         t._is_leaf = parents is None
         t._node = node if parents is not None else None
         t._parents = tuple(parents) if parents is not None else None
-        if node.op == "constant":  # keep the node, so recorded graphs show the number
-            t._node, t._parents = node, ()
+        if not node.inputs:  # a source (a constant, iota): keep the node, so recorded
+            t._node, t._parents = node, ()  # graphs show it
         # A reshaped or transposed leaf is another view of that leaf (the seed's
         # ``bias = Tensor(...).reshape(1, -1)``): backward fills its .grad too.
         t._retains_grad = t.requires_grad and node.op in ("reshape", "transpose") and all(

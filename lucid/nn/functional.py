@@ -91,37 +91,72 @@ def tanh(x: Tensor) -> Tensor:
     return dispatch.unary("tanh", x)
 
 
+def _log_softmax_steps(axis, at: int = 0):
+    """``x - log Σ exp(x - max x)`` along ``axis`` as chain steps on operand ``at``: the
+    max shift changes no value and no gradient (Σ softmax = 1), so autodiff skips it."""
+    return [("max", {"axes": axis, "keepdims": True}, (at,)),
+            ("stop_gradient", {}, (-1,)),
+            ("sub", {}, (at, -1)),                              # shifted
+            ("exp", {}, (-1,)),
+            ("sum", {"axes": axis, "keepdims": True}, (-1,)),
+            ("log", {}, (-1,)),
+            ("sub", {}, (-4, -1))]                              # shifted - log Σ exp
+
+
+_CHAINS: dict = {}
+
+
+def _chain(name: str, params, make) -> dispatch.Chain:
+    """The chain ``make()`` for these parameters, made once."""
+    chain = _CHAINS.get((name, params))
+    if chain is None:
+        chain = _CHAINS[(name, params)] = dispatch.Chain(make(), name=name)
+    return chain
+
+
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """``x - logsumexp(x)`` along ``axis``, computed stably (the max is subtracted first)."""
-    x = as_tensor(x)
-    # the shift changes no value and no gradient (Σ softmax = 1): keep it out of autodiff
-    shifted = x - x.max(axis=axis, keepdims=True).detach()
-    return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
+    """``x - logsumexp(x)`` along ``axis``, computed stably (the max is subtracted
+    first); one eager call (fused native kernels).
+
+    >>> import lucid
+    >>> [round(v, 4) for v in log_softmax(lucid.tensor([0.0, 0.0])).tolist()]
+    [-0.6931, -0.6931]
+    """
+    return dispatch.call(_chain("log_softmax", axis, lambda: _log_softmax_steps(axis)), (as_tensor(x),))
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    x = as_tensor(x)
-    e = (x - x.max(axis=axis, keepdims=True).detach()).exp()
-    return e / e.sum(axis=axis, keepdims=True)
+    """``exp(x - max x) / Σ exp(x - max x)`` along ``axis``; one eager call."""
+    return dispatch.call(_chain("softmax", axis, lambda: [
+        ("max", {"axes": axis, "keepdims": True}, (0,)),
+        ("stop_gradient", {}, (-1,)),
+        ("sub", {}, (0, -1)),
+        ("exp", {}, (-1,)),
+        ("sum", {"axes": axis, "keepdims": True}, (-1,)),
+        ("div", {}, (-2, -1))]), (as_tensor(x),))
 
 
-def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+_REDUCTIONS = {"mean": [("mean", {}, (-1,))], "sum": [("sum", {}, (-1,))], "none": []}
+
+
+def _reduction_steps(reduction: str, op: str):
+    try:
+        return _REDUCTIONS[reduction]
+    except (KeyError, TypeError):
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}") from None
 
 
 def mse_loss(input_: Tensor, target, reduction: str = "mean") -> Tensor:
-    """Mean (or sum) of squared differences; shapes must match exactly."""
+    """Mean (or sum) of squared differences; shapes must match exactly. One eager call."""
     x, t = as_tensor(input_), as_tensor(target)
     if x.shape != t.shape:
         raise ValueError(f"mse_loss: input {x.shape} and target {t.shape} must have the same shape")
-    d = dispatch.binary("sub", x, t)
-    return _reduce(d * d, reduction, "mse_loss")
+    if x.dtype != t.dtype:
+        dtype = promote(x.dtype, t.dtype)
+        x, t = cast(x, dtype), cast(t, dtype)
+    steps = _reduction_steps(reduction, "mse_loss")
+    return dispatch.call(_chain("mse_loss", reduction, lambda: [
+        ("sub", {}, (0, 1)), ("mul", {}, (-1, -1)), *steps]), (x, t))
 
 
 def one_hot(target, num_classes: int, dtype: str = "float32") -> Tensor:
@@ -156,7 +191,8 @@ def _class_targets(target, n: int, c: int, dtype: str):
 
 def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
     """Cross entropy of ``logits`` ``(N, C)`` against class indices ``target`` ``(N,)``
-    (integers), or against class probabilities of shape ``(N, C)``.
+    (integers), or against class probabilities of shape ``(N, C)``. One eager call:
+    the one-hot codes, the log-softmax and the reduction run as fused native kernels.
 
     >>> import lucid
     >>> round(cross_entropy(lucid.zeros(2, 4), [1, 3]).item(), 6)  # log(4)
@@ -166,12 +202,25 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
     if z.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be (N, C), got shape {z.shape}")
     n, c = z.shape
+    reduce = _reduction_steps(reduction, "cross_entropy")
     shape = target.shape if isinstance(target, Tensor) else np.shape(target)
     if len(shape) == 2:  # class probabilities
         if tuple(shape) != (n, c):
             raise ValueError(f"cross_entropy: logits {z.shape} and target {tuple(shape)} do not fit")
         probs = as_tensor(target) if isinstance(target, Tensor) else Tensor(np.asarray(target, z.dtype))
-    else:
-        probs = one_hot(_class_targets(target, n, c, z.dtype), c, z.dtype)
-    per_row = -(log_softmax(z, axis=1) * probs).sum(axis=1)
-    return _reduce(per_row, reduction, "cross_entropy")
+        chain = _chain("cross_entropy", ("probs", reduction), lambda: [
+            *_log_softmax_steps(1), ("mul", {}, (-1, 1)), *_per_row_loss(reduce)])
+        return dispatch.call(chain, (z, cast(probs, z.dtype)))
+    targets = _class_targets(target, n, c, z.dtype)
+    chain = _chain("cross_entropy", (c, z.dtype, reduction), lambda: [
+        ("reshape", {"shape": (-1, 1)}, (1,)),
+        ("iota", {"shape": (1, c), "axis": 1, "dtype": z.dtype}, ()),
+        ("eq", {}, (-2, -1)),                                   # one-hot codes
+        *_log_softmax_steps(1),
+        ("mul", {}, (-1, -8)),
+        *_per_row_loss(reduce)])
+    return dispatch.call(chain, (z, cast(targets, z.dtype)))
+
+
+def _per_row_loss(reduce):
+    return [("sum", {"axes": 1}, (-1,)), ("neg", {}, (-1,)), *reduce]
