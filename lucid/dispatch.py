@@ -285,22 +285,37 @@ _tracing_state = tracing._state
 _grad_state = grad_mode._state
 
 
-def unary(op: str, x):
-    """``op(x)``: the general path, unrolled for one tensor operand."""
+def call1(chain: Chain, x):
+    """``chain`` on one tensor: the general path unrolled (the signature key built in
+    place, no loop)."""
     if _tracing_state.tracer is None and type(x) in _TENSOR_TYPES:
         a = x._data
         if a is not None:
-            entry = _table().get((op, a.shape, a.strides, a.dtype))
+            try:
+                entry = _table().get((chain.key, a.shape, a.strides, a.dtype))
+            except TypeError:  # unhashable attributes in the key: the general path says so
+                entry = None
             if entry is not None:
                 out = entry.run(a)
                 if x.requires_grad and _grad_state.enabled:
                     return _record(entry, out, (x,))
                 return _TENSOR_TYPES[0]._wrap(out)
-    return _unary_slow(op, x)
+    return call(chain, (as_tensor(x),))
 
 
-def _unary_slow(op, x):
-    return call(single(op, (), 1), (as_tensor(x),))
+def unary(op: str, x):
+    """``op(x)`` for one primitive op without attributes."""
+    chain = _SINGLE.get(op)
+    return call1(chain if chain is not None else single(op, (), 1), x)
+
+
+def apply1(op: str, x, attrs_key: tuple):
+    """``op[attrs](x)`` with the attributes as a ``((name, value), ...)`` tuple."""
+    try:
+        chain = _SINGLE.get((op, attrs_key))
+    except TypeError:  # a list of axes: canonical tuples, through ``apply``
+        return apply(op, x, **dict(attrs_key))
+    return call1(chain if chain is not None else single(op, attrs_key, 1), x)
 
 
 def binary(op: str, a, b):

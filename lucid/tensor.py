@@ -253,16 +253,16 @@ class Tensor:
     def relu(self):
         """``max(x, 0)``: the 0 is part of the op (a constant folded into its kernel, and
         into a GEMM epilogue when compiled)."""
-        return dispatch.call(_RELU[self.dtype], (self,))
+        return dispatch.call1(_RELU[self.dtype], self)
 
     def sum(self, axis=None, keepdims: bool = False):
-        return dispatch.apply("sum", self, axes=axis, keepdims=keepdims)
+        return dispatch.apply1("sum", self, (("axes", axis), ("keepdims", keepdims)))
 
     def mean(self, axis=None, keepdims: bool = False):
-        return dispatch.apply("mean", self, axes=axis, keepdims=keepdims)
+        return dispatch.apply1("mean", self, (("axes", axis), ("keepdims", keepdims)))
 
     def max(self, axis=None, keepdims: bool = False):
-        return dispatch.apply("max", self, axes=axis, keepdims=keepdims)
+        return dispatch.apply1("max", self, (("axes", axis), ("keepdims", keepdims)))
 
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):

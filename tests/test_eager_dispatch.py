@@ -1,0 +1,225 @@
+"""The general eager path (``lucid/dispatch.py``): one signature lookup and one native
+call per op; Python numbers as immediate kernel arguments; chains of several steps that
+keep the inner results their gradient reads. Checked against PyTorch in float64."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import lucid
+import lucid.nn.functional as F
+from lucid import dispatch
+from lucid_codegen import runtime
+
+
+def entries() -> int:
+    return sum(len(t) for t in dispatch._TABLES.values())
+
+
+def t64(a, grad=False):
+    return torch.tensor(np.asarray(a, np.float64), requires_grad=grad)
+
+
+# ------------------------------------------------------------------ numbers as operands
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numbers_share_one_signature_and_launch_once(dtype):
+    x = lucid.randn(5, 3, dtype=dtype)
+    x * 2.0
+    before, launches = entries(), runtime.kernel_launches()
+    for c in (3.0, -0.5, 1e-3, 7):
+        out = x * c
+        assert out.dtype == dtype
+        expected = (torch.tensor(x.numpy()) * c).numpy()
+        np.testing.assert_array_equal(out.numpy(), expected)  # the number rounds as torch's does
+    assert runtime.kernel_launches() - launches == 4          # no launch of its own
+    assert entries() - before == 1                            # the int's signature, once
+
+
+def test_negative_zero_and_special_numbers_reach_the_kernel_as_they_are():
+    x = lucid.tensor([1.0, 2.0])
+    assert np.signbit((x * 0.0).numpy()).tolist() == [False, False]
+    assert np.signbit((x * -0.0).numpy()).tolist() == [True, True]
+    assert np.isnan((x * float("nan")).numpy()).all()
+    assert ((x + float("inf")).numpy() == np.inf).all()
+
+
+@pytest.mark.parametrize("expr", [
+    lambda x: 2.0 - x, lambda x: 3 / x, lambda x: 1.5 * x, lambda x: x - 1,
+    lambda x: 0.5 + x, lambda x: x / 4.0, lambda x: x * True, lambda x: x * np.float32(2.5),
+    lambda x: lucid.where(x > 0.5, x, 0.25), lambda x: lucid.maximum(x, 0.5)])
+def test_numbers_on_either_side_with_gradients_match_torch(expr):
+    data = np.random.default_rng(1).uniform(0.1, 2.0, (4, 3))
+    x = lucid.tensor(data, dtype="float64", requires_grad=True)
+    tx = t64(data, grad=True)
+    tfn = {lucid.where: torch.where, lucid.maximum: torch.maximum}
+    out = expr(x)
+    ref = expr_torch(expr, tx)
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=1e-12)
+    out.sum().backward()
+    ref.sum().backward()
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-12)
+    del tfn
+
+
+def expr_torch(expr, tx):
+    """The same expression on a torch tensor (lucid.where/maximum spelled as torch's)."""
+    orig_where, orig_max = lucid.where, lucid.maximum
+    try:
+        lucid.where = lambda c, a, b: torch.where(c, a, torch.as_tensor(b, dtype=tx.dtype))
+        lucid.maximum = lambda a, b: torch.maximum(a, torch.as_tensor(b, dtype=tx.dtype))
+        return expr(tx)
+    finally:
+        lucid.where, lucid.maximum = orig_where, orig_max
+
+
+# ------------------------------------------------------------------ chains of several steps
+@pytest.mark.parametrize("name", ["log_softmax", "softmax", "cross_entropy", "cross_entropy_probs",
+                                  "mse_loss"])
+def test_one_call_chains_match_torch_forward_and_gradient(name):
+    rng = np.random.default_rng(7)
+    z = rng.standard_normal((6, 5))
+    labels = rng.integers(0, 5, 6)
+    probs = rng.dirichlet(np.ones(5), 6)
+    target = rng.standard_normal((6, 5))
+    x, tx = lucid.tensor(z, dtype="float64", requires_grad=True), t64(z, grad=True)
+    out, ref = {
+        "log_softmax": lambda: (F.log_softmax(x, axis=1), torch.log_softmax(tx, 1)),
+        "softmax": lambda: (F.softmax(x, axis=0), torch.softmax(tx, 0)),
+        "cross_entropy": lambda: (F.cross_entropy(x, labels), torch.nn.functional.cross_entropy(
+            tx, torch.tensor(labels))),
+        "cross_entropy_probs": lambda: (F.cross_entropy(x, probs, reduction="sum"),
+                                        torch.nn.functional.cross_entropy(tx, t64(probs), reduction="sum")),
+        "mse_loss": lambda: (F.mse_loss(x, lucid.tensor(target, dtype="float64"), reduction="none"),
+                             torch.nn.functional.mse_loss(tx, t64(target), reduction="none")),
+    }[name]()
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=1e-10, atol=1e-12)
+    seed = rng.standard_normal(out.shape)
+    out.backward(lucid.tensor(seed, dtype="float64"))
+    ref.backward(t64(seed))
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_a_recorded_chain_computes_only_the_inner_results_its_gradient_reads():
+    x = lucid.randn(4, 6, requires_grad=True)
+    F.log_softmax(x)  # records: max, stop_gradient, sub, exp, sum, log, sub
+    entry = next(e for t in dispatch._TABLES.values() for k, e in t.items()
+                 if isinstance(k[0], dispatch.Chain) and k[0].name == "log_softmax")
+    assert entry.saved == (3, 4)  # exp (its own gradient) and the sum (log's)
+    y = F.log_softmax(x)
+    kept = [t for t in _recorded(y) if t._data is not None]
+    assert len(kept) == 3          # the result, exp and the sum; the rest never exists
+    with lucid.no_grad():
+        assert F.log_softmax(x)._node is None
+
+
+def _recorded(t):
+    from lucid.autograd import collect
+    return collect(t)[0]
+
+
+# ------------------------------------------------------------------ the hot path
+def test_a_known_signature_builds_no_ir(monkeypatch):
+    import lucid_ir.builder
+    x, y, w, b = lucid.randn(3, 4), lucid.randn(3, 4), lucid.randn(2, 4), lucid.randn(2)
+    calls = [lambda: x + y, lambda: x * 2.0, lambda: 1.0 - x, lambda: x.exp(), lambda: F.relu(x),
+             lambda: x.sum(), lambda: x.mean(axis=1), lambda: x @ y.T, lambda: F.linear(x, w, b),
+             lambda: F.log_softmax(x)]
+    first = [c().numpy() for c in calls]
+
+    def no_ir(*args, **kwargs):
+        raise AssertionError("IR built on the hot path")
+    monkeypatch.setattr(lucid_ir.builder, "make_node", no_ir)
+    monkeypatch.setattr(dispatch, "make_node", no_ir)
+    for c, expected in zip(calls, first):
+        np.testing.assert_array_equal(c().numpy(), expected)
+
+
+def test_non_contiguous_operands_get_their_own_signature_and_right_values():
+    base = np.arange(60, dtype=np.float32).reshape(6, 10)
+    views = [base, base.T, base[::2, 1::3], base[:, ::-1], np.broadcast_to(base[:1], (6, 10))]
+    for v in views:
+        x = lucid.Tensor(v)
+        np.testing.assert_array_equal((x * 2.0 + x).numpy(), v * 2.0 + v)
+        np.testing.assert_allclose(x.sum(axis=0).numpy(), v.sum(axis=0), rtol=1e-6)
+        np.testing.assert_allclose(x.exp().numpy(), np.exp(v), rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(0,), (0, 3), (), (1,), (7, 1)])
+def test_empty_and_scalar_shapes(shape):
+    data = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    x = lucid.Tensor(data)
+    np.testing.assert_array_equal((x * 3.0 - x).numpy(), data * np.float32(3.0) - data)
+    np.testing.assert_array_equal(F.relu(x).numpy(), np.maximum(data, 0))
+    assert (x + x).shape == shape
+
+
+def test_threads_share_signatures_safely():
+    x = lucid.randn(64, 33)
+    x * 1.0, x + x, x.sum(axis=1)
+    errors = []
+
+    def work(seed):
+        rng = np.random.default_rng(seed)
+        for _ in range(200):
+            a = rng.standard_normal((64, 33)).astype(np.float32)
+            c = float(rng.standard_normal())
+            t = lucid.Tensor(a)
+            if not (np.array_equal((t * c).numpy(), a * np.float32(c))
+                    and np.array_equal((t + t).numpy(), a + a)):
+                errors.append(seed)
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_backends_keep_separate_entries(monkeypatch):
+    x = lucid.randn(3, 5)
+    native = (x * 2.5 - x.exp()).numpy()
+    monkeypatch.setenv("LUCID_BACKEND", "interpret")
+    launches = runtime.kernel_launches()
+    interpreted = (x * 2.5 - x.exp()).numpy()
+    assert runtime.kernel_launches() == launches  # the interpreter ran it, not the native entry
+    np.testing.assert_allclose(interpreted, native, rtol=1e-6)
+
+
+def test_bounds_mode_runs_eager_ops_through_checked_plans(monkeypatch):
+    monkeypatch.setenv("LUCID_CHECK_BOUNDS", "1")
+    x = lucid.randn(9, 7)
+    np.testing.assert_allclose((x * 3.0 + 1.0).numpy(), x.numpy() * 3 + 1, rtol=1e-6)
+    np.testing.assert_allclose(F.log_softmax(x).numpy(),
+                               torch.log_softmax(torch.tensor(x.numpy()), 1).numpy(), atol=1e-6)
+
+
+# ------------------------------------------------------------------ errors
+def test_errors_come_before_native_code_and_name_the_op():
+    with pytest.raises(ValueError, match=r"add: shapes \(2, 3\) and \(4,\) cannot be broadcast"):
+        lucid.zeros(2, 3) + lucid.zeros(4)
+    lucid.zeros(3, 2) @ lucid.zeros(2, 5)
+    with pytest.raises(ValueError, match=r"matmul: shapes \(3, 2\) and \(3, 5\) do not fit"):
+        lucid.zeros(3, 2) @ lucid.zeros(3, 5)
+    with pytest.raises(ValueError, match="linear: input"):
+        F.linear(lucid.zeros(2, 3), lucid.zeros(4, 5))
+    with pytest.raises(TypeError, match="expected numeric data"):
+        dispatch.call(dispatch.single("add", (), 2), (lucid.zeros(2), object()))
+    with pytest.raises(ValueError, match="reduction must be"):
+        F.cross_entropy(lucid.zeros(2, 3), [0, 1], reduction="avg")
+
+
+def test_a_traced_tensor_used_outside_its_trace_is_refused():
+    kept = []
+
+    @lucid.compile
+    def f(x):
+        kept.append(x * 2.0)
+        return x + 1.0
+    f(lucid.randn(3))
+    with pytest.raises(lucid.TracingError):
+        kept[0] + kept[0]
+    with pytest.raises(lucid.TracingError):
+        kept[0].exp()
