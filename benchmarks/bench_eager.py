@@ -1,5 +1,6 @@
-"""Eager mode against PyTorch eager (issue 13): the cost of single eager calls, and of the
-eager MLP training step, in lucid, PyTorch eager and numpy.
+"""Eager calls and the eager MLP step: lucid vs PyTorch eager vs numpy (issue 13).
+
+The cost of single eager calls, and of the eager MLP training step, in each library.
 
     python benchmarks/bench_eager.py [--quick] [--json PATH]
 
@@ -66,6 +67,7 @@ def worker(threads: int, quick: bool) -> dict:
 
     import eager_rows
     torch.set_num_threads(threads)
+    load_before = os.getloadavg()[0]
     rows = []
     for row in eager_rows.ROWS:
         arrays = row.arrays()
@@ -79,7 +81,8 @@ def worker(threads: int, quick: bool) -> dict:
     rows.append(dict(name=MLP_NAME, **time_calls(steps, quick)))
     env = {k: os.environ.get(k, "(unset)") for k in ("OPENBLAS_THREAD_TIMEOUT", "GOMP_SPINCOUNT",
                                                      "LUCID_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    return dict(threads=threads, torch_threads=torch.get_num_threads(), env=env, rows=rows)
+    return dict(threads=threads, torch_threads=torch.get_num_threads(), env=env, rows=rows,
+                load=[load_before, os.getloadavg()[0]])
 
 
 def _verdict(ok: bool) -> str:
@@ -115,7 +118,8 @@ def evaluate(results: list) -> dict:
             target = GEOMEAN_TARGET if (n == 1 and label.startswith("issue")) else None
             geomeans.append(dict(threads=n, label=label, ratio=mean, target=target))
     return dict(entries=entries, geomeans=geomeans, env=results[0]["env"],
-                torch_threads=[res["torch_threads"] for res in results])
+                torch_threads=[res["torch_threads"] for res in results],
+                load={res["threads"]: res["load"] for res in results})
 
 
 def print_report(report: dict) -> None:
@@ -133,6 +137,8 @@ def print_report(report: dict) -> None:
     print(f"OPENBLAS_THREAD_TIMEOUT={env['OPENBLAS_THREAD_TIMEOUT']} (harness default {OPENBLAS_SPIN}: OpenBLAS's "
           f"idle threads sleep between calls instead of spinning on lucid's core), "
           f"GOMP_SPINCOUNT={env['GOMP_SPINCOUNT']}; torch threads per worker: {report['torch_threads']}")
+    print("load average (1 min) at the start and end of each worker, on a shared machine: " + "; ".join(
+        f"{n} thread(s) {a:.1f} -> {b:.1f}" for n, (a, b) in report["load"].items()))
     print_table(["threads", "call", "lucid us", "torch us", "numpy us", "lucid/torch", "lucid/numpy",
                  "target", "result"], table)
     print()

@@ -102,7 +102,8 @@ def _results(ratio, step_ratio, step_2_over_1, numpy_ratio):
         rows.append(dict(name=bench_eager.MLP_NAME, lucid=step_lucid, torch=step_lucid / step_ratio,
                          numpy=step_lucid))
         out.append(dict(threads=n, torch_threads=n, env={"OPENBLAS_THREAD_TIMEOUT": "4",
-                                                         "GOMP_SPINCOUNT": "20000"}, rows=rows))
+                                                         "GOMP_SPINCOUNT": "20000"}, rows=rows,
+                        load=[0.5, 0.7]))
     return out
 
 
