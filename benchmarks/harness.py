@@ -78,14 +78,24 @@ def run_per_thread_count(script: str, counts, extra_args=()) -> list:
     return results
 
 
-def results_per_thread_count(doc: str, script: str, worker):
-    """The command line every benchmark shares: ``--worker N`` (internal) runs
-    ``worker(N, quick)`` and prints its JSON, returning None; otherwise one worker
-    process per thread count runs and their results are returned."""
+def command_line(doc: str, json_option: bool = False) -> argparse.Namespace:
+    """The options every benchmark shares: ``--worker N`` (internal), ``--quick``, and
+    ``--json PATH`` (save the results) for the benchmarks that offer it."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    args = parser.parse_args()
+    if json_option:
+        parser.add_argument("--json", metavar="PATH", help="also save the results as JSON in PATH")
+    return parser.parse_args()
+
+
+def results_per_thread_count(doc: str, script: str, worker, args=None):
+    """The command line every benchmark shares (``args``: already parsed by
+    ``command_line``): ``--worker N`` (internal) runs ``worker(N, quick)`` and prints its
+    JSON, returning None; otherwise one worker process per thread count runs and their
+    results are returned."""
+    if args is None:
+        args = command_line(doc)
     if args.worker:
         print(json.dumps(worker(args.worker, args.quick)))
         return None
