@@ -320,11 +320,16 @@ class Plan:
 def eager_runner(fused: Graph, arrays, scalars=()):
     """``run(*arrays) -> array`` for one eager call signature (``arrays`` are examples
     of its layouts; positions in ``scalars`` take Python floats). A plan of one loop
-    kernel is one trampoline call (``eager_call``), a one-GEMM plan its direct entry;
-    anything else (views, several kernels, work that splits across threads, bounds
-    checking) the plan's general call."""
+    kernel is one trampoline call (``eager_call``), a one-GEMM plan its direct entry, a
+    reshape or transpose a numpy view of its input (no copy, as in PyTorch); anything
+    else (several kernels, work that splits across threads, bounds checking) the plan's
+    general call."""
     plan = Plan(fused)
     run = None
+    if plan.kinds and set(plan.kinds) == {"view"} and len(plan.steps) == 1 and not plan.constants \
+            and list(plan.steps[0][1]) == plan.input_slots:
+        view = plan.steps[0][0]  # a reshape or transpose: a numpy view, as PyTorch's are
+        return lambda *arrays: view(*arrays)[0]
     if type(plan) is Plan and len(plan.steps) == 1 and not plan.constants and len(plan.outputs) == 1:
         step, reads, outs = plan.steps[0]
         kernel = getattr(step, "kernel", None)

@@ -185,7 +185,7 @@ def test_backends_keep_separate_entries(monkeypatch):
     launches = runtime.kernel_launches()
     interpreted = (x * 2.5 - x.exp()).numpy()
     assert runtime.kernel_launches() == launches  # the interpreter ran it, not the native entry
-    np.testing.assert_allclose(interpreted, native, rtol=1e-6)
+    np.testing.assert_allclose(interpreted, native, rtol=1e-5)
 
 
 def test_bounds_mode_runs_eager_ops_through_checked_plans(monkeypatch):
