@@ -64,7 +64,7 @@ def split_pays(M: int, N: int, K: int, itemsize: int) -> bool:
     (False, True)
     """
     flop = 2.0 * M * N * K
-    nbytes = itemsize * (M * K + K * N + 2.0 * M * N)
+    nbytes = itemsize * (M * K + K * N + 1.0 * M * N)
     return max(flop / FLOP_RATE, nbytes / BYTE_RATE) >= SPLIT_MIN_SECONDS
 
 
