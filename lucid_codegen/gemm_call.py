@@ -51,7 +51,7 @@ __all__ = ["Gemm", "GemmSpec", "get_gemm", "split_pays", "split_spans"]
 # (measured crossover ~4 MFLOP = ~60 µs of work: 64x784x256 257 -> 156 µs on 2
 # threads; 64x64x64 9 -> 23 µs). FLOP_RATE: lucid's one-core GEMM on packed panels
 # (bench_linear: 57-75 GFLOP/s); BYTE_RATE: the small-shape path streaming operands
-# that are not in L2 (bench_small_gemm: ~20-25 GB/s a core, 1x784x256).
+# that are not in L2 (1x784x256: 0.8 MB in 20-40 µs, 20-40 GB/s a core, busy machine).
 SPLIT_MIN_SECONDS = 60e-6
 FLOP_RATE = 80e9
 BYTE_RATE = 25e9
