@@ -241,10 +241,9 @@ def gemm_fast_call(step):
     ``_py`` entry, the step's general ``direct`` call when that entry declines. None for
     steps this does not cover (a 2-D bias, A read through a broadcast, no ``_py`` entry,
     or work that may split across threads)."""
-    from .gemm_call import THREAD_MIN_FLOP
     gemm = step.gemm
     if (not LAYOUT_OK or gemm._pyfn is None or step.bias_2d or step.a_shape is not None
-            or step.flop >= THREAD_MIN_FLOP or step.empty):
+            or step.empty or step.splits):
         return None
     address = ctypes.cast(gemm._pyfn, ctypes.c_void_p).value
     alpha_bits = int(np.float64(step.alpha).view(np.int64))

@@ -31,7 +31,10 @@ PyArrayObject* r, double alpha, T* ws, i64 ws_elems)``
     workspace is big enough, 3 if c overlaps a, b, bias or r; nothing is written then.
 
 Loop order is BLIS's (jc -> pc -> ic -> jr -> ir) with packed A and B panels and
-an MR x NR register-tiled micro-kernel (see gemm_microkernel.py).
+an MR x NR register-tiled micro-kernel (see gemm_microkernel.py). Few rows or columns
+with A's rows and B's columns contiguous (the batch-1 ``x @ W.T``, a matrix-vector
+product) take the small-shape path instead: dot products streaming both operands in
+place, nothing packed, the same epilogue (see gemm_small.py).
 """
 from __future__ import annotations
 
@@ -45,10 +48,11 @@ import llvmlite.ir as ir
 from .gemm_microkernel import (I1, I8, I32, I64, Blocking, Ctx, build_microkernel,
                                build_tile_epilogue, counted_loop, default_blocking, imin)
 from .gemm_pack import build_pack_a, build_pack_b, build_store_tile
+from .gemm_small import SMALL_M, SMALL_N, build_small_path, small_condition
 from .pyarray import PYARRAY_OFFSETS
 from .target import host_target
 
-KERNEL_VERSION = 1
+KERNEL_VERSION = 2               # 2: the small-shape path (gemm_small.py)
 EPILOGUES = ("none", "relu", "sigmoid", "tanh")
 DTYPES = ("float32", "float64")
 STACK_BYTES = 96 * 1024          # largest workspace taken from the stack
@@ -103,7 +107,7 @@ class GemmSpec:
         """Names everything the generated code depends on (a cache key)."""
         return (f"gemm-v{KERNEL_VERSION}:{self.dtype}:bias{int(self.bias)}:{self.epilogue}"
                 f":acc{int(self.accumulate)}:res{int(self.residual)}:gate{int(self.gate)}{int(self.gate_a)}:{self.blocking.tag()}"
-                f":stack{STACK_BYTES}:pyabi{'-'.join(map(str, PYARRAY_OFFSETS))}"
+                f":stack{STACK_BYTES}:small{SMALL_M}x{SMALL_N}:pyabi{'-'.join(map(str, PYARRAY_OFFSETS))}"
                 f":src{_generator_hash()}")
 
 
@@ -112,7 +116,7 @@ def _generator_hash() -> str:
     """Hash of the IR generator's source, so a changed generator never hits stale cache."""
     here = os.path.dirname(os.path.abspath(__file__))
     h = hashlib.sha256()
-    for name in ("gemm.py", "gemm_microkernel.py", "gemm_pack.py", "vector_math.py"):
+    for name in ("gemm.py", "gemm_microkernel.py", "gemm_pack.py", "gemm_small.py", "vector_math.py"):
         try:
             with open(os.path.join(here, name), "rb") as f:
                 h.update(f.read())
@@ -146,10 +150,11 @@ def workspace_elems(spec: GemmSpec, M: int, N: int, K: int) -> int:
     return a + _round_up(min(blk.NC, N), blk.NR) * kcb
 
 
-def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store) -> ir.Function:
+def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store,
+                  small) -> ir.Function:
     """The exported full entry. ``ukrs[(mr, nv)]``: micro-kernels for full tiles
     (MR rows), the row remainder (MR // 3 rows at a time) and narrow column edges
-    (one vector wide)."""
+    (one vector wide); ``small``: the small-shape path (gemm_small.py)."""
     blk = c.blk
     MR, NR, MC, NC, KC, W = blk.MR, blk.NR, blk.MC, blk.NC, blk.KC, blk.W
     MRS = _sub_mr(blk)
@@ -178,6 +183,8 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store
     go = b.append_basic_block("go")
     b.cbranch(empty, ret_ok, go)
     b.position_at_end(go)
+    with b.if_then(small_condition(b, spec, M, N, csa, rsb)):
+        b.ret(b.call(small, [M, N, K, alpha, A, rsa, B, csb, C, ldc, bias, R, rsr, csr]))
 
     kd = b.select(b.icmp_signed(">", K, I64(1)), K, I64(1))
     kcb = kd if (spec.accumulate and not spec.linear) else imin(b, I64(KC), kd)
@@ -410,7 +417,8 @@ def build_gemm_module(spec: GemmSpec) -> ir.Module:
                     strided_a=strided)
     epi = build_tile_epilogue(c, spec, f"{sym}.epi")
     store = build_store_tile(c, spec, epi, f"{sym}.store") if spec.reads_r else epi
-    driver = _build_driver(c, spec, sym + ".impl", pack_a, pack_b, ukrs, store)
+    small = build_small_path(c, spec, store, sym + ".small")
+    driver = _build_driver(c, spec, sym + ".impl", pack_a, pack_b, ukrs, store, small)
     _build_full_entry(c, driver, sym)
     _build_py_entry(c, spec, driver, sym + "_py")
     return m

@@ -22,13 +22,14 @@ Everything is validated (TypeError / ValueError naming 'gemm' and the shapes)
 before native code runs; c_out must not overlap a, b or residual except that
 inputs overlapping c_out are copied first on the general path.
 
-Single-thread calls (under ``THREAD_MIN_FLOP``, or one thread configured) go
-through the kernel's ``_py`` entry, which reads pointers and strides straight
-from the array objects and uses a per-thread scratch buffer: one ctypes call, no
-per-array Python attribute reads. Others (and the fallbacks) go
+Single-thread calls (work that ``split_pays`` keeps on the calling thread, or one
+thread configured) go through the kernel's ``_py`` entry, which reads pointers and
+strides straight from the array objects and uses a per-thread scratch buffer: one
+ctypes call, no per-array Python attribute reads. Others (and the fallbacks) go
 through :meth:`Gemm.run_ptrs`, which splits rows (or columns) across
-:mod:`lucid_codegen.threads` above ``THREAD_MIN_FLOP`` (2*M*N*K); results are
-bit-identical for any thread count because K is never split.
+:mod:`lucid_codegen.threads` as ``split_spans`` says; results are bit-identical for
+any thread count because K is never split and no part crosses the small-shape
+threshold of the kernel (``gemm_small``), whose summation order differs.
 """
 from __future__ import annotations
 
@@ -40,12 +41,57 @@ import numpy as np
 from . import threads
 from .pyarray import LAYOUT_OK, data_ptr
 from .gemm import GemmSpec, build_gemm_module, gemm_symbol, workspace_elems
+from .gemm_small import SMALL_M, SMALL_N
 
-__all__ = ["Gemm", "GemmSpec", "THREAD_MIN_FLOP", "get_gemm"]
+__all__ = ["Gemm", "GemmSpec", "get_gemm", "split_pays", "split_spans"]
 
-# Split GEMMs across threads above this: a native handoff costs ~10-15 µs (measured
-# crossover ~4 MFLOP: 64x784x256 257 -> 156 µs on 2 threads; 64x64x64 9 -> 23 µs)
-THREAD_MIN_FLOP = 5e6
+# The cost model of a split: a GEMM's one-thread time is estimated from its FLOPs and
+# the bytes it streams (whichever bounds it), and it is split across threads when that
+# is at least SPLIT_MIN_SECONDS. Handing a part to a worker costs ~10-20 µs from Python
+# (measured crossover ~4 MFLOP = ~60 µs of work: 64x784x256 257 -> 156 µs on 2
+# threads; 64x64x64 9 -> 23 µs). FLOP_RATE: lucid's one-core GEMM on packed panels
+# (bench_linear: 57-75 GFLOP/s); BYTE_RATE: the small-shape path streaming operands
+# that are not in L2 (1x784x256: 0.8 MB in 20-40 µs, 20-40 GB/s a core, busy machine).
+SPLIT_MIN_SECONDS = 60e-6
+FLOP_RATE = 80e9
+BYTE_RATE = 25e9
+
+
+def split_pays(M: int, N: int, K: int, itemsize: int) -> bool:
+    """Whether C(M, N) = A(M, K)·B(K, N) is worth splitting across threads.
+
+    >>> split_pays(1, 256, 784, 4), split_pays(1024, 1024, 1024, 4)
+    (False, True)
+    """
+    flop = 2.0 * M * N * K
+    nbytes = itemsize * (M * K + K * N + 1.0 * M * N)
+    return max(flop / FLOP_RATE, nbytes / BYTE_RATE) >= SPLIT_MIN_SECONDS
+
+
+def split_spans(M: int, N: int, nt: int, mr: int, nr: int):
+    """How a GEMM is split into ``nt`` parts: ``(split_m, [(offset, size), ...])``,
+    rows when M >= N (in whole MR micro-tiles) else columns (NR), or None when it
+    yields one part.
+
+    No part takes the other side of the small-shape threshold from the whole
+    (``gemm_small.SMALL_M`` rows, ``SMALL_N`` columns): its summation order differs,
+    so that would change the bits of the parts' results.
+
+    >>> split_spans(1, 256, 2, 6, 16)
+    (False, [(0, 128), (128, 128)])
+    >>> split_spans(20, 4, 2, 6, 16) is None    # not 12 + 8: 8 rows take the dot path
+    True
+    """
+    split_m = M >= N
+    tile, total, small = (mr, M, SMALL_M) if split_m else (nr, N, SMALL_N)
+    step = -(-total // (nt * tile)) * tile
+    if total > small:
+        step = max(step, -(-(small + 1) // tile) * tile)
+    spans = [(o, min(step, total - o)) for o in range(0, total, step)]
+    if total > small and len(spans) > 1 and spans[-1][1] <= small:
+        o, n = spans.pop()
+        spans[-1] = (spans[-1][0], spans[-1][1] + n)
+    return (split_m, spans) if len(spans) > 1 else None
 # LLVM pipeline for GEMM modules: their vector code is explicit, so the
 # vectorizers are off and level 2 gives the same machine code loops faster.
 SPEED_LEVEL = 2
@@ -175,7 +221,7 @@ class Gemm:
         K2, N = b.shape
         if K2 != K or c_out.shape != (M, N):
             raise _shape_error("need a (M, K), b (K, N), c_out (M, N)", a, b, c_out)
-        if c_out.strides[1] != self._itemsize and N > 1:
+        if c_out.strides[1] != self._itemsize and N > 1 and M > 0:  # (numpy gives empty arrays 0 strides)
             raise _shape_error("c_out needs unit column stride (a row-major view)", a, b, c_out)
         if not c_out.flags.writeable:
             raise ValueError("gemm: c_out is read-only")
@@ -217,7 +263,7 @@ class Gemm:
     def _single_thread_entry(self, a, b, c_out, bias, residual, alpha, M, N, K) -> bool:
         """The native ``_py`` entry for work that stays on this thread; False when it
         declines (misaligned strides, overlap, too big) or the work should be split."""
-        if self._pyfn is None or (2 * M * N * K >= THREAD_MIN_FLOP and threads.get_num_threads() > 1):
+        if self._pyfn is None or (threads.get_num_threads() > 1 and split_pays(M, N, K, self._itemsize)):
             return False
         try:
             ws, nbytes = _TLS.ws
@@ -234,6 +280,7 @@ class Gemm:
         has_bias, has_res, a_gate = self.spec.bias, self.spec.uses_r, self.spec.gate_a
         M, N = out_shape
         empty = np.empty
+        stays = {}  # K -> whether the work stays on the calling thread at any thread count
 
         def run(a, b, *extra):
             c = empty(out_shape, dtype)
@@ -245,8 +292,12 @@ class Gemm:
             res = extra[-1] if has_res else None
             if a_gate and trans_a:  # A's gate has A's layout
                 res = res.T
+            K = a.shape[1]
+            here = stays.get(K)
+            if here is None:
+                here = stays[K] = not split_pays(M, N, K, itemsize)
             if pyfn is not None and (bias is None or bias.strides[0] == itemsize) and (
-                    2 * M * N * a.shape[1] < THREAD_MIN_FLOP or threads.get_num_threads() == 1):
+                    here or threads.get_num_threads() == 1):
                 try:
                     ws, nbytes = _TLS.ws
                 except AttributeError:
@@ -269,7 +320,7 @@ class Gemm:
             N = b.shape[1]
             if self._single_thread_entry(a, b, c_out, bias, residual, alpha, M, N, K):
                 return
-            if 2 * M * N * K >= THREAD_MIN_FLOP and M and N and (N == 1 or c_out.strides[1] == size) and all(
+            if M and N and split_pays(M, N, K, size) and (N == 1 or c_out.strides[1] == size) and all(
                     st % size == 0 for x in (a, b, c_out, residual) if x is not None for st in x.strides):
                 self._run_arrays(a, b, c_out, bias, residual, alpha, M, N, K)
                 return
@@ -318,10 +369,11 @@ class Gemm:
             return
         spec, size = self.spec, self._itemsize
         nt = 1
-        if 2.0 * M * N * K >= THREAD_MIN_FLOP:
+        if split_pays(M, N, K, size):
             nt = threads.get_num_threads() if num_threads is None else max(1, int(num_threads))
+        split = split_spans(M, N, nt, self._mr, self._nr) if nt > 1 else None
         fn = self._fn
-        if nt <= 1:
+        if split is None:
             buf = _take_ws(workspace_elems(spec, M, N, K) * size)
             try:
                 fn(M, N, K, alpha, a_ptr, rsa, csa, b_ptr, rsb, csb, c_ptr, ldc,
@@ -329,14 +381,7 @@ class Gemm:
             finally:
                 _give_ws(buf)
             return
-        mr, nr = self._mr, self._nr
-        if M >= N:
-            step = -(-M // (nt * mr)) * mr
-            parts = [(i, min(step, M - i)) for i in range(0, M, step)]
-        else:
-            step = -(-N // (nt * nr)) * nr
-            parts = [(j, min(step, N - j)) for j in range(0, N, step)]
-        split_m = M >= N
+        split_m, parts = split
         bufs = [_take_ws(workspace_elems(spec, n if split_m else M, N if split_m else n, K)
                          * size) for _, n in parts]
 

@@ -305,23 +305,21 @@ def _round64(nbytes: int) -> int:
 
 
 def _parts(job: GemmJob, num_threads: int):
-    """A GEMM split for ``num_threads`` as ``run_ptrs`` splits it (rows when M >= N,
-    else columns, in whole micro-tiles): per part, the byte offsets of its operands'
+    """A GEMM split for ``num_threads`` as ``run_ptrs`` splits it (``gemm_call.split_pays``
+    and ``split_spans``: rows when M >= N, else columns, in whole micro-tiles): per part, the byte offsets of its operands'
     addresses (by word), its words, and the workspace bytes each part gets. None when
     it does not split."""
     from .gemm import workspace_elems
-    from .gemm_call import THREAD_MIN_FLOP
-    if num_threads <= 1 or job.flop < THREAD_MIN_FLOP:
+    from .gemm_call import split_pays, split_spans
+    if num_threads <= 1:
         return None
     gemm, w = job.gemm, list(job.words)
     M, N, K = w[1], w[2], w[3]
-    size, split_m = gemm.dtype.itemsize, M >= N
-    tile = gemm._mr if split_m else gemm._nr
-    total = M if split_m else N
-    step = -(-total // (num_threads * tile)) * tile
-    spans = [(o, min(step, total - o)) for o in range(0, total, step)]
-    if len(spans) < 2:
+    size = gemm.dtype.itemsize
+    split = split_spans(M, N, num_threads, gemm._mr, gemm._nr) if split_pays(M, N, K, size) else None
+    if split is None:
         return None
+    split_m, spans = split
     has_bias, has_r = 13 in job.in_words, 14 in job.in_words
     each = max(_round64(workspace_elems(gemm.spec, n if split_m else M, N if split_m else n, K) * size)
                for _, n in spans)

@@ -25,7 +25,6 @@ from lucid_ir.interpreter import check_inputs
 from . import threads
 from .donation import donations, plan_donations
 from .eager_call import fast_call, gemm_fast_call
-from .gemm_call import THREAD_MIN_FLOP
 from .native_plan import NativeProgram, NotEligible
 from .steps import make_step
 
@@ -199,7 +198,7 @@ class Plan:
             self.single = self.exec_steps[0][0]
             # a GEMM that splits across threads is faster from a native program (its
             # parts posted natively) than from the direct call (split from Python)
-            self.single_splits = getattr(self.steps[0][0], "flop", 0) >= THREAD_MIN_FLOP
+            self.single_splits = getattr(self.steps[0][0], "splits", False)
 
     def __call__(self, arrays):
         Plan.launches += self.n_kernels

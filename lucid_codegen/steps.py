@@ -14,7 +14,7 @@ from lucid_ir.kernel import KernelNode
 
 from .elementwise import ElementwiseKernel
 from .gemm import GemmSpec, k_block
-from .gemm_call import get_gemm
+from .gemm_call import get_gemm, split_pays
 from .reduction import ReductionKernel
 
 EPILOGUE_OPS = {"sigmoid": "sigmoid", "tanh": "tanh", "maximum": "relu"}
@@ -74,6 +74,8 @@ class GemmStep:
         self.gemm = get_gemm(GemmSpec(mm.out.dtype, bias=self.has_bias, epilogue=self.epilogue,
                                       residual=residual is not None, gate=gate is not None,
                                       gate_a=gate_a is not None))
+        #: whether a call splits across threads (when more than one is configured)
+        self.splits = split_pays(*self.out_shape, k, self.gemm.dtype.itemsize)
         #: read positions whose operand may be this step's output array itself (see
         #: ``KernelStep.same_element_reads``): the (M, N) residual or gate R, read tile by
         #: tile just before C's same elements are stored, when that happens once. A linear

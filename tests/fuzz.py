@@ -388,15 +388,15 @@ def low_thread_thresholds(native: bool):
     by fork/join records); else the step-by-step path's (elementwise kernels this big
     keep plans off native programs)."""
     from lucid_codegen import gemm_call, loops, native_plan
-    saved = loops.PARALLEL_BYTES, gemm_call.THREAD_MIN_FLOP, native_plan.LOOP_SPLIT_BYTES
+    saved = loops.PARALLEL_BYTES, gemm_call.SPLIT_MIN_SECONDS, native_plan.LOOP_SPLIT_BYTES
     if native:
-        gemm_call.THREAD_MIN_FLOP, native_plan.LOOP_SPLIT_BYTES = 20000, 256
+        gemm_call.SPLIT_MIN_SECONDS, native_plan.LOOP_SPLIT_BYTES = 2.5e-7, 256
     else:
-        loops.PARALLEL_BYTES, gemm_call.THREAD_MIN_FLOP = 4096, 20000
+        loops.PARALLEL_BYTES, gemm_call.SPLIT_MIN_SECONDS = 4096, 2.5e-7
     try:
         yield
     finally:
-        loops.PARALLEL_BYTES, gemm_call.THREAD_MIN_FLOP, native_plan.LOOP_SPLIT_BYTES = saved
+        loops.PARALLEL_BYTES, gemm_call.SPLIT_MIN_SECONDS, native_plan.LOOP_SPLIT_BYTES = saved
 
 
 def run_case(seed: int, grad: bool | None = None):

@@ -6,7 +6,7 @@ import pytest
 
 from lucid_codegen import threads
 from lucid_codegen.gemm import GemmSpec, build_gemm_module, gemm_symbol
-from lucid_codegen.gemm_call import THREAD_MIN_FLOP, Gemm, get_gemm
+from lucid_codegen.gemm_call import Gemm, get_gemm, split_pays
 
 SENTINEL = -7777.0
 
@@ -164,7 +164,7 @@ def test_misaligned_strides_fall_back():
 @pytest.mark.parametrize("shape", [(300, 200, 257), (50, 300, 1001)])
 def test_threads_bit_identical(shape):
     M, K, N = shape
-    assert 2 * M * N * K >= THREAD_MIN_FLOP
+    assert split_pays(M, N, K, 4)
     rng = np.random.default_rng(4)
     for spec in (SPECS[1], SPECS[3], SPECS[7], SPECS[11], SPECS[13]):
         g = get_gemm(spec)

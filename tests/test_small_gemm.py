@@ -1,0 +1,215 @@
+"""The GEMM's small-shape path (lucid_codegen.gemm_small): few rows or columns, against
+float64 numpy, every epilogue, both layouts of B, views, 1-3 threads, and operands
+fenced by inaccessible pages (a read past an operand's end faults)."""
+from __future__ import annotations
+
+import ctypes
+import itertools
+import mmap
+
+import numpy as np
+import pytest
+
+from lucid_codegen import gemm_call, threads
+from lucid_codegen.gemm import gemm_symbol
+from lucid_codegen.gemm_call import get_gemm, split_pays, split_spans
+from lucid_codegen.gemm_small import SMALL_M, SMALL_N, uses_dot_path
+from test_gemm import SPECS, check_guard, guarded_out, ref, run_case, tol
+
+SMALL_MS = (0, 1, 2, 3, 5, 7, 8, 9)
+KS = (0, 1, 7, 16, 33, 100)           # 0, 1, primes, a multiple and non-multiples of W
+NS = (1, 3, 4, 5, 17, 37)             # either side of SMALL_N and of the tile widths
+
+
+@pytest.fixture(params=[1, 2])
+def num_threads(request):
+    old = threads.get_num_threads()
+    threads.set_num_threads(request.param)
+    yield request.param
+    threads.set_num_threads(old)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: gemm_symbol(s))
+@pytest.mark.parametrize("b_view", ["wT", "plain"])
+def test_small_shapes_every_epilogue(spec, b_view, num_threads):
+    """M = 0..9 and N, K including 1, primes and non-multiples of the vector width, with
+    B = Wᵀ (the dot path when M <= SMALL_M or N <= SMALL_N) and B row-major (the
+    general path): same results as float64 numpy, nothing written outside C."""
+    rng = np.random.default_rng(10)
+    for M, K, N in itertools.product(SMALL_MS, KS, NS):
+        run_case(spec, M, K, N, rng, b_view=b_view, alpha=0.75)
+    for M, K, N in itertools.product((13, 40), (5, 64), (1, 2, 4)):  # small N, many rows
+        run_case(spec, M, K, N, rng, b_view=b_view)
+
+
+def _padded(rng, rows, cols, dtype):
+    """A (rows, cols) view with unit column stride and a row stride of cols + 3."""
+    return rng.uniform(-1, 1, (rows, cols + 3)).astype(dtype)[:, 1:cols + 1]
+
+
+@pytest.mark.parametrize("spec", [SPECS[1], SPECS[3], SPECS[7], SPECS[11], SPECS[14]],
+                         ids=lambda s: gemm_symbol(s))
+def test_small_shapes_views(spec):
+    """Operands that are views: padded rows (still the dot path), transposed, strided,
+    negative strides and broadcasts (the general path), and a transposed residual."""
+    rng = np.random.default_rng(11)
+    for M, K, N in [(1, 31, 19), (3, 17, 40), (8, 9, 3), (5, 64, 2)]:
+        for a_view, b_view in itertools.product(("plain", "T", "strided", "neg", "bcast"),
+                                                ("wT", "plain", "neg", "bcast")):
+            run_case(spec, M, K, N, rng, a_view, b_view, r_view="T")
+        dt = spec.dtype
+        a, w = _padded(rng, M, K, dt), _padded(rng, N, K, dt)
+        assert uses_dot_path(M, N, a.strides[1] // a.itemsize, w.T.strides[0] // a.itemsize,
+                             spec.gate_a) != spec.gate_a
+        bias = rng.uniform(-1, 1, N).astype(dt) if spec.bias else None
+        r = rng.uniform(-1, 1, (M, K) if spec.gate_a else (M, N)).astype(dt) if spec.uses_r else None
+        c_old = rng.uniform(-1, 1, (M, N)).astype(dt) if spec.accumulate else None
+        big, c = guarded_out(M, N, dt, rng, fill=c_old)
+        kind = "gate" if spec.gate else "gate_a" if spec.gate_a else "residual"
+        get_gemm(spec)(a, w.T, c, bias=bias, **{kind: r})
+        a_eff = np.where(r > 0, a, 0) if spec.gate_a else a
+        expect = ref(a_eff, w.T, bias, r if spec.residual else None, c_old, 1.0, spec.epilogue,
+                     gate=r if spec.gate else None)
+        np.testing.assert_allclose(c, expect, **tol(dt, K))
+        check_guard(big, M, N)
+
+
+class Fenced:
+    """Arrays placed against an inaccessible page (PROT_NONE): reading one element past
+    an array's end (``at="end"``) or before its start (``at="start"``) faults."""
+
+    PROT_NONE, PROT_RW = 0, 3
+
+    def __init__(self):
+        self._maps = []
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+
+    def array(self, values: np.ndarray, at: str) -> np.ndarray:
+        page = mmap.PAGESIZE
+        nbytes = max(values.nbytes, 1)
+        data_pages = -(-nbytes // page)
+        m = mmap.mmap(-1, (data_pages + 2) * page)
+        base = ctypes.addressof(ctypes.c_char.from_buffer(m))
+        self._maps.append((m, base))
+        for guard in (base, base + (data_pages + 1) * page):
+            assert self._libc.mprotect(guard, page, self.PROT_NONE) == 0
+        offset = page + (data_pages * page - values.nbytes if at == "end" else 0)
+        out = np.frombuffer(m, values.dtype, values.size, offset).reshape(values.shape)
+        out[...] = values
+        return out
+
+    def close(self):
+        for m, base in self._maps:
+            self._libc.mprotect(base, len(m), self.PROT_RW)
+        self._maps.clear()
+
+
+@pytest.mark.parametrize("at", ["end", "start"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dot_path_reads_only_its_operands(at, dtype):
+    """A, W (B = Wᵀ), bias and residual each against an inaccessible page: the dot path's
+    masked K tail, aliased rows/columns and epilogue never step outside them."""
+    from lucid_codegen.gemm import GemmSpec
+    rng = np.random.default_rng(12)
+    fence = Fenced()
+    try:
+        for spec in (GemmSpec(dtype, bias=True, epilogue="tanh", residual=True),
+                     GemmSpec(dtype, gate=True, accumulate=True)):
+            g = get_gemm(spec)
+            for M, K, N in [(1, 1, 1), (1, 13, 7), (3, 5, 9), (5, 33, 2), (8, 100, 3), (2, 7, 70)]:
+                a = fence.array(rng.uniform(-1, 1, (M, K)).astype(dtype), at)
+                w = fence.array(rng.uniform(-1, 1, (N, K)).astype(dtype), at)
+                r = fence.array(rng.uniform(-1, 1, (M, N)).astype(dtype), at)
+                bias = fence.array(rng.uniform(-1, 1, N).astype(dtype), at) if spec.bias else None
+                c = np.zeros((M, N), dtype)
+                if spec.gate:
+                    g(a, w.T, c, gate=r)
+                    expect = ref(a, w.T, gate=r)
+                else:
+                    g(a, w.T, c, bias=bias, residual=r)
+                    expect = ref(a, w.T, bias, r, epilogue="tanh")
+                np.testing.assert_allclose(c, expect, **tol(dtype, K))
+    finally:
+        fence.close()
+
+
+def test_split_never_crosses_the_small_threshold():
+    """Every part of a split is on the same side of SMALL_M / SMALL_N as the whole."""
+    for M, N, nt, (mr, nr) in itertools.product(range(1, 60), range(1, 60), (2, 3, 4),
+                                                ((6, 16), (12, 32), (4, 8))):
+        split = split_spans(M, N, nt, mr, nr)
+        if split is None:
+            continue
+        split_m, spans = split
+        total, small, tile = (M, SMALL_M, mr) if split_m else (N, SMALL_N, nr)
+        assert split_m == (M >= N)
+        assert [o for o, _ in spans] == sorted(o for o, _ in spans) and spans[0][0] == 0
+        assert sum(n for _, n in spans) == total and all(o % tile == 0 for o, _ in spans)
+        assert all((n <= small) == (total <= small) for _, n in spans), (M, N, nt, spans)
+
+
+@pytest.mark.parametrize("spec", [SPECS[1], SPECS[7], SPECS[11]], ids=lambda s: gemm_symbol(s))
+def test_small_shapes_bit_identical_across_threads(spec, monkeypatch):
+    """Splits forced on tiny work (the cost model's threshold at 0): 1, 2 and 3 threads
+    give the same bits, including splits whose last rows would be few enough for the
+    dot path, and column splits of the dot path itself."""
+    monkeypatch.setattr(gemm_call, "SPLIT_MIN_SECONDS", 0.0)
+    rng = np.random.default_rng(13)
+    dt = spec.dtype
+    old = threads.get_num_threads()
+    try:
+        for M, K, N in [(1, 50, 300), (3, 17, 100), (20, 9, 10), (14, 33, 5), (9, 40, 3),
+                        (25, 7, 4), (16, 64, 70)]:
+            a = rng.uniform(-1, 1, (M, K)).astype(dt)
+            b = rng.uniform(-1, 1, (N, K)).astype(dt).T
+            bias = rng.uniform(-1, 1, N).astype(dt) if spec.bias else None
+            r = rng.uniform(-1, 1, (M, N)).astype(dt) if spec.uses_r else None
+            kind = "gate" if spec.gate else "residual"
+            c0 = rng.uniform(-1, 1, (M, N)).astype(dt)
+            outs = []
+            for nt in (1, 2, 3):
+                threads.set_num_threads(nt)
+                c = c0.copy()
+                get_gemm(spec)(a, b, c, bias=bias, **{kind: r})
+                outs.append(c)
+            for other in outs[1:]:
+                np.testing.assert_array_equal(outs[0], other, err_msg=f"{(M, K, N)}")
+    finally:
+        threads.set_num_threads(old)
+
+
+def test_cost_model_keeps_small_work_on_the_calling_thread():
+    """The batch-1..8 layers of the benchmark stay on one thread; big work splits, and
+    so does a matrix-vector product that streams megabytes."""
+    for M in (1, 2, 4, 8):
+        assert not split_pays(M, 256, 784, 4)      # forward x @ W.T
+        assert not split_pays(M, 784, 256, 4)      # dX = dY @ W
+        assert not split_pays(256, 784, M, 4)      # dW = dY.T @ X
+    assert split_pays(1024, 1024, 1024, 4)
+    assert split_pays(1, 4096, 4096, 4)            # 64 MB of weight
+
+
+@pytest.mark.parametrize("M", [1, 2, 3, 5, 8, 9])
+def test_linear_forward_backward_with_bounds_checking(M, monkeypatch):
+    """LUCID_CHECK_BOUNDS=1: F.linear forward and backward at batch sizes around the
+    small-shape threshold (dX = dY·W and the rank-M update dW = dYᵀ·X included)."""
+    monkeypatch.setenv("LUCID_CHECK_BOUNDS", "1")
+    import lucid
+    import lucid.nn.functional as F
+    rng = np.random.default_rng(14)
+    K, N = 37, 19
+    x = rng.standard_normal((M, K)).astype(np.float32)
+    w = rng.standard_normal((N, K)).astype(np.float32)
+    b = rng.standard_normal(N).astype(np.float32)
+    gy = rng.standard_normal((M, N)).astype(np.float32)
+    xt, wt, bt = (lucid.Tensor(v, requires_grad=True) for v in (x, w, b))
+    out = F.tanh(F.linear(xt, wt, bt))
+    (out * lucid.Tensor(gy)).sum().backward()
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    y = np.tanh(x64 @ w64.T + b)
+    gz = gy * (1 - y * y)
+    np.testing.assert_allclose(out.numpy(), y, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(xt.grad), gz @ w64, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(wt.grad), gz.T @ x64, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(bt.grad), gz.sum(0), rtol=1e-4, atol=1e-4)
