@@ -1,7 +1,12 @@
-"""``Tensor.backward``: collect the recorded forward graph, derive its backward graph
-with the autodiff pass, compile it (same pipeline as every graph: simplify, fuse,
-native kernels) and run it. Backward graphs are cached by the forward graph's
-structure, so a training loop derives and compiles each backward graph once.
+"""``Tensor.backward``: collect the recorded calls, derive their backward graph with
+the autodiff pass, compile it (same pipeline as every graph: simplify, fuse, native
+kernels) and run it.
+
+Recording is cheap: an eager call's result keeps one ``Record`` (its signature's
+``Entry``, its operands, and the inner results its gradient reads); no IR exists yet.
+A backward pass keys its graph by the entries and the wiring of the calls, so a
+training loop expands the records into a primitive graph, derives and compiles its
+backward once, and later passes only look the key up and feed the recorded arrays.
 
 Outputs of ``lucid.compile``d functions carry a ``CallOutput`` record instead of a
 primitive node: their backward graph was derived and compiled with the forward.
@@ -13,7 +18,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from lucid_ir.graph import Graph, Node
+from lucid_ir.graph import Graph, Node, Value
+from lucid_ir.types import TensorType
 from lucid_ir.passes import autodiff
 
 from .backend import backend_name
@@ -21,6 +27,18 @@ from .compiler import compile_graph
 
 _CACHE: "OrderedDict[tuple, tuple]" = OrderedDict()
 _CACHE_SIZE = 256
+
+
+class Record:
+    """One eager call recorded for autograd (made by ``lucid.dispatch``): the signature's
+    entry (its chain of ops, attributes and types), the call's operands (tensors and
+    Python numbers) and the results of the inner steps its gradient reads."""
+
+    __slots__ = ("entry", "operands", "saved")
+    op = "record"
+
+    def __init__(self, entry, operands, saved):
+        self.entry, self.operands, self.saved = entry, operands, saved
 
 
 class CallOutput:
@@ -57,26 +75,93 @@ def collect(root):
     return order, leaves
 
 
-def derive(forward: Graph, wrt, also_positions=()):
-    """The compiled backward graph of ``forward`` (cached by its structure) and
-    the positions (inputs, then nodes) of the forward values it reads."""
-    key = (forward.structure_key(), tuple(wrt), tuple(also_positions), backend_name())
-    try:
-        hit = _CACHE.get(key)
-    except TypeError:  # an unhashable attribute: key by the printed graph
-        key = (str(forward), key[1:])
-        hit = _CACHE.get(key)
-    if hit is not None:
-        _CACHE.move_to_end(key)
-        return hit
-    bwd = autodiff.run(forward, wrt, [forward.nodes[i].out for i in also_positions])
-    position = {v: i for i, v in enumerate(forward.inputs)}
-    position.update({n.out: len(forward.inputs) + i for i, n in enumerate(forward.nodes)})
-    entry = (compile_graph(bwd.graph, "backward"), tuple(position[v] for v in bwd.residuals))
-    _CACHE[key] = entry
-    if len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return entry
+def _structure(order, leaves) -> tuple:
+    """What a backward graph depends on: each call's entry and where its operands come
+    from (a leaf, an earlier call, or a number)."""
+    pos = {id(t): i for i, t in enumerate(leaves)}
+    n = len(leaves)
+    for i, t in enumerate(order):
+        pos[id(t)] = n + i
+    return tuple((t._node.entry.uid, tuple([pos.get(id(o), -1) for o in t._node.operands]))
+                 for t in order)
+
+
+def expand(order, leaves):
+    """The recorded calls as one primitive graph (no outputs yet), and where each of its
+    values can be found: ``("t", i)`` tensor i of ``leaves + order``, ``("s", r, j)`` the
+    j-th saved inner result of call r, ``("n", r, k)`` call r's number operand k."""
+    from .dispatch import _TENSOR_TYPES
+    value, sources, inputs, numbers, nodes = {}, {}, [], [], []
+    for i, t in enumerate(leaves):
+        value[id(t)] = v = t.value
+        inputs.append(v)
+        sources[v] = ("t", i)
+    for r, t in enumerate(order):
+        rec = t._node
+        entry = rec.entry
+        ins = []
+        for k, o in enumerate(rec.operands):
+            if type(o) in _TENSOR_TYPES:
+                ins.append(value[id(o)])
+            else:
+                v = Value(TensorType((), entry.scalar_dtypes[k]))
+                numbers.append(v)
+                sources[v] = ("n", r, k)
+                ins.append(v)
+        saved = {k: j for j, k in enumerate(entry.saved)}
+        outs, last = [], len(entry.steps) - 1
+        for k, (op, attrs, wires, out_type) in enumerate(entry.steps):
+            out = t.value if k == last else Value(out_type)
+            nodes.append(Node(op, tuple([outs[w] if w < 0 else ins[w] for w in wires]), attrs, out))
+            outs.append(out)
+            if k in saved:
+                sources[out] = ("s", r, saved[k])
+        value[id(t)] = t.value
+        sources[t.value] = ("t", len(leaves) + r)
+    return Graph(tuple(inputs + numbers), tuple(nodes), ()), sources
+
+
+def recorded_graph(root) -> Graph:
+    """The primitive graph eager calls recorded for ``root`` (leaves first, then the
+    numbers the calls took), as a backward pass would differentiate it."""
+    order, leaves = collect(root)
+    forward, _ = expand(order, leaves)
+    return Graph(forward.inputs, forward.nodes, (root.value,))
+
+
+def _derive(order, leaves, wrt, retained):
+    forward, sources = expand(order, leaves)
+    forward = Graph(forward.inputs, forward.nodes, (order[-1].value if order else leaves[0].value,))
+    bwd = autodiff.run(forward, wrt, [order[i].value for i in retained])
+    missing = [v for v in bwd.residuals if v not in sources]
+    if missing:
+        raise AssertionError(f"eager backward: the gradient reads {missing}, which no record kept")
+    return compile_graph(bwd.graph, "backward"), tuple(sources[v] for v in bwd.residuals)
+
+
+def _run_backward(order, leaves, seed, retained=()):
+    """Gradients of the leaves that require grad (then of ``retained`` calls' results)
+    for the recorded calls ``order`` (the root last) seeded with ``seed``."""
+    wrt = tuple(i for i, t in enumerate(leaves) if t.requires_grad)
+    structure = _structure(order, leaves) if order else tuple((t.shape, t.dtype) for t in leaves)
+    key = (structure, wrt, tuple(retained), backend_name())
+    hit = _CACHE.get(key)
+    if hit is None:
+        hit = _CACHE[key] = _derive(order, leaves, wrt, retained)
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    compiled, sources = hit
+    tensors = leaves + order
+    feed = [seed]
+    for src in sources:
+        if src[0] == "t":
+            feed.append(tensors[src[1]]._data)
+        elif src[0] == "s":
+            feed.append(order[src[1]]._node.saved[src[2]])
+        else:
+            rec = order[src[1]]._node
+            feed.append(np.array(rec.operands[src[2]], dtype=rec.entry.scalar_dtypes[src[2]]))
+    return wrt, compiled(feed)
 
 
 def _seed(root, gradient) -> np.ndarray:
@@ -143,12 +228,8 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
 
 def _backward_whole(root, seed, order, leaves) -> None:
     """One backward graph for everything recorded (the eager path)."""
-    wrt = [i for i, t in enumerate(leaves) if t.requires_grad]
     retained = [i for i, t in enumerate(order) if t._retains_grad]
-    forward = Graph(tuple(t.value for t in leaves), tuple(t._node for t in order), (root.value,))
-    compiled, residual_positions = derive(forward, wrt, retained)
-    tensors = leaves + order
-    grads = compiled([seed] + [tensors[i]._data for i in residual_positions])
+    wrt, grads = _run_backward(order, leaves, seed, retained)
     receivers = [leaves[i] for i in wrt] + [order[i] for i in retained]
     handed: set = set()
     for t, g in zip(receivers, grads):
@@ -156,15 +237,10 @@ def _backward_whole(root, seed, order, leaves) -> None:
 
 
 def _node_grads(t, g):
-    """Gradients of a primitive node's inputs, given the gradient ``g`` of its output."""
-    node: Node = t._node
+    """Gradients of one recorded call's tensor operands, given the gradient ``g`` of its
+    result."""
     parents = list(dict.fromkeys(t._parents))       # x*x reads x once
-    values = [p.value for p in parents]
-    wrt = [i for i, p in enumerate(parents) if p.requires_grad]
-    forward = Graph(tuple(values), (node,), (node.out,))
-    compiled, residual_positions = derive(forward, wrt)
-    tensors = parents + [t]
-    grads = compiled([g] + [tensors[i]._data for i in residual_positions])
+    wrt, grads = _run_backward([t], parents, g)
     return [(parents[i], gi) for i, gi in zip(wrt, grads)]
 
 

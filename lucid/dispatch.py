@@ -33,6 +33,7 @@ from lucid_ir.graph import Graph, Node, Value
 from lucid_ir.types import TensorType, promote
 
 from . import backend, grad_mode, tracing
+from .autograd import Record
 
 _NUMBERS = (float, int, bool)
 _ENTRY_LIMIT = 8192
@@ -95,7 +96,7 @@ class Entry:
     """What one signature needs, prepared once: ``run(*arrays) -> array`` (the native
     call), and the steps' ops, attributes and output types for autograd records."""
 
-    __slots__ = ("run", "steps", "scalar_dtypes", "uid", "saved", "graph", "_run_saving")
+    __slots__ = ("run", "steps", "scalar_dtypes", "uid", "saved", "graph", "_run_saving", "views")
 
     def __init__(self, run, steps, scalar_dtypes, saved=(), graph=None):
         self.run = run
@@ -107,6 +108,8 @@ class Entry:
         self.saved = saved
         self.graph = graph if saved else None
         self._run_saving = None
+        #: a reshape or transpose: its result views its operand's data
+        self.views = len(steps) == 1 and steps[0][0] in ("reshape", "transpose")
 
     def run_saving(self, arrays):
         """``[result, *saved step results]`` of one call (the graph with extra outputs)."""
@@ -203,25 +206,21 @@ def _miss(table: dict, key, chain: Chain, operands, arrays) -> Entry:
 
 # ---------------------------------------------------------------- autograd records
 def _record(entry: Entry, out: np.ndarray, operands, saved=()):
-    """The result tensor with its graph nodes (operands that need no gradient included:
-    numbers become 0-d leaves of their dtype, which the backward may read). ``saved``
-    are the results of ``entry.saved``'s inner steps, in order."""
-    Tensor = _TENSOR_TYPES[0]
-    parents_all = [o if type(o) in _TENSOR_TYPES else
-                   Tensor._wrap(np.array(o, dtype=entry.scalar_dtypes[k]))
-                   for k, o in enumerate(operands)]
-    data = dict(zip(entry.saved, saved))
-    results, last = [], len(entry.steps) - 1
-    for k, (op, attrs, wires, out_type) in enumerate(entry.steps):
-        value = out if k == last else data.get(k)
-        if not wires:  # a source inside the chain (relu's 0): no parents
-            node = Node(op, (), attrs, Value(out_type))
-            results.append(Tensor._from_node(value, node, None))
-            continue
-        parents = [results[w] if w < 0 else parents_all[w] for w in wires]
-        node = Node(op, tuple(p.value for p in parents), attrs, Value(out_type))
-        results.append(Tensor._from_node(value, node, parents))
-    return results[-1]
+    """The result tensor of a call autograd records: it keeps one ``Record`` (the entry,
+    the operands, and ``saved``, the results of ``entry.saved``'s inner steps); the
+    backward pass builds the graph from it only when it has not derived it before."""
+    t = _new(_TENSOR_TYPES[0])
+    t._data = out
+    t._node = Record(entry, operands, saved)
+    t._parents = parents = tuple([o for o in operands if type(o) in _TENSOR_TYPES])
+    t.requires_grad, t._is_leaf = True, False
+    if entry.views:  # a reshaped or transposed leaf is another view of it (the seed's
+        p = parents[0]  # bias = Tensor(...).reshape(1, -1)): backward fills its .grad too
+        t._retains_grad = p.requires_grad and (p._is_leaf or p._retains_grad)
+    return t
+
+
+_new = object.__new__
 
 
 # ---------------------------------------------------------------- the general path

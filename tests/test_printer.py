@@ -1,7 +1,7 @@
 """Golden text for the printer: the printed IR is a public, stable format."""
 import lucid
 import lucid.nn.functional as F
-from lucid.autograd import collect
+from lucid.autograd import recorded_graph
 from lucid_ir.builder import GraphBuilder
 from lucid_ir.graph import Graph
 from lucid_ir.passes import autodiff
@@ -49,8 +49,7 @@ def test_eager_calls_record_the_graph():
     x = lucid.Tensor([[1.0, 2.0]], requires_grad=True)
     w = lucid.Tensor([[3.0, 4.0]], requires_grad=True)
     out = F.relu(F.linear(x, w))
-    order, leaves = collect(out)
-    g = Graph(tuple(t.value for t in leaves), tuple(t._node for t in order), (out.value,))
+    g = recorded_graph(out)
     assert str(g) == """\
 { lambda ; %0:f32[1,2] %1:f32[1,2]. let
     %2:f32[1,1] = matmul[trans_b=True] %0 %1
