@@ -186,7 +186,7 @@ def _class_targets(target, n: int, c: int, dtype: str):
     if t.size and (t.min() < 0 or t.max() >= c):
         raise ValueError(f"cross_entropy: target classes must lie in [0, {c}), "
                          f"got values from {t.min()} to {t.max()}")
-    return Tensor(t.astype(dtype))
+    return Tensor._wrap(t.astype(dtype))  # checked above: a plain float array
 
 
 def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
