@@ -10,7 +10,7 @@ from lucid_ir.builder import GraphBuilder
 from lucid_ir.interpreter import interpret
 
 
-CI_SEEDS = range(20240, 20240 + 40)  # a fixed list: the same graphs on every machine
+CI_SEEDS = range(20240, 20240 + 50)  # a fixed list: the same graphs on every machine
 
 
 def test_short_seeded_fuzz_run(tmp_path):

@@ -9,7 +9,7 @@ import fuzz  # noqa: E402
 import fuzz_api  # noqa: E402
 from api_ops import LucidOps  # noqa: E402
 
-CI_SEEDS = range(5000, 5000 + 8)  # a fixed list: the same programs on every machine
+CI_SEEDS = range(5000, 5000 + 12)  # a fixed list: the same programs on every machine
 
 
 def test_short_seeded_api_fuzz_run():
