@@ -23,6 +23,7 @@ bench: $(STAMP)
 
 fuzz: $(STAMP)
 	$(PY) tests/fuzz.py --seconds 300 --out fuzz-failures
+	$(PY) tests/fuzz_api.py --seconds 120
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -312,7 +312,8 @@ def tolerance(dtype: str):
 
 
 def compare(got, want, noise, dtype, what):
-    """None if ``got`` matches ``want`` (see module doc), else a description."""
+    """None if ``got`` matches ``want`` (see module doc), else a description. ``noise``:
+    the extra error allowed, one number or one per element (``twin_noise``)."""
     if got.shape != want.shape:
         return f"{what}: shape {got.shape} != reference {want.shape}"
     if got.dtype != want.dtype:
@@ -332,39 +333,69 @@ def compare(got, want, noise, dtype, what):
         return None
     rtol, atol = tolerance(dtype)
     scale = float(np.abs(w[fin]).max()) + 1.0
+    noise = np.broadcast_to(np.asarray(noise, np.float64), w.shape)[fin]
     allowed = rtol * np.abs(w[fin]) + atol * scale + noise
-    err = np.abs(g[fin] - w[fin])
-    bad = err > allowed
+    with np.errstate(invalid="ignore"):
+        err = np.abs(g[fin] - w[fin])
+        bad = err > allowed
     if bad.any():
-        k = int(np.argmax(err - allowed))
-        return (f"{what}: max error {err[k]:.3g} > allowed {allowed[k]:.3g} "
-                f"(got {g[fin][k]!r}, reference {w[fin][k]!r}, scale {scale:.3g}, noise {noise:.3g})")
+        k = int(np.flatnonzero(bad)[np.argmax((err - allowed)[bad])])
+        idx = tuple(int(i) for i in np.argwhere(fin)[k])
+        return (f"{what}: error {err[k]:.3g} > allowed {allowed[k]:.3g} at {idx} "
+                f"(got {g[fin][k]!r}, reference {w[fin][k]!r}, scale {scale:.3g}, noise {noise[k]:.3g}; "
+                f"{int(bad.sum())} element(s) out of tolerance)")
     return None
 
 
-def precision_noise(seed, dtype, graph, arrays, want):
-    """Per output: how much the interpreter's answer moves with the precision (see doc)."""
+def precision_noise(seed, dtype, graph, arrays, want, make=None):
+    """Per output, an array of allowed extra error per element: how much the interpreter's
+    answer moves with the precision (see the module doc and ``twin_noise``). ``make(seed,
+    force)`` builds the twin (default ``make_case``)."""
     other = "float64" if dtype == "float32" else "float32"
     try:
-        _, g2, a2 = make_case(seed, force=other)
+        _, g2, a2 = (make or make_case)(seed, force=other)
         with np.errstate(all="ignore"):
             ref2 = interpret(g2, [a.astype(other) for a in arrays])
     except Exception:  # noqa: BLE001 - the other precision could not be built: no estimate
-        return [np.inf] * len(want)
-    out = []
-    for w, r in zip(want, ref2):
-        if w.shape != r.shape:
-            out.append(np.inf)
-            continue
-        with np.errstate(all="ignore"):
-            d = np.abs(w.astype(np.float64) - r.astype(np.float64))
-        d = d[np.isfinite(d)]
-        n = float(d.max()) if d.size else 0.0
+        ref2 = [None] * len(want)
+    return [twin_noise(w, r, dtype) for w, r in zip(want, ref2)]
+
+
+NOISE_FLOOR_QUANTILE = 0.9
+
+
+def twin_noise(want, twin, dtype):
+    """Allowed extra error of each element of ``want`` (computed in ``dtype``), from its
+    ``twin`` (the same graph computed in the other precision, or None if there is none).
+
+    Element by element: 8·|want - twin| (in float64 units, scaled to float64's epsilon for
+    a float64 graph), at least the output's 90th percentile of those (rounding noise is
+    spread unevenly, but one ill-conditioned element in ten cannot widen the rest).
+    An element whose twin is finite where it is not (or the reverse: float32 overflows
+    where float64 does not) has no estimate and an infinite allowance, alone: it cannot
+    hide an error anywhere else. Without a twin, every element gets no allowance at all
+    (only ``rtol`` and ``atol``) rather than an infinite one.
+
+    >>> x = np.array([100.0, 1.0])
+    >>> with np.errstate(over="ignore"):
+    ...     w = np.exp(x.astype(np.float32))            # inf in float32...
+    >>> noise = twin_noise(w, np.exp(x), "float32")     # ...finite in float64
+    >>> bool(np.isinf(noise[0])), bool(noise[1] < 1e-5)  # the second element keeps its own
+    (True, True)
+    """
+    if twin is None or np.shape(twin) != np.shape(want):
+        return np.zeros(np.shape(want))
+    with np.errstate(all="ignore"):
+        w, t = np.asarray(want, np.float64), np.asarray(twin, np.float64)
+        d = np.abs(w - t)
+        both = np.isfinite(w) & np.isfinite(t)
+        d = np.where(both, d, 0.0)
         if dtype == "float64":
-            n *= 2.0 ** -29  # float32 noise, scaled to float64's epsilon
-        mismatch = (np.isfinite(w) != np.isfinite(r)).any()
-        out.append(np.inf if mismatch else 8.0 * n)
-    return out
+            d = d * 2.0 ** -29  # float32 noise, scaled to float64's epsilon
+        noise = 8.0 * d
+        if noise.size:
+            noise = np.maximum(noise, float(np.quantile(noise, NOISE_FLOOR_QUANTILE)))
+    return np.where(np.isfinite(w) != np.isfinite(t), np.inf, noise)
 
 
 @contextlib.contextmanager
@@ -545,21 +576,33 @@ def save_failure(out_dir, seed, graph, arrays, failures) -> str:
     return path
 
 
-def fuzz(seconds: float, out_dir: str | None = None, seed: int = 0, log=print, max_cases=None):
-    """Fuzz seeds ``seed, seed+1, ...`` for ``seconds``; return [(seed, failures)]."""
-    deadline = time.monotonic() + seconds
+def run_seeds(seeds, out_dir: str | None = None, log=print, case=None, deadline=None):
+    """Fuzz each seed of ``seeds`` with ``case(seed) -> (graph, arrays, failures)``
+    (default ``run_case``); stop early only at ``deadline`` (a ``time.monotonic()``
+    value). Returns ``(seeds run, [(seed, failures)])``."""
+    case = case or run_case
     found, n = [], 0
-    s = seed
-    while time.monotonic() < deadline and (max_cases is None or n < max_cases):
-        graph, arrays, failures = run_case(s)
+    for s in seeds:
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        graph, arrays, failures = case(s)
         n += 1
         if failures:
             found.append((s, failures))
-            where = save_failure(out_dir, s, graph, arrays, failures) if out_dir else ""
+            where = save_failure(out_dir, s, graph, arrays, failures) if out_dir and graph is not None else ""
             log(f"seed {s}: {len(failures)} failure(s) {where}\n  " + "\n  ".join(
                 f.splitlines()[0] for f in failures[:5]))
-        s += 1
     log(f"{n} graphs, {len(found)} failing")
+    return n, found
+
+
+def fuzz(seconds: float, out_dir: str | None = None, seed: int = 0, log=print, max_cases=None, case=None):
+    """Fuzz seeds ``seed, seed+1, ...`` for ``seconds`` (at most ``max_cases`` of them);
+    return [(seed, failures)]. For a run whose size does not depend on the machine's
+    speed, use ``run_seeds`` with a fixed list of seeds."""
+    import itertools
+    seeds = itertools.count(seed) if max_cases is None else range(seed, seed + max_cases)
+    _, found = run_seeds(seeds, out_dir, log, case, deadline=time.monotonic() + seconds)
     return found
 
 

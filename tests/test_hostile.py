@@ -163,6 +163,10 @@ def _peak_rss_mb():
 
 
 N_BIG = 2 ** 31 + 16  # more elements than a 32-bit index can count
+# Each walk over N_BIG elements takes ~1-2.5 s on the 2-core development machine (more
+# when it is shared): the limit only catches a hang or a per-element slow path (a Python
+# loop would take hours), never a machine that is merely busy.
+HANG_GUARD_SECONDS = 60.0
 
 
 def test_sum_over_more_than_2_31_elements():
@@ -173,7 +177,7 @@ def test_sum_over_more_than_2_31_elements():
     same(Tensor(x).sum(), 3.0 * N_BIG, rtol=1e-6)
     y = np.broadcast_to(np.float64(-0.5), (N_BIG,))
     same(Tensor(y).max(), -0.5)
-    assert time.perf_counter() - t0 < 2.5
+    assert time.perf_counter() - t0 < HANG_GUARD_SECONDS
     assert _peak_rss_mb() - rss0 < 2000
 
 
@@ -184,7 +188,7 @@ def test_fused_prologue_over_more_than_2_31_elements():
     x = np.broadcast_to(np.float32(1.5), (2, N_BIG))
     t0, rss0 = time.perf_counter(), _peak_rss_mb()
     same(f(Tensor(x)), np.full(2, 3.0 * N_BIG), rtol=1e-6)
-    assert time.perf_counter() - t0 < 2.5
+    assert time.perf_counter() - t0 < HANG_GUARD_SECONDS
     assert _peak_rss_mb() - rss0 < 2000
 
 

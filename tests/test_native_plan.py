@@ -215,7 +215,8 @@ def test_the_caller_runs_the_parts_of_workers_that_sleep(monkeypatch):
         plan(feeds), plan(feeds)  # the 2-thread program exists, workers started
         monkeypatch.setattr(threads._Pool, "hold", hold_without_waking)
         pool = threads._POOL
-        for _ in range(200):  # an idle worker sleeps after polling for threads.SPIN_SECONDS
+        deadline = time.monotonic() + 30.0  # a hang guard: it sleeps within ~1 ms
+        while time.monotonic() < deadline:  # an idle worker sleeps after polling for threads.SPIN_SECONDS
             threads.quiesce()
             time.sleep(0.01)
             if pool._ctl[pool._slot(1, 1)] == 1:
