@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from lucid_ir.builder import make_node
 from lucid_ir.graph import Node, Value
+from lucid_ir.opnames import COMPARISON
 from lucid_ir.types import promote
 
 from . import backend, tracing
@@ -136,11 +137,16 @@ def cast(t, dtype: str):
 
 
 def binary(op: str, a, b):
-    """Apply a binary op, promoting mixed float32/float64 operands to float64."""
+    """Apply a binary op, promoting mixed float32/float64 operands to float64.
+    Comparisons give bool in the IR; tensors here are still float, so their result
+    is cast back to the operands' dtype (1.0/0.0) in the same chain (one kernel)."""
     from .tensor import Tensor
     if not isinstance(a, Tensor):
         a = as_tensor(a, like=b)
     if not isinstance(b, Tensor):
         b = as_tensor(b, like=a)
     dtype = promote(a.dtype, b.dtype)
-    return apply(op, cast(a, dtype), cast(b, dtype))
+    a, b = cast(a, dtype), cast(b, dtype)
+    if op in COMPARISON:  # one chain: no bool tensor is ever made here
+        return apply_chain(((op, (a, b), {}), ("cast", (None,), {"dtype": dtype})))
+    return apply(op, a, b)

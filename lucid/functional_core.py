@@ -40,8 +40,10 @@ def where(cond, a, b):
     """
     like = next((v for v in (a, b, cond) if hasattr(v, "_data")), None)
     cond, a, b = (as_tensor(v, like=like) for v in (cond, a, b))
-    dtype = promote(cond.dtype, a.dtype, b.dtype)
-    return dispatch.apply("select", cast(cond, dtype), cast(a, dtype), cast(b, dtype))
+    dtype = promote(a.dtype, b.dtype)
+    # the IR's select takes a bool condition: cast[bool] is != 0, in the same chain
+    return dispatch.apply_chain((("cast", (cond,), {"dtype": "bool"}),
+                                 ("select", (None, cast(a, dtype), cast(b, dtype)), {})))
 
 
 def maximum(a, b):
