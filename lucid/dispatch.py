@@ -320,21 +320,28 @@ def apply1(op: str, x, attrs_key: tuple):
 def binary(op: str, a, b):
     """``op(a, b)`` for tensors and numbers: tensors of different dtypes are promoted
     (float32 with float64 gives float64), numbers take the tensor's dtype."""
+    chain = _SINGLE.get(op)
+    return binary_chain(chain if chain is not None else single(op, (), 2), a, b)
+
+
+def binary_chain(chain: Chain, a, b):
+    """``chain`` on two operands (tensors or numbers): the general path unrolled."""
     if _tracing_state.tracer is None:
         ta, tb = type(a), type(b)
+        key = chain.key
         try:
             if ta in _TENSOR_TYPES:
                 x = a._data
                 if tb in _TENSOR_TYPES:
                     y = b._data
-                    entry = _table().get((op, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
+                    entry = _table().get((key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
                     if entry is not None:
                         out = entry.run(x, y)
                         if (a.requires_grad or b.requires_grad) and _grad_state.enabled:
                             return _record(entry, out, (a, b))
                         return _TENSOR_TYPES[0]._wrap(out)
                 elif tb is float or tb is int:
-                    entry = _table().get((op, x.shape, x.strides, x.dtype, tb))
+                    entry = _table().get((key, x.shape, x.strides, x.dtype, tb))
                     if entry is not None:
                         out = entry.run(x, float(b))
                         if a.requires_grad and _grad_state.enabled:
@@ -342,7 +349,7 @@ def binary(op: str, a, b):
                         return _TENSOR_TYPES[0]._wrap(out)
             elif (ta is float or ta is int) and tb in _TENSOR_TYPES:
                 y = b._data
-                entry = _table().get((op, ta, y.shape, y.strides, y.dtype))
+                entry = _table().get((key, ta, y.shape, y.strides, y.dtype))
                 if entry is not None:
                     out = entry.run(float(a), y)
                     if b.requires_grad and _grad_state.enabled:
@@ -350,7 +357,24 @@ def binary(op: str, a, b):
                     return _TENSOR_TYPES[0]._wrap(out)
         except AttributeError:  # a traced tensor outside its trace: the general path says so
             pass
-    return _binary_slow(op, a, b)
+    return _binary_slow(chain, a, b)
+
+
+_COMPARISONS: dict = {}
+
+
+def compare(op: str, a, b):
+    """``a op b`` (``gt``, ``lt``, ``eq``, ...) as 1.0 / 0.0 in the operands' promoted
+    float dtype: the IR's comparison gives bool, cast back in the same chain (one
+    kernel), until tensors of every dtype reach the user API."""
+    da = a.dtype if type(a) in _TENSOR_TYPES else None
+    db = b.dtype if type(b) in _TENSOR_TYPES else None
+    dtype = promote(*[d for d in (da, db) if d is not None]) if (da or db) else "float32"
+    chain = _COMPARISONS.get((op, dtype))
+    if chain is None:
+        chain = _COMPARISONS[(op, dtype)] = Chain(
+            [(op, {}, (0, 1)), ("cast", {"dtype": dtype}, (-1,))], name=op)
+    return binary_chain(chain, a, b)
 
 
 def call2(chain: Chain, a, b, general):
@@ -369,15 +393,15 @@ def call2(chain: Chain, a, b, general):
     return general(a, b)
 
 
-def _binary_slow(op, a, b):
+def _binary_slow(chain: Chain, a, b):
     Tensor = _TENSOR_TYPES[0]
-    a, b = _operand(a, op), _operand(b, op)
+    a, b = _operand(a, chain.name), _operand(b, chain.name)
     if isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype != b.dtype:
         dtype = promote(a.dtype, b.dtype)
         a, b = cast(a, dtype), cast(b, dtype)
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         a = Tensor(a)
-    return call(single(op, (), 2), (a, b))
+    return call(chain, (a, b))
 
 
 def _operand(x, op):

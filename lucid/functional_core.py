@@ -57,10 +57,17 @@ def where(cond, a, b):
     >>> lucid.where(x > 0, x, x * 0.1).tolist()
     [-0.10000000149011612, 2.0]
     """
-    like = next((v for v in (a, b, cond) if hasattr(v, "_data")), None)
-    cond, a, b = (as_tensor(v, like=like) for v in (cond, a, b))
-    dtype = promote(cond.dtype, a.dtype, b.dtype)
-    return dispatch.apply("select", cast(cond, dtype), cast(a, dtype), cast(b, dtype))
+    cond = as_tensor(cond)
+    tensors = [v for v in (a, b) if hasattr(v, "_data")]
+    if len(tensors) == 2 and a.dtype != b.dtype:
+        dtype = promote(a.dtype, b.dtype)
+        a, b = cast(a, dtype), cast(b, dtype)
+    # the IR's select takes a bool condition: cast[bool] is != 0, in the same chain;
+    # numbers are immediate arguments of the kernel
+    return dispatch.call(_WHERE, (cond, a, b))
+
+
+_WHERE = dispatch.Chain([("cast", {"dtype": "bool"}, (0,)), ("select", {}, (-1, 1, 2))], name="where")
 
 
 def maximum(a, b):

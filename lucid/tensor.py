@@ -221,10 +221,10 @@ class Tensor:
     def __truediv__(self, o): return dispatch.binary("div", self, o)
     def __rtruediv__(self, o): return dispatch.binary("div", o, self)
     def __neg__(self): return dispatch.unary("neg", self)
-    def __gt__(self, o): return dispatch.binary("gt", self, o)
-    def __ge__(self, o): return dispatch.binary("ge", self, o)
-    def __lt__(self, o): return dispatch.binary("lt", self, o)
-    def __le__(self, o): return dispatch.binary("le", self, o)
+    def __gt__(self, o): return dispatch.compare("gt", self, o)
+    def __ge__(self, o): return dispatch.compare("ge", self, o)
+    def __lt__(self, o): return dispatch.compare("lt", self, o)
+    def __le__(self, o): return dispatch.compare("le", self, o)
 
     def __matmul__(self, o):
         return functional_core.matmul(self, o)

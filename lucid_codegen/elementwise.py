@@ -14,6 +14,12 @@ never per size: sizes and strides are run-time arguments.
 >>> k([np.ones((3, 1), np.float32), np.zeros(4, np.float32)])[0].shape
 (3, 4)
 
+Dtypes
+    Any of the five (float32, float64, int32, int64, bool) as inputs, outputs and
+    intermediates; values are computed in their LLVM types (bool as i1) and stored as
+    numpy stores them (bool as a 0/1 byte). The vector width is set by the widest dtype
+    in the structure. The op table is ``lucid_codegen.lowering``.
+
 How a call runs
     Python broadcasts every operand's strides to the output shape, drops size-1
     dimensions and merges dimensions that are contiguous together for all
@@ -48,15 +54,15 @@ from .cache import load_or_compile
 from .pyarray import data_ptr
 from .loops import I64, Loop, const64, decode_offsets, load_arg
 from .target import host_target
-from .vector_math import LLVM_FLOAT, SUPPORTED, const, emit_op
+from .lowering import SUPPORTED, emit_op
+from .vector_math import ITEMSIZE, LLVM_MEMORY, LLVM_TYPE, const, mem_align, to_compute, to_memory
 
 __all__ = ["ElementwiseKernel", "Structure", "structure_of", "emit_structure"]
 
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
-_ITEMSIZE = {"float32": 4, "float64": 8}
 #: Bump whenever the generated code changes (it is part of every cache key).
-CODEGEN_VERSION = 3
+CODEGEN_VERSION = 4  # 4: int32/int64/bool operands and the ops on them
 
 
 # ------------------------------------------------------------------ structure
@@ -75,7 +81,8 @@ class Structure:
         self.const_shapes = tuple(const_shapes)
         parts = ["in:" + ",".join(self.inputs)]
         for op, attrs, refs, dtype in self.nodes:
-            a = ",".join(f"{k}={float(v).hex() if k == 'value' else v}" for k, v in attrs)
+            a = ",".join(f"{k}={float(v).hex() if k == 'value' and type(v) is float else v}"
+                         for k, v in attrs)
             parts.append(f"{op}[{a}]({','.join(f'{t}{i}' for t, i in refs)}):{dtype}")
         parts.append("out:" + ",".join(f"{t}{i}" for t, i in self.outputs))
         self.text = ";".join(parts)
@@ -115,7 +122,7 @@ def emit_structure(b: ir.IRBuilder, st: Structure, input_values, lanes: int, nee
     so unused inputs are never touched). ``needed`` limits emission to those node indices.
     """
     def ty(dtype):
-        s = LLVM_FLOAT[dtype]
+        s = LLVM_TYPE[dtype]
         return ir.VectorType(s, lanes) if lanes else s
 
     env = {}
@@ -147,7 +154,7 @@ def needed_nodes(st: Structure, roots) -> set[int]:
 
 
 def vector_lanes(st: Structure) -> int:
-    widest = max((_ITEMSIZE[d] for d in st.dtypes()), default=4)
+    widest = max((ITEMSIZE[d] for d in st.dtypes()), default=4)
     return max(1, host_target().vector_bytes // widest)
 
 
@@ -178,7 +185,7 @@ class _Operand:
         vty = ir.VectorType(self.elem, lanes)
         if self.kind == "c":
             p = b.bitcast(b.gep(self.base, [i]), vty.as_pointer())
-            return b.load(p, align=_elem_bytes(self.elem))
+            return b.load(p, align=mem_align(self.elem))
         v = ir.Constant(vty, ir.Undefined)
         for lane in range(lanes):
             x = b.load(self._ptr(b.add(i, const64(lane))))
@@ -203,15 +210,11 @@ class _Operand:
             return
         if self.kind == "c":
             p = b.bitcast(b.gep(self.base, [i]), value.type.as_pointer())
-            b.store(value, p, align=_elem_bytes(self.elem))
+            b.store(value, p, align=mem_align(self.elem))
             return
         for lane in range(lanes):
             x = b.extract_element(value, ir.Constant(ir.IntType(32), lane))
             b.store(x, self._ptr(b.add(i, const64(lane))))
-
-
-def _elem_bytes(elem) -> int:
-    return 4 if isinstance(elem, ir.FloatType) else 8
 
 
 def build_module(st: Structure, pattern: str, lanes: int) -> ir.Module:
@@ -224,13 +227,13 @@ def build_module(st: Structure, pattern: str, lanes: int) -> ir.Module:
     args, o0, o1, i0, i1 = f.args
     b = ir.IRBuilder(f.append_basic_block("entry"))
     D = load_arg(b, args, 0)
-    raw = [b.inttoptr(load_arg(b, args, 2 + j), LLVM_FLOAT[dt].as_pointer()) for j, dt in enumerate(dtypes)]
+    raw = [b.inttoptr(load_arg(b, args, 2 + j), LLVM_MEMORY[dt].as_pointer()) for j, dt in enumerate(dtypes)]
     istr = [load_arg(b, args, 2 + P + j) if pattern[j] == "s" else None for j in range(P)]
     arg_base = 2 + 2 * P
 
     with Loop(b, o0, o1, 1, name="outer") as outer:
         offs = decode_offsets(b, args, D, P, outer.i, arg_base)
-        ops = [_Operand(b, b.gep(raw[j], [offs[j]]), pattern[j], istr[j], LLVM_FLOAT[dtypes[j]])
+        ops = [_Operand(b, b.gep(raw[j], [offs[j]]), pattern[j], istr[j], LLVM_MEMORY[dtypes[j]])
                for j in range(P)]
         for j in range(n_in):
             if pattern[j] == "b":
@@ -239,10 +242,11 @@ def build_module(st: Structure, pattern: str, lanes: int) -> ir.Module:
         nvec_end = b.add(i0, b.mul(b.sdiv(n, const64(lanes)), const64(lanes)))
         for lo, hi, step, ln, name in ((i0, nvec_end, lanes, lanes, "vec"), (nvec_end, i1, 1, 0, "rem")):
             with Loop(b, lo, hi, step, name=name) as inner:
-                loaders = [(lambda j=j, i=inner.i, ln=ln: ops[j].load(i, ln)) for j in range(n_in)]
+                loaders = [(lambda j=j, i=inner.i, ln=ln: to_compute(b, ops[j].load(i, ln), dtypes[j]))
+                           for j in range(n_in)]
                 _env, get = emit_structure(b, st, loaders, ln)
                 for k, ref in enumerate(st.outputs):
-                    ops[n_in + k].store(inner.i, get(ref), ln)
+                    ops[n_in + k].store(inner.i, to_memory(b, get(ref), dtypes[n_in + k]), ln)
     b.ret_void()
     return m
 

@@ -1,7 +1,7 @@
-"""Native kernels for an elementwise prologue feeding one reduction (sum, mean, max).
+"""Native kernels for an elementwise prologue feeding one reduction (sum, mean, max, min).
 
 ``ReductionKernel.for_graph(graph)``: the graph's nodes are elementwise ops and
-constants (possibly none) followed by ONE ``sum``/``mean``/``max`` node, whose value
+constants (possibly none) followed by ONE ``sum``/``mean``/``max``/``min`` node, whose value
 is the graph's only output. Cached per structure; sizes, strides and even the
 axes are run-time data (axes only change how Python lays out the iteration).
 
@@ -30,7 +30,8 @@ Iteration layout (Python, per shapes/strides, memoised)
 
 Accuracy and determinism
     float32 sums and means accumulate in float64 (then round once); float64 in
-    float64. The order of additions for an output element depends only on the
+    float64; int32/int64/bool sums in int64 (wrapping, the int64 result PyTorch gives);
+    max/min in the value's own type (bool: as bytes, max = any, min = all). The order of additions for an output element depends only on the
     shapes, never on the thread split: threads take whole output elements (row)
     or whole output columns (col). ``mean`` = sum * (1/count), NaN for count 0;
     ``max`` propagates NaN like numpy.
@@ -60,15 +61,33 @@ from .pyarray import data_ptr
 from .elementwise import Structure, _fix_strides, emit_structure, needed_nodes, structure_of
 from .loops import I64, Loop, const64, decode_offsets, load_arg
 from .target import host_target
-from .vector_math import F64, LLVM_FLOAT, _maximum, const
+from .lowering import emit_maximum, emit_minimum
+from .vector_math import F64, I8, I64, ITEMSIZE, LLVM_MEMORY, const, mem_align, to_compute
 
 __all__ = ["ReductionKernel"]
 
-CODEGEN_VERSION = 4
+CODEGEN_VERSION = 5  # 5: int/bool prologues, int64 sums, min
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
 COL_BLOCK = 2048  # output columns whose accumulators (in scratch) stay in L1
 _I32 = ir.IntType(32)
+
+
+# ------------------------------------------------------------------ dtypes
+_NUMPY_OF = {ir.FloatType(): "float32", F64: "float64", ir.IntType(32): "int32", I64: "int64", I8: "bool"}
+
+
+def reduced_dtype(red_op: str, dtype: str) -> str:
+    """The result dtype (the IR's rule): sums of int/bool are int64."""
+    return "int64" if red_op == "sum" and dtype in ("int32", "int64", "bool") else dtype
+
+
+def accumulator_type(red_op: str, dtype: str):
+    """float64 for float sums/means, int64 for int/bool sums; else the stored type
+    (bool max/min: 0/1 bytes, so scratch rows and vectors stay byte arrays)."""
+    if red_op in ("sum", "mean"):
+        return F64 if dtype in ("float32", "float64") else I64
+    return LLVM_MEMORY[dtype]
 
 
 # ------------------------------------------------------------------ IR helpers
@@ -97,7 +116,7 @@ class _In:
         vty = ir.VectorType(elem, lanes)
         if self.kind == "c":
             p = b.bitcast(b.gep(self.base, [i]), vty.as_pointer())
-            return b.load(p, align=4 if elem == ir.FloatType() else 8)
+            return b.load(p, align=mem_align(elem))
         v = ir.Constant(vty, ir.Undefined)
         for lane in range(lanes):
             x = b.load(b.gep(self.base, [b.mul(b.add(i, const64(lane)), self.istride)]))
@@ -109,28 +128,46 @@ class _Codegen:
     def __init__(self, st: Structure, red_op: str, pattern: str, lanes: int):
         self.st, self.red_op, self.pattern, self.lanes = st, red_op, pattern, lanes
         self.root = st.outputs[0]
-        self.dtype = st.out_dtype(self.root)
-        self.vty = LLVM_FLOAT[self.dtype]
-        self.aty = self.vty if red_op == "max" else F64
+        self.in_dtype = st.out_dtype(self.root)        # the prologue's value
+        self.aty = accumulator_type(red_op, self.in_dtype)
+        self.vty = LLVM_MEMORY[reduced_dtype(red_op, self.in_dtype)]  # as the output stores it
+        self.is_float = isinstance(self.aty, (ir.FloatType, ir.DoubleType))
         self.needed = needed_nodes(st, [self.root])
 
     def acc_type(self, lanes):
         return ir.VectorType(self.aty, lanes) if lanes else self.aty
 
     def identity(self, lanes):
-        return const(self.acc_type(lanes), -math.inf if self.red_op == "max" else 0.0)
+        ty = self.acc_type(lanes)
+        if self.red_op in ("sum", "mean"):
+            return const(ty, 0)
+        larger = self.red_op == "max"
+        if self.is_float:
+            return const(ty, -math.inf if larger else math.inf)
+        if self.in_dtype == "bool":
+            return const(ty, 0 if larger else 1)
+        bits = self.aty.width
+        return const(ty, -(1 << (bits - 1)) if larger else (1 << (bits - 1)) - 1)
 
     def value(self, b, ins, i, lanes):
         """The prologue's value at inner index ``i`` widened to the accumulator type."""
-        loaders = [(lambda j=j: ins[j].load(i, lanes)) for j in range(len(ins))]
+        loaders = [(lambda j=j: to_compute(b, ins[j].load(i, lanes), self.st.inputs[j]))
+                   for j in range(len(ins))]
         _env, get = emit_structure(b, self.st, loaders, lanes, self.needed)
         v = get(self.root)
-        if self.aty != self.vty:
-            v = b.fpext(v, self.acc_type(lanes))
-        return v
+        ty = self.acc_type(lanes)
+        if v.type == ty:
+            return v
+        if self.is_float:
+            return b.fpext(v, ty)
+        return b.zext(v, ty) if self.in_dtype == "bool" else b.sext(v, ty)
 
     def combine(self, b, acc, v):
-        return _maximum(b, acc, v) if self.red_op == "max" else b.fadd(acc, v)
+        if self.red_op == "max":
+            return emit_maximum(b, acc, v)
+        if self.red_op == "min":
+            return emit_minimum(b, acc, v)
+        return b.fadd(acc, v) if self.is_float else b.add(acc, v)
 
     def hreduce(self, b, v):
         n = v.type.count
@@ -145,7 +182,7 @@ class _Codegen:
         if self.red_op == "mean":
             acc = b.fmul(acc, scale if not isinstance(acc.type, ir.VectorType)
                          else _splat(b, scale, acc.type.count))
-        if self.aty != self.vty:
+        if self.aty != self.vty:  # only float32 sums: round the float64 total once
             ty = ir.VectorType(self.vty, acc.type.count) if isinstance(acc.type, ir.VectorType) else self.vty
             acc = b.fptrunc(acc, ty)
         return acc
@@ -163,7 +200,7 @@ class _Codegen:
         Dk, Dr, inner = (load_arg(b, args, k) for k in range(3))
         out = b.inttoptr(load_arg(b, args, 3), self.vty.as_pointer())
         scale = b.bitcast(load_arg(b, args, 4), F64)
-        ptrs = [b.inttoptr(load_arg(b, args, 6 + j), LLVM_FLOAT[dt].as_pointer())
+        ptrs = [b.inttoptr(load_arg(b, args, 6 + j), LLVM_MEMORY[dt].as_pointer())
                 for j, dt in enumerate(st.inputs)]
         istr = [load_arg(b, args, 6 + n + j) if self.pattern[j] == "s" else None for j in range(n)]
         kbase = 6 + 2 * n
@@ -212,8 +249,7 @@ class _Codegen:
         b, L = self.b, self.lanes
         Dk, Dr, inner, out, scale, ptrs, istr, kbase, rbase, n = self.ctx
         scratch = b.inttoptr(load_arg(b, self.args, 5), self.aty.as_pointer())
-        align = 4 if self.aty == ir.FloatType() else 8
-        oalign = 4 if self.vty == ir.FloatType() else 8
+        align, oalign = mem_align(self.aty), mem_align(self.vty)
 
         def vec_ptr(base, j, ty):
             return b.bitcast(b.gep(base, [j]), ty.as_pointer())
@@ -277,10 +313,12 @@ class ReductionKernel:
     def __init__(self, st: Structure, red_op: str, axes, keepdims: bool, rank: int):
         self.structure, self.red_op = st, red_op
         self.axes, self.keepdims, self.rank = tuple(axes), keepdims, rank
-        widest = 8 if "float64" in st.dtypes() or red_op != "max" else 4
-        self.lanes = max(1, 2 * host_target().vector_bytes // widest)
-        self.dtype = np.dtype(st.out_dtype(st.outputs[0]))
-        self.acc_dtype = self.dtype if red_op == "max" else np.dtype(np.float64)
+        in_dtype = st.out_dtype(st.outputs[0])
+        acc = accumulator_type(red_op, in_dtype)
+        widest = max([ITEMSIZE[d] for d in st.dtypes()] + [mem_align(acc)])
+        self.lanes = max(1, min(64, 2 * host_target().vector_bytes // widest))
+        self.dtype = np.dtype(reduced_dtype(red_op, in_dtype))
+        self.acc_dtype = np.dtype(_NUMPY_OF[acc])
         self.in_dtypes = [np.dtype(d) for d in st.inputs]
         self._fns: dict = {}
         self._plans: dict = {}
@@ -289,7 +327,7 @@ class ReductionKernel:
     def for_graph(cls, graph: Graph) -> "ReductionKernel":
         reds = [k for k, n in enumerate(graph.nodes) if n.op in REDUCTION]
         if len(reds) != 1 or len(graph.outputs) != 1 or graph.outputs[0] is not graph.nodes[reds[0]].out:
-            raise ValueError("reduction kernel: the graph must end in one sum/mean/max node, "
+            raise ValueError("reduction kernel: the graph must end in one sum/mean/max/min node, "
                              "whose value is the only output")
         red = graph.nodes[reds[0]]
         prologue = Graph(graph.inputs, tuple(n for n in graph.nodes if n is not red), (red.inputs[0],))
@@ -333,8 +371,8 @@ class ReductionKernel:
         count = 1
         for d in axes:
             count *= xshape[d]
-        if self.red_op == "max" and count == 0:
-            raise ValueError(f"max: cannot reduce an empty axis of a tensor of shape {xshape}")
+        if self.red_op in ("max", "min") and count == 0:
+            raise ValueError(f"{self.red_op}: cannot reduce an empty axis of a tensor of shape {xshape}")
         n_out = 1
         for d in kept_shape:
             n_out *= d

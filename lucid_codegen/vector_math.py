@@ -1,4 +1,5 @@
-"""Op -> LLVM instruction mapping for every elementwise op, scalar or vector alike.
+"""Float math in LLVM IR, scalar or vector alike: the transcendentals and helpers that
+the op table (``lucid_codegen.lowering``) and the GEMM epilogue emit.
 
 Every function here takes an ``IRBuilder`` and LLVM values of one float type
 ``T`` (``float``/``double`` or ``<N x float>``/``<N x double>``) and returns a
@@ -21,12 +22,12 @@ fast-math flags):
 
 NaN/Inf follow numpy: exp(inf)=inf, exp(-inf)=0, log(0)=-inf, log(x<0)=nan,
 log(inf)=inf, NaN in -> NaN out; ``maximum`` propagates a NaN from either side
-and comparisons with NaN give 0.
+and comparisons with NaN are false (``ne``: true).
 
 >>> import llvmlite.ir as ir
 >>> m = ir.Module(); f = ir.Function(m, ir.FunctionType(ir.FloatType(), [ir.FloatType()]), "e")
 >>> b = ir.IRBuilder(f.append_basic_block())
->>> _ = b.ret(emit_op(b, "exp", [f.args[0]], {}))
+>>> _ = b.ret(emit_exp(b, f.args[0]))
 """
 from __future__ import annotations
 
@@ -40,7 +41,14 @@ I1 = ir.IntType(1)
 I32 = ir.IntType(32)
 I64 = ir.IntType(64)
 
+I8 = ir.IntType(8)
+
 LLVM_FLOAT = {"float32": F32, "float64": F64}
+#: the type values are computed in (bool as i1) and the type they are stored as
+#: (bool as one byte, numpy's layout)
+LLVM_TYPE = {**LLVM_FLOAT, "int32": I32, "int64": I64, "bool": I1}
+LLVM_MEMORY = {**LLVM_FLOAT, "int32": I32, "int64": I64, "bool": I8}
+ITEMSIZE = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1}
 
 
 # ------------------------------------------------------------------ type helpers
@@ -58,11 +66,30 @@ def with_scalar(ty, scalar):
 
 
 def const(ty, value):
-    """A constant of ``ty`` (a splat for vector types)."""
+    """A constant of ``ty`` (a splat for vector types); ints and bools take whole values."""
     s = scalar_of(ty)
+    if isinstance(s, ir.IntType):
+        value = int(value)
     if isinstance(ty, ir.VectorType):
         return ir.Constant(ty, [ir.Constant(s, value)] * ty.count)
     return ir.Constant(ty, value)
+
+
+def to_compute(b, v, dtype: str):
+    """A loaded value in its compute type: a bool byte becomes i1 (any non-zero byte is true)."""
+    return b.icmp_unsigned("!=", v, const(v.type, 0)) if dtype == "bool" else v
+
+
+def to_memory(b, v, dtype: str):
+    """A computed value in its stored type: an i1 becomes a 0/1 byte."""
+    return b.zext(v, with_scalar(v.type, I8)) if dtype == "bool" else v
+
+
+def mem_align(elem) -> int:
+    """The natural alignment of one stored element of LLVM type ``elem``."""
+    if isinstance(elem, ir.IntType):
+        return max(1, elem.width // 8)
+    return 4 if elem == F32 else 8
 
 
 def int_type_for(ty):
@@ -210,61 +237,3 @@ def emit_sigmoid(b, x):
     neg = b.fdiv(e, d)
     y = b.select(b.fcmp_ordered(">=", x, const(ty, 0.0)), pos, neg)
     return select_nan(b, x, y)
-
-
-# ------------------------------------------------------------------ the op table
-def _bool_to_float(b, cond, ty):
-    return b.select(cond, const(ty, 1.0), const(ty, 0.0))
-
-
-def _maximum(b, x, y):
-    # np.maximum: x if x >= y or x is NaN, else y (so a NaN on either side wins)
-    take_x = b.or_(b.fcmp_ordered(">=", x, y), is_nan(b, x))
-    return b.select(take_x, x, y)
-
-
-def _cast(b, x, attrs):
-    dst = with_scalar(x.type, LLVM_FLOAT[attrs["dtype"]])
-    src = scalar_of(x.type)
-    if scalar_of(dst) == src:
-        return x
-    return b.fpext(x, dst) if src == F32 else b.fptrunc(x, dst)
-
-
-_COMPARE = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "eq": "=="}
-
-UNARY_EMITTERS = {
-    "neg": lambda b, x: b.fneg(x),
-    "sqrt": lambda b, x: call_intrinsic(b, "sqrt", [x]),  # one vsqrtps/pd: exact, NaN below 0
-    "exp": emit_exp,
-    "log": emit_log,
-    "tanh": emit_tanh,
-    "sigmoid": emit_sigmoid,
-}
-BINARY_EMITTERS = {
-    "add": lambda b, x, y: b.fadd(x, y),
-    "sub": lambda b, x, y: b.fsub(x, y),
-    "mul": lambda b, x, y: b.fmul(x, y),
-    "div": lambda b, x, y: b.fdiv(x, y),
-    "maximum": _maximum,
-}
-
-
-def emit_op(b: ir.IRBuilder, op: str, args, attrs: dict):
-    """The LLVM value of ``op(*args)`` (args all of one scalar or vector float type)."""
-    if op in UNARY_EMITTERS:
-        return UNARY_EMITTERS[op](b, args[0])
-    if op in BINARY_EMITTERS:
-        return BINARY_EMITTERS[op](b, args[0], args[1])
-    if op in _COMPARE:
-        return _bool_to_float(b, b.fcmp_ordered(_COMPARE[op], args[0], args[1]), args[0].type)
-    if op == "select":
-        c, x, y = args
-        return b.select(b.fcmp_unordered("!=", c, const(c.type, 0.0)), x, y)
-    if op == "cast":
-        return _cast(b, args[0], attrs)
-    raise NotImplementedError(f"no native lowering for elementwise op {op!r}")
-
-
-SUPPORTED = frozenset(UNARY_EMITTERS) | frozenset(BINARY_EMITTERS) | frozenset(_COMPARE) | {
-    "select", "cast"}

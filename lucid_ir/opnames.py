@@ -3,12 +3,14 @@
 >>> "exp" in ELEMENTWISE and "sum" in REDUCTION
 True
 """
-UNARY = ("neg", "exp", "log", "tanh", "sigmoid", "sqrt", "cast")
-BINARY = ("add", "sub", "mul", "div", "maximum")
-COMPARISON = ("gt", "ge", "lt", "le", "eq")  # give 1.0 or 0.0 in the operands' dtype
-SELECT = ("select",)                        # select(c, a, b) = a where c != 0 else b
+UNARY = ("neg", "exp", "log", "tanh", "sigmoid", "sqrt", "abs", "sign", "cast",
+         "logical_not", "bitwise_not")
+BINARY = ("add", "sub", "mul", "div", "maximum", "minimum", "floor_divide", "remainder",
+          "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor")
+COMPARISON = ("gt", "ge", "lt", "le", "eq", "ne")  # give bool
+SELECT = ("select",)                        # select(c, a, b) = a where the bool c is true else b
 ELEMENTWISE = UNARY + BINARY + COMPARISON + SELECT
-REDUCTION = ("sum", "mean", "max")
+REDUCTION = ("sum", "mean", "max", "min")
 MOVEMENT = ("reshape", "transpose", "broadcast_to", "stop_gradient")  # views: no data moves
 MATMUL = ("matmul",)
 SOURCE = ("constant", "iota")

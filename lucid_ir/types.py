@@ -1,8 +1,11 @@
 """Types of graph values: a shape and a dtype, printed the jaxpr way (``f32[64,784]``).
 
+Five dtypes: ``float32`` (f32), ``float64`` (f64), ``int32`` (i32), ``int64`` (i64) and
+``bool`` (stored as one byte per element, as numpy stores it).
+
 >>> t = TensorType((64, 784), "float32")
->>> str(t)
-'f32[64,784]'
+>>> str(t), str(TensorType((3,), "bool")), TensorType.parse("i64[2,3]").dtype
+('f32[64,784]', 'bool[3]', 'int64')
 >>> broadcast_shapes((3, 1), (4,))
 (3, 4)
 """
@@ -12,25 +15,118 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DTYPES = ("float32", "float64")
-SHORT_NAMES = {"float32": "f32", "float64": "f64"}
+DTYPES = ("float32", "float64", "int32", "int64", "bool")
+FLOAT_DTYPES = ("float32", "float64")
+INT_DTYPES = ("int32", "int64")
+SHORT_NAMES = {"float32": "f32", "float64": "f64", "int32": "i32", "int64": "i64", "bool": "bool"}
 FROM_SHORT = {v: k for k, v in SHORT_NAMES.items()}
+DEFAULT_FLOAT = "float32"   # PyTorch's default dtype: what a float scalar turns an int tensor into
+DEFAULT_INT = "int64"       # what an int scalar turns a bool tensor into
+
+# PyTorch's categories, lowest first; within one, the wider dtype wins.
+_CATEGORY = {"bool": 0, "int32": 1, "int64": 1, "float32": 2, "float64": 2}
+_WIDTH = {"bool": 1, "int32": 4, "int64": 8, "float32": 4, "float64": 8}
+_CATEGORY_DEFAULT = {0: "bool", 1: DEFAULT_INT, 2: DEFAULT_FLOAT}
 
 
 def check_dtype(dtype) -> str:
-    """Normalise a dtype (numpy dtype, type or name) to 'float32' or 'float64'."""
+    """Normalise a dtype (numpy dtype, type or name) to one of ``DTYPES``.
+
+    >>> check_dtype(np.int32), check_dtype("f8"), check_dtype(bool)
+    ('int32', 'float64', 'bool')
+    """
+    supported = ", ".join(DTYPES)
     try:
         name = np.dtype(dtype).name
     except TypeError:
-        raise TypeError(f"unsupported dtype {dtype!r}: lucid supports float32 and float64") from None
+        raise TypeError(f"unsupported dtype {dtype!r}: lucid supports {supported}") from None
     if name not in DTYPES:
-        raise TypeError(f"unsupported dtype {name}: lucid supports float32 and float64")
+        raise TypeError(f"unsupported dtype {name}: lucid supports {supported}")
     return name
 
 
+def is_float(dtype: str) -> bool:
+    return dtype in FLOAT_DTYPES
+
+
+def is_int(dtype: str) -> bool:
+    """int32 or int64 (bool is not an integer dtype here, as in PyTorch)."""
+    return dtype in INT_DTYPES
+
+
 def promote(*dtypes: str) -> str:
-    """The result dtype of mixing operands: float64 if any operand is float64."""
-    return "float64" if "float64" in dtypes else "float32"
+    """The result dtype of mixing tensor operands, by PyTorch's rule: the highest
+    category wins (bool < integer < floating), and within it the widest dtype.
+
+    >>> promote("float32", "float64"), promote("int32", "float32"), promote("bool", "int32")
+    ('float64', 'float32', 'int32')
+    >>> promote("int64", "float32"), promote("bool", "bool"), promote("int32", "int64")
+    ('float32', 'bool', 'int64')
+    """
+    if not dtypes:
+        raise ValueError("promote: needs at least one dtype")
+    for d in dtypes:
+        if d not in _CATEGORY:
+            raise TypeError(f"promote: unsupported dtype {d!r}")
+    return max(dtypes, key=lambda d: (_CATEGORY[d], _WIDTH[d]))
+
+
+def scalar_dtype(value) -> str:
+    """The category's default dtype of a Python scalar: bool, int64 or float32."""
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, np.integer)):
+        return DEFAULT_INT
+    if isinstance(value, (float, np.floating)):
+        return DEFAULT_FLOAT
+    raise TypeError(f"not a Python scalar: {type(value).__name__}")
+
+
+def result_type(*operands) -> str:
+    """PyTorch's ``torch.result_type`` for tensor dtypes (strings) mixed with Python
+    scalars, which are *weak*: a scalar only changes the result when its category is
+    higher than every tensor's, and then gives that category's default dtype.
+
+    >>> result_type("float32", 2)          # an int scalar keeps a float tensor's dtype
+    'float32'
+    >>> result_type("int32", 2.5)          # a float scalar turns an int tensor into float32
+    'float32'
+    >>> result_type("bool", 3), result_type("int32", True), result_type("float64", 0.5)
+    ('int64', 'int32', 'float64')
+    >>> result_type("int32", "int64", 1.0), result_type(1, 2.0)
+    ('float32', 'float32')
+    """
+    tensors = [d for d in operands if isinstance(d, str)]
+    scalars = [scalar_dtype(s) for s in operands if not isinstance(s, str)]
+    weak = promote(*scalars) if scalars else None
+    if not tensors:
+        if weak is None:
+            raise ValueError("result_type: needs at least one operand")
+        return weak
+    strong = promote(*tensors)
+    if weak is not None and _CATEGORY[weak] > _CATEGORY[strong]:
+        return _CATEGORY_DEFAULT[_CATEGORY[weak]]
+    return strong
+
+
+def fill_value(value, dtype: str):
+    """A constant's value as the Python type of ``dtype`` (float, int or bool). Integer
+    dtypes take only whole numbers, so a constant never rounds silently.
+
+    >>> fill_value(2, "float32"), fill_value(3.0, "int64"), fill_value(1, "bool")
+    (2.0, 3, True)
+    """
+    if is_float(dtype):
+        return float(value)
+    if dtype == "bool":
+        return bool(value)
+    if isinstance(value, (float, np.floating)) and not float(value).is_integer():
+        raise ValueError(f"constant: {value!r} is not a whole number, so not a {dtype} value")
+    v = int(value)
+    info = np.iinfo(dtype)
+    if not info.min <= v <= info.max:
+        raise ValueError(f"constant: {v} is out of range for {dtype}")
+    return v
 
 
 @dataclass(frozen=True)

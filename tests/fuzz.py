@@ -515,7 +515,7 @@ def check_gradients(seed: int):
     if sum(a.size for a in arrays) > 60:
         return []
     rng = np.random.default_rng(seed)
-    weights = [rng.standard_normal(v.shape) for v in graph.outputs]
+    weights = [rng.standard_normal(v.shape).astype(v.dtype) for v in graph.outputs]  # a cotangent has its output's dtype
 
     def f(xs):
         with np.errstate(all="ignore"):

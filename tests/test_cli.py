@@ -256,7 +256,7 @@ def test_dump_simplified_and_autodiff_golden(capsys):
 === layer.backward [autodiff] ===
 { lambda ; %0:f32[8,256] %1:f32[8,256] %2:f32[256,784] %3:f32[8,784]. let
     %4:f32[] = constant[value=0.0]
-    %5:f32[8,256] = gt %1 %4
+    %5:bool[8,256] = gt %1 %4
     %6:f32[] = constant[value=0.0]
     %7:f32[8,256] = select %5 %0 %6
     %8:f32[1,256] = sum[axes=(0,),keepdims=True] %7
@@ -271,7 +271,7 @@ def test_dump_simplified_and_autodiff_golden(capsys):
     assert backward == """\
 { lambda ; %0:f32[8,256] %1:f32[8,256] %2:f32[256,784] %3:f32[8,784]. let
     %4:f32[] = constant[value=0.0]
-    %5:f32[8,256] = gt %1 %4
+    %5:bool[8,256] = gt %1 %4
     %6:f32[8,256] = select %5 %0 %4
     %7:f32[1,256] = sum[axes=(0,),keepdims=True] %6
     %8:f32[256] = reshape %7

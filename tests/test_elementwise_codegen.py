@@ -10,7 +10,8 @@ from lucid_codegen import loops
 from lucid_codegen.elementwise import ElementwiseKernel
 
 UNARY = ["neg", "exp", "log", "tanh", "sigmoid"]
-BINARY = ["add", "sub", "mul", "div", "maximum", "gt", "ge", "lt", "le", "eq"]
+BINARY = ["add", "sub", "mul", "div", "maximum", "minimum", "gt", "ge", "lt", "le", "eq", "ne"]
+COMPARISON = ("gt", "ge", "lt", "le", "eq", "ne")
 TOL = {"float32": 2e-6, "float64": 1e-12}
 
 
@@ -49,7 +50,9 @@ def random_graph(rng, shapes, dtype, n_ops):
             x, y = (vals[rng.integers(len(vals))] for _ in range(2))
             if op == "div":
                 y = b.emit("add", b.emit("sigmoid", y), b.constant(0.5, (), dtype))
-            vals.append(b.emit(op, x, y))
+            out = b.emit(op, x, y)
+            # a comparison's bool, back to 1.0/0.0 in the same loop
+            vals.append(b.emit("cast", out, dtype=dtype) if op in COMPARISON else out)
         elif r < 0.95:
             c, x, y = (vals[rng.integers(len(vals))] for _ in range(3))
             vals.append(b.emit("select", b.emit("gt", c, b.constant(0.0, (), dtype)), x, y))
@@ -153,7 +156,8 @@ def test_special_values(dtype):
     for op in BINARY + ["select"]:
         b = GraphBuilder()
         x, y = b.input(vals.shape, dtype), b.input(vals.shape, dtype)
-        out = b.emit(op, x, y, y) if op == "select" else b.emit(op, x, y)
+        out = (b.emit("select", b.emit("cast", x, dtype="bool"), y, y) if op == "select"
+               else b.emit(op, x, y))
         got, want = run_both(b.build([out]), [vals, other])
         assert_close(got[0], want[0], dtype)
 

@@ -40,11 +40,15 @@ CASES = [
     ("div", {}, [(normal, (3, 4)), (positive, (3, 4))]),
     ("div", {}, [(normal, (5,)), (positive, (2, 1))]),
     ("maximum", {}, [(apart, (3, 4)), (apart, (4,))]),
-    ("select", {}, [(lambda s: (rng.random(s) > 0.5).astype(float), (3, 4)), (normal, (3, 4)), (normal, (4,))]),
+    ("minimum", {}, [(apart, (3, 4)), (apart, (4,))]),
+    ("abs", {}, [(apart, (3, 4))]),
+    ("remainder", {}, [(normal, (3, 4)), (positive, (4,))]),
+    ("select", {}, [(lambda s: rng.random(s) > 0.5, (3, 4)), (normal, (3, 4)), (normal, (4,))]),
     ("sum", {"axes": (1,)}, [(normal, (3, 4, 2))]),
     ("sum", {"axes": None, "keepdims": True}, [(normal, (3, 4))]),
     ("mean", {"axes": (0, 2), "keepdims": True}, [(normal, (3, 4, 2))]),
     ("max", {"axes": (1,)}, [(apart, (3, 5))]),
+    ("min", {"axes": (0,)}, [(apart, (3, 5))]),
     ("reshape", {"shape": (6, -1)}, [(normal, (3, 4))]),
     ("transpose", {"perm": (2, 0, 1)}, [(normal, (2, 3, 4))]),
     ("broadcast_to", {"shape": (4, 3, 5)}, [(normal, (3, 1))]),
@@ -59,7 +63,8 @@ CASES = [
 @pytest.mark.parametrize("op,attrs,inputs", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_gradient_rule(op, attrs, inputs):
     b = GraphBuilder()
-    arrays = [make(shape).astype(np.float64 if op != "cast" else np.float32) for make, shape in inputs]
+    arrays = [make(shape) for make, shape in inputs]
+    arrays = [a if a.dtype == bool else a.astype(np.float64 if op != "cast" else np.float32) for a in arrays]
     values = [b.input(a.shape, a.dtype.name) for a in arrays]
     out = b.emit(op, *values, **attrs)
     if op == "cast":  # differentiate a float64 function of a float32 input: relax tolerance
@@ -112,3 +117,19 @@ def test_backward_cache_tells_negative_zero_constants_apart():
         assert np.signbit(y.numpy()).tolist() == [np.signbit(c)] * 2
         y.sum().backward()
         assert np.signbit(x.grad).tolist() == [np.signbit(c)] * 2
+
+
+def test_no_gradient_flows_through_int_or_bool_values():
+    """x * cast(x > 0) has gradient (x > 0); a round trip through int32 has none; the
+    int and bool inputs themselves get zeros of their own dtype."""
+    b = GraphBuilder()
+    x = b.input((6,), "float64")
+    n = b.input((6,), "int32")
+    m = b.input((6,), "bool")
+    mask = b.emit("cast", b.emit("gt", x, b.constant(0.0, (), "float64")), dtype="float64")
+    through_int = b.emit("cast", b.emit("add", b.emit("cast", x, dtype="int32"), n), dtype="float64")
+    picked = b.emit("select", m, x, b.emit("neg", x))
+    out = b.emit("add", b.emit("add", b.emit("mul", x, mask), through_int), picked)
+    arrays = [np.array([-2.5, -1.2, 0.7, 1.9, 3.3, -0.4]), np.arange(6, dtype=np.int32),
+              np.array([True, False, True, True, False, False])]
+    check_graph_gradients(b.build([out]), arrays, rng)

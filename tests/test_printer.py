@@ -31,7 +31,7 @@ def test_backward_golden():
     assert str(bwd.graph) == """\
 { lambda ; %0:f32[64,256] %1:f32[64,256] %2:f32[256,784] %3:f32[64,784]. let
     %4:f32[] = constant[value=0.0]
-    %5:f32[64,256] = gt %1 %4
+    %5:bool[64,256] = gt %1 %4
     %6:f32[] = constant[value=0.0]
     %7:f32[64,256] = select %5 %0 %6
     %8:f32[1,256] = sum[axes=(0,),keepdims=True] %7

@@ -165,7 +165,7 @@ def one_hot(target, num_classes: int, dtype: str = "float32") -> Tensor:
     t = as_tensor(target)
     t = cast(t, dtype)
     classes = apply("iota", shape=(1, num_classes), axis=1, dtype=dtype)
-    return dispatch.binary("eq", t.reshape(-1, 1), classes)
+    return dispatch.compare("eq", t.reshape(-1, 1), classes)
 
 
 def _class_targets(target, n: int, c: int, dtype: str):
@@ -215,7 +215,8 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
     chain = _chain("cross_entropy", (c, z.dtype, reduction), lambda: [
         ("reshape", {"shape": (-1, 1)}, (1,)),
         ("iota", {"shape": (1, c), "axis": 1, "dtype": z.dtype}, ()),
-        ("eq", {}, (-2, -1)),                                   # one-hot codes
+        ("eq", {}, (-2, -1)),
+        ("cast", {"dtype": z.dtype}, (-1,)),                    # one-hot codes
         *_log_softmax_steps(1),
         ("mul", {}, (-1, -8)),
         *_per_row_loss(reduce)])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import TensorType
+from ..types import TensorType, is_float
 from . import OpDef, register, same_dtype
 
 
@@ -23,6 +23,9 @@ class Matmul(OpDef):
     def infer(self, types, attrs):
         a, b = types
         dtype = same_dtype(self.name, types)
+        if not is_float(dtype):
+            raise TypeError(f"matmul: takes float32/float64 operands, got {a} and {b}; "
+                            f"cast to a float dtype first")
         if a.ndim != 2 or b.ndim != 2:
             raise ValueError(f"matmul: operands must be 2-D, got shapes {a.shape} and {b.shape}")
         m, k = a.shape[::-1] if attrs["trans_a"] else a.shape

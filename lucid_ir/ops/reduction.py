@@ -1,9 +1,20 @@
-"""Reductions over axes: ``sum``, ``mean``, ``max`` with ``axes`` and ``keepdims``."""
+"""Reductions over axes: ``sum``, ``mean``, ``max``, ``min`` with ``axes`` and ``keepdims``.
+
+Dtypes follow PyTorch: ``sum`` of int32/int64/bool gives int64 (accumulated in
+int64, wrapping on overflow), of floats keeps the dtype; ``mean`` takes floats only;
+``max``/``min`` keep any dtype (for bool they are any/all).
+
+>>> from lucid_ir.builder import GraphBuilder
+>>> b = GraphBuilder()
+>>> m = b.emit("gt", b.input((4, 3)), b.constant(0.0))
+>>> str(b.emit("sum", m, axes=(1,)).type), str(b.emit("max", m).type)
+('i64[4]', 'bool[]')
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from ..types import TensorType, normalize_axes
+from ..types import TensorType, is_float, normalize_axes
 from . import OpDef, register
 
 
@@ -20,13 +31,16 @@ class Reduction(OpDef):
         axes = normalize_axes(attrs.get("axes"), len(inputs[0].shape), self.name)
         return {"axes": axes, "keepdims": bool(attrs.get("keepdims", False))}
 
+    def out_dtype(self, dtype: str) -> str:
+        return dtype
+
     def infer(self, types, attrs):
         shape, axes = types[0].shape, attrs["axes"]
         if attrs["keepdims"]:
             out = kept_shape(shape, axes)
         else:
             out = tuple(d for i, d in enumerate(shape) if i not in axes)
-        return TensorType(out, types[0].dtype)
+        return TensorType(out, self.out_dtype(types[0].dtype))
 
     def expand(self, b, node, v):
         """Broadcast a reduced value ``v`` back to the input's shape."""
@@ -42,8 +56,13 @@ class Reduction(OpDef):
 class Sum(Reduction):
     name = "sum"
 
+    def out_dtype(self, dtype):
+        return dtype if is_float(dtype) else "int64"
+
     def evaluate(self, a, attrs):
-        return np.sum(a[0], axis=attrs["axes"], keepdims=attrs["keepdims"])
+        x = a[0]
+        return np.sum(x, axis=attrs["axes"], keepdims=attrs["keepdims"],
+                      dtype=None if is_float(x.dtype.name) else np.int64)
 
     def grad(self, b, node, g):
         return [self.expand(b, node, g)]
@@ -52,6 +71,12 @@ class Sum(Reduction):
 @register
 class Mean(Reduction):
     name = "mean"
+
+    def out_dtype(self, dtype):
+        if not is_float(dtype):
+            raise TypeError(f"mean: takes float32/float64 operands, got {dtype}; cast to a float "
+                            f"dtype first (PyTorch's mean of an integer tensor is an error too)")
+        return dtype
 
     def evaluate(self, a, attrs):
         x = a[0]
@@ -68,26 +93,36 @@ class Mean(Reduction):
         return [self.expand(b, node, b.emit("mul", g, scale))]
 
 
-@register
-class Max(Reduction):
-    """Gradient is shared evenly by the elements equal to the maximum (as jax and
-    PyTorch's amax do): with ties, e.g. the max over a broadcast axis, the total stays
-    the true derivative instead of being counted once per tied copy."""
+class _Extreme(Reduction):
+    """Gradient is shared evenly by the elements equal to the result (as jax and
+    PyTorch's amax/amin do): with ties, e.g. the max over a broadcast axis, the total
+    stays the true derivative instead of being counted once per tied copy. NaN wins."""
 
-    name = "max"
+    numpy_fn = None
 
     def normalize_attrs(self, inputs, attrs):
         attrs = super().normalize_attrs(inputs, attrs)
         shape = inputs[0].shape
         if any(shape[i] == 0 for i in attrs["axes"]):
-            raise ValueError(f"max: cannot reduce an empty axis of a tensor of shape {shape}")
+            raise ValueError(f"{self.name}: cannot reduce an empty axis of a tensor of shape {shape}")
         return attrs
 
     def evaluate(self, a, attrs):
-        return np.max(a[0], axis=attrs["axes"], keepdims=attrs["keepdims"])
+        return type(self).numpy_fn(a[0], axis=attrs["axes"], keepdims=attrs["keepdims"])
 
     def grad(self, b, node, g):
         x = node.inputs[0]
-        mask = b.emit("eq", x, self.expand(b, node, node.out))
+        hit = b.emit("eq", x, self.expand(b, node, node.out))
+        mask = b.emit("cast", hit, dtype=g.dtype)
         count = b.emit("sum", mask, axes=node.attr("axes"), keepdims=node.attr("keepdims"))
         return [b.emit("mul", mask, self.expand(b, node, b.emit("div", g, count)))]
+
+
+@register
+class Max(_Extreme):
+    name, numpy_fn = "max", np.max
+
+
+@register
+class Min(_Extreme):
+    name, numpy_fn = "min", np.min

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import TensorType, check_dtype
+from ..types import TensorType, check_dtype, fill_value
 from . import OpDef, register
 
 
 @register
 class Constant(OpDef):
-    """``constant[value, shape, dtype]``: a tensor filled with one number."""
+    """``constant[value, shape, dtype]``: a tensor filled with one number (a float,
+    int or bool by the dtype; see ``lucid_ir.types.fill_value``)."""
 
     name = "constant"
     arity = 0
@@ -17,8 +18,9 @@ class Constant(OpDef):
 
     def normalize_attrs(self, inputs, attrs):
         super().normalize_attrs(inputs, attrs)
-        return {"value": float(attrs["value"]), "shape": tuple(int(d) for d in attrs.get("shape", ())),
-                "dtype": check_dtype(attrs.get("dtype", "float32"))}
+        dtype = check_dtype(attrs.get("dtype", "float32"))
+        return {"value": fill_value(attrs["value"], dtype),
+                "shape": tuple(int(d) for d in attrs.get("shape", ())), "dtype": dtype}
 
     def infer(self, types, attrs):
         return TensorType(attrs["shape"], attrs["dtype"])
@@ -45,7 +47,10 @@ class Iota(OpDef):
         axis = int(attrs.get("axis", 0))
         if not -len(shape) <= axis < len(shape):
             raise ValueError(f"iota: axis {axis} is out of range for shape {shape}")
-        return {"shape": shape, "axis": axis % len(shape), "dtype": check_dtype(attrs.get("dtype", "float32"))}
+        dtype = check_dtype(attrs.get("dtype", "float32"))
+        if dtype == "bool":
+            raise TypeError("iota: indices need a numeric dtype, got bool")
+        return {"shape": shape, "axis": axis % len(shape), "dtype": dtype}
 
     def infer(self, types, attrs):
         return TensorType(attrs["shape"], attrs["dtype"])

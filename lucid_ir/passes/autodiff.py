@@ -11,7 +11,9 @@ makes the forward graph return them, so nothing is recomputed.
 
 Gradients of values used more than once are accumulated; broadcasting is undone by the
 rules (``sum_to``); inputs not in ``wrt`` get no gradient computed; an input that no
-output depends on gets zeros.
+output depends on gets zeros. Only float values carry gradients: none flows into or
+out of an int or bool value (a comparison, a cast to int, an integer sum), so their
+gradient rules are never asked, and a wanted int/bool input gets zeros.
 
 >>> from lucid_ir.builder import GraphBuilder
 >>> b = GraphBuilder()
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from ..builder import GraphBuilder
 from ..graph import Graph, Value
 from ..ops import get_op
+from ..types import is_float
 from . import dce
 
 
@@ -64,7 +67,8 @@ def run(forward: Graph, wrt, also=()) -> BackwardGraph:
     are wanted too (``Tensor.retain_grad``)."""
     wrt, also = tuple(wrt), tuple(also)
     wanted = [forward.inputs[i] for i in wrt] + list(also)
-    active = depends_on(forward, [forward.inputs[i] for i in wrt] + list(also))
+    active = {v for v in depends_on(forward, [forward.inputs[i] for i in wrt] + list(also))
+              if is_float(v.dtype)}
     b = GraphBuilder()
     cotangents = [Value(v.type) for v in forward.outputs]
     grads: dict[Value, Value] = {}

@@ -191,13 +191,14 @@ class Partition:
 
     def _relu_mask(self, sel: Node | None) -> Node | None:
         """The ``gt`` node when ``sel`` is relu's backward mask ``select(gt(r, 0), y, 0)``
-        with r of the select's shape and the comparison read by nothing else, else None."""
+        with r of the select's shape and dtype (the mask itself is bool) and the
+        comparison read by nothing else, else None."""
         if sel is None or sel.op != "select" or not self._is_zero(sel.inputs[2]):
             return None
         cmp = self.made_by.get(sel.inputs[0])
         if (cmp is None or cmp.op != "gt" or self.users.get(cmp.out, 0) != 1
-                or not self._is_zero(cmp.inputs[1]) or cmp.inputs[0].shape != sel.out.shape):
-            return None
+                or not self._is_zero(cmp.inputs[1]) or cmp.inputs[0].type != sel.out.type):
+            return None  # the GEMM reads r as its R operand: r must have the output's type
         return cmp
 
     def _gemm_gate(self, node: Node) -> tuple[Group, Node] | None:

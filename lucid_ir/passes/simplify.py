@@ -30,7 +30,7 @@ import numpy as np
 from ..graph import Graph, Node, Value
 from ..interpreter import evaluate_node
 from ..opnames import ELEMENTWISE, MOVEMENT, REDUCTION, UNARY
-from ..types import TensorType, broadcast_shapes
+from ..types import TensorType, broadcast_shapes, fill_value
 from . import dce
 
 
@@ -129,7 +129,8 @@ def _fold(node: Node, producer) -> Node | None:
     flat = np.asarray(result).reshape(-1)
     if flat.size == 0 or not np.all(flat == flat[0]) and not np.all(np.isnan(flat)):
         return None
-    return Node("constant", (), tuple(sorted({"value": float(flat[0]), "shape": node.out.shape,
+    value = fill_value(flat[0].item(), node.out.dtype)
+    return Node("constant", (), tuple(sorted({"value": value, "shape": node.out.shape,
                                                "dtype": node.out.dtype}.items())), node.out)
 
 
