@@ -182,8 +182,9 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """The same data, cut from the graph (shares memory, like PyTorch)."""
-        if self._data is None:  # tracing: the graph must know no gradient flows here
-            from . import dispatch
+        if self._data is None or _tracing_state.tracer is not None:
+            # tracing: the graph must know no gradient flows here (and a parameter's
+            # detached copy is that parameter's value, not a second input)
             return dispatch.apply("stop_gradient", self)
         return Tensor(self._data)
 

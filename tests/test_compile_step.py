@@ -344,11 +344,6 @@ def test_two_models_updated_one_after_the_other_in_one_step():
     assert_same_models(eb, b, 1e-6)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "library bug found by tests/fuzz_api.py (seeds 45, 59, 63, 148): inside a compiled step, "
-    "p.detach() of a parameter is a new tensor sharing p's array, traced as a second input, so "
-    "the call passes the donated parameter array twice and raises 'in_place: a donated input "
-    "array is also passed for another input'; eagerly (and in PyTorch) the step runs"))
 def test_a_compiled_step_may_detach_a_parameter():
     w = lucid.Tensor(np.array([1.0, 2.0, -1.0]), requires_grad=True)
     opt = lucid.optim.SGD([w], lr=0.1)

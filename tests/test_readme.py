@@ -135,8 +135,6 @@ def test_training_step_writes_every_parameter_and_state_buffer_by_its_kernel():
     assert sorted(int(line.fullmatch(g).group(1)) for g in got[1:]) == list(range(2, 10))
 
 
-@pytest.mark.xfail(strict=True, reason="README is stale: it shows '%59 -> %2', '%72 -> %3'; the step "
-                   "(SGD with momentum) prints '%85 -> %2', then '%84 -> %6' (the momentum buffer)")
 def test_training_step_fragment_is_what_lower_prints():
     shown, got = _in_place_fragment()
     assert got[:len(shown)] == shown
