@@ -299,6 +299,16 @@ class Tensor:
 
 _DTYPE_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
 _new = object.__new__
+
+
+def _wrap_result(data: np.ndarray) -> Tensor:
+    """``Tensor._wrap`` as a plain function (the eager hot path's last step)."""
+    t = _new(Tensor)
+    t._data = data
+    return t
+
+
+dispatch._wrap = _wrap_result
 from . import functional_core  # noqa: E402  (it builds on Tensor's module)
 dispatch._TENSOR_TYPES.insert(0, Tensor)
 _RELU = {dtype: dispatch.Chain([("constant", {"value": 0.0, "shape": (), "dtype": dtype}, ()),

@@ -198,7 +198,7 @@ def _builtin(n: int, block: np.ndarray):
     return _new_builtin(ctypes.addressof(_method_defs()[n]), block, None)
 
 
-def fast_call(kernel, arrays, scalars=(), order=None):
+def fast_call(kernel, arrays, scalars=(), order=None, counter=None):
     """``run(*operands) -> output`` calling ``kernel`` (an ``ElementwiseKernel`` or
     ``ReductionKernel`` with one output) for operands with exactly the layouts of
     ``arrays``, through one trampoline call; None when this call cannot take that path
@@ -208,7 +208,8 @@ def fast_call(kernel, arrays, scalars=(), order=None):
     ``scalars`` are the positions of 0-d float64 operands that callers pass as Python
     ``float`` objects (a Python number reaching the kernel as an immediate argument).
     ``order[k]`` is the kernel input that operand k is (default: the same position);
-    the output comes last."""
+    the output comes last. ``counter.launches`` (a class, e.g. ``runtime.Plan``) counts
+    the calls."""
     if not LAYOUT_OK or (scalars and FLOAT_VALUE_OFFSET is None):
         return None
     order = list(range(len(arrays))) if order is None else list(order)
@@ -227,15 +228,30 @@ def fast_call(kernel, arrays, scalars=(), order=None):
     how = [-FLOAT_VALUE_OFFSET if k in scalars else PYARRAY_OFFSETS[0] for k in range(n)]
     block = np.array([address, *ranges, len(template), *positions, *how, *template], np.int64)
     native = _builtin(n, block)  # holds the block
-    empty = np.empty
-
-    def run(*operands):
-        return native(*operands, empty(out_shape, out_dtype))
+    empty, count = np.empty, counter if counter is not None else _Count
+    if n == 2:  # one operand and the output (the unary ops): no argument tuples
+        def run(a):
+            count.launches += 1
+            return native(a, empty(out_shape, out_dtype))
+    elif n == 3:
+        def run(a, b):
+            count.launches += 1
+            return native(a, b, empty(out_shape, out_dtype))
+    else:
+        def run(*operands):
+            count.launches += 1
+            return native(*operands, empty(out_shape, out_dtype))
     run.block = block
     return run
 
 
-def gemm_fast_call(step):
+class _Count:
+    """Where calls are counted when the caller gives no counter."""
+
+    launches = 0
+
+
+def gemm_fast_call(step, counter=None):
     """``run(a, b[, bias][, r]) -> C`` for an eager plan's one GEMM step (``steps.GemmStep``)
     small enough to stay on the calling thread: one builtin call into the kernel's
     ``_py`` entry, the step's general ``direct`` call when that entry declines. None for
@@ -251,20 +267,23 @@ def gemm_fast_call(step):
     native = _new_builtin(ctypes.addressof(_method_defs()[MAX_OPERANDS + 1]), block, None)
     out_shape, dtype, general = step.out_shape, gemm.dtype, step.direct
     trans_a, trans_b, a_gate_t = step.trans_a, step.trans_b, step.r_is_a_gate and step.trans_a
-    empty = np.empty
+    empty, count = np.empty, counter if counter is not None else _Count
 
     if not (trans_a or a_gate_t):
         if trans_b:
             def run(a, b, *extra):
+                count.launches += 1
                 c = native(a, b.T, empty(out_shape, dtype), *extra)
                 return c if c is not block else general(a, b, *extra)
         else:
             def run(a, b, *extra):
+                count.launches += 1
                 c = native(a, b, empty(out_shape, dtype), *extra)
                 return c if c is not block else general(a, b, *extra)
         return run
 
     def run(a, b, *extra):
+        count.launches += 1
         if a_gate_t:
             extra = extra[:-1] + (extra[-1].T,)
         c = native(a.T, b.T if trans_b else b, empty(out_shape, dtype), *extra)

@@ -335,15 +335,17 @@ def eager_runner(fused: Graph, arrays, scalars=()):
         one_each = sorted(reads) == sorted(plan.input_slots) and len(set(reads)) == len(reads)
         if kernel is not None and one_each and list(outs) == [plan.outputs[0][0]]:
             order = [reads.index(s) for s in plan.input_slots]  # graph input -> kernel operand
-            run = fast_call(kernel, arrays, scalars, order)
+            run = fast_call(kernel, arrays, scalars, order, counter=Plan)
         elif plan.single is not None and not scalars and not plan.single_splits:
-            run = gemm_fast_call(step) if hasattr(step, "gemm") else None
-            run = run or getattr(step, "direct", None)
+            run = gemm_fast_call(step, counter=Plan) if hasattr(step, "gemm") else None
+            if run is None and getattr(step, "direct", None) is not None:
+                direct = step.direct
+
+                def run(*arrays):
+                    Plan.launches += 1
+                    return direct(*arrays)
     if run is not None:
-        def counted(*arrays):
-            Plan.launches += 1
-            return run(*arrays)
-        return counted
+        return run
     if not scalars:
         return lambda *arrays: plan(list(arrays))[0]
     return lambda *arrays: plan([np.asarray(a) if k in scalars else a for k, a in enumerate(arrays)])[0]
