@@ -37,10 +37,12 @@ from .gemm_microkernel import I1, I64, Ctx, counted_loop, imin
 
 #: C with at most this many rows and B with unit column stride take the row path.
 ROWS_M = 8
-#: row-group height R -> vectors of C's columns per block (JB, a multiple of the tile's
-#: NV): R x JB accumulators, R broadcasts of A and, for R > 1, JB vectors of B's row
-#: fit in AVX2's 16 registers (8 independent FMA chains each, enough for the latency)
+#: row-group height R -> rows of B per pass over the strip (U): the R x U broadcasts of
+#: A, R partial sums and U vectors of B fit in AVX2's 16 registers, and every vector of
+#: the strip loaded and stored gets R x U = 8 FMAs
 _ROW_GROUPS = {4: 2, 2: 4, 1: 8}
+#: bytes of C's partial sums (the strip: R rows x as many columns as fit) kept in L1
+STRIP_BYTES = 8192
 
 
 def uses_row_path(M: int, csb: int, gate_a: bool = False, dot: bool = False) -> bool:
@@ -56,60 +58,74 @@ def row_condition(b: ir.IRBuilder, spec, M, csb):
     return b.and_(b.icmp_signed("<=", M, I64(ROWS_M)), b.icmp_signed("==", csb, I64(1)))
 
 
-def _build_axpy(c: Ctx, name: str, R: int, JB: int, masked: bool) -> ir.Function:
-    """void axpy(i64 kc, T* A, i64 rsa, i64 csa, i64 rows, T* B, i64 rsb, i64 cols, T* tile)
+def _build_strip(c: Ctx, name: str, R: int, U: int) -> ir.Function:
+    """void strip(i64 kc, T* A, i64 rsa, i64 csa, i64 rows, T* B, i64 rsb, i64 cols, T* S)
 
-    tile[(v*W // NR)*R*NR + r*NR + (v*W % NR) + l] = sum_{p < kc} A[r*rsa + p*csa] *
-    B[p*rsb + v*W + l] for r < R, v < JB: the block's NR-wide tiles one after another,
-    each with row stride NR. Rows past ``rows`` repeat row ``rows - 1``. ``masked``:
-    columns at or past ``cols`` are read as 0 (masked loads), else all JB*W are read.
+    S[(j // NR)*R*NR + r*NR + j % NR] = sum_{p < kc} A[r*rsa + p*csa] * B[p*rsb + j] for
+    r < R and j < cols rounded up to NR: the strip's NR-wide tiles one after another,
+    each with row stride NR (columns past ``cols`` read B as 0 through masked loads).
+    Rows past ``rows`` repeat row ``rows - 1``.
+
+    S is zeroed, then each group of U rows of B is streamed once, front to back: every
+    vector of S is loaded, given U FMAs (p, p+1, ..) per row and stored, with the R x U
+    elements of A broadcast in registers. That is each element's chain p = 0, 1, .. in
+    order, the partial sum parked in S (in L1) between groups.
     """
-    NR, W = c.blk.NR, c.W
+    NR, NV, W = c.blk.NR, c.blk.NV, c.W
     fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), [I64, c.P, I64, I64, I64, c.P, I64, I64,
                                                           c.P]), name)
     fn.linkage = "internal"
     fn.attributes.add("noinline")
-    kc, A, rsa, csa, rows, B, rsb, cols, tile = fn.args
+    kc, A, rsa, csa, rows, B, rsb, cols, S = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     a_rows = [b.mul(imin(b, I64(r), b.sub(rows, I64(1))), rsa) for r in range(R)]
-    masks = [c.lane_mask(b, b.sub(cols, I64(v * W))) for v in range(JB)] if masked else None
+    full = b.sdiv(cols, I64(NR))                         # whole NR-wide tiles
+    tiles = b.sdiv(b.add(cols, I64(NR - 1)), I64(NR))
+    zero = c.cvec(0.0)
 
-    pre = b.block
-    hdr, body, end = (b.append_basic_block(f"axpy.{t}") for t in ("hdr", "body", "end"))
-    b.branch(hdr)
-    b.position_at_end(hdr)
-    p = b.phi(I64)
-    ap = b.phi(c.P)
-    bp = b.phi(c.P)
-    accs = [b.phi(c.V) for _ in range(R * JB)]
-    p.add_incoming(I64(0), pre)
-    ap.add_incoming(A, pre)
-    bp.add_incoming(B, pre)
-    for acc in accs:
-        acc.add_incoming(c.cvec(0.0), pre)
-    b.cbranch(b.icmp_signed("<", p, kc), body, end)
-    b.position_at_end(body)
-    if masked:
-        bv = [c.mload(b, b.gep(bp, [I64(v * W)]), masks[v]) for v in range(JB)]
-    else:
-        bv = [c.vload(b, b.gep(bp, [I64(v * W)])) for v in range(JB)]
-    nxt = []
-    for r in range(R):
-        a = c.splat(b, b.load(b.gep(ap, [a_rows[r]]), align=c.size))
-        nxt += [c.fma(b, a, bv[v], accs[r * JB + v]) for v in range(JB)]
-    p.add_incoming(b.add(p, I64(1)), b.block)
-    ap.add_incoming(b.gep(ap, [csa]), b.block)
-    bp.add_incoming(b.gep(bp, [rsb]), b.block)
-    for acc, v in zip(accs, nxt):
-        acc.add_incoming(v, b.block)
-    b.branch(hdr)
-    b.position_at_end(end)
-    for r in range(R):
-        for v in range(JB):
-            t, off = divmod(v * W, NR)
-            c.vstore(b, accs[r * JB + v], b.gep(tile, [I64(t * R * NR + r * NR + off)]), align=64)
+    def zero_tile(t):
+        st = b.gep(S, [b.mul(t, I64(R * NR))])
+        for k in range(R * NV):
+            c.vstore(b, zero, b.gep(st, [I64(k * W)]), align=64)
+    counted_loop(b, I64(0), tiles, 1, zero_tile, "strip.zero")
+
+    def group(p, u_count):
+        """FMAs of B's rows p .. p + u_count - 1 into every tile of S."""
+        ap = b.gep(A, [b.mul(p, csa)])
+        bcast = [[c.splat(b, b.load(b.gep(ap, [b.add(a_rows[r], b.mul(I64(u), csa))]),
+                                     align=c.size)) for u in range(u_count)] for r in range(R)]
+        brows = [b.gep(B, [b.mul(b.add(p, I64(u)), rsb)]) for u in range(u_count)]
+
+        def tile(t, masked):
+            st = b.gep(S, [b.mul(t, I64(R * NR))])
+            j = b.mul(t, I64(NR))
+            for v in range(NV):
+                if masked:
+                    mask = c.lane_mask(b, b.sub(cols, b.add(j, I64(v * W))))
+                    bv = [c.mload(b, b.gep(br, [b.add(j, I64(v * W))]), mask) for br in brows]
+                else:
+                    bv = [c.vload(b, b.gep(br, [b.add(j, I64(v * W))])) for br in brows]
+                for r in range(R):
+                    sp = b.gep(st, [I64(r * NR + v * W)])
+                    acc = c.vload(b, sp, align=64)
+                    for u in range(u_count):
+                        acc = c.fma(b, bcast[r][u], bv[u], acc)
+                    c.vstore(b, acc, sp, align=64)
+        counted_loop(b, I64(0), full, 1, lambda t: tile(t, False), f"strip{u_count}.t")
+        with b.if_then(b.icmp_signed("<", full, tiles)):
+            tile(full, True)
+
+    kmain = b.mul(b.sdiv(kc, I64(U)), I64(U))
+    counted_loop(b, I64(0), kmain, U, lambda p: group(p, U), f"strip.p{U}")
+    counted_loop(b, kmain, kc, 1, lambda p: group(p, 1), "strip.p1")
     b.ret_void()
     return fn
+
+
+def _strip_cols(c: Ctx, R: int) -> int:
+    """Columns of a strip of R rows: STRIP_BYTES worth, a multiple of NR."""
+    NR = c.blk.NR
+    return max(NR, STRIP_BYTES // (R * c.size) // NR * NR)
 
 
 def build_row_path(c: Ctx, spec, store, kblock, name: str) -> ir.Function:
@@ -117,51 +133,44 @@ def build_row_path(c: Ctx, spec, store, kblock, name: str) -> ir.Function:
     i64 ldc, T* bias, T* R, i64 rsr, i64 csr)
 
     C = epilogue(A·B) for B with unit column stride (see the module docstring);
-    ``store`` is the general path's tile store, ``kblock(b, K)`` its K-block depth (an
-    i64). Returns 0.
+    ``store`` is the general path's tile store, ``kblock(b, kd)`` its K-block depth (an
+    i64) for kd = max(K, 1). Returns 0.
     """
     NR = c.blk.NR
-    assert all(jb * c.W % NR == 0 for jb in _ROW_GROUPS.values())
-    kernels = {(r, masked): _build_axpy(c, f"{name}.axpy{r}{'m' if masked else ''}", r, jb, masked)
-               for r, jb in _ROW_GROUPS.items() for masked in (False, True)}
+    kernels = {r: _build_strip(c, f"{name}.strip{r}", r, u) for r, u in _ROW_GROUPS.items()}
     args = [I64, I64, I64, c.T, c.P, I64, I64, c.P, I64, c.P, I64, c.P, c.P, I64, I64]
     fn = ir.Function(c.m, ir.FunctionType(ir.IntType(32), args), name)
     fn.linkage = "internal"
     fn.attributes.add("noinline")
     M, N, K, alpha, A, rsa, csa, B, rsb, C, ldc, bias, Rp, rsr, csr = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    tile = b.alloca(c.T, max(r * jb * c.W for r, jb in _ROW_GROUPS.items()), name="tile")
-    tile.align = 64
+    strip = b.alloca(c.T, max(r * _strip_cols(c, r) for r in _ROW_GROUPS), name="strip")
+    strip.align = 64
     kd = b.select(b.icmp_signed(">", K, I64(1)), K, I64(1))
     kcb = kblock(b, kd)
 
     def row_group(i0, R):
-        JB = _ROW_GROUPS[R]
+        NB = _strip_cols(c, R)
         rows = imin(b, I64(R), b.sub(M, i0))
         a_i = b.gep(A, [b.mul(i0, rsa)])
         c_i = b.gep(C, [b.mul(i0, ldc)])
         r_i = b.gep(Rp, [b.mul(i0, rsr)]) if spec.reads_r else Rp
 
         def block(j0):
-            cols = b.sub(N, j0)
+            cols = imin(b, I64(NB), b.sub(N, j0))
             b_j = b.gep(B, [j0])
 
             def k_block(pc):
                 kc = imin(b, kcb, b.sub(K, pc))
                 first = b.icmp_signed("==", pc, I64(0))
                 last = b.icmp_signed(">=", b.add(pc, kcb), K)
-                args = [kc, b.gep(a_i, [b.mul(pc, csa)]), rsa, csa, rows,
-                        b.gep(b_j, [b.mul(pc, rsb)]), rsb, cols, tile]
-                with b.if_else(b.icmp_signed(">=", cols, I64(JB * c.W))) as (whole, edge):
-                    with whole:
-                        b.call(kernels[(R, False)], args)
-                    with edge:
-                        b.call(kernels[(R, True)], args)
+                b.call(kernels[R], [kc, b.gep(a_i, [b.mul(pc, csa)]), rsa, csa, rows,
+                                    b.gep(b_j, [b.mul(pc, rsb)]), rsb, cols, strip])
 
                 def sub_tile(jt):
                     j = b.add(j0, jt)
                     nr = imin(b, I64(NR), b.sub(N, j))
-                    t = b.gep(tile, [b.mul(b.sdiv(jt, I64(NR)), I64(R * NR))])
+                    t = b.gep(strip, [b.mul(b.sdiv(jt, I64(NR)), I64(R * NR))])
                     bias_j = b.gep(bias, [j]) if spec.bias else bias
                     c_j = b.gep(c_i, [j])
                     if spec.reads_r:
@@ -169,9 +178,9 @@ def build_row_path(c: Ctx, spec, store, kblock, name: str) -> ir.Function:
                                        rsr, csr, first, last, alpha])
                     else:
                         b.call(store, [t, c_j, ldc, rows, nr, bias_j, Rp, rsr, first, last, alpha])
-                counted_loop(b, I64(0), imin(b, I64(JB * c.W), cols), NR, sub_tile, f"rows{R}.t")
+                counted_loop(b, I64(0), cols, NR, sub_tile, f"rows{R}.t")
             counted_loop(b, I64(0), kd, kcb, k_block, f"rows{R}.pc")
-        counted_loop(b, I64(0), N, JB * c.W, block, f"rows{R}.j0")
+        counted_loop(b, I64(0), N, NB, block, f"rows{R}.j0")
 
     # row groups: 4 while at least 3 rows remain, then 2, then 1
     def group_loop(i0):
