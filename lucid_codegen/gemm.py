@@ -48,8 +48,9 @@ import llvmlite.ir as ir
 from .gemm_microkernel import (I1, I8, I32, I64, Blocking, Ctx, build_microkernel,
                                build_tile_epilogue, counted_loop, default_blocking, imin)
 from .gemm_pack import build_pack_a, build_pack_b, build_store_tile
-from .gemm_rows import ROWS_M, build_row_path, row_condition
-from .gemm_small import SMALL_M, SMALL_N, build_small_path, small_condition
+from . import gemm_rows, gemm_small
+from .gemm_rows import build_row_path, row_condition
+from .gemm_small import build_small_path, small_condition
 from .pyarray import PYARRAY_OFFSETS
 from .target import host_target
 
@@ -108,8 +109,15 @@ class GemmSpec:
         """Names everything the generated code depends on (a cache key)."""
         return (f"gemm-v{KERNEL_VERSION}:{self.dtype}:bias{int(self.bias)}:{self.epilogue}"
                 f":acc{int(self.accumulate)}:res{int(self.residual)}:gate{int(self.gate)}{int(self.gate_a)}:{self.blocking.tag()}"
-                f":stack{STACK_BYTES}:small{SMALL_M}x{SMALL_N}:rows{ROWS_M}:pyabi{'-'.join(map(str, PYARRAY_OFFSETS))}"
+                f":stack{STACK_BYTES}:{_path_thresholds()}:pyabi{'-'.join(map(str, PYARRAY_OFFSETS))}"
                 f":src{_generator_hash()}")
+
+
+def _path_thresholds() -> str:
+    """The small-shape thresholds, read when a key is made: the IR builders read the same
+    module attributes, so a benchmark or test that changes them (to time or check the
+    general path on a shape that would take another) gets a kernel of its own."""
+    return f"small{gemm_small.SMALL_M}x{gemm_small.SMALL_N}:rows{gemm_rows.ROWS_M}"
 
 
 @functools.lru_cache(maxsize=1)

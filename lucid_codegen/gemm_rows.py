@@ -6,18 +6,20 @@ register tile (MR rows, two vectors wide) is mostly empty at M = 1, so each k st
 waits for the FMA latency of a few chains. Here each row of C is a sum of B's rows
 (an axpy per k), vectorised along N, with a block of C's row in registers::
 
-    for i0 in 0, R, 2R, ...                      (R = 4, 2 or 1 rows of C; see ``_ROW_GROUPS``)
-      for j0 in 0, JB*W, 2*JB*W, ...             (JB vectors of C's columns: the block)
+    for i0 in 0, R, 2R, ...                      (R = 2 or 1 rows of C; see ``_ROW_GROUPS``)
+      for j0 in 0, NB, 2*NB, ...                 (a strip: NB columns, STRIP_BYTES in all)
         for pc in 0, KC, 2*KC, ...               (the general path's K blocks)
-          acc[r][v] = 0
-          for p in pc .. pc + kc:                (B's row p, read once per row group)
-            acc[r][v] = fma(A[i0+r, p], B[p, j0 + v*W : +W], acc[r][v])
-          tile <- acc; epilogue(tile, first = pc == 0, last = pc + KC >= K)
+          S[r][:] = 0                            (C's partial sums, in L1)
+          for p in pc, pc + U, ...               (U rows of B at a time, each read once)
+            for j in j0, j0 + W, ...             (front to back along B's rows)
+              S[r][j] = fma(A[i0+r, p+U-1], B[p+U-1, j], .. fma(A[i0+r, p], B[p, j], S[r][j]))
+          epilogue(S's NR-wide tiles, first = pc == 0, last = pc + KC >= K)
 
-B is streamed once per row group, row by row, never packed; A's elements are read one
-at a time (any strides). Rows past the end of a group repeat the group's last row and
-are never stored; a last, partial column block reads B through masked loads (lanes past
-N read 0 and touch no memory).
+B is streamed once per row group, row by row, never packed (U sequential streams,
+which the hardware prefetcher follows, instead of a short piece of every row); A's
+elements are read one at a time (any strides). Rows past the end of a group repeat the
+group's last row and are never stored; a last, partial vector of B is read through
+masked loads (lanes past N read 0 and touch no memory).
 
 Summation order: every element of C is the one FMA chain p = 0, 1, 2, ... per K block,
 started from 0, then the general path's epilogue with its K-block protocol: exactly the
@@ -36,11 +38,16 @@ import llvmlite.ir as ir
 from .gemm_microkernel import I1, I64, Ctx, counted_loop, imin
 
 #: C with at most this many rows and B with unit column stride take the row path.
-ROWS_M = 8
+#: Measured on dX = dY·W, (M, 256)·(256, 784) (``python benchmarks/bench_small_crossover.py``,
+#: Zen 3, one thread): general/row time 1.59 at M = 1, 1.49 at M = 2, then 0.92-1.02 for
+#: M = 3 .. 16 (a 2-row group and a 1-row group stream B twice; the general path's 6-row
+#: register tile reads B once), so rows from 3 on take the general path.
+ROWS_M = 2
 #: row-group height R -> rows of B per pass over the strip (U): the R x U broadcasts of
-#: A, R partial sums and U vectors of B fit in AVX2's 16 registers, and every vector of
-#: the strip loaded and stored gets R x U = 8 FMAs
-_ROW_GROUPS = {4: 2, 2: 4, 1: 8}
+#: A and U vectors of B fit in AVX2's 16 registers. U = 4 at R = 1 measured ~15% faster
+#: than U = 8 (1x256x784: 15-18 µs against 18); a 4-row group (U = 2, four loads and
+#: stores of the strip per 8 FMAs) ran as slowly as two 2-row groups.
+_ROW_GROUPS = {2: 4, 1: 4}
 #: bytes of C's partial sums (the strip: R rows x as many columns as fit) kept in L1
 STRIP_BYTES = 8192
 
@@ -182,18 +189,13 @@ def build_row_path(c: Ctx, spec, store, kblock, name: str) -> ir.Function:
             counted_loop(b, I64(0), kd, kcb, k_block, f"rows{R}.pc")
         counted_loop(b, I64(0), N, NB, block, f"rows{R}.j0")
 
-    # row groups: 4 while at least 3 rows remain, then 2, then 1
+    # row groups: 2 while at least 2 rows remain, then 1
     def group_loop(i0):
-        left = b.sub(M, i0)
-        with b.if_else(b.icmp_signed(">=", left, I64(3))) as (four, fewer):
-            with four:
-                row_group(i0, 4)
-            with fewer:
-                with b.if_else(b.icmp_signed("==", left, I64(2))) as (two, one):
-                    with two:
-                        row_group(i0, 2)
-                    with one:
-                        row_group(i0, 1)
-    counted_loop(b, I64(0), M, 4, group_loop, "rows.i0")
+        with b.if_else(b.icmp_signed(">=", b.sub(M, i0), I64(2))) as (two, one):
+            with two:
+                row_group(i0, 2)
+            with one:
+                row_group(i0, 1)
+    counted_loop(b, I64(0), M, 2, group_loop, "rows.i0")
     b.ret(ir.IntType(32)(0))
     return fn

@@ -39,9 +39,12 @@ import llvmlite.ir as ir
 
 from .gemm_microkernel import I1, I32, I64, Ctx, counted_loop, imin
 
-#: C with at most this many rows takes the dot path (the issue's range; the crossover
-#: with the general path is not measured yet; at M = 8 it ran 1.4-1.8x faster than numpy)
-SMALL_M = 8
+#: C with at most this many rows takes the dot path. Measured on a linear layer 784 -> 256
+#: (``python benchmarks/bench_small_crossover.py``, Zen 3, one thread, busy machine): the
+#: dot path beat the general path at every M = 1 .. 16, general/dot time 2.9 (M = 1),
+#: 2.6 (4), 1.75 (8), 1.27 (12), 1.17 (16), so the range is the issue's whole 1 .. 16
+#: (not measured for other shapes: small K favours the general path, no reduction)
+SMALL_M = 16
 #: ... or with at most this many columns (a matrix-vector product)
 SMALL_N = 4
 #: columns per pass for each row-group height, at most: R x JB accumulators plus the
