@@ -48,11 +48,13 @@ import llvmlite.ir as ir
 from .gemm_microkernel import (I1, I8, I32, I64, Blocking, Ctx, build_microkernel,
                                build_tile_epilogue, counted_loop, default_blocking, imin)
 from .gemm_pack import build_pack_a, build_pack_b, build_store_tile
-from .gemm_small import SMALL_M, SMALL_N, build_small_path, small_condition
+from . import gemm_rows, gemm_small
+from .gemm_rows import build_row_path, row_condition
+from .gemm_small import build_small_path, small_condition
 from .pyarray import PYARRAY_OFFSETS
 from .target import host_target
 
-KERNEL_VERSION = 2               # 2: the small-shape path (gemm_small.py)
+KERNEL_VERSION = 3               # 2: the small-shape path (gemm_small.py); 3: gemm_rows.py
 EPILOGUES = ("none", "relu", "sigmoid", "tanh")
 DTYPES = ("float32", "float64")
 STACK_BYTES = 96 * 1024          # largest workspace taken from the stack
@@ -107,8 +109,15 @@ class GemmSpec:
         """Names everything the generated code depends on (a cache key)."""
         return (f"gemm-v{KERNEL_VERSION}:{self.dtype}:bias{int(self.bias)}:{self.epilogue}"
                 f":acc{int(self.accumulate)}:res{int(self.residual)}:gate{int(self.gate)}{int(self.gate_a)}:{self.blocking.tag()}"
-                f":stack{STACK_BYTES}:small{SMALL_M}x{SMALL_N}:pyabi{'-'.join(map(str, PYARRAY_OFFSETS))}"
+                f":stack{STACK_BYTES}:{_path_thresholds()}:pyabi{'-'.join(map(str, PYARRAY_OFFSETS))}"
                 f":src{_generator_hash()}")
+
+
+def _path_thresholds() -> str:
+    """The small-shape thresholds, read when a key is made: the IR builders read the same
+    module attributes, so a benchmark or test that changes them (to time or check the
+    general path on a shape that would take another) gets a kernel of its own."""
+    return f"small{gemm_small.SMALL_M}x{gemm_small.SMALL_N}:rows{gemm_rows.ROWS_M}"
 
 
 @functools.lru_cache(maxsize=1)
@@ -116,7 +125,8 @@ def _generator_hash() -> str:
     """Hash of the IR generator's source, so a changed generator never hits stale cache."""
     here = os.path.dirname(os.path.abspath(__file__))
     h = hashlib.sha256()
-    for name in ("gemm.py", "gemm_microkernel.py", "gemm_pack.py", "gemm_small.py", "vector_math.py"):
+    for name in ("gemm.py", "gemm_microkernel.py", "gemm_pack.py", "gemm_small.py", "gemm_rows.py",
+                 "vector_math.py"):
         try:
             with open(os.path.join(here, name), "rb") as f:
                 h.update(f.read())
@@ -151,10 +161,11 @@ def workspace_elems(spec: GemmSpec, M: int, N: int, K: int) -> int:
 
 
 def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store,
-                  small) -> ir.Function:
+                  small, rows) -> ir.Function:
     """The exported full entry. ``ukrs[(mr, nv)]``: micro-kernels for full tiles
     (MR rows), the row remainder (MR // 3 rows at a time) and narrow column edges
-    (one vector wide); ``small``: the small-shape path (gemm_small.py)."""
+    (one vector wide); ``small``: the small-shape path (gemm_small.py); ``rows``: the
+    few-rows path for row-major B (gemm_rows.py)."""
     blk = c.blk
     MR, NR, MC, NC, KC, W = blk.MR, blk.NR, blk.MC, blk.NC, blk.KC, blk.W
     MRS = _sub_mr(blk)
@@ -185,9 +196,11 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store
     b.position_at_end(go)
     with b.if_then(small_condition(b, spec, M, N, csa, rsb)):
         b.ret(b.call(small, [M, N, K, alpha, A, rsa, B, csb, C, ldc, bias, R, rsr, csr]))
+    with b.if_then(row_condition(b, spec, M, csb)):
+        b.ret(b.call(rows, [M, N, K, alpha, A, rsa, csa, B, rsb, C, ldc, bias, R, rsr, csr]))
 
     kd = b.select(b.icmp_signed(">", K, I64(1)), K, I64(1))
-    kcb = kd if (spec.accumulate and not spec.linear) else imin(b, I64(KC), kd)
+    kcb = _k_block_ir(b, spec, kd)
     align = 64 // c.size
 
     def rup(x, m):
@@ -294,6 +307,13 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store
     counted_loop(b, I64(0), N, NC, jc_body, "jc")
     b.branch(ret_ok)
     return fn
+
+
+def _k_block_ir(b: ir.IRBuilder, spec: GemmSpec, kd):
+    """The K-block depth as an i64 for ``kd = max(K, 1)`` (mirrors ``k_block``)."""
+    if spec.accumulate and not spec.linear:
+        return kd          # C_old must survive until the activation: one K block
+    return imin(b, I64(spec.blocking.KC), kd)
 
 
 def _sub_mr(blk) -> int:
@@ -418,7 +438,8 @@ def build_gemm_module(spec: GemmSpec) -> ir.Module:
     epi = build_tile_epilogue(c, spec, f"{sym}.epi")
     store = build_store_tile(c, spec, epi, f"{sym}.store") if spec.reads_r else epi
     small = build_small_path(c, spec, store, sym + ".small")
-    driver = _build_driver(c, spec, sym + ".impl", pack_a, pack_b, ukrs, store, small)
+    rows = build_row_path(c, spec, store, lambda b, kd: _k_block_ir(b, spec, kd), sym + ".rows")
+    driver = _build_driver(c, spec, sym + ".impl", pack_a, pack_b, ukrs, store, small, rows)
     _build_full_entry(c, driver, sym)
     _build_py_entry(c, spec, driver, sym + "_py")
     return m

@@ -39,9 +39,12 @@ import llvmlite.ir as ir
 
 from .gemm_microkernel import I1, I32, I64, Ctx, counted_loop, imin
 
-#: C with at most this many rows takes the dot path (the issue's range; the crossover
-#: with the general path is not measured yet; at M = 8 it ran 1.4-1.8x faster than numpy)
-SMALL_M = 8
+#: C with at most this many rows takes the dot path. Measured on a linear layer 784 -> 256
+#: (``python benchmarks/bench_small_crossover.py``, Zen 3, one thread, busy machine): the
+#: dot path beat the general path at every M = 1 .. 16, general/dot time 2.9 (M = 1),
+#: 2.6 (4), 1.75 (8), 1.27 (12), 1.17 (16), so the range is the issue's whole 1 .. 16
+#: (not measured for other shapes: small K favours the general path, no reduction)
+SMALL_M = 16
 #: ... or with at most this many columns (a matrix-vector product)
 SMALL_N = 4
 #: columns per pass for each row-group height, at most: R x JB accumulators plus the
@@ -77,16 +80,43 @@ def _row_groups(c: Ctx) -> dict:
     return out
 
 
-def _hsum(c: Ctx, b: ir.IRBuilder, v):
-    """Sum of v's lanes by a fixed tree: halves added until one lane is left."""
-    n = c.W
-    while n > 1:
-        h = n // 2
-        hi = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, c.W),
-                                                [h + (k % h) for k in range(c.W)]))
-        v = b.fadd(v, hi)
-        n = h
-    return b.extract_element(v, I32(0))
+def _bit_reversed(n: int) -> list:
+    """0 .. n-1 in bit-reversed order (n a power of two): [0, 4, 2, 6, 1, 5, 3, 7] for 8."""
+    bits = n.bit_length() - 1
+    return [int(format(i, f"0{bits}b")[::-1], 2) if bits else 0 for i in range(n)]
+
+
+def reduce_lanes(c: Ctx, b: ir.IRBuilder, vecs: list):
+    """One vector whose lane q is the sum of ``vecs[q]``'s lanes (W vectors), by a fixed
+    tree: lane l is added to lane l + W/2, then l + W/4, ... (halves added until one lane
+    is left), the same tree for every lane, so a dot product's value never depends on
+    which other dot products were reduced with it.
+
+    The vectors are merged in pairs (a transpose-and-add): X and Y, each holding its
+    columns' partial sums in segments of s lanes, give the vector of the lower halves of
+    their segments, interleaved X, Y segment by segment, plus that of the upper halves:
+    segments of s/2 lanes, twice as many columns. Every shuffle stays inside an aligned
+    block of s lanes (vperm2f128, then in-lane shufps/unpcklps on AVX2), and W vectors
+    take W - 1 adds instead of W log2(W). The merges leave the columns in bit-reversed
+    lane order, so the inputs are taken in that order. For W = 4, vectors a b c d:
+    [a0+a2, a1+a3, b0+b2, b1+b3] and [c0+c2, ..] give [(a0+a2)+(a1+a3), (b..), (c..), (d..)].
+    """
+    W = c.W
+    assert len(vecs) == W
+    order = _bit_reversed(W)
+    cur = [vecs[order[i]] for i in range(W)]
+    s = W
+    while len(cur) > 1:
+        lo = [k * s + (i if i < s // 2 else W + i - s // 2)
+              for k in range(W // s) for i in range(s)]
+        hi = [x + s // 2 for x in lo]
+        nxt = []
+        for x, y in zip(cur[::2], cur[1::2]):
+            lov = b.shuffle_vector(x, y, ir.Constant(ir.VectorType(I32, W), lo))
+            hiv = b.shuffle_vector(x, y, ir.Constant(ir.VectorType(I32, W), hi))
+            nxt.append(b.fadd(lov, hiv))
+        cur, s = nxt, s // 2
+    return cur[0]
 
 
 def _build_dots(c: Ctx, name: str, R: int, JB: int) -> ir.Function:
@@ -94,6 +124,8 @@ def _build_dots(c: Ctx, name: str, R: int, JB: int) -> ir.Function:
 
     tile[r * NR + j] = sum_p A[r*rsa + p] * B[j*csb + p] for r < R, j < JB; rows past
     ``rows`` repeat row ``rows - 1``, columns past ``cols`` repeat column ``cols - 1``.
+    The K loop is unrolled by two (the same FMA chain per lane); the R x JB accumulators
+    are reduced W at a time by ``reduce_lanes``.
     """
     NR, W = c.blk.NR, c.W
     fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), [I64, c.P, I64, I64, c.P, I64, I64, c.P]),
@@ -106,28 +138,39 @@ def _build_dots(c: Ctx, name: str, R: int, JB: int) -> ir.Function:
     b_cols = [b.gep(B, [b.mul(imin(b, I64(j), b.sub(cols, I64(1))), csb)]) for j in range(JB)]
     kfull = b.mul(b.sdiv(K, I64(W)), I64(W))
 
-    # main loop over whole vectors, accumulators carried as phis
-    pre = b.block
-    hdr, body, end = (b.append_basic_block(f"dot.{t}") for t in ("hdr", "body", "end"))
-    b.branch(hdr)
-    b.position_at_end(hdr)
-    p = b.phi(I64)
-    accs = [b.phi(c.V) for _ in range(R * JB)]
-    p.add_incoming(I64(0), pre)
-    for acc in accs:
-        acc.add_incoming(c.cvec(0.0), pre)
-    b.cbranch(b.icmp_signed("<", p, kfull), body, end)
-    b.position_at_end(body)
-    bv = [c.vload(b, b.gep(col, [p])) for col in b_cols]
-    nxt = []
-    for r in range(R):
-        av = c.vload(b, b.gep(a_rows[r], [p]))
-        nxt += [c.fma(b, av, bv[j], accs[r * JB + j]) for j in range(JB)]
-    p.add_incoming(b.add(p, I64(W)), b.block)
-    for acc, v in zip(accs, nxt):
-        acc.add_incoming(v, b.block)
-    b.branch(hdr)
-    b.position_at_end(end)
+    def step(accs, p):
+        bv = [c.vload(b, b.gep(col, [p])) for col in b_cols]
+        nxt = []
+        for r in range(R):
+            av = c.vload(b, b.gep(a_rows[r], [p]))
+            nxt += [c.fma(b, av, bv[j], accs[r * JB + j]) for j in range(JB)]
+        return nxt
+
+    def loop(accs, lo, hi, unroll, tag):
+        """for p in [lo, hi) by unroll*W: accs = step(...) unroll times; returns (accs, p)."""
+        pre = b.block
+        hdr, body, end = (b.append_basic_block(f"{tag}.{t}") for t in ("hdr", "body", "end"))
+        b.branch(hdr)
+        b.position_at_end(hdr)
+        p = b.phi(I64)
+        phis = [b.phi(c.V) for _ in accs]
+        p.add_incoming(lo, pre)
+        for phi, v in zip(phis, accs):
+            phi.add_incoming(v, pre)
+        b.cbranch(b.icmp_signed("<=", b.add(p, I64(unroll * W)), hi), body, end)
+        b.position_at_end(body)
+        cur = list(phis)
+        for u in range(unroll):
+            cur = step(cur, b.add(p, I64(u * W)))
+        p.add_incoming(b.add(p, I64(unroll * W)), b.block)
+        for phi, v in zip(phis, cur):
+            phi.add_incoming(v, b.block)
+        b.branch(hdr)
+        b.position_at_end(end)
+        return phis, p
+
+    accs, p = loop([c.cvec(0.0)] * (R * JB), I64(0), kfull, 2, "dot2")
+    accs, p = loop(accs, p, kfull, 1, "dot1")
 
     # the last K % W products: masked loads (lanes off read 0 and touch no memory)
     mask = c.lane_mask(b, b.sub(K, kfull))
@@ -136,9 +179,22 @@ def _build_dots(c: Ctx, name: str, R: int, JB: int) -> ir.Function:
     for r in range(R):
         av = c.mload(b, b.gep(a_rows[r], [kfull]), mask)
         out += [c.fma(b, av, bv[j], accs[r * JB + j]) for j in range(JB)]
-    for r in range(R):
-        for j in range(JB):
-            b.store(_hsum(c, b, out[r * JB + j]), b.gep(tile, [I64(r * NR + j)]))
+    # W accumulators at a time (row-major order, padded by repeating the last) reduce to
+    # one vector: whole rows of the tile when JB >= W, else W // JB rows of JB lanes
+    n = len(out)
+    for g in range(0, n, W):
+        chunk = out[g:g + W]
+        sums = reduce_lanes(c, b, chunk + [chunk[-1]] * (W - len(chunk)))
+        for q in range(0, min(W, n - g), min(JB, W)):
+            r, j = divmod(g + q, JB)
+            width = min(JB, W)
+            ptr = b.gep(tile, [I64(r * NR + j)])
+            if width == W:
+                c.vstore(b, sums, ptr)
+            else:
+                part = b.shuffle_vector(sums, sums, ir.Constant(ir.VectorType(I32, width),
+                                                                list(range(q, q + width))))
+                b.store(part, b.bitcast(ptr, ir.VectorType(c.T, width).as_pointer()), align=c.size)
     b.ret_void()
     return fn
 

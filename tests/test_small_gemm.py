@@ -1,6 +1,8 @@
-"""The GEMM's small-shape path (lucid_codegen.gemm_small): few rows or columns, against
-float64 numpy, every epilogue, both layouts of B, views, 1-3 threads, and operands
-fenced by inaccessible pages (a read past an operand's end faults)."""
+"""The GEMM's small-shape paths: the dot path (lucid_codegen.gemm_small: few rows or columns,
+B = Wᵀ) and the row path (lucid_codegen.gemm_rows: few rows, B row-major), against float64
+numpy, every epilogue, both layouts of B, views, 1-3 threads, bit for bit against the
+general path where the summation order is the same, and operands fenced by inaccessible
+pages (a read past an operand's end faults)."""
 from __future__ import annotations
 
 import ctypes
@@ -10,13 +12,15 @@ import mmap
 import numpy as np
 import pytest
 
-from lucid_codegen import gemm_call, threads
-from lucid_codegen.gemm import gemm_symbol
-from lucid_codegen.gemm_call import get_gemm, split_pays, split_spans
+from lucid_codegen import gemm_call, gemm_rows, gemm_small, threads
+from lucid_codegen.gemm import GemmSpec, gemm_symbol
+from lucid_codegen.gemm_call import Gemm, get_gemm, split_pays, split_spans
+from lucid_codegen.gemm_rows import ROWS_M, uses_row_path
 from lucid_codegen.gemm_small import SMALL_M, SMALL_N, uses_dot_path
 from test_gemm import SPECS, check_guard, guarded_out, ref, run_case, tol
 
-SMALL_MS = (0, 1, 2, 3, 5, 7, 8, 9)
+# 0, 1, both sides of the row path's and the dot path's thresholds
+SMALL_MS = tuple(sorted({0, 1, 2, 3, 5, ROWS_M, ROWS_M + 1, SMALL_M - 1, SMALL_M, SMALL_M + 1}))
 KS = (0, 1, 7, 16, 33, 100)           # 0, 1, primes, a multiple and non-multiples of W
 NS = (1, 3, 4, 5, 17, 37)             # either side of SMALL_N and of the tile widths
 
@@ -32,9 +36,10 @@ def num_threads(request):
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: gemm_symbol(s))
 @pytest.mark.parametrize("b_view", ["wT", "plain"])
 def test_small_shapes_every_epilogue(spec, b_view, num_threads):
-    """M = 0..9 and N, K including 1, primes and non-multiples of the vector width, with
-    B = Wᵀ (the dot path when M <= SMALL_M or N <= SMALL_N) and B row-major (the
-    general path): same results as float64 numpy, nothing written outside C."""
+    """M around both thresholds and N, K including 1, primes and non-multiples of the vector
+    width, with B = Wᵀ (the dot path when M <= SMALL_M or N <= SMALL_N) and B row-major
+    (the row path when M <= ROWS_M, else the general path): same results as float64
+    numpy, nothing written outside C."""
     rng = np.random.default_rng(10)
     for M, K, N in itertools.product(SMALL_MS, KS, NS):
         run_case(spec, M, K, N, rng, b_view=b_view, alpha=0.75)
@@ -53,7 +58,7 @@ def test_small_shapes_views(spec):
     """Operands that are views: padded rows (still the dot path), transposed, strided,
     negative strides and broadcasts (the general path), and a transposed residual."""
     rng = np.random.default_rng(11)
-    for M, K, N in [(1, 31, 19), (3, 17, 40), (8, 9, 3), (5, 64, 2)]:
+    for M, K, N in [(1, 31, 19), (2, 23, 41), (3, 17, 40), (8, 9, 3), (5, 64, 2)]:
         for a_view, b_view in itertools.product(("plain", "T", "strided", "neg", "bcast"),
                                                 ("wT", "plain", "neg", "bcast")):
             run_case(spec, M, K, N, rng, a_view, b_view, r_view="T")
@@ -107,28 +112,35 @@ class Fenced:
 
 @pytest.mark.parametrize("at", ["end", "start"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_dot_path_reads_only_its_operands(at, dtype):
-    """A, W (B = Wᵀ), bias and residual each against an inaccessible page: the dot path's
-    masked K tail, aliased rows/columns and epilogue never step outside them."""
-    from lucid_codegen.gemm import GemmSpec
+@pytest.mark.parametrize("layout", ["wT", "rows"])
+def test_small_paths_read_only_their_operands(at, dtype, layout):
+    """A, W (B = Wᵀ: the dot path; or B = W (K, N) row-major: the row path at M <= ROWS_M),
+    bias and residual each against an inaccessible page: the dot path's masked K tail,
+    the row path's masked last vector of B, aliased rows/columns and the epilogue never
+    step outside them."""
     rng = np.random.default_rng(12)
     fence = Fenced()
     try:
         for spec in (GemmSpec(dtype, bias=True, epilogue="tanh", residual=True),
                      GemmSpec(dtype, gate=True, accumulate=True)):
             g = get_gemm(spec)
-            for M, K, N in [(1, 1, 1), (1, 13, 7), (3, 5, 9), (5, 33, 2), (8, 100, 3), (2, 7, 70)]:
+            for M, K, N in [(1, 1, 1), (1, 13, 7), (3, 5, 9), (5, 33, 2), (8, 100, 3), (2, 7, 70),
+                            (2, 600, 37), (1, 3, 1100)]:
+                if layout == "rows":
+                    M = min(M, ROWS_M)
+                    bm = fence.array(rng.uniform(-1, 1, (K, N)).astype(dtype), at)
+                else:
+                    bm = fence.array(rng.uniform(-1, 1, (N, K)).astype(dtype), at).T
                 a = fence.array(rng.uniform(-1, 1, (M, K)).astype(dtype), at)
-                w = fence.array(rng.uniform(-1, 1, (N, K)).astype(dtype), at)
                 r = fence.array(rng.uniform(-1, 1, (M, N)).astype(dtype), at)
                 bias = fence.array(rng.uniform(-1, 1, N).astype(dtype), at) if spec.bias else None
                 c = np.zeros((M, N), dtype)
                 if spec.gate:
-                    g(a, w.T, c, gate=r)
-                    expect = ref(a, w.T, gate=r)
+                    g(a, bm, c, gate=r)
+                    expect = ref(a, bm, gate=r)
                 else:
-                    g(a, w.T, c, bias=bias, residual=r)
-                    expect = ref(a, w.T, bias, r, epilogue="tanh")
+                    g(a, bm, c, bias=bias, residual=r)
+                    expect = ref(a, bm, bias, r, epilogue="tanh")
                 np.testing.assert_allclose(c, expect, **tol(dtype, K))
     finally:
         fence.close()
@@ -159,10 +171,12 @@ def test_small_shapes_bit_identical_across_threads(spec, monkeypatch):
     dt = spec.dtype
     old = threads.get_num_threads()
     try:
-        for M, K, N in [(1, 50, 300), (3, 17, 100), (20, 9, 10), (14, 33, 5), (9, 40, 3),
-                        (25, 7, 4), (16, 64, 70)]:
+        for (M, K, N), layout in itertools.product(
+                [(1, 50, 300), (2, 40, 1100), (3, 17, 100), (20, 9, 10), (14, 33, 5), (9, 40, 3),
+                 (25, 7, 4), (16, 64, 70), (40, 20, 5), (17, 30, 6)], ("wT", "rows")):
             a = rng.uniform(-1, 1, (M, K)).astype(dt)
-            b = rng.uniform(-1, 1, (N, K)).astype(dt).T
+            b = (rng.uniform(-1, 1, (N, K)).astype(dt).T if layout == "wT"
+                 else rng.uniform(-1, 1, (K, N)).astype(dt))
             bias = rng.uniform(-1, 1, N).astype(dt) if spec.bias else None
             r = rng.uniform(-1, 1, (M, N)).astype(dt) if spec.uses_r else None
             kind = "gate" if spec.gate else "residual"
@@ -174,7 +188,7 @@ def test_small_shapes_bit_identical_across_threads(spec, monkeypatch):
                 get_gemm(spec)(a, b, c, bias=bias, **{kind: r})
                 outs.append(c)
             for other in outs[1:]:
-                np.testing.assert_array_equal(outs[0], other, err_msg=f"{(M, K, N)}")
+                np.testing.assert_array_equal(outs[0], other, err_msg=f"{(M, K, N, layout)}")
     finally:
         threads.set_num_threads(old)
 
@@ -213,3 +227,81 @@ def test_linear_forward_backward_with_bounds_checking(M, monkeypatch):
     np.testing.assert_allclose(np.asarray(xt.grad), gz @ w64, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(np.asarray(wt.grad), gz.T @ x64, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(np.asarray(bt.grad), gz.sum(0), rtol=1e-4, atol=1e-4)
+
+
+def _general_only(spec) -> Gemm:
+    """A kernel for ``spec`` whose every shape takes the general path (the small-shape
+    thresholds at 0 while it is built: a cache key of its own)."""
+    saved = gemm_small.SMALL_M, gemm_small.SMALL_N, gemm_rows.ROWS_M
+    gemm_small.SMALL_M, gemm_small.SMALL_N, gemm_rows.ROWS_M = 0, 0, 0
+    try:
+        return Gemm(spec)
+    finally:
+        gemm_small.SMALL_M, gemm_small.SMALL_N, gemm_rows.ROWS_M = saved
+
+
+@pytest.mark.parametrize("spec", [SPECS[1], SPECS[3], SPECS[4], SPECS[7], SPECS[11]],
+                         ids=lambda s: gemm_symbol(s))
+def test_row_path_bit_identical_to_general_path(spec):
+    """The row path does each element's FMA chain in the general path's order, K blocks
+    and epilogue included: every bit equal to a kernel that has only the general path,
+    for K over several K blocks, N over several strips and with a masked last vector,
+    A transposed or strided (its elements are read one at a time)."""
+    assert uses_row_path(1, csb=1) and uses_row_path(ROWS_M, csb=1)
+    assert not uses_row_path(ROWS_M + 1, csb=1) and not uses_row_path(1, csb=2)
+    general = _general_only(spec)
+    chosen = get_gemm(spec)
+    rng = np.random.default_rng(15)
+    dt = spec.dtype
+    kc = spec.blocking.KC
+    for M, K, N in [(1, 0, 5), (1, 1, 1), (2, 7, 17), (1, 2 * kc + 3, 37), (2, kc + 1, 16),
+                    (ROWS_M, 33, 1100), (1, 5, 2100), (2, 300, 9)]:
+        for a_view in ("plain", "T", "strided"):
+            a = rng.uniform(-1, 1, (M, K) if a_view != "T" else (K, M)).astype(dt)
+            a = a.T if a_view == "T" else a
+            if a_view == "strided":
+                a = rng.uniform(-1, 1, (M, 2 * K)).astype(dt)[:, ::2]
+            b = rng.uniform(-1, 1, (K, N)).astype(dt)
+            bias = rng.uniform(-1, 1, N).astype(dt) if spec.bias else None
+            r = rng.uniform(-1, 1, (M, N)).astype(dt) if spec.uses_r else None
+            c0 = rng.uniform(-1, 1, (M, N)).astype(dt)
+            kind = "gate" if spec.gate else "residual"
+            outs = []
+            for g in (chosen, general):
+                c = c0.copy()
+                g(a, b, c, bias=bias, **{kind: r})
+                outs.append(c)
+            np.testing.assert_array_equal(outs[0], outs[1], err_msg=f"{(M, K, N, a_view)}")
+            expect = ref(a, b, bias, r if spec.residual else None,
+                         c0 if spec.accumulate else None, 1.0, spec.epilogue,
+                         gate=r if spec.gate else None)
+            np.testing.assert_allclose(outs[0], expect, **tol(dt, K))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dot_path_value_depends_only_on_k(dtype):
+    """An element of C computed by the dot path has the same bits whichever rows and
+    columns share its pass and its reduction (row groups of 4, 2, 1; W accumulators
+    reduced together by transpose-and-add): computed alone, in a row of C, or inside a
+    (SMALL_M, 37) block."""
+    g = get_gemm(GemmSpec(dtype, bias=True))
+    rng = np.random.default_rng(16)
+    for K in (1, 9, 64, 301):
+        a = rng.uniform(-1, 1, (SMALL_M, K)).astype(dtype)
+        w = rng.uniform(-1, 1, (37, K)).astype(dtype)
+        bias = rng.uniform(-1, 1, 37).astype(dtype)
+        whole = np.empty((SMALL_M, 37), dtype)
+        g(a, w.T, whole, bias=bias)
+        np.testing.assert_allclose(whole, ref(a, w.T, bias), **tol(dtype, K))
+        for i in (0, 3, SMALL_M - 1):
+            row = np.empty((1, 37), dtype)
+            g(a[i:i + 1], w.T, row, bias=bias)
+            np.testing.assert_array_equal(row[0], whole[i])
+            for j in (0, 5, 36):
+                one = np.empty((1, 1), dtype)
+                g(a[i:i + 1], w[j:j + 1].T, one, bias=bias[j:j + 1])
+                assert one[0, 0] == whole[i, j], (K, i, j)
+        for lo, hi in ((1, 4), (2, 7)):
+            part = np.empty((hi - lo, 37), dtype)
+            g(a[lo:hi], w.T, part, bias=bias)
+            np.testing.assert_array_equal(part, whole[lo:hi])
