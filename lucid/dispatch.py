@@ -393,6 +393,22 @@ def call2(chain: Chain, a, b, general):
     return general(a, b)
 
 
+def call3(chain: Chain, a, b, c, general):
+    """``chain`` on three tensors, unrolled as ``call2``; ``general(a, b, c)`` otherwise."""
+    T = _TENSOR_TYPES
+    if _tracing_state.tracer is None and type(a) in T and type(b) in T and type(c) in T:
+        x, y, z = a._data, b._data, c._data
+        if x is not None and y is not None and z is not None:
+            entry = _table().get((chain.key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype,
+                                  z.shape, z.strides, z.dtype))
+            if entry is not None:
+                out = entry.run(x, y, z)
+                if (a.requires_grad or b.requires_grad or c.requires_grad) and _grad_state.enabled:
+                    return _record(entry, out, (a, b, c))
+                return _wrap(out)
+    return general(a, b, c)
+
+
 def _binary_slow(chain: Chain, a, b):
     Tensor = _TENSOR_TYPES[0]
     a, b = _operand(a, chain.name), _operand(b, chain.name)

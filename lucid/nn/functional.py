@@ -43,6 +43,13 @@ def linear(input_: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor
     ...
     ValueError: linear: input (2, 3) and weight (2, 4) do not fit: in_features 3 != 4
     """
+    if bias is None:
+        return dispatch.call2(_LINEAR, input_, weight, _linear)
+    return dispatch.call3(_LINEAR_BIAS, input_, weight, bias, _linear)
+
+
+def _linear(input_, weight, bias=None):
+    """linear's general path (a signature's first call, 3-D inputs, mixed dtypes)."""
     x, w = as_tensor(input_), as_tensor(weight)
     b = None if bias is None else as_tensor(bias)
     if x.ndim == 2 and x.dtype == w.dtype and (b is None or b.dtype == x.dtype):
@@ -55,7 +62,7 @@ def linear(input_: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor
     x, w = cast(x, dtype), cast(w, dtype)
     b = None if b is None else cast(b, dtype)
     lead = x.shape[:-1]
-    out = linear(x.reshape(-1, w.shape[1]), w, b)
+    out = _linear(x.reshape(-1, w.shape[1]), w, b)
     return out.reshape(*lead, w.shape[0])
 
 
