@@ -18,8 +18,9 @@ from .compiled import compile  # noqa: E402
 from .tracing import TracingError  # noqa: E402
 from . import nn, optim  # noqa: E402
 
-float32 = "float32"
-float64 = "float64"
+from .dtypes import bool, dtype, float32, float64, int32, int64  # noqa: E402,A004
+float, double, int, long = float32, float64, int32, int64  # noqa: A001 - PyTorch's aliases
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "randn", "rand", "no_grad", "is_grad_enabled",
-           "matmul", "where", "maximum", "compile", "TracingError", "random", "nn", "optim", "float32", "float64"]
+           "matmul", "where", "maximum", "compile", "TracingError", "random", "nn", "optim", "float32", "float64",
+           "int32", "int64", "bool", "dtype", "float", "double", "int", "long"]

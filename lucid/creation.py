@@ -23,8 +23,19 @@ def _shape(shape) -> tuple[int, ...]:
     return tuple(int(d) for d in shape)
 
 
-def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ``data`` with its dtype inferred as PyTorch's ``torch.tensor`` does:
+    Python floats give float32, ints int64, bools bool; numpy arrays keep their dtype.
+
+    >>> import lucid
+    >>> lucid.tensor([1, 2]).dtype, lucid.tensor([1.0]).dtype, lucid.tensor([True]).dtype
+    (lucid.int64, lucid.float32, lucid.bool)
+    """
+    from .data import to_array
+    t = Tensor._wrap(to_array(data, dtype, infer=True))
+    if requires_grad:
+        t.requires_grad_()
+    return t
 
 
 def zeros(*shape, dtype="float32", requires_grad: bool = False) -> Tensor:

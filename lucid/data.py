@@ -1,8 +1,14 @@
 """Turning user data into the numpy arrays tensors hold.
 
-Rule (documented in the README): Python numbers, lists and bool/integer arrays become
-float32; float32 and float64 numpy arrays keep their dtype; float16 becomes float32;
-complex, object and string data raise ``TypeError``.
+Rules (documented in the README), as PyTorch's:
+
+- ``lucid.tensor(data)`` infers the dtype: Python floats give float32 (the default
+  float dtype), Python ints int64, Python bools bool; numpy arrays keep float32,
+  float64, int32, int64 and bool, other integer arrays become int64 and float16 becomes
+  float32.
+- ``lucid.Tensor(data)`` (like ``torch.Tensor``) always gives a floating tensor: the
+  same, except that integer and boolean data become float32.
+- ``dtype=`` converts to that dtype. Complex, object and string data raise ``TypeError``.
 """
 from __future__ import annotations
 
@@ -10,8 +16,12 @@ import numpy as np
 
 from lucid_ir.types import check_dtype
 
+_KEPT = {np.dtype(n) for n in ("float32", "float64", "int32", "int64", "bool")}
 
-def to_array(data, dtype=None, op: str = "tensor") -> np.ndarray:
+
+def to_array(data, dtype=None, op: str = "tensor", infer: bool = False) -> np.ndarray:
+    """The array a tensor holds for ``data``; ``infer``: ``lucid.tensor``'s dtype rules,
+    else ``lucid.Tensor``'s (integers and booleans become float32)."""
     from .tensor import Tensor
     if isinstance(data, Tensor):
         data = data._data
@@ -29,14 +39,15 @@ def to_array(data, dtype=None, op: str = "tensor") -> np.ndarray:
         if arr.dtype.kind == "f" and dtype is None:
             arr = arr.astype(np.float32)  # Python floats default to float32, as in PyTorch
     kind = arr.dtype.kind
-    if kind in "biu":
-        arr = arr.astype(dtype or np.float32)
-    elif kind == "f":
-        if dtype is not None:
-            arr = arr.astype(dtype, copy=False)
-        elif arr.dtype.name not in ("float32", "float64"):
-            arr = arr.astype(np.float32)
-    else:
+    if kind not in "biuf":
         raise TypeError(f"{op}: expected numeric data, got an array of dtype {arr.dtype} "
-                        f"(lucid tensors are float32 or float64)")
-    return arr
+                        f"(lucid tensors are float32, float64, int32, int64 or bool)")
+    if dtype is not None:
+        return arr if arr.dtype == dtype else arr.astype(dtype)
+    if arr.dtype in _KEPT and (infer or kind == "f"):
+        return arr
+    if kind == "f":
+        return arr.astype(np.float32)  # float16
+    if not infer:
+        return arr.astype(np.float32)  # Tensor(...) is floating, as torch.Tensor(...)
+    return arr.astype(np.int64)        # other integer widths (and unsigned): int64

@@ -30,7 +30,7 @@ import numpy as np
 
 from lucid_ir.builder import make_node
 from lucid_ir.graph import Graph, Node, Value
-from lucid_ir.types import TensorType, promote
+from lucid_ir.types import TensorType, promote, result_type
 
 from . import backend, grad_mode, tracing
 from .autograd import Record
@@ -360,23 +360,6 @@ def binary_chain(chain: Chain, a, b):
     return _binary_slow(chain, a, b)
 
 
-_COMPARISONS: dict = {}
-
-
-def compare(op: str, a, b):
-    """``a op b`` (``gt``, ``lt``, ``eq``, ...) as 1.0 / 0.0 in the operands' promoted
-    float dtype: the IR's comparison gives bool, cast back in the same chain (one
-    kernel), until tensors of every dtype reach the user API."""
-    da = a.dtype if type(a) in _TENSOR_TYPES else None
-    db = b.dtype if type(b) in _TENSOR_TYPES else None
-    dtype = promote(*[d for d in (da, db) if d is not None]) if (da or db) else "float32"
-    chain = _COMPARISONS.get((op, dtype))
-    if chain is None:
-        chain = _COMPARISONS[(op, dtype)] = Chain(
-            [(op, {}, (0, 1)), ("cast", {"dtype": dtype}, (-1,))], name=op)
-    return binary_chain(chain, a, b)
-
-
 def call2(chain: Chain, a, b, general):
     """``chain`` on two tensors through the general path unrolled (the signature key
     built in place); ``general(a, b)`` for anything else, including a signature's first
@@ -410,14 +393,38 @@ def call3(chain: Chain, a, b, c, general):
 
 
 def _binary_slow(chain: Chain, a, b):
+    """A binary op's first call of a signature, or operands of different dtypes: the
+    operands cast to the op's operand dtype (PyTorch's promotion, numbers weak)."""
     Tensor = _TENSOR_TYPES[0]
     a, b = _operand(a, chain.name), _operand(b, chain.name)
-    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype != b.dtype:
-        dtype = promote(a.dtype, b.dtype)
-        a, b = cast(a, dtype), cast(b, dtype)
-    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+    if type(a) not in _TENSOR_TYPES and type(b) not in _TENSOR_TYPES:
         a = Tensor(a)
+    target = operand_dtype(chain.name, [o.dtype if type(o) in _TENSOR_TYPES else o for o in (a, b)])
+    if type(a) in _TENSOR_TYPES:
+        a = cast(a, target)
+    if type(b) in _TENSOR_TYPES:
+        b = cast(b, target)
     return call(chain, (a, b))
+
+
+_TRUE_DIVISION = ("div",)
+_LOGICAL = ("logical_and", "logical_or", "logical_xor")
+
+
+def operand_dtype(op: str, operands) -> str:
+    """The dtype a binary op's operands are cast to: ``result_type`` of the tensors'
+    dtypes and the (weak) numbers, as PyTorch; true division of integers in float32;
+    logical ops on bool.
+
+    >>> operand_dtype("add", ["int32", 2.5]), operand_dtype("div", ["int64", "int32"])
+    ('float32', 'float32')
+    """
+    if op in _LOGICAL:
+        return "bool"
+    dtype = result_type(*operands)
+    if op in _TRUE_DIVISION and dtype not in ("float32", "float64"):
+        return "float32"
+    return dtype
 
 
 def _operand(x, op):

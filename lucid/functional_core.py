@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from . import dispatch
 from .dispatch import as_tensor, cast
-from lucid_ir.types import promote
+from lucid_ir.types import promote, result_type
 
 
 def matmul(a, b):
@@ -58,10 +58,9 @@ def where(cond, a, b):
     [-0.10000000149011612, 2.0]
     """
     cond = as_tensor(cond)
-    tensors = [v for v in (a, b) if hasattr(v, "_data")]
-    if len(tensors) == 2 and a.dtype != b.dtype:
-        dtype = promote(a.dtype, b.dtype)
-        a, b = cast(a, dtype), cast(b, dtype)
+    values = [dispatch._operand(v, "where") for v in (a, b)]
+    dtype = result_type(*[v.dtype if hasattr(v, "_data") else v for v in values])
+    a, b = (cast(v, dtype) if hasattr(v, "_data") else v for v in values)
     # the IR's select takes a bool condition: cast[bool] is != 0, in the same chain;
     # numbers are immediate arguments of the kernel
     return dispatch.call(_WHERE, (cond, a, b))

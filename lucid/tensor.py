@@ -16,7 +16,7 @@ import numpy as np
 from lucid_ir.graph import Value
 from lucid_ir.types import TensorType
 
-from . import dispatch
+from . import dispatch, dtypes
 from .data import to_array
 from .tracing import _state as _tracing_state
 
@@ -141,8 +141,10 @@ class Tensor:
         return self._data.shape if self._data is not None else self._value.shape
 
     @property
-    def dtype(self) -> str:
-        return _DTYPE_NAMES[self._data.dtype] if self._data is not None else self._value.dtype
+    def dtype(self) -> "dtypes.dtype":
+        """``lucid.float32``, ``float64``, ``int32``, ``int64`` or ``bool`` (equal to its name)."""
+        d = self._data
+        return _BY_NUMPY[d.dtype] if d is not None else _BY_NAME[self._value.dtype]
 
     @property
     def ndim(self) -> int:
@@ -157,6 +159,17 @@ class Tensor:
         """True for tensors made by the user, False for results of recorded ops."""
         return self._is_leaf
 
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        """Start (or stop) recording operations on this leaf tensor, in place."""
+        if requires_grad and self._data is not None and self._data.dtype.kind != "f":
+            raise RuntimeError(f"requires_grad_: only floating-point tensors can require "
+                               f"gradients, this one is {self.dtype!r}")
+        if not self._is_leaf:
+            raise RuntimeError("requires_grad_: only leaf tensors' flags can change; use "
+                               "detach() to make a leaf of this result")
+        self.requires_grad = bool(requires_grad)
+        return self
+
     def retain_grad(self) -> "Tensor":
         """Make backward fill this non-leaf tensor's ``.grad`` too (as in PyTorch)."""
         if not self.requires_grad:
@@ -167,11 +180,12 @@ class Tensor:
     def numpy(self) -> np.ndarray:
         return self._concrete("Tensor.numpy()")
 
-    def item(self) -> float:
+    def item(self):
+        """The one element as a Python number (float, int or bool, as the dtype)."""
         data = self._concrete("Tensor.item()")
         if data.size != 1:
             raise ValueError(f"item: only a one-element tensor has an item, this one has shape {self.shape}")
-        return float(data.reshape(()))
+        return data.reshape(()).item()
 
     def tolist(self):
         return self._concrete("Tensor.tolist()").tolist()
@@ -222,10 +236,55 @@ class Tensor:
     def __truediv__(self, o): return dispatch.binary("div", self, o)
     def __rtruediv__(self, o): return dispatch.binary("div", o, self)
     def __neg__(self): return dispatch.unary("neg", self)
-    def __gt__(self, o): return dispatch.compare("gt", self, o)
-    def __ge__(self, o): return dispatch.compare("ge", self, o)
-    def __lt__(self, o): return dispatch.compare("lt", self, o)
-    def __le__(self, o): return dispatch.compare("le", self, o)
+    def __gt__(self, o): return dispatch.binary("gt", self, o)
+    def __ge__(self, o): return dispatch.binary("ge", self, o)
+    def __lt__(self, o): return dispatch.binary("lt", self, o)
+    def __le__(self, o): return dispatch.binary("le", self, o)
+    def __eq__(self, o): return dispatch.binary("eq", self, o)      # elementwise, as
+    def __ne__(self, o): return dispatch.binary("ne", self, o)      # in PyTorch
+    def __floordiv__(self, o): return dispatch.binary("floor_divide", self, o)
+    def __rfloordiv__(self, o): return dispatch.binary("floor_divide", o, self)
+    def __mod__(self, o): return dispatch.binary("remainder", self, o)
+    def __rmod__(self, o): return dispatch.binary("remainder", o, self)
+    def __and__(self, o): return dispatch.binary("bitwise_and", self, o)
+    def __rand__(self, o): return dispatch.binary("bitwise_and", o, self)
+    def __or__(self, o): return dispatch.binary("bitwise_or", self, o)
+    def __ror__(self, o): return dispatch.binary("bitwise_or", o, self)
+    def __xor__(self, o): return dispatch.binary("bitwise_xor", self, o)
+    def __rxor__(self, o): return dispatch.binary("bitwise_xor", o, self)
+    def __invert__(self): return dispatch.unary("bitwise_not", self)
+    def __abs__(self): return dispatch.unary("abs", self)
+
+    # -- dtypes -------------------------------------------------------------------------
+    def to(self, *args, dtype=None, **kwargs) -> "Tensor":
+        """``to(dtype)``, ``to("cpu")``, ``to(other_tensor)``: the tensor in that dtype
+        (itself when it already is); lucid runs on the CPU only."""
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif a in ("cpu", None) or getattr(a, "type", None) == "cpu":
+                continue
+            else:
+                dtype = a
+        device = kwargs.pop("device", None)
+        if device not in (None, "cpu") and getattr(device, "type", None) != "cpu":
+            raise ValueError(f"to: lucid runs on the CPU only, not on {device!r}")
+        kwargs.pop("non_blocking", None), kwargs.pop("copy", None)
+        if kwargs:
+            raise TypeError(f"to: unexpected arguments {sorted(kwargs)}")
+        return self if dtype is None else dispatch.cast(self, dtypes.as_dtype(dtype))
+
+    def float(self): return dispatch.cast(self, dtypes.float32)
+    def double(self): return dispatch.cast(self, dtypes.float64)
+    def int(self): return dispatch.cast(self, dtypes.int32)
+    def long(self): return dispatch.cast(self, dtypes.int64)
+    def bool(self): return dispatch.cast(self, dtypes.bool)
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
+    def element_size(self) -> int:
+        return self.dtype.itemsize
 
     def __matmul__(self, o):
         return functional_core.matmul(self, o)
@@ -297,7 +356,7 @@ class Tensor:
         return dispatch.apply("transpose", self)
 
 
-_DTYPE_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
+_BY_NUMPY, _BY_NAME = dtypes._BY_NUMPY, dtypes._BY_NAME
 _new = object.__new__
 
 
@@ -312,7 +371,7 @@ dispatch._wrap = _wrap_result
 from . import functional_core  # noqa: E402  (it builds on Tensor's module)
 dispatch._TENSOR_TYPES.insert(0, Tensor)
 _RELU = {dtype: dispatch.Chain([("constant", {"value": 0.0, "shape": (), "dtype": dtype}, ()),
-                                ("maximum", {}, (0, -1))], name="relu") for dtype in _DTYPE_NAMES.values()}
+                                ("maximum", {}, (0, -1))], name="relu") for dtype in _BY_NAME.values()}
 
 
 def format_array(a: np.ndarray) -> str:

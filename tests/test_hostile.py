@@ -273,8 +273,9 @@ def test_float16_becomes_float32():
 def test_mixed_float32_float64_promote():
     a32 = Tensor(np.ones((2, 3), np.float32))
     a64 = Tensor(np.full((2, 3), 2.0, np.float64))
-    for r in (a32 + a64, a64 * a32, a32 / a64, a64 - a32, lucid.maximum(a32, a64), a32 > a64):
+    for r in (a32 + a64, a64 * a32, a32 / a64, a64 - a32, lucid.maximum(a32, a64)):
         assert r.dtype == "float64", r
+    assert (a32 > a64).dtype == "bool" and not (a32 > a64).numpy().any()  # compared in float64
     w64 = Tensor(np.ones((4, 3), np.float64))
     b32 = Tensor(np.ones(4, np.float32))
     out = F.linear(a32, w64, b32)

@@ -172,7 +172,7 @@ def one_hot(target, num_classes: int, dtype: str = "float32") -> Tensor:
     t = as_tensor(target)
     t = cast(t, dtype)
     classes = apply("iota", shape=(1, num_classes), axis=1, dtype=dtype)
-    return dispatch.compare("eq", t.reshape(-1, 1), classes)
+    return cast(dispatch.binary("eq", t.reshape(-1, 1), classes), dtype)
 
 
 def _class_targets(target, n: int, c: int, dtype: str):
