@@ -259,15 +259,17 @@ class Tensor:
     def to(self, *args, dtype=None, **kwargs) -> "Tensor":
         """``to(dtype)``, ``to("cpu")``, ``to(other_tensor)``: the tensor in that dtype
         (itself when it already is); lucid runs on the CPU only."""
+        device = kwargs.pop("device", None)
         for a in args:
             if isinstance(a, Tensor):
                 dtype = a.dtype
-            elif a in ("cpu", None) or getattr(a, "type", None) == "cpu":
-                continue
-            else:
+            elif isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda", "mps", "xpu", "meta"):
+                device = a
+            elif a is not None and hasattr(a, "type") and not isinstance(a, (str, type)):
+                device = a  # a device object
+            elif a is not None:
                 dtype = a
-        device = kwargs.pop("device", None)
-        if device not in (None, "cpu") and getattr(device, "type", None) != "cpu":
+        if device is not None and str(getattr(device, "type", device)).split(":")[0] != "cpu":
             raise ValueError(f"to: lucid runs on the CPU only, not on {device!r}")
         kwargs.pop("non_blocking", None), kwargs.pop("copy", None)
         if kwargs:
