@@ -144,17 +144,22 @@ def source_stamp(*modules: str) -> str:
     """
     h = hashlib.sha256()
     for name in modules:
-        spec = importlib.util.find_spec(f"{__package__}.{name}") if name.isidentifier() else None
-        if spec is None or not spec.origin:
-            raise ValueError(f"source_stamp: lucid_codegen has no module {name!r}")
-        try:
-            data = Path(spec.origin).read_bytes()  # the .py, or the .pyc of a source-less install
-        except OSError:
-            # unreadable: a stamp no other process shares (the kernel is compiled, never stale)
-            data = os.urandom(32)
+        data = _module_source(name)
         h.update(f"{name}\0{len(data)}\0".encode())
         h.update(data)
     return h.hexdigest()[:16]
+
+
+def _module_source(name: str) -> bytes:
+    """The bytes of module ``lucid_codegen.<name>``'s file (the .py, or the .pyc of a
+    source-less install); a separate function so tests can hand in an edited source."""
+    spec = importlib.util.find_spec(f"{__package__}.{name}") if name.isidentifier() else None
+    if spec is None or not spec.origin:
+        raise ValueError(f"source_stamp: lucid_codegen has no module {name!r}")
+    try:
+        return Path(spec.origin).read_bytes()
+    except OSError:  # unreadable: a stamp no other process shares (compiled, never stale)
+        return os.urandom(32)
 
 
 def _pipeline_stamp() -> str:
