@@ -24,9 +24,16 @@ order, and returns a :class:`~lucid_codegen.jit.LoadedLibrary`:
 
 Cache key
     The caller's ``key`` must describe the kernel *exactly* (its IR text, or a
-    spec string from which the IR is generated deterministically). The full key
-    is ``sha256(key, host fingerprint, lucid version, CACHE_FORMAT)``, so files
-    made on another CPU, LLVM, llvmlite or lucid version are never used.
+    spec string from which the IR is generated deterministically) *and the code
+    that generates it*: every kernel family puts :func:`source_stamp` of its
+    generator's modules into its keys, so an edited emitter never loads a stale
+    kernel. The full key is ``sha256(key, host fingerprint, pipeline stamp,
+    CACHE_FORMAT)``, where the pipeline stamp is ``source_stamp(*PIPELINE)``, the
+    source of the compile step every kernel goes through (optimisation passes,
+    target machine); so files made on another CPU, LLVM or llvmlite, or by another
+    version of the code generator, are never used. The key names nothing of
+    ``lucid`` (the layer above): a new lucid release whose code generator is
+    unchanged keeps its cache.
 
 Location (read from the environment on every call)
     ``$LUCID_CACHE_DIR``, else ``$XDG_CACHE_HOME/lucid``, else ``~/.cache/lucid``.
@@ -49,11 +56,12 @@ directory cannot be written, the cache falls back to memory only and warns once
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import json
 import os
 import struct
-import sys
 import tempfile
 import threading
 import time
@@ -68,7 +76,7 @@ from . import jit
 from .target import host_target
 
 __all__ = [
-    "CACHE_FORMAT", "load_or_compile", "full_key", "cache_dir", "cache_enabled",
+    "CACHE_FORMAT", "PIPELINE", "source_stamp", "load_or_compile", "full_key", "cache_dir", "cache_enabled",
     "cache_info", "list_entries", "entry_metadata", "clear_cache", "stats",
     "reset_stats", "reset_memory_cache", "CacheEntry",
 ]
@@ -76,6 +84,10 @@ __all__ = [
 #: Version of the on-disk format *and* of the key scheme. Bump it to orphan
 #: every existing entry (e.g. when the compile pipeline changes).
 CACHE_FORMAT = 1
+#: The modules of the compile step every kernel shares (``jit``: optimisation
+#: passes and object emission; ``target``: the target machine): their
+#: :func:`source_stamp` is part of every full key.
+PIPELINE = ("jit", "target")
 
 _MAGIC = b"LUCIDKC\x00"
 #: magic, format version (u16), flags (u16, 0), full key hash (32 raw bytes),
@@ -96,7 +108,6 @@ _WARNED_DIRS: set[str] = set()
 _STAT_NAMES = ("hits_memory", "hits_disk", "compiles", "disk_writes",
                "disk_rejects", "write_errors")
 _STATS: dict[str, int] = dict.fromkeys(_STAT_NAMES, 0)
-_VERSION_CACHE: list[str] = []
 _ENGINES_OF_FAILED_LOADS: list = []  # see _load()
 
 
@@ -109,28 +120,51 @@ class CacheEntry(NamedTuple):
 
 
 # ------------------------------------------------------------------------ keys
-def _lucid_version() -> str:
-    """``lucid.__version__``, else the installed distribution's version, else a constant."""
-    if _VERSION_CACHE:
-        return _VERSION_CACHE[0]
-    module = sys.modules.get("lucid")
-    if module is None:
-        try:
-            import lucid as module  # noqa: F811 (lazy: lucid may import this module)
-        except Exception:  # a broken/partial lucid must not break the cache
-            module = None
-    version = getattr(module, "__version__", None)
-    if not (isinstance(version, str) and version):
-        try:
-            import importlib.metadata  # slow to import: only when lucid has no __version__
-            version = importlib.metadata.version("lucid")
-        except Exception:
-            version = None
-    version = version or f"cache-format-{CACHE_FORMAT}"
-    # lucid may be mid-import (it may call us while loading) and set __version__ later
-    if not getattr(getattr(module, "__spec__", None), "_initializing", False):
-        _VERSION_CACHE.append(version)
-    return version
+@functools.lru_cache(maxsize=None)
+def source_stamp(*modules: str) -> str:
+    """16 hex digits of sha256 over the source of ``lucid_codegen`` modules, in order.
+
+    A kernel family names the modules whose code decides what it generates (its
+    emitter and the modules it imports at module level, other than the shared
+    :data:`PIPELINE`) and puts the stamp into its cache keys: any edit to them,
+    even one that keeps the key's spec text the same, gives new keys, so no stale
+    kernel is ever loaded from disk. Computed once per process per argument tuple
+    (reading and hashing a few files: well under a millisecond). Names are module
+    names inside ``lucid_codegen``; an unknown name is a ``ValueError``.
+
+    >>> stamp = source_stamp("elementwise", "loops", "lowering", "vector_math", "pyarray")
+    >>> len(stamp), stamp == source_stamp("elementwise", "loops", "lowering", "vector_math", "pyarray")
+    (16, True)
+    >>> stamp != source_stamp("elementwise", "loops", "lowering", "vector_math")
+    True
+    >>> source_stamp("no_such_module")
+    Traceback (most recent call last):
+    ...
+    ValueError: source_stamp: lucid_codegen has no module 'no_such_module'
+    """
+    h = hashlib.sha256()
+    for name in modules:
+        data = _module_source(name)
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()[:16]
+
+
+def _module_source(name: str) -> bytes:
+    """The bytes of module ``lucid_codegen.<name>``'s file (the .py, or the .pyc of a
+    source-less install); a separate function so tests can hand in an edited source."""
+    spec = importlib.util.find_spec(f"{__package__}.{name}") if name.isidentifier() else None
+    if spec is None or not spec.origin:
+        raise ValueError(f"source_stamp: lucid_codegen has no module {name!r}")
+    try:
+        return Path(spec.origin).read_bytes()
+    except OSError:  # unreadable: a stamp no other process shares (compiled, never stale)
+        return os.urandom(32)
+
+
+def _pipeline_stamp() -> str:
+    """:func:`source_stamp` of :data:`PIPELINE` (a separate function so tests can patch it)."""
+    return source_stamp(*PIPELINE)
 
 
 def _target_fingerprint() -> str:
@@ -139,14 +173,14 @@ def _target_fingerprint() -> str:
 
 
 def full_key(key: str) -> str:
-    """The hex sha256 naming ``key`` for this CPU, LLVM, lucid and cache format.
+    """The hex sha256 naming ``key`` for this CPU, LLVM, compile pipeline and cache format.
 
     >>> len(full_key("demo:add:i64"))
     64
     >>> full_key("a") != full_key("b")
     True
     """
-    text = json.dumps([key, _target_fingerprint(), _lucid_version(), CACHE_FORMAT])
+    text = json.dumps([key, _target_fingerprint(), _pipeline_stamp(), CACHE_FORMAT])
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -368,7 +402,7 @@ def _load_or_compile_locked(key, digest_hex, build, symbols, label, speed_level=
             "created": time.time(),
             "object_bytes": len(obj),
             "fingerprint": _target_fingerprint(),
-            "lucid_version": _lucid_version(),
+            "pipeline": _pipeline_stamp(),
         }
         _write_entry(directory, name, _encode(digest, obj, meta))
     return lib
@@ -406,7 +440,7 @@ def entry_metadata(name: str) -> dict | None:
     """The JSON metadata stored with entry ``name`` (from :func:`list_entries`), or None.
 
     Keys: ``label`` (the caller's key, shortened), ``symbols``, ``compile_seconds``,
-    ``created``, ``object_bytes``, ``fingerprint``, ``lucid_version``. Only the
+    ``created``, ``object_bytes``, ``fingerprint``, ``pipeline`` (its stamp). Only the
     header is checked here, not the payload checksum.
 
     >>> entry_metadata(list_entries()[0].name)["symbols"]  # doctest: +SKIP

@@ -36,14 +36,12 @@ callers keep the general path.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import threading
-from pathlib import Path
 
 import llvmlite.ir as ir
 import numpy as np
 
-from .cache import load_or_compile
+from .cache import load_or_compile, source_stamp
 from .pyarray import LAYOUT_OK, PYARRAY_OFFSETS
 
 __all__ = ["fast_call", "gemm_fast_call", "MAX_OPERANDS", "FLOAT_VALUE_OFFSET"]
@@ -168,8 +166,8 @@ class _MethodDef(ctypes.Structure):
 
 
 _METH_FASTCALL = 0x0080
-#: the cache key's stamp of this generator: an edited trampoline is never served stale
-_SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+#: The modules whose source decides the generated code (their stamp is in the key).
+GENERATOR = ("eager_call", "pyarray")
 _LOCK = threading.Lock()
 _DEFS: list = []   # [None, PyMethodDef for 1 operand, ..., the GEMM adapter's]; kept alive
 
@@ -179,7 +177,7 @@ def _method_defs():
     with _LOCK:
         if not _DEFS:
             names = [f"lucid_eager_call_{n}" for n in range(1, MAX_OPERANDS + 1)] + ["lucid_eager_gemm"]
-            lib = load_or_compile(f"eager_call:{_SOURCE_HASH}:n{MAX_OPERANDS}:t{MAX_TEMPLATE}", _build, names)
+            lib = load_or_compile(f"eager_call:{source_stamp(*GENERATOR)}:n{MAX_OPERANDS}:t{MAX_TEMPLATE}", _build, names)
             defs = [None]
             for name in names:  # defs[n]: n operands; defs[MAX_OPERANDS + 1]: the GEMM adapter
                 defs.append(_MethodDef(name.encode(), lib.address(name), _METH_FASTCALL, None))

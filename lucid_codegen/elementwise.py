@@ -50,7 +50,7 @@ from lucid_ir.opnames import ELEMENTWISE
 from lucid_ir.types import broadcast_shapes
 
 from . import loops
-from .cache import load_or_compile
+from .cache import load_or_compile, source_stamp
 from .pyarray import data_ptr
 from .loops import I64, Loop, const64, decode_offsets, load_arg
 from .target import host_target
@@ -61,8 +61,8 @@ __all__ = ["ElementwiseKernel", "Structure", "structure_of", "emit_structure"]
 
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
-#: Bump whenever the generated code changes (it is part of every cache key).
-CODEGEN_VERSION = 4  # 4: int32/int64/bool operands and the ops on them
+#: The modules whose source decides the generated code (their stamp is in every key).
+GENERATOR = ("elementwise", "loops", "lowering", "vector_math", "pyarray")
 
 
 # ------------------------------------------------------------------ structure
@@ -298,7 +298,7 @@ class ElementwiseKernel:
         fn = self._fns.get(pattern)
         if fn is None:
             st, lanes = self.structure, self.lanes
-            key = f"elementwise/{CODEGEN_VERSION}|{st.text}|pattern={pattern}|lanes={lanes}"
+            key = f"elementwise/{source_stamp(*GENERATOR)}|{st.text}|pattern={pattern}|lanes={lanes}"
             lib = load_or_compile(key, lambda: build_module(st, pattern, lanes), ["lucid_ew"],
                                   label=f"elementwise {pattern} {st.text[:150]}")
             fn = self._fns[pattern] = KERNEL_ABI(lib.address("lucid_ew"))

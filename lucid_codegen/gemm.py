@@ -38,13 +38,11 @@ place, nothing packed, the same epilogue (see gemm_small.py).
 """
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
 from dataclasses import dataclass, field
 
 import llvmlite.ir as ir
 
+from .cache import source_stamp
 from .gemm_microkernel import (I1, I8, I32, I64, Blocking, Ctx, build_microkernel,
                                build_tile_epilogue, counted_loop, default_blocking, imin)
 from .gemm_pack import build_pack_a, build_pack_b, build_store_tile
@@ -54,7 +52,8 @@ from .gemm_small import build_small_path, small_condition
 from .pyarray import PYARRAY_OFFSETS
 from .target import host_target
 
-KERNEL_VERSION = 3               # 2: the small-shape path (gemm_small.py); 3: gemm_rows.py
+GENERATOR = ("gemm", "gemm_microkernel", "gemm_pack", "gemm_small", "gemm_rows", "vector_math",
+             "pyarray")  # stamped into keys
 EPILOGUES = ("none", "relu", "sigmoid", "tanh")
 DTYPES = ("float32", "float64")
 STACK_BYTES = 96 * 1024          # largest workspace taken from the stack
@@ -107,10 +106,10 @@ class GemmSpec:
 
     def key(self) -> str:
         """Names everything the generated code depends on (a cache key)."""
-        return (f"gemm-v{KERNEL_VERSION}:{self.dtype}:bias{int(self.bias)}:{self.epilogue}"
+        return (f"gemm:{self.dtype}:bias{int(self.bias)}:{self.epilogue}"
                 f":acc{int(self.accumulate)}:res{int(self.residual)}:gate{int(self.gate)}{int(self.gate_a)}:{self.blocking.tag()}"
                 f":stack{STACK_BYTES}:{_path_thresholds()}:pyabi{'-'.join(map(str, PYARRAY_OFFSETS))}"
-                f":src{_generator_hash()}")
+                f":src{source_stamp(*GENERATOR)}")
 
 
 def _path_thresholds() -> str:
@@ -118,21 +117,6 @@ def _path_thresholds() -> str:
     module attributes, so a benchmark or test that changes them (to time or check the
     general path on a shape that would take another) gets a kernel of its own."""
     return f"small{gemm_small.SMALL_M}x{gemm_small.SMALL_N}:rows{gemm_rows.ROWS_M}"
-
-
-@functools.lru_cache(maxsize=1)
-def _generator_hash() -> str:
-    """Hash of the IR generator's source, so a changed generator never hits stale cache."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    h = hashlib.sha256()
-    for name in ("gemm.py", "gemm_microkernel.py", "gemm_pack.py", "gemm_small.py", "gemm_rows.py",
-                 "vector_math.py"):
-        try:
-            with open(os.path.join(here, name), "rb") as f:
-                h.update(f.read())
-        except OSError:
-            h.update(name.encode())
-    return h.hexdigest()[:12]
 
 
 def gemm_symbol(spec: GemmSpec) -> str:

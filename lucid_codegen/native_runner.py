@@ -15,11 +15,13 @@ import ctypes
 
 import llvmlite.ir as ir
 
-from .cache import load_or_compile
+from .cache import load_or_compile, source_stamp
 from .gemm_microkernel import counted_loop
 from .spin import BLOCK, CLAIM_AT, JOB_AT, JOB_WORDS as GEMM_JOB_WORDS, build_gemm_call, relax
 
 I64 = ir.IntType(64)
+#: The modules whose source decides the generated code (their stamp is in the key).
+GENERATOR = ("native_runner", "gemm_microkernel", "spin", "pyarray")
 JOB_WORDS = GEMM_JOB_WORDS + 1  # kind, then a GEMM's 18 words (a loop kernel uses 7)
 
 
@@ -149,7 +151,7 @@ _run_program = None
 def runner():
     global _run_program
     if _run_program is None:
-        lib = load_or_compile("jobs/v6", _build, ["lucid_run_program", "lucid_loop_part"],
+        lib = load_or_compile(f"jobs/{source_stamp(*GENERATOR)}", _build, ["lucid_run_program", "lucid_loop_part"],
                               label="the native plan runner")
         i64, vp = ctypes.c_int64, ctypes.c_void_p
         _run_program = (ctypes.CFUNCTYPE(None, vp, i64, i64, vp, vp, i64, i64, vp, i64)(

@@ -56,7 +56,7 @@ from lucid_ir.opnames import ELEMENTWISE, REDUCTION
 from lucid_ir.types import broadcast_shapes
 
 from . import loops
-from .cache import load_or_compile
+from .cache import load_or_compile, source_stamp
 from .pyarray import data_ptr
 from .elementwise import Structure, _fix_strides, emit_structure, needed_nodes, structure_of
 from .loops import I64, Loop, const64, decode_offsets, load_arg
@@ -66,7 +66,8 @@ from .vector_math import F64, I8, I64, ITEMSIZE, LLVM_MEMORY, const, mem_align, 
 
 __all__ = ["ReductionKernel"]
 
-CODEGEN_VERSION = 5  # 5: int/bool prologues, int64 sums, min
+#: The modules whose source decides the generated code (their stamp is in every key).
+GENERATOR = ("reduction", "elementwise", "loops", "lowering", "vector_math", "pyarray")
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
 COL_BLOCK = 2048  # output columns whose accumulators (in scratch) stay in L1
@@ -350,7 +351,7 @@ class ReductionKernel:
         if fn is None:
             st, lanes = self.structure, self.lanes
             cg = _Codegen(st, self.red_op, pattern, lanes)
-            key = (f"reduction/{CODEGEN_VERSION}|{st.text}|{self.red_op}|{mode}|pattern={pattern}"
+            key = (f"reduction/{source_stamp(*GENERATOR)}|{st.text}|{self.red_op}|{mode}|pattern={pattern}"
                    f"|lanes={lanes}")
             lib = load_or_compile(key, lambda: cg.build(mode), ["lucid_red"],
                                   label=f"reduction {self.red_op} {mode} {pattern} {st.text[:120]}")

@@ -22,7 +22,7 @@ import ctypes
 import llvmlite.ir as ir
 import numpy as np
 
-from .cache import load_or_compile
+from .cache import load_or_compile, source_stamp
 from .pyarray import data_ptr
 from .target import host_target
 
@@ -171,8 +171,10 @@ def _build() -> ir.Module:
     return module
 
 
+#: The modules whose source decides the generated code (their stamp is in the key).
+GENERATOR = ("spin", "pyarray")
 _SIG = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
-_lib = load_or_compile("spin/v4", _build, ["lucid_spin_changed", "lucid_spin_reached",
+_lib = load_or_compile(f"spin/{source_stamp(*GENERATOR)}", _build, ["lucid_spin_changed", "lucid_spin_reached",
                                            "lucid_pool_worker", "lucid_pool_call"],
                        label="spin-waits and the native worker loop")
 _changed = _SIG(_lib.address("lucid_spin_changed"))

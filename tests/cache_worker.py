@@ -38,7 +38,7 @@ def main() -> None:
     start_at = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
     build_sleep = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
     host_target()  # process set-up (LLVM target init), not part of the cache's cost
-    cache._lucid_version()
+    cache._pipeline_stamp()
 
     def build() -> ir.Module:
         time.sleep(build_sleep)

@@ -82,15 +82,15 @@ def test_full_or_unwritable_disk_falls_back_to_memory(cdir, monkeypatch, where):
     assert len(entries(cdir)) == 1
 
 
-def test_file_from_another_lucid_version_is_a_miss(cdir, monkeypatch):
-    assert get("lucid-version", 3) == 4
+def test_file_from_another_compile_pipeline_is_a_miss(cdir, monkeypatch):
+    assert get("pipeline-version", 3) == 4
     (old,) = entries(cdir)
-    monkeypatch.setattr(cache, "_lucid_version", lambda: "999.0")
+    monkeypatch.setattr(cache, "_pipeline_stamp", lambda: "0123456789abcdef")
     cache.reset_memory_cache()
-    new = cdir / (cache.full_key("lucid-version") + ".lucidk")
+    new = cdir / (cache.full_key("pipeline-version") + ".lucidk")
     assert new != old
-    new.write_bytes(old.read_bytes())  # the old version's file under the new name
-    assert get("lucid-version", 3) == 4
+    new.write_bytes(old.read_bytes())  # the old pipeline's file under the new name
+    assert get("pipeline-version", 3) == 4
     s = cache.stats()
     assert (s["compiles"], s["hits_disk"], s["disk_rejects"]) == (1, 0, 1)
 

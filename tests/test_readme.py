@@ -100,7 +100,7 @@ def test_comment_rules():
 
 
 def test_lucid_ir_dump_block_prints_what_the_readme_shows(capsys):
-    from lucid_ir.cli import main
+    from lucid.cli import main
     block = re.search(r"```\n\$ (lucid-ir dump [^\n]*)\n(.*?)```", readme(), re.S)
     assert block, "the README's lucid-ir dump example is gone"
     argv = shlex.split(block.group(1))[1:]

@@ -8,8 +8,14 @@
 Errors print one line and exit with status 2 (``run`` exits 1 when the compiled graph
 disagrees with the reference interpreter); ``--verbose`` shows the traceback.
 
-``dump`` and ``run`` drive the whole compiler, so they import ``lucid`` (lazily, only
-for those subcommands); the rest of ``lucid_ir`` never does.
+The command lives in ``lucid``, the top layer, because ``dump`` and ``run`` drive the
+whole compiler (``lucid`` -> ``lucid_ir`` -> ``lucid_codegen``); ``lucid_ir`` imports
+neither of the layers above it. Installed as ``lucid-ir``; also ``python -m lucid.cli``.
+
+>>> build_parser().parse_args(["show", "graph.json"]).command
+'show'
+>>> parse_shape("64x784"), parse_shape("scalar")
+((64, 784), ())
 """
 from __future__ import annotations
 
@@ -36,8 +42,8 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 # -- formatting of one graph at one stage ----------------------------------------------
 def render(graph, fmt: str) -> str:
-    from .analysis import to_dot
-    from .serialize import dumps
+    from lucid_ir.analysis import to_dot
+    from lucid_ir.serialize import dumps
     if fmt == "json":
         return dumps(graph)
     if fmt == "dot":
@@ -97,7 +103,8 @@ def cmd_dump(args) -> int:
     import numpy as np
 
     import lucid
-    from lucid import compiler
+
+    from . import compiler
     stages = STAGES if args.stage == "all" else (args.stage,)
     script, _, function = args.target.partition(":")
     graphs = []
@@ -126,7 +133,7 @@ def cmd_dump(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .serialize import load_graph
+    from lucid_ir.serialize import load_graph
     print(render(load_graph(args.graph), args.format))
     return 0
 
@@ -134,9 +141,10 @@ def cmd_show(args) -> int:
 def cmd_run(args) -> int:
     import numpy as np
 
-    from lucid.compiler import compile_graph
-    from .interpreter import interpret
-    from .serialize import load_graph
+    from lucid_ir.interpreter import interpret
+    from lucid_ir.serialize import load_graph
+
+    from .compiler import compile_graph
     graph = load_graph(args.graph)
     rng = np.random.default_rng(args.seed)
     arrays = [rng.standard_normal(v.shape).astype(v.dtype) for v in graph.inputs]
@@ -224,3 +232,7 @@ def main(argv=None) -> int:
             f"{type(exc).__name__}: {exc}"
         print(f"lucid-ir: error: {msg}", file=sys.stderr)
         return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

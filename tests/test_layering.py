@@ -1,0 +1,246 @@
+"""Layering and cache stamps, read from the source with ``ast``.
+
+* Dependencies point downwards only: ``lucid`` -> ``lucid_ir`` and ``lucid_codegen``;
+  ``lucid_codegen`` -> ``lucid_ir``; ``lucid_ir`` imports neither. Every import counts,
+  including those inside functions (a lazy import is still a dependency).
+* Every kernel family keys its cache entries with ``cache.source_stamp`` of its
+  generator's modules (``GENERATOR``), which must cover every ``lucid_codegen`` module
+  it imports at module level; editing any of them changes the family's keys.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import textwrap
+
+import pytest
+
+from lucid_codegen import cache
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGES = ("lucid", "lucid_ir", "lucid_codegen")
+#: package -> the packages it may not import
+FORBIDDEN = {"lucid_ir": ("lucid", "lucid_codegen"), "lucid_codegen": ("lucid",)}
+
+
+# ------------------------------------------------------------------ reading imports
+def module_files(package: str) -> dict[str, str]:
+    """Dotted module name -> file path, for every .py file of ``package``."""
+    out = {}
+    for folder, _dirs, files in os.walk(os.path.join(ROOT, package)):
+        for f in files:
+            if f.endswith(".py"):
+                path = os.path.join(folder, f)
+                parts = os.path.relpath(path, ROOT)[:-3].split(os.sep)
+                if parts[-1] == "__init__":
+                    parts.pop()
+                out[".".join(parts)] = path
+    return out
+
+
+def imports_of(source: str, module: str, is_package: bool = False, top_level_only: bool = False):
+    """(line, absolute dotted name) of every import in ``source`` (module ``module``).
+
+    ``from X import a`` yields ``X.a`` (``a`` may be a submodule), so ``from . import
+    loops`` and ``from .loops import I64`` both name ``<package>.loops``.
+
+    >>> sorted(n for _, n in imports_of("def f():\\n    from ..x import y\\nimport z", "p.q.m"))
+    ['p.x.y', 'z']
+    """
+    tree = ast.parse(source)
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    nodes = tree.body if top_level_only else ast.walk(tree)
+    out = []
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parent = base[:len(base) - node.level + 1]
+                origin = ".".join(parent + ([node.module] if node.module else []))
+            else:
+                origin = node.module
+            out += [(node.lineno, f"{origin}.{alias.name}") for alias in node.names]
+    return out
+
+
+def violations(package: str, files: dict[str, str]) -> list[str]:
+    """``file:line imports name`` for each import of a package ``package`` may not use."""
+    bad = []
+    for module, path in sorted(files.items()):
+        with open(path, encoding="utf-8") as f:
+            source = f.read()
+        for line, name in imports_of(source, module, path.endswith("__init__.py")):
+            top = name.split(".")[0]
+            if top in FORBIDDEN.get(package, ()):
+                bad.append(f"{os.path.relpath(path, ROOT)}:{line} imports {name}")
+    return bad
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_lower_layers_do_not_import_upper_layers(package):
+    files = module_files(package)
+    assert len(files) > 5, f"found no modules of {package} under {ROOT}"
+    assert violations(package, files) == []
+
+
+def test_the_checker_finds_a_lazy_upward_import(tmp_path):
+    """The check above could pass vacuously; here it must report both imports."""
+    path = tmp_path / "m.py"
+    path.write_text(textwrap.dedent("""
+        import numpy
+        from .graph import Graph
+
+        def f():
+            from lucid_codegen.cache import cache_dir
+            import lucid.nn as nn
+    """))
+    found = violations("lucid_ir", {"lucid_ir.m": str(path)})
+    assert [v.split(" imports ")[1] for v in found] == ["lucid_codegen.cache.cache_dir", "lucid.nn"]
+    assert violations("lucid", {"lucid.m": str(path)}) == []
+
+
+# ----------------------------------------------------------------- generator stamps
+CODEGEN = module_files("lucid_codegen")
+SHARED = set(cache.PIPELINE) | {"cache"}  # in every full key (stamp, CACHE_FORMAT)
+
+
+def parsed(name: str) -> ast.Module:
+    with open(CODEGEN[f"lucid_codegen.{name}"], encoding="utf-8") as f:
+        return ast.parse(f.read())
+
+
+def codegen_imports(name: str) -> set[str]:
+    """The lucid_codegen modules ``name`` imports at module level."""
+    with open(CODEGEN[f"lucid_codegen.{name}"], encoding="utf-8") as f:
+        source = f.read()
+    out = set()
+    for _, dotted in imports_of(source, f"lucid_codegen.{name}", top_level_only=True):
+        parts = dotted.split(".")  # lucid_codegen.mod, or lucid_codegen.mod.attr
+        if parts[0] == "lucid_codegen" and len(parts) > 1 and f"lucid_codegen.{parts[1]}" in CODEGEN:
+            out.add(parts[1])
+    return out
+
+
+def generator_of(name: str):
+    """The module's ``GENERATOR`` tuple of names, read from its source, or None."""
+    for node in parsed(name).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "GENERATOR" for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+    return None
+
+
+def calls(name: str, function: str) -> list[ast.Call]:
+    return [n for n in ast.walk(parsed(name)) if isinstance(n, ast.Call)
+            and getattr(n.func, "id", getattr(n.func, "attr", None)) == function]
+
+
+FAMILIES = sorted(m.split(".")[1] for m in CODEGEN if "." in m and generator_of(m.split(".")[1]))
+
+
+def test_every_module_that_compiles_kernels_is_a_stamped_family():
+    assert {"elementwise", "reduction", "gemm", "spin", "native_runner", "eager_call"} <= set(FAMILIES)
+    for module in sorted(CODEGEN):
+        name = module.partition(".")[2]
+        if not name or name == "cache" or not calls(name, "load_or_compile"):
+            continue
+        # its key comes from its own GENERATOR, or from a family it imports (gemm_call: GemmSpec.key)
+        assert name in FAMILIES or codegen_imports(name) & set(FAMILIES), name
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_family_stamps_all_the_code_it_generates_with(family):
+    generator = generator_of(family)
+    assert generator[0] == family and len(set(generator)) == len(generator)
+    closure, todo = set(), [family]
+    while todo:
+        for dep in codegen_imports(todo.pop()) - SHARED - closure:
+            closure.add(dep)
+            todo.append(dep)
+    missing = closure - set(generator)
+    assert not missing, f"{family}.GENERATOR lacks {sorted(missing)}, which {family} imports"
+    stamped = [c for c in calls(family, "source_stamp")
+               if any(isinstance(a, ast.Starred) and getattr(a.value, "id", None) == "GENERATOR"
+                      for a in c.args)]
+    assert stamped, f"{family} never calls source_stamp(*GENERATOR)"
+
+
+def test_codegen_imports_reads_relative_and_absolute_forms():
+    assert codegen_imports("reduction") >= {"elementwise", "loops", "lowering", "vector_math", "pyarray"}
+    assert "native_plan" not in codegen_imports("elementwise")  # imported inside a function
+
+
+# --------------------------------------------------------- an edit changes the keys
+@pytest.fixture
+def edited(monkeypatch):
+    """``edited(name)``: from now on ``source_stamp`` sees module ``name`` with one more line."""
+    real = cache._module_source
+    names = set()
+
+    def source(name):
+        return real(name) + (b"\n# edited\n" if name in names else b"")
+    monkeypatch.setattr(cache, "_module_source", source)
+    cache.source_stamp.cache_clear()
+    yield lambda name: (names.add(name), cache.source_stamp.cache_clear())
+    cache.source_stamp.cache_clear()
+
+
+class Captured(Exception):
+    pass
+
+
+def kernel_keys(monkeypatch) -> dict[str, str]:
+    """The cache key each family would ask for now (nothing is compiled)."""
+    from lucid_ir.builder import GraphBuilder
+    from lucid_codegen import elementwise, reduction
+    from lucid_codegen.gemm import GemmSpec
+
+    def capture(key, *args, **kwargs):
+        raise Captured(key)
+    keys = {"gemm": GemmSpec("float32", bias=True, epilogue="relu").key()}
+    for module in (elementwise, reduction):
+        monkeypatch.setattr(module, "load_or_compile", capture)
+    b = GraphBuilder()
+    x = b.input((3, 4), "float32")
+    ew = elementwise.ElementwiseKernel.for_graph(b.build([b.emit("exp", x)]))
+    b = GraphBuilder()
+    x = b.input((3, 4), "float32")
+    red = reduction.ReductionKernel.for_graph(b.build([b.emit("sum", b.emit("exp", x), axes=(1,))]))
+    for family, call in (("elementwise", lambda: elementwise.ElementwiseKernel(ew.structure).function("cc")),
+                         ("reduction", lambda: type(red)(red.structure, red.red_op, red.axes, red.keepdims,
+                                                         red.rank).function("row", "c"))):
+        with pytest.raises(Captured) as info:
+            call()
+        keys[family] = info.value.args[0]
+    return keys
+
+
+def test_editing_a_generator_changes_exactly_its_families_keys(edited, monkeypatch):
+    before = kernel_keys(monkeypatch)
+    edited("threads")  # not part of any generator: no key changes
+    assert kernel_keys(monkeypatch) == before
+    edited("lowering")  # elementwise and reduction emit its op lowering; gemm does not
+    after = kernel_keys(monkeypatch)
+    assert after["gemm"] == before["gemm"]
+    assert after["elementwise"] != before["elementwise"] and after["reduction"] != before["reduction"]
+    edited("gemm_small")
+    assert kernel_keys(monkeypatch)["gemm"] != before["gemm"]
+
+
+def test_editing_the_pipeline_changes_every_full_key(edited):
+    before = cache.full_key("some kernel")
+    edited("jit")
+    assert cache.full_key("some kernel") != before
+
+
+def test_source_stamp_reads_the_named_files_in_order():
+    import hashlib
+    data = b"".join(b"%s\0%d\0%s" % (n.encode(), len(s), s)
+                    for n, s in ((n, cache._module_source(n)) for n in ("spin", "pyarray")))
+    assert cache.source_stamp("spin", "pyarray") == hashlib.sha256(data).hexdigest()[:16]
+    assert cache.source_stamp("pyarray", "spin") != cache.source_stamp("spin", "pyarray")
+    with open(CODEGEN["lucid_codegen.spin"], "rb") as f:
+        assert cache._module_source("spin") == f.read()
+    with pytest.raises(ValueError, match="no module 'spin.py'"):
+        cache.source_stamp("spin.py")
+    assert all(len(cache.source_stamp(*generator_of(f))) == 16 for f in FAMILIES)
