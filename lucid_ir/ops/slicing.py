@@ -5,8 +5,9 @@ may be negative) and its adjoint ``embed`` (a slice's values placed into zeros).
 view, no copy. ``embed`` is its gradient: the sliced-out positions get zeros.
 
 Attributes are canonical after ``normalize_attrs``: ``start`` in range, ``stop`` the
-exact end ``start + length * step`` (it may be -1 for a negative step that runs to the
-front), so equal slices compare (and CSE) equal whatever spelling made them.
+exact end ``start + length * step``, or None for a negative step that runs past the
+front; normalising again changes nothing, so equal slices compare (and CSE) equal
+whatever spelling made them.
 
 >>> import numpy as np
 >>> from lucid_ir.builder import GraphBuilder
@@ -31,9 +32,14 @@ SLICE_ATTRS = ("starts", "stops", "steps")
 
 
 def canonical_slices(op: str, shape, starts, stops, steps):
-    """``(starts, stops, steps)`` as int tuples of Python's ``slice(...).indices`` rules
-    with each stop moved to the exact end; ``None`` means the default of the step's
-    direction. ValueError for a wrong count or a zero step."""
+    """``(starts, stops, steps)`` by Python's ``slice(...).indices`` rules, with each
+    stop moved to the exact end (None when that is before index 0); ``None`` given
+    means the default of the step's direction. ValueError for a wrong count or a zero
+    step.
+
+    >>> canonical_slices("slice", (10, 5), (None, 1), (-100, 5), (-3, 2))
+    ((9, 1), (None, 5), (-3, 2))
+    """
     n = len(shape)
     starts = (None,) * n if starts is None else tuple(starts)
     stops = (None,) * n if stops is None else tuple(stops)
@@ -51,18 +57,19 @@ def canonical_slices(op: str, shape, starts, stops, steps):
         if length == 0:
             a = 0
         out[0].append(a)
-        out[1].append(a + length * s)
+        end = a + length * s
+        out[1].append(end if end >= 0 else None)
         out[2].append(s)
     return tuple(out[0]), tuple(out[1]), tuple(out[2])
 
 
 def slice_shape(starts, stops, steps) -> tuple[int, ...]:
-    return tuple(len(range(a, e, s)) for a, e, s in zip(starts, stops, steps))
+    return tuple(len(range(a, -1 if e is None else e, s)) for a, e, s in zip(starts, stops, steps))
 
 
 def numpy_index(starts, stops, steps) -> tuple[slice, ...]:
-    """The numpy basic index of canonical slices (a negative stop runs to the front)."""
-    return tuple(slice(a, e if e >= 0 else None, s) for a, e, s in zip(starts, stops, steps))
+    """The numpy basic index of canonical slices."""
+    return tuple(slice(a, e, s) for a, e, s in zip(starts, stops, steps))
 
 
 @register
