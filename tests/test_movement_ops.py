@@ -368,3 +368,40 @@ def test_check_index_range():
         check_index_range("gather", np.array([0, 5]), 5)
     with pytest.raises(IndexError, match="index -1"):
         check_index_range("index_select", np.array([[-1]]), 5)
+
+
+def test_whole_slice_simplifies_away_but_a_flip_stays():
+    from lucid_ir.passes import simplify
+    b = GraphBuilder()
+    x = b.input((3, 4))
+    whole = b.emit("slice", x, starts=(0, None), stops=(None, 4), steps=(1, 1))
+    flipped = b.emit("slice", x, starts=None, stops=None, steps=(1, -1))
+    g = simplify.run(b.build([b.emit("add", whole, flipped)]))
+    assert [n.op for n in g.nodes] == ["slice", "add"] and g.nodes[1].inputs[0] is x
+
+
+def test_random_layouts_under_bounds_mode(monkeypatch):
+    """Random shapes, axes, layouts and indices (some out of range) for gather,
+    scatter_add and concat, with every output guarded: no kernel leaves its buffers,
+    and every result equals the interpreter's."""
+    monkeypatch.setenv("LUCID_CHECK_BOUNDS", "1")
+    r = np.random.default_rng(99)
+    for trial in range(24):
+        ndim = int(r.integers(1, 4))
+        shape = tuple(int(d) for d in r.integers(0, 6, size=ndim))
+        axis = int(r.integers(0, ndim))
+        dtype = ["float32", "float64", "int32", "int64"][trial % 4]
+        x = sample(shape, dtype)
+        ishape = tuple(int(r.integers(0, d + 1)) if k != axis else int(r.integers(0, 7))
+                       for k, d in enumerate(shape))
+        n = shape[axis]
+        if n == 0:
+            ishape = tuple(0 if k == axis else d for k, d in enumerate(ishape))
+        index = r.integers(-2, n + 2, size=ishape)
+        if trial % 2:
+            x, index = strided(x), strided(index)
+        src = sample(ishape, dtype)
+        both(lambda b, v, i: b.emit("gather", v, i, axis=axis), x, index)
+        both(lambda b, i, s: b.emit("scatter_add", i, s, axis=axis, shape=shape), index, src)
+        other = sample(shape[:axis] + (int(r.integers(0, 4)),) + shape[axis + 1:], dtype)
+        both(lambda b, u, v: b.emit("concat", u, v, u, axis=axis), x, other)
