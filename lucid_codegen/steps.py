@@ -1,8 +1,10 @@
 """How each node of a fused graph runs: one *step* per kernel or view.
 
 A step is ``(fn, input slots, output slots)``; ``fn(*arrays)`` returns the output
-arrays. Kernels become native calls; movement ops become numpy views (no copy);
-constants are computed once when the plan is built.
+arrays. Kernels become native calls; movement ops (slices and flips too) become numpy
+views (no copy); the indexing ops (``concat``, ``embed``, ``gather``, ``scatter_add``)
+call a kernel of their own (``index_steps``); constants are computed once when the
+plan is built.
 """
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ import numpy as np
 from lucid_ir.graph import Node
 from lucid_ir.interpreter import evaluate_node
 from lucid_ir.kernel import KernelNode
+from lucid_ir.opnames import INDEXING
+from lucid_ir.ops.slicing import numpy_index
 
 from .elementwise import ElementwiseKernel
 from .gemm import GemmSpec, k_block
 from .gemm_call import get_gemm, split_pays
+from .index_steps import index_step
 from .reduction import ReductionKernel
 
 EPILOGUE_OPS = {"sigmoid": "sigmoid", "tanh": "tanh", "maximum": "relu"}
@@ -233,6 +238,9 @@ def view_step(node: Node):
     if op == "broadcast_to":
         shape = node.attr("shape")
         return lambda x: (np.broadcast_to(x, shape),)
+    if op == "slice":  # numpy basic slicing: a view, negative steps included
+        index = numpy_index(node.attr("starts"), node.attr("stops"), node.attr("steps"))
+        return lambda x: (x[index],)
     raise AssertionError(f"no view step for {op}")
 
 
@@ -244,4 +252,6 @@ def make_step(node):
         value = evaluate_node(node, [])
         value.setflags(write=False)
         return value, "constant"
+    if node.op in INDEXING:
+        return index_step(node), "index"
     return view_step(node), "view"

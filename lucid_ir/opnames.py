@@ -2,6 +2,8 @@
 
 >>> "exp" in ELEMENTWISE and "sum" in REDUCTION
 True
+>>> group_of("slice"), group_of("gather")
+('movement', 'indexing')
 """
 UNARY = ("neg", "exp", "log", "tanh", "sigmoid", "sqrt", "abs", "sign", "cast",
          "logical_not", "bitwise_not")
@@ -11,15 +13,16 @@ COMPARISON = ("gt", "ge", "lt", "le", "eq", "ne")  # give bool
 SELECT = ("select",)                        # select(c, a, b) = a where the bool c is true else b
 ELEMENTWISE = UNARY + BINARY + COMPARISON + SELECT
 REDUCTION = ("sum", "mean", "max", "min")
-MOVEMENT = ("reshape", "transpose", "broadcast_to", "stop_gradient")  # views: no data moves
+MOVEMENT = ("reshape", "transpose", "broadcast_to", "stop_gradient", "slice")  # views: no data moves
+INDEXING = ("concat", "gather", "scatter_add", "embed")  # new arrays by position: kernels of their own
 MATMUL = ("matmul",)
 SOURCE = ("constant", "iota")
-ALL_OPS = ELEMENTWISE + REDUCTION + MOVEMENT + MATMUL + SOURCE
+ALL_OPS = ELEMENTWISE + REDUCTION + MOVEMENT + INDEXING + MATMUL + SOURCE
 
 
 def group_of(op: str) -> str:
     for name, members in (("elementwise", ELEMENTWISE), ("reduction", REDUCTION),
-                          ("movement", MOVEMENT), ("matmul", MATMUL), ("source", SOURCE)):
+                          ("movement", MOVEMENT), ("indexing", INDEXING), ("matmul", MATMUL), ("source", SOURCE)):
         if op in members:
             return name
     raise KeyError(f"unknown op {op!r}")

@@ -20,8 +20,10 @@ Partition rules, applied in one walk over the nodes in order:
   group): moved when nothing else uses them, recomputed (cloned) when something does,
   so that later ops can still fuse with the original group (softmax: ``exp(x - m)``
   and ``Σ exp(x - m)`` do not wait for each other).
-- movement ops (reshape, transpose, broadcast_to) and constants stay outside kernels:
-  the runtime runs them as views.
+- movement ops (reshape, transpose, broadcast_to, slice) and constants stay outside
+  kernels: the runtime runs them as views. The indexing ops (``opnames.INDEXING``:
+  concat, embed, gather, scatter_add) read across positions, so they are not
+  elementwise either: each stays a node of its own, run by a kernel of its own.
 
 A grouping that would create a cycle is rejected (``_depends_on``). ``run(graph,
 enabled=False)`` makes every compute node its own kernel (``LUCID_FUSION=0``).

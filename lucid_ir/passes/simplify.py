@@ -3,8 +3,8 @@ subexpressions, dead code. One walk that rewrites nodes, then DCE.
 
 - ``x*1``, ``1*x``, ``x+0``, ``0+x``, ``x-0``, ``x/1`` → ``x`` (when the shape is unchanged);
   ``neg(neg(x))`` → ``x``;
-- reshape/broadcast_to to the same shape, identity transposes, stop_gradient (its work
-  is done once autodiff has run) → the input;
+- reshape/broadcast_to to the same shape, identity transposes, whole slices,
+  stop_gradient (its work is done once autodiff has run) → the input;
   reshape of a reshape → one reshape; transpose of a transpose → one transpose;
 - ``matmul(transpose(a), b)`` → ``matmul[trans_a]`` of ``a`` (likewise for b): no copies;
 - elementwise ops read through ``broadcast_to`` (they broadcast by themselves), and a
@@ -45,6 +45,8 @@ def _identity(node: Node, producer) -> Value | None:
     if op in ("reshape", "broadcast_to") and ins[0].shape == out.shape or op == "stop_gradient":
         return ins[0]
     if op == "transpose" and node.attr("perm") == tuple(range(len(out.shape))):
+        return ins[0]
+    if op == "slice" and ins[0].shape == out.shape and set(node.attr("steps")) <= {1}:
         return ins[0]
     if op == "neg":
         p = producer.get(ins[0])

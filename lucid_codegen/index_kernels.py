@@ -1,0 +1,172 @@
+"""Native kernels that move data by position: strided copies (``concat``, ``embed``),
+``gather`` and ``scatter_add``, built with llvmlite.
+
+Every kernel has the loop kernels' ABI, ``fn(block, lo, hi, lo2, hi2)`` (``KERNEL_ABI``),
+and reads its sizes, strides (in elements, any sign) and operand addresses from the
+int64 argument ``block``, so one compiled kernel serves every shape and layout; only
+the element type changes the code. A walk over N dimensions is rows (the outer N-1
+dimensions, decoded from the row number as the elementwise kernels do,
+``loops.decode_offsets``) times an inner loop over the last dimension.
+
+Blocks (words; dims are ``(size, stride per operand)`` groups, outermost first):
+
+``copy``  ``[n_parts, out, zero_count, part...]`` with each part
+          ``[src, out offset, n_rows, ndim, (size, s_out, s_src) * ndim]``: the first
+          ``zero_count`` elements of out are zeroed, then each part copied into
+          ``out + offset``. ``lo .. hi2`` are ignored (one call does all).
+``gather`` ``[ndim, n, axis stride of x, out, index, x, 0, (size, s_out, s_index, s_x) * ndim]``
+          (x's stride along the axis is 0 in its dims: the index supplies it);
+          rows ``lo .. hi``, inner ``lo2 .. hi2``. ``out = x[.. j ..]`` with ``j`` the
+          index; an index outside ``[0, n)`` gives 0 and reads nothing.
+``scatter_add`` ``[ndim, n, axis stride of out, out, index, src, zero_count, (size, s_out, s_index, s_src) * ndim]``:
+          out's first ``zero_count`` elements zeroed, then ``out[.. j ..] += src``; an
+          index outside ``[0, n)`` is skipped. Call it whole (rows ``0 .. n_rows``):
+          duplicates make its parts depend on each other.
+
+Indices are checked in the kernel with one unsigned compare (negative indices are
+huge unsigned numbers), so no index value can make a kernel leave its buffers.
+"""
+from __future__ import annotations
+
+import ctypes
+
+import llvmlite.ir as ir
+
+from .cache import load_or_compile
+from .loops import I64, Loop, const64, decode_offsets, load_arg
+
+KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
+                              ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
+CODEGEN_VERSION = 1
+GATHER_HEAD = 7          # words before a gather/scatter_add block's dims
+COPY_HEAD = 3            # words before a copy block's first part
+PART_HEAD = 4            # words before a copy part's dims
+
+#: the integer type that moves an element of each size (copies and gathers move bits)
+_BITS = {1: ir.IntType(8), 4: ir.IntType(32), 8: ir.IntType(64)}
+#: the arithmetic type of scatter_add per dtype
+_ADD_TYPE = {"float32": ir.FloatType(), "float64": ir.DoubleType(),
+             "int32": ir.IntType(32), "int64": ir.IntType(64)}
+
+
+def _new_function(name: str):
+    m = ir.Module(name=f"lucid_{name}")
+    fnty = ir.FunctionType(ir.VoidType(), [I64.as_pointer(), I64, I64, I64, I64])
+    f = ir.Function(m, fnty, f"lucid_{name}")
+    b = ir.IRBuilder(f.append_basic_block("entry"))
+    return m, f, b
+
+
+def _pointer(b, args, word: int, ty):
+    return b.inttoptr(load_arg(b, args, word), ty.as_pointer())
+
+
+def _zero(b, ptr, count, ty):
+    """``ptr[0 .. count) = 0`` (LLVM turns the loop into a memset)."""
+    zero = ir.Constant(ty, 0 if isinstance(ty, ir.IntType) else 0.0)
+    with Loop(b, const64(0), count, name="zero") as lp:
+        b.store(zero, b.gep(ptr, [lp.i]))
+
+
+def _walk(b, args, dims_at, ndim, n_ops: int, rows, inner, body):
+    """For each row in ``rows`` and inner position in ``inner``, call
+    ``body(offsets)`` with the element offsets of the ``n_ops`` operands; the dims
+    are ``(size, stride * n_ops)`` groups at word ``dims_at`` (a value)."""
+    group = n_ops + 1
+    last = b.add(dims_at, b.mul(b.sub(ndim, const64(1)), const64(group)))
+    strides = [load_arg(b, args, b.add(last, const64(1 + j))) for j in range(n_ops)]
+    with Loop(b, rows[0], rows[1], name="row") as row:
+        base = decode_offsets(b, args, b.sub(ndim, const64(1)), n_ops, row.i, dims_at)
+        with Loop(b, inner[0], inner[1], name="inner") as lp:
+            body([b.add(o, b.mul(lp.i, s)) for o, s in zip(base, strides)])
+
+
+def build_copy(itemsize: int) -> ir.Module:
+    m, f, b = _new_function("copy")
+    args = f.args[0]
+    ty = _BITS[itemsize]
+    n_parts = load_arg(b, args, 0)
+    out = _pointer(b, args, 1, ty)
+    _zero(b, out, load_arg(b, args, 2), ty)
+    with Loop(b, const64(0), n_parts, carried=[const64(COPY_HEAD)], name="part") as part:
+        at = part.vars[0]
+        src = b.inttoptr(load_arg(b, args, at), ty.as_pointer())
+        dst = b.gep(out, [load_arg(b, args, b.add(at, const64(1)))])
+        n_rows = load_arg(b, args, b.add(at, const64(2)))
+        ndim = load_arg(b, args, b.add(at, const64(3)))
+        dims_at = b.add(at, const64(PART_HEAD))
+        inner = load_arg(b, args, b.add(dims_at, b.mul(b.sub(ndim, const64(1)), const64(3))))
+
+        def body(offs):
+            b.store(b.load(b.gep(src, [offs[1]])), b.gep(dst, [offs[0]]))
+        _walk(b, args, dims_at, ndim, 2, (const64(0), n_rows), (const64(0), inner), body)
+        part.next = [b.add(dims_at, b.mul(ndim, const64(3)))]
+    b.ret_void()
+    return m
+
+
+def _index_in_range(b, args, offs_index, index_ptr):
+    """(j, valid): the index at this position and whether it is in ``[0, n)``."""
+    j = b.load(b.gep(index_ptr, [offs_index]))
+    return j, b.icmp_unsigned("<", j, load_arg(b, args, 1))
+
+
+def build_gather(itemsize: int) -> ir.Module:
+    m, f, b = _new_function("gather")
+    args, lo, hi, lo2, hi2 = f.args
+    ty = _BITS[itemsize]
+    ndim, axis_stride = load_arg(b, args, 0), load_arg(b, args, 2)
+    out, index, x = _pointer(b, args, 3, ty), _pointer(b, args, 4, I64), _pointer(b, args, 5, ty)
+
+    def body(offs):
+        j, valid = _index_in_range(b, args, offs[1], index)
+        at = b.add(offs[2], b.mul(b.select(valid, j, const64(0)), axis_stride))
+        with b.if_else(valid) as (then, otherwise):
+            with then:
+                v_in = b.load(b.gep(x, [at]))
+                then_bb = b.block
+            with otherwise:
+                else_bb = b.block
+        v = b.phi(ty)
+        v.add_incoming(v_in, then_bb)
+        v.add_incoming(ir.Constant(ty, 0), else_bb)
+        b.store(v, b.gep(out, [offs[0]]))
+    _walk(b, args, const64(GATHER_HEAD), ndim, 3, (lo, hi), (lo2, hi2), body)
+    b.ret_void()
+    return m
+
+
+def build_scatter_add(dtype: str) -> ir.Module:
+    m, f, b = _new_function("scatter_add")
+    args, lo, hi, lo2, hi2 = f.args
+    ty = _ADD_TYPE[dtype]
+    ndim, axis_stride = load_arg(b, args, 0), load_arg(b, args, 2)
+    out, index, src = _pointer(b, args, 3, ty), _pointer(b, args, 4, I64), _pointer(b, args, 5, ty)
+    _zero(b, out, load_arg(b, args, 6), ty)
+
+    def body(offs):
+        j, valid = _index_in_range(b, args, offs[1], index)
+        with b.if_then(valid):
+            p = b.gep(out, [b.add(offs[0], b.mul(j, axis_stride))])
+            v = b.load(b.gep(src, [offs[2]]))
+            old = b.load(p)
+            b.store(b.fadd(old, v) if isinstance(ty, (ir.FloatType, ir.DoubleType)) else b.add(old, v), p)
+    _walk(b, args, const64(GATHER_HEAD), ndim, 3, (lo, hi), (lo2, hi2), body)
+    b.ret_void()
+    return m
+
+
+_FUNCTIONS: dict[tuple, object] = {}
+
+
+def kernel(kind: str, variant) -> KERNEL_ABI:
+    """The compiled kernel ``kind`` ("copy", "gather": ``variant`` is the itemsize;
+    "scatter_add": the dtype), from memory, the disk cache or LLVM."""
+    fn = _FUNCTIONS.get((kind, variant))
+    if fn is None:
+        build = {"copy": build_copy, "gather": build_gather, "scatter_add": build_scatter_add}[kind]
+        name = f"lucid_{kind}"
+        lib = load_or_compile(f"index/{CODEGEN_VERSION}|{kind}|{variant}", lambda: build(variant),
+                              [name], label=f"{kind} {variant}")
+        fn = _FUNCTIONS.setdefault((kind, variant), KERNEL_ABI(lib.address(name)))
+    return fn
