@@ -32,12 +32,12 @@ import ctypes
 
 import llvmlite.ir as ir
 
-from .cache import load_or_compile
+from .cache import load_or_compile, source_stamp
 from .loops import I64, Loop, const64, decode_offsets, load_arg
 
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
-CODEGEN_VERSION = 1
+GENERATOR = ("index_kernels", "loops")  # stamped into keys
 GATHER_HEAD = 7          # words before a gather/scatter_add block's dims
 COPY_HEAD = 3            # words before a copy block's first part
 PART_HEAD = 4            # words before a copy part's dims
@@ -166,7 +166,7 @@ def kernel(kind: str, variant) -> KERNEL_ABI:
     if fn is None:
         build = {"copy": build_copy, "gather": build_gather, "scatter_add": build_scatter_add}[kind]
         name = f"lucid_{kind}"
-        lib = load_or_compile(f"index/{CODEGEN_VERSION}|{kind}|{variant}", lambda: build(variant),
+        lib = load_or_compile(f"index/{source_stamp(*GENERATOR)}|{kind}|{variant}", lambda: build(variant),
                               [name], label=f"{kind} {variant}")
         fn = _FUNCTIONS.setdefault((kind, variant), KERNEL_ABI(lib.address(name)))
     return fn
