@@ -19,6 +19,9 @@ import numpy as np
 # numpy's PyArrayObject_fields layout (64-bit CPython, not free-threaded): byte offsets
 # of data, dimensions and strides. The GEMM's native ``_py`` entry reads them too.
 PYARRAY_OFFSETS = (16, 32, 40)
+#: byte offsets of the number of dimensions (a C int) and of the dtype (``descr``), and
+#: of every object's type pointer (``ob_type``): a native program checks layouts with them
+ND_OFFSET, DESCR_OFFSET, TYPE_OFFSET = 24, 56, 8
 
 
 def _layout_matches() -> bool:
@@ -32,8 +35,12 @@ def _layout_matches() -> bool:
                            ctypes.POINTER(ctypes.c_int64))
         strides = ctypes.cast(ctypes.c_void_p.from_address(base + off_strides).value,
                               ctypes.POINTER(ctypes.c_int64))
+        nd = ctypes.c_int.from_address(base + ND_OFFSET).value
+        descr = ctypes.c_void_p.from_address(base + DESCR_OFFSET).value
+        kind = ctypes.c_void_p.from_address(base + TYPE_OFFSET).value
         return (data == a.__array_interface__["data"][0] and (dims[0], dims[1]) == a.shape
-                and (strides[0], strides[1]) == a.strides)
+                and (strides[0], strides[1]) == a.strides and nd == a.ndim
+                and descr == id(a.dtype) and kind == id(np.ndarray))
     except Exception:  # noqa: BLE001 - any surprise: use the public attribute
         return False
 

@@ -188,28 +188,43 @@ class Plan:
             elif kind != "view" and hasattr(fn, "call_into") and all(0 not in s for s, _ in types):
                 fn = ReusedBuffers(fn, types, keep=not escapes.intersection(outs))
             self.exec_steps.append((fn, ins, outs))
-        self._local = threading.local()   # this thread's native programs
-        # one kernel reading the inputs in order and giving the outputs: call it directly
+        self._local = threading.local()   # this thread's native programs, and the last one run
+        # one kernel reading the inputs in order and giving the outputs: called directly
+        # when no native program runs the call (the first call, or none is eligible)
         self.single, self.single_splits = None, False
         if (len(self.steps) == 1 and not self.constants and not self.donations
                 and list(self.steps[0][1]) == self.input_slots
                 and [s for s, _ in self.outputs] == list(self.steps[0][2])
                 and not any(copy for _, copy in self.outputs)):
             self.single = self.exec_steps[0][0]
-            # a GEMM that splits across threads is faster from a native program (its
-            # parts posted natively) than from the direct call (split from Python)
+            # (eager calls: a GEMM that splits across threads is faster from a native
+            # program, its parts posted natively, than from the direct call)
             self.single_splits = getattr(self.steps[0][0], "splits", False)
 
     def __call__(self, arrays):
         Plan.launches += self.n_kernels
-        if self.single is not None and len(arrays) == self.n_inputs and not (
-                self.single_splits and threads.get_num_threads() > 1):
-            return self.single(*arrays)
+        # the common case: this thread's program of the last call, which checks natively
+        # that the arrays have its layouts (and runs nothing when they do not)
+        last = getattr(self._local, "last", None)
+        if last is not None and len(arrays) == self.n_inputs and last.num_threads == threads.get_num_threads():
+            if self.donations:
+                self._check_donated(arrays)
+            outs = last.run(arrays)
+            if outs is not None:
+                return self._deliver(arrays, outs) if self.donations else outs
+            return self._call(arrays, donations_checked=True)
+        return self._call(arrays)
+
+    def _call(self, arrays, donations_checked: bool = False):
+        """The general call: the program for these layouts and thread count (built from
+        this step-by-step run on the second call with them), else step by step."""
         if len(arrays) != self.n_inputs:
             check_inputs(self.graph, arrays)
-        if self.donations:
+        if self.donations and not donations_checked:
             self._check_donated(arrays)
-        programs = getattr(self._local, "programs", None)
+        local = self._local
+        programs = getattr(local, "programs", None)
+        program = None
         if programs is not None:
             nt = threads.get_num_threads()  # a program splits its big GEMMs for this many threads
             try:
@@ -218,19 +233,18 @@ class Plan:
                 key = None
             program = programs.get(key)
             if program:
-                try:
-                    outs = program.run(arrays)
-                except NotEligible:  # not numpy arrays (duck types, subclasses): step by step
-                    program = False
-                else:
+                outs = program.run(arrays)
+                if outs is not None:
+                    local.last = program
                     return self._deliver(arrays, outs) if self.donations else outs
-            env = self.execute(arrays)
-            if program is None and key is not None and len(programs) < MAX_PROGRAMS:
-                programs[key] = self._native_program(env, nt)  # False: not eligible
-        else:
-            env = self.execute(arrays)
-            if NATIVE_PLANS and type(self) is Plan:  # from the next call on (kernels are bound now)
-                self._local.programs = {}
+                # not numpy arrays (duck types, subclasses) of its layouts: step by step
+        elif NATIVE_PLANS and type(self) is Plan:  # from the next call on (kernels are bound now)
+            local.programs = {}
+        if self.single is not None and (programs is None or program is False):
+            return self.single(*arrays)  # no program: the one kernel's own call
+        env = self.execute(arrays)
+        if program is None and programs is not None and key is not None and len(programs) < MAX_PROGRAMS:
+            programs[key] = self._native_program(env, nt)  # False: not eligible
         outs = [np.array(env[s]) if copy else env[s] for s, copy in self.outputs]
         return self._deliver(arrays, outs) if self.donations else outs
 

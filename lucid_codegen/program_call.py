@@ -1,0 +1,194 @@
+"""A native program's call as one CPython builtin: ``lucid_program_call``.
+
+A ``NativeProgram`` (``native_plan``) runs a plan's kernels from one list of job
+records, patching in the addresses of the call's inputs and of the output buffers it
+hands back. Called through ctypes, that call costs ~1.5 µs before any kernel runs, and
+the Python side first has to build a key of every input's layout to be sure the program
+fits. ``lucid_program_call`` is a ``METH_FASTCALL`` builtin (made as ``eager_call`` makes
+its trampolines) whose ``self`` is the program's *header block*; it receives the input
+arrays and then the output buffers as objects and does all of that natively:
+
+1. the layout check: the argument count, and for every input its type (exactly
+   ``numpy.ndarray``), dtype (the very descriptor object the program was built with),
+   number of dimensions, shape and strides, compared with the block's records;
+2. the fixups and the jobs: ``lucid_run_program`` (``native_runner``) with the
+   argument vector as its operand array, reading each operand's data pointer from the
+   array object (``pyarray.PYARRAY_OFFSETS``);
+3. optionally around 2., the GIL released (``PyEval_SaveThread``), for programs with
+   enough work that other Python threads should run meanwhile.
+
+It returns the block itself when the program ran, and the block's *mismatch* object
+(the program runs nothing) when a check fails: the caller then takes the general path.
+
+Header block (int64 words, a numpy array kept by the program)::
+
+    [0] job words' address   [1] number of in-order job records
+    [2] fixups' address      [3] number of fixups
+    [4] the worker pool's control words' address, 0: no pool (written per call)
+    [5] argument count       [6] inputs checked (the first arguments)
+    [7] PyEval_SaveThread, [8] PyEval_RestoreThread (0: keep the GIL)
+    [9] numpy.ndarray's address   [10] the mismatch object's address
+    [11 .. 11 + inputs)  where input k's record starts (a word index into the block)
+    records: [descriptor address, ndim, shape..., strides...]
+
+>>> import numpy as np
+>>> x = np.zeros((2, 3), np.float32)
+>>> layout_record(x)[1:]       # ndim, shape, strides (bytes)
+[2, 2, 3, 12, 4]
+"""
+from __future__ import annotations
+
+import ctypes
+
+import llvmlite.ir as ir
+import numpy as np
+
+from .pyarray import DESCR_OFFSET, ND_OFFSET, PYARRAY_OFFSETS, TYPE_OFFSET
+
+I64 = ir.IntType(64)
+I32 = ir.IntType(32)
+I8P = ir.IntType(8).as_pointer()
+P = I64.as_pointer()
+
+(WORDS, N_JOBS, FIX, N_FIX, CTL, NARGS, N_INPUTS, SAVE_THREAD, RESTORE_THREAD,
+ NDARRAY, MISMATCH) = range(11)
+HEADER = 11
+
+
+def build_entry(module: ir.Module, run_program: ir.Function) -> ir.Function:
+    """Add ``PyObject* lucid_program_call(PyObject* block, PyObject** args, i64 nargs)``
+    to ``module`` (see the module docstring); ``run_program`` is ``lucid_run_program``."""
+    fn = ir.Function(module, ir.FunctionType(I8P, [I8P, I8P.as_pointer(), I64]), "lucid_program_call")
+    block_obj, args, nargs = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    mismatch = fn.append_basic_block("mismatch")
+
+    def field(obj, offset, ty=I64):  # the field at byte ``offset`` of an object
+        return b.load(b.bitcast(b.gep(obj, [I64(offset)]), ty.as_pointer()))
+
+    hdr = b.inttoptr(field(block_obj, PYARRAY_OFFSETS[0]), P)
+
+    def word(base, k):
+        return b.load(b.gep(base, [k if isinstance(k, ir.Value) else I64(k)]))
+
+    def check(ok):  # on to the next check, or out to ``mismatch``
+        cont = fn.append_basic_block("ok")
+        b.cbranch(ok, cont, mismatch)
+        b.position_at_end(cont)
+
+    def count(lo, hi, body, name):  # for (i = lo; i < hi; i++) body(i); body may branch out
+        pre = b.block
+        hdr_bb, body_bb, end = (fn.append_basic_block(f"{name}.{s}") for s in ("hdr", "body", "end"))
+        b.branch(hdr_bb)
+        b.position_at_end(hdr_bb)
+        i = b.phi(I64)
+        i.add_incoming(lo, pre)
+        b.cbranch(b.icmp_signed("<", i, hi), body_bb, end)
+        b.position_at_end(body_bb)
+        body(i)
+        i.add_incoming(b.add(i, I64(1)), b.block)
+        b.branch(hdr_bb)
+        b.position_at_end(end)
+
+    check(b.icmp_signed("==", nargs, word(hdr, NARGS)))
+
+    def check_input(k):
+        obj = b.load(b.gep(args, [k]))
+        check(b.icmp_signed("==", field(obj, TYPE_OFFSET), word(hdr, NDARRAY)))
+        rec = b.gep(hdr, [word(hdr, b.add(k, I64(HEADER)))])
+        nd = b.sext(field(obj, ND_OFFSET, I32), I64)
+        check(b.and_(b.icmp_signed("==", field(obj, DESCR_OFFSET), word(rec, 0)),
+                     b.icmp_signed("==", nd, word(rec, 1))))
+        dims = b.inttoptr(field(obj, PYARRAY_OFFSETS[1]), P)
+        strides = b.inttoptr(field(obj, PYARRAY_OFFSETS[2]), P)
+
+        def check_dim(d):
+            same_dim = b.icmp_signed("==", word(dims, d), word(rec, b.add(d, I64(2))))
+            same_stride = b.icmp_signed("==", word(strides, d), word(rec, b.add(d, b.add(nd, I64(2)))))
+            check(b.and_(same_dim, same_stride))
+        count(I64(0), nd, check_dim, "dim")
+    count(I64(0), word(hdr, N_INPUTS), check_input, "input")
+
+    ctl = word(hdr, CTL)
+    operands = b.bitcast(args, P)
+
+    def run():
+        b.call(run_program, [b.inttoptr(word(hdr, WORDS), P), I64(0), word(hdr, N_JOBS), operands,
+                             b.inttoptr(word(hdr, FIX), P), word(hdr, N_FIX), I64(PYARRAY_OFFSETS[0]),
+                             b.inttoptr(ctl, P), b.zext(b.icmp_signed("!=", ctl, I64(0)), I64)])
+    save = word(hdr, SAVE_THREAD)
+    with b.if_else(b.icmp_signed("!=", save, I64(0))) as (released, held):
+        with released:
+            state = b.call(b.inttoptr(save, ir.FunctionType(I8P, []).as_pointer()), [])
+            run()
+            restore = ir.FunctionType(ir.VoidType(), [I8P]).as_pointer()
+            b.call(b.inttoptr(word(hdr, RESTORE_THREAD), restore), [state])
+        with held:
+            run()
+    _return_new_reference(b, block_obj)
+
+    b.position_at_end(mismatch)
+    _return_new_reference(b, b.inttoptr(word(hdr, MISMATCH), I8P))
+    return fn
+
+
+def _return_new_reference(b: ir.IRBuilder, obj) -> None:
+    refcount = b.bitcast(obj, P)  # ob_refcnt, the first field of every object
+    b.store(b.add(b.load(refcount), I64(1)), refcount)
+    b.ret(obj)
+
+
+def layout_record(a: np.ndarray) -> list:
+    """Input ``a``'s layout as the entry compares it: its dtype object's address, ndim,
+    shape and strides."""
+    return [id(a.dtype), a.ndim, *a.shape, *a.strides]
+
+
+def _address(fn) -> int:
+    return ctypes.cast(fn, ctypes.c_void_p).value
+
+
+class _MethodDef(ctypes.Structure):
+    _fields_ = [("ml_name", ctypes.c_char_p), ("ml_meth", ctypes.c_void_p),
+                ("ml_flags", ctypes.c_int), ("ml_doc", ctypes.c_char_p)]
+
+
+_METH_FASTCALL = 0x0080
+_new_builtin = ctypes.pythonapi.PyCFunction_NewEx
+_new_builtin.restype = ctypes.py_object
+_new_builtin.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p]
+_DEFS: dict = {}  # entry address -> its PyMethodDef (it must outlive every builtin made from it)
+
+
+class ProgramCall:
+    """``call(*inputs, *buffers)`` runs one program for inputs of exactly the layouts of
+    ``inputs`` and returns ``block``; for anything else it runs nothing and returns
+    another object. ``entry`` is ``lucid_program_call``'s address; the job ``words``
+    and ``fix`` table are kept here as long as the call may read them."""
+
+    def __init__(self, entry: int, words: np.ndarray, n_jobs: int, fix: np.ndarray, n_fix: int,
+                 inputs: list, n_buffers: int, release_gil: bool):
+        method = _DEFS.get(entry)
+        if method is None:
+            method = _DEFS[entry] = _MethodDef(b"lucid_program_call", entry, _METH_FASTCALL, None)
+        records = [layout_record(a) for a in inputs]
+        starts, at = [], HEADER + len(inputs)
+        for r in records:
+            starts.append(at)
+            at += len(r)
+        self.words, self.fix = words, fix
+        self.mismatch = np.zeros(0, np.int64)   # what a call that ran nothing returns
+        header = [0] * HEADER
+        header[WORDS], header[N_JOBS] = words.ctypes.data, n_jobs
+        header[FIX], header[N_FIX] = fix.ctypes.data, n_fix
+        header[NARGS], header[N_INPUTS] = len(inputs) + n_buffers, len(inputs)
+        if release_gil:
+            header[SAVE_THREAD] = _address(ctypes.pythonapi.PyEval_SaveThread)
+            header[RESTORE_THREAD] = _address(ctypes.pythonapi.PyEval_RestoreThread)
+        header[NDARRAY], header[MISMATCH] = id(np.ndarray), id(self.mismatch)
+        self.block = np.array(header + starts + [w for r in records for w in r], np.int64)
+        self.call = _new_builtin(ctypes.addressof(method), self.block, None)
+
+    def set_pool(self, ctl: int) -> None:
+        """The worker pool's control words for the next call (0: run every part here)."""
+        self.block[CTL] = ctl
