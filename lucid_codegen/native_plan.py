@@ -230,7 +230,7 @@ class NativeProgram:
         work_us = sum(job.nbytes / BYTES_PER_US if isinstance(job, LoopJob) else job.flop / FLOP_PER_US
                       for job, _, _ in jobs)
         self.entry = ProgramCall(program_entry(), words, n_seq, fix, len(fixes),
-                                 [env[s] for s in plan.input_slots], len(self.escaping),
+                                 [env[s] for s in plan.input_slots], plan.donated_inputs, len(self.escaping),
                                  release_gil=self.splits or work_us >= RELEASE_GIL_US)
         self.call, self.ran = self.entry.call, self.entry.block
         self.kept_arrays = {s: env[s] for s in set(root.values())

@@ -10,7 +10,8 @@ arrays and then the output buffers as objects and does all of that natively:
 
 1. the layout check: the argument count, and for every input its type (exactly
    ``numpy.ndarray``), dtype (the very descriptor object the program was built with),
-   number of dimensions, shape and strides, compared with the block's records;
+   number of dimensions, shape and strides, compared with the block's records; a
+   donated input (written in place) must be writeable and passed for no other input;
 2. the fixups and the jobs: ``lucid_run_program`` (``native_runner``) with the
    argument vector as its operand array, reading each operand's data pointer from the
    array object (``pyarray.PYARRAY_OFFSETS``);
@@ -28,13 +29,15 @@ Header block (int64 words, a numpy array kept by the program)::
     [5] argument count       [6] inputs checked (the first arguments)
     [7] PyEval_SaveThread, [8] PyEval_RestoreThread (0: keep the GIL)
     [9] numpy.ndarray's address   [10] the mismatch object's address
-    [11 .. 11 + inputs)  where input k's record starts (a word index into the block)
-    records: [descriptor address, ndim, shape..., strides...]
+    [11] number of donated inputs  [12] where their positions start
+    [13 .. 13 + inputs)  where input k's record starts (a word index into the block)
+    the donated inputs' positions
+    records: [descriptor address, flags it must have, ndim, shape..., strides...]
 
 >>> import numpy as np
 >>> x = np.zeros((2, 3), np.float32)
->>> layout_record(x)[1:]       # ndim, shape, strides (bytes)
-[2, 2, 3, 12, 4]
+>>> layout_record(x, donated=False)[1:]   # flags required, ndim, shape, strides (bytes)
+[0, 2, 2, 3, 12, 4]
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ import ctypes
 import llvmlite.ir as ir
 import numpy as np
 
-from .pyarray import DESCR_OFFSET, ND_OFFSET, PYARRAY_OFFSETS, TYPE_OFFSET
+from .pyarray import DESCR_OFFSET, FLAGS_OFFSET, ND_OFFSET, PYARRAY_OFFSETS, TYPE_OFFSET, WRITEABLE_FLAG
 
 I64 = ir.IntType(64)
 I32 = ir.IntType(32)
@@ -51,8 +54,8 @@ I8P = ir.IntType(8).as_pointer()
 P = I64.as_pointer()
 
 (WORDS, N_JOBS, FIX, N_FIX, CTL, NARGS, N_INPUTS, SAVE_THREAD, RESTORE_THREAD,
- NDARRAY, MISMATCH) = range(11)
-HEADER = 11
+ NDARRAY, MISMATCH, N_DONATED, DONATED_AT) = range(13)
+HEADER = 13
 
 
 def build_entry(module: ir.Module, run_program: ir.Function) -> ir.Function:
@@ -97,17 +100,29 @@ def build_entry(module: ir.Module, run_program: ir.Function) -> ir.Function:
         check(b.icmp_signed("==", field(obj, TYPE_OFFSET), word(hdr, NDARRAY)))
         rec = b.gep(hdr, [word(hdr, b.add(k, I64(HEADER)))])
         nd = b.sext(field(obj, ND_OFFSET, I32), I64)
-        check(b.and_(b.icmp_signed("==", field(obj, DESCR_OFFSET), word(rec, 0)),
-                     b.icmp_signed("==", nd, word(rec, 1))))
+        flags = b.sext(field(obj, FLAGS_OFFSET, I32), I64)
+        check(b.and_(b.and_(b.icmp_signed("==", field(obj, DESCR_OFFSET), word(rec, 0)),
+                            b.icmp_signed("==", b.and_(flags, word(rec, 1)), word(rec, 1))),
+                     b.icmp_signed("==", nd, word(rec, 2))))
         dims = b.inttoptr(field(obj, PYARRAY_OFFSETS[1]), P)
         strides = b.inttoptr(field(obj, PYARRAY_OFFSETS[2]), P)
 
         def check_dim(d):
-            same_dim = b.icmp_signed("==", word(dims, d), word(rec, b.add(d, I64(2))))
-            same_stride = b.icmp_signed("==", word(strides, d), word(rec, b.add(d, b.add(nd, I64(2)))))
+            same_dim = b.icmp_signed("==", word(dims, d), word(rec, b.add(d, I64(3))))
+            same_stride = b.icmp_signed("==", word(strides, d), word(rec, b.add(d, b.add(nd, I64(3)))))
             check(b.and_(same_dim, same_stride))
         count(I64(0), nd, check_dim, "dim")
     count(I64(0), word(hdr, N_INPUTS), check_input, "input")
+
+    def check_donated(j):  # a donated input is no other input's array too
+        i = word(hdr, b.add(word(hdr, DONATED_AT), j))
+        donated = b.ptrtoint(b.load(b.gep(args, [i])), I64)
+
+        def differs(k):
+            other = b.ptrtoint(b.load(b.gep(args, [k])), I64)
+            check(b.or_(b.icmp_signed("==", k, i), b.icmp_signed("!=", other, donated)))
+        count(I64(0), word(hdr, N_INPUTS), differs, "other")
+    count(I64(0), word(hdr, N_DONATED), check_donated, "donated")
 
     ctl = word(hdr, CTL)
     operands = b.bitcast(args, P)
@@ -138,10 +153,10 @@ def _return_new_reference(b: ir.IRBuilder, obj) -> None:
     b.ret(obj)
 
 
-def layout_record(a: np.ndarray) -> list:
-    """Input ``a``'s layout as the entry compares it: its dtype object's address, ndim,
-    shape and strides."""
-    return [id(a.dtype), a.ndim, *a.shape, *a.strides]
+def layout_record(a: np.ndarray, donated: bool) -> list:
+    """Input ``a``'s layout as the entry compares it: its dtype object's address, the
+    flags it must have (writeable, when ``donated``), ndim, shape and strides."""
+    return [id(a.dtype), WRITEABLE_FLAG if donated else 0, a.ndim, *a.shape, *a.strides]
 
 
 def _address(fn) -> int:
@@ -163,16 +178,18 @@ _DEFS: dict = {}  # entry address -> its PyMethodDef (it must outlive every buil
 class ProgramCall:
     """``call(*inputs, *buffers)`` runs one program for inputs of exactly the layouts of
     ``inputs`` and returns ``block``; for anything else it runs nothing and returns
-    another object. ``entry`` is ``lucid_program_call``'s address; the job ``words``
-    and ``fix`` table are kept here as long as the call may read them."""
+    another object. ``donated``: the positions of inputs written in place. ``entry`` is
+    ``lucid_program_call``'s address; the job ``words`` and ``fix`` table are kept here
+    as long as the call may read them."""
 
     def __init__(self, entry: int, words: np.ndarray, n_jobs: int, fix: np.ndarray, n_fix: int,
-                 inputs: list, n_buffers: int, release_gil: bool):
+                 inputs: list, donated, n_buffers: int, release_gil: bool):
         method = _DEFS.get(entry)
         if method is None:
             method = _DEFS[entry] = _MethodDef(b"lucid_program_call", entry, _METH_FASTCALL, None)
-        records = [layout_record(a) for a in inputs]
-        starts, at = [], HEADER + len(inputs)
+        donated = sorted(set(donated))
+        records = [layout_record(a, k in donated) for k, a in enumerate(inputs)]
+        starts, at = [], HEADER + len(inputs) + len(donated)
         for r in records:
             starts.append(at)
             at += len(r)
@@ -186,7 +203,8 @@ class ProgramCall:
             header[SAVE_THREAD] = _address(ctypes.pythonapi.PyEval_SaveThread)
             header[RESTORE_THREAD] = _address(ctypes.pythonapi.PyEval_RestoreThread)
         header[NDARRAY], header[MISMATCH] = id(np.ndarray), id(self.mismatch)
-        self.block = np.array(header + starts + [w for r in records for w in r], np.int64)
+        header[N_DONATED], header[DONATED_AT] = len(donated), HEADER + len(inputs)
+        self.block = np.array(header + starts + donated + [w for r in records for w in r], np.int64)
         self.call = _new_builtin(ctypes.addressof(method), self.block, None)
 
     def set_pool(self, ctl: int) -> None:

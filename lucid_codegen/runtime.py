@@ -202,25 +202,30 @@ class Plan:
             self.single_splits = getattr(self.steps[0][0], "splits", False)
 
     def __call__(self, arrays):
-        Plan.launches += self.n_kernels
-        # the common case: this thread's program of the last call, which checks natively
-        # that the arrays have its layouts (and runs nothing when they do not)
+        outs = self.run_prepared(arrays)
+        return outs if outs is not None else self._call(arrays)
+
+    def run_prepared(self, arrays):
+        """The outputs, when this thread's native program of the last call takes
+        ``arrays``; else None, having run nothing. The program checks natively that they
+        are numpy arrays of its layouts (as many as the plan's inputs; donated ones
+        writeable and passed once), so a caller that knows nothing more of ``arrays``
+        may call this first and ``plan(arrays)`` (the general call) when it says None."""
         last = getattr(self._local, "last", None)
-        if last is not None and len(arrays) == self.n_inputs and last.num_threads == threads.get_num_threads():
-            if self.donations:
-                self._check_donated(arrays)
+        if last is not None and last.num_threads == threads.get_num_threads():
             outs = last.run(arrays)
             if outs is not None:
+                Plan.launches += self.n_kernels
                 return self._deliver(arrays, outs) if self.donations else outs
-            return self._call(arrays, donations_checked=True)
-        return self._call(arrays)
+        return None
 
-    def _call(self, arrays, donations_checked: bool = False):
+    def _call(self, arrays):
         """The general call: the program for these layouts and thread count (built from
         this step-by-step run on the second call with them), else step by step."""
+        Plan.launches += self.n_kernels
         if len(arrays) != self.n_inputs:
             check_inputs(self.graph, arrays)
-        if self.donations and not donations_checked:
+        if self.donations:
             self._check_donated(arrays)
         local = self._local
         programs = getattr(local, "programs", None)
@@ -244,7 +249,9 @@ class Plan:
             return self.single(*arrays)  # no program: the one kernel's own call
         env = self.execute(arrays)
         if program is None and programs is not None and key is not None and len(programs) < MAX_PROGRAMS:
-            programs[key] = self._native_program(env, nt)  # False: not eligible
+            program = programs[key] = self._native_program(env, nt)  # False: not eligible
+            if program:
+                local.last = program
         outs = [np.array(env[s]) if copy else env[s] for s, copy in self.outputs]
         return self._deliver(arrays, outs) if self.donations else outs
 
