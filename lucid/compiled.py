@@ -43,6 +43,7 @@ from lucid_ir.passes import autodiff
 
 from . import pytree
 from .autograd import CallOutput
+from .call_site import MISS, CallSite
 from .compiler import compile_graph
 from .grad_mode import is_grad_enabled
 from .tensor import Tensor
@@ -133,6 +134,13 @@ class Program:
         # the plans themselves, called directly on every call
         self.run_forward = self.compiled_forward.executable
         self.run_backward = self.compiled_backward.executable if self.compiled_backward else None
+        # the call without a signature key (``call_prepared``): the plan's native checks,
+        # and the guards that are not arrays
+        self.run_prepared = getattr(self.run_forward, "run_prepared", None)
+        self.check_prepared = getattr(self.run_forward, "check_prepared", None)
+        self.captured_requires = [(t, req) for t, (_, _, req) in zip(self.captured, self.captured_sig)]
+        self.grads_absent = [owner for owner, expected in self.grad_guards if expected is None]
+        self.calls_prepared = 0  # calls that took that path (tests watch it)
 
     def guards_hold(self, dynamic: list) -> bool:
         """Whether a call with these argument tensors may run this program (the captured
@@ -154,15 +162,70 @@ class Program:
         return True
 
     def call(self, dynamic: list):
+        self._drop_grads(dynamic)
+        inputs, arrays = self._arrays(dynamic)
+        for fn, dtype, n in self.scalar_sources:
+            arrays += _scalar_arrays(fn(), dtype, n)
+        return self._outputs(dynamic, inputs, arrays, self.run_forward(arrays))
+
+    def call_prepared(self, dynamic: list):
+        """``call(dynamic)`` when the guards hold and the arrays have the layouts of the
+        plan's native program of the last call (checked natively, see ``CallSite``);
+        else ``MISS``, nothing done (no ``.grad`` dropped, no scalar source read)."""
+        run = self.run_prepared
+        if run is None:
+            return MISS
+        for t, req in self.captured_requires:
+            if t.requires_grad != req:
+                return MISS
+        for kind, what in self.grads_absent:
+            if (what if kind == "tensor" else dynamic[what])._grad is not None:
+                return MISS
+        for fn, value in self.static_guards:
+            if fn() != value:
+                return MISS
+        inputs, arrays = self._arrays(dynamic)
+        if self.scalar_sources:  # a source may count steps: read it only for a call that runs
+            if not self.check_prepared(arrays):
+                return MISS
+            self._drop_grads(dynamic)
+            for fn, dtype, n in self.scalar_sources:
+                arrays += _scalar_arrays(fn(), dtype, n)
+            results = run(arrays)
+            if results is None:  # (0-d arrays of the traced dtypes pass: not seen)
+                results = self.run_forward(arrays)
+        else:
+            dropped = self._drop_grads(dynamic)
+            results = run(arrays)
+            if results is None:
+                for t, g in dropped:
+                    t._grad = g
+                return MISS
+        self.calls_prepared += 1
+        return self._outputs(dynamic, inputs, arrays, results)
+
+    def _drop_grads(self, dynamic: list) -> list:
+        """Drop the gradients the function overwrites before reading them (their arrays
+        are then free for the plan to reuse); ``[(tensor, old gradient)]``."""
+        dropped = []
         for kind, what in self.grads_dropped:
-            (what if kind == "tensor" else dynamic[what])._grad = None
+            t = what if kind == "tensor" else dynamic[what]
+            dropped.append((t, t._grad))
+            t._grad = None
+        return dropped
+
+    def _arrays(self, dynamic: list):
+        """The call's tensors (arguments, captured) and the plan's arrays but the
+        run-time scalars."""
         inputs = dynamic + self.captured
         arrays = [t._data for t in inputs]
         for kind, what in self.grad_inputs:
             arrays.append((what if kind == "tensor" else dynamic[what])._grad)
-        for fn, dtype, n in self.scalar_sources:
-            arrays += _scalar_arrays(fn(), dtype, n)
-        results = self.run_forward(arrays)
+        return inputs, arrays
+
+    def _outputs(self, dynamic: list, inputs: list, arrays: list, results: list):
+        """The function's result from the plan's: gradients written back, outputs as
+        tensors (connected to this call's backward when they require grad)."""
         if self.grad_sinks:  # (updated tensors: the plan wrote them in place)
             self._write_back(results, dynamic)
         record = None
@@ -286,8 +349,10 @@ class CompiledFunction:
         self.max_signatures = max_signatures
         self._programs: "OrderedDict[tuple, Program]" = OrderedDict()
         # positional calls of plain tensors, arrays and scalars: a cheaper key to the same
-        # programs (cleared whenever ``_programs`` changes)
+        # programs and their call sites, and the last such call's site (``call_site``);
+        # both cleared whenever ``_programs`` changes
         self._quick: dict = {}
+        self._site = None
         self._others: dict = {}  # signature -> programs traced for it under other guards
         self._lock = threading.Lock()
         self.traces = 0  # how many times fn was traced (tests and users can watch retracing)
@@ -336,25 +401,33 @@ class CompiledFunction:
                         self.traces += 1
                     del others[MAX_VARIANTS:]
                     self._programs[key] = program
-                    self._quick = {}
+                    self._quick, self._site = {}, None
                     if len(self._programs) > self.max_signatures:
                         self._others.pop(self._programs.popitem(last=False)[0], None)
         self._programs.move_to_end(key) if key in self._programs else None
         return program, dynamic
 
     def __call__(self, *args, **kwargs):
+        site = self._site
+        if site is not None and not kwargs:
+            result = site(args)
+            if result is not MISS:
+                return result
         if not kwargs:
             key = _quick_key(args)
             hit = self._quick.get(key) if key is not None else None
             if hit is not None:
-                full_key, program = hit
+                full_key, program, site = hit
                 dynamic = [a if type(a) is Tensor else Tensor(a) for a in args if type(a) in _DYNAMIC]
                 if full_key in self._programs and program.guards_hold(dynamic):
                     self._programs.move_to_end(full_key)
+                    self._site = site
                     return program.call(dynamic)
         program, dynamic = self._program(args, kwargs)
         if not kwargs and key is not None:
-            self._quick[key] = (self._signature(args, kwargs)[0], program)
+            site = CallSite(program, args, key[0])
+            self._quick[key] = (self._signature(args, kwargs)[0], program, site)
+            self._site = site
         return program.call(dynamic)
 
     def lower(self, *args, **kwargs) -> Lowered:

@@ -48,7 +48,7 @@ from sys import getrefcount
 import numpy as np
 
 from . import threads
-from .native_runner import JOB_WORDS, loop_entry, program_entry
+from .native_runner import JOB_WORDS, loop_entry, program_entries
 from .program_call import ProgramCall
 from .pyarray import LAYOUT_OK, data_ptr
 
@@ -229,10 +229,10 @@ class NativeProgram:
                        np.int64)
         work_us = sum(job.nbytes / BYTES_PER_US if isinstance(job, LoopJob) else job.flop / FLOP_PER_US
                       for job, _, _ in jobs)
-        self.entry = ProgramCall(program_entry(), words, n_seq, fix, len(fixes),
+        self.entry = ProgramCall(program_entries(), words, n_seq, fix, len(fixes),
                                  [env[s] for s in plan.input_slots], plan.donated_inputs, len(self.escaping),
                                  release_gil=self.splits or work_us >= RELEASE_GIL_US)
-        self.call, self.ran = self.entry.call, self.entry.block
+        self.call, self.check, self.ran = self.entry.call, self.entry.check, self.entry.block
         self.kept_arrays = {s: env[s] for s in set(root.values())
                             if s not in per_call and s is not WS and env[s] is not None}
         # handed-out buffers, reused while nobody holds them (fresh ones: the step-by-step

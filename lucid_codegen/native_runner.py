@@ -1,6 +1,6 @@
 """The native side of ``native_plan``: ``lucid_run_program``, which runs a program's
 job records (see the record layout in ``native_plan``); ``lucid_program_call``, the
-builtin entry a program is called through (``program_call``); and ``lucid_loop_part``,
+builtin entries a program is called through (``program_call``); and ``lucid_loop_part``,
 which lets the worker pool run part of a loop kernel.
 
 A split job is three records: a *fork* copies the workers' parts into the pool's job
@@ -125,7 +125,7 @@ def _build() -> ir.Module:
     counted_loop(b, first, b.add(first, n), 1, run, "jobs")
     b.ret_void()
     _build_loop_entry(module, loop_ty)
-    program_call.build_entry(module, fn)
+    program_call.build_entries(module, fn)
     return module
 
 
@@ -155,14 +155,17 @@ def _library():
     with _LOCK:
         if not _LIB:
             _LIB.append(load_or_compile(f"jobs:{_SOURCE_HASH}", _build,
-                                        ["lucid_run_program", "lucid_program_call", "lucid_loop_part"],
+                                        ["lucid_run_program", "lucid_program_call", "lucid_program_check",
+                                         "lucid_loop_part"],
                                         label="the native plan runner"))
     return _LIB[0]
 
 
-def program_entry() -> int:
-    """The address of ``lucid_program_call`` (see ``program_call``)."""
-    return _library().address("lucid_program_call")
+def program_entries() -> tuple:
+    """The addresses of ``lucid_program_call`` and ``lucid_program_check`` (see
+    ``program_call``)."""
+    lib = _library()
+    return lib.address("lucid_program_call"), lib.address("lucid_program_check")
 
 
 def loop_entry() -> int:

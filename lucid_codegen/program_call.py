@@ -58,30 +58,70 @@ P = I64.as_pointer()
 HEADER = 13
 
 
-def build_entry(module: ir.Module, run_program: ir.Function) -> ir.Function:
+def build_entries(module: ir.Module, run_program: ir.Function) -> None:
     """Add ``PyObject* lucid_program_call(PyObject* block, PyObject** args, i64 nargs)``
-    to ``module`` (see the module docstring); ``run_program`` is ``lucid_run_program``."""
-    fn = ir.Function(module, ir.FunctionType(I8P, [I8P, I8P.as_pointer(), I64]), "lucid_program_call")
-    block_obj, args, nargs = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    mismatch = fn.append_basic_block("mismatch")
+    (see the module docstring; ``run_program`` is ``lucid_run_program``) and
+    ``lucid_program_check``, the same checks over the first ``nargs`` inputs only,
+    running nothing (a caller that must know the program will run before it computes
+    its last inputs: run-time scalars whose source counts steps)."""
+    e = _Entry(module, "lucid_program_call")
+    b, hdr = e.b, e.hdr
+    e.check(b.icmp_signed("==", e.nargs, e.word(hdr, NARGS)))
+    e.check_inputs(e.word(hdr, N_INPUTS))
+    ctl = e.word(hdr, CTL)
+    operands = b.bitcast(e.args, P)
 
-    def field(obj, offset, ty=I64):  # the field at byte ``offset`` of an object
+    def run():
+        b.call(run_program, [b.inttoptr(e.word(hdr, WORDS), P), I64(0), e.word(hdr, N_JOBS), operands,
+                             b.inttoptr(e.word(hdr, FIX), P), e.word(hdr, N_FIX), I64(PYARRAY_OFFSETS[0]),
+                             b.inttoptr(ctl, P), b.zext(b.icmp_signed("!=", ctl, I64(0)), I64)])
+    save = e.word(hdr, SAVE_THREAD)
+    with b.if_else(b.icmp_signed("!=", save, I64(0))) as (released, held):
+        with released:
+            state = b.call(b.inttoptr(save, ir.FunctionType(I8P, []).as_pointer()), [])
+            run()
+            restore = ir.FunctionType(ir.VoidType(), [I8P]).as_pointer()
+            b.call(b.inttoptr(e.word(hdr, RESTORE_THREAD), restore), [state])
+        with held:
+            run()
+    e.finish()
+
+    e = _Entry(module, "lucid_program_check")
+    e.check(e.b.icmp_signed("<=", e.nargs, e.word(e.hdr, N_INPUTS)))
+    e.check_inputs(e.nargs)
+    e.finish()
+
+
+class _Entry:
+    """A ``METH_FASTCALL`` function being emitted: its checks branch out to a block
+    returning the mismatch object; ``finish()`` returns the block object."""
+
+    def __init__(self, module: ir.Module, name: str):
+        self.fn = ir.Function(module, ir.FunctionType(I8P, [I8P, I8P.as_pointer(), I64]), name)
+        self.block_obj, self.args, self.nargs = self.fn.args
+        self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
+        self.mismatch = self.fn.append_basic_block("mismatch")
+        self.hdr = self.b.inttoptr(self.field(self.block_obj, PYARRAY_OFFSETS[0]), P)
+
+    def field(self, obj, offset, ty=I64):
+        """The field at byte ``offset`` of an object."""
+        b = self.b
         return b.load(b.bitcast(b.gep(obj, [I64(offset)]), ty.as_pointer()))
 
-    hdr = b.inttoptr(field(block_obj, PYARRAY_OFFSETS[0]), P)
+    def word(self, base, k):
+        return self.b.load(self.b.gep(base, [k if isinstance(k, ir.Value) else I64(k)]))
 
-    def word(base, k):
-        return b.load(b.gep(base, [k if isinstance(k, ir.Value) else I64(k)]))
+    def check(self, ok) -> None:
+        """On to the next check, or out to ``mismatch``."""
+        cont = self.fn.append_basic_block("ok")
+        self.b.cbranch(ok, cont, self.mismatch)
+        self.b.position_at_end(cont)
 
-    def check(ok):  # on to the next check, or out to ``mismatch``
-        cont = fn.append_basic_block("ok")
-        b.cbranch(ok, cont, mismatch)
-        b.position_at_end(cont)
-
-    def count(lo, hi, body, name):  # for (i = lo; i < hi; i++) body(i); body may branch out
+    def count(self, lo, hi, body, name) -> None:
+        """for (i = lo; i < hi; i++) body(i); body may branch out."""
+        b = self.b
         pre = b.block
-        hdr_bb, body_bb, end = (fn.append_basic_block(f"{name}.{s}") for s in ("hdr", "body", "end"))
+        hdr_bb, body_bb, end = (self.fn.append_basic_block(f"{name}.{s}") for s in ("hdr", "body", "end"))
         b.branch(hdr_bb)
         b.position_at_end(hdr_bb)
         i = b.phi(I64)
@@ -93,58 +133,45 @@ def build_entry(module: ir.Module, run_program: ir.Function) -> ir.Function:
         b.branch(hdr_bb)
         b.position_at_end(end)
 
-    check(b.icmp_signed("==", nargs, word(hdr, NARGS)))
+    def check_inputs(self, n) -> None:
+        """Arguments 0 .. n-1 against the records of inputs 0 .. n-1; a donated input
+        among them passed for no other of them."""
+        b, hdr, args, word, field = self.b, self.hdr, self.args, self.word, self.field
 
-    def check_input(k):
-        obj = b.load(b.gep(args, [k]))
-        check(b.icmp_signed("==", field(obj, TYPE_OFFSET), word(hdr, NDARRAY)))
-        rec = b.gep(hdr, [word(hdr, b.add(k, I64(HEADER)))])
-        nd = b.sext(field(obj, ND_OFFSET, I32), I64)
-        flags = b.sext(field(obj, FLAGS_OFFSET, I32), I64)
-        check(b.and_(b.and_(b.icmp_signed("==", field(obj, DESCR_OFFSET), word(rec, 0)),
-                            b.icmp_signed("==", b.and_(flags, word(rec, 1)), word(rec, 1))),
-                     b.icmp_signed("==", nd, word(rec, 2))))
-        dims = b.inttoptr(field(obj, PYARRAY_OFFSETS[1]), P)
-        strides = b.inttoptr(field(obj, PYARRAY_OFFSETS[2]), P)
+        def check_input(k):
+            obj = b.load(b.gep(args, [k]))
+            self.check(b.icmp_signed("==", field(obj, TYPE_OFFSET), word(hdr, NDARRAY)))
+            rec = b.gep(hdr, [word(hdr, b.add(k, I64(HEADER)))])
+            nd = b.sext(field(obj, ND_OFFSET, I32), I64)
+            flags = b.sext(field(obj, FLAGS_OFFSET, I32), I64)
+            self.check(b.and_(b.and_(b.icmp_signed("==", field(obj, DESCR_OFFSET), word(rec, 0)),
+                                     b.icmp_signed("==", b.and_(flags, word(rec, 1)), word(rec, 1))),
+                              b.icmp_signed("==", nd, word(rec, 2))))
+            dims = b.inttoptr(field(obj, PYARRAY_OFFSETS[1]), P)
+            strides = b.inttoptr(field(obj, PYARRAY_OFFSETS[2]), P)
 
-        def check_dim(d):
-            same_dim = b.icmp_signed("==", word(dims, d), word(rec, b.add(d, I64(3))))
-            same_stride = b.icmp_signed("==", word(strides, d), word(rec, b.add(d, b.add(nd, I64(3)))))
-            check(b.and_(same_dim, same_stride))
-        count(I64(0), nd, check_dim, "dim")
-    count(I64(0), word(hdr, N_INPUTS), check_input, "input")
+            def check_dim(d):
+                same_dim = b.icmp_signed("==", word(dims, d), word(rec, b.add(d, I64(3))))
+                same_stride = b.icmp_signed("==", word(strides, d), word(rec, b.add(d, b.add(nd, I64(3)))))
+                self.check(b.and_(same_dim, same_stride))
+            self.count(I64(0), nd, check_dim, "dim")
+        self.count(I64(0), n, check_input, "input")
 
-    def check_donated(j):  # a donated input is no other input's array too
-        i = word(hdr, b.add(word(hdr, DONATED_AT), j))
-        donated = b.ptrtoint(b.load(b.gep(args, [i])), I64)
+        def check_donated(j):  # a donated input is no other input's array too
+            i = word(hdr, b.add(word(hdr, DONATED_AT), j))
+            with b.if_then(b.icmp_signed("<", i, n)):
+                donated = b.ptrtoint(b.load(b.gep(args, [i])), I64)
 
-        def differs(k):
-            other = b.ptrtoint(b.load(b.gep(args, [k])), I64)
-            check(b.or_(b.icmp_signed("==", k, i), b.icmp_signed("!=", other, donated)))
-        count(I64(0), word(hdr, N_INPUTS), differs, "other")
-    count(I64(0), word(hdr, N_DONATED), check_donated, "donated")
+                def differs(k):
+                    other = b.ptrtoint(b.load(b.gep(args, [k])), I64)
+                    self.check(b.or_(b.icmp_signed("==", k, i), b.icmp_signed("!=", other, donated)))
+                self.count(I64(0), n, differs, "other")
+        self.count(I64(0), word(hdr, N_DONATED), check_donated, "donated")
 
-    ctl = word(hdr, CTL)
-    operands = b.bitcast(args, P)
-
-    def run():
-        b.call(run_program, [b.inttoptr(word(hdr, WORDS), P), I64(0), word(hdr, N_JOBS), operands,
-                             b.inttoptr(word(hdr, FIX), P), word(hdr, N_FIX), I64(PYARRAY_OFFSETS[0]),
-                             b.inttoptr(ctl, P), b.zext(b.icmp_signed("!=", ctl, I64(0)), I64)])
-    save = word(hdr, SAVE_THREAD)
-    with b.if_else(b.icmp_signed("!=", save, I64(0))) as (released, held):
-        with released:
-            state = b.call(b.inttoptr(save, ir.FunctionType(I8P, []).as_pointer()), [])
-            run()
-            restore = ir.FunctionType(ir.VoidType(), [I8P]).as_pointer()
-            b.call(b.inttoptr(word(hdr, RESTORE_THREAD), restore), [state])
-        with held:
-            run()
-    _return_new_reference(b, block_obj)
-
-    b.position_at_end(mismatch)
-    _return_new_reference(b, b.inttoptr(word(hdr, MISMATCH), I8P))
-    return fn
+    def finish(self) -> None:
+        _return_new_reference(self.b, self.block_obj)
+        self.b.position_at_end(self.mismatch)
+        _return_new_reference(self.b, self.b.inttoptr(self.word(self.hdr, MISMATCH), I8P))
 
 
 def _return_new_reference(b: ir.IRBuilder, obj) -> None:
@@ -175,18 +202,24 @@ _new_builtin.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p]
 _DEFS: dict = {}  # entry address -> its PyMethodDef (it must outlive every builtin made from it)
 
 
+def _builtin(name: bytes, entry: int, block: np.ndarray):
+    """A builtin function object calling ``entry`` with ``block`` as its self."""
+    method = _DEFS.get(entry)
+    if method is None:
+        method = _DEFS[entry] = _MethodDef(name, entry, _METH_FASTCALL, None)
+    return _new_builtin(ctypes.addressof(method), block, None)
+
+
 class ProgramCall:
     """``call(*inputs, *buffers)`` runs one program for inputs of exactly the layouts of
     ``inputs`` and returns ``block``; for anything else it runs nothing and returns
-    another object. ``donated``: the positions of inputs written in place. ``entry`` is
-    ``lucid_program_call``'s address; the job ``words`` and ``fix`` table are kept here
-    as long as the call may read them."""
+    another object. ``check(*first_inputs)`` returns ``block`` when the first inputs
+    pass the same checks. ``donated``: the positions of inputs written in place.
+    ``entries``: the addresses of ``lucid_program_call`` and ``lucid_program_check``;
+    the job ``words`` and ``fix`` table are kept here as long as the calls read them."""
 
-    def __init__(self, entry: int, words: np.ndarray, n_jobs: int, fix: np.ndarray, n_fix: int,
+    def __init__(self, entries: tuple, words: np.ndarray, n_jobs: int, fix: np.ndarray, n_fix: int,
                  inputs: list, donated, n_buffers: int, release_gil: bool):
-        method = _DEFS.get(entry)
-        if method is None:
-            method = _DEFS[entry] = _MethodDef(b"lucid_program_call", entry, _METH_FASTCALL, None)
         donated = sorted(set(donated))
         records = [layout_record(a, k in donated) for k, a in enumerate(inputs)]
         starts, at = [], HEADER + len(inputs) + len(donated)
@@ -205,7 +238,9 @@ class ProgramCall:
         header[NDARRAY], header[MISMATCH] = id(np.ndarray), id(self.mismatch)
         header[N_DONATED], header[DONATED_AT] = len(donated), HEADER + len(inputs)
         self.block = np.array(header + starts + donated + [w for r in records for w in r], np.int64)
-        self.call = _new_builtin(ctypes.addressof(method), self.block, None)
+        call_entry, check_entry = entries
+        self.call = _builtin(b"lucid_program_call", call_entry, self.block)
+        self.check = _builtin(b"lucid_program_check", check_entry, self.block)
 
     def set_pool(self, ctl: int) -> None:
         """The worker pool's control words for the next call (0: run every part here)."""

@@ -219,6 +219,14 @@ class Plan:
                 return self._deliver(arrays, outs) if self.donations else outs
         return None
 
+    def check_prepared(self, arrays) -> bool:
+        """Whether ``run_prepared`` would take arrays whose first ones are ``arrays`` (the
+        same native checks, over these only; nothing runs): for a caller that computes
+        the last inputs only once it knows the call will run."""
+        last = getattr(self._local, "last", None)
+        return (last is not None and last.num_threads == threads.get_num_threads()
+                and last.check(*arrays) is last.ran)
+
     def _call(self, arrays):
         """The general call: the program for these layouts and thread count (built from
         this step-by-step run on the second call with them), else step by step."""
