@@ -21,6 +21,8 @@ True
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from .grad_mode import is_grad_enabled
@@ -28,6 +30,7 @@ from .tensor import Tensor
 
 #: what a call site or ``Program.call_prepared`` returns when the call is not theirs
 MISS = object()
+_REQUIRES = operator.attrgetter("requires_grad")
 
 
 class CallSite:
@@ -48,10 +51,19 @@ class CallSite:
             else:
                 pattern.append((t, a))
         self.pattern = tuple(pattern)
+        # all arguments tensors: the pattern is two tuples, compared at once
+        self.types = tuple(kind for kind, _ in pattern)
+        self.requires = tuple(want for _, want in pattern) if set(self.types) == {Tensor} else None
 
     def __call__(self, args: tuple):
         """The program's result for ``args``, or ``MISS`` (nothing done)."""
-        if len(args) != self.n_args or is_grad_enabled() != self.grad_enabled:
+        if is_grad_enabled() != self.grad_enabled:
+            return MISS
+        if self.requires is not None:
+            if tuple(map(type, args)) != self.types or tuple(map(_REQUIRES, args)) != self.requires:
+                return MISS
+            return self.program.call_prepared(list(args))
+        if len(args) != self.n_args:
             return MISS
         dynamic = []
         for a, (kind, want) in zip(args, self.pattern):

@@ -33,6 +33,7 @@ True
 from __future__ import annotations
 
 import functools
+import operator
 import threading
 from collections import OrderedDict
 
@@ -140,6 +141,10 @@ class Program:
         self.check_prepared = getattr(self.run_forward, "check_prepared", None)
         self.captured_requires = [(t, req) for t, (_, _, req) in zip(self.captured, self.captured_sig)]
         self.grads_absent = [owner for owner, expected in self.grad_guards if expected is None]
+        self.guarded = bool(self.captured_requires or self.grads_absent or self.static_guards)
+        # the result is one tensor with no backward: wrapping it is all that is left
+        self.plain_result = (self.out_tree is None and not self.static_outputs and not self.grad_sinks
+                             and self.run_backward is None and self.n_leaves == 1)
         self.calls_prepared = 0  # calls that took that path (tests watch it)
 
     def guards_hold(self, dynamic: list) -> bool:
@@ -163,7 +168,8 @@ class Program:
 
     def call(self, dynamic: list):
         self._drop_grads(dynamic)
-        inputs, arrays = self._arrays(dynamic)
+        inputs = dynamic + self.captured
+        arrays = [t._data for t in inputs] + self._grad_arrays(dynamic)
         for fn, dtype, n in self.scalar_sources:
             arrays += _scalar_arrays(fn(), dtype, n)
         return self._outputs(dynamic, inputs, arrays, self.run_forward(arrays))
@@ -173,18 +179,12 @@ class Program:
         plan's native program of the last call (checked natively, see ``CallSite``);
         else ``MISS``, nothing done (no ``.grad`` dropped, no scalar source read)."""
         run = self.run_prepared
-        if run is None:
+        if run is None or (self.guarded and not self._other_guards_hold(dynamic)):
             return MISS
-        for t, req in self.captured_requires:
-            if t.requires_grad != req:
-                return MISS
-        for kind, what in self.grads_absent:
-            if (what if kind == "tensor" else dynamic[what])._grad is not None:
-                return MISS
-        for fn, value in self.static_guards:
-            if fn() != value:
-                return MISS
-        inputs, arrays = self._arrays(dynamic)
+        inputs = dynamic + self.captured
+        arrays = list(map(_DATA, inputs))
+        if self.grad_inputs:
+            arrays += self._grad_arrays(dynamic)
         if self.scalar_sources:  # a source may count steps: read it only for a call that runs
             if not self.check_prepared(arrays):
                 return MISS
@@ -194,15 +194,34 @@ class Program:
             results = run(arrays)
             if results is None:  # (0-d arrays of the traced dtypes pass: not seen)
                 results = self.run_forward(arrays)
-        else:
+        elif self.grads_dropped:
             dropped = self._drop_grads(dynamic)
             results = run(arrays)
             if results is None:
                 for t, g in dropped:
                     t._grad = g
                 return MISS
+        else:
+            results = run(arrays)
+            if results is None:
+                return MISS
         self.calls_prepared += 1
+        if self.plain_result:
+            return _wrap(results[0])
         return self._outputs(dynamic, inputs, arrays, results)
+
+    def _other_guards_hold(self, dynamic: list) -> bool:
+        """``guards_hold`` but what a native program checks (the arrays' layouts)."""
+        for t, req in self.captured_requires:
+            if t.requires_grad != req:
+                return False
+        for kind, what in self.grads_absent:
+            if (what if kind == "tensor" else dynamic[what])._grad is not None:
+                return False
+        for fn, value in self.static_guards:
+            if fn() != value:
+                return False
+        return True
 
     def _drop_grads(self, dynamic: list) -> list:
         """Drop the gradients the function overwrites before reading them (their arrays
@@ -214,14 +233,9 @@ class Program:
             t._grad = None
         return dropped
 
-    def _arrays(self, dynamic: list):
-        """The call's tensors (arguments, captured) and the plan's arrays but the
-        run-time scalars."""
-        inputs = dynamic + self.captured
-        arrays = [t._data for t in inputs]
-        for kind, what in self.grad_inputs:
-            arrays.append((what if kind == "tensor" else dynamic[what])._grad)
-        return inputs, arrays
+    def _grad_arrays(self, dynamic: list) -> list:
+        """The gradients from before the call that the plan reads."""
+        return [(what if kind == "tensor" else dynamic[what])._grad for kind, what in self.grad_inputs]
 
     def _outputs(self, dynamic: list, inputs: list, arrays: list, results: list):
         """The function's result from the plan's: gradients written back, outputs as
@@ -437,6 +451,8 @@ class CompiledFunction:
 
 
 _DYNAMIC = (Tensor, np.ndarray)
+_DATA = operator.attrgetter("_data")
+_wrap = Tensor._wrap
 _STATIC = (int, float, bool, str, type(None))
 
 

@@ -254,34 +254,41 @@ class NativeProgram:
                 path.append(fn)
                 s = src
             self.output_paths.append((s, path[::-1], copy))
-        # outputs that are all escaping buffers as they are: the output list is a pick
-        buffer_of = {s: j for j, (s, _, _) in enumerate(self.escaping)}
-        self.output_buffers = None
-        if all(s in buffer_of and not path and not copy for s, path, copy in self.output_paths):
-            self.output_buffers = [buffer_of[s] for s, _, _ in self.output_paths]
+        # the outputs are the escaping buffers, in order, as they are: the output list is
+        # a copy of the buffer list
+        self.outputs_are_buffers = [(s, [], False) for s, _, _ in self.escaping] == self.output_paths
+        self.buffer_range = range(len(self.buffers))
 
     def run(self, arrays):
         """The plan's outputs for ``arrays``; None when they are not numpy arrays of this
         program's layouts (nothing ran)."""
         bufs = self.buffers
-        for j in range(len(bufs)):
+        for j in self.buffer_range:
             if getrefcount(bufs[j]) > 2:  # the caller still holds last call's buffer
                 bufs[j] = np.empty(*self.escaping_types[j])
         if self.splits:
-            ctl = threads.hold_pool(self.num_threads)  # 0: the parts run here
-            try:
-                self.entry.set_pool(ctl)
-                ran = self.call(*arrays, *bufs)
-            finally:
-                if ctl:
-                    threads.release_pool()
+            ran = self._run_split(arrays, bufs)
         else:
             ran = self.call(*arrays, *bufs)
         if ran is not self.ran:
             return None
-        picks = self.output_buffers
-        if picks is not None:
-            return [bufs[j] for j in picks]
+        if self.outputs_are_buffers:
+            return bufs[:]
+        return self._outputs(arrays, bufs)
+
+    def _run_split(self, arrays, bufs):
+        """The call, holding the worker pool for the split jobs' parts when it is free."""
+        ctl = threads.hold_pool(self.num_threads)  # 0: the parts run here
+        try:
+            self.entry.set_pool(ctl)
+            return self.call(*arrays, *bufs)
+        finally:
+            if ctl:
+                threads.release_pool()
+
+    def _outputs(self, arrays, bufs) -> list:
+        """The outputs: handed-out buffers, kept arrays, donated inputs written in place,
+        through their view steps; copies where the plan copies."""
         slot_array = dict(zip((s for s, _, _ in self.escaping), bufs))
         outs = []
         for s, path, copy in self.output_paths:

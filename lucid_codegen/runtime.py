@@ -27,6 +27,7 @@ from .donation import donations, plan_donations
 from .eager_call import fast_call, gemm_fast_call
 from .native_plan import NativeProgram, NotEligible
 from .steps import make_step
+from .threads import get_num_threads
 
 #: ``LUCID_NATIVE_PLAN=0`` runs plans step by step from Python (for comparison)
 NATIVE_PLANS = os.environ.get("LUCID_NATIVE_PLAN", "1").strip().lower() not in ("0", "false", "off", "no")
@@ -102,9 +103,13 @@ class WritesIntoInputs:
         return bufs[p]
 
 
+#: native kernel calls made by all plans of this process (``kernel_launches()``); a
+#: list, not a class attribute: assigning one of those would invalidate the attribute
+#: caches of every plan object at every call
+_LAUNCHES = [0]
+
+
 class Plan:
-    #: native kernel calls made by all plans of this process (``kernel_launches()``)
-    launches = 0
     #: whether kernels may write outputs straight into donated inputs (a CheckedPlan
     #: guards buffers of its own, so it copies)
     writes_in_place = True
@@ -202,8 +207,13 @@ class Plan:
             self.single_splits = getattr(self.steps[0][0], "splits", False)
 
     def __call__(self, arrays):
-        outs = self.run_prepared(arrays)
-        return outs if outs is not None else self._call(arrays)
+        last = getattr(self._local, "last", None)  # (``run_prepared``, inline: calls are hot)
+        if last is not None and last.num_threads == get_num_threads():
+            outs = last.run(arrays)
+            if outs is not None:
+                _LAUNCHES[0] += self.n_kernels
+                return self._deliver(arrays, outs) if self.donations else outs
+        return self._call(arrays)
 
     def run_prepared(self, arrays):
         """The outputs, when this thread's native program of the last call takes
@@ -212,10 +222,10 @@ class Plan:
         writeable and passed once), so a caller that knows nothing more of ``arrays``
         may call this first and ``plan(arrays)`` (the general call) when it says None."""
         last = getattr(self._local, "last", None)
-        if last is not None and last.num_threads == threads.get_num_threads():
+        if last is not None and last.num_threads == get_num_threads():
             outs = last.run(arrays)
             if outs is not None:
-                Plan.launches += self.n_kernels
+                _LAUNCHES[0] += self.n_kernels
                 return self._deliver(arrays, outs) if self.donations else outs
         return None
 
@@ -224,13 +234,13 @@ class Plan:
         same native checks, over these only; nothing runs): for a caller that computes
         the last inputs only once it knows the call will run."""
         last = getattr(self._local, "last", None)
-        return (last is not None and last.num_threads == threads.get_num_threads()
+        return (last is not None and last.num_threads == get_num_threads()
                 and last.check(*arrays) is last.ran)
 
     def _call(self, arrays):
         """The general call: the program for these layouts and thread count (built from
         this step-by-step run on the second call with them), else step by step."""
-        Plan.launches += self.n_kernels
+        _LAUNCHES[0] += self.n_kernels
         if len(arrays) != self.n_inputs:
             check_inputs(self.graph, arrays)
         if self.donations:
@@ -326,12 +336,12 @@ class Plan:
         direct = getattr(self.steps[0][0], "direct", None)  # the raw step's lean call
 
         def run(arrays):
-            Plan.launches += n
+            _LAUNCHES[0] += n
             return step(*arrays)[0]
 
         if direct is not None:
             def run_direct(*arrays):
-                Plan.launches += n
+                _LAUNCHES[0] += n
                 return direct(*arrays)
             run.direct = run_direct  # ``run.direct(*arrays) -> output``, one call less
         return run
@@ -370,7 +380,7 @@ def eager_runner(fused: Graph, arrays, scalars=()):
             run = run or getattr(step, "direct", None)
     if run is not None:
         def counted(*arrays):
-            Plan.launches += 1
+            _LAUNCHES[0] += 1
             return run(*arrays)
         return counted
     if not scalars:
@@ -381,7 +391,7 @@ def eager_runner(fused: Graph, arrays, scalars=()):
 def kernel_launches() -> int:
     """How many native kernels plans have called so far (for tests and curious users:
     eager ``F.linear`` with bias is one)."""
-    return Plan.launches
+    return _LAUNCHES[0]
 
 
 def in_place(graph: Graph):
@@ -393,7 +403,7 @@ def in_place(graph: Graph):
     kernel = ElementwiseKernel.for_graph(graph)
 
     def run(arrays, outs, prepared=None):
-        Plan.launches += 1
+        _LAUNCHES[0] += 1
         if prepared is not None:
             bound = prepared.get("call")
             if bound and [(a.shape, a.strides) for a in arrays] == bound[0]:
