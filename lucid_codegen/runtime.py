@@ -59,13 +59,13 @@ class ReusedBuffers:
         bound = local.bound  # None: not tried yet; False: not bindable
         if bound:  # same layouts as last time: the prepared call
             layouts, runner = bound
-            if [(a.shape, a.strides) for a in arrays] == layouts:
+            if [(a.shape, a.strides, a.dtype) for a in arrays] == layouts:
                 return runner(arrays, bufs)
         results = self.step.call_into(bufs, *arrays)
         bind = getattr(self.step, "bind", None)
         if bind is not None and bound is None:
             runner = bind(arrays, bufs)
-            local.bound = ([(a.shape, a.strides) for a in arrays], runner) if runner else False
+            local.bound = ([(a.shape, a.strides, a.dtype) for a in arrays], runner) if runner else False
         return results
 
 
