@@ -342,3 +342,44 @@ def test_two_models_updated_one_after_the_other_in_one_step():
             eager_step(model, opt, x, y)
     assert_same_models(ea, a, 1e-6)
     assert_same_models(eb, b, 1e-6)
+
+
+def test_adam_reads_its_step_counter_once_per_call_when_batches_change():
+    """Prepared calls read run-time scalars (Adam's step count advances when they are
+    read) only once the native check has passed: batch sizes that change between calls
+    (a call site miss each time) count every step exactly once."""
+    eager_model, comp_model, eager_opt, comp_opt = twins(lambda: mlp((6, 5, 4)), lucid.optim.Adam, lr=0.05)
+    step = compiled_step(comp_model, comp_opt)
+    batches = {n: data(n, 6, 4, seed=n) for n in (5, 3)}
+    sizes = [5, 5, 5, 5, 3, 5, 3, 3, 3, 5]
+    for n in sizes:
+        x, y = batches[n]
+        le = eager_step(eager_model, eager_opt, x, y)
+        np.testing.assert_allclose(step(lucid.Tensor(x), y).item(), le, rtol=1e-5)
+    assert_same_models(eager_model, comp_model, 1e-5)
+    assert [s["step"] for s in comp_opt.state.values()] == [len(sizes)] * 4
+    assert sum(p.calls_prepared for p in step._programs.values()) >= 3
+    assert step.traces == 2
+
+
+def test_prepared_steps_write_parameters_in_place_and_refuse_shared_arrays():
+    """A compiled step on the prepared path updates the parameters' own arrays; a
+    parameter whose array became read-only is refused with the plan's error, not
+    written."""
+    eager_model, comp_model, eager_opt, comp_opt = twins(lambda: mlp((4, 3)), lucid.optim.SGD,
+                                                         lr=0.1, momentum=0.9)
+    step = compiled_step(comp_model, comp_opt)
+    x, y = data(6, 4, 3)
+    arrays = [p._data for p in comp_model.parameters()]
+    for _ in range(5):
+        eager_step(eager_model, eager_opt, x, y)
+        step(lucid.Tensor(x), y)
+    assert_same_models(eager_model, comp_model, 1e-5)
+    assert all(p._data is a for p, a in zip(comp_model.parameters(), arrays))
+    assert sum(p.calls_prepared for p in step._programs.values()) >= 2
+    weight = comp_model[0].weight
+    before = weight.numpy().copy()
+    weight._data.setflags(write=False)
+    with pytest.raises(ValueError, match="read-only"):
+        step(lucid.Tensor(x), y)
+    np.testing.assert_array_equal(weight.numpy(), before)
