@@ -33,6 +33,7 @@ True
 from __future__ import annotations
 
 import functools
+import math
 import operator
 import threading
 from collections import OrderedDict
@@ -90,7 +91,7 @@ class Program:
         # gradients the function overwrites before reading them (``zero_grad()`` first) are
         # dropped before the call: their arrays are free for the plan to reuse
         self.grads_dropped = list(tracer.grads_overwritten)
-        self.scalar_sources = [(f, np.dtype(dtype), len(values)) for f, dtype, values in tracer.scalar_sources]
+        self.scalar_sources = [ScalarSource(f, np.dtype(dtype), len(values)) for f, dtype, values in tracer.scalar_sources]
         self.static_guards = list(tracer.static_guards)
         inputs = tracer.inputs()
         nodes = tuple(tracer.builder.nodes)
@@ -170,8 +171,8 @@ class Program:
         self._drop_grads(dynamic)
         inputs = dynamic + self.captured
         arrays = [t._data for t in inputs] + self._grad_arrays(dynamic)
-        for fn, dtype, n in self.scalar_sources:
-            arrays += _scalar_arrays(fn(), dtype, n)
+        for source in self.scalar_sources:
+            arrays += source.arrays()
         return self._outputs(dynamic, inputs, arrays, self.run_forward(arrays))
 
     def call_prepared(self, dynamic: list):
@@ -189,8 +190,8 @@ class Program:
             if not self.check_prepared(arrays):
                 return MISS
             self._drop_grads(dynamic)
-            for fn, dtype, n in self.scalar_sources:
-                arrays += _scalar_arrays(fn(), dtype, n)
+            for source in self.scalar_sources:
+                arrays += source.arrays()
             results = run(arrays)
             if results is None:  # (0-d arrays of the traced dtypes pass: not seen)
                 results = self.run_forward(arrays)
@@ -270,6 +271,33 @@ class Program:
                     g = g.copy()
                 handed.add(id(g))
             (what if kind == "tensor" else dynamic[what])._grad = g
+
+
+class ScalarSource:
+    """A run-time scalar source of a program (``Tracer.scalars``): ``arrays()`` reads it
+    once and gives its values as read-only 0-d arrays; the last call's arrays when the
+    values are the same bit for bit (equal, zeros of the same sign), which is the rule
+    (a learning rate changes now and then), else ``_scalar_arrays``."""
+
+    __slots__ = ("fn", "dtype", "n", "last")
+
+    def __init__(self, fn, dtype: np.dtype, n: int):
+        self.fn, self.dtype, self.n = fn, dtype, n
+        self.last = None   # (values, [(position of a float zero, its sign)], arrays)
+
+    def arrays(self) -> list:
+        values = tuple(self.fn())
+        last = self.last
+        if last is not None and values == last[0]:
+            for i, sign in last[1]:
+                if math.copysign(1.0, values[i]) != sign:
+                    break
+            else:
+                return last[2]
+        arrays = _scalar_arrays(values, self.dtype, self.n)
+        zeros = [(i, math.copysign(1.0, v)) for i, v in enumerate(values) if isinstance(v, float) and v == 0]
+        self.last = (values, zeros, arrays)
+        return arrays
 
 
 _SCALARS: dict = {}

@@ -254,6 +254,16 @@ class NativeProgram:
                 path.append(fn)
                 s = src
             self.output_paths.append((s, path[::-1], copy))
+        # where each output's root array is: buffer j, input k, or a kept array
+        buffer_of = {s: j for j, (s, _, _) in enumerate(self.escaping)}
+        self.output_sources = []
+        for s, path, copy in self.output_paths:
+            if s in buffer_of:
+                self.output_sources.append((_BUFFER, buffer_of[s], path, copy))
+            elif s in self.kept_arrays:
+                self.output_sources.append((_KEPT, self.kept_arrays[s], path, copy))
+            else:
+                self.output_sources.append((_INPUT, self.input_pos[s], path, copy))
         # the outputs are the escaping buffers, in order, as they are: the output list is
         # a copy of the buffer list
         self.outputs_are_buffers = [(s, [], False) for s, _, _ in self.escaping] == self.output_paths
@@ -289,19 +299,16 @@ class NativeProgram:
     def _outputs(self, arrays, bufs) -> list:
         """The outputs: handed-out buffers, kept arrays, donated inputs written in place,
         through their view steps; copies where the plan copies."""
-        slot_array = dict(zip((s for s, _, _ in self.escaping), bufs))
         outs = []
-        for s, path, copy in self.output_paths:
-            a = slot_array.get(s)
-            if a is None:
-                a = self.kept_arrays.get(s)
-                if a is None:
-                    a = arrays[self.input_pos[s]]
+        for kind, where, path, copy in self.output_sources:
+            a = bufs[where] if kind is _BUFFER else arrays[where] if kind is _INPUT else where
             for fn in path:
                 (a,) = fn(a)
             outs.append(np.array(a) if copy else a)
         return outs
 
+
+_BUFFER, _INPUT, _KEPT = "buffer", "input", "kept"   # where an output's root array is
 
 #: a program whose kernels take about this long (estimated from the bytes its loops move
 #: and its GEMMs' flops) or more releases the GIL while it runs, so other Python threads

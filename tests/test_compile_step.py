@@ -383,3 +383,17 @@ def test_prepared_steps_write_parameters_in_place_and_refuse_shared_arrays():
     with pytest.raises(ValueError, match="read-only"):
         step(lucid.Tensor(x), y)
     np.testing.assert_array_equal(weight.numpy(), before)
+
+
+def test_scalar_source_arrays_are_remade_only_when_the_bits_change():
+    from lucid.compiled import ScalarSource
+    values = [(0.5, 0.0), (0.5, 0.0), (0.5, -0.0), (0.5, -0.0), (0.25, -0.0), (0.25, 0.0)]
+    feed = iter(values)
+    source = ScalarSource(lambda: next(feed), np.dtype("float32"), 2)
+    got = [source.arrays() for _ in values]
+    for (lr, zero), arrays in zip(values, got):
+        assert arrays[0].dtype == np.float32 and float(arrays[0]) == lr
+        assert np.signbit(arrays[1]) == np.signbit(zero)
+        assert not arrays[0].flags.writeable
+    assert got[1] is got[0] and got[3] is got[2]            # the same bits: the same arrays
+    assert got[2] is not got[1] and got[5] is not got[4]    # a zero's sign changed
