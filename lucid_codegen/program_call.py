@@ -20,6 +20,8 @@ arrays and then the output buffers as objects and does all of that natively:
 
 It returns the block itself when the program ran, and the block's *mismatch* object
 (the program runs nothing) when a check fails: the caller then takes the general path.
+``lucid_program_check`` makes step 1 alone over the first arguments it is given, for a
+caller that must know the program will run before it computes its last inputs.
 
 Header block (int64 words, a numpy array kept by the program)::
 
