@@ -325,3 +325,37 @@ def test_an_argument_that_starts_requiring_grad_gets_its_gradient():
     assert out.requires_grad
     out.sum().backward()
     np.testing.assert_allclose(xg.grad, np.tile(w.numpy().sum(0), (4, 1)))
+
+
+def test_threads_calling_one_compiled_function():
+    """Threads share the function's call site; each has its own native programs and
+    output buffers: every result is its own input's."""
+    import threading
+    w = lucid.randn(16, 16)
+    f = lucid.compile(lambda x: F.relu(F.linear(x, w)) * 2.0)
+    rng = np.random.default_rng(5)
+    xs = [rng.standard_normal((8, 16)).astype(np.float32) for _ in range(4)]
+    wants = [np.maximum(x.astype(np.float64) @ w.numpy().T.astype(np.float64), 0) * 2 for x in xs]
+    errors = []
+
+    def work(k):
+        try:
+            held = []
+            for i in range(60):
+                j = (k + i) % 4
+                out = f(Tensor(xs[j]))
+                held.append((j, out))        # some outputs held: their buffers are not reused
+                if len(held) > 3:
+                    held.pop(0)
+                for jj, o in held:
+                    if not np.allclose(o.numpy(), wants[jj], rtol=1e-5, atol=1e-5):
+                        errors.append((k, i, jj))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(60)
+    assert errors == []
+    assert _prepared_calls(f) > 0 and f.traces == 1
