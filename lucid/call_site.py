@@ -35,10 +35,11 @@ _REQUIRES = operator.attrgetter("requires_grad")
 
 class CallSite:
     """A positional call pattern (per argument: a tensor and its ``requires_grad``, a
-    numpy array, or a static value of one type) and the program it selected."""
+    numpy array, or a static value of one type) and the program it selected (``key``:
+    its signature key)."""
 
-    def __init__(self, program, args: tuple, grad_enabled: bool):
-        self.program = program
+    def __init__(self, program, key, args: tuple, grad_enabled: bool):
+        self.program, self.key = program, key
         self.grad_enabled = grad_enabled
         self.n_args = len(args)
         pattern = []

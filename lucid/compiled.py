@@ -442,6 +442,9 @@ class CompiledFunction:
                                           getattr(self.fn, "__name__", "fn"))
                         self.traces += 1
                     del others[MAX_VARIANTS:]
+                    site = self._site  # its calls did not reorder the programs: it is the latest
+                    if site is not None and site.key in self._programs:
+                        self._programs.move_to_end(site.key)
                     self._programs[key] = program
                     self._quick, self._site = {}, None
                     if len(self._programs) > self.max_signatures:
@@ -467,8 +470,9 @@ class CompiledFunction:
                     return program.call(dynamic)
         program, dynamic = self._program(args, kwargs)
         if not kwargs and key is not None:
-            site = CallSite(program, args, key[0])
-            self._quick[key] = (self._signature(args, kwargs)[0], program, site)
+            full_key = self._signature(args, kwargs)[0]
+            site = CallSite(program, full_key, args, key[0])
+            self._quick[key] = (full_key, program, site)
             self._site = site
         return program.call(dynamic)
 

@@ -359,3 +359,21 @@ def test_threads_calling_one_compiled_function():
         t.join(60)
     assert errors == []
     assert _prepared_calls(f) > 0 and f.traces == 1
+
+
+def test_a_function_called_through_its_call_site_stays_among_the_recent_signatures():
+    """Prepared calls do not reorder the programs; a new signature first marks the
+    site's program as the latest, so it is not the one evicted (here a keyword call,
+    which leaves the site alone, was the latest otherwise)."""
+    f = lucid.compile(lambda x, scale=2.0: x * scale, max_signatures=2)
+    hot, other = lucid.ones(3), lucid.ones(4)
+    f(x=other)
+    for _ in range(3):
+        f(hot)                    # the site's program
+    f(x=other)                    # reorders the programs, not the site
+    for _ in range(3):
+        f(hot)                    # through the site: no reordering
+    assert f.traces == 2
+    f(lucid.ones(5))              # a third signature: one of the two goes
+    np.testing.assert_array_equal(f(hot).numpy(), [2.0, 2.0, 2.0])
+    assert f.traces == 3          # hot was kept
