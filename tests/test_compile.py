@@ -6,6 +6,7 @@ import lucid
 import lucid.nn as nn
 import lucid.nn.functional as F
 from lucid import Tensor
+from lucid_codegen import bounds, runtime
 
 
 def make_model(seed, sizes, act):
@@ -226,6 +227,11 @@ def test_results_are_freed_at_once_and_their_memory_reused():
     np.testing.assert_array_equal(third.numpy(), kept)
 
 
+#: whether plans run from native programs here (not with LUCID_NATIVE_PLAN=0 or
+#: LUCID_CHECK_BOUNDS=1): only then do calls take the prepared path
+NATIVE = runtime.NATIVE_PLANS and not bounds.enabled()
+
+
 def _prepared_calls(f):
     return sum(p.calls_prepared for p in f._programs.values())
 
@@ -241,12 +247,12 @@ def test_repeated_calls_take_the_prepared_path():
         got = f(Tensor(x), w, b).numpy()
         want = np.maximum(x.astype(np.float64) @ w.numpy().T.astype(np.float64) + b.numpy(), 0)
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-    assert _prepared_calls(f) >= 3 and f.traces == 1
+    assert (_prepared_calls(f) >= 3 or not NATIVE) and f.traces == 1
     g = lucid.compile(lambda x, y, scale: (x - y) * scale)   # an array and a static argument
     for k in range(5):
         x = rng.standard_normal(4).astype(np.float32)
         np.testing.assert_allclose(g(Tensor(x), x[::-1].copy(), 2.0).numpy(), (x - x[::-1]) * 2, rtol=1e-6)
-    assert _prepared_calls(g) >= 2 and g.traces == 1
+    assert (_prepared_calls(g) >= 2 or not NATIVE) and g.traces == 1
 
 
 def test_what_the_prepared_path_must_not_miss():
@@ -265,7 +271,7 @@ def test_what_the_prepared_path_must_not_miss():
         before = _prepared_calls(f)
         for _ in range(3):
             out = f(x, 2.0)
-        assert _prepared_calls(f) > before
+        assert _prepared_calls(f) > before or not NATIVE
         return out
     out = warm()
     assert out.requires_grad
@@ -319,7 +325,7 @@ def test_an_argument_that_starts_requiring_grad_gets_its_gradient():
     x, v = lucid.ones(4, 3), lucid.ones(4, 2)
     for _ in range(4):
         assert not f(x, v).requires_grad
-    assert _prepared_calls(f) >= 1
+    assert _prepared_calls(f) >= 1 or not NATIVE
     xg = Tensor(np.ones((4, 3), np.float32), requires_grad=True)
     out = f(xg, v)
     assert out.requires_grad
@@ -358,7 +364,7 @@ def test_threads_calling_one_compiled_function():
     for t in workers:
         t.join(60)
     assert errors == []
-    assert _prepared_calls(f) > 0 and f.traces == 1
+    assert (_prepared_calls(f) > 0 or not NATIVE) and f.traces == 1
 
 
 def test_a_function_called_through_its_call_site_stays_among_the_recent_signatures():

@@ -7,6 +7,11 @@ import lucid
 import lucid.nn as nn
 import lucid.nn.functional as F
 from lucid.tracing import TracingError
+from lucid_codegen import bounds, runtime
+
+#: whether plans run from native programs here (not with LUCID_NATIVE_PLAN=0 or
+#: LUCID_CHECK_BOUNDS=1): only then do calls take the prepared path
+NATIVE = runtime.NATIVE_PLANS and not bounds.enabled()
 
 OPTIMISERS = [
     (lucid.optim.SGD, dict(lr=0.1)),
@@ -358,7 +363,7 @@ def test_adam_reads_its_step_counter_once_per_call_when_batches_change():
         np.testing.assert_allclose(step(lucid.Tensor(x), y).item(), le, rtol=1e-5)
     assert_same_models(eager_model, comp_model, 1e-5)
     assert [s["step"] for s in comp_opt.state.values()] == [len(sizes)] * 4
-    assert sum(p.calls_prepared for p in step._programs.values()) >= 3
+    assert sum(p.calls_prepared for p in step._programs.values()) >= 3 or not NATIVE
     assert step.traces == 2
 
 
@@ -376,7 +381,7 @@ def test_prepared_steps_write_parameters_in_place_and_refuse_shared_arrays():
         step(lucid.Tensor(x), y)
     assert_same_models(eager_model, comp_model, 1e-5)
     assert all(p._data is a for p, a in zip(comp_model.parameters(), arrays))
-    assert sum(p.calls_prepared for p in step._programs.values()) >= 2
+    assert sum(p.calls_prepared for p in step._programs.values()) >= 2 or not NATIVE
     weight = comp_model[0].weight
     before = weight.numpy().copy()
     weight._data.setflags(write=False)
