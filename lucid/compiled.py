@@ -33,6 +33,8 @@ True
 from __future__ import annotations
 
 import functools
+import math
+import operator
 import threading
 from collections import OrderedDict
 
@@ -43,6 +45,7 @@ from lucid_ir.passes import autodiff
 
 from . import pytree
 from .autograd import CallOutput
+from .call_site import MISS, CallSite
 from .compiler import compile_graph
 from .grad_mode import is_grad_enabled
 from .tensor import Tensor
@@ -88,7 +91,7 @@ class Program:
         # gradients the function overwrites before reading them (``zero_grad()`` first) are
         # dropped before the call: their arrays are free for the plan to reuse
         self.grads_dropped = list(tracer.grads_overwritten)
-        self.scalar_sources = [(f, np.dtype(dtype), len(values)) for f, dtype, values in tracer.scalar_sources]
+        self.scalar_sources = [ScalarSource(f, np.dtype(dtype), len(values)) for f, dtype, values in tracer.scalar_sources]
         self.static_guards = list(tracer.static_guards)
         inputs = tracer.inputs()
         nodes = tuple(tracer.builder.nodes)
@@ -133,6 +136,17 @@ class Program:
         # the plans themselves, called directly on every call
         self.run_forward = self.compiled_forward.executable
         self.run_backward = self.compiled_backward.executable if self.compiled_backward else None
+        # the call without a signature key (``call_prepared``): the plan's native checks,
+        # and the guards that are not arrays
+        self.run_prepared = getattr(self.run_forward, "run_prepared", None)
+        self.check_prepared = getattr(self.run_forward, "check_prepared", None)
+        self.captured_requires = [(t, req) for t, (_, _, req) in zip(self.captured, self.captured_sig)]
+        self.grads_absent = [owner for owner, expected in self.grad_guards if expected is None]
+        self.guarded = bool(self.captured_requires or self.grads_absent or self.static_guards)
+        # the result is one tensor with no backward: wrapping it is all that is left
+        self.plain_result = (self.out_tree is None and not self.static_outputs and not self.grad_sinks
+                             and self.run_backward is None and self.n_leaves == 1)
+        self.calls_prepared = 0  # calls that took that path (tests watch it)
 
     def guards_hold(self, dynamic: list) -> bool:
         """Whether a call with these argument tensors may run this program (the captured
@@ -154,15 +168,79 @@ class Program:
         return True
 
     def call(self, dynamic: list):
-        for kind, what in self.grads_dropped:
-            (what if kind == "tensor" else dynamic[what])._grad = None
+        self._drop_grads(dynamic)
         inputs = dynamic + self.captured
-        arrays = [t._data for t in inputs]
-        for kind, what in self.grad_inputs:
-            arrays.append((what if kind == "tensor" else dynamic[what])._grad)
-        for fn, dtype, n in self.scalar_sources:
-            arrays += _scalar_arrays(fn(), dtype, n)
-        results = self.run_forward(arrays)
+        arrays = [t._data for t in inputs] + self._grad_arrays(dynamic)
+        for source in self.scalar_sources:
+            arrays += source.arrays()
+        return self._outputs(dynamic, inputs, arrays, self.run_forward(arrays))
+
+    def call_prepared(self, dynamic: list):
+        """``call(dynamic)`` when the guards hold and the arrays have the layouts of the
+        plan's native program of the last call (checked natively, see ``CallSite``);
+        else ``MISS``, nothing done (no ``.grad`` dropped, no scalar source read)."""
+        run = self.run_prepared
+        if run is None or (self.guarded and not self._other_guards_hold(dynamic)):
+            return MISS
+        inputs = dynamic + self.captured
+        arrays = list(map(_DATA, inputs))
+        if self.grad_inputs:
+            arrays += self._grad_arrays(dynamic)
+        if self.scalar_sources:  # a source may count steps: read it only for a call that runs
+            if not self.check_prepared(arrays):
+                return MISS
+            self._drop_grads(dynamic)
+            for source in self.scalar_sources:
+                arrays += source.arrays()
+            results = run(arrays)
+            if results is None:  # (0-d arrays of the traced dtypes pass: not seen)
+                results = self.run_forward(arrays)
+        elif self.grads_dropped:
+            dropped = self._drop_grads(dynamic)
+            results = run(arrays)
+            if results is None:
+                for t, g in dropped:
+                    t._grad = g
+                return MISS
+        else:
+            results = run(arrays)
+            if results is None:
+                return MISS
+        self.calls_prepared += 1
+        if self.plain_result:
+            return _wrap(results[0])
+        return self._outputs(dynamic, inputs, arrays, results)
+
+    def _other_guards_hold(self, dynamic: list) -> bool:
+        """``guards_hold`` but what a native program checks (the arrays' layouts)."""
+        for t, req in self.captured_requires:
+            if t.requires_grad != req:
+                return False
+        for kind, what in self.grads_absent:
+            if (what if kind == "tensor" else dynamic[what])._grad is not None:
+                return False
+        for fn, value in self.static_guards:
+            if fn() != value:
+                return False
+        return True
+
+    def _drop_grads(self, dynamic: list) -> list:
+        """Drop the gradients the function overwrites before reading them (their arrays
+        are then free for the plan to reuse); ``[(tensor, old gradient)]``."""
+        dropped = []
+        for kind, what in self.grads_dropped:
+            t = what if kind == "tensor" else dynamic[what]
+            dropped.append((t, t._grad))
+            t._grad = None
+        return dropped
+
+    def _grad_arrays(self, dynamic: list) -> list:
+        """The gradients from before the call that the plan reads."""
+        return [(what if kind == "tensor" else dynamic[what])._grad for kind, what in self.grad_inputs]
+
+    def _outputs(self, dynamic: list, inputs: list, arrays: list, results: list):
+        """The function's result from the plan's: gradients written back, outputs as
+        tensors (connected to this call's backward when they require grad)."""
         if self.grad_sinks:  # (updated tensors: the plan wrote them in place)
             self._write_back(results, dynamic)
         record = None
@@ -193,6 +271,33 @@ class Program:
                     g = g.copy()
                 handed.add(id(g))
             (what if kind == "tensor" else dynamic[what])._grad = g
+
+
+class ScalarSource:
+    """A run-time scalar source of a program (``Tracer.scalars``): ``arrays()`` reads it
+    once and gives its values as read-only 0-d arrays; the last call's arrays when the
+    values are the same bit for bit (equal, zeros of the same sign), which is the rule
+    (a learning rate changes now and then), else ``_scalar_arrays``."""
+
+    __slots__ = ("fn", "dtype", "n", "last")
+
+    def __init__(self, fn, dtype: np.dtype, n: int):
+        self.fn, self.dtype, self.n = fn, dtype, n
+        self.last = None   # (values, [(position of a float zero, its sign)], arrays)
+
+    def arrays(self) -> list:
+        values = tuple(self.fn())
+        last = self.last
+        if last is not None and values == last[0]:
+            for i, sign in last[1]:
+                if math.copysign(1.0, values[i]) != sign:
+                    break
+            else:
+                return last[2]
+        arrays = _scalar_arrays(values, self.dtype, self.n)
+        zeros = [(i, math.copysign(1.0, v)) for i, v in enumerate(values) if isinstance(v, float) and v == 0]
+        self.last = (values, zeros, arrays)
+        return arrays
 
 
 _SCALARS: dict = {}
@@ -286,8 +391,10 @@ class CompiledFunction:
         self.max_signatures = max_signatures
         self._programs: "OrderedDict[tuple, Program]" = OrderedDict()
         # positional calls of plain tensors, arrays and scalars: a cheaper key to the same
-        # programs (cleared whenever ``_programs`` changes)
+        # programs and their call sites, and the last such call's site (``call_site``);
+        # both cleared whenever ``_programs`` changes
         self._quick: dict = {}
+        self._site = None
         self._others: dict = {}  # signature -> programs traced for it under other guards
         self._lock = threading.Lock()
         self.traces = 0  # how many times fn was traced (tests and users can watch retracing)
@@ -335,26 +442,38 @@ class CompiledFunction:
                                           getattr(self.fn, "__name__", "fn"))
                         self.traces += 1
                     del others[MAX_VARIANTS:]
+                    site = self._site  # its calls did not reorder the programs: it is the latest
+                    if site is not None and site.key in self._programs:
+                        self._programs.move_to_end(site.key)
                     self._programs[key] = program
-                    self._quick = {}
+                    self._quick, self._site = {}, None
                     if len(self._programs) > self.max_signatures:
                         self._others.pop(self._programs.popitem(last=False)[0], None)
         self._programs.move_to_end(key) if key in self._programs else None
         return program, dynamic
 
     def __call__(self, *args, **kwargs):
+        site = self._site
+        if site is not None and not kwargs:
+            result = site(args)
+            if result is not MISS:
+                return result
         if not kwargs:
             key = _quick_key(args)
             hit = self._quick.get(key) if key is not None else None
             if hit is not None:
-                full_key, program = hit
+                full_key, program, site = hit
                 dynamic = [a if type(a) is Tensor else Tensor(a) for a in args if type(a) in _DYNAMIC]
                 if full_key in self._programs and program.guards_hold(dynamic):
                     self._programs.move_to_end(full_key)
+                    self._site = site
                     return program.call(dynamic)
         program, dynamic = self._program(args, kwargs)
         if not kwargs and key is not None:
-            self._quick[key] = (self._signature(args, kwargs)[0], program)
+            full_key = self._signature(args, kwargs)[0]
+            site = CallSite(program, full_key, args, key[0])
+            self._quick[key] = (full_key, program, site)
+            self._site = site
         return program.call(dynamic)
 
     def lower(self, *args, **kwargs) -> Lowered:
@@ -364,6 +483,8 @@ class CompiledFunction:
 
 
 _DYNAMIC = (Tensor, np.ndarray)
+_DATA = operator.attrgetter("_data")
+_wrap = Tensor._wrap
 _STATIC = (int, float, bool, str, type(None))
 
 

@@ -206,8 +206,7 @@ def fast_call(kernel, arrays, scalars=(), order=None, counter=None):
     ``scalars`` are the positions of 0-d float64 operands that callers pass as Python
     ``float`` objects (a Python number reaching the kernel as an immediate argument).
     ``order[k]`` is the kernel input that operand k is (default: the same position);
-    the output comes last. ``counter.launches`` (a class, e.g. ``runtime.Plan``) counts
-    the calls."""
+    the output comes last. ``counter[0]`` (a one-element list) counts the calls."""
     if not LAYOUT_OK or (scalars and FLOAT_VALUE_OFFSET is None):
         return None
     order = list(range(len(arrays))) if order is None else list(order)
@@ -229,24 +228,21 @@ def fast_call(kernel, arrays, scalars=(), order=None, counter=None):
     empty, count = np.empty, counter if counter is not None else _Count
     if n == 2:  # one operand and the output (the unary ops): no argument tuples
         def run(a):
-            count.launches += 1
+            count[0] += 1
             return native(a, empty(out_shape, out_dtype))
     elif n == 3:
         def run(a, b):
-            count.launches += 1
+            count[0] += 1
             return native(a, b, empty(out_shape, out_dtype))
     else:
         def run(*operands):
-            count.launches += 1
+            count[0] += 1
             return native(*operands, empty(out_shape, out_dtype))
     run.block = block
     return run
 
 
-class _Count:
-    """Where calls are counted when the caller gives no counter."""
-
-    launches = 0
+_Count = [0]  # where calls are counted when the caller gives no counter
 
 
 def gemm_fast_call(step, counter=None):
@@ -270,18 +266,18 @@ def gemm_fast_call(step, counter=None):
     if not (trans_a or a_gate_t):
         if trans_b:
             def run(a, b, *extra):
-                count.launches += 1
+                count[0] += 1
                 c = native(a, b.T, empty(out_shape, dtype), *extra)
                 return c if c is not block else general(a, b, *extra)
         else:
             def run(a, b, *extra):
-                count.launches += 1
+                count[0] += 1
                 c = native(a, b, empty(out_shape, dtype), *extra)
                 return c if c is not block else general(a, b, *extra)
         return run
 
     def run(a, b, *extra):
-        count.launches += 1
+        count[0] += 1
         if a_gate_t:
             extra = extra[:-1] + (extra[-1].T,)
         c = native(a.T, b.T if trans_b else b, empty(out_shape, dtype), *extra)

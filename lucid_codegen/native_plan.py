@@ -7,9 +7,11 @@ elementwise and reduction kernels take a prepared argument block
 known and its internal buffers are fixed, so every call after that is the same list
 of native calls with only a few addresses changed: those of the inputs and of the
 outputs handed to the caller. ``NativeProgram`` keeps that list as *jobs* in one
-int64 array; a call writes the new addresses into it (one numpy scatter) and runs the
-jobs with ``lucid_run_program`` (``native_runner``; GIL released), which also does the patching: it
-reads each operand's data pointer from its array object (see ``pyarray``).
+int64 array. A call is one builtin call (``program_call``): it checks the inputs'
+layouts against the program's, patches the addresses in (reading each operand's data
+pointer from its array object, see ``pyarray``) and runs the jobs with
+``lucid_run_program`` (``native_runner``), all natively. A call's Python work is then
+the reference-count check of the output buffers, that call, and the output list.
 
 A GEMM big enough to split across threads (a program is built for one thread count),
 or an elementwise kernel moving ``LOOP_SPLIT_BYTES`` or more, is split natively too:
@@ -46,9 +48,9 @@ from sys import getrefcount
 import numpy as np
 
 from . import threads
-from .native_runner import JOB_WORDS, loop_entry, runner
-from .pyarray import LAYOUT_OK, PYARRAY_OFFSETS, data_ptr
-
+from .native_runner import JOB_WORDS, loop_entry, program_entries
+from .program_call import ProgramCall
+from .pyarray import LAYOUT_OK, data_ptr
 
 
 @dataclass
@@ -83,7 +85,8 @@ class GemmJob:
 class NativeProgram:
     """One plan on one thread, for one set of input layouts (see the module docstring).
 
-    ``run(arrays)`` returns the plan's outputs, exactly as ``Plan.__call__`` does.
+    ``run(arrays)`` returns the plan's outputs, exactly as ``Plan.__call__`` does, or
+    None (having run nothing) when ``arrays`` are not numpy arrays of its layouts.
     """
 
     def __init__(self, plan, env, kept: dict, num_threads: int = 1):
@@ -91,8 +94,10 @@ class NativeProgram:
         layouts this program is for); ``kept``: slot -> True when that kernel output's buffer is kept by
         the plan (else it is handed to the caller and the program reuses it when the
         caller has dropped it). Raises ``NotEligible``."""
+        if not LAYOUT_OK:  # the builtin entry reads numpy's array struct
+            raise NotEligible("numpy's array layout is not the verified one")
         root = {}                          # slot -> the slot owning its memory
-        per_call = {}                      # root slot -> index in self.objs
+        per_call = {}                      # root slot -> its index among a call's operands
         for k, s in enumerate(plan.input_slots):
             root[s] = s
             per_call.setdefault(s, len(per_call))
@@ -142,27 +147,28 @@ class NativeProgram:
         for job, _, _ in jobs:
             block_at.append(size)
             size += len(job.block) if isinstance(job, LoopJob) else 0
-        # the GEMMs' scratch: this thread's workspace, patched in at every call like an
-        # operand (it grows when some program needs more, so its address may change);
-        # the parts of a split GEMM each have their own stretch of it
+        # the GEMMs' scratch: this thread's workspace, as big as it is now (at least what
+        # this program needs), kept by the program (programs on one thread run one at a
+        # time; a later, bigger workspace does not move this one); the parts of a split
+        # GEMM each have their own stretch of it
         self.ws_bytes = 0
         for (job, _, _), parts in zip(jobs, parts_of):
             if isinstance(job, GemmJob):
                 each = _round64(job.ws_elems * job.gemm.dtype.itemsize) if parts is None else parts[0][2]
                 self.ws_bytes = max(self.ws_bytes, each * (1 if parts is None else len(parts)))
+        self.workspace = _workspace(self.ws_bytes) if self.ws_bytes else None
         WS = object()                      # the workspace's pseudo-slot
         root[WS] = WS
-        per_call[WS] = len(per_call)
         words = self.words = np.zeros(size, np.int64)
         base = data_ptr(words)
-        fixes = []                         # (word, operand index, byte offset)
+        fixes = []                         # (word, per-call operand index, byte offset)
 
         def address_of(slot, at, offset=0):
             r = root[slot]
             if r in per_call:
                 fixes.append((at, per_call[r], offset))
             else:
-                words[at] = data_ptr(env[r]) + offset
+                words[at] = data_ptr(self.workspace if r is WS else env[r]) + offset
 
         def gemm_record(rec, job, ins, outs, gemm_words, offsets, ws_offset):
             words[rec] = 1
@@ -211,19 +217,28 @@ class NativeProgram:
             spare += len(pieces) - 1
             seq += 3
         self.n_jobs = n_seq
-        self.fix = np.array([w for triple in fixes for w in triple] or [0], np.int64)
-        self.n_fix = len(fixes)
         self.splits = any(p is not None for p in parts_of)
-        self.n_per_call = len(per_call)
-        self.objs = (ctypes.c_int64 * max(1, len(per_call)))()   # the operands of one call
-        self.input_index = [per_call[s] for s in plan.input_slots]
-        self.escaping_index = [per_call[s] for s, _, _ in self.escaping]
-        self.ws_index = per_call[WS]
+        # the builtin's arguments: the inputs, then the escaping buffers; a per-call
+        # operand is the first argument holding it
+        position = {}
+        for k, s in enumerate(plan.input_slots):
+            position.setdefault(per_call[s], k)
+        for j, (s, _, _) in enumerate(self.escaping):
+            position[per_call[s]] = len(plan.input_slots) + j
+        fix = np.array([w for at, index, offset in fixes for w in (at, position[index], offset)] or [0],
+                       np.int64)
+        work_us = sum(job.nbytes / BYTES_PER_US if isinstance(job, LoopJob) else job.flop / FLOP_PER_US
+                      for job, _, _ in jobs)
+        self.entry = ProgramCall(program_entries(), words, n_seq, fix, len(fixes),
+                                 [env[s] for s in plan.input_slots], plan.donated_inputs, len(self.escaping),
+                                 release_gil=self.splits or work_us >= RELEASE_GIL_US)
+        self.call, self.check, self.ran = self.entry.call, self.entry.check, self.entry.block
         self.kept_arrays = {s: env[s] for s in set(root.values())
-                            if s not in per_call and env[s] is not None}
+                            if s not in per_call and s is not WS and env[s] is not None}
         # handed-out buffers, reused while nobody holds them (fresh ones: the step-by-step
         # path's buffers are its own, and sharing them would make both see them held)
-        self.buffers = [np.empty(shape, dtype) for _, shape, dtype in self.escaping]
+        self.escaping_types = [(shape, dtype) for _, shape, dtype in self.escaping]
+        self.buffers = [np.empty(shape, dtype) for shape, dtype in self.escaping_types]
         self.input_pos = {s: k for k, s in enumerate(plan.input_slots)}
         self.input_pos.update((o, self.input_pos[t]) for o, t in written.items())
         # the outputs: a root slot's array and the view steps from it
@@ -239,44 +254,68 @@ class NativeProgram:
                 path.append(fn)
                 s = src
             self.output_paths.append((s, path[::-1], copy))
-        self.run_program = runner()
-        self.data_off = PYARRAY_OFFSETS[0] if LAYOUT_OK else -1
+        # where each output's root array is: buffer j, input k, or a kept array
+        buffer_of = {s: j for j, (s, _, _) in enumerate(self.escaping)}
+        self.output_sources = []
+        for s, path, copy in self.output_paths:
+            if s in buffer_of:
+                self.output_sources.append((_BUFFER, buffer_of[s], path, copy))
+            elif s in self.kept_arrays:
+                self.output_sources.append((_KEPT, self.kept_arrays[s], path, copy))
+            else:
+                self.output_sources.append((_INPUT, self.input_pos[s], path, copy))
+        # the outputs are the escaping buffers, in order, as they are: the output list is
+        # a copy of the buffer list
+        self.outputs_are_buffers = [(s, [], False) for s, _, _ in self.escaping] == self.output_paths
+        self.buffer_range = range(len(self.buffers))
 
     def run(self, arrays):
-        """The plan's outputs for ``arrays`` (which have this program's layouts)."""
-        objs, direct = self.objs, self.data_off < 0
-        for k, a in zip(self.input_index, arrays):
-            if type(a) is not np.ndarray:  # the native side reads numpy's own array struct
-                raise NotEligible("an input is not a numpy array")
-            objs[k] = data_ptr(a) if direct else id(a)
+        """The plan's outputs for ``arrays``; None when they are not numpy arrays of this
+        program's layouts (nothing ran)."""
         bufs = self.buffers
-        for j in range(len(bufs)):
+        for j in self.buffer_range:
             if getrefcount(bufs[j]) > 2:  # the caller still holds last call's buffer
-                _, shape, dtype = self.escaping[j]
-                bufs[j] = np.empty(shape, dtype)
-            objs[self.escaping_index[j]] = data_ptr(bufs[j]) if direct else id(bufs[j])
-        ws = _workspace(self.ws_bytes)
-        objs[self.ws_index] = data_ptr(ws) if direct else id(ws)
-        ctl = threads.hold_pool(self.num_threads) if self.splits else 0  # 0: parts run here
+                bufs[j] = np.empty(*self.escaping_types[j])
+        if self.splits:
+            ran = self._run_split(arrays, bufs)
+        else:
+            ran = self.call(*arrays, *bufs)
+        if ran is not self.ran:
+            return None
+        if self.outputs_are_buffers:
+            return bufs[:]
+        return self._outputs(arrays, bufs)
+
+    def _run_split(self, arrays, bufs):
+        """The call, holding the worker pool for the split jobs' parts when it is free."""
+        ctl = threads.hold_pool(self.num_threads)  # 0: the parts run here
         try:
-            self.run_program(data_ptr(self.words), 0, self.n_jobs, ctypes.addressof(objs),
-                             data_ptr(self.fix), self.n_fix, self.data_off, ctl, 1 if ctl else 0)
+            self.entry.set_pool(ctl)
+            return self.call(*arrays, *bufs)
         finally:
             if ctl:
                 threads.release_pool()
-        slot_array = dict(zip((s for s, _, _ in self.escaping), bufs))
+
+    def _outputs(self, arrays, bufs) -> list:
+        """The outputs: handed-out buffers, kept arrays, donated inputs written in place,
+        through their view steps; copies where the plan copies."""
         outs = []
-        for s, path, copy in self.output_paths:
-            a = slot_array.get(s)
-            if a is None:
-                a = self.kept_arrays.get(s)
-                if a is None:
-                    a = arrays[self.input_pos[s]]
+        for kind, where, path, copy in self.output_sources:
+            a = bufs[where] if kind is _BUFFER else arrays[where] if kind is _INPUT else where
             for fn in path:
                 (a,) = fn(a)
             outs.append(np.array(a) if copy else a)
         return outs
 
+
+_BUFFER, _INPUT, _KEPT = "buffer", "input", "kept"   # where an output's root array is
+
+#: a program whose kernels take about this long (estimated from the bytes its loops move
+#: and its GEMMs' flops) or more releases the GIL while it runs, so other Python threads
+#: run meanwhile; a shorter one keeps it (taking it back can wait for another thread)
+RELEASE_GIL_US = 20.0
+BYTES_PER_US = 10e3
+FLOP_PER_US = 50e3
 
 #: a loop kernel moving at least this many bytes splits across threads in a native
 #: program (measured: a 0.8 MB SGD update takes ~9 µs on one core, a fork/join ~1-2 µs)

@@ -1,6 +1,7 @@
 """The native side of ``native_plan``: ``lucid_run_program``, which runs a program's
-job records (see the record layout in ``native_plan``), and ``lucid_loop_part``, which
-lets the worker pool run part of a loop kernel.
+job records (see the record layout in ``native_plan``); ``lucid_program_call``, the
+builtin entries a program is called through (``program_call``); and ``lucid_loop_part``,
+which lets the worker pool run part of a loop kernel.
 
 A split job is three records: a *fork* copies the workers' parts into the pool's job
 slots (``spin``: one block of words per worker) and publishes a new generation; the
@@ -11,17 +12,18 @@ has it) the join runs every part here, in order.
 """
 from __future__ import annotations
 
-import ctypes
+import threading
 
 import llvmlite.ir as ir
 
+from . import program_call
 from .cache import load_or_compile, source_stamp
 from .gemm_microkernel import counted_loop
 from .spin import BLOCK, CLAIM_AT, JOB_AT, JOB_WORDS as GEMM_JOB_WORDS, build_gemm_call, relax
 
 I64 = ir.IntType(64)
 #: The modules whose source decides the generated code (their stamp is in the key).
-GENERATOR = ("native_runner", "gemm_microkernel", "spin", "pyarray")
+GENERATOR = ("native_runner", "program_call", "gemm_microkernel", "spin", "pyarray")
 JOB_WORDS = GEMM_JOB_WORDS + 1  # kind, then a GEMM's 18 words (a loop kernel uses 7)
 
 
@@ -29,9 +31,9 @@ def _build() -> ir.Module:
     """``void lucid_run_program(i64* words, i64 first, i64 n, i64* objs, i64* fix,
     i64 n_fix, i64 data_off, i64* ctl, i64 use_pool)``: first the fixups,
     ``words[fix[3k]] = address of operand fix[3k+1] + fix[3k+2]`` (``objs[j]`` is an
-    array object whose data pointer is at byte ``data_off``, or, with ``data_off < 0``,
-    the address itself); then jobs ``first .. first + n - 1``. ``ctl``: the worker
-    pool's control words (``spin``), used by forks and joins when ``use_pool``."""
+    array object whose data pointer is at byte ``data_off``: ``lucid_program_call``
+    passes its argument vector); then jobs ``first .. first + n - 1``. ``ctl``: the
+    worker pool's control words (``spin``), used by forks and joins when ``use_pool``."""
     module = ir.Module("lucid_jobs")
     pool_call = build_gemm_call(module)
     loop_ty = ir.FunctionType(ir.VoidType(), [I64.as_pointer(), I64, I64, I64, I64])
@@ -48,11 +50,7 @@ def _build() -> ir.Module:
         off = b.load(b.gep(fix, [b.add(at, I64(2))]))
         obj = b.load(b.gep(objs, [src]))
         field = b.inttoptr(b.add(obj, data_off), P)
-        with b.if_else(b.icmp_signed(">=", data_off, I64(0))) as (from_object, direct):
-            with from_object:
-                b.store(b.add(b.load(field), off), b.gep(words, [pos]))
-            with direct:
-                b.store(b.add(obj, off), b.gep(words, [pos]))
+        b.store(b.add(b.load(field), off), b.gep(words, [pos]))
     counted_loop(b, I64(0), n_fix, 1, patch, "fix")
 
     def part(index):  # the GEMM words of record ``index``
@@ -127,6 +125,7 @@ def _build() -> ir.Module:
     counted_loop(b, first, b.add(first, n), 1, run, "jobs")
     b.ret_void()
     _build_loop_entry(module, loop_ty)
+    program_call.build_entries(module, fn)
     return module
 
 
@@ -145,21 +144,27 @@ def _build_loop_entry(module, loop_ty) -> None:
     b.ret(ir.IntType(32)(0))
 
 
-_run_program = None
+_LIB: list = []   # [the loaded library]
+_LOCK = threading.Lock()
 
 
-def runner():
-    global _run_program
-    if _run_program is None:
-        lib = load_or_compile(f"jobs/{source_stamp(*GENERATOR)}", _build, ["lucid_run_program", "lucid_loop_part"],
-                              label="the native plan runner")
-        i64, vp = ctypes.c_int64, ctypes.c_void_p
-        _run_program = (ctypes.CFUNCTYPE(None, vp, i64, i64, vp, vp, i64, i64, vp, i64)(
-            lib.address("lucid_run_program")), lib, lib.address("lucid_loop_part"))
-    return _run_program[0]
+def _library():
+    with _LOCK:
+        if not _LIB:
+            _LIB.append(load_or_compile(f"jobs:{source_stamp(*GENERATOR)}", _build,
+                                        ["lucid_run_program", "lucid_program_call", "lucid_program_check",
+                                         "lucid_loop_part"],
+                                        label="the native plan runner"))
+    return _LIB[0]
+
+
+def program_entries() -> tuple:
+    """The addresses of ``lucid_program_call`` and ``lucid_program_check`` (see
+    ``program_call``)."""
+    lib = _library()
+    return lib.address("lucid_program_call"), lib.address("lucid_program_check")
 
 
 def loop_entry() -> int:
     """The address of ``lucid_loop_part`` (see ``_build_loop_entry``)."""
-    runner()
-    return _run_program[2]
+    return _library().address("lucid_loop_part")

@@ -19,10 +19,15 @@ import numpy as np
 # numpy's PyArrayObject_fields layout (64-bit CPython, not free-threaded): byte offsets
 # of data, dimensions and strides. The GEMM's native ``_py`` entry reads them too.
 PYARRAY_OFFSETS = (16, 32, 40)
+#: byte offsets of the number of dimensions (a C int), the dtype (``descr``) and the flags
+#: (a C int), and of every object's type pointer (``ob_type``): a native program checks
+#: layouts with them
+ND_OFFSET, DESCR_OFFSET, FLAGS_OFFSET, TYPE_OFFSET = 24, 56, 64, 8
+WRITEABLE_FLAG = 0x0400   # NPY_ARRAY_WRITEABLE
 
 
 def _layout_matches() -> bool:
-    """True if numpy's array struct has the field offsets ``PYARRAY_OFFSETS``."""
+    """True if numpy's array struct has the field offsets above (and flag bit)."""
     try:
         a = np.zeros((3, 5), np.float32)[:, ::2]
         off_data, off_dims, off_strides = PYARRAY_OFFSETS
@@ -32,8 +37,17 @@ def _layout_matches() -> bool:
                            ctypes.POINTER(ctypes.c_int64))
         strides = ctypes.cast(ctypes.c_void_p.from_address(base + off_strides).value,
                               ctypes.POINTER(ctypes.c_int64))
+        nd = ctypes.c_int.from_address(base + ND_OFFSET).value
+        descr = ctypes.c_void_p.from_address(base + DESCR_OFFSET).value
+        kind = ctypes.c_void_p.from_address(base + TYPE_OFFSET).value
+        flags = ctypes.c_int.from_address(base + FLAGS_OFFSET)
+        writeable = flags.value & WRITEABLE_FLAG
+        a.setflags(write=False)
+        read_only = flags.value & WRITEABLE_FLAG
         return (data == a.__array_interface__["data"][0] and (dims[0], dims[1]) == a.shape
-                and (strides[0], strides[1]) == a.strides)
+                and (strides[0], strides[1]) == a.strides and nd == a.ndim
+                and descr == id(a.dtype) and kind == id(np.ndarray)
+                and writeable != 0 and read_only == 0)
     except Exception:  # noqa: BLE001 - any surprise: use the public attribute
         return False
 

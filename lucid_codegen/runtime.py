@@ -27,6 +27,7 @@ from .donation import donations, plan_donations
 from .eager_call import fast_call, gemm_fast_call
 from .native_plan import NativeProgram, NotEligible
 from .steps import make_step
+from .threads import get_num_threads
 
 #: ``LUCID_NATIVE_PLAN=0`` runs plans step by step from Python (for comparison)
 NATIVE_PLANS = os.environ.get("LUCID_NATIVE_PLAN", "1").strip().lower() not in ("0", "false", "off", "no")
@@ -58,13 +59,13 @@ class ReusedBuffers:
         bound = local.bound  # None: not tried yet; False: not bindable
         if bound:  # same layouts as last time: the prepared call
             layouts, runner = bound
-            if [(a.shape, a.strides) for a in arrays] == layouts:
+            if [(a.shape, a.strides, a.dtype) for a in arrays] == layouts:
                 return runner(arrays, bufs)
         results = self.step.call_into(bufs, *arrays)
         bind = getattr(self.step, "bind", None)
         if bind is not None and bound is None:
             runner = bind(arrays, bufs)
-            local.bound = ([(a.shape, a.strides) for a in arrays], runner) if runner else False
+            local.bound = ([(a.shape, a.strides, a.dtype) for a in arrays], runner) if runner else False
         return results
 
 
@@ -102,9 +103,13 @@ class WritesIntoInputs:
         return bufs[p]
 
 
+#: native kernel calls made by all plans of this process (``kernel_launches()``); a
+#: list, not a class attribute: assigning one of those would invalidate the attribute
+#: caches of every plan object at every call
+_LAUNCHES = [0]
+
+
 class Plan:
-    #: native kernel calls made by all plans of this process (``kernel_launches()``)
-    launches = 0
     #: whether kernels may write outputs straight into donated inputs (a CheckedPlan
     #: guards buffers of its own, so it copies)
     writes_in_place = True
@@ -188,28 +193,61 @@ class Plan:
             elif kind != "view" and hasattr(fn, "call_into") and all(0 not in s for s, _ in types):
                 fn = ReusedBuffers(fn, types, keep=not escapes.intersection(outs))
             self.exec_steps.append((fn, ins, outs))
-        self._local = threading.local()   # this thread's native programs
-        # one kernel reading the inputs in order and giving the outputs: call it directly
+        self._local = threading.local()   # this thread's native programs, and the last one run
+        # one kernel reading the inputs in order and giving the outputs: called directly
+        # when no native program runs the call (the first call, or none is eligible)
         self.single, self.single_splits = None, False
         if (len(self.steps) == 1 and not self.constants and not self.donations
                 and list(self.steps[0][1]) == self.input_slots
                 and [s for s, _ in self.outputs] == list(self.steps[0][2])
                 and not any(copy for _, copy in self.outputs)):
             self.single = self.exec_steps[0][0]
-            # a GEMM that splits across threads is faster from a native program (its
-            # parts posted natively) than from the direct call (split from Python)
+            # (eager calls: a GEMM that splits across threads is faster from a native
+            # program, its parts posted natively, than from the direct call)
             self.single_splits = getattr(self.steps[0][0], "splits", False)
 
     def __call__(self, arrays):
-        Plan.launches += self.n_kernels
-        if self.single is not None and len(arrays) == self.n_inputs and not (
-                self.single_splits and threads.get_num_threads() > 1):
-            return self.single(*arrays)
+        last = getattr(self._local, "last", None)  # (``run_prepared``, inline: calls are hot)
+        if last is not None and last.num_threads == get_num_threads():
+            outs = last.run(arrays)
+            if outs is not None:
+                _LAUNCHES[0] += self.n_kernels
+                return self._deliver(arrays, outs) if self.donations else outs
+        return self._call(arrays)
+
+    def run_prepared(self, arrays):
+        """The outputs, when this thread's native program of the last call takes
+        ``arrays``; else None, having run nothing. The program checks natively that they
+        are numpy arrays of its layouts (as many as the plan's inputs; donated ones
+        writeable and passed once), so a caller that knows nothing more of ``arrays``
+        may call this first and ``plan(arrays)`` (the general call) when it says None."""
+        last = getattr(self._local, "last", None)
+        if last is not None and last.num_threads == get_num_threads():
+            outs = last.run(arrays)
+            if outs is not None:
+                _LAUNCHES[0] += self.n_kernels
+                return self._deliver(arrays, outs) if self.donations else outs
+        return None
+
+    def check_prepared(self, arrays) -> bool:
+        """Whether ``run_prepared`` would take arrays whose first ones are ``arrays`` (the
+        same native checks, over these only; nothing runs): for a caller that computes
+        the last inputs only once it knows the call will run."""
+        last = getattr(self._local, "last", None)
+        return (last is not None and last.num_threads == get_num_threads()
+                and last.check(*arrays) is last.ran)
+
+    def _call(self, arrays):
+        """The general call: the program for these layouts and thread count (built from
+        this step-by-step run on the second call with them), else step by step."""
+        _LAUNCHES[0] += self.n_kernels
         if len(arrays) != self.n_inputs:
             check_inputs(self.graph, arrays)
         if self.donations:
             self._check_donated(arrays)
-        programs = getattr(self._local, "programs", None)
+        local = self._local
+        programs = getattr(local, "programs", None)
+        program = None
         if programs is not None:
             nt = threads.get_num_threads()  # a program splits its big GEMMs for this many threads
             try:
@@ -218,19 +256,20 @@ class Plan:
                 key = None
             program = programs.get(key)
             if program:
-                try:
-                    outs = program.run(arrays)
-                except NotEligible:  # not numpy arrays (duck types, subclasses): step by step
-                    program = False
-                else:
+                outs = program.run(arrays)
+                if outs is not None:
+                    local.last = program
                     return self._deliver(arrays, outs) if self.donations else outs
-            env = self.execute(arrays)
-            if program is None and key is not None and len(programs) < MAX_PROGRAMS:
-                programs[key] = self._native_program(env, nt)  # False: not eligible
-        else:
-            env = self.execute(arrays)
-            if NATIVE_PLANS and type(self) is Plan:  # from the next call on (kernels are bound now)
-                self._local.programs = {}
+                # not numpy arrays (duck types, subclasses) of its layouts: step by step
+        elif NATIVE_PLANS and type(self) is Plan:  # from the next call on (kernels are bound now)
+            local.programs = {}
+        if self.single is not None and (programs is None or program is False):
+            return self.single(*arrays)  # no program: the one kernel's own call
+        env = self.execute(arrays)
+        if program is None and programs is not None and key is not None and len(programs) < MAX_PROGRAMS:
+            program = programs[key] = self._native_program(env, nt)  # False: not eligible
+            if program:
+                local.last = program
         outs = [np.array(env[s]) if copy else env[s] for s, copy in self.outputs]
         return self._deliver(arrays, outs) if self.donations else outs
 
@@ -297,12 +336,12 @@ class Plan:
         direct = getattr(self.steps[0][0], "direct", None)  # the raw step's lean call
 
         def run(arrays):
-            Plan.launches += n
+            _LAUNCHES[0] += n
             return step(*arrays)[0]
 
         if direct is not None:
             def run_direct(*arrays):
-                Plan.launches += n
+                _LAUNCHES[0] += n
                 return direct(*arrays)
             run.direct = run_direct  # ``run.direct(*arrays) -> output``, one call less
         return run
@@ -335,14 +374,14 @@ def eager_runner(fused: Graph, arrays, scalars=()):
         one_each = sorted(reads) == sorted(plan.input_slots) and len(set(reads)) == len(reads)
         if kernel is not None and one_each and list(outs) == [plan.outputs[0][0]]:
             order = [reads.index(s) for s in plan.input_slots]  # graph input -> kernel operand
-            run = fast_call(kernel, arrays, scalars, order, counter=Plan)
+            run = fast_call(kernel, arrays, scalars, order, counter=_LAUNCHES)
         elif plan.single is not None and not scalars and not plan.single_splits:
-            run = gemm_fast_call(step, counter=Plan) if hasattr(step, "gemm") else None
+            run = gemm_fast_call(step, counter=_LAUNCHES) if hasattr(step, "gemm") else None
             if run is None and getattr(step, "direct", None) is not None:
                 direct = step.direct
 
                 def run(*arrays):
-                    Plan.launches += 1
+                    _LAUNCHES[0] += 1
                     return direct(*arrays)
     if run is not None:
         return run
@@ -354,7 +393,7 @@ def eager_runner(fused: Graph, arrays, scalars=()):
 def kernel_launches() -> int:
     """How many native kernels plans have called so far (for tests and curious users:
     eager ``F.linear`` with bias is one)."""
-    return Plan.launches
+    return _LAUNCHES[0]
 
 
 def in_place(graph: Graph):
@@ -366,7 +405,7 @@ def in_place(graph: Graph):
     kernel = ElementwiseKernel.for_graph(graph)
 
     def run(arrays, outs, prepared=None):
-        Plan.launches += 1
+        _LAUNCHES[0] += 1
         if prepared is not None:
             bound = prepared.get("call")
             if bound and [(a.shape, a.strides) for a in arrays] == bound[0]:

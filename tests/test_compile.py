@@ -6,6 +6,7 @@ import lucid
 import lucid.nn as nn
 import lucid.nn.functional as F
 from lucid import Tensor
+from lucid_codegen import bounds, runtime
 
 
 def make_model(seed, sizes, act):
@@ -224,3 +225,161 @@ def test_results_are_freed_at_once_and_their_memory_reused():
     third = f(x)   # nobody holds the first buffer any more: reused, no fresh pages
     assert third.numpy().ctypes.data == address
     np.testing.assert_array_equal(third.numpy(), kept)
+
+
+#: whether plans run from native programs here (not with LUCID_NATIVE_PLAN=0 or
+#: LUCID_CHECK_BOUNDS=1): only then do calls take the prepared path
+NATIVE = runtime.NATIVE_PLANS and not bounds.enabled()
+
+
+def _prepared_calls(f):
+    return sum(p.calls_prepared for p in f._programs.values())
+
+
+def test_repeated_calls_take_the_prepared_path():
+    """From the plan's third call on, a call with the last call's argument pattern goes
+    through the call site (no signature key), with the same results."""
+    w, b = lucid.randn(8, 8), lucid.randn(8)
+    f = lucid.compile(lambda x, w, b: F.relu(F.linear(x, w, b)))
+    rng = np.random.default_rng(0)
+    for k in range(6):
+        x = rng.standard_normal((8, 8)).astype(np.float32)
+        got = f(Tensor(x), w, b).numpy()
+        want = np.maximum(x.astype(np.float64) @ w.numpy().T.astype(np.float64) + b.numpy(), 0)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert (_prepared_calls(f) >= 3 or not NATIVE) and f.traces == 1
+    g = lucid.compile(lambda x, y, scale: (x - y) * scale)   # an array and a static argument
+    for k in range(5):
+        x = rng.standard_normal(4).astype(np.float32)
+        np.testing.assert_allclose(g(Tensor(x), x[::-1].copy(), 2.0).numpy(), (x - x[::-1]) * 2, rtol=1e-6)
+    assert (_prepared_calls(g) >= 2 or not NATIVE) and g.traces == 1
+
+
+def test_what_the_prepared_path_must_not_miss():
+    """Each change a call site or the native check must see, after prepared calls: a
+    static value, requires_grad of an argument and of a captured tensor, grad mode,
+    a new shape, a captured tensor whose array changed shape, a gradient that appears."""
+    rng = np.random.default_rng(1)
+    w = Tensor(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
+    f = lucid.compile(lambda x, s: (x @ w.T) * s)
+    x = Tensor(rng.standard_normal((2, 4)).astype(np.float32))
+
+    def want(x, s):
+        return (x.numpy().astype(np.float64) @ w.numpy().T.astype(np.float64)) * s
+
+    def warm():
+        before = _prepared_calls(f)
+        for _ in range(3):
+            out = f(x, 2.0)
+        assert _prepared_calls(f) > before or not NATIVE
+        return out
+    out = warm()
+    assert out.requires_grad
+    np.testing.assert_allclose(f(x, 3.0).numpy(), want(x, 3.0), rtol=1e-5)      # static value
+    warm()
+    xg = Tensor(x.numpy(), requires_grad=True)                                  # an argument's flag
+    f(xg, 2.0).sum().backward()
+    np.testing.assert_allclose(xg.grad, np.tile(2 * w.numpy().sum(0), (2, 1)), rtol=1e-5)
+    warm()
+    with lucid.no_grad():                                                       # grad mode
+        assert not f(x, 2.0).requires_grad
+    warm()
+    w.requires_grad = False                                                     # a captured flag
+    assert not f(x, 2.0).requires_grad
+    w.requires_grad = True
+    warm()
+    x5 = Tensor(rng.standard_normal((5, 4)).astype(np.float32))                 # a new shape
+    np.testing.assert_allclose(f(x5, 2.0).numpy(), want(x5, 2.0), rtol=1e-5)
+    warm()
+    w._data = rng.standard_normal((6, 4)).astype(np.float32)                    # captured array's shape
+    assert f(x, 2.0).shape == (2, 6)
+    np.testing.assert_allclose(f(x, 2.0).numpy(), want(x, 2.0), rtol=1e-5)
+    warm()
+    w._data = np.asfortranarray(w.numpy())                                      # its strides only
+    np.testing.assert_allclose(f(x, 2.0).numpy(), want(x, 2.0), rtol=1e-5)
+
+
+def test_a_gradient_guard_is_checked_on_the_prepared_path():
+    """A function reading ``w.grad`` (None when traced): a call after ``w.grad`` appeared
+    must not run the program traced for None."""
+    w = Tensor(np.ones((2, 2), np.float32), requires_grad=True)
+
+    @lucid.compile
+    def f(x):
+        g = w.grad
+        return x * 2.0 if g is None else x * 2.0 + g
+    x = lucid.ones(2, 2)
+    for _ in range(4):
+        np.testing.assert_array_equal(f(x).numpy(), 2.0)
+    w.grad = np.full((2, 2), 5.0, np.float32)
+    np.testing.assert_array_equal(f(x).numpy(), 7.0)
+    w.grad = None
+    np.testing.assert_array_equal(f(x).numpy(), 2.0)
+
+
+def test_an_argument_that_starts_requiring_grad_gets_its_gradient():
+    """All-tensor arguments (the call site's two-tuple compare): a flag that changes
+    after prepared calls gives a program with a backward."""
+    w = Tensor(np.arange(6, dtype=np.float32).reshape(2, 3))
+    f = lucid.compile(lambda x, v: (x @ w.T) * v)
+    x, v = lucid.ones(4, 3), lucid.ones(4, 2)
+    for _ in range(4):
+        assert not f(x, v).requires_grad
+    assert _prepared_calls(f) >= 1 or not NATIVE
+    xg = Tensor(np.ones((4, 3), np.float32), requires_grad=True)
+    out = f(xg, v)
+    assert out.requires_grad
+    out.sum().backward()
+    np.testing.assert_allclose(xg.grad, np.tile(w.numpy().sum(0), (4, 1)))
+
+
+def test_threads_calling_one_compiled_function():
+    """Threads share the function's call site; each has its own native programs and
+    output buffers: every result is its own input's."""
+    import threading
+    w = lucid.randn(16, 16)
+    f = lucid.compile(lambda x: F.relu(F.linear(x, w)) * 2.0)
+    rng = np.random.default_rng(5)
+    xs = [rng.standard_normal((8, 16)).astype(np.float32) for _ in range(4)]
+    wants = [np.maximum(x.astype(np.float64) @ w.numpy().T.astype(np.float64), 0) * 2 for x in xs]
+    errors = []
+
+    def work(k):
+        try:
+            held = []
+            for i in range(60):
+                j = (k + i) % 4
+                out = f(Tensor(xs[j]))
+                held.append((j, out))        # some outputs held: their buffers are not reused
+                if len(held) > 3:
+                    held.pop(0)
+                for jj, o in held:
+                    if not np.allclose(o.numpy(), wants[jj], rtol=1e-5, atol=1e-5):
+                        errors.append((k, i, jj))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(60)
+    assert errors == []
+    assert (_prepared_calls(f) > 0 or not NATIVE) and f.traces == 1
+
+
+def test_a_function_called_through_its_call_site_stays_among_the_recent_signatures():
+    """Prepared calls do not reorder the programs; a new signature first marks the
+    site's program as the latest, so it is not the one evicted (here a keyword call,
+    which leaves the site alone, was the latest otherwise)."""
+    f = lucid.compile(lambda x, scale=2.0: x * scale, max_signatures=2)
+    hot, other = lucid.ones(3), lucid.ones(4)
+    f(x=other)
+    for _ in range(3):
+        f(hot)                    # the site's program
+    f(x=other)                    # reorders the programs, not the site
+    for _ in range(3):
+        f(hot)                    # through the site: no reordering
+    assert f.traces == 2
+    f(lucid.ones(5))              # a third signature: one of the two goes
+    np.testing.assert_array_equal(f(hot).numpy(), [2.0, 2.0, 2.0])
+    assert f.traces == 3          # hot was kept

@@ -7,6 +7,11 @@ import lucid
 import lucid.nn as nn
 import lucid.nn.functional as F
 from lucid.tracing import TracingError
+from lucid_codegen import bounds, runtime
+
+#: whether plans run from native programs here (not with LUCID_NATIVE_PLAN=0 or
+#: LUCID_CHECK_BOUNDS=1): only then do calls take the prepared path
+NATIVE = runtime.NATIVE_PLANS and not bounds.enabled()
 
 OPTIMISERS = [
     (lucid.optim.SGD, dict(lr=0.1)),
@@ -357,3 +362,58 @@ def test_a_compiled_step_may_detach_a_parameter():
         return loss
     assert step().item() == 6.0
     np.testing.assert_allclose(w.numpy(), [0.9, 1.8, -0.9], rtol=1e-15)
+
+
+def test_adam_reads_its_step_counter_once_per_call_when_batches_change():
+    """Prepared calls read run-time scalars (Adam's step count advances when they are
+    read) only once the native check has passed: batch sizes that change between calls
+    (a call site miss each time) count every step exactly once."""
+    eager_model, comp_model, eager_opt, comp_opt = twins(lambda: mlp((6, 5, 4)), lucid.optim.Adam, lr=0.05)
+    step = compiled_step(comp_model, comp_opt)
+    batches = {n: data(n, 6, 4, seed=n) for n in (5, 3)}
+    sizes = [5, 5, 5, 5, 3, 5, 3, 3, 3, 5]
+    for n in sizes:
+        x, y = batches[n]
+        le = eager_step(eager_model, eager_opt, x, y)
+        np.testing.assert_allclose(step(lucid.Tensor(x), y).item(), le, rtol=1e-5)
+    assert_same_models(eager_model, comp_model, 1e-5)
+    assert [s["step"] for s in comp_opt.state.values()] == [len(sizes)] * 4
+    assert sum(p.calls_prepared for p in step._programs.values()) >= 3 or not NATIVE
+    assert step.traces == 2
+
+
+def test_prepared_steps_write_parameters_in_place_and_refuse_shared_arrays():
+    """A compiled step on the prepared path updates the parameters' own arrays; a
+    parameter whose array became read-only is refused with the plan's error, not
+    written."""
+    eager_model, comp_model, eager_opt, comp_opt = twins(lambda: mlp((4, 3)), lucid.optim.SGD,
+                                                         lr=0.1, momentum=0.9)
+    step = compiled_step(comp_model, comp_opt)
+    x, y = data(6, 4, 3)
+    arrays = [p._data for p in comp_model.parameters()]
+    for _ in range(5):
+        eager_step(eager_model, eager_opt, x, y)
+        step(lucid.Tensor(x), y)
+    assert_same_models(eager_model, comp_model, 1e-5)
+    assert all(p._data is a for p, a in zip(comp_model.parameters(), arrays))
+    assert sum(p.calls_prepared for p in step._programs.values()) >= 2 or not NATIVE
+    weight = comp_model[0].weight
+    before = weight.numpy().copy()
+    weight._data.setflags(write=False)
+    with pytest.raises(ValueError, match="read-only"):
+        step(lucid.Tensor(x), y)
+    np.testing.assert_array_equal(weight.numpy(), before)
+
+
+def test_scalar_source_arrays_are_remade_only_when_the_bits_change():
+    from lucid.compiled import ScalarSource
+    values = [(0.5, 0.0), (0.5, 0.0), (0.5, -0.0), (0.5, -0.0), (0.25, -0.0), (0.25, 0.0)]
+    feed = iter(values)
+    source = ScalarSource(lambda: next(feed), np.dtype("float32"), 2)
+    got = [source.arrays() for _ in values]
+    for (lr, zero), arrays in zip(values, got):
+        assert arrays[0].dtype == np.float32 and float(arrays[0]) == lr
+        assert np.signbit(arrays[1]) == np.signbit(zero)
+        assert not arrays[0].flags.writeable
+    assert got[1] is got[0] and got[3] is got[2]            # the same bits: the same arrays
+    assert got[2] is not got[1] and got[5] is not got[4]    # a zero's sign changed

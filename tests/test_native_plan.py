@@ -295,3 +295,99 @@ def test_big_elementwise_kernels_split_in_native_programs():
         (0, 1, 0, 336), (0, 1, 336, 672), (0, 1, 672, 1000)]
     assert native_plan._ranges(native_plan.LoopJob(None, [], (0, 7, 0, 9), [], [], lanes=16,
                                                    nbytes=1 << 20), 2) == [(0, 3, 0, 9), (3, 7, 0, 9)]
+
+
+def _warm(plan, feeds, times=3):
+    for _ in range(times):
+        plan(feeds)
+    assert _programs(plan) and plan._local.last is not None
+
+
+def test_after_the_program_exists_calls_do_not_run_step_by_step(monkeypatch):
+    graph = _mlp_graph()
+    plan = compile_graph(graph).executable
+    rng = np.random.default_rng(9)
+    _warm(plan, _feeds(rng, graph))
+
+    def step_by_step(arrays):
+        raise AssertionError("a call with the program's layouts ran step by step")
+    monkeypatch.setattr(plan, "execute", step_by_step)
+    for _ in range(3):
+        feeds = _feeds(rng, graph)
+        for g, w in zip(plan(feeds), interpret(graph, feeds)):
+            np.testing.assert_allclose(g, w, rtol=2e-5, atol=2e-6)
+
+
+def test_the_native_check_refuses_other_layouts_before_running():
+    """Same shapes read through other strides, the same strides with another dtype, a
+    0-d array for a vector, too few arrays: the program runs none of them (the general
+    call does what it always did: right results, or the plan's errors)."""
+    b = GraphBuilder()
+    x, y, s = b.input((6, 5)), b.input((6, 5)), b.input(())
+    graph = b.build([b.emit("exp", b.emit("add", x, b.emit("mul", s, y))), b.emit("sum", y, axes=(0,))])
+    plan = compile_graph(graph).executable
+    rng = np.random.default_rng(10)
+    _warm(plan, _feeds(rng, graph))
+    same_strides = _feeds(rng, graph)
+    same_strides[0] = np.ones((6, 5), np.int32)           # strides (20, 4), like float32
+    with pytest.raises(TypeError, match="expected float32, got int32"):
+        plan(same_strides)
+    feeds = _feeds(rng, graph)
+    feeds[1] = np.ascontiguousarray(feeds[1].T).T         # (6, 5) with strides (4, 24)
+    for g, w in zip(plan(feeds), interpret(graph, feeds)):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="takes 3 inputs, got 2"):
+        plan(_feeds(rng, graph)[:2])
+    feeds = _feeds(rng, graph)                            # and the program still runs
+    for g, w in zip(plan(feeds), interpret(graph, feeds)):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+def test_dropped_outputs_reuse_their_buffers_held_ones_are_kept():
+    graph = _mlp_graph()
+    plan = compile_graph(graph).executable
+    rng = np.random.default_rng(11)
+    feeds = _feeds(rng, graph)
+    _warm(plan, feeds)
+    address = plan(feeds)[0].__array_interface__["data"][0]
+    assert plan(feeds)[0].__array_interface__["data"][0] == address   # dropped: reused
+    held = plan(feeds)
+    again = plan(_feeds(rng, graph))
+    assert again[0].__array_interface__["data"][0] != held[0].__array_interface__["data"][0]
+    np.testing.assert_allclose(held[0], interpret(graph, feeds)[0], rtol=2e-5, atol=2e-6)
+
+
+def test_one_kernel_plans_run_from_their_program():
+    """A plan of one GEMM (with bias and ReLU) runs natively from its third call on,
+    with the same bits as the kernel's own call."""
+    b = GraphBuilder()
+    x, w, c = b.input((8, 8)), b.input((8, 8)), b.input((8,))
+    y = b.emit("maximum", b.emit("add", b.emit("matmul", x, w, trans_b=True), c), b.constant(0.0))
+    graph = b.build([y])
+    plan = compile_graph(graph).executable
+    rng = np.random.default_rng(12)
+    feeds = _feeds(rng, graph)
+    first = np.array(plan(feeds)[0])          # the kernel's own call
+    _warm(plan, feeds)
+    assert np.array_equal(plan(feeds)[0], first)
+    assert plan.run_prepared(feeds) is not None
+    np.testing.assert_allclose(first, interpret(graph, feeds)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_gil_released_only_around_programs_with_work():
+    from lucid_codegen import program_call
+
+    def linear_graph(m, k, n):
+        b = GraphBuilder()
+        x, w = b.input((m, k)), b.input((n, k))
+        return b.build([b.emit("tanh", b.emit("matmul", x, w, trans_b=True))])
+    rng = np.random.default_rng(13)
+    released = {}
+    for shape in ((4, 8, 4), (64, 512, 256)):      # 256 flop, 16.8 Mflop
+        graph = linear_graph(*shape)
+        plan = compile_graph(graph).executable
+        feeds = _feeds(rng, graph)
+        _warm(plan, feeds)
+        released[shape] = bool(plan._local.last.entry.block[program_call.SAVE_THREAD])
+        np.testing.assert_allclose(plan(feeds)[0], interpret(graph, feeds)[0], rtol=1e-4, atol=1e-4)
+    assert released == {(4, 8, 4): False, (64, 512, 256): True}
