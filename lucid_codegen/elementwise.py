@@ -62,7 +62,7 @@ __all__ = ["ElementwiseKernel", "Structure", "structure_of", "emit_structure"]
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
 #: Bump whenever the generated code changes (it is part of every cache key).
-CODEGEN_VERSION = 4  # 4: int32/int64/bool operands and the ops on them
+CODEGEN_VERSION = 5  # 4: int32/int64/bool operands and the ops on them; 5: log2 .. isfinite, pow
 
 
 # ------------------------------------------------------------------ structure

@@ -66,7 +66,7 @@ from .vector_math import F64, I8, I64, ITEMSIZE, LLVM_MEMORY, const, mem_align, 
 
 __all__ = ["ReductionKernel"]
 
-CODEGEN_VERSION = 5  # 5: int/bool prologues, int64 sums, min
+CODEGEN_VERSION = 6  # 5: int/bool prologues, int64 sums, min; 6: prologues with log2 .. pow
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
 COL_BLOCK = 2048  # output columns whose accumulators (in scratch) stay in L1
