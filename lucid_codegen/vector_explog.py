@@ -3,10 +3,11 @@
 ``vector_math``, each takes and returns LLVM values of one float type, scalar or vector
 alike, branch-free, with numpy's values at ±0, ±inf and NaN.
 
-* ``log2 x = e + log(m) / ln2`` from log's own split x = 2^e m: exact for powers of two.
-* ``log1p x = log u + (x - (u - 1)) / u`` with u = 1 + x rounded: the second term is
-  the part of x that the rounding of u lost, so tiny x keep full relative accuracy
-  (u == 1 gives x itself, -0.0 included).
+* ``log2 x = e + log(m) / ln2`` from log's own split x = 2^e m, log m from pow's
+  double-double log: exact for powers of two, within an ulp elsewhere.
+* ``log1p x = log u + u_lo / u`` with 1 + x = u + u_lo exactly (two-sum) and log u
+  as a double-double (see ``pow``): tiny x keep full relative accuracy (u == 1 gives x
+  itself, -0.0 included). float32 is computed in float64 and rounded once.
 * ``expm1``: exp's reduction x = n ln2 + r, then ``2^n expm1(r) + (2^n - 1)`` with
   ``expm1(r) = r (1 + r/2 + r^2/6 + ...)`` (so n = 0 gives the polynomial itself); for
   x above 20 (float32) / 40 (float64) ``e^x`` alone, below minus that, -1.
@@ -26,33 +27,42 @@ from __future__ import annotations
 import math
 
 from .vector_math import (F32, F64, exp_reduce, pow2i, scale_pow2, atanh_series, call_intrinsic,
-                          const, emit_exp, emit_log, fma, horner, int_type_for, log_parts,
+                          const, emit_exp, fma, horner, int_type_for, log_parts,
                           log_specials, scalar_of, select_nan, with_scalar)
 
 __all__ = ["emit_log2", "emit_log1p", "emit_expm1", "emit_pow"]
 
 LN2_HI = 0.6931471805598903     # ln 2 with its last 11 bits zero: e * LN2_HI is exact
 LN2_LO = 5.497923018708371e-14  # ln 2 - LN2_HI
+LOG2E_HI = 1.4426950408889634   # 1/ln 2 = LOG2E_HI + LOG2E_LO
+LOG2E_LO = 2.0355273740931033e-17
 
 
 def emit_log2(b, x):
+    """``e + log(m) / ln2`` with log m as a double-double (see ``pow``) times 1/ln2 in two
+    parts, in float64 (float32 rounded once): within an ulp, and exact at powers of two."""
+    if scalar_of(x.type) == F32:
+        return b.fptrunc(emit_log2(b, b.fpext(x, with_scalar(x.type, F64))), x.type)
     ty = x.type
-    ef, sv, _, terms = log_parts(b, x)
-    logm = b.fmul(b.fmul(sv, const(ty, 2.0)), atanh_series(b, b.fmul(sv, sv), terms))
-    return log_specials(b, x, fma(b, logm, const(ty, 1.0 / math.log(2.0)), ef))
+    ef, m_hi, m_lo = _log_m_double_double(b, x)
+    t, t_lo = _two_prod(b, m_hi, const(ty, LOG2E_HI))
+    t_lo = fma(b, m_hi, const(ty, LOG2E_LO), fma(b, m_lo, const(ty, LOG2E_HI), t_lo))
+    y, y_lo = _two_sum(b, ef, t)
+    return log_specials(b, x, b.fadd(y, b.fadd(y_lo, t_lo)))
 
 
 def emit_log1p(b, x):
+    if scalar_of(x.type) == F32:
+        return b.fptrunc(emit_log1p(b, b.fpext(x, with_scalar(x.type, F64))), x.type)
     ty = x.type
     one = const(ty, 1.0)
-    u = b.fadd(x, one)
-    log_u = emit_log(b, u)
-    lost = b.fsub(x, b.fsub(u, one))
-    y = b.fadd(log_u, b.fdiv(lost, u))
-    y = b.select(b.fcmp_ordered("==", u, one), x, y)
-    # u <= 0 or inf: log u is the answer (-inf, NaN, inf) and the correction undefined
+    u, u_lo = _two_sum(b, x, one)                       # 1 + x = u + u_lo exactly
+    hi, lo = _log_double_double(b, u)
+    y = b.fadd(hi, b.fadd(lo, b.fdiv(u_lo, u)))         # log(u + u_lo) = log u + u_lo/u + ...
+    y = b.select(b.fcmp_ordered("==", u, one), x, y)    # |x| < ulp(1): x itself (-0.0 too)
+    # u <= 0 or inf: log's own special values (-inf, NaN, inf)
     finite_pos = b.and_(b.fcmp_ordered(">", u, const(ty, 0.0)), b.fcmp_ordered("<", u, const(ty, math.inf)))
-    return select_nan(b, x, b.select(finite_pos, y, log_u))
+    return select_nan(b, x, b.select(finite_pos, y, log_specials(b, u, y)))
 
 
 def emit_expm1(b, x):
@@ -85,8 +95,9 @@ def _two_prod(b, a, c):
     return p, fma(b, a, c, b.fneg(p))
 
 
-def _log_double_double(b, ax):
-    """log(ax) as hi + lo (|lo| <= ulp(hi)/2) for finite ax > 0 (float64), to ~2^-100.
+def _log_m_double_double(b, ax):
+    """log x = e ln2 + log m for finite x > 0 (float64): (e, hi, lo) with log m = hi + lo
+    to ~2^-100 relative.
 
     log m = 2 s + 2 s^3/3 + 2 (s^5/5 + ...): s to double-double from the division's
     exact remainder, s^3/3 (up to 0.5% of log m) in double-double too, the rest (< 2e-4
@@ -107,11 +118,18 @@ def _log_double_double(b, ax):
     t3_lo = fma(b, c_lo, const(ty, third), fma(b, c, const(ty, third_lo), t3_lo))
     t3_lo = fma(b, z, s_lo, t3_lo)                      # (s + s_lo)^3/3 - s^3/3
     rest = b.fmul(b.fmul(c, z), atanh_series(b, z, terms + 3, first=2))  # s^5/5 + ...
-    h1, e1 = _two_sum(b, b.fmul(ef, const(ty, LN2_HI)), b.fmul(two, s))
-    h2, e2 = _two_sum(b, h1, b.fmul(two, t3))
-    lo = b.fmul(two, b.fadd(b.fadd(s_lo, t3_lo), rest))
-    lo = b.fadd(b.fadd(e1, e2), fma(b, ef, const(ty, LN2_LO), lo))
-    return _two_sum(b, h2, lo)
+    hi, e1 = _two_sum(b, b.fmul(two, s), b.fmul(two, t3))
+    lo = b.fadd(e1, b.fmul(two, b.fadd(b.fadd(s_lo, t3_lo), rest)))
+    return ef, hi, lo
+
+
+def _log_double_double(b, ax):
+    """log(ax) as hi + lo (|lo| <= ulp(hi)/2) for finite ax > 0 (float64), to ~2^-100."""
+    ty = ax.type
+    ef, m_hi, m_lo = _log_m_double_double(b, ax)
+    h, e1 = _two_sum(b, b.fmul(ef, const(ty, LN2_HI)), m_hi)
+    lo = b.fadd(e1, fma(b, ef, const(ty, LN2_LO), m_lo))
+    return _two_sum(b, h, lo)
 
 
 def _pow_f64(b, x, y):
@@ -124,8 +142,9 @@ def _pow_f64(b, x, y):
     hi = b.select(b.fcmp_unordered("==", ax, inf), ax, hi)                  # inf, or NaN
     p = b.fmul(y, hi)
     p_lo = fma(b, y, lo, fma(b, y, hi, b.fneg(p)))
-    finite = b.fcmp_ordered("<", call_intrinsic(b, "fabs", [p]), inf)
-    core = emit_exp(b, p, b.select(finite, p_lo, zero))
+    # p_lo matters only where e^p is neither 0 nor inf (elsewhere it may be huge, or NaN)
+    in_range = b.fcmp_ordered("<", call_intrinsic(b, "fabs", [p]), const(ty, 1000.0))
+    core = emit_exp(b, p, b.select(in_range, p_lo, zero))
     # signs and C's special cases
     y_int = b.fcmp_ordered("==", call_intrinsic(b, "floor", [y]), y)       # inf counts, NaN not
     half = b.fmul(y, const(ty, 0.5))
