@@ -299,7 +299,8 @@ def test_sin_huge_arguments_take_the_slow_path_only_for_their_lanes():
     """A vector mixing ordinary and huge arguments: every lane is right."""
     x = np.array([0.5, 1e10, -2.0, 1e300, 3.0, -7e15, 0.25, np.inf] * 5 + [1e22, 2.0])
     for dtype in ("float64", "float32"):
-        a = x.astype(dtype)
+        with np.errstate(over="ignore"):  # 1e300 is inf in float32
+            a = x.astype(dtype)
         for op, fn in (("sin", np.sin), ("cos", np.cos)):
             got, _ = run_both(op, [a], dtype)
             with np.errstate(invalid="ignore"):
