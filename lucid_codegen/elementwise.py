@@ -62,7 +62,8 @@ __all__ = ["ElementwiseKernel", "Structure", "structure_of", "emit_structure"]
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
 #: The modules whose source decides the generated code (their stamp is in every key).
-GENERATOR = ("elementwise", "loops", "lowering", "vector_math", "pyarray")
+GENERATOR = ("elementwise", "loops", "lowering", "vector_math", "vector_explog", "vector_trig",
+             "vector_erf", "erf_coefficients", "pyarray")
 
 
 # ------------------------------------------------------------------ structure

@@ -12,7 +12,15 @@ type. Integer semantics, all without undefined behaviour whatever the data:
   MIN // -1 = MIN, MIN % -1 = 0, the values of the numpy reference), so they never trap;
 * float ``floor_divide``/``remainder`` are numpy's fmod-based formula, step by step;
 * ``cast`` float -> int truncates; NaN and out-of-range give the integer minimum
-  (what x86, numpy and PyTorch give) with ``fptosi`` only ever seeing in-range values.
+  (what x86, numpy and PyTorch give) with ``fptosi`` only ever seeing in-range values;
+* ``pow`` wraps (square and multiply), negative exponents give PyTorch's 0/±1;
+  ``floor``/``ceil``/``round`` return integers unchanged; ``isnan``/``isfinite`` of an
+  integer or bool are constants.
+
+Float rounding is one instruction each (``llvm.floor``/``ceil``/``roundeven``: half to
+even, as ``torch.round``), ``rsqrt`` is ``1 / sqrt(x)`` (two correctly rounded steps,
+PyTorch's own formula); the transcendentals come from ``vector_math``,
+``vector_explog``, ``vector_trig`` and ``vector_erf``.
 
 >>> import llvmlite.ir as ir
 >>> m = ir.Module(); f = ir.Function(m, ir.FunctionType(I32, [I32, I32]), "f")
@@ -23,8 +31,11 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
+from .vector_erf import emit_erf
+from .vector_explog import emit_expm1, emit_int_pow, emit_log1p, emit_log2, emit_pow
 from .vector_math import (F32, I1, I32, I64, LLVM_FLOAT, LLVM_TYPE, call_intrinsic, const,
                           emit_exp, emit_log, emit_sigmoid, emit_tanh, is_nan, scalar_of, with_scalar)
+from .vector_trig import emit_cos, emit_sin
 
 __all__ = ["emit_op", "SUPPORTED", "kind_of"]
 
@@ -170,6 +181,33 @@ def emit_cast(b, x, dtype: str):
     return b.select(ok, t, const(dst, lo))
 
 
+# ------------------------------------------------------------------ rounding, classification
+def _rounding(intrinsic):
+    def emit(b, x):
+        return call_intrinsic(b, intrinsic, [x]) if kind_of(x.type) == "f" else x
+    return emit
+
+
+def _classify(test, int_value: bool):
+    def emit(b, x):
+        if kind_of(x.type) != "f":
+            return const(with_scalar(x.type, I1), int(int_value))
+        return test(b, x)
+    return emit
+
+
+def emit_isfinite(b, x):  # |x| < inf is false for inf and NaN
+    return b.fcmp_ordered("<", call_intrinsic(b, "fabs", [x]), const(x.type, float("inf")))
+
+
+def emit_rsqrt(b, x):
+    return b.fdiv(const(x.type, 1.0), call_intrinsic(b, "sqrt", [x]))
+
+
+def emit_power(b, x, y):
+    return emit_pow(b, x, y) if kind_of(x.type) == "f" else emit_int_pow(b, x, y)
+
+
 # ------------------------------------------------------------------ the table
 def _arith(fop, iop, bop=None):
     def emit(b, x, y):
@@ -191,6 +229,18 @@ UNARY_EMITTERS = {
     "sign": emit_sign,
     "logical_not": lambda b, x: b.not_(x),
     "bitwise_not": lambda b, x: b.not_(x),
+    "log2": emit_log2,
+    "log1p": emit_log1p,
+    "expm1": emit_expm1,
+    "rsqrt": emit_rsqrt,
+    "sin": emit_sin,
+    "cos": emit_cos,
+    "erf": emit_erf,
+    "floor": _rounding("floor"),
+    "ceil": _rounding("ceil"),
+    "round": _rounding("roundeven"),
+    "isnan": _classify(is_nan, False),
+    "isfinite": _classify(emit_isfinite, True),
 }
 BINARY_EMITTERS = {
     "add": _arith("fadd", "add", "or_"),
@@ -201,6 +251,7 @@ BINARY_EMITTERS = {
     "minimum": emit_minimum,
     "floor_divide": emit_floor_divide,
     "remainder": emit_remainder,
+    "pow": emit_power,
     "logical_and": lambda b, x, y: b.and_(x, y),
     "logical_or": lambda b, x, y: b.or_(x, y),
     "logical_xor": lambda b, x, y: b.xor(x, y),

@@ -67,7 +67,8 @@ from .vector_math import F64, I8, I64, ITEMSIZE, LLVM_MEMORY, const, mem_align, 
 __all__ = ["ReductionKernel"]
 
 #: The modules whose source decides the generated code (their stamp is in every key).
-GENERATOR = ("reduction", "elementwise", "loops", "lowering", "vector_math", "pyarray")
+GENERATOR = ("reduction", "elementwise", "loops", "lowering", "vector_math", "vector_explog",
+             "vector_trig", "vector_erf", "erf_coefficients", "pyarray")
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
 COL_BLOCK = 2048  # output columns whose accumulators (in scratch) stay in L1

@@ -135,7 +135,7 @@ def select_nan(b, x, value):
 
 
 # ------------------------------------------------------------------ exp
-def _pow2i(b, n_int, ty):
+def pow2i(b, n_int, ty):
     """2^n as a float of ``ty`` for n already inside the normal exponent range."""
     s = scalar_of(ty)
     mant, bias = (23, 127) if s == F32 else (52, 1023)
@@ -144,33 +144,48 @@ def _pow2i(b, n_int, ty):
     return b.bitcast(bits, ty)
 
 
-def emit_exp(b, x):
+def exp_reduce(b, x):
+    """x = n ln2 + r, |r| <= ln2/2 (ln2 in two parts, x clamped to where e^x is neither
+    0 nor inf yet): returns (n as a float, r)."""
     ty = x.type
-    s = scalar_of(ty)
-    ity = int_type_for(ty)
-    if s == F32:
-        lo, hi = -104.0, 89.0
-        c1, c2 = 0.693359375, -2.12194440e-4
-        taylor = 7
+    if scalar_of(ty) == F32:
+        lo, hi, c1, c2 = -104.0, 89.0, 0.693359375, -2.12194440e-4
     else:
-        lo, hi = -746.0, 710.0
-        c1, c2 = 6.93145751953125e-1, 1.42860682030941723212e-6
-        taylor = 13
+        lo, hi, c1, c2 = -746.0, 710.0, 6.93145751953125e-1, 1.42860682030941723212e-6
     xc = call_intrinsic(b, "maxnum", [x, const(ty, lo)])
     xc = call_intrinsic(b, "minnum", [xc, const(ty, hi)])
     n = call_intrinsic(b, "rint", [b.fmul(xc, const(ty, 1.0 / math.log(2.0)))])
     r = fma(b, n, const(ty, -c1), xc)
-    r = fma(b, n, const(ty, -c2), r)
-    p = horner(b, r, [1.0 / math.factorial(k) for k in range(taylor, -1, -1)])
-    ni = b.fptosi(n, ity)
-    n1 = b.ashr(ni, const(ity, 1))
+    return n, fma(b, n, const(ty, -c2), r)
+
+
+def scale_pow2(b, p, n):
+    """p * 2^n for an integer-valued float n in the range ``exp_reduce`` gives, in two
+    halves (so results in the subnormal range come out right)."""
+    ty = p.type
+    ni = b.fptosi(n, int_type_for(ty))
+    n1 = b.ashr(ni, const(ni.type, 1))
     n2 = b.sub(ni, n1)
-    y = b.fmul(b.fmul(p, _pow2i(b, n1, ty)), _pow2i(b, n2, ty))
-    return select_nan(b, x, y)
+    return b.fmul(b.fmul(p, pow2i(b, n1, ty)), pow2i(b, n2, ty))
+
+
+def emit_exp(b, x, x_lo=None):
+    """e^x; with ``x_lo``, e^(x + x_lo) for a small correction ``x_lo`` (the low part of
+    a double-double argument, as ``pow`` makes)."""
+    ty = x.type
+    taylor = 7 if scalar_of(ty) == F32 else 13
+    n, r = exp_reduce(b, x)
+    if x_lo is not None:
+        r = b.fadd(r, x_lo)
+    p = horner(b, r, [1.0 / math.factorial(k) for k in range(taylor, -1, -1)])
+    return select_nan(b, x, scale_pow2(b, p, n))
 
 
 # ------------------------------------------------------------------ log
-def emit_log(b, x):
+def log_parts(b, x):
+    """log x = e ln2 + log m = e ln2 + 2 atanh(s) for x > 0 (finite), m in
+    [sqrt(1/2), sqrt(2)], s = (m - 1)/(m + 1): returns (e as a float, s, m, the number
+    of series terms that reach the dtype's precision)."""
     ty = x.type
     s = scalar_of(ty)
     ity = int_type_for(ty)
@@ -190,17 +205,30 @@ def emit_log(b, x):
     e = b.add(e, b.select(big, const(ity, 1), const(ity, 0)))
     f = b.fsub(m, const(ty, 1.0))
     sv = b.fdiv(f, b.fadd(m, const(ty, 1.0)))
-    z = b.fmul(sv, sv)
-    # 2*atanh(s) = 2s (1 + z/3 + z^2/5 + ...)
-    series = horner(b, z, [1.0 / (2 * k + 1) for k in range(terms - 1, -1, -1)])
-    logm = b.fmul(b.fmul(sv, const(ty, 2.0)), series)
-    ef = b.sitofp(e, ty)
-    y = fma(b, ef, const(ty, math.log(2.0)), logm)
-    # special values: 0 -> -inf, <0 -> nan, inf -> inf, nan -> nan
+    return b.sitofp(e, ty), sv, m, terms
+
+
+def atanh_series(b, z, terms: int, first: int = 0):
+    """sum_{k >= first} z^(k - first) / (2k + 1): 2 atanh(s) = 2s * atanh_series(s^2)."""
+    return horner(b, z, [1.0 / (2 * k + 1) for k in range(terms - 1, first - 1, -1)])
+
+
+def log_specials(b, x, y):
+    """``y`` (a log of x computed for x > 0) with numpy's values elsewhere: 0 -> -inf,
+    < 0 -> nan, inf -> inf, nan -> nan."""
+    ty = x.type
     y = b.select(b.fcmp_ordered("==", x, const(ty, 0.0)), const(ty, -math.inf), y)
     y = b.select(b.fcmp_ordered("<", x, const(ty, 0.0)), const(ty, math.nan), y)
     y = b.select(b.fcmp_ordered("==", x, const(ty, math.inf)), x, y)
     return select_nan(b, x, y)
+
+
+def emit_log(b, x):
+    ty = x.type
+    ef, sv, _, terms = log_parts(b, x)
+    series = atanh_series(b, b.fmul(sv, sv), terms)
+    logm = b.fmul(b.fmul(sv, const(ty, 2.0)), series)
+    return log_specials(b, x, fma(b, ef, const(ty, math.log(2.0)), logm))
 
 
 # ------------------------------------------------------------------ tanh, sigmoid

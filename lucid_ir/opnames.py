@@ -6,8 +6,11 @@ True
 ('movement', 'indexing')
 """
 UNARY = ("neg", "exp", "log", "tanh", "sigmoid", "sqrt", "abs", "sign", "cast",
-         "logical_not", "bitwise_not")
-BINARY = ("add", "sub", "mul", "div", "maximum", "minimum", "floor_divide", "remainder",
+         "logical_not", "bitwise_not",
+         "log2", "log1p", "expm1", "rsqrt", "sin", "cos", "erf",   # float only
+         "floor", "ceil", "round",                                 # ints: identity
+         "isnan", "isfinite")                                      # give bool
+BINARY = ("add", "sub", "mul", "div", "maximum", "minimum", "floor_divide", "remainder", "pow",
           "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor")
 COMPARISON = ("gt", "ge", "lt", "le", "eq", "ne")  # give bool
 SELECT = ("select",)                        # select(c, a, b) = a where the bool c is true else b

@@ -13,8 +13,10 @@ Traceback (most recent call last):
 ...
 TypeError: exp: takes float32/float64 operands, got i32[3]; cast to a float dtype first
 
-Comparisons, ``select`` and the logical/bitwise ops live in ``logical``; integer-aware
-``floor_divide``/``remainder`` in ``division``.
+Comparisons, ``select``, the logical/bitwise ops and ``isnan``/``isfinite`` live in
+``logical``; integer-aware ``floor_divide``/``remainder`` in ``division``; ``pow`` in
+``power``; ``floor``/``ceil``/``round`` in ``rounding``; ``log2 log1p expm1 rsqrt sin cos
+erf`` in ``transcendental``.
 """
 from __future__ import annotations
 
@@ -305,4 +307,4 @@ class Minimum(_Extremum):
     name, numpy_fn, mask_op = "minimum", np.minimum, "lt"
 
 
-from . import division, logical  # noqa: E402,F401  (registers)
+from . import division, logical, power, rounding, transcendental  # noqa: E402,F401  (registers)

@@ -6,7 +6,9 @@ bool values.
 - ``select(c, a, b)`` is ``a`` where the bool ``c`` is true, else ``b``;
 - ``logical_and/or/xor/not``: bool in, bool out (the user API casts other dtypes
   with ``cast[dtype=bool]``, i.e. ``!= 0``);
-- ``bitwise_and/or/xor/not``: int32, int64 or bool (where they are the logical ops).
+- ``bitwise_and/or/xor/not``: int32, int64 or bool (where they are the logical ops);
+- ``isnan``/``isfinite``: any dtype in, bool out (an int or bool is never NaN and
+  always finite).
 
 None of them passes a gradient to a bool operand (``select`` passes one to its values).
 
@@ -152,3 +154,31 @@ class BitwiseXor(_NoGradBinary):
 @register
 class BitwiseNot(_NoGradUnary):
     name, accepts, numpy_fn = "bitwise_not", INT_BOOL, np.invert
+
+
+class _Classify(Unary):
+    accepts = ALL
+    numpy_fn = None
+    int_value = False  # the answer for int and bool operands
+
+    def infer(self, types, attrs):
+        return TensorType(super().infer(types, attrs).shape, "bool")
+
+    def evaluate(self, a, attrs):
+        x = a[0]
+        if x.dtype.kind != "f":
+            return np.full(x.shape, self.int_value)
+        return type(self).numpy_fn(x)
+
+    def grad(self, b, node, g):
+        return [None]
+
+
+@register
+class IsNan(_Classify):
+    name, numpy_fn, int_value = "isnan", np.isnan, False
+
+
+@register
+class IsFinite(_Classify):
+    name, numpy_fn, int_value = "isfinite", np.isfinite, True
