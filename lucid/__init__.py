@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 from . import backend, random  # noqa: E402
 from .creation import ones, rand, randn, tensor, zeros  # noqa: E402
 from .grad_mode import is_grad_enabled, no_grad  # noqa: E402
-from .functional_core import matmul, maximum, where  # noqa: E402
+from .functional_core import cat, matmul, maximum, stack, where  # noqa: E402
 from .tensor import Tensor  # noqa: E402
 from .compiled import compile  # noqa: E402
 from .tracing import TracingError  # noqa: E402
@@ -22,5 +22,5 @@ from .dtypes import bool, dtype, float32, float64, int32, int64  # noqa: E402,A0
 float, double, int, long = float32, float64, int32, int64  # noqa: A001 - PyTorch's aliases
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "randn", "rand", "no_grad", "is_grad_enabled",
-           "matmul", "where", "maximum", "compile", "TracingError", "random", "nn", "optim", "float32", "float64",
+           "matmul", "where", "cat", "stack", "maximum", "compile", "TracingError", "random", "nn", "optim", "float32", "float64",
            "int32", "int64", "bool", "dtype", "float", "double", "int", "long"]

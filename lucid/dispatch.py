@@ -299,7 +299,15 @@ def call1(chain: Chain, x):
                 if x.requires_grad and _grad_state.enabled:
                     return _record(entry, out, (x,))
                 return _wrap(out)
-    return call(chain, (as_tensor(x),))
+    x = as_tensor(x)
+    if chain.name in _FLOAT_ONLY and x.dtype not in ("float32", "float64"):
+        x = cast(x, "float32")  # as PyTorch: sin of an int tensor is float32
+    return call(chain, (x,))
+
+
+#: unary ops defined on floats only: integer and bool operands are cast to float32 first
+_FLOAT_ONLY = frozenset(("exp", "log", "tanh", "sigmoid", "sqrt", "log2", "log1p", "expm1", "rsqrt",
+                         "sin", "cos", "erf"))
 
 
 def unary(op: str, x):

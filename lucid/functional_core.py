@@ -72,3 +72,36 @@ _WHERE = dispatch.Chain([("cast", {"dtype": "bool"}, (0,)), ("select", {}, (-1, 
 def maximum(a, b):
     """Elementwise maximum (NaN wins, as in numpy); the gradient goes to the larger."""
     return dispatch.binary("maximum", a, b)
+
+
+def cat(tensors, dim: int = 0):
+    """The tensors joined along ``dim`` (same dtype after promotion, same shape
+    elsewhere), as ``torch.cat``; one eager call (a native copy kernel).
+
+    >>> import lucid
+    >>> lucid.cat([lucid.tensor([[1, 2]]), lucid.tensor([[3, 4]])]).tolist()
+    [[1, 2], [3, 4]]
+    """
+    tensors = [as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("cat: expects a non-empty list of tensors")
+    dtype = promote(*[t.dtype for t in tensors])
+    ndim = tensors[0].ndim
+    if ndim == 0:
+        raise ValueError("cat: zero-dimensional tensors cannot be concatenated")
+    if not -ndim <= dim < ndim:
+        raise IndexError(f"cat: dimension out of range (expected to be in range of [{-ndim}, "
+                         f"{ndim - 1}], but got {dim})")
+    return dispatch.apply("concat", *[cast(t, dtype) for t in tensors], axis=dim % ndim)
+
+
+def stack(tensors, dim: int = 0):
+    """The tensors (all of one shape) stacked along a new axis ``dim``, as ``torch.stack``."""
+    tensors = [as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: expects a non-empty list of tensors")
+    shape = tensors[0].shape
+    if any(t.shape != shape for t in tensors):
+        raise ValueError(f"stack: expects each tensor to be equal size, got "
+                         f"{[t.shape for t in tensors]}")
+    return cat([t.unsqueeze(dim) for t in tensors], dim)

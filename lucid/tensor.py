@@ -205,6 +205,10 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
+    def __getitem__(self, index):
+        """Basic indexing (integers, slices, None, ...) as a view; see ``lucid.indexing``."""
+        return indexing.getitem(self, index)
+
     def __len__(self) -> int:
         if not self.shape:
             raise TypeError("len() of a 0-d tensor")
@@ -311,6 +315,25 @@ class Tensor:
     def tanh(self): return dispatch.unary("tanh", self)
     def sqrt(self): return dispatch.unary("sqrt", self)
     def sigmoid(self): return dispatch.unary("sigmoid", self)
+    def log2(self): return dispatch.unary("log2", self)
+    def log1p(self): return dispatch.unary("log1p", self)
+    def expm1(self): return dispatch.unary("expm1", self)
+    def rsqrt(self): return dispatch.unary("rsqrt", self)
+    def sin(self): return dispatch.unary("sin", self)
+    def cos(self): return dispatch.unary("cos", self)
+    def erf(self): return dispatch.unary("erf", self)
+    def floor(self): return dispatch.unary("floor", self)
+    def ceil(self): return dispatch.unary("ceil", self)
+    def round(self): return dispatch.unary("round", self)
+    def abs(self): return dispatch.unary("abs", self)
+    def sign(self): return dispatch.unary("sign", self)
+    def neg(self): return dispatch.unary("neg", self)
+    def isnan(self): return dispatch.unary("isnan", self)
+    def isfinite(self): return dispatch.unary("isfinite", self)
+    def logical_not(self): return dispatch.unary("logical_not", dispatch.cast(self, "bool"))
+    def pow(self, exponent): return dispatch.binary("pow", self, exponent)
+    def __pow__(self, o): return dispatch.binary("pow", self, o)
+    def __rpow__(self, o): return dispatch.binary("pow", o, self)
 
     def relu(self):
         """``max(x, 0)``: the 0 is part of the op (a constant folded into its kernel, and
@@ -330,6 +353,57 @@ class Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return dispatch.apply("reshape", self, shape=shape)
+
+    def view(self, *shape):
+        """``reshape`` (lucid's reshape gives a view whenever numpy's does)."""
+        return self.reshape(*shape)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        """The axes ``start_dim .. end_dim`` merged into one (a 0-d tensor becomes 1-d)."""
+        shape = self.shape
+        if not shape:
+            return self.reshape(1)
+        n = len(shape)
+        a, b = _dim(start_dim, n, "flatten"), _dim(end_dim, n, "flatten")
+        if a > b:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        merged = 1
+        for d in shape[a:b + 1]:
+            merged *= d
+        return self.reshape(*shape[:a], merged, *shape[b + 1:])
+
+    def unsqueeze(self, dim: int):
+        """A new axis of size 1 at ``dim`` (``-1``: last)."""
+        shape = list(self.shape)
+        shape.insert(_dim(dim, len(shape) + 1, "unsqueeze"), 1)
+        return self.reshape(*shape)
+
+    def squeeze(self, dim=None):
+        """The axes of size 1 removed (only ``dim`` when given, if it has size 1)."""
+        shape = self.shape
+        if dim is None:
+            return self.reshape(*[d for d in shape if d != 1])
+        dims = {_dim(d, len(shape), "squeeze") for d in ((dim,) if isinstance(dim, int) else dim)}
+        return self.reshape(*[d for k, d in enumerate(shape) if not (k in dims and d == 1)])
+
+    def expand(self, *sizes):
+        """A broadcast view to ``sizes`` (``-1`` keeps that axis's size), as PyTorch's."""
+        if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+            sizes = tuple(sizes[0])
+        lead = len(sizes) - self.ndim
+        if lead < 0:
+            raise ValueError(f"expand: {len(sizes)} sizes for a tensor of dimension {self.ndim}")
+        shape = tuple(self.shape[k - lead] if s == -1 and k >= lead else int(s) for k, s in enumerate(sizes))
+        return dispatch.apply("broadcast_to", self, shape=shape)
+
+    def expand_as(self, other):
+        return self.expand(*other.shape)
+
+    def numel(self) -> int:
+        return self.size
+
+    def dim(self) -> int:
+        return self.ndim
 
     def transpose(self, *axes):
         """No arguments: reverse the axes. Two axes: swap them (PyTorch). All axes: permute."""
@@ -359,6 +433,15 @@ class Tensor:
 
 
 _BY_NUMPY, _BY_NAME = dtypes._BY_NUMPY, dtypes._BY_NAME
+
+
+def _dim(dim: int, ndim: int, op: str) -> int:
+    """``dim`` counted from the front (negative counts from the end); IndexError as
+    PyTorch's when it is out of range."""
+    if not -max(ndim, 1) <= dim < max(ndim, 1):
+        raise IndexError(f"{op}: dimension out of range (expected to be in range of "
+                         f"[{-max(ndim, 1)}, {max(ndim, 1) - 1}], but got {dim})")
+    return dim % max(ndim, 1)
 _new = object.__new__
 
 
@@ -370,7 +453,7 @@ def _wrap_result(data: np.ndarray) -> Tensor:
 
 
 dispatch._wrap = _wrap_result
-from . import functional_core  # noqa: E402  (it builds on Tensor's module)
+from . import functional_core, indexing  # noqa: E402  (they build on Tensor's module)
 dispatch._TENSOR_TYPES.insert(0, Tensor)
 _RELU = {dtype: dispatch.Chain([("constant", {"value": 0.0, "shape": (), "dtype": dtype}, ()),
                                 ("maximum", {}, (0, -1))], name="relu") for dtype in _BY_NAME.values()}

@@ -364,10 +364,19 @@ def eager_runner(fused: Graph, arrays, scalars=()):
     general call."""
     plan = Plan(fused)
     run = None
-    if plan.kinds and set(plan.kinds) == {"view"} and len(plan.steps) == 1 and not plan.constants \
-            and list(plan.steps[0][1]) == plan.input_slots:
-        view = plan.steps[0][0]  # a reshape or transpose: a numpy view, as PyTorch's are
-        return lambda *arrays: view(*arrays)[0]
+    if plan.kinds and set(plan.kinds) == {"view"} and not plan.constants and len(plan.input_slots) == 1 \
+            and all(list(ins) == [prev] for (_, ins, _), prev in
+                    zip(plan.steps, plan.input_slots + [outs[0] for _, _, outs in plan.steps])):
+        views = [fn for fn, _, _ in plan.steps]  # reshapes, transposes, slices: numpy views,
+        if len(views) == 1:                      # as PyTorch's views are
+            view = views[0]
+            return lambda a: view(a)[0]
+
+        def run(a):
+            for view in views:
+                (a,) = view(a)
+            return a
+        return run
     if type(plan) is Plan and len(plan.steps) == 1 and not plan.constants and len(plan.outputs) == 1:
         step, reads, outs = plan.steps[0]
         kernel = getattr(step, "kernel", None)
