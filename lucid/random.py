@@ -15,7 +15,7 @@ right distribution, not ``torch.manual_seed(0); torch.rand(3)``'s values.
 >>> bool((a == lucid.rand(3, generator=lucid.Generator().manual_seed(7)).numpy()).all())
 True
 >>> state = g.get_state(); b = lucid.randn(2, generator=g).numpy()
->>> g.set_state(state); bool((b == lucid.randn(2, generator=g).numpy()).all())
+>>> _ = g.set_state(state); bool((b == lucid.randn(2, generator=g).numpy()).all())
 True
 >>> g.initial_seed()
 7

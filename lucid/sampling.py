@@ -14,7 +14,7 @@ draw forever. Draw outside and pass the tensor in.
 >>> _ = lucid.manual_seed(0)
 >>> lucid.rand(2, 3).shape, lucid.randint(0, 10, (4,)).dtype, lucid.randn(2, dtype=lucid.float64).dtype
 ((2, 3), lucid.int64, lucid.float64)
->>> x = lucid.randint(3, 5, (1000,)); bool(((x >= 3) & (x < 5)).all())
+>>> x = lucid.randint(3, 5, (1000,)).numpy(); bool(((x >= 3) & (x < 5)).all())
 True
 """
 from __future__ import annotations
