@@ -429,3 +429,17 @@ def test_random_inside_compile_is_an_error():
 
     with pytest.raises(lucid.TracingError, match="rand.*compiled function"):
         lucid.compile(f)(lucid.zeros(3))
+
+
+# -- Tensor.new_* ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64", "bool"])
+def test_new_methods_match_torch(dtype):
+    x, tx = lucid.zeros(2, dtype=dtype), torch.zeros(2, dtype=TORCH_DTYPE[dtype])
+    same(x.new_zeros(2, 3), tx.new_zeros(2, 3))
+    same(x.new_ones((3,)), tx.new_ones((3,)))
+    same(x.new_full((2, 2), 2.7), tx.new_full((2, 2), 2.7))
+    same(x.new_full((1,), 3, dtype=lucid.float64), tx.new_full((1,), 3, dtype=torch.float64))
+    same(x.new_tensor([[1.5, 0.0]]), tx.new_tensor([[1.5, 0.0]]))
+    assert x.new_empty(4).shape == (4,) and x.new_empty(4).dtype == dtype
+    assert x.new_zeros(1, dtype=lucid.float64, requires_grad=True).requires_grad
