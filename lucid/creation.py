@@ -274,6 +274,12 @@ def _number(op: str, name: str, value):
     return value
 
 
+def _not_bool(op: str, dt):
+    if dt == "bool":
+        raise NotImplementedError(f"{op}: not implemented for bool (as in PyTorch)")
+    return dt
+
+
 def arange(start=0, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """``[start, start + step, ...]`` up to (not including) ``end``: ``arange(end)``,
     ``arange(start, end)`` or ``arange(start, end, step)``. The dtype is int64 when all
@@ -291,7 +297,7 @@ def arange(start=0, end=None, step=1, dtype=None, device=None, requires_grad: bo
     start, end, step = (_number("arange", n, v) for n, v in
                         (("start", start), ("end", end), ("step", step)))
     ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
-    dt = dtype_of(dtype, int64 if ints else None)
+    dt = _not_bool("arange", dtype_of(dtype, int64 if ints else None))
     if not dt.is_floating_point:
         start, end, step = int(start), int(end), int(step)
     if not all(math.isfinite(v) for v in (start, end, step)):
@@ -326,7 +332,7 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad: bool = F
         raise TypeError(f"linspace: steps must be an int, got {type(steps).__name__} {steps!r}")
     if steps < 0:
         raise RuntimeError(f"linspace: number of steps must be non-negative, got {steps}")
-    dt = dtype_of(dtype)
+    dt = _not_bool("linspace", dtype_of(dtype))
     i = np.arange(int(steps), dtype=np.float64)
     if steps == 1:
         data = np.array([float(start)])
