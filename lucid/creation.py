@@ -42,6 +42,10 @@ def set_default_dtype(d) -> None:
     """Make ``d`` (float32 or float64) the dtype Python floats, ``lucid.tensor([1.0])``,
     ``zeros()``, ``rand()`` and the promotion of an int tensor with a float number give.
 
+    Not yet followed: true division of int tensors and float-only math on them (``sin``
+    of an int tensor) still give float32, and a function ``lucid.compile`` traced before
+    the change keeps the dtypes it was traced with (compile it again).
+
     >>> import lucid
     >>> lucid.set_default_dtype(lucid.float64); lucid.zeros(1).dtype, lucid.tensor([1.0]).dtype
     (lucid.float64, lucid.float64)
