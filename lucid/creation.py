@@ -364,8 +364,5 @@ def eye(n, m=None, dtype=None, device=None, requires_grad: bool = False) -> Tens
     return finish(np.eye(int(n), None if m is None else int(m), dtype=dtype_of(dtype)), requires_grad)
 
 
-__all_creation__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full",
-                    "zeros_like", "ones_like", "empty_like", "full_like", "arange", "linspace",
-                    "eye", "get_default_dtype", "set_default_dtype", "is_tensor", "numel"]
-
+# the random creation functions live in lucid.sampling; importable from here too
 from .sampling import normal, rand, rand_like, randint, randint_like, randn, randn_like  # noqa: E402,F401
