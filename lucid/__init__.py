@@ -24,3 +24,5 @@ float, double, int, long = float32, float64, int32, int64  # noqa: A001 - PyTorc
 __all__ = ["Tensor", "tensor", "zeros", "ones", "randn", "rand", "no_grad", "is_grad_enabled",
            "matmul", "where", "cat", "stack", "maximum", "compile", "TracingError", "random", "nn", "optim", "float32", "float64",
            "int32", "int64", "bool", "dtype", "float", "double", "int", "long"]
+from .creation import arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, get_default_dtype, is_tensor, linspace, normal, numel, ones_like, rand_like, randint, randint_like, randn_like, set_default_dtype, zeros_like; from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state  # noqa: E402,E702
+__all__ += ["arange", "as_tensor", "empty", "empty_like", "eye", "from_numpy", "full", "full_like", "get_default_dtype", "is_tensor", "linspace", "normal", "numel", "ones_like", "rand_like", "randint", "randint_like", "randn_like", "set_default_dtype", "zeros_like", "Generator", "default_generator", "get_rng_state", "initial_seed", "manual_seed", "seed", "set_rng_state"]

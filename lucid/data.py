@@ -2,19 +2,19 @@
 
 Rules (documented in the README), as PyTorch's:
 
-- ``lucid.tensor(data)`` infers the dtype: Python floats give float32 (the default
-  float dtype), Python ints int64, Python bools bool; numpy arrays keep float32,
-  float64, int32, int64 and bool, other integer arrays become int64 and float16 becomes
-  float32.
+- ``lucid.tensor(data)`` infers the dtype: Python floats give the default float dtype
+  (float32 unless ``lucid.set_default_dtype`` changed it), Python ints int64, Python
+  bools bool; numpy arrays keep float32, float64, int32, int64 and bool, other integer
+  arrays become int64 and float16 becomes the default float dtype.
 - ``lucid.Tensor(data)`` (like ``torch.Tensor``) always gives a floating tensor: the
-  same, except that integer and boolean data become float32.
+  same, except that integer and boolean data become the default float dtype.
 - ``dtype=`` converts to that dtype. Complex, object and string data raise ``TypeError``.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from lucid_ir.types import check_dtype
+from lucid_ir.types import check_dtype, default_float
 
 _KEPT = {np.dtype(n) for n in ("float32", "float64", "int32", "int64", "bool")}
 
@@ -37,7 +37,7 @@ def to_array(data, dtype=None, op: str = "tensor", infer: bool = False) -> np.nd
         except (ValueError, TypeError) as exc:
             raise TypeError(f"{op}: cannot make a tensor from this data: {exc}") from None
         if arr.dtype.kind == "f" and dtype is None:
-            arr = arr.astype(np.float32)  # Python floats default to float32, as in PyTorch
+            arr = arr.astype(default_float())  # Python floats: the default dtype, as in PyTorch
     kind = arr.dtype.kind
     if kind not in "biuf":
         raise TypeError(f"{op}: expected numeric data, got an array of dtype {arr.dtype} "
@@ -47,7 +47,7 @@ def to_array(data, dtype=None, op: str = "tensor", infer: bool = False) -> np.nd
     if arr.dtype in _KEPT and (infer or kind == "f"):
         return arr
     if kind == "f":
-        return arr.astype(np.float32)  # float16
+        return arr.astype(default_float())  # float16
     if not infer:
-        return arr.astype(np.float32)  # Tensor(...) is floating, as torch.Tensor(...)
+        return arr.astype(default_float())  # Tensor(...) is floating, as torch.Tensor(...)
     return arr.astype(np.int64)        # other integer widths (and unsigned): int64

@@ -90,3 +90,15 @@ def as_dtype(x) -> dtype:
 def of_array(a: np.ndarray) -> dtype:
     """The lucid dtype of a numpy array (one of the five)."""
     return _BY_NUMPY[a.dtype]
+
+
+def default_float() -> dtype:
+    """The default floating dtype: what Python floats, ``zeros()`` and ``rand()`` give
+    (float32 unless ``lucid.set_default_dtype`` changed it). One setting, kept in
+    ``lucid_ir.types`` so the promotion rules read it too.
+
+    >>> default_float()
+    lucid.float32
+    """
+    from lucid_ir.types import default_float as _name
+    return _BY_NAME[_name()]

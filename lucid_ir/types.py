@@ -20,13 +20,32 @@ FLOAT_DTYPES = ("float32", "float64")
 INT_DTYPES = ("int32", "int64")
 SHORT_NAMES = {"float32": "f32", "float64": "f64", "int32": "i32", "int64": "i64", "bool": "bool"}
 FROM_SHORT = {v: k for k, v in SHORT_NAMES.items()}
-DEFAULT_FLOAT = "float32"   # PyTorch's default dtype: what a float scalar turns an int tensor into
 DEFAULT_INT = "int64"       # what an int scalar turns a bool tensor into
 
 # PyTorch's categories, lowest first; within one, the wider dtype wins.
 _CATEGORY = {"bool": 0, "int32": 1, "int64": 1, "float32": 2, "float64": 2}
 _WIDTH = {"bool": 1, "int32": 4, "int64": 8, "float32": 4, "float64": 8}
-_CATEGORY_DEFAULT = {0: "bool", 1: DEFAULT_INT, 2: DEFAULT_FLOAT}
+# PyTorch's default (float) dtype: what Python floats become, and what a float scalar turns
+# an int tensor into. One setting, changed by ``lucid.set_default_dtype`` and read at each use.
+_DEFAULT = {"float": "float32"}
+
+
+def default_float() -> str:
+    """The default floating dtype (``"float32"`` unless ``set_default_float`` changed it)."""
+    return _DEFAULT["float"]
+
+
+def set_default_float(dtype) -> None:
+    """Make ``dtype`` (float32 or float64) the default floating dtype."""
+    name = check_dtype(dtype)
+    if name not in FLOAT_DTYPES:
+        raise TypeError(f"set_default_dtype: only floating-point types are supported as the "
+                        f"default type, got {name}")
+    _DEFAULT["float"] = name
+
+
+def _category_default(category: int) -> str:
+    return ("bool", DEFAULT_INT, _DEFAULT["float"])[category]
 
 
 def check_dtype(dtype) -> str:
@@ -72,13 +91,14 @@ def promote(*dtypes: str) -> str:
 
 
 def scalar_dtype(value) -> str:
-    """The category's default dtype of a Python scalar: bool, int64 or float32."""
+    """The category's default dtype of a Python scalar: bool, int64 or the default
+    float dtype (float32 unless changed)."""
     if isinstance(value, (bool, np.bool_)):
         return "bool"
     if isinstance(value, (int, np.integer)):
         return DEFAULT_INT
     if isinstance(value, (float, np.floating)):
-        return DEFAULT_FLOAT
+        return _DEFAULT["float"]
     raise TypeError(f"not a Python scalar: {type(value).__name__}")
 
 
@@ -105,7 +125,7 @@ def result_type(*operands) -> str:
         return weak
     strong = promote(*tensors)
     if weak is not None and _CATEGORY[weak] > _CATEGORY[strong]:
-        return _CATEGORY_DEFAULT[_CATEGORY[weak]]
+        return _category_default(_CATEGORY[weak])
     return strong
 
 
