@@ -30,7 +30,7 @@ import numpy as np
 
 from lucid_ir.builder import make_node
 from lucid_ir.graph import Graph, Node, Value
-from lucid_ir.types import TensorType, promote, result_type
+from lucid_ir.types import TensorType, default_float, promote, result_type
 
 from . import backend, grad_mode, tracing
 from .autograd import Record
@@ -156,7 +156,7 @@ def _build_entry(chain: Chain, operands, arrays) -> Entry:
     float64 scalars cast to that dtype inside the kernel."""
     from .tensor import Tensor
     tensor_dtypes = [o.dtype for o in operands if isinstance(o, Tensor)]
-    weak = promote(*tensor_dtypes) if tensor_dtypes else "float32"
+    weak = promote(*tensor_dtypes) if tensor_dtypes else default_float()
     inputs, values, scalar_dtypes, scalars = [], [], {}, []
     for k, o in enumerate(operands):
         if isinstance(o, Tensor):
@@ -270,7 +270,7 @@ def _traced(chain: Chain, operands):
     from .tensor import Tensor
     tracer = tracing.current()
     dtypes = [o.dtype for o in operands if isinstance(o, Tensor)]
-    weak = promote(*dtypes) if dtypes else "float32"
+    weak = promote(*dtypes) if dtypes else default_float()
     ins = [o if isinstance(o, Tensor) else
            tracer.apply("constant", [], {"value": float(o), "shape": (), "dtype": weak})
            for o in operands]
@@ -301,7 +301,7 @@ def call1(chain: Chain, x):
                 return _wrap(out)
     x = as_tensor(x)
     if chain.name in _FLOAT_ONLY and x.dtype not in ("float32", "float64"):
-        x = cast(x, "float32")  # as PyTorch: sin of an int tensor is float32
+        x = cast(x, default_float())  # as PyTorch: sin of an int tensor is float32
     return call(chain, (x,))
 
 
@@ -421,7 +421,7 @@ _LOGICAL = ("logical_and", "logical_or", "logical_xor")
 
 def operand_dtype(op: str, operands) -> str:
     """The dtype a binary op's operands are cast to: ``result_type`` of the tensors'
-    dtypes and the (weak) numbers, as PyTorch; true division of integers in float32;
+    dtypes and the (weak) numbers, as PyTorch; true division of integers in
     logical ops on bool.
 
     >>> operand_dtype("add", ["int32", 2.5]), operand_dtype("div", ["int64", "int32"])
@@ -434,7 +434,7 @@ def operand_dtype(op: str, operands) -> str:
                         "PyTorch); to invert a mask use ~ or logical_not")
     dtype = result_type(*operands)
     if op in _TRUE_DIVISION and dtype not in ("float32", "float64"):
-        return "float32"
+        return default_float()
     return dtype
 
 
