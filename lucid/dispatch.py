@@ -421,8 +421,8 @@ _LOGICAL = ("logical_and", "logical_or", "logical_xor")
 
 def operand_dtype(op: str, operands) -> str:
     """The dtype a binary op's operands are cast to: ``result_type`` of the tensors'
-    dtypes and the (weak) numbers, as PyTorch; true division of integers in
-    logical ops on bool.
+    dtypes and the (weak) numbers, as PyTorch; true division of integers in the default
+    float dtype; logical ops on bool.
 
     >>> operand_dtype("add", ["int32", 2.5]), operand_dtype("div", ["int64", "int32"])
     ('float32', 'float32')
