@@ -24,3 +24,4 @@ float, double, int, long = float32, float64, int32, int64  # noqa: A001 - PyTorc
 __all__ = ["Tensor", "tensor", "zeros", "ones", "randn", "rand", "no_grad", "is_grad_enabled",
            "matmul", "where", "cat", "stack", "maximum", "compile", "TracingError", "random", "nn", "optim", "float32", "float64",
            "int32", "int64", "bool", "dtype", "float", "double", "int", "long"]
+from .grad_mode import enable_grad, inference_mode, is_inference_mode_enabled, set_grad_enabled; from . import autograd; __all__ += ["enable_grad", "set_grad_enabled", "inference_mode", "is_inference_mode_enabled", "autograd"]  # noqa: E402,E702
