@@ -247,7 +247,7 @@ class BackwardNode:
 
     >>> import lucid
     >>> x = lucid.tensor([1.0, 2.0], requires_grad=True)
-    >>> f = (x * 2).grad_fn
+    >>> f = (x * lucid.tensor([3.0, 4.0])).grad_fn
     >>> f.name(), f.next_functions
     ('MulBackward0', ((<AccumulateGrad>, 0), (None, 0)))
     """
@@ -376,7 +376,7 @@ def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=
         raise RuntimeError("backward: this tensor does not require grad (no input of the "
                            "computation that made it has requires_grad=True)")
     seed = autograd._seed(self, gradient)
-    grads = grad(self, inputs, seed, retain_graph=retain_graph, allow_unused=True)
+    grads = grad(self, inputs, [seed], retain_graph=retain_graph, allow_unused=True)
     for t, g in zip(inputs, grads):
         if g is not None:
             t._grad = g._data if t._grad is None else t._grad + g._data
