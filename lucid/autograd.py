@@ -228,8 +228,7 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
             if p.requires_grad:
                 _deliver(p, g, handed)
         if not retain_graph:
-            root._freed = True
-            root._node = root._parents = None
+            free([root])
         return
     order, leaves = collect(root)
     seed = _seed(root, gradient)
@@ -243,12 +242,13 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
 
 def free(order) -> None:
     """Drop what the recorded calls ``order`` saved for backward (a second pass raises);
-    ``_spent`` keeps the record's entry, so ``grad_fn`` still names the op."""
+    ``_spent`` keeps the record's entry (or, for a compiled call's output, the call's
+    name), so ``grad_fn`` still names the op."""
     for t in order:
         if not t._parents:
             continue  # a constant: nothing saved to free
         node = t._node
-        t._spent = node.entry if type(node) is Record else node
+        t._spent = node.entry if type(node) is Record else "CompiledFunctionBackward"
         t._freed = True
         t._node = t._parents = None
 

@@ -308,8 +308,7 @@ def _node_of(t, leaf: bool = False):
     if node is None:
         spent = t._spent
         if spent is not None:       # its graph was freed by backward: the name remains
-            return BackwardNode(entry_name(spent) if not isinstance(spent, CallOutput)
-                                else "CompiledFunctionBackward")
+            return BackwardNode(spent if isinstance(spent, str) else entry_name(spent))
         return AccumulateGrad(t) if leaf and t.requires_grad else None
     if type(node) is Record:
         return BackwardNode(entry_name(node.entry), t._parents)

@@ -399,3 +399,16 @@ def test_grad_fn_next_functions_leaves_and_detach():
     with lucid.no_grad():
         assert (a * 2).grad_fn is None
     assert lucid.compile(lambda x: x * 2)(a).grad_fn.name() == "CompiledFunctionBackward"
+
+
+def test_grad_fn_of_compiled_outputs_after_backward_keeps_no_saved_arrays(backend):
+    a, ta = pair(A)
+    f = lucid.compile(lambda x: (x * x).sum())
+    y = f(a)
+    y.backward()
+    assert y.grad_fn.name() == "CompiledFunctionBackward" and y._node is None
+    assert y._spent == "CompiledFunctionBackward"
+    (ta * ta).sum().backward()
+    close(a.grad, ta.grad)
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
