@@ -26,6 +26,9 @@ from .backend import backend_name
 from .compiler import compile_graph
 
 _CACHE: "OrderedDict[tuple, tuple]" = OrderedDict()
+FREED_MESSAGE = ("backward: trying to backward through the graph a second time: this graph was "
+                 "already used by a backward pass (or autograd.grad) and its saved values were "
+                 "freed; pass retain_graph=True to the first one if you need to run it again")
 _CACHE_SIZE = 256
 
 
@@ -50,10 +53,11 @@ class CallOutput:
         self.record, self.index = record, index
 
 
-def collect(root):
-    """The recorded tensors reachable from ``root``, in topological order, and the leaves."""
+def collect(root, *more):
+    """The recorded tensors reachable from ``root`` (and ``more`` roots), in topological
+    order, and the leaves."""
     order, leaves, seen = [], [], set()
-    stack = [(root, False)]
+    stack = [(t, False) for t in reversed((root,) + more)]
     while stack:
         t, done = stack.pop()
         if done:
@@ -63,8 +67,7 @@ def collect(root):
             continue
         seen.add(id(t))
         if t._freed:
-            raise RuntimeError("backward: this graph was already used by a backward pass and its "
-                               "saved values were freed; pass retain_graph=True to the first backward")
+            raise RuntimeError(FREED_MESSAGE)
         if t._node is None:
             leaves.append(t)
             continue
@@ -139,10 +142,12 @@ def _derive(order, leaves, wrt, retained):
     return compile_graph(bwd.graph, "backward"), tuple(sources[v] for v in bwd.residuals)
 
 
-def _run_backward(order, leaves, seed, retained=()):
-    """Gradients of the leaves that require grad (then of ``retained`` calls' results)
-    for the recorded calls ``order`` (the root last) seeded with ``seed``."""
-    wrt = tuple(i for i, t in enumerate(leaves) if t.requires_grad)
+def _run_backward(order, leaves, seed, retained=(), wrt=None):
+    """Gradients of the leaves that require grad (or of the leaves at positions ``wrt``),
+    then of ``retained`` calls' results, for the recorded calls ``order`` (the root last)
+    seeded with ``seed``."""
+    if wrt is None:
+        wrt = tuple(i for i, t in enumerate(leaves) if t.requires_grad)
     structure = _structure(order, leaves) if order else tuple((t.shape, t.dtype) for t in leaves)
     key = (structure, wrt, tuple(retained), backend_name())
     hit = _CACHE.get(key)
@@ -174,11 +179,20 @@ def _seed(root, gradient) -> np.ndarray:
     return seed
 
 
+def _hooked(t, g):
+    """``g`` after ``t``'s hooks (``Tensor.register_hook``): each is called with the
+    gradient as a tensor and may return a replacement."""
+    from .autograd_api import run_hooks
+    return run_hooks(t, g)
+
+
 def _deliver(t, g, handed: set) -> None:
-    """Accumulate ``g`` into ``t.grad``. Plans return arrays their caller owns, so ``g``
+    """Accumulate ``g`` into ``t.grad`` (a leaf's hooks first). Plans return arrays their caller owns, so ``g``
     is stored as it is, unless this backward pass already handed the same array to
     another tensor (one gradient shared by two inputs): then each gets its own copy.
     (Eager backward runs outside any trace: ``_grad`` is the gradient itself.)"""
+    if t._hooks and t._node is None:
+        g = _hooked(t, g)
     if t._grad is not None:
         t._grad = t._grad + g
         return
@@ -195,6 +209,11 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
         if tracer is None:
             raise TracingError("backward: this tensor was traced by a compiled function; call "
                                "backward() on the compiled function's output instead")
+        if any(t._hooks for t in tracer.arg_real + [t for t, _ in tracer.captured.values()]
+               if t is not None):
+            raise TracingError("backward: a tensor this compiled function reads has hooks "
+                               "(register_hook), which a compiled backward cannot call; "
+                               "remove them or run the function eagerly")
         tracer.backward(root, gradient)
         return
     if not root.requires_grad:
@@ -209,21 +228,29 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
             if p.requires_grad:
                 _deliver(p, g, handed)
         if not retain_graph:
-            root._freed = True
-            root._node = root._parents = None
+            free([root])
         return
     order, leaves = collect(root)
     seed = _seed(root, gradient)
-    if any(isinstance(t._node, CallOutput) for t in order):
-        _backward_by_record(root, seed, order, leaves)
+    if any(isinstance(t._node, CallOutput) or t._hooks for t in order):
+        _backward_by_record(root, seed, order)
     else:
         _backward_whole(root, seed, order, leaves)
     if not retain_graph:
-        for t in order:
-            if not t._parents:
-                continue  # a constant: nothing saved to free
-            t._freed = True
-            t._node = t._parents = None
+        free(order)
+
+
+def free(order) -> None:
+    """Drop what the recorded calls ``order`` saved for backward (a second pass raises);
+    ``_spent`` keeps the record's entry (or, for a compiled call's output, the call's
+    name), so ``grad_fn`` still names the op."""
+    for t in order:
+        if not t._parents:
+            continue  # a constant: nothing saved to free
+        node = t._node
+        t._spent = node.entry if type(node) is Record else "CompiledFunctionBackward"
+        t._freed = True
+        t._node = t._parents = None
 
 
 def _backward_whole(root, seed, order, leaves) -> None:
@@ -244,11 +271,30 @@ def _node_grads(t, g):
     return [(parents[i], gi) for i, gi in zip(wrt, grads)]
 
 
-def _backward_by_record(root, seed, order, leaves) -> None:
-    """Reverse walk over primitive nodes and compiled calls (each call's backward graph
-    runs once, when the cotangents of all its outputs are complete)."""
-    cot: dict[int, np.ndarray] = {id(root): seed}
+def _backward_by_record(root, seed, order) -> None:
+    """Backward node by node (compiled calls, or hooks on intermediates): ``.grad`` of
+    the retained tensors and the leaves that require grad."""
     handed: set = set()
+
+    def visit(t, g):
+        if t._hooks:
+            g = _hooked(t, g)
+        if t._retains_grad:
+            _deliver(t, g, handed)
+        return g
+
+    for p, g in reverse_walk([(root, seed)], order, visit):
+        _deliver(p, g, handed)
+
+
+def reverse_walk(seeds, order, visit=None):
+    """Reverse walk over primitive nodes and compiled calls, seeded with ``(tensor,
+    gradient)`` pairs; each call's backward graph runs once, when the cotangents of all
+    its outputs are complete. ``visit(t, g)`` sees each recorded tensor's complete
+    gradient and returns the one to pass on. Returns ``[(leaf, gradient)]`` for the
+    leaves that require grad, each gradient complete (summed over all paths)."""
+    cot: dict[int, np.ndarray] = {}
+    at_leaves: dict[int, list] = {}
     waiting: dict[int, list] = {}   # id(record) -> [outputs still to come, cotangents]
     for t in order:
         if isinstance(t._node, CallOutput):
@@ -259,14 +305,20 @@ def _backward_by_record(root, seed, order, leaves) -> None:
     def add(p, g):
         if p._node is None:
             if p.requires_grad:
-                _deliver(p, g, handed)
+                hit = at_leaves.get(id(p))
+                if hit is None:
+                    at_leaves[id(p)] = [p, g]
+                else:
+                    hit[1] = hit[1] + g
             return
         cot[id(p)] = g if id(p) not in cot else cot[id(p)] + g
 
+    for t, g in seeds:
+        add(t, g)
     for t in reversed(order):
         g = cot.pop(id(t), None)
-        if t._retains_grad and g is not None:
-            _deliver(t, g, handed)
+        if g is not None and visit is not None:
+            g = visit(t, g)
         if isinstance(t._node, CallOutput):
             rec = t._node.record
             entry = waiting[id(rec)]
@@ -279,3 +331,11 @@ def _backward_by_record(root, seed, order, leaves) -> None:
         elif g is not None and t._parents:
             for p, gp in _node_grads(t, g):
                 add(p, gp)
+    return [tuple(pg) for pg in at_leaves.values()]
+
+
+# the user-facing autograd API (lucid.autograd.grad, the grad modes) lives in its own
+# modules; it is re-exported here, as torch.autograd has it
+from .grad_mode import (enable_grad, inference_mode, is_grad_enabled,  # noqa: E402,F401
+                        is_inference_mode_enabled, no_grad, set_grad_enabled)
+from .autograd_api import grad  # noqa: E402,F401

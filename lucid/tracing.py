@@ -118,7 +118,13 @@ class Tracer:
         from .grad_mode import is_grad_enabled
         node = make_node(op, [self.value_of(t) for t in inputs], attrs)
         self.builder.append(node)
-        requires = self.grad_enabled and is_grad_enabled() and any(t.requires_grad for t in inputs)
+        requires = self.grad_enabled and any(t.requires_grad for t in inputs)
+        if requires and not is_grad_enabled():
+            # no_grad inside the traced function: the compiled backward, derived from the
+            # whole graph, must see that no gradient flows through this result
+            node = make_node("stop_gradient", [node.out], {})
+            self.builder.append(node)
+            requires = False
         return self.symbolic(node.out, requires)
 
     # -- state outside the graph: gradients, assignments, run-time scalars -------------
