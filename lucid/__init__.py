@@ -24,3 +24,5 @@ float, double, int, long = float32, float64, int32, int64  # noqa: A001 - PyTorc
 __all__ = ["Tensor", "tensor", "zeros", "ones", "randn", "rand", "no_grad", "is_grad_enabled",
            "matmul", "where", "cat", "stack", "maximum", "compile", "TracingError", "random", "nn", "optim", "float32", "float64",
            "int32", "int64", "bool", "dtype", "float", "double", "int", "long"]
+from .reductions import all, amax, amin, any, argmax, argmin, cumsum, logsumexp, max, mean, min, prod, std, sum, var  # noqa: E402,A004
+__all__ += ["sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var", "std", "logsumexp", "all", "any", "cumsum"]
