@@ -191,7 +191,8 @@ def _extreme(name, op, input, dim, keepdim, axis, keepdims):
 def max(input, dim=None, keepdim=False, *, axis=None, keepdims=None):
     """``max(x)``: the largest element (ties share the gradient evenly); ``max(x, dim)``:
     ``(values, indices)`` along one dim, the first index of the largest (the gradient
-    goes to it); ``max(x, other)``: the elementwise maximum.
+    goes to it); ``max(x, other)``: the elementwise maximum. lucid's older
+    ``max(x, axis=...)`` still gives the values alone, as ``amax``.
 
     >>> import lucid
     >>> lucid.max(lucid.tensor([[1, 7], [3, 4]]), 0)
@@ -208,9 +209,10 @@ def min(input, dim=None, keepdim=False, *, axis=None, keepdims=None):
 def _max_min(op, input, dim, keepdim, axis, keepdims):
     if type(dim) in dispatch._TENSOR_TYPES:
         return dispatch.binary("maximum" if op == "max" else "minimum", input, dim)
+    old_spelling = axis is not None  # lucid's max(axis=...): a tensor, as amax
     dim, keepdim = _spelling(op, dim, keepdim, axis, keepdims)
     x = _tensor(input)
-    if dim is None or isinstance(dim, (tuple, list)):  # whole tensor (lucid's axes= too)
+    if dim is None or old_spelling or isinstance(dim, (tuple, list)):
         axes = _axes(op, dim, x.shape)
         _nonempty(op, x, axes, dim)
         return _reduce(op, x, axes, keepdim)
@@ -248,6 +250,9 @@ def _arg(op, input, dim, keepdim):
     if x.dtype == "bool":
         raise RuntimeError(f"{op}(): does not support bool input (shape {tuple(x.shape)})")
     axis = None if dim is None else _one_dim(op, dim, x.shape)
+    if axis is None and x.numel() == 0:
+        raise IndexError(f"{op}(): expected a reduction dim to be specified for a tensor with "
+                         f"no elements (shape {tuple(x.shape)}); pass dim=")
     _nonempty(op, x, () if axis is None or not x.ndim else (axis,), dim)
     return dispatch.apply(op, x, axis=axis, keepdims=bool(keepdim))
 
@@ -275,14 +280,19 @@ def var(input, dim=None, *, correction=1, keepdim=False, unbiased=None, axis=Non
 
 
 def std(input, dim=None, *, correction=1, keepdim=False, unbiased=None, axis=None, keepdims=None):
-    """Standard deviation: ``sqrt(var(...))`` with the same arguments.
+    """Standard deviation: ``sqrt(var(...))`` with the same arguments; its gradient is 0
+    where the variance is 0.
 
     >>> import lucid
     >>> lucid.std(lucid.tensor([[1.0, 3.0]]), dim=1, correction=0).tolist()
     [1.0]
     """
-    return dispatch.unary("sqrt", var(input, dim, correction=correction, keepdim=keepdim,
-                                      unbiased=unbiased, axis=axis, keepdims=keepdims))
+    v = var(input, dim, correction=correction, keepdim=keepdim, unbiased=unbiased, axis=axis,
+            keepdims=keepdims)
+    # where the variance is 0 the gradient is 0 (as PyTorch), not 0 * inf from sqrt'(0)
+    flat = v == 0.0
+    where = functional_core.where
+    return where(flat, 0.0, dispatch.unary("sqrt", where(flat, 1.0, v)))
 
 
 def logsumexp(input, dim, keepdim=False):
