@@ -24,8 +24,8 @@ a native kernel; ``argmax``/``argmin``/``cumsum`` are IR scan ops (numpy referen
 >>> values, indices = x.max(dim=1)
 >>> values.tolist(), indices.tolist()
 ([5.0, 6.0], [1, 2])
->>> x.var(dim=1, correction=0).tolist(), x.cumsum(1).tolist()[0], x.all().item()
-([2.888888888888889, 6.222222222222222], [1.0, 6.0, 8.0], False)
+>>> [round(v, 4) for v in x.var(dim=1, correction=0).tolist()], x.cumsum(1).tolist()[0], x.all().item()
+([2.8889, 6.2222], [1.0, 6.0, 8.0], False)
 """
 from __future__ import annotations
 
@@ -263,8 +263,8 @@ def var(input, dim=None, *, correction=1, keepdim=False, unbiased=None, axis=Non
     1 by default, Bessel's; ``unbiased=False`` means 0). Floats only.
 
     >>> import lucid
-    >>> lucid.var(lucid.tensor([1.0, 2.0, 4.0])).item()
-    2.333333333333333...
+    >>> round(lucid.var(lucid.tensor([1.0, 2.0, 4.0])).item(), 4)
+    2.3333
     """
     dim, keepdim = _spelling("var", dim, keepdim, axis, keepdims)
     if unbiased is not None:
@@ -300,8 +300,8 @@ def logsumexp(input, dim, keepdim=False):
     overflows nor underflows; ints give float32; an empty reduction gives -inf.
 
     >>> import lucid
-    >>> round(lucid.logsumexp(lucid.tensor([1000.0, 1000.0]), 0).item(), 4)
-    1000.6931
+    >>> round(lucid.logsumexp(lucid.tensor([1000.0, 1000.0]), 0).item(), 3)
+    1000.693
     """
     x = _tensor(input)
     if x.dtype not in _FLOATS:
