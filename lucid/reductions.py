@@ -127,8 +127,8 @@ def sum(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None)
 
 
 def mean(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None):
-    """Mean over ``dim`` of a float tensor (TypeError for ints and bools, as PyTorch's
-    error; pass ``dtype=lucid.float32``).
+    """Mean over ``dim`` of a float tensor (RuntimeError for ints and bools, as PyTorch;
+    pass ``dtype=lucid.float32``).
 
     >>> import lucid
     >>> lucid.mean(lucid.tensor([[1.0, 2.0], [3.0, 5.0]]), dim=(0, 1)).item()
@@ -136,6 +136,9 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None
     """
     dim, keepdim = _spelling("mean", dim, keepdim, axis, keepdims)
     x = _with_dtype(_tensor(input), dtype)
+    if x.dtype not in _FLOATS:
+        raise RuntimeError(f"mean(): could not infer output dtype: the input must be float32 or "
+                           f"float64, got {x.dtype} (shape {tuple(x.shape)}); pass dtype=")
     return _reduce("mean", x, _axes("mean", dim, x.shape), keepdim)
 
 

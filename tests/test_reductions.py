@@ -213,6 +213,10 @@ def test_empty_reductions_match_torch():
     (lambda m: m.cumsum(m.zeros(2, 3), dim=-3), IndexError, "cumsum"),
     (lambda m: m.mean(m.zeros(2, 3), dim=(0, -2)), RuntimeError, "mean"),
     (lambda m: m.var(m.tensor([1, 2])), RuntimeError, "var"),
+    (lambda m: m.mean(m.tensor([1, 2])), RuntimeError, "mean"),
+    (lambda m: m.tensor([True]).mean(dim=0), RuntimeError, "mean"),
+    (lambda m: m.prod(m.ones(2, 3), dim=(0, 1)), TypeError, "prod"),
+    (lambda m: m.cumsum(m.ones(2, 3), dim=1.0), TypeError, "cumsum"),
     (lambda m: m.std(m.tensor([1, 2]), dim=0), RuntimeError, "var"),
 ])
 def test_bad_input_raises_torchs_error_type_naming_the_op(call, error, words):
