@@ -469,3 +469,4 @@ def format_grad(g) -> str:
     return "None" if g is None else format_array(np.asarray(g))
 from . import new_tensor as _new_tensor; _new_tensor._install(Tensor)  # noqa: E402,E702  (x.new_zeros ...)
 from . import autograd_api as _autograd_api; _autograd_api._install(Tensor)  # noqa: E402
+from . import reductions as _reductions; _reductions._install(Tensor)  # noqa: E402

@@ -1,7 +1,7 @@
-"""Native kernels for an elementwise prologue feeding one reduction (sum, mean, max, min).
+"""Native kernels for an elementwise prologue feeding one reduction (sum, prod, mean, max, min).
 
 ``ReductionKernel.for_graph(graph)``: the graph's nodes are elementwise ops and
-constants (possibly none) followed by ONE ``sum``/``mean``/``max``/``min`` node, whose value
+constants (possibly none) followed by ONE ``sum``/``prod``/``mean``/``max``/``min`` node, whose value
 is the graph's only output. Cached per structure; sizes, strides and even the
 axes are run-time data (axes only change how Python lays out the iteration).
 
@@ -29,8 +29,8 @@ Iteration layout (Python, per shapes/strides, memoised)
       stays in L1), which is rounded into the output at the end.
 
 Accuracy and determinism
-    float32 sums and means accumulate in float64 (then round once); float64 in
-    float64; int32/int64/bool sums in int64 (wrapping, the int64 result PyTorch gives);
+    float32 sums, products and means accumulate in float64 (then round once); float64 in
+    float64; int32/int64/bool sums and products in int64 (wrapping, the int64 result PyTorch gives);
     max/min in the value's own type (bool: as bytes, max = any, min = all). The order of additions for an output element depends only on the
     shapes, never on the thread split: threads take whole output elements (row)
     or whole output columns (col). ``mean`` = sum * (1/count), NaN for count 0;
@@ -80,14 +80,14 @@ _NUMPY_OF = {ir.FloatType(): "float32", F64: "float64", ir.IntType(32): "int32",
 
 
 def reduced_dtype(red_op: str, dtype: str) -> str:
-    """The result dtype (the IR's rule): sums of int/bool are int64."""
-    return "int64" if red_op == "sum" and dtype in ("int32", "int64", "bool") else dtype
+    """The result dtype (the IR's rule): sums and products of int/bool are int64."""
+    return "int64" if red_op in ("sum", "prod") and dtype in ("int32", "int64", "bool") else dtype
 
 
 def accumulator_type(red_op: str, dtype: str):
-    """float64 for float sums/means, int64 for int/bool sums; else the stored type
-    (bool max/min: 0/1 bytes, so scratch rows and vectors stay byte arrays)."""
-    if red_op in ("sum", "mean"):
+    """float64 for float sums/products/means, int64 for int/bool ones; else the stored
+    type (bool max/min: 0/1 bytes, so scratch rows and vectors stay byte arrays)."""
+    if red_op in ("sum", "prod", "mean"):
         return F64 if dtype in ("float32", "float64") else I64
     return LLVM_MEMORY[dtype]
 
@@ -143,6 +143,8 @@ class _Codegen:
         ty = self.acc_type(lanes)
         if self.red_op in ("sum", "mean"):
             return const(ty, 0)
+        if self.red_op == "prod":
+            return const(ty, 1)
         larger = self.red_op == "max"
         if self.is_float:
             return const(ty, -math.inf if larger else math.inf)
@@ -169,6 +171,8 @@ class _Codegen:
             return emit_maximum(b, acc, v)
         if self.red_op == "min":
             return emit_minimum(b, acc, v)
+        if self.red_op == "prod":
+            return b.fmul(acc, v) if self.is_float else b.mul(acc, v)
         return b.fadd(acc, v) if self.is_float else b.add(acc, v)
 
     def hreduce(self, b, v):
@@ -329,7 +333,7 @@ class ReductionKernel:
     def for_graph(cls, graph: Graph) -> "ReductionKernel":
         reds = [k for k, n in enumerate(graph.nodes) if n.op in REDUCTION]
         if len(reds) != 1 or len(graph.outputs) != 1 or graph.outputs[0] is not graph.nodes[reds[0]].out:
-            raise ValueError("reduction kernel: the graph must end in one sum/mean/max/min node, "
+            raise ValueError("reduction kernel: the graph must end in one sum/prod/mean/max/min node, "
                              "whose value is the only output")
         red = graph.nodes[reds[0]]
         prologue = Graph(graph.inputs, tuple(n for n in graph.nodes if n is not red), (red.inputs[0],))

@@ -3,7 +3,8 @@
 A step is ``(fn, input slots, output slots)``; ``fn(*arrays)`` returns the output
 arrays. Kernels become native calls; movement ops (slices and flips too) become numpy
 views (no copy); the indexing ops (``concat``, ``embed``, ``gather``, ``scatter_add``)
-call a kernel of their own (``index_steps``); constants are computed once when the
+call a kernel of their own (``index_steps``); the scan ops (``argmax``, ``argmin``,
+``cumsum``) run their numpy reference (``scan_steps``); constants are computed once when the
 plan is built.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 from lucid_ir.graph import Node
 from lucid_ir.interpreter import evaluate_node
 from lucid_ir.kernel import KernelNode
-from lucid_ir.opnames import INDEXING
+from lucid_ir.opnames import INDEXING, SCAN
 from lucid_ir.ops.slicing import numpy_index
 
 from .elementwise import ElementwiseKernel
@@ -21,6 +22,7 @@ from .gemm import GemmSpec, k_block
 from .gemm_call import get_gemm, split_pays
 from .index_steps import index_step
 from .reduction import ReductionKernel
+from .scan_steps import ReferenceStep
 
 EPILOGUE_OPS = {"sigmoid": "sigmoid", "tanh": "tanh", "maximum": "relu"}
 
@@ -254,4 +256,6 @@ def make_step(node):
         return value, "constant"
     if node.op in INDEXING:
         return index_step(node), "index"
+    if node.op in SCAN:
+        return ReferenceStep(node), "scan"
     return view_step(node), "view"

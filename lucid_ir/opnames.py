@@ -15,16 +15,17 @@ BINARY = ("add", "sub", "mul", "div", "maximum", "minimum", "floor_divide", "rem
 COMPARISON = ("gt", "ge", "lt", "le", "eq", "ne")  # give bool
 SELECT = ("select",)                        # select(c, a, b) = a where the bool c is true else b
 ELEMENTWISE = UNARY + BINARY + COMPARISON + SELECT
-REDUCTION = ("sum", "mean", "max", "min")
+REDUCTION = ("sum", "mean", "max", "min", "prod")
+SCAN = ("argmax", "argmin", "cumsum")     # along one axis; plans run their numpy reference
 MOVEMENT = ("reshape", "transpose", "broadcast_to", "stop_gradient", "slice")  # views: no data moves
 INDEXING = ("concat", "gather", "scatter_add", "embed")  # new arrays by position: kernels of their own
 MATMUL = ("matmul",)
 SOURCE = ("constant", "iota")
-ALL_OPS = ELEMENTWISE + REDUCTION + MOVEMENT + INDEXING + MATMUL + SOURCE
+ALL_OPS = ELEMENTWISE + REDUCTION + SCAN + MOVEMENT + INDEXING + MATMUL + SOURCE
 
 
 def group_of(op: str) -> str:
-    for name, members in (("elementwise", ELEMENTWISE), ("reduction", REDUCTION),
+    for name, members in (("elementwise", ELEMENTWISE), ("reduction", REDUCTION), ("scan", SCAN),
                           ("movement", MOVEMENT), ("indexing", INDEXING), ("matmul", MATMUL), ("source", SOURCE)):
         if op in members:
             return name

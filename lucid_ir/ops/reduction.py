@@ -1,7 +1,9 @@
-"""Reductions over axes: ``sum``, ``mean``, ``max``, ``min`` with ``axes`` and ``keepdims``.
+"""Reductions over axes: ``sum``, ``prod``, ``mean``, ``max``, ``min`` with ``axes`` and
+``keepdims``; ``argmax``/``argmin`` (one axis, or all of them flattened) and the scan
+``cumsum`` (one axis) are in ``lucid_ir.ops.scan``.
 
-Dtypes follow PyTorch: ``sum`` of int32/int64/bool gives int64 (accumulated in
-int64, wrapping on overflow), of floats keeps the dtype; ``mean`` takes floats only;
+Dtypes follow PyTorch: ``sum`` and ``prod`` of int32/int64/bool give int64 (accumulated
+in int64, wrapping on overflow), of floats keep the dtype; ``mean`` takes floats only;
 ``max``/``min`` keep any dtype (for bool they are any/all).
 
 >>> from lucid_ir.builder import GraphBuilder
@@ -66,6 +68,48 @@ class Sum(Reduction):
 
     def grad(self, b, node, g):
         return [self.expand(b, node, g)]
+
+
+@register
+class Prod(Reduction):
+    """Gradient: the product of the *other* elements, computed without dividing by zero
+    (as PyTorch): with no zero in the reduced slice it is ``prod / x``; with exactly one
+    zero, the zero's position gets the product of the non-zero elements and the others
+    0; with two or more zeros every position gets 0.
+
+    >>> from lucid_ir.builder import GraphBuilder
+    >>> from lucid_ir.interpreter import interpret
+    >>> import numpy as np
+    >>> b = GraphBuilder()
+    >>> x = b.input((3,), "float64")
+    >>> interpret(b.build([b.emit("prod", x)]), [np.array([2.0, 3.0, 4.0])])[0]
+    array(24.)
+    """
+
+    name = "prod"
+
+    def out_dtype(self, dtype):
+        return dtype if is_float(dtype) else "int64"
+
+    def evaluate(self, a, attrs):
+        x = a[0]
+        return np.prod(x, axis=attrs["axes"], keepdims=attrs["keepdims"],
+                       dtype=None if is_float(x.dtype.name) else np.int64)
+
+    def grad(self, b, node, g):
+        x = node.inputs[0]
+        axes, keep = node.attr("axes"), node.attr("keepdims")
+        zero, one = b.constant(0.0, (), x.dtype), b.constant(1.0, (), x.dtype)
+        is_zero = b.emit("eq", x, zero)
+        nonzero_x = b.emit("select", is_zero, one, x)
+        p = b.emit("prod", nonzero_x, axes=axes, keepdims=keep)   # product of the non-zeros
+        zeros = b.emit("sum", b.emit("cast", is_zero, dtype="int64"), axes=axes, keepdims=keep)
+        gp = self.expand(b, node, b.emit("mul", g, p))
+        n_zero = self.expand(b, node, zeros)
+        none = b.emit("eq", n_zero, b.constant(0, (), "int64"))
+        single = b.emit("logical_and", b.emit("eq", n_zero, b.constant(1, (), "int64")), is_zero)
+        return [b.emit("select", none, b.emit("div", gp, nonzero_x),
+                       b.emit("select", single, gp, b.emit("broadcast_to", zero, shape=x.shape)))]
 
 
 @register
