@@ -24,3 +24,5 @@ float, double, int, long = float32, float64, int32, int64  # noqa: A001 - PyTorc
 __all__ = ["Tensor", "tensor", "zeros", "ones", "randn", "rand", "no_grad", "is_grad_enabled",
            "matmul", "where", "cat", "stack", "maximum", "compile", "TracingError", "random", "nn", "optim", "float32", "float64",
            "int32", "int64", "bool", "dtype", "float", "double", "int", "long"]
+from .tensor_ops import Size, clamp, clip, clone, device, diff, lerp, masked_fill, minimum, numel  # noqa: E402,I001
+__all__ += ["Size", "device", "clamp", "clip", "clone", "diff", "lerp", "masked_fill", "minimum", "numel"]

@@ -467,3 +467,4 @@ def format_array(a: np.ndarray) -> str:
 
 def format_grad(g) -> str:
     return "None" if g is None else format_array(np.asarray(g))
+from . import tensor_ops as _tensor_ops; _tensor_ops._install(Tensor)  # noqa: E402  size(), clone, clamp, in-place ops
