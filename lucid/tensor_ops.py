@@ -209,7 +209,8 @@ def minimum(a, b):
 
 
 def _is_number(x) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+    """A Python or numpy number (bools included): a weak operand, as in PyTorch."""
+    return isinstance(x, (int, float, np.integer, np.floating, np.bool_))
 
 
 def _bound(b, dtype, op):
@@ -241,9 +242,11 @@ def clamp(input, min=None, max=None):  # noqa: A002 - PyTorch's names
     if min is None and max is None:
         raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
     bounds = [b for b in (min, max) if b is not None]
-    dtype = result_type(x.dtype, *[b if _is_number(b) else as_tensor(b).dtype for b in bounds])
+    dtype = result_type(x.dtype, *[b.item() if isinstance(b, np.generic) else b if _is_number(b)
+                                   else as_tensor(b).dtype for b in bounds])
     if dtype == "bool":
-        raise TypeError("clamp: not implemented for bool tensors (as in PyTorch)")
+        raise NotImplementedError(f"clamp: not implemented for bool tensors (shape {tuple(x.shape)}), "
+                                  f"as in PyTorch")
     x = cast(x, dtype)
     lo, hi = _bound(min, dtype, "clamp"), _bound(max, dtype, "clamp")
     _check_broadcast("clamp", x, [b for b in (lo, hi) if b is not None and not isinstance(b, float)])
@@ -337,7 +340,8 @@ def masked_fill(input, mask, value):
     """
     x, mask = as_tensor(input), as_tensor(mask)
     if mask.dtype != "bool":
-        raise TypeError(f"masked_fill: only supports boolean masks, but got mask with dtype {mask.dtype!r}")
+        raise TypeError(f"masked_fill: only supports boolean masks, but got mask with dtype "
+                        f"{mask.dtype!r} (shape {tuple(mask.shape)})")
     try:
         shape = np.broadcast_shapes(x.shape, mask.shape)
     except ValueError:
@@ -345,7 +349,7 @@ def masked_fill(input, mask, value):
     if shape != tuple(x.shape):
         raise ValueError(f"masked_fill: the mask of shape {tuple(mask.shape)} does not broadcast "
                          f"to the input's shape {tuple(x.shape)}")
-    if _is_number(value) or isinstance(value, (bool, np.bool_)):
+    if _is_number(value):
         value = float(value)  # a weak number: it takes x's dtype in the kernel
     else:
         value = as_tensor(value)
