@@ -83,6 +83,12 @@ class device:  # noqa: N801 - PyTorch's name
 CPU = device("cpu")
 
 
+def _check_device(where, op: str) -> None:
+    """``None`` or the CPU (a name or a device); anything else is refused clearly."""
+    if where is not None and device(where).type != "cpu":
+        raise ValueError(f"{op}: lucid runs on the CPU only, not on {str(device(where))!r}")
+
+
 def _dim(dim, ndim: int, op: str) -> int:
     from .tensor import _dim as check
     return check(int(dim), ndim, op)
@@ -155,8 +161,9 @@ def _iter(self):
 
 
 # ---------------------------------------------------------------- new tensors like self
-def _new(self, make, size, dtype, requires_grad):
+def _new(self, make, size, dtype, requires_grad, where=None, op="new"):
     from .tensor import Tensor
+    _check_device(where, op)
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     dtype = self.dtype if dtype is None else dtypes.as_dtype(dtype)
@@ -170,12 +177,12 @@ def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
     >>> lucid.tensor([1, 2]).new_zeros(2, 2).tolist()
     [[0, 0], [0, 0]]
     """
-    return _new(self, np.zeros, size, dtype, requires_grad)
+    return _new(self, np.zeros, size, dtype, requires_grad, device, "new_zeros")
 
 
 def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
     """Ones of shape ``size``, in ``self``'s dtype unless ``dtype`` is given."""
-    return _new(self, np.ones, size, dtype, requires_grad)
+    return _new(self, np.ones, size, dtype, requires_grad, device, "new_ones")
 
 
 def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
@@ -185,12 +192,14 @@ def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=Fals
     >>> lucid.tensor([1.0]).new_full((2,), 7).tolist()
     [7.0, 7.0]
     """
-    return _new(self, lambda shape, dt: np.full(shape, fill_value, dt), (size,), dtype, requires_grad)
+    return _new(self, lambda shape, dt: np.full(shape, fill_value, dt), (size,), dtype, requires_grad,
+                device, "new_full")
 
 
 def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
     """A new leaf tensor of ``data`` (copied) in ``self``'s dtype unless ``dtype`` is given."""
     from .tensor import Tensor
+    _check_device(device, "new_tensor")
     if isinstance(data, Tensor):
         data = data._concrete("new_tensor")
     dtype = self.dtype if dtype is None else dtypes.as_dtype(dtype)
@@ -265,11 +274,10 @@ def _check_broadcast(op, x, others) -> None:
     ``clamp`` bounds grows the result; lucid's shape rules would too, but say it clearly)."""
     for o in others:
         try:
-            shape = np.broadcast_shapes(x.shape, o.shape)
+            np.broadcast_shapes(x.shape, o.shape)
         except ValueError:
             raise ValueError(f"{op}: shapes {tuple(x.shape)} and {tuple(o.shape)} do not "
                              f"broadcast") from None
-        del shape
 
 
 _LERP = dispatch.Chain([("sub", {}, (1, 0)), ("mul", {}, (2, -1)), ("add", {}, (0, -1))], name="lerp")
@@ -362,7 +370,7 @@ def masked_fill(input, mask, value):
 
 def _install(Tensor) -> None:
     """Attach the protocol to ``Tensor`` (called once, at the end of ``lucid.tensor``)."""
-    from . import inplace
+    from . import functional_core, inplace
     Tensor.size = size
     Tensor.numel = numel
     Tensor.nbytes = property(_nbytes)
@@ -378,7 +386,7 @@ def _install(Tensor) -> None:
     Tensor.new_full = new_full
     Tensor.new_tensor = new_tensor
     Tensor.minimum = minimum
-    Tensor.maximum = lambda self, other: dispatch.binary("maximum", self, other)
+    Tensor.maximum = functional_core.maximum
     Tensor.clamp = clamp
     Tensor.clip = clamp
     Tensor.lerp = lerp

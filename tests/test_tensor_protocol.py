@@ -151,7 +151,9 @@ def test_new_tensors_take_dtype_from_self():
         got, want = getattr(x, name)(*args), getattr(tx, name)(*args)
         assert str(got.dtype) == str(want.dtype).replace("torch.", "")
         np.testing.assert_array_equal(got.numpy(), want.numpy())
-    f = lucid.tensor([1.0]).new_zeros(2, dtype=lucid.float64, requires_grad=True)
+    with pytest.raises(ValueError, match="new_ones: lucid runs on the CPU only, not on 'cuda'"):
+        x.new_ones(2, device="cuda")
+    f = lucid.tensor([1.0]).new_zeros(2, dtype=lucid.float64, requires_grad=True, device=x.device)
     assert f.dtype == "float64" and f.requires_grad and f.is_leaf
     src = lucid.tensor([1.0, 2.0])
     copy = src.new_tensor(src)
