@@ -344,3 +344,11 @@ def test_inplace_under_compile():
         return x
     with pytest.raises(lucid.TracingError, match="mul_: an argument of a compiled function"):
         lucid.compile(bad)(x)
+
+
+def test_cat_of_three_after_cat_of_two_on_the_same_axis():
+    """The concat chain is keyed by the operand count (diff's prepend/append joins three)."""
+    a, b = lucid.zeros(2, 1), lucid.ones(2, 2)
+    assert lucid.cat([a, b], 1).shape == (2, 3)
+    assert lucid.cat([a, b, a], 1).shape == (2, 4)
+    assert lucid.cat([b, a, b, a], 1).tolist() == [[1, 1, 0, 1, 1, 0]] * 2
