@@ -9,23 +9,39 @@ Tensor([[32.0, 50.0]], grad=None)
 """
 __version__ = "0.1.0"
 
+# the order matters: tensor before the modules that build on it
 from . import backend, random  # noqa: E402
-from .creation import ones, rand, randn, tensor, zeros  # noqa: E402
-from .grad_mode import is_grad_enabled, no_grad  # noqa: E402
+from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full,  # noqa: E402
+                       full_like, get_default_dtype, is_tensor, linspace, normal, numel, ones,
+                       ones_like, rand, rand_like, randint, randint_like, randn, randn_like,
+                       set_default_dtype, tensor, zeros, zeros_like)
+from .random import (Generator, default_generator, get_rng_state, initial_seed,  # noqa: E402
+                     manual_seed, seed, set_rng_state)
+from .grad_mode import (enable_grad, inference_mode, is_grad_enabled,  # noqa: E402
+                        is_inference_mode_enabled, no_grad, set_grad_enabled)
 from .functional_core import cat, matmul, maximum, stack, where  # noqa: E402
 from .tensor import Tensor  # noqa: E402
 from .compiled import compile  # noqa: E402
 from .tracing import TracingError  # noqa: E402
-from . import nn, optim  # noqa: E402
-
+from .reductions import (all, amax, amin, any, argmax, argmin, cumsum, logsumexp, max,  # noqa: E402,A004
+                         mean, min, prod, std, sum, var)
+from .tensor_ops import Size, clamp, clip, clone, device, diff, lerp, masked_fill, minimum  # noqa: E402
+from . import autograd, nn, optim  # noqa: E402
 from .dtypes import bool, dtype, float32, float64, int32, int64  # noqa: E402,A004
 float, double, int, long = float32, float64, int32, int64  # noqa: A001 - PyTorch's aliases
 
-__all__ = ["Tensor", "tensor", "zeros", "ones", "randn", "rand", "no_grad", "is_grad_enabled",
-           "matmul", "where", "cat", "stack", "maximum", "compile", "TracingError", "random", "nn", "optim", "float32", "float64",
-           "int32", "int64", "bool", "dtype", "float", "double", "int", "long"]
-from .creation import arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, get_default_dtype, is_tensor, linspace, normal, numel, ones_like, rand_like, randint, randint_like, randn_like, set_default_dtype, zeros_like; from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state  # noqa: E402,E702
-__all__ += ["arange", "as_tensor", "empty", "empty_like", "eye", "from_numpy", "full", "full_like", "get_default_dtype", "is_tensor", "linspace", "normal", "numel", "ones_like", "rand_like", "randint", "randint_like", "randn_like", "set_default_dtype", "zeros_like", "Generator", "default_generator", "get_rng_state", "initial_seed", "manual_seed", "seed", "set_rng_state"]
-from .grad_mode import enable_grad, inference_mode, is_inference_mode_enabled, set_grad_enabled; from . import autograd; __all__ += ["enable_grad", "set_grad_enabled", "inference_mode", "is_inference_mode_enabled", "autograd"]  # noqa: E402,E702
-from .reductions import all, amax, amin, any, argmax, argmin, cumsum, logsumexp, max, mean, min, prod, std, sum, var  # noqa: E402,A004
-__all__ += ["sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var", "std", "logsumexp", "all", "any", "cumsum"]
+__all__ = [
+    "Tensor", "tensor", "as_tensor", "from_numpy", "is_tensor", "numel",
+    "zeros", "ones", "empty", "full", "arange", "linspace", "eye",
+    "zeros_like", "ones_like", "empty_like", "full_like",
+    "rand", "randn", "randint", "normal", "rand_like", "randn_like", "randint_like",
+    "Generator", "default_generator", "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
+    "get_default_dtype", "set_default_dtype",
+    "no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
+    "is_inference_mode_enabled", "autograd",
+    "matmul", "where", "cat", "stack", "maximum", "minimum", "clamp", "clip", "clone", "diff", "lerp",
+    "masked_fill", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
+    "std", "logsumexp", "all", "any", "cumsum",
+    "compile", "TracingError", "random", "nn", "optim", "Size", "device",
+    "float32", "float64", "int32", "int64", "bool", "dtype", "float", "double", "int", "long",
+]

@@ -92,7 +92,17 @@ def cat(tensors, dim: int = 0):
     if not -ndim <= dim < ndim:
         raise IndexError(f"cat: dimension out of range (expected to be in range of [{-ndim}, "
                          f"{ndim - 1}], but got {dim})")
-    return dispatch.apply("concat", *[cast(t, dtype) for t in tensors], axis=dim % ndim)
+    # concat takes any number of operands: its chain is keyed by the count too (a chain
+    # made for two tensors must not serve three)
+    n, axis = len(tensors), dim % ndim
+    chain = _CONCAT.get((n, axis))
+    if chain is None:
+        chain = _CONCAT[n, axis] = dispatch.Chain([("concat", {"axis": axis}, tuple(range(n)))],
+                                                  name="concat", key=("concat", n, axis))
+    return dispatch.call(chain, [cast(t, dtype) for t in tensors])
+
+
+_CONCAT: dict = {}
 
 
 def stack(tensors, dim: int = 0):

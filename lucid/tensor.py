@@ -470,3 +470,4 @@ def format_grad(g) -> str:
 from . import new_tensor as _new_tensor; _new_tensor._install(Tensor)  # noqa: E402,E702  (x.new_zeros ...)
 from . import autograd_api as _autograd_api; _autograd_api._install(Tensor)  # noqa: E402
 from . import reductions as _reductions; _reductions._install(Tensor)  # noqa: E402
+from . import tensor_ops as _tensor_ops; _tensor_ops._install(Tensor)  # noqa: E402  size(), clone, clamp, in-place ops
