@@ -151,10 +151,6 @@ class Tensor:
         return len(self.shape)
 
     @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
-
-    @property
     def is_leaf(self) -> bool:
         """True for tensors made by the user, False for results of recorded ops."""
         return self._is_leaf
@@ -221,14 +217,8 @@ class Tensor:
 
     __str__ = __repr__
 
-    def backward(self, gradient=None, retain_graph: bool = False) -> None:
-        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
-
-        A non-scalar tensor is seeded with ones (the seed page's convention) unless
-        ``gradient`` is given.
-        """
-        from .autograd import backward
-        backward(self, gradient, retain_graph)
+    # backward, size(), numel(), grad_fn, clone, in-place ops ...: installed at the end of
+    # this module from autograd_api.py, tensor_ops.py, inplace.py and reductions.py
 
     # -- operators ------------------------------------------------------------------
     def __add__(self, o): return dispatch.binary("add", self, o)
@@ -398,9 +388,6 @@ class Tensor:
 
     def expand_as(self, other):
         return self.expand(*other.shape)
-
-    def numel(self) -> int:
-        return self.size
 
     def dim(self) -> int:
         return self.ndim
