@@ -110,7 +110,10 @@ def _nonempty(op: str, x, axes, dim) -> None:
 
 
 def _reduce(op: str, x, axes, keepdim):
-    return dispatch.apply(op, x, axes=axes, keepdims=keepdim)
+    return dispatch.apply1(op, x, (("axes", axes), ("keepdims", keepdim)))
+
+
+_EVERY_AXIS = (("axes", None), ("keepdims", False))  # a reduction of every element
 
 
 # ------------------------------------------------------------------ sums and products
@@ -121,6 +124,8 @@ def sum(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None)
     >>> lucid.sum(lucid.tensor([[1, 2], [3, 4]]), dim=0).tolist()
     [4, 6]
     """
+    if dim is None and not keepdim and dtype is None and axis is None and keepdims is None:
+        return dispatch.apply1("sum", input, _EVERY_AXIS)  # x.sum(): the unrolled path
     dim, keepdim = _spelling("sum", dim, keepdim, axis, keepdims)
     x = _with_dtype(_tensor(input), dtype)
     return _reduce("sum", x, _axes("sum", dim, x.shape), keepdim)
