@@ -54,24 +54,31 @@ class Reduction(OpDef):
         return b.emit("broadcast_to", v, shape=x.shape) if kept != x.shape else v
 
 
-@register
-class Sum(Reduction):
-    name = "sum"
+class _Accumulating(Reduction):
+    """A reduction that accumulates integers and bools in int64 (as PyTorch's sum and
+    prod); ``numpy_fn`` is its reference."""
+
+    numpy_fn = None
 
     def out_dtype(self, dtype):
         return dtype if is_float(dtype) else "int64"
 
     def evaluate(self, a, attrs):
         x = a[0]
-        return np.sum(x, axis=attrs["axes"], keepdims=attrs["keepdims"],
-                      dtype=None if is_float(x.dtype.name) else np.int64)
+        return type(self).numpy_fn(x, axis=attrs["axes"], keepdims=attrs["keepdims"],
+                                   dtype=None if is_float(x.dtype.name) else np.int64)
+
+
+@register
+class Sum(_Accumulating):
+    name, numpy_fn = "sum", np.sum
 
     def grad(self, b, node, g):
         return [self.expand(b, node, g)]
 
 
 @register
-class Prod(Reduction):
+class Prod(_Accumulating):
     """Gradient: the product of the *other* elements, computed without dividing by zero
     (as PyTorch): with no zero in the reduced slice it is ``prod / x``; with exactly one
     zero, the zero's position gets the product of the non-zero elements and the others
@@ -86,15 +93,7 @@ class Prod(Reduction):
     array(24.)
     """
 
-    name = "prod"
-
-    def out_dtype(self, dtype):
-        return dtype if is_float(dtype) else "int64"
-
-    def evaluate(self, a, attrs):
-        x = a[0]
-        return np.prod(x, axis=attrs["axes"], keepdims=attrs["keepdims"],
-                       dtype=None if is_float(x.dtype.name) else np.int64)
+    name, numpy_fn = "prod", np.prod
 
     def grad(self, b, node, g):
         x = node.inputs[0]
