@@ -121,7 +121,14 @@ def _chain(name: str, params, make) -> dispatch.Chain:
     return chain
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+def _softmax_dim(name: str, dim, axis) -> int:
+    """``dim`` (PyTorch's keyword) or ``axis`` (lucid's first spelling, kept working)."""
+    if dim is not None and axis is not None and dim != axis:
+        raise TypeError(f"{name}: got both dim={dim} and axis={axis}")
+    return -1 if dim is None and axis is None else (dim if dim is not None else axis)
+
+
+def log_softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
     """``x - logsumexp(x)`` along ``axis``, computed stably (the max is subtracted
     first); one eager call (fused native kernels).
 
@@ -129,11 +136,13 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     >>> [round(v, 4) for v in log_softmax(lucid.tensor([0.0, 0.0])).tolist()]
     [-0.6931, -0.6931]
     """
+    axis = _softmax_dim("log_softmax", dim, axis)
     return dispatch.call(_chain("log_softmax", axis, lambda: _log_softmax_steps(axis)), (as_tensor(x),))
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """``exp(x - max x) / Σ exp(x - max x)`` along ``axis``; one eager call."""
+def softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    """``exp(x - max x) / Σ exp(x - max x)`` along ``dim`` (default -1); one eager call."""
+    axis = _softmax_dim("softmax", dim, axis)
     return dispatch.call(_chain("softmax", axis, lambda: [
         ("max", {"axes": axis, "keepdims": True}, (0,)),
         ("stop_gradient", {}, (-1,)),

@@ -25,6 +25,8 @@ class Module:
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
@@ -33,7 +35,9 @@ class Module:
                                  f"before assigning {name!r}")
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
-        if isinstance(value, Parameter):
+        if name in self._buffers:
+            self._buffers[name] = value
+        elif isinstance(value, Parameter):
             self._parameters[name] = value
         elif isinstance(value, Module):
             self._modules[name] = value
@@ -44,6 +48,24 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
+
+    def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
+        """A tensor that is state but not a parameter (running statistics, class weights):
+        in ``buffers()``, and in ``state_dict()`` unless ``persistent=False``."""
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        self._buffers[name] = tensor
+        (self._non_persistent.discard if persistent else self._non_persistent.add)(name)
+        object.__setattr__(self, name, tensor)
+
+    def named_buffers(self, prefix: str = ""):
+        for mod_prefix, m in self.named_modules(prefix):
+            for name, b in m._buffers.items():
+                if b is not None:
+                    yield (f"{mod_prefix}.{name}" if mod_prefix else name), b
+
+    def buffers(self):
+        return [b for _, b in self.named_buffers()]
 
     # -- traversal ------------------------------------------------------------------
     def named_modules(self, prefix: str = ""):
@@ -79,12 +101,18 @@ class Module:
 
     # -- state ----------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Copies of every parameter's array, by dotted name."""
-        return OrderedDict((name, p._data.copy()) for name, p in self.named_parameters())
+        """Copies of every parameter's and persistent buffer's array, by dotted name."""
+        state = OrderedDict((name, p._data.copy()) for name, p in self.named_parameters())
+        for mod_prefix, m in self.named_modules():
+            for name, b in m._buffers.items():
+                if b is not None and name not in m._non_persistent:
+                    state[f"{mod_prefix}.{name}" if mod_prefix else name] = b._data.copy()
+        return state
 
     def load_state_dict(self, state, strict: bool = True) -> None:
         """Copy arrays into the parameters in place (compiled functions keep seeing them)."""
         params = dict(self.named_parameters())
+        params.update((k, v) for k, v in self.named_buffers() if k in self.state_dict())
         missing = [k for k in params if k not in state]
         unexpected = [k for k in state if k not in params]
         if strict and (missing or unexpected):
