@@ -1,6 +1,6 @@
 """Neural-network building blocks: ``Module``, ``Parameter``, layers; functions in
 ``lucid.nn.functional``."""
-from . import functional  # noqa: F401
+from . import functional, parallel  # noqa: F401
 from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh
 from .module import Module
 from .parameter import Parameter
