@@ -26,7 +26,7 @@ from .tracing import TracingError  # noqa: E402
 from .reductions import (all, amax, amin, any, argmax, argmin, cumsum, logsumexp, max,  # noqa: E402,A004
                          mean, min, prod, std, sum, var)
 from .tensor_ops import Size, clamp, clip, clone, device, diff, lerp, masked_fill, minimum  # noqa: E402
-from . import autograd, distributed, nn, optim  # noqa: E402
+from . import autograd, nn, optim  # noqa: E402
 isnan, isfinite, logical_not = Tensor.isnan, Tensor.isfinite, Tensor.logical_not  # torch.* forms
 
 
@@ -57,3 +57,12 @@ __all__ = [
     "compile", "TracingError", "random", "nn", "optim", "distributed", "Size", "device",
     "float32", "float64", "int32", "int64", "bool", "dtype", "float", "double", "int", "long",
 ]
+
+
+def __getattr__(name):
+    """``lucid.distributed`` is imported on first use (it is rarely needed and keeps
+    ``import lucid`` light)."""
+    if name == "distributed":
+        import importlib
+        return importlib.import_module(".distributed", __name__)
+    raise AttributeError(f"module 'lucid' has no attribute {name!r}")
