@@ -22,7 +22,7 @@ def mpirun(script: str, *args: str, n: int = 2, timeout: float = 120):
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
-@pytest.mark.parametrize("mode", ["eager", "nosync", "unused"])
+@pytest.mark.parametrize("mode", ["eager", "nosync", "unused", "compile"])
 def test_data_parallel_matches_one_process(mode):
     run = mpirun("ddp_equivalence.py", mode)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -16,6 +16,8 @@ import time
 
 import numpy as np
 
+from lucid_ir.ops import collective
+
 from ._mpi import mpi
 
 _NOTICE_BYTES = 2048
@@ -85,6 +87,17 @@ class ProcessGroup:
             requests = [r for r in requests if not r.Test()]
             time.sleep(1e-3)
 
+    # -- what compiled graphs' collective nodes call (lucid_ir.ops.collective) -----------
+    def all_reduce(self, array: np.ndarray, op: str) -> None:
+        MPI = mpi()
+        mop = {"sum": MPI.SUM, "avg": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
+        self.wait(self.comm.Iallreduce(MPI.IN_PLACE, array, op=mop), "all_reduce (compiled)")
+        if op == "avg":
+            np.divide(array, self.size, out=array)
+
+    def broadcast(self, array: np.ndarray, src: int) -> None:
+        self.wait(self.comm.Ibcast(array, root=src), "broadcast (compiled)")
+
     def close(self) -> None:
         self._listen.Cancel()
         self.comm.Free()
@@ -144,6 +157,7 @@ def init_process_group(backend: str = "mpi", init_method=None, timeout=None, wor
             raise ValueError(f"init_process_group: {name}={given} but the MPI launcher started this "
                              f"process with {name} {actual}")
     _GROUP = g
+    collective.set_communicator(g)
     if sys.excepthook is not _excepthook:
         _PREVIOUS_HOOK = sys.excepthook
         sys.excepthook = _excepthook
@@ -156,6 +170,7 @@ def destroy_process_group(group=None) -> None:
     if g is None:
         raise RuntimeError("destroy_process_group: the default process group has not been initialized")
     _GROUP = None
+    collective.set_communicator(None)
     g.close()
     if sys.excepthook is _excepthook:
         sys.excepthook = _PREVIOUS_HOOK or sys.__excepthook__

@@ -3,7 +3,8 @@ batch) give the parameters one process gets on the whole batch (float64, 1e-12).
 Prints ``OK <rank> <max relative difference>`` on success; exits non-zero otherwise.
 
 Argument: ``eager`` or ``nosync`` (gradient accumulation over two half-batches inside
-``no_sync`` on each rank) or ``unused`` (a parameter the forward does not use, with
+``no_sync`` on each rank) or ``compile`` (the step under ``lucid.compile``: the
+averaging is an ``all_reduce`` node of the compiled graph) or ``unused`` (a parameter the forward does not use, with
 ``find_unused_parameters=True``) or ``unused-error`` (the same without it: the second
 forward raises PyTorch's "Expected to have finished reduction" error).
 """
@@ -54,10 +55,25 @@ for (_, p), (_, q) in zip(net.named_parameters(), ref.named_parameters()):
 lr = 0.05
 share = 12 // world
 mine = slice(rank * share, (rank + 1) * share)
+if mode == "compile":
+    opt = lucid.optim.SGD(net.parameters(), lr=lr)
+
+    @lucid.compile
+    def train_step(x, y):
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).sum() / 12 * world
+        loss.backward()
+        opt.step()
+        return loss
+
+    if rank == 0:
+        text = train_step.lower(lucid.tensor(X[mine]), lucid.tensor(Y[mine])).as_text("fused")
 for step in range(5):
     for p in net.parameters():
         p.grad = None
-    if mode == "nosync":
+    if mode == "compile":
+        train_step(lucid.tensor(X[mine]), lucid.tensor(Y[mine]))
+    elif mode == "nosync":
         half = share // 2
         a, b = slice(mine.start, mine.start + half), slice(mine.start + half, mine.stop)
         with model.no_sync():
@@ -69,7 +85,7 @@ for step in range(5):
         out = model(lucid.tensor(X[mine]))
         (((out - lucid.tensor(Y[mine])) ** 2).sum() / 12 * world).backward()
     for p in net.parameters():
-        if p.grad is not None:
+        if p.grad is not None and mode != "compile":
             p._data = p._data - lr * np.asarray(p.grad)
     # the reference: one process, the whole batch
     for p in ref.parameters():
@@ -89,5 +105,7 @@ for (name, p), (_, q) in zip(net.named_parameters(), ref.named_parameters()):
 if worst > 1e-12:
     print(f"FAIL {rank} {worst:.3e}")
     sys.exit(1)
+if mode == "compile" and rank == 0:
+    assert "all_reduce" in text, text
 print(f"OK {rank} {worst:.3e}")
 dist.destroy_process_group()

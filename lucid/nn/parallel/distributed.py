@@ -65,6 +65,10 @@ class DistributedDataParallel(Module):
 
     # -- forward ------------------------------------------------------------------
     def forward(self, *inputs, **kwargs):
+        from ...tracing import current
+        tracer = current()
+        if tracer is not None:
+            return self._traced_forward(tracer, inputs, kwargs)
         if self._expect_reduction:
             pending = [b for b in self._buckets if b.work is None and (b.ready or b.unused)]
             if pending or any(b.work is None and not b.complete for b in self._buckets):
@@ -87,6 +91,34 @@ class DistributedDataParallel(Module):
         if syncing and self.find_unused_parameters:
             self._mark_unused(out)
         return out
+
+    def _traced_forward(self, tracer, inputs, kwargs):
+        """Inside ``lucid.compile``: the buffers' broadcast and the gradients' averaging
+        are nodes of the traced graph (``broadcast`` before the forward, one
+        ``all_reduce`` per bucket after the backward), so they run at every call."""
+        if self.broadcast_buffers:
+            for b in self.module.buffers():
+                tracer.assign(b, tracer.apply("broadcast", [b], {"src": 0}))
+        out = self.module(*inputs, **kwargs)
+        if self.require_backward_grad_sync and tracer.grad_enabled:
+            tracer.after_backward.append(self._traced_reduce)
+        return out
+
+    def _traced_reduce(self, tracer) -> None:
+        from ...functional_core import cat
+        tracer.after_backward.remove(self._traced_reduce)   # once per forward
+        for bucket in self._buckets:
+            grads = [(p, tracer.read_grad(p)) for p in bucket.params]
+            grads = [(p, g) for p, g in grads if g is not None]
+            if not grads:
+                continue
+            flat = cat([g.reshape(-1) for _, g in grads])
+            reduced = tracer.apply("all_reduce", [flat], {"reduce": "avg"})
+            at = 0
+            for p, _ in grads:
+                n = p.numel()
+                tracer.write_grad(p, reduced[at:at + n].reshape(p.shape))
+                at += n
 
     @contextlib.contextmanager
     def no_sync(self):
