@@ -90,6 +90,11 @@ class Group:
         return self.nodes[-1].out.shape
 
 
+def _matrix_product(g: "Group") -> bool:
+    """Whether gemm group ``g``'s product has matrices (no 1-D operand) on both sides."""
+    return all(v.ndim >= 2 for n in g.nodes if n.op in MATMUL for v in n.inputs)
+
+
 def _is_row(shape, n: int, ndim: int) -> bool:
     """Whether an operand of ``shape`` is a bias row for an ``ndim``-D product with ``n``
     columns: (n,), (1, n), (1, 1, n), ... (the same row for every matrix)."""
@@ -176,7 +181,7 @@ class Partition:
             return None
         other = [v for v in node.inputs if v is not g.tail]
         shape = g.tail.shape
-        if len(shape) < 2:  # a dot or matrix-vector product keeps its epilogue apart
+        if not _matrix_product(g):  # a dot or matrix-vector product keeps its epilogue apart
             return None
         n = shape[-1]
         if node.op == "mul" and len(other) == 1 and _is_scalar_constant(other[0], self.producer):
@@ -220,7 +225,7 @@ class Partition:
         y = node.inputs[1]
         g, cmp = self.group_of.get(y), self._relu_mask(node)
         if (cmp is None or g is None or g.kind != "gemm" or y is not g.tail or g.stage >= 4
-                or y.ndim < 2
+                or not _matrix_product(g)
                 or g.gated_a or self.users.get(y, 0) != 1 or node.out.shape != y.shape):
             return None
         if self._depends_on(cmp.inputs[0], g):
