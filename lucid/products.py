@@ -5,9 +5,9 @@ Each is one eager chain around the IR's ``matmul`` primitive, which has
 axes) and runs as one native batched GEMM call (transposed views are read in place):
 
 >>> import lucid
->>> a = lucid.ones(2, 3, 4); b = lucid.ones(2, 4, 5)
->>> lucid.bmm(a, b).shape, (a @ b.transpose(1, 2).transpose(1, 2)).sum().item()
-(lucid.Size([2, 3, 5]), 160.0)
+>>> a = lucid.ones(2, 3, 4); b = lucid.ones(2, 5, 4)
+>>> lucid.bmm(a, b.transpose(1, 2)).shape, (a @ b.transpose(-1, -2)).sum().item()
+((2, 3, 5), 120.0)
 >>> lucid.addmm(lucid.ones(2), lucid.ones(3, 4), lucid.ones(4, 2), beta=0.5, alpha=2.0).tolist()
 [[8.5, 8.5], [8.5, 8.5], [8.5, 8.5]]
 
@@ -43,7 +43,7 @@ def matmul(a, b):
     >>> (lucid.tensor([[1.0, 2.0]]) @ lucid.tensor([[3.0], [4.0]])).tolist()
     [[11.0]]
     >>> lucid.matmul(lucid.ones(5, 1, 2, 3), lucid.ones(4, 3, 6)).shape
-    lucid.Size([5, 4, 2, 6])
+    (5, 4, 2, 6)
     >>> lucid.matmul(lucid.tensor([1.0, 2.0]), lucid.tensor([3.0, 4.0])).item()
     11.0
     """
@@ -100,7 +100,7 @@ def bmm(input, mat2):  # noqa: A002
 
     >>> import lucid
     >>> lucid.bmm(lucid.ones(4, 2, 3), lucid.ones(4, 3, 5)).shape
-    lucid.Size([4, 2, 5])
+    (4, 2, 5)
     """
     input, mat2 = as_tensor(input), as_tensor(mat2)
     _need_dims("bmm", (("batch1", input), ("batch2", mat2)), 3, "a 3D tensor")
