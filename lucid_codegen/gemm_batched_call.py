@@ -41,7 +41,7 @@ class BatchPlan:
     words the entry reads), ``units``, ``ranges`` (one ``(lo, hi)`` per thread) and
     ``ws_elems`` (scratch elements each range needs)."""
 
-    __slots__ = ("desc", "units", "ranges", "ws_elems", "flop")
+    __slots__ = ("desc", "units", "ranges", "ws_elems", "flop", "desc_address")
 
     def __init__(self, desc, units, ranges, ws_elems, flop):
         self.desc, self.units, self.ranges, self.ws_elems, self.flop = desc, units, ranges, ws_elems, flop

@@ -105,10 +105,11 @@ class GemmStep:
                                    if spec.reads_r and (spec.linear or one_block) else frozenset())
         if self.batched:
             out_shape, dtype, empty = self.out_shape, self.gemm.dtype, np.empty
+            self.batched_runner = runner = gemm_batched_step.BatchedRunner(self)
 
             def direct(a, b, *extra):
                 c = empty(out_shape, dtype)
-                gemm_batched_step.run_into(self, c, a, b, *extra)
+                runner(c, a, b, *extra)
                 return c
             self.direct = direct
             return
