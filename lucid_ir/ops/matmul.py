@@ -97,7 +97,14 @@ class Matmul(OpDef):
             gx = b.emit("matmul", y2, g2, trans_a=tb, trans_b=True)
         else:
             gx = b.emit("matmul", g2, y2, trans_a=False, trans_b=not tb)
-        if tb:
+        if y2.ndim == 2 and x2.ndim > 2 and not ta:
+            # a matrix shared by a stack (x @ W): one GEMM over all the stack's rows
+            # instead of a product per matrix summed afterwards
+            rows = int(np.prod(x2.shape[:-1]))
+            xf = b.emit("reshape", x2, shape=(rows, x2.shape[-1]))
+            gf = b.emit("reshape", g2, shape=(rows, g2.shape[-1]))
+            gy = b.emit("matmul", gf, xf, trans_a=True) if tb else b.emit("matmul", xf, gf, trans_a=True)
+        elif tb:
             gy = b.emit("matmul", g2, x2, trans_a=True, trans_b=ta)
         else:
             gy = b.emit("matmul", x2, g2, trans_a=not ta, trans_b=False)
