@@ -19,9 +19,9 @@ not whole elements are copied. Shapes are the caller's to check (``GemmStep`` bu
 from a checked graph).
 
 Work that ``split_pays`` (the 2-D cost model on the whole stack) is split across the
-thread pool: batches when there are at least as many as threads, else each product into
-row (or column) parts as a 2-D GEMM is (``split_spans``), then the units into one
-contiguous range per thread. A unit's bits do not depend on who runs it.
+thread pool: whole products when they share out evenly (or there are many), else each
+product also into row (or column) parts as a 2-D GEMM is (``split_spans``); then the
+units into one contiguous range per thread. A unit's bits do not depend on who runs it.
 """
 from __future__ import annotations
 
@@ -76,8 +76,8 @@ def describe(gemm, a, b, c, r=None, num_threads: int | None = None) -> BatchPlan
     if nb and split_pays(nb * M, N, K, size):
         nt = threads.get_num_threads() if num_threads is None else max(1, int(num_threads))
     parts, split_m, step = 1, 1, max(M, 1)
-    if 1 < nt and nb < nt:
-        split = split_spans(M, N, -(-nt // nb), gemm._mr, gemm._nr)
+    if 1 < nt and (nb < nt or (nb % nt and nb < 4 * nt)):  # else whole products balance
+        split = split_spans(M, N, -(-nt // nb) if nb < nt else nt, gemm._mr, gemm._nr)
         if split is not None:
             split_m, spans = split
             parts, step = len(spans), spans[0][1]
