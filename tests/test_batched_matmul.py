@@ -202,3 +202,32 @@ def test_torch_raises_the_same_error_types():
             lucid.matmul(lucid.ones(*a), lucid.ones(*b))
     with pytest.raises(ValueError):  # and lucid's shape errors stay ValueErrors
         lucid.ones(2, 3) @ lucid.ones(2, 3)
+
+
+def test_relu_backward_gates_on_the_batched_path():
+    """relu's backward mask as the batched GEMM's output gate (fused), against torch."""
+    rng = np.random.default_rng(5)
+    x, w, v = rng.standard_normal((3, 4, 5)), rng.standard_normal((3, 5, 6)), rng.standard_normal((3, 6, 2))
+    lx, lw, lv = (lucid.tensor(a, requires_grad=True) for a in (x, w, v))
+    tx, tw, tv = (torch.tensor(a, requires_grad=True) for a in (x, w, v))
+
+    def f(x, w, v):
+        return (lucid.nn.functional.relu(x @ w) @ v).sum()
+    lucid.compile(f)(lx, lw, lv).backward()
+    (torch.relu(tx @ tw) @ tv).sum().backward()
+    for a, b in ((lx, tx), (lw, tw), (lv, tv)):
+        np.testing.assert_allclose(np.asarray(a.grad), b.grad.numpy(), rtol=1e-12, atol=1e-12)
+    kernels = [str(k) for k in lucid.compile(f).lower(lx, lw, lv).backward_kernels]
+    assert any("select" in k and k.startswith("Kernel(gemm") for k in kernels), kernels
+
+
+@pytest.mark.parametrize("sa,sb,sbias", [((5,), (3, 5, 4), (4,)), ((3, 4, 5), (5,), (4,)), ((4, 5), (5,), (4,))])
+def test_vector_products_keep_their_bias_apart(sa, sb, sbias):
+    """A product with a 1-D side has no matrix columns for a bias row: not fused."""
+    rng = np.random.default_rng(6)
+    a, b, bias = rng.standard_normal(sa), rng.standard_normal(sb), rng.standard_normal(sbias)
+    f = lucid.compile(lambda a, b, bias: lucid.nn.functional.relu(a @ b + bias))
+    kernels = [str(k) for k in f.lower(lucid.tensor(a), lucid.tensor(b), lucid.tensor(bias)).kernels]
+    assert kernels[0] == "Kernel(gemm: matmul)", kernels
+    np.testing.assert_allclose(f(lucid.tensor(a), lucid.tensor(b), lucid.tensor(bias)).numpy(),
+                               np.maximum(a @ b + bias, 0), rtol=1e-12, atol=1e-12)
