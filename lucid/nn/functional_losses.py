@@ -4,7 +4,7 @@
 >>> import lucid
 >>> x, t = lucid.tensor([0.0, 1.0, 3.0]), lucid.tensor([0.0, 0.5, 1.0])
 >>> mse_loss(x, t, reduction="sum").item(), l1_loss(x, t).item()
-(4.25, 0.8333333134651628)
+(4.25, 0.8333333134651184)
 >>> smooth_l1_loss(x, t, reduction="none").tolist(), huber_loss(x, t, delta=2.0).item()
 ([0.0, 0.125, 1.5], 0.7083333134651184)
 """
@@ -20,7 +20,7 @@ from lucid_ir.types import default_float, promote
 from .. import dispatch
 from ..dispatch import as_tensor, cast
 from ..tensor import Tensor
-from .loss_reduction import check_reduction, legacy_reduction, loss_chain, reduction_steps
+from .loss_reduction import PREVIOUS, check_reduction, legacy_reduction, loss_chain, reduction_steps
 
 
 def float_operands(op: str, *tensors):
@@ -213,9 +213,9 @@ def kl_div(input_: Tensor, target, size_average=None, reduce=None, reduction: st
     divides the sum by the batch size (``'mean'`` by every element, and warns, as PyTorch).
 
     >>> import lucid
-    >>> kl_div(lucid.tensor([[0.0, 0.0]]).log_softmax(1), lucid.tensor([[1.0, 0.0]]),
-    ...        reduction="batchmean").item()  # log 2
-    0.6931471824645996
+    >>> round(kl_div(lucid.tensor([[-0.6931472, -0.6931472]]), lucid.tensor([[1.0, 0.0]]),
+    ...              reduction="batchmean").item(), 6)  # log 2
+    0.693147
     """
     if size_average is not None or reduce is not None:
         reduction = legacy_reduction(size_average, reduce, reduction)
@@ -230,7 +230,7 @@ def kl_div(input_: Tensor, target, size_average=None, reduce=None, reduction: st
     batch = reduction == "batchmean" and x.ndim > 0
     reduce_ = reduction_steps("sum" if reduction == "batchmean" else reduction, "kl_div")
     if batch:
-        reduce_ = [*reduce_, ("div", {}, (("%", -1), 4))]
+        reduce_ = [*reduce_, ("div", {}, (PREVIOUS, 4))]
     log_steps = [("exp", {}, (1,)), ("sub", {}, (1, 0)), ("mul", {}, ("%0", "%1"))]
     steps = [("gt", {}, (1, 2)), ("select", {}, ("%0", 1, 3)), ("log", {}, ("%1",)),   # log t (1 at 0)
              ("mul", {}, (1, "%2")), ("mul", {}, (1, 0)), ("sub", {}, ("%3", "%4"))]

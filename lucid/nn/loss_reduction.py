@@ -4,12 +4,13 @@ named wires.
 
 A loss is one ``dispatch.Chain``; its steps are written here with *absolute* wires,
 which read like the printed IR: an int ``k`` is operand k, the string ``"%j"`` is the
-result of step j. ``wired`` turns them into the chain's relative wires.
+result of step j, and ``PREVIOUS`` the step before (for steps that end any loss, like
+the reduction's). ``wired`` turns them into the chain's relative wires.
 
 >>> wired([("sub", {}, (0, 1)), ("mul", {}, ("%0", "%0"))])
 [('sub', {}, (0, 1)), ('mul', {}, (-1, -1))]
->>> legacy_reduction(None, False, "mean"), reduction_steps("sum", "l1_loss")
-('none', [('sum', {}, ('%', -1))])
+>>> reduction_steps("sum", "l1_loss") == [("sum", {}, (PREVIOUS,))]
+True
 """
 from __future__ import annotations
 
@@ -19,16 +20,18 @@ from .. import dispatch
 from .functional import _chain
 
 _REDUCTIONS = ("mean", "sum", "none")
+#: the wire of the previous step's result (kept relative by ``wired``)
+PREVIOUS = ("%", -1)
 
 
 def wired(steps) -> list:
     """Steps with absolute wires (operand ``k``, step ``"%j"``) as chain steps (relative
-    wires: ``-1`` is the previous step); ``("%", -j)`` is kept relative."""
+    wires: ``-1`` is the previous step); ``PREVIOUS`` becomes -1."""
     out = []
     for p, (op, attrs, wires) in enumerate(steps):
         rel = []
         for w in wires:
-            if isinstance(w, tuple):     # ("%", -j): already relative
+            if isinstance(w, tuple):     # PREVIOUS: already relative
                 rel.append(w[1])
             elif isinstance(w, str):
                 rel.append(int(w[1:]) - p)
@@ -41,9 +44,9 @@ def wired(steps) -> list:
 def reduction_steps(reduction: str, op: str) -> list:
     """The steps that reduce the previous step's result as ``reduction`` says."""
     if reduction == "mean":
-        return [("mean", {}, (("%", -1),))]
+        return [("mean", {}, (PREVIOUS,))]
     if reduction == "sum":
-        return [("sum", {}, (("%", -1),))]
+        return [("sum", {}, (PREVIOUS,))]
     if reduction == "none":
         return []
     raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
