@@ -52,17 +52,30 @@ def check_target_shape(op: str, x: Tensor, t: Tensor, warn: bool = True, exact: 
                       "Please ensure they have the same size.", UserWarning, stacklevel=3)
 
 
-def _pair_loss(op, input_, target, reduction, params, make, numbers=(), warn=True):
-    """``make()``'s steps on (input, target, *numbers), then the reduction: one call."""
-    x, t = float_operands(op, input_, target)
+def _pair_loss(op, input_, target, reduction, params, make, numbers=(), warn=True, weight=None,
+               weighted_mean="sum_weights"):
+    """``make()``'s steps on (input, target, *numbers), times ``weight`` (of the input's
+    size), then the reduction: one call. With a weight, ``'mean'`` is ``Σ w·loss / Σ w``
+    (``weighted_mean="sum_weights"``) or the plain mean of ``w·loss``, as PyTorch."""
+    x, t, *w = float_operands(op, input_, target, *(() if weight is None else (weight,)))
     check_target_shape(op, x, t, warn)
     reduce = reduction_steps(reduction, op)
-    chain = loss_chain(op, (params, reduction), lambda: [*make(), *reduce])
-    return dispatch.call(chain, (x, t, *numbers))
+    if w:
+        if w[0].shape != x.shape:
+            raise ValueError(f"{op}: Weights and input must have the same size: weight {w[0].shape}, "
+                             f"input {x.shape}")
+        at = 2 + len(numbers)
+        if reduction == "mean" and weighted_mean == "sum_weights":
+            reduce = [("sum", {}, (PREVIOUS,)), ("sum", {}, (at,)), ("div", {}, (("%", -2), PREVIOUS))]
+        reduce = [("mul", {}, (PREVIOUS, at)), *reduce]
+    chain = loss_chain(op, (params, reduction, bool(w)), lambda: [*make(), *reduce])
+    return dispatch.call(chain, (x, t, *numbers, *w))
 
 
-def mse_loss(input_: Tensor, target, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
-    """``(input - target)²``, reduced; a target that only broadcasts warns (as PyTorch).
+def mse_loss(input_: Tensor, target, size_average=None, reduce=None, reduction: str = "mean",
+             weight=None) -> Tensor:
+    """``weight · (input - target)²``, reduced (``'mean'`` with a weight: ``/ Σ weight``);
+    a target that only broadcasts warns (as PyTorch).
 
     >>> import lucid
     >>> mse_loss(lucid.tensor([1.0, 2.0]), lucid.tensor([0.0, 0.0])).item()
@@ -70,18 +83,19 @@ def mse_loss(input_: Tensor, target, size_average=None, reduce=None, reduction: 
     """
     reduction = legacy_reduction(size_average, reduce, reduction)
     return _pair_loss("mse_loss", input_, target, reduction, (), lambda: [
-        ("sub", {}, (0, 1)), ("mul", {}, ("%0", "%0"))])
+        ("sub", {}, (0, 1)), ("mul", {}, ("%0", "%0"))], weight=weight)
 
 
-def l1_loss(input_: Tensor, target, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
-    """``|input - target|``, reduced.
+def l1_loss(input_: Tensor, target, size_average=None, reduce=None, reduction: str = "mean",
+            weight=None) -> Tensor:
+    """``weight · |input - target|``, reduced (``'mean'`` with a weight: ``/ Σ weight``).
 
     >>> import lucid
     >>> l1_loss(lucid.tensor([1.0, -2.0]), lucid.tensor([0.0, 0.0]), reduction="sum").item()
     3.0
     """
     reduction = legacy_reduction(size_average, reduce, reduction)
-    return _pair_loss("l1_loss", input_, target, reduction, (), _l1_steps)
+    return _pair_loss("l1_loss", input_, target, reduction, (), _l1_steps, weight=weight)
 
 
 def _l1_steps():
@@ -113,8 +127,8 @@ def smooth_l1_loss(input_: Tensor, target, size_average=None, reduce=None, reduc
         ("select", {}, ("%2", "%4", "%5"))], (beta, 0.5 / beta, 0.5 * beta))
 
 
-def huber_loss(input_: Tensor, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
-    """``0.5 d²`` where ``|d| < delta``, else ``delta (|d| - 0.5 delta)``.
+def huber_loss(input_: Tensor, target, reduction: str = "mean", delta: float = 1.0, weight=None) -> Tensor:
+    """``0.5 d²`` where ``|d| < delta``, else ``delta (|d| - 0.5 delta)``, times ``weight``.
 
     >>> import lucid
     >>> huber_loss(lucid.tensor([0.5, 3.0]), lucid.tensor([0.0, 0.0]), reduction="none").tolist()
@@ -131,7 +145,8 @@ def huber_loss(input_: Tensor, target, reduction: str = "mean", delta: float = 1
         ("mul", {}, ("%3", 3)),              # %4 0.5 d²
         ("sub", {}, ("%1", 4)),
         ("mul", {}, ("%5", 2)),              # %6 delta (|d| - 0.5 delta)
-        ("select", {}, ("%2", "%4", "%6"))], (delta, 0.5, 0.5 * delta))
+        ("select", {}, ("%2", "%4", "%6"))], (delta, 0.5, 0.5 * delta), weight=weight,
+        weighted_mean="mean")
 
 
 def softplus_steps(z, zero, at: int) -> list:

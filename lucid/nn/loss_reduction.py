@@ -5,7 +5,7 @@ named wires.
 A loss is one ``dispatch.Chain``; its steps are written here with *absolute* wires,
 which read like the printed IR: an int ``k`` is operand k, the string ``"%j"`` is the
 result of step j, and ``PREVIOUS`` the step before (for steps that end any loss, like
-the reduction's). ``wired`` turns them into the chain's relative wires.
+the reduction's; ``("%", -j)`` is the step j places back). ``wired`` turns them into the chain's relative wires.
 
 >>> wired([("sub", {}, (0, 1)), ("mul", {}, ("%0", "%0"))])
 [('sub', {}, (0, 1)), ('mul', {}, (-1, -1))]
@@ -26,12 +26,12 @@ PREVIOUS = ("%", -1)
 
 def wired(steps) -> list:
     """Steps with absolute wires (operand ``k``, step ``"%j"``) as chain steps (relative
-    wires: ``-1`` is the previous step); ``PREVIOUS`` becomes -1."""
+    wires: ``-1`` is the previous step); ``("%", -j)`` becomes -j."""
     out = []
     for p, (op, attrs, wires) in enumerate(steps):
         rel = []
         for w in wires:
-            if isinstance(w, tuple):     # PREVIOUS: already relative
+            if isinstance(w, tuple):     # ("%", -j), PREVIOUS: already relative
                 rel.append(w[1])
             elif isinstance(w, str):
                 rel.append(int(w[1:]) - p)
