@@ -134,7 +134,7 @@ def _index_loss(op, z, t, w, ignore_index, reduction, reduce, smoothing, logits)
     params = (c, spatial, z.dtype, reduction, weighted, masked, smoothing > 0, logits)
 
     def make():
-        # operands: 0 z, 1 t, 2 ignore_index, 3 -1.0, 4 1 - ε, 5 ε / C, 6 weight
+        # operands: 0 z, 1 t, 2 ignore_index, 3 -1.0, 4 1 - ε, 5 ε / C, 6 0.0, 7 1.0, 8 NaN, 9 weight
         steps = _log_softmax_steps(1) if logits else []
         logp = f"%{len(steps) - 1}" if logits else 0
         tgt = 1
@@ -148,7 +148,7 @@ def _index_loss(op, z, t, w, ignore_index, reduction, reduce, smoothing, logits)
                   ("cast", {"dtype": z.dtype}, (f"%{k + 2}",))]           # one-hot codes
         onehot = wo = f"%{k + 3}"
         if weighted:
-            steps += [("reshape", {"shape": (1, c, *ones)}, (6,)), ("mul", {}, (onehot, f"%{k + 4}"))]
+            steps += [("reshape", {"shape": (1, c, *ones)}, (9,)), ("mul", {}, (onehot, f"%{k + 4}"))]
             wr, wo = f"%{k + 4}", f"%{k + 5}"                         # weighted one-hot
         q = wo
         if smoothing > 0:
@@ -163,10 +163,13 @@ def _index_loss(op, z, t, w, ignore_index, reduction, reduce, smoothing, logits)
         steps += [("mul", {}, (q, logp)), ("sum", {"axes": 1}, (f"%{j}",)), ("neg", {}, (f"%{j + 1}",))]
         if reduction != "mean":
             return steps + reduce
-        j = len(steps)   # mean: Σ loss / Σ w[target] over the targets not ignored
-        return steps + [("sum", {}, (f"%{j - 1}",)), ("sum", {}, (wo,)), ("div", {}, (f"%{j}", f"%{j + 1}"))]
+        j = len(steps)   # mean: Σ loss / Σ w[target] over the targets not ignored; when every
+        # target is ignored, NaN with a zero gradient (PyTorch's)
+        return steps + [("sum", {}, (f"%{j - 1}",)), ("sum", {}, (wo,)), ("eq", {}, (f"%{j + 1}", 6)),
+                        ("select", {}, (f"%{j + 2}", 7, f"%{j + 1}")), ("div", {}, (f"%{j}", f"%{j + 3}")),
+                        ("select", {}, (f"%{j + 2}", 8, 6)), ("add", {}, (f"%{j + 4}", f"%{j + 5}"))]
 
-    operands = [z, t, float(ignore_index), -1.0, 1.0 - smoothing, smoothing / c]
+    operands = [z, t, float(ignore_index), -1.0, 1.0 - smoothing, smoothing / c, 0.0, 1.0, float("nan")]
     if weighted:
         operands.append(w)
     return dispatch.call(loss_chain(op, params, make), operands)
