@@ -132,3 +132,11 @@ for _r in REDUCTIONS:
             x, y, reduction=r, weight=w))(_name, _r),
            [[In((4, 6)), In((4, 6)), In((4, 6), "positive", grad=False)],
             [T(5, 3), In((5, 3)), T(5, 3, kind="positive")]])
+
+for _r in REDUCTIONS:
+    op(f"cosine_embedding_loss_{_r}", (lambda r: lambda lib, a, b, y: F(lib).cosine_embedding_loss(
+        a, b, y.sign(), margin=0.2, reduction=r))(_r),
+       [[In((5, 4)), In((5, 4)), In((5,), "distinct", grad=False)],
+        [T(3, 6), In((3, 6)), In((3,), "distinct", grad=False)]])
+op("cosine_embedding_loss_unbatched", lambda lib, a, b, y: F(lib).cosine_embedding_loss(a, b, y.sign() * -1),
+   [[In((4,)), In((4,)), In((), "distinct", grad=False)]], fd=False)

@@ -16,10 +16,10 @@ import lucid.nn.functional as F
 
 LOSSES = ["mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
           "binary_cross_entropy_with_logits", "nll_loss", "cross_entropy", "kl_div", "soft_margin_loss",
-          "margin_ranking_loss", "hinge_embedding_loss", "poisson_nll_loss"]
+          "margin_ranking_loss", "hinge_embedding_loss", "poisson_nll_loss", "cosine_embedding_loss"]
 MODULES = ["L1Loss", "MSELoss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss", "NLLLoss",
            "CrossEntropyLoss", "KLDivLoss", "SoftMarginLoss", "MarginRankingLoss", "HingeEmbeddingLoss",
-           "PoissonNLLLoss"]
+           "PoissonNLLLoss", "CosineEmbeddingLoss"]
 
 
 def _params(fn):
@@ -91,7 +91,7 @@ def test_legacy_size_average_and_reduce_map_to_reduction():
 
 
 # ------------------------------------------------------------------ errors
-@pytest.mark.parametrize("name", [n for n in LOSSES if n not in ("margin_ranking_loss",)])
+@pytest.mark.parametrize("name", [n for n in LOSSES if n not in ("margin_ranking_loss", "cosine_embedding_loss")])
 def test_bad_reduction_is_a_value_error(name):
     x, t = lucid.full((2, 3), 0.5), lucid.full((2, 3), 0.5)
     if name in ("nll_loss", "cross_entropy"):

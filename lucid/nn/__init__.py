@@ -2,7 +2,7 @@
 ``lucid.nn.functional``."""
 from . import functional  # noqa: F401
 from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh
-from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HingeEmbeddingLoss, HuberLoss, KLDivLoss,  # noqa: F401
+from .loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropyLoss, HingeEmbeddingLoss, HuberLoss, KLDivLoss,  # noqa: F401
                    L1Loss, MarginRankingLoss, MSELoss, NLLLoss, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss)
 from .module import Module
 from .parameter import Parameter
@@ -10,4 +10,4 @@ from .parameter import Parameter
 __all__ = ["Module", "Parameter", "Linear", "ReLU", "Sigmoid", "Tanh", "Sequential", "functional",
            "L1Loss", "MSELoss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss", "NLLLoss",
            "CrossEntropyLoss", "KLDivLoss", "SoftMarginLoss", "MarginRankingLoss", "HingeEmbeddingLoss",
-           "PoissonNLLLoss"]
+           "PoissonNLLLoss", "CosineEmbeddingLoss"]

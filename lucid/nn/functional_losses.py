@@ -280,3 +280,36 @@ def poisson_nll_loss(input_: Tensor, target, log_input: bool = True, full: bool 
     return _pair_loss("poisson_nll_loss", input_, target, reduction, (log_input, full),
                       lambda: [*loss, *(stirling if full else [])],
                       (float(eps), 0.0, 1.0, 0.5 * math.log(2 * math.pi), 0.5), warn=False)
+
+
+def cosine_embedding_loss(input1: Tensor, input2: Tensor, target, margin: float = 0.0, size_average=None,
+                          reduce=None, reduction: str = "mean") -> Tensor:
+    """``1 - cos(input1, input2)`` where ``target == 1``, ``max(0, cos - margin)`` where
+    ``target == -1``; rows ``(N, D)`` with targets ``(N,)``, or one pair ``(D,)`` with a
+    0-d target.
+
+    >>> import lucid
+    >>> cosine_embedding_loss(lucid.tensor([[1.0, 0.0], [1.0, 0.0]]), lucid.tensor([[1.0, 0.0], [0.0, 1.0]]),
+    ...                       lucid.tensor([1.0, 1.0]), reduction="none").tolist()
+    [0.0, 1.0]
+    """
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    op = "cosine_embedding_loss"
+    x1, x2, y = float_operands(op, input1, input2, target)
+    if y.ndim > 1:
+        raise ValueError(f"{op}: 0D or 1D target tensor expected, multi-target not supported, got {y.shape}")
+    if x1.shape != x2.shape or x1.ndim != y.ndim + 1 or (y.ndim and y.shape[0] != x1.shape[0]):
+        raise ValueError(f"{op}: inputs {x1.shape} and {x2.shape} and target {y.shape} do not fit: "
+                         f"expected inputs of one shape (N, D) with a target (N,), or (D,) with a 0-d target")
+    ax = y.ndim
+    reduce_ = reduction_steps(reduction, op)
+    chain = loss_chain(op, (ax, reduction), lambda: [
+        # operands: 0 x1, 1 x2, 2 y, 3 margin, 4 eps, 5 0.0, 6 1.0, 7 -1.0
+        ("mul", {}, (0, 1)), ("sum", {"axes": ax}, ("%0",)),                     # %1 x1·x2
+        ("mul", {}, (0, 0)), ("sum", {"axes": ax}, ("%2",)), ("add", {}, ("%3", 4)),
+        ("mul", {}, (1, 1)), ("sum", {"axes": ax}, ("%5",)), ("add", {}, ("%6", 4)),
+        ("mul", {}, ("%4", "%7")), ("sqrt", {}, ("%8",)), ("div", {}, ("%1", "%9")),  # %10 cos
+        ("sub", {}, (6, "%10")), ("sub", {}, ("%10", 3)), ("maximum", {}, ("%12", 5)),
+        ("eq", {}, (2, 6)), ("select", {}, ("%14", "%11", 5)),
+        ("eq", {}, (2, 7)), ("select", {}, ("%16", "%13", 5)), ("add", {}, ("%15", "%17")), *reduce_])
+    return dispatch.call(chain, (x1, x2, y, float(margin), 1e-12, 0.0, 1.0, -1.0))
