@@ -72,9 +72,9 @@ def _class_loss(op, z, target, weight, ignore_index, reduction, smoothing, logit
     if _is_probabilities(target, z):
         out = _probability_loss(op, zz, target, w, reduction, reduce, smoothing, logits)
     else:
-        t = class_targets(op, target, z.shape, c, int(ignore_index), z.dtype)
-        out = _index_loss(op, zz, t.reshape(1) if single else t, w, int(ignore_index), reduction, reduce,
-                          smoothing, logits)
+        t, ignored = class_targets(op, target, z.shape, c, int(ignore_index), z.dtype)
+        out = _index_loss(op, zz, t.reshape(1) if single else t, w, int(ignore_index) if ignored else None,
+                          reduction, reduce, smoothing, logits)
     return out.reshape(()) if single and reduction == "none" else out
 
 
@@ -96,9 +96,10 @@ def _class_weight(op, weight, c, dtype):
     return cast(w, dtype)
 
 
-def class_targets(op: str, target, shape, c: int, ignore_index: int, dtype: str) -> Tensor:
+def class_targets(op: str, target, shape, c: int, ignore_index: int, dtype: str):
     """Validate class-index targets for an input of ``shape`` (concrete data: every
-    value in ``[0, c)`` or ``ignore_index``) and return them as a ``dtype`` tensor."""
+    value in ``[0, c)`` or ``ignore_index``); return them as a ``dtype`` tensor, and
+    whether any may be ``ignore_index`` (always, for traced targets)."""
     want = (shape[0], *shape[2:]) if len(shape) > 1 else ()
     what = "logits" if op == "cross_entropy" else "input"
     t = target if isinstance(target, Tensor) else None
@@ -106,7 +107,7 @@ def class_targets(op: str, target, shape, c: int, ignore_index: int, dtype: str)
         if t.shape != want:
             raise ValueError(f"{op}: {what} {shape} and target {t.shape} do not fit: "
                              f"expected a target of shape {want}")
-        return cast(t, dtype)
+        return cast(t, dtype), True
     a = t._data if t is not None else np.asarray(target)
     if a.shape != want:
         raise ValueError(f"{op}: {what} {shape} and target {a.shape} do not fit: "
@@ -115,31 +116,57 @@ def class_targets(op: str, target, shape, c: int, ignore_index: int, dtype: str)
         raise TypeError(f"{op}: target must hold class indices (integers), got {a.dtype}")
     if a.dtype.kind == "f" and not np.all(a == np.round(a)):
         raise TypeError(f"{op}: class targets must be integers, got {a.dtype} values that are not")
+    ignored = False
     if a.size:
         bad = (a < 0) | (a >= c)
         if bad.any():
-            bad &= a != ignore_index
+            is_ignored = a == ignore_index
+            bad &= ~is_ignored
             if bad.any():
                 raise IndexError(f"{op}: Target {a[bad].flat[0]:g} is out of bounds: classes lie "
                                  f"in [0, {c}) (ignore_index={ignore_index})")
-    return Tensor._wrap(a.astype(dtype))  # checked above: a plain float array
+            ignored = True
+        elif 0 <= ignore_index < c:
+            ignored = bool((a == ignore_index).any())
+    return Tensor._wrap(a.astype(dtype)), ignored  # checked above: a plain float array
 
 
 def _index_loss(op, z, t, w, ignore_index, reduction, reduce, smoothing, logits):
-    """The loss of class indices ``t`` (a float tensor ``(N, d...)``) for ``z`` ``(N, C, d...)``."""
+    """The loss of class indices ``t`` (a float tensor ``(N, d...)``) for ``z`` ``(N, C, d...)``;
+    ``ignore_index`` None: no target is ignored (then an unweighted mean is a plain mean)."""
     c, spatial = z.shape[1], z.shape[2:]
     ones = (1,) * len(spatial)
-    masked = 0 <= ignore_index < c       # otherwise its one-hot row is all zeros already
+    ignoring = ignore_index is not None
+    masked = ignoring and 0 <= ignore_index < c   # otherwise its one-hot row is all zeros already
     weighted = w is not None
-    params = (c, spatial, z.dtype, reduction, weighted, masked, smoothing > 0, logits)
+    plain_mean = reduction == "mean" and not (weighted or ignoring)
+    params = (c, spatial, z.dtype, reduction, weighted, masked, smoothing > 0, logits, ignoring)
+
+    operands, at = [z, t], {}      # the numbers this chain reads, by name: operand positions
+
+    def put(name, value):
+        at[name] = len(operands)
+        operands.append(value)
+
+    if weighted:
+        put("weight", w)
+    if masked:
+        put("ignore_index", float(ignore_index))
+        put("minus_one", -1.0)
+    if smoothing > 0:
+        put("keep", 1.0 - smoothing)
+        put("spread", smoothing / c)
+    if reduction == "mean" and ignoring:
+        put("zero", 0.0)
+        put("one", 1.0)
+        put("nan", float("nan"))
 
     def make():
-        # operands: 0 z, 1 t, 2 ignore_index, 3 -1.0, 4 1 - ε, 5 ε / C, 6 0.0, 7 1.0, 8 NaN, 9 weight
         steps = _log_softmax_steps(1) if logits else []
         logp = f"%{len(steps) - 1}" if logits else 0
         tgt = 1
         if masked:  # an ignored target becomes -1: a row of zeros
-            steps += [("eq", {}, (1, 2)), ("select", {}, (f"%{len(steps)}", 3, 1))]
+            steps += [("eq", {}, (1, at["ignore_index"])), ("select", {}, (f"%{len(steps)}", at["minus_one"], 1))]
             tgt = f"%{len(steps) - 1}"
         k = len(steps)
         steps += [("reshape", {"shape": (-1, 1, *spatial)}, (tgt,)),
@@ -148,30 +175,29 @@ def _index_loss(op, z, t, w, ignore_index, reduction, reduce, smoothing, logits)
                   ("cast", {"dtype": z.dtype}, (f"%{k + 2}",))]           # one-hot codes
         onehot = wo = f"%{k + 3}"
         if weighted:
-            steps += [("reshape", {"shape": (1, c, *ones)}, (9,)), ("mul", {}, (onehot, f"%{k + 4}"))]
+            steps += [("reshape", {"shape": (1, c, *ones)}, (at["weight"],)), ("mul", {}, (onehot, f"%{k + 4}"))]
             wr, wo = f"%{k + 4}", f"%{k + 5}"                         # weighted one-hot
         q = wo
         if smoothing > 0:
             j = len(steps)
             steps += [("sum", {"axes": 1, "keepdims": True}, (onehot,)),   # 1, 0 where ignored
-                      ("mul", {}, (f"%{j}", wr) if weighted else (f"%{j}", 5)),
-                      *([("mul", {}, (f"%{j + 1}", 5))] if weighted else []),
-                      ("mul", {}, (wo, 4))]
+                      ("mul", {}, (f"%{j}", wr) if weighted else (f"%{j}", at["spread"])),
+                      *([("mul", {}, (f"%{j + 1}", at["spread"]))] if weighted else []),
+                      ("mul", {}, (wo, at["keep"]))]
             steps += [("add", {}, (f"%{len(steps) - 2}", f"%{len(steps) - 1}"))]
             q = f"%{len(steps) - 1}"
         j = len(steps)
         steps += [("mul", {}, (q, logp)), ("sum", {"axes": 1}, (f"%{j}",)), ("neg", {}, (f"%{j + 1}",))]
-        if reduction != "mean":
+        if reduction != "mean" or plain_mean:
             return steps + reduce
-        j = len(steps)   # mean: Σ loss / Σ w[target] over the targets not ignored; when every
-        # target is ignored, NaN with a zero gradient (PyTorch's)
-        return steps + [("sum", {}, (f"%{j - 1}",)), ("sum", {}, (wo,)), ("eq", {}, (f"%{j + 1}", 6)),
-                        ("select", {}, (f"%{j + 2}", 7, f"%{j + 1}")), ("div", {}, (f"%{j}", f"%{j + 3}")),
-                        ("select", {}, (f"%{j + 2}", 8, 6)), ("add", {}, (f"%{j + 4}", f"%{j + 5}"))]
+        j = len(steps)   # mean: Σ loss / Σ w[target] over the targets not ignored
+        if not ignoring:
+            return steps + [("sum", {}, (f"%{j - 1}",)), ("sum", {}, (wo,)), ("div", {}, (f"%{j}", f"%{j + 1}"))]
+        zero, one, nan = at["zero"], at["one"], at["nan"]   # every target ignored: NaN, zero gradient
+        return steps + [("sum", {}, (f"%{j - 1}",)), ("sum", {}, (wo,)), ("eq", {}, (f"%{j + 1}", zero)),
+                        ("select", {}, (f"%{j + 2}", one, f"%{j + 1}")), ("div", {}, (f"%{j}", f"%{j + 3}")),
+                        ("select", {}, (f"%{j + 2}", nan, zero)), ("add", {}, (f"%{j + 4}", f"%{j + 5}"))]
 
-    operands = [z, t, float(ignore_index), -1.0, 1.0 - smoothing, smoothing / c, 0.0, 1.0, float("nan")]
-    if weighted:
-        operands.append(w)
     return dispatch.call(loss_chain(op, params, make), operands)
 
 
@@ -185,26 +211,24 @@ def _probability_loss(op, z, target, w, reduction, reduce, smoothing, logits):
     params = ("probs", z.dtype, spatial, reduction, weighted, smoothing > 0, logits)
 
     def make():
-        # operands: 0 z, 1 p, 2 1 - ε, 3 ε / C, 4 weight
+        # operands: 0 z, 1 p, then the weight, then 1 - ε and ε / C
         steps = _log_softmax_steps(1) if logits else []
         logp = f"%{len(steps) - 1}" if logits else 0
         q = 1
         if smoothing > 0:
-            j = len(steps)
-            steps += [("mul", {}, (1, 2)), ("add", {}, (f"%{j}", 3))]
+            j, keep = len(steps), 2 + weighted
+            steps += [("mul", {}, (1, keep)), ("add", {}, (f"%{j}", keep + 1))]
             q = f"%{j + 1}"
         if weighted:
             j = len(steps)
-            steps += [("reshape", {"shape": (1, -1, *((1,) * len(spatial)))}, (4,)), ("mul", {}, (q, f"%{j}"))]
+            steps += [("reshape", {"shape": (1, -1, *((1,) * len(spatial)))}, (2,)), ("mul", {}, (q, f"%{j}"))]
             q = f"%{j + 1}"
         j = len(steps)
         return steps + [("mul", {}, (q, logp)), ("sum", {"axes": 1}, (f"%{j}",)),
                         ("neg", {}, (f"%{j + 1}",)), *reduce]
 
     c = z.shape[1]
-    operands = [z, p, 1.0 - smoothing, smoothing / c]
-    if weighted:
-        operands.append(w)
+    operands = [z, p, *([w] if weighted else []), *((1.0 - smoothing, smoothing / c) if smoothing > 0 else ())]
     return dispatch.call(loss_chain(op, params, make), operands)
 
 

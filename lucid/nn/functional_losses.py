@@ -23,10 +23,20 @@ from ..tensor import Tensor
 from .loss_reduction import PREVIOUS, check_reduction, legacy_reduction, loss_chain, reduction_steps
 
 
+_FLOATS = (np.dtype("float32"), np.dtype("float64"))
+
+
 def float_operands(op: str, *tensors):
     """The tensors (or arrays, lists) as tensors of one float dtype: the dtype they
     promote to, or the default float for integer and bool ones."""
     ts = [as_tensor(t) for t in tensors]
+    first = ts[0]._data
+    if first is not None and first.dtype in _FLOATS:  # the common case, decided on numpy dtypes
+        for t in ts:
+            if t._data is None or t._data.dtype != first.dtype:
+                break
+        else:
+            return ts
     dtype = promote(*(t.dtype for t in ts))
     if dtype not in ("float32", "float64"):
         dtype = default_float()
@@ -244,15 +254,16 @@ def kl_div(input_: Tensor, target, size_average=None, reduce=None, reduction: st
     check_target_shape("kl_div", x, t, warn=False)
     batch = reduction == "batchmean" and x.ndim > 0
     reduce_ = reduction_steps("sum" if reduction == "batchmean" else reduction, "kl_div")
+    n = 2 if log_target else 4       # operands: x, t, (0.0, 1.0 unless log_target), the batch size
     if batch:
-        reduce_ = [*reduce_, ("div", {}, (PREVIOUS, 4))]
+        reduce_ = [*reduce_, ("div", {}, (PREVIOUS, n))]
     log_steps = [("exp", {}, (1,)), ("sub", {}, (1, 0)), ("mul", {}, ("%0", "%1"))]
     steps = [("gt", {}, (1, 2)), ("select", {}, ("%0", 1, 3)), ("log", {}, ("%1",)),   # log t (1 at 0)
              ("mul", {}, (1, "%2")), ("mul", {}, (1, 0)), ("sub", {}, ("%3", "%4"))]
     chain = loss_chain("kl_div", (bool(log_target), reduction, batch), lambda: [
         *(log_steps if log_target else steps), *reduce_])
-    n = float(x.shape[0]) if batch else 1.0
-    return dispatch.call(chain, (x, t, 0.0, 1.0, n))
+    numbers = (() if log_target else (0.0, 1.0)) + ((float(x.shape[0]),) if batch else ())
+    return dispatch.call(chain, (x, t, *numbers))
 
 
 def poisson_nll_loss(input_: Tensor, target, log_input: bool = True, full: bool = False,
@@ -279,7 +290,8 @@ def poisson_nll_loss(input_: Tensor, target, log_input: bool = True, full: bool 
                 ("add", {}, (f"%{k - 1}", f"%{k + 8}"))]
     return _pair_loss("poisson_nll_loss", input_, target, reduction, (log_input, full),
                       lambda: [*loss, *(stirling if full else [])],
-                      (float(eps), 0.0, 1.0, 0.5 * math.log(2 * math.pi), 0.5), warn=False)
+                      (float(eps), *((0.0, 1.0, 0.5 * math.log(2 * math.pi), 0.5) if full else ())),
+                      warn=False)
 
 
 def cosine_embedding_loss(input1: Tensor, input2: Tensor, target, margin: float = 0.0, size_average=None,
