@@ -2,8 +2,9 @@
 ``lucid.nn.functional``."""
 from . import functional  # noqa: F401
 from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh
-from .loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropyLoss, HingeEmbeddingLoss, HuberLoss, KLDivLoss,  # noqa: F401
-                   L1Loss, MarginRankingLoss, MSELoss, NLLLoss, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss)
+from .loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropyLoss,  # noqa: F401
+                   HingeEmbeddingLoss, HuberLoss, KLDivLoss, L1Loss, MarginRankingLoss, MSELoss, NLLLoss,
+                   PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss)
 from .module import Module
 from .parameter import Parameter
 

@@ -159,7 +159,9 @@ def one_hot(target, num_classes: int, dtype: str = "float32") -> Tensor:
     return cast(dispatch.binary("eq", t.reshape(-1, 1), classes), dtype)
 
 
-# the losses live in their own files (one import line: other helpers edit this file too)
-from .class_losses import binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, nll_loss  # noqa: E402,F401,E501
-from .functional_losses import (cosine_embedding_loss, huber_loss, hinge_embedding_loss, kl_div, l1_loss, margin_ranking_loss,  # noqa: E402,F401,E501
-                                mse_loss, poisson_nll_loss, smooth_l1_loss, soft_margin_loss)
+# the losses live in their own files (one import block: other helpers edit this file too)
+from .class_losses import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: E402,F401
+                           cross_entropy, nll_loss)
+from .functional_losses import (cosine_embedding_loss, hinge_embedding_loss, huber_loss,  # noqa: E402,F401
+                                kl_div, l1_loss, margin_ranking_loss, mse_loss, poisson_nll_loss,
+                                smooth_l1_loss, soft_margin_loss)
