@@ -151,7 +151,7 @@ def test_gradients_match_finite_differences(entry, case):
             outs = outputs(entry.fn(lucid, *[lucid.from_numpy(a) for a in perturbed]))
         return sum(float(np.sum(o.numpy() * w)) for o, w in zip(outs, ws) if w is not None)
 
-    numeric = numeric_grads(scalar, [np.ascontiguousarray(a) for a in arrays])
+    numeric = numeric_grads(scalar, [np.ascontiguousarray(a).reshape(a.shape) for a in arrays])
     for g, i in zip(grads, which):
         np.testing.assert_allclose(g, numeric[i], rtol=1e-5, atol=1e-6,
                                    err_msg=f"{entry.name} case {case}: gradient of input {i}")
