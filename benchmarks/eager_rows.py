@@ -204,7 +204,7 @@ class MLP:
         import torch
         import torch.nn.functional as F
         model = self.model(torch.nn)
-        model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in self.state.items()})
+        model.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in self.state.items()})
         opt = torch.optim.SGD(model.parameters(), lr=self.lr)
         return self._step(F, model, opt, torch.from_numpy(self.x), torch.from_numpy(self.y),
                           lambda: [p.detach().numpy().copy() for p in model.parameters()])

@@ -1,8 +1,12 @@
-"""Neural-network building blocks: ``Module``, ``Parameter``, layers; functions in
-``lucid.nn.functional``."""
-from . import functional  # noqa: F401
-from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh
+"""Neural-network building blocks: ``Module``, ``Parameter``, layers, containers and
+``init``; functions in ``lucid.nn.functional``."""
+from . import functional, init  # noqa: F401
+from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
+from .flatten import Flatten, Unflatten
+from .layers import Bilinear, Identity, Linear, ReLU, Sigmoid, Tanh
 from .module import Module
-from .parameter import Parameter
+from .parameter import Buffer, Parameter
 
-__all__ = ["Module", "Parameter", "Linear", "ReLU", "Sigmoid", "Tanh", "Sequential", "functional"]
+__all__ = ["Module", "Parameter", "Buffer", "Linear", "Bilinear", "Identity", "Flatten", "Unflatten",
+           "ReLU", "Sigmoid", "Tanh", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
+           "ParameterDict", "functional", "init"]

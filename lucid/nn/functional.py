@@ -241,3 +241,4 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
 
 def _per_row_loss(reduce):
     return [("sum", {"axes": 1}, (-1,)), ("neg", {}, (-1,)), *reduce]
+from .functional_bilinear import bilinear  # noqa: E402,F401  (its own file)
