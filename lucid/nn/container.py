@@ -143,7 +143,7 @@ class ModuleList(Module):
     """Modules in a list (registered, so ``parameters()`` sees them); no ``forward``.
 
     >>> import lucid.nn as nn
-    >>> layers = nn.ModuleList([nn.Linear(2, 2)]); layers.append(nn.Tanh()); len(layers)
+    >>> layers = nn.ModuleList([nn.Linear(2, 2)]); _ = layers.append(nn.Tanh()); len(layers)
     2
     """
 

@@ -10,7 +10,7 @@ can be initialised), draws from ``generator=`` or the default generator
 >>> bound = 1 / 128 ** 0.5; bool((w.abs() <= bound).all()), w.requires_grad
 (True, True)
 >>> nn.init.calculate_gain("relu") == 2 ** 0.5, nn.init.calculate_gain("leaky_relu", 0.2)
-(True, 1.386750490563073)
+(True, 1.3867504905630728)
 """
 from __future__ import annotations
 
