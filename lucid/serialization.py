@@ -38,6 +38,11 @@ _STRUCTURE = "__lucid_structure__"
 _FORMAT = 1
 
 
+def _c_order(a: np.ndarray) -> np.ndarray:
+    """``a`` in C order (a transposed view is copied; a 0-d array stays 0-d)."""
+    return a if a.flags.c_contiguous else a.copy(order="C")
+
+
 class _Encoder:
     """Turns an object into JSON-ready data plus the arrays it refers to."""
 
@@ -49,7 +54,7 @@ class _Encoder:
     def array(self, a: np.ndarray, owner) -> str:
         if id(owner) not in self.names:
             self.names[id(owner)] = str(len(self.arrays))
-            self.arrays[self.names[id(owner)]] = np.ascontiguousarray(a)
+            self.arrays[self.names[id(owner)]] = _c_order(a)
             self.keep.append(owner)
         return self.names[id(owner)]
 
@@ -135,7 +140,7 @@ def _write_atomically(path, payload: bytes) -> None:
 
 
 def _is_safetensors(f) -> bool:
-    return _is_path(f) and os.fspath(f).endswith((".safetensors", b".safetensors"))
+    return _is_path(f) and os.fsdecode(f).endswith(".safetensors")
 
 
 def _safetensors():
@@ -157,8 +162,17 @@ def _save_safetensors(obj) -> bytes:
         if not isinstance(v, (Tensor, np.ndarray)):
             raise TypeError(f"lucid.save: a .safetensors file holds only tensors, but {k!r} is a "
                             f"{type(v).__name__}")
-        arrays[k] = np.ascontiguousarray(v._concrete("lucid.save") if isinstance(v, Tensor) else v)
-    return _safetensors().save(arrays)
+        arrays[k] = _c_order(v._concrete("lucid.save") if isinstance(v, Tensor) else v)
+    return _safetensors().save(arrays, metadata={"lucid_order": json.dumps(list(arrays))})
+
+
+def _safetensors_order(payload: bytes, names) -> list:
+    """The saved key order (safetensors sorts its header; lucid records the order in the
+    header's metadata), else the file's order."""
+    size = int.from_bytes(payload[:8], "little")
+    metadata = json.loads(payload[8:8 + size].decode("utf-8")).get("__metadata__") or {}
+    order = json.loads(metadata.get("lucid_order", "[]"))
+    return order if sorted(order) == sorted(names) else list(names)
 
 
 def save(obj, f) -> None:
@@ -189,8 +203,9 @@ def load(f, map_location=None, *, weights_only: bool = True, **kwargs):
         raise ValueError(f"lucid.load: lucid runs on the CPU only, map_location={map_location!r}")
     if _is_safetensors(f):
         with open(f, "rb") as src:
-            arrays = _safetensors().load(src.read())
-        return OrderedDict((k, Tensor._wrap(np.array(v))) for k, v in arrays.items())
+            payload = src.read()
+        arrays = _safetensors().load(payload)
+        return OrderedDict((k, Tensor._wrap(np.array(arrays[k]))) for k in _safetensors_order(payload, arrays))
     try:
         archive = np.load(f, allow_pickle=False)
     except (ValueError, OSError) as exc:
