@@ -100,6 +100,8 @@ def test_state_dict_keys_values_and_memory_match_torch():
     kept = l.state_dict(keep_vars=True)
     assert kept["first.fc.weight"] is l.first.fc.weight
     assert list(l.state_dict(prefix="m.")) == list(t.state_dict(prefix="m."))
+    into = OrderedDict(start=1)
+    assert l.state_dict(into, "p.") is into and list(into)[:2] == ["start", "p.first.scale"]
     x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
     copy_weights(t, l)
     np.testing.assert_allclose(l(lucid.tensor(x)).numpy(), t(torch.tensor(x)).detach().numpy(), rtol=1e-5)

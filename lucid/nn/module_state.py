@@ -83,10 +83,16 @@ class StateMixin:
         if _overridden(self, "get_extra_state"):
             destination[prefix + _EXTRA_STATE_KEY_SUFFIX] = self.get_extra_state()
 
-    def state_dict(self, *, destination=None, prefix: str = "", keep_vars: bool = False):
+    def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
         """An ``OrderedDict`` from dotted names to this module's parameters and persistent
         buffers (detached tensors sharing memory with them; ``keep_vars=True``: the
-        parameters themselves), module by module, each module's parameters first."""
+        parameters themselves), module by module, each module's parameters first.
+        ``destination, prefix, keep_vars`` may also be given positionally (PyTorch's
+        older form)."""
+        if len(args) > 3:
+            raise TypeError(f"state_dict() takes at most 3 positional arguments, got {len(args)}")
+        if args:
+            destination, prefix, keep_vars = (list(args) + [destination, prefix, keep_vars][len(args):])
         if destination is None:
             destination = OrderedDict()
             destination._metadata = OrderedDict()
