@@ -182,7 +182,8 @@ class MLP:
         self.x = rng.standard_normal((BATCH, SIZES[0])).astype(np.float32)
         self.y = rng.integers(0, SIZES[-1], BATCH)
         lucid.random.seed(seed)
-        self.state = self.model(nn).state_dict()  # names "0.weight", "0.bias", "2.weight", ...
+        # numpy copies, by name: "0.weight", "0.bias", "2.weight", ...
+        self.state = {k: v.numpy().copy() for k, v in self.model(nn).state_dict().items()}
 
     def model(self, nn):
         """The MLP built with ``nn`` (``lucid.nn`` or ``torch.nn``: the same code)."""
@@ -204,7 +205,7 @@ class MLP:
         import torch
         import torch.nn.functional as F
         model = self.model(torch.nn)
-        model.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in self.state.items()})
+        model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in self.state.items()})
         opt = torch.optim.SGD(model.parameters(), lr=self.lr)
         return self._step(F, model, opt, torch.from_numpy(self.x), torch.from_numpy(self.y),
                           lambda: [p.detach().numpy().copy() for p in model.parameters()])
