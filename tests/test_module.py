@@ -573,3 +573,31 @@ def test_tensor_data_and_in_place_sampling():
         lucid.zeros(2, dtype=lucid.int64).uniform_()
     u = lucid.empty(10000).uniform_(-1.0, 1.0)
     assert u.numpy().min() >= -1.0 and u.numpy().max() < 1.0
+
+
+def test_full_backward_hooks_match_torch():
+    def run(lib):
+        class Two(lib.nn.Module):
+            def forward(self, a, scale, b):
+                return a * b * scale, (a + b).sum()
+
+        log = []
+        m = Two()
+        m.register_full_backward_pre_hook(
+            lambda mod, go: log.append(("pre", [None if g is None else g.tolist() for g in go])) or (go[0] * 2, go[1]))
+        handle = m.register_full_backward_hook(
+            lambda mod, gi, go: log.append(("hook", [None if g is None else g.tolist() for g in gi])) or
+            (gi[0] * 10, gi[1], gi[2]))
+        a = lib.tensor([1.0, 2.0], requires_grad=True)
+        b = lib.tensor([3.0, 4.0], requires_grad=True)
+        out, total = m(a, 2.0, b)
+        (out.sum() + 3 * total).backward()
+        grads = np.asarray(a.grad).tolist(), np.asarray(b.grad).tolist()
+        handle.remove()
+        leaf = lib.nn.Linear(2, 1)
+        seen = []
+        leaf.register_full_backward_hook(lambda mod, gi, go: seen.append((gi, go[0].tolist())))
+        leaf(lib.ones(3, 2)).sum().backward()  # no input requires grad: grad_input is (None,)
+        return log, grads, seen
+
+    assert run(lucid) == run(torch)

@@ -18,6 +18,9 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict
 
+from ..grad_mode import is_grad_enabled
+from .backward_hooks import BackwardHookCall
+
 _next_id = itertools.count()
 
 
@@ -73,8 +76,19 @@ class HookMixin:
             self._forward_hooks_always_called[handle.id] = True
         return handle
 
+    def register_full_backward_pre_hook(self, hook, prepend: bool = False) -> RemovableHandle:
+        """Run ``hook(module, grad_output)`` when the gradients of this module's outputs
+        are computed; a non-None result replaces them (see ``backward_hooks``)."""
+        return _add(self._backward_pre_hooks, hook, prepend)
+
+    def register_full_backward_hook(self, hook, prepend: bool = False) -> RemovableHandle:
+        """Run ``hook(module, grad_input, grad_output)`` when the gradients of this
+        module's tensor inputs are computed; a non-None result replaces ``grad_input``."""
+        return _add(self._backward_hooks, hook, prepend)
+
     def __call__(self, *args, **kwargs):
-        if not (self._forward_pre_hooks or self._forward_hooks):
+        if not (self._forward_pre_hooks or self._forward_hooks or self._backward_hooks
+                or self._backward_pre_hooks):
             return self.forward(*args, **kwargs)
         return self._call_with_hooks(args, kwargs)
 
@@ -91,6 +105,10 @@ class HookMixin:
                 result = hook(self, args)
                 if result is not None:
                     args = result if isinstance(result, tuple) else (result,)
+        backward = None
+        if (self._backward_hooks or self._backward_pre_hooks) and is_grad_enabled():
+            backward = BackwardHookCall(self)
+            args = backward.setup_inputs(args)
         called = set()
         try:
             output = self.forward(*args, **kwargs)
@@ -102,7 +120,7 @@ class HookMixin:
                     result = hook(self, args, output)
                 if result is not None:
                     output = result
-            return output
+            return output if backward is None else backward.setup_output(output)
         except Exception:
             for hook_id, hook in list(self._forward_hooks.items()):
                 if hook_id in self._forward_hooks_always_called and hook_id not in called:
@@ -120,4 +138,5 @@ def new_hook_dicts() -> dict:
     """The hook dictionaries every ``Module`` starts with."""
     return {name: OrderedDict() for name in (
         "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward_hooks",
-        "_forward_hooks_with_kwargs", "_forward_hooks_always_called")}
+        "_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_backward_pre_hooks",
+        "_backward_hooks")}
