@@ -182,7 +182,8 @@ class MLP:
         self.x = rng.standard_normal((BATCH, SIZES[0])).astype(np.float32)
         self.y = rng.integers(0, SIZES[-1], BATCH)
         lucid.random.seed(seed)
-        self.state = self.model(nn).state_dict()  # names "0.weight", "0.bias", "2.weight", ...
+        # numpy copies, by name: "0.weight", "0.bias", "2.weight", ...
+        self.state = {k: v.numpy().copy() for k, v in self.model(nn).state_dict().items()}
 
     def model(self, nn):
         """The MLP built with ``nn`` (``lucid.nn`` or ``torch.nn``: the same code)."""

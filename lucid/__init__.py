@@ -28,6 +28,7 @@ from .reductions import (all, amax, amin, any, argmax, argmin, cumsum, logsumexp
                          mean, min, prod, std, sum, var)
 from .tensor_ops import Size, clamp, clip, clone, device, diff, lerp, masked_fill, minimum  # noqa: E402
 from . import autograd, nn, optim  # noqa: E402
+from .serialization import load, save  # noqa: E402
 isnan, isfinite, logical_not = Tensor.isnan, Tensor.isfinite, Tensor.logical_not  # torch.* forms
 
 
@@ -55,7 +56,7 @@ __all__ = [
     "masked_fill", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
     "std", "logsumexp", "all", "any", "cumsum", "isnan", "isfinite", "logical_not", "logical_and",
     "logical_or",
-    "compile", "TracingError", "random", "nn", "optim", "distributed", "Size", "device",
+    "compile", "TracingError", "random", "nn", "optim", "distributed", "Size", "device", "save", "load",
     "float32", "float64", "int32", "int64", "bool", "dtype", "float", "double", "int", "long",
 ]
 

@@ -133,8 +133,19 @@ class Tensor:
         self._grad = value
 
     @property
-    def data(self) -> np.ndarray:
-        return self._concrete("Tensor.data")
+    def data(self) -> "Tensor":
+        """A tensor sharing this one's memory, cut from the graph (PyTorch's ``.data``):
+        ``p.data.normal_()`` or ``p.data.copy_(x)`` write into ``p``; assigning
+        ``p.data = t`` makes ``p`` hold ``t``'s array."""
+        if _tracing_state.tracer is not None:
+            return self.detach()
+        return Tensor._wrap(self._concrete("Tensor.data"))
+
+    @data.setter
+    def data(self, value) -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Tensor.data: expected a Tensor, got {type(value).__name__}")
+        self._data, self._value = value._concrete("Tensor.data"), None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -196,7 +207,7 @@ class Tensor:
             # tracing: the graph must know no gradient flows here (and a parameter's
             # detached copy is that parameter's value, not a second input)
             return dispatch.apply("stop_gradient", self)
-        return Tensor(self._data)
+        return Tensor._wrap(self._data)
 
     def zero_grad(self) -> None:
         self.grad = None
@@ -471,3 +482,4 @@ from . import new_tensor as _new_tensor; _new_tensor._install(Tensor)  # noqa: E
 from . import autograd_api as _autograd_api; _autograd_api._install(Tensor)  # noqa: E402
 from . import reductions as _reductions; _reductions._install(Tensor)  # noqa: E402
 from . import tensor_ops as _tensor_ops; _tensor_ops._install(Tensor)  # noqa: E402  size(), clone, clamp, in-place ops
+from . import random_inplace as _random_inplace; _random_inplace._install(Tensor)  # noqa: E402  uniform_, normal_

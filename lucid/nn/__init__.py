@@ -1,15 +1,19 @@
-"""Neural-network building blocks: ``Module``, ``Parameter``, layers; functions in
-``lucid.nn.functional``."""
-from . import functional  # noqa: F401
-from .layers import Linear, ReLU, Sequential, Sigmoid, Tanh
+"""Neural-network building blocks: ``Module``, ``Parameter``, layers, containers and
+``init``; functions in ``lucid.nn.functional``."""
+from . import functional, init  # noqa: F401
+from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
+from .flatten import Flatten, Unflatten
+from .layers import Bilinear, Identity, Linear, ReLU, Sigmoid, Tanh
 from .loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropyLoss,  # noqa: F401
                    HingeEmbeddingLoss, HuberLoss, KLDivLoss, L1Loss, MarginRankingLoss, MSELoss, NLLLoss,
                    PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss)
 from .module import Module
-from .parameter import Parameter
+from .parameter import Buffer, Parameter
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 
-__all__ = ["Module", "Parameter", "Linear", "ReLU", "Sigmoid", "Tanh", "Sequential", "functional",
+__all__ = ["Module", "Parameter", "Buffer", "Linear", "Bilinear", "Identity", "Flatten", "Unflatten",
+           "ReLU", "Sigmoid", "Tanh", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
+           "ParameterDict", "functional", "init",
            "RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell",
            "L1Loss", "MSELoss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss", "NLLLoss",
            "CrossEntropyLoss", "KLDivLoss", "SoftMarginLoss", "MarginRankingLoss", "HingeEmbeddingLoss",

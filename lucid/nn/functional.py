@@ -166,3 +166,4 @@ from .functional_losses import (cosine_embedding_loss, hinge_embedding_loss, hub
                                 kl_div, l1_loss, margin_ranking_loss, mse_loss, poisson_nll_loss,
                                 smooth_l1_loss, soft_margin_loss)
 from .functional_attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402,F401
+from .functional_bilinear import bilinear  # noqa: E402,F401

@@ -1,21 +1,27 @@
-"""Layers: ``Linear``, the activations, and ``Sequential``."""
+"""Layers: ``Linear``, ``Bilinear``, ``Identity`` and the activations (``Sequential``
+and the other containers live in ``container.py``, re-exported here)."""
 from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from .. import random
+from .. import creation
 from . import functional as F
+from . import init
+from .container import Sequential  # noqa: F401 - its older home
+from .functional_bilinear import bilinear
 from .module import Module
 from .parameter import Parameter
+
+
+def _empty_parameter(shape, device, dtype) -> Parameter:
+    return Parameter(creation.empty(*shape, dtype=dtype, device=device))
 
 
 class Linear(Module):
     """``y = x · Wᵀ + b`` with W of shape (out_features, in_features).
 
-    Initialised like PyTorch (Kaiming-uniform with a=√5): W and b uniform in
-    ``[-1/√in_features, 1/√in_features]``.
+    Initialised as PyTorch's: W by ``kaiming_uniform_(a=√5)`` and b uniform, both in
+    ``[-1/√in_features, 1/√in_features]``, from the default generator.
 
     >>> import lucid
     >>> layer = Linear(3, 2)
@@ -23,21 +29,77 @@ class Linear(Module):
     (5, 2)
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype="float32"):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
         if in_features < 0 or out_features < 0:
             raise ValueError(f"Linear: feature counts must be non-negative, got {in_features}, {out_features}")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        bound = 1.0 / math.sqrt(in_features) if in_features > 0 else 0.0
-        rng = random.generator()
-        self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
-        self.bias = Parameter(rng.uniform(-bound, bound, (out_features,)).astype(dtype)) if bias else None
+        self.weight = _empty_parameter((out_features, in_features), device, dtype)
+        if bias:
+            self.bias = _empty_parameter((out_features,), device, dtype)
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw the weights again (PyTorch's initialisation)."""
+        if self.weight.numel() > 0:
+            init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.weight.shape[1]
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Bilinear(Module):
+    """``y = x1ᵀ · A · x2 + b``: weight ``(out_features, in1_features, in2_features)``,
+    initialised (with the bias) uniform in ``±1/√in1_features``, as PyTorch's.
+
+    >>> import lucid
+    >>> Bilinear(3, 4, 2)(lucid.zeros(5, 3), lucid.zeros(5, 4)).shape
+    (5, 2)
+    """
+
+    def __init__(self, in1_features: int, in2_features: int, out_features: int, bias: bool = True,
+                 device=None, dtype=None):
+        super().__init__()
+        self.in1_features, self.in2_features = int(in1_features), int(in2_features)
+        self.out_features = int(out_features)
+        self.weight = _empty_parameter((out_features, in1_features, in2_features), device, dtype)
+        if bias:
+            self.bias = _empty_parameter((out_features,), device, dtype)
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1 / math.sqrt(self.weight.shape[1]) if self.weight.shape[1] > 0 else 0
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input1, input2):
+        return bilinear(input1, input2, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
+
+
+class Identity(Module):
+    """Returns its input (any constructor arguments are ignored, as in PyTorch)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, input):  # noqa: A002 - PyTorch's name
+        return input
 
 
 class ReLU(Module):
@@ -53,25 +115,3 @@ class Sigmoid(Module):
 class Tanh(Module):
     def forward(self, x):
         return F.tanh(x)
-
-
-class Sequential(Module):
-    """Modules applied in order; children are named "0", "1", ..."""
-
-    def __init__(self, *modules: Module):
-        super().__init__()
-        for i, m in enumerate(modules):
-            if not isinstance(m, Module):
-                raise TypeError(f"Sequential: argument {i} is a {type(m).__name__}, not a Module")
-            setattr(self, str(i), m)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
-
-    def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
-        return x
