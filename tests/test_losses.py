@@ -46,7 +46,7 @@ def test_module_signature_defaults_and_repr_are_torchs(name):
 def test_weights_are_buffers_in_state_dict():
     w, pw = lucid.tensor([1.0, 2.0, 3.0]), lucid.tensor([0.5, 1.0, 2.0])
     ce = nn.CrossEntropyLoss(weight=w)
-    assert [n for n, _ in ce.named_buffers()] == ["weight"] and ce.parameters() == []
+    assert [n for n, _ in ce.named_buffers()] == ["weight"] and list(ce.parameters()) == []
     np.testing.assert_array_equal(ce.state_dict()["weight"], w.numpy())
     bce = nn.BCEWithLogitsLoss(weight=w, pos_weight=pw)
     assert [n for n, _ in bce.named_buffers()] == ["weight", "pos_weight"]
