@@ -241,3 +241,11 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
 
 def _per_row_loss(reduce):
     return [("sum", {"axes": 1}, (-1,)), ("neg", {}, (-1,)), *reduce]
+
+
+# ------------------------------------------------------------------ the other functional files
+from .functional_activation import (celu, elu, gelu, glu, hardsigmoid, hardswish, hardtanh,  # noqa: E402,F401
+                                    leaky_relu, logsigmoid, mish, relu, relu6, selu, silu, softmin,
+                                    softplus, softsign, tanhshrink, threshold)
+from .functional_norm import (batch_norm, group_norm, instance_norm, layer_norm, normalize,  # noqa: E402,F401
+                              rms_norm)
