@@ -23,7 +23,7 @@ import numpy as np
 from lucid_ir.types import promote
 
 from .. import dispatch, tracing
-from ..dispatch import apply, as_tensor, cast
+from ..dispatch import as_tensor, cast
 from ..tensor import Tensor
 
 
@@ -175,15 +175,6 @@ def mse_loss(input_: Tensor, target, reduction: str = "mean") -> Tensor:
         ("sub", {}, (0, 1)), ("mul", {}, (-1, -1)), *steps]), (x, t))
 
 
-def one_hot(target, num_classes: int, dtype: str = "float32") -> Tensor:
-    """Rows of ``num_classes`` with a 1 at each target class, built in the graph:
-    ``eq(target[:, None], iota)``. Class indices are exact in float32 below 2**24."""
-    t = as_tensor(target)
-    t = cast(t, dtype)
-    classes = apply("iota", shape=(1, num_classes), axis=1, dtype=dtype)
-    return cast(dispatch.binary("eq", t.reshape(-1, 1), classes), dtype)
-
-
 def _class_targets(target, n: int, c: int, dtype: str):
     """Validate integer class targets (concrete data) and return them as a tensor."""
     if isinstance(target, Tensor) and target._data is None:
@@ -249,3 +240,5 @@ from .functional_activation import (celu, elu, gelu, glu, hardsigmoid, hardswish
                                     softplus, softsign, tanhshrink, threshold)
 from .functional_norm import (batch_norm, group_norm, instance_norm, layer_norm, normalize,  # noqa: E402,F401
                               rms_norm)
+from .functional_dropout import alpha_dropout, dropout, dropout1d, dropout2d  # noqa: E402,F401
+from .functional_sparse import embedding, one_hot  # noqa: E402,F401

@@ -10,8 +10,8 @@ that an unselected branch never overflows into a NaN gradient.
 >>> import lucid
 >>> import lucid.nn.functional as F
 >>> x = lucid.tensor([-2.0, 0.5, 3.0])
->>> F.leaky_relu(x, 0.1).tolist()
-[-0.2, 0.5, 3.0]
+>>> F.leaky_relu(x, 0.5).tolist()
+[-1.0, 0.5, 3.0]
 >>> [round(v, 4) for v in F.gelu(x, approximate="tanh").tolist()]
 [-0.0454, 0.3457, 2.9964]
 """

@@ -154,7 +154,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None,  # noqa
     >>> x = lucid.tensor([[1.0, 2.0], [3.0, 6.0]])
     >>> [round(v, 4) for v in batch_norm(x, rm, rv, training=True).tolist()[0]]
     [-1.0, -1.0]
-    >>> rm.tolist(), [round(v, 4) for v in rv.tolist()]
+    >>> [round(v, 4) for v in rm.tolist()], [round(v, 4) for v in rv.tolist()]
     ([0.2, 0.4], [1.1, 1.7])
     """
     x = _float_input(input, "batch_norm")
@@ -231,7 +231,7 @@ def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None)
     """``x / max(‖x‖_p, eps)`` along ``dim``.
 
     >>> import lucid
-    >>> normalize(lucid.tensor([[3.0, 4.0]])).tolist()
+    >>> normalize(lucid.tensor([[3.0, 4.0]], dtype=lucid.float64)).tolist()
     [[0.6, 0.8]]
     """
     from .functional_activation import _dim
