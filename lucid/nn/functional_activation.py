@@ -263,3 +263,17 @@ def softmin(input, dim=None, _stacklevel: int = 3, dtype=None):  # noqa: A002
         e = s("exp", shifted)
         return s("div", e, s("sum", e, axes=d, keepdims=True))
     return dispatch.call(cached_chain("softmin", d, build, str(t.dtype)), (t,))
+
+
+def _install(Tensor) -> None:
+    """``x.softmax(dim)`` and ``x.log_softmax(dim)`` (from ``lucid/__init__.py``)."""
+    from .functional import log_softmax, softmax
+
+    def tensor_softmax(self, dim=None, dtype=None):
+        """``lucid.nn.functional.softmax(self, dim)``."""
+        return softmax(self if dtype is None else self.to(dtype), dim)
+
+    def tensor_log_softmax(self, dim=None, dtype=None):
+        """``lucid.nn.functional.log_softmax(self, dim)``."""
+        return log_softmax(self if dtype is None else self.to(dtype), dim)
+    Tensor.softmax, Tensor.log_softmax = tensor_softmax, tensor_log_softmax

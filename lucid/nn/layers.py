@@ -1,4 +1,4 @@
-"""Layers: ``Linear``, the activations, and ``Sequential``."""
+"""Layers: ``Linear`` and ``Sequential`` (the activations are in ``activation.py``)."""
 from __future__ import annotations
 
 import math
@@ -38,21 +38,6 @@ class Linear(Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
-
-
-class ReLU(Module):
-    def forward(self, x):
-        return F.relu(x)
-
-
-class Sigmoid(Module):
-    def forward(self, x):
-        return F.sigmoid(x)
-
-
-class Tanh(Module):
-    def forward(self, x):
-        return F.tanh(x)
 
 
 class Sequential(Module):
