@@ -172,7 +172,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None,  # noqa
         if running_mean is not None or running_var is not None:
             _update_running(x, running_mean, running_var, axes, n, momentum)
         operands, (w, b) = _operands(x, (eps,), weight, bias)
-        chain = cached_chain("batch_norm", (axes, w, b),
+        chain = cached_chain("batch_norm", (axes, per_channel, w, b),
                              lambda s: _affine(s, _normalized(s, 0, axes, 1), w, b, per_channel),
                              str(x.dtype))
         return dispatch.call(chain, operands)
@@ -222,7 +222,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     weight, bias = _same_dtype(x, weight, bias)
     operands, (w, b) = _operands(x, (eps,), weight, bias)
     per_channel = (c,) + (1,) * (x.ndim - 2)
-    chain = cached_chain("instance_norm", (axes, w, b),
+    chain = cached_chain("instance_norm", (axes, per_channel, w, b),
                          lambda s: _affine(s, _normalized(s, 0, axes, 1), w, b, per_channel), str(x.dtype))
     return dispatch.call(chain, operands)
 
