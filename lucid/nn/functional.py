@@ -85,11 +85,6 @@ def _check_linear(x: Tensor, w: Tensor, b=None) -> None:
                          f"({out_features},) or (1, {out_features})")
 
 
-def relu(x: Tensor) -> Tensor:
-    """``max(x, 0)``; its gradient at 0 is 0 (as in PyTorch)."""
-    return as_tensor(x).relu()
-
-
 def sigmoid(x: Tensor) -> Tensor:
     return dispatch.unary("sigmoid", x)
 
