@@ -9,6 +9,7 @@ from .. import random
 from . import functional as F
 from .module import Module
 from .parameter import Parameter
+from .activation import ReLU, Sigmoid, Tanh  # noqa: E402,F401  (moved there; still importable from here)
 
 
 class Linear(Module):
