@@ -58,7 +58,13 @@ def _softplus(s, x):
 
 
 def relu(input, inplace: bool = False):  # noqa: A002 - PyTorch's names
-    """``max(x, 0)``; its gradient at 0 is 0 (as in PyTorch)."""
+    """``max(x, 0)``; its gradient at 0 is 0 (as in PyTorch).
+
+    >>> import lucid
+    >>> x = lucid.tensor([-2.0, 0.0, 1.5], dtype=lucid.float64)
+    >>> relu(x).tolist()
+    [0.0, 0.0, 1.5]
+    """
     if inplace:
         return _run("relu", input, lambda s: _positive_part(s, 0), inplace_=True)
     return as_tensor(input).relu()
@@ -89,7 +95,13 @@ def relu6(input, inplace: bool = False):  # noqa: A002
 
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):  # noqa: A002
-    """``x`` for ``x > 0``, else ``negative_slope * x``."""
+    """``x`` for ``x > 0``, else ``negative_slope * x``.
+
+    >>> import lucid
+    >>> x = lucid.tensor([-2.0, 0.0, 1.5], dtype=lucid.float64)
+    >>> leaky_relu(x, 0.5).tolist()
+    [-1.0, 0.0, 1.5]
+    """
     return _run("leaky_relu", input, lambda s: s("select", s("gt", 0, 0.0), 0, s("mul", 0, 1)),
                 (negative_slope,), inplace_=inplace)
 
@@ -114,13 +126,25 @@ def elu(input, alpha: float = 1.0, inplace: bool = False):  # noqa: A002
 
 
 def selu(input, inplace: bool = False):  # noqa: A002
-    """``scale * elu(x, alpha)`` with SELU's fixed ``alpha ≈ 1.6733`` and ``scale ≈ 1.0507``."""
+    """``scale * elu(x, alpha)`` with SELU's fixed ``alpha ≈ 1.6733`` and ``scale ≈ 1.0507``.
+
+    >>> import lucid
+    >>> x = lucid.tensor([-2.0, 0.0, 1.5], dtype=lucid.float64)
+    >>> [round(v, 4) for v in selu(x).tolist()]
+    [-1.5202, 0.0, 1.5761]
+    """
     return _run("selu", input, lambda s: _elu_steps(s, 1, scale=2), (_SELU_ALPHA, _SELU_SCALE),
                 inplace_=inplace)
 
 
 def celu(input, alpha: float = 1.0, inplace: bool = False):  # noqa: A002
-    """``x`` for ``x > 0``, else ``alpha * (exp(x / alpha) - 1)``."""
+    """``x`` for ``x > 0``, else ``alpha * (exp(x / alpha) - 1)``.
+
+    >>> import lucid
+    >>> x = lucid.tensor([-2.0, 0.0, 1.5], dtype=lucid.float64)
+    >>> [round(v, 4) for v in celu(x, alpha=2.0).tolist()]
+    [-1.2642, 0.0, 1.5]
+    """
     if alpha == 0:
         raise ValueError("celu: ZeroDivisionError, alpha must not be 0")
     return _run("celu", input, lambda s: _elu_steps(s, 1, inv_alpha=2), (alpha, 1.0 / alpha),
@@ -129,7 +153,13 @@ def celu(input, alpha: float = 1.0, inplace: bool = False):  # noqa: A002
 
 def gelu(input, approximate: str = "none"):  # noqa: A002
     """``x * Φ(x)`` (``approximate='none'``: with ``erf``), or its tanh approximation
-    ``0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`` (``approximate='tanh'``)."""
+    ``0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`` (``approximate='tanh'``).
+
+    >>> import lucid
+    >>> x = lucid.tensor([-2.0, 0.0, 1.5], dtype=lucid.float64)
+    >>> [round(v, 4) for v in gelu(x).tolist()], [round(v, 4) for v in gelu(x, "tanh").tolist()]
+    ([-0.0455, 0.0, 1.3998], [-0.0454, 0.0, 1.3996])
+    """
     if approximate == "none":
         return _run("gelu", input, lambda s: s("mul", s("mul", 0, 0.5),
                                                  s("add", s("erf", s("mul", 0, math.sqrt(0.5))), 1.0)))
@@ -143,12 +173,24 @@ def gelu(input, approximate: str = "none"):  # noqa: A002
 
 
 def silu(input, inplace: bool = False):  # noqa: A002
-    """``x * sigmoid(x)`` (swish)."""
+    """``x * sigmoid(x)`` (swish).
+
+    >>> import lucid
+    >>> x = lucid.tensor([-2.0, 0.0, 1.5], dtype=lucid.float64)
+    >>> [round(v, 4) for v in silu(x).tolist()]
+    [-0.2384, 0.0, 1.2264]
+    """
     return _run("silu", input, lambda s: s("mul", 0, s("sigmoid", 0)), inplace_=inplace)
 
 
 def mish(input, inplace: bool = False):  # noqa: A002
-    """``x * tanh(softplus(x))``."""
+    """``x * tanh(softplus(x))``.
+
+    >>> import lucid
+    >>> x = lucid.tensor([-2.0, 0.0, 1.5], dtype=lucid.float64)
+    >>> [round(v, 4) for v in mish(x).tolist()]
+    [-0.2525, 0.0, 1.4034]
+    """
     return _run("mish", input, lambda s: s("mul", 0, s("tanh", _softplus(s, 0))), inplace_=inplace)
 
 
@@ -167,19 +209,37 @@ def softplus(input, beta: float = 1.0, threshold: float = 20.0):  # noqa: A002
 
 
 def softsign(input):  # noqa: A002
-    """``x / (1 + |x|)``."""
+    """``x / (1 + |x|)``.
+
+    >>> import lucid
+    >>> x = lucid.tensor([-2.0, 0.0, 1.5], dtype=lucid.float64)
+    >>> softsign(x).tolist()
+    [-0.6666666666666666, 0.0, 0.6]
+    """
     return _run("softsign", input, lambda s: s("div", 0, s("add", s("abs", 0), 1.0)))
 
 
 def hardsigmoid(input, inplace: bool = False):  # noqa: A002
-    """``relu6(x + 3) / 6``; the gradient is ``1/6`` strictly inside ``(-3, 3)``."""
+    """``relu6(x + 3) / 6``; the gradient is ``1/6`` strictly inside ``(-3, 3)``.
+
+    >>> import lucid
+    >>> x = lucid.tensor([-2.0, 0.0, 1.5], dtype=lucid.float64)
+    >>> [round(v, 4) for v in hardsigmoid(x).tolist()]
+    [0.1667, 0.5, 0.75]
+    """
     return _run("hardsigmoid", input, lambda s: s(
         "select", s("le", 0, -3.0), 0.0,
         s("select", s("ge", 0, 3.0), 1.0, s("add", s("mul", 0, 1.0 / 6.0), 0.5))), inplace_=inplace)
 
 
 def hardswish(input, inplace: bool = False):  # noqa: A002
-    """``x * relu6(x + 3) / 6``."""
+    """``x * relu6(x + 3) / 6``.
+
+    >>> import lucid
+    >>> x = lucid.tensor([-2.0, 0.0, 1.5], dtype=lucid.float64)
+    >>> [round(v, 4) for v in hardswish(x).tolist()]
+    [-0.3333, 0.0, 1.125]
+    """
     return _run("hardswish", input, lambda s: s(
         "select", s("lt", 0, -3.0), 0.0,
         s("select", s("le", 0, 3.0), s("mul", s("mul", 0, s("add", 0, 3.0)), 1.0 / 6.0), 0)),
@@ -187,18 +247,36 @@ def hardswish(input, inplace: bool = False):  # noqa: A002
 
 
 def logsigmoid(input):  # noqa: A002
-    """``log(sigmoid(x)) = -softplus(-x)``, stable for large ``|x|``."""
+    """``log(sigmoid(x)) = -softplus(-x)``, stable for large ``|x|``.
+
+    >>> import lucid
+    >>> x = lucid.tensor([-2.0, 0.0, 1.5], dtype=lucid.float64)
+    >>> [round(v, 4) for v in logsigmoid(x).tolist()]
+    [-2.1269, -0.6931, -0.2014]
+    """
     return _run("logsigmoid", input, lambda s: s(
         "sub", s("minimum", 0, 0.0), s("log1p", s("exp", s("neg", s("abs", 0))))))
 
 
 def tanhshrink(input):  # noqa: A002
-    """``x - tanh(x)``."""
+    """``x - tanh(x)``.
+
+    >>> import lucid
+    >>> x = lucid.tensor([-2.0, 0.0, 1.5], dtype=lucid.float64)
+    >>> [round(v, 4) for v in tanhshrink(x).tolist()]
+    [-1.036, 0.0, 0.5949]
+    """
     return _run("tanhshrink", input, lambda s: s("sub", 0, s("tanh", 0)))
 
 
 def threshold(input, threshold: float, value: float, inplace: bool = False):  # noqa: A002
-    """``x`` where ``x > threshold``, else ``value``."""
+    """``x`` where ``x > threshold``, else ``value``.
+
+    >>> import lucid
+    >>> x = lucid.tensor([-2.0, 0.0, 1.5], dtype=lucid.float64)
+    >>> threshold(x, 0.5, -1.0).tolist()
+    [-1.0, -1.0, 1.5]
+    """
     return _run("threshold", input, lambda s: s("select", s("gt", 0, 1), 0, 2),
                 (threshold, value), inplace_=inplace)
 

@@ -38,7 +38,12 @@ def _pair(op: str, x1, x2):
 
 
 def cosine_similarity(x1, x2, dim: int = 1, eps: float = 1e-8):
-    """``Σ (x1 / max(‖x1‖, eps)) (x2 / max(‖x2‖, eps))`` along ``dim`` (inputs broadcast)."""
+    """``Σ (x1 / max(‖x1‖, eps)) (x2 / max(‖x2‖, eps))`` along ``dim`` (inputs broadcast).
+
+    >>> import lucid
+    >>> round(cosine_similarity(lucid.tensor([1.0, 1.0]), lucid.tensor([-2.0, -2.0]), dim=0).item(), 6)
+    -1.0
+    """
     a, b, shape = _pair("cosine_similarity", x1, x2)
     d = _dim("cosine_similarity", dim, len(shape))
 
@@ -54,7 +59,13 @@ def cosine_similarity(x1, x2, dim: int = 1, eps: float = 1e-8):
 
 
 def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False):
-    """``‖x1 - x2 + eps‖_p`` along the last dimension (inputs broadcast)."""
+    """``‖x1 - x2 + eps‖_p`` along the last dimension (inputs broadcast).
+
+    >>> import lucid
+    >>> a, b = lucid.tensor([[0.0, 3.0]]), lucid.tensor([[4.0, 0.0]])
+    >>> [round(v, 4) for v in pairwise_distance(a, b, p=1.0, eps=0.0).tolist()]
+    [7.0]
+    """
     a, b, shape = _pair("pairwise_distance", x1, x2)
     p = float(p)
     if p < 0:

@@ -62,7 +62,13 @@ def _channel_dropout(op: str, input, p, training, inplace_, generator, mask_shap
 
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False, *,  # noqa: A002
             generator=None):
-    """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``."""
+    """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``.
+
+    >>> import lucid
+    >>> g = lucid.Generator().manual_seed(0)
+    >>> sorted(set(dropout(lucid.ones(100), 0.75, generator=g).tolist()))
+    [0.0, 4.0]
+    """
     return _channel_dropout("dropout", input, p, training, inplace, generator, lambda x: x.shape)
 
 
@@ -79,7 +85,13 @@ def _per_channel(op: str, ranks):
 
 def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False, *,  # noqa: A002
               generator=None):
-    """Zero whole channels of an ``(N, C, L)`` or ``(C, L)`` input with probability ``p``."""
+    """Zero whole channels of an ``(N, C, L)`` or ``(C, L)`` input with probability ``p``.
+
+    >>> import lucid
+    >>> y = dropout1d(lucid.ones(2, 8, 5), 0.5).numpy()
+    >>> bool(((y == 0).all(-1) | (y == 2).all(-1)).all())  # whole channels
+    True
+    """
     return _channel_dropout("dropout1d", input, p, training, inplace, generator,
                             _per_channel("dropout1d", (2, 3)))
 
@@ -87,7 +99,12 @@ def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
 def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False, *,  # noqa: A002
               generator=None):
     """Zero whole channels of an ``(N, C, H, W)`` input with probability ``p`` (a 3-D
-    input is taken as ``(N, C, L)``, as PyTorch does, with a warning there)."""
+    input is taken as ``(N, C, L)``, as PyTorch does, with a warning there).
+
+    >>> import lucid
+    >>> dropout2d(lucid.ones(2, 3, 4, 4), 0.5, training=False).shape
+    (2, 3, 4, 4)
+    """
     def shape(x):
         if x.ndim not in (3, 4):
             raise RuntimeError(f"dropout2d: expected an input of 3 or 4 dimensions, got shape {tuple(x.shape)}")
@@ -98,7 +115,13 @@ def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
 def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False, *,  # noqa: A002
                   generator=None):
     """Dropout for SELU networks: a dropped unit takes SELU's negative saturation value,
-    then an affine map keeps the mean and variance (PyTorch's ``alpha_dropout``)."""
+    then an affine map keeps the mean and variance (PyTorch's ``alpha_dropout``).
+
+    >>> import lucid
+    >>> x = lucid.randn(5)
+    >>> alpha_dropout(x, 0.5) is x  # training=False by default
+    True
+    """
     p = _check_p("alpha_dropout", p)
     x = _float_input(input, "alpha_dropout")
     if not training or p == 0.0:

@@ -78,7 +78,12 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):  # noqa: A002
     """``x / sqrt(mean(x²) + eps) * weight`` over the last ``len(normalized_shape)``
-    dimensions; ``eps`` None is the dtype's machine epsilon (as PyTorch)."""
+    dimensions; ``eps`` None is the dtype's machine epsilon (as PyTorch).
+
+    >>> import lucid
+    >>> [round(v, 4) for v in rms_norm(lucid.tensor([[3.0, 4.0]]), (2,), eps=0.0).tolist()[0]]
+    [0.8485, 1.1314]
+    """
     import numpy as np
     x = _float_input(input, "rms_norm")
     shape = (int(normalized_shape),) if isinstance(normalized_shape, int) else tuple(normalized_shape)
@@ -116,7 +121,13 @@ def _check_per_channel(op: str, c: int, **tensors):
 
 def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5):  # noqa: A002
     """Normalise each of ``num_groups`` groups of channels of an ``(N, C, *)`` input over
-    its channels and positions, then ``* weight + bias`` per channel (shape ``(C,)``)."""
+    its channels and positions, then ``* weight + bias`` per channel (shape ``(C,)``).
+
+    >>> import lucid
+    >>> x = lucid.tensor([[1.0, 3.0, 10.0, 20.0]], dtype=lucid.float64)
+    >>> [round(v, 4) for v in group_norm(x, 2, eps=0.0).tolist()[0]]
+    [-1.0, 1.0, -1.0, 1.0]
+    """
     x = _float_input(input, "group_norm")
     c = _channels("group_norm", x)
     if num_groups <= 0 or c % num_groups:
@@ -204,7 +215,13 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
                   use_input_stats: bool = True, momentum: float = 0.1, eps: float = 1e-5):
     """Normalise each channel of each sample of an ``(N, C, *)`` input over its positions
     (``use_input_stats``; the running statistics, if given, are updated with the mean of
-    the per-sample statistics), or with the running statistics."""
+    the per-sample statistics), or with the running statistics.
+
+    >>> import lucid
+    >>> x = lucid.tensor([[[1.0, 3.0], [0.0, 8.0]]], dtype=lucid.float64)
+    >>> instance_norm(x, eps=0.0).tolist()
+    [[[-1.0, 1.0], [-1.0, 1.0]]]
+    """
     x = _float_input(input, "instance_norm")
     c = _channels("instance_norm", x, 3) if use_input_stats else _channels("instance_norm", x)
     if not use_input_stats:

@@ -96,6 +96,10 @@ def pad(input, pad, mode: str = "constant", value=None):  # noqa: A002
     without repeating the edge), ``'replicate'`` (repeat the edge), ``'circular'``
     (wrap around). The non-constant modes pad at most the last three dimensions of a
     batched input, as PyTorch.
+
+    >>> import lucid
+    >>> pad(lucid.tensor([[1, 2], [3, 4]]), (1, 0, 0, 1), value=-1).tolist()
+    [[-1, 1, 2], [-1, 3, 4], [-1, -1, -1]]
     """
     x = as_tensor(input)
     if mode not in _MODES:

@@ -49,6 +49,11 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
     ``max_norm``: the rows looked up whose ``norm_type``-norm exceeds it are rescaled in
     place to that norm first (as PyTorch). ``scale_grad_by_freq`` and ``sparse`` are not
     supported (``NotImplementedError``).
+
+    >>> import lucid
+    >>> w = lucid.tensor([[0.0, 1.0], [2.0, 3.0]])
+    >>> embedding(lucid.tensor([[1], [0]]), w).tolist()
+    [[[2.0, 3.0]], [[0.0, 1.0]]]
     """
     if scale_grad_by_freq or sparse:
         raise NotImplementedError("embedding: scale_grad_by_freq and sparse gradients are not supported by lucid")
