@@ -99,15 +99,16 @@ def test_batchnorm_input_rank_and_single_value_errors():
     nn.BatchNorm1d(3).eval()(lucid.zeros(1, 3))  # eval: one sample is fine
 
 
-def test_batchnorm_training_in_compiled_step_updates_buffers():
-    bn = nn.BatchNorm1d(3)
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_batchnorm_training_in_compiled_step_updates_buffers(momentum):
+    bn = nn.BatchNorm1d(3, momentum=momentum)
     step = lucid.compile(lambda x: bn(x).sum())
-    x = np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)
-    step(lucid.from_numpy(x))
-    step(lucid.from_numpy(x))
-    ref = torch.nn.BatchNorm1d(3)
-    ref(torch.from_numpy(x))
-    ref(torch.from_numpy(x))
+    ref = torch.nn.BatchNorm1d(3, momentum=momentum)
+    for k in range(3):
+        x = np.random.default_rng(k).standard_normal((4, 3)).astype(np.float32)
+        step(lucid.from_numpy(x))
+        ref(torch.from_numpy(x))
+    assert int(bn.num_batches_tracked.item()) == 3
     np.testing.assert_allclose(bn.running_mean.numpy(), ref.running_mean.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(bn.running_var.numpy(), ref.running_var.numpy(), rtol=1e-5, atol=1e-6)
 

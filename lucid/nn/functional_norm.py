@@ -208,7 +208,7 @@ def _update_running(x, running_mean, running_var, axes, n: int, momentum: float)
         var = d.var(dim=axes, correction=1)
         for stat, batch in ((running_mean, mean), (running_var, var)):
             if stat is not None:
-                stat.copy_(stat * (1.0 - momentum) + batch * float(momentum))
+                stat.copy_(stat * (1.0 - momentum) + batch * momentum)  # momentum: a number or a traced 0-d tensor
 
 
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,  # noqa: A002

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dtypes
+from .. import dtypes, tracing
 from ..tensor import Tensor
 from . import functional as F
 from .module import Module
@@ -131,12 +131,20 @@ class _BatchNorm(Module):
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
-            factor = 1.0 / float(self.num_batches_tracked.item()) if self.momentum is None else self.momentum
+            if self.momentum is None:
+                factor = self._cumulative_factor()
         training = self.training or (self.running_mean is None and self.running_var is None)
         use_stats = not self.training or self.track_running_stats
         return F.batch_norm(input, self.running_mean if use_stats else None,
                             self.running_var if use_stats else None, self.weight, self.bias,
                             training, factor, self.eps)
+
+    def _cumulative_factor(self):
+        """``1 / num_batches_tracked``: a number eagerly; inside ``lucid.compile`` a traced
+        tensor (the count changes at every call of the compiled function)."""
+        if tracing.current() is None:
+            return 1.0 / float(self.num_batches_tracked.item())
+        return 1.0 / self.num_batches_tracked.to(self.running_mean.dtype)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
