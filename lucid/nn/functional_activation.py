@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 
-from .. import dispatch, inplace
+from .. import dispatch
+from .. import inplace as inplace_ops
 from ..dispatch import as_tensor
 from .chain_steps import cached_chain
 
@@ -41,10 +42,10 @@ def _run(op: str, x, build, numbers=(), params=(), inplace_: bool = False):
     with ``inplace_`` the result is written into x and x returned (PyTorch's inplace=)."""
     t = _float_input(x, op)
     if inplace_:
-        inplace._check_target(t, op)
+        inplace_ops._check_target(t, op)
     chain = cached_chain(op, params, build, str(t.dtype))
     out = dispatch.call(chain, (t, *[float(n) for n in numbers]))
-    return inplace._write(t, out, op) if inplace_ else out
+    return inplace_ops._write(t, out, op) if inplace_ else out
 
 
 def _positive_part(s, x):
@@ -65,9 +66,11 @@ def relu(input, inplace: bool = False):  # noqa: A002 - PyTorch's names
     >>> relu(x).tolist()
     [0.0, 0.0, 1.5]
     """
-    if inplace:
-        return _run("relu", input, lambda s: _positive_part(s, 0), inplace_=True)
-    return as_tensor(input).relu()
+    t = as_tensor(input)
+    if inplace:  # any dtype, as PyTorch's relu_
+        inplace_ops._check_target(t, "relu")
+        return inplace_ops._write(t, t.relu(), "relu")
+    return t.relu()
 
 
 def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):  # noqa: A002
