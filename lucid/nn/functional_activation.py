@@ -110,7 +110,8 @@ def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):  # n
 
 
 def _elu_steps(s, alpha, scale=None, inv_alpha=None):
-    """``x`` for ``x > 0`` else ``alpha * (exp(x / inv_alpha...) - 1)``, times ``scale``."""
+    """Steps of ``x`` for ``x > 0``, else ``alpha * (exp(x * inv_alpha) - 1)``, all times
+    ``scale`` (``alpha``, ``scale``, ``inv_alpha``: operand indices; the last two optional)."""
     neg = s("minimum", 0, 0.0)
     if inv_alpha is not None:
         neg = s("mul", neg, inv_alpha)

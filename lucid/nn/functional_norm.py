@@ -13,7 +13,7 @@ autodiff. ``batch_norm`` in training mode also updates the running statistics in
 """
 from __future__ import annotations
 
-from .. import dispatch, grad_mode, tracing
+from .. import dispatch, grad_mode
 from ..dispatch import as_tensor
 from .chain_steps import cached_chain
 from .functional_activation import _float_input
