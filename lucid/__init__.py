@@ -29,6 +29,8 @@ from .reductions import (all, amax, amin, any, argmax, argmin, cumsum, logsumexp
 from .tensor_ops import Size, clamp, clip, clone, device, diff, lerp, masked_fill, minimum  # noqa: E402
 from . import autograd, nn, optim  # noqa: E402
 from .serialization import load, save  # noqa: E402
+from .nn.functional import log_softmax, relu, sigmoid, softmax, tanh  # noqa: E402  (torch.softmax ...)
+from .nn import functional_activation as _activation; _activation._install(Tensor)  # noqa: E402,E702
 isnan, isfinite, logical_not = Tensor.isnan, Tensor.isfinite, Tensor.logical_not  # torch.* forms
 
 
@@ -55,7 +57,7 @@ __all__ = [
     "matmul", "mm", "bmm", "addmm", "baddbmm", "where", "cat", "stack", "maximum", "minimum", "clamp", "clip", "clone", "diff", "lerp",
     "masked_fill", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
     "std", "logsumexp", "all", "any", "cumsum", "isnan", "isfinite", "logical_not", "logical_and",
-    "logical_or",
+    "logical_or", "softmax", "log_softmax", "relu", "sigmoid", "tanh",
     "compile", "TracingError", "random", "nn", "optim", "distributed", "Size", "device", "save", "load",
     "float32", "float64", "int32", "int64", "bool", "dtype", "float", "double", "int", "long",
 ]

@@ -19,6 +19,29 @@ __all__ = ["Module", "Parameter", "Buffer", "Linear", "Bilinear", "Identity", "F
            "CrossEntropyLoss", "KLDivLoss", "SoftMarginLoss", "MarginRankingLoss", "HingeEmbeddingLoss",
            "PoissonNLLLoss", "CosineEmbeddingLoss"]
 
+# activations, normalisation, dropout, embedding, padding, distances (issue 15)
+from .activation import (CELU, ELU, GELU, GLU, SELU, Hardsigmoid, Hardswish, Hardtanh,  # noqa: E402
+                         LeakyReLU, LogSigmoid, LogSoftmax, Mish, ReLU6, SiLU, Softmax, Softmin,
+                         Softplus, Softsign, Tanhshrink, Threshold)
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm  # noqa: E402
+from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d  # noqa: E402
+from .sparse import Embedding  # noqa: E402
+from .padding import (CircularPad1d, CircularPad2d, ConstantPad1d, ConstantPad2d,  # noqa: E402
+                      ReflectionPad1d, ReflectionPad2d, ReplicationPad1d, ReplicationPad2d,
+                      ZeroPad1d, ZeroPad2d)
+from .distance import CosineSimilarity, PairwiseDistance  # noqa: E402
+from .transformer import (MultiheadAttention, Transformer, TransformerDecoder,  # noqa: E402
+                          TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer)
+
+__all__ += ["ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Softplus", "Softsign",
+            "Hardtanh", "Hardsigmoid", "Hardswish", "LogSigmoid", "Tanhshrink", "GLU", "Softmax",
+            "LogSoftmax", "Softmin", "Threshold", "LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm1d",
+            "BatchNorm2d", "Dropout", "Dropout1d", "Dropout2d", "AlphaDropout", "Embedding",
+            "ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d",
+            "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d", "CircularPad2d",
+            "CosineSimilarity", "PairwiseDistance", "MultiheadAttention", "Transformer",
+            "TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer", "TransformerDecoderLayer"]
+
 
 def __getattr__(name):
     """``lucid.nn.parallel`` (DistributedDataParallel) is imported on first use."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 from lucid_ir.types import promote
 
 from .. import dispatch, tracing
-from ..dispatch import apply, as_tensor, cast
+from ..dispatch import as_tensor, cast
 from ..tensor import Tensor
 
 
@@ -81,11 +81,6 @@ def _check_linear(x: Tensor, w: Tensor, b=None) -> None:
     if b is not None and b.shape not in ((out_features,), (1, out_features)):
         raise ValueError(f"linear: bias {b.shape} does not fit weight {w.shape}: expected "
                          f"({out_features},) or (1, {out_features})")
-
-
-def relu(x: Tensor) -> Tensor:
-    """``max(x, 0)``; its gradient at 0 is 0 (as in PyTorch)."""
-    return as_tensor(x).relu()
 
 
 def sigmoid(x: Tensor) -> Tensor:
@@ -150,15 +145,6 @@ def softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Te
         ("div", {}, (-2, -1))]), (as_tensor(x),))
 
 
-def one_hot(target, num_classes: int, dtype: str = "float32") -> Tensor:
-    """Rows of ``num_classes`` with a 1 at each target class, built in the graph:
-    ``eq(target[:, None], iota)``. Class indices are exact in float32 below 2**24."""
-    t = as_tensor(target)
-    t = cast(t, dtype)
-    classes = apply("iota", shape=(1, num_classes), axis=1, dtype=dtype)
-    return cast(dispatch.binary("eq", t.reshape(-1, 1), classes), dtype)
-
-
 # the losses live in their own files (one import block: other helpers edit this file too)
 from .class_losses import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: E402,F401
                            cross_entropy, nll_loss)
@@ -167,3 +153,14 @@ from .functional_losses import (cosine_embedding_loss, hinge_embedding_loss, hub
                                 smooth_l1_loss, soft_margin_loss)
 from .functional_attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402,F401
 from .functional_bilinear import bilinear  # noqa: E402,F401
+
+# ------------------------------------------------------------------ the other functional files
+from .functional_activation import (celu, elu, gelu, glu, hardsigmoid, hardswish, hardtanh,  # noqa: E402,F401
+                                    leaky_relu, logsigmoid, mish, relu, relu6, selu, silu, softmin,
+                                    softplus, softsign, tanhshrink, threshold)
+from .functional_norm import (batch_norm, group_norm, instance_norm, layer_norm, normalize,  # noqa: E402,F401
+                              rms_norm)
+from .functional_dropout import alpha_dropout, dropout, dropout1d, dropout2d  # noqa: E402,F401
+from .functional_sparse import embedding, one_hot  # noqa: E402,F401
+from .functional_pad import pad  # noqa: E402,F401
+from .functional_distance import cosine_similarity, pairwise_distance  # noqa: E402,F401

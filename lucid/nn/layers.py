@@ -1,5 +1,5 @@
-"""Layers: ``Linear``, ``Bilinear``, ``Identity`` and the activations (``Sequential``
-and the other containers live in ``container.py``, re-exported here)."""
+"""Layers: ``Linear``, ``Bilinear``, ``Identity`` (the activations live in ``activation.py``,
+the containers in ``container.py``; both re-exported here)."""
 from __future__ import annotations
 
 import math
@@ -11,6 +11,7 @@ from .container import Sequential  # noqa: F401 - its older home
 from .functional_bilinear import bilinear
 from .module import Module
 from .parameter import Parameter
+from .activation import ReLU, Sigmoid, Tanh  # noqa: E402,F401  (moved there; still importable from here)
 
 
 def _empty_parameter(shape, device, dtype) -> Parameter:
@@ -100,18 +101,3 @@ class Identity(Module):
 
     def forward(self, input):  # noqa: A002 - PyTorch's name
         return input
-
-
-class ReLU(Module):
-    def forward(self, x):
-        return F.relu(x)
-
-
-class Sigmoid(Module):
-    def forward(self, x):
-        return F.sigmoid(x)
-
-
-class Tanh(Module):
-    def forward(self, x):
-        return F.tanh(x)

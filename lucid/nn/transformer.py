@@ -4,10 +4,10 @@ initialisation, defaults and forward semantics (sequence-first unless
 
 >>> import lucid
 >>> import lucid.nn as nn
->>> layer = nn.TransformerEncoderLayer(d_model=16, nhead=4, dim_feedforward=32, batch_first=True)  # doctest: +SKIP
->>> enc = nn.TransformerEncoder(layer, num_layers=2)  # doctest: +SKIP
->>> mask = nn.Transformer.generate_square_subsequent_mask(5)  # doctest: +SKIP
->>> enc.eval()(lucid.zeros(3, 5, 16), mask=mask, is_causal=True).shape  # doctest: +SKIP
+>>> layer = nn.TransformerEncoderLayer(d_model=16, nhead=4, dim_feedforward=32, batch_first=True)
+>>> enc = nn.TransformerEncoder(layer, num_layers=2)
+>>> mask = nn.Transformer.generate_square_subsequent_mask(5)
+>>> enc.eval()(lucid.zeros(3, 5, 16), mask=mask, is_causal=True).shape
 (3, 5, 16)
 """
 from __future__ import annotations

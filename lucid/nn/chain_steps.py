@@ -1,0 +1,78 @@
+"""Writing ``dispatch.Chain`` step lists by name instead of by relative wire.
+
+A chain step names its inputs by position (``k >= 0``: operand k; ``-j``: the result of
+the step j places back). ``Steps`` lets a function write its formula as ordinary calls
+that return references, and turns them into those wires; ``cached_chain`` makes each
+chain once per parameter set, so every call of a signature reuses its kernel.
+
+>>> s = Steps(dtype="float64")
+>>> x = s.arg(0)
+>>> y = s("mul", x, s("sigmoid", x))          # silu
+>>> [(op, wires) for op, _, wires in s.steps]
+[('sigmoid', (0,)), ('mul', (0, -1))]
+>>> chain = cached_chain("silu_doc", (), lambda s: s("mul", s.arg(0), s("sigmoid", s.arg(0))))
+>>> chain is cached_chain("silu_doc", (), lambda s: None), chain.n_operands
+(True, 1)
+"""
+from __future__ import annotations
+
+from .. import dispatch
+
+
+class Ref:
+    """The result of one step of a ``Steps`` list (its absolute position)."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int):
+        self.index = index
+
+
+class Steps:
+    """A step list under construction. ``s(op, *inputs, **attrs)`` appends a step and
+    returns a reference to its result; an input is ``s.arg(k)`` (operand k), a ``Ref``
+    or a Python number (a ``constant`` step of ``dtype``)."""
+
+    def __init__(self, dtype: str = "float32"):
+        self.steps: list = []
+        self.dtype = dtype
+
+    @staticmethod
+    def arg(k: int) -> int:
+        return k
+
+    def const(self, value: float) -> Ref:
+        return self("constant", value=float(value), shape=(), dtype=self.dtype)
+
+    def _wire(self, x) -> int:
+        if isinstance(x, Ref):
+            return x.index - len(self.steps)
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise TypeError(f"Steps: an input must be an operand index, a Ref or a number, got {x!r}")
+        if isinstance(x, int):
+            return x
+        return self._wire(self.const(x))
+
+    def __call__(self, op: str, *inputs, **attrs) -> Ref:
+        wires = []
+        for x in inputs:  # constants are emitted first, then every wire is measured from here
+            wires.append(self.const(x) if isinstance(x, float) else x)
+        n = len(self.steps)
+        self.steps.append((op, attrs, tuple(w.index - n if isinstance(w, Ref) else self._wire(w)
+                                            for w in wires)))
+        return Ref(n)
+
+
+_CHAINS: dict = {}
+
+
+def cached_chain(name: str, params, build, dtype: str = "float32") -> dispatch.Chain:
+    """The chain ``build(Steps(dtype))`` writes (its last step is the result), made once
+    for ``(name, params, dtype)``."""
+    key = (name, params, dtype)
+    chain = _CHAINS.get(key)
+    if chain is None:
+        s = Steps(dtype)
+        build(s)
+        chain = _CHAINS[key] = dispatch.Chain(s.steps, name=name)
+    return chain
