@@ -319,3 +319,96 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
+
+
+# ---------------------------------------------------------------- unfold / fold
+def _block_args(op, kernel_size, dilation, padding, stride):
+    args = [as_tuple(op, name, v, 2) for name, v in (("kernel_size", kernel_size), ("dilation", dilation),
+                                                     ("padding", padding), ("stride", stride))]
+    kernel, dilation, padding, stride = args
+    if any(v <= 0 for v in kernel + dilation + stride) or any(p < 0 for p in padding):
+        raise RuntimeError(f"{op}: kernel_size {kernel}, dilation {dilation} and stride {stride} must be "
+                           f"positive and padding {padding} non-negative")
+    return kernel, dilation, padding, stride
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):  # noqa: A002
+    """Sliding blocks of ``(N, C, H, W)`` as columns: ``(N, C·kh·kw, L)`` with L the
+    number of block positions (im2col), as ``torch.nn.functional.unfold``.
+
+    >>> import lucid
+    >>> unfold(lucid.arange(9.0).reshape(1, 1, 3, 3), 2).tolist()
+    [[[0.0, 1.0, 3.0, 4.0], [1.0, 2.0, 4.0, 5.0], [3.0, 4.0, 6.0, 7.0], [4.0, 5.0, 7.0, 8.0]]]
+    """
+    x = as_tensor(input)
+    kernel, dilation, padding, stride = _block_args("unfold", kernel_size, dilation, padding, stride)
+    if x.ndim not in (3, 4):
+        raise RuntimeError(f"unfold: Expected 3D or 4D (batch mode) tensor for input, but got input of "
+                           f"size: {list(x.shape)}")
+    out = tuple(conv_out_size(m, k, s, p, d) for m, k, s, p, d in zip(x.shape[-2:], kernel, stride,
+                                                                       padding, dilation))
+    if any(o <= 0 for o in out):
+        raise RuntimeError(f"unfold: Given input with spatial size {tuple(x.shape[-2:])}, kernel_size="
+                           f"{kernel}, dilation={dilation}, padding={padding}, calculated shape of the "
+                           f"array of sliding blocks as {out}, but its components must be at least one.")
+    key = ("unfold", x.shape, kernel, dilation, padding, stride)
+    chain = _CHAINS.get(key)
+    if chain is None:
+        s = Steps(1, [x.shape])
+        v = s.reshape(s.operand(0), (1,) * (4 - x.ndim) + x.shape)
+        n, c = v.shape[:2]
+        v = _pad(s, v, tuple((p, p) for p in padding), "zeros")
+        cols = _im2col(s, v, kernel, stride, dilation, out)
+        shape = (n, c * kernel[0] * kernel[1], out[0] * out[1])
+        s.emit("reshape", {"shape": shape[4 - x.ndim:]}, cols, shape=shape[4 - x.ndim:])
+        chain = _CHAINS[key] = s.chain("unfold")
+    return dispatch.call(chain, (x,))
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):  # noqa: A002
+    """Sum columns ``(N, C·kh·kw, L)`` back into ``(N, C, *output_size)`` (col2im; the
+    adjoint of ``unfold``), as ``torch.nn.functional.fold``.
+
+    >>> import lucid
+    >>> fold(lucid.ones(1, 4, 4), (3, 3), 2).tolist()
+    [[[[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]]]
+    """
+    x = as_tensor(input)
+    size = as_tuple("fold", "output_size", output_size, 2)
+    kernel, dilation, padding, stride = _block_args("fold", kernel_size, dilation, padding, stride)
+    t = kernel[0] * kernel[1]
+    if x.ndim not in (2, 3):
+        raise RuntimeError(f"fold: Expected 2D or 3D (batch mode) tensor for input, but got input of "
+                           f"size: {list(x.shape)}")
+    if x.shape[-2] % t:
+        raise RuntimeError(f"fold: Expected size of input's dimension 1 to be divisible by the product of "
+                           f"kernel_size, but got input.size(1)={x.shape[-2]} and kernel_size={kernel}")
+    blocks = tuple(conv_out_size(m, k, s, p, d) for m, k, s, p, d in zip(size, kernel, stride, padding, dilation))
+    if any(b <= 0 for b in blocks) or x.shape[-1] != blocks[0] * blocks[1]:
+        raise RuntimeError(f"fold: Given output_size={size}, kernel_size={kernel}, dilation={dilation}, "
+                           f"padding={padding}, stride={stride}, expected size of input's dimension 2 to "
+                           f"match the calculated number of sliding blocks {blocks[0]} * {blocks[1]} = "
+                           f"{blocks[0] * blocks[1]}, but got input.size(2)={x.shape[-1]}.")
+    key = ("fold", x.shape, size, kernel, dilation, padding, stride)
+    chain = _CHAINS.get(key)
+    if chain is None:
+        s = Steps(1, [x.shape])
+        cols = s.reshape(s.operand(0), (1,) * (3 - x.ndim) + x.shape)
+        n, c = cols.shape[0], cols.shape[1] // t
+        cols = s.reshape(cols, (n, c, t) + blocks)
+        full = (n, c) + tuple(m + 2 * p for m, p in zip(size, padding))
+        total = None
+        for k, offset in enumerate(tap_offsets(kernel, dilation)):
+            tap = s.reshape(s.slice(cols, (0, 0, k, 0, 0), (n, c, k + 1) + blocks, (1,) * 5), (n, c) + blocks)
+            stops = tuple(o + (b - 1) * st + 1 for o, b, st in zip(offset, blocks, stride))
+            placed = s.emit("embed", {"shape": full, "starts": (0, 0) + offset, "stops": (n, c) + stops,
+                                      "steps": (1, 1) + tuple(stride)}, tap, shape=full)
+            total = placed if total is None else s.emit("add", {}, total, placed, shape=full)
+        y = s.slice(total, (0, 0) + tuple(padding), (n, c) + tuple(p + m for p, m in zip(padding, size)),
+                    (1,) * 4)
+        s.emit("reshape", {"shape": y.shape[3 - x.ndim:]}, y, shape=y.shape[3 - x.ndim:])
+        chain = _CHAINS[key] = s.chain("fold")
+    return dispatch.call(chain, (x,))
+
+
+__all__ += ["unfold", "fold"]
