@@ -171,10 +171,10 @@ def _convnd(op: str, d: int, input_, weight, bias, stride, padding, dilation, gr
             pads = ((0, 0),) * d
         elif padding == "same":
             if any(v != 1 for v in stride):
-                raise ValueError(f"{op}: padding='same' is not supported for strided convolutions")
+                raise RuntimeError(f"{op}: padding='same' is not supported for strided convolutions")
             pads = _same_pads(kernel, dilation)
         else:
-            raise ValueError(f"{op}: Invalid padding string {padding!r}, should be one of ['valid', 'same']")
+            raise RuntimeError(f"{op}: Invalid padding string {padding!r}, should be one of ['valid', 'same']")
     else:
         pads = tuple((p, p) for p in as_tuple(op, "padding", padding, d))
         if any(p < 0 for p, _ in pads):
