@@ -54,6 +54,15 @@ __all__ = [
     "masked_fill", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
     "std", "logsumexp", "all", "any", "cumsum", "isnan", "isfinite", "logical_not", "logical_and",
     "logical_or",
-    "compile", "TracingError", "random", "nn", "optim", "Size", "device",
+    "compile", "TracingError", "random", "nn", "optim", "distributed", "Size", "device",
     "float32", "float64", "int32", "int64", "bool", "dtype", "float", "double", "int", "long",
 ]
+
+
+def __getattr__(name):
+    """``lucid.distributed`` is imported on first use (it is rarely needed and keeps
+    ``import lucid`` light)."""
+    if name == "distributed":
+        import importlib
+        return importlib.import_module(".distributed", __name__)
+    raise AttributeError(f"module 'lucid' has no attribute {name!r}")

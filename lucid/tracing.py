@@ -80,6 +80,9 @@ class Tracer:
         self.static_guards: list = []   # (fn, value): fn() must still equal value at a call
         self.assigned: dict[int, tuple] = {}   # id(tensor) -> (tensor, its new value)
         self.did_backward = False
+        #: ``fn(tracer)`` called after each traced ``backward()`` has written the gradients
+        #: (what ``DistributedDataParallel`` uses to average them across ranks in the graph)
+        self.after_backward: list = []
 
     def __enter__(self):
         if current() is not None:
@@ -257,3 +260,5 @@ class Tracer:
             current_grad = self.read_grad(t)
             self.write_grad(t, grad if current_grad is None else current_grad + grad)
         self.did_backward = True
+        for fn in self.after_backward:
+            fn(self)

@@ -14,7 +14,7 @@ import numpy as np
 from lucid_ir.graph import Node
 from lucid_ir.interpreter import evaluate_node
 from lucid_ir.kernel import KernelNode
-from lucid_ir.opnames import INDEXING, SCAN
+from lucid_ir.opnames import COLLECTIVE, INDEXING, SCAN
 from lucid_ir.ops.slicing import numpy_index
 
 from .elementwise import ElementwiseKernel
@@ -258,4 +258,6 @@ def make_step(node):
         return index_step(node), "index"
     if node.op in SCAN:
         return ReferenceStep(node), "scan"
+    if node.op in COLLECTIVE:  # the communicator's call, from Python (host code)
+        return ReferenceStep(node), "collective"
     return view_step(node), "view"
