@@ -1,8 +1,9 @@
 """Convolutions: ``conv1d/2d/3d``, ``conv_transpose1d/2d/3d``, ``unfold`` and ``fold``.
 
-A convolution is one eager call (one chain, one signature entry): the input is padded
-(``embed`` into zeros), each kernel tap is a strided ``slice`` of it, the taps are
-stacked into the im2col matrix ``(N·out positions, C/groups·taps)``, and each group is
+A convolution is one eager call (one chain, one signature entry): the input is viewed
+channels-last and padded (``embed`` into zeros), each kernel tap is a strided ``slice``
+of it, the taps are concatenated into the im2col matrix ``(N·out positions,
+taps·C/groups)``, and each group is
 ONE ``matmul`` against its weights, the bias added in the GEMM's epilogue. Gradients
 come from autodiff of those primitives (slices become embeds, the matmul two matmuls).
 
@@ -37,20 +38,22 @@ def _dtype_of(op, x, weight, bias):
             raise RuntimeError(f"{op}: input type ({x.dtype}) and {name} type ({t.dtype}) should be the same")
 
 
-def _pad(s: Steps, x: Ref, pads, mode: str) -> Ref:
-    """``x`` padded on its trailing ``len(pads)`` axes by ``(left, right)`` pairs
-    (``mode`` zeros: one ``embed``; reflect/replicate/circular: slices and concats)."""
-    lead = len(x.shape) - len(pads)
+def _pad(s: Steps, x: Ref, pads, mode: str, first: int | None = None) -> Ref:
+    """``x`` padded by ``(left, right)`` pairs on the axes ``first, first+1, ...`` (the
+    trailing axes by default); ``mode`` zeros: one ``embed``; reflect, replicate,
+    circular: slices and concats."""
+    first = len(x.shape) - len(pads) if first is None else first
     if all(a == 0 and b == 0 for a, b in pads):
         return x
     if mode == "zeros":
-        shape = x.shape[:lead] + tuple(n + a + b for n, (a, b) in zip(x.shape[lead:], pads))
-        return s.emit("embed", {"shape": shape, "starts": (0,) * lead + tuple(a for a, _ in pads),
-                                "stops": tuple(x.shape[:lead]) + tuple(a + n for n, (a, _) in
-                                                                       zip(x.shape[lead:], pads)),
+        before = {first + i: p for i, p in enumerate(pads)}
+        shape = tuple(m + sum(before.get(k, (0, 0))) for k, m in enumerate(x.shape))
+        starts = tuple(before.get(k, (0, 0))[0] for k in range(len(shape)))
+        return s.emit("embed", {"shape": shape, "starts": starts,
+                                "stops": tuple(a + m for a, m in zip(starts, x.shape)),
                                 "steps": (1,) * len(shape)}, x, shape=shape)
     for i, (a, b) in enumerate(pads):
-        axis = lead + i
+        axis = first + i
         n = x.shape[axis]
         parts = [_edge(s, x, axis, n, a, mode, left=True), x, _edge(s, x, axis, n, b, mode, left=False)]
         x = s.concat([p for p in parts if p is not None], axis)
@@ -85,7 +88,8 @@ def _axis_slice(s: Steps, x: Ref, axis, start, stop, step) -> Ref:
 
 
 def _im2col(s: Steps, x: Ref, kernel, stride, dilation, out) -> Ref:
-    """``(N, C, taps, *out)``: every tap's strided slice of the padded ``x``."""
+    """``(N, C, taps, *out)``: every tap's strided slice of the padded ``x`` (unfold's
+    layout)."""
     n, c = x.shape[:2]
     taps = []
     for offset in tap_offsets(kernel, dilation):
@@ -96,22 +100,28 @@ def _im2col(s: Steps, x: Ref, kernel, stride, dilation, out) -> Ref:
 
 
 def _conv_steps(s: Steps, x: Ref, w: Ref, b, groups, stride, pads, dilation, mode, kernel) -> Ref:
-    """The convolution of ``x`` (N, C, *spatial) with ``w`` (OC, C/groups, *kernel)."""
+    """The convolution of ``x`` (N, C, *spatial) with ``w`` (OC, C/groups, *kernel).
+
+    The input goes channels-last first, so each tap's strided slice is ``(N, *out, C)``
+    and the taps concatenated along the channels ARE the im2col matrix (tap-major
+    columns; the small weight is permuted to match): one copy of the data."""
     d = len(kernel)
-    x = _pad(s, x, pads, mode)
-    n, c, spatial = x.shape[0], x.shape[1], x.shape[2:]
+    x = s.transpose(x, (0, *range(2, d + 2), 1))
+    x = _pad(s, x, pads, mode, first=1)
+    n, spatial, c = x.shape[0], x.shape[1:-1], x.shape[-1]
     out = tuple(conv_out_size(m, k, st, 0, dl) for m, k, st, dl in zip(spatial, kernel, stride, dilation))
     oc, cg, t = w.shape[0], c // groups, int(np.prod(kernel))
     ocg, rows = oc // groups, n * int(np.prod(out))
-    cols = _im2col(s, x, kernel, stride, dilation, out)
-    w2 = s.reshape(w, (oc, cg * t))
+    w2 = s.reshape(s.transpose(s.reshape(w, (oc, cg, t)), (0, 2, 1)), (oc, t * cg))
     results = []
     for g in range(groups):
-        part = cols if groups == 1 else s.slice(cols, (0, g * cg) + (0,) * (d + 1), (n, (g + 1) * cg, t) + out,
-                                                (1,) * (d + 3))
-        part = s.transpose(part, (0, *range(3, d + 3), 1, 2))
-        part = s.reshape(part, (rows, cg * t))
-        wg = w2 if groups == 1 else s.slice(w2, (g * ocg, 0), ((g + 1) * ocg, cg * t), (1, 1))
+        taps = []
+        for offset in tap_offsets(kernel, dilation):
+            stops = tuple(o + (m - 1) * st + 1 for o, m, st in zip(offset, out, stride))
+            taps.append(s.slice(x, (0,) + offset + (g * cg,), (n,) + stops + ((g + 1) * cg,),
+                                (1,) + tuple(stride) + (1,)))
+        part = s.reshape(s.concat(taps, axis=d + 1), (rows, t * cg))
+        wg = w2 if groups == 1 else s.slice(w2, (g * ocg, 0), ((g + 1) * ocg, t * cg), (1, 1))
         results.append(s.emit("matmul", {"trans_b": True}, part, wg, shape=(rows, ocg)))
     y = s.concat(results, axis=1)
     if b is not None:
