@@ -23,10 +23,10 @@ import numpy as np
 from .. import dispatch
 from ..dispatch import as_tensor
 from ..tensor import Tensor
-from .steps import Ref, Steps
+from .steps import ChainCache, Ref, Steps
 from .window import as_tuple, conv_out_size, tap_offsets
 
-_CHAINS: dict = {}
+_CHAINS = ChainCache()
 _PAD_MODES = ("zeros", "reflect", "replicate", "circular")
 
 

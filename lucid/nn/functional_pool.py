@@ -23,10 +23,10 @@ import numpy as np
 from .. import dispatch
 from ..dispatch import as_tensor
 from ..tensor import Tensor
-from .steps import Steps
+from .steps import ChainCache, Steps
 from .window import adaptive_rows, as_tuple, flat_table, pool_out_size, window_rows
 
-_CHAINS: dict = {}
+_CHAINS = ChainCache()
 
 
 def _spatial(op: str, d: int, x: Tensor):

@@ -24,10 +24,10 @@ from .. import dispatch
 from ..dispatch import as_tensor
 from ..tensor import Tensor
 from . import functional_pool as pool
-from .steps import Steps
+from .steps import ChainCache, Steps
 
 _MODES_D = {"linear": 1, "bilinear": 2, "trilinear": 3, "bicubic": 2}
-_CHAINS: dict = {}
+_CHAINS = ChainCache()
 
 
 def _scale_value(scale, size_in: int, size_out: int, dtype):

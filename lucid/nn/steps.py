@@ -69,3 +69,23 @@ class Steps:
             wires = tuple(r.k if r.kind == "operand" else r.k - at for r in inputs)
             wired.append((op, attrs, wires))
         return dispatch.Chain(wired, name=name)
+
+
+class ChainCache(dict):
+    """Chains made per signature (shapes and window arguments): a dict that starts over
+    when it holds ``limit`` entries, so a stream of new shapes cannot grow it forever.
+
+    >>> cache = ChainCache(limit=2)
+    >>> cache["a"], cache["b"], cache["c"] = 1, 2, 3
+    >>> sorted(cache)
+    ['c']
+    """
+
+    def __init__(self, limit: int = 1024):
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key, value):
+        if len(self) >= self.limit:
+            self.clear()
+        super().__setitem__(key, value)
