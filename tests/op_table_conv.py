@@ -84,3 +84,8 @@ op("interpolate_linear", lambda lib, x: F(lib).interpolate(x, size=9, mode="line
 op("interpolate_area", lambda lib, x: F(lib).interpolate(x, size=(3, 2), mode="area"), [[In((2, 3, 7, 5))]])
 op("pixel_shuffle", lambda lib, x: F(lib).pixel_shuffle(x, 2), [[In((2, 8, 3, 5))], [In((4, 2, 3))]])
 op("pixel_unshuffle", lambda lib, x: F(lib).pixel_unshuffle(x, 2), [[In((2, 2, 4, 6))], [T(1, 6, 4)]])
+op("interpolate_bicubic", lambda lib, x: F(lib).interpolate(x, scale_factor=(1.5, 0.7), mode="bicubic"),
+   [[In((2, 3, 4, 7))]])
+op("interpolate_bicubic_align_corners", lambda lib, x: F(lib).interpolate(x, size=(6, 3), mode="bicubic",
+                                                                          align_corners=True),
+   [[In((1, 2, 4, 5))]])

@@ -1,10 +1,11 @@
-"""Resizing: ``interpolate`` (nearest, nearest-exact, linear/bilinear/trilinear, area),
+"""Resizing: ``interpolate`` (nearest, nearest-exact, linear/bilinear/trilinear, bicubic,
+area),
 ``upsample*`` aliases, ``pixel_shuffle`` and ``pixel_unshuffle``.
 
 * nearest modes gather through a static index table (the pools' machinery);
-* the linear modes are separable: one ``matmul`` per spatial axis against a static
-  ``(out, in)`` interpolation matrix with PyTorch's source-coordinate rule (two
-  non-zero weights per row), so values and gradients are PyTorch's to rounding;
+* the linear and bicubic modes are separable: one ``matmul`` per spatial axis against a
+  static ``(out, in)`` interpolation matrix with PyTorch's source-coordinate rule (two
+  or four non-zero weights per row), so values and gradients are PyTorch's to rounding;
 * ``area`` is ``adaptive_avg_pool``.
 
 >>> import lucid
@@ -69,6 +70,25 @@ def _linear_matrix(size_in, size_out, scale, align_corners: bool) -> np.ndarray:
     return a
 
 
+def _cubic_matrix(size_in, size_out, scale, align_corners: bool, a: float = -0.75) -> np.ndarray:
+    """``(out, in)`` weights of bicubic interpolation along one axis (PyTorch's cubic
+    convolution with A = -0.75; taps outside the input read the edge element)."""
+    m = np.zeros((size_out, size_in))
+    if align_corners:
+        s = (size_in - 1) / (size_out - 1) if size_out > 1 else 0.0
+    else:
+        s = _scale_value(scale, size_in, size_out, float)
+    near = lambda x: ((a + 2) * x - (a + 3)) * x * x + 1  # noqa: E731  |x| <= 1
+    far = lambda x: ((a * x - 5 * a) * x + 8 * a) * x - 4 * a  # noqa: E731  1 < |x| < 2
+    for o in range(size_out):
+        real = s * o if align_corners else s * (o + 0.5) - 0.5
+        i = int(math.floor(real))
+        t = real - i
+        for k, w in zip(range(i - 1, i + 3), (far(t + 1), near(t), near(1 - t), far(2 - t))):
+            m[o, min(max(k, 0), size_in - 1)] += w
+    return m
+
+
 def _separable(op: str, x: Tensor, matrices) -> Tensor:
     """``x`` with ``matrices[i]`` ``(out, in)`` applied along spatial axis i (one
     matmul per axis, the last axis first)."""
@@ -118,7 +138,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                 recompute_scale_factor=None, antialias=False):
     """Resize the spatial axes of ``(N, C, *spatial)`` to ``size`` or by
     ``scale_factor``, as ``torch.nn.functional.interpolate`` (modes ``nearest``,
-    ``nearest-exact``, ``linear``, ``bilinear``, ``trilinear``, ``area``).
+    ``nearest-exact``, ``linear``, ``bilinear``, ``bicubic``, ``trilinear``, ``area``).
 
     >>> import lucid
     >>> interpolate(lucid.tensor([[[0.0, 1.0]]]), scale_factor=2, mode="linear").tolist()
@@ -151,13 +171,12 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         return pool._adaptive_avg("interpolate_area", d, x, out)
     if mode not in _MODES_D:
         raise NotImplementedError(f"interpolate: unknown mode {mode!r}; expected one of nearest, "
-                                  f"nearest-exact, linear, bilinear, trilinear, area")
+                                  f"nearest-exact, linear, bilinear, bicubic, trilinear, area")
     if _MODES_D[mode] != d:
         raise NotImplementedError(f"Got {x.ndim}D input, but {mode} mode needs {_MODES_D[mode] + 2}D input")
-    if mode == "bicubic":
-        raise NotImplementedError("interpolate: mode 'bicubic' is not supported yet")
     corners = bool(align_corners)
-    matrices = [_linear_matrix(m, o, sc, corners) for m, o, sc in zip(x.shape[2:], out, scales)]
+    make = _cubic_matrix if mode == "bicubic" else _linear_matrix
+    matrices = [make(m, o, sc, corners) for m, o, sc in zip(x.shape[2:], out, scales)]
     return _separable("interpolate_" + mode, x, matrices)
 
 
