@@ -15,7 +15,8 @@ op("conv2d_depthwise", lambda lib, x, w, b: F(lib).conv2d(x, w, b, padding=1, gr
    [[In((1, 3, 5, 4)), In((3, 1, 3, 3)), In((3,))]])
 op("conv2d_same", lambda lib, x, w: F(lib).conv2d(x, w, padding="same", dilation=(1, 2)),
    [[In((1, 2, 5, 7)), In((2, 2, 4, 3))], [In((2, 1, 3, 3)), In((3, 1, 2, 2))]])
-op("conv2d_valid", lambda lib, x, w: F(lib).conv2d(x, w, padding="valid"), [[In((2, 2, 4, 5)), In((3, 2, 4, 2))]])
+op("conv2d_valid", lambda lib, x, w: F(lib).conv2d(x, w, padding="valid"),
+   [[In((2, 2, 4, 5)), In((3, 2, 4, 2))], [In((1, 3, 5, 4)), T(2, 3, 2, 3)]])
 op("conv2d_unbatched", lambda lib, x, w, b: F(lib).conv2d(x, w, b, padding=1),
    [[In((3, 5, 5)), In((2, 3, 2, 2)), In((2,))], [T(2, 3, 4), In((1, 2, 3, 3)), In((1,))]])
 op("conv2d_batch0", lambda lib, x, w: F(lib).conv2d(x, w), [[In((0, 2, 4, 4)), In((3, 2, 3, 3))]])
@@ -34,7 +35,8 @@ op("conv_transpose2d_groups_dilation", lambda lib, x, w: F(lib).conv_transpose2d
 op("conv_transpose2d_crop", lambda lib, x, w: F(lib).conv_transpose2d(x, w, stride=2, padding=2),
    [[In((1, 2, 4, 4)), In((2, 3, 2, 2))], [In((2, 3, 3)), In((2, 1, 3, 3))]])
 op("conv_transpose1d", lambda lib, x, w, b: F(lib).conv_transpose1d(x, w, b, stride=3, padding=2),
-   [[In((2, 3, 7)), In((3, 2, 4)), In((2,))], [In((3, 5)), In((3, 5, 2)), In((5,))]])
+   [[In((2, 3, 7)), In((3, 2, 4)), In((2,))], [In((3, 5)), In((3, 5, 2)), In((5,))],
+    [T(2, 3, 5), T(3, 2, 3), In((2,))]])
 op("unfold", lambda lib, x: F(lib).unfold(x, (3, 2), dilation=(1, 2), padding=1, stride=(2, 1)),
    [[In((2, 3, 7, 6))], [In((2, 5, 5))], [T(1, 2, 4, 5)]])
 op("fold", lambda lib, c: F(lib).fold(c, (5, 6), 2, padding=1, stride=(2, 1)),
