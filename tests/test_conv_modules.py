@@ -249,3 +249,17 @@ def test_small_cnn_trains_like_torch(compiled):
     losses = [run(lucid.tensor(x), lucid.tensor(y)).item() for _ in range(3)]
     np.testing.assert_allclose(losses, expected, rtol=1e-10)
     assert losses[2] < losses[0]
+
+
+def test_reset_parameters_redraws_and_seeding_reproduces():
+    lucid.manual_seed(3)
+    a = nn.ConvTranspose2d(2, 4, 3)
+    lucid.manual_seed(3)
+    b = nn.ConvTranspose2d(2, 4, 3)
+    np.testing.assert_array_equal(a.weight.numpy(), b.weight.numpy())
+    np.testing.assert_array_equal(a.bias.numpy(), b.bias.numpy())
+    before = a.weight.numpy().copy()
+    a.reset_parameters()
+    assert not np.array_equal(before, a.weight.numpy())
+    assert np.abs(a.weight.numpy()).max() <= 1 / np.sqrt(4 * 9)
+    assert nn.Conv2d(2, 4, 3, dtype=lucid.float64).weight.dtype == lucid.float64

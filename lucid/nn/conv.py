@@ -64,11 +64,20 @@ class _ConvNd(Module):
             shape = (self.in_channels, self.out_channels // groups) + self.kernel_size
         else:
             shape = (self.out_channels, self.in_channels // groups) + self.kernel_size
-        fan_in = shape[1] * int(np.prod(self.kernel_size))
+        self.weight = Parameter(np.zeros(shape, dtype))
+        self.bias = Parameter(np.zeros((self.out_channels,), dtype)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw the weights again: PyTorch's ``kaiming_uniform_(a=√5)`` (uniform in
+        ``±1/√fan_in``), then the bias in the same bounds, from the default generator."""
+        fan_in = self.weight.shape[1] * int(np.prod(self.kernel_size))
         bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
         rng = random.generator()
-        self.weight = Parameter(rng.uniform(-bound, bound, shape).astype(dtype))
-        self.bias = Parameter(rng.uniform(-bound, bound, (self.out_channels,)).astype(dtype)) if bias else None
+        w = self.weight._data
+        w[...] = rng.uniform(-bound, bound, w.shape)
+        if self.bias is not None:
+            self.bias._data[...] = rng.uniform(-bound, bound, self.bias.shape)
 
     def extra_repr(self) -> str:
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
