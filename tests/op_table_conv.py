@@ -91,3 +91,10 @@ op("interpolate_bicubic", lambda lib, x: F(lib).interpolate(x, scale_factor=(1.5
 op("interpolate_bicubic_align_corners", lambda lib, x: F(lib).interpolate(x, size=(6, 3), mode="bicubic",
                                                                           align_corners=True),
    [[In((1, 2, 4, 5))]])
+op("max_unpool2d", lambda lib, x: F(lib).max_unpool2d(*F(lib).max_pool2d(x, 2, return_indices=True), 2),
+   [[In((2, 3, 4, 6), "distinct")], [In((3, 4, 6), "distinct")]])
+op("max_unpool2d_output_size", lambda lib, x: F(lib).max_unpool2d(
+    *F(lib).max_pool2d(x, 3, stride=2, padding=1, return_indices=True), 3, 2, 1, output_size=(7, 6)),
+   [[In((1, 2, 7, 6), "distinct")]])
+op("max_unpool1d", lambda lib, x: F(lib).max_unpool1d(*F(lib).max_pool1d(x, 3, return_indices=True), 3),
+   [[In((2, 3, 10), "distinct")]])

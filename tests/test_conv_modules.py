@@ -88,6 +88,12 @@ def test_pool_and_resize_layers_match_torch():
     run_both(lambda m: m.PixelUnshuffle(2), X4[:, :, :6])
     run_both(lambda m: m.Unfold(2, padding=1), X4)
 
+    def unpool(m, x):
+        y, i = TF.max_pool2d(x, 2, return_indices=True) if isinstance(x, torch.Tensor) else \
+            F.max_pool2d(x, 2, return_indices=True)
+        return m(y, i, output_size=x.shape)
+    run_both(lambda m: m.MaxUnpool2d(2), X4[:, :, :6, :5], unpool)
+
 
 def test_max_pool_return_indices_match_torch():
     x = np.round(X4 * 2)  # ties: the first maximum wins, as in torch
@@ -126,6 +132,7 @@ def test_parameter_shapes_and_init_bounds_match_torch(make):
     lambda m: m.AvgPool1d(3), lambda m: m.AvgPool2d((2, 3), padding=1), lambda m: m.AdaptiveAvgPool2d((None, 3)),
     lambda m: m.AdaptiveMaxPool2d(2, return_indices=True), lambda m: m.Upsample(scale_factor=2),
     lambda m: m.Upsample(size=(3, 4), mode="bilinear", align_corners=True), lambda m: m.PixelShuffle(3),
+    lambda m: m.MaxUnpool2d(2), lambda m: m.MaxUnpool1d(3, 2, 1), lambda m: m.MaxUnpool2d((2, 3), stride=1),
     lambda m: m.Fold((4, 5), 2)])
 def test_repr_matches_torch(make):
     assert repr(make(nn)) == repr(make(TNN))
@@ -171,6 +178,11 @@ ERRORS = {
     "pixel_shuffle_channels": lambda lib: _f(lib).pixel_shuffle(lib.zeros(1, 3, 2, 2), 2),
     "fold_blocks": lambda lib: _f(lib).fold(lib.zeros(1, 4, 5), (3, 3), 2),
     "unfold_rank": lambda lib: _f(lib).unfold(lib.zeros(1, 1, 3, 3, 3), 2),
+    "unpool_rank": lambda lib: _f(lib).max_unpool2d(lib.zeros(2, 2), lib.zeros(2, 2, dtype=lib.int64), 2),
+    "unpool_index": lambda lib: _f(lib).max_unpool2d(lib.zeros(1, 1, 2, 2), lib.full((1, 1, 2, 2), 99), 2),
+    "unpool_output_size": lambda lib: _f(lib).max_unpool2d(lib.zeros(1, 1, 2, 2),
+                                                           lib.zeros(1, 1, 2, 2, dtype=lib.int64), 2,
+                                                           output_size=(6, 6)),
 }
 
 

@@ -248,6 +248,7 @@ from .functional_conv import (conv1d, conv2d, conv3d, conv_transpose1d, conv_tra
                               conv_transpose3d, fold, unfold)
 from .functional_pool import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d,  # noqa: E402
                               adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d, avg_pool1d,
-                              avg_pool2d, avg_pool3d, max_pool1d, max_pool2d, max_pool3d)
+                              avg_pool2d, avg_pool3d, max_pool1d, max_pool2d, max_pool3d, max_unpool1d,
+                              max_unpool2d, max_unpool3d)
 from .functional_upsample import (interpolate, pixel_shuffle, pixel_unshuffle, upsample,  # noqa: E402
                                   upsample_bilinear, upsample_nearest)

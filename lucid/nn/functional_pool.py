@@ -306,6 +306,94 @@ def adaptive_max_pool3d(input, output_size, return_indices=False):  # noqa: A002
     return _adaptive_max("adaptive_max_pool3d", 3, input, output_size, return_indices)
 
 
+# ---------------------------------------------------------------- unpooling
+def _unpool_size(op, d, shape, kernel, stride, padding, output_size):
+    default = tuple((m - 1) * s - 2 * p + k for m, s, p, k in zip(shape[-d:], stride, padding, kernel))
+    if output_size is None:
+        return default
+    size = tuple(int(v) for v in output_size)
+    if len(size) == d + 2:
+        size = size[2:]
+    elif len(size) == d + 1 and len(shape) == d + 1:
+        size = size[1:]
+    if len(size) != d:
+        raise ValueError(f"{op}: output_size should be a sequence containing {d} or {d + 2} elements, "
+                         f"but it has a length of '{len(output_size)}'")
+    for i, (o, base, s) in enumerate(zip(size, default, stride)):
+        if not base - s < o < base + s:
+            raise ValueError(f'invalid output_size "{size}" (dim {i} must be between {base - s} and {base + s})')
+    return size
+
+
+def _max_unpool(op, d, input_, indices, kernel_size, stride, padding, output_size):
+    x = as_tensor(input_)
+    idx = as_tensor(indices)
+    if x.ndim not in (d + 1, d + 2):
+        raise RuntimeError(f"Input to max_unpooling{d}d should be a {d + 1}d or {d + 2}d Tensor, but got a "
+                           f"tensor with {x.ndim} dimensions.")
+    if idx.shape != x.shape or idx.dtype != "int64":
+        raise RuntimeError(f"{op}: indices {idx.shape} ({idx.dtype}) must be int64 with the shape of the "
+                           f"input {x.shape}")
+    kernel = as_tuple(op, "kernel_size", kernel_size, d)
+    stride = kernel if stride is None else as_tuple(op, "stride", stride, d)
+    padding = as_tuple(op, "padding", padding, d)
+    size = _unpool_size(op, d, x.shape, kernel, stride, padding, output_size)
+    plane = int(np.prod(size))
+    if idx._data is not None:  # concrete indices: checked here (traced ones cannot be)
+        bad = idx._data[(idx._data < 0) | (idx._data >= plane)]
+        if bad.size:
+            raise RuntimeError(f"Found an invalid max index: {int(bad.flat[0])} (output volumes are of size "
+                               f"{'x'.join(map(str, size))})")
+    lead = x.shape[:-d]
+    flat = lead + (int(np.prod(x.shape[-d:])),)
+    key = (op, x.shape, x.dtype, size)
+    chain = _CHAINS.get(key)
+    if chain is None:
+        st = Steps(2, [x.shape, idx.shape])
+        i2 = st.reshape(st.operand(1), flat)
+        v2 = st.reshape(st.operand(0), flat)
+        out = lead + (plane,)
+        total = st.emit("scatter_add", {"axis": len(flat) - 1, "shape": out}, i2, v2, shape=out)
+        # overlapping windows put one element at a position several times: the value is
+        # written once (total / count) and, as in PyTorch, each copy's gradient is the
+        # output gradient there: total - stop_gradient(total) is 0 but carries the rest
+        one = st.emit("constant", {"value": 1.0, "shape": flat, "dtype": x.dtype}, shape=flat)
+        count = st.emit("scatter_add", {"axis": len(flat) - 1, "shape": out}, i2, one, shape=out)
+        count = st.emit("maximum", {}, count, st.emit("constant", {"value": 1.0, "shape": (), "dtype": x.dtype},
+                                                      shape=()), shape=out)
+        value = st.emit("div", {}, total, count, shape=out)
+        rest = st.emit("sub", {}, total, st.emit("stop_gradient", {}, total, shape=out), shape=out)
+        share = st.emit("sub", {}, st.emit("constant", {"value": 1.0, "shape": (), "dtype": x.dtype}, shape=()),
+                        st.emit("div", {}, st.emit("constant", {"value": 1.0, "shape": (), "dtype": x.dtype},
+                                                   shape=()), count, shape=out), shape=out)
+        y = st.emit("add", {}, value, st.emit("mul", {}, rest, share, shape=out), shape=out)
+        st.emit("reshape", {"shape": lead + size}, y, shape=lead + size)
+        chain = _CHAINS[key] = st.chain(op)
+    return dispatch.call(chain, (x, idx))
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002
+    """The partial inverse of ``max_pool1d``; see ``max_unpool2d``."""
+    return _max_unpool("max_unpool1d", 1, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002
+    """Put each value of ``input`` at its position ``indices`` (``max_pool2d``'s
+    ``return_indices``) in a zero plane, as ``torch.nn.functional.max_unpool2d``.
+
+    >>> import lucid
+    >>> y, i = max_pool2d(lucid.arange(16.0).reshape(1, 1, 4, 4), 2, return_indices=True)
+    >>> max_unpool2d(y, i, 2).tolist()[0][0][1]
+    [0.0, 5.0, 0.0, 7.0]
+    """
+    return _max_unpool("max_unpool2d", 2, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):  # noqa: A002
+    return _max_unpool("max_unpool3d", 3, input, indices, kernel_size, stride, padding, output_size)
+
+
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
-           "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d"]
+           "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d", "max_unpool1d", "max_unpool2d",
+           "max_unpool3d"]

@@ -1,5 +1,5 @@
 """Pooling layers: ``MaxPool1d/2d/3d``, ``AvgPool1d/2d/3d``, ``AdaptiveAvgPool1d/2d/3d``,
-``AdaptiveMaxPool1d/2d/3d``, with PyTorch's arguments, attributes and ``repr``.
+``AdaptiveMaxPool1d/2d/3d``, ``MaxUnpool1d/2d/3d``, with PyTorch's arguments, attributes and ``repr``.
 
 >>> import lucid
 >>> pool = MaxPool2d(2)
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from . import functional_pool as FP
 from .module import Module
+from .window import as_tuple
 
 
 class _MaxPoolNd(Module):
@@ -149,3 +150,33 @@ class AdaptiveMaxPool2d(_AdaptiveMax):
 
 class AdaptiveMaxPool3d(_AdaptiveMax):
     _fn = staticmethod(FP.adaptive_max_pool3d)
+
+
+class _MaxUnpoolNd(Module):
+    _fn, _d = None, 2
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        name, d = type(self).__name__, self._d
+        self.kernel_size = as_tuple(name, "kernel_size", kernel_size, d)
+        self.stride = as_tuple(name, "stride", stride if stride is not None else kernel_size, d)
+        self.padding = as_tuple(name, "padding", padding, d)
+
+    def forward(self, input, indices, output_size=None):  # noqa: A002
+        return type(self)._fn(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool1d(_MaxUnpoolNd):
+    _fn, _d = staticmethod(FP.max_unpool1d), 1
+
+
+class MaxUnpool2d(_MaxUnpoolNd):
+    """The partial inverse of ``MaxPool2d``: ``forward(input, indices, output_size=None)``."""
+    _fn, _d = staticmethod(FP.max_unpool2d), 2
+
+
+class MaxUnpool3d(_MaxUnpoolNd):
+    _fn, _d = staticmethod(FP.max_unpool3d), 3
