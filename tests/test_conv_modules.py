@@ -10,6 +10,8 @@ import lucid.nn as nn
 import lucid.nn.functional as F
 
 TNN, TF = torch.nn, torch.nn.functional
+#: torch's own note about its 'same' padding with even kernels (a copy it makes)
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
 
 
 def copy_params(src_torch, dst):
