@@ -164,3 +164,13 @@ from .functional_dropout import alpha_dropout, dropout, dropout1d, dropout2d  # 
 from .functional_sparse import embedding, one_hot  # noqa: E402,F401
 from .functional_pad import pad  # noqa: E402,F401
 from .functional_distance import cosine_similarity, pairwise_distance  # noqa: E402,F401
+
+# convolutions, pools and resizing (their own modules; PyTorch's names here)
+from .functional_conv import (conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d,  # noqa: E402,F401
+                              conv_transpose3d, fold, unfold)
+from .functional_pool import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d,  # noqa: E402,F401
+                              adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d, avg_pool1d,
+                              avg_pool2d, avg_pool3d, max_pool1d, max_pool2d, max_pool3d, max_unpool1d,
+                              max_unpool2d, max_unpool3d)
+from .functional_upsample import (interpolate, pixel_shuffle, pixel_unshuffle, upsample,  # noqa: E402,F401
+                                  upsample_bilinear, upsample_nearest)
