@@ -27,17 +27,12 @@ from .reductions import (all, amax, amin, any, argmax, argmin, cumsum, logsumexp
                          mean, min, prod, std, sum, var)
 from .tensor_ops import Size, clamp, clip, clone, device, diff, lerp, masked_fill, minimum  # noqa: E402
 from . import autograd, nn, optim  # noqa: E402
-isnan, isfinite, logical_not = Tensor.isnan, Tensor.isfinite, Tensor.logical_not  # torch.* forms
-
-
-def logical_and(a, b):
-    """Elementwise ``a and b`` of the operands' truth values, as bool."""
-    return a.logical_and(b) if isinstance(a, Tensor) else as_tensor(a).logical_and(b)
-
-
-def logical_or(a, b):
-    """Elementwise ``a or b`` of the operands' truth values, as bool."""
-    return a.logical_or(b) if isinstance(a, Tensor) else as_tensor(a).logical_or(b)
+from . import functions as _functions  # noqa: E402
+from .functions import (abs, add, ceil, cos, div, eq, erf, exp, expm1, floor, floor_divide,  # noqa: E402,A004
+                        fmod, ge, gt, isfinite, isinf, isnan, le, log, log1p, log2, logical_and,
+                        logical_not, logical_or, logical_xor, lt, mul, ne, neg, pow, reciprocal,
+                        remainder, round, rsqrt, sigmoid, sign, sin, sqrt, square, sub, tanh,
+                        true_divide, trunc)
 from .dtypes import bool, dtype, float32, float64, int32, int64  # noqa: E402,A004
 float, double, int, long = float32, float64, int32, int64  # noqa: A001 - PyTorch's aliases
 
@@ -52,8 +47,7 @@ __all__ = [
     "is_inference_mode_enabled", "autograd",
     "matmul", "where", "cat", "stack", "maximum", "minimum", "clamp", "clip", "clone", "diff", "lerp",
     "masked_fill", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
-    "std", "logsumexp", "all", "any", "cumsum", "isnan", "isfinite", "logical_not", "logical_and",
-    "logical_or",
+    "std", "logsumexp", "all", "any", "cumsum", *_functions.__all__,
     "compile", "TracingError", "random", "nn", "optim", "Size", "device",
     "float32", "float64", "int32", "int64", "bool", "dtype", "float", "double", "int", "long",
 ]

@@ -461,3 +461,4 @@ from . import new_tensor as _new_tensor; _new_tensor._install(Tensor)  # noqa: E
 from . import autograd_api as _autograd_api; _autograd_api._install(Tensor)  # noqa: E402
 from . import reductions as _reductions; _reductions._install(Tensor)  # noqa: E402
 from . import tensor_ops as _tensor_ops; _tensor_ops._install(Tensor)  # noqa: E402  size(), clone, clamp, in-place ops
+from . import functions as _functions; _functions._install(Tensor)  # noqa: E402,E702  x.add(y, alpha=), x.eq(y) ...

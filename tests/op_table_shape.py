@@ -1,0 +1,59 @@
+"""Op-table entries for the shape/movement ops (``lucid.shape_ops``), the index ops
+(``lucid.index_ops``) and the ``lucid.<fn>`` forms of the elementwise ops
+(``lucid.functions``)."""
+from op_table import In, T, _binary_cases, _unary_cases, op
+
+# ------------------------------------------------------------------ lucid.<fn> forms
+for _name, _kind in [("exp", "float"), ("log", "positive"), ("log2", "positive"), ("log1p", "positive"),
+                     ("expm1", "float"), ("sqrt", "positive"), ("rsqrt", "positive"), ("sin", "float"),
+                     ("cos", "float"), ("tanh", "float"), ("sigmoid", "float"), ("erf", "float"),
+                     ("neg", "float"), ("abs", "distinct"), ("square", "float"), ("reciprocal", "positive")]:
+    op("fn_" + _name, (lambda n: lambda lib, x: getattr(lib, n)(x))(_name), _unary_cases(_kind))
+op("square_method", lambda lib, x: x.square(), _unary_cases())
+op("square_int", lambda lib, x: lib.square(x), _unary_cases("int"), grad=False)
+op("reciprocal_method", lambda lib, x: x.reciprocal(), _unary_cases("positive"))
+op("reciprocal_int", lambda lib, x: lib.reciprocal(x * x + 1), _unary_cases("int"), grad=False)
+for _name in ("sign", "floor", "ceil", "round", "trunc"):
+    op("fn_" + _name, (lambda n: lambda lib, x: getattr(lib, n)(x * 3))(_name), _unary_cases("distinct"),
+       grad=False)
+op("trunc_method", lambda lib, x: x.trunc() + x.fix(), _unary_cases("distinct"), grad=False)
+op("trunc_int", lambda lib, x: lib.trunc(x), _unary_cases("int"), grad=False)
+op("round_decimals", lambda lib, x: lib.round(x * 100, decimals=1), _unary_cases("distinct"), grad=False)
+op("round_neg_decimals", lambda lib, x: x.round(decimals=-1) * 1.0, [[In((3, 4), "distinct")]], grad=False)
+op("fn_isinf", lambda lib, x: lib.isinf(x / x.round()), _unary_cases(), grad=False)
+op("isinf_method_int", lambda lib, x: x.isinf(), _unary_cases("int"), grad=False)
+op("fn_isnan_isfinite", lambda lib, x: (lib.isnan(x.log()), lib.isfinite(1 / x)), _unary_cases(), grad=False)
+op("fn_logical_not", lambda lib, x: lib.logical_not(x), _unary_cases("int"), grad=False)
+op("fn_logical_xor", lambda lib, x, y: lib.logical_xor(x, y), _binary_cases("int", "bool"), grad=False)
+
+op("fn_add", lambda lib, x, y: lib.add(x, y), _binary_cases())
+op("fn_add_alpha", lambda lib, x, y: lib.add(x, y, alpha=2.5), _binary_cases())
+op("add_alpha_method", lambda lib, x, y: x.add(y, alpha=-3), _binary_cases())
+op("add_alpha_int", lambda lib, x, y: x.add(y, alpha=3), _binary_cases("int", "int"), grad=False)
+op("add_alpha_number", lambda lib, x: lib.add(x, 2.0, alpha=0.5), _unary_cases())
+op("fn_sub_alpha", lambda lib, x, y: lib.sub(x, y, alpha=0.5), _binary_cases())
+op("sub_method", lambda lib, x, y: x.sub(y), _binary_cases("int", "float"))
+op("fn_mul", lambda lib, x, y: lib.mul(x, y) + x.mul(2), _binary_cases())
+op("fn_div", lambda lib, x, y: lib.div(x, y) + x.div(y), _binary_cases("float", "positive"))
+op("true_divide", lambda lib, x, y: lib.true_divide(x, y) + x.true_divide(y), _binary_cases("int", "positive"))
+op("div_trunc", lambda lib, x, y: lib.div(x * 4, y, rounding_mode="trunc"), _binary_cases("float", "positive"),
+   grad=False)
+op("div_trunc_int", lambda lib, x, y: x.div(y * y + 1, rounding_mode="trunc"), _binary_cases("int", "int"),
+   grad=False)
+op("div_trunc_int_neg", lambda lib, x, y: x.div(-(y * y) - 1, rounding_mode="trunc"),
+   _binary_cases("int", "int"), grad=False)
+op("div_floor", lambda lib, x, y: lib.div(x * 4, y, rounding_mode="floor"), _binary_cases("float", "unit"),
+   grad=False)
+op("div_floor_int", lambda lib, x, y: x.div(y * y + 1, rounding_mode="floor"), _binary_cases("int", "int"),
+   grad=False)
+op("fn_floor_divide", lambda lib, x, y: lib.floor_divide(x, y * y + 1) + x.floor_divide(3),
+   _binary_cases("int", "int"), grad=False)
+op("fn_remainder", lambda lib, x, y: lib.remainder(x * 3, y), _binary_cases("float", "positive"))
+op("remainder_method", lambda lib, x, y: x.remainder(-y), _binary_cases("float", "positive"))
+op("fn_fmod", lambda lib, x, y: lib.fmod(x * 3, y), _binary_cases("float", "positive"))
+op("fmod_negative_divisor", lambda lib, x, y: x.fmod(-y) + lib.fmod(x, -1.5), _binary_cases("float", "positive"))
+op("fmod_int", lambda lib, x, y: lib.fmod(x, y * y + 1) + x.fmod(-2), _binary_cases("int", "int"), grad=False)
+op("fn_pow", lambda lib, x, y: lib.pow(x, y) + lib.pow(2.0, y), _binary_cases("positive", "float"))
+for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
+    op("fn_" + _name, (lambda n: lambda lib, x, y: (getattr(lib, n)(x, y), getattr(x, n)(y), getattr(x, n)(1)))(_name),
+       _binary_cases("int", "int"), grad=False)
