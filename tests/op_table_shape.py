@@ -57,3 +57,43 @@ op("fn_pow", lambda lib, x, y: lib.pow(x, y) + lib.pow(2.0, y), _binary_cases("p
 for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
     op("fn_" + _name, (lambda n: lambda lib, x, y: (getattr(lib, n)(x, y), getattr(x, n)(y), getattr(x, n)(1)))(_name),
        _binary_cases("int", "int"), grad=False)
+
+# ------------------------------------------------------------------ shape and movement
+op("unflatten", lambda lib, x: x.unflatten(1, (2, -1)) * 1.0, [[In((3, 4, 2))], [In((1, 6))], [T(3, 4)]])
+op("fn_unflatten", lambda lib, x: lib.unflatten(x, -1, (1, 3, 1)), [[In((2, 3))], [In((0, 3))]])
+op("broadcast_to", lambda lib, x: lib.broadcast_to(x, (2, 3, 4)) + x.broadcast_to((3, -1)).sum(),
+   [[In((3, 1))], [In((3, 4))], [T(3, 4)]])
+op("repeat", lambda lib, x: x.repeat(2, 3), [[In((3, 4))], [In((1, 5))], [T(2, 3)], [In((0, 2))]])
+op("repeat_new_axes", lambda lib, x: x.repeat(2, 1, 3), [[In((4,))], [In(())], [In((7,))]])
+op("split_size", lambda lib, x: x.split(2, dim=1), [[In((3, 5))], [T(5, 3)], [In((2, 4))], [In((2, 0))]])
+op("fn_split_sections", lambda lib, x: lib.split(x, [1, 0, 3], dim=0), [[In((4, 3))], [T(4, 3)]])
+op("chunk", lambda lib, x: x.chunk(3, -1), [[In((2, 7))], [In((2, 6))], [In((3, 2))], [T(5, 2)], [In((2, 0))]])
+op("fn_chunk", lambda lib, x: lib.chunk(x, 2), [[In((5,))], [In((1, 3))]])
+op("unbind", lambda lib, x: x.unbind(1), [[In((3, 4))], [T(4, 3)], [In((2, 1, 3))]])
+op("fn_unbind", lambda lib, x: lib.unbind(x), [[In((3,))], [In((2, 3, 2))]])
+for _name in ("tril", "triu"):
+    op(_name, (lambda n: lambda lib, x: getattr(x, n)())(_name),
+       [[In((4, 4))], [In((3, 5))], [In((2, 3, 4))], [T(5, 3)], [In((0, 3))], [In((1, 1))]])
+    op("fn_" + _name + "_diagonal", (lambda n: lambda lib, x: getattr(lib, n)(x, 1) + getattr(x, n)(diagonal=-2))(_name),
+       [[In((4, 4))], [In((3, 5))], [In((5, 2))], [T(2, 5)]])
+    op(_name + "_int", (lambda n: lambda lib, x: getattr(x, n)(-1))(_name), [[In((3, 4), "int")], [In((3, 3), "bool")]],
+       grad=False)
+op("flip", lambda lib, x: x.flip(0), [[In((3, 4))], [In((7,))], [T(3, 4)], [In((0, 2))]])
+op("fn_flip_dims", lambda lib, x: lib.flip(x, (0, -1)) + x.flip(1, 2), [[In((2, 3, 4))], [In((1, 1, 5))]])
+op("roll", lambda lib, x: x.roll(2, 1), [[In((3, 5))], [T(5, 3)], [In((2, 1))], [In((2, 0))]])
+op("roll_negative_tuple", lambda lib, x: lib.roll(x, (-1, 7), (0, -1)), [[In((3, 5))], [In((2, 3, 4))]])
+op("roll_flat", lambda lib, x: x.roll(3), [[In((3, 5))], [T(4, 3)], [In((7,))], [In(())]])
+op("narrow", lambda lib, x: x.narrow(1, 1, 2), [[In((3, 5))], [T(5, 3)]])
+op("fn_narrow_negative", lambda lib, x: lib.narrow(x, 0, -2, 2) + x.narrow(0, 0, 0).sum(), [[In((4, 3))], [In((2,))]])
+op("movedim", lambda lib, x: x.movedim(0, -1), [[In((2, 3, 4))], [T(3, 4)]])
+op("fn_movedim_tuple", lambda lib, x: lib.movedim(x, (0, 1), (2, 0)), [[In((2, 3, 4))], [In((1, 5, 1, 2))]])
+op("swapaxes", lambda lib, x: x.swapaxes(0, 2) + lib.swapdims(x, -1, 0), [[In((2, 3, 2))], [In((4, 1, 4))]])
+op("fn_swapdims", lambda lib, x: lib.swapaxes(x, 0, 1) * x.swapdims(1, 0), [[In((3, 3))], [T(4, 4)]])
+op("squeeze_all", lambda lib, x: x.squeeze() * 1.0, [[In((1, 3, 1, 4))], [In((1, 1))], [In(())], [In((2, 3))]])
+op("squeeze_tuple", lambda lib, x: lib.squeeze(x, (0, -1)), [[In((1, 3, 1))], [In((2, 1, 3))]])
+op("unsqueeze_negative", lambda lib, x: lib.unsqueeze(x, -2) + x.unsqueeze(-3), [[In((3, 4))], [T(2, 3)]])
+op("view_flat", lambda lib, x: x.view(-1), [[In((3, 4))], [In(())], [In((0, 3))]])
+op("view_split_axis", lambda lib, x: x.view(-1, 2, 2), [[In((4, 3))], [T(3, 4)]])
+op("fn_reshape_flatten_permute_transpose",
+   lambda lib, x: (lib.reshape(x, (4, -1)), lib.flatten(x), lib.permute(x, (1, 0, 2)), lib.transpose(x, 0, 2)),
+   [[In((2, 3, 2))], [In((2, 2, 1))]])
