@@ -27,7 +27,8 @@ from .reductions import (all, amax, amin, any, argmax, argmin, cumsum, logsumexp
                          mean, min, prod, std, sum, var)
 from .tensor_ops import Size, clamp, clip, clone, device, diff, lerp, masked_fill, minimum  # noqa: E402
 from . import autograd, nn, optim  # noqa: E402
-from . import functions as _functions, shape_ops as _shape_ops  # noqa: E402
+from . import functions as _functions, index_ops as _index_ops, shape_ops as _shape_ops  # noqa: E402
+from .index_ops import gather, index_select, masked_select, nonzero, scatter_add, take  # noqa: E402
 from .shape_ops import (broadcast_to, chunk, flatten, flip, moveaxis, movedim, narrow, permute,  # noqa: E402
                         reshape, roll, split, squeeze, swapaxes, swapdims, transpose, tril, triu,
                         unbind, unflatten, unsqueeze)
@@ -50,7 +51,7 @@ __all__ = [
     "is_inference_mode_enabled", "autograd",
     "matmul", "where", "cat", "stack", "maximum", "minimum", "clamp", "clip", "clone", "diff", "lerp",
     "masked_fill", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
-    "std", "logsumexp", "all", "any", "cumsum", *_functions.__all__, *_shape_ops.__all__,
+    "std", "logsumexp", "all", "any", "cumsum", *_functions.__all__, *_shape_ops.__all__, *_index_ops.__all__,
     "compile", "TracingError", "random", "nn", "optim", "Size", "device",
     "float32", "float64", "int32", "int64", "bool", "dtype", "float", "double", "int", "long",
 ]

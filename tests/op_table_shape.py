@@ -97,3 +97,34 @@ op("view_split_axis", lambda lib, x: x.view(-1, 2, 2), [[In((4, 3))], [T(3, 4)]]
 op("fn_reshape_flatten_permute_transpose",
    lambda lib, x: (lib.reshape(x, (4, -1)), lib.flatten(x), lib.permute(x, (1, 0, 2)), lib.transpose(x, 0, 2)),
    [[In((2, 3, 2))], [In((2, 2, 1))]])
+
+# ------------------------------------------------------------------ index ops
+op("gather", lambda lib, x, i: x.gather(1, i), [[In((3, 5)), In((3, 4), "index:5")], [T(4, 3), In((2, 2), "index:3")],
+                                                 [In((2, 3)), In((2, 0), "index:3")], [In((3, 1)), In((3, 7), "index:1")]])
+op("fn_gather_dim0", lambda lib, x, i: lib.gather(x, 0, i), [[In((4, 3)), In((6, 3), "index:4")],
+                                                             [In((2, 3, 2)), In((5, 1, 2), "index:2")]])
+op("take", lambda lib, x, i: x.take(i), [[In((3, 4)), In((5,), "index:12")], [T(3, 4), In((2, 3), "index:12")],
+                                         [In((7,)), In((), "index:7")]])
+op("fn_take_negative", lambda lib, x, i: lib.take(x, i - 6), [[In((2, 3)), In((4, 2), "index:12")]])
+op("index_select", lambda lib, x, i: x.index_select(1, i), [[In((3, 5)), In((7,), "index:5")],
+                                                            [T(4, 3), In((2,), "index:3")], [In((2, 3)), In((0,), "index:3")]])
+op("fn_index_select_dim0", lambda lib, x, i: lib.index_select(x, -3, i), [[In((4, 2, 3)), In((6,), "index:4")]])
+op("index_select_0d", lambda lib, x, i: x.index_select(0, i), [[In(()), In((1,), "index:1")], [In(()), In((), "index:1")]])
+op("index_select_int", lambda lib, x, i: lib.index_select(x, 0, i), [[In((4, 3), "int"), In((5,), "index:4")]], grad=False)
+op("scatter_add", lambda lib, x, i, s: x.scatter_add(1, i, s),
+   [[In((3, 5)), In((3, 4), "index:5"), In((3, 4))], [T(4, 3), In((2, 6), "index:3"), In((3, 7), grad=False)],
+    [In((2, 3)), In((2, 0), "index:3"), In((2, 1))]])
+op("fn_scatter_add_dim0", lambda lib, x, i, s: lib.scatter_add(x, 0, i, s),
+   [[In((4, 3)), In((6, 3), "index:4"), In((6, 3))], [In((3,)), In((8,), "index:3"), In((9,), grad=False)]])
+op("scatter_add_int", lambda lib, x, i, s: x.scatter_add(0, i, s),
+   [[In((4, 3), "int"), In((6, 3), "index:4"), In((6, 3), "int")]], grad=False)
+op("scatter_add_inplace_nonleaf", lambda lib, x, i, s: (x * 2.0).scatter_add_(1, i, s * 3.0) * 1.0,
+   [[In((3, 5)), In((3, 4), "index:5"), In((3, 4))], [T(4, 3), In((4, 2), "index:3"), In((4, 2))]])
+op("masked_select", lambda lib, x, m: x.masked_select(m), [[In((3, 5)), In((3, 5), "bool")],
+                                                          [T(4, 3), In((3,), "bool")], [In((3, 1)), In((2, 3, 4), "bool")]],
+   modes=("eager", "interpret"))
+op("fn_masked_select", lambda lib, x: lib.masked_select(x, x > 0), _unary_cases(), modes=("eager", "interpret"))
+op("nonzero", lambda lib, x: x.nonzero(), [[In((3, 5), "int")], [In((7,), "bool")], [In((), "int")], [In((0, 3), "int")],
+                                           [T(4, 3, kind="int")]], grad=False, modes=("eager", "interpret"))
+op("fn_nonzero_as_tuple", lambda lib, x: lib.nonzero(x > 0, as_tuple=True), [[In((3, 5))], [In((2, 3, 2))], [In(())]],
+   grad=False, modes=("eager", "interpret"))
