@@ -101,7 +101,7 @@ def round(input, *, decimals: int = 0):  # noqa: A001 - PyTorch's name
     decimals = int(decimals)
     if decimals == 0 or not x.dtype.is_floating_point:
         if decimals != 0:
-            raise RuntimeError(f"round: decimals is not supported for integer tensors "
+            raise NotImplementedError(f"round: decimals is not supported for integer tensors "
                                f"({x.dtype!r}, shape {tuple(x.shape)}), as in PyTorch")
         return dispatch.unary("round", x)
     if decimals > 0:
@@ -250,7 +250,7 @@ def div(input, other, *, rounding_mode=None):
     if rounding_mode == "floor":
         return dispatch.binary("floor_divide", _tensor_first(input), other)
     if rounding_mode != "trunc":
-        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+        raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
                          f"found '{rounding_mode}'")
     (a, b), dtype = _promoted("floor_divide", input, other)
     if dtype == "bool":

@@ -51,17 +51,19 @@ def _values(t):
     return t._data
 
 
-def _check_in_range(op: str, index, axis: int, size: int, error=RuntimeError) -> None:
+def _check_in_range(op: str, index, axis: int, size: int) -> None:
     data = _values(index)
     if data is not None and data.size and (data.min() < 0 or data.max() >= size):
         bad = int(data[(data < 0) | (data >= size)].flat[0])
-        raise error(f"{op}: index {bad} is out of bounds for dimension {axis} with size {size}")
+        raise RuntimeError(f"{op}: index {bad} is out of bounds for dimension {axis} with size {size}")
 
 
-def _check_long(op: str, index) -> None:
-    if index.dtype != "int64":
+def _long_index(op: str, index):
+    """``index`` as int64 (int32 is accepted, as PyTorch does); RuntimeError otherwise."""
+    if index.dtype not in ("int32", "int64"):
         raise RuntimeError(f"{op}: Expected dtype int64 for index, got {index.dtype!r} "
                            f"(shape {tuple(index.shape)})")
+    return dispatch.cast(index, "int64")
 
 
 # ---------------------------------------------------------------- gather / take / index_select
@@ -73,8 +75,7 @@ def gather(input, dim: int, index):
     >>> lucid.gather(lucid.tensor([[1, 2], [3, 4]]), 1, lucid.tensor([[0, 0], [1, 0]])).tolist()
     [[1, 1], [4, 3]]
     """
-    x, index = as_tensor(input), as_tensor(index)
-    _check_long("gather", index)
+    x, index = as_tensor(input), _long_index("gather", as_tensor(index))
     if x.ndim == 0 and index.ndim == 0:  # a 0-d input is a 1-element axis
         return gather(x.reshape(1), 0, index.reshape(1)).reshape(())
     axis = _dim(dim, max(x.ndim, 1), "gather")
@@ -137,7 +138,7 @@ def index_select(input, dim: int, index):
                                f"{int(np.prod(index.shape))} value(s)")
         return index_select(x.reshape(1), 0, index.reshape(1)).reshape(())
     axis = _dim(dim, x.ndim, "index_select")
-    _check_in_range("index_select", index, axis, x.shape[axis], IndexError)
+    _check_in_range("index_select", index, axis, x.shape[axis])
     k = int(np.prod(index.shape))
     shape = tuple(x.shape)
     wide = shape[:axis] + (k,) + shape[axis + 1:]
@@ -154,9 +155,7 @@ def index_select(input, dim: int, index):
 # ---------------------------------------------------------------- scatter_add
 def _scatter_checked(op: str, x, dim, index, src):
     """The checked operands of ``scatter_add``: (x, axis, index, src), as PyTorch checks."""
-    x, index, src = as_tensor(x), as_tensor(index), as_tensor(src)
-    if index.dtype != "int64":
-        raise RuntimeError(f"{op}: scatter(): Expected dtype int64 for index, got {index.dtype!r}")
+    x, index, src = as_tensor(x), _long_index(op, as_tensor(index)), as_tensor(src)
     if src.dtype != x.dtype:
         raise RuntimeError(f"{op}: scatter(): Expected self.dtype to be equal to src.dtype "
                            f"({x.dtype!r} and {src.dtype!r})")
