@@ -17,6 +17,8 @@ the interpreter and under ``lucid.compile``, with gradients; ``split``/``chunk``
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import dispatch
@@ -125,13 +127,14 @@ def view(self, *shape):
     RuntimeError: view size is not compatible with input tensor's size and stride (at least one dimension spans across two contiguous subspaces). Use .reshape(...) instead (view of shape (3, 2) as (-1,))
     """
     shape = _sizes(shape)
-    size = int(np.prod(self.shape))
-    known = int(np.prod([d for d in shape if d != -1]))
+    size = math.prod(self.shape)
+    known = math.prod([d for d in shape if d != -1])
     if shape.count(-1) > 1 or any(d < -1 for d in shape) or (
             known != size if -1 not in shape else (known == 0 or size % known)):
         raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {size}")
     data = self._data
-    if data is not None and not _viewable(data, tuple(size // known if d == -1 else d for d in shape)):
+    if data is not None and not data.flags.c_contiguous and not _viewable(
+            data, tuple(size // known if d == -1 else d for d in shape)):
         raise RuntimeError(f"view size is not compatible with input tensor's size and stride (at "
                            f"least one dimension spans across two contiguous subspaces). Use "
                            f".reshape(...) instead (view of shape {tuple(self.shape)} as {shape})")
