@@ -224,3 +224,15 @@ def test_int32_indices_are_accepted_where_torch_accepts_them():
         want = fn(torch, torch.tensor(a), torch.tensor(i))
         got = fn(lucid, lucid.tensor(a), lucid.tensor(i))
         np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_scatter_add_inplace_refuses_a_recorded_view():
+    w = lucid.zeros(2, 3, requires_grad=True)
+    i, s = lucid.tensor([0]), lucid.tensor([1.0])
+    for view in (w.reshape(6), (w * 2.0)[0], w.T):
+        with pytest.raises(RuntimeError, match="clone"):
+            view.scatter_add_(0, i, s) if view.ndim == 1 else view.scatter_add_(0, i[None], s[None])
+    assert w.tolist() == [[0.0] * 3] * 2
+    y = (w * 2.0)[0].clone()
+    y.scatter_add_(0, i, s)
+    assert y.tolist() == [1.0, 0.0, 0.0]
