@@ -16,6 +16,8 @@ interpreter and under ``lucid.compile``, with PyTorch's gradients.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import dispatch
 from .dispatch import as_tensor, cast
 from .tensor_ops import _is_number
@@ -41,6 +43,25 @@ def _promoted(op: str, a, b):
     a, b = dispatch._operand(_tensor_first(a, b), op), dispatch._operand(b, op)
     dtype = dispatch.operand_dtype(op, [o.dtype if hasattr(o, "_data") else o for o in (a, b)])
     return [cast(o, dtype) if hasattr(o, "_data") else o for o in (a, b)], dtype
+
+
+def _check_int_divisor(op: str, divisor, dtype: str) -> None:
+    """RuntimeError for an integer division by zero, as PyTorch (the IR defines ``x // 0``
+    as 0 so that native code never traps; the user API refuses it, when the divisor's
+    values are known)."""
+    if dtype not in ("int32", "int64", "bool"):
+        return
+    data = divisor._data if hasattr(divisor, "_data") else np.asarray(divisor)
+    if data is not None and data.size and not data.all():
+        raise RuntimeError(f"{op}: ZeroDivisionError (an integer divisor is zero; divisor shape "
+                           f"{tuple(np.shape(data))})")
+
+
+def _int_division(op: str, input, other):
+    """``op`` (``floor_divide`` or ``remainder``) after the integer zero-divisor check."""
+    (a, b), dtype = _promoted(op, input, other)
+    _check_int_divisor(op, b, dtype)
+    return dispatch.binary(op, a, b)
 
 
 # ---------------------------------------------------------------- unary
@@ -177,8 +198,6 @@ def _binary(op: str, doc: str):
 mul = _binary("mul", "``input * other`` (broadcasting, PyTorch's promotion).")
 true_divide = _binary("div", "``input / other`` (true division: ints give floats).")
 true_divide.__name__ = true_divide.__qualname__ = "true_divide"
-floor_divide = _binary("floor_divide", "``input // other``, rounded toward minus infinity.")
-remainder = _binary("remainder", "``input % other``, with the divisor's sign (Python's).")
 pow = _binary("pow", "``input ** exponent`` elementwise.")  # noqa: A001 - PyTorch's name
 eq = _binary("eq", "``input == other`` elementwise, as bool.")
 ne = _binary("ne", "``input != other`` elementwise, as bool.")
@@ -205,6 +224,28 @@ def _scaled(op: str, chain, input, other, alpha):
         raise RuntimeError(f"{op}: for integral input tensors ({dtype}), argument alpha must not "
                            f"be a floating point number")
     return dispatch.call(chain, (a, b, alpha))
+
+
+def floor_divide(input, other):
+    """``input // other``, rounded toward minus infinity (an integer division by zero is
+    a RuntimeError, as PyTorch's).
+
+    >>> import lucid
+    >>> lucid.floor_divide(lucid.tensor([7, -7]), 2).tolist()
+    [3, -4]
+    """
+    return _int_division("floor_divide", input, other)
+
+
+def remainder(input, other):
+    """``input % other``, with the divisor's sign (Python's; an integer division by zero
+    is a RuntimeError, as PyTorch's).
+
+    >>> import lucid
+    >>> lucid.remainder(lucid.tensor([7, -7]), 3).tolist()
+    [1, 2]
+    """
+    return _int_division("remainder", input, other)
 
 
 def add(input, other, *, alpha=1):
@@ -248,11 +289,12 @@ def div(input, other, *, rounding_mode=None):
     if rounding_mode is None:
         return dispatch.binary("div", _tensor_first(input), other)
     if rounding_mode == "floor":
-        return dispatch.binary("floor_divide", _tensor_first(input), other)
+        return _int_division("floor_divide", input, other)
     if rounding_mode != "trunc":
         raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
-                         f"found '{rounding_mode}'")
+                           f"found '{rounding_mode}'")
     (a, b), dtype = _promoted("floor_divide", input, other)
+    _check_int_divisor("div", b, dtype)
     if dtype == "bool":
         a, b = (cast(o, "int64") if hasattr(o, "_data") else o for o in (a, b))
     chain = _DIV_TRUNC_FLOAT if dtype.startswith("float") else _DIV_TRUNC_INT
@@ -276,6 +318,7 @@ def fmod(input, other):
     (a, b), dtype = _promoted("remainder", input, other)
     if dtype == "bool":
         raise RuntimeError("fmod: not implemented for bool tensors")
+    _check_int_divisor("fmod", b, dtype)
     return dispatch.call(_FMOD, (a, b, 0))
 
 
