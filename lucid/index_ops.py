@@ -46,13 +46,8 @@ def _dim(dim, ndim: int, op: str) -> int:
     return check(int(dim), ndim, op)
 
 
-def _values(t):
-    """The index values, or None while tracing (nothing to check then)."""
-    return t._data
-
-
 def _check_in_range(op: str, index, axis: int, size: int) -> None:
-    data = _values(index)
+    data = index._data  # None while tracing: nothing to check then
     if data is not None and data.size and (data.min() < 0 or data.max() >= size):
         bad = int(data[(data < 0) | (data >= size)].flat[0])
         raise RuntimeError(f"{op}: index {bad} is out of bounds for dimension {axis} with size {size}")
@@ -103,7 +98,7 @@ def take(input, index):
     if index.dtype != "int64":
         raise RuntimeError(f"take(): Expected a long tensor for index, but got {index.dtype!r}")
     n = int(np.prod(x.shape))
-    data = _values(index)
+    data = index._data  # None while tracing: nothing to check then
     if data is not None and data.size and (data.min() < -n or data.max() >= n):
         bad = int(data[(data < -n) | (data >= n)].flat[0])
         raise IndexError(f"take: out of range: tried to access index {bad} on a tensor of {n} elements.")
@@ -161,10 +156,9 @@ def _scatter_checked(op: str, x, dim, index, src):
                            f"({x.dtype!r} and {src.dtype!r})")
     if x.dtype == "bool":
         raise RuntimeError(f"{op}: not implemented for bool tensors (shape {tuple(x.shape)})")
-    if x.ndim == 0:
-        x1 = x.reshape(1)
-        return x1, 0, index.reshape(-1), src.reshape(-1)
     axis = _dim(dim, x.ndim, op)
+    if x.ndim == 0:  # a 0-d tensor is a 1-element axis
+        x, index, src = x.reshape(1), index.reshape(-1), src.reshape(-1)
     if not (index.ndim == x.ndim == src.ndim) and int(np.prod(index.shape)) != 0:
         raise RuntimeError(f"{op}: Index tensor must have the same number of dimensions as self "
                            f"tensor (index {tuple(index.shape)}, self {tuple(x.shape)}, src "

@@ -265,7 +265,7 @@ def chunk(input, chunks: int, dim: int = 0):
     if x.ndim == 0:
         raise RuntimeError("chunk expects at least a 1-dimensional tensor")
     n = x.shape[_dim(dim, x.ndim, "chunk")]
-    return split(x, max(-(-n // chunks), 1) if n else 0, dim) if n else split(x, [0] * chunks, dim)
+    return split(x, -(-n // chunks), dim) if n else split(x, [0] * chunks, dim)
 
 
 def unbind(input, dim: int = 0):

@@ -70,6 +70,7 @@ ERROR_CASES = [
     ("scatter_add_dtype", lambda x, i, lib: x.scatter_add(1, i, x.to(lib.float32))),
     ("scatter_add_out_of_range", lambda x, i, lib: x.scatter_add(1, i + 1, x)),
     ("scatter_add_index_larger", lambda x, i, lib: x.scatter_add(1, lib.zeros((1, 4), dtype=lib.int64), x)),
+    ("scatter_add_0d_out_of_range", lambda x, i, lib: x[0, 0].scatter_add(0, i[0, 1], x[0, 0])),
     ("scatter_add_rank", lambda x, i, lib: lib.scatter_add(x, 1, i[0], x)),
     ("masked_select_not_bool", lambda x, i, lib: x.masked_select(i)),
     ("masked_select_shapes", lambda x, i, lib: lib.masked_select(x, lib.tensor([True, False]))),
@@ -241,3 +242,11 @@ def test_scatter_add_inplace_refuses_a_recorded_view():
     y = (w * 2.0)[0].clone()
     y.scatter_add_(0, i, s)
     assert y.tolist() == [1.0, 0.0, 0.0]
+
+
+def test_zero_dim_index_ops_match_torch():
+    for fn in (lambda lib, x, i: x.scatter_add(0, i, x * 2), lambda lib, x, i: x.gather(0, i),
+               lambda lib, x, i: x.index_select(0, i), lambda lib, x, i: x.take(i)):
+        want = fn(torch, torch.tensor(3.0), torch.tensor(0))
+        got = fn(lucid, lucid.tensor(3.0), lucid.tensor(0))
+        assert got.shape == tuple(want.shape) and got.item() == want.item()
