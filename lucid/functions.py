@@ -215,11 +215,12 @@ _SUB_SCALED = dispatch.Chain([("mul", {}, (1, 2)), ("sub", {}, (0, -1))], name="
 
 
 def _scaled(op: str, chain, input, other, alpha):
+    """``input op alpha * other`` as one call (``alpha`` a weak number, as ``other``)."""
     if alpha == 1:
-        return dispatch.binary(op, _tensor_first(input), other)
+        return dispatch.binary(op, _tensor_first(input, other), other)
     (a, b), dtype = _promoted(op, input, other)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-        alpha = alpha.item() if hasattr(alpha, "item") else alpha
+    if hasattr(alpha, "item"):  # a numpy number or a one-element tensor
+        alpha = alpha.item()
     if isinstance(alpha, float) and not dtype.startswith("float"):
         raise RuntimeError(f"{op}: for integral input tensors ({dtype}), argument alpha must not "
                            f"be a floating point number")
