@@ -62,7 +62,7 @@ def _long_index(op: str, index):
 
 
 # ---------------------------------------------------------------- gather / take / index_select
-def gather(input, dim: int, index):
+def gather(input, dim: int, index, *, sparse_grad: bool = False):
     """``out[p] = input[p with p[dim] = index[p]]`` for every position p of ``index``
     (int64, of ``input``'s rank, no larger outside ``dim``).
 
@@ -70,6 +70,8 @@ def gather(input, dim: int, index):
     >>> lucid.gather(lucid.tensor([[1, 2], [3, 4]]), 1, lucid.tensor([[0, 0], [1, 0]])).tolist()
     [[1, 1], [4, 3]]
     """
+    if sparse_grad:
+        raise NotImplementedError("gather: lucid has no sparse gradients (sparse_grad=True)")
     x, index = as_tensor(input), _long_index("gather", as_tensor(index))
     if x.ndim == 0 and index.ndim == 0:  # a 0-d input is a 1-element axis
         return gather(x.reshape(1), 0, index.reshape(1)).reshape(())

@@ -321,15 +321,20 @@ def triu(input, diagonal: int = 0):
 
 
 # ---------------------------------------------------------------- reordering
-def flip(input, *dims):
-    """The order of the elements reversed along ``dims``.
+def flip(input, *args, dims=None):
+    """The order of the elements reversed along ``dims`` (``flip(x, (0, 1))``,
+    ``x.flip(0, 1)`` and ``x.flip(dims=[0])`` alike).
 
     >>> import lucid
     >>> lucid.flip(lucid.tensor([[1, 2], [3, 4]]), (0, 1)).tolist()
     [[4, 3], [2, 1]]
     """
     x = as_tensor(input)
-    axes = _dims(dims[0] if len(dims) == 1 else dims, x.ndim, "flip")
+    if dims is None:
+        dims = args[0] if len(args) == 1 else args
+    elif args:
+        raise TypeError("flip: dims given twice")
+    axes = _dims(dims, x.ndim, "flip")
     n = x.ndim
     return dispatch.apply("slice", x, starts=(None,) * n, stops=(None,) * n,
                           steps=tuple(-1 if d in axes else 1 for d in range(n)))
@@ -440,11 +445,21 @@ def swapaxes(input, axis0: int, axis1: int):
     return x.permute(*perm)
 
 
-swapdims = swapaxes
+
+
+def swapdims(input, dim0: int, dim1: int):
+    """``swapaxes`` under PyTorch's other name (arguments ``dim0``, ``dim1``)."""
+    return swapaxes(input, dim0, dim1)
+
+
+def _split_method(self, split_size, dim: int = 0):
+    """``Tensor.split(split_size, dim)``: see ``split``."""
+    return split(self, split_size, dim)
 
 
 def _install(Tensor) -> None:
     """Attach the methods to ``Tensor`` (from ``lucid.tensor``)."""
-    for name in ("unflatten", "broadcast_to", "repeat", "split", "chunk", "unbind", "tril", "triu",
+    for name in ("unflatten", "broadcast_to", "repeat", "chunk", "unbind", "tril", "triu",
                  "flip", "roll", "narrow", "movedim", "moveaxis", "swapaxes", "swapdims", "view"):
         setattr(Tensor, name, globals()[name])
+    Tensor.split = _split_method

@@ -250,3 +250,15 @@ def test_zero_dim_index_ops_match_torch():
         want = fn(torch, torch.tensor(3.0), torch.tensor(0))
         got = fn(lucid, lucid.tensor(3.0), lucid.tensor(0))
         assert got.shape == tuple(want.shape) and got.item() == want.item()
+
+
+def test_keyword_spellings_match_torch():
+    a = np.arange(24.0).reshape(2, 3, 4)
+    for fn in (lambda lib, x: x.flip(dims=[0, 2]), lambda lib, x: lib.flip(x, dims=(1,)),
+               lambda lib, x: lib.swapdims(x, dim0=0, dim1=2), lambda lib, x: lib.swapaxes(x, axis0=1, axis1=2),
+               lambda lib, x: x.split(split_size=2, dim=2)[1], lambda lib, x: lib.split(x, split_size_or_sections=[1, 2], dim=1)[1],
+               lambda lib, x: x.narrow(dim=1, start=1, length=2), lambda lib, x: x.movedim(source=0, destination=2),
+               lambda lib, x: x.roll(shifts=1, dims=2), lambda lib, x: x.tril(diagonal=1),
+               lambda lib, x: x.unflatten(dim=2, sizes=(2, 2)), lambda lib, x: x.chunk(chunks=2, dim=2)[0],
+               lambda lib, x: x.gather(dim=2, index=lib.zeros((2, 3, 1), dtype=lib.int64), sparse_grad=False)):
+        np.testing.assert_array_equal(fn(lucid, lucid.tensor(a)).numpy(), fn(torch, torch.tensor(a)).numpy())
