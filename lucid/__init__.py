@@ -19,7 +19,8 @@ from .random import (Generator, default_generator, get_rng_state, initial_seed, 
                      manual_seed, seed, set_rng_state)
 from .grad_mode import (enable_grad, inference_mode, is_grad_enabled,  # noqa: E402
                         is_inference_mode_enabled, no_grad, set_grad_enabled)
-from .functional_core import cat, matmul, maximum, stack, where  # noqa: E402
+from .functional_core import cat, maximum, stack, where  # noqa: E402
+from .products import addmm, baddbmm, bmm, matmul, mm  # noqa: E402
 from .tensor import Tensor  # noqa: E402
 from .compiled import compile  # noqa: E402
 from .tracing import TracingError  # noqa: E402
@@ -49,9 +50,18 @@ __all__ = [
     "get_default_dtype", "set_default_dtype",
     "no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
     "is_inference_mode_enabled", "autograd",
-    "matmul", "where", "cat", "stack", "maximum", "minimum", "clamp", "clip", "clone", "diff", "lerp",
+    "matmul", "mm", "bmm", "addmm", "baddbmm", "where", "cat", "stack", "maximum", "minimum", "clamp", "clip", "clone", "diff", "lerp",
     "masked_fill", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
     "std", "logsumexp", "all", "any", "cumsum", *_functions.__all__, *_shape_ops.__all__, *_index_ops.__all__,
-    "compile", "TracingError", "random", "nn", "optim", "Size", "device",
+    "compile", "TracingError", "random", "nn", "optim", "distributed", "Size", "device",
     "float32", "float64", "int32", "int64", "bool", "dtype", "float", "double", "int", "long",
 ]
+
+
+def __getattr__(name):
+    """``lucid.distributed`` is imported on first use (it is rarely needed and keeps
+    ``import lucid`` light)."""
+    if name == "distributed":
+        import importlib
+        return importlib.import_module(".distributed", __name__)
+    raise AttributeError(f"module 'lucid' has no attribute {name!r}")

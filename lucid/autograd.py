@@ -195,11 +195,14 @@ def _deliver(t, g, handed: set) -> None:
         g = _hooked(t, g)
     if t._grad is not None:
         t._grad = t._grad + g
-        return
-    if id(g) in handed:
-        g = g.copy()
-    handed.add(id(g))
-    t._grad = g
+    else:
+        if id(g) in handed:
+            g = g.copy()
+        handed.add(id(g))
+        t._grad = g
+    if t._post_accumulate_hooks:
+        for hook in list(t._post_accumulate_hooks.values()):
+            hook(t)
 
 
 def backward(root, gradient=None, retain_graph: bool = False) -> None:

@@ -226,6 +226,33 @@ def register_hook(self, hook):
     return handle
 
 
+def register_post_accumulate_grad_hook(self, hook):
+    """Call ``hook(tensor)`` after a gradient has been accumulated into this leaf's
+    ``.grad`` by ``backward`` (PyTorch 2.1's API; what data-parallel training uses to
+    start communicating a gradient as soon as it is ready). Returns a removable handle.
+
+    >>> import lucid
+    >>> w = lucid.tensor([1.0, 2.0], requires_grad=True)
+    >>> seen = []
+    >>> _ = w.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.tolist()))
+    >>> (w * 3).sum().backward()
+    >>> seen
+    [[3.0, 3.0]]
+    """
+    if not callable(hook):
+        raise TypeError(f"register_post_accumulate_grad_hook: the hook must be callable, "
+                        f"not {type(hook).__name__}")
+    if not self.requires_grad:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    if self._node is not None:
+        raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+    if self._post_accumulate_hooks is None:
+        self._post_accumulate_hooks = {}
+    handle = RemovableHandle(self._post_accumulate_hooks)
+    self._post_accumulate_hooks[handle.id] = hook
+    return handle
+
+
 def run_hooks(t, g: np.ndarray) -> np.ndarray:
     """``g`` passed through ``t``'s hooks in the order they were registered."""
     for hook in list(t._hooks.values()):
@@ -379,6 +406,9 @@ def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=
     for t, g in zip(inputs, grads):
         if g is not None:
             t._grad = g._data if t._grad is None else t._grad + g._data
+            if t._post_accumulate_hooks and t._node is None:
+                for hook in list(t._post_accumulate_hooks.values()):
+                    hook(t)
 
 
 def _install(Tensor) -> None:
@@ -388,6 +418,8 @@ def _install(Tensor) -> None:
     Tensor._hooks = None     # {handle id: hook}, made by the first register_hook
     Tensor._spent = None     # a freed graph's entry (grad_fn still names the op)
     Tensor.register_hook = register_hook
+    Tensor._post_accumulate_hooks = None   # {handle id: hook}, on leaves
+    Tensor.register_post_accumulate_grad_hook = register_post_accumulate_grad_hook
     Tensor.grad_fn = property(grad_fn)
     Tensor.detach_ = detach_
     Tensor.backward = backward

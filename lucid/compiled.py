@@ -123,7 +123,7 @@ class Program:
         self.data_sinks, self.grad_sinks, in_place = [], [], {}
         for t, v in tracer.assigned.values():
             self.data_sinks.append((t, len(outputs)))
-            in_place[len(outputs)] = position[tracer.captured[id(t)][1]]
+            in_place[len(outputs)] = position[tracer.input_of(t)]
             outputs += (v,)
         for owner, v in tracer.grad_writes():
             self.grad_sinks.append((owner, None if v is None else len(outputs)))

@@ -4,46 +4,7 @@ from __future__ import annotations
 from . import dispatch
 from .dispatch import as_tensor, cast
 from lucid_ir.types import promote, result_type
-
-
-def matmul(a, b):
-    """``a @ b`` for 1-D and 2-D tensors (1-D operands are treated as a row / a column).
-
-    >>> import lucid
-    >>> (lucid.tensor([[1.0, 2.0]]) @ lucid.tensor([[3.0], [4.0]])).tolist()
-    [[11.0]]
-    """
-    return dispatch.call2(_MATMUL, a, b, _matmul)
-
-
-def _matmul(a, b):
-    """matmul's general path: checks, promotion, 1-D operands (see ``matmul``)."""
-    a, b = as_tensor(a), as_tensor(b)
-    if a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype:
-        return dispatch.call(_MATMUL, (a, b), check=_check_matmul)  # checked on first sight
-    _check_matmul(a, b)
-    dtype = promote(a.dtype, b.dtype)
-    a2 = a.reshape(1, -1) if a.ndim == 1 else a
-    b2 = b.reshape(-1, 1) if b.ndim == 1 else b
-    out = _matmul(cast(a2, dtype), cast(b2, dtype))
-    if a.ndim == 1 and b.ndim == 1:
-        return out.reshape(())
-    if a.ndim == 1:
-        return out.reshape(out.shape[1])
-    if b.ndim == 1:
-        return out.reshape(out.shape[0])
-    return out
-
-
-_MATMUL = dispatch.single("matmul", (), 2)
-
-
-def _check_matmul(a, b) -> None:
-    if a.ndim not in (1, 2) or b.ndim not in (1, 2):
-        raise ValueError(f"matmul: operands must be 1-D or 2-D, got shapes {a.shape} and {b.shape}")
-    if a.shape[-1] != b.shape[0]:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit: "
-                         f"{a.shape[-1]} != {b.shape[0]}")
+from .products import matmul  # noqa: F401  (re-exported: Tensor.__matmul__)
 
 
 def where(cond, a, b):

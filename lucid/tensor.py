@@ -288,6 +288,16 @@ class Tensor:
     def __rmatmul__(self, o):
         return functional_core.matmul(dispatch.as_tensor(o), self)
 
+    # matrix products (lucid/products.py)
+    def matmul(self, other):
+        return products.matmul(self, other)
+
+    def mm(self, mat2):
+        return products.mm(self, mat2)
+
+    def bmm(self, mat2):
+        return products.bmm(self, mat2)
+
     def __bool__(self):
         data = self._concrete("bool(tensor) (an `if` or `while` on a tensor)")
         if data.size != 1:
@@ -439,7 +449,7 @@ def _wrap_result(data: np.ndarray) -> Tensor:
 
 
 dispatch._wrap = _wrap_result
-from . import functional_core, indexing  # noqa: E402  (they build on Tensor's module)
+from . import functional_core, indexing, products  # noqa: E402  (they build on Tensor's module)
 dispatch._TENSOR_TYPES.insert(0, Tensor)
 _RELU = {dtype: dispatch.Chain([("constant", {"value": 0.0, "shape": (), "dtype": dtype}, ()),
                                 ("maximum", {}, (0, -1))], name="relu") for dtype in _BY_NAME.values()}

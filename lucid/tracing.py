@@ -70,8 +70,12 @@ class Tracer:
         self.arg_real: list = []               # the tensors passed for the arguments
         self.arg_tensors: list = []            # their symbolic stand-ins
         self.arg_index: dict[int, int] = {}    # id(symbolic argument) -> its position
-        # what ``t.grad`` is at this point of the trace: id(t) -> [t, owner, value, written];
-        # an owner is ("tensor", t) for a concrete tensor, ("arg", i) for argument i
+        self.arg_of_real: dict[int, int] = {}  # id(tensor passed as an argument) -> its position
+        # what ``t.grad`` is at this point of the trace: key -> [t, owner, value, written];
+        # an owner is ("tensor", t) for a concrete tensor, ("arg", i) for argument i (and
+        # for the concrete tensor passed as argument i: one .grad, however it is reached,
+        # e.g. an optimiser holding the parameters that are also passed in); the key is
+        # the owner, or id(t) for a tensor computed inside
         self.grads: dict[int, list] = {}
         self.grad_inputs: list = []    # (owner, value): gradients that existed before the call
         self.grad_guards: list = []    # (owner, None or (shape, dtype)): .grad states a call needs
@@ -80,6 +84,9 @@ class Tracer:
         self.static_guards: list = []   # (fn, value): fn() must still equal value at a call
         self.assigned: dict[int, tuple] = {}   # id(tensor) -> (tensor, its new value)
         self.did_backward = False
+        #: ``fn(tracer)`` called after each traced ``backward()`` has written the gradients
+        #: (what ``DistributedDataParallel`` uses to average them across ranks in the graph)
+        self.after_backward: list = []
 
     def __enter__(self):
         if current() is not None:
@@ -101,6 +108,8 @@ class Tracer:
         self.arg_values.append(v)
         t = self.symbolic(v, requires_grad)
         self.arg_index[id(t)] = len(self.arg_real)
+        if real is not None:
+            self.arg_of_real.setdefault(id(real), len(self.arg_real))
         self.arg_real.append(real)
         self.arg_tensors.append(t)
         return t
@@ -108,10 +117,19 @@ class Tracer:
     def value_of(self, t):
         if t._data is None:
             return t._value
-        hit = self.assigned.get(id(t)) or self.captured.get(id(t))
+        hit = self.assigned.get(id(t))
+        return self.input_of(t) if hit is None else hit[1]
+
+    def input_of(self, t):
+        """The graph input holding concrete tensor ``t``'s value at a call: its argument's,
+        when ``t`` is also passed as an argument (one array, one input), else a captured
+        input of its own."""
+        i = self.arg_of_real.get(id(t))
+        if i is not None:
+            return self.arg_values[i]
+        hit = self.captured.get(id(t))
         if hit is None:
-            hit = (t, self.builder.input(t.shape, t.dtype))
-            self.captured[id(t)] = hit
+            hit = self.captured[id(t)] = (t, self.builder.input(t.shape, t.dtype))
         return hit[1]
 
     def apply(self, op: str, inputs, attrs):
@@ -130,9 +148,15 @@ class Tracer:
     # -- state outside the graph: gradients, assignments, run-time scalars -------------
     def _owner(self, t):
         if t._data is not None:
-            return ("tensor", t)
+            i = self.arg_of_real.get(id(t))
+            return ("tensor", t) if i is None else ("arg", i)
         i = self.arg_index.get(id(t))
         return None if i is None else ("arg", i)
+
+    def _grad_key(self, t, owner):
+        if owner is None:
+            return id(t)
+        return ("tensor", id(t)) if owner[0] == "tensor" else owner
 
     def real_grad(self, owner):
         """The ``.grad`` array of an owner outside the trace (None if it has none)."""
@@ -142,10 +166,10 @@ class Tracer:
     def read_grad(self, t):
         """``t.grad`` inside the trace: a traced gradient, None, or (for a gradient that
         existed before the call) a graph input read at every call."""
-        entry = self.grads.get(id(t))
+        owner = self._owner(t)
+        entry = self.grads.get(self._grad_key(t, owner))
         if entry is not None:
             return entry[2]
-        owner = self._owner(t)
         value = t._grad if owner is None else None
         if owner is not None:
             real = self.real_grad(owner)
@@ -157,7 +181,7 @@ class Tracer:
                 v = Value(TensorType(real.shape, real.dtype.name))
                 self.grad_inputs.append((owner, v))
                 value = self.symbolic(v, False)
-        self.grads[id(t)] = [t, owner, value, False]
+        self.grads[self._grad_key(t, owner)] = [t, owner, value, False]
         return value
 
     def write_grad(self, t, value) -> None:
@@ -171,9 +195,10 @@ class Tracer:
                 raise ValueError(f"grad: a gradient of shape {value.shape} cannot belong to a "
                                  f"tensor of shape {t.shape}")
         owner = self._owner(t)
-        if id(t) not in self.grads and owner is not None:
+        key = self._grad_key(t, owner)
+        if key not in self.grads and owner is not None:
             self.grads_overwritten.append(owner)  # its old gradient is never read
-        self.grads[id(t)] = [t, owner, value, True]
+        self.grads[key] = [t, owner, value, True]
 
     def grad_writes(self):
         """(owner, final traced value or None) for every ``.grad`` the function wrote."""
@@ -257,3 +282,5 @@ class Tracer:
             current_grad = self.read_grad(t)
             self.write_grad(t, grad if current_grad is None else current_grad + grad)
         self.did_backward = True
+        for fn in self.after_backward:
+            fn(self)

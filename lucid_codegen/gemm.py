@@ -30,6 +30,10 @@ PyArrayObject* r, double alpha, T* ws, i64 ws_elems)``
     Returns 1 if a stride is not a multiple of the element size, 2 if neither
     workspace is big enough, 3 if c overlaps a, b, bias or r; nothing is written then.
 
+``i32 S_batched(...)``
+    A stack of products (broadcast batch axes, any strides) in one call: see
+    gemm_batched.py.
+
 Loop order is BLIS's (jc -> pc -> ic -> jr -> ir) with packed A and B panels and
 an MR x NR register-tiled micro-kernel (see gemm_microkernel.py). Few rows or columns
 with A's rows and B's columns contiguous (the batch-1 ``x @ W.T``, a matrix-vector
@@ -45,6 +49,7 @@ import llvmlite.ir as ir
 from .cache import source_stamp
 from .gemm_microkernel import (I1, I8, I32, I64, Blocking, Ctx, build_microkernel,
                                build_tile_epilogue, counted_loop, default_blocking, imin)
+from .gemm_batched import batched_symbol, build_batched_entry
 from .gemm_pack import build_pack_a, build_pack_b, build_store_tile
 from . import gemm_rows, gemm_small
 from .gemm_rows import build_row_path, row_condition
@@ -52,8 +57,8 @@ from .gemm_small import build_small_path, small_condition
 from .pyarray import PYARRAY_OFFSETS
 from .target import host_target
 
-GENERATOR = ("gemm", "gemm_microkernel", "gemm_pack", "gemm_small", "gemm_rows", "vector_math",
-             "pyarray")  # stamped into keys
+GENERATOR = ("gemm", "gemm_microkernel", "gemm_pack", "gemm_small", "gemm_rows", "gemm_batched",
+             "vector_math", "pyarray")  # stamped into keys
 EPILOGUES = ("none", "relu", "sigmoid", "tanh")
 DTYPES = ("float32", "float64")
 STACK_BYTES = 96 * 1024          # largest workspace taken from the stack
@@ -404,7 +409,8 @@ def _build_full_entry(c: Ctx, driver: ir.Function, name: str) -> ir.Function:
 
 
 def build_gemm_module(spec: GemmSpec) -> ir.Module:
-    """An LLVM module exporting ``gemm_symbol(spec)`` and ``gemm_symbol(spec) + '_py'``."""
+    """An LLVM module exporting ``gemm_symbol(spec)``, ``gemm_symbol(spec) + '_py'`` and
+    the batched entry ``gemm_symbol(spec) + '_batched'`` (gemm_batched.py)."""
     m = ir.Module(name=gemm_symbol(spec))
     c = Ctx(m, spec.dtype, spec.blocking)
     sym = gemm_symbol(spec)
@@ -426,4 +432,5 @@ def build_gemm_module(spec: GemmSpec) -> ir.Module:
     driver = _build_driver(c, spec, sym + ".impl", pack_a, pack_b, ukrs, store, small, rows)
     _build_full_entry(c, driver, sym)
     _build_py_entry(c, spec, driver, sym + "_py")
+    build_batched_entry(c, spec, driver, batched_symbol(sym))
     return m

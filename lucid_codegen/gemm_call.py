@@ -41,6 +41,7 @@ import numpy as np
 from . import threads
 from .pyarray import LAYOUT_OK, data_ptr
 from .gemm import GemmSpec, build_gemm_module, gemm_symbol, workspace_elems
+from .gemm_batched import batched_symbol
 from .gemm_small import SMALL_M, SMALL_N
 
 __all__ = ["Gemm", "GemmSpec", "get_gemm", "split_pays", "split_spans"]
@@ -113,7 +114,7 @@ _data_ptr = data_ptr
 def _load(spec: GemmSpec):
     """Compile or fetch the kernel library for ``spec`` (the one place to switch caching)."""
     sym = gemm_symbol(spec)
-    symbols = [sym, sym + "_py"]
+    symbols = [sym, sym + "_py", batched_symbol(sym)]
     from .cache import load_or_compile
     return load_or_compile(f"{spec.key()}:O{SPEED_LEVEL}nv", lambda: build_gemm_module(spec),
                            symbols, speed_level=SPEED_LEVEL, vectorize=False)
@@ -196,6 +197,8 @@ class Gemm:
         self._address = self.lib.address(sym)
         self._fn = _FULL_SIG(self._address)
         self._pyfn = _PY_SIG(self.lib.address(sym + "_py")) if _PY_OK else None
+        self._batched_address = self.lib.address(batched_symbol(sym))
+        self._batched_fn = _FULL_SIG(self._batched_address)  # the same 17 argument words
         blk = spec.blocking
         self._mc, self._nc, self._kc = blk.MC, blk.NC, blk.KC
         self._mr, self._nr = blk.MR, blk.NR

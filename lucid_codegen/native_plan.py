@@ -80,6 +80,8 @@ class GemmJob:
     ws_elems: int
     flop: float
     alpha: float
+    units: int = 0              # a batched GEMM worth splitting: its units (gemm_batched)
+    keep: tuple = ()            # objects its words point into (a batch descriptor)
 
 
 class NativeProgram:
@@ -353,6 +355,13 @@ def _parts(job: GemmJob, num_threads: int):
     if num_threads <= 1:
         return None
     gemm, w = job.gemm, list(job.words)
+    if job.units:  # the batched entry: contiguous ranges of its units (any split, same bits)
+        each = _round64(job.ws_elems * gemm.dtype.itemsize)
+        n = min(num_threads, job.units)
+        bounds = [job.units * k // n for k in range(n + 1)]
+        return [({}, [w[0], lo, hi] + w[3:], each) for lo, hi in zip(bounds, bounds[1:])]
+    if w[0] != gemm._address:  # the batched entry, not worth splitting
+        return None
     M, N, K = w[1], w[2], w[3]
     size = gemm.dtype.itemsize
     split = split_spans(M, N, num_threads, gemm._mr, gemm._nr) if split_pays(M, N, K, size) else None

@@ -14,17 +14,23 @@ import numpy as np
 from lucid_ir.graph import Node
 from lucid_ir.interpreter import evaluate_node
 from lucid_ir.kernel import KernelNode
-from lucid_ir.opnames import INDEXING, SCAN
+from lucid_ir.opnames import COLLECTIVE, INDEXING, SCAN
 from lucid_ir.ops.slicing import numpy_index
 
 from .elementwise import ElementwiseKernel
 from .gemm import GemmSpec, k_block
 from .gemm_call import get_gemm, split_pays
+from . import gemm_batched_step
 from .index_steps import index_step
 from .reduction import ReductionKernel
 from .scan_steps import ReferenceStep
 
 EPILOGUE_OPS = {"sigmoid": "sigmoid", "tanh": "tanh", "maximum": "relu"}
+
+
+def _is_bias_row(shape, n: int, ndim: int) -> bool:
+    """(n,), (1, n), (1, 1, n), ...: one bias row for every matrix of an ``ndim``-D product."""
+    return 1 <= len(shape) <= ndim and shape[-1] == n and all(d == 1 for d in shape[:-1])
 
 
 class GemmStep:
@@ -46,7 +52,7 @@ class GemmStep:
         self.trans_a, self.trans_b = mm.attr("trans_a"), mm.attr("trans_b")
         self.alpha, self.epilogue = 1.0, "none"
         bias = residual = gate = None
-        prev, stage, n_cols = mm.out, 0, mm.out.shape[1]
+        prev, stage, n_cols = mm.out, 0, (mm.out.shape or (1,))[-1]
         for n in nodes[1:]:  # the stages of lucid_ir.passes.fuse, in the same order
             other = [v for v in n.inputs if v is not prev] or [prev]
             if n.op == "gt":  # the gate's comparison (r > 0); its select follows
@@ -57,7 +63,7 @@ class GemmStep:
                 stage = 4
             elif n.op == "mul":
                 self.alpha, stage = consts[other[0]], 1
-            elif n.op == "add" and stage < 2 and other[0].shape in ((n_cols,), (1, n_cols)):
+            elif n.op == "add" and stage < 2 and _is_bias_row(other[0].shape, n_cols, mm.out.ndim):
                 bias, stage = other[0], 2
             elif n.op in EPILOGUE_OPS:
                 self.epilogue, stage = EPILOGUE_OPS[n.op], 3
@@ -71,27 +77,42 @@ class GemmStep:
         # the R slot: a residual, an output gate, or A's gate (transposed with A)
         self.has_residual = residual is not None or gate is not None or gate_a is not None
         self.has_bias, self.r_is_a_gate = bias is not None, gate_a is not None
-        self.n = mm.out.shape[1]
+        self.n = n_cols
         self.bias_2d = bias is not None and bias.shape != (self.n,)
         self.out_shape = mm.out.shape
         self.empty = 0 in self.out_shape
-        k = mm.inputs[0].shape[0 if self.trans_a else 1]
-        self.flop = 2.0 * self.out_shape[0] * self.out_shape[1] * k
+        #: a product that is not plain 2-D (1-D operands, batch axes): gemm_batched_step
+        self.batched = any(v.ndim != 2 for v in (mm.out, *mm.inputs))
+        k = mm.inputs[0].shape[-2 if self.trans_a else -1]
+        size = 1
+        for d in self.out_shape:
+            size *= d
+        self.flop = 2.0 * size * k
         self.out = prev
         self.gemm = get_gemm(GemmSpec(mm.out.dtype, bias=self.has_bias, epilogue=self.epilogue,
                                       residual=residual is not None, gate=gate is not None,
                                       gate_a=gate_a is not None))
         #: whether a call splits across threads (when more than one is configured)
-        self.splits = split_pays(*self.out_shape, k, self.gemm.dtype.itemsize)
+        self.splits = split_pays(size // max(self.n, 1), self.n, k, self.gemm.dtype.itemsize)
         #: read positions whose operand may be this step's output array itself (see
         #: ``KernelStep.same_element_reads``): the (M, N) residual or gate R, read tile by
         #: tile just before C's same elements are stored, when that happens once. A linear
         #: epilogue folds R into C at the first K block; any other reads it at the last,
         #: after earlier K blocks stored partial sums into C: safe only with one K block.
-        spec, K = self.gemm.spec, mm.inputs[0].shape[0 if self.trans_a else 1]
+        spec, K = self.gemm.spec, k
         one_block = k_block(spec, K) >= K
         self.same_element_reads = (frozenset({len(self.inputs) - 1})
                                    if spec.reads_r and (spec.linear or one_block) else frozenset())
+        if self.batched:
+            out_shape, dtype, empty = self.out_shape, self.gemm.dtype, np.empty
+            self.batched_runner = runner = gemm_batched_step.BatchedRunner(self)
+
+            def direct(a, b, *extra):
+                c = empty(out_shape, dtype)
+                runner(c, a, b, *extra)
+                return c
+            self.direct = direct
+            return
         run = self.gemm.runner(self.out_shape, self.trans_a, self.trans_b, self.alpha)
         n = self.n
         #: ``direct(a, b, *extra) -> C``: one fresh output, no tuple (eager fast paths)
@@ -112,6 +133,8 @@ class GemmStep:
         (c,) = outs
         if self.empty:
             return None
+        if self.batched:
+            return gemm_batched_step.native_job(self, arrays, outs)
         a, b = arrays[0], arrays[1]
         if self.a_shape is not None:
             a = np.broadcast_to(a, self.a_shape)
@@ -151,6 +174,9 @@ class GemmStep:
         (out,) = outs
         if self.empty:
             return (out,)
+        if self.batched:
+            gemm_batched_step.run_into(self, out, a, b, *extra)
+            return (out,)
         if self.a_shape is not None:
             a = np.broadcast_to(a, self.a_shape)
         if self.trans_a:
@@ -184,7 +210,7 @@ class GemmStep:
         and dtype) as its output: element-aligned strides, unit column stride."""
         size = array.itemsize
         return (all(st % size == 0 for st in array.strides)
-                and (array.shape[1] <= 1 or array.strides[1] == size))
+                and (array.ndim == 0 or array.shape[-1] <= 1 or array.strides[-1] == size))
 
 
 class KernelStep:
@@ -258,4 +284,6 @@ def make_step(node):
         return index_step(node), "index"
     if node.op in SCAN:
         return ReferenceStep(node), "scan"
+    if node.op in COLLECTIVE:  # the communicator's call, from Python (host code)
+        return ReferenceStep(node), "collective"
     return view_step(node), "view"

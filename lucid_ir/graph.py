@@ -37,6 +37,10 @@ class Value:
         return self.type.shape
 
     @property
+    def ndim(self) -> int:
+        return len(self.type.shape)
+
+    @property
     def dtype(self) -> str:
         return self.type.dtype
 

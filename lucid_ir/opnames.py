@@ -21,12 +21,14 @@ MOVEMENT = ("reshape", "transpose", "broadcast_to", "stop_gradient", "slice")  #
 INDEXING = ("concat", "gather", "scatter_add", "embed")  # new arrays by position: kernels of their own
 MATMUL = ("matmul",)
 SOURCE = ("constant", "iota")
-ALL_OPS = ELEMENTWISE + REDUCTION + SCAN + MOVEMENT + INDEXING + MATMUL + SOURCE
+COLLECTIVE = ("all_reduce", "broadcast")  # across ranks: plans call the registered communicator
+ALL_OPS = ELEMENTWISE + REDUCTION + SCAN + MOVEMENT + INDEXING + MATMUL + SOURCE + COLLECTIVE
 
 
 def group_of(op: str) -> str:
     for name, members in (("elementwise", ELEMENTWISE), ("reduction", REDUCTION), ("scan", SCAN),
-                          ("movement", MOVEMENT), ("indexing", INDEXING), ("matmul", MATMUL), ("source", SOURCE)):
+                          ("movement", MOVEMENT), ("indexing", INDEXING), ("matmul", MATMUL), ("source", SOURCE),
+                          ("collective", COLLECTIVE)):
         if op in members:
             return name
     raise KeyError(f"unknown op {op!r}")

@@ -222,6 +222,8 @@ class Gen:
 
     def matmul(self, x, xdt):
         rng = self.rng
+        if len(x.shape) in (1, 3, 4) and int(np.prod(x.shape)) and rng.random() < 0.6:
+            return self.batched_matmul(x, xdt)
         if len(x.shape) != 2:
             if int(np.prod(x.shape)) == 0 and len(x.shape) != 2:
                 return None
@@ -246,6 +248,48 @@ class Gen:
             y = self.emit(self.pick(["tanh", "sigmoid"]), y)
         if rng.random() < 0.1 and y.shape == (m, n):
             y = self.emit("add", y, self.new_input((m, n), xdt))
+        return y
+
+    def batched_matmul(self, x, xdt):
+        """``torch.matmul`` beyond 2-D (the batched GEMM entry): x as a stack of matrices
+        (or a vector) against B with broadcast, 1-sized or missing batch axes, either side
+        transposed, with a bias row, an activation or a residual the kernel may absorb."""
+        rng = self.rng
+        ex = x in self.exact
+        if len(x.shape) == 1:
+            k = x.shape[0]
+            batch, m, ta = (self.pick([2, 3]),) if rng.random() < 0.5 else (), 1, False
+        else:
+            batch, (m, k) = x.shape[:-2], x.shape[-2:]
+            ta = bool(rng.random() < 0.4)
+            if ta:  # op(A) = x: A is x with its last two axes swapped (a view)
+                nd = len(x.shape)
+                x = self.emit("transpose", x, perm=tuple(range(nd - 2)) + (nd - 1, nd - 2), exact=ex)
+            batch = tuple(1 if rng.random() < 0.3 else d for d in batch)
+            if batch and rng.random() < 0.3:
+                batch = batch[1:]
+        tb = bool(rng.random() < 0.5) and len(x.shape) > 1
+        vector_b = len(x.shape) > 1 and rng.random() < 0.15
+        n = self.pick(DIMS)
+        out_rows = int(np.prod(np.broadcast_shapes(x.shape[:-2], batch))) * (m or 1)
+        if max(out_rows, int(np.prod(batch)) * k) * n > MAX_ELEMS:
+            n = 1
+        if vector_b:
+            w = self.new_input((k,), xdt)
+            return self.emit("matmul", x, w, trans_a=ta)
+        w = self.new_input(batch + ((n, k) if tb else (k, n)), xdt)
+        y = self.emit("matmul", x, w, trans_a=ta, trans_b=tb)
+        if len(x.shape) == 1:
+            return y
+        c = rng.random()
+        if c < 0.3:  # a bias row, the same for every matrix
+            y = self.emit("add", y, self.new_input(self.pick([(n,), (1, n), (1, 1, n)]), xdt))
+        if c < 0.15:
+            y = self.emit("maximum", y, self.const(0.0, (), xdt))
+        elif c < 0.25:
+            y = self.emit(self.pick(["tanh", "sigmoid"]), y)
+        if rng.random() < 0.15:
+            y = self.emit("add", y, self.new_input(y.shape, xdt))
         return y
 
     def build(self, n_ops=None):

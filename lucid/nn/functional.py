@@ -241,3 +241,5 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
 
 def _per_row_loss(reduce):
     return [("sum", {"axes": 1}, (-1,)), ("neg", {}, (-1,)), *reduce]
+
+from .functional_attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402,F401

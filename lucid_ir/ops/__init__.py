@@ -64,4 +64,4 @@ def same_dtype(op: str, types) -> str:
     return dtypes.pop()
 
 
-from . import elementwise, indexing, matmul, movement, reduction, scan, slicing, source  # noqa: E402,F401  (registers)
+from . import collective, elementwise, indexing, matmul, movement, reduction, scan, slicing, source  # noqa: E402,F401  (registers)

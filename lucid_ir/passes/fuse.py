@@ -5,9 +5,9 @@ Partition rules, applied in one walk over the nodes in order:
 - ``matmul`` starts a **gemm** group. Its A operand's relu mask ``select(gt(r, 0), g, 0)``
   comes in as a prologue when the mask is a kernel of its own that only GEMMs (as A)
   and reductions read (see ``_place_matmul``). It absorbs, in this order and each at most once,
-  a scaling by a scalar constant, a bias add (an operand of shape (N,) or (1, N)), an
+  a scaling by a scalar constant, a bias add (an operand of shape (N,), (1, N), (1, 1, N), ...), an
   activation (relu = ``maximum(·, 0)``, sigmoid, tanh) and either a residual add (an
-  (M, N) operand) or a gate ``select(gt(r, 0), ·, 0)`` (relu's backward, with r an
+  operand of the product's shape) or a gate ``select(gt(r, 0), ·, 0)`` (relu's backward, with r an
   (M, N) operand): the epilogue the GEMM kernel applies while C is in registers. Each
   absorbed op must be the only user of the value before it; the gate's comparison must
   have no other user either (it moves into the GEMM kernel).
@@ -90,6 +90,17 @@ class Group:
         return self.nodes[-1].out.shape
 
 
+def _matrix_product(g: "Group") -> bool:
+    """Whether gemm group ``g``'s product has matrices (no 1-D operand) on both sides."""
+    return all(v.ndim >= 2 for n in g.nodes if n.op in MATMUL for v in n.inputs)
+
+
+def _is_row(shape, n: int, ndim: int) -> bool:
+    """Whether an operand of ``shape`` is a bias row for an ``ndim``-D product with ``n``
+    columns: (n,), (1, n), (1, 1, n), ... (the same row for every matrix)."""
+    return len(shape) <= ndim and len(shape) >= 1 and shape[-1] == n and all(d == 1 for d in shape[:-1])
+
+
 def _is_scalar_constant(v: Value, producer) -> bool:
     p = producer.get(v)
     return p is not None and p.op == "constant" and v.shape == ()
@@ -169,16 +180,19 @@ class Partition:
         if g.tail not in node.inputs or self.users.get(g.tail, 0) != 1:
             return None
         other = [v for v in node.inputs if v is not g.tail]
-        m, n = g.tail.shape
+        shape = g.tail.shape
+        if not _matrix_product(g):  # a dot or matrix-vector product keeps its epilogue apart
+            return None
+        n = shape[-1]
         if node.op == "mul" and len(other) == 1 and _is_scalar_constant(other[0], self.producer):
             stage = 1
-        elif node.op == "add" and len(other) == 1 and other[0].shape in ((n,), (1, n)):
+        elif node.op == "add" and len(other) == 1 and _is_row(other[0].shape, n, len(shape)):
             stage = 2
         elif node.op in ACTIVATIONS or (node.op == "maximum" and len(other) == 1 and
                                         _is_scalar_constant(other[0], self.producer) and
                                         self.producer[other[0]].attr("value") == 0.0):
             stage = 3
-        elif node.op == "add" and len(other) == 1 and other[0].shape == (m, n) and not g.gated_a:
+        elif node.op == "add" and len(other) == 1 and other[0].shape == shape and not g.gated_a:
             stage = 4
         else:
             return None
@@ -211,6 +225,7 @@ class Partition:
         y = node.inputs[1]
         g, cmp = self.group_of.get(y), self._relu_mask(node)
         if (cmp is None or g is None or g.kind != "gemm" or y is not g.tail or g.stage >= 4
+                or not _matrix_product(g)
                 or g.gated_a or self.users.get(y, 0) != 1 or node.out.shape != y.shape):
             return None
         if self._depends_on(cmp.inputs[0], g):
@@ -238,6 +253,7 @@ class Partition:
         owner = self.group_of.get(a)
         cmp = self._relu_mask(sel)
         if (cmp is None or owner is None or owner.kind != "elementwise"
+                or a.ndim != 2 or node.inputs[1].ndim != 2  # a batched GEMM has no A gate
                 or {n.out for n in owner.nodes} != {a, cmp.out} or a in self.outputs
                 or broadcast_shapes(sel.inputs[1].shape, a.shape) != a.shape or node.inputs[1] is a
                 or not all((r.op in MATMUL and r.inputs[0] is a and r.inputs[1] is not a

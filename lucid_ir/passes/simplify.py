@@ -86,6 +86,12 @@ def _through_broadcasts(node: Node, producer) -> list[Node] | None:
     return [Node(node.op, tuple(ins), node.attrs, node.out)] if ins != list(node.inputs) else None
 
 
+def _swaps_last_two(perm) -> bool:
+    """Whether ``perm`` swaps the last two axes only (what a matmul flag does)."""
+    n = len(perm)
+    return n >= 2 and tuple(perm) == tuple(range(n - 2)) + (n - 1, n - 2)
+
+
 def _rewrite(node: Node, producer) -> Node:
     """Structural rewrites that produce a different node computing the same value."""
     op, ins = node.op, node.inputs
@@ -94,7 +100,7 @@ def _rewrite(node: Node, producer) -> Node:
         new_ins = list(ins)
         for i, flag in enumerate(("trans_a", "trans_b")):
             p = producer.get(ins[i])
-            if p is not None and p.op == "transpose" and p.attr("perm") == (1, 0):
+            if p is not None and p.op == "transpose" and _swaps_last_two(p.attr("perm")):
                 new_ins[i], flags[flag] = p.inputs[0], not flags[flag]
         if new_ins != list(ins):
             return Node("matmul", tuple(new_ins), tuple(sorted(flags.items())), node.out)

@@ -1,0 +1,209 @@
+"""The process group: who this process is among the ranks that ``mpiexec`` started, how
+long a collective may wait, and what happens when a rank fails.
+
+Every collective waits by polling its MPI request; while it polls it also listens on a
+second communicator for *fault notices*. A rank whose program raises sends a notice
+naming itself and the error to every other rank before it exits, so the others stop
+with an error naming the failing rank instead of hanging in their next collective. A
+collective that waits longer than the group's ``timeout`` raises ``DistributedTimeout``.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+import time
+
+import numpy as np
+
+from lucid_ir.ops import collective
+
+from ._mpi import mpi
+
+_NOTICE_BYTES = 2048
+_FAULT_TAG = 7311
+_DEFAULT_TIMEOUT = datetime.timedelta(minutes=30)   # PyTorch's default for CPU backends
+
+
+class DistributedError(RuntimeError):
+    """Another rank failed: this rank stops too (the message names the failing rank)."""
+
+
+class DistributedTimeout(RuntimeError):
+    """A collective waited longer than the process group's timeout."""
+
+
+class ProcessGroup:
+    """The world of ranks (MPI's COMM_WORLD, duplicated so lucid's traffic is its own)."""
+
+    def __init__(self, timeout: datetime.timedelta):
+        MPI = mpi()
+        self.comm = MPI.COMM_WORLD.Dup()
+        self.faults = MPI.COMM_WORLD.Dup()
+        self.rank = self.comm.Get_rank()
+        self.size = self.comm.Get_size()
+        self.timeout = timeout.total_seconds()
+        self._notice = np.zeros(_NOTICE_BYTES, np.uint8)
+        self._listen = self.faults.Irecv(self._notice, source=MPI.ANY_SOURCE, tag=_FAULT_TAG)
+        self.failed: str | None = None
+
+    # -- waiting ------------------------------------------------------------------
+    def wait(self, request, what: str) -> None:
+        """Wait for ``request``, raising ``DistributedError`` if another rank failed and
+        ``DistributedTimeout`` after the group's timeout."""
+        if request.Test():
+            return
+        start = time.monotonic()
+        spins = 0
+        while not request.Test():
+            self.check_faults()
+            spins += 1
+            if spins > 2000:   # past the first ~ms: yield the core while waiting
+                time.sleep(min(1e-3, 1e-6 * (spins - 2000)))
+                if time.monotonic() - start > self.timeout:
+                    raise DistributedTimeout(
+                        f"lucid.distributed: {what} on rank {self.rank} waited more than "
+                        f"{self.timeout:g} s (a rank is stuck, or the ranks called different "
+                        f"collectives)")
+
+    def check_faults(self) -> None:
+        if self.failed is None and self._listen.Test():
+            self.failed = bytes(self._notice).rstrip(b"\0").decode("utf-8", "replace")
+        if self.failed is not None:
+            raise DistributedError(f"lucid.distributed: rank {self.rank} stops because {self.failed}")
+
+    # -- failing ------------------------------------------------------------------
+    def announce_failure(self, exc: BaseException) -> None:
+        """Tell every other rank that this one failed (best effort, bounded wait)."""
+        if isinstance(exc, DistributedError):
+            return  # a consequence of another rank's failure: that rank announced it
+        text = f"rank {self.rank} failed: {type(exc).__name__}: {exc}".encode()[:_NOTICE_BYTES - 1]
+        notice = np.zeros(_NOTICE_BYTES, np.uint8)
+        notice[:len(text)] = np.frombuffer(text, np.uint8)
+        requests = [self.faults.Isend(notice, dest=r, tag=_FAULT_TAG)
+                    for r in range(self.size) if r != self.rank]
+        deadline = time.monotonic() + 5.0
+        while requests and time.monotonic() < deadline:
+            requests = [r for r in requests if not r.Test()]
+            time.sleep(1e-3)
+
+    # -- what compiled graphs' collective nodes call (lucid_ir.ops.collective) -----------
+    def all_reduce(self, array: np.ndarray, op: str) -> None:
+        MPI = mpi()
+        mop = {"sum": MPI.SUM, "avg": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
+        self.wait(self.comm.Iallreduce(MPI.IN_PLACE, array, op=mop), "all_reduce (compiled)")
+        if op == "avg":
+            np.divide(array, self.size, out=array)
+
+    def broadcast(self, array: np.ndarray, src: int) -> None:
+        self.wait(self.comm.Ibcast(array, root=src), "broadcast (compiled)")
+
+    def close(self) -> None:
+        self._listen.Cancel()
+        self.comm.Free()
+        self.faults.Free()
+
+
+_GROUP: ProcessGroup | None = None
+_PREVIOUS_HOOK = None
+
+
+def group() -> ProcessGroup:
+    """The initialised group, or the error PyTorch gives before ``init_process_group``."""
+    if _GROUP is None:
+        raise RuntimeError("Default process group has not been initialized, please make sure to "
+                           "call lucid.distributed.init_process_group()")
+    return _GROUP
+
+
+def _excepthook(kind, exc, tb):
+    """An uncaught error on this rank: print it, tell the other ranks, exit at once (an
+    MPI program that unwinds normally would wait for ranks that are waiting for it)."""
+    (_PREVIOUS_HOOK or sys.__excepthook__)(kind, exc, tb)
+    g = _GROUP
+    if g is not None:
+        if not isinstance(exc, DistributedError):
+            print(f"lucid.distributed: rank {g.rank} failed; telling the other {g.size - 1} rank(s)",
+                  file=sys.stderr)
+        g.announce_failure(exc)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(1)
+
+
+def init_process_group(backend: str = "mpi", init_method=None, timeout=None, world_size: int = -1,
+                       rank: int = -1, store=None, group_name: str = "") -> None:
+    """Join the ranks started by ``mpiexec -n N python script.py``.
+
+    ``backend`` must be ``"mpi"`` (``"gloo"`` is accepted as an alias: both run on MPI
+    here); ranks and world size come from the launcher, and ``world_size``/``rank``, if
+    given, must agree with it. ``timeout`` (a ``datetime.timedelta``, default 30 min)
+    bounds every collective's wait.
+    """
+    global _GROUP, _PREVIOUS_HOOK
+    if _GROUP is not None:
+        raise RuntimeError("trying to initialize the default process group twice!")
+    if backend not in ("mpi", "gloo"):
+        raise ValueError(f"init_process_group: backend {backend!r} is not available; lucid runs its "
+                         f"collectives on MPI: backend='mpi'")
+    if timeout is None:
+        timeout = _DEFAULT_TIMEOUT
+    if not isinstance(timeout, datetime.timedelta):
+        raise TypeError(f"init_process_group: timeout must be a datetime.timedelta, got {type(timeout).__name__}")
+    g = ProcessGroup(timeout)
+    for name, given, actual in (("world_size", world_size, g.size), ("rank", rank, g.rank)):
+        if given not in (-1, None) and given != actual:
+            g.close()
+            raise ValueError(f"init_process_group: {name}={given} but the MPI launcher started this "
+                             f"process with {name} {actual}")
+    _GROUP = g
+    collective.set_communicator(g)
+    if sys.excepthook is not _excepthook:
+        _PREVIOUS_HOOK = sys.excepthook
+        sys.excepthook = _excepthook
+
+
+def destroy_process_group(group=None) -> None:
+    """Leave the process group (after a final barrier, so no rank exits mid-collective)."""
+    global _GROUP
+    g = _GROUP
+    if g is None:
+        raise RuntimeError("destroy_process_group: the default process group has not been initialized")
+    _GROUP = None
+    collective.set_communicator(None)
+    g.close()
+    if sys.excepthook is _excepthook:
+        sys.excepthook = _PREVIOUS_HOOK or sys.__excepthook__
+
+
+def is_initialized() -> bool:
+    return _GROUP is not None
+
+
+def is_available() -> bool:
+    from ._mpi import available
+    return available()
+
+
+def is_mpi_available() -> bool:
+    return is_available()
+
+
+def get_rank(group=None) -> int:
+    """This process's rank (0 … world_size-1)."""
+    return _group_arg(group).rank
+
+
+def get_world_size(group=None) -> int:
+    return _group_arg(group).size
+
+
+def get_backend(group=None) -> str:
+    _group_arg(group)
+    return "mpi"
+
+
+def _group_arg(g) -> ProcessGroup:
+    if g is not None and g is not _GROUP:
+        raise ValueError("lucid.distributed supports the default (world) process group only")
+    return group()
