@@ -29,19 +29,18 @@ from .reductions import (all, amax, amin, any, argmax, argmin, cumsum, logsumexp
 from .tensor_ops import Size, clamp, clip, clone, device, diff, lerp, masked_fill, minimum  # noqa: E402
 from . import autograd, nn, optim  # noqa: E402
 from .serialization import load, save  # noqa: E402
-from .nn.functional import log_softmax, relu, sigmoid, softmax, tanh  # noqa: E402  (torch.softmax ...)
+from . import functions as _functions, index_ops as _index_ops, shape_ops as _shape_ops  # noqa: E402
+from .index_ops import gather, index_select, masked_select, nonzero, scatter_add, take  # noqa: E402
+from .shape_ops import (broadcast_to, chunk, flatten, flip, moveaxis, movedim, narrow, permute,  # noqa: E402
+                        reshape, roll, split, squeeze, swapaxes, swapdims, transpose, tril, triu,
+                        unbind, unflatten, unsqueeze)
+from .functions import (abs, add, ceil, cos, div, eq, erf, exp, expm1, floor, floor_divide,  # noqa: E402,A004
+                        fmod, ge, gt, isfinite, isinf, isnan, le, log, log1p, log2, logical_and,
+                        logical_not, logical_or, logical_xor, lt, mul, ne, neg, pow, reciprocal,
+                        remainder, round, rsqrt, sigmoid, sign, sin, sqrt, square, sub, tanh,
+                        true_divide, trunc)
+from .nn.functional import log_softmax, relu, softmax  # noqa: E402  (torch.softmax ...)
 from .nn import functional_activation as _activation; _activation._install(Tensor)  # noqa: E402,E702
-isnan, isfinite, logical_not = Tensor.isnan, Tensor.isfinite, Tensor.logical_not  # torch.* forms
-
-
-def logical_and(a, b):
-    """Elementwise ``a and b`` of the operands' truth values, as bool."""
-    return a.logical_and(b) if isinstance(a, Tensor) else as_tensor(a).logical_and(b)
-
-
-def logical_or(a, b):
-    """Elementwise ``a or b`` of the operands' truth values, as bool."""
-    return a.logical_or(b) if isinstance(a, Tensor) else as_tensor(a).logical_or(b)
 from .dtypes import bool, dtype, float32, float64, int32, int64  # noqa: E402,A004
 float, double, int, long = float32, float64, int32, int64  # noqa: A001 - PyTorch's aliases
 
@@ -56,9 +55,8 @@ __all__ = [
     "is_inference_mode_enabled", "autograd",
     "matmul", "mm", "bmm", "addmm", "baddbmm", "where", "cat", "stack", "maximum", "minimum", "clamp", "clip", "clone", "diff", "lerp",
     "masked_fill", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
-    "std", "logsumexp", "all", "any", "cumsum", "isnan", "isfinite", "logical_not", "logical_and",
-    "logical_or", "softmax", "log_softmax", "relu", "sigmoid", "tanh",
-    "compile", "TracingError", "random", "nn", "optim", "distributed", "Size", "device", "save", "load",
+    "std", "logsumexp", "all", "any", "cumsum", *_functions.__all__, *_shape_ops.__all__, *_index_ops.__all__,
+    "compile", "TracingError", "random", "nn", "optim", "distributed", "Size", "device", "save", "load", "softmax", "log_softmax", "relu",
     "float32", "float64", "int32", "int64", "bool", "dtype", "float", "double", "int", "long",
 ]
 

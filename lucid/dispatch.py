@@ -430,8 +430,8 @@ def operand_dtype(op: str, operands) -> str:
     if op in _LOGICAL:
         return "bool"
     if op == "sub" and any(type(o) is bool or o == "bool" for o in operands):
-        raise TypeError("sub: subtracting bool tensors or values is not supported (as in "
-                        "PyTorch); to invert a mask use ~ or logical_not")
+        raise RuntimeError("sub: subtracting bool tensors or values is not supported (as in "
+                           "PyTorch); to invert a mask use ~ or logical_not")
     dtype = result_type(*operands)
     if op in _TRUE_DIVISION and dtype not in ("float32", "float64"):
         return default_float()

@@ -368,10 +368,6 @@ class Tensor:
             shape = tuple(shape[0])
         return dispatch.apply("reshape", self, shape=shape)
 
-    def view(self, *shape):
-        """``reshape`` (lucid's reshape gives a view whenever numpy's does)."""
-        return self.reshape(*shape)
-
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
         """The axes ``start_dim .. end_dim`` merged into one (a 0-d tensor becomes 1-d)."""
         shape = self.shape
@@ -483,3 +479,6 @@ from . import autograd_api as _autograd_api; _autograd_api._install(Tensor)  # n
 from . import reductions as _reductions; _reductions._install(Tensor)  # noqa: E402
 from . import tensor_ops as _tensor_ops; _tensor_ops._install(Tensor)  # noqa: E402  size(), clone, clamp, in-place ops
 from . import random_inplace as _random_inplace; _random_inplace._install(Tensor)  # noqa: E402  uniform_, normal_
+from . import functions as _functions; _functions._install(Tensor)  # noqa: E402,E702  x.add(y, alpha=), x.eq(y) ...
+from . import shape_ops as _shape_ops; _shape_ops._install(Tensor)  # noqa: E402,E702  view, split, roll, tril ...
+from . import index_ops as _index_ops; _index_ops._install(Tensor)  # noqa: E402,E702  gather, scatter_add_ ...
