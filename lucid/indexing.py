@@ -1,6 +1,7 @@
-"""``tensor[index]`` with basic indices: integers (negative ones count from the end),
+"""``tensor[index]``. Basic indices: integers (negative ones count from the end),
 slices with positive steps (a negative step is a ValueError, as in PyTorch: use
-``flip``), ``None`` (a new axis of size 1) and ``...``.
+``flip``), ``None`` (a new axis of size 1) and ``...``. Integer tensors, lists and
+arrays and boolean masks (advanced indexing) go through ``lucid.index_plan``.
 
 The result is one eager call: a ``slice`` of the tensor (a numpy view, no copy, as
 PyTorch's indexing returns a view) and a ``reshape`` dropping integer-indexed axes and
@@ -15,26 +16,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import dispatch
+from . import dispatch, index_plan
 
 _CHAINS: dict = {}
 
 
 def getitem(t, index):
-    """``t[index]`` (see the module docstring); IndexError for indices out of range and for
-    integer-array or boolean-mask indices, which lucid does not take yet."""
+    """``t[index]``: basic indices through the view path above, anything else (integer
+    tensors, lists, arrays, masks) through ``lucid.index_plan``."""
     entries = list(index) if isinstance(index, tuple) else [index]
     for e in entries:
         if not (e is None or e is Ellipsis or isinstance(e, slice)
-                or (isinstance(e, (int, np.integer)) and not isinstance(e, bool))):
-            raise IndexError(f"tensor index {e!r} ({type(e).__name__}): lucid takes integers, "
-                             f"slices, None and ... as indices (not yet integer arrays or masks)")
+                or (isinstance(e, (int, np.integer)) and not isinstance(e, (bool, np.bool_)))):
+            return _advanced(t, index)
     if sum(e is Ellipsis for e in entries) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
     shape = t.shape
     used = sum(e is not None and e is not Ellipsis for e in entries)
     if used > len(shape):
-        raise IndexError(f"too many indices for a tensor of dimension {len(shape)}: {used} given")
+        raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
     if Ellipsis in entries:
         k = entries.index(Ellipsis)
         entries[k:k + 1] = [slice(None)] * (len(shape) - used)
@@ -73,3 +73,13 @@ def getitem(t, index):
             [("slice", {"starts": key[0], "stops": key[1], "steps": key[2]}, (0,)),
              ("reshape", {"shape": key[3]}, (-1,))], name="getitem")
     return dispatch.call1(chain, t)
+
+
+def _advanced(t, index):
+    entries = index_plan.normalize(t.shape, index)
+    plan = index_plan.plan_for(t.shape, entries)
+    indices = index_plan.index_tensors(entries)
+    if plan.basic_only:
+        return dispatch.call1(plan.chain, t)
+    plan.check(indices)
+    return dispatch.call(plan.chain, [t, *indices])
