@@ -81,7 +81,7 @@ def normalize(shape, key) -> list:
                 if e._data is None or tracing._state.tracer is not None:
                     raise tracing.data_dependent("indexing with a boolean mask tensor (the result's "
                                                  "shape depends on its values)")
-                typed.append(("mask", e._data))
+                typed.append(("mask", e._data) if e.ndim else ("bool", bool(e._data)))
             elif e.dtype in ("int64", "int32"):
                 if e.ndim == 0 and e._data is not None and tracing._state.tracer is None:
                     typed.append(int(e._data))
@@ -93,7 +93,7 @@ def normalize(shape, key) -> list:
         elif isinstance(e, (list, tuple, np.ndarray)):
             a = _as_index_array(e)
             if a.dtype.kind == "b" or a.dtype == np.uint8:
-                typed.append(("mask", a.astype(bool)))
+                typed.append(("mask", a.astype(bool)) if a.ndim else ("bool", bool(a)))
             elif a.ndim == 0:
                 typed.append(int(a))
             else:

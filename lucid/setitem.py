@@ -132,9 +132,9 @@ def _lone_mask(key):
     """The boolean mask (tensor or array) when it is the whole key, else None."""
     from .tensor import Tensor
     k = key[0] if isinstance(key, tuple) and len(key) == 1 else key
-    if isinstance(k, Tensor) and k.dtype == "bool" and k.ndim > 0:
+    if isinstance(k, Tensor) and k.dtype == "bool":
         return k
-    if isinstance(k, np.ndarray) and k.dtype == bool and k.ndim > 0:
+    if isinstance(k, np.ndarray) and k.dtype == bool:
         return Tensor._wrap(k)
     return None
 
