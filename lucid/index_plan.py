@@ -29,6 +29,8 @@ calls with new index values reuse one plan, one chain and one compiled kernel.
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from . import dispatch, tracing
@@ -70,8 +72,10 @@ def normalize(shape, key) -> list:
     raw = list(key) if isinstance(key, tuple) else [key]
     typed = []
     for e in raw:
-        if e is None or e is Ellipsis or isinstance(e, slice):
+        if e is None or e is Ellipsis:
             typed.append(e)
+        elif isinstance(e, slice):
+            typed.append(slice(*(None if b is None else operator.index(b) for b in (e.start, e.stop, e.step))))
         elif isinstance(e, (bool, np.bool_)):
             typed.append(("bool", bool(e)))
         elif isinstance(e, (int, np.integer)):
@@ -134,14 +138,12 @@ def normalize(shape, key) -> list:
 
 
 class IndexPlan:
-    """``x[key]`` for one structure: the basic stage's slice and shape, and the advanced
-    stage's chain. ``operands(x, entries)`` lists the call's operands (the tensor, then
-    its advanced index tensors); ``chain`` computes the result from them."""
+    """``x[key]`` for one structure: ``chain`` takes the tensor and then the advanced
+    indices (in key order) as operands; ``check`` range-checks concrete indices."""
 
-    __slots__ = ("chain", "adv_sizes", "adv_dims", "shape", "basic_only")
+    __slots__ = ("chain", "adv_sizes", "adv_dims")
 
     def __init__(self, shape, entries):
-        self.shape = shape
         starts, stops, steps, basic_shape, adv_pos = [], [], [], [], []
         self.adv_sizes, self.adv_dims = [], []
         axis = 0
@@ -179,7 +181,6 @@ class IndexPlan:
                 self.adv_dims.append(e[2])
         steps_ = [("slice", {"starts": tuple(starts), "stops": tuple(stops), "steps": tuple(steps)}, (0,)),
                   ("reshape", {"shape": tuple(basic_shape)}, (-1,))]
-        self.basic_only = not adv_pos
         self.adv_sizes = [basic_shape[p] for p in adv_pos]
         if adv_pos:
             index_shapes = [tuple(e[1].shape) for e in entries if isinstance(e, tuple)]
@@ -206,8 +207,8 @@ class IndexPlan:
 
 
 class _Steps:
-    """Chain steps written with absolute references: ``ref(t)`` is step t's result,
-    an int k >= 0 operand k; ``emit`` returns the new step's number."""
+    """Chain steps written with absolute references: ``("step", t)`` is step t's
+    result, an int k >= 0 operand k; ``emit`` returns the new step's reference."""
 
     def __init__(self, steps):
         self.steps = list(steps)
@@ -266,16 +267,62 @@ def plan_for(shape, entries) -> IndexPlan:
             sig.append((e.start, e.stop, e.step))
         else:
             sig.append(e)
-    try:
-        sig = tuple(sig)
-        plan = _PLANS.get(sig)
-    except TypeError:  # a slice bound that is not hashable (a tensor): use its int value
-        raise IndexError("slice indices must be integers or None or have an __index__ method") from None
+    sig = tuple(sig)
+    plan = _PLANS.get(sig)
     if plan is None:
         if len(_PLANS) >= _PLAN_LIMIT:
             _PLANS.clear()
         plan = _PLANS[sig] = IndexPlan(tuple(shape), entries)
     return plan
+
+
+def prepare(t, key):
+    """``(plan, indices)`` for ``t[key]``: the plan and the advanced index tensors its
+    chain takes after ``t``. A key of ints, slices, None, ``...`` and concrete integer
+    tensors is looked up by a signature of its structure (no parsing); any other key is
+    normalised first."""
+    raw = key if type(key) is tuple else (key,)
+    sig = _fast_signature(t, raw)
+    if sig is not None:
+        hit = _FAST.get(sig)
+        if hit is not None:
+            plan, where = hit
+            return plan, [raw[k] for k in where]
+    entries = normalize(t.shape, key)
+    plan = plan_for(t.shape, entries)
+    indices = index_tensors(entries)
+    if sig is not None:
+        if len(_FAST) >= _PLAN_LIMIT:
+            _FAST.clear()
+        _FAST[sig] = plan, tuple(k for k, e in enumerate(raw) if type(e) in dispatch._TENSOR_TYPES)
+    return plan, indices
+
+
+_FAST: dict = {}
+_INDEX_DTYPES = (np.dtype(np.int64), np.dtype(np.int32))
+
+
+def _fast_signature(t, raw):
+    """The structure of a simple key (see ``prepare``), or None for any other key."""
+    if tracing._state.tracer is not None or t._data is None:
+        return None
+    sig = [t._data.shape]
+    for e in raw:
+        te = type(e)
+        if te is int or e is None or e is Ellipsis:
+            sig.append(e)
+        elif te is slice:
+            if not all(b is None or type(b) is int for b in (e.start, e.stop, e.step)):
+                return None
+            sig.append((e.start, e.stop, e.step))
+        elif te in dispatch._TENSOR_TYPES:
+            a = e._data
+            if a is None or a.dtype not in _INDEX_DTYPES or not a.ndim:
+                return None
+            sig.append((a.shape, a.dtype))
+        else:
+            return None
+    return tuple(sig)
 
 
 def index_tensors(entries) -> list:

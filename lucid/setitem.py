@@ -264,10 +264,12 @@ def _check_rebind(x, own) -> None:
             raise RuntimeError(f"x[index] = value on a view (shape {tuple(x.shape)}) of a tensor "
                                f"that autograd records: lucid does not track in-place writes "
                                f"through views; clone() it first")
+    from .compiled import CallRecord
     for holder in gc.get_referrers(x):
         if isinstance(holder, (tuple, list)) and any(
-                isinstance(r, Record) and r is not own and r.operands is holder
+                (isinstance(r, Record) and r is not own and r.operands is holder)
+                or (isinstance(r, CallRecord) and holder in (r.parents, r.inputs))
                 for r in gc.get_referrers(holder)):
             raise RuntimeError(f"x[index] = value on a tensor (shape {tuple(x.shape)}) that an op "
-                               f"autograd recorded has already used: its gradient would need the "
+                               f"(or a compiled call) autograd recorded has already used: its gradient would need the "
                                f"old values; clone() it before the assignment")
