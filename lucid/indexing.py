@@ -27,7 +27,6 @@ def getitem(t, index):
     if not indices:
         return dispatch.call1(plan.chain, t)
     plan.check(indices)
-    chain = plan.chain
-    if len(indices) == 1:
-        return dispatch.call2(chain, t, indices[0], lambda a, b: dispatch.call(chain, [a, b]))
-    return dispatch.call(chain, [t, *indices])
+    # the general path: the gather's gradient reads the combined index, an inner result
+    # that only ``call`` keeps (the unrolled call1/call2 paths skip ``Entry.saved``)
+    return dispatch.call(plan.chain, [t, *indices])
