@@ -266,3 +266,65 @@ def test_scalar_tensors_and_bool_scalars():
     assert s.tolist() == 5.0 and s[None].shape == (1,) and s[True].shape == (1,) and s[False].shape == (0,)
     s[lucid.tensor(False)] = 7.0
     assert s.tolist() == 5.0
+
+
+def _random_key(r, shape):
+    """A random mix of ints, slices, None, ..., index arrays and one mask for ``shape``."""
+    key, axis, ellipsis = [], 0, False
+    index_shape = tuple(int(d) for d in r.integers(1, 3, r.integers(1, 3)))
+    while axis < len(shape):
+        kind = r.choice(["int", "slice", "none", "array", "array", "mask", "ellipsis", "stop"])
+        n = shape[axis]
+        if kind == "stop":
+            break
+        if kind == "int" and n:
+            key.append(int(r.integers(-n, n)))
+        elif kind == "slice":
+            key.append(slice(int(r.integers(-n - 1, n + 1)), None, int(r.integers(1, 3))))
+        elif kind == "none":
+            key.append(None)
+            continue
+        elif kind == "array" and n:
+            key.append(r.integers(-n, n, index_shape))
+        elif kind == "mask" and not any(isinstance(e, np.ndarray) and e.dtype == bool for e in key):
+            span = int(r.integers(1, len(shape) - axis + 1))
+            key.append(r.random(shape[axis:axis + span]) < 0.5)
+            axis += span
+            continue
+        elif kind == "ellipsis" and not ellipsis:
+            ellipsis = True
+            key.append(Ellipsis)
+            break
+        else:
+            key.append(slice(None))
+        axis += 1
+    return tuple(key)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_keys_match_torch_for_reading_assigning_and_gradients(seed):
+    r = np.random.default_rng(seed)
+    shape = tuple(int(d) for d in r.integers(1, 5, r.integers(1, 4)))
+    data = r.standard_normal(shape)
+    key = _random_key(r, shape)
+    tkey = tuple(torch.from_numpy(e) if isinstance(e, np.ndarray) else e for e in key)
+    try:
+        want = torch.from_numpy(data)[tkey]
+    except IndexError:   # e.g. a mask and index arrays that do not broadcast
+        with pytest.raises(IndexError):
+            lucid.tensor(data)[key]
+        return
+    x = lucid.tensor(data, requires_grad=True)
+    got = x[key]
+    np.testing.assert_array_equal(got.numpy(), want.numpy(), err_msg=str(key))
+    w = r.standard_normal(tuple(want.shape))
+    (got * lucid.tensor(w)).sum().backward()
+    tx = torch.tensor(data, requires_grad=True)
+    (tx[tkey] * torch.from_numpy(w)).sum().backward()
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-12, err_msg=str(key))
+    v = r.standard_normal(tuple(want.shape)[1:])
+    t = torch.from_numpy(data.copy())
+    t[tkey] = torch.from_numpy(v)
+    y = lucid.tensor(data.copy())
+    y[key] = lucid.tensor(v)
+    np.testing.assert_array_equal(y.numpy(), t.numpy(), err_msg=str(key))
