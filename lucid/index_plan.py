@@ -40,6 +40,10 @@ _PLAN_LIMIT = 4096
 _INT_KINDS = "iu"
 
 
+def _is_tensor(x) -> bool:
+    return type(x) in dispatch._TENSOR_TYPES
+
+
 def _as_index_array(e):
     """A list, tuple or numpy array as a numpy index array (ints or bools); IndexError for
     any other element type (PyTorch's wording)."""
@@ -68,7 +72,6 @@ def normalize(shape, key) -> list:
     the tensor; dim None for a bool scalar's new axis). Masks are replaced by their
     positions, ``...`` is expanded, concrete 0-d integer tensors become ints. IndexError
     for a wrong kind of index, too many indices or a mask of the wrong shape."""
-    from .tensor import Tensor
     raw = list(key) if isinstance(key, tuple) else [key]
     typed = []
     for e in raw:
@@ -80,7 +83,7 @@ def normalize(shape, key) -> list:
             typed.append(("bool", bool(e)))
         elif isinstance(e, (int, np.integer)):
             typed.append(int(e))
-        elif isinstance(e, Tensor):
+        elif _is_tensor(e):
             if e.dtype == "bool":
                 if e._data is None or tracing._state.tracer is not None:
                     raise tracing.data_dependent("indexing with a boolean mask tensor (the result's "
@@ -262,7 +265,7 @@ def plan_for(shape, entries) -> IndexPlan:
     sig = [tuple(shape)]
     for e in entries:
         if isinstance(e, tuple):
-            sig.append(("adv", tuple(e[1].shape), str(e[1].dtype), e[2]))
+            sig.append(("adv", tuple(e[1].shape), e[1].dtype, e[2]))
         elif isinstance(e, slice):
             sig.append((e.start, e.stop, e.step))
         else:
@@ -327,6 +330,5 @@ def _fast_signature(t, raw):
 
 def index_tensors(entries) -> list:
     """The advanced entries' indices as tensors (numpy arrays wrapped without a copy)."""
-    from .tensor import Tensor
-    return [e[1] if isinstance(e[1], Tensor) else Tensor._wrap(e[1])
+    return [e[1] if _is_tensor(e[1]) else dispatch._wrap(e[1])
             for e in entries if isinstance(e, tuple)]

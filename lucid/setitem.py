@@ -12,6 +12,9 @@ The new contents are computed functionally and then stored into the tensor's own
   indices; for a repeated position the last value wins, as numpy and PyTorch on CPU),
   then ``select(written, scatter_add(positions, gather(value, which)), x)``.
 
+A write that autograd does not record, outside ``lucid.compile``, is numpy's own
+assignment into the array (the same values, without the functional detour).
+
 Autograd follows PyTorch: assigning into a leaf that requires grad is a RuntimeError;
 into a recorded tensor (or a value that requires grad), the tensor becomes the result of
 the assignment, so the gradient reaches the old values outside the written positions and
@@ -47,20 +50,26 @@ from .autograd import Record
 _CHAINS: dict = {}
 
 
+def _is_tensor(x) -> bool:
+    return type(x) in dispatch._TENSOR_TYPES
+
+
 def setitem(x, key, value) -> None:
     """``x[key] = value`` (see the module docstring)."""
-    from .tensor import Tensor
     tracer = tracing._state.tracer
     _check_target(x, tracer)
     mask = _lone_mask(key)
     if mask is not None:
         v = _value_tensor(x, value, exact_dtype=True)
         if _fits_mask(x, mask, v):
-            _store(x, _masked(x, mask, v), tracer)
+            if _plain(x, v, tracer) and mask._data is not None:
+                x._data[mask._data] = v._data
+            else:
+                _store(x, _masked(x, mask, v), tracer)
             return
     entries = index_plan.normalize(x.shape, key)
     advanced = [e[1] for e in entries if isinstance(e, tuple)]
-    if tracer is not None and any(isinstance(a, Tensor) for a in advanced):
+    if tracer is not None and any(_is_tensor(a) for a in advanced):
         raise tracing.TracingError(
             f"x[index] = value with an index tensor inside lucid.compile (at "
             f"{tracing.user_location()}): the written positions must be known while tracing; "
@@ -69,11 +78,33 @@ def setitem(x, key, value) -> None:
     plan = index_plan.plan_for(x.shape, entries)
     plan.check(advanced)
     v = _value_tensor(x, value, exact_dtype=bool(advanced))
-    positions = _positions(x.shape, entries)
+    basic, rest = _numpy_keys(entries)
+    if _plain(x, v, tracer):  # nothing to record or trace: numpy writes in place
+        if not advanced:  # (all integers would make ``x._data[basic]`` a scalar, no view)
+            if not _broadcasts(v.shape, np.shape(x._data[basic])):
+                raise _mismatch(v.shape, np.shape(x._data[basic]))
+            x._data[basic] = v._data
+            return
+        target = x._data[basic]
+        if not _broadcasts(v.shape, target[rest].shape):
+            raise _mismatch(v.shape, target[rest].shape)
+        target[rest] = v._data
+        return
+    flat = np.arange(int(np.prod(x.shape, dtype=np.int64)), dtype=np.int64).reshape(x.shape)
+    positions = flat[basic][rest]
     if not _broadcasts(v.shape, positions.shape):
-        raise RuntimeError(f"shape mismatch: value tensor of shape {list(v.shape)} cannot be "
-                           f"broadcast to indexing result of shape {list(positions.shape)}")
+        raise _mismatch(v.shape, positions.shape)
     _store(x, _scattered(x, v, positions), tracer)
+
+
+def _plain(x, v, tracer) -> bool:
+    """Whether ``x[key] = v`` is a plain write: not traced, and nothing autograd records."""
+    return tracer is None and not ((x.requires_grad or v.requires_grad) and grad_mode.is_grad_enabled())
+
+
+def _mismatch(value_shape, result_shape) -> RuntimeError:
+    return RuntimeError(f"shape mismatch: value tensor of shape {list(value_shape)} cannot be "
+                        f"broadcast to indexing result of shape {list(result_shape)}")
 
 
 # ---------------------------------------------------------------- checks and operands
@@ -100,8 +131,7 @@ def _value_tensor(x, value, exact_dtype: bool):
     """The value as a tensor of ``x``'s dtype. A number or array converts; a tensor of
     another dtype converts for basic keys and is a RuntimeError for advanced ones (as
     PyTorch's ``index_put_``)."""
-    from .tensor import Tensor
-    if isinstance(value, Tensor):
+    if _is_tensor(value):
         if value.dtype == x.dtype:
             return value
         if exact_dtype:
@@ -109,7 +139,7 @@ def _value_tensor(x, value, exact_dtype: bool):
                                f"{x.dtype} for the destination and {value.dtype} for the source")
         return dispatch.cast(value, x.dtype)
     try:
-        return Tensor._wrap(np.array(value, dtype=x.dtype))
+        return dispatch._wrap(np.array(value, dtype=x._data.dtype if x._data is not None else str(x.dtype)))
     except (TypeError, ValueError):
         raise TypeError(f"x[index] = value: cannot assign a {type(value).__name__} to a tensor of "
                         f"dtype {x.dtype}") from None
@@ -133,12 +163,11 @@ def _squeeze_leading(shape, rank: int) -> tuple:
 # ---------------------------------------------------------------- x[mask] = value
 def _lone_mask(key):
     """The boolean mask (tensor or array) when it is the whole key, else None."""
-    from .tensor import Tensor
     k = key[0] if isinstance(key, tuple) and len(key) == 1 else key
-    if isinstance(k, Tensor) and k.dtype == "bool":
+    if _is_tensor(k) and k.dtype == "bool":
         return k
     if isinstance(k, np.ndarray) and k.dtype == bool:
-        return Tensor._wrap(k)
+        return dispatch._wrap(k)
     return None
 
 
@@ -171,10 +200,10 @@ def _masked(x, mask, v):
 
 
 # ---------------------------------------------------------------- any other key
-def _positions(shape, entries) -> np.ndarray:
-    """The flat position in a tensor of ``shape`` of every element ``x[key]`` names, in
-    the result's shape (PyTorch's rules: integers select first, then the advanced
-    indices as numpy places them)."""
+def _numpy_keys(entries) -> tuple:
+    """Two numpy keys that index as PyTorch's ``entries`` do: the basic one (integers
+    select, as in PyTorch), then one of slices and the advanced index arrays for its
+    result (numpy then places them as PyTorch does)."""
     basic, advanced = [], []
     for e in entries:
         if e is None:
@@ -184,18 +213,16 @@ def _positions(shape, entries) -> np.ndarray:
             advanced[-1] = e[1]
         elif isinstance(e, tuple):
             basic.append(slice(None))
-            advanced.append(np.asarray(e[1] if isinstance(e[1], np.ndarray) else e[1]._data))
+            advanced.append(e[1] if isinstance(e[1], np.ndarray) else e[1]._data)
         else:
             basic.append(e)
             if isinstance(e, slice):
                 advanced.append(slice(None))
-    flat = np.arange(int(np.prod(shape, dtype=np.int64)), dtype=np.int64).reshape(shape)
-    return flat[tuple(basic)][tuple(advanced)]
+    return tuple(basic), tuple(advanced)
 
 
 def _scattered(x, v, positions):
     """``x`` with ``v`` (broadcast to ``positions``' shape) written at ``positions``."""
-    from .tensor import Tensor
     if x.dtype == "bool":  # scatter_add adds numbers: write bools as int32
         return dispatch.cast(_scattered(dispatch.cast(x, "int32"), dispatch.cast(v, "int32"), positions), "bool")
     numel = int(np.prod(x.shape, dtype=np.int64))
@@ -215,7 +242,7 @@ def _scattered(x, v, positions):
                  ("select", {}, (4, -2, -1)),
                  ("reshape", {"shape": tuple(x.shape)}, (-1,))]
         chain = _cached(key, steps)
-    operands = [x, v, Tensor._wrap(unique), Tensor._wrap(which.astype(np.int64)), Tensor._wrap(written)]
+    operands = [x, v, dispatch._wrap(unique), dispatch._wrap(which.astype(np.int64)), dispatch._wrap(written)]
     return dispatch.call(chain, operands)
 
 
