@@ -79,22 +79,30 @@ def setitem(x, key, value) -> None:
     plan.check(advanced)
     v = _value_tensor(x, value, exact_dtype=bool(advanced))
     basic, rest = _numpy_keys(entries)
-    if _plain(x, v, tracer):  # nothing to record or trace: numpy writes in place
-        if not advanced:  # (all integers would make ``x._data[basic]`` a scalar, no view)
-            if not _broadcasts(v.shape, np.shape(x._data[basic])):
-                raise _mismatch(v.shape, np.shape(x._data[basic]))
-            x._data[basic] = v._data
-            return
-        target = x._data[basic]
-        if not _broadcasts(v.shape, target[rest].shape):
-            raise _mismatch(v.shape, target[rest].shape)
-        target[rest] = v._data
+    if _plain(x, v, tracer):
+        _write_plain(x._data, basic, rest if advanced else None, v)
         return
     flat = np.arange(int(np.prod(x.shape, dtype=np.int64)), dtype=np.int64).reshape(x.shape)
     positions = flat[basic][rest]
     if not _broadcasts(v.shape, positions.shape):
         raise _mismatch(v.shape, positions.shape)
     _store(x, _scattered(x, v, positions), tracer)
+
+
+def _write_plain(data, basic, rest, v) -> None:
+    """numpy's assignment into ``data``: ``data[basic][rest] = v`` (``rest`` None: only
+    the basic key, for which all-integer keys leave no view to write through)."""
+    if rest is None:
+        shape = np.shape(data[basic])
+        if not _broadcasts(v.shape, shape):
+            raise _mismatch(v.shape, shape)
+        data[basic] = v._data
+        return
+    target = data[basic]
+    shape = target[rest].shape
+    if not _broadcasts(v.shape, shape):
+        raise _mismatch(v.shape, shape)
+    target[rest] = v._data
 
 
 def _plain(x, v, tracer) -> bool:
