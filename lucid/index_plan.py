@@ -15,7 +15,12 @@ PyTorch's indexing rules, in two stages:
 
 A plan depends on the tensor's shape and on each index's kind, shape and dtype (and the
 integers' and slices' values), never on the values of index tensors: repeated eager
-calls with new index values reuse one plan, one chain and one compiled kernel.
+calls with new index values reuse one plan, one chain and one compiled kernel. A key of
+ints, slices, None, ``...`` and integer tensors is found by its structure without being
+parsed (``prepare``). Indices are range-checked (IndexError) wherever their values are
+known; inside ``lucid.compile`` a traced index is taken modulo its axis's size. A mask's
+positions are values, so each new count of true elements is a new signature (its first
+call builds the chain's entry, a few milliseconds).
 
 >>> import numpy as np
 >>> import lucid
