@@ -328,3 +328,20 @@ def test_random_keys_match_torch_for_reading_assigning_and_gradients(seed):
     y = lucid.tensor(data.copy())
     y[key] = lucid.tensor(v)
     np.testing.assert_array_equal(y.numpy(), t.numpy(), err_msg=str(key))
+
+
+@pytest.mark.parametrize("before,after", [(None, None), (0, None), (None, 1), (2, None), (0, 2), (1, 0)])
+def test_records_are_found_whatever_generation_the_collector_moved_them_to(before, after):
+    """A collection of generation g between the steps moves the tensor (``before``: after
+    ``h`` is made) or the record that used it (``after``: after ``z``) to an older one."""
+    import gc
+    w = lucid.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    h = w * 2.0
+    if before is not None:
+        gc.collect(before)
+    z = h * h
+    if after is not None:
+        gc.collect(after)
+    h[1] = 0.0
+    (z.sum() + h.sum()).backward()
+    assert w.grad.tolist() == [8.0 * 1 + 2.0, 8.0 * 2, 8.0 * 3 + 2.0]
