@@ -16,6 +16,12 @@ def _assign(x, key, value):
     return y
 
 
+def _assign_into_result(x, v):
+    h = x * 2.0
+    h[:, 0] = v
+    return h * h
+
+
 _EAGER = ("eager", "interpret")
 _MASK_NOTE = "a mask tensor's values decide the result's shape: not traceable"
 
@@ -63,5 +69,5 @@ op("setitem_mask", lambda lib, x: _assign(x, x > 0, 0.0), [[In((3, 4))], [T(4, 3
 op("setitem_mask_rows", lambda lib, x, v: _assign(x, x[:, 0] > 0, v),
    [[In((5, 3)), In((3,))], [T(3, 5), In((1, 5))], [In((4, 2)), In(())]])
 op("setitem_int_data", lambda lib, x: _assign(x, ([1, 0], [2, 2]), 7), [[In((3, 4), "int")]], grad=False)
-op("setitem_nonleaf_then_use", lambda lib, x, v: (lambda h: (h.__setitem__((slice(None), 0), v), h * h)[1])(x * 2),
+op("setitem_nonleaf_then_use", lambda lib, x, v: _assign_into_result(x, v),
    [[In((3, 4)), In((3,))], [T(4, 3), In(())]])
