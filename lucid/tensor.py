@@ -213,8 +213,13 @@ class Tensor:
         self.grad = None
 
     def __getitem__(self, index):
-        """Basic indexing (integers, slices, None, ...) as a view; see ``lucid.indexing``."""
+        """Basic indexing (integers, slices, None, ...) as a view, advanced indexing
+        (integer tensors, masks) as a copy; see ``lucid.indexing``."""
         return indexing.getitem(self, index)
+
+    def __setitem__(self, index, value) -> None:
+        """``self[index] = value`` in place, for every index ``[]`` takes; see ``lucid.setitem``."""
+        setitem.setitem(self, index, value)
 
     def __len__(self) -> int:
         if not self.shape:
@@ -460,7 +465,7 @@ def _wrap_result(data: np.ndarray) -> Tensor:
 
 
 dispatch._wrap = _wrap_result
-from . import functional_core, indexing, products  # noqa: E402  (they build on Tensor's module)
+from . import functional_core, indexing, products, setitem  # noqa: E402  (they build on Tensor's module)
 dispatch._TENSOR_TYPES.insert(0, Tensor)
 _RELU = {dtype: dispatch.Chain([("constant", {"value": 0.0, "shape": (), "dtype": dtype}, ()),
                                 ("maximum", {}, (0, -1))], name="relu") for dtype in _BY_NAME.values()}

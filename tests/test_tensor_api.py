@@ -68,8 +68,8 @@ def test_indexing_returns_a_view_and_refuses_what_it_does_not_take():
         x[0, 4]
     with pytest.raises(IndexError, match="too many indices"):
         x[0, 0, 0]
-    with pytest.raises(IndexError, match="not yet integer arrays"):
-        x[[0, 1]]
+    with pytest.raises(IndexError, match="must be long, int, byte or bool"):
+        x[[0.5, 1.0]]
     with pytest.raises(IndexError, match="single ellipsis"):
         x[..., ...]
     with pytest.raises(ValueError, match="step must be greater than zero"):
