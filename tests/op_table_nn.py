@@ -105,3 +105,8 @@ op("f_pairwise_distance_p1_keepdim", lambda lib, a, b: F(lib).pairwise_distance(
 op("f_pairwise_distance_p3", lambda lib, a, b: F(lib).pairwise_distance(a, b, p=3.0), [[In((4, 5)), In((4, 5))]])
 op("f_pairwise_distance_inf", lambda lib, a, b: F(lib).pairwise_distance(a, b, p=float("inf")),
    [[In((4, 5), "distinct"), In((4, 5), "const:0.5")]])
+
+# PReLU: one shared slope, or one per channel (dim 1)
+op("f_prelu", lambda lib, x, w: F(lib).prelu(x, w),
+   [[In((3, 4), "distinct"), In((1,), "unit")], [In((2, 3, 5), "distinct"), In((3,), "unit")],
+    [In((5,), "distinct"), In((1,), "unit")], [T(4, 3, kind="distinct"), In((3,), "unit")]])

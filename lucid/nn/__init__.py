@@ -21,7 +21,7 @@ __all__ = ["Module", "Parameter", "Buffer", "Linear", "Bilinear", "Identity", "F
 
 # activations, normalisation, dropout, embedding, padding, distances (issue 15)
 from .activation import (CELU, ELU, GELU, GLU, SELU, Hardsigmoid, Hardswish, Hardtanh,  # noqa: E402
-                         LeakyReLU, LogSigmoid, LogSoftmax, Mish, ReLU6, SiLU, Softmax, Softmin,
+                         LeakyReLU, LogSigmoid, LogSoftmax, Mish, PReLU, ReLU6, SiLU, Softmax, Softmin,
                          Softplus, Softsign, Tanhshrink, Threshold)
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm  # noqa: E402
 from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d  # noqa: E402
@@ -33,7 +33,7 @@ from .distance import CosineSimilarity, PairwiseDistance  # noqa: E402
 from .transformer import (MultiheadAttention, Transformer, TransformerDecoder,  # noqa: E402
                           TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer)
 
-__all__ += ["ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Softplus", "Softsign",
+__all__ += ["PReLU", "ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Softplus", "Softsign",
             "Hardtanh", "Hardsigmoid", "Hardswish", "LogSigmoid", "Tanhshrink", "GLU", "Softmax",
             "LogSoftmax", "Softmin", "Threshold", "LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm1d",
             "BatchNorm2d", "Dropout", "Dropout1d", "Dropout2d", "AlphaDropout", "Embedding",

@@ -220,3 +220,28 @@ class LogSoftmax(_AlongDim):
 
 class Softmin(_AlongDim):
     _fn = staticmethod(F.softmin)
+
+
+class PReLU(Module):
+    """``prelu`` with its slopes as a parameter: ``num_parameters`` (1, or the number of
+    channels) values, all ``init`` at first (PyTorch's defaults: 1 and 0.25)."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None):
+        super().__init__()
+        import numpy as np
+
+        from ..creation import get_default_dtype
+        from .parameter import Parameter
+        self.num_parameters = num_parameters
+        dt = str(get_default_dtype() if dtype is None else dtype).replace("lucid.", "")
+        self.init = init
+        self.weight = Parameter(np.full(num_parameters, init, dtype=dt))
+
+    def reset_parameters(self) -> None:
+        self.weight._data[...] = self.init
+
+    def forward(self, input):  # noqa: A002
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"

@@ -157,7 +157,7 @@ from .functional_bilinear import bilinear  # noqa: E402,F401
 # ------------------------------------------------------------------ the other functional files
 from .functional_activation import (celu, elu, gelu, glu, hardsigmoid, hardswish, hardtanh,  # noqa: E402,F401
                                     leaky_relu, logsigmoid, mish, relu, relu6, selu, silu, softmin,
-                                    softplus, softsign, tanhshrink, threshold)
+                                    prelu, softplus, softsign, tanhshrink, threshold)
 from .functional_norm import (batch_norm, group_norm, instance_norm, layer_norm, normalize,  # noqa: E402,F401
                               rms_norm)
 from .functional_dropout import alpha_dropout, dropout, dropout1d, dropout2d  # noqa: E402,F401

@@ -359,3 +359,30 @@ def _install(Tensor) -> None:
         """``lucid.nn.functional.log_softmax(self, dim)``."""
         return log_softmax(self if dtype is None else self.to(dtype), dim)
     Tensor.softmax, Tensor.log_softmax = tensor_softmax, tensor_log_softmax
+
+
+def prelu(input, weight):  # noqa: A002
+    """``x`` for ``x > 0``, else ``weight * x``, with one learned slope for all channels
+    (``weight`` of 1 element) or one per channel (dim 1 of the input).
+
+    >>> import lucid
+    >>> prelu(lucid.tensor([[-2.0, 3.0]]), lucid.tensor([0.25])).tolist()
+    [[-0.5, 3.0]]
+    """
+    from ..dispatch import as_tensor
+    from ..functional_core import where
+    x, w = as_tensor(input), as_tensor(weight)
+    if w.ndim > 1:
+        raise RuntimeError(f"prelu: weight must be 1-D (one slope per channel), got shape {w.shape}")
+    if x.ndim == 0:
+        raise RuntimeError("Not allow zero-dim input tensor.")
+    n = w.numel()
+    if n != 1:
+        channels = x.shape[1] if x.ndim >= 2 else 1
+        if n != channels:
+            raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found parameter "
+                               f"numbers = {n} and channel size = {channels}.")
+        w = w.reshape(n, *(1,) * (x.ndim - 2))
+    else:
+        w = w.reshape(())
+    return where(x > 0, x, w * x)
