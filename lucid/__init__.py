@@ -26,7 +26,7 @@ from .tracing import TracingError  # noqa: E402
 from .reductions import (all, amax, amin, any, argmax, argmin, cumsum, logsumexp, max,  # noqa: E402,A004
                          mean, min, prod, std, sum, var)
 from .tensor_ops import Size, clamp, clip, clone, device, diff, lerp, masked_fill, minimum  # noqa: E402
-from . import autograd, nn, optim  # noqa: E402
+from . import autograd, nn, optim, utils  # noqa: E402
 isnan, isfinite, logical_not = Tensor.isnan, Tensor.isfinite, Tensor.logical_not  # torch.* forms
 
 
@@ -54,6 +54,6 @@ __all__ = [
     "masked_fill", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
     "std", "logsumexp", "all", "any", "cumsum", "isnan", "isfinite", "logical_not", "logical_and",
     "logical_or",
-    "compile", "TracingError", "random", "nn", "optim", "Size", "device",
+    "compile", "TracingError", "random", "nn", "optim", "utils", "Size", "device",
     "float32", "float64", "int32", "int64", "bool", "dtype", "float", "double", "int", "long",
 ]
