@@ -112,9 +112,6 @@ def test_parameters_to_vector_and_back():
         utils.vector_to_parameters(np.zeros(3), lp)
 
 
-@pytest.mark.xfail(strict=True, reason="compiler bug outside lucid.nn.utils: a compiled step that "
-                   "runs opt.step() and also computes another value from the gradients gets wrong "
-                   "gradients (repro without clipping in the helper G report)")
 @pytest.mark.parametrize("norm_type", [2.0, math.inf])
 def test_clipping_inside_a_compiled_step_matches_eager(norm_type):
     rng = np.random.default_rng(5)
@@ -122,8 +119,8 @@ def test_clipping_inside_a_compiled_step_matches_eager(norm_type):
     w0, b0 = rng.standard_normal((4, 6)), rng.standard_normal(4)
     runs = []
     for compiled in (False, True):
-        w = lucid.Tensor(w0, requires_grad=True)
-        b = lucid.Tensor(b0, requires_grad=True)
+        w = lucid.Tensor(w0.copy(), requires_grad=True, dtype="float64")  # a copy: Tensor(array)
+        b = lucid.Tensor(b0.copy(), requires_grad=True, dtype="float64")  # shares its memory
         opt = lucid.optim.SGD([w, b], lr=0.5, momentum=0.9)
 
         def step(x, y):
@@ -135,14 +132,14 @@ def test_clipping_inside_a_compiled_step_matches_eager(norm_type):
             opt.step()
             return norm
         run = lucid.compile(step) if compiled else step
-        norms = [run(lucid.Tensor(x), y).item() for _ in range(4)]
+        norms = [run(lucid.Tensor(x, dtype="float64"), y).item() for _ in range(4)]
         runs.append((norms, w.numpy().copy(), b.numpy().copy()))
         if compiled:
             assert run.traces == 1
     (n0, w0_, b0_), (n1, w1_, b1_) = runs
-    np.testing.assert_allclose(n1, n0, rtol=1e-5)
-    np.testing.assert_allclose(w1_, w0_, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(b1_, b0_, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(n1, n0, rtol=1e-12)
+    np.testing.assert_allclose(w1_, w0_, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(b1_, b0_, rtol=1e-12, atol=1e-14)
     assert n0[0] > 0.1  # the clip was active
 
 
