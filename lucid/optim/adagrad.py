@@ -12,7 +12,7 @@ native kernel per parameter.
 from __future__ import annotations
 
 from .optimizer import Optimizer
-from .update import ADAGRAD
+from .update import adagrad_rule
 
 
 class Adagrad(Optimizer):
@@ -40,12 +40,15 @@ class Adagrad(Optimizer):
         self.step_counter(p)
         self.buffer(p, "sum", self.defaults["initial_accumulator_value"])
 
+    def group_structure(self, group):
+        return bool(group["maximize"]), group["weight_decay"] != 0
+
     def rule(self, p, group):
         self._init_state(p)
+        flags = self.group_structure(group)
 
         def scalars():
             t = self.advance_step(p)
-            lr = group["lr"]
-            return ((-1.0 if group["maximize"] else 1.0), group["weight_decay"],
-                    lr / (1 + (t - 1) * group["lr_decay"]), group["eps"])
-        return ADAGRAD, [self.state[p]["sum"]], scalars
+            out = (group["lr"] / (1 + (t - 1) * group["lr_decay"]), group["eps"])
+            return (group["weight_decay"],) + out if flags[1] else out
+        return adagrad_rule(*flags), [self.state[p]["sum"]], scalars

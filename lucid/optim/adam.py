@@ -12,7 +12,7 @@ place by one fused native kernel.
 from __future__ import annotations
 
 from .optimizer import Optimizer
-from .update import ADAM
+from .update import adam_rule
 
 
 class Adam(Optimizer):
@@ -41,22 +41,26 @@ class Adam(Optimizer):
             raise ValueError(f"{name}: invalid weight_decay value: {group['weight_decay']}")
 
     def group_structure(self, group):
-        return bool(group["amsgrad"])
+        decay = group["weight_decay"] != 0
+        return (bool(group["amsgrad"]), bool(group["maximize"]), decay,
+                decay and bool(group["decoupled_weight_decay"]))
 
     def rule(self, p, group):
-        amsgrad = bool(group["amsgrad"])
+        amsgrad, _, decay, decoupled = flags = self.group_structure(group)
         self.step_counter(p)
         names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
         buffers = [self.buffer(p, n) for n in names]
 
         def scalars():
             t = self.advance_step(p)
-            lr, wd, (b1, b2) = group["lr"], group["weight_decay"], group["betas"]
-            decoupled = group["decoupled_weight_decay"]
-            return ((-1.0 if group["maximize"] else 1.0), 0.0 if decoupled else wd,
-                    1.0 - lr * wd if decoupled else 1.0, 1.0 - b1, b2, 1.0 - b2,
-                    lr / (1 - b1 ** t), (1 - b2 ** t) ** 0.5, group["eps"])
-        return ADAM[amsgrad], buffers, scalars
+            lr, (b1, b2) = group["lr"], group["betas"]
+            out = (lr / (1 - b1 ** t), (1 - b2 ** t) ** 0.5, group["eps"])
+            out = (1.0 - b1, b2, 1.0 - b2) + out
+            if decay:
+                wd = group["weight_decay"]
+                return (1.0 - lr * wd if decoupled else wd,) + out
+            return out
+        return adam_rule(*flags), buffers, scalars
 
 
 class AdamW(Adam):

@@ -176,8 +176,9 @@ class Optimizer:
     def advance_step(self, p: Tensor) -> float:
         """Count one more step in ``p``'s state; the new count."""
         step = self.step_counter(p)
-        step._data += 1
-        return float(step._data)
+        count = float(step._data) + 1
+        step._data[()] = count
+        return count
 
     # -- saving and loading ----------------------------------------------------------------
     def state_dict(self) -> dict:

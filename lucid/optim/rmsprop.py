@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from .optimizer import Optimizer
-from .update import RMSPROP
+from .update import rmsprop_rule
 
 
 class RMSprop(Optimizer):
@@ -30,10 +30,10 @@ class RMSprop(Optimizer):
                 raise ValueError(f"RMSprop: invalid {key} value: {group[key]}")
 
     def group_structure(self, group):
-        return bool(group["centered"]), group["momentum"] > 0
+        return bool(group["centered"]), group["momentum"] > 0, bool(group["maximize"]), group["weight_decay"] != 0
 
     def rule(self, p, group):
-        centered, momentum = self.group_structure(group)
+        centered, momentum, _, decay = flags = self.group_structure(group)
         self.step_counter(p)
         state = {n: self.buffer(p, n) for n in ("square_avg",) + ("momentum_buffer",) * momentum
                  + ("grad_avg",) * centered}  # made in PyTorch's order; the kernel's order:
@@ -42,6 +42,6 @@ class RMSprop(Optimizer):
         def scalars():
             self.advance_step(p)
             alpha = group["alpha"]
-            return ((-1.0 if group["maximize"] else 1.0), group["weight_decay"], alpha, 1.0 - alpha,
-                    group["eps"], group["lr"], group["momentum"])
-        return RMSPROP[centered, momentum], buffers, scalars
+            out = (alpha, 1.0 - alpha, group["eps"], group["lr"]) + ((group["momentum"],) if momentum else ())
+            return (group["weight_decay"],) + out if decay else out
+        return rmsprop_rule(*flags), buffers, scalars

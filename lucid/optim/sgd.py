@@ -12,7 +12,7 @@ one fused native kernel.
 from __future__ import annotations
 
 from .optimizer import Optimizer
-from .update import SGD_MOMENTUM, SGD_PLAIN
+from .update import sgd_rule
 
 
 class SGD(Optimizer):
@@ -33,13 +33,16 @@ class SGD(Optimizer):
             raise ValueError("SGD: Nesterov momentum requires a momentum and zero dampening")
 
     def group_structure(self, group):
-        return group["momentum"] != 0
+        momentum = group["momentum"] != 0
+        return momentum, momentum and bool(group["nesterov"]), bool(group["maximize"]), group["weight_decay"] != 0
 
     def rule(self, p, group):
-        def common():
-            return (-1.0 if group["maximize"] else 1.0), group["lr"], group["weight_decay"]
-        if group["momentum"] == 0:
-            return SGD_PLAIN, [], common
+        momentum, nesterov, _, decay = flags = self.group_structure(group)
+        rule = sgd_rule(*flags)
+        if not momentum:
+            if decay:
+                return rule, [], lambda: (group["lr"], group["weight_decay"])
+            return rule, [], lambda: (group["lr"],)
         runtime = self._runtime.setdefault(p, {})
         if self.state[p].get("momentum_buffer") is None:
             runtime["started"] = False
@@ -49,7 +52,8 @@ class SGD(Optimizer):
             # PyTorch starts the buffer at the first step's direction, undamped
             first = not runtime.get("started")
             runtime["started"] = True
-            momentum = group["momentum"]
-            decay, grad_scale = (0.0, 1.0) if first else (momentum, 1.0 - group["dampening"])
-            return (*common(), decay, grad_scale, momentum, float(bool(group["nesterov"])))
-        return SGD_MOMENTUM, [buf], scalars
+            mu = group["momentum"]
+            out = (group["lr"], group["weight_decay"]) if decay else (group["lr"],)
+            out += (0.0, 1.0) if first else (mu, 1.0 - group["dampening"])
+            return out + (mu,) if nesterov else out
+        return rule, [buf], scalars
