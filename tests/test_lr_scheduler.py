@@ -148,6 +148,8 @@ def test_adam_one_cycle_cycles_beta1():
     topt = torch.optim.Adam([tw], lr=0.1)
     tsched = TL.OneCycleLR(topt, max_lr=1.0, total_steps=10)
     for _ in range(9):
+        opt.step()
+        topt.step()  # (no gradients: nothing moves) before the schedulers, as PyTorch wants
         sched.step()
         tsched.step()
         assert opt.param_groups[0]["betas"] == topt.param_groups[0]["betas"]
