@@ -27,7 +27,7 @@ from .tracing import TracingError  # noqa: E402
 from .reductions import (all, amax, amin, any, argmax, argmin, cumsum, logsumexp, max,  # noqa: E402,A004
                          mean, min, prod, std, sum, var)
 from .tensor_ops import Size, clamp, clip, clone, device, diff, lerp, masked_fill, minimum  # noqa: E402
-from . import autograd, nn, optim  # noqa: E402
+from . import autograd, nn, optim, utils  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from . import functions as _functions, index_ops as _index_ops, shape_ops as _shape_ops  # noqa: E402
 from .index_ops import gather, index_select, masked_select, nonzero, scatter_add, take  # noqa: E402
@@ -56,7 +56,7 @@ __all__ = [
     "matmul", "mm", "bmm", "addmm", "baddbmm", "where", "cat", "stack", "maximum", "minimum", "clamp", "clip", "clone", "diff", "lerp",
     "masked_fill", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
     "std", "logsumexp", "all", "any", "cumsum", *_functions.__all__, *_shape_ops.__all__, *_index_ops.__all__,
-    "compile", "TracingError", "random", "nn", "optim", "distributed", "Size", "device", "save", "load", "softmax", "log_softmax", "relu",
+    "compile", "TracingError", "random", "nn", "optim", "utils", "distributed", "Size", "device", "save", "load", "softmax", "log_softmax", "relu",
     "float32", "float64", "int32", "int64", "bool", "dtype", "float", "double", "int", "long",
 ]
 

@@ -17,7 +17,7 @@ comparing values, input gradients and updated parameters with the same program r
 PyTorch in float64 (``torch.optim`` for the updates). The allowed error is the graph
 fuzzer's (``fuzz.compare``), with each element's noise from PyTorch's float32 twin
 (``fuzz.twin_noise``). Adam here uses eps >= 1e-3: with eps 1e-8 it turns a gradient that
-is zero up to rounding into a full step of either sign (tests/test_optim_torch.py checks
+is zero up to rounding into a full step of either sign (tests/test_optim_trajectories.py checks
 the default eps on a well-conditioned model). As a library: ``run_case(seed)`` returns
 ``(program, None, failures)``; ``fuzz.run_seeds(seeds, case=run_case)`` loops.
 """

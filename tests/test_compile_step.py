@@ -101,12 +101,14 @@ def test_learning_rate_schedule_does_not_retrace():
     step = compiled_step(comp_model, comp_opt)
     x, y = data(8, 9, 3)
     for lr in (0.1, 0.05, 0.02, 0.3):
-        eager_opt.lr = comp_opt.lr = lr
+        for opt in (eager_opt, comp_opt):
+            opt.param_groups[0]["lr"] = lr
         eager_step(eager_model, eager_opt, x, y)
         step(lucid.Tensor(x), y)
         assert_same_models(eager_model, comp_model, 1e-5)
     assert step.traces == 1
-    comp_opt.momentum = eager_opt.momentum = 0.0  # a static hyper-parameter: retraces
+    for opt in (eager_opt, comp_opt):  # momentum turned off: another rule, a retrace
+        opt.param_groups[0]["momentum"] = 0.0
     eager_step(eager_model, eager_opt, x, y)
     step(lucid.Tensor(x), y)
     assert step.traces == 2
@@ -121,7 +123,7 @@ def test_adam_step_counter_advances_per_call():
         eager_step(eager_model, eager_opt, x, y)
         step(lucid.Tensor(x), y)
     assert_same_models(eager_model, comp_model, 1e-5)
-    assert [s["step"] for s in comp_opt.state.values()] == [6, 6]
+    assert [s["step"].item() for s in comp_opt.state.values()] == [6, 6]
 
 
 def test_mixing_eager_and_compiled_steps_shares_the_optimiser_state():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch.utils.data as tud
 
-from lucid.utils.data.distributed import DistributedSampler
+from lucid.utils.data import DistributedSampler
 
 
 @pytest.mark.parametrize("n,replicas", [(10, 3), (9, 3), (2, 3), (1, 2), (0, 2), (7, 1), (13, 4)])

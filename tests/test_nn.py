@@ -106,8 +106,11 @@ def test_training_reduces_the_loss():
 
 
 def test_optimizer_rejects_bad_parameters():
-    with pytest.raises(TypeError, match="parameter 0"):
-        SGD([lucid.Tensor([1.0])], lr=0.1)
+    with pytest.raises(TypeError, match="parameter 0 is list"):
+        SGD([[1.0]], lr=0.1)
+    with pytest.raises(ValueError, match="non-leaf Tensor \\(parameter 1\\)"):
+        SGD([lucid.Tensor([1.0], requires_grad=True), lucid.Tensor([1.0], requires_grad=True) * 2], lr=0.1)
+    SGD([lucid.Tensor([1.0])], lr=0.1).step()  # a leaf without requires_grad: allowed (never has a grad)
     with pytest.raises(ValueError, match="empty"):
         Adam([])
 

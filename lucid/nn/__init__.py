@@ -1,6 +1,6 @@
 """Neural-network building blocks: ``Module``, ``Parameter``, layers, containers and
 ``init``; functions in ``lucid.nn.functional``."""
-from . import functional, init  # noqa: F401
+from . import functional, init, utils  # noqa: F401
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .flatten import Flatten, Unflatten
 from .layers import Bilinear, Identity, Linear, ReLU, Sigmoid, Tanh
@@ -13,7 +13,7 @@ from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBas
 
 __all__ = ["Module", "Parameter", "Buffer", "Linear", "Bilinear", "Identity", "Flatten", "Unflatten",
            "ReLU", "Sigmoid", "Tanh", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
-           "ParameterDict", "functional", "init",
+           "ParameterDict", "functional", "init", "utils",
            "RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell",
            "L1Loss", "MSELoss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss", "NLLLoss",
            "CrossEntropyLoss", "KLDivLoss", "SoftMarginLoss", "MarginRankingLoss", "HingeEmbeddingLoss",

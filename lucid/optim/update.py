@@ -61,29 +61,111 @@ class InPlaceRule:
             tracer.assign(t, tracer.symbolic(v, False))
 
 
-def _sgd(b, p, buf, g, lr, wd, decay, grad_scale, momentum, nesterov):
-    """d = g + wd·p;  buf' = decay·buf + grad_scale·d;  p' = p - lr·(nesterov ? d + momentum·buf' : buf')."""
-    d = b.emit("add", g, b.emit("mul", wd, p))
-    buf2 = b.emit("add", b.emit("mul", decay, buf), b.emit("mul", grad_scale, d))
-    step = b.emit("add", b.emit("mul", nesterov, b.emit("add", d, b.emit("mul", momentum, buf2))),
-                  b.emit("mul", b.emit("sub", b.constant(1.0, (), p.dtype), nesterov), buf2))
-    return b.emit("sub", p, b.emit("mul", lr, step)), buf2
+def _direction(b, p, g, maximize: bool, wd):
+    """The update's gradient: negated to maximise, plus ``wd·p`` (L2 weight decay) when
+    ``wd`` is given (each optimiser omits what its options turn off, as PyTorch does)."""
+    d = b.emit("neg", g) if maximize else g
+    return d if wd is None else b.emit("add", d, b.emit("mul", wd, p))
 
 
-def _sgd_plain(b, p, g, lr, wd):
-    return (b.emit("sub", p, b.emit("mul", lr, b.emit("add", g, b.emit("mul", wd, p)))),)
+def _lerp(b, start, end, weight):
+    """start + weight·(end - start) (``torch.lerp`` for weights below one half)."""
+    return b.emit("add", start, b.emit("mul", weight, b.emit("sub", end, start)))
 
 
-def _adam(b, p, m, v, g, wd, b1, b2, step, inv_bc2, eps):
-    """m' = b1·m + (1-b1)·g;  v' = b2·v + (1-b2)·g²;  p' = p - step·m' / (√(v'·inv_bc2) + eps)."""
-    one = b.constant(1.0, (), p.dtype)
-    g = b.emit("add", g, b.emit("mul", wd, p))
-    m2 = b.emit("add", b.emit("mul", b1, m), b.emit("mul", b.emit("sub", one, b1), g))
-    v2 = b.emit("add", b.emit("mul", b2, v), b.emit("mul", b.emit("sub", one, b2), b.emit("mul", g, g)))
-    denom = b.emit("add", b.emit("sqrt", b.emit("mul", v2, inv_bc2)), eps)
-    return b.emit("sub", p, b.emit("div", b.emit("mul", step, m2), denom)), m2, v2
+def _variants(make):
+    """``make(*flags) -> InPlaceRule``, built once per combination of flags."""
+    made: dict = {}
+
+    def variant(*flags):
+        rule = made.get(flags)
+        if rule is None:
+            rule = made[flags] = make(*flags)
+        return rule
+    return variant
 
 
-SGD_PLAIN = InPlaceRule(_sgd_plain, n_buffers=1, n_reads=1, n_scalars=2)
-SGD_MOMENTUM = InPlaceRule(_sgd, n_buffers=2, n_reads=1, n_scalars=6)
-ADAM = InPlaceRule(_adam, n_buffers=3, n_reads=1, n_scalars=6)
+@_variants
+def sgd_rule(momentum: bool, nesterov: bool, maximize: bool, decay: bool) -> InPlaceRule:
+    """d = ±g (+ wd·p);  buf' = decay·buf + grad_scale·d;  p' = p - lr·(nesterov ? d + μ·buf' : buf'),
+    or p' = p - lr·d without momentum. Scalars: lr, [wd], [decay, grad_scale], [μ]."""
+    def rule(b, p, *rest):
+        rest = list(rest)
+        buf = rest.pop(0) if momentum else None
+        g, lr = rest.pop(0), rest.pop(0)
+        d = _direction(b, p, g, maximize, rest.pop(0) if decay else None)
+        if not momentum:
+            return (b.emit("sub", p, b.emit("mul", lr, d)),)
+        keep, grad_scale = rest.pop(0), rest.pop(0)
+        buf2 = b.emit("add", b.emit("mul", keep, buf), b.emit("mul", grad_scale, d))
+        step = b.emit("add", d, b.emit("mul", rest.pop(0), buf2)) if nesterov else buf2
+        return b.emit("sub", p, b.emit("mul", lr, step)), buf2
+    return InPlaceRule(rule, n_buffers=1 + momentum, n_reads=1,
+                       n_scalars=1 + decay + 2 * momentum + (momentum and nesterov))
+
+
+@_variants
+def adam_rule(amsgrad: bool, maximize: bool, decay: bool, decoupled: bool) -> InPlaceRule:
+    """m' = lerp(m, g, 1-b1);  v' = b2·v + (1-b2)·g²;  v̂ = max(v̂, v') if amsgrad;
+    p' = p·shrink - step·m' / (√v̂ / √(1-b2^t) + eps). With decay, the first scalar is
+    L2's wd (Adam) or shrink = 1 - lr·wd (AdamW). Scalars: [wd | shrink], 1-b1, b2, 1-b2,
+    step, √(1-b2^t), eps."""
+    def rule(b, p, m, v, *rest):
+        rest = list(rest)
+        vmax = rest.pop(0) if amsgrad else None
+        g = rest.pop(0)
+        wd = rest.pop(0) if decay else None
+        w1, b2, w2, step, bc2_sqrt, eps = rest
+        g = _direction(b, p, g, maximize, None if decoupled else wd)
+        m2 = _lerp(b, m, g, w1)
+        v2 = b.emit("add", b.emit("mul", v, b2), b.emit("mul", w2, b.emit("mul", g, g)))
+        vmax2 = b.emit("maximum", vmax, v2) if amsgrad else v2
+        denom = b.emit("add", b.emit("div", b.emit("sqrt", vmax2), bc2_sqrt), eps)
+        start = b.emit("mul", p, wd) if decay and decoupled else p
+        p2 = b.emit("sub", start, b.emit("mul", step, b.emit("div", m2, denom)))
+        return (p2, m2, v2, vmax2) if amsgrad else (p2, m2, v2)
+    return InPlaceRule(rule, n_buffers=3 + amsgrad, n_reads=1, n_scalars=6 + decay)
+
+
+@_variants
+def rmsprop_rule(centered: bool, momentum: bool, maximize: bool, decay: bool) -> InPlaceRule:
+    """s' = α·s + (1-α)·g²;  a' = lerp(a, g, 1-α) if centered;  d = √(s' - a'²) + eps;
+    buf' = μ·buf + g/d, p' = p - lr·buf' with momentum, else p' = p - lr·g/d.
+    Scalars: [wd], α, 1-α, eps, lr, [μ]."""
+    def rule(b, p, sq, *rest):
+        rest = list(rest)
+        avg = rest.pop(0) if centered else None
+        buf = rest.pop(0) if momentum else None
+        g = rest.pop(0)
+        g = _direction(b, p, g, maximize, rest.pop(0) if decay else None)
+        alpha, w, eps, lr = rest[:4]
+        sq2 = b.emit("add", b.emit("mul", sq, alpha), b.emit("mul", w, b.emit("mul", g, g)))
+        outs = [sq2]
+        if centered:
+            avg2 = _lerp(b, avg, g, w)
+            d = b.emit("sqrt", b.emit("sub", sq2, b.emit("mul", avg2, avg2)))
+            outs.append(avg2)
+        else:
+            d = b.emit("sqrt", sq2)
+        d = b.emit("add", d, eps)
+        if momentum:
+            buf2 = b.emit("add", b.emit("mul", buf, rest[4]), b.emit("div", g, d))
+            outs.append(buf2)
+            p2 = b.emit("sub", p, b.emit("mul", lr, buf2))
+        else:
+            p2 = b.emit("sub", p, b.emit("mul", lr, b.emit("div", g, d)))
+        return (p2, *outs)
+    return InPlaceRule(rule, n_buffers=2 + centered + momentum, n_reads=1, n_scalars=4 + decay + momentum)
+
+
+@_variants
+def adagrad_rule(maximize: bool, decay: bool) -> InPlaceRule:
+    """s' = s + g²;  p' = p - clr·g / (√s' + eps). Scalars: [wd], clr, eps."""
+    def rule(b, p, total, g, *rest):
+        rest = list(rest)
+        g = _direction(b, p, g, maximize, rest.pop(0) if decay else None)
+        clr, eps = rest
+        total2 = b.emit("add", total, b.emit("mul", g, g))
+        d = b.emit("add", b.emit("sqrt", total2), eps)
+        return b.emit("sub", p, b.emit("mul", clr, b.emit("div", g, d))), total2
+    return InPlaceRule(rule, n_buffers=2, n_reads=1, n_scalars=2 + decay)

@@ -18,8 +18,10 @@ import math
 
 import numpy as np
 
+from .sampler import Sampler
 
-class DistributedSampler:
+
+class DistributedSampler(Sampler):
     """Indices of one rank's share of ``dataset`` (``num_replicas`` and ``rank`` default
     to the process group's world size and rank)."""
 
