@@ -258,11 +258,17 @@ def call(chain: Chain, operands, check=None):
             check(*operands)
         entry = _miss(table, key, chain, operands, arrays)
     if needs_grad and _grad_state.enabled:
-        if entry.saved:
-            out, *saved = entry.run_saving(arrays)
-            return _record(entry, out, operands, saved)
-        return _record(entry, entry.run(*arrays), operands)
+        return _recorded(entry, arrays, operands)
     return _wrap(entry.run(*arrays))
+
+
+def _recorded(entry: Entry, arrays, operands):
+    """The recorded result of ``entry`` on ``arrays``: with the inner step results its
+    gradient reads (``entry.saved``) computed by the same native run when it has any."""
+    if entry.saved:
+        out, *saved = entry.run_saving(arrays)
+        return _record(entry, out, operands, saved)
+    return _record(entry, entry.run(*arrays), operands)
 
 
 def _traced(chain: Chain, operands):
@@ -295,10 +301,9 @@ def call1(chain: Chain, x):
             except TypeError:  # unhashable attributes in the key: the general path says so
                 entry = None
             if entry is not None:
-                out = entry.run(a)
                 if x.requires_grad and _grad_state.enabled:
-                    return _record(entry, out, (x,))
-                return _wrap(out)
+                    return _recorded(entry, [a], (x,))
+                return _wrap(entry.run(a))
     x = as_tensor(x)
     if chain.name in _FLOAT_ONLY and x.dtype not in ("float32", "float64"):
         x = cast(x, default_float())  # as PyTorch: sin of an int tensor is float32
@@ -344,25 +349,22 @@ def binary_chain(chain: Chain, a, b):
                     y = b._data
                     entry = _table().get((key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
                     if entry is not None:
-                        out = entry.run(x, y)
                         if (a.requires_grad or b.requires_grad) and _grad_state.enabled:
-                            return _record(entry, out, (a, b))
-                        return _wrap(out)
+                            return _recorded(entry, [x, y], (a, b))
+                        return _wrap(entry.run(x, y))
                 elif tb is float or tb is int:
                     entry = _table().get((key, x.shape, x.strides, x.dtype, tb))
                     if entry is not None:
-                        out = entry.run(x, float(b))
                         if a.requires_grad and _grad_state.enabled:
-                            return _record(entry, out, (a, b))
-                        return _wrap(out)
+                            return _recorded(entry, [x, float(b)], (a, b))
+                        return _wrap(entry.run(x, float(b)))
             elif (ta is float or ta is int) and tb in _TENSOR_TYPES:
                 y = b._data
                 entry = _table().get((key, ta, y.shape, y.strides, y.dtype))
                 if entry is not None:
-                    out = entry.run(float(a), y)
                     if b.requires_grad and _grad_state.enabled:
-                        return _record(entry, out, (a, b))
-                    return _wrap(out)
+                        return _recorded(entry, [float(a), y], (a, b))
+                    return _wrap(entry.run(float(a), y))
         except AttributeError:  # a traced tensor outside its trace: the general path says so
             pass
     return _binary_slow(chain, a, b)
@@ -377,10 +379,9 @@ def call2(chain: Chain, a, b, general):
         if x is not None and y is not None:
             entry = _table().get((chain.key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
             if entry is not None:
-                out = entry.run(x, y)
                 if (a.requires_grad or b.requires_grad) and _grad_state.enabled:
-                    return _record(entry, out, (a, b))
-                return _wrap(out)
+                    return _recorded(entry, [x, y], (a, b))
+                return _wrap(entry.run(x, y))
     return general(a, b)
 
 
@@ -393,10 +394,9 @@ def call3(chain: Chain, a, b, c, general):
             entry = _table().get((chain.key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype,
                                   z.shape, z.strides, z.dtype))
             if entry is not None:
-                out = entry.run(x, y, z)
                 if (a.requires_grad or b.requires_grad or c.requires_grad) and _grad_state.enabled:
-                    return _record(entry, out, (a, b, c))
-                return _wrap(out)
+                    return _recorded(entry, [x, y, z], (a, b, c))
+                return _wrap(entry.run(x, y, z))
     return general(a, b, c)
 
 
