@@ -19,3 +19,31 @@ def test_fast_paths_keep_the_inner_results_a_gradient_reads():
     tx = torch.tensor(data, requires_grad=True)
     (tx[torch.tensor([0, 2])] ** 2).sum().backward()
     np.testing.assert_allclose(np.asarray(x.grad), tx.grad.numpy())
+
+
+@pytest.mark.parametrize("expr", [
+    lambda m: m.tensor([7, 2]) // m.tensor([1, 0]),
+    lambda m: m.tensor([7, 2]) % 0,
+    lambda m: 5 // m.tensor([1, 0]),
+    lambda m: 5 % m.tensor([0, 1]),
+])
+def test_integer_floordiv_and_mod_by_zero_raise_as_torch(expr):
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        expr(torch)
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        expr(lucid)
+
+
+@pytest.mark.parametrize("expr", [
+    lambda m: m.tensor([7, -7]) // 2,
+    lambda m: m.tensor([7, -7]) % m.tensor([3, 2]),
+    lambda m: 7 % m.tensor([3, -2]),
+    lambda m: m.tensor([1.0, -2.0], dtype=m.float64) // 0,
+    lambda m: m.tensor([1.0, -2.0], dtype=m.float64) % m.tensor([0, 3]),
+    lambda m: m.tensor([7, 2]) // m.tensor([0.0, 1.0], dtype=m.float64),
+])
+def test_division_operators_still_match_torch(expr):
+    ref = expr(torch)
+    got = expr(lucid)
+    assert str(got.dtype) == str(ref.dtype).replace("torch.", "")
+    np.testing.assert_array_equal(np.asarray(got.tolist()), ref.numpy())
