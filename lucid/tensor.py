@@ -368,7 +368,11 @@ class Tensor:
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return dispatch.apply("reshape", self, shape=shape)
+        try:
+            return dispatch.apply("reshape", self, shape=shape)
+        except ValueError:  # the IR's message: PyTorch's, as a RuntimeError and ValueError
+            _shape_ops.check_shape(tuple(shape), self.numel())
+            raise
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
         """The axes ``start_dim .. end_dim`` merged into one (a 0-d tensor becomes 1-d)."""

@@ -47,3 +47,16 @@ def test_division_operators_still_match_torch(expr):
     got = expr(lucid)
     assert str(got.dtype) == str(ref.dtype).replace("torch.", "")
     np.testing.assert_array_equal(np.asarray(got.tolist()), ref.numpy())
+
+
+@pytest.mark.parametrize("shape", [(4,), (-1, 4), (-1, -1), (-2, 3), (0, -1)])
+@pytest.mark.parametrize("method", ["reshape", "view"])
+def test_impossible_reshape_raises_torchs_runtime_error(method, shape):
+    with pytest.raises(RuntimeError) as ref:
+        getattr(torch.ones(2, 3), method)(*shape)
+    with pytest.raises(RuntimeError) as got:
+        getattr(lucid.ones(2, 3), method)(*shape)
+    assert isinstance(got.value, ValueError)  # older callers catch ValueError
+    assert str(got.value) == str(ref.value)
+    with pytest.raises(RuntimeError, match="invalid for input of size"):
+        lucid.reshape(lucid.ones(2, 3), (4,))
