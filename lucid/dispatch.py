@@ -96,10 +96,12 @@ class Entry:
     """What one signature needs, prepared once: ``run(*arrays) -> array`` (the native
     call), and the steps' ops, attributes and output types for autograd records."""
 
-    __slots__ = ("run", "steps", "scalar_dtypes", "uid", "saved", "graph", "_run_saving", "views")
+    __slots__ = ("run", "steps", "scalar_dtypes", "uid", "saved", "graph", "_run_saving", "views",
+                 "name")
 
-    def __init__(self, run, steps, scalar_dtypes, saved=(), graph=None):
+    def __init__(self, run, steps, scalar_dtypes, saved=(), graph=None, name=""):
         self.run = run
+        self.name = name                    # the chain's name (grad_fn names known ones)
         self.steps = steps                  # ((op, attrs tuple, wires, out type), ...)
         self.scalar_dtypes = scalar_dtypes  # {operand position: dtype of that number}
         self.uid = next(_uids)
@@ -183,7 +185,7 @@ def _build_entry(chain: Chain, operands, arrays) -> Entry:
         outs.append(node.out)
     graph = Graph(tuple(inputs), tuple(nodes), (outs[-1],))
     run = backend.eager_runner(graph, arrays, tuple(scalars), chain.name)
-    return Entry(run, tuple(steps), scalar_dtypes, _saved_steps(graph, outs), graph)
+    return Entry(run, tuple(steps), scalar_dtypes, _saved_steps(graph, outs), graph, chain.name)
 
 
 def _saved_steps(graph: Graph, outs) -> tuple:

@@ -60,3 +60,31 @@ def test_impossible_reshape_raises_torchs_runtime_error(method, shape):
     assert str(got.value) == str(ref.value)
     with pytest.raises(RuntimeError, match="invalid for input of size"):
         lucid.reshape(lucid.ones(2, 3), (4,))
+
+
+_NAMED = {
+    "bmm": lambda m, F: m.bmm(m.ones(2, 3, 4, requires_grad=True), m.ones(2, 4, 5)),
+    "index": lambda m, F: m.ones(4, 3, requires_grad=True)[m.tensor([0, 2])],
+    "gather": lambda m, F: m.gather(m.ones(4, 3, requires_grad=True), 1, m.tensor([[0], [1], [2], [0]])),
+    "cat": lambda m, F: m.cat([m.ones(2, 3, requires_grad=True), m.ones(2, 3)]),
+    "softmax": lambda m, F: F.softmax(m.ones(2, 3, requires_grad=True), dim=1),
+    "log_softmax": lambda m, F: F.log_softmax(m.ones(2, 3, requires_grad=True), dim=1),
+    "layer_norm": lambda m, F: F.layer_norm(m.ones(2, 3, requires_grad=True), (3,)),
+    "conv2d": lambda m, F: F.conv2d(m.ones(1, 1, 4, 4, requires_grad=True), m.ones(1, 1, 3, 3)),
+    "embedding": lambda m, F: F.embedding(m.tensor([0, 1]), m.ones(3, 2, requires_grad=True)),
+    "mse_loss": lambda m, F: F.mse_loss(m.ones(2, 3, requires_grad=True), m.zeros(2, 3)),
+    "cross_entropy": lambda m, F: F.cross_entropy(m.ones(2, 3, requires_grad=True), m.tensor([0, 1])),
+    "gelu": lambda m, F: F.gelu(m.ones(2, 3, requires_grad=True)),
+    "mm": lambda m, F: m.ones(2, 3, requires_grad=True) @ m.ones(3, 4),
+    "linear": lambda m, F: F.linear(m.ones(2, 3, requires_grad=True), m.ones(4, 3), m.ones(4)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_NAMED))
+def test_grad_fn_names_match_torch(name):
+    import lucid.nn.functional as LF
+    import torch.nn.functional as TF
+    make = _NAMED[name]
+    expected = make(torch, TF).grad_fn.name()
+    for _ in range(2):  # the first call builds the entry, the second takes the fast path
+        assert make(lucid, LF).grad_fn.name() == expected
