@@ -88,3 +88,21 @@ def test_grad_fn_names_match_torch(name):
     expected = make(torch, TF).grad_fn.name()
     for _ in range(2):  # the first call builds the entry, the second takes the fast path
         assert make(lucid, LF).grad_fn.name() == expected
+
+
+@pytest.mark.parametrize("index", [
+    "x[..., 0, ...]", "x[..., ...]", "x[0, ..., ...]", "x[..., None, ...]", "x[..., 1, ..., ...]",
+    "x[0, ..., 1, ...]", "x[..., 0, None, ...]", "x[0, 1, ..., 2, ...]", "x[0, ..., 1, 2, ..., None]",
+    "x[..., 0, ..., 1]", "x[..., ..., None]", "x[..., 0, ..., None]",
+])
+def test_several_ellipses_as_torch(index):
+    data = np.arange(24).reshape(2, 3, 4)
+    try:
+        ref = eval(index, {"x": torch.tensor(data)})
+    except IndexError:
+        with pytest.raises(IndexError):
+            eval(index, {"x": lucid.tensor(data)})
+        return
+    got = eval(index, {"x": lucid.tensor(data)})
+    assert tuple(got.shape) == tuple(ref.shape)
+    np.testing.assert_array_equal(np.asarray(got.tolist()), ref.numpy())
