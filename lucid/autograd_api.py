@@ -313,12 +313,26 @@ def _op_name(op: str) -> str:
     return _TORCH_NAMES.get(op) or "".join(w.capitalize() for w in op.split("_"))
 
 
+# PyTorch's names for chains (``Chain.name``) that are one op in PyTorch
+_CHAIN_NAMES = {"softmax": "Softmax", "log_softmax": "LogSoftmax", "layer_norm": "NativeLayerNorm",
+                "conv1d": "Convolution", "conv2d": "Convolution", "conv3d": "Convolution",
+                "embedding": "Embedding", "mse_loss": "MseLoss", "cross_entropy": "NllLoss",
+                "gelu": "Gelu"}
+
+
 def entry_name(entry) -> str:
     """The backward node's name for a recorded eager call: its chain's ops (constants
     and casts of numbers are not part of the name), PyTorch's name for known chains."""
     steps = entry.steps
     ops = tuple(s[0] for s in steps)
-    if ops == ("matmul", "add"):
+    known = _CHAIN_NAMES.get(entry.name)
+    if known is not None:
+        base = known
+    elif entry.name == "getitem" and "gather" in ops:
+        base = "Index"          # advanced indexing (basic slices keep their view names)
+    elif ops == ("matmul",) and len(steps[0][3].shape) == 3:
+        base = "Bmm"
+    elif ops == ("matmul", "add"):
         base = "Addmm"          # F.linear with a bias
     elif ops == ("constant", "maximum") and dict(steps[0][1]).get("value") == 0.0:
         base = "Relu"

@@ -96,10 +96,12 @@ class Entry:
     """What one signature needs, prepared once: ``run(*arrays) -> array`` (the native
     call), and the steps' ops, attributes and output types for autograd records."""
 
-    __slots__ = ("run", "steps", "scalar_dtypes", "uid", "saved", "graph", "_run_saving", "views")
+    __slots__ = ("run", "steps", "scalar_dtypes", "uid", "saved", "graph", "_run_saving", "views",
+                 "name")
 
-    def __init__(self, run, steps, scalar_dtypes, saved=(), graph=None):
+    def __init__(self, run, steps, scalar_dtypes, saved=(), graph=None, name=""):
         self.run = run
+        self.name = name                    # the chain's name (grad_fn names known ones)
         self.steps = steps                  # ((op, attrs tuple, wires, out type), ...)
         self.scalar_dtypes = scalar_dtypes  # {operand position: dtype of that number}
         self.uid = next(_uids)
@@ -183,7 +185,7 @@ def _build_entry(chain: Chain, operands, arrays) -> Entry:
         outs.append(node.out)
     graph = Graph(tuple(inputs), tuple(nodes), (outs[-1],))
     run = backend.eager_runner(graph, arrays, tuple(scalars), chain.name)
-    return Entry(run, tuple(steps), scalar_dtypes, _saved_steps(graph, outs), graph)
+    return Entry(run, tuple(steps), scalar_dtypes, _saved_steps(graph, outs), graph, chain.name)
 
 
 def _saved_steps(graph: Graph, outs) -> tuple:
@@ -258,11 +260,17 @@ def call(chain: Chain, operands, check=None):
             check(*operands)
         entry = _miss(table, key, chain, operands, arrays)
     if needs_grad and _grad_state.enabled:
-        if entry.saved:
-            out, *saved = entry.run_saving(arrays)
-            return _record(entry, out, operands, saved)
-        return _record(entry, entry.run(*arrays), operands)
+        return _recorded(entry, arrays, operands)
     return _wrap(entry.run(*arrays))
+
+
+def _recorded(entry: Entry, arrays, operands):
+    """The recorded result of ``entry`` on ``arrays``: with the inner step results its
+    gradient reads (``entry.saved``) computed by the same native run when it has any."""
+    if entry.saved:
+        out, *saved = entry.run_saving(arrays)
+        return _record(entry, out, operands, saved)
+    return _record(entry, entry.run(*arrays), operands)
 
 
 def _traced(chain: Chain, operands):
@@ -295,10 +303,9 @@ def call1(chain: Chain, x):
             except TypeError:  # unhashable attributes in the key: the general path says so
                 entry = None
             if entry is not None:
-                out = entry.run(a)
                 if x.requires_grad and _grad_state.enabled:
-                    return _record(entry, out, (x,))
-                return _wrap(out)
+                    return _recorded(entry, [a], (x,))
+                return _wrap(entry.run(a))
     x = as_tensor(x)
     if chain.name in _FLOAT_ONLY and x.dtype not in ("float32", "float64"):
         x = cast(x, default_float())  # as PyTorch: sin of an int tensor is float32
@@ -344,25 +351,22 @@ def binary_chain(chain: Chain, a, b):
                     y = b._data
                     entry = _table().get((key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
                     if entry is not None:
-                        out = entry.run(x, y)
                         if (a.requires_grad or b.requires_grad) and _grad_state.enabled:
-                            return _record(entry, out, (a, b))
-                        return _wrap(out)
+                            return _recorded(entry, [x, y], (a, b))
+                        return _wrap(entry.run(x, y))
                 elif tb is float or tb is int:
                     entry = _table().get((key, x.shape, x.strides, x.dtype, tb))
                     if entry is not None:
-                        out = entry.run(x, float(b))
                         if a.requires_grad and _grad_state.enabled:
-                            return _record(entry, out, (a, b))
-                        return _wrap(out)
+                            return _recorded(entry, [x, float(b)], (a, b))
+                        return _wrap(entry.run(x, float(b)))
             elif (ta is float or ta is int) and tb in _TENSOR_TYPES:
                 y = b._data
                 entry = _table().get((key, ta, y.shape, y.strides, y.dtype))
                 if entry is not None:
-                    out = entry.run(float(a), y)
                     if b.requires_grad and _grad_state.enabled:
-                        return _record(entry, out, (a, b))
-                    return _wrap(out)
+                        return _recorded(entry, [float(a), y], (a, b))
+                    return _wrap(entry.run(float(a), y))
         except AttributeError:  # a traced tensor outside its trace: the general path says so
             pass
     return _binary_slow(chain, a, b)
@@ -377,10 +381,9 @@ def call2(chain: Chain, a, b, general):
         if x is not None and y is not None:
             entry = _table().get((chain.key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
             if entry is not None:
-                out = entry.run(x, y)
                 if (a.requires_grad or b.requires_grad) and _grad_state.enabled:
-                    return _record(entry, out, (a, b))
-                return _wrap(out)
+                    return _recorded(entry, [x, y], (a, b))
+                return _wrap(entry.run(x, y))
     return general(a, b)
 
 
@@ -393,10 +396,9 @@ def call3(chain: Chain, a, b, c, general):
             entry = _table().get((chain.key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype,
                                   z.shape, z.strides, z.dtype))
             if entry is not None:
-                out = entry.run(x, y, z)
                 if (a.requires_grad or b.requires_grad or c.requires_grad) and _grad_state.enabled:
-                    return _record(entry, out, (a, b, c))
-                return _wrap(out)
+                    return _recorded(entry, [x, y, z], (a, b, c))
+                return _wrap(entry.run(x, y, z))
     return general(a, b, c)
 
 

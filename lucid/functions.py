@@ -57,6 +57,25 @@ def _check_int_divisor(op: str, divisor, dtype: str) -> None:
                            f"{tuple(np.shape(data))})")
 
 
+def _division_operators(op: str):
+    """``x.__op__(y)`` and ``x.__rop__(y)`` for ``op`` (``floor_divide`` or ``remainder``):
+    a floating-point tensor goes straight to ``dispatch.binary``; any other first checks
+    for an integer zero divisor (PyTorch's ``RuntimeError: ZeroDivisionError``)."""
+    def forward(self, other):
+        if self.dtype in _FLOATS:  # a floating-point result: no zero-divisor check
+            return dispatch.binary(op, self, other)
+        return _int_division(op, self, other)
+
+    def reflected(self, other):
+        if self.dtype in _FLOATS:
+            return dispatch.binary(op, other, self)
+        return _int_division(op, other, self)
+    return forward, reflected
+
+
+_FLOATS = frozenset(("float32", "float64"))
+
+
 def _int_division(op: str, input, other):
     """``op`` (``floor_divide`` or ``remainder``) after the integer zero-divisor check."""
     (a, b), dtype = _promoted(op, input, other)
@@ -337,3 +356,5 @@ def _install(Tensor) -> None:
     Tensor.greater, Tensor.greater_equal, Tensor.less, Tensor.less_equal = gt, ge, lt, le
     Tensor.not_equal, Tensor.multiply, Tensor.subtract, Tensor.divide = ne, mul, sub, div
     Tensor.fix = trunc
+    Tensor.__floordiv__, Tensor.__rfloordiv__ = _division_operators("floor_divide")
+    Tensor.__mod__, Tensor.__rmod__ = _division_operators("remainder")

@@ -113,8 +113,6 @@ def normalize(shape, key) -> list:
         else:
             raise IndexError(f"only integers, slices (`:`), ellipsis (`...`), None and long or byte "
                              f"tensors are valid indices (got {type(e).__name__})")
-    if sum(e is Ellipsis for e in typed) > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
 
     def consumed(e):
         if e is None or e is Ellipsis or (isinstance(e, tuple) and e[0] == "bool"):
@@ -122,6 +120,8 @@ def normalize(shape, key) -> list:
         return e[1].ndim if isinstance(e, tuple) and e[0] == "mask" else 1
 
     used = sum(consumed(e) for e in typed)
+    if sum(e is Ellipsis for e in typed) > 1:
+        typed = _single_ellipsis(typed, len(shape) - used)
     if used > len(shape):
         raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
     if Ellipsis in typed:
@@ -282,6 +282,19 @@ def plan_for(shape, entries) -> IndexPlan:
             _PLANS.clear()
         plan = _PLANS[sig] = IndexPlan(tuple(shape), entries)
     return plan
+
+
+def _single_ellipsis(typed: list, spans: int) -> list:
+    """An index with several ``...`` as PyTorch reads it: each one skips the ``spans``
+    axes the other entries leave, so the later ones are only harmless where they skip
+    nothing or nothing follows them (dropped then); else an IndexError, as PyTorch's."""
+    first = typed.index(Ellipsis)
+    rest = typed[first + 1:]
+    for i, e in enumerate(rest):
+        if e is Ellipsis and spans and any(f is not Ellipsis for f in rest[i + 1:]):
+            raise IndexError(f"index: an entry after a repeated ellipsis ('...') falls past the "
+                             f"last dimension (each '...' spans {spans} dimensions)")
+    return typed[:first + 1] + [e for e in rest if e is not Ellipsis]
 
 
 def prepare(t, key):

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import dispatch
 from .dispatch import as_tensor
+from .products import ShapeError
 
 __all__ = ["reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute", "transpose",
            "broadcast_to", "split", "chunk", "unbind", "tril", "triu", "flip", "roll", "narrow",
@@ -103,6 +104,25 @@ def transpose(input, dim0: int, dim1: int):
     return as_tensor(input).transpose(dim0, dim1)
 
 
+def check_shape(shape, size: int) -> None:
+    """``ShapeError`` (a RuntimeError and a ValueError) with PyTorch's message unless
+    ``size`` elements fit ``shape`` (one ``-1`` stands for the rest).
+
+    >>> check_shape((4,), 6)
+    Traceback (most recent call last):
+    ...
+    lucid.products.ShapeError: shape '[4]' is invalid for input of size 6
+    """
+    if shape.count(-1) > 1:
+        raise ShapeError("only one dimension can be inferred")
+    for i, d in enumerate(shape):
+        if d < -1:
+            raise ShapeError(f"invalid shape dimension {d} at index {i} of shape {list(shape)}")
+    known = math.prod([d for d in shape if d != -1])
+    if known != size if -1 not in shape else (known == 0 or size % known):
+        raise ShapeError(f"shape '{list(shape)}' is invalid for input of size {size}")
+
+
 def _viewable(data: np.ndarray, shape) -> bool:
     """Whether ``data`` can be reshaped to ``shape`` without a copy (numpy's and
     PyTorch's rule agree: no merged axes across a stride gap)."""
@@ -128,10 +148,8 @@ def view(self, *shape):
     """
     shape = _sizes(shape)
     size = math.prod(self.shape)
+    check_shape(shape, size)
     known = math.prod([d for d in shape if d != -1])
-    if shape.count(-1) > 1 or any(d < -1 for d in shape) or (
-            known != size if -1 not in shape else (known == 0 or size % known)):
-        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {size}")
     data = self._data
     if data is not None and not data.flags.c_contiguous and not _viewable(
             data, tuple(size // known if d == -1 else d for d in shape)):

@@ -252,10 +252,7 @@ class Tensor:
     def __le__(self, o): return dispatch.binary("le", self, o)
     def __eq__(self, o): return dispatch.binary("eq", self, o)      # elementwise, as
     def __ne__(self, o): return dispatch.binary("ne", self, o)      # in PyTorch
-    def __floordiv__(self, o): return dispatch.binary("floor_divide", self, o)
-    def __rfloordiv__(self, o): return dispatch.binary("floor_divide", o, self)
-    def __mod__(self, o): return dispatch.binary("remainder", self, o)
-    def __rmod__(self, o): return dispatch.binary("remainder", o, self)
+    # __floordiv__, __mod__ and their reflections: lucid.functions (the zero-divisor check)
     def __and__(self, o): return dispatch.binary("bitwise_and", self, o)
     def __rand__(self, o): return dispatch.binary("bitwise_and", o, self)
     def __or__(self, o): return dispatch.binary("bitwise_or", self, o)
@@ -371,7 +368,11 @@ class Tensor:
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return dispatch.apply("reshape", self, shape=shape)
+        try:
+            return dispatch.apply("reshape", self, shape=shape)
+        except ValueError:  # the IR's message: PyTorch's, as a RuntimeError and ValueError
+            _shape_ops.check_shape(tuple(shape), self.numel())
+            raise
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
         """The axes ``start_dim .. end_dim`` merged into one (a 0-d tensor becomes 1-d)."""

@@ -70,8 +70,9 @@ def test_indexing_returns_a_view_and_refuses_what_it_does_not_take():
         x[0, 0, 0]
     with pytest.raises(IndexError, match="must be long, int, byte or bool"):
         x[[0.5, 1.0]]
-    with pytest.raises(IndexError, match="single ellipsis"):
-        x[..., ...]
+    assert x[..., ...].shape == x.shape  # PyTorch 2.13 takes several '...'
+    with pytest.raises(IndexError, match="past the last dimension"):
+        x[..., ..., 0]
     with pytest.raises(ValueError, match="step must be greater than zero"):
         x[::-1]
 
