@@ -50,7 +50,18 @@ class _SharedOps:
     def index_take(self, x, idx):
         return x[self._index(np.asarray(idx, np.int64))]
 
-    def index_mask(self, x, threshold): return x[x > threshold]
+    def mask_fill(self, x, threshold, value):
+        """``y[y > threshold] = value`` on a copy of x (a mask read, ``x[mask]``, has a
+        value-dependent shape, which lucid.compile refuses by design)."""
+        y = x * 1.0
+        y[x > threshold] = value
+        return y
+
+    def setitem(self, x, v, idx):
+        """``y[idx] = v`` on a copy of x (y = x * 1: a non-leaf, so assignment is allowed)."""
+        y = x * 1.0
+        y[[int(i) for i in idx]] = v  # a list: positions known while lucid.compile traces
+        return y
 
 
 class LucidOps(_SharedOps):

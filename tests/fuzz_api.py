@@ -192,7 +192,7 @@ class ProgramGen:
         """The newer shape ops, indexing and per-row functions (gelu, layer_norm)."""
         rng = self.rng
         nd = len(shape)
-        c = int(rng.integers(10))
+        c = int(rng.integers(12))
         ax = int(rng.integers(-nd, nd))
         if c == 0:
             return self.emit("flip", (k,), dims=(ax,))
@@ -216,6 +216,12 @@ class ProgramGen:
             return self.emit("index_int", (k,), i=int(rng.integers(-shape[0], shape[0])))
         if c == 9:
             return self.emit("index_take", (k,), idx=rng.integers(-shape[0], shape[0], int(rng.integers(1, 5))))
+        if c == 10:
+            return self.emit("mask_fill", (k,), threshold=float(np.round(rng.standard_normal() * 0.5, 2)),
+                             value=float(np.round(rng.standard_normal(), 2)))
+        if c == 11:  # distinct rows: repeated rows in an assignment have no defined winner
+            idx = rng.permutation(shape[0])[:int(rng.integers(1, shape[0] + 1))]
+            return self.emit("setitem", (k, self.new_input(shape[1:])), idx=idx)
         return None
 
     def build(self):
