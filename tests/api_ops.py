@@ -33,7 +33,38 @@ def _binary(name):
     return method
 
 
-class LucidOps:
+class _SharedOps:
+    """Ops whose spelling is the same in lucid and PyTorch (both tensor methods and
+    ``F``): shape ops, indexing, gelu, layer_norm."""
+
+    def flip(self, x, dims): return x.flip(dims)
+    def roll(self, x, shifts, dims): return x.roll(shifts, dims)
+    def tril(self, x, diagonal): return x.tril(diagonal)
+    def movedim(self, x, src, dst): return x.movedim(src, dst)
+    def repeat(self, x, reps): return x.repeat(*reps)
+    def gelu(self, x): return self.F.gelu(x)
+    def layer_norm(self, x, w, b, n): return self.F.layer_norm(x, tuple(x.shape[-n:]), w, b)
+    def index_steps(self, x, start, step): return x[start::step]
+    def index_int(self, x, i): return x[i]
+
+    def index_take(self, x, idx):
+        return x[self._index(np.asarray(idx, np.int64))]
+
+    def mask_fill(self, x, threshold, value):
+        """``y[y > threshold] = value`` on a copy of x (a mask read, ``x[mask]``, has a
+        value-dependent shape, which lucid.compile refuses by design)."""
+        y = x * 1.0
+        y[x > threshold] = value
+        return y
+
+    def setitem(self, x, v, idx):
+        """``y[idx] = v`` on a copy of x (y = x * 1: a non-leaf, so assignment is allowed)."""
+        y = x * 1.0
+        y[[int(i) for i in idx]] = v  # a list: positions known while lucid.compile traces
+        return y
+
+
+class LucidOps(_SharedOps):
     """The ops through lucid's public API."""
 
     def __init__(self, dtype: str):
@@ -86,12 +117,13 @@ class LucidOps:
         return self.F.cross_entropy(z, self.F.softmax(p, axis=1), reduction=reduction)
 
     def detach(self, x): return x.detach()
+    def _index(self, idx): return self.lucid.tensor(idx)
 
     def weighted_sum(self, x, weights):
         return (x * self.lucid.Tensor(weights.astype(self.dtype))).sum()
 
 
-class TorchOps:
+class TorchOps(_SharedOps):
     """The same ops in PyTorch (``torch.amax`` for max: ties share the gradient)."""
 
     def __init__(self, dtype):
@@ -157,6 +189,8 @@ class TorchOps:
         return self.F.cross_entropy(z, self.torch.softmax(p, dim=1), reduction=reduction)
 
     def detach(self, x): return x.detach()
+    def _index(self, idx): return self.lucid.tensor(idx)
 
     def weighted_sum(self, x, weights):
         return (x * self.torch.as_tensor(weights, dtype=self.dtype)).sum()
+    def _index(self, idx): return self.torch.as_tensor(idx)

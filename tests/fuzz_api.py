@@ -128,8 +128,10 @@ class ProgramGen:
         if r < 0.62 and shape:
             op = self.pick(["sum", "mean", "max"])
             return self.emit(op, (k,), axis=self.axis(len(shape)), keepdims=bool(rng.random() < 0.4))
-        if r < 0.72 and shape:
+        if r < 0.66 and shape:
             return self.movement(k, shape)
+        if r < 0.72 and shape:
+            return self.shape_op(k, shape)
         if r < 0.84 and 1 <= len(shape) <= 3:
             if len(shape) <= 2 and rng.random() < 0.4:
                 n = self.pick(DIMS)
@@ -184,6 +186,42 @@ class ProgramGen:
             return self.emit("permute", (k,), perm=tuple(int(p) for p in rng.permutation(nd)))
         if nd == 2:
             return self.emit("t2", (k,))
+        return None
+
+    def shape_op(self, k, shape):
+        """The newer shape ops, indexing and per-row functions (gelu, layer_norm)."""
+        rng = self.rng
+        nd = len(shape)
+        c = int(rng.integers(12))
+        ax = int(rng.integers(-nd, nd))
+        if c == 0:
+            return self.emit("flip", (k,), dims=(ax,))
+        if c == 1:
+            return self.emit("roll", (k,), shifts=int(rng.integers(-3, 4)), dims=ax)
+        if c == 2 and nd >= 2:
+            return self.emit("tril", (k,), diagonal=int(rng.integers(-1, 2)))
+        if c == 3:
+            return self.emit("movedim", (k,), src=ax, dst=int(rng.integers(-nd, nd)))
+        if c == 4 and nd <= 2:
+            return self.emit("repeat", (k,), reps=tuple(int(v) for v in rng.integers(1, 3, nd)))
+        if c == 5:
+            return self.emit("gelu", (k,))
+        if c == 6:
+            n = int(rng.integers(1, nd + 1))
+            w, b = self.new_input(shape[-n:]), self.new_input(shape[-n:])
+            return self.emit("layer_norm", (k, w, b), n=n)
+        if c == 7:
+            return self.emit("index_steps", (k,), start=int(rng.integers(0, 2)), step=int(rng.integers(1, 4)))
+        if c == 8 and nd >= 2:
+            return self.emit("index_int", (k,), i=int(rng.integers(-shape[0], shape[0])))
+        if c == 9:
+            return self.emit("index_take", (k,), idx=rng.integers(-shape[0], shape[0], int(rng.integers(1, 5))))
+        if c == 10:
+            return self.emit("mask_fill", (k,), threshold=float(np.round(rng.standard_normal() * 0.5, 2)),
+                             value=float(np.round(rng.standard_normal(), 2)))
+        if c == 11:  # distinct rows: repeated rows in an assignment have no defined winner
+            idx = rng.permutation(shape[0])[:int(rng.integers(1, shape[0] + 1))]
+            return self.emit("setitem", (k, self.new_input(shape[1:])), idx=idx)
         return None
 
     def build(self):
