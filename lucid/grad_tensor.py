@@ -42,6 +42,8 @@ def to_array(t, value):
     from .tensor import Tensor
     if isinstance(value, Tensor):
         value = value._data
+    elif isinstance(value, np.generic):  # a 0-d gradient computed by numpy
+        value = np.asarray(value)
     elif not isinstance(value, np.ndarray):
         raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type "
                         f"{type(value).__name__}")
