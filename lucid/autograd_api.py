@@ -18,7 +18,7 @@ True
 >>> h = x.register_hook(lambda g: g * 10)
 >>> (x * 3).sum().backward()
 >>> x.grad
-array([30., 30., 30.], dtype=float32)
+Tensor([30.0, 30.0, 30.0], grad=None)
 >>> h.remove()
 """
 from __future__ import annotations
@@ -209,7 +209,7 @@ def register_hook(self, hook):
     >>> _ = y.register_hook(lambda g: g * 0.5)
     >>> (y * y).sum().backward()
     >>> x.grad
-    array([4., 8.], dtype=float32)
+    Tensor([4.0, 8.0], grad=None)
     """
     if not callable(hook):
         raise TypeError(f"register_hook: the hook must be callable, not {type(hook).__name__}")
@@ -397,7 +397,7 @@ def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=
     >>> b = lucid.tensor([3.0, 4.0], requires_grad=True)
     >>> (a * b).sum().backward(inputs=[a])
     >>> a.grad, b.grad
-    (array([3., 4.], dtype=float32), None)
+    (Tensor([3.0, 4.0], grad=None), None)
     """
     if create_graph:
         raise ValueError("backward: create_graph=True (differentiable gradients, for "

@@ -7,7 +7,7 @@
 Tensor(14.0, grad=None)
 >>> y.backward()
 >>> x.grad
-array([[2., 4., 6.]], dtype=float32)
+Tensor([[2.0, 4.0, 6.0]], grad=None)
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class Tensor:
     """A tensor backed by a numpy array (float32 by default, or float64).
 
     ``requires_grad=True`` makes operations on it record a graph, so that
-    ``backward()`` can fill its ``.grad`` (a numpy array, or None before any backward).
+    ``backward()`` can fill its ``.grad`` (a Tensor, or None before any backward).
     """
 
     __array_priority__ = 1000  # so numpy_array + tensor gives a Tensor
@@ -116,13 +116,14 @@ class Tensor:
         return self._value
 
     @property
-    def grad(self) -> "np.ndarray | None":
-        """The accumulated gradient (a numpy array), or None. Inside a function being
-        compiled it is the traced gradient (see ``lucid.tracing``)."""
+    def grad(self) -> "Tensor | None":
+        """The accumulated gradient (a Tensor sharing memory with it, see
+        ``lucid.grad_tensor``), or None. Inside a function being compiled it is the
+        traced gradient (see ``lucid.tracing``)."""
         tracer = _tracing_state.tracer
         if tracer is not None:
             return tracer.read_grad(self)
-        return self._grad
+        return grad_tensor.read(self)
 
     @grad.setter
     def grad(self, value) -> None:
@@ -130,7 +131,7 @@ class Tensor:
         if tracer is not None:
             tracer.write_grad(self, value)
             return
-        self._grad = value
+        self._grad = grad_tensor.to_array(self, value)
 
     @property
     def data(self) -> "Tensor":
@@ -466,7 +467,7 @@ def _wrap_result(data: np.ndarray) -> Tensor:
 
 
 dispatch._wrap = _wrap_result
-from . import functional_core, indexing, products, setitem  # noqa: E402  (they build on Tensor's module)
+from . import functional_core, grad_tensor, indexing, products, setitem  # noqa: E402  (they build on Tensor's module)
 dispatch._TENSOR_TYPES.insert(0, Tensor)
 _RELU = {dtype: dispatch.Chain([("constant", {"value": 0.0, "shape": (), "dtype": dtype}, ()),
                                 ("maximum", {}, (0, -1))], name="relu") for dtype in _BY_NAME.values()}

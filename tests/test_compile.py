@@ -34,7 +34,7 @@ def test_compiled_equals_eager_values_and_gradients(seed):
 
     eager = loss_fn(Tensor(x), y)
     eager.backward()
-    want = [p.grad.copy() for p in model.parameters()]
+    want = [p.grad.numpy().copy() for p in model.parameters()]
     model.zero_grad()
     step = lucid.compile(loss_fn)
     loss = step(Tensor(x), y)

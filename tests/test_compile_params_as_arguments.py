@@ -36,7 +36,7 @@ def test_step_taking_the_optimisers_parameters_as_arguments_matches_eager(opt_na
             return loss
         run = lucid.compile(step) if compiled else step
         losses = [run(x, y, *params).item() for _ in range(4)]
-        results.append((losses, [p.numpy().copy() for p in params], [p.grad.copy() for p in params]))
+        results.append((losses, [p.numpy().copy() for p in params], [p.grad.numpy().copy() for p in params]))
     (l0, p0, g0), (l1, p1, g1) = results
     np.testing.assert_allclose(l1, l0, rtol=1e-5)
     assert l1[-1] < l1[0]

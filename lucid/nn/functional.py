@@ -14,7 +14,7 @@ Tensor([[26.0, 33.0],
  [48.0, 63.0]], grad=None)
 >>> out.backward()
 >>> b.grad  # a batch of two rows: each bias element receives 1 + 1
-array([[2., 2.]], dtype=float32)
+Tensor([[2.0, 2.0]], grad=None)
 """
 from __future__ import annotations
 

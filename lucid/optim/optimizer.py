@@ -101,8 +101,8 @@ class Optimizer:
                 grad = p.grad
                 if grad is None:
                     continue
-                if isinstance(grad, np.ndarray):
-                    grad.fill(0)
+                if grad._data is not None:  # eager: zero the stored array in place
+                    grad._data.fill(0)
                 else:
                     p.grad = grad * 0
 
@@ -122,7 +122,7 @@ class Optimizer:
                 if grad is None:
                     continue
                 if tracer is None:
-                    self.update(p, group, grad.astype(p.dtype, copy=False))
+                    self.update(p, group, p._grad.astype(p.dtype, copy=False))
                     continue
                 with no_grad():
                     self.traced_update(tracer, p, group, grad)

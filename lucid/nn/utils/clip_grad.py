@@ -40,8 +40,8 @@ def _as_tensor(grad):
 def _set_grad(p: Tensor, new: Tensor) -> None:
     """``p.grad = new``, in place when eager (as PyTorch's ``mul_``/``clamp_``)."""
     old = p.grad
-    if isinstance(old, np.ndarray) and new._data is not None:
-        np.copyto(old, new._data)
+    if old is not None and old._data is not None and new._data is not None:
+        np.copyto(old._data, new._data)
     else:
         p.grad = new
 
