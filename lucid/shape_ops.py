@@ -104,23 +104,26 @@ def transpose(input, dim0: int, dim1: int):
     return as_tensor(input).transpose(dim0, dim1)
 
 
-def check_shape(shape, size: int) -> None:
-    """``ShapeError`` (a RuntimeError and a ValueError) with PyTorch's message unless
-    ``size`` elements fit ``shape`` (one ``-1`` stands for the rest).
+def check_shape(shape, size: int, op: str = "reshape", source=None) -> None:
+    """``ShapeError`` (a RuntimeError and a ValueError) with PyTorch's message, prefixed
+    by the op and followed by the input's shape, unless ``size`` elements fit ``shape``
+    (one ``-1`` stands for the rest).
 
-    >>> check_shape((4,), 6)
+    >>> check_shape((4,), 6, "view", (2, 3))
     Traceback (most recent call last):
     ...
-    lucid.products.ShapeError: shape '[4]' is invalid for input of size 6
+    lucid.products.ShapeError: view: shape '[4]' is invalid for input of size 6 (input shape (2, 3))
     """
+    where = f" (input shape {tuple(source)})" if source is not None else ""
     if shape.count(-1) > 1:
-        raise ShapeError("only one dimension can be inferred")
+        raise ShapeError(f"{op}: only one dimension can be inferred{where}")
     for i, d in enumerate(shape):
         if d < -1:
-            raise ShapeError(f"invalid shape dimension {d} at index {i} of shape {list(shape)}")
+            raise ShapeError(f"{op}: invalid shape dimension {d} at index {i} of shape "
+                             f"{list(shape)}{where}")
     known = math.prod([d for d in shape if d != -1])
     if known != size if -1 not in shape else (known == 0 or size % known):
-        raise ShapeError(f"shape '{list(shape)}' is invalid for input of size {size}")
+        raise ShapeError(f"{op}: shape '{list(shape)}' is invalid for input of size {size}{where}")
 
 
 def _viewable(data: np.ndarray, shape) -> bool:
@@ -148,7 +151,7 @@ def view(self, *shape):
     """
     shape = _sizes(shape)
     size = math.prod(self.shape)
-    check_shape(shape, size)
+    check_shape(shape, size, "view", self.shape)
     known = math.prod([d for d in shape if d != -1])
     data = self._data
     if data is not None and not data.flags.c_contiguous and not _viewable(

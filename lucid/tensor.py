@@ -372,7 +372,7 @@ class Tensor:
         try:
             return dispatch.apply("reshape", self, shape=shape)
         except ValueError:  # the IR's message: PyTorch's, as a RuntimeError and ValueError
-            _shape_ops.check_shape(tuple(shape), self.numel())
+            _shape_ops.check_shape(tuple(shape), self.numel(), "reshape", self.shape)
             raise
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1):

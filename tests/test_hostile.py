@@ -289,7 +289,7 @@ def test_mixed_dtype_gradients_keep_their_dtypes():
     a32 = Tensor(np.ones((2, 3), np.float32), requires_grad=True)
     a64 = Tensor(np.full((2, 3), 2.0, np.float64), requires_grad=True)
     (a32 * a64).sum().backward()
-    assert a32.grad.dtype == np.float32 and a64.grad.dtype == np.float64
+    assert a32.grad.dtype == lucid.float32 and a64.grad.dtype == lucid.float64
     same(a32.grad, np.full((2, 3), 2.0))
 
 

@@ -2,6 +2,7 @@
 outputs contain arithmetic mistakes; see README, "Where the seed page is wrong")."""
 import numpy as np
 
+import lucid
 import lucid.nn.functional as F
 from lucid import Tensor
 
@@ -16,7 +17,7 @@ def test_first_example_without_bias():
     # The page prints the weight matrix here; the true gradient sums its rows.
     np.testing.assert_array_equal(input_.grad, [[11.0, 13.0, 15.0]])
     np.testing.assert_array_equal(weight.grad, [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
-    assert input_.grad.dtype == np.float32
+    assert input_.grad.dtype == lucid.float32
 
 
 def test_second_example_with_bias():

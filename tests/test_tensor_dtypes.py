@@ -135,7 +135,7 @@ def test_gradients_flow_through_promotions_and_not_into_integers():
     tx = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
     ty = torch.tensor([0.5, 0.25, 2.0], dtype=torch.float64, requires_grad=True)
     ((tx * ty) * torch.tensor([1, 0, 2]) + tx / 2).sum().backward()
-    assert x.grad.dtype == np.float32 and y.grad.dtype == np.float64
+    assert x.grad.dtype == lucid.float32 and y.grad.dtype == lucid.float64
     np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-6)
     np.testing.assert_allclose(y.grad, ty.grad.numpy(), rtol=1e-12)
 
