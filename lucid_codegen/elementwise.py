@@ -417,12 +417,13 @@ class ElementwiseKernel:
 
     def native_job(self, arrays, outs):
         """This call as a ``native_plan.LoopJob`` (for plans run from native code), or
-        None when its layouts were not planned or it is big enough to split."""
+        None when its layouts were not planned. A kernel big enough to split is split by
+        the program (``native_plan._ranges``), one part per thread."""
         from .native_plan import LoopJob
         key = tuple([(a.shape, a.strides, a.dtype) for a in arrays]
                     + [(o.shape, o.strides, o.dtype, o.flags.writeable) for o in outs] + [None])
         plan = self._plans.get(key)
-        if plan is None or plan[1] is None or plan[1][4]:
+        if plan is None or plan[1] is None:
             return None
         fn, template, n_outer, inner = plan[1][:4]
         n = len(arrays)

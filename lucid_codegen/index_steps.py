@@ -218,3 +218,26 @@ _STEPS = {"concat": CopyStep, "embed": CopyStep, "gather": GatherStep, "scatter_
 def index_step(node: Node) -> _IndexStep:
     """The plan step of one ``concat``, ``embed``, ``gather`` or ``scatter_add`` node."""
     return _STEPS[node.op](node)
+
+
+def reshape_copy_job(src: np.ndarray, out: np.ndarray):
+    """A ``native_plan.LoopJob`` copying ``src`` (any element-aligned strides) into the
+    C-contiguous ``out`` in ``src``'s C order: a ``reshape`` that cannot be a view (the
+    ``transpose(1, 2).reshape(B, T, C)`` of attention heads). None when the layouts do
+    not allow it (then the program is not built).
+
+    >>> import numpy as np
+    >>> from lucid_codegen.native_plan import LoopJob
+    >>> x = np.arange(6, dtype=np.float32).reshape(2, 3).T
+    >>> job = reshape_copy_job(x, np.empty(6, np.float32))
+    >>> isinstance(job, LoopJob), job.in_words, job.out_words
+    (True, [3], [1])
+    """
+    from .native_plan import LoopJob
+    if (src.size != out.size or src.dtype != out.dtype or not out.flags.c_contiguous
+            or any(s % src.itemsize for s in src.strides)):
+        return None
+    dims, n_rows, _ = _walk_dims(src.shape, [_c_strides(src.shape), _elem_strides(src)])
+    words = [1, 0, 0, 0, 0, n_rows, len(dims)] + [w for d in dims for w in d]
+    fn = index_kernels.kernel("copy", src.itemsize)
+    return LoopJob(fn, words, (0, 1, 0, 1), [index_kernels.COPY_HEAD], [1], nbytes=2 * out.nbytes)

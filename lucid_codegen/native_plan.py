@@ -26,9 +26,9 @@ results do not depend on who ran what. The calling thread holds the pool while t
 program runs; when another thread has it, the parts run one after another.
 
 What makes a plan eligible (else it keeps the step-by-step path): every step is a
-view (same data address as its input) or a kernel with kept or reused output buffers
-whose call could be prepared (element-aligned strides; an elementwise kernel of over
-``loops.PARALLEL_BYTES`` keeps the step-by-step path, which splits it more finely).
+view (same data address as its input; a ``reshape`` that had to copy becomes a strided
+copy job, ``index_steps.reshape_copy_job``) or a kernel with kept or reused output buffers
+whose call could be prepared (element-aligned strides).
 A kernel output the plan writes straight into a donated input (``Plan(in_place=...)``)
 takes that input's address, patched in per call like the input's own.
 
@@ -48,6 +48,7 @@ from sys import getrefcount
 import numpy as np
 
 from . import threads
+from .index_steps import reshape_copy_job
 from .native_runner import JOB_WORDS, loop_entry, program_entries
 from .program_call import ProgramCall
 from .pyarray import LAYOUT_OK, data_ptr
@@ -109,12 +110,34 @@ class NativeProgram:
         written = {}                       # output slot -> the donated input slot it is written into
         self.escaping = []                 # (slot, shape, dtype) of buffers handed out
         self.num_threads = num_threads
+        # views that copied (a reshape of a layout no view can give): copy jobs, their
+        # outputs roots of their own, handed out when an output is one or views one
+        copied = {outs[0] for (fn, ins, outs), kind in zip(plan.exec_steps, plan.kinds)
+                  if kind == "view" and env[outs[0]].size
+                  and not np.may_share_memory(env[outs[0]], env[ins[0]])}
+        view_offset = {}                   # slot -> its byte offset from its root's address
+        escapes = {s for s, _ in plan.outputs}
+        for (_, ins, outs), kind in reversed(list(zip(plan.exec_steps, plan.kinds))):
+            if kind == "view" and outs[0] not in copied and escapes.intersection(outs):
+                escapes.update(ins)
+        self.copied_views = copied
         for (fn, ins, outs), kind in zip(plan.exec_steps, plan.kinds):
             if kind == "view":
                 (i,), (o,) = ins, outs
-                if data_ptr(env[o]) != data_ptr(env[i]) and env[o].size:
-                    raise NotEligible("a view that copies")
-                root[o] = root[i]
+                if o not in copied:  # a view, maybe at an offset (a slice)
+                    root[o] = root[i]
+                    if env[o].size:
+                        view_offset[o] = view_offset.get(i, 0) + data_ptr(env[o]) - data_ptr(env[i])
+                    continue
+                job = reshape_copy_job(env[i], env[o])
+                if job is None:
+                    raise NotEligible("a view that copies from a layout the copy kernel cannot read")
+                root[o] = o
+                if o in escapes:
+                    per_call.setdefault(o, len(per_call))
+                    self.escaping.append((o, env[o].shape, env[o].dtype))
+                jobs.append((job, [i], [o]))
+                self.keep.append(job)
                 continue
             step = getattr(fn, "step", None)
             job_of = getattr(step, "native_job", None)
@@ -136,7 +159,7 @@ class NativeProgram:
                 if not kept[o]:
                     per_call.setdefault(o, len(per_call))
                     self.escaping.append((o, env[o].shape, env[o].dtype))
-            jobs.append((job, [root[i] for i in ins], list(outs)))
+            jobs.append((job, list(ins), list(outs)))
             self.keep.append(job)
         # GEMMs big enough to split become parts: (GemmJob, [(word offsets, words)])
         parts_of = [_parts(job, num_threads) if isinstance(job, GemmJob) else _ranges(job, num_threads)
@@ -166,7 +189,7 @@ class NativeProgram:
         fixes = []                         # (word, per-call operand index, byte offset)
 
         def address_of(slot, at, offset=0):
-            r = root[slot]
+            r, offset = root[slot], offset + view_offset.get(slot, 0)
             if r in per_call:
                 fixes.append((at, per_call[r], offset))
             else:
@@ -246,7 +269,7 @@ class NativeProgram:
         # the outputs: a root slot's array and the view steps from it
         view_of = {}
         for (fn, ins, outs), kind in zip(plan.exec_steps, plan.kinds):
-            if kind == "view":
+            if kind == "view" and outs[0] not in copied:
                 view_of[outs[0]] = (fn, ins[0])
         self.output_paths = []
         for s, copy in plan.outputs:
