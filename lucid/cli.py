@@ -197,7 +197,7 @@ def print_cache_summary(top: int) -> None:
         return
     print(f"stale:     {s.stale} entries ({_size(s.stale_bytes)}) made for another CPU, LLVM, "
           f"compile pipeline or code generator version")
-    print(f"by kind:   {'entries':>7} {'size':>10}  compile time (saved by each load)")
+    print(f"by kind:   {'entries':>7} {'size':>10}  compile time")
     for k in s.kinds:
         print(f"  {k.kind:<12} {k.entries:>5} {_size(k.bytes):>10}  {k.compile_seconds:.2f} s")
     print(f"largest {len(s.largest)}:")

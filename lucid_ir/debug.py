@@ -43,6 +43,18 @@ def times_enabled() -> bool:
     return raw == TIMES_ONLY or level() >= 1
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (a test may have replaced it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 _handler = None
 
 
@@ -51,7 +63,7 @@ def _ensure_handler() -> None:
     global _handler
     log.setLevel(logging.DEBUG)
     if _handler is None:
-        _handler = logging.StreamHandler(sys.stderr)
+        _handler = _StderrHandler()
         _handler.setFormatter(logging.Formatter("[lucid] %(message)s"))
         log.addHandler(_handler)
         log.propagate = False
