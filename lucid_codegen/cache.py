@@ -44,7 +44,8 @@ Location (read from the environment on every call)
 File format (``<full key hex>.lucidk``)
     An 88-byte header (``_HEADER``): magic ``b"LUCIDKC\\0"``, format version,
     the full key hash, payload length, sha256 of the payload, metadata length;
-    then a small JSON metadata blob (human-readable key, symbols, compile time);
+    then a small JSON metadata blob (human-readable key, kind, symbols, compile
+    time, what it was made for: see :func:`entry_metadata`);
     then the object file. Anything that does not verify (truncated, bad checksum,
     wrong magic/version/key) is a miss: the kernel is recompiled and the file
     overwritten. Unverified bytes are never given to the linker.
