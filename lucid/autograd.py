@@ -18,6 +18,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from lucid_ir import compile_times
 from lucid_ir.graph import Graph, Node, Value
 from lucid_ir.types import TensorType
 from lucid_ir.passes import autodiff
@@ -135,11 +136,14 @@ def recorded_graph(root) -> Graph:
 def _derive(order, leaves, wrt, retained):
     forward, sources = expand(order, leaves)
     forward = Graph(forward.inputs, forward.nodes, (order[-1].value if order else leaves[0].value,))
-    bwd = autodiff.run(forward, wrt, [order[i].value for i in retained])
-    missing = [v for v in bwd.residuals if v not in sources]
-    if missing:
-        raise AssertionError(f"eager backward: the gradient reads {missing}, which no record kept")
-    return compile_graph(bwd.graph, "backward"), tuple(sources[v] for v in bwd.residuals)
+    with compile_times.compilation("backward"):  # (LUCID_DEBUG: autodiff, then the pipeline)
+        with compile_times.phase("autodiff"):
+            bwd = autodiff.run(forward, wrt, [order[i].value for i in retained])
+        missing = [v for v in bwd.residuals if v not in sources]
+        if missing:
+            raise AssertionError(f"eager backward: the gradient reads {missing}, which no record kept")
+        compiled = compile_graph(bwd.graph, "backward")
+    return compiled, tuple(sources[v] for v in bwd.residuals)
 
 
 def _run_backward(order, leaves, seed, retained=(), wrt=None):

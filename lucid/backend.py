@@ -12,6 +12,7 @@ import numpy as np
 from lucid_ir.graph import Graph, Node
 from lucid_ir.interpreter import interpret
 from lucid_ir import debug
+from lucid_ir.compile_times import phase
 from lucid_ir.passes import fuse
 
 BACKENDS = ("interpret", "compiled")
@@ -36,11 +37,18 @@ def backend_name() -> str:
     return name
 
 
+_RUNTIME: list = []  # lucid_codegen.runtime (None without llvmlite), once imported
+
+
 def _compiled():
-    try:
-        from lucid_codegen import runtime
-    except ImportError:
-        return None
+    if _RUNTIME:
+        return _RUNTIME[0]
+    with phase("import lucid_codegen"):  # (LUCID_DEBUG: a first compilation pays it)
+        try:
+            from lucid_codegen import runtime
+        except ImportError:
+            runtime = None
+    _RUNTIME.append(runtime)
     return runtime
 
 

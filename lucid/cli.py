@@ -3,7 +3,7 @@
     lucid-ir dump SCRIPT.py[:FUNCTION] [--shape 64x784 ...] [--stage fused] [--format text]
     lucid-ir show GRAPH.json
     lucid-ir run GRAPH.json [--seed 0]
-    lucid-ir cache info | ls | clear
+    lucid-ir cache [info | ls | clear] [--top 10] [--clear]
 
 Errors print one line and exit with status 2 (``run`` exits 1 when the compiled graph
 disagrees with the reference interpreter); ``--verbose`` shows the traceback.
@@ -164,21 +164,46 @@ def cmd_run(args) -> int:
     return 0 if verdict == "PASS" else 1
 
 
+def _size(n: int) -> str:
+    return f"{n / 1024:.1f} KiB" if n < 1 << 20 else f"{n / (1 << 20):.1f} MiB"
+
+
 def cmd_cache(args) -> int:
     from lucid_codegen import cache
     if args.action == "info":
-        info = cache.cache_info()
-        print(f"directory: {info['dir']}")
-        print(f"enabled:   {info['enabled']}")
-        print(f"entries:   {info['entries']}")
-        print(f"size:      {info['bytes'] / 1024:.1f} KiB")
+        print_cache_summary(args.top)
     elif args.action == "ls":
         for entry in cache.list_entries():
             meta = cache.entry_metadata(entry.name) or {}
-            print(f"{entry.name[:16]}  {entry.size:>9}  {meta.get('label', '')[:100]}")
-    else:
-        print(f"removed {cache.clear_cache()} entries from {cache.cache_dir()}")
+            label = str(meta.get("label", ""))
+            kind = meta.get("kind") or cache.kind_of(label)
+            print(f"{entry.name[:16]}  {entry.size:>9}  {kind:<11}  {label[:100]}")
+    if args.action == "clear" or args.clear:
+        freed = sum(e.size for e in cache.list_entries())
+        print(f"removed {cache.clear_cache()} entries ({_size(freed)}) from {cache.cache_dir()}")
     return 0
+
+
+def print_cache_summary(top: int) -> None:
+    """``lucid-ir cache``: where the kernel cache is, how big, what kinds of kernels, the
+    largest entries, and how much of it this process can no longer use."""
+    from lucid_codegen.cache_summary import summarize
+    s = summarize(top)
+    print(f"directory: {s.directory}")
+    print(f"enabled:   {s.enabled}")
+    print(f"entries:   {s.entries}")
+    print(f"size:      {_size(s.bytes)}")
+    if not s.entries:
+        return
+    print(f"stale:     {s.stale} entries ({_size(s.stale_bytes)}) made for another CPU, LLVM, "
+          f"compile pipeline or code generator version")
+    print(f"by kind:   {'entries':>7} {'size':>10}  compile time")
+    for k in s.kinds:
+        print(f"  {k.kind:<12} {k.entries:>5} {_size(k.bytes):>10}  {k.compile_seconds:.2f} s")
+    print(f"largest {len(s.largest)}:")
+    for e in s.largest:
+        mark = "  (stale)" if e.stale else ""
+        print(f"  {_size(e.size):>10}  {e.name[:16]}  {e.kind:<11}  {e.label[:80]}{mark}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,8 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tol", type=float, help="largest allowed relative error")
     run.set_defaults(func=cmd_run)
 
-    cache = sub.add_parser("cache", help="the kernel cache: where, how big; list or clear it")
-    cache.add_argument("action", choices=("info", "ls", "clear"))
+    cache = sub.add_parser("cache", help="the kernel cache: where, how big, what kinds of kernels; "
+                                         "list or clear it")
+    cache.add_argument("action", nargs="?", default="info", choices=("info", "ls", "clear"),
+                       help="info (the default): a summary; ls: every entry; clear: delete them")
+    cache.add_argument("--top", type=int, default=10, help="largest entries the summary lists")
+    cache.add_argument("--clear", action="store_true", help="then delete every entry")
     cache.set_defaults(func=cmd_cache)
     return parser
 

@@ -40,6 +40,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from lucid_ir import compile_times
+from lucid_ir.compile_times import phase
 from lucid_ir.graph import Graph
 from lucid_ir.passes import autodiff
 
@@ -65,8 +67,19 @@ class Program:
 
     def __init__(self, fn, flat_args, tree, n_dynamic, grad_enabled: bool, name: str):
         self.name = name
+        #: where the compilation's time went (``LUCID_DEBUG``), reported after the first run
+        self.times = compile_times.begin(name)
+        if self.times is None:
+            self._compile(fn, flat_args, tree, n_dynamic, grad_enabled)
+        else:
+            with self.times.active():
+                self._compile(fn, flat_args, tree, n_dynamic, grad_enabled)
+            self._report_after_first_runs(self.times)
+
+    def _compile(self, fn, flat_args, tree, n_dynamic, grad_enabled: bool) -> None:
+        name = self.name
         tracer = Tracer(grad_enabled)
-        with tracer:
+        with phase("trace"), tracer:
             symbolic = []
             for a in flat_args:
                 if isinstance(a, Tensor):
@@ -107,7 +120,8 @@ class Program:
         self.residual_sources = []
         outputs = self.forward.outputs
         if self.wrt and any(self.out_requires):
-            bwd = autodiff.run(self.forward, self.wrt)
+            with phase("autodiff"):
+                bwd = autodiff.run(self.forward, self.wrt)
             self.backward_graph = bwd.graph
             position = {v: i for i, v in enumerate(inputs)}
             extra = []
@@ -147,6 +161,29 @@ class Program:
         self.plain_result = (self.out_tree is None and not self.static_outputs and not self.grad_sinks
                              and self.run_backward is None and self.n_leaves == 1)
         self.calls_prepared = 0  # calls that took that path (tests watch it)
+
+    def _report_after_first_runs(self, times) -> None:
+        """Report ``times`` after the forward plan's first run, which builds the kernels
+        the plan specialises on the arrays' layouts (so they count as this compilation's),
+        and again after the backward's first run if that compiled or loaded more. The
+        plans are wrapped until then: the calls after the first pay nothing."""
+        forward, backward = self.run_forward, self.run_backward
+
+        def first_forward(arrays):
+            self.run_forward = forward
+            with times.active(), phase("first run"):
+                results = forward(arrays)
+            times.report("first run")
+            return results
+        self.run_forward = first_forward
+        if backward is not None:
+            def first_backward(arrays):
+                self.run_backward = backward
+                with times.active(), phase("first backward run"):
+                    results = backward(arrays)
+                times.report("first backward run")
+                return results
+            self.run_backward = first_backward
 
     def guards_hold(self, dynamic: list) -> bool:
         """Whether a call with these argument tensors may run this program (the captured
@@ -479,6 +516,8 @@ class CompiledFunction:
     def lower(self, *args, **kwargs) -> Lowered:
         """Trace and compile for these arguments (without running) and show the stages."""
         program, _ = self._program(args, kwargs)
+        if program.times is not None:  # (LUCID_DEBUG) what it took, if not reported yet
+            program.times.report()
         return Lowered(program)
 
 

@@ -5,14 +5,16 @@
 ``compile_graph`` runs it on any graph (a function traced by ``lucid.compile``, or a
 backward graph derived by the autodiff pass) and keeps every stage for inspection.
 ``LUCID_FUSION=0`` skips fusion (every compute op becomes its own kernel), for
-comparison. ``LUCID_DEBUG=1`` logs each stage's graph (see ``lucid_ir.debug``).
+comparison. ``LUCID_DEBUG=1`` logs each stage's graph and where the time went (see
+``lucid_ir.debug`` and ``lucid_ir.compile_times``).
 """
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 
+from lucid_ir import compile_times, debug
+from lucid_ir.compile_times import phase
 from lucid_ir.graph import Graph
 from lucid_ir.passes import fuse, simplify
 from lucid_ir.printer import Namer, format_graph
@@ -81,20 +83,24 @@ observers: list = []
 
 def compile_graph(graph: Graph, name: str = "graph", in_place=None) -> CompiledGraph:
     """``graph`` through the pipeline above; ``in_place={output: input}`` donates inputs
-    to outputs (see ``backend.executable``)."""
-    from lucid_ir import debug
-    t0 = time.perf_counter()
-    debug.log_stage(name, "traced", graph)
-    simplified = verify(simplify.run(graph))
-    debug.log_stage(name, "simplified", simplified)
-    t1 = time.perf_counter()
-    fused = verify(fuse.run(simplified, enabled=fusion_enabled()))
-    debug.log_stage(name, "fused", fused)
-    t2 = time.perf_counter()
-    compiled = CompiledGraph(graph, simplified, fused, backend.executable(fused, in_place))
-    t3 = time.perf_counter()
-    debug.log_code(name, compiled)
-    debug.log_times(name, {"simplify": t1 - t0, "fuse": t2 - t1, "kernels (compile or cache load)": t3 - t2})
+    to outputs (see ``backend.executable``). With ``LUCID_DEBUG`` set, each pass is timed
+    (``lucid_ir.compile_times``): as part of the compilation being recorded (a function
+    compiled by ``lucid.compile``), else as a compilation of its own, reported here."""
+    with compile_times.compilation(name):
+        debug.log_stage(name, "traced", graph)
+        with phase(f"{name}: simplify"):
+            simplified = simplify.run(graph)
+        with phase(f"{name}: verify"):
+            verify(simplified)
+        debug.log_stage(name, "simplified", simplified)
+        with phase(f"{name}: fuse"):
+            fused = fuse.run(simplified, enabled=fusion_enabled())
+        with phase(f"{name}: verify"):
+            verify(fused)
+        debug.log_stage(name, "fused", fused)
+        with phase(f"{name}: lower to kernels"):
+            compiled = CompiledGraph(graph, simplified, fused, backend.executable(fused, in_place))
+        debug.log_code(name, compiled)
     for observe in observers:
         observe(name, compiled)
     return compiled

@@ -25,6 +25,7 @@ import traceback
 import numpy as np
 
 from lucid_ir.builder import GraphBuilder, make_node
+from lucid_ir.compile_times import phase
 from lucid_ir.graph import Graph, Node, Value
 from lucid_ir.types import TensorType
 
@@ -262,7 +263,8 @@ class Tracer:
         inputs = self.inputs()
         position = {v: i for i, v in enumerate(inputs)}
         forward = Graph(inputs, tuple(self.builder.nodes), (rv,))
-        bwd = autodiff.run(forward, [position[v] for _, v in leaves])
+        with phase("autodiff"):
+            bwd = autodiff.run(forward, [position[v] for _, v in leaves])
         cotangent = bwd.graph.inputs[0]
         if gradient is None:
             seed = make_node("constant", (), dict(value=1.0, shape=root.shape, dtype=root.dtype))

@@ -28,12 +28,13 @@ Cache key
     that generates it*: every kernel family puts :func:`source_stamp` of its
     generator's modules into its keys, so an edited emitter never loads a stale
     kernel. The full key is ``sha256(key, host fingerprint, pipeline stamp,
-    CACHE_FORMAT)``, where the pipeline stamp is ``source_stamp(*PIPELINE)``, the
-    source of the compile step every kernel goes through (optimisation passes,
-    target machine); so files made on another CPU, LLVM or llvmlite, or by another
-    version of the code generator, are never used. The key names nothing of
-    ``lucid`` (the layer above): a new lucid release whose code generator is
-    unchanged keeps its cache.
+    code generator version, CACHE_FORMAT)``, where the pipeline stamp is
+    ``source_stamp(*PIPELINE)``, the source of the compile step every kernel goes
+    through (optimisation passes, target machine), and the version is
+    ``lucid_codegen.__version__``; so files made on another CPU, LLVM or llvmlite,
+    or by another version of the code generator, are never used. The key names
+    nothing of ``lucid`` (the layer above): a new lucid release whose code
+    generator is unchanged keeps its cache.
 
 Location (read from the environment on every call)
     ``$LUCID_CACHE_DIR``, else ``$XDG_CACHE_HOME/lucid``, else ``~/.cache/lucid``.
@@ -43,7 +44,8 @@ Location (read from the environment on every call)
 File format (``<full key hex>.lucidk``)
     An 88-byte header (``_HEADER``): magic ``b"LUCIDKC\\0"``, format version,
     the full key hash, payload length, sha256 of the payload, metadata length;
-    then a small JSON metadata blob (human-readable key, symbols, compile time);
+    then a small JSON metadata blob (human-readable key, kind, symbols, compile
+    time, what it was made for: see :func:`entry_metadata`);
     then the object file. Anything that does not verify (truncated, bad checksum,
     wrong magic/version/key) is a miss: the kernel is recompiled and the file
     overwritten. Unverified bytes are never given to the linker.
@@ -72,12 +74,15 @@ from typing import Callable, NamedTuple
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
 
+from lucid_ir import compile_times
+
+from . import __version__ as CODEGEN_VERSION
 from . import jit
 from .target import host_target
 
 __all__ = [
-    "CACHE_FORMAT", "PIPELINE", "source_stamp", "load_or_compile", "full_key", "cache_dir", "cache_enabled",
-    "cache_info", "list_entries", "entry_metadata", "clear_cache", "stats",
+    "CACHE_FORMAT", "CODEGEN_VERSION", "PIPELINE", "source_stamp", "load_or_compile", "full_key",
+    "kind_of", "cache_dir", "cache_enabled", "cache_info", "list_entries", "entry_metadata", "clear_cache", "stats",
     "reset_stats", "reset_memory_cache", "CacheEntry",
 ]
 
@@ -173,14 +178,15 @@ def _target_fingerprint() -> str:
 
 
 def full_key(key: str) -> str:
-    """The hex sha256 naming ``key`` for this CPU, LLVM, compile pipeline and cache format.
+    """The hex sha256 naming ``key`` for this CPU, LLVM, compile pipeline, code generator
+    version (:data:`CODEGEN_VERSION`, ``lucid_codegen.__version__``) and cache format.
 
     >>> len(full_key("demo:add:i64"))
     64
     >>> full_key("a") != full_key("b")
     True
     """
-    text = json.dumps([key, _target_fingerprint(), _pipeline_stamp(), CACHE_FORMAT])
+    text = json.dumps([key, _target_fingerprint(), _pipeline_stamp(), CODEGEN_VERSION, CACHE_FORMAT])
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -323,7 +329,7 @@ def _key_lock(digest_hex: str) -> threading.Lock:
 
 # ------------------------------------------------------------------ public API
 def load_or_compile(key: str, build: Callable[[], ir.Module], symbols: list[str],
-                    *, label: str | None = None, speed_level: int = 3,
+                    *, label: str | None = None, kind: str | None = None, speed_level: int = 3,
                     vectorize: bool = True) -> jit.LoadedLibrary:
     """Machine code for the kernel ``key``: from memory, else disk, else ``build()`` + LLVM.
 
@@ -331,12 +337,17 @@ def load_or_compile(key: str, build: Callable[[], ir.Module], symbols: list[str]
     or a deterministic spec string); ``build`` is only called on a compile.
     ``symbols`` are the functions to look up (``lib.address(name)``). ``label`` is an
     optional human-readable name stored in the entry's metadata (default: the key,
-    cut to 200 characters). ``speed_level`` and ``vectorize`` are passed to
+    cut to 200 characters); ``kind`` the kernel family (default: the key's leading
+    word, :func:`kind_of`), also stored, for ``lucid-ir cache``. ``speed_level`` and ``vectorize`` are passed to
     :func:`jit.compile_to_object` (include them in ``key`` if they vary).
 
     Never raises because of the cache itself (bad files are recompiled, unwritable
     directories fall back to memory with one ``RuntimeWarning``); errors from
     ``build()``, from LLVM, or a symbol the module does not define do propagate.
+
+    A compilation being recorded for ``LUCID_DEBUG`` (:mod:`lucid_ir.compile_times`)
+    is told of every kernel: found in memory, or, with the time of each step, loaded
+    from disk or compiled.
 
     >>> import ctypes, llvmlite.ir as ir
     >>> def build():
@@ -359,53 +370,84 @@ def load_or_compile(key: str, build: Callable[[], ir.Module], symbols: list[str]
         lib = _MEMORY.get(mem_key)
         if lib is not None:
             _STATS["hits_memory"] += 1
-            return lib
+    if lib is not None:
+        compile_times.memory_hit()
+        return lib
     with _key_lock(digest_hex):
         with _LOCK:  # another thread may have finished it while we waited
             lib = _MEMORY.get(mem_key)
             if lib is not None:
                 _STATS["hits_memory"] += 1
-                return lib
+        if lib is not None:
+            compile_times.memory_hit()
+            return lib
         lib = _load_or_compile_locked(key, digest_hex, build, symbols, label,
-                                      speed_level, vectorize)
+                                      speed_level, vectorize, kind)
         with _LOCK:
             _MEMORY[mem_key] = lib
         return lib
 
 
 def _load_or_compile_locked(key, digest_hex, build, symbols, label, speed_level=3,
-                            vectorize=True) -> jit.LoadedLibrary:
+                            vectorize=True, kind=None) -> jit.LoadedLibrary:
     digest = bytes.fromhex(digest_hex)
     use_disk = cache_enabled()
     directory = cache_dir() if use_disk else None
     name = digest_hex + _SUFFIX
+    label = label if label is not None else key[:_KEY_PREVIEW]
+    kind = kind or kind_of(key)
     if use_disk:
+        t0 = time.perf_counter()
         payload = _read_entry(directory / name, digest)
         if payload is not None:
+            t1 = time.perf_counter()
             try:
                 lib = _load(payload, symbols)
             except Exception:
                 _bump("disk_rejects")  # verified but unloadable: recompile below
             else:
                 _bump("hits_disk")
+                compile_times.add_module(compile_times.ModuleTimes(
+                    label, kind, "disk", {"read": t1 - t0, "link": time.perf_counter() - t1}, len(payload)))
                 return lib
-    start = time.perf_counter()
-    obj = jit.compile_to_object(build(), speed_level, vectorize)
-    seconds = time.perf_counter() - start
+    t0 = time.perf_counter()
+    module = build()
+    steps = {"build IR": time.perf_counter() - t0}
+    obj = jit.compile_to_object(module, speed_level, vectorize, times=steps)
+    seconds = time.perf_counter() - t0
     _bump("compiles")
+    t1 = time.perf_counter()
     lib = _load(obj, symbols)  # raises for a symbol the module lacks
+    steps["link"] = time.perf_counter() - t1
     if use_disk:
         meta = {
-            "label": label if label is not None else key[:_KEY_PREVIEW],
+            "label": label,
+            "kind": kind,
             "symbols": symbols,
             "compile_seconds": round(seconds, 6),
             "created": time.time(),
             "object_bytes": len(obj),
             "fingerprint": _target_fingerprint(),
             "pipeline": _pipeline_stamp(),
+            "codegen_version": CODEGEN_VERSION,
         }
+        t1 = time.perf_counter()
         _write_entry(directory, name, _encode(digest, obj, meta))
+        steps["store"] = time.perf_counter() - t1
+    compile_times.add_module(compile_times.ModuleTimes(label, kind, "compiled", steps, len(obj)))
     return lib
+
+
+def kind_of(key: str) -> str:
+    """The kernel family a cache key names: its leading word (letters, digits, ``_``).
+
+    >>> kind_of("elementwise/3f2a|..."), kind_of("gemm:float32:bias1"), kind_of("?")
+    ('elementwise', 'gemm', 'other')
+    """
+    n = 0
+    while n < len(key) and (key[n].isalnum() or key[n] == "_"):
+        n += 1
+    return key[:n] or "other"
 
 
 def _entry_files(directory: Path) -> list[Path]:
@@ -439,9 +481,11 @@ def list_entries() -> list[CacheEntry]:
 def entry_metadata(name: str) -> dict | None:
     """The JSON metadata stored with entry ``name`` (from :func:`list_entries`), or None.
 
-    Keys: ``label`` (the caller's key, shortened), ``symbols``, ``compile_seconds``,
-    ``created``, ``object_bytes``, ``fingerprint``, ``pipeline`` (its stamp). Only the
-    header is checked here, not the payload checksum.
+    Keys: ``label`` (the caller's key, shortened), ``kind`` (the kernel family),
+    ``symbols``, ``compile_seconds``, ``created``, ``object_bytes``, ``fingerprint``,
+    ``pipeline`` (its stamp), ``codegen_version`` (entries written before kinds and
+    versions were stored lack those two). Only the header is checked here, not the
+    payload checksum.
 
     >>> entry_metadata(list_entries()[0].name)["symbols"]  # doctest: +SKIP
     ['add']

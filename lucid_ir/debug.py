@@ -1,6 +1,22 @@
-"""``LUCID_DEBUG=1|2|3``: log every compiled graph after each pass (1), plus LLVM IR (2),
-plus assembly and compile times (3), to stderr through the ``lucid`` logger.
-``LUCID_DUMP_DIR=DIR`` also saves every compiled graph as a replayable JSON file."""
+"""``LUCID_DEBUG``: what the compiler did, on stderr through the ``lucid`` logger.
+
+- ``1``: every compiled graph after each pass, and where each compilation's time
+  went (tracing, each IR pass, LLVM per module, cache loads; see
+  :mod:`lucid_ir.compile_times`);
+- ``2``: adds each compiled graph's LLVM IR;
+- ``3``: adds its assembly;
+- ``time``: only the compile times (no graphs).
+
+``LUCID_DUMP_DIR=DIR`` also saves every compiled graph as a replayable JSON file.
+
+The variable is read once per compilation (never per call of a compiled function or an
+eager op already planned), so leaving it unset costs nothing where it matters.
+
+>>> import os
+>>> os.environ["LUCID_DEBUG"] = "time"  # doctest: +SKIP
+>>> level(), times_enabled()  # doctest: +SKIP
+(0, True)
+"""
 from __future__ import annotations
 
 import logging
@@ -9,12 +25,34 @@ import sys
 
 log = logging.getLogger("lucid")
 
+#: the value of ``LUCID_DEBUG`` that turns on the compile times alone
+TIMES_ONLY = "time"
+
 
 def level() -> int:
+    """How much of each compiled graph to log: 0 (nothing) to 3 (graphs, LLVM IR, assembly)."""
     try:
         return int(os.environ.get("LUCID_DEBUG", "0") or 0)
     except ValueError:
         return 0
+
+
+def times_enabled() -> bool:
+    """Whether compilations report where their time went (``LUCID_DEBUG`` 1 and up, or ``time``)."""
+    raw = os.environ.get("LUCID_DEBUG", "").strip().lower()
+    return raw == TIMES_ONLY or level() >= 1
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (a test may have replaced it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
 
 
 _handler = None
@@ -25,10 +63,16 @@ def _ensure_handler() -> None:
     global _handler
     log.setLevel(logging.DEBUG)
     if _handler is None:
-        _handler = logging.StreamHandler(sys.stderr)
+        _handler = _StderrHandler()
         _handler.setFormatter(logging.Formatter("[lucid] %(message)s"))
         log.addHandler(_handler)
         log.propagate = False
+
+
+def emit(text: str) -> None:
+    """Log one debug message (to stderr, prefixed ``[lucid]``)."""
+    _ensure_handler()
+    log.debug("%s", text)
 
 
 def log_stage(name: str, stage: str, graph) -> None:
@@ -39,13 +83,6 @@ def log_stage(name: str, stage: str, graph) -> None:
     if dump_dir and stage == "traced":
         from .serialize import save_graph
         save_graph(graph, dump_dir, name)
-
-
-def log_times(name: str, seconds: dict) -> None:
-    if level() >= 3:
-        _ensure_handler()
-        log.debug("%s compile times: %s", name,
-                  ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in seconds.items()))
 
 
 def log_code(name: str, compiled) -> None:

@@ -110,6 +110,26 @@ def test_metadata_and_listing(cdir):
     assert info == {"dir": cdir, "enabled": True, "entries": 1, "bytes": size}
 
 
+def test_metadata_names_the_kind_and_the_code_generator_version(cdir):
+    import lucid_codegen
+    cache.load_or_compile("gemm:float32:meta", lambda: make_module(2), ["kernel"])
+    cache.load_or_compile("odd key", lambda: make_module(4), ["kernel"], kind="index")
+    metas = [cache.entry_metadata(e.name) for e in cache.list_entries()]
+    assert sorted(m["kind"] for m in metas) == ["gemm", "index"]
+    assert {m["codegen_version"] for m in metas} == {lucid_codegen.__version__}
+
+
+def test_keys_follow_the_code_generator_version_not_lucids(monkeypatch):
+    """The cache belongs to the code generator: its version is in every key, and the
+    version of ``lucid`` (the layer above) is not."""
+    import lucid
+    before = cache.full_key("some kernel")
+    monkeypatch.setattr(lucid, "__version__", "99.0")
+    assert cache.full_key("some kernel") == before
+    monkeypatch.setattr(cache, "CODEGEN_VERSION", "99.0")
+    assert cache.full_key("some kernel") != before
+
+
 # --------------------------------------------------------------- bad files
 def _corrupt(kind: str, path: Path, cdir: Path) -> None:
     data = bytearray(path.read_bytes())

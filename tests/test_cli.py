@@ -205,6 +205,65 @@ def test_cache_subcommands(capsys, tmp_path, monkeypatch):
     assert re.match(r"removed [1-9]\d* entries", out)
 
 
+def _entry(key: str, n_functions: int, **kwargs) -> None:
+    """A cache entry under ``key`` whose object file grows with ``n_functions``."""
+    import llvmlite.ir as ir
+
+    from lucid_codegen import cache
+
+    def build():
+        m = ir.Module("cli_cache")
+        i64 = ir.IntType(64)
+        for k in range(n_functions):
+            f = ir.Function(m, ir.FunctionType(i64, [i64]), f"f{k}")
+            b = ir.IRBuilder(f.append_basic_block())
+            b.ret(b.mul(f.args[0], ir.Constant(i64, k + 3)))
+        return m
+    cache.load_or_compile(key, build, ["f0"], **kwargs)
+
+
+def test_cache_summary_kinds_largest_stale_and_clear(capsys, tmp_path, monkeypatch):
+    from lucid_codegen import cache
+    monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
+    cache.reset_memory_cache()
+    code, out, _ = run_cli(capsys, "cache")  # no action: the summary
+    assert code == 0 and out.splitlines()[:4] == [f"directory: {tmp_path}", "enabled:   True",
+                                                  "entries:   0", "size:      0.0 KiB"]
+    assert "by kind" not in out
+    _entry("gemm:cli:big", 40)
+    _entry("gemm:cli:small", 1)
+    _entry("elementwise/cli|mid", 12, label="elementwise cc cli")
+    monkeypatch.setattr(cache, "_target_fingerprint", lambda: "another cpu")
+    _entry("reduction/cli|old", 2)  # made for another machine: stale here
+    monkeypatch.undo()
+    monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
+    sizes = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
+    code, out, _ = run_cli(capsys, "cache", "--top", "2")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[2] == "entries:   4" and lines[3] == f"size:      {sum(sizes.values()) / 1024:.1f} KiB"
+    stale = [e for e in cache.list_entries() if cache.entry_metadata(e.name)["kind"] == "reduction"]
+    assert lines[4].startswith(f"stale:     1 entries ({stale[0].size / 1024:.1f} KiB) made for another CPU")
+    kinds = {m.group(1): (int(m.group(2)), m.group(3))
+             for m in re.finditer(r"^  (\w+) +(\d+) +([\d.]+ KiB)  [\d.]+ s$", out, flags=re.M)}
+    assert {k: n for k, (n, _) in kinds.items()} == {"gemm": 2, "elementwise": 1, "reduction": 1}
+    assert list(kinds)[0] == "gemm"  # the most bytes first
+    largest = out.split("largest 2:\n")[1].splitlines()
+    biggest = sorted(sizes.items(), key=lambda kv: -kv[1])[:2]
+    assert [row.split()[2] for row in largest] == [name[:16] for name, _ in biggest]
+    assert "gemm:cli:big" in largest[0]
+    code, out, _ = run_cli(capsys, "cache", "--top", "9")
+    rows = out.split("largest 4:\n")[1].splitlines()
+    assert [r.endswith("(stale)") for r in rows] == [" reduction " in r for r in rows] and len(rows) == 4
+    code, out, _ = run_cli(capsys, "cache", "ls")
+    assert code == 0 and re.search(r"^\w{16} +\d+  elementwise  elementwise cc cli$", out, flags=re.M)
+    code, out, _ = run_cli(capsys, "cache", "--clear")
+    assert code == 0 and "entries:   4" in out
+    assert out.splitlines()[-1] == f"removed 4 entries ({sum(sizes.values()) / 1024:.1f} KiB) from {tmp_path}"
+    assert not any(p.suffix == ".lucidk" for p in tmp_path.iterdir())
+    cache.reset_memory_cache()
+
+
 def test_console_script_and_module_entry_points():
     """``lucid-ir`` is declared in pyproject.toml as ``lucid.cli:main`` (the top layer); the
     installer's script is ``sys.exit(main())`` with ``argv[0]`` set, run here the same way

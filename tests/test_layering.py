@@ -2,7 +2,9 @@
 
 * Dependencies point downwards only: ``lucid`` -> ``lucid_ir`` and ``lucid_codegen``;
   ``lucid_codegen`` -> ``lucid_ir``; ``lucid_ir`` imports neither. Every import counts,
-  including those inside functions (a lazy import is still a dependency).
+  including those inside functions (a lazy import is still a dependency) and modules
+  imported by name (``importlib.import_module("...")``, ``__import__``); a failure names
+  the file and line of each upward import.
 * Every kernel family keys its cache entries with ``cache.source_stamp`` of its
   generator's modules (``GENERATOR``), which must cover every ``lucid_codegen`` module
   it imports at module level; editing any of them changes the family's keys.
@@ -10,6 +12,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import textwrap
 
@@ -38,17 +41,32 @@ def module_files(package: str) -> dict[str, str]:
     return out
 
 
+#: what ``imports_of`` gives for an import whose module name it cannot resolve (computed
+#: at run time, or relative to a package it cannot name)
+DYNAMIC = "<a module whose name the check cannot resolve>"
+_IMPORT_CALLS = ("import_module", "__import__")
+
+
 def imports_of(source: str, module: str, is_package: bool = False, top_level_only: bool = False):
     """(line, absolute dotted name) of every import in ``source`` (module ``module``).
 
-    ``from X import a`` yields ``X.a`` (``a`` may be a submodule), so ``from . import
-    loops`` and ``from .loops import I64`` both name ``<package>.loops``.
+    ``import X``, ``from X import a`` (which yields ``X.a``: ``a`` may be a submodule, so
+    ``from . import loops`` and ``from .loops import I64`` both name ``<package>.loops``),
+    relative forms, and, unless ``top_level_only``, imports inside functions and classes
+    and calls of ``importlib.import_module`` / ``__import__`` (a string literal, relative
+    to a literal package, ``__name__`` or ``__package__``; a name computed at run time
+    gives ``DYNAMIC``, which no check can clear).
 
-    >>> sorted(n for _, n in imports_of("def f():\\n    from ..x import y\\nimport z", "p.q.m"))
-    ['p.x.y', 'z']
+    >>> src = ("def f():\\n    from ..x import y\\nimport z\\n"
+    ...        "importlib.import_module('.w', __package__)\\n__import__('v.u')")
+    >>> sorted(n for _, n in imports_of(src, "p.q.m"))
+    ['p.q.w', 'p.x.y', 'v.u', 'z']
+    >>> imports_of("import_module(name)", "p.m")
+    [(1, '<a module whose name the check cannot resolve>')]
     """
     tree = ast.parse(source)
-    base = module.split(".") if is_package else module.split(".")[:-1]
+    package = module if is_package else module.rpartition(".")[0]
+    base = package.split(".")
     nodes = tree.body if top_level_only else ast.walk(tree)
     out = []
     for node in nodes:
@@ -61,18 +79,46 @@ def imports_of(source: str, module: str, is_package: bool = False, top_level_onl
             else:
                 origin = node.module
             out += [(node.lineno, f"{origin}.{alias.name}") for alias in node.names]
+        elif isinstance(node, ast.Call) and _called_name(node.func) in _IMPORT_CALLS and node.args:
+            out.append((node.lineno, _imported_by_call(node, module, package)))
     return out
 
 
+def _called_name(func) -> str | None:
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+
+
+def _imported_by_call(call: ast.Call, module: str, package: str) -> str:
+    """The absolute name ``import_module(name, package)`` / ``__import__(name)`` imports."""
+    name = call.args[0]
+    if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
+        return DYNAMIC
+    if not name.value.startswith("."):
+        return name.value
+    anchor = call.args[1] if len(call.args) > 1 else next(
+        (k.value for k in call.keywords if k.arg == "package"), None)
+    if isinstance(anchor, ast.Constant) and isinstance(anchor.value, str):
+        anchor = anchor.value
+    elif isinstance(anchor, ast.Name) and anchor.id in ("__name__", "__package__"):
+        anchor = module if anchor.id == "__name__" else package
+    else:
+        return DYNAMIC
+    try:
+        return importlib.util.resolve_name(name.value, anchor)
+    except ImportError:  # more dots than the package has parents
+        return DYNAMIC
+
+
 def violations(package: str, files: dict[str, str]) -> list[str]:
-    """``file:line imports name`` for each import of a package ``package`` may not use."""
+    """``file:line imports name`` for each import of a package ``package`` may not use
+    (a module named at run time counts: it cannot be shown to point downwards)."""
     bad = []
     for module, path in sorted(files.items()):
         with open(path, encoding="utf-8") as f:
             source = f.read()
-        for line, name in imports_of(source, module, path.endswith("__init__.py")):
+        for line, name in sorted(imports_of(source, module, path.endswith("__init__.py"))):
             top = name.split(".")[0]
-            if top in FORBIDDEN.get(package, ()):
+            if top in FORBIDDEN.get(package, ()) or (name == DYNAMIC and package in FORBIDDEN):
                 bad.append(f"{os.path.relpath(path, ROOT)}:{line} imports {name}")
     return bad
 
@@ -81,7 +127,9 @@ def violations(package: str, files: dict[str, str]) -> list[str]:
 def test_lower_layers_do_not_import_upper_layers(package):
     files = module_files(package)
     assert len(files) > 5, f"found no modules of {package} under {ROOT}"
-    assert violations(package, files) == []
+    bad = violations(package, files)
+    assert not bad, (f"{package} may not import {' or '.join(FORBIDDEN[package])}:\n  "
+                     + "\n  ".join(bad))
 
 
 def test_the_checker_finds_a_lazy_upward_import(tmp_path):
@@ -97,7 +145,37 @@ def test_the_checker_finds_a_lazy_upward_import(tmp_path):
     """))
     found = violations("lucid_ir", {"lucid_ir.m": str(path)})
     assert [v.split(" imports ")[1] for v in found] == ["lucid_codegen.cache.cache_dir", "lucid.nn"]
+    assert found[0].endswith("m.py:6 imports lucid_codegen.cache.cache_dir")  # file and line
     assert violations("lucid", {"lucid.m": str(path)}) == []
+
+
+def test_the_checker_finds_imports_by_name(tmp_path):
+    """``importlib.import_module`` and ``__import__`` with literal names (absolute, or
+    relative to ``__name__``, ``__package__`` or a literal package) are imports too, and
+    one whose name is computed at run time cannot be cleared in a lower layer."""
+    package = tmp_path / "lucid_codegen"
+    package.mkdir()
+    (package / "__init__.py").write_text(textwrap.dedent("""
+        import importlib
+        from importlib import import_module
+
+        def late():
+            return importlib.import_module("lucid.nn")
+
+        def relative():
+            return import_module(".cache", __package__), import_module(".spin", __name__)
+
+        lower = __import__("lucid_ir.graph")
+        also = importlib.import_module(".tensor", package="lucid")
+        computed = importlib.import_module("lucid" + "_ir")
+        upper = __import__("lucid")
+    """))
+    found = violations("lucid_codegen", {"lucid_codegen": str(package / "__init__.py")})
+    assert [v.rsplit("__init__.py:", 1)[1] for v in found] == [
+        "6 imports lucid.nn", "12 imports lucid.tensor", f"13 imports {DYNAMIC}", "14 imports lucid"]
+    names = [n for _, n in imports_of((package / "__init__.py").read_text(), "lucid_codegen", True)]
+    assert {"lucid_codegen.cache", "lucid_codegen.spin", "lucid_ir.graph"} <= set(names)
+    assert violations("lucid", {"lucid": str(package / "__init__.py")}) == []
 
 
 # ----------------------------------------------------------------- generator stamps
