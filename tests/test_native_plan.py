@@ -391,3 +391,27 @@ def test_gil_released_only_around_programs_with_work():
         released[shape] = bool(plan._local.last.entry.block[program_call.SAVE_THREAD])
         np.testing.assert_allclose(plan(feeds)[0], interpret(graph, feeds)[0], rtol=1e-4, atol=1e-4)
     assert released == {(4, 8, 4): False, (64, 512, 256): True}
+
+
+@pytest.mark.parametrize("escapes", [False, True])
+def test_slices_at_offsets_and_copying_reshapes_run_natively(escapes):
+    """The split of attention's q, k, v (slices of one buffer at byte offsets) feeding
+    kernels, and a ``transpose(...).reshape(...)`` that must copy: a native program, the
+    same values as the interpreter, also when the copy is itself an output."""
+    b = GraphBuilder()
+    x, w = b.input((4, 6, 9)), b.input((4, 3, 5))
+    k = b.emit("slice", x, starts=(0, 0, 3), stops=(4, 6, 6), steps=(1, 1, 1))
+    v = b.emit("slice", x, starts=(0, 0, 6), stops=(4, 6, 9), steps=(1, 1, 1))
+    t = b.emit("transpose", b.emit("add", k, b.emit("tanh", v)), perm=(1, 0, 2))
+    flat = b.emit("reshape", t, shape=(6, 12))           # a copy: t is not contiguous
+    out = b.emit("mul", flat, b.constant(2.0))
+    y = b.emit("matmul", v, w)                           # a GEMM reading a slice at an offset
+    graph = b.build([out, y] + ([flat] if escapes else []))
+    plan = compile_graph(graph).executable
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        feeds = _feeds(rng, graph)
+        for got, want in zip(plan(feeds), interpret(graph, feeds)):
+            np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+    programs = _programs(plan)
+    assert programs and programs[0].copied_views
