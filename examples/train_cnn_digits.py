@@ -78,6 +78,7 @@ def main(argv=None) -> int:
     parser.add_argument("--compile", action="store_true", help="compile the whole training step")
     parser.add_argument("--ddp", action="store_true", help="data parallel over MPI (launch with mpiexec)")
     parser.add_argument("--plot", default="cnn_digits_loss.png", help="where to save the loss curve")
+    parser.add_argument("--save", default="", help="write a checkpoint here at the end (rank 0)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
@@ -124,6 +125,9 @@ def main(argv=None) -> int:
         print(f"test accuracy {acc:.2%} on {len(xte)} digits after {args.epochs} epochs "
               f"({seconds:.1f} s of training, {'compiled' if args.compile else 'eager'}, "
               f"{world} rank(s)); final training loss {np.mean([l for _, l in curve[-steps_per_epoch:]]):.4f}")
+        if args.save:  # rank 0 only; lucid.save writes a temporary file, then renames it
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, args.save)
+            print(f"checkpoint saved to {args.save}")
         if args.plot:
             saved = save_loss_plot(args.plot, {"training loss": curve}, "CNN on 8x8 digits")
             if saved:
