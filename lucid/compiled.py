@@ -167,23 +167,19 @@ class Program:
         the plan specialises on the arrays' layouts (so they count as this compilation's),
         and again after the backward's first run if that compiled or loaded more. The
         plans are wrapped until then: the calls after the first pay nothing."""
-        forward, backward = self.run_forward, self.run_backward
+        def reported_once(attr: str, label: str):
+            plain = getattr(self, attr)
 
-        def first_forward(arrays):
-            self.run_forward = forward
-            with times.active(), phase("first run"):
-                results = forward(arrays)
-            times.report("first run")
-            return results
-        self.run_forward = first_forward
-        if backward is not None:
-            def first_backward(arrays):
-                self.run_backward = backward
-                with times.active(), phase("first backward run"):
-                    results = backward(arrays)
-                times.report("first backward run")
+            def first(arrays):
+                setattr(self, attr, plain)
+                with times.active(), phase(label):
+                    results = plain(arrays)
+                times.report(label)
                 return results
-            self.run_backward = first_backward
+            setattr(self, attr, first)
+        reported_once("run_forward", "first run")
+        if self.run_backward is not None:
+            reported_once("run_backward", "first backward run")
 
     def guards_hold(self, dynamic: list) -> bool:
         """Whether a call with these argument tensors may run this program (the captured
