@@ -128,6 +128,9 @@ def _write_atomically(path, payload: bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".lucid-save-", dir=directory)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # the permissions open() would give, not mkstemp's 0600
         with os.fdopen(fd, "wb") as out:
             out.write(payload)
             out.flush()

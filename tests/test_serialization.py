@@ -121,6 +121,12 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     assert lucid.load(path) == {"v": 1} and os.listdir(tmp_path) == ["ckpt"]
     lucid.save({"v": 3}, path)
     assert lucid.load(path) == {"v": 3}
+    umask = os.umask(0o022)
+    try:  # the permissions a plain open() gives (as torch.save's), not the temporary file's 0600
+        lucid.save({"v": 4}, path)
+        assert os.stat(path).st_mode & 0o777 == 0o644
+    finally:
+        os.umask(umask)
 
 
 def test_safetensors_path(tmp_path, monkeypatch):
