@@ -27,11 +27,11 @@ examples' ``--compile`` does), ``torch`` (PyTorch eager: every ratio is to it),
 Method: one fresh process per (workload, mode, thread count), so that each figure's peak
 RSS (``ru_maxrss``) is its own. The thread count is set in the environment before any
 import (``LUCID_NUM_THREADS``, ``OMP_NUM_THREADS``, ...; ``torch.set_num_threads`` too);
-libraries keep their other defaults, since each runs alone. JAX below the machine's core
-count also gets ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false
-intra_op_parallelism_threads=1`` and, as XLA's CPU thread pool ignores those (measured
-here: a 2048² matmul still ran on both cores), its process is pinned to that many cores,
-the way JAX's maintainers advise. Every process starts from PyTorch's initial weights
+libraries keep their other defaults, since each runs alone. JAX at 1 thread also gets
+``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``, and as
+XLA's CPU thread pool ignores those (measured here: a 2048² matmul still ran on both
+cores), below the machine's core count its process is pinned to that many cores, the way
+JAX's maintainers advise. Every process starts from PyTorch's initial weights
 (saved once per run), times the first call (tracing and compiling for the compiled modes;
 lucid's kernels come from its disk cache once compiled), makes two more warm-up calls
 (torch.compile and lucid.compile may compile again once the optimiser has state), then
@@ -65,6 +65,7 @@ import sys
 import tempfile
 import time
 import traceback
+from statistics import median
 
 from harness import command_line, print_table, setup_path, thread_env
 
@@ -92,8 +93,6 @@ TARGETS = [  # (workload, mode, against, limit, what)
 TORCH_MISSING = ("bench_models.py times lucid against PyTorch eager, and torch is not installed.\n"
                  "Install the benchmarks' extra: pip install -e '.[benchmarks]'")
 WORKER_TIMEOUT = 3600  # s: a compile that hangs fails its row instead of the whole run
-
-
 XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
@@ -244,11 +243,6 @@ def measure(args) -> tuple:
     return results, rounds
 
 
-def _median(values):
-    values = sorted(values)
-    return values[len(values) // 2] if len(values) % 2 else (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
-
-
 def summarise(results: dict) -> list:
     """One row per (thread count, workload, mode): medians over the rounds, the ratio to
     torch eager, and the largest relative difference from torch eager's losses."""
@@ -260,11 +254,11 @@ def summarise(results: dict) -> list:
             row["error"] = runs[0]["error"] if runs else "not run"
         else:
             steps = [r["step"] for r in ok]
-            row.update(step=_median(steps), spread=(max(steps) - min(steps)) / _median(steps),
-                       first_call=_median([r["first_call"] for r in ok]),
-                       warmup=_median([sum(r["warmup"]) for r in ok]),
-                       rss_peak_mb=_median([r["rss_peak_mb"] for r in ok]),
-                       rss_growth_mb=_median([r["rss_peak_mb"] - r["rss_base_mb"] for r in ok]),
+            row.update(step=median(steps), spread=(max(steps) - min(steps)) / median(steps),
+                       first_call=median([r["first_call"] for r in ok]),
+                       warmup=median([sum(r["warmup"]) for r in ok]),
+                       rss_peak_mb=median([r["rss_peak_mb"] for r in ok]),
+                       rss_growth_mb=median([r["rss_peak_mb"] - r["rss_base_mb"] for r in ok]),
                        rounds=len(ok), values=[r["values"] for r in ok])
         rows.append(row)
     find = {(r["threads"], r["workload"], r["mode"]): r for r in rows}
@@ -304,8 +298,8 @@ def evaluate_targets(rows: list, workloads) -> list:
                 entry.update(value=a["step"] / b["step"], detail=f"{a['step'] * 1e3:.1f} vs {b['step'] * 1e3:.1f} ms")
             else:
                 entry.update(value=a["rss_peak_mb"] / b["rss_peak_mb"],
-                             detail=f"{a['rss_peak_mb']:.0f} vs {b['rss_peak_mb']:.0f} MB (growth over the "
-                                    f"import: {a['rss_growth_mb']:.0f} vs {b['rss_growth_mb']:.0f} MB)")
+                             detail=f"{a['rss_peak_mb']:.0f} vs {b['rss_peak_mb']:.0f} MB; growth over the "
+                                    f"import {a['rss_growth_mb']:.0f} vs {b['rss_growth_mb']:.0f} MB")
             out.append(entry)
     return out
 
