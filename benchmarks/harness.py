@@ -58,12 +58,18 @@ def quiesce() -> None:
         threads.quiesce()
 
 
+def thread_env(n: int) -> dict:
+    """This process's environment with every library's thread count set to ``n`` (read by
+    OpenBLAS, OpenMP (PyTorch), MKL and lucid when they start)."""
+    return dict(os.environ, OPENBLAS_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n),
+                MKL_NUM_THREADS=str(n), LUCID_NUM_THREADS=str(n))
+
+
 def run_per_thread_count(script: str, counts, extra_args=()) -> list:
     """Run ``script --worker N`` in a fresh process per thread count; collect its JSON."""
     results = []
     for n in counts:
-        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n),
-                   MKL_NUM_THREADS=str(n), LUCID_NUM_THREADS=str(n))
+        env = thread_env(n)
         env.setdefault("OPENBLAS_THREAD_TIMEOUT", OPENBLAS_SPIN)
         # PyTorch's OpenMP threads: spin briefly (enough between the ops of one step), not
         # for the ~0.3 s that then takes the core from the library timed next
@@ -78,15 +84,18 @@ def run_per_thread_count(script: str, counts, extra_args=()) -> list:
     return results
 
 
-def command_line(doc: str, json_option: bool = False) -> argparse.Namespace:
+def command_line(doc: str, json_option: bool = False, options=None, argv=None) -> argparse.Namespace:
     """The options every benchmark shares: ``--worker N`` (internal), ``--quick``, and
-    ``--json PATH`` (save the results) for the benchmarks that offer it."""
+    ``--json PATH`` (save the results) for the benchmarks that offer it; ``options``, if
+    given, adds a benchmark's own options to the parser."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     if json_option:
         parser.add_argument("--json", metavar="PATH", help="also save the results as JSON in PATH")
-    return parser.parse_args()
+    if options is not None:
+        options(parser)
+    return parser.parse_args(argv)
 
 
 def results_per_thread_count(doc: str, script: str, worker, args=None):

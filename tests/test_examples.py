@@ -3,8 +3,8 @@ changed to ``torch``, builds the same model under PyTorch; after loading PyTorch
 weights, the first training steps give the same losses (float64, rel ≤ 1e-6)."""
 from __future__ import annotations
 
-import types
-from pathlib import Path
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -12,23 +12,9 @@ import torch
 
 import lucid
 
-EXAMPLES = Path(__file__).parents[1] / "examples"
-SWAP = [("import lucid as torch ", "import torch "),
-        ("import lucid.nn as nn ", "import torch.nn as nn "),
-        ("import lucid.nn.functional as F ", "import torch.nn.functional as F ")]
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 
-
-def load(name: str, use_torch: bool):
-    path = EXAMPLES / f"{name}.py"
-    source = path.read_text()
-    if use_torch:
-        for a, b in SWAP:
-            assert a in source, f"{name}: the import line {a!r} is gone"
-            source = source.replace(a, b)
-    module = types.ModuleType(f"{name}_{'torch' if use_torch else 'lucid'}")
-    module.__file__ = str(path)
-    exec(compile(source, str(path), "exec"), module.__dict__)
-    return module
+from model_zoo import load_example as load  # noqa: E402  (the loader bench_models.py uses too)
 
 
 def same_weights(ours, theirs):
