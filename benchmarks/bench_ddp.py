@@ -1,8 +1,14 @@
 """Data parallelism on this machine's two cores: one process with 2 threads against
 2 MPI ranks with 1 thread each, on the MLP training step (784-256-256-10, float32,
-softmax cross-entropy, SGD; a global batch of 128, so 64 per rank on 2 ranks).
+softmax cross-entropy, SGD; a global batch of 128, so 64 per rank on 2 ranks) and the
+GPT step of ``benchmarks/model_zoo.py`` (the char-GPT example's model, global batch 16,
+AdamW, clipping at 1.0).
 
-    python benchmarks/bench_ddp.py [--quick]
+    python benchmarks/bench_ddp.py [--quick] [--models mlp,gpt]
+
+It also times lucid's all-reduce of one float32 buffer of 4 KB .. 16 MB on 2 ranks and
+fits the ring model ``t = a + 2(N-1)/N * bytes / B`` (latency ``a``, bus bandwidth
+``B``): the constants of the README's scaling model.
 
 For lucid (eager, and the whole step under ``lucid.compile``) and PyTorch (DDP over its
 ``gloo`` backend, launched by the same ``mpiexec``): milliseconds per global step
@@ -30,33 +36,54 @@ GLOBAL_BATCH = 128
 LR = 0.01
 
 
-def lucid_worker(mode: str, steps: int) -> dict:
-    setup_path()
+def _model_and_step(lib, model_name: str, world: int, rank: int, wrap):
+    """``(parameters, step, (x, y))`` of one rank's share of the global batch in ``lib``
+    (``lucid`` or ``torch``); ``wrap`` makes the data-parallel module of a model."""
     import numpy as np
+    F = lib.nn.functional
+    rng = np.random.default_rng(rank)
+    if model_name == "gpt":
+        import model_zoo
+        net = model_zoo.gpt(lib)
+        local = model_zoo.GPT_BATCH // world
+        shape = (local, model_zoo.GPT["context"])
+        x, y = (lib.tensor(rng.integers(0, model_zoo.GPT["vocab"], shape)) for _ in range(2))
+        opt = lib.optim.AdamW(net.parameters(), **model_zoo.ADAMW)
+    else:
+        nn = lib.nn
+        net = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+        local = GLOBAL_BATCH // world
+        x = lib.tensor(rng.standard_normal((local, 784)).astype(np.float32))
+        y = lib.tensor(rng.integers(0, 10, local))
+        opt = lib.optim.SGD(net.parameters(), lr=LR)
+    model = wrap(net) if world > 1 else net
 
+    def step(xb, yb):
+        opt.zero_grad()
+        out = model(xb)
+        loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), yb.reshape(-1))
+        loss.backward()
+        if model_name == "gpt":
+            lib.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        return loss
+    return list(net.parameters()), step, (x, y)
+
+
+#: buffer sizes (float32 elements) of the all-reduce sweep: 4 KB .. 16 MB
+SWEEP = (1 << 10, 1 << 13, 1 << 16, 1 << 19, 1 << 22)
+
+
+def lucid_worker(mode: str, steps: int, model_name: str = "mlp") -> dict:
+    setup_path()
     import lucid
     import lucid.distributed as dist
-    import lucid.nn as nn
-    import lucid.nn.functional as F
     from lucid.nn.parallel import DistributedDataParallel as DDP
 
     dist.init_process_group("mpi")
     rank, world = dist.get_rank(), dist.get_world_size()
     lucid.manual_seed(0)
-    net = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
-    model = DDP(net) if world > 1 else net
-    opt = lucid.optim.SGD(net.parameters(), lr=LR)
-    rng = np.random.default_rng(rank)
-    local = GLOBAL_BATCH // world
-    x = lucid.tensor(rng.standard_normal((local, 784)).astype(np.float32))
-    y = lucid.tensor(rng.integers(0, 10, local))
-
-    def step(xb, yb):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(xb), yb)
-        loss.backward()
-        opt.step()
-        return loss
+    params, step, (x, y) = _model_and_step(lucid, model_name, world, rank, DDP)
 
     run = lucid.compile(step) if mode == "compiled" else step
     times = []
@@ -67,43 +94,59 @@ def lucid_worker(mode: str, steps: int) -> dict:
         dist.barrier()
         if i >= 5:
             times.append(time.perf_counter() - start)
-    flat = lucid.zeros(sum(p.numel() for p in net.parameters()))
-    reduce_times = []
+    n_params = sum(p.numel() for p in params)
+    out = {"step_ms": 1e3 * statistics.median(times), "params": n_params,
+           "allreduce_ms": 1e3 * _allreduce_seconds(lucid, dist, n_params, steps)}
+    if world > 1 and mode == "eager":
+        out["sweep"] = [(4 * n, 1e3 * _allreduce_seconds(lucid, dist, n, steps)) for n in SWEEP]
+    dist.destroy_process_group()
+    return out if rank == 0 else None
+
+
+def _allreduce_seconds(lucid, dist, n: int, steps: int) -> float:
+    """Median seconds of ``all_reduce`` of ``n`` float32 elements, barriers between."""
+    flat = lucid.zeros(n)
+    times = []
     for i in range(steps + 5):
         dist.barrier()
         start = time.perf_counter()
         dist.all_reduce(flat)
         if i >= 5:
-            reduce_times.append(time.perf_counter() - start)
-    out = {"step_ms": 1e3 * statistics.median(times), "allreduce_ms": 1e3 * statistics.median(reduce_times)}
-    dist.destroy_process_group()
-    return out if rank == 0 else None
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
-def torch_worker(steps: int) -> dict:
+def fit_ring(sweep, world: int = 2):
+    """Least-squares ``(a seconds, B bytes/s)`` of ``t = a + 2(N-1)/N * bytes / B`` over
+    ``[(bytes, ms)]``.
+
+    >>> a, b = fit_ring([(1000, 0.011), (2000, 0.012)])
+    >>> round(a * 1e6, 3), round(b / 1e9, 3)
+    (10.0, 1.0)
+    """
+    xs = [2 * (world - 1) / world * nbytes for nbytes, _ in sweep]
+    ys = [ms / 1e3 for _, ms in sweep]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return my - slope * mx, 1.0 / slope
+
+
+def torch_worker(steps: int, model_name: str = "mlp") -> dict:
+    setup_path()
     import torch
     import torch.distributed as tdist
-    import torch.nn as tnn
-    import torch.nn.functional as TF
 
     rank, world = int(os.environ["PMI_RANK"]), int(os.environ["PMI_SIZE"])
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     tdist.init_process_group("gloo", rank=rank, world_size=world,
                              init_method=f"tcp://127.0.0.1:{os.environ['BENCH_PORT']}")
     torch.manual_seed(0)
-    net = tnn.Sequential(tnn.Linear(784, 256), tnn.ReLU(), tnn.Linear(256, 256), tnn.ReLU(), tnn.Linear(256, 10))
-    model = tnn.parallel.DistributedDataParallel(net) if world > 1 else net
-    opt = torch.optim.SGD(net.parameters(), lr=LR)
-    g = torch.Generator().manual_seed(rank)
-    local = GLOBAL_BATCH // world
-    x, y = torch.randn(local, 784, generator=g), torch.randint(0, 10, (local,), generator=g)
+    _, step, (x, y) = _model_and_step(torch, model_name, world, rank, torch.nn.parallel.DistributedDataParallel)
     times = []
     for i in range(steps + 5):
         tdist.barrier()
         start = time.perf_counter()
-        opt.zero_grad()
-        TF.cross_entropy(model(x), y).backward()
-        opt.step()
+        step(x, y)
         tdist.barrier()
         if i >= 5:
             times.append(time.perf_counter() - start)
@@ -111,7 +154,7 @@ def torch_worker(steps: int) -> dict:
     return {"step_ms": 1e3 * statistics.median(times)} if rank == 0 else None
 
 
-def launch(lib: str, mode: str, ranks: int, threads: int, steps: int, port: int) -> dict:
+def launch(lib: str, mode: str, ranks: int, threads: int, steps: int, port: int, model: str) -> dict:
     mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads), LUCID_NUM_THREADS=str(threads), BENCH_PORT=str(port),
@@ -119,11 +162,11 @@ def launch(lib: str, mode: str, ranks: int, threads: int, steps: int, port: int)
     env.setdefault("OPENBLAS_THREAD_TIMEOUT", OPENBLAS_SPIN)
     env.update(STEADY_MALLOC)
     cmd = [mpiexec, "-n", str(ranks), sys.executable, os.path.abspath(__file__),
-           "--worker", lib, "--mode", mode, "--steps", str(steps)]
+           "--worker", lib, "--mode", mode, "--steps", str(steps), "--models", model]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
         sys.stderr.write(out.stdout + out.stderr)
-        raise SystemExit(f"bench_ddp: {lib} {mode} {ranks}x{threads} failed")
+        raise SystemExit(f"bench_ddp: {model} {lib} {mode} {ranks}x{threads} failed")
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     return json.loads(lines[-1])
 
@@ -132,11 +175,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="eager", help=argparse.SUPPRESS)
-    parser.add_argument("--steps", type=int, default=60, help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per process")
+    parser.add_argument("--models", default="mlp,gpt", help="comma-separated: mlp, gpt")
     parser.add_argument("--quick", action="store_true", help="fewer rounds and steps")
     args = parser.parse_args()
     if args.worker:
-        result = lucid_worker(args.mode, args.steps) if args.worker == "lucid" else torch_worker(args.steps)
+        steps = args.steps or 60
+        result = (lucid_worker(args.mode, steps, args.models) if args.worker == "lucid"
+                  else torch_worker(steps, args.models))
         if result is not None:
             print(json.dumps(result))
         return
@@ -145,30 +191,48 @@ def main() -> None:
         libs = [("lucid", "eager"), ("lucid", "compiled"), ("torch", "eager")]
     except ImportError:
         libs = [("lucid", "eager"), ("lucid", "compiled")]
+    models = [m for m in args.models.split(",") if m]
+    unknown = set(models) - {"mlp", "gpt"}
+    if unknown:
+        raise SystemExit(f"bench_ddp: unknown model(s) {sorted(unknown)}; choose from mlp, gpt")
     rounds, steps = (1, 20) if args.quick else (3, 60)
+    steps = args.steps or steps
     layouts = [(1, 2), (2, 1)]
     figures: dict = {}
     port = 29500 + os.getpid() % 1000
     for r in range(rounds):
-        for lib, mode in (libs if r % 2 == 0 else libs[::-1]):
-            for ranks, threads in (layouts if r % 2 == 0 else layouts[::-1]):
-                port += 1
-                res = launch(lib, mode, ranks, threads, steps, port)
-                figures.setdefault((lib, mode, ranks), []).append(res)
-    med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in figures.items()}
-    rows = []
-    for lib, mode in libs:
-        one, two = med[(lib, mode, 1)], med[(lib, mode, 2)]
-        red = two.get("allreduce_ms")
-        rows.append([f"{lib} {mode}", f"{one['step_ms']:.2f}", f"{two['step_ms']:.2f}",
-                     f"{one['step_ms'] / two['step_ms']:.2f}x", "-" if red is None else f"{red:.3f}"])
-    print(f"MLP {'-'.join(map(str, SIZES))} step, global batch {GLOBAL_BATCH}, float32 "
-          f"(medians of {rounds} interleaved round(s) x {steps} steps)")
-    print_table(["library", "1 rank x 2 thr ms", "2 ranks x 1 thr ms", "speed-up", "all-reduce ms"], rows)
-    if ("torch", "eager") in [(a, b) for a, b in libs]:
-        print("\nlucid / torch (2 ranks x 1 thread): "
-              + ", ".join(f"{mode} {med[('lucid', mode, 2)]['step_ms'] / med[('torch', 'eager', 2)]['step_ms']:.2f}x"
-                          for mode in ("eager", "compiled")))
+        for model in models:
+            for lib, mode in (libs if r % 2 == 0 else libs[::-1]):
+                for ranks, threads in (layouts if r % 2 == 0 else layouts[::-1]):
+                    port += 1
+                    res = launch(lib, mode, ranks, threads, steps, port, model)
+                    figures.setdefault((model, lib, mode, ranks), []).append(res)
+    med = {k: {f: statistics.median(r[f] for r in v) for f in v[0] if f != "sweep"}
+           for k, v in figures.items()}
+    titles = {"mlp": f"MLP {'-'.join(map(str, SIZES))} step, global batch {GLOBAL_BATCH}",
+              "gpt": "GPT step (examples/train_char_gpt.py's model), global batch 16"}
+    for model in models:
+        rows = []
+        for lib, mode in libs:
+            one, two = med[(model, lib, mode, 1)], med[(model, lib, mode, 2)]
+            red = two.get("allreduce_ms")
+            rows.append([f"{lib} {mode}", f"{one['step_ms']:.2f}", f"{two['step_ms']:.2f}",
+                         f"{one['step_ms'] / two['step_ms']:.2f}x", "-" if red is None else f"{red:.3f}"])
+        params = med[(model, "lucid", "eager", 1)]["params"]
+        print(f"\n{titles[model]}, float32, {params} parameters ({4 * params / 1e6:.2f} MB of gradients); "
+              f"medians of {rounds} interleaved round(s) x {steps} steps")
+        print_table(["library", "1 rank x 2 thr ms", "2 ranks x 1 thr ms", "speed-up", "all-reduce ms"], rows)
+        if ("torch", "eager") in libs:
+            print("lucid / torch (2 ranks x 1 thread): "
+                  + ", ".join(f"{mode} {med[(model, 'lucid', mode, 2)]['step_ms'] / med[(model, 'torch', 'eager', 2)]['step_ms']:.2f}x"
+                              for mode in ("eager", "compiled")))
+    sweeps = [res["sweep"] for (_, lib, mode, ranks), v in figures.items() for res in v if "sweep" in res]
+    if sweeps:
+        sweep = [(nbytes, statistics.median(s[k][1] for s in sweeps)) for k, (nbytes, _) in enumerate(sweeps[0])]
+        a, bandwidth = fit_ring(sweep)
+        print("\nlucid all_reduce on 2 ranks (float32, median ms): "
+              + ", ".join(f"{nbytes / 1e6:g} MB {ms:.3f}" for nbytes, ms in sweep))
+        print(f"ring model t = a + 2(N-1)/N * bytes / B fitted: a = {a * 1e6:.1f} us, B = {bandwidth / 1e9:.2f} GB/s")
 
 
 if __name__ == "__main__":
