@@ -13,6 +13,9 @@ gradient is the IR's autodiff of the chain:
    subscript broadcasts in PyTorch); integer operands multiply and sum instead;
 3. what is left is summed to the output's subscripts and permuted to their order.
 
+As in PyTorch, an equation that only permutes or takes a diagonal of one operand
+gives a view of it; a sum over one integer operand gives int64.
+
 Accepted forms: explicit output (``"ij,jk->ik"``) or implicit (no ``->``: the
 subscripts that appear once, in alphabetical order, uppercase first), ``...`` for
 broadcast leading dims, the operands as arguments or as one list, and PyTorch's
@@ -246,8 +249,11 @@ def build_plan(s: Steps, terms, output, shapes, integer: bool, dtype: str) -> No
     shape = [size[c] for c in output]
     if result.shape != shape:  # a size-1 subscript of one operand, broadcast to the output
         result = _Operand(s("broadcast_to", result.ref, shape=tuple(shape)), output, shape)
-    if isinstance(result.ref, int) or integer:  # a copy of the operand itself (as PyTorch),
-        s("cast", result.ref, dtype=dtype)     # or the int64 sums back in the operands' dtype
+    if integer:  # the int64 sums back in the operands' dtype (one operand summed: int64, as PyTorch)
+        summed = len(terms) == 1 and len(set(terms[0])) > len(output)
+        s("cast", result.ref, dtype="int64" if summed else dtype)
+    elif isinstance(result.ref, int):  # the operand itself: a view of it, as PyTorch's
+        s("reshape", result.ref, shape=tuple(shape))
 
 
 _CHAINS: dict = {}

@@ -139,7 +139,8 @@ class CumProd(CumSum):
     ``reverse_cumsum(g * out)[k] / x[k]`` (the terms from z on are zero on both sides);
     at z it is ``reverse_cumsum(g * cumprod(x with x[z] = 1))[z]``; after z it is 0
     (every product through ``x[k]`` also holds ``x[z]``). With no zero, only the first
-    case applies. Differentiable again (the rule is built of differentiable ops)."""
+    case applies. The rule is built of differentiable ops; its own derivative is exact
+    where the input holds no zero (at an exact zero the "after z" zeros are constants)."""
 
     name = "cumprod"
 
