@@ -173,15 +173,14 @@ class _Plan:
 
     def diagonal(self, x: _Operand, label) -> _Operand:
         """The diagonal of the axes ``label`` repeats on, as one axis at the end."""
-        rest = [c for c in dict.fromkeys(x.labels) if c != label]
-        ordered = [i for i, c in enumerate(x.labels) if c != label] + \
-                  [i for i, c in enumerate(x.labels) if c == label]
-        n, r = x.shape[ordered[-1]], x.labels.count(label)
+        others = [i for i, c in enumerate(x.labels) if c != label]
+        ordered = others + [i for i, c in enumerate(x.labels) if c == label]
+        n, r = x.shape[ordered[-1]], len(ordered) - len(others)
         moved = x if ordered == list(range(len(ordered))) else _Operand(
             self.s("transpose", x.ref, perm=tuple(ordered)), [x.labels[i] for i in ordered],
             [x.shape[i] for i in ordered])
-        lead = moved.shape[:len(moved.shape) - r]
-        flat = self.reshape(moved, rest[:len(lead)] + [label], lead + [n ** r])
+        lead = moved.shape[:len(others)]
+        flat = self.reshape(moved, moved.labels[:len(others)] + [label], lead + [n ** r])
         stride = sum(n ** j for j in range(r))   # (i, i, ..., i) flattened is i * stride
         m = len(flat.shape)
         ref = self.s("slice", flat.ref, starts=(0,) * m, stops=tuple(flat.shape),
