@@ -210,3 +210,16 @@ def test_singular_value_norms_are_refused_clearly():
             lucid.linalg.matrix_norm(lucid.ones(2, 3), ord)
     with pytest.raises(NotImplementedError, match="singular values"):
         lucid.norm(lucid.ones(2, 3), "nuc")
+
+
+def test_ir_cumprod_gradient_rule_against_finite_differences():
+    from gradcheck import check_graph_gradients
+    from lucid_ir.builder import GraphBuilder
+    rng = np.random.default_rng(0)
+    for data in (rng.standard_normal((3, 5)), np.array([[2.0, 0.0, 3.0, 0.0, 5.0], [0.0, 1.5, -2.0, 0.5, 1.0],
+                                                        [1.0, 2.0, 3.0, 4.0, 0.0]])):
+        for axis in (0, 1):
+            b = GraphBuilder()
+            x = b.input(data.shape, "float64")
+            graph = b.build([b.emit("cumprod", x, axis=axis)])
+            check_graph_gradients(graph, [data], rng)
