@@ -28,9 +28,16 @@ from .reductions import (all, amax, amin, any, argmax, argmin, cumsum, logsumexp
                          mean, min, prod, std, sum, var)
 from .tensor_ops import Size, clamp, clip, clone, device, diff, lerp, masked_fill, minimum  # noqa: E402
 from . import autograd, nn, optim, utils  # noqa: E402
+from . import linalg; linalg._install(Tensor)  # noqa: E402,E702  (after nn: its chains are nn's Steps)
+from .linalg import tensor_norm as norm  # noqa: E402
+from .einsum import einsum  # noqa: E402
+from . import sampling_discrete as _discrete; _discrete._install(Tensor)  # noqa: E402,E702  x.multinomial
+from .sampling_discrete import multinomial, randperm  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from . import functions as _functions, index_ops as _index_ops, shape_ops as _shape_ops  # noqa: E402
 from .index_ops import gather, index_select, masked_select, nonzero, scatter_add, take  # noqa: E402
+from .sorting import argsort, msort, sort, topk  # noqa: E402
+from .cumulative import cummax, cummin, cumprod  # noqa: E402
 from .shape_ops import (broadcast_to, chunk, flatten, flip, moveaxis, movedim, narrow, permute,  # noqa: E402
                         reshape, roll, split, squeeze, swapaxes, swapdims, transpose, tril, triu,
                         unbind, unflatten, unsqueeze)
@@ -48,15 +55,16 @@ __all__ = [
     "Tensor", "tensor", "as_tensor", "from_numpy", "is_tensor", "numel",
     "zeros", "ones", "empty", "full", "arange", "linspace", "eye",
     "zeros_like", "ones_like", "empty_like", "full_like",
-    "rand", "randn", "randint", "normal", "rand_like", "randn_like", "randint_like",
+    "rand", "randn", "randint", "normal", "rand_like", "randn_like", "randint_like", "multinomial", "randperm",
     "Generator", "default_generator", "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
     "get_default_dtype", "set_default_dtype",
     "no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
     "is_inference_mode_enabled", "autograd",
     "matmul", "mm", "bmm", "addmm", "baddbmm", "where", "cat", "stack", "maximum", "minimum", "clamp", "clip", "clone", "diff", "lerp",
     "masked_fill", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
-    "std", "logsumexp", "all", "any", "cumsum", *_functions.__all__, *_shape_ops.__all__, *_index_ops.__all__,
-    "compile", "TracingError", "random", "nn", "optim", "utils", "distributed", "Size", "device", "save", "load", "softmax", "log_softmax", "relu",
+    "std", "logsumexp", "all", "any", "cumsum", "cumprod", "cummax", "cummin", "sort", "argsort", "msort",
+    "topk", *_functions.__all__, *_shape_ops.__all__, *_index_ops.__all__,
+    "norm", "linalg", "einsum", "compile", "TracingError", "random", "nn", "optim", "utils", "distributed", "Size", "device", "save", "load", "softmax", "log_softmax", "relu",
     "float32", "float64", "int32", "int64", "bool", "dtype", "float", "double", "int", "long",
 ]
 

@@ -60,6 +60,8 @@ def _axes(op: str, dim, shape) -> tuple[int, ...]:
     ndim = len(shape)
     if dim is None:
         return tuple(range(ndim))
+    if not isinstance(dim, (int, tuple, list)):
+        raise TypeError(f"{op}(): dim must be an int or a tuple of ints, got {dim!r}")
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
     if not dims:
         return tuple(range(ndim))
@@ -80,7 +82,8 @@ def _axes(op: str, dim, shape) -> tuple[int, ...]:
 def _one_dim(op: str, dim, shape) -> int:
     if isinstance(dim, builtins.bool) or not isinstance(dim, int):
         raise TypeError(f"{op}(): dim must be an int, got {dim!r}")
-    return _axes(op, dim, shape)[0] if shape else 0
+    axes = _axes(op, dim, shape)  # a 0-d tensor takes dim 0 or -1
+    return axes[0] if axes else 0
 
 
 def _count(shape, axes) -> int:

@@ -1,5 +1,5 @@
 """Plan steps for the scan ops (``lucid_ir.opnames.SCAN``: ``argmax``, ``argmin``,
-``cumsum``): each node runs the op's numpy reference (``lucid_ir``'s definition of the
+``cumsum``, ``cumprod``, ``cumargmax``, ``cumargmin``, ``argsort``): each node runs the op's numpy reference (``lucid_ir``'s definition of the
 op, so the results are exact by construction). There is no native kernel for them yet,
 so a plan holding one runs in Python (native programs decline it: no ``native_job``).
 

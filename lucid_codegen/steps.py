@@ -4,7 +4,7 @@ A step is ``(fn, input slots, output slots)``; ``fn(*arrays)`` returns the outpu
 arrays. Kernels become native calls; movement ops (slices and flips too) become numpy
 views (no copy); the indexing ops (``concat``, ``embed``, ``gather``, ``scatter_add``)
 call a kernel of their own (``index_steps``); the scan ops (``argmax``, ``argmin``,
-``cumsum``) run their numpy reference (``scan_steps``); constants are computed once when the
+``cumsum``, ``argsort``, ...) run their numpy reference (``scan_steps``); constants are computed once when the
 plan is built.
 """
 from __future__ import annotations

@@ -65,7 +65,7 @@ def torch_reference(entry, case, arrays):
     if diff and floats:
         loss = sum((o * torch.from_numpy(w).to(o.dtype)).sum() for o, w in floats)
         grads = torch.autograd.grad(loss, diff, allow_unused=True)
-        grads = [np.zeros(x.shape, a.dtype) if g is None else g.numpy()
+        grads = [np.zeros(x.shape, a.dtype) if g is None else g.detach().numpy()  # (some torch grads require grad)
                  for g, x, a in zip(grads, diff, [a for a, x in zip(arrays, xs) if x.requires_grad])]
     return [o.detach().numpy() for o in outs], [dtype_name(o) for o in outs], ws, grads
 

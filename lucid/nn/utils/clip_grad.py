@@ -47,17 +47,8 @@ def _set_grad(p: Tensor, new: Tensor) -> None:
 
 
 def _vector_norm(x: Tensor, norm_type: float) -> Tensor:
-    if norm_type == math.inf:
-        return x.abs().max()
-    if norm_type == -math.inf:
-        return x.abs().min()
-    if norm_type == 2:
-        return (x * x).sum().sqrt()
-    if norm_type == 1:
-        return x.abs().sum()
-    if norm_type == 0:
-        return (x != 0).sum().to(x.dtype)
-    return (x.abs() ** norm_type).sum() ** (1.0 / norm_type)
+    from ...linalg import vector_norm  # (lucid.linalg builds on lucid.nn's chain steps)
+    return vector_norm(x, norm_type)
 
 
 def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = False, foreach=None) -> Tensor:
