@@ -46,10 +46,6 @@ from .host_calls import python_host_call
 from .index_steps import reshape_copy_job
 from .scan_steps import ReferenceStep
 
-#: counts MPI takes as a C int
-MAX_COUNT = 2**31 - 1
-
-
 class CollectiveStep(ReferenceStep):
     """``step(x) -> (out,)`` and ``step.call_into([out], x)`` on the registered
     communicator; ``native_job`` its jobs for a native program."""
@@ -79,7 +75,7 @@ class CollectiveStep(ReferenceStep):
         (x,), (out,) = arrays, outs
         if out.size == 0:
             return []
-        if not out.flags.c_contiguous or out.size > MAX_COUNT:
+        if not out.flags.c_contiguous:
             return None
         comm = communicator()
         if comm is None or comm.size <= 1:

@@ -142,6 +142,7 @@ def _build() -> ir.Module:
                         counted_loop(b, I64(0), w[1], 1,
                                      lambda k: b.call(pool_call, [part(b.add(w[2], k))]),
                                      "serial")
+
     def run_unless_stopped(i):  # a host call that failed stops the program
         with b.if_then(b.not_(b.load(stopped))):
             run(i)

@@ -17,7 +17,9 @@ A compiled data-parallel step (``lucid.compile`` over ``DistributedDataParallel`
 So faults behave as on the Python path: when another rank fails, its notice ends the
 wait and this rank raises ``DistributedError`` naming it; a wait longer than the group's
 timeout raises ``DistributedTimeout``. (A blocking ``MPI_Allreduce`` could do neither.)
-The program is stopped at that call, and the error raised from the plan's call.
+The program is stopped at that call, and the error raised from the plan's call. (Unlike
+the Python wait, the native one does not see signals: Ctrl-C takes effect when the
+collective completes, fails or times out.)
 
 The handles come from mpi4py (``comm.handle``, the datatype mpi4py picks for the
 buffer's format, ``MPI.SUM.handle``, ``int(MPI.IN_PLACE)``, the address of the fault
@@ -43,6 +45,7 @@ from ._mpi import mpi
 
 _LIBRARY_NAMES = ("libmpi.so", "libmpi.so.12", "libmpi.so.40", "libmpi.dylib", "libmpi.12.dylib",
                   "libmpi.40.dylib")
+_MAX_COUNT = 2**31 - 1   # counts are C ints (beyond: mpi4py's large-count calls, from Python)
 _ENTRIES = ("MPI_Iallreduce", "MPI_Ibcast", "MPI_Test", "MPI_Request_get_status", "MPI_Wtime",
             "MPI_Comm_rank", "MPI_Comm_size", "MPI_Type_size", "MPI_Error_string")
 
@@ -129,7 +132,7 @@ class NativeMPI:
         words: the input unless ``in_place``, and the output) and the wait. None when
         the dtype or the operation has no MPI counterpart here."""
         datatype = self.datatype(dtype)
-        if datatype is None or (name == "all_reduce" and value not in self.ops):
+        if datatype is None or count > _MAX_COUNT or (name == "all_reduce" and value not in self.ops):
             return None
         request = np.zeros(1, np.int64)   # the request's handle (an int or a pointer)
         at = request.ctypes.data
