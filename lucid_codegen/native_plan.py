@@ -37,6 +37,14 @@ Job record (``JOB_WORDS`` int64 words):
   kind 1, a GEMM:        [1, entry address, its 17 argument words]
   kind 2, fork:          [2, number of worker parts, record index of the first]
   kind 3, join:          [3, number of worker parts, record index of the first]
+  kind 4, a host call:   [4, function address, n, n argument words] (``host_calls``)
+
+A step's ``native_job`` gives one job, or a list of ``(job, reads, writes)`` whose
+``reads`` / ``writes`` index the step's inputs followed by its outputs (a collective:
+a copy, the host calls, a scaling kernel; ``collective_steps``). A step with a
+``guard`` (a function) is run by the program only while ``guard()`` returns what it
+returned when the program was built (a collective: the registered communicator); after
+that the program is *stale* and the plan builds another.
 """
 from __future__ import annotations
 
@@ -48,6 +56,7 @@ from sys import getrefcount
 import numpy as np
 
 from . import threads
+from .host_calls import HOST_KIND, HostJob
 from .index_steps import reshape_copy_job
 from .native_runner import JOB_WORDS, loop_entry, program_entries
 from .program_call import ProgramCall
@@ -107,6 +116,8 @@ class NativeProgram:
         for s, _ in plan.constants:
             root[s] = s
         jobs, self.keep = [], []          # keep: the jobs (and the scratch rows they point into)
+        self.guards = []                   # (guard, its value): the program runs while guard() is it
+        self.stale = False                 # a guard changed: the program runs no more
         written = {}                       # output slot -> the donated input slot it is written into
         self.escaping = []                 # (slot, shape, dtype) of buffers handed out
         self.num_threads = num_threads
@@ -149,6 +160,9 @@ class NativeProgram:
             job = job_of([env[i] for i in ins], [env[o] for o in outs])
             if job is None:
                 raise NotEligible("a kernel call that cannot be prepared")
+            guard = getattr(step, "guard", None)
+            if guard is not None:
+                self.guards.append((guard, guard()))
             for p, o in enumerate(outs):
                 target = donated.get(p)
                 if target is not None and env[o] is env[target]:  # written into the input
@@ -159,10 +173,17 @@ class NativeProgram:
                 if not kept[o]:
                     per_call.setdefault(o, len(per_call))
                     self.escaping.append((o, env[o].shape, env[o].dtype))
-            jobs.append((job, list(ins), list(outs)))
-            self.keep.append(job)
+            if isinstance(job, list):  # several jobs: their operands among the step's
+                operands = list(ins) + list(outs)
+                jobs.extend((j, [operands[k] for k in reads], [operands[k] for k in writes])
+                            for j, reads, writes in job)
+                self.keep.extend(j for j, _, _ in job)
+            else:
+                jobs.append((job, list(ins), list(outs)))
+                self.keep.append(job)
         # GEMMs big enough to split become parts: (GemmJob, [(word offsets, words)])
-        parts_of = [_parts(job, num_threads) if isinstance(job, GemmJob) else _ranges(job, num_threads)
+        parts_of = [_parts(job, num_threads) if isinstance(job, GemmJob) else
+                    _ranges(job, num_threads) if isinstance(job, LoopJob) else None
                     for job, _, _ in jobs]
         # one int64 array: the job records run in order (a split GEMM: fork, part 0,
         # join), the workers' part records, then the loop kernels' argument blocks
@@ -218,6 +239,7 @@ class NativeProgram:
                 words[where:where + 9] = [1, loop_entry(), fn_address, block, lo, 0, hi, lo2, hi2]
 
         seq, spare = 0, n_seq              # next in-order record, next worker-part record
+        self.host_jobs = {}                # record index -> its HostJob (what its failure raises)
         for (job, ins, outs), at, parts in zip(jobs, block_at, parts_of):
             if isinstance(job, LoopJob):  # its argument block, with the operands' addresses
                 words[at:at + len(job.block)] = job.block
@@ -226,6 +248,16 @@ class NativeProgram:
                 for w, s in zip(job.out_words, outs):
                     address_of(s, at + w)
                 pieces = parts or [job.args]
+            elif isinstance(job, HostJob):  # its arguments, with the operands' addresses
+                rec = seq * JOB_WORDS
+                words[rec:rec + 3 + len(job.args)] = [HOST_KIND, job.fn, len(job.args), *job.args]
+                for w, s in zip(job.in_words, ins):
+                    address_of(s, rec + 3 + w)
+                for w, s in zip(job.out_words, outs):
+                    address_of(s, rec + 3 + w)
+                self.host_jobs[seq] = job
+                seq += 1
+                continue
             else:
                 pieces = parts or [({}, job.words, 0)]
             rec = seq * JOB_WORDS
@@ -252,12 +284,14 @@ class NativeProgram:
             position[per_call[s]] = len(plan.input_slots) + j
         fix = np.array([w for at, index, offset in fixes for w in (at, position[index], offset)] or [0],
                        np.int64)
-        work_us = sum(job.nbytes / BYTES_PER_US if isinstance(job, LoopJob) else job.flop / FLOP_PER_US
-                      for job, _, _ in jobs)
+        work_us = sum(job.nbytes / BYTES_PER_US if isinstance(job, LoopJob) else
+                      job.flop / FLOP_PER_US if isinstance(job, GemmJob) else 0.0 for job, _, _ in jobs)
+        # (a host call may wait for other processes: other Python threads run meanwhile)
         self.entry = ProgramCall(program_entries(), words, n_seq, fix, len(fixes),
                                  [env[s] for s in plan.input_slots], plan.donated_inputs, len(self.escaping),
-                                 release_gil=self.splits or work_us >= RELEASE_GIL_US)
+                                 release_gil=self.splits or bool(self.host_jobs) or work_us >= RELEASE_GIL_US)
         self.call, self.check, self.ran = self.entry.call, self.entry.check, self.entry.block
+        self.failed = self.entry.failed
         self.kept_arrays = {s: env[s] for s in set(root.values())
                             if s not in per_call and s is not WS and env[s] is not None}
         # handed-out buffers, reused while nobody holds them (fresh ones: the step-by-step
@@ -297,6 +331,8 @@ class NativeProgram:
     def run(self, arrays):
         """The plan's outputs for ``arrays``; None when they are not numpy arrays of this
         program's layouts (nothing ran)."""
+        if self.guards and not self._guards_hold():
+            return None
         bufs = self.buffers
         for j in self.buffer_range:
             if getrefcount(bufs[j]) > 2:  # the caller still holds last call's buffer
@@ -306,10 +342,25 @@ class NativeProgram:
         else:
             ran = self.call(*arrays, *bufs)
         if ran is not self.ran:
+            if ran is self.failed:
+                self._raise_failure()
             return None
         if self.outputs_are_buffers:
             return bufs[:]
         return self._outputs(arrays, bufs)
+
+    def _guards_hold(self) -> bool:
+        """Whether every guard still gives its value (else the program is stale)."""
+        if not self.stale and all(guard() is value for guard, value in self.guards):
+            return True
+        self.stale = True
+        return False
+
+    def _raise_failure(self):
+        """The error of the host call that stopped the last call (``HostJob.fail``)."""
+        code, at = self.entry.failure()
+        self.host_jobs[at].fail(code)
+        raise RuntimeError(f"native program: host call {at} failed with code {code}")
 
     def _run_split(self, arrays, bufs):
         """The call, holding the worker pool for the split jobs' parts when it is free."""

@@ -1,7 +1,8 @@
 """The native side of ``native_plan``: ``lucid_run_program``, which runs a program's
 job records (see the record layout in ``native_plan``); ``lucid_program_call``, the
-builtin entries a program is called through (``program_call``); and ``lucid_loop_part``,
-which lets the worker pool run part of a loop kernel.
+builtin entries a program is called through (``program_call``); ``lucid_loop_part``,
+which lets the worker pool run part of a loop kernel; and ``lucid_poll_wait``, a host
+function waiting for a request (``host_calls``).
 
 A split job is three records: a *fork* copies the workers' parts into the pool's job
 slots (``spin``: one block of words per worker) and publishes a new generation; the
@@ -19,29 +20,34 @@ import llvmlite.ir as ir
 from . import program_call
 from .cache import load_or_compile, source_stamp
 from .gemm_microkernel import counted_loop
+from .host_calls import HOST_KIND, build_poll_wait, emit_host_call
 from .spin import BLOCK, CLAIM_AT, JOB_AT, JOB_WORDS as GEMM_JOB_WORDS, build_gemm_call, relax
 
 I64 = ir.IntType(64)
 #: The modules whose source decides the generated code (their stamp is in the key).
-GENERATOR = ("native_runner", "program_call", "gemm_microkernel", "spin", "pyarray")
+GENERATOR = ("native_runner", "program_call", "gemm_microkernel", "spin", "pyarray", "host_calls")
 JOB_WORDS = GEMM_JOB_WORDS + 1  # kind, then a GEMM's 18 words (a loop kernel uses 7)
 
 
 def _build() -> ir.Module:
     """``void lucid_run_program(i64* words, i64 first, i64 n, i64* objs, i64* fix,
-    i64 n_fix, i64 data_off, i64* ctl, i64 use_pool)``: first the fixups,
+    i64 n_fix, i64 data_off, i64* ctl, i64 use_pool, i64* status)``: first the fixups,
     ``words[fix[3k]] = address of operand fix[3k+1] + fix[3k+2]`` (``objs[j]`` is an
     array object whose data pointer is at byte ``data_off``: ``lucid_program_call``
-    passes its argument vector); then jobs ``first .. first + n - 1``. ``ctl``: the
-    worker pool's control words (``spin``), used by forks and joins when ``use_pool``."""
+    passes its argument vector); then jobs ``first .. first + n - 1``, up to the first
+    host call returning nonzero: ``status`` is then [its result, its record index]
+    (else left as it is). ``ctl``: the worker pool's control words (``spin``), used by
+    forks and joins when ``use_pool``."""
     module = ir.Module("lucid_jobs")
     pool_call = build_gemm_call(module)
     loop_ty = ir.FunctionType(ir.VoidType(), [I64.as_pointer(), I64, I64, I64, I64])
     P = I64.as_pointer()
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [P, I64, I64, P, P, I64, I64, P, I64]),
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [P, I64, I64, P, P, I64, I64, P, I64, P]),
                      "lucid_run_program")
-    words, first, n, objs, fix, n_fix, data_off, ctl, use_pool = fn.args
+    words, first, n, objs, fix, n_fix, data_off, ctl, use_pool, status = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    stopped = b.alloca(ir.IntType(1))
+    b.store(ir.Constant(ir.IntType(1), 0), stopped)
 
     def patch(k):
         at = b.mul(k, I64(3))
@@ -105,26 +111,45 @@ def _build() -> ir.Module:
                 target = b.inttoptr(w[1], loop_ty.as_pointer())
                 b.call(target, [b.inttoptr(w[2], P)] + w[3:7])
             with other:
-                with b.if_else(b.icmp_signed("==", w[0], I64(1))) as (gemm_job, split):
+                with b.if_else(b.icmp_signed("==", w[0], I64(1))) as (gemm_job, not_gemm):
                     with gemm_job:
                         b.call(pool_call, [b.gep(rec, [I64(1)])])
-                    with split:
-                        pooled = b.icmp_signed("!=", use_pool, I64(0))
-                        with b.if_else(b.icmp_signed("==", w[0], I64(2))) as (is_fork, is_join):
-                            with is_fork:
-                                with b.if_then(pooled):
-                                    fork(w[1], w[2])
-                            with is_join:
-                                with b.if_else(pooled) as (with_pool, alone):
-                                    with with_pool:
-                                        join(w[1], w[2])
-                                    with alone:  # the workers' parts, here, in order
-                                        counted_loop(b, I64(0), w[1], 1,
-                                                     lambda k: b.call(pool_call, [part(b.add(w[2], k))]),
-                                                     "serial")
-    counted_loop(b, first, b.add(first, n), 1, run, "jobs")
+                    with not_gemm:
+                        with b.if_else(b.icmp_signed("==", w[0], I64(HOST_KIND))) as (host, split):
+                            with host:
+                                host_call(rec, i)
+                            with split:
+                                fork_or_join(w)
+
+    def host_call(rec, i):
+        result = emit_host_call(b, rec)
+        with b.if_then(b.icmp_signed("!=", result, I64(0))):
+            b.store(result, status)
+            b.store(i, b.gep(status, [I64(1)]))
+            b.store(ir.Constant(ir.IntType(1), 1), stopped)
+
+    def fork_or_join(w):
+        pooled = b.icmp_signed("!=", use_pool, I64(0))
+        with b.if_else(b.icmp_signed("==", w[0], I64(2))) as (is_fork, is_join):
+            with is_fork:
+                with b.if_then(pooled):
+                    fork(w[1], w[2])
+            with is_join:
+                with b.if_else(pooled) as (with_pool, alone):
+                    with with_pool:
+                        join(w[1], w[2])
+                    with alone:  # the workers' parts, here, in order
+                        counted_loop(b, I64(0), w[1], 1,
+                                     lambda k: b.call(pool_call, [part(b.add(w[2], k))]),
+                                     "serial")
+
+    def run_unless_stopped(i):  # a host call that failed stops the program
+        with b.if_then(b.not_(b.load(stopped))):
+            run(i)
+    counted_loop(b, first, b.add(first, n), 1, run_unless_stopped, "jobs")
     b.ret_void()
     _build_loop_entry(module, loop_ty)
+    build_poll_wait(module)
     program_call.build_entries(module, fn)
     return module
 
@@ -153,7 +178,7 @@ def _library():
         if not _LIB:
             _LIB.append(load_or_compile(f"jobs:{source_stamp(*GENERATOR)}", _build,
                                         ["lucid_run_program", "lucid_program_call", "lucid_program_check",
-                                         "lucid_loop_part"],
+                                         "lucid_loop_part", "lucid_poll_wait"],
                                         label="the native plan runner"))
     return _LIB[0]
 
@@ -168,3 +193,8 @@ def program_entries() -> tuple:
 def loop_entry() -> int:
     """The address of ``lucid_loop_part`` (see ``_build_loop_entry``)."""
     return _library().address("lucid_loop_part")
+
+
+def poll_wait_entry() -> int:
+    """The address of ``lucid_poll_wait`` (see ``host_calls.build_poll_wait``)."""
+    return _library().address("lucid_poll_wait")

@@ -20,6 +20,9 @@ arrays and then the output buffers as objects and does all of that natively:
 
 It returns the block itself when the program ran, and the block's *mismatch* object
 (the program runs nothing) when a check fails: the caller then takes the general path.
+When a host call stopped the program (``host_calls``), it returns the block's *failed*
+object, with the call's result and record index in the header (``STATUS``,
+``FAILED_AT``): the caller raises the error.
 ``lucid_program_check`` makes step 1 alone over the first arguments it is given, for a
 caller that must know the program will run before it computes its last inputs.
 
@@ -32,7 +35,9 @@ Header block (int64 words, a numpy array kept by the program)::
     [7] PyEval_SaveThread, [8] PyEval_RestoreThread (0: keep the GIL)
     [9] numpy.ndarray's address   [10] the mismatch object's address
     [11] number of donated inputs  [12] where their positions start
-    [13 .. 13 + inputs)  where input k's record starts (a word index into the block)
+    [13] the failed object's address   [14] a failed host call's result, 0: none
+    [15] that call's record index
+    [16 .. 16 + inputs)  where input k's record starts (a word index into the block)
     the donated inputs' positions
     records: [descriptor address, flags it must have, ndim, shape..., strides...]
 
@@ -56,8 +61,8 @@ I8P = ir.IntType(8).as_pointer()
 P = I64.as_pointer()
 
 (WORDS, N_JOBS, FIX, N_FIX, CTL, NARGS, N_INPUTS, SAVE_THREAD, RESTORE_THREAD,
- NDARRAY, MISMATCH, N_DONATED, DONATED_AT) = range(13)
-HEADER = 13
+ NDARRAY, MISMATCH, N_DONATED, DONATED_AT, FAILED, STATUS, FAILED_AT) = range(16)
+HEADER = 16
 
 
 def build_entries(module: ir.Module, run_program: ir.Function) -> None:
@@ -72,11 +77,13 @@ def build_entries(module: ir.Module, run_program: ir.Function) -> None:
     e.check_inputs(e.word(hdr, N_INPUTS))
     ctl = e.word(hdr, CTL)
     operands = b.bitcast(e.args, P)
+    status = b.gep(hdr, [I64(STATUS)])
+    b.store(I64(0), status)
 
     def run():
         b.call(run_program, [b.inttoptr(e.word(hdr, WORDS), P), I64(0), e.word(hdr, N_JOBS), operands,
                              b.inttoptr(e.word(hdr, FIX), P), e.word(hdr, N_FIX), I64(PYARRAY_OFFSETS[0]),
-                             b.inttoptr(ctl, P), b.zext(b.icmp_signed("!=", ctl, I64(0)), I64)])
+                             b.inttoptr(ctl, P), b.zext(b.icmp_signed("!=", ctl, I64(0)), I64), status])
     save = e.word(hdr, SAVE_THREAD)
     with b.if_else(b.icmp_signed("!=", save, I64(0))) as (released, held):
         with released:
@@ -86,6 +93,8 @@ def build_entries(module: ir.Module, run_program: ir.Function) -> None:
             b.call(b.inttoptr(e.word(hdr, RESTORE_THREAD), restore), [state])
         with held:
             run()
+    with b.if_then(b.icmp_signed("!=", b.load(status), I64(0))):  # a host call stopped it
+        _return_new_reference(b, b.inttoptr(e.word(hdr, FAILED), I8P))
     e.finish()
 
     e = _Entry(module, "lucid_program_check")
@@ -230,6 +239,7 @@ class ProgramCall:
             at += len(r)
         self.words, self.fix = words, fix
         self.mismatch = np.zeros(0, np.int64)   # what a call that ran nothing returns
+        self.failed = np.zeros(0, np.int64)     # what a call stopped by a host call returns
         header = [0] * HEADER
         header[WORDS], header[N_JOBS] = words.ctypes.data, n_jobs
         header[FIX], header[N_FIX] = fix.ctypes.data, n_fix
@@ -238,11 +248,16 @@ class ProgramCall:
             header[SAVE_THREAD] = _address(ctypes.pythonapi.PyEval_SaveThread)
             header[RESTORE_THREAD] = _address(ctypes.pythonapi.PyEval_RestoreThread)
         header[NDARRAY], header[MISMATCH] = id(np.ndarray), id(self.mismatch)
+        header[FAILED] = id(self.failed)
         header[N_DONATED], header[DONATED_AT] = len(donated), HEADER + len(inputs)
         self.block = np.array(header + starts + donated + [w for r in records for w in r], np.int64)
         call_entry, check_entry = entries
         self.call = _builtin(b"lucid_program_call", call_entry, self.block)
         self.check = _builtin(b"lucid_program_check", check_entry, self.block)
+
+    def failure(self) -> tuple:
+        """(result, record index) of the host call that stopped the last call."""
+        return int(self.block[STATUS]), int(self.block[FAILED_AT])
 
     def set_pool(self, ctl: int) -> None:
         """The worker pool's control words for the next call (0: run every part here)."""

@@ -260,7 +260,12 @@ class Plan:
                 if outs is not None:
                     local.last = program
                     return self._deliver(arrays, outs) if self.donations else outs
-                # not numpy arrays (duck types, subclasses) of its layouts: step by step
+                if program.stale:  # built for what no longer holds (its guards): a new one
+                    del programs[key]
+                    program = None
+                    if getattr(local, "last", None) is program:
+                        local.last = None
+                # else not numpy arrays (duck types, subclasses) of its layouts: step by step
         elif NATIVE_PLANS and type(self) is Plan:  # from the next call on (kernels are bound now)
             local.programs = {}
         if self.single is not None and (programs is None or program is False):

@@ -23,6 +23,7 @@ from .gemm_call import get_gemm, split_pays
 from . import gemm_batched_step
 from .index_steps import index_step
 from .reduction import ReductionKernel
+from .collective_steps import CollectiveStep
 from .scan_steps import ReferenceStep
 
 EPILOGUE_OPS = {"sigmoid": "sigmoid", "tanh": "tanh", "maximum": "relu"}
@@ -284,6 +285,6 @@ def make_step(node):
         return index_step(node), "index"
     if node.op in SCAN:
         return ReferenceStep(node), "scan"
-    if node.op in COLLECTIVE:  # the communicator's call, from Python (host code)
-        return ReferenceStep(node), "collective"
+    if node.op in COLLECTIVE:  # the communicator's calls (host calls in a native program)
+        return CollectiveStep(node), "collective"
     return view_step(node), "view"

@@ -53,6 +53,28 @@ def test_a_collective_times_out_instead_of_hanging():
     assert "DistributedTimeout" in run.stderr and "waited more than 2 s" in run.stderr
 
 
+def test_compiled_collectives_call_mpi_from_the_native_program():
+    run = mpirun("native_collectives.py", "check")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.count("OK") == 2
+
+
+def test_a_failing_rank_stops_a_rank_waiting_in_a_native_program():
+    run = mpirun("native_collectives.py", "raise", timeout=90)
+    assert run.returncode != 0
+    assert run.stdout.count("NATIVE") == 2, run.stdout + run.stderr   # both ranks ran natively first
+    assert "rank 0 stops because rank 1 failed: ValueError: a bug on rank 1" in run.stderr
+    assert "native_plan.py" in run.stderr            # raised from the native program's wait
+
+
+def test_a_native_programs_collective_times_out_instead_of_hanging():
+    run = mpirun("native_collectives.py", "timeout", timeout=90)
+    assert run.returncode != 0
+    assert run.stdout.count("NATIVE") == 2, run.stdout + run.stderr
+    assert "DistributedTimeout" in run.stderr and "all_reduce (compiled) on rank 0 waited more than 2 s" in run.stderr
+    assert "native_plan.py" in run.stderr
+
+
 def test_different_models_are_caught_at_construction():
     run = mpirun("collectives_check.py", "mismatch", timeout=60)
     assert run.returncode != 0

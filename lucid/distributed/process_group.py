@@ -6,6 +6,7 @@ second communicator for *fault notices*. A rank whose program raises sends a not
 naming itself and the error to every other rank before it exits, so the others stop
 with an error naming the failing rank instead of hanging in their next collective. A
 collective that waits longer than the group's ``timeout`` raises ``DistributedTimeout``.
+The collectives of compiled graphs wait the same way from native code (``native_mpi``).
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ class ProcessGroup:
         self._notice = np.zeros(_NOTICE_BYTES, np.uint8)
         self._listen = self.faults.Irecv(self._notice, source=MPI.ANY_SOURCE, tag=_FAULT_TAG)
         self.failed: str | None = None
+        self._native = None                # NativeMPI, False: none (made when first needed)
 
     # -- waiting ------------------------------------------------------------------
     def wait(self, request, what: str) -> None:
@@ -61,10 +63,12 @@ class ProcessGroup:
             if spins > 2000:   # past the first ~ms: yield the core while waiting
                 time.sleep(min(1e-3, 1e-6 * (spins - 2000)))
                 if time.monotonic() - start > self.timeout:
-                    raise DistributedTimeout(
-                        f"lucid.distributed: {what} on rank {self.rank} waited more than "
-                        f"{self.timeout:g} s (a rank is stuck, or the ranks called different "
-                        f"collectives)")
+                    raise self.timeout_error(what)
+
+    def timeout_error(self, what: str) -> DistributedTimeout:
+        return DistributedTimeout(
+            f"lucid.distributed: {what} on rank {self.rank} waited more than {self.timeout:g} s "
+            f"(a rank is stuck, or the ranks called different collectives)")
 
     def check_faults(self) -> None:
         if self.failed is None and self._listen.Test():
@@ -97,6 +101,14 @@ class ProcessGroup:
 
     def broadcast(self, array: np.ndarray, src: int) -> None:
         self.wait(self.comm.Ibcast(array, root=src), "broadcast (compiled)")
+
+    def native_collective(self, name: str, value, dtype, count: int, in_place: bool):
+        """The host calls running this collective from a native program (``native_mpi``),
+        or None (the program then calls ``all_reduce`` / ``broadcast`` above)."""
+        if self._native is None:
+            from .native_mpi import NativeMPI
+            self._native = NativeMPI.create(self) or False
+        return self._native.collective(name, value, dtype, count, in_place) if self._native else None
 
     def close(self) -> None:
         self._listen.Cancel()

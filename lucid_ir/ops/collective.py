@@ -29,7 +29,11 @@ REDUCE_OPS = ("sum", "avg", "max", "min")
 def set_communicator(communicator) -> None:
     """Register (or, with None, clear) the object collectives run on: it has
     ``all_reduce(array, op)`` and ``broadcast(array, src)``, both in place on a
-    contiguous array, and ``size`` (the number of ranks)."""
+    contiguous array, and ``size`` (the number of ranks). It may also have
+    ``native_collective(name, value, dtype, count, in_place)``, giving the host calls
+    that run one collective inside a native program (``lucid_codegen.collective_steps``;
+    ``"avg"`` is asked for as ``"sum"``, the program divides), or None; without it a
+    native program calls the two methods above from its host call into Python."""
     global _COMMUNICATOR
     _COMMUNICATOR = communicator
 

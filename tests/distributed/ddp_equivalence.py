@@ -2,9 +2,14 @@
 batch) give the parameters one process gets on the whole batch (float64, 1e-12).
 Prints ``OK <rank> <max relative difference>`` on success; exits non-zero otherwise.
 
+The model has a buffer that rank 1 spoils before every step: DDP's broadcast of rank 0's
+buffers must restore it.
+
 Argument: ``eager`` or ``nosync`` (gradient accumulation over two half-batches inside
 ``no_sync`` on each rank) or ``compile`` (the step under ``lucid.compile``: the
-averaging is an ``all_reduce`` node of the compiled graph) or ``unused`` (a parameter the forward does not use, with
+averaging is an ``all_reduce`` node of the compiled graph, the buffers' broadcast a
+``broadcast`` node, and from the third step on the whole step runs as one native program
+calling MPI) or ``unused`` (a parameter the forward does not use, with
 ``find_unused_parameters=True``) or ``unused-error`` (the same without it: the second
 forward raises PyTorch's "Expected to have finished reduction" error).
 """
@@ -29,9 +34,10 @@ class Net(nn.Module):
         self.fc2 = nn.Linear(16, 3)
         if mode in ("unused", "unused-error"):
             self.spare = nn.Linear(3, 3)      # a parameter the forward never uses
+        self.register_buffer("gain", lucid.tensor([1.0, 0.5, 2.0], dtype=lucid.float64))
 
     def forward(self, x):
-        return self.fc2(self.fc1(x).tanh())
+        return self.fc2(self.fc1(x).tanh()) * self.gain
 
 
 def make():
@@ -71,6 +77,8 @@ if mode == "compile":
 for step in range(5):
     for p in net.parameters():
         p.grad = None
+    if rank == 1:
+        net.gain._data[...] = 7.0             # spoiled: the forward's broadcast restores rank 0's
     if mode == "compile":
         train_step(lucid.tensor(X[mine]), lucid.tensor(Y[mine]))
     elif mode == "nosync":
@@ -105,7 +113,14 @@ for (name, p), (_, q) in zip(net.named_parameters(), ref.named_parameters()):
 if worst > 1e-12:
     print(f"FAIL {rank} {worst:.3e}")
     sys.exit(1)
-if mode == "compile" and rank == 0:
-    assert "all_reduce" in text, text
+if mode == "compile":
+    if rank == 0:
+        assert "all_reduce" in text and "broadcast" in text, text
+    plan = next(iter(train_step._programs.values())).compiled_forward.executable
+    programs = [p for p in getattr(plan._local, "programs", {}).values() if p]
+    assert len(programs) == 1, "the compiled step should run as one native program"
+    # the three buckets' all_reduce and the buffer's broadcast: each an MPI call and a wait
+    assert len(programs[0].host_jobs) == 2 * 4, programs[0].host_jobs
+    assert dist.process_group.group()._native, "MPI is called from the program directly"
 print(f"OK {rank} {worst:.3e}")
 dist.destroy_process_group()
