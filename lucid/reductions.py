@@ -256,6 +256,9 @@ def _arg(op, input, dim, keepdim):
     x = _tensor(input)
     if x.dtype == "bool":
         raise RuntimeError(f"{op}(): does not support bool input (shape {tuple(x.shape)})")
+    shape = x.shape
+    if type(dim) is int and shape and -len(shape) <= dim < len(shape) and shape[dim]:  # the common call
+        return dispatch.apply1(op, x, (("axis", dim % len(shape)), ("keepdims", bool(keepdim))))
     axis = None if dim is None else _one_dim(op, dim, x.shape)
     if axis is None and x.numel() == 0:
         raise IndexError(f"{op}(): expected a reduction dim to be specified for a tensor with "
