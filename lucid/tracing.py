@@ -136,7 +136,8 @@ class Tracer:
         from .grad_mode import is_grad_enabled
         node = make_node(op, [self.value_of(t) for t in inputs], attrs)
         self.builder.append(node)
-        requires = self.grad_enabled and any(t.requires_grad for t in inputs)
+        requires = (self.grad_enabled and node.out.dtype in ("float32", "float64")  # (as PyTorch:
+                    and any(t.requires_grad for t in inputs))                       # no int grads)
         if requires and not is_grad_enabled():
             # no_grad inside the traced function: the compiled backward, derived from the
             # whole graph, must see that no gradient flows through this result
