@@ -247,9 +247,9 @@ class Tracer:
             raise RuntimeError("backward: this tensor does not require grad (no input of the "
                                "computation that made it has requires_grad=True)")
         rv = self.value_of(root)
-        needed = {rv}
-        for node in reversed(self.builder.nodes):
-            if node.out in needed:
+        needed = {rv}  # what root depends on differentiably: not through an index, a mask or a
+        for node in reversed(self.builder.nodes):  # detach (then a leaf's .grad stays None)
+            if node.out in needed and node.out.dtype in ("float32", "float64") and node.op != "stop_gradient":
                 needed.update(node.inputs)
         leaves = [(t, t._value) for t in self.arg_tensors if t.requires_grad]
         leaves += [(t, v) for t, v in self.captured.values() if t.requires_grad]
