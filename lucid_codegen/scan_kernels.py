@@ -27,10 +27,9 @@ Modes
       addition is what bounds a single row). Rows ``o0 .. o1``; ``c0, c1`` unused.
     * ``col``: the axis is not the unit-stride dimension, the innermost output
       dimension is (``x.argmax(dim=0)`` of a (N, C) tensor, the channel axis of
-      (N, C, H, W)): x is read one row of ``cols`` columns after the other, each
-      column's best value (arg) or running sum (cumsum) kept in a stack block of
-      ``COL_BLOCK`` columns, vectorised across the columns. Rows ``o0 .. o1`` times
-      columns ``c0 .. c1``.
+      (N, C, H, W)): a vector of adjacent columns at a time walks down the axis, its
+      best values and their indices (arg) or its running sums (cumsum) in registers.
+      Rows ``o0 .. o1`` times columns ``c0 .. c1``.
 
 Either range may be split anywhere (threads take whole rows or column ranges); each
 output element is computed by one sequential pass, so the results are the same bits
@@ -52,14 +51,13 @@ from .loops import I64, Loop, const64, decode_offsets, load_arg
 from .target import host_target
 from .vector_math import F64, I8, ITEMSIZE, LLVM_MEMORY, const, mem_align
 
-__all__ = ["KERNEL_ABI", "HEAD", "COL_BLOCK", "OUT_WORD", "IN_WORD", "kernel", "lanes_for", "build"]
+__all__ = ["KERNEL_ABI", "HEAD", "CHUNK", "OUT_WORD", "IN_WORD", "kernel", "lanes_for", "build"]
 
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
 GENERATOR = ("scan_kernels", "loops", "vector_math")  # stamped into keys
 HEAD = 7                 # words before the dimension groups
 OUT_WORD, IN_WORD = 3, 4
-COL_BLOCK = 1024         # columns whose running values (on the stack) stay in L1
 CHUNK = 1024             # argmax/argmin row elements looked at twice while in L1
 ROWS_AT_ONCE = 4         # cumsum rows added side by side in row mode
 _I32 = ir.IntType(32)
@@ -111,20 +109,6 @@ def _store(b, value, base, j, lanes, stride=None, align=None):
 def _as_bool(b, v):
     """A stored bool byte as 0/1 (any non-zero byte is true)."""
     return b.zext(b.icmp_unsigned("!=", v, const(v.type, 0)), v.type)
-
-
-def _sweep(b, lo, hi, lanes, body):
-    """``body(j, lanes)`` over ``[lo, hi)``: vectors of ``lanes``, then single elements."""
-    vend = b.add(lo, b.mul(b.sdiv(b.sub(hi, lo), const64(lanes)), const64(lanes)))
-    with Loop(b, lo, vend, lanes, name="cv") as vl:
-        body(vl.i, lanes)
-    with Loop(b, vend, hi, 1, name="cs") as sl:
-        body(sl.i, 0)
-
-
-def _block_end(b, start, stop):
-    end = b.add(start, const64(COL_BLOCK))
-    return b.select(b.icmp_signed("<", end, stop), end, stop)
 
 
 def _new_function(name: str):
@@ -187,9 +171,6 @@ def build_arg(op: str, dtype: str, mode: str, pattern: str, lanes: int) -> ir.Mo
     args, o0, o1, c0, c1 = f.args
     ty = LLVM_MEMORY[dtype]
     order = _Order(dtype, op == "argmax")
-    best_block = b.alloca(ir.ArrayType(ty, COL_BLOCK), name="best") if mode == "col" else None
-    if best_block is not None:
-        best_block.align = 64
     out = b.inttoptr(load_arg(b, args, OUT_WORD), I64.as_pointer())
     x = b.inttoptr(load_arg(b, args, IN_WORD), ty.as_pointer())
 
@@ -198,7 +179,7 @@ def build_arg(op: str, dtype: str, mode: str, pattern: str, lanes: int) -> ir.Mo
         return _as_bool(b, v) if ty == I8 else v
 
     if mode == "col":
-        _arg_columns(b, args, order, x, out, best_block, (o0, o1, c0, c1), lanes, load)
+        _arg_columns(b, args, order, x, out, (o0, o1, c0, c1), lanes, load)
     elif pattern == "c":
         _arg_rows_chunked(b, args, order, ty, x, out, (o0, o1), lanes, load)
     else:
@@ -207,34 +188,34 @@ def build_arg(op: str, dtype: str, mode: str, pattern: str, lanes: int) -> ir.Mo
     return m
 
 
-def _arg_columns(b, args, order, x, out, best_block, ranges, lanes, load):
-    """Col mode: x streamed row by row; each column's best value in ``best_block``,
-    its index in the output row."""
+def _arg_columns(b, args, order, x, out, ranges, lanes, load):
+    """Col mode: a vector of columns at a time walks down the axis, its best values and
+    their indices in registers."""
     o0, o1, c0, c1 = ranges
     Dk, n, cols, s_axis = (load_arg(b, args, k) for k in (0, 1, 2, 5))
-    best = b.bitcast(best_block, x.type)
-    align = mem_align(x.type.pointee)
     with Loop(b, o0, o1, 1, name="row") as kl:
         (koff,) = decode_offsets(b, args, Dk, 1, kl.i, HEAD)
         base = b.gep(x, [koff])
         orow = b.gep(out, [b.mul(kl.i, cols)])
-        with Loop(b, c0, c1, COL_BLOCK, name="cblock") as cb:
-            cend = _block_end(b, cb.i, c1)
 
-            def init(j, L):
-                _store(b, load(base, j, L), best, b.sub(j, cb.i), L, align=align)
-                _store(b, _splat(b, const64(0), L), orow, j, L)
-            _sweep(b, cb.i, cend, lanes, init)
-            with Loop(b, const64(1), n, 1, name="axis") as rl:
-                p = b.gep(base, [b.mul(rl.i, s_axis)])
+        def columns(j, L):
+            with Loop(b, const64(1), n, 1, [load(base, j, L), _splat(b, const64(0), L)], name="axis") as rl:
+                v = load(b.gep(base, [b.mul(rl.i, s_axis)]), j, L)
+                best, best_i = rl.vars
+                t = order.takes(b, v, best)
+                rl.next = [b.select(t, v, best), b.select(t, _splat(b, rl.i, L), best_i)]
+            _store(b, rl.results[1], orow, j, L)
+        _columns(b, c0, c1, lanes, columns)
 
-                def update(j, L):
-                    k = b.sub(j, cb.i)
-                    v, bv, bi = load(p, j, L), _load(b, best, k, L), _load(b, orow, j, L)
-                    t = order.takes(b, v, bv)
-                    _store(b, b.select(t, v, bv), best, k, L, align=align)
-                    _store(b, b.select(t, _splat(b, rl.i, L), bi), orow, j, L)
-                _sweep(b, cb.i, cend, lanes, update)
+
+def _columns(b, c0, c1, lanes, body):
+    """``body(j, L)`` for the columns ``[c0, c1)``: vectors of ``lanes``, of a quarter
+    of that, then one by one."""
+    widths = [L for L in (lanes, lanes // 4) if L >= 2] + [0]
+    bounds = _stages(b, c0, c1, widths)
+    for k, L in enumerate(widths):
+        with Loop(b, bounds[k], bounds[k + 1], max(L, 1), name="cols") as cl:
+            body(cl.i, L)
 
 
 def _row_heads(b, args):
@@ -400,36 +381,25 @@ def build_cumsum(dtype: str, mode: str, lanes: int) -> ir.Module:
     args, o0, o1, c0, c1 = f.args
     ty, acc_ty = LLVM_MEMORY[dtype], _acc_type(dtype)
     out_ty = ir.FloatType() if dtype == "float32" else acc_ty
-    acc_block = b.alloca(ir.ArrayType(acc_ty, COL_BLOCK), name="acc") if mode == "col" else None
-    if acc_block is not None:
-        acc_block.align = 64
     Dk, n = load_arg(b, args, 0), load_arg(b, args, 1)
     out = b.inttoptr(load_arg(b, args, OUT_WORD), out_ty.as_pointer())
     x = b.inttoptr(load_arg(b, args, IN_WORD), ty.as_pointer())
     s_in, s_out = load_arg(b, args, 5), load_arg(b, args, 6)
     zero = ir.Constant(acc_ty, 0.0 if acc_ty == F64 else 0)
 
-    if mode == "col":
+    if mode == "col":  # a vector of columns at a time down the axis, the sums in registers
         cols = load_arg(b, args, 2)
-        acc = b.bitcast(acc_block, acc_ty.as_pointer())
         with Loop(b, o0, o1, 1, name="row") as kl:
             ioff, ooff = decode_offsets(b, args, Dk, 2, kl.i, HEAD)
             bin_, bout = b.gep(x, [ioff]), b.gep(out, [ooff])
-            with Loop(b, c0, c1, COL_BLOCK, name="cblock") as cb:
-                cend = _block_end(b, cb.i, c1)
 
-                def init(j, L):
-                    _store(b, _splat(b, zero, L), acc, b.sub(j, cb.i), L)
-                _sweep(b, cb.i, cend, lanes, init)
-                with Loop(b, const64(0), n, 1, name="axis") as rl:
-                    pin, pout = b.gep(bin_, [b.mul(rl.i, s_in)]), b.gep(bout, [b.mul(rl.i, s_out)])
-
-                    def step(j, L):
-                        k = b.sub(j, cb.i)
-                        a = _add(b, _load(b, acc, k, L), _widen(b, _load(b, pin, j, L), dtype))
-                        _store(b, a, acc, k, L)
-                        _store(b, _narrow(b, a, dtype), pout, j, L)
-                    _sweep(b, cb.i, cend, lanes, step)
+            def columns(j, L):
+                with Loop(b, const64(0), n, 1, [_splat(b, zero, L)], name="axis") as rl:
+                    v = _load(b, b.gep(bin_, [b.mul(rl.i, s_in)]), j, L)
+                    acc = _add(b, rl.vars[0], _widen(b, v, dtype))
+                    _store(b, _narrow(b, acc, dtype), b.gep(bout, [b.mul(rl.i, s_out)]), j, L)
+                    rl.next = [acc]
+            _columns(b, c0, c1, lanes, columns)
         b.ret_void()
         return m
 
