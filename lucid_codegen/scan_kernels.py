@@ -85,10 +85,6 @@ def _splat(b, x, lanes):
                             ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes))
 
 
-def _iota(lanes, scale=1):
-    return ir.Constant(ir.VectorType(I64, lanes), [scale * k for k in range(lanes)])
-
-
 def _load(b, base, j, lanes, stride=None):
     """``base[j]`` (``base[j * stride]``), or the vector ``base[j .. j + lanes)``."""
     elem = base.type.pointee
@@ -98,12 +94,13 @@ def _load(b, base, j, lanes, stride=None):
     return b.load(p, align=mem_align(elem))
 
 
-def _store(b, value, base, j, lanes, stride=None, align=None):
+def _store(b, value, base, j, lanes):
+    """``base[j] = value``, or the vector ``base[j .. j + lanes)``."""
     if not lanes:
-        b.store(value, b.gep(base, [j if stride is None else b.mul(j, stride)]))
+        b.store(value, b.gep(base, [j]))
         return
     p = b.bitcast(b.gep(base, [j]), value.type.as_pointer())
-    b.store(value, p, align=align or mem_align(base.type.pointee))
+    b.store(value, p, align=mem_align(base.type.pointee))
 
 
 def _as_bool(b, v):
@@ -145,7 +142,8 @@ class _Order:
         return b.and_(b.fcmp_unordered(op, v, best), b.fcmp_ordered("ord", best, best))
 
     def extreme(self, b, v, acc):
-        """The larger (argmax) or smaller of ``v`` and ``acc``, NaN aside (``is_nan``)."""
+        """The larger (argmax) or smaller of ``v`` and ``acc``; a NaN ``v`` is not taken
+        (callers track NaNs on their own)."""
         op = ">" if self.larger else "<"
         take = b.fcmp_ordered(op, v, acc) if self.is_float else b.icmp_signed(op, v, acc)
         return b.select(take, v, acc)
