@@ -266,11 +266,14 @@ def call(chain: Chain, operands, check=None):
 
 def _recorded(entry: Entry, arrays, operands):
     """The recorded result of ``entry`` on ``arrays``: with the inner step results its
-    gradient reads (``entry.saved``) computed by the same native run when it has any."""
+    gradient reads (``entry.saved``) computed by the same native run when it has any.
+    An integer or bool result (an index, a mask) is a plain tensor, as in PyTorch: no
+    gradient flows through it."""
     if entry.saved:
         out, *saved = entry.run_saving(arrays)
-        return _record(entry, out, operands, saved)
-    return _record(entry, entry.run(*arrays), operands)
+        return _record(entry, out, operands, saved) if out.dtype.kind == "f" else _wrap(out)
+    out = entry.run(*arrays)
+    return _record(entry, out, operands) if out.dtype.kind == "f" else _wrap(out)
 
 
 def _traced(chain: Chain, operands):

@@ -15,7 +15,7 @@ gradient evenly between tied elements, as PyTorch.
 Compositions of IR ops: ``var`` is the mean of squared deviations (two passes, exact),
 ``logsumexp`` is shifted by the (gradient-free) maximum, ``all``/``any`` count the
 true elements (so empty reductions give True/False). ``prod`` is an IR reduction with
-a native kernel; ``argmax``/``argmin``/``cumsum`` are IR scan ops (numpy reference).
+a native kernel; ``argmax``/``argmin``/``cumsum`` are IR scan ops (native kernels of their own).
 
 >>> import lucid
 >>> x = lucid.tensor([[1.0, 5.0, 2.0], [4.0, 0.0, 6.0]])
@@ -229,8 +229,7 @@ def _max_min(op, input, dim, keepdim, axis, keepdims):
         return _reduce(op, x, axes, keepdim)
     d = _one_dim(op, dim, x.shape)
     _nonempty(op, x, (d,) if x.ndim else (), dim)
-    keyed = x if x.dtype != "bool" else dispatch.cast(x, "int32")
-    index = dispatch.apply("arg" + op, keyed, axis=d, keepdims=True)
+    index = dispatch.apply("arg" + op, x, axis=d, keepdims=True)  # (bool: as 0/1)
     if not x.ndim:
         values, index = x, index.reshape(())
     else:
@@ -260,6 +259,9 @@ def _arg(op, input, dim, keepdim):
     x = _tensor(input)
     if x.dtype == "bool":
         raise RuntimeError(f"{op}(): does not support bool input (shape {tuple(x.shape)})")
+    shape = x.shape
+    if type(dim) is int and shape and -len(shape) <= dim < len(shape) and shape[dim]:  # the common call
+        return dispatch.apply1(op, x, (("axis", dim % len(shape)), ("keepdims", bool(keepdim))))
     axis = None if dim is None else _one_dim(op, dim, x.shape)
     if axis is None and x.numel() == 0:
         raise IndexError(f"{op}(): expected a reduction dim to be specified for a tensor with "

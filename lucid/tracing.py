@@ -137,7 +137,8 @@ class Tracer:
         from .grad_mode import is_grad_enabled
         node = make_node(op, [self.value_of(t) for t in inputs], attrs)
         self.builder.append(node)
-        requires = self.grad_enabled and any(t.requires_grad for t in inputs)
+        requires = (self.grad_enabled and node.out.dtype in ("float32", "float64")  # (as PyTorch:
+                    and any(t.requires_grad for t in inputs))                       # no int grads)
         if requires and not is_grad_enabled():
             # no_grad inside the traced function: the compiled backward, derived from the
             # whole graph, must see that no gradient flows through this result
@@ -247,9 +248,9 @@ class Tracer:
             raise RuntimeError("backward: this tensor does not require grad (no input of the "
                                "computation that made it has requires_grad=True)")
         rv = self.value_of(root)
-        needed = {rv}
-        for node in reversed(self.builder.nodes):
-            if node.out in needed:
+        needed = {rv}  # what root depends on differentiably: not through an index, a mask or a
+        for node in reversed(self.builder.nodes):  # detach (then a leaf's .grad stays None)
+            if node.out in needed and node.out.dtype in ("float32", "float64") and node.op != "stop_gradient":
                 needed.update(node.inputs)
         leaves = [(t, t._value) for t in self.arg_tensors if t.requires_grad]
         leaves += [(t, v) for t, v in self.captured.values() if t.requires_grad]

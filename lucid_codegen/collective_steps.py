@@ -44,7 +44,7 @@ from lucid_ir.ops.collective import communicator
 from .elementwise import ElementwiseKernel
 from .host_calls import python_host_call
 from .index_steps import reshape_copy_job
-from .scan_steps import ReferenceStep
+from .reference_step import ReferenceStep
 
 class CollectiveStep(ReferenceStep):
     """``step(x) -> (out,)`` and ``step.call_into([out], x)`` on the registered

@@ -6,13 +6,14 @@ from . import jit
 
 def _kernel_modules(plan):
     """(title, llvmlite module) for each native kernel of the plan."""
+    from .scan_steps import ScanStep
     from .steps import GemmStep, KernelStep
     out = []
     for i, ((fn, _, _), kind) in enumerate(zip(plan.steps, plan.kinds)):
         if isinstance(fn, GemmStep):
             from .gemm import build_gemm_module
             out.append((f"kernel {i} [gemm {fn.gemm.spec.key()}]", build_gemm_module(fn.gemm.spec)))
-        elif isinstance(fn, KernelStep):
+        elif isinstance(fn, (KernelStep, ScanStep)):
             out.append((f"kernel {i} [{kind}]", fn.kernel.llvm_module()))
     return out
 

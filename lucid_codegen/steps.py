@@ -3,9 +3,10 @@
 A step is ``(fn, input slots, output slots)``; ``fn(*arrays)`` returns the output
 arrays. Kernels become native calls; movement ops (slices and flips too) become numpy
 views (no copy); the indexing ops (``concat``, ``embed``, ``gather``, ``scatter_add``)
-call a kernel of their own (``index_steps``); the scan ops (``argmax``, ``argmin``,
-``cumsum``, ``argsort``, ...) run their numpy reference (``scan_steps``); constants are computed once when the
-plan is built.
+call a kernel of their own (``index_steps``), and so do the scan ops (``argmax``,
+``argmin``, ``cumsum``: ``scan_steps``; the other scans run their numpy reference);
+the collectives call the communicator (host calls in a native program:
+``collective_steps``); constants are computed once when the plan is built.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from . import gemm_batched_step
 from .index_steps import index_step
 from .reduction import ReductionKernel
 from .collective_steps import CollectiveStep
-from .scan_steps import ReferenceStep
+from .scan_steps import scan_step
 
 EPILOGUE_OPS = {"sigmoid": "sigmoid", "tanh": "tanh", "maximum": "relu"}
 
@@ -284,7 +285,7 @@ def make_step(node):
     if node.op in INDEXING:
         return index_step(node), "index"
     if node.op in SCAN:
-        return ReferenceStep(node), "scan"
+        return scan_step(node), "scan"
     if node.op in COLLECTIVE:  # the communicator's calls (host calls in a native program)
         return CollectiveStep(node), "collective"
     return view_step(node), "view"

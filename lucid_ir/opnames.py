@@ -16,8 +16,8 @@ COMPARISON = ("gt", "ge", "lt", "le", "eq", "ne")  # give bool
 SELECT = ("select",)                        # select(c, a, b) = a where the bool c is true else b
 ELEMENTWISE = UNARY + BINARY + COMPARISON + SELECT
 REDUCTION = ("sum", "mean", "max", "min", "prod")
-SCAN = ("argmax", "argmin", "cumsum", "cumprod", "cumargmax", "cumargmin",  # along one axis; plans run
-        "argsort")                                                        # their numpy reference
+SCAN = ("argmax", "argmin", "cumsum",       # along one axis: native kernels of their own
+        "cumprod", "cumargmax", "cumargmin", "argsort")  # plans run their numpy reference
 MOVEMENT = ("reshape", "transpose", "broadcast_to", "stop_gradient", "slice")  # views: no data moves
 INDEXING = ("concat", "gather", "scatter_add", "embed")  # new arrays by position: kernels of their own
 MATMUL = ("matmul",)

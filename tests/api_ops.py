@@ -35,7 +35,7 @@ def _binary(name):
 
 class _SharedOps:
     """Ops whose spelling is the same in lucid and PyTorch (both tensor methods and
-    ``F``): shape ops, indexing, gelu, layer_norm."""
+    ``F``): shape ops, indexing, gelu, layer_norm, cumsum, argmax/argmin."""
 
     def flip(self, x, dims): return x.flip(dims)
     def roll(self, x, shifts, dims): return x.roll(shifts, dims)
@@ -44,6 +44,20 @@ class _SharedOps:
     def repeat(self, x, reps): return x.repeat(*reps)
     def gelu(self, x): return self.F.gelu(x)
     def layer_norm(self, x, w, b, n): return self.F.layer_norm(x, tuple(x.shape[-n:]), w, b)
+    def cumsum(self, x, dim): return x.cumsum(dim)
+
+    def arg_float(self, x, which, dim, keepdim):
+        """argmax/argmin as a value of x's dtype (no gradient), so it joins the loss."""
+        return getattr(x, which)(dim=dim, keepdim=keepdim).to(x.dtype)
+
+    def arg_int(self, x, which, dim, threshold):
+        """argmax/argmin of an int32 tensor of ties (0/1): the first-index rule."""
+        return getattr((x > threshold).int(), which)(dim=dim).to(x.dtype)
+
+    def count_cumsum(self, x, dim, threshold):
+        """The running count of ``x > threshold``: cumsum of bool is int64."""
+        return (x > threshold).cumsum(dim).to(x.dtype)
+
     def index_steps(self, x, start, step): return x[start::step]
     def index_int(self, x, i): return x[i]
 

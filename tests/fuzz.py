@@ -12,7 +12,11 @@ disagreed). As a library: ``run_case(seed)`` returns a list of failure descripti
 Tolerances: a float32 graph is also built in float64 from the same seed (and a float64
 graph in float32), so the interpreter's own rounding noise |ref32 - ref64| measures how
 ill-conditioned each output is; the allowed error is ``rtol·|ref| + atol·scale + C·noise``
-with rtol 1e-4 (float32) or 1e-9 (float64). NaN positions and infinities must match.
+with rtol 1e-4 (float32) or 1e-9 (float64). NaN positions and infinities must match;
+integer and bool outputs (argmax indices, integer sums and cumsums, masks) exactly.
+
+Graphs hold float32/float64 values and, unless ``Gen.integers`` is off (the gradient
+graphs), int32/int64/bool inputs and values too: the twin keeps those as they are.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ BIG_DIMS = [64, 97, 130, 145, 257]
 UNARY = ["neg", "exp", "tanh", "sigmoid", "log"]
 BINARY = ["add", "sub", "mul", "div", "maximum"]
 COMPARISON = ["gt", "ge", "lt", "le", "eq"]
+INTEGER = ["int32", "int64", "bool"]   # kept as they are in the precision twin
 MAX_ELEMS = 6000
 
 
@@ -56,10 +61,11 @@ class Gen:
         self.arrays: list[np.ndarray] = []
         self.exact: set = set()              # values computed without rounding
         self.broadcast_inputs = True         # some inputs are 0-stride views
+        self.integers = True                 # int32/int64/bool inputs and values (argmax...)
 
     # -- helpers
     def dt(self, dtype: str) -> str:
-        return self.force or dtype
+        return dtype if dtype in INTEGER else self.force or dtype
 
     def pick(self, seq):
         return seq[int(self.rng.integers(len(seq)))]
@@ -75,12 +81,19 @@ class Gen:
 
     def new_input(self, shape, dtype):
         rng = self.rng
-        a = rng.standard_normal(shape)
-        if self.hostile and a.size:
-            special = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0])
-            mask = rng.random(shape) < 0.15
-            a = np.where(mask, special[rng.integers(0, 5, size=shape)], a)
-        a = a.astype(self.dt(dtype))
+        if dtype in INTEGER:  # small values (many ties); hostile: the type's limits too
+            a = np.asarray(rng.integers(-3, 4, shape))
+            if dtype != "bool" and self.hostile and a.size:
+                info = np.iinfo(dtype)
+                a = np.where(rng.random(shape) < 0.05, np.where(a > 0, info.max, info.min), a)
+            a = np.asarray(a > 0) if dtype == "bool" else a.astype(dtype)
+        else:
+            a = rng.standard_normal(shape)
+            if self.hostile and a.size:
+                special = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0])
+                mask = rng.random(shape) < 0.15
+                a = np.where(mask, special[rng.integers(0, 5, size=shape)], a)
+            a = a.astype(self.dt(dtype))
         if shape and rng.random() < 0.1 and self.broadcast_inputs:  # a 0-stride (broadcast, read-only) input
             small = tuple(1 if rng.random() < 0.5 else d for d in shape)
             a = np.broadcast_to(a[tuple(slice(0, d) for d in small)], shape)
@@ -119,6 +132,8 @@ class Gen:
         k = int(rng.integers(len(pool)))
         x, xdt = pool[k], dtypes[k]
         r = rng.random()
+        if self.integers and x.dtype in INTEGER:
+            return self.integer_step(x, r)
         if r < 0.18:
             op = self.pick(UNARY)
             if op in ("exp", "log") and not self.hostile:
@@ -180,12 +195,65 @@ class Gen:
         if r < 0.93:
             to = self.pick(["float32", "float64"])
             return self.emit("cast", x, dtype=self.dt(to), exact=x in self.exact and to == "float64"), to
-        if r < 0.96 and x.shape:
+        if r < 0.95 and x.shape:
             ax = int(rng.integers(len(x.shape)))
             io = self.emit("iota", shape=x.shape, axis=ax, dtype=self.dt(xdt))
             self.exact.add(io)
             return self.emit(self.pick(["add", "mul"]), x, io), xdt
+        if r >= 0.95:
+            return self.scan(x, xdt)
         return None
+
+    def axis_of(self, x, allow_none=True):
+        """A random axis of x (None: every element), or False when x has no such axis
+        with elements."""
+        rng = self.rng
+        if allow_none and (not x.shape or rng.random() < 0.2):
+            return None if int(np.prod(x.shape)) else False
+        if not x.shape:
+            return 0
+        ax = int(rng.integers(-len(x.shape), len(x.shape)))
+        return ax
+
+    def scan(self, x, xdt):
+        """cumsum of a float value; argmax/argmin of an exact one (no rounding flips)."""
+        rng = self.rng
+        op = self.pick(["cumsum", "argmax", "argmin"])
+        if op == "cumsum":
+            return self.emit("cumsum", x, axis=self.axis_of(x, allow_none=False)), xdt
+        if not self.integers or x not in self.exact:
+            return None
+        return self.arg(op, x)
+
+    def arg(self, op, x):
+        ax = self.axis_of(x)
+        if ax is False or ax is not None and x.shape and x.shape[ax] == 0:
+            return None
+        return self.emit(op, x, axis=ax, keepdims=bool(self.rng.random() < 0.5), exact=True), "int64"
+
+    def integer_step(self, x, r):
+        """An op on an int32/int64/bool value (all exact: integer arithmetic wraps the
+        same way in numpy and in the kernels)."""
+        rng, d = self.rng, x.dtype
+        if r < 0.25:
+            return self.arg(self.pick(["argmax", "argmin"]), x)
+        if r < 0.45:
+            return self.emit("cumsum", x, axis=self.axis_of(x, allow_none=False), exact=True), "int64"
+        if r < 0.6 and d != "bool":
+            other = (self.new_input(self.broadcast_partner_shape(x.shape), d) if rng.random() < 0.6
+                     else self.const(int(rng.integers(-3, 4)), (), d))
+            op = self.pick(["add", "sub", "mul", "maximum"])
+            a, c = (x, other) if rng.random() < 0.5 else (other, x)
+            return self.emit(op, a, c, exact=True), d
+        if r < 0.7:
+            return self.movement(x), d
+        if r < 0.8 and x.shape:
+            axes = tuple(int(a) for a in np.flatnonzero(rng.random(len(x.shape)) < 0.5))
+            return self.emit("sum", x, axes=axes, keepdims=bool(rng.random() < 0.5), exact=True), "int64"
+        if r < 0.9:
+            return self.emit(self.pick(COMPARISON), x, self.const(0, (), d), exact=True), "bool"
+        to = self.dtype  # back into the graph's float dtype (large ints round: not exact)
+        return self.emit("cast", x, dtype=self.dt(to), exact=d == "bool"), to
 
     def movement(self, x):
         rng = self.rng
@@ -297,9 +365,12 @@ class Gen:
         n_ops = int(rng.integers(1, 12)) if n_ops is None else n_ops
         pool, dtypes = [], []
         for _ in range(int(rng.integers(1, 3))):
-            v = self.new_input(self.shape(), self.dtype)
+            d = self.dtype
+            if rng.random() < 0.25 and self.integers:
+                d = self.pick(INTEGER)
+            v = self.new_input(self.shape(), d)
             pool.append(v)
-            dtypes.append(self.dtype)
+            dtypes.append(d)
         made = []
         tries = 0
         while len(made) < n_ops and tries < 4 * n_ops + 8:
@@ -362,6 +433,11 @@ def compare(got, want, noise, dtype, what):
         return f"{what}: shape {got.shape} != reference {want.shape}"
     if got.dtype != want.dtype:
         return f"{what}: dtype {got.dtype} != reference {want.dtype}"
+    if want.dtype.kind in "biu":  # indices, integer sums, masks: exactly
+        if not np.array_equal(got, want):
+            idx = tuple(int(i) for i in np.argwhere(got != want)[0])
+            return f"{what}: got {got[idx]!r}, reference {want[idx]!r} at {idx} (integers differ)"
+        return None
     g, w = got.astype(np.float64), want.astype(np.float64)
     gn, wn = np.isnan(g), np.isnan(w)
     if not np.array_equal(gn, wn):
@@ -399,7 +475,7 @@ def precision_noise(seed, dtype, graph, arrays, want, make=None):
     try:
         _, g2, a2 = (make or make_case)(seed, force=other)
         with np.errstate(all="ignore"):
-            ref2 = interpret(g2, [a.astype(other) for a in arrays])
+            ref2 = interpret(g2, [a.astype(other) if a.dtype.kind == "f" else a for a in arrays])
     except Exception:  # noqa: BLE001 - the other precision could not be built: no estimate
         ref2 = [None] * len(want)
     return [twin_noise(w, r, dtype) for w, r in zip(want, ref2)]
@@ -552,6 +628,7 @@ def check_gradients(seed: int):
     try:
         g = Gen(seed * 7 + 3, force="float64")
         g.hostile, g.big = False, False
+        g.integers = False  # float inputs and values only: each has a gradient
         g.broadcast_inputs = False  # equal elements: ties make max() non-differentiable
         graph, arrays = g.build(n_ops=int(g.rng.integers(1, 7)))
     finally:

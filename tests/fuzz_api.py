@@ -3,8 +3,8 @@
     python tests/fuzz_api.py --seconds 120 [--seed 0]
 
 A seed makes a random program of public lucid calls (``api_ops``: Tensor operators and
-methods, ``lucid.where``/``maximum``/``matmul``, ``lucid.nn.functional``) ending in a
-scalar loss, and runs it
+methods, ``lucid.where``/``maximum``/``matmul``, ``lucid.nn.functional``, cumsum and
+argmax/argmin, of int32 and bool tensors too) ending in a scalar loss, and runs it
 
 * eagerly with ``loss.backward()``, at 1 and at 2 threads;
 * under ``lucid.compile`` (traced once), called at 1 thread, at 2, then at 1 on copies
@@ -132,6 +132,8 @@ class ProgramGen:
             return self.movement(k, shape)
         if r < 0.72 and shape:
             return self.shape_op(k, shape)
+        if r < 0.77 and shape:
+            return self.scan_op(k, shape)
         if r < 0.84 and 1 <= len(shape) <= 3:
             if len(shape) <= 2 and rng.random() < 0.4:
                 n = self.pick(DIMS)
@@ -223,6 +225,25 @@ class ProgramGen:
             idx = rng.permutation(shape[0])[:int(rng.integers(1, shape[0] + 1))]
             return self.emit("setitem", (k, self.new_input(shape[1:])), idx=idx)
         return None
+
+    def scan_op(self, k, shape):
+        """cumsum (with its gradient); argmax/argmin and counts only of inputs, whose
+        values lucid and PyTorch hold alike (no rounding can reorder them)."""
+        rng = self.rng
+        c = rng.random()
+        if c < 0.4:
+            return self.emit("cumsum", (k,), dim=int(rng.integers(-len(shape), len(shape))))
+        k = self.pick([i for i, (op, _, _) in enumerate(self.program) if op == "input"])
+        shape = tuple(self.values[k].shape)
+        ax = int(rng.integers(-len(shape), len(shape)))
+        threshold = float(np.round(rng.standard_normal() * 0.5, 2))
+        which = self.pick(["argmax", "argmin"])
+        if c < 0.75:
+            return self.emit("arg_float", (k,), which=which, dim=self.pick([ax, None]),
+                             keepdim=bool(rng.random() < 0.5))
+        if c < 0.9:
+            return self.emit("count_cumsum", (k,), dim=ax, threshold=threshold)
+        return self.emit("arg_int", (k,), which=which, dim=ax, threshold=threshold)
 
     def build(self):
         for _ in range(int(self.rng.integers(1, 3))):

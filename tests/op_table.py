@@ -201,6 +201,11 @@ op("logsumexp", lambda lib, x: x.logsumexp(dim=-1), _reduce_cases())
 op("all", lambda lib, x: x.all(dim=-1), _reduce_cases("bool"), grad=False)
 op("any", lambda lib, x: x.any(), _reduce_cases("bool"), grad=False)
 op("cumsum", lambda lib, x: x.cumsum(dim=-1), _reduce_cases())
+op("cumsum_dim0", lambda lib, x: x.cumsum(dim=0), _reduce_cases())
+op("argmin_dim0_keepdim", lambda lib, x: x.argmin(dim=0, keepdim=True), _reduce_cases("distinct"), grad=False)
+op("argmax_int", lambda lib, x: x.argmax(dim=-1), _reduce_cases("int"), grad=False)
+op("cumsum_int", lambda lib, x: x.cumsum(dim=0), _reduce_cases("int"), grad=False)
+op("cumsum_bool", lambda lib, x: x.cumsum(dim=-1), _reduce_cases("bool"), grad=False)
 op("sum_int", lambda lib, x: x.sum(dim=0), _reduce_cases("int"), grad=False)
 
 # ------------------------------------------------------------------ shape and movement

@@ -5,8 +5,10 @@ the extreme element), the prefix sum ``cumsum`` and product ``cumprod``, and
 * ``argmax[axis, keepdims](x)`` / ``argmin``: int64 indices; ``axis=None`` takes the
   index into the flattened tensor (``keepdims`` then keeps every axis as size 1, as
   PyTorch). Ties give the first occurrence; a NaN counts as the extreme (the first NaN
-  wins), as in both numpy and PyTorch. An empty reduced axis is an error; bool inputs
-  are an error (PyTorch does not define them). No gradient (the result is an index).
+  wins), as in both numpy and PyTorch. An empty reduced axis is an error. bool inputs
+  compare as 0/1 (``max(x, dim)`` of a bool tensor takes its indices from here;
+  the user-level ``argmax`` refuses bool as PyTorch does). No gradient (the result
+  is an index).
 * ``cumsum[axis](x)``: int32/int64/bool give int64 (as PyTorch), floats keep their
   dtype. Gradient: the reversed cumulative sum of the incoming gradient.
 * ``cumprod[axis](x)``: dtypes as ``cumsum``. Gradient: exact with zeros (as PyTorch),
@@ -16,8 +18,7 @@ the extreme element), the prefix sum ``cumsum`` and product ``cumprod``, and
   the latest wins, a NaN is the extreme (the latest NaN). No gradient; the user API
   takes the values with a ``gather`` at these indices.
 
-Plans run their numpy reference as a step of its own (``lucid_codegen.steps``); they
-have no native kernel yet.
+Plans run each of them as a native kernel of its own (``lucid_codegen.scan_steps``).
 
 >>> import numpy as np
 >>> from lucid_ir.builder import GraphBuilder
@@ -55,8 +56,6 @@ class _ArgExtreme(OpDef):
     def normalize_attrs(self, inputs, attrs):
         super().normalize_attrs(inputs, attrs)
         x = inputs[0]
-        if x.dtype == "bool":
-            raise TypeError(f"{self.name}: does not support bool input (shape {x.shape}), as PyTorch")
         axis = attrs.get("axis")
         if axis is not None:
             axis = _axis(self.name, axis, x.shape)
