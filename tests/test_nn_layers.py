@@ -156,8 +156,7 @@ def test_dropout_edge_cases():
         F.dropout(x, 1.5)
     with pytest.raises(ValueError, match="between 0 and 1"):
         nn.Dropout(-0.1)
-    with pytest.raises(lucid.TracingError):
-        lucid.compile(lambda t: F.dropout(t, 0.5))(x)
+    # (inside lucid.compile: tests/test_compile_random.py)
 
 
 def test_dropout2d_zeroes_whole_channels():

@@ -64,4 +64,5 @@ def same_dtype(op: str, types) -> str:
     return dtypes.pop()
 
 
-from . import collective, elementwise, indexing, matmul, movement, reduction, scan, slicing, source  # noqa: E402,F401  (registers)
+from . import (collective, elementwise, indexing, matmul, movement, random, reduction, scan,  # noqa: E402,F401  (registers)
+               slicing, source)
