@@ -34,8 +34,8 @@ exactly their shape.
 >>> a, = interpret(b.build([u]), [np.array(7)])
 >>> bool(((a >= 0) & (a < 1)).all()), len(set(a.ravel().tolist()))
 (True, 6)
->>> (interpret(b.build([u]), [np.array(7)])[0] == a).all()  # a function of the key
-np.True_
+>>> bool((interpret(b.build([u]), [np.array(7)])[0] == a).all())  # a function of the key
+True
 """
 from __future__ import annotations
 
