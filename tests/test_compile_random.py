@@ -185,6 +185,15 @@ def test_op_types_and_errors():
         b.emit("random_uniform", key, shape=(-1,))
 
 
+def test_printed_and_serialized():
+    from lucid_ir.serialize import dumps, loads
+    g = _graph("random_normal", (2, 3), "float64")
+    assert str(g) == ("{ lambda ; %0:i64[]. let\n    %1:f64[2,3] = random_normal %0\n  in (%1) }")
+    again = loads(dumps(g))
+    assert str(again) == str(g)
+    np.testing.assert_array_equal(interpret(again, [np.array(4)])[0], interpret(g, [np.array(4)])[0])
+
+
 def test_a_constant_key_is_not_folded_and_equal_draws_are_one():
     g = _graph("random_uniform", (4, 5), "float32", key_const=11)
     want, = interpret(g, [])
@@ -419,6 +428,8 @@ def test_channel_and_alpha_dropout_inside_compile():
     y1 = lucid.compile(lambda t: nn.Dropout1d(0.25)(t))(lucid.ones(4, 128, 5)).numpy()
     assert ((y1 == 0).all(-1) | (y1 == np.float32(1 / 0.75)).all(-1)).all()
     assert 0.15 < (y1[..., 0] == 0).mean() < 0.35
+    y3 = lucid.compile(lambda t: nn.Dropout3d(0.5)(t))(lucid.ones(4, 32, 2, 2, 3)).numpy().reshape(4, 32, 12)
+    assert ((y3 == 0).all(-1) | (y3 == 2.0).all(-1)).all() and 0.3 < (y3[..., 0] == 0).mean() < 0.7
     lucid.manual_seed(3)
     z = lucid.compile(lambda t: F.alpha_dropout(t, 0.2, training=True))(lucid.randn(400_000)).numpy()
     assert abs(z.mean()) < 0.01 and abs(z.std() - 1.0) < 0.01

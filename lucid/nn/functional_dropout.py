@@ -1,5 +1,5 @@
 """Dropout functions of ``lucid.nn.functional``: ``dropout``, ``dropout1d``,
-``dropout2d``, ``alpha_dropout``.
+``dropout2d``, ``dropout3d``, ``alpha_dropout``.
 
 The keep mask is drawn from lucid's seeded generator (``lucid.manual_seed``, or the
 ``generator=`` given: a lucid extension), already scaled by ``1 / (1 - p)``; the result
@@ -21,6 +21,8 @@ redrawn.
 (True, True)
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -132,6 +134,29 @@ def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
             raise RuntimeError(f"dropout2d: expected an input of 3 or 4 dimensions, got shape {tuple(x.shape)}")
         return tuple(x.shape[:2]) + (1,) * (x.ndim - 2)
     return _channel_dropout("dropout2d", input, p, training, inplace, generator, shape)
+
+
+def dropout3d(input, p: float = 0.5, training: bool = True, inplace: bool = False, *,  # noqa: A002
+              generator=None):
+    """Zero whole channels of an ``(N, C, D, H, W)`` or ``(C, D, H, W)`` input with
+    probability ``p``. Other ranks warn, as PyTorch does, and drop along the first axis.
+
+    >>> import lucid
+    >>> y = dropout3d(lucid.ones(2, 6, 2, 2, 2), 0.5).numpy().reshape(2, 6, 8)
+    >>> bool(((y == 0).all(-1) | (y == 2).all(-1)).all())  # whole channels
+    True
+    """
+    def shape(x):
+        if x.ndim not in (4, 5):
+            warnings.warn(f"dropout3d: Received a {x.ndim}-D input to dropout3d, which is deprecated "
+                          "and will result in an error in a future release. To retain the behavior "
+                          "and silence this warning, please use dropout instead. Note that dropout3d "
+                          "exists to provide channel-wise dropout on inputs with 3 spatial dimensions, "
+                          "a channel dimension, and an optional batch dimension (i.e. 4D or 5D inputs).",
+                          stacklevel=4)
+        lead = tuple(x.shape[:2]) if x.ndim == 5 else tuple(x.shape[:1])
+        return lead + (1,) * (x.ndim - len(lead))
+    return _channel_dropout("dropout3d", input, p, training, inplace, generator, shape)
 
 
 def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False, *,  # noqa: A002
