@@ -221,8 +221,9 @@ def bernoulli(input, p=None, *, generator=None) -> Tensor:  # noqa: A002
     else:
         probs = prob.numpy() if isinstance(prob, Tensor) else prob
         if isinstance(prob, Tensor) and not ((probs >= 0) & (probs <= 1)).all():
-            raise RuntimeError(f"bernoulli: expected every probability in [0, 1] (Expected p_in >= 0 "
-                               f"&& p_in <= 1), got a tensor of shape {tuple(x.shape)} with others")
+            raise RuntimeError(f"bernoulli: every probability must be in [0, 1] (Expected p_in >= 0 "
+                               f"&& p_in <= 1 to be true, but got false for the input of shape "
+                               f"{tuple(x.shape)})")
         u = _rng("bernoulli", generator).random(tuple(x.shape))
         out = Tensor._wrap(np.asarray(u < probs).astype(str(x.dtype)))
     from .grad_mode import is_grad_enabled

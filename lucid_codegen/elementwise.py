@@ -132,6 +132,7 @@ def emit_structure(b: ir.IRBuilder, st: Structure, input_values, lanes: int, nee
         if not cached:
             cached.append(index())
         return cached[0]
+
     def ty(dtype):
         s = LLVM_TYPE[dtype]
         return ir.VectorType(s, lanes) if lanes else s

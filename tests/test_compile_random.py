@@ -275,10 +275,14 @@ def test_an_explicit_generator_is_honoured():
     assert not np.array_equal(f(x).numpy(), a)
 
 
-def test_interpreter_backend_gives_the_same_numbers(monkeypatch):
+def test_unfused_and_interpreted_runs_give_the_same_numbers(monkeypatch):
     x = lucid.ones(64, 33)
     lucid.manual_seed(3)
     native = lucid.compile(lambda t: F.dropout(t, 0.4) + lucid.rand_like(t))(x).numpy()
+    monkeypatch.setenv("LUCID_FUSION", "0")  # every op a kernel of its own: the same numbers
+    lucid.manual_seed(3)
+    unfused = lucid.compile(lambda t: F.dropout(t, 0.4) + lucid.rand_like(t))(x).numpy()
+    np.testing.assert_array_equal(unfused, native)
     monkeypatch.setenv("LUCID_BACKEND", "interpret")
     lucid.manual_seed(3)
     interpreted = lucid.compile(lambda t: F.dropout(t, 0.4) + lucid.rand_like(t))(x).numpy()
