@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 # the order matters: tensor before the modules that build on it
 from . import backend, random  # noqa: E402
-from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full,  # noqa: E402
+from .creation import (arange, as_tensor, bernoulli, empty, empty_like, eye, from_numpy, full,  # noqa: E402
                        full_like, get_default_dtype, is_tensor, linspace, normal, numel, ones,
                        ones_like, rand, rand_like, randint, randint_like, randn, randn_like,
                        set_default_dtype, tensor, zeros, zeros_like)
@@ -55,7 +55,8 @@ __all__ = [
     "Tensor", "tensor", "as_tensor", "from_numpy", "is_tensor", "numel",
     "zeros", "ones", "empty", "full", "arange", "linspace", "eye",
     "zeros_like", "ones_like", "empty_like", "full_like",
-    "rand", "randn", "randint", "normal", "rand_like", "randn_like", "randint_like", "multinomial", "randperm",
+    "rand", "randn", "randint", "normal", "bernoulli", "rand_like", "randn_like", "randint_like",
+    "multinomial", "randperm",
     "Generator", "default_generator", "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
     "get_default_dtype", "set_default_dtype",
     "no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",

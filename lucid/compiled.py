@@ -310,16 +310,20 @@ class ScalarSource:
     """A run-time scalar source of a program (``Tracer.scalars``): ``arrays()`` reads it
     once and gives its values as read-only 0-d arrays; the last call's arrays when the
     values are the same bit for bit (equal, zeros of the same sign), which is the rule
-    (a learning rate changes now and then), else ``_scalar_arrays``."""
+    (a learning rate changes now and then), else ``_scalar_arrays``. A source whose
+    values are new at every call (``fresh``: a random key) gets new arrays, unkept."""
 
-    __slots__ = ("fn", "dtype", "n", "last")
+    __slots__ = ("fn", "dtype", "n", "last", "fresh")
 
     def __init__(self, fn, dtype: np.dtype, n: int):
         self.fn, self.dtype, self.n = fn, dtype, n
         self.last = None   # (values, [(position of a float zero, its sign)], arrays)
+        self.fresh = getattr(fn, "fresh", False)
 
     def arrays(self) -> list:
         values = tuple(self.fn())
+        if self.fresh:
+            return [np.array(v, self.dtype) for v in values]
         last = self.last
         if last is not None and values == last[0]:
             for i, sign in last[1]:

@@ -1,7 +1,7 @@
 """Making tensors, as PyTorch does: ``tensor``, ``as_tensor``, ``from_numpy``, ``zeros``,
 ``ones``, ``full``, ``empty``, ``arange``, ``linspace``, ``eye``, their ``*_like``
 forms, and the default floating dtype (``get_default_dtype``/``set_default_dtype``).
-The random ones (``rand``, ``randn``, ``randint``, ``normal``) are in ``lucid.sampling``.
+The random ones (``rand``, ``randn``, ``randint``, ``normal``, ``bernoulli``) are in ``lucid.sampling``.
 
 Sizes are given as separate ints or one tuple/list; ``dtype=`` defaults to the default
 float dtype (float32 unless changed), except where PyTorch infers it from the values
@@ -365,4 +365,4 @@ def eye(n, m=None, dtype=None, device=None, requires_grad: bool = False) -> Tens
 
 
 # the random creation functions live in lucid.sampling; importable from here too
-from .sampling import normal, rand, rand_like, randint, randint_like, randn, randn_like  # noqa: E402,F401
+from .sampling import bernoulli, normal, rand, rand_like, randint, randint_like, randn, randn_like  # noqa: E402,F401

@@ -149,11 +149,39 @@ def set_rng_state(new_state) -> None:
 
 def resolve(generator, op: str) -> np.random.Generator:
     """The numpy generator behind ``generator=`` (the default one for None)."""
+    return generator_of(generator, op)._np
+
+
+def generator_of(generator, op: str) -> Generator:
+    """The ``lucid.Generator`` ``generator=`` names (the default one for None)."""
     if generator is None:
-        return default_generator._np
+        return default_generator
     if not isinstance(generator, Generator):
         raise TypeError(f"{op}: generator= must be a lucid.Generator, got {type(generator).__name__}")
-    return generator._np
+    return generator
+
+
+class KeySource:
+    """What a compiled function that draws random numbers reads before each call: one
+    fresh 64-bit key from ``generator``'s stream (``source() -> (key,)``), from which
+    its graph's counter-based random ops compute their numbers (see
+    ``lucid_ir.ops.random``). Drawing it advances the generator, so
+    ``lucid.manual_seed`` before a run reproduces the run's sequence of results.
+
+    >>> g = Generator().manual_seed(1)
+    >>> draw = KeySource(g)
+    >>> a = draw(); _ = g.manual_seed(1); a == draw() and a != draw()
+    True
+    """
+
+    fresh = True  # a new value at every call (``lucid.compiled.ScalarSource`` keeps none)
+
+    def __init__(self, generator: Generator):
+        self.generator = generator
+
+    def __call__(self) -> tuple:
+        # read at every call: manual_seed replaces the numpy generator
+        return (int(self.generator._np.integers(-(1 << 63), (1 << 63) - 1, endpoint=True, dtype=np.int64)),)
 
 
 def generator() -> np.random.Generator:

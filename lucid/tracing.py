@@ -14,7 +14,9 @@ tracer). An optimiser's ``step()`` inside it adds its update and ``assign``s the
 values; the compiled call writes them into the parameters' arrays in place. What the
 trace reads from outside the graph is re-read at every call: captured arrays,
 gradients that existed before the call (guarded: a call whose ``.grad`` states differ
-retraces), and run-time scalars such as a learning rate (``scalars``).
+retraces), run-time scalars such as a learning rate (``scalars``), and a fresh key
+for each random draw (``random_key``: dropout, ``lucid.rand`` inside the function),
+drawn from lucid's generator at every call.
 """
 from __future__ import annotations
 
@@ -224,6 +226,15 @@ class Tracer:
         values = [Value(TensorType((), dtype)) for _ in range(n)]
         self.scalar_sources.append((fn, dtype, values))
         return [self.symbolic(v, False) for v in values]
+
+    def random_key(self, generator):
+        """A 0-d int64 tensor of the graph holding a fresh key drawn from ``generator``
+        (a ``lucid.Generator``) at every call, before the graph runs: what the graph's
+        random ops (``random_uniform``, ``random_normal``) compute their numbers from.
+        Each draw in the function gets a key of its own; a call draws them in trace order."""
+        from .random import KeySource
+        (key,) = self.scalars(KeySource(generator), 1, "int64")
+        return key
 
     def static(self, fn):
         """``fn()`` now; a call at which ``fn()`` gives another value retraces."""

@@ -46,7 +46,7 @@ import llvmlite.ir as ir
 import numpy as np
 
 from lucid_ir.graph import Graph
-from lucid_ir.opnames import ELEMENTWISE
+from lucid_ir.opnames import ELEMENTWISE, RANDOM
 from lucid_ir.types import broadcast_shapes
 
 from . import loops
@@ -63,7 +63,7 @@ KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
 #: The modules whose source decides the generated code (their stamp is in every key).
 GENERATOR = ("elementwise", "loops", "lowering", "vector_math", "vector_explog", "vector_trig",
-             "vector_erf", "erf_coefficients", "pyarray")
+             "vector_erf", "erf_coefficients", "vector_random", "pyarray")
 
 
 # ------------------------------------------------------------------ structure
@@ -72,7 +72,9 @@ class Structure:
 
     ``inputs``: dtypes of the graph inputs; ``nodes``: (op, attrs, arg refs, dtype)
     where a ref is ``("i", k)`` (graph input k) or ``("n", k)`` (node k);
-    ``outputs``: refs. ``text`` is the canonical cache key.
+    ``outputs``: refs. ``text`` is the canonical cache key. ``const_shapes``: the shapes
+    of the nodes that make values of their own shape (constants, random numbers): they
+    take part in the loop's shape, which is not compiled in (nor in ``text``).
     """
 
     def __init__(self, inputs, nodes, outputs, const_shapes):
@@ -101,9 +103,9 @@ def structure_of(graph: Graph, outputs=None, allowed=ELEMENTWISE) -> Structure:
     refs = {v: ("i", k) for k, v in enumerate(graph.inputs)}
     nodes, const_shapes = [], []
     for k, n in enumerate(graph.nodes):
-        if n.op == "constant":
+        if n.op == "constant" or n.op in RANDOM:
             const_shapes.append(n.attr("shape"))
-        elif n.op not in allowed or n.op not in SUPPORTED:
+        if n.op != "constant" and (n.op not in allowed or n.op not in SUPPORTED):
             raise ValueError(f"elementwise kernel: op {n.op!r} is not elementwise")
         try:
             args = tuple(refs[v] for v in n.inputs)
@@ -116,12 +118,21 @@ def structure_of(graph: Graph, outputs=None, allowed=ELEMENTWISE) -> Structure:
     return Structure([v.dtype for v in graph.inputs], nodes, [refs[v] for v in outs], const_shapes)
 
 
-def emit_structure(b: ir.IRBuilder, st: Structure, input_values, lanes: int, needed=None):
+def emit_structure(b: ir.IRBuilder, st: Structure, input_values, lanes: int, needed=None, index=None):
     """Emit every node of ``st``; returns ``{ref: llvm value}`` (vectors if lanes > 0).
 
     ``input_values[k]`` is a callable returning graph input k's value (loaded lazily,
     so unused inputs are never touched). ``needed`` limits emission to those node indices.
+    ``index()`` gives the elements' linear indices in the loop (the random ops read
+    them; computed once, when first asked).
     """
+    cached = []
+
+    def index_once():
+        if not cached:
+            cached.append(index())
+        return cached[0]
+
     def ty(dtype):
         s = LLVM_TYPE[dtype]
         return ir.VectorType(s, lanes) if lanes else s
@@ -139,7 +150,8 @@ def emit_structure(b: ir.IRBuilder, st: Structure, input_values, lanes: int, nee
         if op == "constant":
             env[("n", k)] = const(ty(dtype), dict(attrs)["value"])
         else:
-            env[("n", k)] = emit_op(b, op, [get(r) for r in refs], dict(attrs))
+            env[("n", k)] = emit_op(b, op, [get(r) for r in refs], dict(attrs),
+                                    index_once if index is not None else None)
     return env, get
 
 
@@ -155,7 +167,14 @@ def needed_nodes(st: Structure, roots) -> set[int]:
 
 
 def vector_lanes(st: Structure) -> int:
-    widest = max((ITEMSIZE[d] for d in st.dtypes()), default=4)
+    """Lanes of the widest dtype the loop computes in. A random op's int64 key, read
+    once and used by nothing else, does not count: float32 random numbers (their 64-bit
+    hashing split over registers by LLVM) keep float32's width, twice as fast."""
+    keys = {r for op, _, refs, _ in st.nodes if op in RANDOM for r in refs}
+    keys -= {r for op, _, refs, _ in st.nodes if op not in RANDOM for r in refs} | set(st.outputs)
+    dtypes = {d for k, d in enumerate(st.inputs) if ("i", k) not in keys}
+    dtypes |= {dtype for k, (_, _, _, dtype) in enumerate(st.nodes) if ("n", k) not in keys}
+    widest = max((ITEMSIZE[d] for d in dtypes), default=4)
     return max(1, host_target().vector_bytes // widest)
 
 
@@ -232,8 +251,10 @@ def build_module(st: Structure, pattern: str, lanes: int) -> ir.Module:
     istr = [load_arg(b, args, 2 + P + j) if pattern[j] == "s" else None for j in range(P)]
     arg_base = 2 + 2 * P
 
+    inner_size = load_arg(b, args, 1)
     with Loop(b, o0, o1, 1, name="outer") as outer:
         offs = decode_offsets(b, args, D, P, outer.i, arg_base)
+        row = b.mul(outer.i, inner_size)  # the linear index of the row's first element
         ops = [_Operand(b, b.gep(raw[j], [offs[j]]), pattern[j], istr[j], LLVM_MEMORY[dtypes[j]])
                for j in range(P)]
         for j in range(n_in):
@@ -245,15 +266,29 @@ def build_module(st: Structure, pattern: str, lanes: int) -> ir.Module:
             with Loop(b, lo, hi, step, name=name) as inner:
                 loaders = [(lambda j=j, i=inner.i, ln=ln: to_compute(b, ops[j].load(i, ln), dtypes[j]))
                            for j in range(n_in)]
-                _env, get = emit_structure(b, st, loaders, ln)
+                _env, get = emit_structure(b, st, loaders, ln,
+                                           index=lambda i=inner.i, ln=ln: lane_indices(b, b.add(row, i), ln))
                 for k, ref in enumerate(st.outputs):
                     ops[n_in + k].store(inner.i, to_memory(b, get(ref), dtypes[n_in + k]), ln)
     b.ret_void()
     return m
 
 
+def lane_indices(b, first, lanes: int):
+    """The linear indices ``first, first + 1, ...`` of a vector's lanes (``first`` itself
+    for a scalar): the outer index times the inner size plus the inner index, which is
+    the element's C-order position in the loop's shape (``collapse`` keeps the order)."""
+    if not lanes:
+        return first
+    vty = ir.VectorType(I64, lanes)
+    v = b.insert_element(ir.Constant(vty, ir.Undefined), first, ir.Constant(ir.IntType(32), 0))
+    v = b.shuffle_vector(v, ir.Constant(vty, ir.Undefined),
+                         ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+    return b.add(v, ir.Constant(vty, list(range(lanes))))
+
+
 # ------------------------------------------------------------------ the kernel
-_KERNELS: dict[str, "ElementwiseKernel"] = {}
+_KERNELS: dict = {}
 
 
 class ElementwiseKernel:
@@ -285,9 +320,16 @@ class ElementwiseKernel:
         if out_shapes and out_shapes != {full}:
             raise ValueError(f"elementwise kernel: every output must have the full shape {full}, "
                              f"got {sorted(out_shapes)}")
-        kern = _KERNELS.get(st.text)
+        for n in graph.nodes:
+            if n.op in RANDOM and n.out.shape != full:
+                raise ValueError(f"elementwise kernel: {n.op} of shape {n.out.shape} cannot run in a "
+                                 f"loop over {full} (its values depend on the element positions)")
+        # a shape that only a constant or random node gives is the kernel's own (not compiled
+        # in: kernels of other such shapes share the code)
+        key = st.text if all(s == () for s in st.const_shapes) else (st.text, st.const_shapes)
+        kern = _KERNELS.get(key)
         if kern is None:
-            kern = _KERNELS.setdefault(st.text, cls(st))
+            kern = _KERNELS.setdefault(key, cls(st))
         return kern
 
     def llvm_module(self, pattern: str | None = None) -> ir.Module:

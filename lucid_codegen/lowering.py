@@ -20,7 +20,9 @@ type. Integer semantics, all without undefined behaviour whatever the data:
 Float rounding is one instruction each (``llvm.floor``/``ceil``/``roundeven``: half to
 even, as ``torch.round``), ``rsqrt`` is ``1 / sqrt(x)`` (two correctly rounded steps,
 PyTorch's own formula); the transcendentals come from ``vector_math``,
-``vector_explog``, ``vector_trig`` and ``vector_erf``.
+``vector_explog``, ``vector_trig`` and ``vector_erf``; the counter-based random numbers
+(``random_uniform``, ``random_normal``: a function of a key and the element's index)
+from ``vector_random``.
 
 >>> import llvmlite.ir as ir
 >>> m = ir.Module(); f = ir.Function(m, ir.FunctionType(I32, [I32, I32]), "f")
@@ -36,6 +38,7 @@ from .vector_explog import emit_expm1, emit_int_pow, emit_log1p, emit_log2, emit
 from .vector_math import (F32, I1, I32, I64, LLVM_FLOAT, LLVM_TYPE, call_intrinsic, const,
                           emit_exp, emit_log, emit_sigmoid, emit_tanh, is_nan, scalar_of, with_scalar)
 from .vector_trig import emit_cos, emit_sin
+from .vector_random import EMITTERS as POSITIONAL_EMITTERS
 
 __all__ = ["emit_op", "SUPPORTED", "kind_of"]
 
@@ -261,9 +264,16 @@ BINARY_EMITTERS = {
 }
 
 
-def emit_op(b: ir.IRBuilder, op: str, args, attrs: dict):
+def emit_op(b: ir.IRBuilder, op: str, args, attrs: dict, index=None):
     """The LLVM value of ``op(*args)`` (args in their compute types; the IR's type rules
-    guarantee the dtypes each op accepts)."""
+    guarantee the dtypes each op accepts). The random ops also read the element's linear
+    index in the loop: ``index()`` gives it (i64, or a vector of one per lane); a loop
+    that cannot say (None) cannot run them."""
+    if op in POSITIONAL_EMITTERS:
+        if index is None:
+            raise NotImplementedError(f"{op}: this kernel's loop does not give element positions "
+                                      f"(only elementwise loops over the op's own shape do)")
+        return POSITIONAL_EMITTERS[op](b, args[0], index(), attrs["dtype"])
     if op in UNARY_EMITTERS:
         return UNARY_EMITTERS[op](b, args[0])
     if op in BINARY_EMITTERS:
@@ -279,4 +289,4 @@ def emit_op(b: ir.IRBuilder, op: str, args, attrs: dict):
 
 
 SUPPORTED = frozenset(UNARY_EMITTERS) | frozenset(BINARY_EMITTERS) | frozenset(_FCMP) | {
-    "select", "cast"}
+    "select", "cast"} | frozenset(POSITIONAL_EMITTERS)

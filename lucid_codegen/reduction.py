@@ -68,7 +68,7 @@ __all__ = ["ReductionKernel"]
 
 #: The modules whose source decides the generated code (their stamp is in every key).
 GENERATOR = ("reduction", "elementwise", "loops", "lowering", "vector_math", "vector_explog",
-             "vector_trig", "vector_erf", "erf_coefficients", "pyarray")
+             "vector_trig", "vector_erf", "erf_coefficients", "vector_random", "pyarray")
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
 COL_BLOCK = 2048  # output columns whose accumulators (in scratch) stay in L1

@@ -29,7 +29,7 @@ import llvmlite.ir as ir
 
 from .vector_math import F32, F64, I1, call_intrinsic, const, fma, horner, scalar_of, with_scalar
 
-__all__ = ["emit_sin", "emit_cos"]
+__all__ = ["emit_sin", "emit_cos", "emit_cos_bounded"]
 
 PIO2 = (1.5707963267948966, 6.123233995736766e-17, -1.4973849048591698e-33)  # pi/2 = sum
 LIMIT = float(2 ** 30)  # |x| beyond: the C library
@@ -56,8 +56,9 @@ def _any(b, mask):
     return b.call(fn, [mask])
 
 
-def _sin_cos(b, x, cosine: bool, narrow: bool):
-    """sin or cos of the float64 value(s) ``x``; ``narrow``: the result becomes float32."""
+def _sin_cos(b, x, cosine: bool, narrow: bool, bounded: bool = False):
+    """sin or cos of the float64 value(s) ``x``; ``narrow``: the result becomes float32;
+    ``bounded``: the caller knows |x| <= LIMIT (no slow path, no branch)."""
     ty = x.type
     ax = call_intrinsic(b, "fabs", [x])
     small = b.fcmp_ordered("<=", ax, const(ty, LIMIT))
@@ -78,6 +79,8 @@ def _sin_cos(b, x, cosine: bool, narrow: bool):
     y = b.select(flip, b.fneg(y), y)
     if not cosine:
         y = b.select(b.fcmp_ordered("==", x, const(ty, 0.0)), x, y)  # sin(-0.0) = -0.0
+    if bounded:
+        return y
     # the rare slow path: lanes beyond LIMIT (NaN lanes are NaN already)
     huge = b.fcmp_ordered(">", ax, const(ty, LIMIT))
     entry = b.block
@@ -95,11 +98,11 @@ def _sin_cos(b, x, cosine: bool, narrow: bool):
     return out
 
 
-def _emit(b, x, cosine):
+def _emit(b, x, cosine, bounded=False):
     if scalar_of(x.type) == F64:
-        return _sin_cos(b, x, cosine, narrow=False)
+        return _sin_cos(b, x, cosine, narrow=False, bounded=bounded)
     wide = with_scalar(x.type, F64)
-    return b.fptrunc(_sin_cos(b, b.fpext(x, wide), cosine, narrow=True), x.type)
+    return b.fptrunc(_sin_cos(b, b.fpext(x, wide), cosine, narrow=True, bounded=bounded), x.type)
 
 
 def emit_sin(b, x):
@@ -108,3 +111,9 @@ def emit_sin(b, x):
 
 def emit_cos(b, x):
     return _emit(b, x, True)
+
+
+def emit_cos_bounded(b, x):
+    """``cos`` of values the caller knows are at most 2^30 in magnitude (the same bits
+    as ``emit_cos`` there), branch-free: no slow path to test for."""
+    return _emit(b, x, True, bounded=True)

@@ -2,8 +2,8 @@
 
 >>> "exp" in ELEMENTWISE and "sum" in REDUCTION
 True
->>> group_of("slice"), group_of("gather")
-('movement', 'indexing')
+>>> group_of("slice"), group_of("gather"), group_of("random_uniform")
+('movement', 'indexing', 'elementwise')
 """
 UNARY = ("neg", "exp", "log", "tanh", "sigmoid", "sqrt", "abs", "sign", "cast",
          "logical_not", "bitwise_not",
@@ -14,7 +14,10 @@ BINARY = ("add", "sub", "mul", "div", "maximum", "minimum", "floor_divide", "rem
           "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor")
 COMPARISON = ("gt", "ge", "lt", "le", "eq", "ne")  # give bool
 SELECT = ("select",)                        # select(c, a, b) = a where the bool c is true else b
-ELEMENTWISE = UNARY + BINARY + COMPARISON + SELECT
+# counter-based random numbers: a function of an int64 key and the element's position in
+# the op's shape, so a kernel computes them only in a loop over exactly that shape
+RANDOM = ("random_uniform", "random_normal")
+ELEMENTWISE = UNARY + BINARY + COMPARISON + SELECT + RANDOM
 REDUCTION = ("sum", "mean", "max", "min", "prod")
 SCAN = ("argmax", "argmin", "cumsum",       # along one axis: native kernels of their own
         "cumprod", "cumargmax", "cumargmin", "argsort")  # plans run their numpy reference

@@ -17,7 +17,8 @@ from __future__ import annotations
 from .graph import Graph, Node, Value
 
 # Attributes shown by the output type, or at their default value, are not printed.
-_IMPLIED = {"constant": ("shape", "dtype"), "iota": ("shape", "dtype"), "cast": (), "reshape": ("shape",), "broadcast_to": ("shape",)}
+_IMPLIED = {"constant": ("shape", "dtype"), "iota": ("shape", "dtype"), "random_uniform": ("shape", "dtype"),
+            "random_normal": ("shape", "dtype"), "cast": (), "reshape": ("shape",), "broadcast_to": ("shape",)}
 _DEFAULTS = {"trans_a": False, "trans_b": False, "keepdims": False}
 
 

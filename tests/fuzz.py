@@ -200,9 +200,9 @@ class Gen:
             io = self.emit("iota", shape=x.shape, axis=ax, dtype=self.dt(xdt))
             self.exact.add(io)
             return self.emit(self.pick(["add", "mul"]), x, io), xdt
-        if r >= 0.95:
-            return self.scan(x, xdt)
-        return None
+        if r < 0.975:
+            return self.random(x, xdt), xdt
+        return self.scan(x, xdt)
 
     def axis_of(self, x, allow_none=True):
         """A random axis of x (None: every element), or False when x has no such axis
@@ -254,6 +254,21 @@ class Gen:
             return self.emit(self.pick(COMPARISON), x, self.const(0, (), d), exact=True), "bool"
         to = self.dtype  # back into the graph's float dtype (large ints round: not exact)
         return self.emit("cast", x, dtype=self.dt(to), exact=d == "bool"), to
+
+    def random(self, x, xdt):
+        """Counter-based random numbers of x's shape from a key that is a graph input
+        (so the case stays a function of the seed): a dropout-style mask (uniform numbers
+        are the reference's bit for bit, so the comparison is exact), or normal ones added."""
+        rng = self.rng
+        key = self.b.input((), "int64")
+        self.arrays.append(np.array(int(rng.integers(-2 ** 63, 2 ** 63 - 1, dtype=np.int64)), np.int64))
+        if rng.random() < 0.6:
+            u = self.emit("random_uniform", key, shape=x.shape, dtype=self.dt(xdt), exact=True)
+            p = self.const(float(self.pick([0.1, 0.5, 0.9])), (), xdt)
+            keep = self.emit("cast", self.emit("ge", u, p, exact=True), dtype=self.dt(xdt), exact=True)
+            return self.emit("mul", x, keep, exact=x in self.exact)
+        z = self.emit("random_normal", key, shape=x.shape, dtype=self.dt(xdt))
+        return self.emit("add", x, z)
 
     def movement(self, x):
         rng = self.rng
@@ -474,7 +489,7 @@ def precision_noise(seed, dtype, graph, arrays, want, make=None):
     other = "float64" if dtype == "float32" else "float32"
     try:
         _, g2, a2 = (make or make_case)(seed, force=other)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):  # (integer inputs, random keys, stay as they are)
             ref2 = interpret(g2, [a.astype(other) if a.dtype.kind == "f" else a for a in arrays])
     except Exception:  # noqa: BLE001 - the other precision could not be built: no estimate
         ref2 = [None] * len(want)
@@ -678,6 +693,8 @@ def check_gradients(seed: int):
 def numeric(f, arrays, i, eps):
     a = arrays[i]
     g = np.zeros(a.shape)
+    if a.dtype.kind != "f":  # an integer input (a random key): no gradient
+        return g
     for idx in np.ndindex(*a.shape):
         plus = [x.copy() for x in arrays]
         minus = [x.copy() for x in arrays]

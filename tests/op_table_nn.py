@@ -68,9 +68,15 @@ op("f_normalize_p3_dim_last", lambda lib, x: F(lib).normalize(x, p=3.0, dim=-1),
 op("f_normalize_zero_row", lambda lib, x: F(lib).normalize(x, dim=1), [[In((3, 4), "const:0")]], fd=False,
    notes="x / eps: a 1e12 slope that finite differences cannot resolve")
 
-# ------------------------------------------------------------------ dropout (deterministic settings)
+# ------------------------------------------------------------------ dropout, random numbers (deterministic settings)
 op("f_dropout_eval", lambda lib, x: F(lib).dropout(x, 0.4, training=False), _unary_cases()[:2])
 op("f_dropout_p0", lambda lib, x: F(lib).dropout(x, 0.0) * 2.0, _unary_cases()[:2])
+op("f_dropout_p1", lambda lib, x: F(lib).dropout(x, 1.0) + x, _unary_cases()[:2])
+# random numbers whose use is certain: in compiled mode they are random ops of the graph
+op("lib_rand_like_floor", lambda lib, x: x + lib.rand_like(x).floor() + lib.randn_like(x) * 0.0,
+   _unary_cases()[:2])
+op("lib_bernoulli_certain", lambda lib, x: lib.bernoulli(x * 0.0 + 1.0) * x + lib.bernoulli(x * 0.0),
+   _unary_cases()[:2])
 
 # ------------------------------------------------------------------ embedding and one_hot
 op("f_embedding", lambda lib, i, w: F(lib).embedding(i, w),

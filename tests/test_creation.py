@@ -424,12 +424,13 @@ def test_creation_inside_compile(monkeypatch, backend):
         assert out.dtype == lucid.float64
 
 
-def test_random_inside_compile_is_an_error():
-    def f(x):
-        return x + lucid.rand_like(x)
-
-    with pytest.raises(lucid.TracingError, match="rand.*compiled function"):
-        lucid.compile(f)(lucid.zeros(3))
+def test_random_inside_compile_limits():
+    """Random numbers inside lucid.compile are part of the graph (tests/test_compile_random.py);
+    what a graph cannot do is refused with TracingError, naming the op."""
+    with pytest.raises(lucid.TracingError, match="randint.*2\\*\\*32"):
+        lucid.compile(lambda x: x + lucid.randint(0, 2 ** 40, (3,)))(lucid.zeros(3, dtype=lucid.int64))
+    with pytest.raises(lucid.TracingError, match="rand.*requires grad.*compiled function"):
+        lucid.compile(lambda x: x + lucid.rand_like(x, requires_grad=True))(lucid.zeros(3))
 
 
 # -- Tensor.new_* ----------------------------------------------------------------------------

@@ -28,7 +28,7 @@ MODULES = [
     ("BatchNorm1d(4, track_running_stats=False)", (5, 4)), ("BatchNorm2d(3, eps=1e-3, momentum=0.2)", (2, 3, 4, 5)),
     ("BatchNorm2d(3, bias=False)", (2, 3, 2, 2)),
     ("Dropout()", None), ("Dropout(p=0.2, inplace=True)", None), ("Dropout1d(0.3)", None), ("Dropout2d()", None),
-    ("AlphaDropout(0.1)", None),
+    ("Dropout3d(0.25)", None), ("AlphaDropout(0.1)", None),
     ("Embedding(10, 3)", None), ("Embedding(10, 3, padding_idx=-2, max_norm=1.5, norm_type=1.0)", None),
     ("ZeroPad2d(1)", (1, 2, 3, 4)), ("ZeroPad2d((1, 0, 2, 3))", (2, 3, 4)), ("ZeroPad1d(2)", (2, 3)),
     ("ConstantPad1d((1, 2), 3.5)", (2, 3, 4)), ("ConstantPad2d(1, -1.0)", (2, 3, 4)),
@@ -156,8 +156,7 @@ def test_dropout_edge_cases():
         F.dropout(x, 1.5)
     with pytest.raises(ValueError, match="between 0 and 1"):
         nn.Dropout(-0.1)
-    with pytest.raises(lucid.TracingError):
-        lucid.compile(lambda t: F.dropout(t, 0.5))(x)
+    # (inside lucid.compile: tests/test_compile_random.py)
 
 
 def test_dropout2d_zeroes_whole_channels():
@@ -166,6 +165,19 @@ def test_dropout2d_zeroes_whole_channels():
     per_channel = y.reshape(8, 16, 9)
     assert ((per_channel == 0).all(-1) | (per_channel == 2.0).all(-1)).all()
     assert 0.3 < (per_channel[..., 0] == 0).mean() < 0.7
+
+
+def test_dropout3d_zeroes_whole_channels_and_warns_as_torch_on_other_ranks():
+    lucid.manual_seed(4)
+    y = F.dropout3d(lucid.ones(4, 16, 2, 3, 2), p=0.5).numpy().reshape(4, 16, 12)
+    assert ((y == 0).all(-1) | (y == 2.0).all(-1)).all() and 0.25 < (y[..., 0] == 0).mean() < 0.75
+    y = nn.Dropout3d(0.5)(lucid.ones(16, 2, 3, 2)).numpy().reshape(16, 12)  # unbatched (C, D, H, W)
+    assert ((y == 0).all(-1) | (y == 2.0).all(-1)).all()
+    with pytest.warns(UserWarning, match="dropout3d: Received a 3-D input"):
+        y = F.dropout3d(lucid.ones(8, 3, 4), 0.5).numpy()
+    assert ((y == 0).all((1, 2)) | (y == 2.0).all((1, 2))).all()  # PyTorch: along the first axis
+    x = lucid.ones(2, 3, 2, 2, 2)
+    assert F.dropout3d(x, 0.5, training=False) is x
 
 
 def test_dropout_inplace_writes_the_input():

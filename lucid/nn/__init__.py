@@ -24,7 +24,7 @@ from .activation import (CELU, ELU, GELU, GLU, SELU, Hardsigmoid, Hardswish, Har
                          LeakyReLU, LogSigmoid, LogSoftmax, Mish, PReLU, ReLU6, SiLU, Softmax, Softmin,
                          Softplus, Softsign, Tanhshrink, Threshold)
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm  # noqa: E402
-from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d  # noqa: E402
+from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d  # noqa: E402
 from .sparse import Embedding  # noqa: E402
 from .padding import (CircularPad1d, CircularPad2d, ConstantPad1d, ConstantPad2d,  # noqa: E402
                       ReflectionPad1d, ReflectionPad2d, ReplicationPad1d, ReplicationPad2d,
@@ -36,7 +36,7 @@ from .transformer import (MultiheadAttention, Transformer, TransformerDecoder,  
 __all__ += ["PReLU", "ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Softplus", "Softsign",
             "Hardtanh", "Hardsigmoid", "Hardswish", "LogSigmoid", "Tanhshrink", "GLU", "Softmax",
             "LogSoftmax", "Softmin", "Threshold", "LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm1d",
-            "BatchNorm2d", "Dropout", "Dropout1d", "Dropout2d", "AlphaDropout", "Embedding",
+            "BatchNorm2d", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "Embedding",
             "ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d",
             "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d", "CircularPad2d",
             "CosineSimilarity", "PairwiseDistance", "MultiheadAttention", "Transformer",

@@ -44,5 +44,9 @@ class Dropout2d(_DropoutNd):
     _fn = staticmethod(F.dropout2d)
 
 
+class Dropout3d(_DropoutNd):
+    _fn = staticmethod(F.dropout3d)
+
+
 class AlphaDropout(_DropoutNd):
     _fn = staticmethod(F.alpha_dropout)

@@ -160,7 +160,7 @@ from .functional_activation import (celu, elu, gelu, glu, hardsigmoid, hardswish
                                     prelu, softplus, softsign, tanhshrink, threshold)
 from .functional_norm import (batch_norm, group_norm, instance_norm, layer_norm, normalize,  # noqa: E402,F401
                               rms_norm)
-from .functional_dropout import alpha_dropout, dropout, dropout1d, dropout2d  # noqa: E402,F401
+from .functional_dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d  # noqa: E402,F401
 from .functional_sparse import embedding, one_hot  # noqa: E402,F401
 from .functional_pad import pad  # noqa: E402,F401
 from .functional_distance import cosine_similarity, pairwise_distance  # noqa: E402,F401

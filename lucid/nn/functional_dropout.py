@@ -1,11 +1,17 @@
 """Dropout functions of ``lucid.nn.functional``: ``dropout``, ``dropout1d``,
-``dropout2d``, ``alpha_dropout``.
+``dropout2d``, ``dropout3d``, ``alpha_dropout``.
 
 The keep mask is drawn from lucid's seeded generator (``lucid.manual_seed``, or the
 ``generator=`` given: a lucid extension), already scaled by ``1 / (1 - p)``; the result
 is one eager multiply by it, so the gradient is the incoming gradient times the same
-mask. ``training=False`` returns the input itself; ``p = 1`` gives zeros. Masks cannot
-be drawn inside ``lucid.compile`` (draw them outside; ``sampling``'s rule).
+mask. ``training=False`` returns the input itself; ``p = 1`` gives zeros.
+
+Inside ``lucid.compile`` the mask is part of the graph: ``x * where(u >= p, 1/(1-p), 0)``
+with ``u`` the counter-based ``random_uniform`` of a key each call draws from the
+generator (see ``lucid.sampling``), so every call drops other elements, and
+``lucid.manual_seed`` reproduces a run. The mask fuses into the loop of the multiply;
+the backward multiplies by the same mask, saved by the forward (a residual), never
+redrawn.
 
 >>> import lucid
 >>> import lucid.nn.functional as F
@@ -16,10 +22,12 @@ be drawn inside ``lucid.compile`` (draw them outside; ``sampling``'s rule).
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from .. import dispatch, inplace
-from ..sampling import _rng
+from .. import dispatch, inplace, tracing
+from ..sampling import _rng, traced_draw
 from .functional_activation import _float_input
 
 _SELU_ALPHA_PRIME = -1.7580993408473766  # -scale * alpha of SELU: where a dropped unit sits
@@ -32,21 +40,35 @@ def _check_p(op: str, p) -> float:
     return p
 
 
-def _keep(op: str, x, p: float, mask_shape, generator) -> np.ndarray:
-    """A 0/1 array of ``mask_shape``: 1 with probability ``1 - p``."""
+def _keep(op: str, x, p: float, mask_shape, generator):
+    """1 with probability ``1 - p``, else 0, of ``mask_shape``: a bool numpy array, or
+    inside ``lucid.compile`` a traced bool tensor (``p = 1``: no draw, all zeros)."""
+    if tracing.current() is not None:
+        if p == 1.0:
+            return None
+        u = traced_draw(op, "random_uniform", mask_shape, x.dtype, generator)
+        return dispatch.binary("ge", u, p)
     rng = _rng(op, generator)
     return (rng.random(mask_shape) >= p) if p < 1.0 else np.zeros(mask_shape, bool)
 
 
-def _apply(op: str, x, multiplier: np.ndarray, inplace_: bool, addend=None):
-    """``x * multiplier (+ addend)`` (numpy arrays of x's dtype, broadcast), in place
-    into x when asked."""
+def _scaled(keep, x, scale: float):
+    """``keep * scale`` in ``x``'s dtype: a numpy array, or a traced tensor."""
+    if isinstance(keep, np.ndarray):
+        return (keep * scale).astype(str(x.dtype))
+    return keep.to(x.dtype) * scale
+
+
+def _apply(op: str, x, multiplier, inplace_: bool, addend=None):
+    """``x * multiplier (+ addend)`` (numpy arrays of x's dtype, traced tensors or
+    numbers, broadcast), in place into x when asked."""
     if inplace_:
         inplace._check_target(x, op)
     from ..tensor import Tensor
-    out = dispatch.binary("mul", x, Tensor._wrap(multiplier.astype(str(x.dtype))))
+    wrap = (lambda v: Tensor._wrap(v) if isinstance(v, np.ndarray) else v)
+    out = dispatch.binary("mul", x, wrap(multiplier))
     if addend is not None:
-        out = dispatch.binary("add", out, Tensor._wrap(addend.astype(str(x.dtype))))
+        out = dispatch.binary("add", out, wrap(addend))
     return inplace._write(x, out, op) if inplace_ else out
 
 
@@ -56,8 +78,10 @@ def _channel_dropout(op: str, input, p, training, inplace_, generator, mask_shap
     if not training or p == 0.0:
         return x
     keep = _keep(op, x, p, mask_shape(x), generator)
+    if keep is None:  # p = 1 inside a compiled function: x * 0 (NaN stays NaN, as eagerly)
+        return _apply(op, x, 0.0, inplace_)
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
-    return _apply(op, x, keep * scale, inplace_)
+    return _apply(op, x, _scaled(keep, x, scale), inplace_)
 
 
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False, *,  # noqa: A002
@@ -112,6 +136,29 @@ def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
     return _channel_dropout("dropout2d", input, p, training, inplace, generator, shape)
 
 
+def dropout3d(input, p: float = 0.5, training: bool = True, inplace: bool = False, *,  # noqa: A002
+              generator=None):
+    """Zero whole channels of an ``(N, C, D, H, W)`` or ``(C, D, H, W)`` input with
+    probability ``p``. Other ranks warn, as PyTorch does, and drop along the first axis.
+
+    >>> import lucid
+    >>> y = dropout3d(lucid.ones(2, 6, 2, 2, 2), 0.5).numpy().reshape(2, 6, 8)
+    >>> bool(((y == 0).all(-1) | (y == 2).all(-1)).all())  # whole channels
+    True
+    """
+    def shape(x):
+        if x.ndim not in (4, 5):
+            warnings.warn(f"dropout3d: Received a {x.ndim}-D input to dropout3d, which is deprecated "
+                          "and will result in an error in a future release. To retain the behavior "
+                          "and silence this warning, please use dropout instead. Note that dropout3d "
+                          "exists to provide channel-wise dropout on inputs with 3 spatial dimensions, "
+                          "a channel dimension, and an optional batch dimension (i.e. 4D or 5D inputs).",
+                          stacklevel=4)
+        lead = tuple(x.shape[:2]) if x.ndim == 5 else tuple(x.shape[:1])
+        return lead + (1,) * (x.ndim - len(lead))
+    return _channel_dropout("dropout3d", input, p, training, inplace, generator, shape)
+
+
 def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False, *,  # noqa: A002
                   generator=None):
     """Dropout for SELU networks: a dropped unit takes SELU's negative saturation value,
@@ -127,8 +174,15 @@ def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool =
     if not training or p == 0.0:
         return x
     if p == 1.0:
-        return _apply("alpha_dropout", x, np.zeros(x.shape), inplace)
-    keep = _keep("alpha_dropout", x, p, x.shape, generator).astype(np.float64)
-    a = 1.0 / np.sqrt((_SELU_ALPHA_PRIME ** 2 * p + 1.0) * (1.0 - p))
+        zeros = 0.0 if tracing.current() is not None else np.zeros(x.shape, str(x.dtype))
+        return _apply("alpha_dropout", x, zeros, inplace)
+    keep = _keep("alpha_dropout", x, p, x.shape, generator)
+    a = float(1.0 / np.sqrt((_SELU_ALPHA_PRIME ** 2 * p + 1.0) * (1.0 - p)))
     b = -a * _SELU_ALPHA_PRIME * p
-    return _apply("alpha_dropout", x, a * keep, inplace, a * _SELU_ALPHA_PRIME * (1.0 - keep) + b)
+    # x * (a keep) + (a alpha' (1 - keep) + b): the dropped units sit at a alpha' + b
+    if isinstance(keep, np.ndarray):
+        keep = keep.astype(np.float64)
+        addend = (a * _SELU_ALPHA_PRIME * (1.0 - keep) + b).astype(str(x.dtype))
+    else:
+        addend = (1.0 - keep.to(x.dtype)) * (a * _SELU_ALPHA_PRIME) + b
+    return _apply("alpha_dropout", x, _scaled(keep, x, a), inplace, addend)

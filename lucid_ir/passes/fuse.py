@@ -20,6 +20,10 @@ Partition rules, applied in one walk over the nodes in order:
   group): moved when nothing else uses them, recomputed (cloned) when something does,
   so that later ops can still fuse with the original group (softmax: ``exp(x - m)``
   and ``Σ exp(x - m)`` do not wait for each other).
+- the random ops (``opnames.RANDOM``) compute each value from the element's position
+  in their own shape, so they stay in elementwise groups of exactly their shape: never
+  moved into a bigger loop nor into a reduction's prologue (a dropout mask fuses with
+  the multiply by it; a channel mask of shape (N, C, 1, 1) is a small kernel of its own).
 - movement ops (reshape, transpose, broadcast_to, slice) and constants stay outside
   kernels: the runtime runs them as views. The indexing ops (``opnames.INDEXING``:
   concat, embed, gather, scatter_add) read across positions, so they are not
@@ -46,7 +50,7 @@ from __future__ import annotations
 
 from ..graph import Graph, Node, Value
 from ..kernel import KernelNode
-from ..opnames import ELEMENTWISE, MATMUL, REDUCTION
+from ..opnames import ELEMENTWISE, MATMUL, RANDOM, REDUCTION
 from ..types import broadcast_shapes
 from . import dce
 
@@ -88,6 +92,11 @@ class Group:
     @property
     def shape(self):
         return self.nodes[-1].out.shape
+
+
+def _draws(nodes) -> bool:
+    """Whether any of ``nodes`` is a random op (its values depend on its loop's shape)."""
+    return any(n.op in RANDOM for n in nodes)
 
 
 def _matrix_product(g: "Group") -> bool:
@@ -306,16 +315,21 @@ class Partition:
     def _absorb_small_producers(self, node: Node, k: Group) -> None:
         """Move a small elementwise producer of a smaller shape (``log`` of a (64, 1) sum
         feeding a (64, 10) loop) into ``node``'s kernel, recomputing it per element, when
-        nothing else uses it and the recomputation is cheap: one kernel launch fewer."""
+        nothing else uses it and the recomputation is cheap: one kernel launch fewer.
+        Random numbers of the loop's own shape that only ``node`` reads (a dropout mask
+        multiplying a value another loop computes) move in too: the mask never reaches
+        memory. Random numbers of a smaller shape never move (their values depend on it)."""
         for v in node.inputs:
             g = self.group_of.get(v)
-            if g is None or g is k or g.kind != "elementwise" or g.shape == k.shape:
+            if g is None or g is k or g.kind != "elementwise":
                 continue
-            if broadcast_shapes(g.shape, k.shape) != k.shape:
+            same_shape = g.shape == k.shape
+            if (same_shape and not _draws(g.nodes)) or broadcast_shapes(g.shape, k.shape) != k.shape:
                 continue
             chain = _feeding(g, v)
             needed = {n.out for n in chain}
-            if not self._only_used_by(chain, node):
+            if (any(n.op in RANDOM and n.out.shape != k.shape for n in chain)
+                    or not self._only_used_by(chain, node)):
                 continue
             if (_size(k.shape) - _size(g.shape)) * len(chain) > SMALL_RECOMPUTE:
                 continue
@@ -337,6 +351,9 @@ class Partition:
             self._new("reduction", node)
             return
         prologue = _feeding(g, v)
+        if _draws(prologue):  # a reduction's loop does not see element positions
+            self._new("reduction", node)
+            return
         needed = {n.out for n in prologue}
         exclusive = self._only_used_by(prologue, node)
         if exclusive:

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..graph import Graph, Node, Value
 from ..interpreter import evaluate_node
-from ..opnames import ELEMENTWISE, MOVEMENT, REDUCTION, UNARY
+from ..opnames import ELEMENTWISE, MOVEMENT, RANDOM, REDUCTION, UNARY
 from ..types import TensorType, broadcast_shapes, fill_value
 from . import dce
 
@@ -66,8 +66,9 @@ def _identity(node: Node, producer) -> Value | None:
 def _through_broadcasts(node: Node, producer) -> list[Node] | None:
     """Elementwise ops broadcast by themselves: read a ``broadcast_to``'s source directly
     when that leaves the output shape unchanged, and compute a unary op before the
-    broadcast rather than after it (on fewer elements)."""
-    if node.op not in ELEMENTWISE:
+    broadcast rather than after it (on fewer elements). A random op's values depend on
+    its own shape, not its key's: it never moves."""
+    if node.op not in ELEMENTWISE or node.op in RANDOM:
         return None
     sources = [producer.get(v) for v in node.inputs]
     if node.op in UNARY:
@@ -117,8 +118,9 @@ def _rewrite(node: Node, producer) -> Node:
 
 
 def _fold(node: Node, producer) -> Node | None:
-    """Replace an op over constant fills by one constant fill."""
-    if node.op not in ELEMENTWISE + MOVEMENT + REDUCTION or not node.inputs:
+    """Replace an op over constant fills by one constant fill (random numbers from a
+    constant key are not a fill)."""
+    if node.op not in ELEMENTWISE + MOVEMENT + REDUCTION or node.op in RANDOM or not node.inputs:
         return None
     fills = [_fill(producer.get(v)) for v in node.inputs]
     if any(f is None for f in fills):
