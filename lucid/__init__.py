@@ -31,6 +31,7 @@ from . import autograd, nn, optim, utils  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from . import functions as _functions, index_ops as _index_ops, shape_ops as _shape_ops  # noqa: E402
 from .index_ops import gather, index_select, masked_select, nonzero, scatter_add, take  # noqa: E402
+from .index_fill import index_fill  # noqa: E402
 from .shape_ops import (broadcast_to, chunk, flatten, flip, moveaxis, movedim, narrow, permute,  # noqa: E402
                         reshape, roll, split, squeeze, swapaxes, swapdims, transpose, tril, triu,
                         unbind, unflatten, unsqueeze)
@@ -54,7 +55,7 @@ __all__ = [
     "no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
     "is_inference_mode_enabled", "autograd",
     "matmul", "mm", "bmm", "addmm", "baddbmm", "where", "cat", "stack", "maximum", "minimum", "clamp", "clip", "clone", "diff", "lerp",
-    "masked_fill", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
+    "masked_fill", "index_fill", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
     "std", "logsumexp", "all", "any", "cumsum", *_functions.__all__, *_shape_ops.__all__, *_index_ops.__all__,
     "compile", "TracingError", "random", "nn", "optim", "utils", "distributed", "Size", "device", "save", "load", "softmax", "log_softmax", "relu",
     "float32", "float64", "int32", "int64", "bool", "dtype", "float", "double", "int", "long",

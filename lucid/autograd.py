@@ -22,8 +22,11 @@ from lucid_ir.graph import Graph, Node, Value
 from lucid_ir.types import TensorType
 from lucid_ir.passes import autodiff
 
+from . import versions
 from .backend import backend_name
 from .compiler import compile_graph
+
+_CLOCK, _LAST_REBASE = versions.clock, versions.last_rebase
 
 _CACHE: "OrderedDict[tuple, tuple]" = OrderedDict()
 FREED_MESSAGE = ("backward: trying to backward through the graph a second time: this graph was "
@@ -37,11 +40,12 @@ class Record:
     entry (its chain of ops, attributes and types), the call's operands (tensors and
     Python numbers) and the results of the inner steps its gradient reads."""
 
-    __slots__ = ("entry", "operands", "saved")
+    __slots__ = ("entry", "operands", "saved", "clock")
     op = "record"
 
     def __init__(self, entry, operands, saved):
         self.entry, self.operands, self.saved = entry, operands, saved
+        self.clock = _CLOCK[0]  # when it was recorded (see lucid.versions)
 
 
 class CallOutput:
@@ -51,6 +55,7 @@ class CallOutput:
 
     def __init__(self, record, index: int):
         self.record, self.index = record, index
+        self.clock = record.clock
 
 
 def collect(root, *more):
@@ -58,6 +63,7 @@ def collect(root, *more):
     order, and the leaves."""
     order, leaves, seen = [], [], set()
     stack = [(t, False) for t in reversed((root,) + more)]
+    rebased = _LAST_REBASE[0]   # a recorded in-place write happened: resolve operands
     while stack:
         t, done = stack.pop()
         if done:
@@ -72,6 +78,8 @@ def collect(root, *more):
             leaves.append(t)
             continue
         stack.append((t, True))
+        if rebased and t._node.clock < rebased:
+            autograd_versions.resolve(t)
         for p in reversed(t._parents):
             if id(p) not in seen:
                 stack.append((p, False))
@@ -226,6 +234,7 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
     if (type(node) is CallOutput and node.record.n_outputs == 1 and not root._freed
             and not root._retains_grad and all(p._node is None for p in root._parents)):
         # the whole graph is one call of a compiled function (``loss = step(x, y)``)
+        autograd_versions.check([root], (root,))
         handed: set = set()
         for p, g in node.record.backward([_seed(root, gradient)]):
             if p.requires_grad:
@@ -234,6 +243,7 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
             free([root])
         return
     order, leaves = collect(root)
+    autograd_versions.check(order, (root,))
     seed = _seed(root, gradient)
     if any(isinstance(t._node, CallOutput) or t._hooks for t in order):
         _backward_by_record(root, seed, order)
@@ -251,9 +261,17 @@ def free(order) -> None:
         if not t._parents:
             continue  # a constant: nothing saved to free
         node = t._node
-        t._spent = node.entry if type(node) is Record else "CompiledFunctionBackward"
+        if type(node) is Record:
+            t._spent = node.entry
+        else:  # a compiled function's call, or a custom Function's (autograd_function.py)
+            t._spent = getattr(node.record, "name", "CompiledFunctionBackward")
+            release = getattr(node.record, "release", None)
+            if release is not None:
+                release()
         t._freed = True
         t._node = t._parents = None
+        if t._previous is not None:
+            t._previous = None  # earlier incarnations (rebase.py) are part of the graph freed
 
 
 def _backward_whole(root, seed, order, leaves) -> None:
@@ -342,3 +360,5 @@ def reverse_walk(seeds, order, visit=None):
 from .grad_mode import (enable_grad, inference_mode, is_grad_enabled,  # noqa: E402,F401
                         is_inference_mode_enabled, no_grad, set_grad_enabled)
 from .autograd_api import grad  # noqa: E402,F401
+from . import autograd_versions  # noqa: E402
+from .autograd_function import Function, FunctionCtx, once_differentiable  # noqa: E402,F401

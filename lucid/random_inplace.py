@@ -38,11 +38,10 @@ def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None):
     if not a <= b:
         raise RuntimeError(f"uniform_: expects to return a [from, to) range, but found from={a} > to={b}")
     rng = _rng("uniform_", generator)
-    self._data[...] = rng.uniform(a, b, self._data.shape).astype(self._data.dtype)
+    values = rng.uniform(a, b, self._data.shape).astype(self._data.dtype)
     if b > a:  # rounding to float32 can reach b: keep the interval half-open
-        np.minimum(self._data, np.nextafter(self._data.dtype.type(b), self._data.dtype.type(a)),
-                   out=self._data)
-    return self
+        np.minimum(values, np.nextafter(values.dtype.type(b), values.dtype.type(a)), out=values)
+    return _store(self, values)
 
 
 def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None):
@@ -52,8 +51,15 @@ def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None):
     if std < 0:
         raise RuntimeError(f"normal_: expects std >= 0.0, but found std {std}")
     rng = _rng("normal_", generator)
-    self._data[...] = rng.normal(mean, std, self._data.shape) if std > 0 else mean
-    return self
+    values = rng.normal(mean, std, self._data.shape) if std > 0 else np.full(self._data.shape, mean)
+    return _store(self, values.astype(self._data.dtype))
+
+
+def _store(t, values: np.ndarray):
+    """The samples written into ``t`` (a recorded tensor keeps requiring grad, its old
+    history getting a zero gradient, as PyTorch's)."""
+    from . import dispatch, rebase
+    return rebase.store(t, dispatch._wrap(values), reads_self=False)
 
 
 def _install(Tensor) -> None:

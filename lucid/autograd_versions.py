@@ -1,0 +1,178 @@
+"""What in-place writes mean for a backward pass (see ``lucid.rebase`` for the writes).
+
+Two things happen when ``backward()`` (or ``autograd.grad``) collects the recorded calls:
+
+* ``resolve``: a call's operands are resolved to the incarnation each had when the call
+  was made (a tensor written in place by a recorded op after the call is, for that
+  call, the tensor it was before). Done once, the record keeps the answer.
+* ``check``: PyTorch's version check. Each call's gradient reads some of its operands'
+  values (or its own result's): ``y = w * x`` reads ``x``; ``y = x.exp()`` reads ``y``.
+  A value written after the call was recorded is a RuntimeError, as in PyTorch. Lucid
+  also refuses what PyTorch would handle by regenerating a view's history: a recorded
+  view used after another view of its memory was written by an op autograd recorded.
+
+Both cost nothing unless something was written in place after the oldest call the pass
+collects.
+
+>>> import lucid
+>>> w = lucid.tensor([1.0, 2.0], requires_grad=True)
+>>> y = w.exp()
+>>> y += 1.0               # exp's gradient reads y: the old y is gone
+>>> y.sum().backward()
+Traceback (most recent call last):
+...
+RuntimeError: one of the variables needed for gradient computation has been modified by an inplace operation: [lucid.FloatTensor [2]] is at version 1; expected version 0 instead. Hint: the operation that saved it is Exp; clone() the tensor before writing it in place, or write it after backward()
+"""
+from __future__ import annotations
+
+from lucid_ir.graph import Graph, Node, Value
+from lucid_ir.passes import autodiff
+from lucid_ir.types import TensorType
+
+from . import versions
+from .autograd import CallOutput, Record
+
+_READS: dict = {}   # (entry uid, requires-grad mask) -> (operand positions read, result read)
+
+
+# ---------------------------------------------------------------- resolving operands
+def resolve(t) -> None:
+    """Point the call that made ``t`` (and ``t``'s parents) at the incarnation each
+    tensor operand had when the call was recorded."""
+    node = t._node
+    when = node.clock
+    if type(node) is Record:
+        node.operands = tuple([_at(o, when) if hasattr(o, "_rebased_at") else o for o in node.operands])
+    else:
+        rec = node.record
+        rec.inputs = [_at(o, when) if hasattr(o, "_rebased_at") else o for o in rec.inputs]
+        rec.parents = tuple([_at(p, when) for p in rec.parents])
+    t._parents = tuple([_at(p, when) for p in t._parents])
+
+
+def _at(t, when: int):
+    """``t`` as it was for a call recorded at clock ``when``."""
+    while t._rebased_at > when:
+        t = t._previous
+    return t
+
+
+# ---------------------------------------------------------------- the checks
+def check(order, roots=()) -> None:
+    """RuntimeError when a value the gradient of the calls ``order`` reads was written
+    in place after the call that read it (or a recorded view is stale); see the module
+    docstring."""
+    now = versions.clock[0]
+    if not now:
+        return
+    for t in order:
+        if t._node.clock < now:
+            break
+    else:
+        return
+    stale = versions.last_rebase[0]
+    calls_checked = set()
+    for t in order:
+        node = t._node
+        when = node.clock
+        if when < now:
+            if type(node) is Record:
+                _check_record(t, node, when)
+            elif id(node.record) not in calls_checked:
+                calls_checked.add(id(node.record))
+                _check_call(node.record, when)
+        if stale:
+            for p in t._parents:
+                _check_stale(p, when)
+    if stale:
+        for r in roots:
+            _check_stale(r, now)
+
+
+def _check_record(t, rec: Record, when: int) -> None:
+    positions, reads_result = _reads(rec)
+    for k in positions:
+        o = rec.operands[k]
+        start = o._snapshot_from
+        if start is not None and when >= start:
+            continue  # the in-place op's own copy of the old values
+        counter = versions.of(o)
+        if counter is not None and counter.last > when:
+            raise versions.modified_error(o, counter, when, _name(rec))
+    if reads_result:
+        counter = versions.of(t)
+        born = t._born if t._born is not None else when
+        if counter is not None and counter.last > born:
+            raise versions.modified_error(t, counter, born, _name(rec))
+
+
+def _check_call(rec, when: int) -> None:
+    """A compiled function's call: the arrays its backward reads (inputs and outputs
+    it saved) must not have been written since."""
+    for a in rec.residuals:
+        counter = versions.of_array(a)
+        if counter is not None and counter.last > when:
+            raise versions.modified_error(_Shaped(a), counter, when, "a compiled function's call")
+
+
+class _Shaped:
+    def __init__(self, a):
+        self.shape, self.dtype = a.shape, a.dtype.name
+
+
+def _check_stale(o, when: int) -> None:
+    """``o`` read by a call recorded at ``when``: RuntimeError if its memory was written
+    by a recorded in-place op on another tensor after ``o`` was computed."""
+    node = o._node
+    if node is None or o._snapshot_from is not None:
+        return
+    born = o._born if o._born is not None else node.clock
+    if versions.last_rebase[0] <= born:
+        return
+    counter = versions.of(o)
+    if counter is None:
+        return
+    for written in counter.recorded:
+        if born < written < when:  # (calls at the write's own clock are the write's)
+            raise RuntimeError(
+                f"backward: a tensor of shape {tuple(o.shape)} was used after an in-place "
+                f"operation autograd recorded wrote its memory through another view of it; "
+                f"lucid does not rewrite the history of the other views of that memory (PyTorch "
+                f"does): take the view again after the in-place operation, or clone() it")
+
+
+def _name(rec: Record) -> str:
+    from .autograd_api import entry_name
+    return entry_name(rec.entry)[:-len("Backward0")]
+
+
+def _reads(rec: Record) -> tuple:
+    """Which operands (positions) the gradient of ``rec``'s call reads, and whether it
+    reads the call's result; once per signature and requires-grad pattern."""
+    from .dispatch import _TENSOR_TYPES
+    operands = rec.operands
+    entry = rec.entry
+    mask = tuple(type(o) in _TENSOR_TYPES and o.requires_grad for o in operands)
+    key = (entry.uid, mask)
+    hit = _READS.get(key)
+    if hit is not None:
+        return hit
+    inputs = []
+    for k, o in enumerate(operands):
+        if type(o) in _TENSOR_TYPES:
+            inputs.append(Value(TensorType(tuple(o.shape), str(o.dtype))))
+        else:
+            inputs.append(Value(TensorType((), entry.scalar_dtypes[k])))
+    nodes, outs = [], []
+    for op, attrs, wires, out_type in entry.steps:
+        out = Value(out_type)
+        nodes.append(Node(op, tuple([outs[w] if w < 0 else inputs[w] for w in wires]), attrs, out))
+        outs.append(out)
+    wrt = [k for k, m in enumerate(mask) if m and inputs[k].dtype in ("float32", "float64")]
+    residuals = set(autodiff.run(Graph(tuple(inputs), tuple(nodes), (outs[-1],)), wrt).residuals) if wrt else ()
+    hit = (tuple(k for k, v in enumerate(inputs) if v in residuals and type(operands[k]) in _TENSOR_TYPES),
+           outs[-1] in residuals)
+    if len(_READS) > 4096:
+        _READS.clear()
+    _READS[key] = hit
+    return hit
