@@ -59,8 +59,10 @@ _TORCH_NAMES = {"bool": "Bool", "int32": "Int", "int64": "Long", "float32": "Flo
 def _check_target(t, op: str) -> None:
     """Refuse in-place writes PyTorch refuses (before computing anything), and mark the
     start of the op for autograd (``lucid.rebase.begin``)."""
+    tracer = tracing._state.tracer
     if t.requires_grad and grad_mode._state.enabled:
-        if t._is_leaf:
+        # a tensor being traced is a leaf only as an argument (else computed inside)
+        if t._is_leaf and (tracer is None or t._data is not None or id(t) in tracer.arg_index):
             raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an "
                                f"in-place operation (shape {tuple(t.shape)}); wrap it in "
                                f"lucid.no_grad() or use the out-of-place op")
@@ -71,7 +73,7 @@ def _check_target(t, op: str) -> None:
         raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to "
                            f"tensor (shape {tuple(t.shape)}) refers to a single memory location "
                            f"(an expanded view); clone() it first")
-    if data is not None and tracing._state.tracer is None:
+    if data is not None and tracer is None:
         rebase.begin(t)
 
 
