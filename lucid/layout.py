@@ -34,7 +34,7 @@ def stride(self, dim=None):
     >>> lucid.zeros(2, 3).stride(), lucid.zeros(2, 3).stride(-2), lucid.zeros(3).expand(2, 3).stride()
     ((3, 1), 3, (0, 1))
     """
-    if self._data is None:  # traced: a fresh row-major tensor
+    if self._data is None or self._data.size == 0:  # traced, or empty: row-major (PyTorch's)
         strides = _row_major(self.shape)
     else:
         size = self._data.itemsize

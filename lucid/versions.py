@@ -64,10 +64,15 @@ _COUNTERS: dict = {}   # id(owning array) -> (weak reference to it, Counter)
 
 
 def _owner(a: np.ndarray) -> np.ndarray:
-    """The numpy array that owns ``a``'s memory (the last array along ``.base``)."""
-    while isinstance(a.base, np.ndarray):
-        a = a.base
-    return a
+    """The numpy array that owns ``a``'s memory (the last array along ``.base``, through
+    the holder ``np.lib.stride_tricks.as_strided`` puts between a view and its array)."""
+    while True:
+        base = a.base
+        if not isinstance(base, np.ndarray):
+            base = getattr(base, "base", None)
+            if not isinstance(base, np.ndarray):
+                return a
+        a = base
 
 
 def _forget(key):
