@@ -39,7 +39,7 @@ op("iand_ior_ixor_int", lambda lib, x, y: (_augmented("&")(lib, x, y), _augmente
                                             _augmented("^")(lib, x, y)), _cases("int", "int"), grad=False)
 op("iand_bool", _augmented("&"), _cases("bool", "bool"), grad=False)
 op("iadd_float_into_double", lambda lib, x, y: _augmented("+")(lib, x, y.float()),
-   _cases()[:2], rtol=1e-6, atol=1e-6)
+   _cases()[:2], rtol=1e-6, atol=1e-6, fd=False, notes="float32 rounding defeats finite differences")
 
 for _name, _kind in [("exp", "float"), ("log", "positive"), ("sqrt", "positive"), ("rsqrt", "positive"),
                      ("sigmoid", "float"), ("tanh", "float"), ("sin", "float"), ("neg", "float"),
