@@ -10,7 +10,13 @@ backward once, and later passes only look the key up and feed the recorded array
 
 Outputs of ``lucid.compile``d functions carry a ``CallOutput`` record instead of a
 primitive node: their backward graph was derived and compiled with the forward.
-A graph that contains such records is differentiated record by record.
+A graph that contains such records is differentiated record by record (so is one with
+custom ``autograd.Function`` calls, ``lucid.autograd_function``).
+
+In-place writes: every record keeps the clock of ``lucid.versions`` at which it was
+made; ``collect`` resolves operands that a recorded in-place write gave a new history
+since (``lucid.rebase``), and ``backward`` checks that the values the gradient reads
+were not overwritten (``lucid.autograd_versions``).
 """
 from __future__ import annotations
 

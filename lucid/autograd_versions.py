@@ -65,42 +65,77 @@ def check(order, roots=()) -> None:
     now = versions.clock[0]
     if not now:
         return
+    oldest = now
     for t in order:
-        if t._node.clock < now:
-            break
-    else:
+        when = t._node.clock
+        if when < oldest:
+            oldest = when
+    if oldest >= now:
+        return  # nothing was written since the calls were recorded
+    written = versions.written_since(oldest)
+    if not written:
         return
-    stale = versions.last_rebase[0]
+    stale = {k: c for k, c in written.items() if c.recorded and c.recorded[-1] > oldest}
+    # a call can read a stale view only if it was recorded after a recorded write
+    first_write = min((w for c in stale.values() for w in c.recorded if w > oldest), default=now)
+    owner = versions._owner
     calls_checked = set()
     for t in order:
         node = t._node
         when = node.clock
         if when < now:
             if type(node) is Record:
-                _check_record(t, node, when)
+                _check_record(t, node, when, written)
             elif id(node.record) not in calls_checked:
                 calls_checked.add(id(node.record))
                 _check_call(node.record, when)
-        if stale:
+        if when > first_write:
             for p in t._parents:
-                _check_stale(p, when)
-    if stale:
-        for r in roots:
-            _check_stale(r, now)
+                if p._node is not None and p._snapshot_from is None:
+                    a = p._data
+                    counter = stale.get(id(a) if a.base is None else id(owner(a)))
+                    if counter is not None:
+                        _check_stale(p, counter, when)
+    for r in roots if stale else ():
+        a = r._data
+        counter = stale.get(id(a) if a.base is None else id(owner(a)))
+        if counter is not None and r._node is not None and r._snapshot_from is None:
+            _check_stale(r, counter, now + 1)
 
 
-def _check_record(t, rec: Record, when: int) -> None:
+def _counter_in(t, written: dict):
+    """``t``'s counter if it is among ``written`` (or is its own), else None."""
+    own = t._vc
+    if own is not None:
+        return own
+    a = t._data
+    if a is None:
+        return None
+    return written.get(id(a) if a.base is None else id(versions._owner(a)))
+
+
+def _check_record(t, rec: Record, when: int, written: dict) -> None:
+    tensors = _tensor_types()
+    for o in rec.operands:   # a quick look first: does anything it holds count a later write?
+        if type(o) in tensors:
+            counter = _counter_in(o, written)
+            if counter is not None and counter.last > when:
+                break
+    else:
+        counter = _counter_in(t, written)
+        if counter is None or counter.last <= (t._born if t._born is not None else when):
+            return
     positions, reads_result = _reads(rec)
     for k in positions:
         o = rec.operands[k]
         start = o._snapshot_from
         if start is not None and when >= start:
             continue  # the in-place op's own copy of the old values
-        counter = versions.of(o)
+        counter = _counter_in(o, written)
         if counter is not None and counter.last > when:
             raise versions.modified_error(o, counter, when, _name(rec))
     if reads_result:
-        counter = versions.of(t)
+        counter = _counter_in(t, written)
         born = t._born if t._born is not None else when
         if counter is not None and counter.last > born:
             raise versions.modified_error(t, counter, born, _name(rec))
@@ -120,18 +155,11 @@ class _Shaped:
         self.shape, self.dtype = a.shape, a.dtype.name
 
 
-def _check_stale(o, when: int) -> None:
-    """``o`` read by a call recorded at ``when``: RuntimeError if its memory was written
-    by a recorded in-place op on another tensor after ``o`` was computed."""
-    node = o._node
-    if node is None or o._snapshot_from is not None:
-        return
-    born = o._born if o._born is not None else node.clock
-    if versions.last_rebase[0] <= born:
-        return
-    counter = versions.of(o)
-    if counter is None:
-        return
+def _check_stale(o, counter, when: int) -> None:
+    """``o`` (whose memory ``counter`` counts) read by a call recorded at ``when``:
+    RuntimeError if a recorded in-place op on another tensor wrote that memory after
+    ``o`` was computed."""
+    born = o._born if o._born is not None else o._node.clock
     for written in counter.recorded:
         if born < written < when:  # (calls at the write's own clock are the write's)
             raise RuntimeError(
@@ -139,6 +167,17 @@ def _check_stale(o, when: int) -> None:
                 f"operation autograd recorded wrote its memory through another view of it; "
                 f"lucid does not rewrite the history of the other views of that memory (PyTorch "
                 f"does): take the view again after the in-place operation, or clone() it")
+
+
+_TENSORS = None
+
+
+def _tensor_types():
+    global _TENSORS
+    if _TENSORS is None:
+        from .dispatch import _TENSOR_TYPES
+        _TENSORS = _TENSOR_TYPES
+    return _TENSORS
 
 
 def _name(rec: Record) -> str:
@@ -149,7 +188,7 @@ def _name(rec: Record) -> str:
 def _reads(rec: Record) -> tuple:
     """Which operands (positions) the gradient of ``rec``'s call reads, and whether it
     reads the call's result; once per signature and requires-grad pattern."""
-    from .dispatch import _TENSOR_TYPES
+    _TENSOR_TYPES = _tensor_types()
     operands = rec.operands
     entry = rec.entry
     mask = tuple(type(o) in _TENSOR_TYPES and o.requires_grad for o in operands)

@@ -108,6 +108,15 @@ def for_write(t) -> Counter:
     return counter
 
 
+def written_since(when: int) -> dict:
+    """``{id(owning array): counter}`` for the memories written after clock ``when``."""
+    out = {}
+    for key, (ref, counter) in _COUNTERS.items():
+        if counter.last > when and ref() is not None:
+            out[key] = counter
+    return out
+
+
 def fence() -> int:
     """Advance the clock without a write: calls recorded from now on are told apart
     from those recorded before (an in-place op computes its result after one)."""
