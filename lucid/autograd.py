@@ -64,6 +64,16 @@ class CallOutput:
         self.clock = record.clock
 
 
+class _FreedIncarnation:
+    """What a tensor rewritten in place links to once the graph that held its earlier
+    incarnation was freed: reaching it is the second-backward error."""
+
+    _rebased_at, _freed, _node, _parents, _previous, _snapshot_from = 0, True, None, None, None, None
+
+
+FREED_INCARNATION = _FreedIncarnation()
+
+
 def collect(root, *more):
     """The recorded tensors reachable from ``root`` (and ``more`` roots), in topological
     order, and the leaves."""
@@ -276,8 +286,12 @@ def free(order) -> None:
                 release()
         t._freed = True
         t._node = t._parents = None
-        if t._previous is not None:
-            t._previous = None  # earlier incarnations (rebase.py) are part of the graph freed
+    for t in order:  # tensors rewritten in place (rebase.py) whose earlier incarnations this
+        prev = t._previous  # graph held: drop the links and the copies of old values
+        if prev is not None and prev._freed:
+            t._previous = FREED_INCARNATION
+        if t._snapshot_from is not None:
+            t._data = np.broadcast_to(np.zeros((), t._data.dtype), t._data.shape)
 
 
 def _backward_whole(root, seed, order, leaves) -> None:

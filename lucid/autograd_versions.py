@@ -30,7 +30,7 @@ from lucid_ir.passes import autodiff
 from lucid_ir.types import TensorType
 
 from . import versions
-from .autograd import CallOutput, Record
+from .autograd import Record
 
 _READS: dict = {}   # (entry uid, requires-grad mask) -> (operand positions read, result read)
 

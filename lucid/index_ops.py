@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import dispatch, grad_mode, tracing
+from . import dispatch, tracing
 from .dispatch import as_tensor
 
 __all__ = ["gather", "take", "index_select", "scatter_add", "masked_select", "nonzero"]

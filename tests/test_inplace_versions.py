@@ -8,7 +8,6 @@ Values and gradients of the ops themselves are in the op table
 """
 from __future__ import annotations
 
-import gc
 
 import numpy as np
 import pytest
@@ -373,12 +372,20 @@ def test_earlier_incarnations_are_released_with_the_graph():
     h = w * 1.0
     for _ in range(3):
         h.mul_(w)
-    assert h._previous is not None
+    old = h._previous
+    assert old is not None and old._data.strides != (0,)
     h.sum().backward()
-    assert h._previous is None and w.grad.tolist() == [4.0, 32.0]
+    assert w.grad.tolist() == [4.0, 32.0]
+    assert h._previous._freed and old._data.strides == (0,)   # its copy of old values is gone
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):
         h.sum().backward()
-    gc.collect()
+    w.grad = None
+    h = w * 2.0
+    z = h * 3.0                        # an earlier call, outside the graph freed below
+    h.copy_(w * 5.0)
+    h.sum().backward()
+    z.sum().backward()                 # still has its history (the old h)
+    assert w.grad.tolist() == [11.0, 11.0]
 
 
 def test_writes_inside_a_compiled_function():
