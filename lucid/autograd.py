@@ -68,7 +68,8 @@ class _FreedIncarnation:
     """What a tensor rewritten in place links to once the graph that held its earlier
     incarnation was freed: reaching it is the second-backward error."""
 
-    _rebased_at, _freed, _node, _parents, _previous, _snapshot_from = 0, True, None, None, None, None
+    _rebased_at, _freed, _node, _parents, _previous, _snapshot_from, _current = (0, True, None, None,
+                                                                                None, None, None)
 
 
 FREED_INCARNATION = _FreedIncarnation()
@@ -250,7 +251,8 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
     if (type(node) is CallOutput and node.record.n_outputs == 1 and not root._freed
             and not root._retains_grad and all(p._node is None for p in root._parents)):
         # the whole graph is one call of a compiled function (``loss = step(x, y)``)
-        autograd_versions.check([root], (root,))
+        if autograd_versions.check([root], (root,)):   # a stale view regenerated
+            return backward(root, gradient, retain_graph)
         handed: set = set()
         for p, g in node.record.backward([_seed(root, gradient)]):
             if p.requires_grad:
@@ -259,7 +261,8 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
             free([root])
         return
     order, leaves = collect(root)
-    autograd_versions.check(order, (root,))
+    while autograd_versions.check(order, (root,)):   # a stale view regenerated: again
+        order, leaves = collect(root)
     seed = _seed(root, gradient)
     if any(isinstance(t._node, CallOutput) or t._hooks for t in order):
         _backward_by_record(root, seed, order)

@@ -80,7 +80,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                                f"shape {tuple(t.shape)}) does not require grad")
     seeds = _seeds(outputs, grad_outputs)
     order, leaves = autograd.collect(*outputs)
-    autograd.autograd_versions.check(order, outputs)
+    while autograd.autograd_versions.check(order, outputs):   # a stale view regenerated
+        order, leaves = autograd.collect(*outputs)
     if len(outputs) == 1 and order and order[-1] is outputs[0] and not any(
             isinstance(t._node, CallOutput) or t._hooks for t in order):
         found = _grad_whole(order, leaves, seeds[0][1], inputs)

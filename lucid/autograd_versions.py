@@ -7,12 +7,14 @@ Two things happen when ``backward()`` (or ``autograd.grad``) collects the record
   call, the tensor it was before). Done once, the record keeps the answer.
 * ``check``: PyTorch's version check. Each call's gradient reads some of its operands'
   values (or its own result's): ``y = w * x`` reads ``x``; ``y = x.exp()`` reads ``y``.
-  A value written after the call was recorded is a RuntimeError, as in PyTorch. Lucid
-  also refuses what PyTorch would handle by regenerating a view's history: a recorded
-  view used after another view of its memory was written by an op autograd recorded.
+  A value written after the call was recorded is a RuntimeError, as in PyTorch.
+* a recorded view used after another tensor over its memory was written by a recorded
+  in-place op (``v = h[0]; h.mul_(w); v.sum()``) is given, from the write on, the history
+  of the same view of its base after the write (``lucid.rebase.regenerate``, as PyTorch
+  regenerates a view's ``grad_fn``); the pass then collects again.
 
-Both cost nothing unless something was written in place after the oldest call the pass
-collects.
+All of it costs nothing unless something was written in place after the oldest call the
+pass collects.
 
 >>> import lucid
 >>> w = lucid.tensor([1.0, 2.0], requires_grad=True)
@@ -42,15 +44,15 @@ def resolve(t) -> None:
     node = t._node
     when = node.clock
     if type(node) is Record:
-        node.operands = tuple([_at(o, when) if hasattr(o, "_rebased_at") else o for o in node.operands])
+        node.operands = tuple([at(o, when) if hasattr(o, "_rebased_at") else o for o in node.operands])
     else:
         rec = node.record
-        rec.inputs = [_at(o, when) if hasattr(o, "_rebased_at") else o for o in rec.inputs]
-        rec.parents = tuple([_at(p, when) for p in rec.parents])
-    t._parents = tuple([_at(p, when) for p in t._parents])
+        rec.inputs = [at(o, when) if hasattr(o, "_rebased_at") else o for o in rec.inputs]
+        rec.parents = tuple([at(p, when) for p in rec.parents])
+    t._parents = tuple([at(p, when) for p in t._parents])
 
 
-def _at(t, when: int):
+def at(t, when: int):
     """``t`` as it was for a call recorded at clock ``when``."""
     while t._rebased_at > when:
         t = t._previous
@@ -58,23 +60,23 @@ def _at(t, when: int):
 
 
 # ---------------------------------------------------------------- the checks
-def check(order, roots=()) -> None:
+def check(order, roots=()) -> bool:
     """RuntimeError when a value the gradient of the calls ``order`` reads was written
-    in place after the call that read it (or a recorded view is stale); see the module
-    docstring."""
+    in place after the call that read it; see the module docstring. True when a stale
+    view was given a new history (``lucid.rebase.regenerate``): collect again."""
     now = versions.clock[0]
     if not now:
-        return
+        return False
     oldest = now
     for t in order:
         when = t._node.clock
         if when < oldest:
             oldest = when
     if oldest >= now:
-        return  # nothing was written since the calls were recorded
+        return False  # nothing was written since the calls were recorded
     written = versions.written_since(oldest)
     if not written:
-        return
+        return False
     stale = {k: c for k, c in written.items() if c.recorded and c.recorded[-1] > oldest}
     # a call can read a stale view only if it was recorded after a recorded write
     first_write = min((w for c in stale.values() for w in c.recorded if w > oldest), default=now)
@@ -94,13 +96,15 @@ def check(order, roots=()) -> None:
                 if p._node is not None and p._snapshot_from is None:
                     a = p._data
                     counter = stale.get(id(a) if a.base is None else id(owner(a)))
-                    if counter is not None:
-                        _check_stale(p, counter, when)
+                    if counter is not None and _stale(p, counter, when):
+                        return True
     for r in roots if stale else ():
         a = r._data
         counter = stale.get(id(a) if a.base is None else id(owner(a)))
-        if counter is not None and r._node is not None and r._snapshot_from is None:
-            _check_stale(r, counter, now + 1)
+        if counter is not None and r._node is not None and r._snapshot_from is None \
+                and _stale(r, counter, now + 1):
+            return True
+    return False
 
 
 def _counter_in(t, written: dict):
@@ -155,18 +159,23 @@ class _Shaped:
         self.shape, self.dtype = a.shape, a.dtype.name
 
 
-def _check_stale(o, counter, when: int) -> None:
-    """``o`` (whose memory ``counter`` counts) read by a call recorded at ``when``:
-    RuntimeError if a recorded in-place op on another tensor wrote that memory after
-    ``o`` was computed."""
+def _stale(o, counter, when: int) -> bool:
+    """``o`` (whose memory ``counter`` counts) read by a call recorded at ``when``, after
+    a recorded in-place op on another tensor wrote that memory: ``o``, a view, takes the
+    history of the same view of its base after the write (PyTorch regenerates it too);
+    True then. RuntimeError if ``o`` is not a view lucid can regenerate."""
+    from .rebase import regenerate
     born = o._born if o._born is not None else o._node.clock
     for written in counter.recorded:
         if born < written < when:  # (calls at the write's own clock are the write's)
+            if regenerate(o, written):
+                return True
             raise RuntimeError(
                 f"backward: a tensor of shape {tuple(o.shape)} was used after an in-place "
-                f"operation autograd recorded wrote its memory through another view of it; "
-                f"lucid does not rewrite the history of the other views of that memory (PyTorch "
-                f"does): take the view again after the in-place operation, or clone() it")
+                f"operation autograd recorded wrote its memory through another tensor, and it "
+                f"is not a view of that tensor's memory lucid can rebuild the history of; "
+                f"clone() it before the in-place operation, or compute it again after")
+    return False
 
 
 _TENSORS = None

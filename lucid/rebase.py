@@ -15,6 +15,10 @@ PyTorch:
 * When ``y`` is a recorded view of another tensor (``h[0:2].mul_(w)``, ``h.T.add_(w)``),
   that base takes a new history too (PyTorch's CopySlices): ``h`` becomes ``h`` with the
   view's positions replaced by the view's new values, up the chain of views.
+* Other recorded views of the written memory, taken before the write and used after it,
+  take the new history lazily: the backward pass finds them (``autograd_versions``) and
+  ``regenerate`` gives each, from the write on, the same view of its base as it is after
+  the write (PyTorch regenerates a view's ``grad_fn``).
 
 A write autograd does not record (grad mode off, nothing requires grad) is a plain
 copy into the array; either way the memory's version counter is bumped (see
@@ -103,6 +107,8 @@ def _takeover(x, snapshot: bool, fence: int):
     old.__dict__.pop("_grad_view", None)
     old._grad, old._retains_grad, old._post_accumulate_hooks = None, False, None
     old._superseded = True
+    if old._current is None:
+        old._current = x   # the object that carries the history on
     x._hooks = None   # hooks registered before the write see the old value's gradient (PyTorch)
     if snapshot:
         old._data = x._data.copy()
@@ -131,6 +137,31 @@ def _resolve_op(x, fence: int) -> None:
         seen.add(id(t))
         autograd_versions.resolve(t)
         stack.extend(t._parents)
+
+
+def regenerate(v, written: int) -> bool:
+    """``v``, a recorded view (``h[0]``, ``h.T``) whose memory the recorded write at clock
+    ``written`` changed through another tensor, takes a new incarnation from just after
+    that write: the same view of its base as the base is then (PyTorch regenerates a
+    view's ``grad_fn`` the same way). Calls recorded before keep the old one. False if
+    ``v`` is not such a view."""
+    rec = v._node
+    tensors = dispatch._TENSOR_TYPES
+    if type(rec) is not Record or rec.saved:
+        return False
+    current = [(o if o._current is None else o._current) if type(o) in tensors else o
+               for o in rec.operands]   # (an earlier incarnation may hold a copy of the values)
+    if not any(type(o) in tensors and np.may_share_memory(o._data, v._data) for o in current):
+        return False
+    when = written + 1    # the fence that ends the write (``_rebase``)
+    old = _takeover(v, False, when)
+    operands = tuple(autograd_versions.at(o, when) if type(o) in tensors else o for o in current)
+    new = Record(rec.entry, operands, ())
+    new.clock = when
+    v._node, v._parents, v._value = new, tuple(o for o in operands if type(o) in tensors), None
+    v._rebased_at, v._previous, v._born = when, old, when
+    v._freed, v._spent = False, None
+    return True
 
 
 def _view_chain(x, stop_at_leaf: bool = True) -> list:
@@ -208,3 +239,4 @@ def _install(Tensor) -> None:
     Tensor._superseded = False      # an earlier incarnation (``old``) of a rewritten tensor
     Tensor._snapshot_from = None    # its values are a copy, valid for calls from this clock on
     Tensor._vc = None               # a counter of its own (else its memory's)
+    Tensor._current = None          # for an earlier incarnation: the tensor it became
