@@ -61,10 +61,11 @@ def store(x, new, reads_self: bool = True):
     if new is x:
         versions.bump(x)
         return x
-    if new.requires_grad:
-        return _rebase(x, new, reads_self)
-    if x.requires_grad and not x._is_leaf and grad_mode._state.enabled:
-        return _rebase(x, new, False, replace=True)
+    if grad_mode._state.enabled:
+        if new.requires_grad:
+            return _rebase(x, new, reads_self)
+        if x.requires_grad and not x._is_leaf:
+            return _rebase(x, new, False, replace=True)
     np.copyto(x._data, new._data, casting="unsafe")
     versions.bump(x)
     return x

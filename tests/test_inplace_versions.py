@@ -333,6 +333,12 @@ def test_no_grad_writes_keep_the_history_and_bump_the_version():
         h.sum().backward()
     got, want = _grads(run)
     np.testing.assert_allclose(got, want)
+    for lib in LIBS:   # a plain tensor written under no_grad stays plain
+        x = lib.zeros(2)
+        with lib.no_grad():
+            x.copy_(lib.ones(2, requires_grad=True))
+            x += lib.ones(2, requires_grad=True)
+        assert x.is_leaf and not x.requires_grad and x._version == 2
 
 
 @pytest.mark.parametrize("case", ["view_of_rewritten_base", "sibling_views", "view_of_a_view",
