@@ -38,6 +38,7 @@ from . import functions as _functions, index_ops as _index_ops, shape_ops as _sh
 from .index_ops import gather, index_select, masked_select, nonzero, scatter_add, take  # noqa: E402
 from .sorting import argsort, msort, sort, topk  # noqa: E402
 from .cumulative import cummax, cummin, cumprod  # noqa: E402
+from .index_fill import index_fill  # noqa: E402
 from .shape_ops import (broadcast_to, chunk, flatten, flip, moveaxis, movedim, narrow, permute,  # noqa: E402
                         reshape, roll, split, squeeze, swapaxes, swapdims, transpose, tril, triu,
                         unbind, unflatten, unsqueeze)
@@ -62,7 +63,7 @@ __all__ = [
     "no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
     "is_inference_mode_enabled", "autograd",
     "matmul", "mm", "bmm", "addmm", "baddbmm", "where", "cat", "stack", "maximum", "minimum", "clamp", "clip", "clone", "diff", "lerp",
-    "masked_fill", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
+    "masked_fill", "index_fill", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
     "std", "logsumexp", "all", "any", "cumsum", "cumprod", "cummax", "cummin", "sort", "argsort", "msort",
     "topk", *_functions.__all__, *_shape_ops.__all__, *_index_ops.__all__,
     "norm", "linalg", "einsum", "compile", "TracingError", "random", "nn", "optim", "utils", "distributed", "Size", "device", "save", "load", "softmax", "log_softmax", "relu",

@@ -10,7 +10,13 @@ backward once, and later passes only look the key up and feed the recorded array
 
 Outputs of ``lucid.compile``d functions carry a ``CallOutput`` record instead of a
 primitive node: their backward graph was derived and compiled with the forward.
-A graph that contains such records is differentiated record by record.
+A graph that contains such records is differentiated record by record (so is one with
+custom ``autograd.Function`` calls, ``lucid.autograd_function``).
+
+In-place writes: every record keeps the clock of ``lucid.versions`` at which it was
+made; ``collect`` resolves operands that a recorded in-place write gave a new history
+since (``lucid.rebase``), and ``backward`` checks that the values the gradient reads
+were not overwritten (``lucid.autograd_versions``).
 """
 from __future__ import annotations
 
@@ -23,8 +29,11 @@ from lucid_ir.graph import Graph, Node, Value
 from lucid_ir.types import TensorType
 from lucid_ir.passes import autodiff
 
+from . import versions
 from .backend import backend_name
 from .compiler import compile_graph
+
+_CLOCK, _LAST_REBASE = versions.clock, versions.last_rebase
 
 _CACHE: "OrderedDict[tuple, tuple]" = OrderedDict()
 FREED_MESSAGE = ("backward: trying to backward through the graph a second time: this graph was "
@@ -38,11 +47,12 @@ class Record:
     entry (its chain of ops, attributes and types), the call's operands (tensors and
     Python numbers) and the results of the inner steps its gradient reads."""
 
-    __slots__ = ("entry", "operands", "saved")
+    __slots__ = ("entry", "operands", "saved", "clock")
     op = "record"
 
     def __init__(self, entry, operands, saved):
         self.entry, self.operands, self.saved = entry, operands, saved
+        self.clock = _CLOCK[0]  # when it was recorded (see lucid.versions)
 
 
 class CallOutput:
@@ -52,6 +62,18 @@ class CallOutput:
 
     def __init__(self, record, index: int):
         self.record, self.index = record, index
+        self.clock = record.clock
+
+
+class _FreedIncarnation:
+    """What a tensor rewritten in place links to once the graph that held its earlier
+    incarnation was freed: reaching it is the second-backward error."""
+
+    _rebased_at, _freed, _node, _parents, _previous, _snapshot_from, _current = (0, True, None, None,
+                                                                                None, None, None)
+
+
+FREED_INCARNATION = _FreedIncarnation()
 
 
 def collect(root, *more):
@@ -59,6 +81,7 @@ def collect(root, *more):
     order, and the leaves."""
     order, leaves, seen = [], [], set()
     stack = [(t, False) for t in reversed((root,) + more)]
+    rebased = _LAST_REBASE[0]   # a recorded in-place write happened: resolve operands
     while stack:
         t, done = stack.pop()
         if done:
@@ -73,6 +96,8 @@ def collect(root, *more):
             leaves.append(t)
             continue
         stack.append((t, True))
+        if rebased and t._node.clock < rebased:
+            autograd_versions.resolve(t)
         for p in reversed(t._parents):
             if id(p) not in seen:
                 stack.append((p, False))
@@ -230,6 +255,8 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
     if (type(node) is CallOutput and node.record.n_outputs == 1 and not root._freed
             and not root._retains_grad and all(p._node is None for p in root._parents)):
         # the whole graph is one call of a compiled function (``loss = step(x, y)``)
+        if autograd_versions.check([root], (root,)):   # a stale view regenerated
+            return backward(root, gradient, retain_graph)
         handed: set = set()
         for p, g in node.record.backward([_seed(root, gradient)]):
             if p.requires_grad:
@@ -238,6 +265,8 @@ def backward(root, gradient=None, retain_graph: bool = False) -> None:
             free([root])
         return
     order, leaves = collect(root)
+    while autograd_versions.check(order, (root,)):   # a stale view regenerated: again
+        order, leaves = collect(root)
     seed = _seed(root, gradient)
     if any(isinstance(t._node, CallOutput) or t._hooks for t in order):
         _backward_by_record(root, seed, order)
@@ -255,9 +284,21 @@ def free(order) -> None:
         if not t._parents:
             continue  # a constant: nothing saved to free
         node = t._node
-        t._spent = node.entry if type(node) is Record else "CompiledFunctionBackward"
+        if type(node) is Record:
+            t._spent = node.entry
+        else:  # a compiled function's call, or a custom Function's (autograd_function.py)
+            t._spent = getattr(node.record, "name", "CompiledFunctionBackward")
+            release = getattr(node.record, "release", None)
+            if release is not None:
+                release()
         t._freed = True
         t._node = t._parents = None
+    for t in order:  # tensors rewritten in place (rebase.py) whose earlier incarnations this
+        prev = t._previous  # graph held: drop the links and the copies of old values
+        if prev is not None and prev._freed:
+            t._previous = FREED_INCARNATION
+        if t._snapshot_from is not None:
+            t._data = np.broadcast_to(np.zeros((), t._data.dtype), t._data.shape)
 
 
 def _backward_whole(root, seed, order, leaves) -> None:
@@ -346,3 +387,5 @@ def reverse_walk(seeds, order, visit=None):
 from .grad_mode import (enable_grad, inference_mode, is_grad_enabled,  # noqa: E402,F401
                         is_inference_mode_enabled, no_grad, set_grad_enabled)
 from .autograd_api import grad  # noqa: E402,F401
+from . import autograd_versions  # noqa: E402
+from .autograd_function import Function, FunctionCtx, once_differentiable  # noqa: E402,F401

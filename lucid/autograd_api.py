@@ -80,6 +80,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                                f"shape {tuple(t.shape)}) does not require grad")
     seeds = _seeds(outputs, grad_outputs)
     order, leaves = autograd.collect(*outputs)
+    while autograd.autograd_versions.check(order, outputs):   # a stale view regenerated
+        order, leaves = autograd.collect(*outputs)
     if len(outputs) == 1 and order and order[-1] is outputs[0] and not any(
             isinstance(t._node, CallOutput) or t._hooks for t in order):
         found = _grad_whole(order, leaves, seeds[0][1], inputs)
@@ -354,7 +356,7 @@ def _node_of(t, leaf: bool = False):
     if type(node) is Record:
         return BackwardNode(entry_name(node.entry), t._parents)
     if isinstance(node, CallOutput):
-        return BackwardNode("CompiledFunctionBackward", node.record.parents)
+        return BackwardNode(getattr(node.record, "name", "CompiledFunctionBackward"), node.record.parents)
     return None
 
 

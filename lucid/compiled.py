@@ -45,7 +45,7 @@ from lucid_ir.compile_times import phase
 from lucid_ir.graph import Graph
 from lucid_ir.passes import autodiff
 
-from . import pytree
+from . import pytree, versions
 from .autograd import CallOutput
 from .call_site import MISS, CallSite
 from .compiler import compile_graph
@@ -366,6 +366,7 @@ class CallRecord:
         self.residuals = residuals
         self.n_outputs = program.n_outputs
         self.parents = tuple(inputs[i] for i in program.wrt)
+        self.clock = versions.clock[0]   # when it was made (see lucid.versions)
 
     def backward(self, cotangents):
         p = self.program

@@ -276,6 +276,24 @@ def _recorded(entry: Entry, arrays, operands):
     return _record(entry, out, operands) if out.dtype.kind == "f" else _wrap(out)
 
 
+def record_as(chain: Chain, operands, data: np.ndarray):
+    """The recorded result of ``chain`` on the tensors ``operands``, whose values the
+    caller computed as ``data`` (a view of an operand's memory where the chain's kernels
+    would copy: ``Tensor.unfold``). The backward pass differentiates the chain."""
+    key, arrays = [chain.key], []
+    for o in operands:
+        a = o._data
+        key += (a.shape, a.strides, a.dtype)
+        arrays.append(a)
+    table = _table()
+    key = tuple(key)
+    entry = table.get(key)
+    if entry is None:
+        entry = _miss(table, key, chain, operands, arrays)
+    saved = entry.run_saving(arrays)[1:] if entry.saved else ()
+    return _record(entry, data, operands, saved)
+
+
 def _traced(chain: Chain, operands):
     """The chain appended to the active trace (numbers become constants of the graph)."""
     from .tensor import Tensor

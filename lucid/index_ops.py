@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import dispatch, grad_mode, tracing
+from . import dispatch, tracing
 from .dispatch import as_tensor
 
 __all__ = ["gather", "take", "index_select", "scatter_add", "masked_select", "nonzero"]
@@ -218,41 +218,8 @@ def scatter_add_(self, dim: int, index, src):
     if tracer is not None and self._data is None and id(self) not in tracer.arg_index:
         self._value = scatter_add(self, dim, index, src)._value  # computed inside: rebound
         return self
-    if self._is_leaf or tracing._state.tracer is not None:
-        inplace._check_target(self, "scatter_add_")
-        return inplace._write(self, scatter_add(self, dim, index, src), "scatter_add_")
-    if self._data is not None and not self._data.flags.writeable:
-        inplace._check_target(self, "scatter_add_")  # the expanded-view error
-    _refuse_recorded_view(self, "scatter_add_")
-    earlier = _detached_state(self)
-    result = scatter_add(earlier, dim, index, src)
-    np.copyto(self._data, result._data, casting="no")
-    if result._node is not None:  # recorded: the update is now this tensor's history
-        self._node, self._parents, self._value = result._node, result._parents, None
-    return self
-
-
-def _refuse_recorded_view(t, op: str) -> None:
-    """A recorded view (``w.reshape(...)``, ``y[0]``) shares its base's memory: writing
-    it would change a value autograd recorded without a trace. RuntimeError, as PyTorch
-    for views of leaves (it rebases views of non-leaves; lucid asks for a ``clone()``)."""
-    for p in t._parents or ():
-        data = getattr(p, "_data", None)
-        if data is not None and np.may_share_memory(data, t._data):
-            raise RuntimeError(f"{op}: a view of a tensor autograd recorded (shape "
-                               f"{tuple(t.shape)}, a view of shape {tuple(p.shape)}) cannot be "
-                               f"updated in place; clone() it first")
-
-
-def _detached_state(t):
-    """A tensor standing for ``t`` before an in-place update: its recorded history and a
-    copy of its values (the update overwrites ``t``'s own array)."""
-    earlier = object.__new__(type(t))
-    earlier.__dict__.update(t.__dict__)
-    earlier.__dict__.pop("_hooks", None)
-    earlier._data = t._data.copy()
-    earlier._retains_grad, earlier._grad = False, None
-    return earlier
+    inplace._check_target(self, "scatter_add_")
+    return inplace._write(self, scatter_add(self, dim, index, src), "scatter_add_", reads_self=False)
 
 
 # ---------------------------------------------------------------- data-dependent shapes

@@ -1,30 +1,41 @@
 """In-place ops: ``add_``, ``sub_``, ``mul_``, ``div_``, ``zero_``, ``fill_``, ``copy_``,
-``clamp_``. Each computes the eager op's result and writes it into the tensor's own
-array (so views of that array see it, as in PyTorch), then returns the tensor.
+``clamp_`` (here), and the augmented assignments ``x += y`` ... and the other ``*_``
+methods (``lucid.inplace_ops``). Each computes the eager op's result and writes it into
+the tensor's own array (so views of that array see it, as in PyTorch), then returns the
+tensor. The result keeps the tensor's dtype: PyTorch's rule refuses a result of a
+higher kind (``int_tensor += 0.5``: RuntimeError "result type Float can't be cast to the
+desired output type Long"); a same-kind result is cast (float64 into float32).
 
-Autograd keeps operand tensors, not copies, so an in-place write could change a value a
-backward pass reads. Lucid refuses what it can see: a tensor that requires grad while
-grad mode is on (PyTorch's leaf rule), and any result of a recorded call. (A plain
-tensor used earlier as an operand of a recorded call is not detected: PyTorch's version
-counters would catch that.) Inside ``lucid.compile`` a tensor from outside the function
-is updated at every call (as optimisers' updates are); a tensor computed inside it takes
-the new value from then on.
+Autograd, as in PyTorch: a leaf that requires grad is refused while grad mode is on
+(``lucid.no_grad()`` for an optimiser's update); any other tensor may be written. When
+autograd records the write (the tensor or an operand requires grad) the tensor takes the
+op's history (``lucid.rebase``: calls recorded before keep the old one; a view's base
+takes it too). Every write bumps the memory's version counter (``t._version``, shared by
+views, see ``lucid.versions``), and ``backward()`` raises PyTorch's RuntimeError when a
+value its gradient reads was written after it was saved. Inside ``lucid.compile`` a
+tensor from outside the function is updated at every call (as optimisers' updates are);
+a tensor computed inside it takes the new value from then on.
 
 >>> import lucid
 >>> x = lucid.tensor([1.0, 2.0, 3.0])
->>> x.add_(1.0).mul_(2.0).tolist(), x.clamp_(max=6.0).tolist()
-([4.0, 6.0, 8.0], [4.0, 6.0, 6.0])
+>>> x.add_(1.0).mul_(2.0).tolist(), x.clamp_(max=6.0).tolist(), x._version
+([4.0, 6.0, 8.0], [4.0, 6.0, 6.0], 3)
 >>> w = lucid.tensor([1.0], requires_grad=True)
 >>> with lucid.no_grad():
 ...     _ = w.sub_(0.5)
 >>> w.tolist()
 [0.5]
+>>> h = w * 2.0
+>>> h.mul_(w)            # recorded: h is now w * 2 * w
+Tensor([0.5], grad=None)
+>>> h.backward(); w.grad.tolist()
+[2.0]
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import dispatch, grad_mode, tracing
+from . import dispatch, grad_mode, rebase, tracing
 from .dispatch import as_tensor, cast
 
 __all__ = ["add_", "sub_", "mul_", "div_", "zero_", "fill_", "copy_", "clamp_"]
@@ -32,42 +43,57 @@ __all__ = ["add_", "sub_", "mul_", "div_", "zero_", "fill_", "copy_", "clamp_"]
 _KIND = {"bool": 0, "int32": 1, "int64": 1, "float32": 2, "float64": 2}
 
 
+class CastError(RuntimeError, TypeError):
+    """An in-place result of a higher dtype kind than the tensor's (PyTorch raises
+    RuntimeError; lucid's earlier TypeError still catches it)."""
+
+
+class ShapeMismatch(RuntimeError, ValueError):
+    """An in-place result whose broadcast shape is not the tensor's (PyTorch's
+    RuntimeError; a ValueError as lucid's other shape errors)."""
+
+
+_TORCH_NAMES = {"bool": "Bool", "int32": "Int", "int64": "Long", "float32": "Float", "float64": "Double"}
+
+
 def _check_target(t, op: str) -> None:
-    """Refuse in-place writes autograd could not account for (before computing anything)."""
-    if t.requires_grad and grad_mode.is_grad_enabled():
-        if t.is_leaf:
+    """Refuse in-place writes PyTorch refuses (before computing anything), and mark the
+    start of the op for autograd (``lucid.rebase.begin``)."""
+    tracer = tracing._state.tracer
+    if t.requires_grad and grad_mode._state.enabled:
+        # a tensor being traced is a leaf only as an argument (else computed inside)
+        if t._is_leaf and (tracer is None or t._data is not None or id(t) in tracer.arg_index):
             raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an "
                                f"in-place operation (shape {tuple(t.shape)}); wrap it in "
                                f"lucid.no_grad() or use the out-of-place op")
-        raise RuntimeError(f"{op}: an in-place operation on a tensor that autograd recorded "
-                           f"(shape {tuple(t.shape)}) is not supported; use the out-of-place op")
-    if not t.is_leaf:
-        raise RuntimeError(f"{op}: an in-place operation on a tensor that autograd recorded "
-                           f"(shape {tuple(t.shape)}) is not supported, even under no_grad; "
-                           f"detach() it first")
+        if t._data is not None:
+            rebase.check_view_of_leaf(t, op)
     data = t._data
     if data is not None and not data.flags.writeable:
         raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to "
                            f"tensor (shape {tuple(t.shape)}) refers to a single memory location "
                            f"(an expanded view); clone() it first")
+    if data is not None and tracer is None:
+        rebase.begin(t)
 
 
-def _write(t, result, op: str, casting: bool = False):
+def _write(t, result, op: str, casting: bool = False, reads_self: bool = True):
     """Store ``result`` (a tensor) into ``t``; its shape must be ``t``'s (no growing) and,
-    unless ``casting``, its dtype must not be of a higher kind (float into int)."""
+    unless ``casting``, its dtype must not be of a higher kind (float into int).
+    ``reads_self``: the op's gradient may read ``t``'s old values (autograd then keeps
+    a copy of them)."""
     if tuple(result.shape) != tuple(t.shape):
-        raise ValueError(f"{op}: output with shape {tuple(t.shape)} doesn't match the broadcast "
+        raise ShapeMismatch(f"{op}: output with shape {tuple(t.shape)} doesn't match the broadcast "
                          f"shape {tuple(result.shape)}")
     if not casting and _KIND[str(result.dtype)] > _KIND[str(t.dtype)]:
-        raise TypeError(f"{op}: result type {result.dtype!r} can't be cast to the desired output "
-                        f"type {t.dtype!r} (shape {tuple(t.shape)})")
+        raise CastError(f"{op}: result type {_TORCH_NAMES[str(result.dtype)]} can't be cast to the "
+                        f"desired output type {_TORCH_NAMES[str(t.dtype)]} (shape {tuple(t.shape)})")
     result = cast(result, t.dtype)
     tracer = tracing._state.tracer
     if tracer is not None:
         _write_traced(tracer, t, result, op)
-    else:
-        np.copyto(t._data, result._data, casting="unsafe")
-    return t
+        return t
+    return rebase.store(t, result, reads_self)
 
 
 def _write_traced(tracer, t, result, op: str) -> None:
@@ -87,13 +113,13 @@ def _scaled(other, alpha):
 def add_(self, other, alpha=1):
     """``self += alpha * other`` in place."""
     _check_target(self, "add_")
-    return _write(self, dispatch.binary("add", self, _scaled(other, alpha)), "add_")
+    return _write(self, dispatch.binary("add", self, _scaled(other, alpha)), "add_", reads_self=False)
 
 
 def sub_(self, other, alpha=1):
     """``self -= alpha * other`` in place."""
     _check_target(self, "sub_")
-    return _write(self, dispatch.binary("sub", self, _scaled(other, alpha)), "sub_")
+    return _write(self, dispatch.binary("sub", self, _scaled(other, alpha)), "sub_", reads_self=False)
 
 
 def mul_(self, other):
@@ -133,7 +159,10 @@ def fill_(self, value):
         raise TypeError(f"fill_: the value must be a number or a 0-d tensor, got {type(value).__name__}")
     if tracing._state.tracer is not None:
         return copy_(self, as_tensor(np.array(value, dtype=str(self.dtype))))
+    if self.requires_grad and grad_mode._state.enabled:  # recorded: it keeps requiring grad
+        return rebase.store(self, dispatch._wrap(np.full(self.shape, value, self._data.dtype)), False)
     self._data[...] = value
+    rebase.versions.bump(self)
     return self
 
 
@@ -162,7 +191,9 @@ def copy_(self, src, non_blocking: bool = False):
                          f"the destination's shape {tuple(self.shape)}")
     if tuple(src.shape) != tuple(self.shape):
         src = src.expand(*self.shape)
-    return _write(self, src, "copy_", casting=True)
+    elif src.requires_grad and grad_mode._state.enabled and src.dtype == self.dtype:
+        src = src.clone()   # the recorded copy (the source keeps its own history)
+    return _write(self, src, "copy_", casting=True, reads_self=False)
 
 
 def _install(Tensor) -> None:

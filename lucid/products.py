@@ -173,3 +173,27 @@ def _add_product(op: str, input, a, b, beta, alpha):  # noqa: A002
 _ADD_PRODUCT = dispatch.Chain([("matmul", {}, (0, 1)), ("add", {}, (-1, 2))], name="addmm")
 _SCALED_ADD_PRODUCT = dispatch.Chain([("matmul", {}, (0, 1)), ("mul", {}, (-1, 3)),
                                       ("mul", {}, (2, 4)), ("add", {}, (-2, -1))], name="addmm")
+
+
+def _addmm_(self, mat1, mat2, *, beta=1, alpha=1):
+    """``self.addmm(mat1, mat2, beta=, alpha=)`` written into ``self``."""
+    from .inplace import _check_target, _write
+    _check_target(self, "addmm_")
+    return _write(self, addmm(self, mat1, mat2, beta=beta, alpha=alpha), "addmm_", reads_self=False)
+
+
+def _baddbmm_(self, batch1, batch2, *, beta=1, alpha=1):
+    """``self.baddbmm(batch1, batch2, beta=, alpha=)`` written into ``self``."""
+    from .inplace import _check_target, _write
+    _check_target(self, "baddbmm_")
+    return _write(self, baddbmm(self, batch1, batch2, beta=beta, alpha=alpha), "baddbmm_",
+                  reads_self=False)
+
+
+def _install(Tensor) -> None:
+    """``x.addmm(mat1, mat2)``, ``x.baddbmm(batch1, batch2)`` (``x`` is ``input``) and their
+    in-place forms (called once, at the end of ``lucid.tensor``)."""
+    Tensor.addmm = addmm
+    Tensor.baddbmm = baddbmm
+    Tensor.addmm_ = _addmm_
+    Tensor.baddbmm_ = _baddbmm_

@@ -56,11 +56,10 @@ def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None):
             value = dispatch.binary("minimum", value, high)
         return _write(self, value, "uniform_")
     rng = _rng("uniform_", generator)
-    self._data[...] = rng.uniform(a, b, self._data.shape).astype(self._data.dtype)
+    values = rng.uniform(a, b, self._data.shape).astype(self._data.dtype)
     if b > a:  # rounding to float32 can reach b: keep the interval half-open
-        np.minimum(self._data, np.nextafter(self._data.dtype.type(b), self._data.dtype.type(a)),
-                   out=self._data)
-    return self
+        np.minimum(values, np.nextafter(values.dtype.type(b), values.dtype.type(a)), out=values)
+    return _store(self, values)
 
 
 def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None):
@@ -73,8 +72,15 @@ def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None):
         z = _traced("normal_", "random_normal", self, generator)
         return _write(self, z * float(std) + float(mean), "normal_")
     rng = _rng("normal_", generator)
-    self._data[...] = rng.normal(mean, std, self._data.shape) if std > 0 else mean
-    return self
+    values = rng.normal(mean, std, self._data.shape) if std > 0 else np.full(self._data.shape, mean)
+    return _store(self, values.astype(self._data.dtype))
+
+
+def _store(t, values: np.ndarray):
+    """The samples written into ``t`` (a recorded tensor keeps requiring grad, its old
+    history getting a zero gradient, as PyTorch's)."""
+    from . import dispatch, rebase
+    return rebase.store(t, dispatch._wrap(values), reads_self=False)
 
 
 def bernoulli_(self, p=0.5, *, generator=None):

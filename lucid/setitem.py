@@ -17,14 +17,12 @@ assignment into the array (the same values, without the functional detour).
 
 Autograd follows PyTorch: assigning into a leaf that requires grad is a RuntimeError;
 into a recorded tensor (or a value that requires grad), the tensor becomes the result of
-the assignment, so the gradient reaches the old values outside the written positions and
-the value at them. Ops recorded before the assignment keep the old values and history
-(``h[idx] += v`` and ``z = h * h; h[0] = 0`` differentiate as in PyTorch). Lucid refuses
-(RuntimeError, clone() first) an assignment into a view of a recorded tensor's memory,
-whose base autograd would not see change. Finding the records that used the tensor
-looks through the objects the garbage collector holds that are younger than the tensor
-(usually a few hundred; all of them for a tensor that has lived long): an assignment
-without autograd costs nothing extra.
+the assignment (``lucid.rebase``), so the gradient reaches the old values outside the
+written positions and the value at them; ops recorded before the assignment keep the
+old history (``h[idx] += v`` differentiates as in PyTorch), and an assignment into a
+recorded view (``h[0][1:] = v``) gives its base the new history too. Every assignment
+bumps the memory's version counter: a backward pass that reads values assigned over
+after they were saved (``z = h * h; h[0] = 0; z.backward()``) is PyTorch's RuntimeError.
 
 >>> import lucid
 >>> x = lucid.zeros(2, 3)
@@ -41,13 +39,9 @@ without autograd costs nothing extra.
 """
 from __future__ import annotations
 
-import gc
-import sys
-
 import numpy as np
 
-from . import dispatch, grad_mode, index_plan, tracing
-from .autograd import Record
+from . import dispatch, grad_mode, index_plan, rebase, tracing, versions
 
 _CHAINS: dict = {}
 
@@ -66,6 +60,7 @@ def setitem(x, key, value) -> None:
         if _fits_mask(x, mask, v):
             if _plain(x, v, tracer) and mask._data is not None:
                 x._data[mask._data] = v._data
+                versions.bump(x)
             else:
                 _store(x, _masked(x, mask, v), tracer)
             return
@@ -83,6 +78,7 @@ def setitem(x, key, value) -> None:
     basic, rest = _numpy_keys(entries)
     if _plain(x, v, tracer):
         _write_plain(x._data, basic, rest if advanced else None, v)
+        versions.bump(x)
         return
     flat = np.arange(int(np.prod(x.shape, dtype=np.int64)), dtype=np.int64).reshape(x.shape)
     positions = flat[basic][rest]
@@ -135,6 +131,10 @@ def _check_target(x, tracer) -> None:
         raise RuntimeError(f"unsupported operation: more than one element of the written-to tensor "
                            f"(shape {tuple(x.shape)}) refers to a single memory location (an "
                            f"expanded view); clone() it first")
+    if tracer is None:
+        if x.requires_grad and not x._is_leaf and grad_mode.is_grad_enabled():
+            rebase.check_view_of_leaf(x, "x[index] = value")
+        rebase.begin(x)
 
 
 def _value_tensor(x, value, exact_dtype: bool):
@@ -272,74 +272,4 @@ def _store(x, new, tracer) -> None:
         else:                       # computed inside: later reads see the new value
             x._value, x.requires_grad = new._value, new.requires_grad
         return
-    if new._node is None:
-        np.copyto(x._data, new._data)
-        return
-    _rebind(x, new)
-
-
-def _rebind(x, new) -> None:
-    """``x`` becomes the recorded result ``new``. Its history so far moves to ``old``, a
-    new tensor holding a copy of its previous contents, and every record that used ``x``
-    (``new``'s own too) is re-pointed at ``old``: their gradients reach the history they
-    were computed from, and a gradient that reads ``x``'s values reads the old ones."""
-    for p in x._parents or ():
-        if type(p) in dispatch._TENSOR_TYPES and p._data is not None and \
-                np.may_share_memory(p._data, x._data):
-            raise RuntimeError(f"x[index] = value on a view (shape {tuple(x.shape)}) of a tensor "
-                               f"that autograd records: lucid does not track in-place writes "
-                               f"through views; clone() it first")
-    old = type(x)._wrap(x._data.copy())
-    old.requires_grad, old._is_leaf = x.requires_grad, x._is_leaf
-    old._node, old._parents, old._value = x._node, x._parents, x._value
-    _repoint(x, old)
-    np.copyto(x._data, new._data)
-    x._node, x._parents = new._node, new._parents
-    x.requires_grad, x._is_leaf, x._value, x._retains_grad = True, False, None, False
-
-
-def _repoint(x, old) -> None:
-    """Every record, compiled call record and recorded tensor that holds ``x`` as an
-    operand or parent holds ``old`` instead. What they keep that views ``x``'s memory (a
-    recorded ``x[0:2]`` taken before the assignment, saved inner results, a compiled
-    call's residuals) becomes a copy, as their gradients may read the old values."""
-    from .compiled import CallRecord
-    memory = x._data
-
-    def swapped(seq):
-        return type(seq)(old if o is x else o for o in seq)
-
-    for o in _younger_objects(x):
-        if type(o) is Record:
-            if any(p is x for p in o.operands):
-                o.operands, o.saved = swapped(o.operands), _unaliased(o.saved, memory)
-        elif type(o) in dispatch._TENSOR_TYPES:
-            parents = o._parents
-            if parents and any(p is x for p in parents):
-                o._parents = swapped(parents)
-                if o._data is not None and np.may_share_memory(o._data, memory):
-                    o._data = o._data.copy()
-        elif type(o) is CallRecord and any(p is x for p in o.inputs):
-            o.parents, o.inputs = swapped(o.parents), swapped(o.inputs)
-            o.residuals = _unaliased(o.residuals, memory)
-
-
-def _younger_objects(x) -> list:
-    """The objects the garbage collector tracks that may have been made after ``x`` (the
-    only ones that can refer to it as an operand): CPython's collections promote
-    survivors together, so nothing made after ``x`` is in an older generation than
-    ``x``. Usually ``x`` is young and this is a few hundred objects."""
-    if sys.version_info < (3, 14):  # the generational collector this relies on
-        younger = []
-        for generation in (0, 1):
-            objects = gc.get_objects(generation)
-            younger += objects
-            if any(o is x for o in objects):
-                return younger
-    return gc.get_objects()
-
-
-def _unaliased(arrays, memory):
-    """``arrays`` with each one that may view ``memory`` replaced by a copy."""
-    return type(arrays)(a.copy() if isinstance(a, np.ndarray) and np.may_share_memory(a, memory) else a
-                        for a in arrays)
+    rebase.store(x, new, reads_self=False)

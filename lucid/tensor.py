@@ -16,7 +16,7 @@ import numpy as np
 from lucid_ir.graph import Value
 from lucid_ir.types import TensorType
 
-from . import dispatch, dtypes
+from . import dispatch, dtypes, versions
 from .data import to_array
 from .tracing import _state as _tracing_state
 
@@ -140,7 +140,9 @@ class Tensor:
         ``p.data = t`` makes ``p`` hold ``t``'s array."""
         if _tracing_state.tracer is not None:
             return self.detach()
-        return Tensor._wrap(self._concrete("Tensor.data"))
+        t = Tensor._wrap(self._concrete("Tensor.data"))
+        t._vc = versions.Counter()  # writes through .data are hidden from autograd (PyTorch)
+        return t
 
     @data.setter
     def data(self, value) -> None:
@@ -208,7 +210,10 @@ class Tensor:
             # tracing: the graph must know no gradient flows here (and a parameter's
             # detached copy is that parameter's value, not a second input)
             return dispatch.apply("stop_gradient", self)
-        return Tensor._wrap(self._data)
+        t = Tensor._wrap(self._data)
+        if self._vc is not None:
+            t._vc = self._vc   # the same version counter (PyTorch)
+        return t
 
     def zero_grad(self) -> None:
         self.grad = None
@@ -491,3 +496,8 @@ from . import shape_ops as _shape_ops; _shape_ops._install(Tensor)  # noqa: E402
 from . import index_ops as _index_ops; _index_ops._install(Tensor)  # noqa: E402,E702  gather, scatter_add_ ...
 from . import sorting as _sorting; _sorting._install(Tensor)  # noqa: E402,E702  sort, argsort, topk ...
 from . import cumulative as _cumulative; _cumulative._install(Tensor)  # noqa: E402,E702  cumprod, cummax ...
+from . import inplace_ops as _inplace_ops; _inplace_ops._install(Tensor)  # noqa: E402,E702  x += y, exp_, pow_ ...
+from . import layout as _layout; _layout._install(Tensor)  # noqa: E402,E702  stride(), unfold, _version ...
+from . import index_fill as _index_fill; _index_fill._install(Tensor)  # noqa: E402,E702
+from . import rebase as _rebase; _rebase._install(Tensor)  # noqa: E402,E702  in-place writes autograd records
+from . import products as _products_m; _products_m._install(Tensor)  # noqa: E402,E702  x.addmm, x.baddbmm

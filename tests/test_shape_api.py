@@ -232,16 +232,24 @@ def test_int32_indices_are_accepted_where_torch_accepts_them():
         np.testing.assert_array_equal(got.numpy(), want.numpy())
 
 
-def test_scatter_add_inplace_refuses_a_recorded_view():
+def test_scatter_add_inplace_on_views_follows_torch():
+    """A view of a leaf that requires grad is refused; a view of a recorded tensor is
+    written and its base takes the new history (PyTorch's CopySlices)."""
     w = lucid.zeros(2, 3, requires_grad=True)
     i, s = lucid.tensor([0]), lucid.tensor([1.0])
-    for view in (w.reshape(6), (w * 2.0)[0], w.T):
-        with pytest.raises(RuntimeError, match="clone"):
+    for view in (w.reshape(6), w.T):
+        with pytest.raises(RuntimeError, match="a view of a leaf Variable that requires grad"):
             view.scatter_add_(0, i, s) if view.ndim == 1 else view.scatter_add_(0, i[None], s[None])
     assert w.tolist() == [[0.0] * 3] * 2
-    y = (w * 2.0)[0].clone()
-    y.scatter_add_(0, i, s)
-    assert y.tolist() == [1.0, 0.0, 0.0]
+    grads = []
+    for lib in (lucid, torch):
+        w = lib.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], requires_grad=True)
+        src = lib.tensor([1.5, 2.5], requires_grad=True)
+        h = w * 2.0
+        h[0].scatter_add_(0, lib.tensor([2, 2]), src)
+        (h * h).sum().backward()
+        grads.append((h.tolist(), w.grad.tolist(), src.grad.tolist()))
+    assert grads[0] == grads[1]
 
 
 def test_zero_dim_index_ops_match_torch():

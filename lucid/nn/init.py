@@ -19,6 +19,7 @@ import warnings
 
 import numpy as np
 
+from .. import versions
 from ..grad_mode import no_grad
 from ..sampling import _rng
 
@@ -77,6 +78,7 @@ def _write(tensor, values) -> None:
     """Store ``values`` (an array or a number) into ``tensor``'s array."""
     data = tensor._concrete("nn.init")
     data[...] = np.asarray(values).astype(data.dtype, copy=False)
+    versions.bump(tensor)   # an in-place write (PyTorch's init runs under no_grad, and counts it)
 
 
 def uniform_(tensor, a: float = 0.0, b: float = 1.0, generator=None):
