@@ -122,3 +122,9 @@ op("addmm_", lambda lib, b, x, y: (b * 1).addmm_(x, y, alpha=-1.0), [[In((3, 5))
 op("baddbmm_method", lambda lib, b, x, y: b.baddbmm(x, y, beta=0.25, alpha=1.5),
    [[In((2, 3, 5)), In((2, 3, 4)), In((2, 4, 5))], [In((5,)), In((1, 3, 2)), In((1, 2, 5))]])
 op("baddbmm_", lambda lib, b, x, y: (b * 1).baddbmm_(x, y), [[In((2, 3, 5)), In((2, 3, 4)), In((2, 4, 5))]])
+
+# view_as / type_as: the other tensor gives the shape or the dtype (float64 in the table,
+# so type_as keeps the values; the gradient flows to x only)
+op("view_as", lambda lib, x, y: x.view_as(y),
+   [[In((3, 4)), In((4, 3))], [In((6,)), In((2, 3))], [In((0, 3)), In((3, 0))], [In(()), In((1, 1))]])
+op("type_as", lambda lib, x, y: x.type_as(y) * y, [[In((3, 4)), In((3, 4))], [In((2, 1)), In((2, 5))]])
