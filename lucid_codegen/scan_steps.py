@@ -37,6 +37,7 @@ array([3, 1])
 from __future__ import annotations
 
 import ctypes
+import math
 
 import numpy as np
 
@@ -44,6 +45,7 @@ from lucid_ir.graph import Node
 
 from . import loops, scan_kernels
 from .loops import collapse
+from .index_steps import _c_strides
 from .pyarray import data_ptr
 from .reference_step import ReferenceStep
 from .scan_kernels import IN_WORD, OUT_WORD
@@ -51,19 +53,6 @@ from .scan_kernels import IN_WORD, OUT_WORD
 MAX_LAYOUTS = 64  # prepared blocks kept per step (one per input layout)
 
 
-def _prod(dims) -> int:
-    n = 1
-    for d in dims:
-        n *= d
-    return n
-
-
-def _c_strides(shape) -> list[int]:
-    out, acc = [], 1
-    for d in reversed(shape):
-        out.insert(0, acc)
-        acc *= max(d, 1)
-    return out
 
 
 def _groups(dims, strides) -> list[int]:
@@ -132,7 +121,7 @@ class ScanStep:
         kept = [] if axis is None or nd == 0 else [d for d in range(nd) if d != axis]
         red = list(range(nd)) if axis is None or nd == 0 else [axis]
         kept_shape = tuple(shape[d] for d in kept)
-        n_out = _prod(kept_shape)
+        n_out = math.prod(kept_shape)
         if n_out == 0:
             return None
         kd, (ks, _) = collapse(kept_shape, [[st[d] for d in kept], _c_strides(kept_shape)])
@@ -144,12 +133,12 @@ class ScanStep:
             cols = kd[-1]
             words = [len(kd) - 1, rd[0], cols, 0, 0, rs[0], 0] + _groups(kd[:-1], [ks[:-1]])
             return _Prepared(scan_kernels.kernel(self._spec("col")), words,
-                             (0, _prod(kd[:-1]), 0, cols), self.lanes, nbytes)
+                             (0, math.prod(kd[:-1]), 0, cols), self.lanes, nbytes)
         words = [len(kd), len(rd) - 1, rd[-1], 0, 0, rs[-1], 0]
         words += _groups(kd, [ks]) + _groups(rd[:-1], [rs[:-1]])
         pattern = "c" if rs[-1] == 1 else "s"
         return _Prepared(scan_kernels.kernel(self._spec("row", pattern)), words,
-                         (0, _prod(kd), 0, 1), 1, nbytes)
+                         (0, math.prod(kd), 0, 1), 1, nbytes)
 
     def _plan_cumsum(self, x):
         shape, st = x.shape, [s // x.itemsize for s in x.strides]
@@ -163,14 +152,14 @@ class ScanStep:
         kept = [d for d in range(len(shape)) if d != axis]
         kd, (ks, ko) = collapse(tuple(shape[d] for d in kept), [[st[d] for d in kept], [oc[d] for d in kept]])
         n, s_in, s_out = shape[axis], st[axis], oc[axis]
-        nbytes = x.size * x.itemsize + _prod(shape) * self.dtype.itemsize
+        nbytes = x.size * x.itemsize + math.prod(shape) * self.dtype.itemsize
         if kd and ks[-1] == 1 and ko[-1] == 1 and s_in != 1 and n > 1:
             cols = kd[-1]
             words = [len(kd) - 1, n, cols, 0, 0, s_in, s_out] + _groups(kd[:-1], [ks[:-1], ko[:-1]])
             return _Prepared(scan_kernels.kernel(self._spec("col")), words,
-                             (0, _prod(kd[:-1]), 0, cols), self.lanes, nbytes)
+                             (0, math.prod(kd[:-1]), 0, cols), self.lanes, nbytes)
         words = [len(kd), n, 0, 0, 0, s_in, s_out] + _groups(kd, [ks, ko])
-        return _Prepared(scan_kernels.kernel(self._spec("row")), words, (0, _prod(kd), 0, 1), 1, nbytes)
+        return _Prepared(scan_kernels.kernel(self._spec("row")), words, (0, math.prod(kd), 0, 1), 1, nbytes)
 
     # -------------------------------------------------------------- calls
     def __call__(self, x):
