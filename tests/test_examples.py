@@ -79,3 +79,17 @@ def test_examples_parse_their_options(name):
     module = load(name, False)
     with pytest.raises(SystemExit):
         module.main(["--help"])
+
+
+def test_char_gpt_saves_a_checkpoint_that_loads_back(tmp_path, capsys):
+    """``--save``: after a short run (one rank), a checkpoint of the model, the optimizer
+    and the step count that ``lucid.load`` reads back into a fresh model."""
+    module = load("train_char_gpt", False)
+    path = tmp_path / "gpt.npz"
+    assert module.main(["--steps", "2", "--text-mb", "0.05", "--no-progress", "--plot", "",
+                        "--save", str(path)]) == 0
+    assert f"checkpoint saved to {path}" in capsys.readouterr().out
+    checkpoint = lucid.load(path)
+    assert checkpoint["step"] == 2 and checkpoint["optimizer"]["state"]
+    fresh = module.CharGPT()
+    assert str(fresh.load_state_dict(checkpoint["model"])) == "<All keys matched successfully>"
