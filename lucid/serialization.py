@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
+import secrets
 from collections import OrderedDict
 
 import numpy as np
@@ -126,11 +126,14 @@ def _is_path(f) -> bool:
 def _write_atomically(path, payload: bytes) -> None:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".lucid-save-", dir=directory)
+    while True:  # created as open() creates files (0666 less the umask), not mkstemp's 0600
+        tmp = os.path.join(directory, f".lucid-save-{secrets.token_hex(8)}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # the permissions open() would give, not mkstemp's 0600
         with os.fdopen(fd, "wb") as out:
             out.write(payload)
             out.flush()
