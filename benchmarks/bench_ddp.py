@@ -4,7 +4,7 @@ softmax cross-entropy, SGD; a global batch of 128, so 64 per rank on 2 ranks) an
 GPT step of ``benchmarks/model_zoo.py`` (the char-GPT example's model, global batch 16,
 AdamW, clipping at 1.0).
 
-    python benchmarks/bench_ddp.py [--quick] [--models mlp,gpt]
+    python benchmarks/bench_ddp.py [--quick] [--models mlp,gpt] [--json PATH]
 
 It also times lucid's all-reduce of one float32 buffer of 4 KB .. 16 MB on 2 ranks and
 fits the ring model ``t = a + 2(N-1)/N * bytes / B`` (latency ``a``, bus bandwidth
@@ -17,6 +17,12 @@ For lucid (eager, and the whole step under ``lucid.compile``) and PyTorch (DDP o
 flat buffer of all parameters) per step. Rounds of all configurations are interleaved;
 the figures are medians over rounds. Needs the distributed extra (mpi4py, mpich) and
 torch for the PyTorch rows.
+
+Then the scaling model (``project``): for N single-thread ranks sharing one global batch,
+step = C / N + 2(N-1) a + 2(N-1)/N * bytes / B, with C (one rank's compute of the whole
+batch) and B taken from the 2-rank run of each model, and the N where the projected step
+is shortest. Last, issue 18's target: on the GPT step, 2 ranks x 1 thread take at most
+1.15x the time of 1 rank x 2 threads, printed with PASS or MISS.
 """
 from __future__ import annotations
 
@@ -32,6 +38,8 @@ import time
 from harness import OPENBLAS_SPIN, STEADY_MALLOC, print_table, setup_path
 
 SIZES = (784, 256, 256, 10)
+#: issue 18: 2 ranks x 1 thread take at most this times 1 rank x 2 threads (GPT step)
+SPEEDUP_TARGET = 1.15
 GLOBAL_BATCH = 128
 LR = 0.01
 
@@ -117,8 +125,9 @@ def _allreduce_seconds(lucid, dist, n: int, steps: int) -> float:
 
 
 def fit_ring(sweep, world: int = 2):
-    """Least-squares ``(a seconds, B bytes/s)`` of ``t = a + 2(N-1)/N * bytes / B`` over
-    ``[(bytes, ms)]``.
+    """``(a seconds, B bytes/s)`` of ``t = a + 2(N-1)/N * bytes / B`` over ``[(bytes, ms)]``,
+    least squares on the relative error (every size counts alike: 4 KB, latency-bound,
+    as much as 16 MB, bandwidth-bound).
 
     >>> a, b = fit_ring([(1000, 0.011), (2000, 0.012)])
     >>> round(a * 1e6, 3), round(b / 1e9, 3)
@@ -126,9 +135,41 @@ def fit_ring(sweep, world: int = 2):
     """
     xs = [2 * (world - 1) / world * nbytes for nbytes, _ in sweep]
     ys = [ms / 1e3 for _, ms in sweep]
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    ws = [1.0 / y ** 2 for y in ys]
+    total = sum(ws)
+    mx = sum(w * x for w, x in zip(ws, xs)) / total
+    my = sum(w * y for w, y in zip(ws, ys)) / total
+    slope = (sum(w * (x - mx) * (y - my) for w, x, y in zip(ws, xs, ys))
+             / sum(w * (x - mx) ** 2 for w, x in zip(ws, xs)))
     return my - slope * mx, 1.0 / slope
+
+
+#: ranks of the scaling projection (capped where a rank's share of the batch is 1 sample)
+PROJECTED_RANKS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def project(step2_ms: float, allreduce2_ms: float, nbytes: float, latency_s: float, batch: int):
+    """The README's scaling model, from the 2-rank measurement of one model.
+
+    ``C`` = the compute of one global batch on one single-thread rank, ``2 (step - all-reduce)``
+    at 2 ranks; a ring all-reduce of ``bytes`` on N ranks takes ``2(N-1) a + 2(N-1)/N
+    bytes / B`` (2(N-1) messages in turn, each rank sending and receiving 2(N-1)/N of the
+    buffer); ``B`` is calibrated so that N = 2 gives the measured all-reduce. Returns
+    ``[(N, step ms, speed-up over N = 1)]`` for the ranks whose share is at least 1 sample.
+
+    >>> rows = project(10.0, 1.0, 1e6, 10e-6, 16)
+    >>> [(n, round(ms, 2), round(s, 2)) for n, ms, s in rows[:3]]
+    [(1, 18.0, 1.0), (2, 10.0, 1.8), (4, 6.03, 2.99)]
+    """
+    compute = 2.0 * (step2_ms - allreduce2_ms)
+    bandwidth = nbytes / max(allreduce2_ms / 1e3 - 2 * latency_s, 1e-9)  # bytes/s at N = 2
+    rows = []
+    for n in PROJECTED_RANKS:
+        if n > batch:
+            break
+        comm = 0.0 if n == 1 else 1e3 * (2 * (n - 1) * latency_s + 2 * (n - 1) / n * nbytes / bandwidth)
+        rows.append((n, compute / n + comm, compute / (compute / n + comm)))
+    return rows
 
 
 def torch_worker(steps: int, model_name: str = "mlp") -> dict:
@@ -178,6 +219,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="timed steps per process")
     parser.add_argument("--models", default="mlp,gpt", help="comma-separated: mlp, gpt")
     parser.add_argument("--quick", action="store_true", help="fewer rounds and steps")
+    parser.add_argument("--json", help="also save the figures to this JSON file")
     args = parser.parse_args()
     if args.worker:
         steps = args.steps or 60
@@ -227,13 +269,50 @@ def main() -> None:
                   + ", ".join(f"{mode} {med[(model, 'lucid', mode, 2)]['step_ms'] / med[(model, 'torch', 'eager', 2)]['step_ms']:.2f}x"
                               for mode in ("eager", "compiled")))
     sweeps = [res["sweep"] for (_, lib, mode, ranks), v in figures.items() for res in v if "sweep" in res]
+    report = {"rounds": rounds, "steps": steps,
+              "steps_ms": {f"{m} {lib} {mode} {r}x{3 - r}": v["step_ms"] for (m, lib, mode, r), v in med.items()}}
+    latency = None
     if sweeps:
         sweep = [(nbytes, statistics.median(s[k][1] for s in sweeps)) for k, (nbytes, _) in enumerate(sweeps[0])]
-        a, bandwidth = fit_ring(sweep)
+        latency, bandwidth = fit_ring(sweep)
         print("\nlucid all_reduce on 2 ranks (float32, median ms): "
               + ", ".join(f"{nbytes / 1e6:g} MB {ms:.3f}" for nbytes, ms in sweep))
-        print(f"ring model t = a + 2(N-1)/N * bytes / B fitted: a = {a * 1e6:.1f} us, B = {bandwidth / 1e9:.2f} GB/s")
+        print(f"ring model t = a + 2(N-1)/N * bytes / B fitted (relative least squares): "
+              f"a = {latency * 1e6:.1f} us, B = {bandwidth / 1e9:.2f} GB/s")
+        report.update(sweep=sweep, latency_us=latency * 1e6, bandwidth_GBps=bandwidth / 1e9)
+    if latency is not None:
+        _print_projection(models, med, max(latency, 0.0), report)
+    if "gpt" in models:
+        verdicts = []
+        for mode in ("eager", "compiled"):
+            ratio = med[("gpt", "lucid", mode, 2)]["step_ms"] / med[("gpt", "lucid", mode, 1)]["step_ms"]
+            verdicts.append(f"{mode} {ratio:.2f} {'PASS' if ratio <= SPEEDUP_TARGET else 'MISS'}")
+        print(f"\ntarget (issue 18): GPT step, 2 ranks x 1 thread / 1 rank x 2 threads <= {SPEEDUP_TARGET}: "
+              + ", ".join(verdicts))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report, fh, indent=1)
+        print(f"results saved in {args.json}")
 
+
+def _print_projection(models, med, latency: float, report: dict) -> None:
+    """Print, per model and lucid mode, the scaling model's step time for N ranks (one
+    thread each), from the 2-rank figures; and where scaling stops (the N of the
+    shortest step)."""
+    batches = {"mlp": GLOBAL_BATCH, "gpt": 16}
+    print(f"\nscaling model, N single-thread ranks on one global batch (a = {latency * 1e6:.1f} us; B per model "
+          f"calibrated on its measured 2-rank all-reduce): projected ms per step (speed-up over one rank)")
+    rows, report["projection"] = [], {}
+    for model in models:
+        params = med[(model, "lucid", "eager", 2)]["params"]
+        for mode in ("eager", "compiled"):
+            two = med[(model, "lucid", mode, 2)]
+            proj = project(two["step_ms"], two["allreduce_ms"], 4 * params, latency, batches[model])
+            best = min(proj, key=lambda r: r[1])[0]
+            report["projection"][f"{model} {mode}"] = proj
+            rows.append([f"{model} {mode}"] + [f"{ms:.2f} ({sp:.2f}x)" for _, ms, sp in proj]
+                        + [""] * (len(PROJECTED_RANKS) - len(proj)) + [str(best)])
+    print_table(["model"] + [f"N={n}" for n in PROJECTED_RANKS] + ["fastest N"], rows)
 
 if __name__ == "__main__":
     main()
