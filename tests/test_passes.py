@@ -238,3 +238,54 @@ def test_relu_linear_backward_is_three_kernels_with_the_mask_in_its_consumers():
         return float(np.maximum(xs[0] @ xs[1].T + xs[2], 0).sum())
     for t, want in zip((x, w, b), numeric_grads(loss, [a.copy() for a in arrays])):
         np.testing.assert_allclose(t.grad, want, rtol=1e-6, atol=1e-8)
+
+
+def _embed(b, x, width, lo, axis=2):
+    shape = list(x.shape)
+    shape[axis] = width
+    starts = tuple(lo if d == axis else 0 for d in range(len(shape)))
+    stops = tuple(lo + x.shape[axis] if d == axis else shape[d] for d in range(len(shape)))
+    return b.emit("embed", x, shape=tuple(shape), starts=starts, stops=stops, steps=(1,) * len(shape))
+
+
+@pytest.mark.parametrize("order,lengths,width,expect", [
+    ((0, 1, 2), (4, 4, 4), 12, ["concat"]),                 # q, k, v's gradients: one concat
+    ((1, 0, 2), (3, 5, 1), 9, ["concat"]),                  # either side of an add, unequal parts
+    ((1, 0), (4, 3), 10, ["concat", "embed"]),              # not the whole axis: embedded once
+    ((0, 1), (2, 2), 9, ["embed", "embed", "add"]),         # a gap between them: left alone
+])
+def test_sum_of_adjacent_embeds_becomes_one_concat(order, lengths, width, expect):
+    b = GraphBuilder()
+    parts = [b.input((2, 3, n), "float64") for n in lengths]
+    starts = [sum(lengths[:i]) + (1 if expect[-1] == "add" and i else 0) for i in range(len(lengths))]
+    embeds = [_embed(b, parts[i], width, starts[i]) for i in order]
+    y = embeds[0]
+    for e in embeds[1:]:
+        y = b.emit("add", y, e)
+    g = b.build([y])
+    s = simplify.run(g)
+    verify(s)
+    assert [n.op for n in s.nodes] == expect
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal(p.shape) for p in parts]
+    np.testing.assert_array_equal(interpret(s, xs)[0], interpret(g, xs)[0])
+
+
+def test_gradient_of_a_split_is_a_concat_in_compiled_mode():
+    """The GPT's ``q, k, v = qkv.split(d, dim=2)``: the backward joins the three
+    gradients with one copy; values as the eager gradient."""
+    w = lucid.tensor(np.random.default_rng(1).standard_normal((2, 5, 12)), requires_grad=True)
+
+    def step(c):
+        q, k, v = w.split(4, dim=2)
+        loss = (q * k * c + v.exp()).sum()
+        loss.backward()
+        return loss
+
+    compiled = lucid.compile(step)
+    compiled(lucid.tensor(2.0, dtype="float64"))
+    got, w.grad = w.grad.numpy(), None
+    step(lucid.tensor(2.0, dtype="float64"))
+    np.testing.assert_allclose(got, w.grad.numpy(), rtol=1e-12)
+    text = compiled.lower(lucid.tensor(2.0, dtype="float64")).as_text("fused")
+    assert "concat" in text and "embed" not in text, text

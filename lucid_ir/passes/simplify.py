@@ -10,6 +10,9 @@ subexpressions, dead code. One walk that rewrites nodes, then DCE.
 - elementwise ops read through ``broadcast_to`` (they broadcast by themselves), and a
   unary op of a broadcast runs before the broadcast, on the smaller tensor;
 - ops whose inputs are all constant fills (``constant`` nodes) → one constant;
+- the sum of ``embed`` s of adjacent ranges of one axis (the gradient of a tensor split
+  into parts: ``q, k, v = qkv.split(...)``) → the parts joined by one ``concat`` (and
+  embedded once, unless they cover the axis): one copy instead of zero fills and adds;
 - nodes equal in op, attributes and inputs → the first one.
 
 >>> from lucid_ir.builder import GraphBuilder
@@ -87,6 +90,47 @@ def _through_broadcasts(node: Node, producer) -> list[Node] | None:
     return [Node(node.op, tuple(ins), node.attrs, node.out)] if ins != list(node.inputs) else None
 
 
+def _embed_range(p: Node | None):
+    """``(axis, start, stop, part)`` when ``p`` is an ``embed`` of unit steps whose slice
+    is whole on every axis but one (``part`` fills ``[start, stop)`` of that axis)."""
+    if p is None or p.op != "embed" or set(p.attr("steps")) - {1}:
+        return None
+    shape, starts, stops = p.attr("shape"), p.attr("starts"), p.attr("stops")
+    partial = [d for d, n in enumerate(shape) if (starts[d], stops[d]) != (0, n)]
+    if len(partial) != 1:
+        return None
+    d = partial[0]
+    return d, starts[d], stops[d], p.inputs[0]
+
+
+def _joined_embeds(node: Node, producer) -> list[Node] | None:
+    """``add(embed(a), embed(b))`` over adjacent ranges of one axis → ``concat(a, b)``,
+    embedded into the range they cover together unless that is the whole axis (a part
+    that is itself such a concat contributes its own parts)."""
+    if node.op != "add":
+        return None
+    spans = [_embed_range(producer.get(v)) for v in node.inputs]
+    if None in spans or spans[0][0] != spans[1][0] or node.inputs[0].type != node.out.type \
+            or node.inputs[1].type != node.out.type:
+        return None
+    first, second = sorted(spans, key=lambda r: r[1])
+    if first[2] != second[1]:
+        return None
+    axis, lo, hi, shape = first[0], first[1], second[2], node.out.shape
+    parts = []
+    for _, _, _, part in (first, second):
+        p = producer.get(part)
+        parts += p.inputs if p is not None and p.op == "concat" and p.attr("axis") == axis else [part]
+    joined_shape = shape[:axis] + (hi - lo,) + shape[axis + 1:]
+    if (lo, hi) == (0, shape[axis]):
+        return [Node("concat", tuple(parts), (("axis", axis),), node.out)]
+    cat = Node("concat", tuple(parts), (("axis", axis),), Value(TensorType(joined_shape, node.out.dtype)))
+    n = len(shape)
+    attrs = {"shape": shape, "starts": tuple(lo if d == axis else 0 for d in range(n)),
+             "stops": tuple(hi if d == axis else shape[d] for d in range(n)), "steps": (1,) * n}
+    return [cat, Node("embed", (cat.out,), tuple(sorted(attrs.items())), node.out)]
+
+
 def _swaps_last_two(perm) -> bool:
     """Whether ``perm`` swaps the last two axes only (what a matmul flag does)."""
     n = len(perm)
@@ -156,7 +200,7 @@ def run(graph: Graph) -> Graph:
         if ins != node.inputs:
             node = Node(node.op, ins, node.attrs, node.out)
         node = _rewrite(node, producer)
-        for node in _through_broadcasts(node, producer) or [node]:
+        for node in _through_broadcasts(node, producer) or _joined_embeds(node, producer) or [node]:
             ins = tuple(subst.get(v, v) for v in node.inputs)  # an earlier part may be CSE'd
             if ins != node.inputs:
                 node = Node(node.op, ins, node.attrs, node.out)
