@@ -81,6 +81,25 @@ def _walk(b, args, dims_at, ndim, n_ops: int, rows, inner, body):
             body([b.add(o, b.mul(lp.i, s)) for o, s in zip(base, strides)])
 
 
+def _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst):
+    """``dst[row, i] = src[row, i]`` over a part's rows: a loop of unit stride (which
+    LLVM vectorises) when both last-dimension strides are 1, else the strided walk."""
+    last = b.add(dims_at, b.mul(b.sub(ndim, const64(1)), const64(3)))
+    s_dst, s_src = (load_arg(b, args, b.add(last, const64(1 + j))) for j in range(2))
+    unit = b.and_(b.icmp_signed("==", s_dst, const64(1)), b.icmp_signed("==", s_src, const64(1)))
+    with Loop(b, const64(0), n_rows, name="row") as row:
+        o_dst, o_src = decode_offsets(b, args, b.sub(ndim, const64(1)), 2, row.i, dims_at)
+        with b.if_else(unit) as (contiguous, strided):
+            with contiguous:
+                d, s = b.gep(dst, [o_dst]), b.gep(src, [o_src])
+                with Loop(b, const64(0), inner, name="unit") as lp:
+                    b.store(b.load(b.gep(s, [lp.i])), b.gep(d, [lp.i]))
+            with strided:
+                with Loop(b, const64(0), inner, name="inner") as lp:
+                    b.store(b.load(b.gep(src, [b.add(o_src, b.mul(lp.i, s_src))])),
+                            b.gep(dst, [b.add(o_dst, b.mul(lp.i, s_dst))]))
+
+
 def build_copy(itemsize: int) -> ir.Module:
     m, f, b = _new_function("copy")
     args = f.args[0]
@@ -97,9 +116,7 @@ def build_copy(itemsize: int) -> ir.Module:
         dims_at = b.add(at, const64(PART_HEAD))
         inner = load_arg(b, args, b.add(dims_at, b.mul(b.sub(ndim, const64(1)), const64(3))))
 
-        def body(offs):
-            b.store(b.load(b.gep(src, [offs[1]])), b.gep(dst, [offs[0]]))
-        _walk(b, args, dims_at, ndim, 2, (const64(0), n_rows), (const64(0), inner), body)
+        _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst)
         part.next = [b.add(dims_at, b.mul(ndim, const64(3)))]
     b.ret_void()
     return m
