@@ -41,7 +41,9 @@ workload back to back, the order rotating from round to round; the step time is 
 median of the rounds' medians.
 
 Prints one row per (thread count, workload, mode): median step ms, its ratio to torch
-eager, the spread of the rounds' medians, the first call and the whole warm-up (s), peak
+eager, the share of the nominal peak its matrix products' FLOPs reach
+(``model_zoo.matmul_flops``: the roofline of these compute-bound steps), the spread of
+the rounds' medians, the first call and the whole warm-up (s), peak
 RSS and its growth over the RSS after the library's import (MB), and the largest relative
 difference of the mode's first two losses (attention: the loss and the sums of squares of
 the three gradients) from torch eager's: above 1e-3 the row is marked ``!``, as the
@@ -67,7 +69,7 @@ import time
 import traceback
 from statistics import median
 
-from harness import command_line, print_table, setup_path, thread_env
+from harness import NOMINAL_PEAK_PER_CORE, command_line, print_table, setup_path, thread_env
 
 import model_zoo as zoo
 
@@ -326,15 +328,23 @@ def print_report(rows: list, targets: list, rounds: int, load: tuple) -> None:
             if len(text) > 60:
                 errors.append((r, text))
                 text = text[:57] + "..."
-            table.append([r["threads"], r["workload"], label, text] + ["-"] * 7)
+            table.append([r["threads"], r["workload"], label, text] + ["-"] * 8)
             continue
         diff = "-" if "rel_diff" not in r else f"{r['rel_diff']:.1e}" + (" !" if r["rel_diff"] > LOSS_TOLERANCE else "")
+        peak = zoo.matmul_flops(r["workload"]) / (r["step"] * NOMINAL_PEAK_PER_CORE * 1e9 * r["threads"])
         table.append([r["threads"], r["workload"], label, _ms(r["step"]),
-                      f"{r['ratio']:.2f}" if "ratio" in r else "-", f"{100 * r['spread']:.0f}%",
+                      f"{r['ratio']:.2f}" if "ratio" in r else "-", f"{100 * peak:.0f}%", f"{100 * r['spread']:.0f}%",
                       f"{r['first_call']:.2f}", f"{r['warmup']:.2f}", f"{r['rss_peak_mb']:.0f}",
                       f"{r['rss_growth_mb']:.0f}", diff])
-    print_table(["threads", "workload", "mode", "step ms", "x torch", "spread", "first call s", "warm-up s",
-                 "peak MB", "+MB", "max rel diff"], table)
+    print_table(["threads", "workload", "mode", "step ms", "x torch", "% peak", "spread", "first call s",
+                 "warm-up s", "peak MB", "+MB", "max rel diff"], table)
+    print("% peak: the step's matrix-product FLOPs (model_zoo.matmul_flops) per second, as a share of the "
+          f"nominal fp32 peak ({NOMINAL_PEAK_PER_CORE:.0f} GFLOP/s a core) of its threads; the floor, every "
+          "product at peak and nothing else: "
+          + ", ".join(f"{w} {zoo.matmul_flops(w) / 1e9:.2f} GFLOP = "
+                      + " / ".join(f"{_ms(zoo.matmul_flops(w) / (NOMINAL_PEAK_PER_CORE * 1e9 * n))} ms at {n} thr"
+                                   for n in sorted({r['threads'] for r in rows}))
+                      for w in dict.fromkeys(r["workload"] for r in rows)))
     for r, text in errors:
         print(f"{r['threads']} thread(s), {r['workload']}, {MODES[r['mode']][2]}: {text}")
     print()

@@ -86,6 +86,32 @@ def cnn(nn):
         nn.Linear(32, CNN_CLASSES))
 
 
+def matmul_flops(workload: str) -> float:
+    """The floating-point operations of a step's matrix products, forward and backward
+    (each product's two gradient products), counted as the model needs them: causal
+    attention's score and value products over the L(L+1)/2 pairs it keeps, convolutions as
+    their implicit GEMMs; elementwise work, norms and the optimiser are not counted (they
+    are memory-bound). The denominator of the roofline in bench_models.py.
+
+    >>> round(matmul_flops("gpt") / 1e9, 3), round(matmul_flops("attn1024") / 1e9, 2)
+    (2.594, 12.9)
+    """
+    def attention(batch_heads, length, head_dim):    # q·kᵀ and p·v, then their 4 gradients
+        return 6 * 2 * batch_heads * length * (length + 1) // 2 * head_dim
+    if workload in ATTN_LENGTH:
+        return float(attention(ATTN_BATCH * ATTN_HEADS, ATTN_LENGTH[workload], ATTN_HEAD_DIM))
+    if workload == "gpt":
+        d, tokens = GPT["d_model"], GPT_BATCH * GPT["context"]
+        per_layer = 3 * 2 * tokens * (3 * d * d + d * d + 4 * d * d + 4 * d * d)   # qkv, proj, fc, fc2
+        head = 3 * 2 * tokens * d * GPT["vocab"]
+        attn = attention(GPT_BATCH * GPT["n_head"], GPT["context"], d // GPT["n_head"])
+        return float(GPT["n_layer"] * (per_layer + attn) + head)
+    # cnn: conv 1->16 on 8x8 (no gradient for the input), conv 16->32 on 4x4, linear 32->10
+    conv1 = 2 * 2 * CNN_BATCH * CNN_SIZE ** 2 * 16 * 9
+    conv2 = 3 * 2 * CNN_BATCH * (CNN_SIZE // 2) ** 2 * 32 * 16 * 9
+    return float(conv1 + conv2 + 3 * 2 * CNN_BATCH * 32 * CNN_CLASSES)
+
+
 def build_model(lib, workload: str):
     return gpt(lib) if workload == "gpt" else cnn(lib.nn)
 

@@ -93,6 +93,9 @@ def test_report_ratios_loss_check_and_targets(capsys):
     out = capsys.readouterr().out
     assert "failed: InductorError: no C compiler" in out and "not installed" in out
     assert "2.0e-03 !" in out
+    # the roofline: 2.594 GFLOP in 30 ms at 1 thread is 85% of a 102 GFLOP/s core
+    assert next(line for line in out.splitlines() if "lucid.compile" in line and "30.0" in line).split()[5] == "85%"
+    assert "gpt 2.59 GFLOP = 25.4 ms at 1 thr" in out
     assert next(line for line in out.splitlines() if line.startswith("same computation")).endswith("MISS")
     assert "gpt: lucid.compile time <= 0.6x torch eager: 0.71 (30.0 vs 42.0 ms) MISS" in out
     assert ("gpt: lucid eager peak RSS <= 1.0x torch eager: 0.67 "
