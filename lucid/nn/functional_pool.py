@@ -69,30 +69,32 @@ def _pool_chain(op, x, shape, rows, reduce, divisor, want):
     table = flat_table(rows, sizes)
     m, t = table.shape
     out = tuple(r.shape[0] for r in rows)
-    extra = [_table_tensor(table.reshape(1, 1, m * t))]
+    # taps-major (tap j of every window, then tap j + 1): the reductions over the taps
+    # then run across windows, a vector of adjacent windows at a time
+    extra = [_table_tensor(table.T.reshape(1, 1, t * m))]
     masked = reduce == "max" and bool((table < 0).any())
     if masked:
-        extra.append(_table_tensor(table >= 0))
+        extra.append(_table_tensor(table.T >= 0))
     if divisor is not None:
         extra.append(_table_tensor(divisor.astype(x.dtype)))
     s = Steps(1 + len(extra), [x.shape] + [e.shape for e in extra])
     plane = s.reshape(s.operand(0), (n, c, int(np.prod(sizes))))
-    index = s.emit("broadcast_to", {"shape": (n, c, m * t)}, s.operand(1), shape=(n, c, m * t))
-    taps = s.emit("gather", {"axis": 2}, plane, index, shape=(n, c, m * t))
-    taps = s.reshape(taps, (n, c, m, t))
+    index = s.emit("broadcast_to", {"shape": (n, c, t * m)}, s.operand(1), shape=(n, c, t * m))
+    taps = s.emit("gather", {"axis": 2}, plane, index, shape=(n, c, t * m))
+    taps = s.reshape(taps, (n, c, t, m))
     if reduce == "max":
         if masked:
             low = s.emit("constant", {"value": float("-inf"), "shape": (), "dtype": x.dtype}, shape=())
-            taps = s.emit("select", {}, s.operand(2), taps, low, shape=(n, c, m, t))
-        best = s.emit("argmax", {"axis": 3, "keepdims": True}, taps, shape=(n, c, m, 1))
+            taps = s.emit("select", {}, s.operand(2), taps, low, shape=(n, c, t, m))
+        best = s.emit("argmax", {"axis": 2, "keepdims": True}, taps, shape=(n, c, 1, m))
         if want == "indices":
-            table4 = s.reshape(s.operand(1), (1, 1, m, t))
-            table4 = s.emit("broadcast_to", {"shape": (n, c, m, t)}, table4, shape=(n, c, m, t))
-            y = s.emit("gather", {"axis": 3}, table4, best, shape=(n, c, m, 1))
+            table4 = s.reshape(s.operand(1), (1, 1, t, m))
+            table4 = s.emit("broadcast_to", {"shape": (n, c, t, m)}, table4, shape=(n, c, t, m))
+            y = s.emit("gather", {"axis": 2}, table4, best, shape=(n, c, 1, m))
         else:
-            y = s.emit("gather", {"axis": 3}, taps, best, shape=(n, c, m, 1))
+            y = s.emit("gather", {"axis": 2}, taps, best, shape=(n, c, 1, m))
     else:
-        y = s.emit("sum", {"axes": (3,)}, taps, shape=(n, c, m))
+        y = s.emit("sum", {"axes": (2,)}, taps, shape=(n, c, m))
         if divisor is not None:
             y = s.emit("div", {}, y, s.operand(len(extra)), shape=(n, c, m))
     y = s.reshape(y, x.shape[:-d] + out)
