@@ -5,8 +5,7 @@ Every kernel has the loop kernels' ABI, ``fn(block, lo, hi, lo2, hi2)`` (``KERNE
 and reads its sizes, strides (in elements, any sign) and operand addresses from the
 int64 argument ``block``, so one compiled kernel serves every shape and layout; only
 the element type changes the code. A walk over N dimensions is rows (the outer N-1
-dimensions, decoded from the row number as the elementwise kernels do,
-``loops.decode_offsets``) times an inner loop over the last dimension.
+dimensions, walked as an odometer from the first row, ``loops.RowWalk``) times an inner loop over the last dimension.
 
 Blocks (words; dims are ``(size, stride per operand)`` groups, outermost first):
 
@@ -33,7 +32,7 @@ import ctypes
 import llvmlite.ir as ir
 
 from .cache import load_or_compile, source_stamp
-from .loops import I64, Loop, const64, decode_offsets, load_arg
+from .loops import I64, Loop, RowWalk, const64, load_arg
 
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
@@ -75,10 +74,9 @@ def _walk(b, args, dims_at, ndim, n_ops: int, rows, inner, body):
     group = n_ops + 1
     last = b.add(dims_at, b.mul(b.sub(ndim, const64(1)), const64(group)))
     strides = [load_arg(b, args, b.add(last, const64(1 + j))) for j in range(n_ops)]
-    with Loop(b, rows[0], rows[1], name="row") as row:
-        base = decode_offsets(b, args, b.sub(ndim, const64(1)), n_ops, row.i, dims_at)
+    with RowWalk(b, args, b.sub(ndim, const64(1)), n_ops, dims_at, rows[0], rows[1]) as row:
         with Loop(b, inner[0], inner[1], name="inner") as lp:
-            body([b.add(o, b.mul(lp.i, s)) for o, s in zip(base, strides)])
+            body([b.add(o, b.mul(lp.i, s)) for o, s in zip(row.offsets, strides)])
 
 
 def _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst):
@@ -87,8 +85,8 @@ def _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst):
     last = b.add(dims_at, b.mul(b.sub(ndim, const64(1)), const64(3)))
     s_dst, s_src = (load_arg(b, args, b.add(last, const64(1 + j))) for j in range(2))
     unit = b.and_(b.icmp_signed("==", s_dst, const64(1)), b.icmp_signed("==", s_src, const64(1)))
-    with Loop(b, const64(0), n_rows, name="row") as row:
-        o_dst, o_src = decode_offsets(b, args, b.sub(ndim, const64(1)), 2, row.i, dims_at)
+    with RowWalk(b, args, b.sub(ndim, const64(1)), 2, dims_at, const64(0), n_rows) as row:
+        o_dst, o_src = row.offsets
         with b.if_else(unit) as (contiguous, strided):
             with contiguous:
                 d, s = b.gep(dst, [o_dst]), b.gep(src, [o_src])
