@@ -116,15 +116,17 @@ class RowWalk:
 
     >>> # with RowWalk(b, args, ndims, 2, base, lo, hi) as walk:
     >>> #     o_dst, o_src = walk.offsets        # this row's element offsets
+    >>> #     walk.next = [...]                  # carried values, as ``Loop``'s
     """
 
     #: most dimensions a walk may have (the stack space of its counters)
     MAX_DIMS = 64
 
-    def __init__(self, b: ir.IRBuilder, args, ndims, n_ops: int, base, lo, hi, name="row"):
+    def __init__(self, b: ir.IRBuilder, args, ndims, n_ops: int, base, lo, hi, carried=(), name="row"):
         self.b, self.args, self.ndims, self.n_ops = b, args, ndims, n_ops
         self.base = const64(base) if isinstance(base, int) else base
         self.lo, self.hi, self.name = lo, hi, name
+        self.carried, self.next = list(carried), None
 
     def _dim(self, d):
         """(size, [stride per operand]) of dimension ``d`` (an i64 value)."""
@@ -137,17 +139,24 @@ class RowWalk:
         with b.goto_entry_block():
             self.idx = b.alloca(I64, self.MAX_DIMS, name=self.name + ".idx")
             self.offs = [b.alloca(I64, name=f"{self.name}.off{j}") for j in range(self.n_ops)]
-        with b.if_then(b.icmp_signed("<", self.lo, self.hi)):  # (no rows: sizes may be 0)
-            for ptr, v in zip(self.offs, decode_offsets(b, self.args, self.ndims, self.n_ops, self.lo, self.base)):
-                b.store(v, ptr)
-            with Loop(b, zero, self.ndims, 1, [self.lo], name=self.name + ".digits") as lp:
-                d = b.sub(b.sub(self.ndims, const64(1)), lp.i)
-                size, _ = self._dim(d)
-                b.store(b.urem(lp.vars[0], size), b.gep(self.idx, [d]))
-                lp.next = [b.udiv(lp.vars[0], size)]
-        self.loop = Loop(b, self.lo, self.hi, 1, name=self.name)
+        if isinstance(self.lo, ir.Constant) and self.lo.constant == 0:  # no division at all
+            for ptr in self.offs:
+                b.store(zero, ptr)
+            with Loop(b, zero, self.ndims, 1, name=self.name + ".digits") as lp:
+                b.store(zero, b.gep(self.idx, [lp.i]))
+        else:
+            with b.if_then(b.icmp_signed("<", self.lo, self.hi)):  # (no rows: sizes may be 0)
+                for ptr, v in zip(self.offs, decode_offsets(b, self.args, self.ndims, self.n_ops, self.lo,
+                                                            self.base)):
+                    b.store(v, ptr)
+                with Loop(b, zero, self.ndims, 1, [self.lo], name=self.name + ".digits") as lp:
+                    d = b.sub(b.sub(self.ndims, const64(1)), lp.i)
+                    size, _ = self._dim(d)
+                    b.store(b.urem(lp.vars[0], size), b.gep(self.idx, [d]))
+                    lp.next = [b.udiv(lp.vars[0], size)]
+        self.loop = Loop(b, self.lo, self.hi, 1, self.carried, name=self.name)
         self.loop.__enter__()
-        self.i = self.loop.i
+        self.i, self.vars = self.loop.i, self.loop.vars
         self.offsets = [b.load(ptr) for ptr in self.offs]
         return self
 
@@ -182,7 +191,10 @@ class RowWalk:
         d.add_incoming(b.sub(d, const64(1)), wrap)
         b.branch(hdr)
         b.position_at_end(done)
-        return self.loop.__exit__(None, None, None)
+        self.loop.next = self.next
+        self.loop.__exit__(None, None, None)
+        self.results = self.loop.results
+        return False
 
 
 def _decode_loop(b, args, ndims, n_ops, linear, base):
