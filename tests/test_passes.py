@@ -298,6 +298,25 @@ def test_sum_of_overlapping_embeds_becomes_one_embed_sum():
     assert "embed_sum" not in [n.op for n in simplify.run(g).nodes]
 
 
+@pytest.mark.parametrize("axis,index", [(1, [[2], [0], [7], [-1]]), (0, [[1, 0, 2]])])
+def test_scatter_of_one_index_per_line_becomes_a_one_hot_select(axis, index):
+    """The gradient of a gather along an axis of size 1 in the index (a max pool's
+    winner): one elementwise select, the same values as scatter_add, an index out of
+    range adding nothing."""
+    b = GraphBuilder()
+    index = np.array(index)
+    shape = (4, 3) if axis == 1 else (3, 3)
+    i, src = b.input(index.shape, "int64"), b.input(index.shape, "float64")
+    g = b.build([b.emit("scatter_add", i, src, axis=axis, shape=shape)])
+    s = simplify.run(g)
+    verify(s)
+    assert "scatter_add" not in [n.op for n in s.nodes] and "select" in [n.op for n in s.nodes]
+    xs = [index, np.random.default_rng(3).standard_normal(index.shape)]
+    np.testing.assert_array_equal(interpret(s, xs)[0], interpret(g, xs)[0])
+    from lucid import compiler
+    np.testing.assert_array_equal(compiler.compile_graph(g, "t")(xs)[0], interpret(g, xs)[0])
+
+
 def test_conv2d_input_gradient_is_one_embed_sum_in_compiled_mode():
     """conv2d's backward sums its taps' gradients with one embed_sum; the gradient as
     the eager one and PyTorch's."""
