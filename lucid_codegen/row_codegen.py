@@ -43,6 +43,7 @@ class _Row:
         self.bases, self.istr, self.outs, self.scratch = bases, istr, outs, scratch
         self.R, self.scale = R, scale
         self.stats: dict = {}   # s-level ref -> scalar (compute type)
+        self.recips: dict = {}  # s-level ref -> 1 / its scalar (``rs.reciprocals``)
         self.row_const: dict = {}  # input k with pattern b -> its scalar this row
 
     # -------------------------------------------------------------- per-row scalars
@@ -52,14 +53,19 @@ class _Row:
         except KeyError:
             raise AssertionError(f"row kernel: per-row value {ref} used before it is computed") from None
 
+    def set_stat(self, ref, value) -> None:
+        self.stats[ref] = value
+        if ref in self.rs.reciprocals:
+            self.recips[ref] = self.b.fdiv(const(value.type, 1.0), value)
+
     def compute_stats(self, p: int) -> None:
         rs, b = self.rs, self.b
         for k in rs.stats_ready(p):
             op, attrs, refs, dtype, _, _ = rs.nodes[k]
             if op == "constant":
-                self.stats[("n", k)] = const(LLVM_TYPE[dtype], dict(attrs)["value"])
+                self.set_stat(("n", k), const(LLVM_TYPE[dtype], dict(attrs)["value"]))
             else:
-                self.stats[("n", k)] = emit_op(b, op, [self.stat(r) for r in refs], dict(attrs), None)
+                self.set_stat(("n", k), emit_op(b, op, [self.stat(r) for r in refs], dict(attrs), None))
 
     # -------------------------------------------------------------- one pass
     def body(self, p: int, j, lanes: int, roots) -> dict:
@@ -78,12 +84,15 @@ class _Row:
             elif kind == "i":
                 v = to_compute(b, self._load_input(k, j, lanes), rs.dtype(ref))
             elif ref in rs.stash and self.scratch is not None and rs.ready(ref) < p:
-                v = to_compute(b, self._load(self.scratch[ref], j, lanes, rs.dtype(ref)), rs.dtype(ref))
+                v = to_compute(b, self._load(self.scratch[ref], j, lanes), rs.dtype(ref))
             else:
                 op, attrs, refs, dtype, _, _ = rs.nodes[k]
                 if op == "constant":
                     s = LLVM_TYPE[dtype]
                     v = const(ir.VectorType(s, lanes) if lanes else s, dict(attrs)["value"])
+                elif op == "div" and refs[1] in self.recips:
+                    r = self.recips[refs[1]]
+                    v = b.fmul(get(refs[0]), splat(b, r, lanes) if lanes else r)
                 else:
                     v = emit_op(b, op, [get(r) for r in refs], dict(attrs), None)
             env[ref] = v
@@ -92,6 +101,17 @@ class _Row:
         for r in roots:
             get(r)
         return env
+
+    # ``j``: the row index of the first lane (vectors of consecutive elements), or, for
+    # the tail of a row, a list of each lane's index (clamped to the row: the lanes past
+    # its end repeat its last element, and store the same value there again)
+    def _gather(self, base, idxs, stride=None):
+        b = self.b
+        v = ir.Constant(ir.VectorType(base.type.pointee, len(idxs)), ir.Undefined)
+        for lane, i in enumerate(idxs):
+            x = b.load(b.gep(base, [i if stride is None else b.mul(i, stride)]))
+            v = b.insert_element(v, x, ir.Constant(_I32, lane))
+        return v
 
     def _load_input(self, k, j, lanes):
         b, kind = self.b, self.pattern[k]
@@ -102,18 +122,17 @@ class _Row:
             x = self.row_const[k]
             return splat(b, x, lanes) if lanes else x
         if kind == "c":
-            return self._load(base, j, lanes, None)
+            return self._load(base, j, lanes)
+        if isinstance(j, list):
+            return self._gather(base, j, self.istr[k])
         if not lanes:
             return b.load(b.gep(base, [b.mul(j, self.istr[k])]))
-        elem = base.type.pointee
-        v = ir.Constant(ir.VectorType(elem, lanes), ir.Undefined)
-        for lane in range(lanes):
-            x = b.load(b.gep(base, [b.mul(b.add(j, const64(lane)), self.istr[k])]))
-            v = b.insert_element(v, x, ir.Constant(_I32, lane))
-        return v
+        return self._gather(base, [b.add(j, const64(lane)) for lane in range(lanes)], self.istr[k])
 
-    def _load(self, base, j, lanes, _dtype):
+    def _load(self, base, j, lanes):
         b = self.b
+        if isinstance(j, list):
+            return self._gather(base, j)
         if not lanes:
             return b.load(b.gep(base, [j]))
         elem = base.type.pointee
@@ -123,6 +142,10 @@ class _Row:
     def store(self, base, j, value, lanes, dtype):
         b = self.b
         value = to_memory(b, value, dtype)
+        if isinstance(j, list):
+            for lane, i in enumerate(j):
+                b.store(b.extract_element(value, ir.Constant(_I32, lane)), b.gep(base, [i]))
+            return
         if not lanes:
             b.store(value, b.gep(base, [j]))
             return
@@ -141,21 +164,40 @@ class _Row:
             stores += [(self.scratch[ref], ref) for ref in rs.stash if rs.ready(ref) == p]
         roots = red_inputs + [ref for _, ref in stores]
         nvec = b.mul(b.sdiv(self.R, const64(L)), const64(L))
-        results = []
         with Loop(b, const64(0), nvec, L, [a.identity(L) for a in accs], name=f"pass{p}.vec") as vl:
             env = self.body(p, vl.i, L, roots)
             vl.next = [a.combine(b, acc, a.widen(b, env[r], L)) for a, acc, r in zip(accs, vl.vars, red_inputs)]
             for base, ref in stores:
                 self.store(base, vl.i, env[ref], L, rs.dtype(ref))
-        with Loop(b, nvec, self.R, 1, [a.identity(0) for a in accs], name=f"pass{p}.rem") as sl:
-            env = self.body(p, sl.i, 0, roots)
-            sl.next = [a.combine(b, acc, a.widen(b, env[r], 0)) for a, acc, r in zip(accs, sl.vars, red_inputs)]
-            for base, ref in stores:
-                self.store(base, sl.i, env[ref], 0, rs.dtype(ref))
-        for k, a, vacc, sacc in zip(reds, accs, vl.results, sl.results):
-            total = a.combine(b, a.hreduce(b, vacc), sacc)
-            results.append(total)
-            self.stats[("n", k)] = a.finish(b, total, self.scale)
+        # the tail (fewer than L elements): one vector of clamped lanes, the lanes past
+        # the row's end masked out of the reductions
+        before = b.block
+        tail_bb = b.append_basic_block(f"pass{p}.tail")
+        done_bb = b.append_basic_block(f"pass{p}.done")
+        b.cbranch(b.icmp_signed("<", nvec, self.R), tail_bb, done_bb)
+        b.position_at_end(tail_bb)
+        last = b.sub(self.R, const64(1))
+        idxs = []
+        for lane in range(L):
+            i = b.add(nvec, const64(lane))
+            idxs.append(b.select(b.icmp_signed("<", i, self.R), i, last))
+        lane_ids = b.add(splat(b, nvec, L), ir.Constant(ir.VectorType(I64, L), list(range(L))))
+        live = b.icmp_signed("<", lane_ids, splat(b, self.R, L))
+        env = self.body(p, idxs, L, roots)
+        tail_accs = [a.combine(b, acc, b.select(live, a.widen(b, env[r], L), a.identity(L)))
+                     for a, acc, r in zip(accs, vl.results, red_inputs)]
+        for base, ref in stores:
+            self.store(base, idxs, env[ref], L, rs.dtype(ref))
+        tail_end = b.block
+        b.branch(done_bb)
+        b.position_at_end(done_bb)
+        phis = []
+        for vacc, tacc in zip(vl.results, tail_accs):
+            phis.append(b.phi(vacc.type))
+            phis[-1].add_incoming(vacc, before)
+            phis[-1].add_incoming(tacc, tail_end)
+        for k, a, phi in zip(reds, accs, phis):
+            self.set_stat(("n", k), a.finish(b, a.hreduce(b, phi), self.scale))
 
 
 def build_module(rs: RowStructure, pattern: str, lanes: int, stash: bool) -> ir.Module:
@@ -183,7 +225,7 @@ def build_module(rs: RowStructure, pattern: str, lanes: int, stash: bool) -> ir.
         row = _Row(b, rs, pattern, lanes, bases, istr, row_outs, scratch, R, scale)
         for k in range(n):  # what is the same along the row: loaded once per row
             if rs.inputs[k][1] == "s":
-                row.stats[("i", k)] = to_compute(b, b.load(bases[k]), rs.inputs[k][0])
+                row.set_stat(("i", k), to_compute(b, b.load(bases[k]), rs.inputs[k][0]))
             elif pattern[k] == "b":
                 row.row_const[k] = b.load(bases[k])
         row.compute_stats(0)

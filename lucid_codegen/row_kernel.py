@@ -29,14 +29,13 @@ from lucid_ir.graph import Graph
 from lucid_ir.types import broadcast_shapes
 
 from . import loops
-from .accumulate import accumulator_type
 from .cache import load_or_compile, source_stamp
 from .elementwise import _fix_strides
 from .pyarray import data_ptr
 from .row_codegen import build_module
 from .row_structure import ROW_REDUCTIONS, STASH_BYTES, RowStructure
 from .target import host_target
-from .vector_math import ITEMSIZE, mem_align
+from .vector_math import ITEMSIZE
 
 __all__ = ["RowKernel"]
 
@@ -60,10 +59,8 @@ class RowKernel:
 
     def __init__(self, rs: RowStructure, rank: int):
         self.structure, self.rank = rs, rank
-        widest = max([ITEMSIZE[d] for d in rs.dtypes()]
-                     + [mem_align(accumulator_type(n[0], rs.dtype(n[2][0])))
-                        for n in rs.nodes if n[0] in ROW_REDUCTIONS])
-        self.lanes = max(1, min(64, 2 * host_target().vector_bytes // widest))
+        # one vector register of the widest value (an accumulator is wider: LLVM splits it)
+        self.lanes = max(1, host_target().vector_bytes // max(ITEMSIZE[d] for d in rs.dtypes()))
         self.in_dtypes = [np.dtype(d) for d, _ in rs.inputs]
         self.out_dtypes = [np.dtype(rs.dtype(r)) for r in rs.outputs]
         self.out_rows = [rs.level(r) == "r" for r in rs.outputs]
