@@ -2,7 +2,10 @@
 
 The cost of single eager calls, and of the eager MLP training step, in each library.
 
-    python benchmarks/bench_eager.py [--quick] [--json PATH]
+    python benchmarks/bench_eager.py [--quick] [--json PATH] [--only TEXT ...]
+
+``--only softmax --only norm`` times only the calls whose names contain one of the texts
+(the MLP step too when its name does).
 
 The calls are the rows of ``eager_rows.py`` (issue 13's table, 64x64 float32 unless
 noted, and more calls a PyTorch user makes all the time); tests/test_bench_eager.py
@@ -29,7 +32,7 @@ import os
 import sys
 import time
 
-from harness import OPENBLAS_SPIN, command_line, interleaved, print_table, results_per_thread_count, setup_path
+from harness import OPENBLAS_SPIN, command_line, interleaved, print_table, run_per_thread_count, setup_path
 
 PER_CALL_TARGET = 1.5  # lucid / torch, every call at 1 thread
 GEOMEAN_TARGET = 1.0   # lucid / torch, geometric mean of issue 13's nine calls at 1 thread
@@ -61,7 +64,7 @@ def _one_call(fn) -> float:
     return best
 
 
-def worker(threads: int, quick: bool) -> dict:
+def worker(threads: int, quick: bool, only=None) -> dict:
     setup_path()
     import torch
 
@@ -70,19 +73,26 @@ def worker(threads: int, quick: bool) -> dict:
     load_before = os.getloadavg()[0]
     rows = []
     for row in eager_rows.ROWS:
+        if not _chosen(row.name, only):
+            continue
         arrays = row.arrays()
         fns = {"lucid": eager_rows.lucid_call(row, arrays), "torch": eager_rows.torch_call(row, arrays)}
         numpy_fn = eager_rows.numpy_call(row, arrays)
         if numpy_fn is not None:
             fns["numpy"] = numpy_fn
         rows.append(dict(name=row.name, **time_calls(fns, quick)))
-    mlp = eager_rows.MLP()
-    steps = {"lucid": mlp.lucid().call, "torch": mlp.torch().call, "numpy": mlp.numpy().call}
-    rows.append(dict(name=MLP_NAME, **time_calls(steps, quick)))
+    if _chosen(MLP_NAME, only):
+        mlp = eager_rows.MLP()
+        steps = {"lucid": mlp.lucid().call, "torch": mlp.torch().call, "numpy": mlp.numpy().call}
+        rows.append(dict(name=MLP_NAME, **time_calls(steps, quick)))
     env = {k: os.environ.get(k, "(unset)") for k in ("OPENBLAS_THREAD_TIMEOUT", "GOMP_SPINCOUNT",
                                                      "LUCID_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     return dict(threads=threads, torch_threads=torch.get_num_threads(), env=env, rows=rows,
                 load=[load_before, os.getloadavg()[0]])
+
+
+def _chosen(name: str, only) -> bool:
+    return not only or any(text in name for text in only)
 
 
 def _verdict(ok: bool) -> str:
@@ -93,7 +103,8 @@ def evaluate(results: list) -> dict:
     """Ratios and targets of the workers' medians: one entry per (thread count, row),
     each with its checks [(description, ratio, limit)], plus the geometric means."""
     import eager_rows
-    step_1 = next(r for res in results if res["threads"] == 1 for r in res["rows"] if r["name"] == MLP_NAME)
+    step_1 = next((r for res in results if res["threads"] == 1 for r in res["rows"] if r["name"] == MLP_NAME),
+                  None)
     entries, geomeans = [], []
     for res in results:
         n = res["threads"]
@@ -102,7 +113,7 @@ def evaluate(results: list) -> dict:
             checks = []
             if r["name"] == MLP_NAME:
                 checks.append(("lucid/torch", r["lucid"] / r["torch"], STEP_TARGET))
-                if n > 1:
+                if n > 1 and step_1 is not None:
                     checks.append(("lucid/lucid 1 thread", r["lucid"] / step_1["lucid"], 1.0))
             else:
                 if n == 1:
@@ -114,6 +125,8 @@ def evaluate(results: list) -> dict:
         for label, pick in (("issue 13's nine calls", lambda e: e["issue"]),
                             (f"all {len(eager_rows.ROWS)} calls", lambda e: e["name"] != MLP_NAME)):
             ratios = [e["lucid"] / e["torch"] for e in entries if e["threads"] == n and pick(e)]
+            if not ratios:  # (--only left them out)
+                continue
             mean = math.exp(sum(map(math.log, ratios)) / len(ratios))
             target = GEOMEAN_TARGET if (n == 1 and label.startswith("issue")) else None
             geomeans.append(dict(threads=n, label=label, ratio=mean, target=target))
@@ -158,10 +171,13 @@ def main() -> None:
     if importlib.util.find_spec("torch") is None:
         print(TORCH_MISSING, file=sys.stderr)
         raise SystemExit(1)
-    args = command_line(__doc__, json_option=True)
-    results = results_per_thread_count(__doc__, __file__, worker, args)
-    if results is None:
+    args = command_line(__doc__, json_option=True, options=lambda p: p.add_argument(
+        "--only", metavar="TEXT", action="append", help="time only the calls whose name contains TEXT"))
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.quick, args.only)))
         return
+    extra = (["--quick"] if args.quick else []) + [a for text in args.only or () for a in ("--only", text)]
+    results = run_per_thread_count(os.path.abspath(__file__), (1, 2), extra)
     report = evaluate(results)
     print_report(report)
     if args.json:

@@ -82,6 +82,20 @@ def _numpy_softmax(x):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _numpy_log_softmax(x):
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _numpy_layer_norm(x, w, b, eps=1e-5):
+    centred = x - x.mean(axis=-1, keepdims=True)
+    return centred / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + eps) * w + b
+
+
+def _numpy_rms_norm(x, w, eps=1e-6):
+    return x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps) * w
+
+
 def _numpy_cross_entropy(z, t):
     shifted = z - z.max(axis=1, keepdims=True)
     log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -113,6 +127,13 @@ ROWS = [
         torch_fn=lambda F, x: x.mean(dim=1)),
     Row("F.softmax(x, axis=-1)", _f(SQ), lambda F, x: F.softmax(x, axis=-1), _numpy_softmax,
         torch_fn=lambda F, x: F.softmax(x, dim=-1)),
+    # row kernels (issue 16): one native kernel per call
+    Row("F.softmax 64x1000", _f((64, 1000)), lambda F, x: F.softmax(x, -1), _numpy_softmax),
+    Row("F.log_softmax 64x1000", _f((64, 1000)), lambda F, x: F.log_softmax(x, -1), _numpy_log_softmax),
+    Row("F.layer_norm 64x256", _f((64, 256), (256,), (256,)),
+        lambda F, x, w, b: F.layer_norm(x, (256,), w, b), _numpy_layer_norm),
+    Row("F.rms_norm 64x256", _f((64, 256), (256,)), lambda F, x, w: F.rms_norm(x, (256,), w, eps=1e-6),
+        _numpy_rms_norm),
     Row("F.cross_entropy 64x10", (Input((64, 10)), Input((64,), classes=10)),
         lambda F, z, t: F.cross_entropy(z, t), _numpy_cross_entropy),
     Row("x.T @ y", _f(SQ, SQ), lambda F, x, y: x.T @ y, lambda x, y: x.T @ y),

@@ -61,13 +61,13 @@ from .pyarray import data_ptr
 from .elementwise import Structure, _fix_strides, emit_structure, needed_nodes, structure_of
 from .loops import I64, Loop, RowWalk, const64, load_arg
 from .target import host_target
-from .lowering import emit_maximum, emit_minimum
-from .vector_math import F64, I8, I64, ITEMSIZE, LLVM_MEMORY, const, mem_align, to_compute
+from .accumulate import Accumulator, accumulator_type, reduced_dtype, splat
+from .vector_math import F64, I8, I64, ITEMSIZE, LLVM_MEMORY, mem_align, to_compute
 
 __all__ = ["ReductionKernel"]
 
 #: The modules whose source decides the generated code (their stamp is in every key).
-GENERATOR = ("reduction", "elementwise", "loops", "lowering", "vector_math", "vector_explog",
+GENERATOR = ("reduction", "accumulate", "elementwise", "loops", "lowering", "vector_math", "vector_explog",
              "vector_trig", "vector_erf", "erf_coefficients", "vector_random", "pyarray")
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
@@ -75,31 +75,10 @@ COL_BLOCK = 2048  # output columns whose accumulators (in scratch) stay in L1
 _I32 = ir.IntType(32)
 
 
-# ------------------------------------------------------------------ dtypes
 _NUMPY_OF = {ir.FloatType(): "float32", F64: "float64", ir.IntType(32): "int32", I64: "int64", I8: "bool"}
 
 
-def reduced_dtype(red_op: str, dtype: str) -> str:
-    """The result dtype (the IR's rule): sums and products of int/bool are int64."""
-    return "int64" if red_op in ("sum", "prod") and dtype in ("int32", "int64", "bool") else dtype
-
-
-def accumulator_type(red_op: str, dtype: str):
-    """float64 for float sums/products/means, int64 for int/bool ones; else the stored
-    type (bool max/min: 0/1 bytes, so scratch rows and vectors stay byte arrays)."""
-    if red_op in ("sum", "prod", "mean"):
-        return F64 if dtype in ("float32", "float64") else I64
-    return LLVM_MEMORY[dtype]
-
-
 # ------------------------------------------------------------------ IR helpers
-def _splat(b, x, lanes):
-    vty = ir.VectorType(x.type, lanes)
-    v = b.insert_element(ir.Constant(vty, ir.Undefined), x, ir.Constant(_I32, 0))
-    return b.shuffle_vector(v, ir.Constant(vty, ir.Undefined),
-                            ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes))
-
-
 class _In:
     """Loads of one reduction-prologue input at a base pointer with a given inner kind."""
 
@@ -110,7 +89,7 @@ class _In:
         b = self.b
         if self.kind == "b":
             x = b.load(self.base)
-            return _splat(b, x, lanes) if lanes else x
+            return splat(b, x, lanes) if lanes else x
         if not lanes:
             idx = i if self.kind == "c" else b.mul(i, self.istride)
             return b.load(b.gep(self.base, [idx]))
@@ -126,72 +105,19 @@ class _In:
         return v
 
 
-class _Codegen:
+class _Codegen(Accumulator):
     def __init__(self, st: Structure, red_op: str, pattern: str, lanes: int):
-        self.st, self.red_op, self.pattern, self.lanes = st, red_op, pattern, lanes
         self.root = st.outputs[0]
-        self.in_dtype = st.out_dtype(self.root)        # the prologue's value
-        self.aty = accumulator_type(red_op, self.in_dtype)
-        self.vty = LLVM_MEMORY[reduced_dtype(red_op, self.in_dtype)]  # as the output stores it
-        self.is_float = isinstance(self.aty, (ir.FloatType, ir.DoubleType))
+        super().__init__(red_op, st.out_dtype(self.root))  # the prologue's value
+        self.st, self.pattern, self.lanes = st, pattern, lanes
         self.needed = needed_nodes(st, [self.root])
-
-    def acc_type(self, lanes):
-        return ir.VectorType(self.aty, lanes) if lanes else self.aty
-
-    def identity(self, lanes):
-        ty = self.acc_type(lanes)
-        if self.red_op in ("sum", "mean"):
-            return const(ty, 0)
-        if self.red_op == "prod":
-            return const(ty, 1)
-        larger = self.red_op == "max"
-        if self.is_float:
-            return const(ty, -math.inf if larger else math.inf)
-        if self.in_dtype == "bool":
-            return const(ty, 0 if larger else 1)
-        bits = self.aty.width
-        return const(ty, -(1 << (bits - 1)) if larger else (1 << (bits - 1)) - 1)
 
     def value(self, b, ins, i, lanes):
         """The prologue's value at inner index ``i`` widened to the accumulator type."""
         loaders = [(lambda j=j: to_compute(b, ins[j].load(i, lanes), self.st.inputs[j]))
                    for j in range(len(ins))]
         _env, get = emit_structure(b, self.st, loaders, lanes, self.needed)
-        v = get(self.root)
-        ty = self.acc_type(lanes)
-        if v.type == ty:
-            return v
-        if self.is_float:
-            return b.fpext(v, ty)
-        return b.zext(v, ty) if self.in_dtype == "bool" else b.sext(v, ty)
-
-    def combine(self, b, acc, v):
-        if self.red_op == "max":
-            return emit_maximum(b, acc, v)
-        if self.red_op == "min":
-            return emit_minimum(b, acc, v)
-        if self.red_op == "prod":
-            return b.fmul(acc, v) if self.is_float else b.mul(acc, v)
-        return b.fadd(acc, v) if self.is_float else b.add(acc, v)
-
-    def hreduce(self, b, v):
-        n = v.type.count
-        while n > 1:
-            h = n // 2
-            lo = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, h), list(range(h))))
-            hi = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, h), list(range(h, n))))
-            v, n = self.combine(b, lo, hi), h
-        return b.extract_element(v, ir.Constant(_I32, 0))
-
-    def finish(self, b, acc, scale):
-        if self.red_op == "mean":
-            acc = b.fmul(acc, scale if not isinstance(acc.type, ir.VectorType)
-                         else _splat(b, scale, acc.type.count))
-        if self.aty != self.vty:  # only float32 sums: round the float64 total once
-            ty = ir.VectorType(self.vty, acc.type.count) if isinstance(acc.type, ir.VectorType) else self.vty
-            acc = b.fptrunc(acc, ty)
-        return acc
+        return self.widen(b, get(self.root), lanes)
 
     # -------------------------------------------------------------- module
     def build(self, mode: str) -> ir.Module:

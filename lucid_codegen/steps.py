@@ -24,6 +24,7 @@ from .gemm_call import get_gemm, split_pays
 from . import gemm_batched_step
 from .index_steps import index_step
 from .reduction import ReductionKernel
+from .row_kernel import RowKernel
 from .collective_steps import CollectiveStep
 from .scan_steps import scan_step
 
@@ -216,10 +217,10 @@ class GemmStep:
 
 
 class KernelStep:
-    """An elementwise or reduction kernel."""
+    """An elementwise, reduction or row kernel."""
 
     def __init__(self, kernel: KernelNode):
-        cls = ElementwiseKernel if kernel.kind == "elementwise" else ReductionKernel
+        cls = {"elementwise": ElementwiseKernel, "rows": RowKernel}.get(kernel.kind, ReductionKernel)
         self.kernel = cls.for_graph(kernel.body)
         #: read positions whose operand may be one of the output arrays itself (a plan
         #: writing an output into a donated input): those an elementwise loop reads with

@@ -6,7 +6,8 @@ inputs, ``body.outputs`` its outputs (``outs``). So a printed fused graph shows 
 kernel's boundary and what runs inside it, under one naming.
 
 ``kind`` says which code generator lowers it: ``gemm`` (a matmul with its epilogue),
-``elementwise`` (one loop over a shape), ``reduction`` (a prologue and one reduction).
+``elementwise`` (one loop over a shape), ``reduction`` (a prologue and one reduction), ``rows`` (reductions over the last axis
+and the elementwise work around them, row by row: ``passes.fuse_rows``).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from .graph import Graph, Value
 
-KINDS = ("gemm", "elementwise", "reduction")
+KINDS = ("gemm", "elementwise", "reduction", "rows")
 
 
 @dataclass(frozen=True, eq=False)

@@ -24,6 +24,11 @@ Partition rules, applied in one walk over the nodes in order:
   in their own shape, so they stay in elementwise groups of exactly their shape: never
   moved into a bigger loop nor into a reduction's prologue (a dropout mask fuses with
   the multiply by it; a channel mask of shape (N, C, 1, 1) is a small kernel of its own).
+- before the walk, **rows** groups are formed (``fuse_rows``): a reduction over the last
+  axis with the elementwise work before and after it that is indexed by the same rows
+  (softmax, log-softmax, layer norm, RMS norm, and their gradients), one kernel that
+  keeps each row in cache while it makes its passes over it. The walk leaves their
+  nodes where they are.
 - movement ops (reshape, transpose, broadcast_to, slice) and constants stay outside
   kernels: the runtime runs them as views. The indexing ops (``opnames.INDEXING``:
   concat, embed, gather, scatter_add) read across positions, so they are not
@@ -52,7 +57,7 @@ from ..graph import Graph, Node, Value
 from ..kernel import KernelNode
 from ..opnames import ELEMENTWISE, MATMUL, RANDOM, REDUCTION
 from ..types import broadcast_shapes
-from . import dce
+from . import dce, fuse_rows
 
 ACTIVATIONS = ("sigmoid", "tanh")
 MAX_CLONED_PROLOGUE = 8
@@ -149,8 +154,10 @@ class Partition:
             seen.add(key)
             if g is not None:
                 stack.extend(x for n in g.nodes for x in n.inputs if self.group_of.get(x) is not g)
-            elif v in self.producer:
-                stack.extend(self.producer[v].inputs)
+            else:  # (a node not walked yet: a rows group's inputs may come later)
+                p = self.producer.get(v) or self.made_by.get(v)
+                if p is not None:
+                    stack.extend(p.inputs)
         return False
 
     def prune(self, outputs) -> None:
@@ -381,9 +388,18 @@ class Partition:
             self._new("reduction", node)
 
     def run(self, enabled: bool) -> None:
+        in_rows = set()
+        if enabled:
+            for members in fuse_rows.find(self.graph):
+                g = self._new("rows", members[0])
+                for n in members[1:]:
+                    self._add(g, n)
+                in_rows.update(members)
         for node in self.graph.nodes:
             self.producer[node.out] = node
             self.order.append(node)
+            if node in in_rows:
+                continue
             if node.op in MATMUL:
                 if enabled:
                     self._place_matmul(node)

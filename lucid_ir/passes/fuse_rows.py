@@ -1,0 +1,174 @@
+"""Row groups: a reduction over the last axis and the elementwise work around it, over the
+same rows, as one kernel (``kind="rows"``).
+
+A *row reduction* is ``sum``/``mean``/``max``/``min`` of a float value ``x`` of shape X
+over its last axis, keeping it (``X[:-1] + (1,)``, the *row statistics* shape S), with
+``X[-1] != 1``. A row group starts at one and grows through the graph, both ways, over
+
+- elementwise ops (not random numbers) whose result has shape X (one value per element
+  of a row), S (one value per row) or one element (a number cast to the rows' dtype),
+  and ``stop_gradient`` of those shapes,
+- other row reductions of the same X,
+
+as long as the group stays convex (no path leaves it and comes back: one kernel must be
+able to run it without waiting for another). Nothing is matched by op names: softmax
+(``max, sub, exp, sum, div``), log-softmax, layer norm (``mean, sub, mul, mean, add,
+rsqrt, mul`` and the affine), RMS norm and their gradients all come out of the same
+growth. An X-shaped member that no reduction of the group needs and whose readers outside
+are all reductions is left out (a reduction takes it as its prologue instead of reading
+it from memory). A group with one reduction and no X-shaped work after it stays a plain
+reduction.
+
+>>> from lucid_ir.builder import GraphBuilder
+>>> b = GraphBuilder()
+>>> x = b.input((4, 8))
+>>> e = b.emit("exp", b.emit("sub", x, b.emit("max", x, axes=(1,), keepdims=True)))
+>>> y = b.emit("div", e, b.emit("sum", e, axes=(1,), keepdims=True))
+>>> g = b.build([y])
+>>> [[n.op for n in group] for group in find(g)]
+[['max', 'sub', 'exp', 'sum', 'div']]
+"""
+from __future__ import annotations
+
+from ..graph import Graph, Node
+from ..opnames import ELEMENTWISE, RANDOM, REDUCTION
+
+ROW_REDUCTIONS = ("sum", "mean", "max", "min")
+FLOATS = ("float32", "float64")
+
+
+def row_shape(node: Node):
+    """X when ``node`` is a row reduction of a value of shape X, else None."""
+    if node.op not in ROW_REDUCTIONS:
+        return None
+    x = node.inputs[0]
+    if x.ndim == 0 or x.dtype not in FLOATS or x.shape[-1] == 1 or not node.attr("keepdims"):
+        return None
+    axes = node.attr("axes")
+    axes = tuple(range(x.ndim)) if axes is None else tuple(sorted(a % x.ndim for a in axes))
+    return x.shape if axes == (x.ndim - 1,) else None
+
+
+def stats_shape(x_shape) -> tuple:
+    return tuple(x_shape[:-1]) + (1,)
+
+
+def _one_value(shape, x_shape) -> bool:
+    """A single value (``()``, ``(1, 1)``) of rank at most X's: computed once per row."""
+    return len(shape) <= len(x_shape) and all(d == 1 for d in shape)
+
+
+class _Finder:
+    def __init__(self, graph: Graph):
+        self.nodes = list(graph.nodes)
+        self.index = {n: k for k, n in enumerate(self.nodes)}
+        self.producer = {n.out: n for n in self.nodes}
+        self.readers: dict = {}
+        for n in self.nodes:
+            for v in n.inputs:
+                self.readers.setdefault(v, []).append(n)
+        self.assigned: set = set()
+
+    def fits(self, n: Node, x_shape) -> bool:
+        if n in self.assigned:
+            return False
+        if n.op in ROW_REDUCTIONS:
+            return row_shape(n) == x_shape
+        if n.out.shape not in (x_shape, stats_shape(x_shape)) and not _one_value(n.out.shape, x_shape):
+            return False
+        return (n.op in ELEMENTWISE and n.op not in RANDOM) or n.op == "stop_gradient"
+
+    def _reaches(self, starts, members, downward: bool) -> bool:
+        """Whether a path of non-members from ``starts`` reaches a member (downward:
+        through readers; upward: through producers)."""
+        seen, stack = set(), list(starts)
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            nxt = self.readers.get(n.out, ()) if downward else [
+                self.producer[v] for v in n.inputs if v in self.producer]
+            for m in nxt:
+                if m in members:
+                    return True
+                stack.append(m)
+        return False
+
+    def _convex_with(self, c: Node, members) -> bool:
+        """Whether adding ``c`` keeps the group convex."""
+        ups = [self.producer[v] for v in c.inputs if v in self.producer and self.producer[v] not in members]
+        downs = [r for r in self.readers.get(c.out, ()) if r not in members]
+        return not self._reaches(ups, members, False) and not self._reaches(downs, members, True)
+
+    def grow(self, seed: Node) -> list[Node] | None:
+        x_shape = row_shape(seed)
+        members = {seed}
+        frontier = [seed]
+        while frontier:
+            n = frontier.pop()
+            around = [self.producer[v] for v in n.inputs if v in self.producer]
+            around += self.readers.get(n.out, ())
+            for c in sorted(set(around), key=self.index.get):
+                if c not in members and self.fits(c, x_shape) and self._convex_with(c, members):
+                    members.add(c)
+                    frontier.append(c)
+        members = self._trim(members, x_shape)
+        seeds = [m for m in members if m.op in ROW_REDUCTIONS]
+        if len(seeds) < 2 and not any(m.out.shape == x_shape and self._after(m, seeds, members)
+                                      for m in members):
+            return None
+        return sorted(members, key=self.index.get)
+
+    def _after(self, m: Node, seeds, members) -> bool:
+        """Whether member ``m`` depends on a reduction of the group (within the group)."""
+        stack, seen = [m], set()
+        while stack:
+            n = stack.pop()
+            for v in n.inputs:
+                p = self.producer.get(v)
+                if p in members and p not in seen:
+                    if p in seeds:
+                        return True
+                    seen.add(p)
+                    stack.append(p)
+        return False
+
+    def _trim(self, members, x_shape) -> set:
+        """Drop X-shaped members that no reduction of the group needs and whose outside
+        readers are all reductions (they are better as those reductions' prologues)."""
+        needed = set()
+        stack = [m for m in members if m.op in ROW_REDUCTIONS]
+        while stack:
+            n = stack.pop()
+            if n in needed:
+                continue
+            needed.add(n)
+            stack.extend(self.producer[v] for v in n.inputs if self.producer.get(v) in members)
+        changed = True
+        while changed:
+            changed = False
+            for m in sorted(members - needed, key=self.index.get, reverse=True):
+                readers = self.readers.get(m.out, ())
+                outside = [r for r in readers if r not in members]
+                if (m.out.shape == x_shape and outside and len(outside) == len(readers)
+                        and all(r.op in REDUCTION for r in outside)):
+                    members.discard(m)
+                    changed = True
+        return members
+
+    def run(self) -> list[list[Node]]:
+        groups = []
+        for n in self.nodes:
+            if n in self.assigned or row_shape(n) is None:
+                continue
+            group = self.grow(n)
+            if group is not None:
+                self.assigned.update(group)
+                groups.append(group)
+        return groups
+
+
+def find(graph: Graph) -> list[list[Node]]:
+    """The row groups of ``graph``: lists of its nodes, each in graph order, disjoint."""
+    return _Finder(graph).run()
