@@ -204,3 +204,15 @@ def test_packed_result_holds_out_and_logsumexp():
     lse = np.log(np.exp(s).sum(-1))
     assert np.allclose(packed[..., 10:], lse)
     assert np.allclose(packed[..., :10].reshape(2, 5, 2), np.exp(s - lse[..., None]) @ v)
+
+
+def test_fuzzer_generates_attention_graphs_and_they_pass():
+    """tests/fuzz.py's generator emits ``attention`` (q from the graph, causal or not,
+    the packed result or its output view); the first such seeds run the full fuzz case
+    (fused/unfused, 1 and 2 threads, layouts, bounds checking) and the gradient check."""
+    import fuzz
+    seeds = [s for s in range(300) if any(n.op == "attention" for n in fuzz.make_case(s)[1].nodes)][:10]
+    assert len(seeds) >= 8
+    for seed in seeds:
+        failures = fuzz.run_case(seed, grad=True)[2]
+        assert not failures, (seed, failures[:1])

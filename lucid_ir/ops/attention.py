@@ -98,8 +98,8 @@ class Attention(OpDef):
         q, k, v = a
         p, lse = _probabilities(q, k, None, attrs["is_causal"], attrs["scale"])
         out = np.matmul(p, v.astype(np.float64))
-        lead = q.shape[:-2]
-        packed = np.concatenate([out.reshape(*lead, -1), lse.reshape(*lead, -1)], axis=-1)
+        lead, L = q.shape[:-2], q.shape[-2]
+        packed = np.concatenate([out.reshape(*lead, L * v.shape[-1]), lse.reshape(*lead, L)], axis=-1)
         return packed.astype(q.dtype)
 
     def grad(self, b, node, g):
@@ -140,7 +140,7 @@ class AttentionBackward(OpDef):
         delta = (d_out * out).sum(axis=-1) - d_lse
         ds = p * (dp - delta[..., None]) * attrs["scale"]
         dq, dk = np.matmul(ds, k), np.matmul(np.swapaxes(ds, -1, -2), q)
-        parts = [x.reshape(*lead, -1) for x in (dq, dk, dv)]
+        parts = [x.reshape(*lead, x.shape[-2] * x.shape[-1]) for x in (dq, dk, dv)]
         return np.concatenate(parts, axis=-1).astype(a[0].dtype)
 
     def grad(self, b, node, g):
