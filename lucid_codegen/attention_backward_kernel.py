@@ -1,6 +1,6 @@
 """The fused attention backward kernel (FlashAttention-2's backward on the CPU).
 
-``lucid_attention_bwd(block, scratch, t0, t1)`` computes the gradients of (batch,
+``lucid_attention_bwd(block, t0, t1, 0, 0)`` (the forward's ABI) computes the gradients of (batch,
 head) indices ``t0 .. t1``. For one of them, with the forward's ``lse`` (read from the
 packed forward result, never recomputed) and ``D = rowsum(dO ∘ O) - g_lse``:
 
@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
-from .attention_kernels import FWD_WORDS, load_offset, scale_word, softmax_mask
-from .attention_tiles import BLOCK, Args, Emitter, call_tile, declare_tile_product, vector_width
+from .attention_kernels import FWD_WORDS, kernel_function, load_offset, scale_word, softmax_mask
+from .attention_tiles import BLOCK, Emitter, call_tile, declare_tile_product, vector_width
 from .loops import I64, Loop, const64
 from .vector_math import emit_exp
 
@@ -47,19 +47,14 @@ def backward_layout(L: int, S: int, e: int, ev: int, dtype: str):
 def build_backward(dtype: str) -> ir.Module:
     module = ir.Module(f"attention_bwd_{dtype}")
     tile = declare_tile_product(module, dtype)
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64.as_pointer(), ir.IntType(8).as_pointer(),
-                                                             I64, I64]), "lucid_attention_bwd")
-    block, scratch_raw, t0, t1 = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    e = Emitter(b, dtype)
-    a = Args(b, block, BWD_WORDS)
+    b, e, a, t0, t1, scratch, finish = kernel_function(module, "lucid_attention_bwd", dtype, BWD_WORDS)
     BR = BLOCK
     zero = ir.Constant(e.ft, 0.0)
     scale = scale_word(e, a.scale)
     q, k, v, out, packed, g = (e.pointer(w) for w in (a.q, a.k, a.v, a.out, a.packed, a.g))
     Lp, Ep, Evp = a.Lp, a.Ep, a.Evp
     # scratch regions, in backward_layout's order
-    qt = b.bitcast(scratch_raw, e.ptr)
+    qt = scratch
     qr = e.at(qt, e.mul(a.E, Lp))
     dot = e.at(qr, e.mul(Lp, Ep))
     dor = e.at(dot, e.mul(a.Ev, Lp))
@@ -138,7 +133,7 @@ def build_backward(dtype: str) -> ir.Module:
         with Loop(b, const64(0), a.L, 1, name="dqr") as r:
             with Loop(b, const64(0), a.E, 1, name="dqd") as d:
                 e.store(e.load(dq, e.add(e.mul(r.i, Ep), d.i)), res, e.add(e.mul(r.i, a.E), d.i))
-    b.ret_void()
+    finish()
     return module
 
 

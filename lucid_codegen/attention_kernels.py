@@ -1,7 +1,9 @@
 """The fused attention forward kernel (FlashAttention's tiling on the CPU), built with llvmlite.
 
-``lucid_attention_fwd(block, scratch, t0, t1)`` computes work items ``t0 .. t1``; an
-item is one block of ``BLOCK`` queries of one (batch, head) index. For each item:
+``lucid_attention_fwd(block, t0, t1, 0, 0)`` (the loop kernels' ABI, so native programs
+run and split it as they do those) computes work items ``t0 .. t1``; an item is one block
+of ``BLOCK`` queries of one (batch, head) index. The call takes its scratch from
+``malloc`` (the ``scratch`` word: elements) and frees it on return. For each item:
 
 1. the queries are packed transposed and scaled, ``QT[d, q] = q[i0+q, d] · scale``
    (zeros past the sequence's end): vectors run along the queries from here on;
@@ -35,12 +37,12 @@ from .cache import load_or_compile, source_stamp
 from .loops import I64, Loop, const64
 from .vector_math import F64, emit_exp, emit_log
 
-KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_void_p,
-                              ctypes.c_int64, ctypes.c_int64)
+KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
+                              ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
 GENERATOR = ("attention_kernels", "attention_backward_kernel", "attention_tiles", "loops",
              "vector_math")
 #: the forward's block words, in order (``*_off``: per-(batch, head) offset tables)
-FWD_WORDS = ("L", "S", "E", "Ev", "causal", "scale", "nqb", "q", "k", "v", "out",
+FWD_WORDS = ("scratch", "L", "S", "E", "Ev", "causal", "scale", "nqb", "q", "k", "v", "out",
              "q_off", "k_off", "v_off", "q_rs", "q_cs", "k_rs", "k_cs", "v_rs", "v_cs")
 
 
@@ -67,20 +69,33 @@ def softmax_mask(e: Emitter, causal, key, q0):
     return b.icmp_signed(">", e.splat(key, vt), e.lane_indices(q0))
 
 
+def kernel_function(module: ir.Module, name: str, dtype: str, words):
+    """``name(block, t0, t1, c0, c1)`` begun: ``(builder, emitter, words, t0, t1, scratch,
+    finish)``; ``finish()`` frees the scratch and returns."""
+    i8p = ir.IntType(8).as_pointer()
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64.as_pointer(), I64, I64, I64, I64]), name)
+    malloc = ir.Function(module, ir.FunctionType(i8p, [I64]), "malloc")
+    free = ir.Function(module, ir.FunctionType(ir.VoidType(), [i8p]), "free")
+    block, t0, t1 = fn.args[:3]
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    e = Emitter(b, dtype)
+    a = Args(b, block, words)
+    raw = b.call(malloc, [b.add(b.mul(a.scratch, const64(e.itemsize)), const64(64))])
+    scratch = b.bitcast(raw, e.ptr)
+
+    def finish():
+        b.call(free, [raw])
+        b.ret_void()
+    return b, e, a, t0, t1, scratch, finish
+
+
 def build_forward(dtype: str) -> ir.Module:
     module = ir.Module(f"attention_fwd_{dtype}")
     tile = declare_tile_product(module, dtype)
-    i64p = I64.as_pointer()
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [i64p, ir.IntType(8).as_pointer(), I64, I64]),
-                     "lucid_attention_fwd")
-    block, scratch_raw, t0, t1 = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    e = Emitter(b, dtype)
-    a = Args(b, block, FWD_WORDS)
+    b, e, a, t0, t1, scratch, finish = kernel_function(module, "lucid_attention_fwd", dtype, FWD_WORDS)
     W, BR = e.w, BLOCK
     scale = scale_word(e, a.scale)
     q, k, v, out = (e.pointer(w) for w in (a.q, a.k, a.v, a.out))
-    scratch = b.bitcast(scratch_raw, e.ptr)
     qt = scratch                                          # E × BR
     st = e.at(qt, e.mul(a.E, const64(BR)))                # BR × BR (keys × queries)
     ot = e.at(st, const64(BR * BR))                       # Ev × BR
@@ -133,7 +148,7 @@ def build_forward(dtype: str) -> ir.Module:
                 x = e.load(ot, e.add(e.mul(d.i, const64(BR)), qq.i))
                 e.store(b.fmul(x, inv), obase, e.add(row, d.i))
             e.store(e.load(al_buf, qq.i), obase, e.add(e.mul(a.L, a.Ev), i0, qq.i))
-    b.ret_void()
+    finish()
     return module
 
 

@@ -9,9 +9,10 @@ layout, the rows and features are read at their strides. The results (and the
 backward's ``packed`` and ``g``) are C-contiguous.
 
 Threads: a call with at least ``SPLIT_FLOPS`` of work is cut into one contiguous
-range of items per thread (``threads.parallel_for``), each with scratch of its own.
-Every item is one sequential computation, so the results are the same bits at any
-thread count.
+range of items per thread (``threads.parallel_for``; in a native program, the program's
+split of a loop kernel's rows: ``native_job``); each call of the kernel allocates its
+own scratch. Every item is one sequential computation, so the results are the same
+bits at any thread count.
 
 >>> import numpy as np
 >>> from lucid_ir.builder import GraphBuilder
@@ -80,7 +81,13 @@ class AttentionStep:
         else:
             self.scratch = forward_scratch(self.E, self.Ev)
             self.n_items = self.bh * self.nqb
-        self._tables: dict = {}
+        self._prepared: dict = {}
+
+    def llvm_module(self):
+        """The kernel's LLVM module (for ``lower(...).as_text("llvm")`` and dumps)."""
+        from .attention_backward_kernel import build_backward
+        from .attention_kernels import build_forward
+        return (build_backward if self.backward else build_forward)(self.node.out.dtype)
 
     def __call__(self, *arrays):
         out = np.empty(self.out_shape, self.dtype)
@@ -92,60 +99,84 @@ class AttentionStep:
     def call_into(self, outs, *arrays):
         (out,) = outs
         if not self.can_write_into(out):
-            return (self(*arrays)[0],) if out is None else _copy_into(out, self(*arrays)[0])
+            return _copy_into(out, self(*arrays)[0])
         arrays = [self._operand(x) for x in arrays]
-        if self.n_items == 0 or out.size == 0:
-            if out.size:
-                out.fill(0)
+        if self.backward:   # (the list keeps the contiguous copies alive through the call)
+            arrays[3:5] = [np.ascontiguousarray(x) for x in arrays[3:5]]
+        if self.n_items == 0:
             return (out,)
-        block, tables = self._block(arrays, out)   # (tables: alive until the call ends)
+        words, tables = self._words(arrays[:3])     # (tables: alive until the call ends)
+        for w, x in zip(self._in_words, arrays):
+            words[w] = data_ptr(x)
+        words[self._out_word] = data_ptr(out)
         fn = kernel("bwd" if self.backward else "fwd", self.node.out.dtype)
-        n_threads = threads.get_num_threads() if self.flops >= SPLIT_FLOPS else 1
-        n_chunks = max(1, min(n_threads, self.n_items))
-        words = block.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
+        n_chunks = threads.get_num_threads() if self.flops >= SPLIT_FLOPS else 1
+        n_chunks = max(1, min(n_chunks, self.n_items))
+        block = words.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
         bounds = [self.n_items * c // n_chunks for c in range(n_chunks + 1)]
-
-        def run(c):
-            scratch = np.empty(max(self.scratch, 1), self.dtype)
-            fn(words, data_ptr(scratch), bounds[c], bounds[c + 1])
-
         if n_chunks == 1:
-            run(0)
+            fn(block, 0, self.n_items, 0, 0)
         else:
-            threads.parallel_for(n_chunks, run)
+            threads.parallel_for(n_chunks, lambda c: fn(block, bounds[c], bounds[c + 1], 0, 0))
         return (out,)
+
+    def native_job(self, arrays, outs):
+        """This call as a ``native_plan.LoopJob`` (its items are its rows: a program may
+        split them across threads like a loop kernel's), or None."""
+        from .native_plan import LOOP_SPLIT_BYTES, LoopJob
+        (out,) = outs
+        if (not self.can_write_into(out) or any(_odd(x) or x.dtype != self.dtype for x in arrays)
+                or self.backward and not all(x.flags.c_contiguous for x in arrays[3:5])):
+            return None
+        words, tables = self._words(arrays[:3])
+        # the work, in the loop kernels' measure: it splits where SPLIT_FLOPS says
+        work = int(self.flops / SPLIT_FLOPS * LOOP_SPLIT_BYTES)
+        return LoopJob(kernel("bwd" if self.backward else "fwd", self.node.out.dtype), list(words),
+                       (0, self.n_items, 0, 1), list(self._in_words), [self._out_word], keep=tuple(tables),
+                       lanes=1, nbytes=work)
+
+    @property
+    def _in_words(self):
+        names = ("q", "k", "v", "packed", "g") if self.backward else ("q", "k", "v")
+        order = BWD_WORDS if self.backward else FWD_WORDS
+        return [order.index(n) for n in names]
+
+    @property
+    def _out_word(self):
+        return (BWD_WORDS if self.backward else FWD_WORDS).index("out")
 
     def _operand(self, x):
         x = np.asarray(x)
         if x.dtype != self.dtype:
             raise TypeError(f"{self.op} kernel: expected {self.dtype} operands, got {x.dtype}")
-        if any(s % x.itemsize for s in x.strides):
-            x = np.ascontiguousarray(x)
-        return x
+        return np.ascontiguousarray(x) if _odd(x) else x
 
-    def _block(self, arrays, out):
-        """The kernel's block words for these operands, and the offset tables they point to."""
-        q, k, v = arrays[:3]
-        key = tuple((x.shape, x.strides) for x in (q, k, v))
-        tables = self._tables.get(key)
-        if tables is None:
-            if len(self._tables) >= MAX_LAYOUTS:
-                self._tables.clear()
-            tables = self._tables[key] = [_offset_table(x) for x in (q, k, v)]
-        (_, qs, qc), (_, ks, kc), (_, vs, vc) = ([0, *_element_strides(x)[-2:]] for x in (q, k, v))
-        scale_bits = int(np.array(self.scale, np.float64).view(np.int64))
-        words = {"L": self.L, "S": self.S, "E": self.E, "Ev": self.Ev, "causal": int(self.causal),
-                 "scale": scale_bits, "nqb": self.nqb, "q": data_ptr(q), "k": data_ptr(k),
-                 "v": data_ptr(v), "out": data_ptr(out),
-                 "q_off": data_ptr(tables[0]), "k_off": data_ptr(tables[1]), "v_off": data_ptr(tables[2]),
-                 "q_rs": qs, "q_cs": qc, "k_rs": ks, "k_cs": kc, "v_rs": vs, "v_cs": vc}
-        names = FWD_WORDS
-        if self.backward:
-            packed, g = (np.ascontiguousarray(x) for x in arrays[3:5])
-            arrays[3:5] = packed, g        # (kept alive by the caller's list)
-            words.update(packed=data_ptr(packed), g=data_ptr(g), Lp=self.lp, Ep=self.ep, Evp=self.evp)
-            names = BWD_WORDS
-        return np.array([words[n] for n in names], np.int64), tables
+    def _words(self, qkv):
+        """The kernel's block words for q, k, v of these layouts (operand addresses left
+        0), and the offset tables they point to: prepared once per layout."""
+        key = tuple((x.shape, x.strides) for x in qkv)
+        got = self._prepared.get(key)
+        if got is None:
+            if len(self._prepared) >= MAX_LAYOUTS:
+                self._prepared.clear()
+            tables = [_offset_table(x) for x in qkv]
+            (qs, qc), (ks, kc), (vs, vc) = (_element_strides(x)[-2:] for x in qkv)
+            words = {"scratch": self.scratch, "L": self.L, "S": self.S, "E": self.E, "Ev": self.Ev,
+                     "causal": int(self.causal), "scale": int(np.array(self.scale, np.float64).view(np.int64)),
+                     "nqb": self.nqb, "q_off": data_ptr(tables[0]), "k_off": data_ptr(tables[1]),
+                     "v_off": data_ptr(tables[2]), "q_rs": qs, "q_cs": qc, "k_rs": ks, "k_cs": kc,
+                     "v_rs": vs, "v_cs": vc}
+            names = FWD_WORDS
+            if self.backward:
+                words.update(Lp=self.lp, Ep=self.ep, Evp=self.evp)
+                names = BWD_WORDS
+            got = self._prepared[key] = (np.array([words.get(n, 0) for n in names], np.int64), tables)
+        return got[0].copy(), got[1]
+
+
+def _odd(a) -> bool:
+    """Strides that are not whole elements (the kernels index by element)."""
+    return any(s % a.itemsize for s in a.strides)
 
 
 def _copy_into(out, result):
