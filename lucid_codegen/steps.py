@@ -15,7 +15,7 @@ import numpy as np
 from lucid_ir.graph import Node
 from lucid_ir.interpreter import evaluate_node
 from lucid_ir.kernel import KernelNode
-from lucid_ir.opnames import COLLECTIVE, INDEXING, SCAN
+from lucid_ir.opnames import ATTENTION, COLLECTIVE, INDEXING, SCAN
 from lucid_ir.ops.slicing import numpy_index
 
 from .elementwise import ElementwiseKernel
@@ -27,6 +27,7 @@ from .reduction import ReductionKernel
 from .row_kernel import RowKernel
 from .collective_steps import CollectiveStep
 from .scan_steps import scan_step
+from .attention_steps import attention_step
 
 EPILOGUE_OPS = {"sigmoid": "sigmoid", "tanh": "tanh", "maximum": "relu"}
 
@@ -287,6 +288,8 @@ def make_step(node):
         return index_step(node), "index"
     if node.op in SCAN:
         return scan_step(node), "scan"
+    if node.op in ATTENTION:
+        return attention_step(node), "attention"
     if node.op in COLLECTIVE:  # the communicator's calls (host calls in a native program)
         return CollectiveStep(node), "collective"
     return view_step(node), "view"

@@ -26,13 +26,14 @@ INDEXING = ("concat", "gather", "scatter_add", "embed", "embed_sum")  # new arra
 MATMUL = ("matmul",)
 SOURCE = ("constant", "iota")
 COLLECTIVE = ("all_reduce", "broadcast")  # across ranks: plans call the registered communicator
-ALL_OPS = ELEMENTWISE + REDUCTION + SCAN + MOVEMENT + INDEXING + MATMUL + SOURCE + COLLECTIVE
+ATTENTION = ("attention", "attention_backward")  # fused softmax(q·kᵀ)·v: native kernels of their own
+ALL_OPS = ELEMENTWISE + REDUCTION + SCAN + MOVEMENT + INDEXING + MATMUL + SOURCE + COLLECTIVE + ATTENTION
 
 
 def group_of(op: str) -> str:
     for name, members in (("elementwise", ELEMENTWISE), ("reduction", REDUCTION), ("scan", SCAN),
                           ("movement", MOVEMENT), ("indexing", INDEXING), ("matmul", MATMUL), ("source", SOURCE),
-                          ("collective", COLLECTIVE)):
+                          ("collective", COLLECTIVE), ("attention", ATTENTION)):
         if op in members:
             return name
     raise KeyError(f"unknown op {op!r}")
