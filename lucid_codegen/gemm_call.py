@@ -42,6 +42,7 @@ from . import threads
 from .pyarray import LAYOUT_OK, data_ptr
 from .gemm import GemmSpec, build_gemm_module, gemm_symbol, workspace_elems
 from .gemm_batched import batched_symbol
+from .gemm_core import SPEED_LEVEL, ensure_core
 from .gemm_small import SMALL_M, SMALL_N
 
 __all__ = ["Gemm", "GemmSpec", "get_gemm", "split_pays", "split_spans"]
@@ -93,9 +94,8 @@ def split_spans(M: int, N: int, nt: int, mr: int, nr: int):
         o, n = spans.pop()
         spans[-1] = (spans[-1][0], spans[-1][1] + n)
     return (split_m, spans) if len(spans) > 1 else None
-# LLVM pipeline for GEMM modules: their vector code is explicit, so the
-# vectorizers are off and level 2 gives the same machine code loops faster.
-SPEED_LEVEL = 2
+# LLVM pipeline for GEMM modules (gemm_core.SPEED_LEVEL): their vector code is explicit,
+# so the vectorizers are off and level 2 gives the same machine code loops faster.
 
 _i64 = ctypes.c_int64
 _vp = ctypes.c_void_p
@@ -116,6 +116,7 @@ def _load(spec: GemmSpec):
     sym = gemm_symbol(spec)
     symbols = [sym, sym + "_py", batched_symbol(sym)]
     from .cache import load_or_compile
+    ensure_core(spec.dtype, spec.blocking)   # the variant's object links against it
     return load_or_compile(f"{spec.key()}:O{SPEED_LEVEL}nv", lambda: build_gemm_module(spec),
                            symbols, speed_level=SPEED_LEVEL, vectorize=False)
 
