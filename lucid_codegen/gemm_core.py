@@ -32,13 +32,13 @@ from dataclasses import dataclass
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
 
-from .cache import load_or_compile, source_stamp
+from .cache import load_or_compile, precompile, source_stamp
 from .gemm_microkernel import Blocking, Ctx, build_microkernel
 from .gemm_pack import build_pack_a, build_pack_b
 from .gemm_rows import _ROW_GROUPS, build_strip_kernels
 from .gemm_small import _row_groups, build_dots_kernels
 
-__all__ = ["CoreFunctions", "core_symbols", "build_core_module", "declare_core", "ensure_core",
+__all__ = ["CoreFunctions", "core_symbols", "build_core_module", "declare_core", "ensure_core", "precompile_core",
            "sub_mr", "SPEED_LEVEL"]
 
 GENERATOR = ("gemm_core", "gemm_microkernel", "gemm_pack", "gemm_small", "gemm_rows", "vector_math")
@@ -160,3 +160,12 @@ def ensure_core(dtype: str, blk: Blocking) -> None:
         for name in names:
             llvm.add_symbol(name, lib.address(name))
         _LOADED[(dtype, blk)] = lib
+
+
+def precompile_core(dtype: str, blk: Blocking) -> None:
+    """The core's object file compiled (or found on disk) without linking it
+    (``cache.precompile``): for the compile pool, alongside the variants' objects."""
+    if (dtype, blk) not in _LOADED:
+        precompile(core_key(dtype, blk), lambda: build_core_module(dtype, blk), core_symbols(dtype, blk),
+                   label=f"gemm core {dtype} {blk.tag()}", kind="gemm", speed_level=SPEED_LEVEL,
+                   vectorize=False)

@@ -26,6 +26,7 @@ from . import threads
 from .donation import donations, plan_donations
 from .eager_call import fast_call, gemm_fast_call
 from .native_plan import NativeProgram, NotEligible
+from .plan_kernels import precompile_plan
 from .steps import make_step
 from .threads import get_num_threads
 
@@ -124,6 +125,7 @@ class Plan:
 
     def __init__(self, fused: Graph, in_place=None):
         self.graph = fused
+        precompile_plan(fused)  # its GEMMs' objects compiled in parallel, then linked below
         slot: dict = {}
         for v in fused.inputs:
             slot.setdefault(v, len(slot))

@@ -16,7 +16,7 @@ def test_the_mlp_step_is_pytorchs():
     got = bench_compile.probe("mlp", "lucid")
     import torch
     step, x, y = bench_compile._torch_like_mlp_step(torch, lambda f: f)  # eager: torch.compile takes ~30 s
-    want = [float(step(x, y)), float(step(x, y))]
+    want = [float(step(x, y).detach()), float(step(x, y).detach())]
     np.testing.assert_allclose(got["check"], want, rtol=1e-4)
     assert got["check"][1] < got["check"][0], "the SGD step did not lower the loss"
     assert got["seconds"] > 0
