@@ -57,6 +57,7 @@ ROWS = {
 }
 SCALE = {"s": 1.0, "ms": 1e3, "us": 1e6}
 PEERS = ("torch", "jax")
+PACKAGES = ("lucid", "lucid_ir", "lucid_codegen")
 
 
 # ---------------------------------------------------------------- the measuring processes
@@ -303,8 +304,11 @@ def main(argv=None) -> dict:
         parser.error(f"unknown rows {unknown}; rows are {list(ROWS)}")
     peers = [] if args.no_peers else [p for p in PEERS if available(p)]
     reps = 1 if args.quick else 3
-    # .pyc present: one import of each library before any timed process
-    for lib in ["lucid"] + peers:
+    # .pyc present (as after an install): byte-compiled before any timed process, even
+    # when PYTHONDONTWRITEBYTECODE is set (the timed processes then read them)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *(os.path.join(ROOT, d) for d in PACKAGES), HERE],
+                   env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, check=True)
+    for lib in peers:
         subprocess.run([sys.executable, "-c", f"import {lib}"], env=dict(os.environ, PYTHONPATH=ROOT), check=True)
     results = {}
     for row in rows:
