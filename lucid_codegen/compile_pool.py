@@ -20,6 +20,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from .threads import env_positive_int
+
 __all__ = ["threads", "run_all"]
 
 _POOL: list = []
@@ -29,14 +31,8 @@ _IN_POOL = threading.local()
 
 def threads() -> int:
     """Threads compiling at once (``LUCID_COMPILE_THREADS``, else the usable CPUs)."""
-    value = os.environ.get("LUCID_COMPILE_THREADS", "").strip()
-    if value:
-        try:
-            n = int(value)
-        except ValueError:
-            raise ValueError(f"LUCID_COMPILE_THREADS must be a positive integer, got {value!r}") from None
-        if n < 1:
-            raise ValueError(f"LUCID_COMPILE_THREADS must be a positive integer, got {value!r}")
+    n = env_positive_int("LUCID_COMPILE_THREADS")
+    if n is not None:
         return n
     try:
         return max(1, len(os.sched_getaffinity(0)))
