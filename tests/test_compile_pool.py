@@ -140,3 +140,29 @@ def test_one_gemm_build_per_spec_however_many_threads_ask(two_threads, monkeypat
     out = np.empty((3, 3))
     gemm_call.get_gemm(specs[1])(a, a.T[:, :3].copy(), out, bias=np.ones(3))
     np.testing.assert_allclose(out, a @ a.T[:, :3] + 1)
+
+
+def test_a_plans_first_run_finds_its_loop_kernels_compiled(two_threads, monkeypatch, tmp_path):
+    """plan_kernels.precompile_loops predicts the first run's layouts (views included)
+    and compiles its loop kernels in parallel: the run itself compiles none, and
+    computes what it did."""
+    import lucid
+    import lucid.nn.functional as F
+    from lucid_codegen import plan_kernels, runtime
+    monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
+    after = []
+    real = plan_kernels.precompile_loops
+
+    def recording(plan):
+        real(plan)
+        after.append(cache.stats()["compiles"])
+    monkeypatch.setattr(runtime, "precompile_loops", recording)
+    c = 1.0 + time.time_ns() % 1000003 / 1e7   # kernels no other test compiled
+    f = lucid.compile(lambda x, w: (F.softmax(F.relu(x @ w.T) * c, -1).T.reshape(-1) + c).sum())
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((6, 5)).astype(np.float32), rng.standard_normal((7, 5)).astype(np.float32)
+    got = f(lucid.tensor(x), lucid.tensor(w)).item()
+    assert after and cache.stats()["compiles"] == after[-1]
+    z = np.maximum(x.astype(np.float64) @ w.T, 0) * c
+    e = np.exp(z - z.max(-1, keepdims=True))
+    np.testing.assert_allclose(got, (e / e.sum(-1, keepdims=True) + c).sum(), rtol=1e-5)
