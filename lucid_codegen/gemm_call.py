@@ -49,12 +49,14 @@ __all__ = ["Gemm", "GemmSpec", "get_gemm", "split_pays", "split_spans"]
 
 # The cost model of a split: a GEMM's one-thread time is estimated from its FLOPs and
 # the bytes it streams (whichever bounds it), and it is split across threads when that
-# is at least SPLIT_MIN_SECONDS. Handing a part to a worker costs ~10-20 µs from Python
-# (measured crossover ~4 MFLOP = ~60 µs of work: 64x784x256 257 -> 156 µs on 2
-# threads; 64x64x64 9 -> 23 µs). FLOP_RATE: lucid's one-core GEMM on packed panels
-# (bench_linear: 57-75 GFLOP/s); BYTE_RATE: the small-shape path streaming operands
-# that are not in L2 (1x784x256: 0.8 MB in 20-40 µs, 20-40 GB/s a core, busy machine).
-SPLIT_MIN_SECONDS = 60e-6
+# is at least SPLIT_MIN_SECONDS. The parts run in native workers (threads.run_native),
+# which take a part in a few µs: measured at 2 threads (2026-12-06, quiet machine),
+# F.linear with estimates of 26-52 µs runs 1.4-1.8x faster split (32x256x256 51 -> 29
+# µs, 8x784x256 33 -> 21, 1x784x256 11.4 -> 10.2: each core streams its half of W from
+# its own L2), while 1x256x256 (estimate 10.6 µs) gets slower (4.9 -> 7.1).
+# FLOP_RATE: lucid's one-core GEMM on packed panels (bench_linear: 57-75 GFLOP/s);
+# BYTE_RATE: the small-shape path streaming operands that are not in L2.
+SPLIT_MIN_SECONDS = 20e-6
 FLOP_RATE = 80e9
 BYTE_RATE = 25e9
 
@@ -62,7 +64,7 @@ BYTE_RATE = 25e9
 def split_pays(M: int, N: int, K: int, itemsize: int) -> bool:
     """Whether C(M, N) = A(M, K)·B(K, N) is worth splitting across threads.
 
-    >>> split_pays(1, 256, 784, 4), split_pays(1024, 1024, 1024, 4)
+    >>> split_pays(1, 256, 256, 4), split_pays(1, 256, 784, 4)
     (False, True)
     """
     flop = 2.0 * M * N * K

@@ -22,7 +22,7 @@ REDUCTION = ("sum", "mean", "max", "min", "prod")
 SCAN = ("argmax", "argmin", "cumsum",       # along one axis: native kernels of their own
         "cumprod", "cumargmax", "cumargmin", "argsort")  # plans run their numpy reference
 MOVEMENT = ("reshape", "transpose", "broadcast_to", "stop_gradient", "slice")  # views: no data moves
-INDEXING = ("concat", "gather", "scatter_add", "embed")  # new arrays by position: kernels of their own
+INDEXING = ("concat", "gather", "scatter_add", "embed", "embed_sum")  # new arrays by position: kernels of their own
 MATMUL = ("matmul",)
 SOURCE = ("constant", "iota")
 COLLECTIVE = ("all_reduce", "broadcast")  # across ranks: plans call the registered communicator

@@ -78,10 +78,13 @@ def _pool_chain(op, x, shape, rows, reduce, divisor, want):
     if divisor is not None:
         extra.append(_table_tensor(divisor.astype(x.dtype)))
     s = Steps(1 + len(extra), [x.shape] + [e.shape for e in extra])
-    plane = s.reshape(s.operand(0), (n, c, int(np.prod(sizes))))
-    index = s.emit("broadcast_to", {"shape": (n, c, t * m)}, s.operand(1), shape=(n, c, t * m))
-    taps = s.emit("gather", {"axis": 2}, plane, index, shape=(n, c, t * m))
-    taps = s.reshape(taps, (n, c, t, m))
+    if _tiles(rows, sizes):
+        taps = _tiled_taps(s, s.operand(0), n, c, rows)
+    else:
+        plane = s.reshape(s.operand(0), (n, c, int(np.prod(sizes))))
+        index = s.emit("broadcast_to", {"shape": (n, c, t * m)}, s.operand(1), shape=(n, c, t * m))
+        taps = s.emit("gather", {"axis": 2}, plane, index, shape=(n, c, t * m))
+        taps = s.reshape(taps, (n, c, t, m))
     if reduce == "max":
         if masked:
             low = s.emit("constant", {"value": float("-inf"), "shape": (), "dtype": x.dtype}, shape=())
@@ -99,6 +102,37 @@ def _pool_chain(op, x, shape, rows, reduce, divisor, want):
             y = s.emit("div", {}, y, s.operand(len(extra)), shape=(n, c, m))
     y = s.reshape(y, x.shape[:-d] + out)
     return s.chain(op), tuple(extra)
+
+
+def _tiles(rows, sizes) -> bool:
+    """Whether the windows tile the input exactly: along every axis, window ``i`` holds
+    positions ``[i·k, (i+1)·k)`` and the windows cover the axis (``max_pool2d(x, 2)`` on
+    even sizes, an adaptive pool to a divisor of the size, ``adaptive_avg_pool2d(x, 1)``).
+
+    >>> _tiles([np.arange(8).reshape(4, 2)], (8,)), _tiles([np.arange(8).reshape(4, 2)], (9,))
+    (True, False)
+    """
+    return all(r.size == m and np.array_equal(r.reshape(-1), np.arange(m)) for r, m in zip(rows, sizes))
+
+
+def _tiled_taps(s: Steps, x, n: int, c: int, rows):
+    """``(n, c, taps, windows)`` of windows that tile the input (``_tiles``): a reshape
+    and a transpose instead of a gather through the table, so the gradient is the inverse
+    transpose, not a scatter-add. Axis ``a`` of size ``o·k`` splits into (windows ``o``,
+    taps ``k``); the taps' axes move in front of the windows'.
+
+    >>> s = Steps(1, [(1, 1, 4, 4)])
+    >>> _tiled_taps(s, s.operand(0), 1, 1, [np.arange(4).reshape(2, 2)] * 2).shape
+    (1, 1, 4, 4)
+    """
+    d = len(rows)
+    split = (n, c) + tuple(v for r in rows for v in r.shape)
+    y = s.reshape(x, split)
+    perm = (0, 1) + tuple(2 + 2 * a + 1 for a in range(d)) + tuple(2 + 2 * a for a in range(d))
+    y = s.transpose(y, perm)
+    taps = int(np.prod([r.shape[1] for r in rows]))
+    windows = int(np.prod([r.shape[0] for r in rows]))
+    return s.reshape(y, (n, c, taps, windows))
 
 
 def _window_args(op, d, kernel_size, stride, padding, dilation):

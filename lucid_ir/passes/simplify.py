@@ -13,6 +13,8 @@ subexpressions, dead code. One walk that rewrites nodes, then DCE.
 - the sum of ``embed`` s of adjacent ranges of one axis (the gradient of a tensor split
   into parts: ``q, k, v = qkv.split(...)``) → the parts joined by one ``concat`` (and
   embedded once, unless they cover the axis): one copy instead of zero fills and adds;
+  any other sum of ``embed`` s (and ``embed_sum`` s) into one shape → one ``embed_sum``
+  (the gradient of a convolution's overlapping taps: one pass instead of an add each);
 - nodes equal in op, attributes and inputs → the first one.
 
 >>> from lucid_ir.builder import GraphBuilder
@@ -131,6 +133,29 @@ def _joined_embeds(node: Node, producer) -> list[Node] | None:
     return [cat, Node("embed", (cat.out,), tuple(sorted(attrs.items())), node.out)]
 
 
+def _embed_parts(p: Node | None):
+    """``(inputs, starts, stops, steps)`` of an ``embed`` or ``embed_sum``, else None."""
+    if p is None or p.op not in ("embed", "embed_sum"):
+        return None
+    return (p.inputs, p.attr("starts"), p.attr("stops"), p.attr("steps"))
+
+
+def _summed_embeds(node: Node, producer) -> list[Node] | None:
+    """``add(embed(a), embed(b))`` (either side may be an ``embed_sum``) → one
+    ``embed_sum(a, b)``, when both are of the output's float type (no broadcast)."""
+    if (node.op != "add" or node.out.dtype not in ("float32", "float64")
+            or any(v.type != node.out.type for v in node.inputs)):
+        return None
+    parts = [_embed_parts(producer.get(v)) for v in node.inputs]
+    if None in parts:
+        return None
+    inputs = parts[0][0] + parts[1][0]
+    attrs = {"shape": node.out.shape}
+    for k, name in enumerate(("starts", "stops", "steps"), start=1):
+        attrs[name] = parts[0][k] + parts[1][k]
+    return [Node("embed_sum", inputs, tuple(sorted(attrs.items())), node.out)]
+
+
 def _swaps_last_two(perm) -> bool:
     """Whether ``perm`` swaps the last two axes only (what a matmul flag does)."""
     n = len(perm)
@@ -200,7 +225,8 @@ def run(graph: Graph) -> Graph:
         if ins != node.inputs:
             node = Node(node.op, ins, node.attrs, node.out)
         node = _rewrite(node, producer)
-        for node in _through_broadcasts(node, producer) or _joined_embeds(node, producer) or [node]:
+        for node in (_through_broadcasts(node, producer) or _joined_embeds(node, producer)
+                     or _summed_embeds(node, producer) or [node]):
             ins = tuple(subst.get(v, v) for v in node.inputs)  # an earlier part may be CSE'd
             if ins != node.inputs:
                 node = Node(node.op, ins, node.attrs, node.out)
