@@ -42,6 +42,20 @@ class GemmStep:
     ``where(gate > 0, act(...), 0)``) in one native call."""
 
     def __init__(self, kernel: KernelNode):
+        self._read(kernel)
+        self.gemm = get_gemm(self.spec)
+        self._bind()
+
+    @classmethod
+    def spec_of(cls, kernel: KernelNode) -> GemmSpec:
+        """The ``GemmSpec`` the step of ``kernel`` runs (nothing compiled or loaded): for
+        compiling a plan's GEMMs ahead, in parallel (plan_kernels.py)."""
+        step = cls.__new__(cls)
+        step._read(kernel)
+        return step.spec
+
+    def _read(self, kernel: KernelNode) -> None:
+        """The operands, epilogue and spec of the fused kernel's body."""
         consts = {n.out: n.attr("value") for n in kernel.body.nodes if n.op == "constant"}
         nodes = [n for n in kernel.body.nodes if n.op != "constant"]
         gate_a, self.a_shape = None, None
@@ -93,11 +107,16 @@ class GemmStep:
             size *= d
         self.flop = 2.0 * size * k
         self.out = prev
-        self.gemm = get_gemm(GemmSpec(mm.out.dtype, bias=self.has_bias, epilogue=self.epilogue,
-                                      residual=residual is not None, gate=gate is not None,
-                                      gate_a=gate_a is not None))
+        self.k, self.m = k, size // max(self.n, 1)
+        self.spec = GemmSpec(mm.out.dtype, bias=self.has_bias, epilogue=self.epilogue,
+                             residual=residual is not None, gate=gate is not None,
+                             gate_a=gate_a is not None)
+
+    def _bind(self) -> None:
+        """The calls, once ``self.gemm`` is loaded."""
+        k = self.k
         #: whether a call splits across threads (when more than one is configured)
-        self.splits = split_pays(size // max(self.n, 1), self.n, k, self.gemm.dtype.itemsize)
+        self.splits = split_pays(self.m, self.n, k, self.gemm.dtype.itemsize)
         #: read positions whose operand may be this step's output array itself (see
         #: ``KernelStep.same_element_reads``): the (M, N) residual or gate R, read tile by
         #: tile just before C's same elements are stored, when that happens once. A linear
