@@ -251,3 +251,14 @@ def test_plans_run_the_kernels_in_native_programs(monkeypatch, n_threads):
         np.testing.assert_allclose(a, w, rtol=1e-4, atol=1e-4)
     text = plan.llvm_text()
     assert "lucid_attention_fwd" in text and "lucid_attention_bwd" in text
+
+
+def test_leading_dims_broadcast_through_expanded_views():
+    """k and v shared across batches or heads (leading dims of 1, or fewer dims): the
+    fused op reads them as expanded (stride-0) views; their gradients sum over the copies."""
+    for shapes in (((2, 3, 9, 4), (1, 3, 7, 4), (3, 7, 5)), ((9, 4), (2, 7, 4), (2, 7, 4))):
+        rng = np.random.default_rng(8)
+        q, k, v = (rng.standard_normal(s) for s in shapes)
+        g = rng.standard_normal(torch.nn.functional.scaled_dot_product_attention(
+            *(torch.tensor(x) for x in (q, k, v))).shape)
+        _close(_lucid(q, k, v, g, True, "float64"), _torch(q, k, v, g, True), "float64")

@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from lucid_ir.types import broadcast_shapes
+
 from ..dispatch import as_tensor
 from ..functional_core import cat
 
@@ -76,15 +78,21 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
 
 def _fusable(q, k, v) -> bool:
     """Whether one fused ``attention`` op computes this call: q, k, v of one float dtype
-    and the same leading dims, at least one key."""
-    return (q.dtype == k.dtype == v.dtype and q.dtype in ("float32", "float64")
-            and q.shape[:-2] == k.shape[:-2] == v.shape[:-2] and k.shape[-2] > 0)
+    whose leading dims broadcast together, at least one key."""
+    if not (q.dtype == k.dtype == v.dtype and q.dtype in ("float32", "float64") and k.shape[-2] > 0):
+        return False
+    try:
+        broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except ValueError:
+        return False
+    return True
 
 
 def fused_attention(q, k, v, is_causal: bool = False, scale: float | None = None):
     """``softmax(q·kᵀ·scale + causal mask)·v`` as one fused native op (``attention`` in the
     IR: tiled, online softmax, no L×S buffer), in eager mode and inside ``lucid.compile``.
-    q ``(…, L, E)``, k ``(…, S, E)``, v ``(…, S, Ev)`` with the same leading dims.
+    q ``(…, L, E)``, k ``(…, S, E)``, v ``(…, S, Ev)`` with leading dims that broadcast
+    (expanded views: no copies).
 
     >>> import lucid
     >>> q = lucid.ones(1, 2, 3)
@@ -93,6 +101,8 @@ def fused_attention(q, k, v, is_causal: bool = False, scale: float | None = None
     """
     from .. import dispatch
     q, k, v = as_tensor(q), as_tensor(k), as_tensor(v)
+    lead = broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2], op="scaled_dot_product_attention")
+    q, k, v = (x if x.shape[:-2] == lead else x.expand(*lead, *x.shape[-2:]) for x in (q, k, v))
     factor = 1.0 / math.sqrt(q.shape[-1]) if scale is None and q.shape[-1] else (
         1.0 if scale is None else float(scale))
     out_shape = (*q.shape[:-2], q.shape[-2], v.shape[-1])
