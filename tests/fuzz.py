@@ -171,6 +171,8 @@ class Gen:
                 return mask, xdt
             alt = self.emit("neg", x, exact=x in self.exact)
             return self.emit("select", mask, x, alt, exact=x in self.exact), xdt
+        if r < 0.64 and x.shape and x.shape[-1] != 1 and rng.random() < 0.3:
+            return self.row_chain(x, xdt), xdt
         if r < 0.64 and x.shape:
             op = self.pick(["sum", "mean", "max"])
             nd = len(x.shape)
@@ -203,6 +205,36 @@ class Gen:
         if r < 0.975:
             return self.random(x, xdt), xdt
         return self.scan(x, xdt)
+
+    def row_chain(self, x, xdt):
+        """A reduction over the last axis with elementwise work before and after it (the
+        fusion's rows groups): softmax, log-softmax, layer or RMS norm in primitives,
+        sometimes after a bias row and before a scale by a per-row value."""
+        rng = self.rng
+
+        def last(op, v):
+            return self.emit(op, v, axes=(len(v.shape) - 1,), keepdims=True)
+        kind = self.pick(["softmax", "log_softmax", "layer_norm", "rms_norm"])
+        if x.shape[-1] == 0:
+            kind = "rms_norm"  # an empty row has no max (and its mean square becomes a sum)
+        if rng.random() < 0.3:
+            x = self.emit("add", x, self.new_input(x.shape[-1:], xdt))
+        if kind == "softmax":
+            e = self.emit("exp", self.emit("sub", x, last("max", x)))
+            y = self.emit("div", e, last("sum", e))
+        elif kind == "log_softmax":
+            t = self.emit("sub", x, last("max", x))
+            y = self.emit("sub", t, self.emit("log", last("sum", self.emit("exp", t))))
+        elif kind == "layer_norm":
+            centred = self.emit("sub", x, last("mean", x))
+            var = last("mean", self.emit("mul", centred, centred))
+            y = self.emit("mul", centred, self.emit("rsqrt", self.emit("add", var, self.const(1e-3, (), xdt))))
+        else:
+            ms = last("sum" if x.shape[-1] == 0 else "mean", self.emit("mul", x, x))
+            y = self.emit("mul", x, self.emit("rsqrt", self.emit("add", ms, self.const(1e-3, (), xdt))))
+        if rng.random() < 0.3:
+            y = self.emit("mul", y, self.emit("tanh", last("sum", y)))
+        return y
 
     def axis_of(self, x, allow_none=True):
         """A random axis of x (None: every element), or False when x has no such axis

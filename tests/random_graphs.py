@@ -1,6 +1,7 @@
 """Seeded generator of random, well-defined graphs over every kind of op: the fuzzer's
 and the pass tests' source of programs. Values stay finite: ``log`` and ``div`` only see
-positive operands."""
+positive operands. Row chains (softmax, log-softmax, layer and RMS norm written out in
+primitives, with extra elementwise work) exercise the fusion's rows groups."""
 from __future__ import annotations
 
 import numpy as np
@@ -55,6 +56,8 @@ def random_graph(rng: np.random.Generator, dtype: str = "float64", n_ops: int = 
                 same = [v for v in pool if v.shape == x.shape]
                 mask = b.emit("gt", same[int(rng.integers(len(same)))], b.constant(0.0, (), dtype))
                 y = b.emit("select", mask, x, b.constant(0.0, (), dtype))
+        elif r < 0.74 and len(x.shape) == 2:
+            y = row_chain(b, rng, x, new_input, dtype)
         elif r < 0.8 and len(x.shape) == 2:
             op = ["sum", "mean", "max"][int(rng.integers(3))]
             axis = int(rng.integers(2))
@@ -74,3 +77,39 @@ def random_graph(rng: np.random.Generator, dtype: str = "float64", n_ops: int = 
         pool.append(y)
     outs = pool[-1:] if rng.random() < 0.5 else pool[-2:]
     return b.build(outs), arrays
+
+
+ROW_CHAINS = ("softmax", "log_softmax", "layer_norm", "rms_norm")
+
+
+def row_chain(b, rng, x, new_input, dtype: str):
+    """One of ``ROW_CHAINS`` over the last axis of the 2-D ``x``, in primitives, sometimes
+    with elementwise work before it (a bias row) and after it (a scale by a per-row value)."""
+    def last(op, v):
+        return b.emit(op, v, axes=(1,), keepdims=True)
+
+    def c(value):
+        return b.constant(value, (), dtype)
+    kind = ROW_CHAINS[int(rng.integers(len(ROW_CHAINS)))]
+    if kind.endswith("softmax") and x.shape[1] == 0:
+        kind = "rms_norm"  # (no max of an empty row)
+    if rng.random() < 0.3:
+        x = b.emit("add", x, new_input(x.shape[-1:]))
+    if kind == "softmax":
+        e = b.emit("exp", b.emit("sub", x, last("max", x)))
+        y = b.emit("div", e, last("sum", e))
+    elif kind == "log_softmax":
+        t = b.emit("sub", x, last("max", x))
+        y = b.emit("sub", t, b.emit("log", last("sum", b.emit("exp", t))))
+    elif kind == "layer_norm":
+        centred = b.emit("sub", x, last("mean", x))
+        var = last("mean", b.emit("mul", centred, centred))
+        y = b.emit("mul", centred, b.emit("rsqrt", b.emit("add", var, c(1e-5))))
+        if rng.random() < 0.5:
+            y = b.emit("add", b.emit("mul", y, new_input(x.shape[-1:])), new_input(x.shape[-1:]))
+    else:
+        ms = last("mean", b.emit("mul", x, x))
+        y = b.emit("mul", x, b.emit("rsqrt", b.emit("add", ms, c(1e-6))))
+    if rng.random() < 0.3:
+        y = b.emit("mul", y, b.emit("tanh", last("sum", y)))
+    return y

@@ -104,6 +104,8 @@ def _log_softmax_steps(axis, at: int = 0):
 
 
 _CHAINS: dict = {}
+_SOFTMAX: dict = {}      # dim (None: the default, -1) -> softmax's chain
+_LOG_SOFTMAX: dict = {}  # the same for log_softmax
 
 
 def _chain(name: str, params, make) -> dispatch.Chain:
@@ -129,20 +131,40 @@ def log_softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -
     >>> [round(v, 4) for v in log_softmax(lucid.tensor([0.0, 0.0])).tolist()]
     [-0.6931, -0.6931]
     """
+    if axis is None:  # (the repeat path: the chain of this dim, one native call)
+        chain = _LOG_SOFTMAX.get(dim)
+        if chain is not None:
+            return dispatch.call1(chain, x)
+        repeat = dim if type(dim) is int or dim is None else False
+    else:
+        repeat = False
     axis = _softmax_dim("log_softmax", dim, axis)
-    return dispatch.call(_chain("log_softmax", axis, lambda: _log_softmax_steps(axis)), (as_tensor(x),))
+    chain = _chain("log_softmax", axis, lambda: _log_softmax_steps(axis))
+    if repeat is not False:
+        _LOG_SOFTMAX[repeat] = chain
+    return dispatch.call1(chain, as_tensor(x))
 
 
 def softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
     """``exp(x - max x) / Σ exp(x - max x)`` along ``dim`` (default -1); one eager call."""
+    if axis is None:  # (the repeat path: the chain of this dim, one native call)
+        chain = _SOFTMAX.get(dim)
+        if chain is not None:
+            return dispatch.call1(chain, x)
+        repeat = dim if type(dim) is int or dim is None else False
+    else:
+        repeat = False
     axis = _softmax_dim("softmax", dim, axis)
-    return dispatch.call(_chain("softmax", axis, lambda: [
+    chain = _chain("softmax", axis, lambda: [
         ("max", {"axes": axis, "keepdims": True}, (0,)),
         ("stop_gradient", {}, (-1,)),
         ("sub", {}, (0, -1)),
         ("exp", {}, (-1,)),
         ("sum", {"axes": axis, "keepdims": True}, (-1,)),
-        ("div", {}, (-2, -1))]), (as_tensor(x),))
+        ("div", {}, (-2, -1))])
+    if repeat is not False:
+        _SOFTMAX[repeat] = chain
+    return dispatch.call1(chain, as_tensor(x))
 
 
 # the losses live in their own files (one import block: other helpers edit this file too)

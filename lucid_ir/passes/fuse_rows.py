@@ -68,6 +68,7 @@ class _Finder:
             for v in n.inputs:
                 self.readers.setdefault(v, []).append(n)
         self.assigned: set = set()
+        self.outputs = set(graph.outputs)
 
     def fits(self, n: Node, x_shape) -> bool:
         if n in self.assigned:
@@ -114,6 +115,7 @@ class _Finder:
                     members.add(c)
                     frontier.append(c)
         members = self._trim(members, x_shape)
+        members = self._shed_single_values(members, x_shape)
         seeds = [m for m in members if m.op in ROW_REDUCTIONS]
         if len(seeds) < 2 and not any(m.out.shape == x_shape and self._after(m, seeds, members)
                                       for m in members):
@@ -155,6 +157,22 @@ class _Finder:
                         and all(r.op in REDUCTION for r in outside)):
                     members.discard(m)
                     changed = True
+        return members
+
+    def _shed_single_values(self, members, x_shape) -> set:
+        """A single value (``_one_value``) that is read outside the group leaves it, with
+        the single values of the group it is computed from: a row kernel's outputs are
+        rows or per-row values. (A single value is computed from single values and
+        outside values only, so what leaves is upstream of the rest: still convex.)"""
+        single = {m for m in members if m.op not in ROW_REDUCTIONS
+                  and m.out.shape not in (x_shape, stats_shape(x_shape))}
+        leaving = [m for m in single if m.out in self.outputs
+                   or any(r not in members for r in self.readers.get(m.out, ()))]
+        while leaving:
+            m = leaving.pop()
+            if m in members:
+                members.discard(m)
+                leaving.extend(self.producer[v] for v in m.inputs if self.producer.get(v) in single)
         return members
 
     def run(self) -> list[list[Node]]:
