@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from lucid_ir.builder import GraphBuilder  # noqa: E402
 from lucid_ir.graph import Graph  # noqa: E402
 from lucid_ir.interpreter import interpret  # noqa: E402
+from random_graphs import row_chain  # noqa: E402  (this folder: the script's, or pytest's)
 
 DIMS = [0, 1, 1, 1, 2, 2, 3, 3, 4, 5, 7, 8, 9, 13, 16, 17, 31, 33]
 BIG_DIMS = [64, 97, 130, 145, 257]
@@ -208,33 +209,9 @@ class Gen:
 
     def row_chain(self, x, xdt):
         """A reduction over the last axis with elementwise work before and after it (the
-        fusion's rows groups): softmax, log-softmax, layer or RMS norm in primitives,
-        sometimes after a bias row and before a scale by a per-row value."""
-        rng = self.rng
-
-        def last(op, v):
-            return self.emit(op, v, axes=(len(v.shape) - 1,), keepdims=True)
-        kind = self.pick(["softmax", "log_softmax", "layer_norm", "rms_norm"])
-        if x.shape[-1] == 0:
-            kind = "rms_norm"  # an empty row has no max (and its mean square becomes a sum)
-        if rng.random() < 0.3:
-            x = self.emit("add", x, self.new_input(x.shape[-1:], xdt))
-        if kind == "softmax":
-            e = self.emit("exp", self.emit("sub", x, last("max", x)))
-            y = self.emit("div", e, last("sum", e))
-        elif kind == "log_softmax":
-            t = self.emit("sub", x, last("max", x))
-            y = self.emit("sub", t, self.emit("log", last("sum", self.emit("exp", t))))
-        elif kind == "layer_norm":
-            centred = self.emit("sub", x, last("mean", x))
-            var = last("mean", self.emit("mul", centred, centred))
-            y = self.emit("mul", centred, self.emit("rsqrt", self.emit("add", var, self.const(1e-3, (), xdt))))
-        else:
-            ms = last("sum" if x.shape[-1] == 0 else "mean", self.emit("mul", x, x))
-            y = self.emit("mul", x, self.emit("rsqrt", self.emit("add", ms, self.const(1e-3, (), xdt))))
-        if rng.random() < 0.3:
-            y = self.emit("mul", y, self.emit("tanh", last("sum", y)))
-        return y
+        fusion's rows groups): ``random_graphs.row_chain``."""
+        return row_chain(self.rng, x, self.emit, lambda v: self.const(v, (), xdt),
+                         lambda shape: self.new_input(shape, xdt))
 
     def axis_of(self, x, allow_none=True):
         """A random axis of x (None: every element), or False when x has no such axis

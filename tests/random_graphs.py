@@ -57,7 +57,7 @@ def random_graph(rng: np.random.Generator, dtype: str = "float64", n_ops: int = 
                 mask = b.emit("gt", same[int(rng.integers(len(same)))], b.constant(0.0, (), dtype))
                 y = b.emit("select", mask, x, b.constant(0.0, (), dtype))
         elif r < 0.74 and len(x.shape) == 2:
-            y = row_chain(b, rng, x, new_input, dtype)
+            y = row_chain(rng, x, b.emit, lambda v: b.constant(v, (), dtype), new_input)
         elif r < 0.8 and len(x.shape) == 2:
             op = ["sum", "mean", "max"][int(rng.integers(3))]
             axis = int(rng.integers(2))
@@ -82,34 +82,34 @@ def random_graph(rng: np.random.Generator, dtype: str = "float64", n_ops: int = 
 ROW_CHAINS = ("softmax", "log_softmax", "layer_norm", "rms_norm")
 
 
-def row_chain(b, rng, x, new_input, dtype: str):
-    """One of ``ROW_CHAINS`` over the last axis of the 2-D ``x``, in primitives, sometimes
-    with elementwise work before it (a bias row) and after it (a scale by a per-row value)."""
+def row_chain(rng, x, emit, const, new_input):
+    """One of ``ROW_CHAINS`` over the last axis of ``x``, in primitives, sometimes with
+    elementwise work before it (a bias row) and after it (a scale by a per-row value).
+    ``emit(op, *inputs, **attrs)``, ``const(value)`` (a scalar of x's dtype) and
+    ``new_input(shape)`` build the graph (this generator's, or the fuzzer's ``Gen``)."""
     def last(op, v):
-        return b.emit(op, v, axes=(1,), keepdims=True)
-
-    def c(value):
-        return b.constant(value, (), dtype)
+        return emit(op, v, axes=(len(v.shape) - 1,), keepdims=True)
     kind = ROW_CHAINS[int(rng.integers(len(ROW_CHAINS)))]
-    if kind.endswith("softmax") and x.shape[1] == 0:
-        kind = "rms_norm"  # (no max of an empty row)
+    empty = x.shape[-1] == 0
+    if empty:
+        kind = "rms_norm"  # an empty row has no max (and its mean square becomes a sum)
     if rng.random() < 0.3:
-        x = b.emit("add", x, new_input(x.shape[-1:]))
+        x = emit("add", x, new_input(x.shape[-1:]))
     if kind == "softmax":
-        e = b.emit("exp", b.emit("sub", x, last("max", x)))
-        y = b.emit("div", e, last("sum", e))
+        e = emit("exp", emit("sub", x, last("max", x)))
+        y = emit("div", e, last("sum", e))
     elif kind == "log_softmax":
-        t = b.emit("sub", x, last("max", x))
-        y = b.emit("sub", t, b.emit("log", last("sum", b.emit("exp", t))))
+        t = emit("sub", x, last("max", x))
+        y = emit("sub", t, emit("log", last("sum", emit("exp", t))))
     elif kind == "layer_norm":
-        centred = b.emit("sub", x, last("mean", x))
-        var = last("mean", b.emit("mul", centred, centred))
-        y = b.emit("mul", centred, b.emit("rsqrt", b.emit("add", var, c(1e-5))))
+        centred = emit("sub", x, last("mean", x))
+        var = last("mean", emit("mul", centred, centred))
+        y = emit("mul", centred, emit("rsqrt", emit("add", var, const(1e-3))))
         if rng.random() < 0.5:
-            y = b.emit("add", b.emit("mul", y, new_input(x.shape[-1:])), new_input(x.shape[-1:]))
+            y = emit("add", emit("mul", y, new_input(x.shape[-1:])), new_input(x.shape[-1:]))
     else:
-        ms = last("mean", b.emit("mul", x, x))
-        y = b.emit("mul", x, b.emit("rsqrt", b.emit("add", ms, c(1e-6))))
+        ms = last("sum" if empty else "mean", emit("mul", x, x))
+        y = emit("mul", x, emit("rsqrt", emit("add", ms, const(1e-3))))
     if rng.random() < 0.3:
-        y = b.emit("mul", y, b.emit("tanh", last("sum", y)))
+        y = emit("mul", y, emit("tanh", last("sum", y)))
     return y

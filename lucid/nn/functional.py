@@ -123,48 +123,50 @@ def _softmax_dim(name: str, dim, axis) -> int:
     return -1 if dim is None and axis is None else (dim if dim is not None else axis)
 
 
+def _row_call(name: str, table: dict, x, dim, axis, make):
+    """``x`` through the chain ``make(axis)`` for this ``dim``/``axis``; a dim seen before
+    (``table``) goes straight to the unrolled dispatch: one native call."""
+    if axis is None:
+        chain = table.get(dim)
+        if chain is not None:
+            return dispatch.call1(chain, x)
+    repeat = axis is None and (dim is None or type(dim) is int)
+    axis = _softmax_dim(name, dim, axis)
+    chain = _chain(name, axis, lambda: make(axis))
+    if repeat:
+        table[dim] = chain
+    return dispatch.call1(chain, as_tensor(x))
+
+
 def log_softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
     """``x - logsumexp(x)`` along ``axis``, computed stably (the max is subtracted
-    first); one eager call (fused native kernels).
+    first); one native kernel over the rows (eager and compiled).
 
     >>> import lucid
     >>> [round(v, 4) for v in log_softmax(lucid.tensor([0.0, 0.0])).tolist()]
     [-0.6931, -0.6931]
     """
-    if axis is None:  # (the repeat path: the chain of this dim, one native call)
-        chain = _LOG_SOFTMAX.get(dim)
-        if chain is not None:
-            return dispatch.call1(chain, x)
-        repeat = dim if type(dim) is int or dim is None else False
-    else:
-        repeat = False
-    axis = _softmax_dim("log_softmax", dim, axis)
-    chain = _chain("log_softmax", axis, lambda: _log_softmax_steps(axis))
-    if repeat is not False:
-        _LOG_SOFTMAX[repeat] = chain
-    return dispatch.call1(chain, as_tensor(x))
+    return _row_call("log_softmax", _LOG_SOFTMAX, x, dim, axis, _log_softmax_steps)
+
+
+def _softmax_steps(axis):
+    return [("max", {"axes": axis, "keepdims": True}, (0,)),
+            ("stop_gradient", {}, (-1,)),
+            ("sub", {}, (0, -1)),
+            ("exp", {}, (-1,)),
+            ("sum", {"axes": axis, "keepdims": True}, (-1,)),
+            ("div", {}, (-2, -1))]
 
 
 def softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
-    """``exp(x - max x) / Σ exp(x - max x)`` along ``dim`` (default -1); one eager call."""
-    if axis is None:  # (the repeat path: the chain of this dim, one native call)
-        chain = _SOFTMAX.get(dim)
-        if chain is not None:
-            return dispatch.call1(chain, x)
-        repeat = dim if type(dim) is int or dim is None else False
-    else:
-        repeat = False
-    axis = _softmax_dim("softmax", dim, axis)
-    chain = _chain("softmax", axis, lambda: [
-        ("max", {"axes": axis, "keepdims": True}, (0,)),
-        ("stop_gradient", {}, (-1,)),
-        ("sub", {}, (0, -1)),
-        ("exp", {}, (-1,)),
-        ("sum", {"axes": axis, "keepdims": True}, (-1,)),
-        ("div", {}, (-2, -1))])
-    if repeat is not False:
-        _SOFTMAX[repeat] = chain
-    return dispatch.call1(chain, as_tensor(x))
+    """``exp(x - max x) / Σ exp(x - max x)`` along ``dim`` (default -1); one native
+    kernel over the rows (eager and compiled).
+
+    >>> import lucid
+    >>> [round(v, 4) for v in softmax(lucid.tensor([0.0, 0.0])).tolist()]
+    [0.5, 0.5]
+    """
+    return _row_call("softmax", _SOFTMAX, x, dim, axis, _softmax_steps)
 
 
 # the losses live in their own files (one import block: other helpers edit this file too)

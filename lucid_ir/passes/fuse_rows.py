@@ -11,7 +11,8 @@ over its last axis, keeping it (``X[:-1] + (1,)``, the *row statistics* shape S)
 - other row reductions of the same X,
 
 as long as the group stays convex (no path leaves it and comes back: one kernel must be
-able to run it without waiting for another). Nothing is matched by op names: softmax
+able to run it without waiting for another). It does not grow up into work on a matrix
+product's result (a bias, a scale, a mask): the GEMM's epilogue applies that. Nothing is matched by op names: softmax
 (``max, sub, exp, sum, div``), log-softmax, layer norm (``mean, sub, mul, mean, add,
 rsqrt, mul`` and the affine), RMS norm and their gradients all come out of the same
 growth. An X-shaped member that no reduction of the group needs and whose readers outside
@@ -31,7 +32,7 @@ reduction.
 from __future__ import annotations
 
 from ..graph import Graph, Node
-from ..opnames import ELEMENTWISE, RANDOM, REDUCTION
+from ..opnames import ELEMENTWISE, MATMUL, RANDOM, REDUCTION
 
 ROW_REDUCTIONS = ("sum", "mean", "max", "min")
 FLOATS = ("float32", "float64")
@@ -79,6 +80,11 @@ class _Finder:
             return False
         return (n.op in ELEMENTWISE and n.op not in RANDOM) or n.op == "stop_gradient"
 
+    def _epilogue(self, n: Node) -> bool:
+        """Whether ``n`` reads a matrix product's result: the GEMM applies it as its
+        epilogue (a bias, a scale, a mask), for free, so the group does not grow up into it."""
+        return any(p is not None and p.op in MATMUL for p in (self.producer.get(v) for v in n.inputs))
+
     def _reaches(self, starts, members, downward: bool) -> bool:
         """Whether a path of non-members from ``starts`` reaches a member (downward:
         through readers; upward: through producers)."""
@@ -108,7 +114,8 @@ class _Finder:
         frontier = [seed]
         while frontier:
             n = frontier.pop()
-            around = [self.producer[v] for v in n.inputs if v in self.producer]
+            around = [p for p in (self.producer.get(v) for v in n.inputs)
+                      if p is not None and not self._epilogue(p)]
             around += self.readers.get(n.out, ())
             for c in sorted(set(around), key=self.index.get):
                 if c not in members and self.fits(c, x_shape) and self._convex_with(c, members):
