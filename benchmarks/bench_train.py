@@ -117,11 +117,10 @@ def worker(threads: int, quick: bool) -> dict:
     times = interleaved(fns, reps, inner=10)
 
     # Python overhead of the compiled step: its plan's kernels alone, on the same arrays
-    from lucid.compiled import _scalar_arrays
     program = next(iter(train_step._programs.values()))
     arrays = [t._data for t in [x, lucid.Tensor(y_np)] + program.captured]
-    for source, dtype, n in program.scalar_sources:
-        arrays += _scalar_arrays(source(), dtype, n)
+    for source in program.scalar_sources:
+        arrays += source.arrays()
     plan = program.run_forward
     gemms, gemm_arrays = gemm_floor(np)
     gemms(gemm_arrays), gemms(gemm_arrays)  # its native program

@@ -81,7 +81,7 @@ from . import jit
 from .target import host_target
 
 __all__ = [
-    "CACHE_FORMAT", "CODEGEN_VERSION", "PIPELINE", "source_stamp", "load_or_compile", "full_key",
+    "CACHE_FORMAT", "CODEGEN_VERSION", "PIPELINE", "source_stamp", "load_or_compile", "precompile", "full_key",
     "kind_of", "cache_dir", "cache_enabled", "cache_info", "list_entries", "entry_metadata", "clear_cache", "stats",
     "reset_stats", "reset_memory_cache", "CacheEntry",
 ]
@@ -109,6 +109,8 @@ _DISABLE_VALUES = {"0", "off", "false", "no"}
 _LOCK = threading.Lock()                    # guards every dict/set below
 _MEMORY: dict[tuple[str, tuple[str, ...]], jit.LoadedLibrary] = {}
 _KEY_LOCKS: dict[str, threading.Lock] = {}  # one per full key, never removed
+_OBJECTS: dict[str, bytes] = {}  # full key -> object file compiled by ``precompile``, not yet linked
+_LINKED: set[str] = set()        # full keys linked into this process
 _WARNED_DIRS: set[str] = set()
 _STAT_NAMES = ("hits_memory", "hits_disk", "compiles", "disk_writes",
                "disk_rejects", "write_errors")
@@ -330,7 +332,7 @@ def _key_lock(digest_hex: str) -> threading.Lock:
 # ------------------------------------------------------------------ public API
 def load_or_compile(key: str, build: Callable[[], ir.Module], symbols: list[str],
                     *, label: str | None = None, kind: str | None = None, speed_level: int = 3,
-                    vectorize: bool = True) -> jit.LoadedLibrary:
+                    vectorize: bool = True, prepare: Callable[[], None] | None = None) -> jit.LoadedLibrary:
     """Machine code for the kernel ``key``: from memory, else disk, else ``build()`` + LLVM.
 
     ``key`` must determine the module ``build()`` returns exactly (e.g. its IR text
@@ -339,7 +341,8 @@ def load_or_compile(key: str, build: Callable[[], ir.Module], symbols: list[str]
     optional human-readable name stored in the entry's metadata (default: the key,
     cut to 200 characters); ``kind`` the kernel family (default: the key's leading
     word, :func:`kind_of`), also stored, for ``lucid-ir cache``. ``speed_level`` and ``vectorize`` are passed to
-    :func:`jit.compile_to_object` (include them in ``key`` if they vary).
+    :func:`jit.compile_to_object` (include them in ``key`` if they vary). ``prepare``,
+    if given, is called before the object is linked (e.g. to load the code it calls).
 
     Never raises because of the cache itself (bad files are recompiled, unwritable
     directories fall back to memory with one ``RuntimeWarning``); errors from
@@ -382,24 +385,65 @@ def load_or_compile(key: str, build: Callable[[], ir.Module], symbols: list[str]
             compile_times.memory_hit()
             return lib
         lib = _load_or_compile_locked(key, digest_hex, build, symbols, label,
-                                      speed_level, vectorize, kind)
+                                      speed_level, vectorize, kind, prepare)
         with _LOCK:
             _MEMORY[mem_key] = lib
+            _LINKED.add(digest_hex)
         return lib
 
 
+def precompile(key: str, build: Callable[[], ir.Module], symbols: list[str],
+               *, label: str | None = None, kind: str | None = None, speed_level: int = 3,
+               vectorize: bool = True) -> None:
+    """Make sure the object file of ``key`` exists without linking it: nothing to do when
+    it is linked already or on disk, else compile it (and store it on disk, and in memory
+    for the :func:`load_or_compile` of the same key, which then only links it). Arguments
+    as :func:`load_or_compile`'s. Independent keys precompile in parallel on several
+    threads (compile_pool.py); one key is never compiled twice at once.
+    """
+    symbols = list(symbols)
+    digest_hex = full_key(key)
+    use_disk = cache_enabled()
+    directory = cache_dir() if use_disk else None
+
+    def done():
+        with _LOCK:
+            if digest_hex in _LINKED or digest_hex in _OBJECTS:
+                return True
+        return use_disk and (directory / (digest_hex + _SUFFIX)).exists()
+    if done():
+        return
+    with _key_lock(digest_hex):
+        if done():
+            return
+        obj = _compile_and_store(key, digest_hex, build, symbols, label, speed_level, vectorize, kind,
+                                 directory)
+        with _LOCK:
+            _OBJECTS[digest_hex] = obj
+
+
 def _load_or_compile_locked(key, digest_hex, build, symbols, label, speed_level=3,
-                            vectorize=True, kind=None) -> jit.LoadedLibrary:
+                            vectorize=True, kind=None, prepare=None) -> jit.LoadedLibrary:
     digest = bytes.fromhex(digest_hex)
     use_disk = cache_enabled()
     directory = cache_dir() if use_disk else None
     name = digest_hex + _SUFFIX
     label = label if label is not None else key[:_KEY_PREVIEW]
     kind = kind or kind_of(key)
+    with _LOCK:
+        obj = _OBJECTS.pop(digest_hex, None)
+    if obj is not None:  # compiled by ``precompile`` (recorded there)
+        if prepare is not None:
+            prepare()
+        lib = _load(obj, symbols)
+        compile_times.memory_hit()
+        return lib
     if use_disk:
         t0 = time.perf_counter()
         payload = _read_entry(directory / name, digest)
         if payload is not None:
+            if prepare is not None:
+                prepare()
             t1 = time.perf_counter()
             try:
                 lib = _load(payload, symbols)
@@ -410,16 +454,32 @@ def _load_or_compile_locked(key, digest_hex, build, symbols, label, speed_level=
                 compile_times.add_module(compile_times.ModuleTimes(
                     label, kind, "disk", {"read": t1 - t0, "link": time.perf_counter() - t1}, len(payload)))
                 return lib
-    t0 = time.perf_counter()
-    module = build()
-    steps = {"build IR": time.perf_counter() - t0}
-    obj = jit.compile_to_object(module, speed_level, vectorize, times=steps)
-    seconds = time.perf_counter() - t0
-    _bump("compiles")
+    steps: dict = {}
+    obj = _compile_and_store(key, digest_hex, build, symbols, label, speed_level, vectorize, kind,
+                             directory, steps, record=False)
+    if prepare is not None:
+        prepare()
     t1 = time.perf_counter()
     lib = _load(obj, symbols)  # raises for a symbol the module lacks
     steps["link"] = time.perf_counter() - t1
-    if use_disk:
+    compile_times.add_module(compile_times.ModuleTimes(label, kind, "compiled", steps, len(obj)))
+    return lib
+
+
+def _compile_and_store(key, digest_hex, build, symbols, label, speed_level, vectorize, kind,
+                       directory, steps=None, record=True) -> bytes:
+    """``build()`` compiled to an object file, written to ``directory`` (unless None);
+    ``steps`` receives the seconds of each step; ``record``: tell LUCID_DEBUG's record."""
+    label = label if label is not None else key[:_KEY_PREVIEW]
+    kind = kind or kind_of(key)
+    steps = {} if steps is None else steps
+    t0 = time.perf_counter()
+    module = build()
+    steps["build IR"] = time.perf_counter() - t0
+    obj = jit.compile_to_object(module, speed_level, vectorize, times=steps)
+    seconds = time.perf_counter() - t0
+    _bump("compiles")
+    if directory is not None:
         meta = {
             "label": label,
             "kind": kind,
@@ -432,10 +492,11 @@ def _load_or_compile_locked(key, digest_hex, build, symbols, label, speed_level=
             "codegen_version": CODEGEN_VERSION,
         }
         t1 = time.perf_counter()
-        _write_entry(directory, name, _encode(digest, obj, meta))
+        _write_entry(directory, digest_hex + _SUFFIX, _encode(bytes.fromhex(digest_hex), obj, meta))
         steps["store"] = time.perf_counter() - t1
-    compile_times.add_module(compile_times.ModuleTimes(label, kind, "compiled", steps, len(obj)))
-    return lib
+    if record:
+        compile_times.add_module(compile_times.ModuleTimes(label, kind, "compiled", steps, len(obj)))
+    return obj
 
 
 def kind_of(key: str) -> str:
@@ -576,5 +637,7 @@ def reset_memory_cache(*, clear_stats: bool = True) -> None:
     """
     with _LOCK:
         _MEMORY.clear()
+        _OBJECTS.clear()
+        _LINKED.clear()
     if clear_stats:
         reset_stats()

@@ -52,7 +52,7 @@ from lucid_ir.types import broadcast_shapes
 from . import loops
 from .cache import load_or_compile, source_stamp
 from .pyarray import data_ptr
-from .loops import I64, Loop, const64, decode_offsets, load_arg
+from .loops import I64, Loop, RowWalk, const64, load_arg
 from .target import host_target
 from .lowering import SUPPORTED, emit_op
 from .vector_math import ITEMSIZE, LLVM_MEMORY, LLVM_TYPE, const, mem_align, to_compute, to_memory
@@ -252,8 +252,8 @@ def build_module(st: Structure, pattern: str, lanes: int) -> ir.Module:
     arg_base = 2 + 2 * P
 
     inner_size = load_arg(b, args, 1)
-    with Loop(b, o0, o1, 1, name="outer") as outer:
-        offs = decode_offsets(b, args, D, P, outer.i, arg_base)
+    with RowWalk(b, args, D, P, arg_base, o0, o1, name="outer") as outer:
+        offs = outer.offsets
         row = b.mul(outer.i, inner_size)  # the linear index of the row's first element
         ops = [_Operand(b, b.gep(raw[j], [offs[j]]), pattern[j], istr[j], LLVM_MEMORY[dtypes[j]])
                for j in range(P)]

@@ -47,17 +47,18 @@ from dataclasses import dataclass, field
 import llvmlite.ir as ir
 
 from .cache import source_stamp
-from .gemm_microkernel import (I1, I8, I32, I64, Blocking, Ctx, build_microkernel,
-                               build_tile_epilogue, counted_loop, default_blocking, imin)
+from .gemm_core import declare_core, sub_mr
+from .gemm_microkernel import (I1, I8, I32, I64, Blocking, Ctx, build_tile_epilogue, counted_loop,
+                               default_blocking, imin)
 from .gemm_batched import batched_symbol, build_batched_entry
-from .gemm_pack import build_pack_a, build_pack_b, build_store_tile
+from .gemm_pack import build_pack_a, build_store_tile
 from . import gemm_rows, gemm_small
 from .gemm_rows import build_row_path, row_condition
 from .gemm_small import build_small_path, small_condition
 from .pyarray import PYARRAY_OFFSETS
 from .target import host_target
 
-GENERATOR = ("gemm", "gemm_microkernel", "gemm_pack", "gemm_small", "gemm_rows", "gemm_batched",
+GENERATOR = ("gemm", "gemm_core", "gemm_microkernel", "gemm_pack", "gemm_small", "gemm_rows", "gemm_batched",
              "vector_math", "pyarray")  # stamped into keys
 EPILOGUES = ("none", "relu", "sigmoid", "tanh")
 DTYPES = ("float32", "float64")
@@ -157,7 +158,7 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store
     few-rows path for row-major B (gemm_rows.py)."""
     blk = c.blk
     MR, NR, MC, NC, KC, W = blk.MR, blk.NR, blk.MC, blk.NC, blk.KC, blk.W
-    MRS = _sub_mr(blk)
+    MRS = sub_mr(blk)
     D = ir.DoubleType()
     P = c.P
     args = [I64, I64, I64, D, P, I64, I64, P, I64, I64, P, I64, P, P, I64, I64, P, I64]
@@ -305,14 +306,6 @@ def _k_block_ir(b: ir.IRBuilder, spec: GemmSpec, kd):
     return imin(b, I64(spec.blocking.KC), kd)
 
 
-def _sub_mr(blk) -> int:
-    """Rows of the remainder micro-kernel (a divisor of MR)."""
-    for d in (4, 3, 2, 1):
-        if blk.MR % d == 0 and blk.MR // d >= 2:
-            return d
-    return blk.MR
-
-
 def _build_py_entry(c: Ctx, spec: GemmSpec, driver: ir.Function, name: str) -> ir.Function:
     P8 = I8.as_pointer()
     D = ir.DoubleType()
@@ -410,26 +403,20 @@ def _build_full_entry(c: Ctx, driver: ir.Function, name: str) -> ir.Function:
 
 def build_gemm_module(spec: GemmSpec) -> ir.Module:
     """An LLVM module exporting ``gemm_symbol(spec)``, ``gemm_symbol(spec) + '_py'`` and
-    the batched entry ``gemm_symbol(spec) + '_batched'`` (gemm_batched.py)."""
+    the batched entry ``gemm_symbol(spec) + '_batched'`` (gemm_batched.py). The packing
+    routines and micro-kernels are the shared core's (gemm_core.py), declared here: load
+    the object only after ``gemm_core.ensure_core(spec.dtype, spec.blocking)``."""
     m = ir.Module(name=gemm_symbol(spec))
     c = Ctx(m, spec.dtype, spec.blocking)
     sym = gemm_symbol(spec)
-    pack_a = build_pack_a(c, f"{sym}.pack_a", gated=spec.gate_a)
-    pack_b = build_pack_b(c, f"{sym}.pack_b")
-    blk = spec.blocking
-    ukrs = {}
-    for mr, strided in ((blk.MR, False), (_sub_mr(blk), False), (blk.MR, True)):
-        for nv in {blk.NV, 1}:
-            if (mr, nv, strided) not in ukrs:
-                ukrs[(mr, nv, strided)] = build_microkernel(
-                    c, f"{sym}.ukr{mr}x{nv}{'s' if strided else ''}", MR=mr, NV=nv,
-                    U=1 if strided else blk.UNROLL if (mr, nv) == (blk.MR, blk.NV) else 2,
-                    strided_a=strided)
+    core = declare_core(c, spec.dtype)
+    pack_a = build_pack_a(c, f"{sym}.pack_a", gated=True) if spec.gate_a else core.pack_a
     epi = build_tile_epilogue(c, spec, f"{sym}.epi")
     store = build_store_tile(c, spec, epi, f"{sym}.store") if spec.reads_r else epi
-    small = build_small_path(c, spec, store, sym + ".small")
-    rows = build_row_path(c, spec, store, lambda b, kd: _k_block_ir(b, spec, kd), sym + ".rows")
-    driver = _build_driver(c, spec, sym + ".impl", pack_a, pack_b, ukrs, store, small, rows)
+    small = build_small_path(c, spec, store, sym + ".small", core.dots)
+    rows = build_row_path(c, spec, store, lambda b, kd: _k_block_ir(b, spec, kd), sym + ".rows",
+                          core.strips)
+    driver = _build_driver(c, spec, sym + ".impl", pack_a, core.pack_b, core.ukrs, store, small, rows)
     _build_full_entry(c, driver, sym)
     _build_py_entry(c, spec, driver, sym + "_py")
     build_batched_entry(c, spec, driver, batched_symbol(sym))

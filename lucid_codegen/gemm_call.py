@@ -42,18 +42,21 @@ from . import threads
 from .pyarray import LAYOUT_OK, data_ptr
 from .gemm import GemmSpec, build_gemm_module, gemm_symbol, workspace_elems
 from .gemm_batched import batched_symbol
+from .gemm_core import SPEED_LEVEL, ensure_core, precompile_core
 from .gemm_small import SMALL_M, SMALL_N
 
 __all__ = ["Gemm", "GemmSpec", "get_gemm", "split_pays", "split_spans"]
 
 # The cost model of a split: a GEMM's one-thread time is estimated from its FLOPs and
 # the bytes it streams (whichever bounds it), and it is split across threads when that
-# is at least SPLIT_MIN_SECONDS. Handing a part to a worker costs ~10-20 µs from Python
-# (measured crossover ~4 MFLOP = ~60 µs of work: 64x784x256 257 -> 156 µs on 2
-# threads; 64x64x64 9 -> 23 µs). FLOP_RATE: lucid's one-core GEMM on packed panels
-# (bench_linear: 57-75 GFLOP/s); BYTE_RATE: the small-shape path streaming operands
-# that are not in L2 (1x784x256: 0.8 MB in 20-40 µs, 20-40 GB/s a core, busy machine).
-SPLIT_MIN_SECONDS = 60e-6
+# is at least SPLIT_MIN_SECONDS. The parts run in native workers (threads.run_native),
+# which take a part in a few µs: measured at 2 threads (2026-12-06, quiet machine),
+# F.linear with estimates of 26-52 µs runs 1.4-1.8x faster split (32x256x256 51 -> 29
+# µs, 8x784x256 33 -> 21, 1x784x256 11.4 -> 10.2: each core streams its half of W from
+# its own L2), while 1x256x256 (estimate 10.6 µs) gets slower (4.9 -> 7.1).
+# FLOP_RATE: lucid's one-core GEMM on packed panels (bench_linear: 57-75 GFLOP/s);
+# BYTE_RATE: the small-shape path streaming operands that are not in L2.
+SPLIT_MIN_SECONDS = 20e-6
 FLOP_RATE = 80e9
 BYTE_RATE = 25e9
 
@@ -61,7 +64,7 @@ BYTE_RATE = 25e9
 def split_pays(M: int, N: int, K: int, itemsize: int) -> bool:
     """Whether C(M, N) = A(M, K)·B(K, N) is worth splitting across threads.
 
-    >>> split_pays(1, 256, 784, 4), split_pays(1024, 1024, 1024, 4)
+    >>> split_pays(1, 256, 256, 4), split_pays(1, 256, 784, 4)
     (False, True)
     """
     flop = 2.0 * M * N * K
@@ -93,9 +96,8 @@ def split_spans(M: int, N: int, nt: int, mr: int, nr: int):
         o, n = spans.pop()
         spans[-1] = (spans[-1][0], spans[-1][1] + n)
     return (split_m, spans) if len(spans) > 1 else None
-# LLVM pipeline for GEMM modules: their vector code is explicit, so the
-# vectorizers are off and level 2 gives the same machine code loops faster.
-SPEED_LEVEL = 2
+# LLVM pipeline for GEMM modules (gemm_core.SPEED_LEVEL): their vector code is explicit,
+# so the vectorizers are off and level 2 gives the same machine code loops faster.
 
 _i64 = ctypes.c_int64
 _vp = ctypes.c_void_p
@@ -111,13 +113,38 @@ _PY_OK = LAYOUT_OK
 _data_ptr = data_ptr
 
 
-def _load(spec: GemmSpec):
-    """Compile or fetch the kernel library for ``spec`` (the one place to switch caching)."""
+def _variant(spec: GemmSpec) -> tuple:
+    """(key, build, symbols) of the spec's kernel library in the kernel cache."""
     sym = gemm_symbol(spec)
-    symbols = [sym, sym + "_py", batched_symbol(sym)]
+    return (f"{spec.key()}:O{SPEED_LEVEL}nv", lambda: build_gemm_module(spec),
+            [sym, sym + "_py", batched_symbol(sym)])
+
+
+def _load(spec: GemmSpec):
+    """Compile or fetch the kernel library for ``spec`` (the one place to switch caching);
+    the shared core (gemm_core.py) is loaded before the variant's object links."""
     from .cache import load_or_compile
-    return load_or_compile(f"{spec.key()}:O{SPEED_LEVEL}nv", lambda: build_gemm_module(spec),
-                           symbols, speed_level=SPEED_LEVEL, vectorize=False)
+    key, build, symbols = _variant(spec)
+    return load_or_compile(key, build, symbols, speed_level=SPEED_LEVEL, vectorize=False,
+                           prepare=lambda: ensure_core(spec.dtype, spec.blocking))
+
+
+def precompile_tasks(specs) -> list:
+    """Callables that compile the object files of ``specs``' kernels and of their cores
+    without linking them (``cache.precompile``), independent of one another: run them on
+    the compile pool, then ``get_gemm`` only links. Nothing for a spec already loaded."""
+    from .cache import precompile
+    tasks, cores = [], set()
+    for spec in dict.fromkeys(specs):
+        if spec in _GEMMS:
+            continue
+        if (spec.dtype, spec.blocking) not in cores:
+            cores.add((spec.dtype, spec.blocking))
+            tasks.append(lambda spec=spec: precompile_core(spec.dtype, spec.blocking))
+        key, build, symbols = _variant(spec)
+        tasks.append(lambda key=key, build=build, symbols=symbols: precompile(
+            key, build, symbols, speed_level=SPEED_LEVEL, vectorize=False))
+    return tasks
 
 
 # -- workspace buffers (64-byte aligned), shared by all kernels ------------------
@@ -164,17 +191,23 @@ def _thread_ws() -> tuple[int, int]:
 
 
 _GEMMS: dict[GemmSpec, "Gemm"] = {}
-_GEMMS_LOCK = threading.Lock()
+_GEMMS_LOCK = threading.Lock()                     # guards the two dicts
+_SPEC_LOCKS: dict[GemmSpec, threading.Lock] = {}   # one per spec being built
 
 
 def get_gemm(spec: GemmSpec) -> "Gemm":
-    """The process-wide ``Gemm`` for ``spec`` (compiled once)."""
+    """The process-wide ``Gemm`` for ``spec`` (compiled once). Threads asking for
+    different specs build them at the same time; two asking for one build it once."""
     g = _GEMMS.get(spec)
     if g is None:
         with _GEMMS_LOCK:
+            lock = _SPEC_LOCKS.setdefault(spec, threading.Lock())
+        with lock:
             g = _GEMMS.get(spec)
             if g is None:
-                g = _GEMMS[spec] = Gemm(spec)
+                g = Gemm(spec)
+                with _GEMMS_LOCK:
+                    _GEMMS[spec] = g
     return g
 
 

@@ -135,16 +135,25 @@ def _strip_cols(c: Ctx, R: int) -> int:
     return max(NR, STRIP_BYTES // (R * c.size) // NR * NR)
 
 
-def build_row_path(c: Ctx, spec, store, kblock, name: str) -> ir.Function:
+def build_strip_kernels(c: Ctx, prefix: str) -> dict:
+    """The few-rows path's strip kernels, ``{rows: function}`` (named ``prefix.stripR``):
+    they depend on the dtype and blocking only, so gemm_core.py compiles them once for
+    every GEMM variant."""
+    return {r: _build_strip(c, f"{prefix}.strip{r}", r, u) for r, u in _ROW_GROUPS.items()}
+
+
+def build_row_path(c: Ctx, spec, store, kblock, name: str, kernels: dict | None = None) -> ir.Function:
     """i32 rows(i64 M, i64 N, i64 K, T alpha, T* A, i64 rsa, i64 csa, T* B, i64 rsb, T* C,
     i64 ldc, T* bias, T* R, i64 rsr, i64 csr)
 
     C = epilogue(A·B) for B with unit column stride (see the module docstring);
     ``store`` is the general path's tile store, ``kblock(b, kd)`` its K-block depth (an
-    i64) for kd = max(K, 1). Returns 0.
+    i64) for kd = max(K, 1); ``kernels`` the strip kernels (``build_strip_kernels``; built
+    into the module when None). Returns 0.
     """
     NR = c.blk.NR
-    kernels = {r: _build_strip(c, f"{name}.strip{r}", r, u) for r, u in _ROW_GROUPS.items()}
+    if kernels is None:
+        kernels = build_strip_kernels(c, name)
     args = [I64, I64, I64, c.T, c.P, I64, I64, c.P, I64, c.P, I64, c.P, c.P, I64, I64]
     fn = ir.Function(c.m, ir.FunctionType(ir.IntType(32), args), name)
     fn.linkage = "internal"

@@ -199,16 +199,25 @@ def _build_dots(c: Ctx, name: str, R: int, JB: int) -> ir.Function:
     return fn
 
 
-def build_small_path(c: Ctx, spec, store, name: str) -> ir.Function:
+def build_dots_kernels(c: Ctx, prefix: str) -> dict:
+    """The small path's dot-product kernels, ``{rows: function}`` (named ``prefix.dotsR``):
+    they depend on the dtype and blocking only, so gemm_core.py compiles them once for
+    every GEMM variant."""
+    return {r: _build_dots(c, f"{prefix}.dots{r}", r, jb) for r, jb in _row_groups(c).items()}
+
+
+def build_small_path(c: Ctx, spec, store, name: str, dots: dict | None = None) -> ir.Function:
     """i32 small(i64 M, i64 N, i64 K, T alpha, T* A, i64 rsa, T* B, i64 csb, T* C, i64 ldc,
     T* bias, T* R, i64 rsr, i64 csr)
 
     C = epilogue(A·B) for A with unit column stride and B with unit row stride (see the
-    module docstring); ``store`` is the general path's tile store. Returns 0.
+    module docstring); ``store`` is the general path's tile store; ``dots`` the dot-product
+    kernels (``build_dots_kernels``; built into the module when None). Returns 0.
     """
     NR, MR = c.blk.NR, c.blk.MR
     groups = _row_groups(c)
-    dots = {r: _build_dots(c, f"{name}.dots{r}", r, jb) for r, jb in groups.items()}
+    if dots is None:
+        dots = build_dots_kernels(c, name)
     args = [I64, I64, I64, c.T, c.P, I64, c.P, I64, c.P, I64, c.P, c.P, I64, I64]
     fn = ir.Function(c.m, ir.FunctionType(I32, args), name)
     fn.linkage = "internal"

@@ -5,8 +5,7 @@ Every kernel has the loop kernels' ABI, ``fn(block, lo, hi, lo2, hi2)`` (``KERNE
 and reads its sizes, strides (in elements, any sign) and operand addresses from the
 int64 argument ``block``, so one compiled kernel serves every shape and layout; only
 the element type changes the code. A walk over N dimensions is rows (the outer N-1
-dimensions, decoded from the row number as the elementwise kernels do,
-``loops.decode_offsets``) times an inner loop over the last dimension.
+dimensions, walked as an odometer from the first row, ``loops.RowWalk``) times an inner loop over the last dimension.
 
 Blocks (words; dims are ``(size, stride per operand)`` groups, outermost first):
 
@@ -14,6 +13,8 @@ Blocks (words; dims are ``(size, stride per operand)`` groups, outermost first):
           ``[src, out offset, n_rows, ndim, (size, s_out, s_src) * ndim]``: the first
           ``zero_count`` elements of out are zeroed, then each part copied into
           ``out + offset``. ``lo .. hi2`` are ignored (one call does all).
+``copy_add`` the same block; each part is added to what is there (``embed_sum``: the
+          output zeroed, then the parts added in order).
 ``gather`` ``[ndim, n, axis stride of x, out, index, x, 0, (size, s_out, s_index, s_x) * ndim]``
           (x's stride along the axis is 0 in its dims: the index supplies it);
           rows ``lo .. hi``, inner ``lo2 .. hi2``. ``out = x[.. j ..]`` with ``j`` the
@@ -33,7 +34,7 @@ import ctypes
 import llvmlite.ir as ir
 
 from .cache import load_or_compile, source_stamp
-from .loops import I64, Loop, const64, decode_offsets, load_arg
+from .loops import I64, Loop, RowWalk, const64, load_arg
 
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
@@ -75,35 +76,100 @@ def _walk(b, args, dims_at, ndim, n_ops: int, rows, inner, body):
     group = n_ops + 1
     last = b.add(dims_at, b.mul(b.sub(ndim, const64(1)), const64(group)))
     strides = [load_arg(b, args, b.add(last, const64(1 + j))) for j in range(n_ops)]
-    with Loop(b, rows[0], rows[1], name="row") as row:
-        base = decode_offsets(b, args, b.sub(ndim, const64(1)), n_ops, row.i, dims_at)
+    with RowWalk(b, args, b.sub(ndim, const64(1)), n_ops, dims_at, rows[0], rows[1]) as row:
         with Loop(b, inner[0], inner[1], name="inner") as lp:
-            body([b.add(o, b.mul(lp.i, s)) for o, s in zip(base, strides)])
+            body([b.add(o, b.mul(lp.i, s)) for o, s in zip(row.offsets, strides)])
 
 
-def _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst):
-    """``dst[row, i] = src[row, i]`` over a part's rows: a loop of unit stride (which
-    LLVM vectorises) when both last-dimension strides are 1, else the strided walk."""
+def _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst, add=False):
+    """``dst[row, i] = src[row, i]`` (``add``: ``+=``) over a part's rows: a loop of unit
+    stride (which LLVM vectorises) when both last-dimension strides are 1, else the
+    strided walk."""
     last = b.add(dims_at, b.mul(b.sub(ndim, const64(1)), const64(3)))
     s_dst, s_src = (load_arg(b, args, b.add(last, const64(1 + j))) for j in range(2))
     unit = b.and_(b.icmp_signed("==", s_dst, const64(1)), b.icmp_signed("==", s_src, const64(1)))
-    with Loop(b, const64(0), n_rows, name="row") as row:
-        o_dst, o_src = decode_offsets(b, args, b.sub(ndim, const64(1)), 2, row.i, dims_at)
+
+    def move(d, s):
+        v = b.load(s)
+        b.store(_plus(b, b.load(d), v) if add else v, d)
+
+    with RowWalk(b, args, b.sub(ndim, const64(1)), 2, dims_at, const64(0), n_rows) as row:
+        o_dst, o_src = row.offsets
         with b.if_else(unit) as (contiguous, strided):
             with contiguous:
-                d, s = b.gep(dst, [o_dst]), b.gep(src, [o_src])
-                with Loop(b, const64(0), inner, name="unit") as lp:
-                    b.store(b.load(b.gep(s, [lp.i])), b.gep(d, [lp.i]))
+                _move_unit(b, b.gep(src, [o_src]), b.gep(dst, [o_dst]), inner, add)
             with strided:
                 with Loop(b, const64(0), inner, name="inner") as lp:
-                    b.store(b.load(b.gep(src, [b.add(o_src, b.mul(lp.i, s_src))])),
-                            b.gep(dst, [b.add(o_dst, b.mul(lp.i, s_dst))]))
+                    move(b.gep(dst, [b.add(o_dst, b.mul(lp.i, s_dst))]),
+                         b.gep(src, [b.add(o_src, b.mul(lp.i, s_src))]))
 
 
-def build_copy(itemsize: int) -> ir.Module:
-    m, f, b = _new_function("copy")
+def _move_unit(b, src, dst, n, add):
+    """``dst[0 .. n) = src[0 .. n)`` (``add``: ``+=``) in 64-byte vectors, the last one
+    masked: a row of 16 floats is one vector (LLVM's own vector loop, several vectors a
+    turn, would leave such short rows to its scalar remainder loop)."""
+    ty = src.type.pointee
+    lanes = 512 // _width(ty)
+    vty = ir.VectorType(ty, lanes)
+    vp = vty.as_pointer()
+
+    def move(at, mask=None):
+        s, d = b.bitcast(b.gep(src, [at]), vp), b.bitcast(b.gep(dst, [at]), vp)
+        if mask is None:
+            v = b.load(s, align=1)
+            b.store(_plus(b, b.load(d, align=1), v) if add else v, d, align=1)
+            return
+        v = b.call(_masked(b.module, "load", vty), [s, ir.IntType(32)(1), mask, ir.Constant(vty, None)])
+        if add:
+            v = _plus(b, b.call(_masked(b.module, "load", vty), [d, ir.IntType(32)(1), mask,
+                                                                ir.Constant(vty, None)]), v)
+        b.call(_masked(b.module, "store", vty), [v, d, ir.IntType(32)(1), mask])
+
+    full = b.mul(b.sdiv(n, const64(lanes)), const64(lanes))
+    with Loop(b, const64(0), full, lanes, name="unit") as lp:
+        move(lp.i)
+    rest = b.sub(n, full)
+    with b.if_then(b.icmp_signed(">", rest, const64(0))):
+        lane = ir.Constant(ir.VectorType(I64, lanes), list(range(lanes)))
+        move(full, b.icmp_signed("<", lane, _splat(b, rest, lanes)))
+
+
+def _splat(b, x, lanes):
+    vt = ir.VectorType(x.type, lanes)
+    v = b.insert_element(ir.Constant(vt, ir.Undefined), x, ir.IntType(32)(0))
+    return b.shuffle_vector(v, ir.Constant(vt, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+
+
+def _masked(m: ir.Module, what: str, vty):
+    """``llvm.masked.load`` / ``llvm.masked.store`` for vectors ``vty`` (lanes off read 0
+    and touch no memory)."""
+    el = vty.element
+    sfx = f"v{vty.count}{'i' if isinstance(el, ir.IntType) else 'f'}{_width(el)}"
+    name = f"llvm.masked.{what}.{sfx}.p0"
+    if name in m.globals:
+        return m.globals[name]
+    mty, i32 = ir.VectorType(ir.IntType(1), vty.count), ir.IntType(32)
+    if what == "load":
+        return ir.Function(m, ir.FunctionType(vty, [vty.as_pointer(), i32, mty, vty]), name)
+    return ir.Function(m, ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), i32, mty]), name)
+
+
+def _width(ty) -> int:
+    """Bits of an element type."""
+    return ty.width if isinstance(ty, ir.IntType) else 32 if isinstance(ty, ir.FloatType) else 64
+
+
+def _plus(b, x, y):
+    el = x.type.element if isinstance(x.type, ir.VectorType) else x.type
+    return b.add(x, y) if isinstance(el, ir.IntType) else b.fadd(x, y)
+
+
+def build_copy(itemsize: int, add_dtype: str | None = None) -> ir.Module:
+    """The ``copy`` kernel moving elements of ``itemsize`` bytes; with ``add_dtype``, the
+    ``copy_add`` kernel adding each part into the (zeroed) output instead (``embed_sum``)."""
+    m, f, b = _new_function("copy_add" if add_dtype else "copy")
     args = f.args[0]
-    ty = _BITS[itemsize]
+    ty = _ADD_TYPE[add_dtype] if add_dtype else _BITS[itemsize]
     n_parts = load_arg(b, args, 0)
     out = _pointer(b, args, 1, ty)
     _zero(b, out, load_arg(b, args, 2), ty)
@@ -116,7 +182,7 @@ def build_copy(itemsize: int) -> ir.Module:
         dims_at = b.add(at, const64(PART_HEAD))
         inner = load_arg(b, args, b.add(dims_at, b.mul(b.sub(ndim, const64(1)), const64(3))))
 
-        _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst)
+        _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst, add=add_dtype is not None)
         part.next = [b.add(dims_at, b.mul(ndim, const64(3)))]
     b.ret_void()
     return m
@@ -178,10 +244,11 @@ _FUNCTIONS: dict[tuple, object] = {}
 
 def kernel(kind: str, variant) -> KERNEL_ABI:
     """The compiled kernel ``kind`` ("copy", "gather": ``variant`` is the itemsize;
-    "scatter_add": the dtype), from memory, the disk cache or LLVM."""
+    "copy_add", "scatter_add": the dtype), from memory, the disk cache or LLVM."""
     fn = _FUNCTIONS.get((kind, variant))
     if fn is None:
-        build = {"copy": build_copy, "gather": build_gather, "scatter_add": build_scatter_add}[kind]
+        build = {"copy": build_copy, "copy_add": lambda dtype: build_copy(0, dtype),
+                 "gather": build_gather, "scatter_add": build_scatter_add}[kind]
         name = f"lucid_{kind}"
         lib = load_or_compile(f"index/{source_stamp(*GENERATOR)}|{kind}|{variant}", lambda: build(variant),
                               [name], label=f"{kind} {variant}")

@@ -126,13 +126,23 @@ class _IndexStep:
 
 
 class CopyStep(_IndexStep):
-    """``concat`` (each input copied into its stretch of the output) and ``embed`` (the
-    output zeroed, the input copied into its slice): one ``copy`` kernel call."""
+    """``concat`` (each input copied into its stretch of the output), ``embed`` (the
+    output zeroed, the input copied into its slice) and ``embed_sum`` (the output
+    zeroed, each input added into its slice): one ``copy`` (``copy_add``) kernel call."""
 
     def __init__(self, node: Node):
         super().__init__(node)
-        self.fn = index_kernels.kernel("copy", self.dtype.itemsize)
+        if node.op == "embed_sum":
+            self.fn = index_kernels.kernel("copy_add", node.out.dtype)
+        else:
+            self.fn = index_kernels.kernel("copy", self.dtype.itemsize)
         self.out_word = 1
+
+    def _slices(self):
+        """Each input's ``(starts, steps)`` in the output (embed, embed_sum)."""
+        n, attrs = len(self.out_shape), self.node.attr_dict
+        k = len(self.node.inputs)
+        return [(attrs["starts"][i * n:(i + 1) * n], attrs["steps"][i * n:(i + 1) * n]) for i in range(k)]
 
     def _plan(self, arrays):
         out_strides = _c_strides(self.out_shape)
@@ -143,11 +153,11 @@ class CopyStep(_IndexStep):
             for a in arrays:
                 parts.append((a, at * out_strides[axis], out_strides))
                 at += a.shape[axis]
-        else:  # embed: the slice's positions in the output
-            starts, steps = self.node.attr("starts"), self.node.attr("steps")
+        else:  # embed, embed_sum: each slice's positions in the output
             words[2] = int(np.prod(self.out_shape, dtype=np.int64))
-            offset = sum(a * s for a, s in zip(starts, out_strides))
-            parts.append((arrays[0], offset, [s * st for s, st in zip(out_strides, steps)]))
+            for a, (starts, steps) in zip(arrays, self._slices()):
+                offset = sum(st * s for st, s in zip(starts, out_strides))
+                parts.append((a, offset, [s * step for s, step in zip(out_strides, steps)]))
         for a, offset, ostr in parts:
             dims, n_rows, _ = _walk_dims(a.shape, [ostr, _elem_strides(a)])
             in_words.append(len(words))
@@ -212,11 +222,12 @@ def _c_strides(shape) -> list[int]:
     return out
 
 
-_STEPS = {"concat": CopyStep, "embed": CopyStep, "gather": GatherStep, "scatter_add": ScatterAddStep}
+_STEPS = {"concat": CopyStep, "embed": CopyStep, "embed_sum": CopyStep, "gather": GatherStep,
+          "scatter_add": ScatterAddStep}
 
 
 def index_step(node: Node) -> _IndexStep:
-    """The plan step of one ``concat``, ``embed``, ``gather`` or ``scatter_add`` node."""
+    """The plan step of one ``concat``, ``embed``, ``embed_sum``, ``gather`` or ``scatter_add`` node."""
     return _STEPS[node.op](node)
 
 

@@ -6,6 +6,7 @@ from . import jit
 
 def _kernel_modules(plan):
     """(title, llvmlite module) for each native kernel of the plan."""
+    from .attention_steps import AttentionStep
     from .scan_steps import ScanStep
     from .steps import GemmStep, KernelStep
     out = []
@@ -15,6 +16,8 @@ def _kernel_modules(plan):
             out.append((f"kernel {i} [gemm {fn.gemm.spec.key()}]", build_gemm_module(fn.gemm.spec)))
         elif isinstance(fn, (KernelStep, ScanStep)):
             out.append((f"kernel {i} [{kind}]", fn.kernel.llvm_module()))
+        elif isinstance(fn, AttentionStep):
+            out.append((f"kernel {i} [{fn.op}]", fn.llvm_module()))
     return out
 
 

@@ -6,6 +6,13 @@ into the process and returns the addresses of its functions: about a millisecond
 The kernel cache stores what the first step makes, so a new process only runs the
 second.
 
+Compiling is thread-parallel (compile_pool.py runs independent modules on a few
+threads): each thread parses, optimises and emits in an LLVM context and target machine
+of its own, and those three long native calls run outside llvmlite's global lock (which
+otherwise serialises every LLVM call of the process, ``unlocked_calls``); the short
+calls around them (creating and freeing LLVM objects) keep the lock. Set
+``LUCID_COMPILE_UNLOCKED=0`` to compile under the lock (one module at a time).
+
 >>> import llvmlite.ir as ir
 >>> m = ir.Module("demo")
 >>> f = ir.Function(m, ir.FunctionType(ir.IntType(64), [ir.IntType(64)]), "twice")
@@ -18,11 +25,14 @@ second.
 """
 from __future__ import annotations
 
+import ctypes
+import os
 import threading
 import time
 
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
+from llvmlite.binding import ffi
 
 from .target import host_target
 
@@ -75,13 +85,91 @@ def optimise(ref: llvm.ModuleRef, speed_level: int = 3, vectorize: bool = True) 
     builder.getModulePassManager().run(ref, builder)
 
 
+def _raw_calls():
+    """The three long LLVM calls of a compilation as llvmlite's own ctypes functions,
+    without the wrapper that takes llvmlite's global lock (``_lib_fn_wrapper._cfn``: not
+    public API, so checked here); None when unavailable or disabled. ctypes releases the
+    GIL during each call."""
+    if os.environ.get("LUCID_COMPILE_UNLOCKED", "1").strip().lower() in ("0", "off", "false", "no"):
+        return None
+    try:
+        names = ("LLVMPY_ParseAssembly", "LLVMPY_RunNewModulePassManager", "LLVMPY_TargetMachineEmitToMemory")
+        raw = tuple(getattr(getattr(ffi.lib, n), "_cfn") for n in names)
+    except AttributeError:
+        return None
+    if not all(isinstance(f, ctypes._CFuncPtr) and f.argtypes for f in raw):
+        return None
+    return raw
+
+
+_RAW = _raw_calls()
+_LOCAL = threading.local()
+
+
+def unlocked_calls() -> bool:
+    """Whether modules compile outside llvmlite's global lock (in parallel)."""
+    return _RAW is not None
+
+
+def _thread_llvm():
+    """This thread's LLVM context and target machine (the host's, a private copy)."""
+    state = getattr(_LOCAL, "llvm", None)
+    if state is None:
+        target = host_target()
+        machine = llvm.Target.from_triple(target.triple).create_target_machine(
+            cpu=target.cpu_name, features=target.cpu_features, opt=3, reloc="static",
+            codemodel="jitdefault")
+        state = _LOCAL.llvm = (llvm.create_context(), machine)
+    return state
+
+
+def _compile_unlocked(module, speed_level, vectorize, times):
+    parse, run_passes, emit = _RAW
+    context, machine = _thread_llvm()
+    target = host_target()
+    t0 = time.perf_counter()
+    if isinstance(module, ir.Module):
+        module.triple = target.triple
+        module.data_layout = target.data_layout
+    text = str(module).encode("utf8")
+    with ffi.OutputString() as err:
+        ref = llvm.ModuleRef(parse(context, ctypes.c_char_p(text), err), context)
+        if err:
+            ref.close()
+            raise RuntimeError(f"LLVM IR parsing error\n{err}")
+    ref.triple = target.triple
+    ref.data_layout = target.data_layout
+    ref.verify()
+    t1 = time.perf_counter()
+    options = llvm.create_pipeline_tuning_options(speed_level=speed_level)
+    options.loop_vectorization = vectorize
+    options.slp_vectorization = vectorize
+    builder = llvm.create_pass_builder(machine, options)
+    run_passes(builder.getModulePassManager(), ref, builder)
+    t2 = time.perf_counter()
+    with ffi.OutputString() as err:
+        buf = emit(machine, ref, 1, err)
+        if not buf:
+            raise RuntimeError(str(err))
+    try:
+        obj = ctypes.string_at(ffi.lib.LLVMPY_GetBufferStart(buf), ffi.lib.LLVMPY_GetBufferSize(buf))
+    finally:
+        ffi.lib.LLVMPY_DisposeMemoryBuffer(buf)
+    if times is not None:
+        times.update(parse=t1 - t0, optimise=t2 - t1, codegen=time.perf_counter() - t2)
+    return obj
+
+
 def compile_to_object(module: ir.Module | str, speed_level: int = 3,
                       vectorize: bool = True, times: dict | None = None) -> bytes:
     """Verify, optimise and emit an ELF object file for the host CPU.
 
     ``times``, when given, receives the seconds of each step: ``parse`` (the module as
-    text, parsed and verified by LLVM), ``optimise`` and ``codegen``.
+    text, parsed and verified by LLVM), ``optimise`` and ``codegen``. Safe to call from
+    several threads at once (they compile in parallel, see the module docstring).
     """
+    if _RAW is not None:
+        return _compile_unlocked(module, speed_level, vectorize, times)
     with _LOCK:
         t0 = time.perf_counter()
         ref = prepare_module(module)

@@ -107,6 +107,96 @@ def decode_offsets(b: ir.IRBuilder, args, ndims, n_ops: int, linear, base):
     return out
 
 
+class RowWalk:
+    """Consecutive rows ``lo .. hi`` of a walk over ``ndims`` run-time dimensions (blocks
+    ``(size, stride_0, .., stride_{n_ops-1})`` in ``args`` from ``base``, outermost first,
+    as ``decode_offsets``): the first row's offsets are decoded once (divisions), every
+    next row's come from an odometer step (an add, a carry now and then), so a walk of
+    many short rows (a transposed copy: 16384 rows of 4) pays no division per row.
+
+    >>> # with RowWalk(b, args, ndims, 2, base, lo, hi) as walk:
+    >>> #     o_dst, o_src = walk.offsets        # this row's element offsets
+    >>> #     walk.next = [...]                  # carried values, as ``Loop``'s
+    """
+
+    #: most dimensions a walk may have (the stack space of its counters)
+    MAX_DIMS = 64
+
+    def __init__(self, b: ir.IRBuilder, args, ndims, n_ops: int, base, lo, hi, carried=(), name="row"):
+        self.b, self.args, self.ndims, self.n_ops = b, args, ndims, n_ops
+        self.base = const64(base) if isinstance(base, int) else base
+        self.lo, self.hi, self.name = lo, hi, name
+        self.carried, self.next = list(carried), None
+
+    def _dim(self, d):
+        """(size, [stride per operand]) of dimension ``d`` (an i64 value)."""
+        b, blk = self.b, self.b.add(self.base, self.b.mul(d, const64(self.n_ops + 1)))
+        return (load_arg(b, self.args, blk),
+                [load_arg(b, self.args, b.add(blk, const64(1 + j))) for j in range(self.n_ops)])
+
+    def __enter__(self):
+        b, zero = self.b, const64(0)
+        with b.goto_entry_block():
+            self.idx = b.alloca(I64, self.MAX_DIMS, name=self.name + ".idx")
+            self.offs = [b.alloca(I64, name=f"{self.name}.off{j}") for j in range(self.n_ops)]
+        if isinstance(self.lo, ir.Constant) and self.lo.constant == 0:  # no division at all
+            for ptr in self.offs:
+                b.store(zero, ptr)
+            with Loop(b, zero, self.ndims, 1, name=self.name + ".digits") as lp:
+                b.store(zero, b.gep(self.idx, [lp.i]))
+        else:
+            with b.if_then(b.icmp_signed("<", self.lo, self.hi)):  # (no rows: sizes may be 0)
+                for ptr, v in zip(self.offs, decode_offsets(b, self.args, self.ndims, self.n_ops, self.lo,
+                                                            self.base)):
+                    b.store(v, ptr)
+                with Loop(b, zero, self.ndims, 1, [self.lo], name=self.name + ".digits") as lp:
+                    d = b.sub(b.sub(self.ndims, const64(1)), lp.i)
+                    size, _ = self._dim(d)
+                    b.store(b.urem(lp.vars[0], size), b.gep(self.idx, [d]))
+                    lp.next = [b.udiv(lp.vars[0], size)]
+        self.loop = Loop(b, self.lo, self.hi, 1, self.carried, name=self.name)
+        self.loop.__enter__()
+        self.i, self.vars = self.loop.i, self.loop.vars
+        self.offsets = [b.load(ptr) for ptr in self.offs]
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            return False
+        b, name = self.b, self.name
+        # the odometer: the innermost digit that does not wrap steps up; those inside wrap
+        last = b.sub(self.ndims, const64(1))
+        pre = b.block
+        hdr, body, bump, wrap, done = (b.append_basic_block(f"{name}.{t}")
+                                       for t in ("carry", "digit", "bump", "wrap", "next"))
+        b.branch(hdr)
+        b.position_at_end(hdr)
+        d = b.phi(I64)
+        d.add_incoming(last, pre)
+        b.cbranch(b.icmp_signed(">=", d, const64(0)), body, done)
+        b.position_at_end(body)
+        size, strides = self._dim(d)
+        at = b.gep(self.idx, [d])
+        k = b.add(b.load(at), const64(1))
+        b.cbranch(b.icmp_signed("<", k, size), bump, wrap)
+        b.position_at_end(bump)
+        b.store(k, at)
+        for ptr, s in zip(self.offs, strides):
+            b.store(b.add(b.load(ptr), s), ptr)
+        b.branch(done)
+        b.position_at_end(wrap)
+        b.store(const64(0), at)
+        for ptr, s in zip(self.offs, strides):
+            b.store(b.sub(b.load(ptr), b.mul(b.sub(size, const64(1)), s)), ptr)
+        d.add_incoming(b.sub(d, const64(1)), wrap)
+        b.branch(hdr)
+        b.position_at_end(done)
+        self.loop.next = self.next
+        self.loop.__exit__(None, None, None)
+        self.results = self.loop.results
+        return False
+
+
 def _decode_loop(b, args, ndims, n_ops, linear, base):
     zero = const64(0)
     with Loop(b, zero, ndims, 1, [linear] + [zero] * n_ops, name="decode") as lp:

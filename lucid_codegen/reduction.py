@@ -59,7 +59,7 @@ from . import loops
 from .cache import load_or_compile, source_stamp
 from .pyarray import data_ptr
 from .elementwise import Structure, _fix_strides, emit_structure, needed_nodes, structure_of
-from .loops import I64, Loop, const64, decode_offsets, load_arg
+from .loops import I64, Loop, RowWalk, const64, load_arg
 from .target import host_target
 from .accumulate import Accumulator, accumulator_type, reduced_dtype, splat
 from .vector_math import F64, I8, I64, ITEMSIZE, LLVM_MEMORY, mem_align, to_compute
@@ -154,11 +154,12 @@ class _Codegen(Accumulator):
         b, L = self.b, self.lanes
         Dk, Dr, inner, out, scale, ptrs, istr, kbase, rbase, n = self.ctx
         nvec = b.mul(b.sdiv(inner, const64(L)), const64(L))
-        with Loop(b, o0, o1, 1, name="kept") as kl:
-            koff = decode_offsets(b, self.args, Dk, n, kl.i, kbase)
+        with RowWalk(b, self.args, Dk, n, kbase, o0, o1, name="kept") as kl:
+            koff = kl.offsets
             n_red = self._count(Dr, rbase)
-            with Loop(b, const64(0), n_red, 1, [self.identity(L), self.identity(0)], name="red") as rl:
-                roff = decode_offsets(b, self.args, Dr, n, rl.i, rbase)
+            with RowWalk(b, self.args, Dr, n, rbase, const64(0), n_red,
+                         [self.identity(L), self.identity(0)], name="red") as rl:
+                roff = rl.offsets
                 ins = self._inputs_at([b.add(k, r) for k, r in zip(koff, roff)])
                 with Loop(b, const64(0), nvec, L, [rl.vars[0]], name="vec") as vl:
                     vl.next = [self.combine(b, vl.vars[0], self.value(b, ins, vl.i, L))]
@@ -194,8 +195,8 @@ class _Codegen(Accumulator):
             with Loop(b, vend, hi, 1, name="cs") as sl:
                 body(sl.i, 0)
 
-        with Loop(b, o0, o1, 1, name="kept") as kl:
-            koff = decode_offsets(b, self.args, Dk, n, kl.i, kbase)
+        with RowWalk(b, self.args, Dk, n, kbase, o0, o1, name="kept") as kl:
+            koff = kl.offsets
             n_red = self._count(Dr, rbase)
             row_out = b.gep(out, [b.mul(kl.i, inner)])
             row_acc = b.gep(scratch, [b.mul(kl.i, inner)])
@@ -208,8 +209,8 @@ class _Codegen(Accumulator):
                     b.store(v, vec_ptr(row_acc, j, v.type) if lanes else b.gep(row_acc, [j]),
                             align=align)
                 sweep(cb.i, cend, init)
-                with Loop(b, const64(0), n_red, 1, name="red") as rl:
-                    roff = decode_offsets(b, self.args, Dr, n, rl.i, rbase)
+                with RowWalk(b, self.args, Dr, n, rbase, const64(0), n_red, name="red") as rl:
+                    roff = rl.offsets
                     ins = self._inputs_at([b.add(k, r) for k, r in zip(koff, roff)])
 
                     def accumulate(j, lanes):

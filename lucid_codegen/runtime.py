@@ -26,6 +26,7 @@ from . import threads
 from .donation import donations, plan_donations
 from .eager_call import fast_call, gemm_fast_call
 from .native_plan import NativeProgram, NotEligible
+from .plan_kernels import precompile_loops, precompile_plan
 from .steps import make_step
 from .threads import get_num_threads
 
@@ -124,6 +125,7 @@ class Plan:
 
     def __init__(self, fused: Graph, in_place=None):
         self.graph = fused
+        precompile_plan(fused)  # its GEMMs' objects compiled in parallel, then linked below
         slot: dict = {}
         for v in fused.inputs:
             slot.setdefault(v, len(slot))
@@ -205,6 +207,7 @@ class Plan:
             # (eager calls: a GEMM that splits across threads is faster from a native
             # program, its parts posted natively, than from the direct call)
             self.single_splits = getattr(self.steps[0][0], "splits", False)
+        precompile_loops(self)  # the first run's loop kernels, compiled in parallel
 
     def __call__(self, arrays):
         last = getattr(self._local, "last", None)  # (``run_prepared``, inline: calls are hot)

@@ -47,7 +47,7 @@ import ctypes
 import llvmlite.ir as ir
 
 from .cache import load_or_compile, source_stamp
-from .loops import I64, Loop, const64, decode_offsets, load_arg
+from .loops import I64, Loop, RowWalk, const64, decode_offsets, load_arg
 from .target import host_target
 from .vector_math import F64, I8, ITEMSIZE, LLVM_MEMORY, const, mem_align
 
@@ -191,8 +191,8 @@ def _arg_columns(b, args, order, x, out, ranges, lanes, load):
     their indices in registers."""
     o0, o1, c0, c1 = ranges
     Dk, n, cols, s_axis = (load_arg(b, args, k) for k in (0, 1, 2, 5))
-    with Loop(b, o0, o1, 1, name="row") as kl:
-        (koff,) = decode_offsets(b, args, Dk, 1, kl.i, HEAD)
+    with RowWalk(b, args, Dk, 1, HEAD, o0, o1) as kl:
+        (koff,) = kl.offsets
         base = b.gep(x, [koff])
         orow = b.gep(out, [b.mul(kl.i, cols)])
 
@@ -226,12 +226,12 @@ def _row_heads(b, args):
 def _arg_rows_one_pass(b, args, order, x, out, ranges, load):
     """Row mode, any stride: each element once, against the best so far."""
     Dk, Dr, inner, istride, rbase, n_red = _row_heads(b, args)
-    with Loop(b, ranges[0], ranges[1], 1, name="row") as kl:
-        (koff,) = decode_offsets(b, args, Dk, 1, kl.i, HEAD)
+    with RowWalk(b, args, Dk, 1, HEAD, ranges[0], ranges[1]) as kl:
+        (koff,) = kl.offsets
         base = b.gep(x, [koff])
         x0 = load(base, const64(0), 0)   # element 0 seeds the search
-        with Loop(b, const64(0), n_red, 1, [x0, const64(0)], name="red") as rl:
-            (roff,) = decode_offsets(b, args, Dr, 1, rl.i, rbase)
+        with RowWalk(b, args, Dr, 1, rbase, const64(0), n_red, [x0, const64(0)], name="red") as rl:
+            (roff,) = rl.offsets
             p, first = b.gep(base, [roff]), b.mul(rl.i, inner)
             with Loop(b, const64(0), inner, 1, rl.vars, name="inner") as sl:
                 v = load(p, sl.i, 0, istride)

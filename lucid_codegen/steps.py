@@ -15,7 +15,7 @@ import numpy as np
 from lucid_ir.graph import Node
 from lucid_ir.interpreter import evaluate_node
 from lucid_ir.kernel import KernelNode
-from lucid_ir.opnames import COLLECTIVE, INDEXING, SCAN
+from lucid_ir.opnames import ATTENTION, COLLECTIVE, INDEXING, SCAN
 from lucid_ir.ops.slicing import numpy_index
 
 from .elementwise import ElementwiseKernel
@@ -27,6 +27,7 @@ from .reduction import ReductionKernel
 from .row_kernel import RowKernel
 from .collective_steps import CollectiveStep
 from .scan_steps import scan_step
+from .attention_steps import attention_step
 
 EPILOGUE_OPS = {"sigmoid": "sigmoid", "tanh": "tanh", "maximum": "relu"}
 
@@ -41,6 +42,20 @@ class GemmStep:
     ``where(gate > 0, act(...), 0)``) in one native call."""
 
     def __init__(self, kernel: KernelNode):
+        self._read(kernel)
+        self.gemm = get_gemm(self.spec)
+        self._bind()
+
+    @classmethod
+    def spec_of(cls, kernel: KernelNode) -> GemmSpec:
+        """The ``GemmSpec`` the step of ``kernel`` runs (nothing compiled or loaded): for
+        compiling a plan's GEMMs ahead, in parallel (plan_kernels.py)."""
+        step = cls.__new__(cls)
+        step._read(kernel)
+        return step.spec
+
+    def _read(self, kernel: KernelNode) -> None:
+        """The operands, epilogue and spec of the fused kernel's body."""
         consts = {n.out: n.attr("value") for n in kernel.body.nodes if n.op == "constant"}
         nodes = [n for n in kernel.body.nodes if n.op != "constant"]
         gate_a, self.a_shape = None, None
@@ -92,11 +107,16 @@ class GemmStep:
             size *= d
         self.flop = 2.0 * size * k
         self.out = prev
-        self.gemm = get_gemm(GemmSpec(mm.out.dtype, bias=self.has_bias, epilogue=self.epilogue,
-                                      residual=residual is not None, gate=gate is not None,
-                                      gate_a=gate_a is not None))
+        self.k, self.m = k, size // max(self.n, 1)
+        self.spec = GemmSpec(mm.out.dtype, bias=self.has_bias, epilogue=self.epilogue,
+                             residual=residual is not None, gate=gate is not None,
+                             gate_a=gate_a is not None)
+
+    def _bind(self) -> None:
+        """The calls, once ``self.gemm`` is loaded."""
+        k = self.k
         #: whether a call splits across threads (when more than one is configured)
-        self.splits = split_pays(size // max(self.n, 1), self.n, k, self.gemm.dtype.itemsize)
+        self.splits = split_pays(self.m, self.n, k, self.gemm.dtype.itemsize)
         #: read positions whose operand may be this step's output array itself (see
         #: ``KernelStep.same_element_reads``): the (M, N) residual or gate R, read tile by
         #: tile just before C's same elements are stored, when that happens once. A linear
@@ -287,6 +307,8 @@ def make_step(node):
         return index_step(node), "index"
     if node.op in SCAN:
         return scan_step(node), "scan"
+    if node.op in ATTENTION:
+        return attention_step(node), "attention"
     if node.op in COLLECTIVE:  # the communicator's calls (host calls in a native program)
         return CollectiveStep(node), "collective"
     return view_step(node), "view"

@@ -26,17 +26,24 @@ import numpy as np
 __all__ = ["get_num_threads", "set_num_threads", "parallel_for"]
 
 
+def env_positive_int(name: str) -> int | None:
+    """The environment variable ``name`` as a positive integer, or None when unset or
+    empty; ValueError naming it for anything else."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive integer, got {raw!r}") from None
+    if n < 1:
+        raise ValueError(f"{name} must be a positive integer, got {raw!r}")
+    return n
+
+
 def _env_threads() -> int:
-    raw = os.environ.get("LUCID_NUM_THREADS", "").strip()
-    if raw:
-        try:
-            n = int(raw)
-        except ValueError:
-            raise ValueError(f"LUCID_NUM_THREADS must be a positive integer, got {raw!r}") from None
-        if n < 1:
-            raise ValueError(f"LUCID_NUM_THREADS must be a positive integer, got {raw!r}")
-        return n
-    return os.cpu_count() or 1
+    n = env_positive_int("LUCID_NUM_THREADS")
+    return n if n is not None else os.cpu_count() or 1
 
 
 class _Batch:

@@ -22,17 +22,18 @@ REDUCTION = ("sum", "mean", "max", "min", "prod")
 SCAN = ("argmax", "argmin", "cumsum",       # along one axis: native kernels of their own
         "cumprod", "cumargmax", "cumargmin", "argsort")  # plans run their numpy reference
 MOVEMENT = ("reshape", "transpose", "broadcast_to", "stop_gradient", "slice")  # views: no data moves
-INDEXING = ("concat", "gather", "scatter_add", "embed")  # new arrays by position: kernels of their own
+INDEXING = ("concat", "gather", "scatter_add", "embed", "embed_sum")  # new arrays by position: kernels of their own
 MATMUL = ("matmul",)
 SOURCE = ("constant", "iota")
 COLLECTIVE = ("all_reduce", "broadcast")  # across ranks: plans call the registered communicator
-ALL_OPS = ELEMENTWISE + REDUCTION + SCAN + MOVEMENT + INDEXING + MATMUL + SOURCE + COLLECTIVE
+ATTENTION = ("attention", "attention_backward")  # fused softmax(q·kᵀ)·v: native kernels of their own
+ALL_OPS = ELEMENTWISE + REDUCTION + SCAN + MOVEMENT + INDEXING + MATMUL + SOURCE + COLLECTIVE + ATTENTION
 
 
 def group_of(op: str) -> str:
     for name, members in (("elementwise", ELEMENTWISE), ("reduction", REDUCTION), ("scan", SCAN),
                           ("movement", MOVEMENT), ("indexing", INDEXING), ("matmul", MATMUL), ("source", SOURCE),
-                          ("collective", COLLECTIVE)):
+                          ("collective", COLLECTIVE), ("attention", ATTENTION)):
         if op in members:
             return name
     raise KeyError(f"unknown op {op!r}")

@@ -59,6 +59,12 @@ class _SharedOps:
         return (x > threshold).cumsum(dim).to(x.dtype)
 
     def index_steps(self, x, start, step): return x[start::step]
+
+    def shift_add(self, x, shift, step):
+        """Overlapping strided slices added (a 1-D convolution's taps): the gradient of
+        x is a sum of embeds, one ``embed_sum``."""
+        n = (x.shape[0] - shift + step - 1) // step
+        return x[:n * step:step] + 0.5 * x[shift:shift + (n - 1) * step + 1:step]
     def index_int(self, x, i): return x[i]
 
     def index_take(self, x, idx):

@@ -193,7 +193,7 @@ class Gen:
         if r < 0.76:
             return self.movement(x), xdt
         if r < 0.9:
-            y = self.matmul(x, xdt)
+            y = self.attention(x, xdt) if r >= 0.88 else self.matmul(x, xdt)
             return None if y is None else (y, xdt)
         if r < 0.93:
             to = self.pick(["float32", "float64"])
@@ -341,6 +341,29 @@ class Gen:
         if rng.random() < 0.1 and y.shape == (m, n):
             y = self.emit("add", y, self.new_input((m, n), xdt))
         return y
+
+    def attention(self, x, xdt):
+        """The fused ``attention`` op with x as q (..., L, E): keys and values of a random
+        length (longer ones cross the kernels' 64-blocks), causal or not; the output part
+        (a view of the packed result) or the packed result itself (so gradients reach
+        the log-sum-exp part too)."""
+        from lucid_ir.ops.attention import attention_parts
+        rng = self.rng
+        if len(x.shape) < 2 or x.dtype in INTEGER:
+            return None
+        lead, e = x.shape[:-2], x.shape[-1]
+        s = int(self.pick(BIG_DIMS[:3] if self.big else [d for d in DIMS if d]))
+        ev = int(self.pick([1, 2, 3, 8, 17]))
+        if int(np.prod(lead)) * s * max(e, ev) > MAX_ELEMS * (8 if self.big else 1):
+            s = 1
+        k, v = self.new_input((*lead, s, e), xdt), self.new_input((*lead, s, ev), xdt)
+        attrs = {"is_causal": bool(rng.random() < 0.6)}
+        if rng.random() < 0.3:
+            attrs["scale"] = float(self.pick([0.5, 1.0, 2.0]))
+        packed = self.emit("attention", x, k, v, **attrs)
+        if rng.random() < 0.3:
+            return packed
+        return attention_parts(self.b, packed, (*lead, x.shape[-2], ev))[0]
 
     def batched_matmul(self, x, xdt):
         """``torch.matmul`` beyond 2-D (the batched GEMM entry): x as a stack of matrices

@@ -194,7 +194,7 @@ class ProgramGen:
         """The newer shape ops, indexing and per-row functions (gelu, layer_norm)."""
         rng = self.rng
         nd = len(shape)
-        c = int(rng.integers(12))
+        c = int(rng.integers(13))
         ax = int(rng.integers(-nd, nd))
         if c == 0:
             return self.emit("flip", (k,), dims=(ax,))
@@ -224,6 +224,8 @@ class ProgramGen:
         if c == 11:  # distinct rows: repeated rows in an assignment have no defined winner
             idx = rng.permutation(shape[0])[:int(rng.integers(1, shape[0] + 1))]
             return self.emit("setitem", (k, self.new_input(shape[1:])), idx=idx)
+        if c == 12 and shape[0] >= 2:
+            return self.emit("shift_add", (k,), shift=int(rng.integers(1, shape[0])), step=int(rng.integers(1, 3)))
         return None
 
     def scan_op(self, k, shape):

@@ -52,6 +52,13 @@ op("max_pool2d_dilation_indices", lambda lib, x: F(lib).max_pool2d(
    [[In((2, 3, 7, 5), "distinct")]])
 op("max_pool2d_ties", lambda lib, x: F(lib).max_pool2d(x.round(), 3, stride=1, padding=1), [[In((1, 2, 5, 5))]],
    fd=False)
+# windows that tile the input (a reshape and a transpose instead of a gather), with ties
+op("max_pool2d_tiled_ties_indices", lambda lib, x: F(lib).max_pool2d(x.round(), (2, 3), return_indices=True),
+   [[In((2, 3, 4, 6))], [In((3, 6, 9))], [T(1, 2, 6, 3)]], fd=False)
+op("max_pool3d_tiled", lambda lib, x: F(lib).max_pool3d(x, 2), [[In((1, 2, 4, 2, 6), "distinct")]])
+op("adaptive_max_pool2d_tiled", lambda lib, x: F(lib).adaptive_max_pool2d(x, (2, 3), return_indices=True),
+   [[In((2, 3, 4, 6), "distinct")], [In((3, 2, 9), "distinct")]])
+op("avg_pool1d_tiled", lambda lib, x: F(lib).avg_pool1d(x, 3), [[In((2, 3, 12))], [T(2, 9, 4)]])
 op("max_pool1d", lambda lib, x: F(lib).max_pool1d(x, 3, stride=2, padding=1, dilation=2, return_indices=True),
    [[In((2, 3, 11), "distinct")], [In((3, 7), "distinct")]])
 op("avg_pool2d", lambda lib, x: F(lib).avg_pool2d(x, 2), [[In((2, 3, 4, 6))], [T(1, 2, 5, 7)]])

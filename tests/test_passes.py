@@ -252,12 +252,12 @@ def _embed(b, x, width, lo, axis=2):
     ((0, 1, 2), (4, 4, 4), 12, ["concat"]),                 # q, k, v's gradients: one concat
     ((1, 0, 2), (3, 5, 1), 9, ["concat"]),                  # either side of an add, unequal parts
     ((1, 0), (4, 3), 10, ["concat", "embed"]),              # not the whole axis: embedded once
-    ((0, 1), (2, 2), 9, ["embed", "embed", "add"]),         # a gap between them: left alone
+    ((0, 1), (2, 2), 9, ["embed_sum"]),                     # a gap between them: one embed_sum
 ])
 def test_sum_of_adjacent_embeds_becomes_one_concat(order, lengths, width, expect):
     b = GraphBuilder()
     parts = [b.input((2, 3, n), "float64") for n in lengths]
-    starts = [sum(lengths[:i]) + (1 if expect[-1] == "add" and i else 0) for i in range(len(lengths))]
+    starts = [sum(lengths[:i]) + (1 if expect[-1] == "embed_sum" and i else 0) for i in range(len(lengths))]
     embeds = [_embed(b, parts[i], width, starts[i]) for i in order]
     y = embeds[0]
     for e in embeds[1:]:
@@ -269,6 +269,74 @@ def test_sum_of_adjacent_embeds_becomes_one_concat(order, lengths, width, expect
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal(p.shape) for p in parts]
     np.testing.assert_array_equal(interpret(s, xs)[0], interpret(g, xs)[0])
+
+
+def test_sum_of_overlapping_embeds_becomes_one_embed_sum():
+    """A convolution's input gradient: the taps' gradients embedded at shifted windows
+    (overlapping, strided) and added become one ``embed_sum``, with the same values
+    (the parts added in the same order); an add that broadcasts is left alone."""
+    b = GraphBuilder()
+    x = b.input((2, 3, 3), "float64")
+    embeds = [b.emit("embed", x, shape=(2, 6, 7), starts=(0, i, j), stops=(2, i + 5, j + 5),
+                     steps=(1, 2, 2)) for i in range(2) for j in range(3)]
+    y = embeds[0]
+    for e in embeds[1:]:
+        y = b.emit("add", y, e)
+    g = b.build([y])
+    s = simplify.run(g)
+    verify(s)
+    assert [n.op for n in s.nodes] == ["embed_sum"]
+    xs = [np.random.default_rng(2).standard_normal((2, 3, 3))]
+    np.testing.assert_array_equal(interpret(s, xs)[0], interpret(g, xs)[0])
+    # compiled: the copy_add kernel, as the interpreter
+    from lucid import compiler
+    np.testing.assert_array_equal(compiler.compile_graph(g, "t")(xs)[0], interpret(g, xs)[0])
+    b = GraphBuilder()
+    x = b.input((2, 3), "float64")
+    row = b.emit("embed", b.input((1, 3), "float64"), shape=(1, 5), starts=(0, 1), stops=(1, 4), steps=(1, 1))
+    g = b.build([b.emit("add", b.emit("embed", x, shape=(2, 5), starts=(0, 0), stops=(2, 3), steps=(1, 1)), row)])
+    assert "embed_sum" not in [n.op for n in simplify.run(g).nodes]
+
+
+@pytest.mark.parametrize("axis,index", [(1, [[2], [0], [7], [-1]]), (0, [[1, 0, 2]])])
+def test_scatter_of_one_index_per_line_becomes_a_one_hot_select(axis, index):
+    """The gradient of a gather along an axis of size 1 in the index (a max pool's
+    winner): one elementwise select, the same values as scatter_add, an index out of
+    range adding nothing."""
+    b = GraphBuilder()
+    index = np.array(index)
+    shape = (4, 3) if axis == 1 else (3, 3)
+    i, src = b.input(index.shape, "int64"), b.input(index.shape, "float64")
+    g = b.build([b.emit("scatter_add", i, src, axis=axis, shape=shape)])
+    s = simplify.run(g)
+    verify(s)
+    assert "scatter_add" not in [n.op for n in s.nodes] and "select" in [n.op for n in s.nodes]
+    xs = [index, np.random.default_rng(3).standard_normal(index.shape)]
+    np.testing.assert_array_equal(interpret(s, xs)[0], interpret(g, xs)[0])
+    from lucid import compiler
+    np.testing.assert_array_equal(compiler.compile_graph(g, "t")(xs)[0], interpret(g, xs)[0])
+
+
+def test_conv2d_input_gradient_is_one_embed_sum_in_compiled_mode():
+    """conv2d's backward sums its taps' gradients with one embed_sum; the gradient as
+    the eager one and PyTorch's."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    x0, w0 = rng.standard_normal((2, 3, 5, 6)), rng.standard_normal((4, 3, 3, 3))
+    x, w = lucid.tensor(x0, requires_grad=True), lucid.tensor(w0)
+
+    def step():
+        loss = (lucid.nn.functional.conv2d(x, w, padding=1, stride=(1, 2)) ** 2).sum()
+        loss.backward()
+        return loss
+
+    compiled = lucid.compile(step)
+    compiled()
+    ops = compiled.lower().as_text()
+    assert "embed_sum" in ops
+    xt = torch.tensor(x0, requires_grad=True)
+    (torch.nn.functional.conv2d(xt, torch.tensor(w0), padding=1, stride=(1, 2)) ** 2).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
 def test_gradient_of_a_split_is_a_concat_in_compiled_mode():

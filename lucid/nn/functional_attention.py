@@ -56,6 +56,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
         k, v = _repeat_heads(k, hq // hk), _repeat_heads(v, hq // hk)
     L, S = q.shape[-2], k.shape[-2]
     factor = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    if attn_mask is None and dropout_p == 0.0 and _fusable(q, k, v):
+        return fused_attention(q, k, v, is_causal=bool(is_causal), scale=factor)
     scores = (q @ k.transpose(-2, -1)) * factor
     if is_causal:
         scores = scores.masked_fill(_causal_mask(L, S).logical_not(), _NEG_INF)
@@ -70,6 +72,45 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
     if dropout_p > 0.0:
         weights = F.dropout(weights, dropout_p, training=True)
     return weights @ v
+
+
+def _fusable(q, k, v) -> bool:
+    """Whether one fused ``attention`` op computes this call: q, k, v of one float dtype
+    and the same leading dims, at least one key."""
+    return (q.dtype == k.dtype == v.dtype and q.dtype in ("float32", "float64")
+            and q.shape[:-2] == k.shape[:-2] == v.shape[:-2] and k.shape[-2] > 0)
+
+
+def fused_attention(q, k, v, is_causal: bool = False, scale: float | None = None):
+    """``softmax(q·kᵀ·scale + causal mask)·v`` as one fused native op (``attention`` in the
+    IR: tiled, online softmax, no L×S buffer), in eager mode and inside ``lucid.compile``.
+    q ``(…, L, E)``, k ``(…, S, E)``, v ``(…, S, Ev)`` with the same leading dims.
+
+    >>> import lucid
+    >>> q = lucid.ones(1, 2, 3)
+    >>> fused_attention(q, q, lucid.arange(6.0).reshape(1, 2, 3), is_causal=True).tolist()
+    [[[0.0, 1.0, 2.0], [1.5, 2.5, 3.5]]]
+    """
+    from .. import dispatch
+    q, k, v = as_tensor(q), as_tensor(k), as_tensor(v)
+    factor = 1.0 / math.sqrt(q.shape[-1]) if scale is None and q.shape[-1] else (
+        1.0 if scale is None else float(scale))
+    out_shape = (*q.shape[:-2], q.shape[-2], v.shape[-1])
+    key = (bool(is_causal), factor, out_shape)
+    chain = _CHAINS.get(key)
+    if chain is None:
+        if len(_CHAINS) >= 256:
+            _CHAINS.clear()
+        n, size = len(out_shape) - 2, out_shape[-2] * out_shape[-1]
+        chain = _CHAINS[key] = dispatch.Chain([
+            ("attention", {"is_causal": bool(is_causal), "scale": factor}, (0, 1, 2)),
+            ("slice", {"starts": (None,) * n + (0,), "stops": (None,) * n + (size,), "steps": (1,) * (n + 1)},
+             (-1,)),
+            ("reshape", {"shape": out_shape}, (-1,))], name="scaled_dot_product_attention")
+    return dispatch.call(chain, (q, k, v))
+
+
+_CHAINS: dict = {}
 
 
 def _repeat_heads(x, times: int):

@@ -46,18 +46,20 @@ def _table_tensor(table: np.ndarray) -> Tensor:
     return Tensor._wrap(np.ascontiguousarray(table))
 
 
-def _pool_call(op, x, rows, reduce, divisor=None, want="values"):
-    """Apply the window table ``rows`` (per-axis ``(out, taps)`` arrays) to ``x``.
+def _pool_call(op, x, args, tables, reduce, want="values"):
+    """Apply a pool's window tables to ``x``: ``tables()`` gives ``(rows, divisor)``, the
+    per-axis ``(out, taps)`` window arrays and the ``(outputs,)`` divisors of the sums
+    (or None), computed once per signature ``(op, want, x's shape and dtype, args)``.
 
-    reduce: "max" or "sum"; ``divisor`` ``(outputs,)`` divides the sums; ``want`` is
-    "values" or "indices" (max only: the flat position of each winner in its plane).
+    reduce: "max" or "sum"; ``want`` is "values" or "indices" (max only: the flat
+    position of each winner in its plane).
     """
-    d = len(rows)
-    shape = x.shape if x.ndim == d + 2 else (1,) + x.shape
-    key = (op, want, x.shape, x.dtype, tuple(r.tobytes() for r in rows), tuple(r.shape for r in rows),
-           None if divisor is None else divisor.tobytes())
+    key = (op, want, x.shape, x.dtype, args)
     hit = _CHAINS.get(key)
     if hit is None:
+        rows, divisor = tables()
+        d = len(rows)
+        shape = x.shape if x.ndim == d + 2 else (1,) + x.shape
         _CHAINS[key] = hit = _pool_chain(op, x, shape, rows, reduce, divisor, want)
     chain, extra = hit
     return dispatch.call(chain, (x, *extra))
@@ -78,10 +80,13 @@ def _pool_chain(op, x, shape, rows, reduce, divisor, want):
     if divisor is not None:
         extra.append(_table_tensor(divisor.astype(x.dtype)))
     s = Steps(1 + len(extra), [x.shape] + [e.shape for e in extra])
-    plane = s.reshape(s.operand(0), (n, c, int(np.prod(sizes))))
-    index = s.emit("broadcast_to", {"shape": (n, c, t * m)}, s.operand(1), shape=(n, c, t * m))
-    taps = s.emit("gather", {"axis": 2}, plane, index, shape=(n, c, t * m))
-    taps = s.reshape(taps, (n, c, t, m))
+    if _tiles(rows, sizes):
+        taps = _tiled_taps(s, s.operand(0), n, c, rows)
+    else:
+        plane = s.reshape(s.operand(0), (n, c, int(np.prod(sizes))))
+        index = s.emit("broadcast_to", {"shape": (n, c, t * m)}, s.operand(1), shape=(n, c, t * m))
+        taps = s.emit("gather", {"axis": 2}, plane, index, shape=(n, c, t * m))
+        taps = s.reshape(taps, (n, c, t, m))
     if reduce == "max":
         if masked:
             low = s.emit("constant", {"value": float("-inf"), "shape": (), "dtype": x.dtype}, shape=())
@@ -99,6 +104,37 @@ def _pool_chain(op, x, shape, rows, reduce, divisor, want):
             y = s.emit("div", {}, y, s.operand(len(extra)), shape=(n, c, m))
     y = s.reshape(y, x.shape[:-d] + out)
     return s.chain(op), tuple(extra)
+
+
+def _tiles(rows, sizes) -> bool:
+    """Whether the windows tile the input exactly: along every axis, window ``i`` holds
+    positions ``[i·k, (i+1)·k)`` and the windows cover the axis (``max_pool2d(x, 2)`` on
+    even sizes, an adaptive pool to a divisor of the size, ``adaptive_avg_pool2d(x, 1)``).
+
+    >>> _tiles([np.arange(8).reshape(4, 2)], (8,)), _tiles([np.arange(8).reshape(4, 2)], (9,))
+    (True, False)
+    """
+    return all(r.size == m and np.array_equal(r.reshape(-1), np.arange(m)) for r, m in zip(rows, sizes))
+
+
+def _tiled_taps(s: Steps, x, n: int, c: int, rows):
+    """``(n, c, taps, windows)`` of windows that tile the input (``_tiles``): a reshape
+    and a transpose instead of a gather through the table, so the gradient is the inverse
+    transpose, not a scatter-add. Axis ``a`` of size ``o·k`` splits into (windows ``o``,
+    taps ``k``); the taps' axes move in front of the windows'.
+
+    >>> s = Steps(1, [(1, 1, 4, 4)])
+    >>> _tiled_taps(s, s.operand(0), 1, 1, [np.arange(4).reshape(2, 2)] * 2).shape
+    (1, 1, 4, 4)
+    """
+    d = len(rows)
+    split = (n, c) + tuple(v for r in rows for v in r.shape)
+    y = s.reshape(x, split)
+    perm = (0, 1) + tuple(2 + 2 * a + 1 for a in range(d)) + tuple(2 + 2 * a for a in range(d))
+    y = s.transpose(y, perm)
+    taps = int(np.prod([r.shape[1] for r in rows]))
+    windows = int(np.prod([r.shape[0] for r in rows]))
+    return s.reshape(y, (n, c, taps, windows))
 
 
 def _window_args(op, d, kernel_size, stride, padding, dilation):
@@ -134,12 +170,15 @@ def _max_pool(op, d, input_, kernel_size, stride, padding, dilation, ceil_mode, 
     if any(2 * p > dl * (k - 1) + 1 for p, k, dl in zip(padding, kernel, dilation)):
         raise RuntimeError(f"{op}: pad should be at most half of effective kernel size, but got "
                            f"pad={padding}, kernel_size={kernel} and dilation={dilation}")
-    out = _out_sizes(op, shape, kernel, stride, padding, dilation, ceil_mode)
-    rows = [window_rows(m, o, k, s, p, dl)
-            for m, o, k, s, p, dl in zip(shape[2:], out, kernel, stride, padding, dilation)]
-    y = _pool_call(op, x, rows, "max")
+    args = (kernel, stride, padding, dilation, ceil_mode)
+
+    def tables():
+        out = _out_sizes(op, shape, kernel, stride, padding, dilation, ceil_mode)
+        return [window_rows(m, o, k, s, p, dl)
+                for m, o, k, s, p, dl in zip(shape[2:], out, kernel, stride, padding, dilation)], None
+    y = _pool_call(op, x, args, tables, "max")
     if return_indices:
-        return y, _pool_call(op, x, rows, "max", want="indices")
+        return y, _pool_call(op, x, args, tables, "max", want="indices")
     return y
 
 
@@ -199,11 +238,14 @@ def _avg_pool(op, d, input_, kernel_size, stride, padding, ceil_mode, count_incl
                            f"pad={padding}, kernel_size={kernel}")
     if divisor_override is not None and int(divisor_override) == 0:
         raise RuntimeError(f"{op}: divisor must be not zero")
-    out = _out_sizes(op, shape, kernel, stride, padding, (1,) * d, ceil_mode)
-    rows = [window_rows(m, o, k, s, p, 1) for m, o, k, s, p in zip(shape[2:], out, kernel, stride, padding)]
-    divisor = _avg_divisors(shape[2:], out, kernel, stride, padding, ceil_mode, count_include_pad,
-                            divisor_override)
-    return _pool_call(op, x, rows, "sum", divisor)
+    args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+    def tables():
+        out = _out_sizes(op, shape, kernel, stride, padding, (1,) * d, ceil_mode)
+        rows = [window_rows(m, o, k, s, p, 1) for m, o, k, s, p in zip(shape[2:], out, kernel, stride, padding)]
+        return rows, _avg_divisors(shape[2:], out, kernel, stride, padding, ceil_mode, count_include_pad,
+                                   divisor_override)
+    return _pool_call(op, x, args, tables, "sum")
 
 
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,  # noqa: A002
@@ -233,7 +275,8 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,  # n
 
 
 # ---------------------------------------------------------------- adaptive
-def _adaptive_rows(op, d, x, output_size):
+def _adaptive_size(op, d, x, output_size):
+    """The output size of an adaptive pool as a tuple of ``d`` ints (None: the input's)."""
     shape = _spatial(op, d, x)
     sizes = shape[2:]
     if isinstance(output_size, (int, np.integer)):
@@ -248,24 +291,36 @@ def _adaptive_rows(op, d, x, output_size):
         raise RuntimeError(f"{op}: output_size {out} must be non-negative")
     if any(o == 0 for o in out):
         raise RuntimeError(f"{op}: output_size {out} must be positive")
+    return out
+
+
+def _adaptive_rows(x, d, out):
+    sizes = x.shape[-d:]
     return [adaptive_rows(m, o) for m, o in zip(sizes, out)]
 
 
 def _adaptive_avg(op, d, input_, output_size):
     x = as_tensor(input_)
-    rows = _adaptive_rows(op, d, x, output_size)
-    counts = [np.sum(r >= 0, axis=1).astype(np.float64) for r in rows]
-    grid = counts[0]
-    for cnt in counts[1:]:
-        grid = np.multiply.outer(grid, cnt)
-    return _pool_call(op, x, rows, "sum", grid.reshape(-1))
+    out = _adaptive_size(op, d, x, output_size)
+
+    def tables():
+        rows = _adaptive_rows(x, d, out)
+        counts = [np.sum(r >= 0, axis=1).astype(np.float64) for r in rows]
+        grid = counts[0]
+        for cnt in counts[1:]:
+            grid = np.multiply.outer(grid, cnt)
+        return rows, grid.reshape(-1)
+    return _pool_call(op, x, out, tables, "sum")
 
 
 def _adaptive_max(op, d, input_, output_size, return_indices):
     x = as_tensor(input_)
-    rows = _adaptive_rows(op, d, x, output_size)
-    y = _pool_call(op, x, rows, "max")
-    return (y, _pool_call(op, x, rows, "max", want="indices")) if return_indices else y
+    out = _adaptive_size(op, d, x, output_size)
+
+    def tables():
+        return _adaptive_rows(x, d, out), None
+    y = _pool_call(op, x, out, tables, "max")
+    return (y, _pool_call(op, x, out, tables, "max", want="indices")) if return_indices else y
 
 
 def adaptive_avg_pool1d(input, output_size):  # noqa: A002

@@ -165,8 +165,10 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if recompute_scale_factor:
         scales = (None,) * d
     if mode in ("nearest", "nearest-exact"):
-        rows = [_nearest_rows(m, o, sc, mode == "nearest-exact") for m, o, sc in zip(x.shape[2:], out, scales)]
-        return pool._pool_call("interpolate_" + mode, x, rows, "sum")
+        def tables():
+            return [_nearest_rows(m, o, sc, mode == "nearest-exact")
+                    for m, o, sc in zip(x.shape[2:], out, scales)], None
+        return pool._pool_call("interpolate_" + mode, x, (out, scales), tables, "sum")
     if mode == "area":
         return pool._adaptive_avg("interpolate_area", d, x, out)
     if mode not in _MODES_D:

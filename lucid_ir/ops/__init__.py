@@ -64,5 +64,5 @@ def same_dtype(op: str, types) -> str:
     return dtypes.pop()
 
 
-from . import (collective, elementwise, indexing, matmul, movement, random, reduction, scan,  # noqa: E402,F401
+from . import (attention, collective, elementwise, indexing, matmul, movement, random, reduction, scan,  # noqa: E402,F401
                slicing, sorting, source)  # (registers)

@@ -3,6 +3,9 @@ may be negative) and its adjoint ``embed`` (a slice's values placed into zeros).
 
 ``slice`` covers ``narrow``, ``x[a:b:c]`` and ``flip`` (step -1); plans run it as a numpy
 view, no copy. ``embed`` is its gradient: the sliced-out positions get zeros.
+``embed_sum`` is the sum of several embeds into one shape (the gradient of a tensor
+read through overlapping slices: a convolution's taps), which ``simplify`` makes of
+their ``add`` s: one pass over the output instead of a zero fill and an add per slice.
 
 Attributes are canonical after ``normalize_attrs``: ``start`` in range, ``stop`` the
 exact end ``start + length * step``, or None for a negative step that runs past the
@@ -26,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import TensorType
-from . import OpDef, register
+from . import OpDef, register, same_dtype
 
 SLICE_ATTRS = ("starts", "stops", "steps")
 
@@ -139,3 +142,68 @@ class Embed(OpDef):
     def grad(self, b, node, g):
         attrs = {k: node.attr(k) for k in SLICE_ATTRS}
         return [b.emit("slice", g, **attrs)]
+
+
+@register
+class EmbedSum(OpDef):
+    """``embed_sum[shape, starts, stops, steps](x0, x1, ...)``: zeros of ``shape`` plus
+    each input placed at its slice, overlaps added: ``embed(x0) + embed(x1) + ...`` in
+    one op. The slices' attributes are the parts' ``embed`` attributes laid end to end
+    (``len(shape)`` entries per input).
+
+    >>> import numpy as np
+    >>> from lucid_ir.builder import GraphBuilder
+    >>> from lucid_ir.interpreter import interpret
+    >>> b = GraphBuilder()
+    >>> x, y = b.input((2,), "float64"), b.input((2,), "float64")
+    >>> z = b.emit("embed_sum", x, y, shape=(3,), starts=(0, 1), stops=(2, 3), steps=(1, 1))
+    >>> interpret(b.build([z]), [np.array([1.0, 2.0]), np.array([10.0, 20.0])])[0]
+    array([ 1., 12., 20.])
+    """
+
+    name = "embed_sum"
+    arity = None
+    attr_names = ("shape",) + SLICE_ATTRS
+
+    def normalize_attrs(self, inputs, attrs):
+        super().normalize_attrs(inputs, attrs)
+        if not inputs:
+            raise ValueError("embed_sum: needs at least one input")
+        same_dtype("embed_sum", [v.type for v in inputs])
+        shape = tuple(int(d) for d in attrs["shape"])
+        n = len(shape)
+        if any(d < 0 for d in shape):
+            raise ValueError(f"embed_sum: negative dimension in shape {shape}")
+        flat = {k: tuple(attrs.get(k) or (None,) * (n * len(inputs))) for k in SLICE_ATTRS}
+        if any(len(v) != n * len(inputs) for v in flat.values()):
+            raise ValueError(f"embed_sum: {len(inputs)} inputs into shape {shape} need "
+                             f"{n * len(inputs)} starts, stops and steps")
+        out = {k: () for k in SLICE_ATTRS}
+        for i, v in enumerate(inputs):
+            part = canonical_slices("embed_sum", shape, *(flat[k][i * n:(i + 1) * n] for k in SLICE_ATTRS))
+            got = slice_shape(*part)
+            if got != v.shape:
+                raise ValueError(f"embed_sum: slice {i} of shape {shape} has shape {got}, "
+                                 f"but input {i} has shape {v.shape}")
+            for k, p in zip(SLICE_ATTRS, part):
+                out[k] += p
+        return {"shape": shape, **out}
+
+    def infer(self, types, attrs):
+        return TensorType(attrs["shape"], types[0].dtype)
+
+    @staticmethod
+    def parts(attrs: dict, count: int):
+        """Each input's ``(starts, stops, steps)``."""
+        n = len(attrs["shape"])
+        return [tuple(attrs[k][i * n:(i + 1) * n] for k in SLICE_ATTRS) for i in range(count)]
+
+    def evaluate(self, arrays, attrs):
+        out = np.zeros(attrs["shape"], arrays[0].dtype)
+        for a, part in zip(arrays, self.parts(attrs, len(arrays))):
+            out[numpy_index(*part)] += a
+        return out
+
+    def grad(self, b, node, g):
+        return [b.emit("slice", g, starts=starts, stops=stops, steps=steps)
+                for starts, stops, steps in self.parts(node.attr_dict, len(node.inputs))]

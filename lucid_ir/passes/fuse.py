@@ -320,18 +320,18 @@ class Partition:
         self._absorb_small_producers(node, self._new("elementwise", node))
 
     def _absorb_small_producers(self, node: Node, k: Group) -> None:
-        """Move a small elementwise producer of a smaller shape (``log`` of a (64, 1) sum
-        feeding a (64, 10) loop) into ``node``'s kernel, recomputing it per element, when
-        nothing else uses it and the recomputation is cheap: one kernel launch fewer.
-        Random numbers of the loop's own shape that only ``node`` reads (a dropout mask
-        multiplying a value another loop computes) move in too: the mask never reaches
-        memory. Random numbers of a smaller shape never move (their values depend on it)."""
+        """Move an elementwise producer that nothing else uses into ``node``'s kernel: of
+        the loop's own shape (GELU's ``erf(x/√2) + 1``, a loop of its own because it and
+        ``x/2`` both start from the input; a dropout mask multiplying a value another
+        loop computes), so the value never reaches memory; or of a smaller shape
+        (``log`` of a (64, 1) sum feeding a (64, 10) loop), recomputed per element when
+        that is cheap: one kernel launch fewer. Random numbers of a smaller shape never
+        move (their values depend on it)."""
         for v in node.inputs:
             g = self.group_of.get(v)
             if g is None or g is k or g.kind != "elementwise":
                 continue
-            same_shape = g.shape == k.shape
-            if (same_shape and not _draws(g.nodes)) or broadcast_shapes(g.shape, k.shape) != k.shape:
+            if broadcast_shapes(g.shape, k.shape) != k.shape:
                 continue
             chain = _feeding(g, v)
             needed = {n.out for n in chain}

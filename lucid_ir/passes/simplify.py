@@ -13,6 +13,12 @@ subexpressions, dead code. One walk that rewrites nodes, then DCE.
 - the sum of ``embed`` s of adjacent ranges of one axis (the gradient of a tensor split
   into parts: ``q, k, v = qkv.split(...)``) → the parts joined by one ``concat`` (and
   embedded once, unless they cover the axis): one copy instead of zero fills and adds;
+  any other sum of ``embed`` s (and ``embed_sum`` s) into one shape → one ``embed_sum``
+  (the gradient of a convolution's overlapping taps: one pass instead of an add each);
+- a ``scatter_add`` of one index per line (the gradient of ``gather`` along an axis the
+  index has size 1 on: a max pool's winner, ``x.max(dim)``'s values) → a one-hot
+  ``select(eq(iota, index), src, 0)``, an elementwise loop that fuses with its
+  neighbours (no zero fill, no read-modify-write);
 - nodes equal in op, attributes and inputs → the first one.
 
 >>> from lucid_ir.builder import GraphBuilder
@@ -131,6 +137,49 @@ def _joined_embeds(node: Node, producer) -> list[Node] | None:
     return [cat, Node("embed", (cat.out,), tuple(sorted(attrs.items())), node.out)]
 
 
+def _embed_parts(p: Node | None):
+    """``(inputs, starts, stops, steps)`` of an ``embed`` or ``embed_sum``, else None."""
+    if p is None or p.op not in ("embed", "embed_sum"):
+        return None
+    return (p.inputs, p.attr("starts"), p.attr("stops"), p.attr("steps"))
+
+
+def _summed_embeds(node: Node, producer) -> list[Node] | None:
+    """``add(embed(a), embed(b))`` (either side may be an ``embed_sum``) → one
+    ``embed_sum(a, b)``, when both are of the output's float type (no broadcast)."""
+    if (node.op != "add" or node.out.dtype not in ("float32", "float64")
+            or any(v.type != node.out.type for v in node.inputs)):
+        return None
+    parts = [_embed_parts(producer.get(v)) for v in node.inputs]
+    if None in parts:
+        return None
+    inputs = parts[0][0] + parts[1][0]
+    attrs = {"shape": node.out.shape}
+    for k, name in enumerate(("starts", "stops", "steps"), start=1):
+        attrs[name] = parts[0][k] + parts[1][k]
+    return [Node("embed_sum", inputs, tuple(sorted(attrs.items())), node.out)]
+
+
+def _one_hot_scatter(node: Node) -> list[Node] | None:
+    """``scatter_add[axis, shape](index, src)`` with one index per line along ``axis``
+    (index and src of ``shape`` but 1 on ``axis``) → ``select(eq(iota, index), src, 0)``:
+    an index out of ``[0, n)`` matches no position and adds nothing, as scatter_add."""
+    if node.op != "scatter_add":
+        return None
+    index, src = node.inputs
+    axis, shape = node.attr("axis"), node.out.shape
+    line = shape[:axis] + (1,) + shape[axis + 1:]
+    if index.shape != line or src.dtype not in ("float32", "float64", "int32", "int64"):
+        return None
+    iota_shape = tuple(n if d == axis else 1 for d, n in enumerate(shape))
+    iota = Node("iota", (), (("axis", axis), ("dtype", index.dtype), ("shape", iota_shape)),
+                Value(TensorType(iota_shape, index.dtype)))
+    hit = Node("eq", (iota.out, index), (), Value(TensorType(shape, "bool")))
+    zero = Node("constant", (), (("dtype", src.dtype), ("shape", ()), ("value", fill_value(0, src.dtype))),
+                Value(TensorType((), src.dtype)))
+    return [iota, hit, zero, Node("select", (hit.out, src, zero.out), (), node.out)]
+
+
 def _swaps_last_two(perm) -> bool:
     """Whether ``perm`` swaps the last two axes only (what a matmul flag does)."""
     n = len(perm)
@@ -200,7 +249,8 @@ def run(graph: Graph) -> Graph:
         if ins != node.inputs:
             node = Node(node.op, ins, node.attrs, node.out)
         node = _rewrite(node, producer)
-        for node in _through_broadcasts(node, producer) or _joined_embeds(node, producer) or [node]:
+        for node in (_through_broadcasts(node, producer) or _joined_embeds(node, producer)
+                     or _summed_embeds(node, producer) or _one_hot_scatter(node) or [node]):
             ins = tuple(subst.get(v, v) for v in node.inputs)  # an earlier part may be CSE'd
             if ins != node.inputs:
                 node = Node(node.op, ins, node.attrs, node.out)

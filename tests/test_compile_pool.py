@@ -1,0 +1,168 @@
+"""Parallel compilation: the compile pool (lucid_codegen/compile_pool.py), LLVM's long
+calls outside llvmlite's lock (jit.py) giving the same object files as the locked
+route, ``cache.precompile``, and one GEMM build per spec however many threads ask."""
+import contextvars
+import threading
+import time
+
+import llvmlite.ir as ir
+import numpy as np
+import pytest
+
+from lucid_codegen import cache, compile_pool, jit
+from lucid_codegen.gemm import GemmSpec
+from lucid_codegen import gemm_call
+from lucid_codegen.gemm_microkernel import Blocking
+
+
+def _module(name: str, k: int) -> ir.Module:
+    m = ir.Module(name)
+    i64 = ir.IntType(64)
+    f = ir.Function(m, ir.FunctionType(i64, [i64]), name)
+    b = ir.IRBuilder(f.append_basic_block())
+    acc = f.args[0]
+    for j in range(k):
+        acc = b.add(b.mul(acc, i64(3 + j)), i64(j))
+    b.ret(acc)
+    return m
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    monkeypatch.setenv("LUCID_COMPILE_THREADS", "2")
+
+
+def test_run_all_keeps_order_and_runs_on_the_pool(two_threads):
+    names = compile_pool.run_all([lambda i=i: (i, threading.current_thread().name) for i in range(6)])
+    assert [i for i, _ in names] == list(range(6))
+    assert all(name.startswith("lucid-compile") for _, name in names)
+
+
+def test_run_all_raises_the_first_error_after_every_task_finished(two_threads):
+    finished = []
+
+    def slow():
+        time.sleep(0.05)
+        finished.append(1)
+
+    def bad():
+        raise KeyError("boom")
+    with pytest.raises(KeyError, match="boom"):
+        compile_pool.run_all([bad, slow, slow])
+    assert finished == [1, 1]
+
+
+def test_a_task_calling_run_all_does_not_wait_for_the_pool(two_threads):
+    inner = lambda: compile_pool.run_all([lambda: 1, lambda: 2, lambda: 3])
+    # more nested callers than threads: would deadlock if they waited for pool threads
+    assert compile_pool.run_all([inner] * 4) == [[1, 2, 3]] * 4
+
+
+def test_tasks_run_in_the_callers_context(two_threads):
+    var = contextvars.ContextVar("v", default="unset")
+    var.set("caller")
+    assert compile_pool.run_all([var.get, var.get]) == ["caller", "caller"]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_a_bad_thread_count_is_a_clear_error(monkeypatch, value):
+    monkeypatch.setenv("LUCID_COMPILE_THREADS", value)
+    with pytest.raises(ValueError, match="LUCID_COMPILE_THREADS"):
+        compile_pool.threads()
+
+
+def test_one_thread_runs_on_the_caller(monkeypatch):
+    monkeypatch.setenv("LUCID_COMPILE_THREADS", "1")
+    assert compile_pool.run_all([lambda: threading.current_thread().name] * 2) == [threading.current_thread().name] * 2
+
+
+def test_unlocked_parallel_compiles_give_the_locked_routes_objects(two_threads, monkeypatch):
+    modules = [_module(f"f{i}", 20 + i) for i in range(6)]
+    parallel = compile_pool.run_all([lambda m=m: jit.compile_to_object(m) for m in modules])
+    assert jit.unlocked_calls()
+    monkeypatch.setattr(jit, "_RAW", None)   # the public, locked route
+    assert parallel == [jit.compile_to_object(m) for m in modules]
+
+
+def test_the_unlocked_route_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("LUCID_COMPILE_UNLOCKED", "0")
+    assert jit._raw_calls() is None
+    monkeypatch.delenv("LUCID_COMPILE_UNLOCKED")
+    assert jit._raw_calls() is not None
+
+
+def test_a_parse_error_is_raised_from_the_unlocked_route():
+    with pytest.raises(RuntimeError, match="parsing error"):
+        jit.compile_to_object("define i64 @f( {")
+
+
+def test_precompile_compiles_once_and_load_only_links(tmp_path, monkeypatch):
+    monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
+    key = f"test_pool:{time.time_ns()}"
+    build = lambda: _module("g", 5)
+    before = cache.stats()["compiles"]
+    cache.precompile(key, build, ["g"])
+    cache.precompile(key, build, ["g"])   # already compiled: nothing
+    assert cache.stats()["compiles"] == before + 1
+    lib = cache.load_or_compile(key, build, ["g"])
+    assert cache.stats()["compiles"] == before + 1
+    import ctypes
+    f = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(lib.address("g"))
+    x = 7
+    for j in range(5):
+        x = x * (3 + j) + j
+    assert f(7) == x
+
+
+def test_one_gemm_build_per_spec_however_many_threads_ask(two_threads, monkeypatch):
+    built = []
+    real = gemm_call.Gemm
+
+    class Counting(real):
+        def __init__(self, spec):
+            built.append(spec)
+            time.sleep(0.05)   # widen the window two threads could both build in
+            super().__init__(spec)
+    monkeypatch.setattr(gemm_call, "Gemm", Counting)
+    blocking = Blocking(W=4, NV=1, MR=4, MC=16, KC=32, NC=64, UNROLL=1)   # specs no other test built
+    specs = [GemmSpec("float64", blocking=blocking), GemmSpec("float64", bias=True, blocking=blocking)]
+    got = []
+    workers = [threading.Thread(target=lambda s=s: got.append(gemm_call.get_gemm(s)))
+               for s in specs * 3]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert not any(w.is_alive() for w in workers), "get_gemm deadlocked"
+    assert sorted(map(str, built)) == sorted(map(str, specs))
+    assert len({id(g) for g in got}) == 2
+    a = np.arange(12.0).reshape(3, 4)
+    out = np.empty((3, 3))
+    gemm_call.get_gemm(specs[1])(a, a.T[:, :3].copy(), out, bias=np.ones(3))
+    np.testing.assert_allclose(out, a @ a.T[:, :3] + 1)
+
+
+def test_a_plans_first_run_finds_its_loop_kernels_compiled(two_threads, monkeypatch, tmp_path):
+    """plan_kernels.precompile_loops predicts the first run's layouts (views included)
+    and compiles its loop kernels in parallel: the run itself compiles none, and
+    computes what it did."""
+    import lucid
+    import lucid.nn.functional as F
+    from lucid_codegen import plan_kernels, runtime
+    monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
+    after = []
+    real = plan_kernels.precompile_loops
+
+    def recording(plan):
+        real(plan)
+        after.append(cache.stats()["compiles"])
+    monkeypatch.setattr(runtime, "precompile_loops", recording)
+    c = 1.0 + time.time_ns() % 1000003 / 1e7   # kernels no other test compiled
+    f = lucid.compile(lambda x, w: (F.softmax(F.relu(x @ w.T) * c, -1).T.reshape(-1) + c).sum())
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((6, 5)).astype(np.float32), rng.standard_normal((7, 5)).astype(np.float32)
+    got = f(lucid.tensor(x), lucid.tensor(w)).item()
+    assert after and cache.stats()["compiles"] == after[-1]
+    z = np.maximum(x.astype(np.float64) @ w.T, 0) * c
+    e = np.exp(z - z.max(-1, keepdims=True))
+    np.testing.assert_allclose(got, (e / e.sum(-1, keepdims=True) + c).sum(), rtol=1e-5)

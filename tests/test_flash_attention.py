@@ -1,0 +1,253 @@
+"""The fused attention ops (``attention``, ``attention_backward``; kernels in
+``lucid_codegen.attention_*``) behind ``F.scaled_dot_product_attention``: forward and
+gradients against PyTorch (float64 and float32 tolerances) and against the unfused
+reference composition, causal and not, sequence lengths around the 64-block, several
+head dims, leading dims, transposed views; eager, interpreter and compiled modes; 1
+and 2 threads bit-identical; bounds checking; clear errors; no L×S buffer anywhere."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import lucid
+import lucid.nn.functional as F
+from lucid_codegen import attention_steps, threads
+from lucid_codegen.attention_backward_kernel import backward_layout
+from lucid_codegen.attention_kernels import forward_scratch
+from lucid_ir.builder import GraphBuilder
+from lucid_ir.interpreter import interpret
+
+# (leading dims, L, S, E, Ev): lengths 1, 2, 63, 64, 65, 127, 200; head dims 1, 8, 64, 80
+CASES = [
+    ((1,), 1, 1, 1, 1),
+    ((2, 3), 2, 2, 8, 8),
+    ((2,), 63, 63, 64, 64),
+    ((1, 2), 64, 64, 8, 8),
+    ((3,), 65, 65, 80, 80),
+    ((2, 2), 127, 127, 1, 8),
+    ((1,), 200, 200, 64, 64),
+    ((2,), 65, 127, 8, 80),     # L != S (causal: top-left aligned, as PyTorch)
+    ((), 200, 63, 8, 1),        # 2-D q, k, v
+]
+TOL = {"float64": 1e-10, "float32": 3e-5}
+
+
+def _inputs(lead, L, S, E, Ev, seed=0):
+    rng = np.random.default_rng(seed)
+    q, k, v = (rng.standard_normal((*lead, n, d)) for n, d in ((L, E), (S, E), (S, Ev)))
+    g = rng.standard_normal((*lead, L, Ev))
+    return q, k, v, g
+
+
+def _torch(q, k, v, g, causal, scale=None):
+    tq, tk, tv = (torch.tensor(x, requires_grad=True) for x in (q, k, v))
+    out = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=causal, scale=scale)
+    out.backward(torch.tensor(g))
+    return [x.detach().numpy() for x in (out, tq.grad, tk.grad, tv.grad)]
+
+
+def _lucid(q, k, v, g, causal, dtype, scale=None, fn=None):
+    fn = fn or (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale))
+    lq, lk, lv = (lucid.tensor(x.astype(dtype), requires_grad=True) for x in (q, k, v))
+    out = fn(lq, lk, lv)
+    out.backward(lucid.tensor(g.astype(dtype)))
+    return [np.asarray(x.numpy()) for x in (out, lq.grad, lk.grad, lv.grad)]
+
+
+def _close(got, want, dtype):
+    for name, a, b in zip(("out", "dq", "dk", "dv"), got, want):
+        assert a.shape == b.shape, name
+        err = np.abs(a - b).max() / max(1.0, np.abs(b).max()) if b.size else 0.0
+        assert err < TOL[dtype], (name, err)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, (*c[0], *c[1:]))))
+def test_matches_torch(case, causal, dtype):
+    q, k, v, g = _inputs(*case)
+    _close(_lucid(q, k, v, g, causal, dtype), _torch(q, k, v, g, causal), dtype)
+
+
+def test_scale_and_the_fused_op_is_what_runs():
+    q, k, v, g = _inputs((2, 2), 65, 65, 8, 8)
+    _close(_lucid(q, k, v, g, True, "float64", scale=0.3), _torch(q, k, v, g, True, scale=0.3), "float64")
+    lowered = lucid.compile(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)).lower(
+        *(lucid.tensor(x) for x in (q, k, v)))
+    assert "attention[" in lowered.as_text("fused")
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_matches_the_reference_composition(causal):
+    """The fused path against the unfused one (softmax of masked products), in float32."""
+    q, k, v, g = _inputs((2, 3), 70, 70, 16, 16, seed=1)
+    mask = np.tril(np.ones((70, 70), bool)) if causal else np.ones((70, 70), bool)
+
+    def composed(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=lucid.tensor(mask))
+    _close(_lucid(q, k, v, g, causal, "float32"), _lucid(q, k, v, g, causal, "float32", fn=composed),
+           "float32")
+
+
+def test_transposed_views_as_a_gpt_head_split():
+    """q, k, v are (B, T, H, D) -> (B, H, T, D) views of one projection: no copies needed."""
+    rng = np.random.default_rng(2)
+    qkv = rng.standard_normal((2, 67, 3, 4, 16))          # (B, T, 3, H, D)
+    g = rng.standard_normal((2, 4, 67, 16))
+    tq = torch.tensor(qkv, requires_grad=True)
+    parts = [tq[:, :, i].transpose(1, 2) for i in range(3)]
+    torch.nn.functional.scaled_dot_product_attention(*parts, is_causal=True).backward(torch.tensor(g))
+    lq = lucid.tensor(qkv.astype(np.float32), requires_grad=True)
+    lparts = [lq[:, :, i].transpose(1, 2) for i in range(3)]
+    out = F.scaled_dot_product_attention(*lparts, is_causal=True)
+    out.backward(lucid.tensor(g.astype(np.float32)))
+    want = torch.nn.functional.scaled_dot_product_attention(*parts, is_causal=True).detach().numpy()
+    _close([np.asarray(out.numpy()), np.asarray(lq.grad.numpy())], [want, tq.grad.numpy()], "float32")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_one_and_two_threads_give_the_same_bits(dtype):
+    q, k, v, g = _inputs((2, 4), 300, 300, 64, 64, seed=3)
+    assert 4 * 8 * 300 * 300 * 64 * 0.5 >= attention_steps.SPLIT_FLOPS   # (the call splits)
+    results = []
+    for n in (1, 2):
+        threads.set_num_threads(n)
+        results.append(_lucid(q, k, v, g, True, dtype))
+    for a, b in zip(*results):
+        assert np.array_equal(a, b)
+
+
+def test_compiled_training_step_matches_eager():
+    q, k, v, g = _inputs((2, 2), 65, 65, 8, 8, seed=4)
+
+    def loss(q, k, v):
+        return (F.scaled_dot_product_attention(q, k, v, is_causal=True) * lucid.tensor(g)).sum()
+
+    def step(q, k, v):
+        out = loss(q, k, v)
+        out.backward()
+        return out, q.grad, k.grad, v.grad
+
+    compiled = lucid.compile(step)
+    args = [lucid.tensor(x, requires_grad=True) for x in (q, k, v)]
+    got = [np.asarray(x.numpy()) for x in compiled(*args)]
+    want = _torch(q, k, v, g, True)
+    assert abs(got[0] - (want[0] * g).sum()) < 1e-9
+    _close([np.zeros(1), *got[1:]], [np.zeros(1), *want[1:]], "float64")
+    text = compiled.lower(*args).as_text("fused")
+    assert "attention[" in text and "attention_backward[" in text
+
+
+def test_interpreter_backend_runs_the_reference(monkeypatch):
+    monkeypatch.setenv("LUCID_BACKEND", "interpret")
+    q, k, v, g = _inputs((2,), 65, 65, 8, 8, seed=5)
+    _close(_lucid(q, k, v, g, True, "float64"), _torch(q, k, v, g, True), "float64")
+
+
+def test_bounds_checking_runs_the_kernels_in_guarded_buffers(monkeypatch):
+    monkeypatch.setenv("LUCID_CHECK_BOUNDS", "1")
+    q, k, v, g = _inputs((2,), 130, 70, 80, 8, seed=6)
+    _close(_lucid(q, k, v, g, True, "float32"), _torch(q, k, v, g, True), "float32")
+
+
+def test_empty_queries_and_batches():
+    for lead, L in (((0, 3), 5), ((2,), 0)):
+        q, k, v, g = _inputs(lead, L, 4, 8, 8)
+        _close(_lucid(q, k, v, g, True, "float32"), _torch(q, k, v, g, True), "float32")
+
+
+def test_no_length_by_length_buffer_for_long_sequences():
+    """At T = 1024 no value of the compiled forward or backward graph, nor any kernel's
+    scratch, holds T·T elements (the unfused composition would hold (B, H, T, T))."""
+    T, D = 1024, 16
+    args = [lucid.tensor(np.zeros((1, 2, T, D), np.float32), requires_grad=True) for _ in range(3)]
+
+    def step(q, k, v):
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True).sum()
+        out.backward()
+        return out, q.grad
+
+    program = lucid.compile(step).lower(*args).program
+    sizes = [v.type.size for cg in (program.compiled_forward, program.compiled_backward) if cg is not None
+             for n in cg.fused.nodes for v in n.outs]
+    assert sizes and max(sizes) < T * T
+    assert forward_scratch(D, D) < T * T and backward_layout(T, T, D, D, "float32")[3] < T * T
+
+
+def test_ir_ops_check_their_operands():
+    b = GraphBuilder()
+    q, k = b.input((2, 5, 4)), b.input((2, 6, 4))
+    with pytest.raises(ValueError, match="attention: q .* need the same leading dims"):
+        b.emit("attention", q, b.input((3, 6, 4)), b.input((3, 6, 4)))
+    with pytest.raises(ValueError, match="do not fit"):
+        b.emit("attention", q, k, b.input((2, 7, 4)))
+    with pytest.raises(ValueError, match="no keys"):
+        b.emit("attention", q, b.input((2, 0, 4)), b.input((2, 0, 4)))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        b.emit("attention", *(b.input((2, 5, 4), "int64") for _ in range(3)))
+    with pytest.raises(TypeError, match="different dtypes"):
+        b.emit("attention", q, k, b.input((2, 6, 4), "float64"))
+    packed = b.emit("attention", q, k, k)
+    with pytest.raises(ValueError, match="attention_backward: g .* is not the packed"):
+        b.emit("attention_backward", q, k, k, packed, b.input((2, 5)))
+    with pytest.raises(RuntimeError, match="do not fit"):
+        F.scaled_dot_product_attention(lucid.ones(2, 5, 4), lucid.ones(2, 6, 3), lucid.ones(2, 6, 3))
+
+
+def test_packed_result_holds_out_and_logsumexp():
+    q, k, v, _ = _inputs((2,), 5, 7, 3, 2)
+    b = GraphBuilder()
+    ins = [b.input(x.shape, "float64") for x in (q, k, v)]
+    (packed,) = interpret(b.build([b.emit("attention", *ins, is_causal=True)]), [q, k, v])
+    s = q @ k.swapaxes(-1, -2) / np.sqrt(3) + np.where(np.tril(np.ones((5, 7))), 0, -np.inf)
+    lse = np.log(np.exp(s).sum(-1))
+    assert np.allclose(packed[..., 10:], lse)
+    assert np.allclose(packed[..., :10].reshape(2, 5, 2), np.exp(s - lse[..., None]) @ v)
+
+
+def test_fuzzer_generates_attention_graphs_and_they_pass():
+    """tests/fuzz.py's generator emits ``attention`` (q from the graph, causal or not,
+    the packed result or its output view); the first such seeds run the full fuzz case
+    (fused/unfused, 1 and 2 threads, layouts, bounds checking) and the gradient check."""
+    import fuzz
+    seeds = [s for s in range(300) if any(n.op == "attention" for n in fuzz.make_case(s)[1].nodes)][:10]
+    assert len(seeds) >= 8
+    for seed in seeds:
+        failures = fuzz.run_case(seed, grad=True)[2]
+        assert not failures, (seed, failures[:1])
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_plans_run_the_kernels_in_native_programs(monkeypatch, n_threads):
+    """A compiled plan holding attention and its backward runs as a native program (each
+    op one job, split across threads like a loop kernel's rows), with the same bits as
+    the step-by-step call; its LLVM text shows both kernels."""
+    from lucid.compiler import compile_graph
+    from lucid_codegen import native_plan
+    monkeypatch.setattr(native_plan, "LOOP_SPLIT_BYTES", 256)   # small work splits too
+    threads.set_num_threads(n_threads)
+    b = GraphBuilder()
+    q, k, v = (b.input((2, 3, 70, 8)) for _ in range(3))
+    packed = b.emit("attention", q, k, v, is_causal=True)
+    g = b.input(packed.shape)
+    graph = b.build([b.emit("exp", packed), b.emit("attention_backward", q, k, v, packed, g, is_causal=True)])
+    plan = compile_graph(graph).executable
+    assert plan.kinds.count("attention") == 2
+    rng = np.random.default_rng(7)
+    feeds = [rng.standard_normal(x.shape).astype(np.float32) for x in graph.inputs]
+    feeds[0] = np.ascontiguousarray(feeds[0].swapaxes(1, 2)).swapaxes(1, 2)   # a strided q
+    first = [x.copy() for x in plan(feeds)]
+    for _ in range(2):
+        for a, w in zip(plan(feeds), first):
+            assert np.array_equal(a, w)
+    programs = [p for p in plan._local.programs.values() if p]
+    assert programs
+    if n_threads == 2:
+        assert programs[0].splits          # (its records: the jobs, forks and joins)
+    else:
+        assert programs[0].n_jobs == plan.n_kernels
+    for a, w in zip(first, interpret(graph, feeds)):
+        np.testing.assert_allclose(a, w, rtol=1e-4, atol=1e-4)
+    text = plan.llvm_text()
+    assert "lucid_attention_fwd" in text and "lucid_attention_bwd" in text

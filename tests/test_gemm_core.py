@@ -1,0 +1,97 @@
+"""The shared GEMM core (lucid_codegen/gemm_core.py): every GEMM variant of a dtype and
+blocking links against one compiled core instead of compiling its own packing routines
+and micro-kernels; variants still compute what they did, also from a disk cache in a
+fresh process (where the core must be loaded before the variant's object links)."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lucid_codegen import cache
+from lucid_codegen.gemm import GemmSpec, build_gemm_module
+from lucid_codegen.gemm_call import Gemm
+from lucid_codegen.gemm_core import build_core_module, core_key, core_symbols, ensure_core
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_core_symbols_are_what_the_core_module_defines(dtype):
+    blk = GemmSpec(dtype).blocking
+    defined = {fn.name for fn in build_core_module(dtype, blk).functions if not fn.is_declaration}
+    assert set(core_symbols(dtype, blk)) == defined
+
+
+def test_variants_declare_the_core_instead_of_defining_it():
+    spec = GemmSpec("float32", bias=True, epilogue="relu")
+    module = build_gemm_module(spec)
+    names = set(core_symbols(spec.dtype, spec.blocking))
+    declared = {fn.name for fn in module.functions if fn.is_declaration}
+    assert names <= declared
+    defined = {fn.name for fn in module.functions if not fn.is_declaration}
+    assert not any(".ukr" in n or ".pack_b" in n or ".dots" in n or ".strip" in n for n in defined)
+
+
+def test_the_core_is_compiled_once_for_all_variants(tmp_path, monkeypatch):
+    monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
+    code = (
+        "import numpy as np\n"
+        "from lucid_codegen import cache\n"
+        "from lucid_codegen.gemm_call import Gemm, GemmSpec\n"
+        "rng = np.random.default_rng(0)\n"
+        "a = rng.standard_normal((37, 29)).astype(np.float32)\n"
+        "b = rng.standard_normal((29, 41)).astype(np.float32)\n"
+        "bias = rng.standard_normal(41).astype(np.float32)\n"
+        "outs = []\n"
+        "for spec in [GemmSpec('float32'), GemmSpec('float32', bias=True, epilogue='relu'),\n"
+        "             GemmSpec('float32', gate=True)]:\n"
+        "    c = np.empty((37, 41), np.float32)\n"
+        "    kw = {'bias': bias} if spec.bias else {'gate': a @ b} if spec.gate else {}\n"
+        "    Gemm(spec)(a, b, c, **kw)\n"
+        "    outs.append(float(c.astype(np.float64).sum()))\n"
+        "labels = sorted(cache.entry_metadata(e.name)['label'] for e in cache.list_entries())\n"
+        "gemm = [l for l in labels if l.startswith('gemm')]\n"
+        "print(len(gemm), sum(l.startswith('gemm core') for l in gemm), cache.stats()['compiles'], outs)\n")
+    env = dict(os.environ, PYTHONPATH=ROOT, LUCID_CACHE_DIR=str(tmp_path))
+    run = lambda: subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                 text=True, check=True).stdout.split(maxsplit=3)
+    cold, warm = run(), run()
+    assert cold[:2] == ["4", "1"], cold      # the core and three variants, one core
+    assert warm[2] == "0", warm              # all from disk: the core linked first
+    assert cold[3] == warm[3]
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((37, 29)).astype(np.float32)
+    b = rng.standard_normal((29, 41)).astype(np.float32)
+    bias = rng.standard_normal(41).astype(np.float32)
+    ab = a.astype(np.float64) @ b
+    want = [ab.sum(), np.maximum(ab + bias, 0).sum(), np.where(ab > 0, ab, 0).sum()]
+    np.testing.assert_allclose(eval(cold[3]), want, rtol=1e-4)
+
+
+def test_ensure_core_is_idempotent_and_keyed_by_dtype_and_blocking():
+    f32, f64 = GemmSpec("float32"), GemmSpec("float64")
+    ensure_core(f32.dtype, f32.blocking)
+    compiles = cache.stats()["compiles"]
+    ensure_core(f32.dtype, f32.blocking)
+    assert cache.stats()["compiles"] == compiles
+    assert core_key("float32", f32.blocking) != core_key("float64", f64.blocking)
+    assert core_symbols("float32", f32.blocking)[0] != core_symbols("float64", f64.blocking)[0]
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (2, 7, 3), (13, 31, 17), (97, 300, 61)])
+def test_variants_sharing_the_core_match_numpy(shape):
+    M, K, N = shape
+    rng = np.random.default_rng(M * K * N)
+    for dtype in ("float32", "float64"):
+        a = rng.standard_normal((M, K)).astype(dtype)
+        b = rng.standard_normal((N, K)).astype(dtype).T  # non-contiguous view
+        bias = rng.standard_normal(N).astype(dtype)
+        for spec in (GemmSpec(dtype), GemmSpec(dtype, bias=True, epilogue="tanh")):
+            out = np.empty((M, N), dtype)
+            Gemm(spec)(a, b, out, bias=bias if spec.bias else None)
+            want = a.astype(np.float64) @ b
+            if spec.bias:
+                want = np.tanh(want + bias)
+            np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
