@@ -37,6 +37,7 @@ from __future__ import annotations
 from lucid_ir.graph import Graph
 from lucid_ir.opnames import ELEMENTWISE, RANDOM
 
+from .elementwise import node_text
 from .lowering import SUPPORTED
 
 ROW_REDUCTIONS = ("sum", "mean", "max", "min")
@@ -63,9 +64,7 @@ class RowStructure:
         self.stash = self._stash()
         parts = ["in:" + ",".join(f"{d}/{lv}" for d, lv in self.inputs)]
         for op, attrs, refs, dtype, level, ready in self.nodes:
-            a = ",".join(f"{k}={float(v).hex() if k == 'value' and type(v) is float else v}"
-                         for k, v in attrs)
-            parts.append(f"{op}[{a}]({','.join(f'{t}{i}' for t, i in refs)}):{dtype}/{level}{ready}")
+            parts.append(f"{node_text(op, attrs, refs, dtype)}/{level}{ready}")
         parts.append("out:" + ",".join(f"{t}{i}" for t, i in self.outputs))
         self.text = ";".join(parts)
 
