@@ -84,9 +84,7 @@ class Structure:
         self.const_shapes = tuple(const_shapes)
         parts = ["in:" + ",".join(self.inputs)]
         for op, attrs, refs, dtype in self.nodes:
-            a = ",".join(f"{k}={float(v).hex() if k == 'value' and type(v) is float else v}"
-                         for k, v in attrs)
-            parts.append(f"{op}[{a}]({','.join(f'{t}{i}' for t, i in refs)}):{dtype}")
+            parts.append(node_text(op, attrs, refs, dtype))
         parts.append("out:" + ",".join(f"{t}{i}" for t, i in self.outputs))
         self.text = ";".join(parts)
 
@@ -96,6 +94,32 @@ class Structure:
 
     def dtypes(self):
         return set(self.inputs) | {n[3] for n in self.nodes}
+
+
+def node_text(op, attrs, refs, dtype) -> str:
+    """One node of a structure's cache key (a float constant exactly, in hex)."""
+    a = ",".join(f"{k}={float(v).hex() if k == 'value' and type(v) is float else v}" for k, v in attrs)
+    return f"{op}[{a}]({','.join(f'{t}{i}' for t, i in refs)}):{dtype}"
+
+
+def checked_plan(kernel, name: str, arrays, key):
+    """A reduction's or row kernel's first call with these layouts: the arrays checked
+    against ``kernel.in_dtypes`` (errors name the kernel), odd strides copied, and
+    ``kernel._plan`` of them, memoised in ``kernel._plans`` under ``key`` when no array
+    was copied. Returns (the arrays to use, the plan)."""
+    arrays = [np.asarray(a) for a in arrays]
+    if len(arrays) != len(kernel.in_dtypes):
+        raise ValueError(f"{name} kernel takes {len(kernel.in_dtypes)} inputs, got {len(arrays)}")
+    for k, (a, dt) in enumerate(zip(arrays, kernel.in_dtypes)):
+        if a.dtype != dt:
+            raise TypeError(f"{name} kernel input {k}: expected {dt}, got {a.dtype}")
+    fixed = [_fix_strides(a) for a in arrays]
+    plan = kernel._plan(fixed)
+    if all(f is a for f, a in zip(fixed, arrays)):
+        if len(kernel._plans) >= kernel.MAX_PLANS:
+            kernel._plans.clear()
+        kernel._plans[key] = plan
+    return fixed, plan
 
 
 def structure_of(graph: Graph, outputs=None, allowed=ELEMENTWISE) -> Structure:

@@ -58,7 +58,7 @@ from lucid_ir.types import broadcast_shapes
 from . import loops
 from .cache import load_or_compile, source_stamp
 from .pyarray import data_ptr
-from .elementwise import Structure, _fix_strides, emit_structure, needed_nodes, structure_of
+from .elementwise import Structure, checked_plan, emit_structure, needed_nodes, structure_of
 from .loops import I64, Loop, RowWalk, const64, load_arg
 from .target import host_target
 from .accumulate import Accumulator, accumulator_type, reduced_dtype, splat
@@ -390,20 +390,7 @@ class ReductionKernel:
     def _checked_plan(self, arrays, key):
         """Validate a call seen for the first time; memoise its plan when reusable.
         Returns the arrays to use (odd strides copied) and the plan."""
-        arrays = [np.asarray(a) for a in arrays]
-        if len(arrays) != len(self.in_dtypes):
-            raise ValueError(f"{self.red_op} kernel takes {len(self.in_dtypes)} inputs, "
-                             f"got {len(arrays)}")
-        for k, (a, dt) in enumerate(zip(arrays, self.in_dtypes)):
-            if a.dtype != dt:
-                raise TypeError(f"{self.red_op} kernel input {k}: expected {dt}, got {a.dtype}")
-        fixed = [_fix_strides(a) for a in arrays]
-        plan = self._plan(fixed)
-        if all(f is a for f, a in zip(fixed, arrays)):
-            if len(self._plans) >= self.MAX_PLANS:
-                self._plans.clear()
-            self._plans[key] = plan
-        return fixed, plan
+        return checked_plan(self, self.red_op, arrays, key)
 
     def __call__(self, arrays, outs=None):
         try:

@@ -43,7 +43,6 @@ class _Row:
         self.bases, self.istr, self.outs, self.scratch = bases, istr, outs, scratch
         self.R, self.scale = R, scale
         self.stats: dict = {}   # s-level ref -> scalar (compute type)
-        self.recips: dict = {}  # s-level ref -> 1 / its scalar (``rs.reciprocals``)
         self.row_const: dict = {}  # input k with pattern b -> its scalar this row
 
     # -------------------------------------------------------------- per-row scalars
@@ -55,8 +54,6 @@ class _Row:
 
     def set_stat(self, ref, value) -> None:
         self.stats[ref] = value
-        if ref in self.rs.reciprocals:
-            self.recips[ref] = self.b.fdiv(const(value.type, 1.0), value)
 
     def compute_stats(self, p: int) -> None:
         rs, b = self.rs, self.b
@@ -90,9 +87,6 @@ class _Row:
                 if op == "constant":
                     s = LLVM_TYPE[dtype]
                     v = const(ir.VectorType(s, lanes) if lanes else s, dict(attrs)["value"])
-                elif op == "div" and refs[1] in self.recips:
-                    r = self.recips[refs[1]]
-                    v = b.fmul(get(refs[0]), splat(b, r, lanes) if lanes else r)
                 else:
                     v = emit_op(b, op, [get(r) for r in refs], dict(attrs), None)
             env[ref] = v

@@ -18,8 +18,7 @@ is in L1: a load costs what a subtraction costs), unless it is *expensive* (a
 transcendental or a division on the way from the last pass's values): then pass q
 *stashes* it in a row-sized scratch on the stack, and later passes load it. Softmax:
 pass 0 finds the max; pass 1 sums ``exp(x - max)`` and stashes the exponentials; pass
-2 multiplies them by 1 / sum (a row value divided by a per-row value is multiplied by
-its reciprocal, computed once per row: within an ulp of the quotient). Rows too long for the scratch (``STASH_BYTES``) recompute
+2 divides them by the sum. Rows too long for the scratch (``STASH_BYTES``) recompute
 instead (a variant of the kernel).
 
 >>> from lucid_ir.builder import GraphBuilder
@@ -38,6 +37,7 @@ from __future__ import annotations
 from lucid_ir.graph import Graph
 from lucid_ir.opnames import ELEMENTWISE, RANDOM
 
+from .elementwise import node_text
 from .lowering import SUPPORTED
 
 ROW_REDUCTIONS = ("sum", "mean", "max", "min")
@@ -62,15 +62,9 @@ class RowStructure:
         self.passes = 1 + max([self.ready(n[2][0]) for n in self.nodes if n[0] in ROW_REDUCTIONS]
                               + [self.ready(r) for r in self.outputs if self.level(r) == "r"])
         self.stash = self._stash()
-        #: per-row divisors of row values (softmax's sum): a row multiplies by 1/divisor
-        self.reciprocals = frozenset(refs[1] for op, _, refs, dtype, level, _ in self.nodes
-                                     if op == "div" and level == "r" and self.level(refs[1]) == "s"
-                                     and dtype in ("float32", "float64"))
         parts = ["in:" + ",".join(f"{d}/{lv}" for d, lv in self.inputs)]
         for op, attrs, refs, dtype, level, ready in self.nodes:
-            a = ",".join(f"{k}={float(v).hex() if k == 'value' and type(v) is float else v}"
-                         for k, v in attrs)
-            parts.append(f"{op}[{a}]({','.join(f'{t}{i}' for t, i in refs)}):{dtype}/{level}{ready}")
+            parts.append(f"{node_text(op, attrs, refs, dtype)}/{level}{ready}")
         parts.append("out:" + ",".join(f"{t}{i}" for t, i in self.outputs))
         self.text = ";".join(parts)
 

@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from lucid_ir.builder import GraphBuilder  # noqa: E402
 from lucid_ir.graph import Graph  # noqa: E402
 from lucid_ir.interpreter import interpret  # noqa: E402
+from random_graphs import row_chain  # noqa: E402  (this folder: the script's, or pytest's)
 
 DIMS = [0, 1, 1, 1, 2, 2, 3, 3, 4, 5, 7, 8, 9, 13, 16, 17, 31, 33]
 BIG_DIMS = [64, 97, 130, 145, 257]
@@ -171,6 +172,8 @@ class Gen:
                 return mask, xdt
             alt = self.emit("neg", x, exact=x in self.exact)
             return self.emit("select", mask, x, alt, exact=x in self.exact), xdt
+        if r < 0.64 and x.shape and x.shape[-1] != 1 and rng.random() < 0.3:
+            return self.row_chain(x, xdt), xdt
         if r < 0.64 and x.shape:
             op = self.pick(["sum", "mean", "max"])
             nd = len(x.shape)
@@ -203,6 +206,12 @@ class Gen:
         if r < 0.975:
             return self.random(x, xdt), xdt
         return self.scan(x, xdt)
+
+    def row_chain(self, x, xdt):
+        """A reduction over the last axis with elementwise work before and after it (the
+        fusion's rows groups): ``random_graphs.row_chain``."""
+        return row_chain(self.rng, x, self.emit, lambda v: self.const(v, (), xdt),
+                         lambda shape: self.new_input(shape, xdt))
 
     def axis_of(self, x, allow_none=True):
         """A random axis of x (None: every element), or False when x has no such axis

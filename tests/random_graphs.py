@@ -1,6 +1,7 @@
 """Seeded generator of random, well-defined graphs over every kind of op: the fuzzer's
 and the pass tests' source of programs. Values stay finite: ``log`` and ``div`` only see
-positive operands."""
+positive operands. Row chains (softmax, log-softmax, layer and RMS norm written out in
+primitives, with extra elementwise work) exercise the fusion's rows groups."""
 from __future__ import annotations
 
 import numpy as np
@@ -55,6 +56,8 @@ def random_graph(rng: np.random.Generator, dtype: str = "float64", n_ops: int = 
                 same = [v for v in pool if v.shape == x.shape]
                 mask = b.emit("gt", same[int(rng.integers(len(same)))], b.constant(0.0, (), dtype))
                 y = b.emit("select", mask, x, b.constant(0.0, (), dtype))
+        elif r < 0.74 and len(x.shape) == 2:
+            y = row_chain(rng, x, b.emit, lambda v: b.constant(v, (), dtype), new_input)
         elif r < 0.8 and len(x.shape) == 2:
             op = ["sum", "mean", "max"][int(rng.integers(3))]
             axis = int(rng.integers(2))
@@ -74,3 +77,39 @@ def random_graph(rng: np.random.Generator, dtype: str = "float64", n_ops: int = 
         pool.append(y)
     outs = pool[-1:] if rng.random() < 0.5 else pool[-2:]
     return b.build(outs), arrays
+
+
+ROW_CHAINS = ("softmax", "log_softmax", "layer_norm", "rms_norm")
+
+
+def row_chain(rng, x, emit, const, new_input):
+    """One of ``ROW_CHAINS`` over the last axis of ``x``, in primitives, sometimes with
+    elementwise work before it (a bias row) and after it (a scale by a per-row value).
+    ``emit(op, *inputs, **attrs)``, ``const(value)`` (a scalar of x's dtype) and
+    ``new_input(shape)`` build the graph (this generator's, or the fuzzer's ``Gen``)."""
+    def last(op, v):
+        return emit(op, v, axes=(len(v.shape) - 1,), keepdims=True)
+    kind = ROW_CHAINS[int(rng.integers(len(ROW_CHAINS)))]
+    empty = x.shape[-1] == 0
+    if empty:
+        kind = "rms_norm"  # an empty row has no max (and its mean square becomes a sum)
+    if rng.random() < 0.3:
+        x = emit("add", x, new_input(x.shape[-1:]))
+    if kind == "softmax":
+        e = emit("exp", emit("sub", x, last("max", x)))
+        y = emit("div", e, last("sum", e))
+    elif kind == "log_softmax":
+        t = emit("sub", x, last("max", x))
+        y = emit("sub", t, emit("log", last("sum", emit("exp", t))))
+    elif kind == "layer_norm":
+        centred = emit("sub", x, last("mean", x))
+        var = last("mean", emit("mul", centred, centred))
+        y = emit("mul", centred, emit("rsqrt", emit("add", var, const(1e-3))))
+        if rng.random() < 0.5:
+            y = emit("add", emit("mul", y, new_input(x.shape[-1:])), new_input(x.shape[-1:]))
+    else:
+        ms = last("sum" if empty else "mean", emit("mul", x, x))
+        y = emit("mul", x, emit("rsqrt", emit("add", ms, const(1e-3))))
+    if rng.random() < 0.3:
+        y = emit("mul", y, emit("tanh", last("sum", y)))
+    return y

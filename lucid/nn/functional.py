@@ -104,6 +104,8 @@ def _log_softmax_steps(axis, at: int = 0):
 
 
 _CHAINS: dict = {}
+_SOFTMAX: dict = {}      # dim (None: the default, -1) -> softmax's chain
+_LOG_SOFTMAX: dict = {}  # the same for log_softmax
 
 
 def _chain(name: str, params, make) -> dispatch.Chain:
@@ -121,28 +123,50 @@ def _softmax_dim(name: str, dim, axis) -> int:
     return -1 if dim is None and axis is None else (dim if dim is not None else axis)
 
 
+def _row_call(name: str, table: dict, x, dim, axis, make):
+    """``x`` through the chain ``make(axis)`` for this ``dim``/``axis``; a dim seen before
+    (``table``) goes straight to the unrolled dispatch: one native call."""
+    if axis is None:
+        chain = table.get(dim)
+        if chain is not None:
+            return dispatch.call1(chain, x)
+    repeat = axis is None and (dim is None or type(dim) is int)
+    axis = _softmax_dim(name, dim, axis)
+    chain = _chain(name, axis, lambda: make(axis))
+    if repeat:
+        table[dim] = chain
+    return dispatch.call1(chain, as_tensor(x))
+
+
 def log_softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
     """``x - logsumexp(x)`` along ``axis``, computed stably (the max is subtracted
-    first); one eager call (fused native kernels).
+    first); one native kernel over the rows (eager and compiled).
 
     >>> import lucid
     >>> [round(v, 4) for v in log_softmax(lucid.tensor([0.0, 0.0])).tolist()]
     [-0.6931, -0.6931]
     """
-    axis = _softmax_dim("log_softmax", dim, axis)
-    return dispatch.call(_chain("log_softmax", axis, lambda: _log_softmax_steps(axis)), (as_tensor(x),))
+    return _row_call("log_softmax", _LOG_SOFTMAX, x, dim, axis, _log_softmax_steps)
+
+
+def _softmax_steps(axis):
+    return [("max", {"axes": axis, "keepdims": True}, (0,)),
+            ("stop_gradient", {}, (-1,)),
+            ("sub", {}, (0, -1)),
+            ("exp", {}, (-1,)),
+            ("sum", {"axes": axis, "keepdims": True}, (-1,)),
+            ("div", {}, (-2, -1))]
 
 
 def softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
-    """``exp(x - max x) / Σ exp(x - max x)`` along ``dim`` (default -1); one eager call."""
-    axis = _softmax_dim("softmax", dim, axis)
-    return dispatch.call(_chain("softmax", axis, lambda: [
-        ("max", {"axes": axis, "keepdims": True}, (0,)),
-        ("stop_gradient", {}, (-1,)),
-        ("sub", {}, (0, -1)),
-        ("exp", {}, (-1,)),
-        ("sum", {"axes": axis, "keepdims": True}, (-1,)),
-        ("div", {}, (-2, -1))]), (as_tensor(x),))
+    """``exp(x - max x) / Σ exp(x - max x)`` along ``dim`` (default -1); one native
+    kernel over the rows (eager and compiled).
+
+    >>> import lucid
+    >>> [round(v, 4) for v in softmax(lucid.tensor([0.0, 0.0])).tolist()]
+    [0.5, 0.5]
+    """
+    return _row_call("softmax", _SOFTMAX, x, dim, axis, _softmax_steps)
 
 
 # the losses live in their own files (one import block: other helpers edit this file too)

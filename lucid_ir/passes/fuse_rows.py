@@ -11,7 +11,8 @@ over its last axis, keeping it (``X[:-1] + (1,)``, the *row statistics* shape S)
 - other row reductions of the same X,
 
 as long as the group stays convex (no path leaves it and comes back: one kernel must be
-able to run it without waiting for another). Nothing is matched by op names: softmax
+able to run it without waiting for another). It does not grow up into work on a matrix
+product's result (a bias, a scale, a mask): the GEMM's epilogue applies that. Nothing is matched by op names: softmax
 (``max, sub, exp, sum, div``), log-softmax, layer norm (``mean, sub, mul, mean, add,
 rsqrt, mul`` and the affine), RMS norm and their gradients all come out of the same
 growth. An X-shaped member that no reduction of the group needs and whose readers outside
@@ -31,7 +32,7 @@ reduction.
 from __future__ import annotations
 
 from ..graph import Graph, Node
-from ..opnames import ELEMENTWISE, RANDOM, REDUCTION
+from ..opnames import ELEMENTWISE, MATMUL, RANDOM, REDUCTION
 
 ROW_REDUCTIONS = ("sum", "mean", "max", "min")
 FLOATS = ("float32", "float64")
@@ -68,6 +69,7 @@ class _Finder:
             for v in n.inputs:
                 self.readers.setdefault(v, []).append(n)
         self.assigned: set = set()
+        self.outputs = set(graph.outputs)
 
     def fits(self, n: Node, x_shape) -> bool:
         if n in self.assigned:
@@ -77,6 +79,11 @@ class _Finder:
         if n.out.shape not in (x_shape, stats_shape(x_shape)) and not _one_value(n.out.shape, x_shape):
             return False
         return (n.op in ELEMENTWISE and n.op not in RANDOM) or n.op == "stop_gradient"
+
+    def _epilogue(self, n: Node) -> bool:
+        """Whether ``n`` reads a matrix product's result: the GEMM applies it as its
+        epilogue (a bias, a scale, a mask), for free, so the group does not grow up into it."""
+        return any(p is not None and p.op in MATMUL for p in (self.producer.get(v) for v in n.inputs))
 
     def _reaches(self, starts, members, downward: bool) -> bool:
         """Whether a path of non-members from ``starts`` reaches a member (downward:
@@ -107,13 +114,15 @@ class _Finder:
         frontier = [seed]
         while frontier:
             n = frontier.pop()
-            around = [self.producer[v] for v in n.inputs if v in self.producer]
+            around = [p for p in (self.producer.get(v) for v in n.inputs)
+                      if p is not None and not self._epilogue(p)]
             around += self.readers.get(n.out, ())
             for c in sorted(set(around), key=self.index.get):
                 if c not in members and self.fits(c, x_shape) and self._convex_with(c, members):
                     members.add(c)
                     frontier.append(c)
         members = self._trim(members, x_shape)
+        members = self._shed_single_values(members, x_shape)
         seeds = [m for m in members if m.op in ROW_REDUCTIONS]
         if len(seeds) < 2 and not any(m.out.shape == x_shape and self._after(m, seeds, members)
                                       for m in members):
@@ -155,6 +164,22 @@ class _Finder:
                         and all(r.op in REDUCTION for r in outside)):
                     members.discard(m)
                     changed = True
+        return members
+
+    def _shed_single_values(self, members, x_shape) -> set:
+        """A single value (``_one_value``) that is read outside the group leaves it, with
+        the single values of the group it is computed from: a row kernel's outputs are
+        rows or per-row values. (A single value is computed from single values and
+        outside values only, so what leaves is upstream of the rest: still convex.)"""
+        single = {m for m in members if m.op not in ROW_REDUCTIONS
+                  and m.out.shape not in (x_shape, stats_shape(x_shape))}
+        leaving = [m for m in single if m.out in self.outputs
+                   or any(r not in members for r in self.readers.get(m.out, ()))]
+        while leaving:
+            m = leaving.pop()
+            if m in members:
+                members.discard(m)
+                leaving.extend(self.producer[v] for v in m.inputs if self.producer.get(v) in single)
         return members
 
     def run(self) -> list[list[Node]]:
