@@ -485,7 +485,7 @@ class ElementwiseKernel:
         """This call as a ``native_plan.LoopJob`` (for plans run from native code), or
         None when its layouts were not planned. A kernel big enough to split is split by
         the program (``native_plan._ranges``), one part per thread."""
-        from .native_plan import LoopJob
+        from .native_plan import LoopJob, work_bytes
         key = tuple([(a.shape, a.strides, a.dtype) for a in arrays]
                     + [(o.shape, o.strides, o.dtype, o.flags.writeable) for o in outs] + [None])
         plan = self._plans.get(key)
@@ -493,7 +493,8 @@ class ElementwiseKernel:
             return None
         fn, template, n_outer, inner = plan[1][:4]
         n = len(arrays)
-        nbytes = n_outer * inner * sum(x.itemsize for x in list(arrays) + list(outs))
+        nbytes = work_bytes(n_outer * inner * sum(x.itemsize for x in list(arrays) + list(outs)),
+                            n_outer * inner, [node[0] for node in self.structure.nodes])
         return LoopJob(fn, list(template), (0, n_outer, 0, inner), list(range(2, 2 + n)),
                        list(range(2 + n, 2 + n + len(outs))), lanes=max(self.lanes, 1), nbytes=nbytes)
 

@@ -218,12 +218,14 @@ class RowKernel:
 
     def native_job(self, arrays, outs):
         """This call as a ``native_plan.LoopJob``: parts of whole rows only."""
-        from .native_plan import LoopJob
+        from .native_plan import LoopJob, work_bytes
         plan = self._plans.get(tuple([(a.shape, a.strides, a.dtype) for a in arrays]))
         if (plan is None or plan[1] is None or not all(o.flags.c_contiguous for o in outs)):
             return None
         fn, template, n_rows, _, _, nbytes = plan[1]
         n = len(arrays)
+        elements = max([a.size for a in arrays] + [o.size for o in outs], default=0)
+        nbytes = work_bytes(nbytes, elements, [node[0] for node in self.structure.nodes])
         return LoopJob(fn, list(template), (0, n_rows, 0, 0), list(range(2, 2 + n)),
                        list(range(2 + n, 2 + n + len(outs))),
                        lanes=self.lanes if n_rows > 1 else 0, nbytes=nbytes)

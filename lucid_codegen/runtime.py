@@ -389,7 +389,7 @@ def eager_runner(fused: Graph, arrays, scalars=()):
         step, reads, outs = plan.steps[0]
         kernel = getattr(step, "kernel", None)
         one_each = sorted(reads) == sorted(plan.input_slots) and len(set(reads)) == len(reads)
-        if kernel is not None and one_each and list(outs) == [plan.outputs[0][0]] and not _splits(arrays, outs):
+        if kernel is not None and one_each and list(outs) == [plan.outputs[0][0]] and not _splits(arrays, outs, kernel):
             order = [reads.index(s) for s in plan.input_slots]  # graph input -> kernel operand
             run = fast_call(kernel, arrays, scalars, order, counter=_LAUNCHES)
         elif plan.single is not None and not scalars and not plan.single_splits:
@@ -407,14 +407,17 @@ def eager_runner(fused: Graph, arrays, scalars=()):
     return lambda *arrays: plan([np.asarray(a) if k in scalars else a for k, a in enumerate(arrays)])[0]
 
 
-def _splits(arrays, outs) -> bool:
-    """Whether a one-kernel eager call moves enough bytes to split across threads
-    (``native_plan.LOOP_SPLIT_BYTES``, counting its output as big as its largest input):
-    then it takes the plan's general call, whose native program splits it natively, not
-    the one-thread trampoline."""
-    from .native_plan import LOOP_SPLIT_BYTES
+def _splits(arrays, outs, kernel) -> bool:
+    """Whether a one-kernel eager call has enough work to split across threads
+    (``native_plan.work_bytes`` of ``LOOP_SPLIT_BYTES`` or more, its output counted as
+    big as its largest input): then it takes the plan's general call, whose native
+    program splits it natively, not the one-thread trampoline."""
+    from .native_plan import LOOP_SPLIT_BYTES, work_bytes
     sizes = [getattr(a, "nbytes", 0) for a in arrays]
-    return sum(sizes) + max(sizes, default=0) * len(outs) >= LOOP_SPLIT_BYTES
+    elements = max([getattr(a, "size", 0) for a in arrays], default=0)
+    structure = getattr(kernel, "structure", None)
+    ops = [node[0] for node in structure.nodes] if structure is not None else []
+    return work_bytes(sum(sizes) + max(sizes, default=0) * len(outs), elements, ops) >= LOOP_SPLIT_BYTES
 
 
 def kernel_launches() -> int:
