@@ -448,19 +448,7 @@ class ElementwiseKernel:
         if plan is None or plan[1] is None or plan[1][4]:
             return None
         fn, template, n_outer, inner, _, buf_type = plan[1]
-        buf = buf_type(*template)
-
-        def runner(arrays, outs):
-            p = 2
-            for a in arrays:
-                buf[p] = data_ptr(a)
-                p += 1
-            for o in outs:
-                buf[p] = data_ptr(o)
-                p += 1
-            fn(buf, 0, n_outer, 0, inner)
-            return outs
-        return runner
+        return bound_runner(fn, buf_type(*template), (0, n_outer, 0, inner))
 
     def call_block(self, arrays):
         """What ``eager_call.fast_call`` needs to call this kernel natively for inputs
@@ -517,6 +505,23 @@ class ElementwiseKernel:
                 self._plans.clear()
             self._plans[key] = plan
         return fixed, outs, plan
+
+
+def bound_runner(fn, buf, ranges):
+    """``runner(arrays, outs) -> outs``: a loop kernel's call with its argument block
+    ``buf`` prepared once; each call writes the operands' addresses (inputs, then
+    outputs, from word 2) and runs ``fn(buf, *ranges)``."""
+    def runner(arrays, outs):
+        p = 2
+        for a in arrays:
+            buf[p] = data_ptr(a)
+            p += 1
+        for o in outs:
+            buf[p] = data_ptr(o)
+            p += 1
+        fn(buf, *ranges)
+        return outs
+    return runner
 
 
 def _run_parallel(fn, buf, n_outer, inner, lanes):

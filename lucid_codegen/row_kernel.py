@@ -31,7 +31,7 @@ from lucid_ir.types import broadcast_shapes
 
 from . import loops
 from .cache import load_or_compile, source_stamp
-from .elementwise import checked_plan
+from .elementwise import bound_runner, checked_plan
 from .pyarray import data_ptr
 from .row_codegen import build_module
 from .row_structure import ROW_REDUCTIONS, STASH_BYTES, RowStructure
@@ -184,19 +184,7 @@ class RowKernel:
                 or not all(o.flags.c_contiguous for o in outs)):
             return None
         fn, template, n_rows, _, buf_type, _ = plan[1]
-        buf = buf_type(*template)
-
-        def runner(arrays, outs):
-            p = 2
-            for a in arrays:
-                buf[p] = data_ptr(a)
-                p += 1
-            for o in outs:
-                buf[p] = data_ptr(o)
-                p += 1
-            fn(buf, 0, n_rows, 0, 0)
-            return outs
-        return runner
+        return bound_runner(fn, buf_type(*template), (0, n_rows, 0, 0))
 
     def call_block(self, arrays):
         """What ``eager_call.fast_call`` needs for one output (see
