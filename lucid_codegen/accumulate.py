@@ -18,6 +18,7 @@ import math
 
 import llvmlite.ir as ir
 
+from .loops import splat
 from .lowering import emit_maximum, emit_minimum
 from .vector_math import F64, I64, LLVM_MEMORY, const
 
@@ -36,13 +37,6 @@ def accumulator_type(red_op: str, dtype: str):
         return F64 if dtype in ("float32", "float64") else I64
     return LLVM_MEMORY[dtype]
 
-
-def splat(b, x, lanes):
-    """``x`` in every lane of a vector of ``lanes``."""
-    vty = ir.VectorType(x.type, lanes)
-    v = b.insert_element(ir.Constant(vty, ir.Undefined), x, ir.Constant(_I32, 0))
-    return b.shuffle_vector(v, ir.Constant(vty, ir.Undefined),
-                            ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes))
 
 
 class Accumulator:

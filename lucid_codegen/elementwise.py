@@ -122,6 +122,20 @@ def checked_plan(kernel, name: str, arrays, key):
     return fixed, plan
 
 
+def planned(kernel, arrays):
+    """``(arrays, plan)`` of a reduction's or row kernel's call: the memoised plan of
+    these layouts, else ``kernel._checked_plan`` (the first call with them)."""
+    try:
+        key = tuple([(a.shape, a.strides, a.dtype) for a in arrays])
+    except AttributeError:
+        arrays = [np.asarray(a) for a in arrays]
+        key = tuple([(a.shape, a.strides, a.dtype) for a in arrays])
+    plan = kernel._plans.get(key)
+    if plan is None:
+        arrays, plan = kernel._checked_plan(arrays, key)
+    return arrays, plan
+
+
 def structure_of(graph: Graph, outputs=None, allowed=ELEMENTWISE) -> Structure:
     """The :class:`Structure` of ``graph`` (checking every node is elementwise/constant)."""
     refs = {v: ("i", k) for k, v in enumerate(graph.inputs)}

@@ -34,7 +34,7 @@ import ctypes
 import llvmlite.ir as ir
 
 from .cache import load_or_compile, source_stamp
-from .loops import I64, Loop, RowWalk, const64, load_arg
+from .loops import I64, Loop, RowWalk, const64, load_arg, splat
 
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
@@ -131,13 +131,7 @@ def _move_unit(b, src, dst, n, add):
     rest = b.sub(n, full)
     with b.if_then(b.icmp_signed(">", rest, const64(0))):
         lane = ir.Constant(ir.VectorType(I64, lanes), list(range(lanes)))
-        move(full, b.icmp_signed("<", lane, _splat(b, rest, lanes)))
-
-
-def _splat(b, x, lanes):
-    vt = ir.VectorType(x.type, lanes)
-    v = b.insert_element(ir.Constant(vt, ir.Undefined), x, ir.IntType(32)(0))
-    return b.shuffle_vector(v, ir.Constant(vt, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+        move(full, b.icmp_signed("<", lane, splat(b, rest, lanes)))
 
 
 def _masked(m: ir.Module, what: str, vty):

@@ -70,6 +70,23 @@ def const64(v: int):
     return ir.Constant(I64, v)
 
 
+def splat(b: ir.IRBuilder, x, lanes: int):
+    """``x`` in every lane of a vector of ``lanes``."""
+    vty, i32 = ir.VectorType(x.type, lanes), ir.IntType(32)
+    v = b.insert_element(ir.Constant(vty, ir.Undefined), x, ir.Constant(i32, 0))
+    return b.shuffle_vector(v, ir.Constant(vty, ir.Undefined), ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
+
+
+#: the costly elementwise ops and what each adds to a loop kernel's work per element, in
+#: bytes moved that take as long (one core, float32, vectorised: exp ~0.33 ns an element,
+#: ~26 bytes at L2 speed; a division or a square root a few). Row kernels stash these
+#: rather than recompute them (``row_structure``); native programs split a kernel across
+#: threads by the work they add (``native_plan.work_bytes``).
+COMPUTE_BYTES = {"exp": 24, "expm1": 24, "log": 24, "log1p": 24, "log2": 24, "tanh": 32,
+                 "sigmoid": 28, "erf": 40, "sin": 32, "cos": 32, "pow": 48, "div": 4,
+                 "sqrt": 4, "rsqrt": 4}
+
+
 def load_arg(b: ir.IRBuilder, args_ptr, index):
     """``args[index]`` from the kernel's int64 argument block (index: int or i64 value)."""
     idx = const64(index) if isinstance(index, int) else index

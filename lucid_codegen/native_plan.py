@@ -58,6 +58,7 @@ import numpy as np
 from . import threads
 from .host_calls import HOST_KIND, HostJob
 from .index_steps import reshape_copy_job
+from .loops import COMPUTE_BYTES
 from .native_runner import JOB_WORDS, loop_entry, program_entries
 from .program_call import ProgramCall
 from .pyarray import LAYOUT_OK, data_ptr
@@ -396,18 +397,10 @@ FLOP_PER_US = 50e3
 #: a loop kernel moving at least this many bytes splits across threads in a native
 #: program (measured: a 0.8 MB SGD update takes ~9 µs on one core, a fork/join ~1-2 µs)
 LOOP_SPLIT_BYTES = 1 << 19
-#: what a costly op adds to a loop kernel's work per element, in bytes moved that take
-#: as long (one core, float32, vectorised: exp ~0.33 ns an element, ~26 bytes at L2
-#: speed; a division or a square root a few): a softmax over 64x1000 moves 0.5 MB but
-#: computes 64000 exponentials, and splits
-COMPUTE_BYTES = {"exp": 24, "expm1": 24, "log": 24, "log1p": 24, "log2": 24, "tanh": 32,
-                 "sigmoid": 28, "erf": 40, "sin": 32, "cos": 32, "pow": 48, "div": 4,
-                 "sqrt": 4, "rsqrt": 4}
-
-
 def work_bytes(nbytes: int, elements: int, ops) -> int:
     """A loop kernel's work in bytes-equivalent: the bytes it moves plus, per element,
-    ``COMPUTE_BYTES`` of each costly op it computes (``ops``: its nodes' op names).
+    ``loops.COMPUTE_BYTES`` of each costly op it computes (``ops``: its nodes' op names):
+    a softmax over 64x1000 moves 0.5 MB but computes 64000 exponentials, and splits.
 
     >>> work_bytes(512000, 64000, ["max", "sub", "exp", "sum", "div"])
     2304000

@@ -58,7 +58,7 @@ from lucid_ir.types import broadcast_shapes
 from . import loops
 from .cache import load_or_compile, source_stamp
 from .pyarray import data_ptr
-from .elementwise import Structure, checked_plan, emit_structure, needed_nodes, structure_of
+from .elementwise import Structure, checked_plan, emit_structure, needed_nodes, planned, structure_of
 from .loops import I64, Loop, RowWalk, const64, load_arg
 from .target import host_target
 from .accumulate import Accumulator, accumulator_type, reduced_dtype, splat
@@ -393,14 +393,7 @@ class ReductionKernel:
         return checked_plan(self, self.red_op, arrays, key)
 
     def __call__(self, arrays, outs=None):
-        try:
-            key = tuple([(a.shape, a.strides, a.dtype) for a in arrays])
-        except AttributeError:
-            arrays = [np.asarray(a) for a in arrays]
-            key = tuple([(a.shape, a.strides, a.dtype) for a in arrays])
-        plan = self._plans.get(key)
-        if plan is None:
-            arrays, plan = self._checked_plan(arrays, key)
+        arrays, plan = planned(self, arrays)
         out_shape, run = plan
         target = None
         if outs is not None:

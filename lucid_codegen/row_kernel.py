@@ -31,7 +31,7 @@ from lucid_ir.types import broadcast_shapes
 
 from . import loops
 from .cache import load_or_compile, source_stamp
-from .elementwise import bound_runner, checked_plan
+from .elementwise import bound_runner, checked_plan, planned
 from .pyarray import data_ptr
 from .row_codegen import build_module
 from .row_structure import ROW_REDUCTIONS, STASH_BYTES, RowStructure
@@ -137,15 +137,7 @@ class RowKernel:
         return checked_plan(self, "row", arrays, key)
 
     def _planned(self, arrays):
-        try:
-            key = tuple([(a.shape, a.strides, a.dtype) for a in arrays])
-        except AttributeError:
-            arrays = [np.asarray(a) for a in arrays]
-            key = tuple([(a.shape, a.strides, a.dtype) for a in arrays])
-        plan = self._plans.get(key)
-        if plan is None:
-            arrays, plan = self._checked_plan(arrays, key)
-        return arrays, plan
+        return planned(self, arrays)
 
     # -------------------------------------------------------------- calls
     def __call__(self, arrays, outs=None):

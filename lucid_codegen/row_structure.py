@@ -38,12 +38,12 @@ from lucid_ir.graph import Graph
 from lucid_ir.opnames import ELEMENTWISE, RANDOM
 
 from .elementwise import node_text
+from .loops import COMPUTE_BYTES
 from .lowering import SUPPORTED
 
 ROW_REDUCTIONS = ("sum", "mean", "max", "min")
 #: ops worth a store and a load rather than being computed again in a later pass
-EXPENSIVE = frozenset(("exp", "log", "tanh", "sigmoid", "erf", "pow", "sin", "cos", "log1p", "expm1",
-                       "log2", "div", "sqrt", "rsqrt"))
+EXPENSIVE = frozenset(COMPUTE_BYTES)
 #: the most bytes of stashed values per row a kernel keeps on its stack (else: recompute)
 STASH_BYTES = 64 << 10
 

@@ -47,7 +47,7 @@ import ctypes
 import llvmlite.ir as ir
 
 from .cache import load_or_compile, source_stamp
-from .loops import I64, Loop, RowWalk, const64, decode_offsets, load_arg
+from .loops import I64, Loop, RowWalk, const64, decode_offsets, load_arg, splat
 from .target import host_target
 from .vector_math import F64, I8, ITEMSIZE, LLVM_MEMORY, const, mem_align
 
@@ -77,12 +77,7 @@ def _vec(ty, lanes):
 
 
 def _splat(b, x, lanes):
-    if not lanes:
-        return x
-    vty = ir.VectorType(x.type, lanes)
-    v = b.insert_element(ir.Constant(vty, ir.Undefined), x, ir.Constant(_I32, 0))
-    return b.shuffle_vector(v, ir.Constant(vty, ir.Undefined),
-                            ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes))
+    return splat(b, x, lanes) if lanes else x
 
 
 def _load(b, base, j, lanes, stride=None):
