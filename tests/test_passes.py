@@ -358,3 +358,25 @@ def test_gradient_of_a_split_is_a_concat_in_compiled_mode():
     np.testing.assert_allclose(got, w.grad.numpy(), rtol=1e-12)
     text = compiled.lower(lucid.tensor(2.0, dtype="float64")).as_text("fused")
     assert "concat" in text and "embed" not in text, text
+
+
+@pytest.mark.parametrize("attrs,message", [
+    ({"shape": (3,), "starts": (0,), "stops": (2,), "steps": (1,)}, "need 2 starts"),
+    ({"shape": (3,), "starts": (0, 0), "stops": (2, 3), "steps": (1, 1)}, "slice 1 of shape"),
+    ({"shape": (-1,), "starts": (0, 0), "stops": (2, 2), "steps": (1, 1)}, "negative dimension"),
+])
+def test_embed_sum_rejects_slices_that_do_not_fit(attrs, message):
+    b = GraphBuilder()
+    x, y = b.input((2,), "float64"), b.input((2,), "float64")
+    with pytest.raises(ValueError, match=message):
+        b.emit("embed_sum", x, y, **attrs)
+
+
+def test_gelu_forward_is_one_elementwise_kernel():
+    """``x/2`` and ``erf(x/√2) + 1`` both start from the input; the producer that only the
+    final product reads moves into its loop: one kernel, the same values."""
+    x = lucid.tensor(np.random.default_rng(5).standard_normal((4, 33)))
+    compiled = lucid.compile(lambda t: F.gelu(t))
+    got = compiled(x).numpy()
+    assert compiled.lower(x).as_text().count("kernel[") == 1
+    np.testing.assert_allclose(got, F.gelu(x).numpy(), rtol=1e-12)

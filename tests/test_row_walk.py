@@ -55,3 +55,29 @@ def test_gather_and_its_gradient_over_many_short_rows(nt, monkeypatch):
             np.testing.assert_allclose(t.grad.numpy(), expected, rtol=1e-12, atol=1e-12)
     finally:
         threads.set_num_threads(old)
+
+
+@pytest.mark.parametrize("width", [1, 5, 16, 17, 33])
+def test_unit_stride_rows_copy_and_add_with_a_masked_tail(width, monkeypatch):
+    """Index copies move unit-stride rows in 64-byte vectors and a masked last one: a
+    concat of strided slices (rows of ``width``) and the embed_sum of its gradient, with
+    bounds checking (a masked lane that touched memory would show in the guards)."""
+    monkeypatch.setenv("LUCID_CHECK_BOUNDS", "1")
+    x0 = np.random.default_rng(6).standard_normal((3, 6, width + 2))
+    x = lucid.tensor(x0, requires_grad=True)
+
+    def taps(t):
+        return lucid.cat([t[:, i:i + 4, j:j + width] for i in range(3) for j in range(3)], dim=2)
+
+    fn = lucid.compile(lambda t: (taps(t) ** 2).sum())
+    for _ in range(2):
+        x.grad = None
+        loss = fn(x)
+        loss.backward()
+    want = np.concatenate([x0[:, i:i + 4, j:j + width] for i in range(3) for j in range(3)], axis=2)
+    np.testing.assert_allclose(loss.item(), (want ** 2).sum(), rtol=1e-12)
+    grad = np.zeros_like(x0)
+    for i in range(3):
+        for j in range(3):
+            grad[:, i:i + 4, j:j + width] += 2 * x0[:, i:i + 4, j:j + width]
+    np.testing.assert_allclose(x.grad.numpy(), grad, rtol=1e-12, atol=1e-12)
