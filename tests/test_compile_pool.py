@@ -202,3 +202,35 @@ def test_gemms_and_loop_kernels_compile_in_one_batch(two_threads, monkeypatch, t
     np.testing.assert_allclose(sm, e / e.sum(-1, keepdims=True), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(lsm, np.log(e / e.sum(-1, keepdims=True)), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(s, (x * c).sum(0), rtol=1e-5)
+
+
+def test_attention_index_scan_and_multi_output_kernels_compile_in_the_batch(two_threads, monkeypatch, tmp_path):
+    """The attention kernels, the index and scan kernels (loaded when their steps are
+    built) and elementwise kernels with several outputs compile in precompile_plan's
+    batch too: building the plan and its first run compile nothing more."""
+    import lucid
+    import lucid.nn.functional as F
+    from lucid_codegen import plan_kernels, runtime
+    monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
+    after = []
+    real_plan = plan_kernels.precompile_plan
+
+    def recording(fused):
+        real_plan(fused)
+        after.append(cache.stats()["compiles"])
+    monkeypatch.setattr(runtime, "precompile_plan", recording)
+    c = 1.0 + time.time_ns() % 1000003 / 1e7   # kernels no other test compiled
+
+    def f(q, table, idx):
+        e = table[idx]                                                   # gather
+        a = F.scaled_dot_product_attention(q, q * c, e, is_causal=True)  # attention
+        return (a * c).sum(), (a * a + c).cumsum(-1), a + c               # several outputs, a scan
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((2, 5, 8)).astype(np.float32)
+    table = rng.standard_normal((11, 8)).astype(np.float32)
+    idx = rng.integers(0, 11, (2, 5))
+    got = lucid.compile(f)(lucid.tensor(q), lucid.tensor(table), lucid.tensor(idx))
+    assert after and cache.stats()["compiles"] == after[-1]
+    want = f(lucid.tensor(q), lucid.tensor(table), lucid.tensor(idx))   # eager
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-5, atol=1e-5)
