@@ -142,21 +142,27 @@ def test_one_gemm_build_per_spec_however_many_threads_ask(two_threads, monkeypat
     np.testing.assert_allclose(out, a @ a.T[:, :3] + 1)
 
 
+def _compiles_after(monkeypatch, tmp_path, name: str) -> list:
+    """A list that receives the cache's compile count each time the plan's
+    ``plan_kernels.<name>`` returns (the cache directory: ``tmp_path``)."""
+    from lucid_codegen import plan_kernels, runtime
+    monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
+    after, real = [], getattr(plan_kernels, name)
+
+    def recording(arg):
+        real(arg)
+        after.append(cache.stats()["compiles"])
+    monkeypatch.setattr(runtime, name, recording)
+    return after
+
+
 def test_a_plans_first_run_finds_its_loop_kernels_compiled(two_threads, monkeypatch, tmp_path):
     """plan_kernels.precompile_loops predicts the first run's layouts (views included)
     and compiles its loop kernels in parallel: the run itself compiles none, and
     computes what it did."""
     import lucid
     import lucid.nn.functional as F
-    from lucid_codegen import plan_kernels, runtime
-    monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
-    after = []
-    real = plan_kernels.precompile_loops
-
-    def recording(plan):
-        real(plan)
-        after.append(cache.stats()["compiles"])
-    monkeypatch.setattr(runtime, "precompile_loops", recording)
+    after = _compiles_after(monkeypatch, tmp_path, "precompile_loops")
     c = 1.0 + time.time_ns() % 1000003 / 1e7   # kernels no other test compiled
     f = lucid.compile(lambda x, w: (F.softmax(F.relu(x @ w.T) * c, -1).T.reshape(-1) + c).sum())
     rng = np.random.default_rng(0)
@@ -174,21 +180,16 @@ def test_gemms_and_loop_kernels_compile_in_one_batch(two_threads, monkeypatch, t
     between a batch of GEMMs and one of loop kernels, and the run compiles nothing."""
     import lucid
     import lucid.nn.functional as F
-    from lucid_codegen import compile_pool, plan_kernels, runtime
-    monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
-    batches, after = [], []
-    real_run_all, real_loops = compile_pool.run_all, plan_kernels.precompile_loops
+    from lucid_codegen import compile_pool
+    after = _compiles_after(monkeypatch, tmp_path, "precompile_loops")
+    batches = []
+    real_run_all = compile_pool.run_all
 
     def recording_run_all(tasks):
         tasks = list(tasks)
         batches.append(len(tasks))
         return real_run_all(tasks)
-
-    def recording_loops(plan):
-        real_loops(plan)
-        after.append(cache.stats()["compiles"])
     monkeypatch.setattr(compile_pool, "run_all", recording_run_all)
-    monkeypatch.setattr(runtime, "precompile_loops", recording_loops)
     c = 1.0 + time.time_ns() % 1000003 / 1e7   # kernels no other test compiled
     f = lucid.compile(lambda x, w: (F.softmax(x @ w.T * c, -1), F.log_softmax(x @ w.T * c, -1),
                                     (x * c).sum(0)))
@@ -210,15 +211,7 @@ def test_attention_index_scan_and_multi_output_kernels_compile_in_the_batch(two_
     batch too: building the plan and its first run compile nothing more."""
     import lucid
     import lucid.nn.functional as F
-    from lucid_codegen import plan_kernels, runtime
-    monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
-    after = []
-    real_plan = plan_kernels.precompile_plan
-
-    def recording(fused):
-        real_plan(fused)
-        after.append(cache.stats()["compiles"])
-    monkeypatch.setattr(runtime, "precompile_plan", recording)
+    after = _compiles_after(monkeypatch, tmp_path, "precompile_plan")
     c = 1.0 + time.time_ns() % 1000003 / 1e7   # kernels no other test compiled
 
     def f(q, table, idx):
