@@ -45,6 +45,8 @@ from .steps import GemmStep, KernelStep, make_step
 
 __all__ = ["precompile_plan", "precompile_loops"]
 
+#: the steps whose kernels depend on their operands' layouts (planned for predicted ones)
+LOOP_KINDS = ("elementwise", "reduction", "rows", "scan")
 #: graphs whose loop kernels ``precompile_plan`` predicted (``precompile_loops`` skips them)
 _PREDICTED: weakref.WeakSet = weakref.WeakSet()
 
@@ -59,17 +61,14 @@ def precompile_plan(fused: Graph) -> None:
     steps, attention, others = _predicted_steps(fused)
     # longest first: a GEMM core, the attention kernels, the GEMM variants, the rest
     tasks = gemm_tasks[:1] + attention + gemm_tasks[1:] + others
-    loops = None if steps is None else _loop_tasks(steps, fused.inputs)
-    if loops is not None:
-        tasks += loops
-        try:
+    # (a lone loop kernel, an eager op's, is left to its run: its inputs may be views the
+    # prediction would take for contiguous arrays, a kernel compiled for nothing)
+    if steps is not None and sum(kind in LOOP_KINDS for _, _, _, kind, _ in steps) >= 2:
+        loops = _loop_tasks(steps, fused.inputs)
+        if loops is not None:
+            tasks += loops
             _PREDICTED.add(fused)
-        except TypeError:  # (not weakly referenceable: precompile_loops predicts again)
-            pass
-    if len(tasks) > 1:
-        compile_pool.run_all(tasks)
-    elif tasks:
-        tasks[0]()
+    compile_pool.run_all(tasks)
 
 
 def precompile_loops(plan) -> None:
@@ -77,7 +76,7 @@ def precompile_loops(plan) -> None:
     ``precompile_plan`` did it for the plan's graph."""
     if plan.graph in _PREDICTED or compile_pool.threads() <= 1:
         return
-    if sum(isinstance(fn, KernelStep) for fn, _, _ in plan.steps) < 2:
+    if sum(kind in LOOP_KINDS for kind in plan.kinds) < 2:
         return
     steps = [(fn, ins, outs, kind, node) for (fn, ins, outs), kind, node
              in zip(plan.steps, plan.kinds, plan.step_nodes)]

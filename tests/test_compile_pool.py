@@ -227,3 +227,16 @@ def test_attention_index_scan_and_multi_output_kernels_compile_in_the_batch(two_
     want = f(lucid.tensor(q), lucid.tensor(table), lucid.tensor(idx))   # eager
     for g, w in zip(got, want):
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_lone_eager_loop_kernel_is_not_predicted(two_threads, monkeypatch, tmp_path):
+    """An eager op's plan (one loop kernel, its inputs perhaps views) is not predicted:
+    a transposed operand compiles its own layout's kernel once, not a contiguous one too."""
+    import lucid
+    monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
+    c = 1.0 + time.time_ns() % 1000003 / 1e7   # kernels no other test compiled
+    x = lucid.tensor(np.random.default_rng(0).standard_normal((9, 7)).astype(np.float32))
+    before = cache.stats()["compiles"]
+    got = (x.T * c).numpy()
+    assert cache.stats()["compiles"] == before + 1
+    np.testing.assert_allclose(got, x.numpy().T * np.float32(c), rtol=1e-6)
