@@ -180,8 +180,12 @@ def test_gemms_and_loop_kernels_compile_in_one_batch(two_threads, monkeypatch, t
     between a batch of GEMMs and one of loop kernels, and the run compiles nothing."""
     import lucid
     import lucid.nn.functional as F
-    from lucid_codegen import compile_pool
+    from lucid_codegen import compile_pool, gemm_core
     after = _compiles_after(monkeypatch, tmp_path, "precompile_loops")
+    # the GEMM and its core compiled afresh (not linked by an earlier test of this process)
+    monkeypatch.setattr(gemm_call, "_GEMMS", {})
+    monkeypatch.setattr(gemm_core, "_LOADED", type(gemm_core._LOADED)())
+    cache.reset_memory_cache(clear_stats=False)
     batches = []
     real_run_all = compile_pool.run_all
 
