@@ -151,7 +151,8 @@ def _loop_tasks(steps, inputs, env=None, input_slots=None):
             results = [np.empty(v.shape, v.dtype) for v in node.outs]
             if isinstance(fn, KernelStep) and all(a is not None for a in arrays):
                 tasks.append(lambda fn=fn, arrays=arrays: _plan_for(fn, arrays))
-            elif kind == "scan" and fn is not None and all(a is not None for a in arrays):
+            elif (kind == "scan" and getattr(fn, "call_block", None) is not None   # (not a reference step)
+                  and all(a is not None for a in arrays)):
                 tasks.append(lambda fn=fn, arrays=arrays: _ahead(fn.call_block, arrays))  # plans, runs nothing
         for slot, r in zip(outs, results):
             env[slot] = r
