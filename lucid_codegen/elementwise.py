@@ -51,6 +51,7 @@ from lucid_ir.types import broadcast_shapes
 
 from . import loops
 from .cache import load_or_compile, source_stamp
+from .jit import loop_pipeline
 from .pyarray import data_ptr
 from .loops import I64, Loop, RowWalk, const64, load_arg
 from .target import host_target
@@ -381,7 +382,7 @@ class ElementwiseKernel:
             st, lanes = self.structure, self.lanes
             key = f"elementwise/{source_stamp(*GENERATOR)}|{st.text}|pattern={pattern}|lanes={lanes}"
             lib = load_or_compile(key, lambda: build_module(st, pattern, lanes), ["lucid_ew"],
-                                  label=f"elementwise {pattern} {st.text[:150]}")
+                                  label=f"elementwise {pattern} {st.text[:150]}", pipeline=loop_pipeline())
             fn = self._fns[pattern] = KERNEL_ABI(lib.address("lucid_ew"))
         return fn
 

@@ -57,6 +57,7 @@ from lucid_ir.types import broadcast_shapes
 
 from . import loops
 from .cache import load_or_compile, source_stamp
+from .jit import loop_pipeline
 from .pyarray import data_ptr
 from .elementwise import Structure, checked_plan, emit_structure, needed_nodes, planned, structure_of
 from .loops import I64, Loop, RowWalk, const64, load_arg
@@ -286,7 +287,8 @@ class ReductionKernel:
             key = (f"reduction/{source_stamp(*GENERATOR)}|{st.text}|{self.red_op}|{mode}|pattern={pattern}"
                    f"|lanes={lanes}")
             lib = load_or_compile(key, lambda: cg.build(mode), ["lucid_red"],
-                                  label=f"reduction {self.red_op} {mode} {pattern} {st.text[:120]}")
+                                  label=f"reduction {self.red_op} {mode} {pattern} {st.text[:120]}",
+                                  pipeline=loop_pipeline())
             fn = self._fns[(mode, pattern)] = KERNEL_ABI(lib.address("lucid_red"))
         return fn
 

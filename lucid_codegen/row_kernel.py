@@ -31,6 +31,7 @@ from lucid_ir.types import broadcast_shapes
 
 from . import loops
 from .cache import load_or_compile, source_stamp
+from .jit import loop_pipeline
 from .elementwise import bound_runner, checked_plan, planned
 from .pyarray import data_ptr
 from .row_codegen import build_module
@@ -92,7 +93,7 @@ class RowKernel:
             key = (f"rows/{source_stamp(*GENERATOR)}|{rs.text}|pattern={pattern}|lanes={lanes}"
                    f"|stash={stash}")
             lib = load_or_compile(key, lambda: build_module(rs, pattern, lanes, stash), ["lucid_rows"],
-                                  label=f"rows {pattern} {rs.text[:150]}")
+                                  label=f"rows {pattern} {rs.text[:150]}", pipeline=loop_pipeline())
             fn = self._fns[(pattern, stash)] = KERNEL_ABI(lib.address("lucid_rows"))
         return fn
 

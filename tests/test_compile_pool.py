@@ -166,3 +166,39 @@ def test_a_plans_first_run_finds_its_loop_kernels_compiled(two_threads, monkeypa
     z = np.maximum(x.astype(np.float64) @ w.T, 0) * c
     e = np.exp(z - z.max(-1, keepdims=True))
     np.testing.assert_allclose(got, (e / e.sum(-1, keepdims=True) + c).sum(), rtol=1e-5)
+
+
+def test_gemms_and_loop_kernels_compile_in_one_batch(two_threads, monkeypatch, tmp_path):
+    """precompile_plan gives the pool the GEMM objects and the first run's loop kernels
+    (a row kernel with two outputs among them) in one batch: no pool thread idles
+    between a batch of GEMMs and one of loop kernels, and the run compiles nothing."""
+    import lucid
+    import lucid.nn.functional as F
+    from lucid_codegen import compile_pool, plan_kernels, runtime
+    monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
+    batches, after = [], []
+    real_run_all, real_loops = compile_pool.run_all, plan_kernels.precompile_loops
+
+    def recording_run_all(tasks):
+        tasks = list(tasks)
+        batches.append(len(tasks))
+        return real_run_all(tasks)
+
+    def recording_loops(plan):
+        real_loops(plan)
+        after.append(cache.stats()["compiles"])
+    monkeypatch.setattr(compile_pool, "run_all", recording_run_all)
+    monkeypatch.setattr(runtime, "precompile_loops", recording_loops)
+    c = 1.0 + time.time_ns() % 1000003 / 1e7   # kernels no other test compiled
+    f = lucid.compile(lambda x, w: (F.softmax(x @ w.T * c, -1), F.log_softmax(x @ w.T * c, -1),
+                                    (x * c).sum(0)))
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((6, 5)).astype(np.float32), rng.standard_normal((7, 5)).astype(np.float32)
+    sm, lsm, s = (t.numpy() for t in f(lucid.tensor(x), lucid.tensor(w)))
+    assert batches and batches[0] >= 3, batches     # GEMM (+ core) and the loop kernels
+    assert after and cache.stats()["compiles"] == after[-1]
+    z = (x.astype(np.float64) @ w.T) * c
+    e = np.exp(z - z.max(-1, keepdims=True))
+    np.testing.assert_allclose(sm, e / e.sum(-1, keepdims=True), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(lsm, np.log(e / e.sum(-1, keepdims=True)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s, (x * c).sum(0), rtol=1e-5)
