@@ -11,9 +11,8 @@ import numpy as np
 
 from lucid_ir.graph import Graph, Node
 from lucid_ir.interpreter import interpret
-from lucid_ir import debug
+from lucid_ir import pipeline
 from lucid_ir.compile_times import phase
-from lucid_ir.passes import fuse
 
 BACKENDS = ("interpret", "compiled")
 
@@ -57,8 +56,7 @@ def eager_runner(graph: Graph, arrays, scalars=(), name: str = "op"):
     one output) fused, then run the leanest way the backend has for these layouts
     (``arrays`` are examples of them; positions in ``scalars`` are passed as Python
     floats: numbers reaching the kernel as immediate arguments)."""
-    fused = fuse.run(graph)
-    debug.log_stage("eager " + name, "fused", fused)
+    fused = pipeline.run(graph, pipeline.EAGER, "eager " + name).fused
     if backend_name() == "compiled":
         runtime = _compiled()
         if runtime is not None:
@@ -71,13 +69,14 @@ def eager_runner_all(graph: Graph):
     """``run(arrays) -> [outputs]`` for an eager chain with several outputs (a recorded
     call keeping the inner results its gradient reads); numbers in ``arrays`` are
     passed as Python floats."""
-    run = executable(fuse.run(graph))
+    run = executable(pipeline.run(graph, pipeline.EAGER, "eager").fused)
     return lambda arrays: run([np.asarray(a) if type(a) is float else a for a in arrays])
 
 
 def in_place_executable(graph: Graph):
     """A callable ``(arrays, outs)`` computing an elementwise graph into ``outs`` (which
     may be some of the inputs: optimiser state updated in place)."""
+    graph = pipeline.run(graph, pipeline.UPDATE, "update").graph
     if backend_name() == "compiled":
         runtime = _compiled()
         if runtime is not None:

@@ -2,6 +2,8 @@
 
     traced graph → simplify → fuse → verify → lower each kernel → an executable plan
 
+(the passes are ``lucid_ir.pipeline``'s, with its ``COMPILE`` options)
+
 ``compile_graph`` runs it on any graph (a function traced by ``lucid.compile``, or a
 backward graph derived by the autodiff pass) and keeps every stage for inspection.
 ``LUCID_FUSION=0`` skips fusion (every compute op becomes its own kernel), for
@@ -13,12 +15,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from lucid_ir import compile_times, debug
+from lucid_ir import compile_times, debug, pipeline
 from lucid_ir.compile_times import phase
 from lucid_ir.graph import Graph
-from lucid_ir.passes import fuse, simplify
 from lucid_ir.printer import Namer, format_graph
-from lucid_ir.verify import verify
 
 from . import backend
 
@@ -88,18 +88,10 @@ def compile_graph(graph: Graph, name: str = "graph", in_place=None) -> CompiledG
     compiled by ``lucid.compile``), else as a compilation of its own, reported here."""
     with compile_times.compilation(name):
         debug.log_stage(name, "traced", graph)
-        with phase(f"{name}: simplify"):
-            simplified = simplify.run(graph)
-        with phase(f"{name}: verify"):
-            verify(simplified)
-        debug.log_stage(name, "simplified", simplified)
-        with phase(f"{name}: fuse"):
-            fused = fuse.run(simplified, enabled=fusion_enabled())
-        with phase(f"{name}: verify"):
-            verify(fused)
-        debug.log_stage(name, "fused", fused)
+        stages = pipeline.run(graph, pipeline.Options(fusion=fusion_enabled()), name)
         with phase(f"{name}: lower to kernels"):
-            compiled = CompiledGraph(graph, simplified, fused, backend.executable(fused, in_place))
+            compiled = CompiledGraph(graph, stages.simplified, stages.fused,
+                                     backend.executable(stages.fused, in_place))
         debug.log_code(name, compiled)
     for observe in observers:
         observe(name, compiled)

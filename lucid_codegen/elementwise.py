@@ -1,7 +1,7 @@
 """Native kernels for chains of elementwise ops (one fused loop per graph).
 
 ``ElementwiseKernel.for_graph(graph)`` takes a graph whose nodes are all
-elementwise ops (``lucid_ir.opnames.ELEMENTWISE``) or fill ``constant`` nodes, and
+elementwise ops (group ``elementwise`` of ``lucid_ir.ops``) or fill ``constant`` nodes, and
 returns a callable kernel, cached per *structure* (ops, attrs, dtypes, wiring),
 never per size: sizes and strides are run-time arguments.
 
@@ -46,7 +46,7 @@ import llvmlite.ir as ir
 import numpy as np
 
 from lucid_ir.graph import Graph
-from lucid_ir.opnames import ELEMENTWISE, RANDOM
+from lucid_ir.ops import get_op
 from lucid_ir.types import broadcast_shapes
 
 from . import loops
@@ -137,14 +137,14 @@ def planned(kernel, arrays):
     return arrays, plan
 
 
-def structure_of(graph: Graph, outputs=None, allowed=ELEMENTWISE) -> Structure:
+def structure_of(graph: Graph, outputs=None) -> Structure:
     """The :class:`Structure` of ``graph`` (checking every node is elementwise/constant)."""
     refs = {v: ("i", k) for k, v in enumerate(graph.inputs)}
     nodes, const_shapes = [], []
     for k, n in enumerate(graph.nodes):
-        if n.op == "constant" or n.op in RANDOM:
+        if n.op == "constant" or get_op(n.op).random:
             const_shapes.append(n.attr("shape"))
-        if n.op != "constant" and (n.op not in allowed or n.op not in SUPPORTED):
+        if n.op != "constant" and (not get_op(n.op).elementwise or n.op not in SUPPORTED):
             raise ValueError(f"elementwise kernel: op {n.op!r} is not elementwise")
         try:
             args = tuple(refs[v] for v in n.inputs)
@@ -209,8 +209,8 @@ def vector_lanes(st: Structure) -> int:
     """Lanes of the widest dtype the loop computes in. A random op's int64 key, read
     once and used by nothing else, does not count: float32 random numbers (their 64-bit
     hashing split over registers by LLVM) keep float32's width, twice as fast."""
-    keys = {r for op, _, refs, _ in st.nodes if op in RANDOM for r in refs}
-    keys -= {r for op, _, refs, _ in st.nodes if op not in RANDOM for r in refs} | set(st.outputs)
+    keys = {r for op, _, refs, _ in st.nodes if get_op(op).random for r in refs}
+    keys -= {r for op, _, refs, _ in st.nodes if not get_op(op).random for r in refs} | set(st.outputs)
     dtypes = {d for k, d in enumerate(st.inputs) if ("i", k) not in keys}
     dtypes |= {dtype for k, (_, _, _, dtype) in enumerate(st.nodes) if ("n", k) not in keys}
     widest = max((ITEMSIZE[d] for d in dtypes), default=4)
@@ -360,7 +360,7 @@ class ElementwiseKernel:
             raise ValueError(f"elementwise kernel: every output must have the full shape {full}, "
                              f"got {sorted(out_shapes)}")
         for n in graph.nodes:
-            if n.op in RANDOM and n.out.shape != full:
+            if get_op(n.op).random and n.out.shape != full:
                 raise ValueError(f"elementwise kernel: {n.op} of shape {n.out.shape} cannot run in a "
                                  f"loop over {full} (its values depend on the element positions)")
         # a shape that only a constant or random node gives is the kernel's own (not compiled

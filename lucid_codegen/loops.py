@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
+from lucid_ir.ops import all_ops
+
 I64 = ir.IntType(64)
 
 
@@ -78,13 +80,9 @@ def splat(b: ir.IRBuilder, x, lanes: int):
 
 
 #: the costly elementwise ops and what each adds to a loop kernel's work per element, in
-#: bytes moved that take as long (one core, float32, vectorised: exp ~0.33 ns an element,
-#: ~26 bytes at L2 speed; a division or a square root a few). Row kernels stash these
-#: rather than recompute them (``row_structure``); native programs split a kernel across
-#: threads by the work they add (``native_plan.work_bytes``).
-COMPUTE_BYTES = {"exp": 24, "expm1": 24, "log": 24, "log1p": 24, "log2": 24, "tanh": 32,
-                 "sigmoid": 28, "erf": 40, "sin": 32, "cos": 32, "pow": 48, "div": 4,
-                 "sqrt": 4, "rsqrt": 4}
+#: bytes moved that take as long: the ops' ``cost`` trait (``lucid_ir.ops``). Native
+#: programs split a kernel across threads by the work they add (``native_plan.work_bytes``).
+COMPUTE_BYTES = {d.name: d.cost for d in all_ops() if d.cost}
 
 
 def load_arg(b: ir.IRBuilder, args_ptr, index):

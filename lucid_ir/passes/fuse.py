@@ -20,7 +20,7 @@ Partition rules, applied in one walk over the nodes in order:
   group): moved when nothing else uses them, recomputed (cloned) when something does,
   so that later ops can still fuse with the original group (softmax: ``exp(x - m)``
   and ``Σ exp(x - m)`` do not wait for each other).
-- the random ops (``opnames.RANDOM``) compute each value from the element's position
+- the random ops (the ``random`` trait) compute each value from the element's position
   in their own shape, so they stay in elementwise groups of exactly their shape: never
   moved into a bigger loop nor into a reduction's prologue (a dropout mask fuses with
   the multiply by it; a channel mask of shape (N, C, 1, 1) is a small kernel of its own).
@@ -30,7 +30,7 @@ Partition rules, applied in one walk over the nodes in order:
   keeps each row in cache while it makes its passes over it. The walk leaves their
   nodes where they are.
 - movement ops (reshape, transpose, broadcast_to, slice) and constants stay outside
-  kernels: the runtime runs them as views. The indexing ops (``opnames.INDEXING``:
+  kernels: the runtime runs them as views. The indexing ops (group ``indexing``:
   concat, embed, gather, scatter_add) read across positions, so they are not
   elementwise either: each stays a node of its own, run by a kernel of its own.
 
@@ -55,7 +55,8 @@ from __future__ import annotations
 
 from ..graph import Graph, Node, Value
 from ..kernel import KernelNode
-from ..opnames import ELEMENTWISE, MATMUL, RANDOM, REDUCTION
+from ..opnames import MATMUL, REDUCTION  # (read by _place_matmul only)
+from ..ops import get_op
 from ..types import broadcast_shapes
 from . import dce, fuse_rows
 
@@ -101,12 +102,12 @@ class Group:
 
 def _draws(nodes) -> bool:
     """Whether any of ``nodes`` is a random op (its values depend on its loop's shape)."""
-    return any(n.op in RANDOM for n in nodes)
+    return any(get_op(n.op).random for n in nodes)
 
 
 def _matrix_product(g: "Group") -> bool:
     """Whether gemm group ``g``'s product has matrices (no 1-D operand) on both sides."""
-    return all(v.ndim >= 2 for n in g.nodes if n.op in MATMUL for v in n.inputs)
+    return all(v.ndim >= 2 for n in g.nodes if get_op(n.op).group == "matmul" for v in n.inputs)
 
 
 def _is_row(shape, n: int, ndim: int) -> bool:
@@ -335,7 +336,7 @@ class Partition:
                 continue
             chain = _feeding(g, v)
             needed = {n.out for n in chain}
-            if (any(n.op in RANDOM and n.out.shape != k.shape for n in chain)
+            if (any(get_op(n.op).random and n.out.shape != k.shape for n in chain)
                     or not self._only_used_by(chain, node)):
                 continue
             if (_size(k.shape) - _size(g.shape)) * len(chain) > SMALL_RECOMPUTE:
@@ -400,17 +401,18 @@ class Partition:
             self.order.append(node)
             if node in in_rows:
                 continue
-            if node.op in MATMUL:
+            group = get_op(node.op).group
+            if group == "matmul":
                 if enabled:
                     self._place_matmul(node)
                 else:
                     self._new("gemm", node)
-            elif node.op in ELEMENTWISE:
+            elif group == "elementwise":
                 if enabled:
                     self._place_elementwise(node)
                 else:
                     self._new("elementwise", node)
-            elif node.op in REDUCTION:
+            elif group == "reduction":
                 if enabled:
                     self._place_reduction(node)
                 else:
