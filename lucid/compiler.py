@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from lucid_ir import compile_times, debug, pipeline
 from lucid_ir.compile_times import phase
+from lucid_ir.executable import Executable
 from lucid_ir.graph import Graph
 from lucid_ir.printer import Namer, format_graph
 
@@ -43,7 +44,7 @@ class CompiledGraph:
     traced: Graph
     simplified: Graph
     fused: Graph
-    executable: object = field(repr=False)
+    executable: Executable = field(repr=False)
 
     def __call__(self, arrays):
         return self.executable(arrays)
@@ -59,10 +60,10 @@ class CompiledGraph:
         copied after the kernels."""
         name = Namer()
         text = format_graph(self.fused, name)
-        pairs = getattr(self.executable, "donations", None) or []
+        pairs = self.executable.donations
         if not pairs:
             return text
-        direct = getattr(self.executable, "in_place_direct", set())
+        direct = self.executable.in_place_direct
         g = self.fused
         lines = [f"#   {name(g.outputs[j])} -> {name(g.inputs[i])} "
                  f"({'written by its kernel' if j in direct else 'copied after the kernels'})"
@@ -70,10 +71,10 @@ class CompiledGraph:
         return text + "\n# outputs written into input arrays:\n" + "\n".join(lines)
 
     def llvm_text(self) -> str:
-        return getattr(self.executable, "llvm_text", lambda: "; (interpreted: no LLVM IR)")()
+        return self.executable.llvm_text()
 
     def asm_text(self) -> str:
-        return getattr(self.executable, "asm_text", lambda: "# (interpreted: no assembly)")()
+        return self.executable.asm_text()
 
 
 # Callables told about every graph compiled in this process: ``observer(name, compiled)``

@@ -19,6 +19,7 @@ from sys import getrefcount
 
 import numpy as np
 
+from lucid_ir.executable import Executable
 from lucid_ir.graph import Graph
 from lucid_ir.interpreter import check_inputs
 
@@ -110,7 +111,9 @@ class WritesIntoInputs:
 _LAUNCHES = [0]
 
 
-class Plan:
+class Plan(Executable):
+    """A fused graph as native kernels (``lucid_ir.executable.Executable``)."""
+
     #: whether kernels may write outputs straight into donated inputs (a CheckedPlan
     #: guards buffers of its own, so it copies)
     writes_in_place = True
