@@ -4,13 +4,17 @@ Partition rules, applied in one walk over the nodes in order:
 
 - ``matmul`` starts a **gemm** group. Its A operand's relu mask ``select(gt(r, 0), g, 0)``
   comes in as a prologue when the mask is a kernel of its own that only GEMMs (as A)
-  and reductions read (see ``_place_matmul``). It absorbs, in this order and each at most once,
-  a scaling by a scalar constant, a bias add (an operand of shape (N,), (1, N), (1, 1, N), ...), an
-  activation (relu = ``maximum(·, 0)``, sigmoid, tanh) and either a residual add (an
-  operand of the product's shape) or a gate ``select(gt(r, 0), ·, 0)`` (relu's backward, with r an
-  (M, N) operand): the epilogue the GEMM kernel applies while C is in registers. Each
-  absorbed op must be the only user of the value before it; the gate's comparison must
-  have no other user either (it moves into the GEMM kernel).
+  and reductions read (see ``_place_matmul``). An elementwise op of the product's shape
+  that reads a value of the group joins it, as its **epilogue** (the GEMM kernel applies
+  it while C is in registers; see ``_join_epilogue``), when each of its other inputs is
+  a scalar constant, an operand the kernel can read (one row (N,), (1, N), ...: a bias;
+  one operand of the product's shape: a residual, a saved activation, a gradient; both
+  of the product's dtype, neither needing the group's kernel), or an elementwise value
+  that only this op needs and that comes in too (the comparison of a relu mask
+  ``select(gt(r, 0), g, 0)``, GELU's derivative of a saved input). The kernel has one
+  output: after the walk, an epilogue whose values other kernels also read is cut
+  back to its longest prefix that only its last value leaves (``_trim_epilogues``); the
+  rest becomes an elementwise kernel.
 - an elementwise op joins the **elementwise** group of one of its inputs when its
   output has that group's shape and joining creates no cycle between kernels;
   otherwise it starts a new group. Scalar constants are copied into each group that
@@ -60,8 +64,8 @@ from ..ops import get_op
 from ..types import broadcast_shapes
 from . import dce, fuse_rows
 
-ACTIVATIONS = ("sigmoid", "tanh")
 MAX_CLONED_PROLOGUE = 8
+MAX_PULLED = 8  # elementwise nodes moved into a GEMM's epilogue for one op that joins it
 SMALL_RECOMPUTE = 1 << 16  # extra elementwise evaluations worth one kernel launch fewer
 
 
@@ -88,8 +92,9 @@ class Group:
     def __init__(self, kind: str, node: Node):
         self.kind = kind
         self.nodes = [node]
-        self.stage = 0      # gemm: 0 matmul, 1 scaled, 2 bias, 3 activation, 4 residual/gate
         self.gated_a = False  # gemm: A's relu mask taken in as a prologue (uses R)
+        self.row = self.full = None  # gemm: the epilogue's row and (M, N) operands
+        self.product = node.out if node.op in MATMUL else None  # gemm: the matmul's value
 
     @property
     def tail(self) -> Value:
@@ -192,32 +197,79 @@ class Partition:
         return g
 
     # -- rules ----------------------------------------------------------------------
-    def _gemm_epilogue_stage(self, g: Group, node: Node) -> int | None:
-        """The epilogue stage ``node`` would fill in gemm group ``g``, or None."""
-        if g.tail not in node.inputs or self.users.get(g.tail, 0) != 1:
-            return None
-        other = [v for v in node.inputs if v is not g.tail]
-        shape = g.tail.shape
-        if not _matrix_product(g):  # a dot or matrix-vector product keeps its epilogue apart
-            return None
-        n = shape[-1]
-        if node.op == "mul" and len(other) == 1 and _is_scalar_constant(other[0], self.producer):
-            stage = 1
-        elif node.op == "add" and len(other) == 1 and _is_row(other[0].shape, n, len(shape)):
-            stage = 2
-        elif node.op in ACTIVATIONS or (node.op == "maximum" and len(other) == 1 and
-                                        _is_scalar_constant(other[0], self.producer) and
-                                        self.producer[other[0]].attr("value") == 0.0):
-            stage = 3
-        elif node.op == "add" and len(other) == 1 and other[0].shape == shape and not g.gated_a:
-            stage = 4
-        else:
-            return None
-        if stage <= g.stage or node.out.shape != g.tail.shape:
-            return None
-        if any(self._depends_on(v, g) for v in other):
-            return None
-        return stage
+    def _join_epilogue(self, g: Group, node: Node) -> bool:
+        """Add elementwise ``node`` (which reads a value of gemm group ``g``) to ``g``'s
+        epilogue, with the producers of its other inputs that only it needs; False (and
+        nothing changed) when the kernel cannot apply it (see the module docstring)."""
+        p = g.product
+        if (p is None or node.op in RANDOM or not _matrix_product(g) or node.out.shape != p.shape
+                or node.out.dtype not in (p.dtype, "bool")):
+            return False
+        members = {n.out for n in g.nodes[next(i for i, n in enumerate(g.nodes) if n.out is p):]}
+        if any(self.group_of.get(x) is g and x not in members for x in node.inputs):
+            return False  # a prologue value (A's mask) is not in C's registers
+        slots = {"row": g.row, "full": g.full}
+        pulled, pending = [], {node}
+
+        def operand(x) -> bool:
+            if x.dtype != p.dtype or self._depends_on(x, g):
+                return False
+            kind = ("full" if x.shape == p.shape and not g.gated_a else
+                    "row" if _is_row(x.shape, p.shape[-1], p.ndim) else None)
+            if kind is None or slots[kind] not in (None, x):
+                return False
+            slots[kind] = x
+            return True
+
+        def take(x) -> bool:
+            if x in members or _is_scalar_constant(x, self.producer) or operand(x):
+                return True
+            q, h = self.producer.get(x), self.group_of.get(x)
+            if (q is None or h is None or h.kind != "elementwise" or q.op in RANDOM or x.shape != p.shape
+                    or x in self.outputs or len(pulled) >= MAX_PULLED
+                    or any(r not in pending for r in self.readers.get(x, ()))):
+                return False
+            pending.add(q)
+            if not all(take(y) for y in q.inputs):
+                return False
+            pulled.append(q)
+            members.add(q.out)
+            return True
+
+        if not all(take(x) for x in node.inputs):
+            return False
+        for q in pulled:
+            h = self.group_of[q.out]
+            h.nodes.remove(q)
+            if not h.nodes:
+                self.groups.remove(h)
+            self._add(g, q)
+        self._add(g, node)
+        g.row, g.full = slots["row"], slots["full"]
+        return True
+
+    def _trim_epilogues(self) -> None:
+        """Cut each gemm group back to its longest prefix whose only value read outside
+        it (or a graph output) is its last one: the kernel stores one array. The rest
+        becomes an elementwise group (it reads only that value and outside ones)."""
+        readers: dict[Value, list[Node]] = {}
+        for n in self.order:
+            for x in n.inputs:
+                readers.setdefault(x, []).append(n)
+        for g in [g for g in self.groups if g.kind == "gemm"]:
+            start = next(i for i, n in enumerate(g.nodes) if n.op in MATMUL)
+            for k in range(len(g.nodes), start, -1):
+                inside = set(map(id, g.nodes[:k]))
+                leaving = [n.out for n in g.nodes[:k] if n.out in self.outputs or any(
+                    id(r) not in inside for r in readers.get(n.out, ()))]
+                if leaving == [g.nodes[k - 1].out] or k == start + 1:
+                    break
+            rest = g.nodes[k:]
+            if rest:
+                g.nodes = g.nodes[:k]
+                h = self._new("elementwise", rest[0])
+                for n in rest[1:]:
+                    self._add(h, n)
 
     def _is_zero(self, v: Value) -> bool:
         return _is_scalar_constant(v, self.producer) and self.producer[v].attr("value") == 0.0
@@ -234,24 +286,9 @@ class Partition:
             return None  # the GEMM reads r as its R operand: r must have the output's type
         return cmp
 
-    def _gemm_gate(self, node: Node) -> tuple[Group, Node] | None:
-        """``select(gt(r, 0), y, 0)`` with ``y`` the tail of a gemm group that may take
-        it as its gate epilogue: (that group, the ``gt`` node), else None."""
-        if node.op != "select":
-            return None
-        y = node.inputs[1]
-        g, cmp = self.group_of.get(y), self._relu_mask(node)
-        if (cmp is None or g is None or g.kind != "gemm" or y is not g.tail or g.stage >= 4
-                or not _matrix_product(g)
-                or g.gated_a or self.users.get(y, 0) != 1 or node.out.shape != y.shape):
-            return None
-        if self._depends_on(cmp.inputs[0], g):
-            return None
-        return g, cmp
-
     def _output_gated(self, mm: Node) -> bool:
         """Whether ``mm``'s only reader is a relu mask ``select(gt(r, 0), mm, 0)`` that its
-        GEMM will apply as an output gate (``_gemm_gate``): that takes the R operand."""
+        GEMM will apply in its epilogue (``_join_epilogue``): that takes the R operand."""
         readers = self.readers.get(mm.out, ())
         if len(readers) != 1 or mm.out in self.outputs:
             return False
@@ -287,32 +324,18 @@ class Partition:
         self._add(g, clones[1])
         self._add(g, mm)
         g.gated_a = True
+        g.product = mm.out
         self.producer[node.out] = mm
 
     def _place_elementwise(self, node: Node) -> None:
-        gate = self._gemm_gate(node)
-        if gate is not None:
-            g, cmp = gate
-            owner = self.group_of.get(cmp.out)
-            if owner is not None:  # the comparison moves into the gemm kernel
-                owner.nodes.remove(cmp)
-                if not owner.nodes:
-                    self.groups.remove(owner)
-            g.stage = 4
-            self._add(g, cmp)
-            self._add(g, node)
-            return
+        for g in dict.fromkeys(self.group_of.get(v) for v in node.inputs):
+            if g is not None and g.kind == "gemm" and self._join_epilogue(g, node):
+                return
         for v in node.inputs:
             g = self.group_of.get(v)
             if g is None:
                 continue
-            if g.kind == "gemm":
-                stage = self._gemm_epilogue_stage(g, node)
-                if stage is not None:
-                    g.stage = stage
-                    self._add(g, node)
-                    return
-            elif g.kind == "elementwise" and g.shape == node.out.shape:
+            if g.kind == "elementwise" and g.shape == node.out.shape:
                 others = [x for x in node.inputs if self.group_of.get(x) is not g]
                 if not any(self._depends_on(x, g) for x in others):
                     self._add(g, node)
@@ -472,4 +495,5 @@ def run(graph: Graph, enabled: bool = True) -> Graph:
     part = Partition(graph)
     part.run(enabled)
     part.prune(graph.outputs)
+    part._trim_epilogues()
     return _outline(part, graph.inputs, graph.outputs)
