@@ -123,16 +123,11 @@ def test_cost_trait_drives_the_codegen_tables():
 
 
 # ---------------------------------------------------------------- name tests in the passes
-# GEMM epilogue placement in fuse.py belongs to the GEMM epilogue task (issue 17 item 7c),
-# which replaces its fixed activation list by the general epilogue: not checked here yet.
-EPILOGUE_OWNED = {("fuse.py", "_gemm_epilogue_stage"), ("fuse.py", "_place_matmul")}
-
-
 def test_passes_ask_traits_not_name_collections():
     found = []
     for path in sorted((ROOT / "lucid_ir" / "passes").glob("*.py")):
         for line, kind, func in name_tests(path.read_text()):
-            if kind == "collection" and (path.name, func) not in EPILOGUE_OWNED:
+            if kind == "collection":
                 found.append(f"{path.name}:{line} in {func}")
     assert not found, "compare op names with a collection; ask a trait instead: " + ", ".join(found)
 

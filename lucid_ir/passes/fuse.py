@@ -59,7 +59,6 @@ from __future__ import annotations
 
 from ..graph import Graph, Node, Value
 from ..kernel import KernelNode
-from ..opnames import MATMUL, REDUCTION  # (read by _place_matmul only)
 from ..ops import get_op
 from ..types import broadcast_shapes
 from . import dce, fuse_rows
@@ -94,7 +93,7 @@ class Group:
         self.nodes = [node]
         self.gated_a = False  # gemm: A's relu mask taken in as a prologue (uses R)
         self.row = self.full = None  # gemm: the epilogue's row and (M, N) operands
-        self.product = node.out if node.op in MATMUL else None  # gemm: the matmul's value
+        self.product = node.out if get_op(node.op).group == "matmul" else None  # gemm: the matmul's value
 
     @property
     def tail(self) -> Value:
@@ -202,7 +201,7 @@ class Partition:
         epilogue, with the producers of its other inputs that only it needs; False (and
         nothing changed) when the kernel cannot apply it (see the module docstring)."""
         p = g.product
-        if (p is None or node.op in RANDOM or not _matrix_product(g) or node.out.shape != p.shape
+        if (p is None or get_op(node.op).random or not _matrix_product(g) or node.out.shape != p.shape
                 or node.out.dtype not in (p.dtype, "bool")):
             return False
         members = {n.out for n in g.nodes[next(i for i, n in enumerate(g.nodes) if n.out is p):]}
@@ -225,7 +224,7 @@ class Partition:
             if x in members or _is_scalar_constant(x, self.producer) or operand(x):
                 return True
             q, h = self.producer.get(x), self.group_of.get(x)
-            if (q is None or h is None or h.kind != "elementwise" or q.op in RANDOM or x.shape != p.shape
+            if (q is None or h is None or h.kind != "elementwise" or get_op(q.op).random or x.shape != p.shape
                     or x in self.outputs or len(pulled) >= MAX_PULLED
                     or any(r not in pending for r in self.readers.get(x, ()))):
                 return False
@@ -257,7 +256,7 @@ class Partition:
             for x in n.inputs:
                 readers.setdefault(x, []).append(n)
         for g in [g for g in self.groups if g.kind == "gemm"]:
-            start = next(i for i, n in enumerate(g.nodes) if n.op in MATMUL)
+            start = next(i for i, n in enumerate(g.nodes) if get_op(n.op).group == "matmul")
             for k in range(len(g.nodes), start, -1):
                 inside = set(map(id, g.nodes[:k]))
                 leaving = [n.out for n in g.nodes[:k] if n.out in self.outputs or any(
@@ -310,9 +309,9 @@ class Partition:
                 or a.ndim != 2 or node.inputs[1].ndim != 2  # a batched GEMM has no A gate
                 or {n.out for n in owner.nodes} != {a, cmp.out} or a in self.outputs
                 or broadcast_shapes(sel.inputs[1].shape, a.shape) != a.shape or node.inputs[1] is a
-                or not all((r.op in MATMUL and r.inputs[0] is a and r.inputs[1] is not a
+                or not all((get_op(r.op).group == "matmul" and r.inputs[0] is a and r.inputs[1] is not a
                             and not self._output_gated(r))
-                           or r.op in REDUCTION for r in self.readers.get(a, ()))):
+                           or get_op(r.op).group == "reduction" for r in self.readers.get(a, ()))):
             self._new("gemm", node)
             return
         gt_out, mask_out = Value(cmp.out.type), Value(a.type)
