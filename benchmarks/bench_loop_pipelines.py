@@ -80,19 +80,26 @@ def _layer_norm(b, x):
     return b.emit("div", d, b.emit("sqrt", b.emit("add", var, b.constant(1e-5, dtype=x.type.dtype))))
 
 
-def _use(pipeline):
+def _compiled_with(pipeline, kernel, arrays):
+    """The kernel's outputs for ``arrays`` and its compiled functions and plans, compiled
+    with ``pipeline`` (the emitters' ``loop_pipeline`` replaced meanwhile)."""
+    saved = [module.loop_pipeline for module in EMITTERS]
     for module in EMITTERS:
-        module.loop_pipeline = lambda p=pipeline: p
+        module.loop_pipeline = lambda: pipeline
+    try:
+        kernel._fns, kernel._plans = {}, {}
+        outs = [np.array(o) for o in kernel(arrays)]
+        return outs, (kernel._fns, kernel._plans)
+    finally:
+        for module, fn in zip(EMITTERS, saved):
+            module.loop_pipeline = fn
 
 
 def compare(kernel, arrays, reps):
     """Median seconds per call with each pipeline's code, and whether both gave the same bits."""
     states, outs = {}, {}
     for name, pipeline in (("full", jit.FULL), ("cheap", jit.LOOPS)):
-        kernel._fns, kernel._plans = {}, {}
-        _use(pipeline)
-        outs[name] = [np.array(o) for o in kernel(arrays)]
-        states[name] = (kernel._fns, kernel._plans)
+        outs[name], states[name] = _compiled_with(pipeline, kernel, arrays)
     same = all(np.array_equal(a, b, equal_nan=True) for a, b in zip(outs["full"], outs["cheap"]))
     times = {"full": [], "cheap": []}
     inner = max(1, reps // 10)

@@ -50,9 +50,12 @@ File format (``<full key hex>.lucidk``)
     wrong magic/version/key) is a miss: the kernel is recompiled and the file
     overwritten. Unverified bytes are never given to the linker.
 
-Writes are atomic (temp file in the same directory, fsync, ``os.replace``), so
+Writes are atomic (temp file in the same directory, ``os.replace``), so
 concurrent processes are safe and a process killed mid-write leaves only a
-``.*.tmp`` file, which is ignored and removed by :func:`clear_cache`. If the
+``.*.tmp`` file, which is ignored and removed by :func:`clear_cache`. There is no
+``fsync``: it cost milliseconds per kernel on the compile path (a cold training step
+writes tens of entries), and what it guards against, a power loss leaving an entry
+whose data never reached the disk, is a file that fails its checksum: a miss. If the
 directory cannot be written, the cache falls back to memory only and warns once
 (``RuntimeWarning``) per directory per process.
 """
@@ -284,8 +287,6 @@ def _write_entry(directory: Path, name: str, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; entries are not secret
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, directory / name)
         tmp = None
         _bump("disk_writes")

@@ -5,9 +5,11 @@ kernel), compiles in one parallel batch, longest first:
 
 * the object files of the graph's GEMM kernels and of their shared cores (building the
   GEMM steps then only links them);
-* the loop kernels (elementwise, reduction, row kernels) of the plan's first run. They
-  are specialised on their operands' layouts, so they would otherwise compile at that
-  run, one after another. Here the layouts of that run are predicted (inputs
+* the attention kernels, and the index kernels (their steps load them when built, one
+  after another);
+* the loop kernels (elementwise, reduction, row and scan kernels) of the plan's first
+  run. They are specialised on their operands' layouts, so they would otherwise compile
+  at that run, one after another. Here the layouts of that run are predicted (inputs
   contiguous, every kernel's outputs fresh and contiguous, views applied to empty
   arrays of those layouts) and each kernel is planned for them (plans and compiles,
   runs nothing). A wrong prediction costs a kernel compiled for nothing, never a
@@ -34,14 +36,17 @@ import weakref
 import numpy as np
 
 from lucid_ir.graph import Graph
+from lucid_ir.opnames import ATTENTION, INDEXING
 
-from . import compile_pool
+from . import attention_kernels, compile_pool
 from .elementwise import ElementwiseKernel, planned
 from .gemm_call import precompile_tasks
 from .steps import GemmStep, KernelStep, make_step
 
 __all__ = ["precompile_plan", "precompile_loops"]
 
+#: the steps whose kernels depend on their operands' layouts (planned for predicted ones)
+LOOP_KINDS = ("elementwise", "reduction", "rows", "scan")
 #: graphs whose loop kernels ``precompile_plan`` predicted (``precompile_loops`` skips them)
 _PREDICTED: weakref.WeakSet = weakref.WeakSet()
 
@@ -52,18 +57,18 @@ def precompile_plan(fused: Graph) -> None:
     if compile_pool.threads() <= 1:
         return
     gemms = [n for n in fused.nodes if n.op == "kernel" and n.kind == "gemm"]
-    tasks = precompile_tasks([GemmStep.spec_of(n) for n in gemms])
-    loops = _loop_tasks(_predicted_steps(fused), fused.inputs)
-    if loops is not None:
-        tasks += loops
-        try:
+    gemm_tasks = precompile_tasks([GemmStep.spec_of(n) for n in gemms])
+    steps, attention, others = _predicted_steps(fused)
+    # longest first: a GEMM core, the attention kernels, the GEMM variants, the rest
+    tasks = gemm_tasks[:1] + attention + gemm_tasks[1:] + others
+    # (a lone loop kernel, an eager op's, is left to its run: its inputs may be views the
+    # prediction would take for contiguous arrays, a kernel compiled for nothing)
+    if steps is not None and sum(kind in LOOP_KINDS for _, _, _, kind, _ in steps) >= 2:
+        loops = _loop_tasks(steps, fused.inputs)
+        if loops is not None:
+            tasks += loops
             _PREDICTED.add(fused)
-        except TypeError:  # (not weakly referenceable: precompile_loops predicts again)
-            pass
-    if len(tasks) > 1:
-        compile_pool.run_all(tasks)
-    elif tasks:
-        tasks[0]()
+    compile_pool.run_all(tasks)
 
 
 def precompile_loops(plan) -> None:
@@ -71,7 +76,7 @@ def precompile_loops(plan) -> None:
     ``precompile_plan`` did it for the plan's graph."""
     if plan.graph in _PREDICTED or compile_pool.threads() <= 1:
         return
-    if sum(isinstance(fn, KernelStep) for fn, _, _ in plan.steps) < 2:
+    if sum(kind in LOOP_KINDS for kind in plan.kinds) < 2:
         return
     steps = [(fn, ins, outs, kind, node) for (fn, ins, outs), kind, node
              in zip(plan.steps, plan.kinds, plan.step_nodes)]
@@ -83,12 +88,14 @@ def precompile_loops(plan) -> None:
 
 
 def _predicted_steps(fused: Graph):
-    """``(fn, input slots, output slots, kind, node)`` of the fused graph's nodes, slots
-    numbered as values appear; ``fn`` is None for the steps the prediction does not run
-    (GEMMs: their kernels are what the batch compiles; index, scan, ...: not loop
-    kernels), a constant's value for a constant."""
+    """``(steps, attention, others)``: ``(fn, input slots, output slots, kind, node)`` of
+    the fused graph's nodes (None when a view cannot be made: nothing predicted), slots
+    numbered as values appear, ``fn`` None for the steps
+    the prediction does not run (GEMM, attention, index, scan: their kernels do not
+    depend on the layouts) and a constant's value for a constant; and the tasks compiling
+    the attention kernels, and the other kernels of those steps."""
     slot = {v: k for k, v in enumerate(dict.fromkeys(fused.inputs))}
-    out = []
+    out, attention, others = [], {}, []
     for node in fused.nodes:
         ins = tuple(slot[v] for v in node.inputs)
         for v in node.outs:
@@ -96,17 +103,30 @@ def _predicted_steps(fused: Graph):
         outs = tuple(slot[v] for v in node.outs)
         if node.op == "kernel":
             fn, kind = (KernelStep(node), node.kind) if node.kind != "gemm" else (None, "gemm")
-        elif node.op in ("constant", "iota"):
-            fn, kind = make_step(node)
+        elif node.op in ATTENTION:
+            fn, kind = None, "attention"
+            key = ("bwd" if node.op == "attention_backward" else "fwd", node.out.dtype)
+            attention.setdefault(key, lambda key=key: _ahead(attention_kernels.kernel, *key))
+        elif node.op in INDEXING:
+            fn, kind = None, "index"
+            others.append(lambda node=node: _ahead(make_step, node))   # (its kernels load when built)
         else:
             try:
-                fn, kind = make_step(node)
+                fn, kind = make_step(node)   # a view, a constant, a scan: nothing compiled
             except Exception:  # noqa: BLE001 - a prediction only; the plan reports errors
-                return []
-            if kind != "view":
+                return None, [attention[k] for k in sorted(attention)], others
+            if kind not in ("view", "constant", "scan"):
                 fn = None
         out.append((fn, ins, outs, kind, node))
-    return out
+    return out, [attention[k] for k in sorted(attention)], others   # ("bwd", the longest, first)
+
+
+def _ahead(build, *args) -> None:
+    """``build(*args)`` for the kernels it compiles; errors are the plan's to report."""
+    try:
+        build(*args)
+    except Exception:  # noqa: BLE001 - compiled ahead only
+        pass
 
 
 def _loop_tasks(steps, inputs, env=None, input_slots=None):
@@ -131,6 +151,8 @@ def _loop_tasks(steps, inputs, env=None, input_slots=None):
             results = [np.empty(v.shape, v.dtype) for v in node.outs]
             if isinstance(fn, KernelStep) and all(a is not None for a in arrays):
                 tasks.append(lambda fn=fn, arrays=arrays: _plan_for(fn, arrays))
+            elif kind == "scan" and fn is not None and all(a is not None for a in arrays):
+                tasks.append(lambda fn=fn, arrays=arrays: _ahead(fn.call_block, arrays))  # plans, runs nothing
         for slot, r in zip(outs, results):
             env[slot] = r
     return tasks
@@ -141,7 +163,8 @@ def _plan_for(step: KernelStep, arrays) -> None:
     kernel = step.kernel
     try:
         if isinstance(kernel, ElementwiseKernel):
-            kernel.call_block(arrays)   # (one output: several are planned at the run)
+            # (the planning of the kernel's first call with fresh outputs, run nothing)
+            kernel._checked_plan(list(arrays), None, tuple([(a.shape, a.strides, a.dtype) for a in arrays]))
         else:
             planned(kernel, list(arrays))
     except Exception:  # noqa: BLE001 - a prediction only; the run reports errors
