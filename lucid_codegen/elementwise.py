@@ -49,7 +49,7 @@ from lucid_ir.graph import Graph
 from lucid_ir.ops import get_op
 from lucid_ir.types import broadcast_shapes
 
-from . import loops
+from . import loops, work_split
 from .cache import load_or_compile, source_stamp
 from .jit import loop_pipeline
 from .pyarray import data_ptr
@@ -413,7 +413,7 @@ class ElementwiseKernel:
         for n in outer:
             n_outer *= n
         nbytes = size * sum(a.itemsize for a in arrays) + size * sum(dt.itemsize for dt in self.out_dtypes)
-        parallel = nbytes >= loops.PARALLEL_BYTES
+        parallel = work_split.pool_splits(nbytes)
         return shape, (self.function(pattern), template, n_outer, inner, parallel,
                        ctypes.c_int64 * len(template))
 
@@ -488,7 +488,7 @@ class ElementwiseKernel:
         """This call as a ``native_plan.LoopJob`` (for plans run from native code), or
         None when its layouts were not planned. A kernel big enough to split is split by
         the program (``native_plan._ranges``), one part per thread."""
-        from .native_plan import LoopJob, work_bytes
+        from .native_plan import LoopJob
         key = tuple([(a.shape, a.strides, a.dtype) for a in arrays]
                     + [(o.shape, o.strides, o.dtype, o.flags.writeable) for o in outs] + [None])
         plan = self._plans.get(key)
@@ -496,8 +496,8 @@ class ElementwiseKernel:
             return None
         fn, template, n_outer, inner = plan[1][:4]
         n = len(arrays)
-        nbytes = work_bytes(n_outer * inner * sum(x.itemsize for x in list(arrays) + list(outs)),
-                            n_outer * inner, [node[0] for node in self.structure.nodes])
+        nbytes = work_split.work_bytes(n_outer * inner * sum(x.itemsize for x in list(arrays) + list(outs)),
+                                       n_outer * inner, [node[0] for node in self.structure.nodes])
         return LoopJob(fn, list(template), (0, n_outer, 0, inner), list(range(2, 2 + n)),
                        list(range(2 + n, 2 + n + len(outs))), lanes=max(self.lanes, 1), nbytes=nbytes)
 

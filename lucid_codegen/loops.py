@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
-from lucid_ir.ops import all_ops
-
 I64 = ir.IntType(64)
 
 
@@ -79,10 +77,6 @@ def splat(b: ir.IRBuilder, x, lanes: int):
     return b.shuffle_vector(v, ir.Constant(vty, ir.Undefined), ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
 
 
-#: the costly elementwise ops and what each adds to a loop kernel's work per element, in
-#: bytes moved that take as long: the ops' ``cost`` trait (``lucid_ir.ops``). Native
-#: programs split a kernel across threads by the work they add (``native_plan.work_bytes``).
-COMPUTE_BYTES = {d.name: d.cost for d in all_ops() if d.cost}
 
 
 def load_arg(b: ir.IRBuilder, args_ptr, index):
@@ -264,11 +258,6 @@ def collapse(shape, strides_list):
 
 
 # ----------------------------------------------------------------- threading
-#: Work (bytes touched) above which a kernel call is split across threads. Handing a
-#: chunk to a worker costs ~50-80 µs on this VM, so the split pays only above ~10 MB
-#: (measured, a*b+a in float32: 2.4 MB 37 vs 87 µs; 12 MB 167 vs 135 µs; 48 MB 1405 vs 864).
-PARALLEL_BYTES = 10 << 20
-
 
 _POOL: list = []
 

@@ -55,7 +55,7 @@ from lucid_ir.graph import Graph
 from lucid_ir.ops import get_op
 from lucid_ir.types import broadcast_shapes
 
-from . import loops
+from . import loops, work_split
 from .cache import load_or_compile, source_stamp
 from .jit import loop_pipeline
 from .pyarray import data_ptr
@@ -350,7 +350,7 @@ class ReductionKernel:
         nbytes = total * sum(a.itemsize for a in arrays)
         mode = "col" if col else "row"
         return out_shape, (self.function(mode, pattern), template, mode, n_outer, inner,
-                           nbytes >= loops.PARALLEL_BYTES, ctypes.c_int64 * len(template))
+                           work_split.pool_splits(nbytes), ctypes.c_int64 * len(template))
 
     def bind(self, arrays, outs):
         """A prepared call for these layouts (see ``ElementwiseKernel.bind``), or None."""

@@ -82,7 +82,7 @@ class Neg(Unary):
 @register
 class Exp(Unary):
     name = "exp"
-    cost = 24
+    cost = 12
 
     def evaluate(self, a, attrs):
         return np.exp(a[0])
@@ -94,7 +94,7 @@ class Exp(Unary):
 @register
 class Log(Unary):
     name = "log"
-    cost = 24
+    cost = 28
 
     def evaluate(self, a, attrs):
         return np.log(a[0])
@@ -118,7 +118,7 @@ class Sqrt(Unary):
 @register
 class Tanh(Unary):
     name = "tanh"
-    cost = 32
+    cost = 41
 
     def evaluate(self, a, attrs):
         return np.tanh(a[0])
@@ -132,7 +132,7 @@ class Tanh(Unary):
 @register
 class Sigmoid(Unary):
     name = "sigmoid"
-    cost = 28
+    cost = 20
 
     def evaluate(self, a, attrs):
         x = a[0]
@@ -268,7 +268,7 @@ class Div(Binary):
     integer division."""
 
     name = "div"
-    cost, units = 4, (None, 1.0)
+    cost, units = 2, (None, 1.0)
 
 
     def infer(self, types, attrs):

@@ -28,7 +28,7 @@ from .gradient_helpers import scalar
 @register
 class Log2(Unary):
     name = "log2"
-    cost = 24
+    cost = 150
 
     def evaluate(self, a, attrs):
         return np.log2(a[0])
@@ -43,7 +43,7 @@ class Log1p(Unary):
     """``log(1 + x)``, accurate for tiny x (``log1p(-0.0)`` is ``-0.0``)."""
 
     name = "log1p"
-    cost = 24
+    cost = 210
 
 
     def evaluate(self, a, attrs):
@@ -59,7 +59,7 @@ class Expm1(Unary):
     """``e^x - 1``, accurate for tiny x."""
 
     name = "expm1"
-    cost = 24
+    cost = 21
 
 
     def evaluate(self, a, attrs):
@@ -73,7 +73,7 @@ class Expm1(Unary):
 @register
 class Rsqrt(Unary):
     name = "rsqrt"
-    cost = 4
+    cost = 12
 
     def evaluate(self, a, attrs):
         x = a[0]
@@ -88,7 +88,7 @@ class Rsqrt(Unary):
 @register
 class Sin(Unary):
     name = "sin"
-    cost = 32
+    cost = 68
 
     def evaluate(self, a, attrs):
         return np.sin(a[0])
@@ -100,7 +100,7 @@ class Sin(Unary):
 @register
 class Cos(Unary):
     name = "cos"
-    cost = 32
+    cost = 66
 
     def evaluate(self, a, attrs):
         return np.cos(a[0])
@@ -118,7 +118,7 @@ class Erf(Unary):
     (Python's ``math.erf``) element by element, in float64, rounded to the dtype."""
 
     name = "erf"
-    cost = 40
+    cost = 46
 
 
     def evaluate(self, a, attrs):
