@@ -16,6 +16,7 @@ from lucid_ir.graph import Graph, Node
 from lucid_ir.interpreter import evaluate_node
 from lucid_ir.kernel import KernelNode
 from lucid_ir.opnames import ATTENTION, COLLECTIVE, INDEXING, MATMUL, SCAN
+from lucid_ir.passes.fuse_epilogue import is_row
 from lucid_ir.ops.slicing import numpy_index
 
 from .elementwise import ElementwiseKernel
@@ -29,11 +30,6 @@ from .row_kernel import RowKernel
 from .collective_steps import CollectiveStep
 from .scan_steps import scan_step
 from .attention_steps import attention_step
-
-def _is_bias_row(shape, n: int, ndim: int) -> bool:
-    """(n,), (1, n), (1, 1, n), ...: one bias row for every matrix of an ``ndim``-D product."""
-    return 1 <= len(shape) <= ndim and shape[-1] == n and all(d == 1 for d in shape[:-1])
-
 
 class GemmStep:
     """A gemm kernel: ``E(op(A)·op(B), bias, R)`` in one native call, E the fused
@@ -79,7 +75,7 @@ class GemmStep:
         for x in dict.fromkeys(x for n in epi for x in n.inputs if x not in inside):
             if x.shape == mm.out.shape and full is None:
                 full = x
-            elif _is_bias_row(x.shape, n_cols, ndim) and row is None:
+            elif is_row(x.shape, n_cols, ndim) and row is None:
                 row = x
             else:
                 raise AssertionError(f"gemm epilogue cannot read {x.type} (a row and an {mm.out.type} at most)")

@@ -93,10 +93,6 @@ class Group:
         self.clones: dict[Value, Value] = {}  # gemm: values recomputed in the tile
 
     @property
-    def tail(self) -> Value:
-        return self.nodes[-1].out
-
-    @property
     def shape(self):
         return self.nodes[-1].out.shape
 
@@ -104,11 +100,6 @@ class Group:
 def _draws(nodes) -> bool:
     """Whether any of ``nodes`` is a random op (its values depend on its loop's shape)."""
     return any(n.op in RANDOM for n in nodes)
-
-
-def _matrix_product(g: "Group") -> bool:
-    """Whether gemm group ``g``'s product has matrices (no 1-D operand) on both sides."""
-    return all(v.ndim >= 2 for n in g.nodes if n.op in MATMUL for v in n.inputs)
 
 
 def _is_scalar_constant(v: Value, producer) -> bool:
