@@ -45,6 +45,16 @@ def warm(unfused, *args):
         del os.environ["LUCID_FUSION"]
 
 
+def first_steps(step, fused, unfused) -> None:
+    """``step(fused)``, then ``step(unfused)`` compiled without fusion (their first calls)."""
+    step(fused)
+    os.environ["LUCID_FUSION"] = "0"
+    try:
+        step(unfused)
+    finally:
+        del os.environ["LUCID_FUSION"]
+
+
 def worker(threads: int, quick: bool) -> dict:
     setup_path()
     import numpy as np
@@ -88,12 +98,7 @@ def worker(threads: int, quick: bool) -> dict:
         def by_hand():
             xn @ wn.T + bn
             return gn @ wn, gn.T @ xn, gn.sum(0)
-        step(fused)
-        os.environ["LUCID_FUSION"] = "0"
-        try:
-            step(unfused)
-        finally:
-            del os.environ["LUCID_FUSION"]
+        first_steps(step, fused, unfused)
         t = interleaved({"fused": lambda: step(fused), "unfused": lambda: step(unfused), "numpy": by_hand},
                         reps, max(1, int(block_flop // (6 * M * N * K))))
         rows.append(dict(case=f"linear fwd+bwd {M}x{K}x{N}", **t))
@@ -110,12 +115,7 @@ def worker(threads: int, quick: bool) -> dict:
             for p in params:
                 p.grad = None
             f(x, *params).backward(gn)
-        mlp_step(fused)
-        os.environ["LUCID_FUSION"] = "0"
-        try:
-            mlp_step(unfused)
-        finally:
-            del os.environ["LUCID_FUSION"]
+        first_steps(mlp_step, fused, unfused)
         t = interleaved({"fused": lambda: mlp_step(fused), "unfused": lambda: mlp_step(unfused),
                          "numpy": lambda: gelu_mlp_by_hand(np, xn, *arrays, gn)},
                         reps, max(1, int(block_flop // (12 * M * D * H))))
