@@ -198,6 +198,8 @@ class Partition:
             kind = plan.operands.get(x)
             if kind is not None:
                 return None if (kind == "full" and g.gated_a) or self._depends_on(x, g) else x
+            if x not in plan.recomputed:  # a planned op before this one that did not join
+                return None
             q = self.made_by[x]
             ins = [in_tile(y) for y in q.inputs]
             if any(v is None for v in ins):
@@ -223,8 +225,10 @@ class Partition:
 
     def _trim_epilogues(self) -> None:
         """Cut each gemm group back to its longest prefix whose only value read outside
-        it (or a graph output) is its last one: the kernel stores one array. The rest
-        becomes an elementwise group (it reads only that value and outside ones)."""
+        it (or a graph output) is its last one, of the product's dtype: the kernel stores
+        one array. The rest becomes an elementwise group (it reads only that value and
+        outside ones). The plans (``fuse_epilogue``) are cut already; this is for an
+        epilogue op the walk could not place (an operand needing the GEMM's kernel)."""
         readers: dict[Value, list[Node]] = {}
         for n in self.order:
             for x in n.inputs:
@@ -235,7 +239,8 @@ class Partition:
                 inside = set(map(id, g.nodes[:k]))
                 leaving = [n.out for n in g.nodes[:k] if n.out in self.outputs or any(
                     id(r) not in inside for r in readers.get(n.out, ()))]
-                if leaving == [g.nodes[k - 1].out] or k == start + 1:
+                last = g.nodes[k - 1].out
+                if (leaving == [last] and last.dtype == g.product.dtype) or k == start + 1:
                     break
             rest = g.nodes[k:]
             if rest:
