@@ -132,13 +132,43 @@ def test_gelu_forward_and_backward_are_gemm_epilogues():
     assert any(o[0] == "matmul" and "erf" in o and "exp" in o for o in ops), ops
 
 
+@pytest.mark.parametrize("batch", [(), (3, 5)])
+def test_transformer_mlp_on_token_batches(batch, num_threads):
+    """``x + linear(gelu(linear(x)))`` on x of shape batch + (tokens, features): the
+    GEMMs see the tokens as rows (reshapes inside their groups); the gradients against
+    torch's, and GELU's derivative in the epilogue of the GEMM of dY·W2."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(batch + (7, 12))
+    w1, b1, w2, b2 = (rng.standard_normal(s) / 3 for s in ((40, 12), (40,), (12, 40), (12,)))
+    g = rng.standard_normal(x.shape)
+    ours = [lucid.tensor(a, requires_grad=True) for a in (x, w1, b1, w2, b2)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, w1, b1, w2, b2)]
+
+    def step(x, w1, b1, w2, b2):
+        loss = ((x + F.linear(F.gelu(F.linear(x, w1, b1)), w2, b2)) * lucid.tensor(g)).sum()
+        loss.backward()
+        return loss
+    f = lucid.compile(step)
+    loss = f(*ours)
+    tx, tw1, tb1, tw2, tb2 = theirs
+    ((tx + TF.linear(TF.gelu(TF.linear(tx, tw1, tb1)), tw2, tb2)) * torch.tensor(g)).sum().backward()
+    for a, t in zip(ours, theirs):
+        np.testing.assert_allclose(np.asarray(a.grad), t.grad.numpy(), rtol=1e-10, atol=1e-10)
+    low = f.lower(*ours)
+    ops = _gemm_ops(low.kernels + low.backward_kernels)
+    assert any("erf" in o and "exp" in o for o in ops), ops
+
+
+@pytest.mark.parametrize("batch", [(), (5,)])
 @pytest.mark.parametrize("name", ["gelu", "silu", "relu", "tanh"])
-def test_threads_give_the_same_bits_and_bounds_hold(name, monkeypatch):
+def test_threads_give_the_same_bits_and_bounds_hold(name, batch, monkeypatch):
     """The training step on 1 and 2 threads (split GEMMs) gives the same bits, with and
-    without guarded outputs (``LUCID_CHECK_BOUNDS=1``), K past one block."""
+    without guarded outputs (``LUCID_CHECK_BOUNDS=1``), K past one block, x a matrix or
+    a batch of them (reshaped views in the GEMMs' groups)."""
     act, _ = ACTIVATIONS[name]
     monkeypatch.setattr(gemm_call, "SPLIT_MIN_SECONDS", 2.5e-7)
     x, w, b, r, g = _arrays(75, 600, 37, seed=3)
+    x, r, g = (a.reshape(batch + (-1, a.shape[-1])) for a in (x, r, g)) if batch else (x, r, g)
     old = threads.get_num_threads()
     results = []
     try:
@@ -149,8 +179,8 @@ def test_threads_give_the_same_bits_and_bounds_hold(name, monkeypatch):
                 lx, lw, lb = (lucid.tensor(a.astype(np.float32), requires_grad=True) for a in (x, w, b))
 
                 def step(x, w, b):
-                    loss = ((act(F.linear(x, w, b)) + lucid.tensor(r.astype(np.float32)))
-                            * lucid.tensor(g.astype(np.float32))).sum()
+                    h = act(F.linear(x, w, b)) + lucid.tensor(r.astype(np.float32))
+                    loss = (F.linear(h, w.T[:37, :37]) * lucid.tensor(g.astype(np.float32))).sum()
                     loss.backward()
                     return loss
                 f = lucid.compile(step)

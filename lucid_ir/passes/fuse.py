@@ -223,6 +223,17 @@ class Partition:
         g.tile.update([c.out for c in clones] + [node.out])
         return True
 
+    def _join_view(self, node: Node) -> bool:
+        """Add ``reshape`` ``node`` to the gemm group of its input when it is planned in
+        that group's epilogue (a view of the tile's rows), else False."""
+        g = self.group_of.get(node.inputs[0])
+        plan = self.plans.get(g.product) if g is not None and g.kind == "gemm" else None
+        if plan is None or node not in plan.nodes or node.inputs[0] not in g.tile:
+            return False
+        self._add(g, node)
+        g.tile.add(node.out)
+        return True
+
     def _trim_epilogues(self) -> None:
         """Cut each gemm group back to its longest prefix whose only value read outside
         it (or a graph output) is its last one, of the product's dtype: the kernel stores
@@ -402,7 +413,7 @@ class Partition:
         for node in self.graph.nodes:
             self.producer[node.out] = node
             self.order.append(node)
-            if node in in_rows:
+            if node in in_rows or (enabled and node.op == "reshape" and self._join_view(node)):
                 continue
             if node.op in MATMUL:
                 if enabled:

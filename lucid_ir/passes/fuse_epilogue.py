@@ -9,6 +9,9 @@ other inputs is available in the GEMM's tile:
 - an **operand** the kernel reads: at most one row ((N,), (1, N), ...: a bias) and one
   value of the product's shape (a residual, a saved activation, a mask's input), both
   of the product's dtype and not computed from it;
+- the product or an op taken before seen through a ``reshape`` that only splits or
+  merges its rows (``same_rows``: a linear layer on (batch, tokens, features) is a 2-D
+  product reshaped back): the epilogue's ops and operands then have that shape;
 - a value **recomputed** in the tile from those (at most ``MAX_RECOMPUTED`` ops for
   one input): the comparison of a relu mask ``select(gt(r, 0), g, 0)``, and GELU's
   saved intermediates ``x/2``, ``erf(x/√2) + 1``, ``exp(-x²/2)·2/√π`` in its backward,
@@ -37,6 +40,20 @@ from ..opnames import ELEMENTWISE, MATMUL, RANDOM
 
 MAX_RECOMPUTED = 8  # ops recomputed in the tile for one input of one epilogue op
 MAX_CANDIDATES = 3  # other operands of the product's shape tried (see ``_sources``)
+
+
+def same_rows(shape, product) -> bool:
+    """Whether a value of ``shape`` holds a 2-D ``product``'s elements in its order:
+    the same last axis, the rows split or merged (``(16, 64, 512)`` for ``(1024,
+    512)``: a linear layer's output seen with its batch axes)."""
+    if shape == product:
+        return True
+    if len(product) != 2 or len(shape) < 2 or shape[-1] != product[-1]:
+        return False
+    rows = 1
+    for d in shape[:-1]:
+        rows *= d
+    return rows == product[0]
 
 
 def is_row(shape, n: int, ndim: int) -> bool:
@@ -74,7 +91,8 @@ class _Planner:
         if x in members or x in plan.recomputed or x in plan.operands or self._scalar_constant(x):
             return True
         if x not in down and x.dtype == p.dtype:
-            kind = "full" if x.shape == p.shape else "row" if is_row(x.shape, p.shape[-1], p.ndim) else None
+            kind = ("full" if same_rows(x.shape, p.shape) else
+                    "row" if is_row(x.shape, p.shape[-1], max(p.ndim, len(x.shape))) else None)
             if kind == "full" and full is not None and x is not full:
                 kind = None
             if kind is not None and kind not in plan.operands.values():
@@ -82,7 +100,8 @@ class _Planner:
                 return True
         q = self.made_by.get(x)
         if (q is None or q.op not in ELEMENTWISE or q.op in RANDOM or budget[0] == 0
-                or not (x.shape in (p.shape, ()) or is_row(x.shape, p.shape[-1], p.ndim))):
+                or not (x.shape == () or same_rows(x.shape, p.shape)
+                        or is_row(x.shape, p.shape[-1], max(p.ndim, len(x.shape))))):
             return False
         budget[0] -= 1
         if not all(self._available(y, p, members, down, plan, budget, full) for y in q.inputs):
@@ -98,7 +117,10 @@ class _Planner:
             if stop is not None and len(plan.nodes) == stop:
                 break
             reads = any(x in members for x in n.inputs)
-            if (reads and n.op in ELEMENTWISE and n.op not in RANDOM and n.out.shape == p.shape
+            if reads and n.op == "reshape" and same_rows(n.out.shape, p.shape):
+                plan.nodes.append(n)  # a view of the tile's rows (the layer's batch axes)
+                members.add(n.out)
+            elif (reads and n.op in ELEMENTWISE and n.op not in RANDOM and same_rows(n.out.shape, p.shape)
                     and n.out.dtype in (p.dtype, "bool")):
                 trial = Plan(plan.nodes, dict(plan.operands), set(plan.recomputed))
                 if all(self._available(x, p, members, down, trial, [MAX_RECOMPUTED], full) for x in n.inputs):
@@ -117,7 +139,7 @@ class _Planner:
         for _ in range(MAX_RECOMPUTED):
             q = [self.made_by.get(v) for v in frontier]
             frontier = [y for n in q if n is not None and n.op in ELEMENTWISE and n.op not in RANDOM
-                        for y in n.inputs if y.shape == p.shape and y.dtype == p.dtype]
+                        for y in n.inputs if same_rows(y.shape, p.shape) and y.dtype == p.dtype]
             found += [v for v in frontier if v not in found]
             if not frontier or len(found) >= MAX_CANDIDATES:
                 break
@@ -132,7 +154,8 @@ class _Planner:
             values = [p] + [n.out for n in chosen[:k]]
             leaving = [v for v in values if v in self.outputs
                        or any(r not in inside for r in self.readers.get(v, ()))]
-            if leaving == [values[-1]] and values[-1].dtype == p.dtype:
+            if (leaving == [values[-1]] and values[-1].dtype == p.dtype
+                    and any(n.op != "reshape" for n in chosen[:k])):
                 return self._select(p, later, stop=k, full=full)  # its operands, without the ops cut off
         return None
 
