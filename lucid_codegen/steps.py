@@ -16,6 +16,7 @@ from lucid_ir.graph import Graph, Node
 from lucid_ir.interpreter import evaluate_node
 from lucid_ir.kernel import KernelNode
 from lucid_ir.opnames import ATTENTION, COLLECTIVE, INDEXING, MATMUL, SCAN
+from lucid_ir.passes.fuse_epilogue import is_row, same_rows
 from lucid_ir.ops.slicing import numpy_index
 
 from .elementwise import ElementwiseKernel
@@ -29,11 +30,6 @@ from .row_kernel import RowKernel
 from .collective_steps import CollectiveStep
 from .scan_steps import scan_step
 from .attention_steps import attention_step
-
-def _is_bias_row(shape, n: int, ndim: int) -> bool:
-    """(n,), (1, n), (1, 1, n), ...: one bias row for every matrix of an ``ndim``-D product."""
-    return 1 <= len(shape) <= ndim and shape[-1] == n and all(d == 1 for d in shape[:-1])
-
 
 class GemmStep:
     """A gemm kernel: ``E(op(A)·op(B), bias, R)`` in one native call, E the fused
@@ -69,7 +65,15 @@ class GemmStep:
             if a_in.shape != sel.out.shape:  # a gradient read through a broadcast
                 self.a_shape = sel.out.shape
         (self.out,) = kernel.outs
-        epi = list(body[at + 1:])
+        # a reshape of the tile's rows (fuse_epilogue.same_rows) is a view: its value is
+        # its input's; the epilogue's values and operands may have that shape
+        alias, epi = {}, []
+        for n in body[at + 1:]:
+            if n.op == "reshape":
+                alias[n.out] = alias.get(n.inputs[0], n.inputs[0])
+            else:
+                ins = tuple(alias.get(x, x) for x in n.inputs)
+                epi.append(n if ins == n.inputs else Node(n.op, ins, n.attrs, n.out))
         inside = {n.out for n in epi} | {mm.out}
         reads = {x for n in epi for x in n.inputs}
         consts = [n for n in body[:at] if n.op == "constant" and n.out in reads]
@@ -77,15 +81,19 @@ class GemmStep:
         n_cols, ndim = (mm.out.shape or (1,))[-1], mm.out.ndim
         row = full = None
         for x in dict.fromkeys(x for n in epi for x in n.inputs if x not in inside):
-            if x.shape == mm.out.shape and full is None:
+            if same_rows(x.shape, mm.out.shape) and full is None:
                 full = x
-            elif _is_bias_row(x.shape, n_cols, ndim) and row is None:
+            elif is_row(x.shape, n_cols, max(ndim, x.ndim)) and row is None:
                 row = x
             else:
                 raise AssertionError(f"gemm epilogue cannot read {x.type} (a row and an {mm.out.type} at most)")
         operands = [(k, v) for k, v in (("row", row), ("full", full)) if v is not None]
         epilogue = Epilogue.of_graph(Graph((mm.out,) + tuple(v for _, v in operands), tuple(consts + epi),
-                                           (self.out,)), [k for k, _ in operands])
+                                           (alias.get(self.out, self.out),)), [k for k, _ in operands])
+        #: the shapes the kernel's matrices are seen with (the step reshapes to and from
+        #: them: views), where they differ: its output, and its (M, N) operand
+        self.out_view = self.out.shape if self.out.shape != mm.out.shape else None
+        self.r_view = mm.out.shape if full is not None and full.shape != mm.out.shape else None
         self.trans_a, self.trans_b = mm.attr("trans_a"), mm.attr("trans_b")
         self.alpha = 1.0
         a_operand = a_in if gate_a is not None else mm.inputs[0]
@@ -138,6 +146,21 @@ class GemmStep:
         if self.a_shape is not None:
             a_shape, inner = self.a_shape, self.direct
             self.direct = lambda a, b, *rest: inner(np.broadcast_to(a, a_shape), b, *rest)
+        if self.views:
+            inner, out_view, r_view = self.direct, self.out_view, self.r_view
+
+            def seen(a, b, *extra):
+                if r_view is not None:
+                    extra = extra[:-1] + (extra[-1].reshape(r_view),)
+                c = inner(a, b, *extra)
+                return c if out_view is None else c.reshape(out_view)
+            self.direct = seen
+
+    @property
+    def views(self) -> bool:
+        """Whether the kernel's output or (M, N) operand is seen with other rows than
+        its matrix's (``out_view``, ``r_view``)."""
+        return self.out_view is not None or self.r_view is not None
 
     def __call__(self, a, b, *extra):
         # the plan's shapes and dtypes were checked when it was built: the trusted entry
@@ -153,6 +176,12 @@ class GemmStep:
             return None
         if self.batched:
             return gemm_batched_step.native_job(self, arrays, outs)
+        if self.views:
+            c, arrays = _view(c, self.out_shape), list(arrays)
+            if self.r_view is not None:
+                arrays[-1] = _view(arrays[-1], self.r_view)
+            if c is None or arrays[-1] is None:
+                return None
         a, b = arrays[0], arrays[1]
         if self.a_shape is not None:
             a = np.broadcast_to(a, self.a_shape)
@@ -203,12 +232,21 @@ class GemmStep:
             b = b.T
         bias = (extra[0].reshape(self.n) if self.bias_2d else extra[0]) if self.has_bias else None
         residual = extra[-1] if self.has_residual else None
+        over = residual is out  # the checked entries would see the overlap and copy R
         if self.r_is_a_gate and self.trans_a:  # A's gate has A's layout
             residual = residual.T
-        if residual is out:  # the checked entries would see the overlap and copy R
-            self._over_residual(a, b, out, bias)
+        c = out if not self.views else _view(out, self.out_shape)
+        fresh = c is None  # no matrix view of out: a buffer of the step's, then a copy
+        if fresh:
+            c, over = np.empty(self.out_shape, out.dtype), False
+        if self.r_view is not None:
+            residual = residual.reshape(self.r_view)
+        if over:
+            self._over_residual(a, b, c, bias)
         else:
-            self.gemm.trusted(a, b, out, bias, residual, self.alpha)
+            self.gemm.trusted(a, b, c, bias, residual, self.alpha)
+        if fresh:
+            out[...] = c.reshape(out.shape)
         return (out,)
 
     def _over_residual(self, a, b, c, bias):
@@ -228,7 +266,20 @@ class GemmStep:
         and dtype) as its output: element-aligned strides, unit column stride."""
         size = array.itemsize
         return (all(st % size == 0 for st in array.strides)
-                and (array.ndim == 0 or array.shape[-1] <= 1 or array.strides[-1] == size))
+                and (array.ndim == 0 or array.shape[-1] <= 1 or array.strides[-1] == size)
+                and (not self.views or _view(array, self.out_shape) is not None))
+
+
+def _view(array, shape):
+    """``array`` seen with ``shape`` without a copy (rows split or merged), else None."""
+    if array.shape == shape:
+        return array
+    view = array.view()
+    try:
+        view.shape = shape
+    except AttributeError:
+        return None
+    return view
 
 
 class KernelStep:

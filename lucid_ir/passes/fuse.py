@@ -4,17 +4,14 @@ Partition rules, applied in one walk over the nodes in order:
 
 - ``matmul`` starts a **gemm** group. Its A operand's relu mask ``select(gt(r, 0), g, 0)``
   comes in as a prologue when the mask is a kernel of its own that only GEMMs (as A)
-  and reductions read (see ``_place_matmul``). An elementwise op of the product's shape
-  that reads a value of the group joins it, as its **epilogue** (the GEMM kernel applies
-  it while C is in registers; see ``_join_epilogue``), when each of its other inputs is
-  a scalar constant, an operand the kernel can read (one row (N,), (1, N), ...: a bias;
-  one operand of the product's shape: a residual, a saved activation, a gradient; both
-  of the product's dtype, neither needing the group's kernel), or an elementwise value
-  that only this op needs and that comes in too (the comparison of a relu mask
-  ``select(gt(r, 0), g, 0)``, GELU's derivative of a saved input). The kernel has one
-  output: after the walk, an epilogue whose values other kernels also read is cut
-  back to its longest prefix that only its last value leaves (``_trim_epilogues``); the
-  rest becomes an elementwise kernel.
+  and reductions read (see ``_place_matmul``). The elementwise ops planned as its
+  **epilogue** (``fuse_epilogue.plan``, on the whole graph: ops of the product's shape
+  reading it, with at most a row operand, an operand of the product's shape and
+  scalars, values recomputed in the tile from those, one value leaving) join it as the
+  walk reaches them (``_join_epilogue``), unless an operand would then need the group's
+  own kernel; the GEMM kernel applies them while C is in registers. An epilogue whose
+  values other kernels still read is then cut back to its longest prefix that only
+  its last value leaves (``_trim_epilogues``); the rest becomes an elementwise kernel.
 - an elementwise op joins the **elementwise** group of one of its inputs when its
   output has that group's shape and joining creates no cycle between kernels;
   otherwise it starts a new group. Scalar constants are copied into each group that
@@ -61,10 +58,9 @@ from ..graph import Graph, Node, Value
 from ..kernel import KernelNode
 from ..ops import get_op
 from ..types import broadcast_shapes
-from . import dce, fuse_rows
+from . import dce, fuse_epilogue, fuse_rows
 
 MAX_CLONED_PROLOGUE = 8
-MAX_PULLED = 8  # elementwise nodes moved into a GEMM's epilogue for one op that joins it
 SMALL_RECOMPUTE = 1 << 16  # extra elementwise evaluations worth one kernel launch fewer
 
 
@@ -92,12 +88,9 @@ class Group:
         self.kind = kind
         self.nodes = [node]
         self.gated_a = False  # gemm: A's relu mask taken in as a prologue (uses R)
-        self.row = self.full = None  # gemm: the epilogue's row and (M, N) operands
         self.product = node.out if get_op(node.op).group == "matmul" else None  # gemm: the matmul's value
-
-    @property
-    def tail(self) -> Value:
-        return self.nodes[-1].out
+        self.tile = {self.product}  # gemm: the values in C's registers (product, epilogue)
+        self.clones: dict[Value, Value] = {}  # gemm: values recomputed in the tile
 
     @property
     def shape(self):
@@ -107,17 +100,6 @@ class Group:
 def _draws(nodes) -> bool:
     """Whether any of ``nodes`` is a random op (its values depend on its loop's shape)."""
     return any(get_op(n.op).random for n in nodes)
-
-
-def _matrix_product(g: "Group") -> bool:
-    """Whether gemm group ``g``'s product has matrices (no 1-D operand) on both sides."""
-    return all(v.ndim >= 2 for n in g.nodes if get_op(n.op).group == "matmul" for v in n.inputs)
-
-
-def _is_row(shape, n: int, ndim: int) -> bool:
-    """Whether an operand of ``shape`` is a bias row for an ``ndim``-D product with ``n``
-    columns: (n,), (1, n), (1, 1, n), ... (the same row for every matrix)."""
-    return len(shape) <= ndim and len(shape) >= 1 and shape[-1] == n and all(d == 1 for d in shape[:-1])
 
 
 def _is_scalar_constant(v: Value, producer) -> bool:
@@ -140,6 +122,7 @@ class Partition:
                 self.readers.setdefault(v, []).append(n)
         self.outputs = set(graph.outputs)
         self.made_by = {n.out: n for n in graph.nodes}  # the whole graph's, for looking ahead
+        self.plans = {}  # the GEMMs' epilogues (fuse_epilogue.plan), by product
         for v in graph.outputs:
             self.users[v] = self.users.get(v, 0) + 1
 
@@ -197,60 +180,66 @@ class Partition:
 
     # -- rules ----------------------------------------------------------------------
     def _join_epilogue(self, g: Group, node: Node) -> bool:
-        """Add elementwise ``node`` (which reads a value of gemm group ``g``) to ``g``'s
-        epilogue, with the producers of its other inputs that only it needs; False (and
-        nothing changed) when the kernel cannot apply it (see the module docstring)."""
-        p = g.product
-        if (p is None or get_op(node.op).random or not _matrix_product(g) or node.out.shape != p.shape
-                or node.out.dtype not in (p.dtype, "bool")):
+        """Add ``node``, planned as an op of gemm group ``g``'s epilogue
+        (``fuse_epilogue.plan``), to ``g``, with clones of the values it recomputes in
+        the tile; False (nothing changed) when it is not planned there or an operand
+        would need ``g``'s kernel (a cycle between kernels) or the R operand that A's
+        gate takes."""
+        plan = self.plans.get(g.product)
+        if plan is None or node not in plan.nodes:
             return False
-        members = {n.out for n in g.nodes[next(i for i, n in enumerate(g.nodes) if n.out is p):]}
-        if any(self.group_of.get(x) is g and x not in members for x in node.inputs):
-            return False  # a prologue value (A's mask) is not in C's registers
-        slots = {"row": g.row, "full": g.full}
-        pulled, pending = [], {node}
+        clones, made = [], {}
 
-        def operand(x) -> bool:
-            if x.dtype != p.dtype or self._depends_on(x, g):
-                return False
-            kind = ("full" if x.shape == p.shape and not g.gated_a else
-                    "row" if _is_row(x.shape, p.shape[-1], p.ndim) else None)
-            if kind is None or slots[kind] not in (None, x):
-                return False
-            slots[kind] = x
-            return True
+        def in_tile(x):
+            if x in g.tile or _is_scalar_constant(x, self.producer):
+                return x
+            if x in g.clones or x in made:
+                return g.clones.get(x) or made[x]
+            kind = plan.operands.get(x)
+            if kind is not None:
+                return None if (kind == "full" and g.gated_a) or self._depends_on(x, g) else x
+            if x not in plan.recomputed:  # a planned op before this one that did not join
+                return None
+            q = self.made_by[x]
+            ins = [in_tile(y) for y in q.inputs]
+            if any(v is None for v in ins):
+                return None
+            clones.append(Node(q.op, tuple(ins), q.attrs, Value(x.type)))
+            made[x] = clones[-1].out
+            return made[x]
 
-        def take(x) -> bool:
-            if x in members or _is_scalar_constant(x, self.producer) or operand(x):
-                return True
-            q, h = self.producer.get(x), self.group_of.get(x)
-            if (q is None or h is None or h.kind != "elementwise" or get_op(q.op).random or x.shape != p.shape
-                    or x in self.outputs or len(pulled) >= MAX_PULLED
-                    or any(r not in pending for r in self.readers.get(x, ()))):
-                return False
-            pending.add(q)
-            if not all(take(y) for y in q.inputs):
-                return False
-            pulled.append(q)
-            members.add(q.out)
-            return True
-
-        if not all(take(x) for x in node.inputs):
+        inputs = tuple(in_tile(x) for x in node.inputs)
+        if any(v is None for v in inputs):
             return False
-        for q in pulled:
-            h = self.group_of[q.out]
-            h.nodes.remove(q)
-            if not h.nodes:
-                self.groups.remove(h)
-            self._add(g, q)
+        if inputs != node.inputs:  # it reads clones: a node of its own, in the original's place
+            assert self.order[-1] is node
+            node = self.order[-1] = Node(node.op, inputs, node.attrs, node.out)
+            self.producer[node.out] = node
+        self.order[-1:-1] = clones
+        for c in clones:
+            self._add(g, c)
         self._add(g, node)
-        g.row, g.full = slots["row"], slots["full"]
+        g.clones.update(made)
+        g.tile.update([c.out for c in clones] + [node.out])
+        return True
+
+    def _join_view(self, node: Node) -> bool:
+        """Add ``reshape`` ``node`` to the gemm group of its input when it is planned in
+        that group's epilogue (a view of the tile's rows), else False."""
+        g = self.group_of.get(node.inputs[0])
+        plan = self.plans.get(g.product) if g is not None and g.kind == "gemm" else None
+        if plan is None or node not in plan.nodes or node.inputs[0] not in g.tile:
+            return False
+        self._add(g, node)
+        g.tile.add(node.out)
         return True
 
     def _trim_epilogues(self) -> None:
         """Cut each gemm group back to its longest prefix whose only value read outside
-        it (or a graph output) is its last one: the kernel stores one array. The rest
-        becomes an elementwise group (it reads only that value and outside ones)."""
+        it (or a graph output) is its last one, of the product's dtype: the kernel stores
+        one array. The rest becomes an elementwise group (it reads only that value and
+        outside ones). The plans (``fuse_epilogue``) are cut already; this is for an
+        epilogue op the walk could not place (an operand needing the GEMM's kernel)."""
         readers: dict[Value, list[Node]] = {}
         for n in self.order:
             for x in n.inputs:
@@ -261,7 +250,8 @@ class Partition:
                 inside = set(map(id, g.nodes[:k]))
                 leaving = [n.out for n in g.nodes[:k] if n.out in self.outputs or any(
                     id(r) not in inside for r in readers.get(n.out, ()))]
-                if leaving == [g.nodes[k - 1].out] or k == start + 1:
+                last = g.nodes[k - 1].out
+                if (leaving == [last] and last.dtype == g.product.dtype) or k == start + 1:
                     break
             rest = g.nodes[k:]
             if rest:
@@ -324,6 +314,7 @@ class Partition:
         self._add(g, mm)
         g.gated_a = True
         g.product = mm.out
+        g.tile = {mm.out}
         self.producer[node.out] = mm
 
     def _place_elementwise(self, node: Node) -> None:
@@ -413,6 +404,7 @@ class Partition:
     def run(self, enabled: bool) -> None:
         in_rows = set()
         if enabled:
+            self.plans = fuse_epilogue.plan(self.graph)
             for members in fuse_rows.find(self.graph):
                 g = self._new("rows", members[0])
                 for n in members[1:]:
@@ -421,7 +413,7 @@ class Partition:
         for node in self.graph.nodes:
             self.producer[node.out] = node
             self.order.append(node)
-            if node in in_rows:
+            if node in in_rows or (enabled and node.op == "reshape" and self._join_view(node)):
                 continue
             group = get_op(node.op).group
             if group == "matmul":
