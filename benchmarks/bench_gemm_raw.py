@@ -26,6 +26,7 @@ def _worker(nthreads: int, quick: bool) -> dict:
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     from lucid_codegen import jit, threads
     from lucid_codegen.gemm import GemmSpec, build_gemm_module
+    from lucid_codegen.gemm_epilogue import Epilogue
     from lucid_codegen.gemm_call import Gemm
 
     try:
@@ -34,7 +35,7 @@ def _worker(nthreads: int, quick: bool) -> dict:
     except ImportError:
         pass
     threads.set_num_threads(nthreads)
-    spec = GemmSpec("float32", bias=True)
+    spec = GemmSpec("float32", Epilogue.chain("float32", bias=True))
     t0 = time.perf_counter()
     module = build_gemm_module(spec)
     t1 = time.perf_counter()

@@ -32,6 +32,7 @@ def worker(nthreads: int, quick: bool) -> dict:
     import lucid.nn.functional as F
     from lucid_codegen import threads
     from lucid_codegen.gemm_call import GemmSpec, get_gemm
+    from lucid_codegen.gemm_epilogue import Epilogue
 
     try:
         import torch
@@ -43,7 +44,7 @@ def worker(nthreads: int, quick: bool) -> dict:
     wn = rng.uniform(-1, 1, (N_OUT, K_IN)).astype(np.float32)
     bn = rng.uniform(-1, 1, N_OUT).astype(np.float32)
     w, b = lucid.Tensor(wn), lucid.Tensor(bn)
-    plain, with_bias = get_gemm(GemmSpec("float32")), get_gemm(GemmSpec("float32", bias=True))
+    plain, with_bias = get_gemm(GemmSpec("float32")), get_gemm(GemmSpec("float32", Epilogue.chain("float32", bias=True)))
     reps = 7 if quick else 25
     rows = []
     for M in BATCHES:

@@ -1,8 +1,10 @@
-"""GEMM kernel generator: C = act(alpha * A.B + bias) + R [+ C_old], float32/float64;
-with ``gate=True``, C = where(R > 0, act(alpha * A.B + bias), 0) [+ C_old] instead (the
-backward of relu applied by the GEMM that produces the gradient).
+"""GEMM kernel generator: C = E(alpha * A.B, bias, R) [+ C_old], float32/float64, E the
+spec's epilogue: any elementwise subgraph of the product, a row operand (bias), an
+(M, N) operand R and scalar constants (``gemm_epilogue``: bias + GELU, a residual after
+an activation, relu's backward mask, GELU's backward multiply, ...).
 
->>> spec = GemmSpec("float32", bias=True, epilogue="relu")
+>>> from lucid_codegen.gemm_epilogue import Epilogue
+>>> spec = GemmSpec("float32", Epilogue.chain("float32", bias=True, activation="relu"))
 >>> module = build_gemm_module(spec)        # llvmlite.ir.Module
 >>> gemm_symbol(spec) in module.globals
 True
@@ -15,7 +17,7 @@ i64 csb, T* C, i64 ldc, T* bias, T* R, i64 rsr, i64 csr, T* ws)``
     (rsb, csb); any value is allowed (negative, 0 to broadcast), so transposes and
     numpy views need no copies. C has row stride ldc and column stride 1. bias has
     N contiguous elements (ignored unless ``spec.bias``), R is MxN with strides
-    (rsr, csr) (ignored unless ``spec.residual`` or ``spec.gate``). ``ws`` is a scratch buffer of
+    (rsr, csr) (ignored unless the epilogue reads them). ``ws`` is a scratch buffer of
     ``workspace_elems(spec, M, N, K)`` elements (64-byte aligned), or NULL to use
     a stack buffer when that is at most ``STACK_ELEMS``. Returns 0, or 2 if
     ws is NULL and the stack buffer is too small (nothing is written then).
@@ -47,6 +49,7 @@ from dataclasses import dataclass, field
 import llvmlite.ir as ir
 
 from .cache import source_stamp
+from .gemm_epilogue import Epilogue
 from .gemm_core import declare_core, sub_mr
 from .gemm_microkernel import (I1, I8, I32, I64, Blocking, Ctx, build_tile_epilogue, counted_loop,
                                default_blocking, imin)
@@ -59,8 +62,9 @@ from .pyarray import PYARRAY_OFFSETS
 from .target import host_target
 
 GENERATOR = ("gemm", "gemm_core", "gemm_microkernel", "gemm_pack", "gemm_small", "gemm_rows", "gemm_batched",
-             "vector_math", "pyarray")  # stamped into keys
-EPILOGUES = ("none", "relu", "sigmoid", "tanh")
+             "gemm_epilogue", "pyarray",  # stamped into keys; the epilogue's emitters (elementwise's) too:
+             "elementwise", "loops", "lowering", "vector_math", "vector_explog", "vector_trig", "vector_erf",
+             "erf_coefficients", "vector_random")
 DTYPES = ("float32", "float64")
 STACK_BYTES = 96 * 1024          # largest workspace taken from the stack
 ROW_A_MAX_TILES = 8              # see ``a_row`` in ``_build_driver``
@@ -68,43 +72,50 @@ ROW_A_MAX_TILES = 8              # see ``a_row`` in ``_build_driver``
 
 @dataclass(frozen=True)
 class GemmSpec:
-    """What a GEMM kernel is specialised on. ``alpha`` and all sizes/strides are runtime."""
+    """What a GEMM kernel is specialised on: the dtype, the epilogue subgraph applied to
+    each tile of C (``gemm_epilogue.Epilogue``; None: C = P), whether C's old value is
+    added, and ``gate_a`` (A's relu mask applied while packing A, R being (M, K)).
+    ``alpha`` and all sizes/strides are runtime."""
 
     dtype: str = "float32"
-    bias: bool = False
-    epilogue: str = "none"
+    epilogue: Epilogue | None = None
     accumulate: bool = False
-    residual: bool = False
-    gate: bool = False
     gate_a: bool = False
     blocking: Blocking | None = field(default=None, compare=True)
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
             raise ValueError(f"gemm: dtype must be one of {DTYPES}, got {self.dtype!r}")
-        if self.epilogue not in EPILOGUES:
-            raise ValueError(f"gemm: epilogue must be one of {EPILOGUES}, got {self.epilogue!r}")
-        if self.residual + self.gate + self.gate_a > 1:
-            raise ValueError("gemm: residual, gate and gate_a all read R; choose one")
+        if self.epilogue is None:
+            object.__setattr__(self, "epilogue", Epilogue(self.dtype))
+        if not isinstance(self.epilogue, Epilogue) or self.epilogue.dtype != self.dtype:
+            raise ValueError(f"gemm: epilogue must be a {self.dtype} gemm_epilogue.Epilogue, got {self.epilogue!r}")
+        if self.epilogue.reads_r and self.gate_a:
+            raise ValueError("gemm: an epilogue reading R and gate_a both use R; choose one")
         if self.blocking is None:
             object.__setattr__(self, "blocking",
                                default_blocking(self.dtype, host_target().vector_bytes))
 
     @property
+    def bias(self) -> bool:
+        """Whether the kernel reads a row operand (N,) through its bias pointer."""
+        return self.epilogue.bias
+
+    @property
     def reads_r(self) -> bool:
-        """Whether the kernel reads the (M, N) operand R (a residual or a gate)."""
-        return self.residual or self.gate
+        """Whether the epilogue reads the (M, N) operand R."""
+        return self.epilogue.reads_r
 
     @property
     def uses_r(self) -> bool:
-        """Whether the R pointer is an operand: (M, N) for a residual or gate, (M, K)
-        for ``gate_a``."""
-        return self.residual or self.gate or self.gate_a
+        """Whether the R pointer is an operand: (M, N) for the epilogue, (M, K) for
+        ``gate_a``."""
+        return self.reads_r or self.gate_a
 
     @property
     def linear(self) -> bool:
         """Whether C is linear in the partial sums (so K blocks can accumulate into C)."""
-        return self.epilogue == "none" and not self.gate
+        return self.epilogue.linear
 
     @property
     def itemsize(self) -> int:
@@ -112,8 +123,8 @@ class GemmSpec:
 
     def key(self) -> str:
         """Names everything the generated code depends on (a cache key)."""
-        return (f"gemm:{self.dtype}:bias{int(self.bias)}:{self.epilogue}"
-                f":acc{int(self.accumulate)}:res{int(self.residual)}:gate{int(self.gate)}{int(self.gate_a)}:{self.blocking.tag()}"
+        return (f"gemm:{self.dtype}:epi[{self.epilogue.text}]"
+                f":acc{int(self.accumulate)}:gate_a{int(self.gate_a)}:{self.blocking.tag()}"
                 f":stack{STACK_BYTES}:{_path_thresholds()}:pyabi{'-'.join(map(str, PYARRAY_OFFSETS))}"
                 f":src{source_stamp(*GENERATOR)}")
 
@@ -126,8 +137,8 @@ def _path_thresholds() -> str:
 
 
 def gemm_symbol(spec: GemmSpec) -> str:
-    return (f"lucid_gemm_{spec.dtype[-2:]}_b{int(spec.bias)}_{spec.epilogue}"
-            f"_a{int(spec.accumulate)}_r{int(spec.residual)}{'g' if spec.gate else ''}{'ga' if spec.gate_a else ''}")
+    return (f"lucid_gemm_{spec.dtype[-2:]}_{spec.epilogue.tag()}"
+            f"_a{int(spec.accumulate)}{'_ga' if spec.gate_a else ''}")
 
 
 def _round_up(x: int, m: int) -> int:

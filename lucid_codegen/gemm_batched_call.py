@@ -2,15 +2,16 @@
 
 >>> import numpy as np
 >>> from lucid_codegen.gemm_call import GemmSpec, get_gemm
->>> g = get_gemm(GemmSpec("float64", bias=True))
+>>> from lucid_codegen.gemm_epilogue import Epilogue
+>>> g = get_gemm(GemmSpec("float64", Epilogue.chain("float64", bias=True)))
 >>> a = np.arange(24.0).reshape(2, 3, 4); b = np.ones((4, 2))      # b broadcasts
 >>> c = np.empty((2, 3, 2))
 >>> run_batched(g, a, b, c, bias=np.array([0.0, 100.0]))
 >>> bool(np.array_equal(c, a @ b + [0.0, 100.0]))
 True
 
-``run_batched(gemm, a, b, c, bias=None, r=None, alpha=1.0)``: ``c[i] = act(alpha *
-a[i] @ b[i] + bias) + r[i]`` (the kernel's epilogue) for every batch index ``i`` of
+``run_batched(gemm, a, b, c, bias=None, r=None, alpha=1.0)``: ``c[i] = E(alpha *
+a[i] @ b[i], bias, r[i])`` (E the kernel's epilogue) for every batch index ``i`` of
 ``c``; a is (..., M, K), b (..., K, N), their batch axes broadcast to c's, with any
 strides (a transposed view is read in place, a broadcast axis has stride 0); r has c's
 shape (A's for a ``gate_a`` kernel) or broadcasts to it; c has unit column stride and

@@ -1,7 +1,8 @@
 """Calling the generated GEMM kernels from Python.
 
 >>> import numpy as np
->>> g = Gemm(GemmSpec("float32", bias=True, epilogue="relu"))
+>>> from lucid_codegen.gemm_epilogue import Epilogue
+>>> g = Gemm(GemmSpec("float32", Epilogue.chain("float32", bias=True, activation="relu")))
 >>> x = np.ones((2, 3), np.float32); w = np.ones((4, 3), np.float32)
 >>> out = np.empty((2, 4), np.float32)
 >>> g(x, w.T, out, bias=np.full(4, -1.0, np.float32))     # relu(x @ w.T + b)
@@ -10,12 +11,12 @@
 
 ``Gemm(spec)`` compiles (or loads from the kernel cache) once. ``g(a, b, c_out,
 bias=None, residual=None, alpha=1.0)`` computes in place
-``c_out = act(alpha * a @ b + bias) + residual  [+ c_out if spec.accumulate]``
-(with ``spec.gate``, ``g(a, b, c_out, gate=r)`` computes
-``c_out = where(r > 0, act(alpha * a @ b + bias), 0)`` instead, relu's backward applied
-by the GEMM producing the gradient; with ``spec.gate_a``, ``g(a, b, c_out, gate_a=r)``
-with r of a's shape computes ``act(alpha * where(r > 0, a, 0) @ b + bias)``, relu's
-backward applied by a GEMM consuming the gradient)
+``c_out = E(alpha * a @ b, bias, residual)  [+ c_out if spec.accumulate]``, E being
+the spec's epilogue subgraph (``gemm_epilogue``), ``bias`` its row operand (N,) and
+``residual`` its (M, N) operand (a residual, a relu mask's R, a saved activation);
+with ``spec.gate_a``, ``g(a, b, c_out, gate_a=r)`` with r of a's shape computes
+``E(alpha * where(r > 0, a, 0) @ b, bias)``, relu's backward applied by a GEMM
+consuming the gradient,
 for numpy arrays of the spec's dtype: a is MxK and b is KxN with any strides
 (pass ``w.T`` for x @ w.T, no copy is made), c_out is MxN with unit column stride.
 Everything is validated (TypeError / ValueError naming 'gemm' and the shapes)
@@ -38,7 +39,7 @@ import threading
 
 import numpy as np
 
-from . import threads
+from . import threads, work_split
 from .pyarray import LAYOUT_OK, data_ptr
 from .gemm import GemmSpec, build_gemm_module, gemm_symbol, workspace_elems
 from .gemm_batched import batched_symbol
@@ -47,29 +48,9 @@ from .gemm_small import SMALL_M, SMALL_N
 
 __all__ = ["Gemm", "GemmSpec", "get_gemm", "split_pays", "split_spans"]
 
-# The cost model of a split: a GEMM's one-thread time is estimated from its FLOPs and
-# the bytes it streams (whichever bounds it), and it is split across threads when that
-# is at least SPLIT_MIN_SECONDS. The parts run in native workers (threads.run_native),
-# which take a part in a few µs: measured at 2 threads (2026-12-06, quiet machine),
-# F.linear with estimates of 26-52 µs runs 1.4-1.8x faster split (32x256x256 51 -> 29
-# µs, 8x784x256 33 -> 21, 1x784x256 11.4 -> 10.2: each core streams its half of W from
-# its own L2), while 1x256x256 (estimate 10.6 µs) gets slower (4.9 -> 7.1).
-# FLOP_RATE: lucid's one-core GEMM on packed panels (bench_linear: 57-75 GFLOP/s);
-# BYTE_RATE: the small-shape path streaming operands that are not in L2.
-SPLIT_MIN_SECONDS = 20e-6
-FLOP_RATE = 80e9
-BYTE_RATE = 25e9
-
-
-def split_pays(M: int, N: int, K: int, itemsize: int) -> bool:
-    """Whether C(M, N) = A(M, K)·B(K, N) is worth splitting across threads.
-
-    >>> split_pays(1, 256, 256, 4), split_pays(1, 256, 784, 4)
-    (False, True)
-    """
-    flop = 2.0 * M * N * K
-    nbytes = itemsize * (M * K + K * N + 1.0 * M * N)
-    return max(flop / FLOP_RATE, nbytes / BYTE_RATE) >= SPLIT_MIN_SECONDS
+# Whether a GEMM splits across threads: ``work_split.gemm_splits`` (one cost model for
+# every kernel family; re-exported here under its former name).
+split_pays = work_split.gemm_splits
 
 
 def split_spans(M: int, N: int, nt: int, mr: int, nr: int):
@@ -240,8 +221,7 @@ class Gemm:
         return f"Gemm({self.spec.key()})"
 
     # -- numpy entry ------------------------------------------------------------
-    def __call__(self, a, b, c_out, bias=None, residual=None, alpha=1.0, gate=None,
-                 gate_a=None) -> None:
+    def __call__(self, a, b, c_out, bias=None, residual=None, alpha=1.0, gate_a=None) -> None:
         nd = np.ndarray
         if type(a) is not nd or type(b) is not nd or type(c_out) is not nd:
             if not (isinstance(a, nd) and isinstance(b, nd) and isinstance(c_out, nd)):
@@ -273,15 +253,14 @@ class Gemm:
             if N > 1 and bias.strides[0] != self._itemsize:
                 bias = np.ascontiguousarray(bias)
         elif bias is not None:
-            raise ValueError("gemm: bias given but the kernel spec has bias=False")
-        # the R operand: a residual or a gate (M, N), or a gate on A (M, K)
-        given = [(k, v) for k, v in (("residual", residual), ("gate", gate), ("gate_a", gate_a))
-                 if v is not None]
-        wanted = "residual" if spec.residual else "gate" if spec.gate else "gate_a" if spec.gate_a else None
+            raise ValueError("gemm: bias given but the kernel's epilogue has no row operand")
+        # the R operand: the epilogue's (M, N) operand, or a gate on A (M, K)
+        given = [(k, v) for k, v in (("residual", residual), ("gate_a", gate_a)) if v is not None]
+        wanted = "residual" if spec.reads_r else "gate_a" if spec.gate_a else None
         if len(given) > 1:
-            raise ValueError(f"gemm: give one of residual, gate and gate_a, not {[k for k, _ in given]}")
+            raise ValueError(f"gemm: give one of residual and gate_a, not {[k for k, _ in given]}")
         if given and given[0][0] != wanted:
-            raise ValueError(f"gemm: {given[0][0]} given but the kernel spec has {given[0][0]}=False")
+            raise ValueError(f"gemm: {given[0][0]} given but the kernel's epilogue does not read it")
         r_shape = (M, K) if spec.gate_a else (M, N)
         if wanted is not None:
             residual = given[0][1] if given else None
@@ -361,7 +340,7 @@ class Gemm:
                 self._run_arrays(a, b, c_out, bias, residual, alpha, M, N, K)
                 return
         spec = self.spec
-        r_kind = "gate" if spec.gate else "gate_a" if spec.gate_a else "residual"
+        r_kind = "gate_a" if spec.gate_a else "residual"
         self(a, b, c_out, bias=bias, alpha=alpha, **{r_kind: residual})
 
     def _general(self, a, b, c, bias, r, alpha, M, N, K) -> None:

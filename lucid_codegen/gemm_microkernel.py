@@ -1,4 +1,4 @@
-"""IR pieces of the GEMM kernel: vector helpers, activations, micro-kernel, tile store.
+"""IR pieces of the GEMM kernel: vector helpers, micro-kernel, tile store (the epilogue).
 
 Everything here is built with ``llvmlite.ir.IRBuilder``. No fast-math flags are
 used: every FMA is an explicit ``llvm.fma.*`` call, so the arithmetic done for an
@@ -148,21 +148,6 @@ def imin(b, x, y):
     return b.select(b.icmp_signed("<", x, y), x, y)
 
 
-# -- activations --------------------------------------------------------------
-
-def activation(c: Ctx, b: ir.IRBuilder, kind: str, x):
-    if kind == "none":
-        return x
-    if kind == "relu":
-        return b.select(b.fcmp_ordered("<", x, c.cvec(0.0)), c.cvec(0.0), x)
-    if kind in ("sigmoid", "tanh"):
-        # the elementwise kernels' functions: a fused epilogue gives exactly what the
-        # unfused op gives (sigmoid(-inf) = 0, not exp's clamp; tanh accurate near 0)
-        from .vector_math import emit_sigmoid, emit_tanh
-        return (emit_sigmoid if kind == "sigmoid" else emit_tanh)(b, x)
-    raise ValueError(f"unknown epilogue {kind!r}")
-
-
 # -- micro-kernel ----------------------------------------------------------------
 
 def build_microkernel(c: Ctx, name: str, MR: int | None = None, NV: int | None = None,
@@ -251,25 +236,28 @@ def build_microkernel(c: Ctx, name: str, MR: int | None = None, NV: int | None =
     return fn
 
 
-# -- tile store with bias / activation / residual / accumulate ------------------
+# -- tile store: the epilogue subgraph, K-block protocol, accumulate ------------------
 
 def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
     """void epi(T* tile, T* C, i64 ldc, i64 mr, i64 nr, T* bias, T* R, i64 rsr,
                 i1 first, i1 last, T alpha)
 
     Writes rows [0, mr) x columns [0, nr) of a tile (row stride NR) into C, where
-    C, bias and R all have unit column stride; an edge tile (nr < NR) uses masked
-    loads and stores, so nothing outside that rectangle is read or written. K-block protocol:
+    C, bias (the epilogue's row operand) and R (its (M, N) operand) all have unit column
+    stride; an edge tile (nr < NR) uses masked loads and stores, so nothing outside that
+    rectangle is read or written. With P = alpha * S, S the sum over K, and E the
+    epilogue (``spec.epilogue``, a ``gemm_epilogue.Epilogue``), K-block protocol:
 
-    * epilogue 'none' (linear): on the first K block C = init + alpha*S0 with
-      init = [C_old if accumulate] + bias + R; later blocks C += alpha*S_k.
+    * E linear (P plus operands: ``E.added()``): on the first K block
+      C = init + alpha*S0 with init = [C_old if accumulate] + the operands, in E's
+      order; later blocks C += alpha*S_k.
     * otherwise: C holds the raw partial sum between blocks; on the last block
-      C = act(alpha*S + bias) + R [+ C_old if accumulate], or with a gate
-      C = where(R > 0, act(alpha*S + bias), 0) [+ C_old]. (An accumulating
-      nonlinear kernel always runs K in a single block, so C_old is still in C.)
+      C = E(alpha*S, bias, R) [+ C_old if accumulate]. (An accumulating nonlinear
+      kernel always runs K in a single block, so C_old is still in C.)
     """
     blk = c.blk
     NR, NV, W = blk.NR, blk.NV, blk.W
+    epilogue = spec.epilogue
     args = [c.P, c.P, I64, I64, I64, c.P, c.P, I64, I1, I1, c.T]
     fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), args), name)
     fn.linkage = "internal"
@@ -277,7 +265,6 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
     tile, C, ldc, mr, nr, bias, R, rsr, first, last, alpha = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     valpha = c.splat(b, alpha)
-    linear = spec.linear
     masks = [c.lane_mask(b, b.sub(nr, I64(v * W))) for v in range(NV)]
     bvs = [c.mload(b, b.gep(bias, [I64(v * W)]), masks[v]) if spec.bias else None
            for v in range(NV)]
@@ -317,12 +304,12 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
         """C's old value (``mask`` None: a full-width tile)."""
         return c.vload(b, cp) if mask is None else c.mload(b, cp, mask)
 
-    if linear:
+    added = epilogue.added()
+    if added is not None:
         def first_body(t, cp, bv, rv, mask):
             init = load_c(cp, mask) if spec.accumulate else None
-            for extra in (bv, rv):
-                if extra is not None:
-                    init = extra if init is None else b.fadd(init, extra)
+            for extra in (bv if kind == "row" else rv for kind in added):
+                init = extra if init is None else b.fadd(init, extra)
             if init is None:
                 return b.fmul(valpha, t)
             return c.fma(b, valpha, t, init)
@@ -338,15 +325,7 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
     else:
         def last_body(t, cp, bv, rv, mask, with_partial):
             s = b.fadd(t, load_c(cp, mask)) if with_partial else t
-            if bv is not None:
-                y = c.fma(b, valpha, s, bv)
-            else:
-                y = b.fmul(valpha, s)
-            y = activation(c, b, spec.epilogue, y)
-            if spec.gate:  # where(R > 0, y, 0): false for NaN, like numpy's comparison
-                y = b.select(b.fcmp_ordered(">", rv, c.cvec(0.0)), y, c.cvec(0.0))
-            elif rv is not None:
-                y = b.fadd(y, rv)
+            y = epilogue.emit(b, b.fmul(valpha, s), bv, rv)
             if spec.accumulate:
                 y = b.fadd(y, load_c(cp, mask))
             return y

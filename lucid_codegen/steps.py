@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from lucid_ir.graph import Node
+from lucid_ir.graph import Graph, Node
 from lucid_ir.interpreter import evaluate_node
 from lucid_ir.kernel import KernelNode
-from lucid_ir.opnames import ATTENTION, COLLECTIVE, INDEXING, SCAN
+from lucid_ir.opnames import ATTENTION, COLLECTIVE, INDEXING, MATMUL, SCAN
+from lucid_ir.passes.fuse_epilogue import is_row, same_rows
 from lucid_ir.ops.slicing import numpy_index
 
 from .elementwise import ElementwiseKernel
 from .gemm import GemmSpec, k_block
+from .gemm_epilogue import Epilogue
 from .gemm_call import get_gemm, split_pays
 from . import gemm_batched_step
 from .index_steps import index_step
@@ -29,17 +31,10 @@ from .collective_steps import CollectiveStep
 from .scan_steps import scan_step
 from .attention_steps import attention_step
 
-EPILOGUE_OPS = {"sigmoid": "sigmoid", "tanh": "tanh", "maximum": "relu"}
-
-
-def _is_bias_row(shape, n: int, ndim: int) -> bool:
-    """(n,), (1, n), (1, 1, n), ...: one bias row for every matrix of an ``ndim``-D product."""
-    return 1 <= len(shape) <= ndim and shape[-1] == n and all(d == 1 for d in shape[:-1])
-
-
 class GemmStep:
-    """A gemm kernel: ``act(alpha · op(A)·op(B) + bias) + residual`` (or, with a gate,
-    ``where(gate > 0, act(...), 0)``) in one native call."""
+    """A gemm kernel: ``E(op(A)·op(B), bias, R)`` in one native call, E the fused
+    elementwise subgraph (``gemm_epilogue.Epilogue``), A optionally gated by its relu
+    mask (a prologue)."""
 
     def __init__(self, kernel: KernelNode):
         self._read(kernel)
@@ -55,48 +50,59 @@ class GemmStep:
         return step.spec
 
     def _read(self, kernel: KernelNode) -> None:
-        """The operands, epilogue and spec of the fused kernel's body."""
-        consts = {n.out: n.attr("value") for n in kernel.body.nodes if n.op == "constant"}
-        nodes = [n for n in kernel.body.nodes if n.op != "constant"]
+        """The operands, epilogue and spec of the fused kernel's body: the nodes before
+        the matmul are A's relu mask ``select(gt(r, 0), g, 0)`` (a prologue), those after
+        it the epilogue subgraph, read as it is (``Epilogue.of_graph``)."""
+        body = kernel.body.nodes
+        at = next(k for k, n in enumerate(body) if n.op in MATMUL)
+        mm = body[at]
         gate_a, self.a_shape = None, None
-        if nodes[0].op == "gt":  # A's relu mask, a prologue: select(gt(r, 0), g, 0) · B
-            cmp, sel = nodes[0], nodes[1]
-            assert sel.op == "select" and nodes[2].inputs[0] is sel.out, "gemm prologue must be A's mask"
+        prologue = [n for n in body[:at] if n.op != "constant"]
+        if prologue:  # A's relu mask, a prologue: select(gt(r, 0), g, 0) · B
+            cmp, sel = prologue
+            assert cmp.op == "gt" and sel.op == "select" and mm.inputs[0] is sel.out, "gemm prologue must be A's mask"
             gate_a, a_in = cmp.inputs[0], sel.inputs[1]
             if a_in.shape != sel.out.shape:  # a gradient read through a broadcast
                 self.a_shape = sel.out.shape
-            nodes = nodes[2:]
-        mm = nodes[0]
-        self.trans_a, self.trans_b = mm.attr("trans_a"), mm.attr("trans_b")
-        self.alpha, self.epilogue = 1.0, "none"
-        bias = residual = gate = None
-        prev, stage, n_cols = mm.out, 0, (mm.out.shape or (1,))[-1]
-        for n in nodes[1:]:  # the stages of lucid_ir.passes.fuse, in the same order
-            other = [v for v in n.inputs if v is not prev] or [prev]
-            if n.op == "gt":  # the gate's comparison (r > 0); its select follows
-                gate = n.inputs[0]
-                continue
-            if n.op == "select":
-                assert gate is not None and n.inputs[1] is prev, "gemm gate must be select(r > 0, y, 0)"
-                stage = 4
-            elif n.op == "mul":
-                self.alpha, stage = consts[other[0]], 1
-            elif n.op == "add" and stage < 2 and _is_bias_row(other[0].shape, n_cols, mm.out.ndim):
-                bias, stage = other[0], 2
-            elif n.op in EPILOGUE_OPS:
-                self.epilogue, stage = EPILOGUE_OPS[n.op], 3
-            elif n.op == "add":
-                residual, stage = other[0], 4
+        (self.out,) = kernel.outs
+        # a reshape of the tile's rows (fuse_epilogue.same_rows) is a view: its value is
+        # its input's; the epilogue's values and operands may have that shape
+        alias, epi = {}, []
+        for n in body[at + 1:]:
+            if n.op == "reshape":
+                alias[n.out] = alias.get(n.inputs[0], n.inputs[0])
             else:
-                raise AssertionError(f"gemm kernel cannot apply {n.op}")
-            prev = n.out
+                ins = tuple(alias.get(x, x) for x in n.inputs)
+                epi.append(n if ins == n.inputs else Node(n.op, ins, n.attrs, n.out))
+        inside = {n.out for n in epi} | {mm.out}
+        reads = {x for n in epi for x in n.inputs}
+        consts = [n for n in body[:at] if n.op == "constant" and n.out in reads]
+        inside |= {n.out for n in consts}
+        n_cols, ndim = (mm.out.shape or (1,))[-1], mm.out.ndim
+        row = full = None
+        for x in dict.fromkeys(x for n in epi for x in n.inputs if x not in inside):
+            if same_rows(x.shape, mm.out.shape) and full is None:
+                full = x
+            elif is_row(x.shape, n_cols, max(ndim, x.ndim)) and row is None:
+                row = x
+            else:
+                raise AssertionError(f"gemm epilogue cannot read {x.type} (a row and an {mm.out.type} at most)")
+        operands = [(k, v) for k, v in (("row", row), ("full", full)) if v is not None]
+        epilogue = Epilogue.of_graph(Graph((mm.out,) + tuple(v for _, v in operands), tuple(consts + epi),
+                                           (alias.get(self.out, self.out),)), [k for k, _ in operands])
+        #: the shapes the kernel's matrices are seen with (the step reshapes to and from
+        #: them: views), where they differ: its output, and its (M, N) operand
+        self.out_view = self.out.shape if self.out.shape != mm.out.shape else None
+        self.r_view = mm.out.shape if full is not None and full.shape != mm.out.shape else None
+        self.trans_a, self.trans_b = mm.attr("trans_a"), mm.attr("trans_b")
+        self.alpha = 1.0
         a_operand = a_in if gate_a is not None else mm.inputs[0]
-        self.inputs = [a_operand, mm.inputs[1]] + [v for v in (bias, residual, gate, gate_a) if v is not None]
-        # the R slot: a residual, an output gate, or A's gate (transposed with A)
-        self.has_residual = residual is not None or gate is not None or gate_a is not None
-        self.has_bias, self.r_is_a_gate = bias is not None, gate_a is not None
+        self.inputs = [a_operand, mm.inputs[1]] + [v for v in (row, full, gate_a) if v is not None]
+        # the R slot: the epilogue's (M, N) operand, or A's gate (transposed with A)
+        self.has_residual = full is not None or gate_a is not None
+        self.has_bias, self.r_is_a_gate = row is not None, gate_a is not None
         self.n = n_cols
-        self.bias_2d = bias is not None and bias.shape != (self.n,)
+        self.bias_2d = row is not None and row.shape != (self.n,)
         self.out_shape = mm.out.shape
         self.empty = 0 in self.out_shape
         #: a product that is not plain 2-D (1-D operands, batch axes): gemm_batched_step
@@ -106,11 +112,8 @@ class GemmStep:
         for d in self.out_shape:
             size *= d
         self.flop = 2.0 * size * k
-        self.out = prev
         self.k, self.m = k, size // max(self.n, 1)
-        self.spec = GemmSpec(mm.out.dtype, bias=self.has_bias, epilogue=self.epilogue,
-                             residual=residual is not None, gate=gate is not None,
-                             gate_a=gate_a is not None)
+        self.spec = GemmSpec(mm.out.dtype, epilogue, gate_a=gate_a is not None)
 
     def _bind(self) -> None:
         """The calls, once ``self.gemm`` is loaded."""
@@ -143,6 +146,21 @@ class GemmStep:
         if self.a_shape is not None:
             a_shape, inner = self.a_shape, self.direct
             self.direct = lambda a, b, *rest: inner(np.broadcast_to(a, a_shape), b, *rest)
+        if self.views:
+            inner, out_view, r_view = self.direct, self.out_view, self.r_view
+
+            def seen(a, b, *extra):
+                if r_view is not None:
+                    extra = extra[:-1] + (extra[-1].reshape(r_view),)
+                c = inner(a, b, *extra)
+                return c if out_view is None else c.reshape(out_view)
+            self.direct = seen
+
+    @property
+    def views(self) -> bool:
+        """Whether the kernel's output or (M, N) operand is seen with other rows than
+        its matrix's (``out_view``, ``r_view``)."""
+        return self.out_view is not None or self.r_view is not None
 
     def __call__(self, a, b, *extra):
         # the plan's shapes and dtypes were checked when it was built: the trusted entry
@@ -158,6 +176,12 @@ class GemmStep:
             return None
         if self.batched:
             return gemm_batched_step.native_job(self, arrays, outs)
+        if self.views:
+            c, arrays = _view(c, self.out_shape), list(arrays)
+            if self.r_view is not None:
+                arrays[-1] = _view(arrays[-1], self.r_view)
+            if c is None or arrays[-1] is None:
+                return None
         a, b = arrays[0], arrays[1]
         if self.a_shape is not None:
             a = np.broadcast_to(a, self.a_shape)
@@ -208,12 +232,21 @@ class GemmStep:
             b = b.T
         bias = (extra[0].reshape(self.n) if self.bias_2d else extra[0]) if self.has_bias else None
         residual = extra[-1] if self.has_residual else None
+        over = residual is out  # the checked entries would see the overlap and copy R
         if self.r_is_a_gate and self.trans_a:  # A's gate has A's layout
             residual = residual.T
-        if residual is out:  # the checked entries would see the overlap and copy R
-            self._over_residual(a, b, out, bias)
+        c = out if not self.views else _view(out, self.out_shape)
+        fresh = c is None  # no matrix view of out: a buffer of the step's, then a copy
+        if fresh:
+            c, over = np.empty(self.out_shape, out.dtype), False
+        if self.r_view is not None:
+            residual = residual.reshape(self.r_view)
+        if over:
+            self._over_residual(a, b, c, bias)
         else:
-            self.gemm.trusted(a, b, out, bias, residual, self.alpha)
+            self.gemm.trusted(a, b, c, bias, residual, self.alpha)
+        if fresh:
+            out[...] = c.reshape(out.shape)
         return (out,)
 
     def _over_residual(self, a, b, c, bias):
@@ -233,7 +266,20 @@ class GemmStep:
         and dtype) as its output: element-aligned strides, unit column stride."""
         size = array.itemsize
         return (all(st % size == 0 for st in array.strides)
-                and (array.ndim == 0 or array.shape[-1] <= 1 or array.strides[-1] == size))
+                and (array.ndim == 0 or array.shape[-1] <= 1 or array.strides[-1] == size)
+                and (not self.views or _view(array, self.out_shape) is not None))
+
+
+def _view(array, shape):
+    """``array`` seen with ``shape`` without a copy (rows split or merged), else None."""
+    if array.shape == shape:
+        return array
+    view = array.view()
+    try:
+        view.shape = shape
+    except AttributeError:
+        return None
+    return view
 
 
 class KernelStep:

@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from lucid_ir.builder import GraphBuilder  # noqa: E402
 from lucid_ir.graph import Graph  # noqa: E402
 from lucid_ir.interpreter import interpret  # noqa: E402
-from random_graphs import row_chain  # noqa: E402  (this folder: the script's, or pytest's)
+from random_graphs import gemm_epilogue, row_chain  # noqa: E402  (this folder: the script's, or pytest's)
 
 DIMS = [0, 1, 1, 1, 2, 2, 3, 3, 4, 5, 7, 8, 9, 13, 16, 17, 31, 33]
 BIG_DIMS = [64, 97, 130, 145, 257]
@@ -331,16 +331,14 @@ class Gen:
             n = 1
         w = self.new_input((n, k) if tb else (k, n), xdt)
         y = self.emit("matmul", x, w, trans_a=ta, trans_b=tb)
-        c = rng.random()
-        if c < 0.3:  # bias
-            y = self.emit("add", y, self.new_input((n,), xdt))
-        if c < 0.15:
-            y = self.emit("maximum", y, self.const(0.0, (), xdt))
-        elif c < 0.25:
-            y = self.emit(self.pick(["tanh", "sigmoid"]), y)
-        if rng.random() < 0.1 and y.shape == (m, n):
-            y = self.emit("add", y, self.new_input((m, n), xdt))
-        return y
+        return self.epilogue(y, xdt) if rng.random() < 0.5 else y
+
+    def epilogue(self, y, xdt):
+        """Random elementwise work on a product, the GEMM's epilogue: bias rows,
+        activations, residuals, masks, activations' derivatives
+        (``random_graphs.gemm_epilogue``)."""
+        return gemm_epilogue(self.rng, y, self.emit, lambda v: self.const(v, (), xdt),
+                             lambda shape: self.new_input(shape, xdt))
 
     def attention(self, x, xdt):
         """The fused ``attention`` op with x as q (..., L, E): keys and values of a random
@@ -368,7 +366,7 @@ class Gen:
     def batched_matmul(self, x, xdt):
         """``torch.matmul`` beyond 2-D (the batched GEMM entry): x as a stack of matrices
         (or a vector) against B with broadcast, 1-sized or missing batch axes, either side
-        transposed, with a bias row, an activation or a residual the kernel may absorb."""
+        transposed, with elementwise work the kernel may absorb (``epilogue``)."""
         rng = self.rng
         ex = x in self.exact
         if len(x.shape) == 1:
@@ -396,16 +394,7 @@ class Gen:
         y = self.emit("matmul", x, w, trans_a=ta, trans_b=tb)
         if len(x.shape) == 1:
             return y
-        c = rng.random()
-        if c < 0.3:  # a bias row, the same for every matrix
-            y = self.emit("add", y, self.new_input(self.pick([(n,), (1, n), (1, 1, n)]), xdt))
-        if c < 0.15:
-            y = self.emit("maximum", y, self.const(0.0, (), xdt))
-        elif c < 0.25:
-            y = self.emit(self.pick(["tanh", "sigmoid"]), y)
-        if rng.random() < 0.15:
-            y = self.emit("add", y, self.new_input(y.shape, xdt))
-        return y
+        return self.epilogue(y, xdt) if rng.random() < 0.5 else y
 
     def build(self, n_ops=None):
         rng = self.rng
@@ -585,16 +574,16 @@ def low_thread_thresholds(native: bool):
     ``native``: the splits native programs make (GEMM parts and elementwise ranges posted
     by fork/join records); else the step-by-step path's (elementwise kernels this big
     keep plans off native programs)."""
-    from lucid_codegen import gemm_call, loops, native_plan
-    saved = loops.PARALLEL_BYTES, gemm_call.SPLIT_MIN_SECONDS, native_plan.LOOP_SPLIT_BYTES
+    from lucid_codegen import work_split as w
+    saved = w.PARALLEL_BYTES, w.GEMM_SPLIT_SECONDS, w.LOOP_SPLIT_BYTES
     if native:
-        gemm_call.SPLIT_MIN_SECONDS, native_plan.LOOP_SPLIT_BYTES = 2.5e-7, 256
+        w.GEMM_SPLIT_SECONDS, w.LOOP_SPLIT_BYTES = 2.5e-7, 256
     else:
-        loops.PARALLEL_BYTES, gemm_call.SPLIT_MIN_SECONDS = 4096, 2.5e-7
+        w.PARALLEL_BYTES, w.GEMM_SPLIT_SECONDS = 4096, 2.5e-7
     try:
         yield
     finally:
-        loops.PARALLEL_BYTES, gemm_call.SPLIT_MIN_SECONDS, native_plan.LOOP_SPLIT_BYTES = saved
+        w.PARALLEL_BYTES, w.GEMM_SPLIT_SECONDS, w.LOOP_SPLIT_BYTES = saved
 
 
 def run_case(seed: int, grad: bool | None = None):

@@ -72,6 +72,8 @@ def random_graph(rng: np.random.Generator, dtype: str = "float64", n_ops: int = 
             wshape = (cols, cols) if not trans_b else (cols, cols)
             w = new_input(wshape)
             y = b.emit("matmul", a, w, trans_a=trans_a, trans_b=trans_b)
+            if rng.random() < 0.6:
+                y = gemm_epilogue(rng, y, b.emit, lambda v: b.constant(v, (), dtype), new_input)
         else:
             continue
         pool.append(y)
@@ -80,6 +82,49 @@ def random_graph(rng: np.random.Generator, dtype: str = "float64", n_ops: int = 
 
 
 ROW_CHAINS = ("softmax", "log_softmax", "layer_norm", "rms_norm")
+EPILOGUE_STEPS = ("bias", "gelu", "silu", "relu", "tanh", "sigmoid", "scale", "residual", "mask",
+                  "tanh_backward", "gelu_backward")
+
+
+def gemm_epilogue(rng, y, emit, const, new_input, steps=None):
+    """1 to 4 random steps of elementwise work on a product ``y`` (of ``EPILOGUE_STEPS``,
+    or ``steps`` in order): the ops a GEMM applies in its epilogue. A bias is a row
+    (shape (n,) or (1, ..., n)); a residual, relu's mask ``select(r > 0, y, 0)`` and the
+    derivatives of tanh (``y·(1 - r²)``) and GELU (written as autodiff writes it, reading
+    r's halves, ``erf(r/√2) + 1`` and ``exp(-r²/2)``) read an input r of y's shape.
+    ``emit``, ``const`` and ``new_input`` as for ``row_chain``."""
+    if steps is None:
+        steps = [EPILOGUE_STEPS[int(rng.integers(len(EPILOGUE_STEPS)))] for _ in range(int(rng.integers(1, 5)))]
+    n = y.shape[-1]
+    for step in steps:
+        if step == "bias":
+            y = emit("add", y, new_input((1,) * int(rng.integers(len(y.shape))) + (n,)))
+        elif step == "gelu":
+            y = emit("mul", emit("mul", y, const(0.5)),
+                     emit("add", emit("erf", emit("mul", y, const(0.7071067811865476))), const(1.0)))
+        elif step == "silu":
+            y = emit("mul", y, emit("sigmoid", y))
+        elif step == "relu":
+            y = emit("maximum", y, const(0.0))
+        elif step in ("tanh", "sigmoid"):
+            y = emit(step, y)
+        elif step == "scale":
+            y = emit("mul", y, const(float(rng.uniform(-2, 2))))
+        elif step == "residual":
+            y = emit("add", new_input(y.shape), y)
+        elif step == "mask":
+            y = emit("select", emit("gt", new_input(y.shape), const(0.0)), y, const(0.0))
+        elif step == "tanh_backward":
+            t = emit("tanh", new_input(y.shape))
+            y = emit("mul", y, emit("sub", const(1.0), emit("mul", t, t)))
+        else:  # gelu_backward: d/dr [r/2 · (erf(r/√2) + 1)] · y, in the forward's pieces
+            r = new_input(y.shape)
+            u = emit("mul", r, const(0.7071067811865476))
+            half, cdf = emit("mul", r, const(0.5)), emit("add", emit("erf", u), const(1.0))
+            pdf = emit("mul", emit("exp", emit("neg", emit("mul", u, u))), const(1.1283791670955126))
+            y = emit("add", emit("mul", emit("mul", emit("mul", y, half), pdf), const(0.7071067811865476)),
+                     emit("mul", emit("mul", y, cdf), const(0.5)))
+    return y
 
 
 def row_chain(rng, x, emit, const, new_input):

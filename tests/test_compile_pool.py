@@ -13,6 +13,7 @@ from lucid_codegen import cache, compile_pool, jit
 from lucid_codegen.gemm import GemmSpec
 from lucid_codegen import gemm_call
 from lucid_codegen.gemm_microkernel import Blocking
+from gemm_specs import activation, chain_spec, gated
 
 
 def _module(name: str, k: int) -> ir.Module:
@@ -125,7 +126,7 @@ def test_one_gemm_build_per_spec_however_many_threads_ask(two_threads, monkeypat
             super().__init__(spec)
     monkeypatch.setattr(gemm_call, "Gemm", Counting)
     blocking = Blocking(W=4, NV=1, MR=4, MC=16, KC=32, NC=64, UNROLL=1)   # specs no other test built
-    specs = [GemmSpec("float64", blocking=blocking), GemmSpec("float64", bias=True, blocking=blocking)]
+    specs = [GemmSpec("float64", blocking=blocking), chain_spec("float64", bias=True, blocking=blocking)]
     got = []
     workers = [threading.Thread(target=lambda s=s: got.append(gemm_call.get_gemm(s)))
                for s in specs * 3]

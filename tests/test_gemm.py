@@ -7,6 +7,7 @@ import pytest
 from lucid_codegen import threads
 from lucid_codegen.gemm import GemmSpec, build_gemm_module, gemm_symbol
 from lucid_codegen.gemm_call import Gemm, get_gemm, split_pays
+from gemm_specs import activation, chain_spec, gated
 
 SENTINEL = -7777.0
 
@@ -81,20 +82,20 @@ def run_case(spec, M, K, N, rng, a_view="plain", b_view="wT", r_view="plain", al
     elif spec.reads_r:
         r = rng.uniform(-1, 1, (N, M)).astype(dt).T if r_view == "T" else \
             rng.uniform(-1, 1, (M, N)).astype(dt)
-        if spec.gate and r.size:
+        if gated(spec) and r.size:
             r.flat[::7] = np.nan   # a NaN gate closes (numpy: nan > 0 is False)
             r.flat[::5] = 0.0      # so does exactly 0
     c_old = rng.uniform(-1, 1, (M, N)).astype(dt) if spec.accumulate else None
     big, c = guarded_out(M, N, dt, rng, fill=c_old)
     if spec.gate_a:
         get_gemm(spec)(a, b, c, bias=bias, gate_a=r, alpha=alpha)
-        expect = ref(np.where(r > 0, a, 0), b, bias, None, c_old, alpha, spec.epilogue)
-    elif spec.gate:
-        get_gemm(spec)(a, b, c, bias=bias, gate=r, alpha=alpha)
-        expect = ref(a, b, bias, None, c_old, alpha, spec.epilogue, gate=r)
+        expect = ref(np.where(r > 0, a, 0), b, bias, None, c_old, alpha, activation(spec))
+    elif gated(spec):
+        get_gemm(spec)(a, b, c, bias=bias, residual=r, alpha=alpha)
+        expect = ref(a, b, bias, None, c_old, alpha, activation(spec), gate=r)
     else:
         get_gemm(spec)(a, b, c, bias=bias, residual=r, alpha=alpha)
-        expect = ref(a, b, bias, r, c_old, alpha, spec.epilogue)
+        expect = ref(a, b, bias, r, c_old, alpha, activation(spec))
     np.testing.assert_allclose(c, expect, **tol(dt, K))
     check_guard(big, M, N)
     return c
@@ -102,20 +103,20 @@ def run_case(spec, M, K, N, rng, a_view="plain", b_view="wT", r_view="plain", al
 
 SPECS = [
     GemmSpec("float32"),
-    GemmSpec("float32", bias=True),
-    GemmSpec("float32", bias=True, epilogue="relu"),
-    GemmSpec("float32", bias=True, epilogue="sigmoid", residual=True),
-    GemmSpec("float32", epilogue="tanh", accumulate=True),
-    GemmSpec("float32", accumulate=True, residual=True, bias=True),
+    chain_spec("float32", bias=True),
+    chain_spec("float32", bias=True, epilogue="relu"),
+    chain_spec("float32", bias=True, epilogue="sigmoid", residual=True),
+    chain_spec("float32", epilogue="tanh", accumulate=True),
+    chain_spec("float32", accumulate=True, residual=True, bias=True),
     GemmSpec("float64"),
-    GemmSpec("float64", bias=True, epilogue="sigmoid", accumulate=True, residual=True),
-    GemmSpec("float64", bias=True, epilogue="tanh"),
-    GemmSpec("float64", epilogue="relu", residual=True),
-    GemmSpec("float32", gate=True),
-    GemmSpec("float32", bias=True, epilogue="tanh", gate=True),
-    GemmSpec("float64", accumulate=True, gate=True),
-    GemmSpec("float32", gate_a=True),
-    GemmSpec("float64", bias=True, epilogue="relu", gate_a=True),
+    chain_spec("float64", bias=True, epilogue="sigmoid", accumulate=True, residual=True),
+    chain_spec("float64", bias=True, epilogue="tanh"),
+    chain_spec("float64", epilogue="relu", residual=True),
+    chain_spec("float32", gate=True),
+    chain_spec("float32", bias=True, epilogue="tanh", gate=True),
+    chain_spec("float64", accumulate=True, gate=True),
+    chain_spec("float32", gate_a=True),
+    chain_spec("float64", bias=True, epilogue="relu", gate_a=True),
 ]
 SHAPES = [(0, 3, 5), (4, 0, 3), (3, 5, 0), (1, 1, 1), (2, 3, 1), (7, 13, 31), (13, 17, 35),
           (37, 41, 97), (150, 9, 33)]
@@ -173,7 +174,7 @@ def test_threads_bit_identical(shape):
         b = rng.uniform(-1, 1, (N, K)).astype(dt).T
         bias = rng.uniform(-1, 1, N).astype(dt) if spec.bias else None
         r = rng.uniform(-1, 1, (M, K) if spec.gate_a else (M, N)).astype(dt) if spec.uses_r else None
-        r_arg = {"gate" if spec.gate else "gate_a" if spec.gate_a else "residual": r}
+        r_arg = {"gate_a" if spec.gate_a else "residual": r}
         c0 = rng.uniform(-1, 1, (M, N)).astype(dt)
         outs = []
         old = threads.get_num_threads()
@@ -189,9 +190,9 @@ def test_threads_bit_identical(shape):
             assert np.array_equal(c, outs[0])
         if spec.gate_a:
             a, r = np.where(r > 0, a, 0), None
-        np.testing.assert_allclose(outs[0], ref(a, b, bias, None if spec.gate else r,
-                                                c0 if spec.accumulate else None, 1.0, spec.epilogue,
-                                                gate=r if spec.gate else None), **tol(dt, K))
+        np.testing.assert_allclose(outs[0], ref(a, b, bias, None if gated(spec) else r,
+                                                c0 if spec.accumulate else None, 1.0, activation(spec),
+                                                gate=r if gated(spec) else None), **tol(dt, K))
 
 
 def test_bad_arguments():
@@ -219,29 +220,29 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="gemm"):
         g([[1.0]], b, c, bias=bias)
     w = np.zeros((4, 6), np.float32)
-    with pytest.raises(ValueError, match="gemm.*gate"):
-        g(a, w, c, bias=bias, gate=c.copy())           # the spec has no gate
-    gated = get_gemm(SPECS[10])
-    with pytest.raises(TypeError, match="gemm.*gate"):
-        gated(a, w, c)                                  # the gate is missing
-    with pytest.raises(ValueError, match="gemm.*gate shape"):
-        gated(a, w, c, gate=np.zeros((6, 3), np.float32))
+    with pytest.raises(ValueError, match="gemm.*residual given"):
+        g(a, w, c, bias=bias, residual=c.copy())        # the epilogue reads no R
+    masked = get_gemm(SPECS[10])                        # select(R > 0, P, 0)
+    with pytest.raises(TypeError, match="gemm.*residual"):
+        masked(a, w, c)                                  # R is missing
+    with pytest.raises(ValueError, match="gemm.*residual shape"):
+        masked(a, w, c, residual=np.zeros((6, 3), np.float32))
     with pytest.raises(ValueError, match="gemm.*not"):
-        gated(a, w, c, gate=c.copy(), residual=c.copy())
+        masked(a, w, c, gate_a=a.copy(), residual=c.copy())
     with pytest.raises(ValueError, match="gemm.*choose one"):
-        GemmSpec("float32", residual=True, gate=True)
+        chain_spec("float32", residual=True, gate=True)
     with pytest.raises(ValueError, match="gemm.*choose one"):
-        GemmSpec("float32", gate=True, gate_a=True)
+        chain_spec("float32", gate=True, gate_a=True)
     gated_a = get_gemm(SPECS[13])
     with pytest.raises(ValueError, match=r"gemm: gate_a shape \(3, 6\) does not match \(3, 4\)"):
         gated_a(a, w, c, gate_a=c.copy())           # a gate on A has A's shape
-    with pytest.raises(ValueError, match="gemm.*gate given"):
-        gated_a(a, w, c, gate=c.copy())
+    with pytest.raises(ValueError, match="gemm.*residual given"):
+        gated_a(a, w, c, residual=c.copy())
 
 
 def test_spec_key_and_module():
-    s1 = GemmSpec("float32", bias=True, epilogue="relu")
-    s2 = GemmSpec("float32", bias=True, epilogue="relu")
+    s1 = chain_spec("float32", bias=True, epilogue="relu")
+    s2 = chain_spec("float32", bias=True, epilogue="relu")
     assert s1 == s2 and hash(s1) == hash(s2) and s1.key() == s2.key()
     keys = {s.key() for s in SPECS}
     assert len(keys) == len(SPECS)
@@ -249,7 +250,9 @@ def test_spec_key_and_module():
     with pytest.raises(ValueError):
         GemmSpec("float16")
     with pytest.raises(ValueError):
-        GemmSpec("float32", epilogue="gelu")
+        chain_spec("float32", epilogue="softplus")  # not one of the chain's activations
+    with pytest.raises(ValueError, match="gemm: epilogue must be a float64"):
+        GemmSpec("float64", SPECS[2].epilogue)      # a float32 subgraph
     with pytest.raises(TypeError):
         Gemm("float32")
 
@@ -279,15 +282,15 @@ def test_overlapping_input_is_copied():
         b = buf[5:25, 10:35]                # overlaps c_out as well
         c = buf[10:40, 15:40]
         bias = rng.uniform(-1, 1, 25).astype(np.float32) if spec.bias else None
-        r = buf[:30, :25] if spec.residual else None
+        r = buf[:30, :25] if spec.reads_r else None
         expect = ref(a.copy(), b.copy(), bias, None if r is None else r.copy(),
-                     epilogue=spec.epilogue)
+                     epilogue=activation(spec))
         get_gemm(spec)(a, b, c, bias=bias, residual=r)
         np.testing.assert_allclose(c, expect, **tol("float32", 20))
         at = buf.T[:30, :20]                # A with unit row stride (read in place)
         buf2 = buf.copy()
         expect = ref(buf2.T[:30, :20], buf2[5:25, 10:35], bias,
-                     None if r is None else buf2[:30, :25], epilogue=spec.epilogue)
+                     None if r is None else buf2[:30, :25], epilogue=activation(spec))
         get_gemm(spec)(at, buf[5:25, 10:35], buf[10:40, 15:40], bias=bias,
-                       residual=buf[:30, :25] if spec.residual else None)
+                       residual=buf[:30, :25] if spec.reads_r else None)
         np.testing.assert_allclose(buf[10:40, 15:40], expect, **tol("float32", 20))

@@ -13,6 +13,7 @@ from lucid_codegen import cache
 from lucid_codegen.gemm import GemmSpec, build_gemm_module
 from lucid_codegen.gemm_call import Gemm
 from lucid_codegen.gemm_core import build_core_module, core_key, core_symbols, ensure_core
+from gemm_specs import activation, chain_spec, gated
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
@@ -25,7 +26,7 @@ def test_core_symbols_are_what_the_core_module_defines(dtype):
 
 
 def test_variants_declare_the_core_instead_of_defining_it():
-    spec = GemmSpec("float32", bias=True, epilogue="relu")
+    spec = chain_spec("float32", bias=True, epilogue="relu")
     module = build_gemm_module(spec)
     names = set(core_symbols(spec.dtype, spec.blocking))
     declared = {fn.name for fn in module.functions if fn.is_declaration}
@@ -40,21 +41,22 @@ def test_the_core_is_compiled_once_for_all_variants(tmp_path, monkeypatch):
         "import numpy as np\n"
         "from lucid_codegen import cache\n"
         "from lucid_codegen.gemm_call import Gemm, GemmSpec\n"
+        "from gemm_specs import chain_spec, gated\n"
         "rng = np.random.default_rng(0)\n"
         "a = rng.standard_normal((37, 29)).astype(np.float32)\n"
         "b = rng.standard_normal((29, 41)).astype(np.float32)\n"
         "bias = rng.standard_normal(41).astype(np.float32)\n"
         "outs = []\n"
-        "for spec in [GemmSpec('float32'), GemmSpec('float32', bias=True, epilogue='relu'),\n"
-        "             GemmSpec('float32', gate=True)]:\n"
+        "for spec in [GemmSpec('float32'), chain_spec('float32', bias=True, epilogue='relu'),\n"
+        "             chain_spec('float32', gate=True)]:\n"
         "    c = np.empty((37, 41), np.float32)\n"
-        "    kw = {'bias': bias} if spec.bias else {'gate': a @ b} if spec.gate else {}\n"
+        "    kw = {'bias': bias} if spec.bias else {'residual': a @ b} if gated(spec) else {}\n"
         "    Gemm(spec)(a, b, c, **kw)\n"
         "    outs.append(float(c.astype(np.float64).sum()))\n"
         "labels = sorted(cache.entry_metadata(e.name)['label'] for e in cache.list_entries())\n"
         "gemm = [l for l in labels if l.startswith('gemm')]\n"
         "print(len(gemm), sum(l.startswith('gemm core') for l in gemm), cache.stats()['compiles'], outs)\n")
-    env = dict(os.environ, PYTHONPATH=ROOT, LUCID_CACHE_DIR=str(tmp_path))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.dirname(__file__)]), LUCID_CACHE_DIR=str(tmp_path))
     run = lambda: subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                                  text=True, check=True).stdout.split(maxsplit=3)
     cold, warm = run(), run()
@@ -88,7 +90,7 @@ def test_variants_sharing_the_core_match_numpy(shape):
         a = rng.standard_normal((M, K)).astype(dtype)
         b = rng.standard_normal((N, K)).astype(dtype).T  # non-contiguous view
         bias = rng.standard_normal(N).astype(dtype)
-        for spec in (GemmSpec(dtype), GemmSpec(dtype, bias=True, epilogue="tanh")):
+        for spec in (GemmSpec(dtype), chain_spec(dtype, bias=True, epilogue="tanh")):
             out = np.empty((M, N), dtype)
             Gemm(spec)(a, b, out, bias=bias if spec.bias else None)
             want = a.astype(np.float64) @ b

@@ -272,10 +272,11 @@ def kernel_keys(monkeypatch) -> dict[str, str]:
     from lucid_ir.builder import GraphBuilder
     from lucid_codegen import elementwise, reduction
     from lucid_codegen.gemm import GemmSpec
+    from lucid_codegen.gemm_epilogue import Epilogue
 
     def capture(key, *args, **kwargs):
         raise Captured(key)
-    keys = {"gemm": GemmSpec("float32", bias=True, epilogue="relu").key()}
+    keys = {"gemm": GemmSpec("float32", Epilogue.chain("float32", bias=True, activation="relu")).key()}
     for module in (elementwise, reduction):
         monkeypatch.setattr(module, "load_or_compile", capture)
     b = GraphBuilder()
@@ -297,12 +298,13 @@ def test_editing_a_generator_changes_exactly_its_families_keys(edited, monkeypat
     before = kernel_keys(monkeypatch)
     edited("threads")  # not part of any generator: no key changes
     assert kernel_keys(monkeypatch) == before
-    edited("lowering")  # elementwise and reduction emit its op lowering; gemm does not
+    edited("gemm_small")  # the gemm kernels' own code
     after = kernel_keys(monkeypatch)
-    assert after["gemm"] == before["gemm"]
-    assert after["elementwise"] != before["elementwise"] and after["reduction"] != before["reduction"]
-    edited("gemm_small")
-    assert kernel_keys(monkeypatch)["gemm"] != before["gemm"]
+    assert after["gemm"] != before["gemm"]
+    assert after["elementwise"] == before["elementwise"] and after["reduction"] == before["reduction"]
+    edited("lowering")  # every family emits its op lowering (gemm: in its epilogue)
+    last = kernel_keys(monkeypatch)
+    assert all(last[f] != after[f] for f in ("gemm", "elementwise", "reduction"))
 
 
 def test_editing_the_pipeline_changes_every_full_key(edited):

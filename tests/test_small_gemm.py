@@ -12,12 +12,13 @@ import mmap
 import numpy as np
 import pytest
 
-from lucid_codegen import gemm_call, gemm_rows, gemm_small, threads
+from lucid_codegen import gemm_rows, gemm_small, threads, work_split
 from lucid_codegen.gemm import GemmSpec, gemm_symbol
 from lucid_codegen.gemm_call import Gemm, get_gemm, split_pays, split_spans
 from lucid_codegen.gemm_rows import ROWS_M, uses_row_path
 from lucid_codegen.gemm_small import SMALL_M, SMALL_N, uses_dot_path
 from test_gemm import SPECS, check_guard, guarded_out, ref, run_case, tol
+from gemm_specs import activation, chain_spec, gated
 
 # 0, 1, both sides of the row path's and the dot path's thresholds
 SMALL_MS = tuple(sorted({0, 1, 2, 3, 5, ROWS_M, ROWS_M + 1, SMALL_M - 1, SMALL_M, SMALL_M + 1}))
@@ -70,11 +71,11 @@ def test_small_shapes_views(spec):
         r = rng.uniform(-1, 1, (M, K) if spec.gate_a else (M, N)).astype(dt) if spec.uses_r else None
         c_old = rng.uniform(-1, 1, (M, N)).astype(dt) if spec.accumulate else None
         big, c = guarded_out(M, N, dt, rng, fill=c_old)
-        kind = "gate" if spec.gate else "gate_a" if spec.gate_a else "residual"
+        kind = "gate_a" if spec.gate_a else "residual"
         get_gemm(spec)(a, w.T, c, bias=bias, **{kind: r})
         a_eff = np.where(r > 0, a, 0) if spec.gate_a else a
-        expect = ref(a_eff, w.T, bias, r if spec.residual else None, c_old, 1.0, spec.epilogue,
-                     gate=r if spec.gate else None)
+        expect = ref(a_eff, w.T, bias, r if spec.reads_r and not gated(spec) else None, c_old, 1.0, activation(spec),
+                     gate=r if gated(spec) else None)
         np.testing.assert_allclose(c, expect, **tol(dt, K))
         check_guard(big, M, N)
 
@@ -121,8 +122,8 @@ def test_small_paths_read_only_their_operands(at, dtype, layout):
     rng = np.random.default_rng(12)
     fence = Fenced()
     try:
-        for spec in (GemmSpec(dtype, bias=True, epilogue="tanh", residual=True),
-                     GemmSpec(dtype, gate=True, accumulate=True)):
+        for spec in (chain_spec(dtype, bias=True, epilogue="tanh", residual=True),
+                     chain_spec(dtype, gate=True, accumulate=True)):
             g = get_gemm(spec)
             for M, K, N in [(1, 1, 1), (1, 13, 7), (3, 5, 9), (5, 33, 2), (8, 100, 3), (2, 7, 70),
                             (2, 600, 37), (1, 3, 1100)]:
@@ -135,8 +136,8 @@ def test_small_paths_read_only_their_operands(at, dtype, layout):
                 r = fence.array(rng.uniform(-1, 1, (M, N)).astype(dtype), at)
                 bias = fence.array(rng.uniform(-1, 1, N).astype(dtype), at) if spec.bias else None
                 c = np.zeros((M, N), dtype)
-                if spec.gate:
-                    g(a, bm, c, gate=r)
+                if gated(spec):
+                    g(a, bm, c, residual=r)
                     expect = ref(a, bm, gate=r)
                 else:
                     g(a, bm, c, bias=bias, residual=r)
@@ -166,7 +167,7 @@ def test_small_shapes_bit_identical_across_threads(spec, monkeypatch):
     """Splits forced on tiny work (the cost model's threshold at 0): 1, 2 and 3 threads
     give the same bits, including splits whose last rows would be few enough for the
     dot path, and column splits of the dot path itself."""
-    monkeypatch.setattr(gemm_call, "SPLIT_MIN_SECONDS", 0.0)
+    monkeypatch.setattr(work_split, "GEMM_SPLIT_SECONDS", 0.0)
     rng = np.random.default_rng(13)
     dt = spec.dtype
     old = threads.get_num_threads()
@@ -179,7 +180,7 @@ def test_small_shapes_bit_identical_across_threads(spec, monkeypatch):
                  else rng.uniform(-1, 1, (K, N)).astype(dt))
             bias = rng.uniform(-1, 1, N).astype(dt) if spec.bias else None
             r = rng.uniform(-1, 1, (M, N)).astype(dt) if spec.uses_r else None
-            kind = "gate" if spec.gate else "residual"
+            kind = "residual"
             c0 = rng.uniform(-1, 1, (M, N)).astype(dt)
             outs = []
             for nt in (1, 2, 3):
@@ -266,16 +267,16 @@ def test_row_path_bit_identical_to_general_path(spec):
             bias = rng.uniform(-1, 1, N).astype(dt) if spec.bias else None
             r = rng.uniform(-1, 1, (M, N)).astype(dt) if spec.uses_r else None
             c0 = rng.uniform(-1, 1, (M, N)).astype(dt)
-            kind = "gate" if spec.gate else "residual"
+            kind = "residual"
             outs = []
             for g in (chosen, general):
                 c = c0.copy()
                 g(a, b, c, bias=bias, **{kind: r})
                 outs.append(c)
             np.testing.assert_array_equal(outs[0], outs[1], err_msg=f"{(M, K, N, a_view)}")
-            expect = ref(a, b, bias, r if spec.residual else None,
-                         c0 if spec.accumulate else None, 1.0, spec.epilogue,
-                         gate=r if spec.gate else None)
+            expect = ref(a, b, bias, r if spec.reads_r and not gated(spec) else None,
+                         c0 if spec.accumulate else None, 1.0, activation(spec),
+                         gate=r if gated(spec) else None)
             np.testing.assert_allclose(outs[0], expect, **tol(dt, K))
 
 
@@ -285,7 +286,7 @@ def test_dot_path_value_depends_only_on_k(dtype):
     columns share its pass and its reduction (row groups of 4, 2, 1; W accumulators
     reduced together by transpose-and-add): computed alone, in a row of C, or inside a
     (SMALL_M, 37) block."""
-    g = get_gemm(GemmSpec(dtype, bias=True))
+    g = get_gemm(chain_spec(dtype, bias=True))
     rng = np.random.default_rng(16)
     for K in (1, 9, 64, 301):
         a = rng.uniform(-1, 1, (SMALL_M, K)).astype(dtype)

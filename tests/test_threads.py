@@ -168,11 +168,12 @@ def test_native_pool_wakes_sleeping_workers_and_mixes_job_kinds():
 
     from lucid_codegen import threads
     from lucid_codegen.gemm import GemmSpec
+    from lucid_codegen.gemm_epilogue import Epilogue
     from lucid_codegen.gemm_call import get_gemm
     old = threads.get_num_threads()
     threads.set_num_threads(2)
     try:
-        g = get_gemm(GemmSpec("float64", bias=True))
+        g = get_gemm(GemmSpec("float64", Epilogue.chain("float64", bias=True)))
         rng = np.random.default_rng(0)
         a, b, bias = rng.standard_normal((96, 300)), rng.standard_normal((300, 200)), rng.standard_normal(200)
         want = a @ b + bias

@@ -4,13 +4,14 @@ Partition rules, applied in one walk over the nodes in order:
 
 - ``matmul`` starts a **gemm** group. Its A operand's relu mask ``select(gt(r, 0), g, 0)``
   comes in as a prologue when the mask is a kernel of its own that only GEMMs (as A)
-  and reductions read (see ``_place_matmul``). It absorbs, in this order and each at most once,
-  a scaling by a scalar constant, a bias add (an operand of shape (N,), (1, N), (1, 1, N), ...), an
-  activation (relu = ``maximum(·, 0)``, sigmoid, tanh) and either a residual add (an
-  operand of the product's shape) or a gate ``select(gt(r, 0), ·, 0)`` (relu's backward, with r an
-  (M, N) operand): the epilogue the GEMM kernel applies while C is in registers. Each
-  absorbed op must be the only user of the value before it; the gate's comparison must
-  have no other user either (it moves into the GEMM kernel).
+  and reductions read (see ``_place_matmul``). The elementwise ops planned as its
+  **epilogue** (``fuse_epilogue.plan``, on the whole graph: ops of the product's shape
+  reading it, with at most a row operand, an operand of the product's shape and
+  scalars, values recomputed in the tile from those, one value leaving) join it as the
+  walk reaches them (``_join_epilogue``), unless an operand would then need the group's
+  own kernel; the GEMM kernel applies them while C is in registers. An epilogue whose
+  values other kernels still read is then cut back to its longest prefix that only
+  its last value leaves (``_trim_epilogues``); the rest becomes an elementwise kernel.
 - an elementwise op joins the **elementwise** group of one of its inputs when its
   output has that group's shape and joining creates no cycle between kernels;
   otherwise it starts a new group. Scalar constants are copied into each group that
@@ -20,7 +21,7 @@ Partition rules, applied in one walk over the nodes in order:
   group): moved when nothing else uses them, recomputed (cloned) when something does,
   so that later ops can still fuse with the original group (softmax: ``exp(x - m)``
   and ``Σ exp(x - m)`` do not wait for each other).
-- the random ops (``opnames.RANDOM``) compute each value from the element's position
+- the random ops (the ``random`` trait) compute each value from the element's position
   in their own shape, so they stay in elementwise groups of exactly their shape: never
   moved into a bigger loop nor into a reduction's prologue (a dropout mask fuses with
   the multiply by it; a channel mask of shape (N, C, 1, 1) is a small kernel of its own).
@@ -30,7 +31,7 @@ Partition rules, applied in one walk over the nodes in order:
   keeps each row in cache while it makes its passes over it. The walk leaves their
   nodes where they are.
 - movement ops (reshape, transpose, broadcast_to, slice) and constants stay outside
-  kernels: the runtime runs them as views. The indexing ops (``opnames.INDEXING``:
+  kernels: the runtime runs them as views. The indexing ops (group ``indexing``:
   concat, embed, gather, scatter_add) read across positions, so they are not
   elementwise either: each stays a node of its own, run by a kernel of its own.
 
@@ -55,11 +56,10 @@ from __future__ import annotations
 
 from ..graph import Graph, Node, Value
 from ..kernel import KernelNode
-from ..opnames import ELEMENTWISE, MATMUL, RANDOM, REDUCTION
+from ..ops import get_op
 from ..types import broadcast_shapes
-from . import dce, fuse_rows
+from . import dce, fuse_epilogue, fuse_rows
 
-ACTIVATIONS = ("sigmoid", "tanh")
 MAX_CLONED_PROLOGUE = 8
 SMALL_RECOMPUTE = 1 << 16  # extra elementwise evaluations worth one kernel launch fewer
 
@@ -87,12 +87,10 @@ class Group:
     def __init__(self, kind: str, node: Node):
         self.kind = kind
         self.nodes = [node]
-        self.stage = 0      # gemm: 0 matmul, 1 scaled, 2 bias, 3 activation, 4 residual/gate
         self.gated_a = False  # gemm: A's relu mask taken in as a prologue (uses R)
-
-    @property
-    def tail(self) -> Value:
-        return self.nodes[-1].out
+        self.product = node.out if get_op(node.op).group == "matmul" else None  # gemm: the matmul's value
+        self.tile = {self.product}  # gemm: the values in C's registers (product, epilogue)
+        self.clones: dict[Value, Value] = {}  # gemm: values recomputed in the tile
 
     @property
     def shape(self):
@@ -101,18 +99,7 @@ class Group:
 
 def _draws(nodes) -> bool:
     """Whether any of ``nodes`` is a random op (its values depend on its loop's shape)."""
-    return any(n.op in RANDOM for n in nodes)
-
-
-def _matrix_product(g: "Group") -> bool:
-    """Whether gemm group ``g``'s product has matrices (no 1-D operand) on both sides."""
-    return all(v.ndim >= 2 for n in g.nodes if n.op in MATMUL for v in n.inputs)
-
-
-def _is_row(shape, n: int, ndim: int) -> bool:
-    """Whether an operand of ``shape`` is a bias row for an ``ndim``-D product with ``n``
-    columns: (n,), (1, n), (1, 1, n), ... (the same row for every matrix)."""
-    return len(shape) <= ndim and len(shape) >= 1 and shape[-1] == n and all(d == 1 for d in shape[:-1])
+    return any(get_op(n.op).random for n in nodes)
 
 
 def _is_scalar_constant(v: Value, producer) -> bool:
@@ -135,6 +122,7 @@ class Partition:
                 self.readers.setdefault(v, []).append(n)
         self.outputs = set(graph.outputs)
         self.made_by = {n.out: n for n in graph.nodes}  # the whole graph's, for looking ahead
+        self.plans = {}  # the GEMMs' epilogues (fuse_epilogue.plan), by product
         for v in graph.outputs:
             self.users[v] = self.users.get(v, 0) + 1
 
@@ -191,32 +179,86 @@ class Partition:
         return g
 
     # -- rules ----------------------------------------------------------------------
-    def _gemm_epilogue_stage(self, g: Group, node: Node) -> int | None:
-        """The epilogue stage ``node`` would fill in gemm group ``g``, or None."""
-        if g.tail not in node.inputs or self.users.get(g.tail, 0) != 1:
-            return None
-        other = [v for v in node.inputs if v is not g.tail]
-        shape = g.tail.shape
-        if not _matrix_product(g):  # a dot or matrix-vector product keeps its epilogue apart
-            return None
-        n = shape[-1]
-        if node.op == "mul" and len(other) == 1 and _is_scalar_constant(other[0], self.producer):
-            stage = 1
-        elif node.op == "add" and len(other) == 1 and _is_row(other[0].shape, n, len(shape)):
-            stage = 2
-        elif node.op in ACTIVATIONS or (node.op == "maximum" and len(other) == 1 and
-                                        _is_scalar_constant(other[0], self.producer) and
-                                        self.producer[other[0]].attr("value") == 0.0):
-            stage = 3
-        elif node.op == "add" and len(other) == 1 and other[0].shape == shape and not g.gated_a:
-            stage = 4
-        else:
-            return None
-        if stage <= g.stage or node.out.shape != g.tail.shape:
-            return None
-        if any(self._depends_on(v, g) for v in other):
-            return None
-        return stage
+    def _join_epilogue(self, g: Group, node: Node) -> bool:
+        """Add ``node``, planned as an op of gemm group ``g``'s epilogue
+        (``fuse_epilogue.plan``), to ``g``, with clones of the values it recomputes in
+        the tile; False (nothing changed) when it is not planned there or an operand
+        would need ``g``'s kernel (a cycle between kernels) or the R operand that A's
+        gate takes."""
+        plan = self.plans.get(g.product)
+        if plan is None or node not in plan.nodes:
+            return False
+        clones, made = [], {}
+
+        def in_tile(x):
+            if x in g.tile or _is_scalar_constant(x, self.producer):
+                return x
+            if x in g.clones or x in made:
+                return g.clones.get(x) or made[x]
+            kind = plan.operands.get(x)
+            if kind is not None:
+                return None if (kind == "full" and g.gated_a) or self._depends_on(x, g) else x
+            if x not in plan.recomputed:  # a planned op before this one that did not join
+                return None
+            q = self.made_by[x]
+            ins = [in_tile(y) for y in q.inputs]
+            if any(v is None for v in ins):
+                return None
+            clones.append(Node(q.op, tuple(ins), q.attrs, Value(x.type)))
+            made[x] = clones[-1].out
+            return made[x]
+
+        inputs = tuple(in_tile(x) for x in node.inputs)
+        if any(v is None for v in inputs):
+            return False
+        if inputs != node.inputs:  # it reads clones: a node of its own, in the original's place
+            assert self.order[-1] is node
+            node = self.order[-1] = Node(node.op, inputs, node.attrs, node.out)
+            self.producer[node.out] = node
+        self.order[-1:-1] = clones
+        for c in clones:
+            self._add(g, c)
+        self._add(g, node)
+        g.clones.update(made)
+        g.tile.update([c.out for c in clones] + [node.out])
+        return True
+
+    def _join_view(self, node: Node) -> bool:
+        """Add ``reshape`` ``node`` to the gemm group of its input when it is planned in
+        that group's epilogue (a view of the tile's rows), else False."""
+        g = self.group_of.get(node.inputs[0])
+        plan = self.plans.get(g.product) if g is not None and g.kind == "gemm" else None
+        if plan is None or node not in plan.nodes or node.inputs[0] not in g.tile:
+            return False
+        self._add(g, node)
+        g.tile.add(node.out)
+        return True
+
+    def _trim_epilogues(self) -> None:
+        """Cut each gemm group back to its longest prefix whose only value read outside
+        it (or a graph output) is its last one, of the product's dtype: the kernel stores
+        one array. The rest becomes an elementwise group (it reads only that value and
+        outside ones). The plans (``fuse_epilogue``) are cut already; this is for an
+        epilogue op the walk could not place (an operand needing the GEMM's kernel)."""
+        readers: dict[Value, list[Node]] = {}
+        for n in self.order:
+            for x in n.inputs:
+                readers.setdefault(x, []).append(n)
+        for g in [g for g in self.groups if g.kind == "gemm"]:
+            start = next(i for i, n in enumerate(g.nodes) if get_op(n.op).group == "matmul")
+            for k in range(len(g.nodes), start, -1):
+                inside = set(map(id, g.nodes[:k]))
+                leaving = [n.out for n in g.nodes[:k] if n.out in self.outputs or any(
+                    id(r) not in inside for r in readers.get(n.out, ()))]
+                last = g.nodes[k - 1].out
+                if (leaving == [last] and last.dtype == g.product.dtype) or k == start + 1:
+                    break
+            rest = g.nodes[k:]
+            if rest:
+                g.nodes = g.nodes[:k]
+                h = self._new("elementwise", rest[0])
+                for n in rest[1:]:
+                    self._add(h, n)
 
     def _is_zero(self, v: Value) -> bool:
         return _is_scalar_constant(v, self.producer) and self.producer[v].attr("value") == 0.0
@@ -233,24 +275,9 @@ class Partition:
             return None  # the GEMM reads r as its R operand: r must have the output's type
         return cmp
 
-    def _gemm_gate(self, node: Node) -> tuple[Group, Node] | None:
-        """``select(gt(r, 0), y, 0)`` with ``y`` the tail of a gemm group that may take
-        it as its gate epilogue: (that group, the ``gt`` node), else None."""
-        if node.op != "select":
-            return None
-        y = node.inputs[1]
-        g, cmp = self.group_of.get(y), self._relu_mask(node)
-        if (cmp is None or g is None or g.kind != "gemm" or y is not g.tail or g.stage >= 4
-                or not _matrix_product(g)
-                or g.gated_a or self.users.get(y, 0) != 1 or node.out.shape != y.shape):
-            return None
-        if self._depends_on(cmp.inputs[0], g):
-            return None
-        return g, cmp
-
     def _output_gated(self, mm: Node) -> bool:
         """Whether ``mm``'s only reader is a relu mask ``select(gt(r, 0), mm, 0)`` that its
-        GEMM will apply as an output gate (``_gemm_gate``): that takes the R operand."""
+        GEMM will apply in its epilogue (``_join_epilogue``): that takes the R operand."""
         readers = self.readers.get(mm.out, ())
         if len(readers) != 1 or mm.out in self.outputs:
             return False
@@ -272,9 +299,9 @@ class Partition:
                 or a.ndim != 2 or node.inputs[1].ndim != 2  # a batched GEMM has no A gate
                 or {n.out for n in owner.nodes} != {a, cmp.out} or a in self.outputs
                 or broadcast_shapes(sel.inputs[1].shape, a.shape) != a.shape or node.inputs[1] is a
-                or not all((r.op in MATMUL and r.inputs[0] is a and r.inputs[1] is not a
+                or not all((get_op(r.op).group == "matmul" and r.inputs[0] is a and r.inputs[1] is not a
                             and not self._output_gated(r))
-                           or r.op in REDUCTION for r in self.readers.get(a, ()))):
+                           or get_op(r.op).group == "reduction" for r in self.readers.get(a, ()))):
             self._new("gemm", node)
             return
         gt_out, mask_out = Value(cmp.out.type), Value(a.type)
@@ -286,32 +313,19 @@ class Partition:
         self._add(g, clones[1])
         self._add(g, mm)
         g.gated_a = True
+        g.product = mm.out
+        g.tile = {mm.out}
         self.producer[node.out] = mm
 
     def _place_elementwise(self, node: Node) -> None:
-        gate = self._gemm_gate(node)
-        if gate is not None:
-            g, cmp = gate
-            owner = self.group_of.get(cmp.out)
-            if owner is not None:  # the comparison moves into the gemm kernel
-                owner.nodes.remove(cmp)
-                if not owner.nodes:
-                    self.groups.remove(owner)
-            g.stage = 4
-            self._add(g, cmp)
-            self._add(g, node)
-            return
+        for g in dict.fromkeys(self.group_of.get(v) for v in node.inputs):
+            if g is not None and g.kind == "gemm" and self._join_epilogue(g, node):
+                return
         for v in node.inputs:
             g = self.group_of.get(v)
             if g is None:
                 continue
-            if g.kind == "gemm":
-                stage = self._gemm_epilogue_stage(g, node)
-                if stage is not None:
-                    g.stage = stage
-                    self._add(g, node)
-                    return
-            elif g.kind == "elementwise" and g.shape == node.out.shape:
+            if g.kind == "elementwise" and g.shape == node.out.shape:
                 others = [x for x in node.inputs if self.group_of.get(x) is not g]
                 if not any(self._depends_on(x, g) for x in others):
                     self._add(g, node)
@@ -335,7 +349,7 @@ class Partition:
                 continue
             chain = _feeding(g, v)
             needed = {n.out for n in chain}
-            if (any(n.op in RANDOM and n.out.shape != k.shape for n in chain)
+            if (any(get_op(n.op).random and n.out.shape != k.shape for n in chain)
                     or not self._only_used_by(chain, node)):
                 continue
             if (_size(k.shape) - _size(g.shape)) * len(chain) > SMALL_RECOMPUTE:
@@ -390,6 +404,7 @@ class Partition:
     def run(self, enabled: bool) -> None:
         in_rows = set()
         if enabled:
+            self.plans = fuse_epilogue.plan(self.graph)
             for members in fuse_rows.find(self.graph):
                 g = self._new("rows", members[0])
                 for n in members[1:]:
@@ -398,19 +413,20 @@ class Partition:
         for node in self.graph.nodes:
             self.producer[node.out] = node
             self.order.append(node)
-            if node in in_rows:
+            if node in in_rows or (enabled and node.op == "reshape" and self._join_view(node)):
                 continue
-            if node.op in MATMUL:
+            group = get_op(node.op).group
+            if group == "matmul":
                 if enabled:
                     self._place_matmul(node)
                 else:
                     self._new("gemm", node)
-            elif node.op in ELEMENTWISE:
+            elif group == "elementwise":
                 if enabled:
                     self._place_elementwise(node)
                 else:
                     self._new("elementwise", node)
-            elif node.op in REDUCTION:
+            elif group == "reduction":
                 if enabled:
                     self._place_reduction(node)
                 else:
@@ -470,4 +486,5 @@ def run(graph: Graph, enabled: bool = True) -> Graph:
     part = Partition(graph)
     part.run(enabled)
     part.prune(graph.outputs)
+    part._trim_epilogues()
     return _outline(part, graph.inputs, graph.outputs)

@@ -1,0 +1,184 @@
+"""Which elementwise ops each GEMM applies as its epilogue (planned on the whole graph).
+
+For each matmul whose operands are matrices (no 1-D operand), ``plan`` walks the nodes
+after it in order and takes an elementwise op of the product's shape (its dtype or
+bool; no random op) that reads the product or an op taken before, when each of its
+other inputs is available in the GEMM's tile:
+
+- a scalar constant;
+- an **operand** the kernel reads: at most one row ((N,), (1, N), ...: a bias) and one
+  value of the product's shape (a residual, a saved activation, a mask's input), both
+  of the product's dtype and not computed from it;
+- the product or an op taken before seen through a ``reshape`` that only splits or
+  merges its rows (``same_rows``: a linear layer on (batch, tokens, features) is a 2-D
+  product reshaped back): the epilogue's ops and operands then have that shape;
+- a value **recomputed** in the tile from those (at most ``MAX_RECOMPUTED`` ops for
+  one input): the comparison of a relu mask ``select(gt(r, 0), g, 0)``, and GELU's
+  saved intermediates ``x/2``, ``erf(x/√2) + 1``, ``exp(-x²/2)·2/√π`` in its backward,
+  each recomputed from the one saved x instead of being read as three arrays.
+
+The kernel stores one array, so the plan is then cut back to its longest prefix that
+only its last value leaves (read by an op outside it, or a graph output), of the
+product's dtype. ``fuse`` places the planned ops in the GEMM's group as it walks
+(``Partition._join_epilogue``), cloning the recomputed values into it.
+
+>>> from lucid_ir.builder import GraphBuilder
+>>> b = GraphBuilder()
+>>> x, w, r = b.input((8, 4)), b.input((3, 4)), b.input((8, 3))
+>>> y = b.emit("matmul", x, w, trans_b=True)
+>>> out = b.emit("select", b.emit("gt", r, b.constant(0.0)), y, b.constant(0.0))
+>>> p = plan(b.build([out]))[y]
+>>> [n.op for n in p.nodes], [v is r for v in p.operands], len(p.recomputed)
+(['select'], [True], 1)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..graph import Graph, Node, Value
+from ..ops import get_op
+
+MAX_RECOMPUTED = 8  # ops recomputed in the tile for one input of one epilogue op
+MAX_CANDIDATES = 3  # other operands of the product's shape tried (see ``_sources``)
+
+
+def same_rows(shape, product) -> bool:
+    """Whether a value of ``shape`` holds a 2-D ``product``'s elements in its order:
+    the same last axis, the rows split or merged (``(16, 64, 512)`` for ``(1024,
+    512)``: a linear layer's output seen with its batch axes)."""
+    if shape == product:
+        return True
+    if len(product) != 2 or len(shape) < 2 or shape[-1] != product[-1]:
+        return False
+    rows = 1
+    for d in shape[:-1]:
+        rows *= d
+    return rows == product[0]
+
+
+def is_row(shape, n: int, ndim: int) -> bool:
+    """Whether an operand of ``shape`` is a bias row for an ``ndim``-D product with ``n``
+    columns: (n,), (1, n), (1, 1, n), ... (the same row for every matrix)."""
+    return 1 <= len(shape) <= ndim and shape[-1] == n and all(d == 1 for d in shape[:-1])
+
+
+@dataclass
+class Plan:
+    """A GEMM's planned epilogue: its ops in order, the operands it reads (value ->
+    "row" or "full") and the values it recomputes from them."""
+
+    nodes: list = field(default_factory=list)
+    operands: dict = field(default_factory=dict)
+    recomputed: set = field(default_factory=set)
+
+
+class _Planner:
+    def __init__(self, graph: Graph):
+        self.made_by = {n.out: n for n in graph.nodes}
+        self.readers: dict[Value, list[Node]] = {}
+        for n in graph.nodes:
+            for x in n.inputs:
+                self.readers.setdefault(x, []).append(n)
+        self.outputs = set(graph.outputs)
+
+    def _scalar_constant(self, v: Value) -> bool:
+        p = self.made_by.get(v)
+        return p is not None and p.op == "constant" and v.shape == ()
+
+    def _available(self, x: Value, p: Value, members, down, plan: Plan, budget: list, full=None) -> bool:
+        """Whether ``x`` can be had in the tile of product ``p`` (recording an operand or
+        a recomputation in ``plan``); ``full``: the only operand of ``p``'s shape allowed."""
+        if x in members or x in plan.recomputed or x in plan.operands or self._scalar_constant(x):
+            return True
+        if x not in down and x.dtype == p.dtype:
+            kind = ("full" if same_rows(x.shape, p.shape) else
+                    "row" if is_row(x.shape, p.shape[-1], max(p.ndim, len(x.shape))) else None)
+            if kind == "full" and full is not None and x is not full:
+                kind = None
+            if kind is not None and kind not in plan.operands.values():
+                plan.operands[x] = kind
+                return True
+        q = self.made_by.get(x)
+        if (q is None or not get_op(q.op).fusible or budget[0] == 0
+                or not (x.shape == () or same_rows(x.shape, p.shape)
+                        or is_row(x.shape, p.shape[-1], max(p.ndim, len(x.shape))))):
+            return False
+        budget[0] -= 1
+        if not all(self._available(y, p, members, down, plan, budget, full) for y in q.inputs):
+            return False
+        plan.recomputed.add(x)
+        return True
+
+    def _select(self, p: Value, later, stop=None, full=None) -> Plan:
+        """The ops of ``later`` the tile of ``p`` can apply, in order (the first
+        ``stop`` taken, when given; ``full``: the only operand of ``p``'s shape)."""
+        plan, members, down = Plan(), {p}, {p}
+        for n in later:
+            if stop is not None and len(plan.nodes) == stop:
+                break
+            reads = any(x in members for x in n.inputs)
+            if reads and n.op == "reshape" and same_rows(n.out.shape, p.shape):
+                plan.nodes.append(n)  # a view of the tile's rows (the layer's batch axes)
+                members.add(n.out)
+            elif (reads and get_op(n.op).fusible and same_rows(n.out.shape, p.shape)
+                    and n.out.dtype in (p.dtype, "bool")):
+                trial = Plan(plan.nodes, dict(plan.operands), set(plan.recomputed))
+                if all(self._available(x, p, members, down, trial, [MAX_RECOMPUTED], full) for x in n.inputs):
+                    plan = trial
+                    plan.nodes.append(n)
+                    members.add(n.out)
+            if any(x in down for x in n.inputs):
+                down.add(n.out)
+        return plan
+
+    def _sources(self, x: Value, p: Value) -> list:
+        """Values of ``p``'s shape and dtype that ``x`` is computed from by elementwise
+        ops (nearest first, at most ``MAX_CANDIDATES``): an operand every value the
+        epilogue reads may be recomputed from (GELU's saved x, not one of its halves)."""
+        found, frontier = [], [x]
+        for _ in range(MAX_RECOMPUTED):
+            q = [self.made_by.get(v) for v in frontier]
+            frontier = [y for n in q if n is not None and get_op(n.op).fusible
+                        for y in n.inputs if same_rows(y.shape, p.shape) and y.dtype == p.dtype]
+            found += [v for v in frontier if v not in found]
+            if not frontier or len(found) >= MAX_CANDIDATES:
+                break
+        return found[:MAX_CANDIDATES]
+
+    def _cut(self, p: Value, later, full=None) -> Plan | None:
+        """The longest prefix of the ops ``_select`` takes that only its last value
+        leaves, or None."""
+        chosen = self._select(p, later, full=full).nodes
+        for k in range(len(chosen), 0, -1):
+            inside = set(chosen[:k])
+            values = [p] + [n.out for n in chosen[:k]]
+            leaving = [v for v in values if v in self.outputs
+                       or any(r not in inside for r in self.readers.get(v, ()))]
+            if (leaving == [values[-1]] and values[-1].dtype == p.dtype
+                    and any(n.op != "reshape" for n in chosen[:k])):
+                return self._select(p, later, stop=k, full=full)  # its operands, without the ops cut off
+        return None
+
+    def plan(self, mm: Node, later) -> Plan | None:
+        """The longest epilogue of ``mm``: the operands taken first come, or the operand
+        of the product's shape one of those is computed from."""
+        p, later = mm.out, list(later)
+        best = self._cut(p, later)
+        taken = [v for v, kind in self._select(p, later).operands.items() if kind == "full"]
+        for full in (self._sources(taken[0], p) if taken else ()):
+            other = self._cut(p, later, full)
+            if other is not None and (best is None or len(other.nodes) > len(best.nodes)):
+                best = other
+        return best
+
+
+def plan(graph: Graph) -> dict[Value, Plan]:
+    """The planned epilogue of each matrix product of ``graph``, by the product's value
+    (products with no epilogue are left out)."""
+    planner, plans = _Planner(graph), {}
+    for i, mm in enumerate(graph.nodes):
+        if get_op(mm.op).group == "matmul" and all(v.ndim >= 2 for v in (mm.out, *mm.inputs)):
+            found = planner.plan(mm, graph.nodes[i + 1:])
+            if found is not None:
+                plans[mm.out] = found
+    return plans
