@@ -61,11 +61,12 @@ def precompile_plan(fused: Graph) -> None:
     steps, attention, others = _predicted_steps(fused)
     # longest first: a GEMM core, the attention kernels, the GEMM variants, the rest
     tasks = gemm_tasks[:1] + attention + gemm_tasks[1:] + others
-    # (a lone loop kernel and nothing else to compile, an eager op's, is left to its run:
+    # (a lone loop kernel in a plan of no other kernel, an eager op's, is left to its run:
     # its inputs may be views the prediction would take for contiguous arrays, a kernel
     # compiled for nothing, and there is nothing to compile it alongside)
-    n_loops = 0 if steps is None else sum(kind in LOOP_KINDS for _, _, _, kind, _ in steps)
-    if n_loops >= 2 or (n_loops == 1 and tasks):
+    kinds = [] if steps is None else [kind for _, _, _, kind, _ in steps]
+    n_loops = sum(kind in LOOP_KINDS for kind in kinds)
+    if n_loops >= 2 or (n_loops == 1 and any(kind in ("gemm", "attention", "index") for kind in kinds)):
         loops = _loop_tasks(steps, fused.inputs)
         if loops is not None:
             tasks += loops

@@ -245,3 +245,19 @@ def test_a_lone_eager_loop_kernel_is_not_predicted(two_threads, monkeypatch, tmp
     got = (x.T * c).numpy()
     assert cache.stats()["compiles"] == before + 1
     np.testing.assert_allclose(got, x.numpy().T * np.float32(c), rtol=1e-6)
+
+
+def test_a_lone_loop_kernel_beside_a_linked_gemm_is_predicted(two_threads, monkeypatch, tmp_path):
+    """A plan of a GEMM and one loop kernel (a compiled backward) predicts its loop
+    kernel even when the GEMM is linked already (nothing else left to compile): the
+    first run compiles nothing."""
+    import lucid
+    import lucid.nn.functional as F
+    after = _compiles_after(monkeypatch, tmp_path, "precompile_plan")
+    x = lucid.tensor(np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32))
+    w = lucid.tensor(np.random.default_rng(1).standard_normal((7, 5)).astype(np.float32))
+    lucid.compile(lambda x, w: F.linear(x, w))(x, w)        # the GEMM linked
+    c = 1.0 + time.time_ns() % 1000003 / 1e7   # a loop kernel no other test compiled
+    got = lucid.compile(lambda x, w: F.linear(x, w) * c)(x, w).numpy()
+    assert after and cache.stats()["compiles"] == after[-1]
+    np.testing.assert_allclose(got, (x.numpy() @ w.numpy().T) * np.float32(c), rtol=1e-5)
