@@ -49,7 +49,7 @@ from lucid_ir.graph import Graph
 from lucid_ir.ops import get_op
 from lucid_ir.types import broadcast_shapes
 
-from . import loops, work_split
+from . import loops
 from .cache import load_or_compile, source_stamp
 from .jit import loop_pipeline
 from .pyarray import data_ptr
@@ -413,6 +413,7 @@ class ElementwiseKernel:
         for n in outer:
             n_outer *= n
         nbytes = size * sum(a.itemsize for a in arrays) + size * sum(dt.itemsize for dt in self.out_dtypes)
+        from . import work_split  # (run-time decisions, not generated code: not stamped)
         parallel = work_split.pool_splits(nbytes)
         return shape, (self.function(pattern), template, n_outer, inner, parallel,
                        ctypes.c_int64 * len(template))
@@ -496,6 +497,7 @@ class ElementwiseKernel:
             return None
         fn, template, n_outer, inner = plan[1][:4]
         n = len(arrays)
+        from . import work_split  # (run-time decisions, not generated code: not stamped)
         nbytes = work_split.work_bytes(n_outer * inner * sum(x.itemsize for x in list(arrays) + list(outs)),
                                        n_outer * inner, [node[0] for node in self.structure.nodes])
         return LoopJob(fn, list(template), (0, n_outer, 0, inner), list(range(2, 2 + n)),

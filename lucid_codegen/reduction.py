@@ -55,7 +55,7 @@ from lucid_ir.graph import Graph
 from lucid_ir.ops import get_op
 from lucid_ir.types import broadcast_shapes
 
-from . import loops, work_split
+from . import loops
 from .cache import load_or_compile, source_stamp
 from .jit import loop_pipeline
 from .pyarray import data_ptr
@@ -349,6 +349,7 @@ class ReductionKernel:
             total *= d
         nbytes = total * sum(a.itemsize for a in arrays)
         mode = "col" if col else "row"
+        from . import work_split  # (run-time decisions, not generated code: not stamped)
         return out_shape, (self.function(mode, pattern), template, mode, n_outer, inner,
                            work_split.pool_splits(nbytes), ctypes.c_int64 * len(template))
 

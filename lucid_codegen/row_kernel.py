@@ -27,15 +27,16 @@ import ctypes
 import numpy as np
 
 from lucid_ir.graph import Graph
+from lucid_ir.ops import get_op
 from lucid_ir.types import broadcast_shapes
 
-from . import loops, work_split
+from . import loops
 from .cache import load_or_compile, source_stamp
 from .jit import loop_pipeline
 from .elementwise import bound_runner, checked_plan, planned
 from .pyarray import data_ptr
 from .row_codegen import build_module
-from .row_structure import ROW_REDUCTIONS, STASH_BYTES, RowStructure
+from .row_structure import STASH_BYTES, RowStructure
 from .target import host_target
 from .vector_math import ITEMSIZE
 
@@ -75,7 +76,7 @@ class RowKernel:
     @classmethod
     def for_graph(cls, graph: Graph) -> "RowKernel":
         rs = RowStructure.of(graph)
-        rank = len(next(n for n in graph.nodes if n.op in ROW_REDUCTIONS).inputs[0].shape)
+        rank = len(next(n for n in graph.nodes if get_op(n.op).row_reduction).inputs[0].shape)
         key = (rs.text, rank)
         kern = _KERNELS.get(key)
         if kern is None:
@@ -131,6 +132,7 @@ class RowKernel:
             template.append(size)
             template.extend(s[d] for s in strs)
         nbytes = n_rows * R * (sum(a.itemsize for a in arrays) + sum(dt.itemsize for dt in self.out_dtypes))
+        from . import work_split  # (run-time decisions, not generated code: not stamped)
         return shapes, (self.function(pattern, stash), template, n_rows, work_split.pool_splits(nbytes),
                         ctypes.c_int64 * len(template), nbytes)
 
@@ -206,6 +208,7 @@ class RowKernel:
         fn, template, n_rows, _, _, nbytes = plan[1]
         n = len(arrays)
         elements = max([a.size for a in arrays] + [o.size for o in outs], default=0)
+        from . import work_split  # (run-time decisions, not generated code: not stamped)
         nbytes = work_split.work_bytes(nbytes, elements, [node[0] for node in self.structure.nodes])
         return LoopJob(fn, list(template), (0, n_rows, 0, 0), list(range(2, 2 + n)),
                        list(range(2 + n, 2 + n + len(outs))),

@@ -35,15 +35,11 @@ instead (a variant of the kernel).
 from __future__ import annotations
 
 from lucid_ir.graph import Graph
-from lucid_ir.ops import all_ops, get_op
+from lucid_ir.ops import get_op
 
 from .elementwise import node_text
 from .lowering import SUPPORTED
 
-ROW_REDUCTIONS = frozenset(d.name for d in all_ops() if d.row_reduction)
-#: ops worth a store and a load rather than being computed again in a later pass (the
-#: ``cost`` trait)
-EXPENSIVE = frozenset(d.name for d in all_ops() if d.cost)
 #: the most bytes of stashed values per row a kernel keeps on its stack (else: recompute)
 STASH_BYTES = 64 << 10
 
@@ -59,7 +55,7 @@ class RowStructure:
 
     def __init__(self, inputs, nodes, outputs):
         self.inputs, self.nodes, self.outputs = tuple(inputs), tuple(nodes), tuple(outputs)
-        self.passes = 1 + max([self.ready(n[2][0]) for n in self.nodes if n[0] in ROW_REDUCTIONS]
+        self.passes = 1 + max([self.ready(n[2][0]) for n in self.nodes if get_op(n[0]).row_reduction]
                               + [self.ready(r) for r in self.outputs if self.level(r) == "r"])
         self.stash = self._stash()
         parts = ["in:" + ",".join(f"{d}/{lv}" for d, lv in self.inputs)]
@@ -86,13 +82,13 @@ class RowStructure:
 
     def reductions(self, p: int) -> list[int]:
         """The nodes of the reductions made in pass ``p`` (their inputs are ready in it)."""
-        return [k for k, n in enumerate(self.nodes) if n[0] in ROW_REDUCTIONS and self.ready(n[2][0]) == p]
+        return [k for k, n in enumerate(self.nodes) if get_op(n[0]).row_reduction and self.ready(n[2][0]) == p]
 
     def stats_ready(self, p: int) -> list[int]:
         """The per-row nodes (not reductions) computed once pass ``p`` - 1 is over (0:
         before the first pass)."""
         return [k for k, n in enumerate(self.nodes)
-                if n[4] == "s" and n[0] not in ROW_REDUCTIONS and n[5] == p]
+                if n[4] == "s" and not get_op(n[0]).row_reduction and n[5] == p]
 
     def stash_bytes(self, itemsize) -> int:
         """Stack bytes the stash takes for rows of ``itemsize`` (a function of a dtype)."""
@@ -101,23 +97,24 @@ class RowStructure:
     def _stash(self) -> tuple:
         later = set()
         for op, _, refs, _, level, ready in self.nodes:
-            if level == "r" and op not in ROW_REDUCTIONS:
+            if level == "r" and not get_op(op).row_reduction:
                 later.update(r for r in refs if r[0] == "n" and self.level(r) == "r" and self.ready(r) < ready)
         return tuple(sorted(r for r in later if self._expensive(r, self.ready(r))))
 
     def _expensive(self, ref, ready) -> bool:
-        """Whether computing ``ref`` in its pass takes an expensive op (stopping at values
-        of other passes and per-row values)."""
+        """Whether computing ``ref`` in its pass takes an expensive op (one with a ``cost``
+        trait: worth a store and a load rather than computing it again), stopping at values
+        of other passes and per-row values."""
         if ref[0] != "n" or self.level(ref) != "r" or self.ready(ref) != ready:
             return False
         op, _, refs, *_ = self.nodes[ref[1]]
-        return op in EXPENSIVE or any(self._expensive(r, ready) for r in refs)
+        return get_op(op).cost > 0 or any(self._expensive(r, ready) for r in refs)
 
     # -------------------------------------------------------------- building
     @classmethod
     def of(cls, graph: Graph) -> "RowStructure":
         """The structure of a rows kernel's body; ValueError when it is not one."""
-        reds = [n for n in graph.nodes if n.op in ROW_REDUCTIONS]
+        reds = [n for n in graph.nodes if get_op(n.op).row_reduction]
         if not reds:
             raise ValueError("row kernel: the graph has no reduction")
         x_shape = reds[0].inputs[0].shape
