@@ -3,7 +3,7 @@ fresh Python process (``.pyc`` files present), 1 thread, with an empty kernel ca
 (``cold``) or one filled by an earlier process (``warm``).
 
     python benchmarks/bench_compile.py [--quick] [--rows mlp,tiny,...] [--no-peers]
-                                       [--compile-threads N]
+                                       [--compile-threads N] [--breakdown]
 
 Rows (seconds unless marked; median over fresh processes):
 
@@ -25,7 +25,17 @@ sets ``LUCID_COMPILE_THREADS`` (threads compiling LLVM modules) in lucid's proce
 
 Each measuring process prints one JSON line: the timed figure (``seconds``) and what the
 timed code computed (``check``: the first losses, the outputs' sums), which
-tests/test_bench_compile.py compares across libraries.
+tests/test_bench_compile.py compares across libraries; lucid's also lists the modules its
+kernel cache compiled during the timed call (``modules``: kernel family, LLVM pipeline,
+seconds its compilation took; for the timed calls of the probes that time one call).
+
+``--breakdown`` adds, for each cold row, what limits it: one more fresh process compiling
+on one thread (``LUCID_COMPILE_THREADS=1``, so each module's time is its own, not shared
+with another compiling thread), its first call's time split into LLVM per kernel family
+(GEMM kernels and their cores; loop kernels: elementwise, reduction, row and index
+kernels; other: runtime support modules) and everything else (tracing, passes, Python
+building the IR is inside each module's figure), with the longest module: with N compile
+threads, the first call takes at least max(longest module, LLVM / N) + the rest.
 """
 from __future__ import annotations
 
@@ -56,6 +66,8 @@ ROWS = {
     "cnn warm": ("cnn", "warm", "s", None),
 }
 SCALE = {"s": 1.0, "ms": 1e3, "us": 1e6}
+#: kernel family (the cache's ``kind``) -> group of the --breakdown table
+GROUPS = {"gemm": "gemm", "elementwise": "loops", "reduction": "loops", "rows": "loops", "index": "loops"}
 PEERS = ("torch", "jax")
 PACKAGES = ("lucid", "lucid_ir", "lucid_codegen")
 
@@ -123,14 +135,34 @@ def _jax_mlp_step():
     return lambda: float(step(params, x, y)[1])
 
 
+_WINDOW: list = []  # wall-clock times (time.time) at the start and end of the timed call
+
+
 def _timed(fn):
+    _WINDOW[:] = [time.time()]
     start = time.perf_counter()
     out = fn()
-    return time.perf_counter() - start, out
+    seconds = time.perf_counter() - start
+    _WINDOW.append(time.time())
+    return seconds, out
 
 
 def probe(name: str, lib: str) -> dict:
-    """Run one measurement in this (fresh) process: ``{"seconds": ..., "check": [...]}``."""
+    """Run one measurement in this (fresh) process: ``{"seconds": ..., "check": [...]}``,
+    and for lucid ``"modules"``: ``[kind, pipeline, compile seconds]`` of each module the
+    kernel cache holds afterwards."""
+    result = _probe(name, lib)
+    if lib == "lucid":
+        from lucid_codegen import cache
+        metas = [cache.entry_metadata(e.name) or {} for e in cache.list_entries()]
+        if len(_WINDOW) == 2:  # only what the timed call compiled (not the check's next call)
+            metas = [m for m in metas if _WINDOW[0] <= m.get("created", 0.0) <= _WINDOW[1]]
+        result["modules"] = [[m.get("kind", "other"), m.get("opt", "?"), m.get("compile_seconds", 0.0)]
+                             for m in metas]
+    return result
+
+
+def _probe(name: str, lib: str) -> dict:
     sys.path.insert(0, ROOT)
     sys.path.insert(0, HERE)
     if name == "mlp_start":
@@ -264,6 +296,42 @@ def measure(row: str, lib: str, reps: int, compile_threads: int | None = None) -
     return {"seconds": sorted(seconds)[len(seconds) // 2], "all": seconds, "check": result["check"]}
 
 
+def breakdown(row: str) -> dict:
+    """What the cold ``row``'s first call spends, compiled on one thread in a fresh process
+    with an empty cache: ``seconds`` (the call), ``llvm`` (seconds per group of kernel
+    families, :data:`GROUPS`), ``modules`` (count per group), ``longest`` (one module's
+    most seconds) and ``rest`` (the call minus every module)."""
+    probe_name = ROWS[row][0]
+    with tempfile.TemporaryDirectory(prefix="bench-compile-breakdown-") as cache:
+        result = run_probe(probe_name, "lucid", _env("lucid", cache, 1))
+    return summarize(result)
+
+
+def summarize(result: dict) -> dict:
+    """The ``breakdown`` of one probe's result (see there)."""
+    llvm, count = {}, {}
+    for kind, _, seconds in result.get("modules", []):
+        group = GROUPS.get(kind, "other")
+        llvm[group] = llvm.get(group, 0.0) + seconds
+        count[group] = count.get(group, 0) + 1
+    spent = sum(llvm.values())
+    return {"seconds": result["seconds"], "llvm": llvm, "modules": count,
+            "longest": max((m[2] for m in result.get("modules", [])), default=0.0),
+            "rest": max(result["seconds"] - spent, 0.0)}
+
+
+def breakdown_table(parts: dict) -> list:
+    """Printable rows of :func:`breakdown` results (seconds, modules per group)."""
+    out = []
+    for row, b in parts.items():
+        cells = [row, f"{b['seconds']:.3f}"]
+        for group in ("gemm", "loops", "other"):
+            cells.append(f"{b['llvm'].get(group, 0.0):.3f} ({b['modules'].get(group, 0)})")
+        cells += [f"{sum(b['llvm'].values()):.3f}", f"{b['longest']:.3f}", f"{b['rest']:.3f}"]
+        out.append(cells)
+    return out
+
+
 def available(lib: str) -> bool:
     import importlib.util
     return importlib.util.find_spec(lib) is not None
@@ -292,6 +360,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--rows", help="comma-separated rows (default: all): " + ", ".join(ROWS))
     parser.add_argument("--no-peers", action="store_true", help="lucid only")
     parser.add_argument("--compile-threads", type=int, help="LUCID_COMPILE_THREADS for lucid")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also split each cold row's first call (one compile thread) into LLVM per kernel family and the rest")
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     parser.add_argument("--lib", default="lucid", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -327,6 +397,15 @@ def main(argv=None) -> dict:
     print_table(headers, table(results, rows, peers))
     print("cold: empty cache; warm: cache filled by an earlier process; mlp warm = import + model + "
           "first compiled step; ratio > 1: lucid is faster")
+    cold = [row for row in rows if ROWS[row][1] == "cold"]
+    if args.breakdown and cold:
+        parts = {row: breakdown(row) for row in cold}
+        load = os.getloadavg()
+        print(f"\nwhere each cold row's first call goes, one compile thread, seconds (modules); "
+              f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        print_table(["row", "call", "LLVM gemm", "LLVM loops", "LLVM other", "LLVM all", "longest module", "rest"],
+                    breakdown_table(parts))
+        results["breakdown"] = parts
     return results
 
 

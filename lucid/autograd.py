@@ -27,7 +27,7 @@ import numpy as np
 from lucid_ir import compile_times
 from lucid_ir.graph import Graph, Node, Value
 from lucid_ir.types import TensorType
-from lucid_ir.passes import autodiff
+from lucid_ir import pipeline
 
 from . import versions
 from .backend import backend_name
@@ -162,8 +162,8 @@ def _derive(order, leaves, wrt, retained):
     forward, sources = expand(order, leaves)
     forward = Graph(forward.inputs, forward.nodes, (order[-1].value if order else leaves[0].value,))
     with compile_times.compilation("backward"):  # (LUCID_DEBUG: autodiff, then the pipeline)
-        with compile_times.phase("autodiff"):
-            bwd = autodiff.run(forward, wrt, [order[i].value for i in retained])
+        bwd = pipeline.run(forward, pipeline.differentiate(wrt, [order[i].value for i in retained]),
+                           "backward").backward
         missing = [v for v in bwd.residuals if v not in sources]
         if missing:
             raise AssertionError(f"eager backward: the gradient reads {missing}, which no record kept")

@@ -28,7 +28,7 @@ RuntimeError: one of the variables needed for gradient computation has been modi
 from __future__ import annotations
 
 from lucid_ir.graph import Graph, Node, Value
-from lucid_ir.passes import autodiff
+from lucid_ir import pipeline
 from lucid_ir.types import TensorType
 
 from . import versions
@@ -217,7 +217,8 @@ def _reads(rec: Record) -> tuple:
         nodes.append(Node(op, tuple([outs[w] if w < 0 else inputs[w] for w in wires]), attrs, out))
         outs.append(out)
     wrt = [k for k, m in enumerate(mask) if m and inputs[k].dtype in ("float32", "float64")]
-    residuals = set(autodiff.run(Graph(tuple(inputs), tuple(nodes), (outs[-1],)), wrt).residuals) if wrt else ()
+    residuals = set(pipeline.run(Graph(tuple(inputs), tuple(nodes), (outs[-1],)),
+                                 pipeline.differentiate(wrt)).backward.residuals) if wrt else ()
     hit = (tuple(k for k, v in enumerate(inputs) if v in residuals and type(operands[k]) in _TENSOR_TYPES),
            outs[-1] in residuals)
     if len(_READS) > 4096:

@@ -11,9 +11,9 @@ import numpy as np
 
 from lucid_ir.graph import Graph, Node
 from lucid_ir.interpreter import interpret
-from lucid_ir import debug
+from lucid_ir import pipeline
 from lucid_ir.compile_times import phase
-from lucid_ir.passes import fuse
+from lucid_ir.executable import Executable
 
 BACKENDS = ("interpret", "compiled")
 
@@ -57,8 +57,7 @@ def eager_runner(graph: Graph, arrays, scalars=(), name: str = "op"):
     one output) fused, then run the leanest way the backend has for these layouts
     (``arrays`` are examples of them; positions in ``scalars`` are passed as Python
     floats: numbers reaching the kernel as immediate arguments)."""
-    fused = fuse.run(graph)
-    debug.log_stage("eager " + name, "fused", fused)
+    fused = pipeline.run(graph, pipeline.EAGER, "eager " + name).fused
     if backend_name() == "compiled":
         runtime = _compiled()
         if runtime is not None:
@@ -71,13 +70,14 @@ def eager_runner_all(graph: Graph):
     """``run(arrays) -> [outputs]`` for an eager chain with several outputs (a recorded
     call keeping the inner results its gradient reads); numbers in ``arrays`` are
     passed as Python floats."""
-    run = executable(fuse.run(graph))
+    run = executable(pipeline.run(graph, pipeline.EAGER, "eager").fused)
     return lambda arrays: run([np.asarray(a) if type(a) is float else a for a in arrays])
 
 
 def in_place_executable(graph: Graph):
     """A callable ``(arrays, outs)`` computing an elementwise graph into ``outs`` (which
     may be some of the inputs: optimiser state updated in place)."""
+    graph = pipeline.run(graph, pipeline.UPDATE, "update").graph
     if backend_name() == "compiled":
         runtime = _compiled()
         if runtime is not None:
@@ -89,7 +89,7 @@ def in_place_executable(graph: Graph):
     return run
 
 
-class Interpreted:
+class Interpreted(Executable):
     """An executable that runs a (fused) graph with the reference interpreter."""
 
     def __init__(self, graph: Graph):
@@ -99,8 +99,8 @@ class Interpreted:
         return interpret(self.graph, arrays)
 
 
-def executable(fused: Graph, in_place=None):
-    """A callable ``arrays -> outputs`` for a graph that has been through fusion.
+def executable(fused: Graph, in_place=None) -> Executable:
+    """The ``Executable`` (``arrays -> outputs``) of a graph that has been through fusion.
 
     ``in_place={j: i}`` donates input i to output j: the call leaves output j's values
     in ``arrays[i]`` and returns that very array as output j, every output computed from
@@ -111,29 +111,29 @@ def executable(fused: Graph, in_place=None):
             return runtime.Plan(fused) if in_place is None else runtime.Plan(fused, in_place)
     if in_place is None:
         return Interpreted(fused)
-    return _interpreted_in_place(fused, in_place)
+    return InterpretedInPlace(fused, in_place)
 
 
-def _interpreted_in_place(fused: Graph, in_place):
+class InterpretedInPlace(Interpreted):
     """``Interpreted`` with donated inputs: every output first (one sharing memory with
     a donated input copied out), then each donated one copied into its input."""
-    from lucid_codegen.donation import donations
-    pairs = donations(fused, in_place)
-    targets = [i for _, i in pairs]
-    plain = Interpreted(fused)
 
-    def run(arrays):
-        for j, i in pairs:
+    def __init__(self, fused: Graph, in_place):
+        from lucid_codegen.donation import donations
+        super().__init__(fused)
+        self.donations = tuple(donations(fused, in_place))
+
+    def __call__(self, arrays):
+        fused, targets = self.graph, [i for _, i in self.donations]
+        for j, i in self.donations:
             a, want = arrays[i], fused.outputs[j]
             if not isinstance(a, np.ndarray) or a.shape != want.shape or a.dtype != want.dtype:
                 got = f"{a.dtype}{list(a.shape)}" if isinstance(a, np.ndarray) else type(a).__name__
                 raise ValueError(f"in_place: output {j} ({want.type}) cannot be written into "
                                  f"input {i}: it is {got}")
         outs = [np.array(o) if any(np.may_share_memory(o, arrays[i]) for i in targets) else o
-                for o in plain(arrays)]
-        for j, i in pairs:
+                for o in super().__call__(arrays)]
+        for j, i in self.donations:
             np.copyto(arrays[i], outs[j])
             outs[j] = arrays[i]
         return outs
-    run.in_place_direct = set()
-    return run

@@ -43,6 +43,7 @@ import numpy as np
 from lucid_ir import compile_times
 from lucid_ir.compile_times import phase
 from lucid_ir.graph import Graph
+from lucid_ir import pipeline
 from lucid_ir.passes import autodiff
 
 from . import pytree, versions
@@ -120,8 +121,7 @@ class Program:
         self.residual_sources = []
         outputs = self.forward.outputs
         if self.wrt and any(self.out_requires):
-            with phase("autodiff"):
-                bwd = autodiff.run(self.forward, self.wrt)
+            bwd = pipeline.run(self.forward, pipeline.differentiate(self.wrt), "backward").backward
             self.backward_graph = bwd.graph
             position = {v: i for i, v in enumerate(inputs)}
             extra = []

@@ -2,6 +2,8 @@
 
     traced graph → simplify → fuse → verify → lower each kernel → an executable plan
 
+(the passes are ``lucid_ir.pipeline``'s, with its ``COMPILE`` options)
+
 ``compile_graph`` runs it on any graph (a function traced by ``lucid.compile``, or a
 backward graph derived by the autodiff pass) and keeps every stage for inspection.
 ``LUCID_FUSION=0`` skips fusion (every compute op becomes its own kernel), for
@@ -13,12 +15,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from lucid_ir import compile_times, debug
+from lucid_ir import compile_times, debug, pipeline
 from lucid_ir.compile_times import phase
+from lucid_ir.executable import Executable
 from lucid_ir.graph import Graph
-from lucid_ir.passes import fuse, simplify
 from lucid_ir.printer import Namer, format_graph
-from lucid_ir.verify import verify
 
 from . import backend
 
@@ -43,7 +44,7 @@ class CompiledGraph:
     traced: Graph
     simplified: Graph
     fused: Graph
-    executable: object = field(repr=False)
+    executable: Executable = field(repr=False)
 
     def __call__(self, arrays):
         return self.executable(arrays)
@@ -59,10 +60,10 @@ class CompiledGraph:
         copied after the kernels."""
         name = Namer()
         text = format_graph(self.fused, name)
-        pairs = getattr(self.executable, "donations", None) or []
+        pairs = self.executable.donations
         if not pairs:
             return text
-        direct = getattr(self.executable, "in_place_direct", set())
+        direct = self.executable.in_place_direct
         g = self.fused
         lines = [f"#   {name(g.outputs[j])} -> {name(g.inputs[i])} "
                  f"({'written by its kernel' if j in direct else 'copied after the kernels'})"
@@ -70,10 +71,10 @@ class CompiledGraph:
         return text + "\n# outputs written into input arrays:\n" + "\n".join(lines)
 
     def llvm_text(self) -> str:
-        return getattr(self.executable, "llvm_text", lambda: "; (interpreted: no LLVM IR)")()
+        return self.executable.llvm_text()
 
     def asm_text(self) -> str:
-        return getattr(self.executable, "asm_text", lambda: "# (interpreted: no assembly)")()
+        return self.executable.asm_text()
 
 
 # Callables told about every graph compiled in this process: ``observer(name, compiled)``
@@ -88,18 +89,10 @@ def compile_graph(graph: Graph, name: str = "graph", in_place=None) -> CompiledG
     compiled by ``lucid.compile``), else as a compilation of its own, reported here."""
     with compile_times.compilation(name):
         debug.log_stage(name, "traced", graph)
-        with phase(f"{name}: simplify"):
-            simplified = simplify.run(graph)
-        with phase(f"{name}: verify"):
-            verify(simplified)
-        debug.log_stage(name, "simplified", simplified)
-        with phase(f"{name}: fuse"):
-            fused = fuse.run(simplified, enabled=fusion_enabled())
-        with phase(f"{name}: verify"):
-            verify(fused)
-        debug.log_stage(name, "fused", fused)
+        stages = pipeline.run(graph, pipeline.Options(fusion=fusion_enabled()), name)
         with phase(f"{name}: lower to kernels"):
-            compiled = CompiledGraph(graph, simplified, fused, backend.executable(fused, in_place))
+            compiled = CompiledGraph(graph, stages.simplified, stages.fused,
+                                     backend.executable(stages.fused, in_place))
         debug.log_code(name, compiled)
     for observe in observers:
         observe(name, compiled)

@@ -192,9 +192,9 @@ def _saved_steps(graph: Graph, outs) -> tuple:
     """Positions of the inner steps whose results the chain's gradient reads."""
     if len(outs) < 2:
         return ()
-    from lucid_ir.passes import autodiff
+    from lucid_ir import pipeline
     wrt = [i for i, v in enumerate(graph.inputs) if v.dtype in ("float32", "float64")]
-    residuals = set(autodiff.run(graph, wrt).residuals)
+    residuals = set(pipeline.run(graph, pipeline.differentiate(wrt)).backward.residuals)
     return tuple(k for k, v in enumerate(outs[:-1]) if v in residuals)
 
 

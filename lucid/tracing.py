@@ -27,7 +27,6 @@ import traceback
 import numpy as np
 
 from lucid_ir.builder import GraphBuilder, make_node
-from lucid_ir.compile_times import phase
 from lucid_ir.graph import Graph, Node, Value
 from lucid_ir.types import TensorType
 
@@ -253,7 +252,7 @@ class Tracer:
     def backward(self, root, gradient=None) -> None:
         """``root.backward()`` inside the trace: append the backward graph and accumulate
         the gradients of the leaves ``root`` depends on into their traced ``.grad``."""
-        from lucid_ir.passes import autodiff
+        from lucid_ir import pipeline
         from .tensor import Tensor
         if not root.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad (no input of the "
@@ -275,8 +274,8 @@ class Tracer:
         inputs = self.inputs()
         position = {v: i for i, v in enumerate(inputs)}
         forward = Graph(inputs, tuple(self.builder.nodes), (rv,))
-        with phase("autodiff"):
-            bwd = autodiff.run(forward, [position[v] for _, v in leaves])
+        bwd = pipeline.run(forward, pipeline.differentiate([position[v] for _, v in leaves]),
+                           "backward").backward
         cotangent = bwd.graph.inputs[0]
         if gradient is None:
             seed = make_node("constant", (), dict(value=1.0, shape=root.shape, dtype=root.dtype))

@@ -8,7 +8,7 @@ transposed view: no copy): per-(batch, head) element offsets are tabled once per
 layout, the rows and features are read at their strides. The results (and the
 backward's ``packed`` and ``g``) are C-contiguous.
 
-Threads: a call with at least ``SPLIT_FLOPS`` of work is cut into one contiguous
+Threads: a call that ``work_split.attention_splits`` is cut into one contiguous
 range of items per thread (``threads.parallel_for``; in a native program, the program's
 split of a loop kernel's rows: ``native_job``); each call of the kernel allocates its
 own scratch. Every item is one sequential computation, so the results are the same
@@ -32,13 +32,12 @@ import numpy as np
 
 from lucid_ir.graph import Node
 
-from . import threads
+from . import threads, work_split
 from .attention_backward_kernel import BWD_WORDS, backward_layout
 from .attention_kernels import FWD_WORDS, forward_scratch, kernel
 from .attention_tiles import BLOCK
 from .pyarray import data_ptr
 
-SPLIT_FLOPS = 30e6   # below this, a call stays on the calling thread
 MAX_LAYOUTS = 32     # prepared offset tables kept per step
 
 
@@ -110,7 +109,7 @@ class AttentionStep:
             words[w] = data_ptr(x)
         words[self._out_word] = data_ptr(out)
         fn = kernel("bwd" if self.backward else "fwd", self.node.out.dtype)
-        n_chunks = threads.get_num_threads() if self.flops >= SPLIT_FLOPS else 1
+        n_chunks = threads.get_num_threads() if work_split.attention_splits(self.flops) else 1
         n_chunks = max(1, min(n_chunks, self.n_items))
         block = words.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
         bounds = [self.n_items * c // n_chunks for c in range(n_chunks + 1)]
@@ -123,14 +122,13 @@ class AttentionStep:
     def native_job(self, arrays, outs):
         """This call as a ``native_plan.LoopJob`` (its items are its rows: a program may
         split them across threads like a loop kernel's), or None."""
-        from .native_plan import LOOP_SPLIT_BYTES, LoopJob
+        from .native_plan import LoopJob
         (out,) = outs
         if (not self.can_write_into(out) or any(_odd(x) or x.dtype != self.dtype for x in arrays)
                 or self.backward and not all(x.flags.c_contiguous for x in arrays[3:5])):
             return None
         words, tables = self._words(arrays[:3])
-        # the work, in the loop kernels' measure: it splits where SPLIT_FLOPS says
-        work = int(self.flops / SPLIT_FLOPS * LOOP_SPLIT_BYTES)
+        work = work_split.attention_work_bytes(self.flops)  # (in the loop kernels' measure)
         return LoopJob(kernel("bwd" if self.backward else "fwd", self.node.out.dtype), list(words),
                        (0, self.n_items, 0, 1), list(self._in_words), [self._out_word], keep=tuple(tables),
                        lanes=1, nbytes=work)

@@ -50,9 +50,12 @@ File format (``<full key hex>.lucidk``)
     wrong magic/version/key) is a miss: the kernel is recompiled and the file
     overwritten. Unverified bytes are never given to the linker.
 
-Writes are atomic (temp file in the same directory, fsync, ``os.replace``), so
+Writes are atomic (temp file in the same directory, ``os.replace``), so
 concurrent processes are safe and a process killed mid-write leaves only a
-``.*.tmp`` file, which is ignored and removed by :func:`clear_cache`. If the
+``.*.tmp`` file, which is ignored and removed by :func:`clear_cache`. There is no
+``fsync``: it cost milliseconds per kernel on the compile path (a cold training step
+writes tens of entries), and what it guards against, a power loss leaving an entry
+whose data never reached the disk, is a file that fails its checksum: a miss. If the
 directory cannot be written, the cache falls back to memory only and warns once
 (``RuntimeWarning``) per directory per process.
 """
@@ -284,8 +287,6 @@ def _write_entry(directory: Path, name: str, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; entries are not secret
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, directory / name)
         tmp = None
         _bump("disk_writes")
@@ -332,7 +333,8 @@ def _key_lock(digest_hex: str) -> threading.Lock:
 # ------------------------------------------------------------------ public API
 def load_or_compile(key: str, build: Callable[[], ir.Module], symbols: list[str],
                     *, label: str | None = None, kind: str | None = None, speed_level: int = 3,
-                    vectorize: bool = True, prepare: Callable[[], None] | None = None) -> jit.LoadedLibrary:
+                    vectorize: bool = True, prepare: Callable[[], None] | None = None,
+                    pipeline: jit.Pipeline | None = None) -> jit.LoadedLibrary:
     """Machine code for the kernel ``key``: from memory, else disk, else ``build()`` + LLVM.
 
     ``key`` must determine the module ``build()`` returns exactly (e.g. its IR text
@@ -340,8 +342,10 @@ def load_or_compile(key: str, build: Callable[[], ir.Module], symbols: list[str]
     ``symbols`` are the functions to look up (``lib.address(name)``). ``label`` is an
     optional human-readable name stored in the entry's metadata (default: the key,
     cut to 200 characters); ``kind`` the kernel family (default: the key's leading
-    word, :func:`kind_of`), also stored, for ``lucid-ir cache``. ``speed_level`` and ``vectorize`` are passed to
-    :func:`jit.compile_to_object` (include them in ``key`` if they vary). ``prepare``,
+    word, :func:`kind_of`), also stored, for ``lucid-ir cache``. ``pipeline``
+    (:class:`jit.Pipeline`; default: ``speed_level`` and ``vectorize`` with unrolling)
+    is how LLVM optimises the module; it is part of the full key (a kernel compiled
+    with another pipeline is another entry). ``prepare``,
     if given, is called before the object is linked (e.g. to load the code it calls).
 
     Never raises because of the cache itself (bad files are recompiled, unwritable
@@ -367,7 +371,8 @@ def load_or_compile(key: str, build: Callable[[], ir.Module], symbols: list[str]
     True
     """
     symbols = list(symbols)
-    digest_hex = full_key(key)
+    pipeline = pipeline or jit.Pipeline(speed_level, vectorize)
+    digest_hex = _digest(key, pipeline)
     mem_key = (digest_hex, tuple(symbols))
     with _LOCK:
         lib = _MEMORY.get(mem_key)
@@ -384,8 +389,7 @@ def load_or_compile(key: str, build: Callable[[], ir.Module], symbols: list[str]
         if lib is not None:
             compile_times.memory_hit()
             return lib
-        lib = _load_or_compile_locked(key, digest_hex, build, symbols, label,
-                                      speed_level, vectorize, kind, prepare)
+        lib = _load_or_compile_locked(key, digest_hex, build, symbols, label, pipeline, kind, prepare)
         with _LOCK:
             _MEMORY[mem_key] = lib
             _LINKED.add(digest_hex)
@@ -394,7 +398,7 @@ def load_or_compile(key: str, build: Callable[[], ir.Module], symbols: list[str]
 
 def precompile(key: str, build: Callable[[], ir.Module], symbols: list[str],
                *, label: str | None = None, kind: str | None = None, speed_level: int = 3,
-               vectorize: bool = True) -> None:
+               vectorize: bool = True, pipeline: jit.Pipeline | None = None) -> None:
     """Make sure the object file of ``key`` exists without linking it: nothing to do when
     it is linked already or on disk, else compile it (and store it on disk, and in memory
     for the :func:`load_or_compile` of the same key, which then only links it). Arguments
@@ -402,7 +406,8 @@ def precompile(key: str, build: Callable[[], ir.Module], symbols: list[str],
     threads (compile_pool.py); one key is never compiled twice at once.
     """
     symbols = list(symbols)
-    digest_hex = full_key(key)
+    pipeline = pipeline or jit.Pipeline(speed_level, vectorize)
+    digest_hex = _digest(key, pipeline)
     use_disk = cache_enabled()
     directory = cache_dir() if use_disk else None
 
@@ -416,14 +421,19 @@ def precompile(key: str, build: Callable[[], ir.Module], symbols: list[str],
     with _key_lock(digest_hex):
         if done():
             return
-        obj = _compile_and_store(key, digest_hex, build, symbols, label, speed_level, vectorize, kind,
-                                 directory)
+        obj = _compile_and_store(key, digest_hex, build, symbols, label, pipeline, kind, directory)
         with _LOCK:
             _OBJECTS[digest_hex] = obj
 
 
-def _load_or_compile_locked(key, digest_hex, build, symbols, label, speed_level=3,
-                            vectorize=True, kind=None, prepare=None) -> jit.LoadedLibrary:
+def _digest(key: str, pipeline: jit.Pipeline) -> str:
+    """The full key of ``key`` compiled with ``pipeline`` (the full pipeline's keys are
+    the caller's keys unchanged)."""
+    return full_key(key if pipeline == jit.FULL else f"{key}|opt={pipeline.tag()}")
+
+
+def _load_or_compile_locked(key, digest_hex, build, symbols, label, pipeline,
+                            kind=None, prepare=None) -> jit.LoadedLibrary:
     digest = bytes.fromhex(digest_hex)
     use_disk = cache_enabled()
     directory = cache_dir() if use_disk else None
@@ -455,7 +465,7 @@ def _load_or_compile_locked(key, digest_hex, build, symbols, label, speed_level=
                     label, kind, "disk", {"read": t1 - t0, "link": time.perf_counter() - t1}, len(payload)))
                 return lib
     steps: dict = {}
-    obj = _compile_and_store(key, digest_hex, build, symbols, label, speed_level, vectorize, kind,
+    obj = _compile_and_store(key, digest_hex, build, symbols, label, pipeline, kind,
                              directory, steps, record=False)
     if prepare is not None:
         prepare()
@@ -466,7 +476,7 @@ def _load_or_compile_locked(key, digest_hex, build, symbols, label, speed_level=
     return lib
 
 
-def _compile_and_store(key, digest_hex, build, symbols, label, speed_level, vectorize, kind,
+def _compile_and_store(key, digest_hex, build, symbols, label, pipeline, kind,
                        directory, steps=None, record=True) -> bytes:
     """``build()`` compiled to an object file, written to ``directory`` (unless None);
     ``steps`` receives the seconds of each step; ``record``: tell LUCID_DEBUG's record."""
@@ -476,7 +486,8 @@ def _compile_and_store(key, digest_hex, build, symbols, label, speed_level, vect
     t0 = time.perf_counter()
     module = build()
     steps["build IR"] = time.perf_counter() - t0
-    obj = jit.compile_to_object(module, speed_level, vectorize, times=steps)
+    obj = jit.compile_to_object(module, pipeline.speed_level, pipeline.vectorize, times=steps,
+                                unroll=pipeline.unroll)
     seconds = time.perf_counter() - t0
     _bump("compiles")
     if directory is not None:
@@ -490,6 +501,7 @@ def _compile_and_store(key, digest_hex, build, symbols, label, speed_level, vect
             "fingerprint": _target_fingerprint(),
             "pipeline": _pipeline_stamp(),
             "codegen_version": CODEGEN_VERSION,
+            "opt": pipeline.tag(),
         }
         t1 = time.perf_counter()
         _write_entry(directory, digest_hex + _SUFFIX, _encode(bytes.fromhex(digest_hex), obj, meta))

@@ -1,7 +1,7 @@
 """Native kernels for chains of elementwise ops (one fused loop per graph).
 
 ``ElementwiseKernel.for_graph(graph)`` takes a graph whose nodes are all
-elementwise ops (``lucid_ir.opnames.ELEMENTWISE``) or fill ``constant`` nodes, and
+elementwise ops (group ``elementwise`` of ``lucid_ir.ops``) or fill ``constant`` nodes, and
 returns a callable kernel, cached per *structure* (ops, attrs, dtypes, wiring),
 never per size: sizes and strides are run-time arguments.
 
@@ -46,11 +46,12 @@ import llvmlite.ir as ir
 import numpy as np
 
 from lucid_ir.graph import Graph
-from lucid_ir.opnames import ELEMENTWISE, RANDOM
+from lucid_ir.ops import get_op
 from lucid_ir.types import broadcast_shapes
 
-from . import loops
+from . import loops, work_split
 from .cache import load_or_compile, source_stamp
+from .jit import loop_pipeline
 from .pyarray import data_ptr
 from .loops import I64, Loop, RowWalk, const64, load_arg
 from .target import host_target
@@ -136,14 +137,14 @@ def planned(kernel, arrays):
     return arrays, plan
 
 
-def structure_of(graph: Graph, outputs=None, allowed=ELEMENTWISE) -> Structure:
+def structure_of(graph: Graph, outputs=None) -> Structure:
     """The :class:`Structure` of ``graph`` (checking every node is elementwise/constant)."""
     refs = {v: ("i", k) for k, v in enumerate(graph.inputs)}
     nodes, const_shapes = [], []
     for k, n in enumerate(graph.nodes):
-        if n.op == "constant" or n.op in RANDOM:
+        if n.op == "constant" or get_op(n.op).random:
             const_shapes.append(n.attr("shape"))
-        if n.op != "constant" and (n.op not in allowed or n.op not in SUPPORTED):
+        if n.op != "constant" and (not get_op(n.op).elementwise or n.op not in SUPPORTED):
             raise ValueError(f"elementwise kernel: op {n.op!r} is not elementwise")
         try:
             args = tuple(refs[v] for v in n.inputs)
@@ -208,8 +209,8 @@ def vector_lanes(st: Structure) -> int:
     """Lanes of the widest dtype the loop computes in. A random op's int64 key, read
     once and used by nothing else, does not count: float32 random numbers (their 64-bit
     hashing split over registers by LLVM) keep float32's width, twice as fast."""
-    keys = {r for op, _, refs, _ in st.nodes if op in RANDOM for r in refs}
-    keys -= {r for op, _, refs, _ in st.nodes if op not in RANDOM for r in refs} | set(st.outputs)
+    keys = {r for op, _, refs, _ in st.nodes if get_op(op).random for r in refs}
+    keys -= {r for op, _, refs, _ in st.nodes if not get_op(op).random for r in refs} | set(st.outputs)
     dtypes = {d for k, d in enumerate(st.inputs) if ("i", k) not in keys}
     dtypes |= {dtype for k, (_, _, _, dtype) in enumerate(st.nodes) if ("n", k) not in keys}
     widest = max((ITEMSIZE[d] for d in dtypes), default=4)
@@ -359,7 +360,7 @@ class ElementwiseKernel:
             raise ValueError(f"elementwise kernel: every output must have the full shape {full}, "
                              f"got {sorted(out_shapes)}")
         for n in graph.nodes:
-            if n.op in RANDOM and n.out.shape != full:
+            if get_op(n.op).random and n.out.shape != full:
                 raise ValueError(f"elementwise kernel: {n.op} of shape {n.out.shape} cannot run in a "
                                  f"loop over {full} (its values depend on the element positions)")
         # a shape that only a constant or random node gives is the kernel's own (not compiled
@@ -381,7 +382,7 @@ class ElementwiseKernel:
             st, lanes = self.structure, self.lanes
             key = f"elementwise/{source_stamp(*GENERATOR)}|{st.text}|pattern={pattern}|lanes={lanes}"
             lib = load_or_compile(key, lambda: build_module(st, pattern, lanes), ["lucid_ew"],
-                                  label=f"elementwise {pattern} {st.text[:150]}")
+                                  label=f"elementwise {pattern} {st.text[:150]}", pipeline=loop_pipeline())
             fn = self._fns[pattern] = KERNEL_ABI(lib.address("lucid_ew"))
         return fn
 
@@ -412,7 +413,7 @@ class ElementwiseKernel:
         for n in outer:
             n_outer *= n
         nbytes = size * sum(a.itemsize for a in arrays) + size * sum(dt.itemsize for dt in self.out_dtypes)
-        parallel = nbytes >= loops.PARALLEL_BYTES
+        parallel = work_split.pool_splits(nbytes)
         return shape, (self.function(pattern), template, n_outer, inner, parallel,
                        ctypes.c_int64 * len(template))
 
@@ -487,7 +488,7 @@ class ElementwiseKernel:
         """This call as a ``native_plan.LoopJob`` (for plans run from native code), or
         None when its layouts were not planned. A kernel big enough to split is split by
         the program (``native_plan._ranges``), one part per thread."""
-        from .native_plan import LoopJob, work_bytes
+        from .native_plan import LoopJob
         key = tuple([(a.shape, a.strides, a.dtype) for a in arrays]
                     + [(o.shape, o.strides, o.dtype, o.flags.writeable) for o in outs] + [None])
         plan = self._plans.get(key)
@@ -495,8 +496,8 @@ class ElementwiseKernel:
             return None
         fn, template, n_outer, inner = plan[1][:4]
         n = len(arrays)
-        nbytes = work_bytes(n_outer * inner * sum(x.itemsize for x in list(arrays) + list(outs)),
-                            n_outer * inner, [node[0] for node in self.structure.nodes])
+        nbytes = work_split.work_bytes(n_outer * inner * sum(x.itemsize for x in list(arrays) + list(outs)),
+                                       n_outer * inner, [node[0] for node in self.structure.nodes])
         return LoopJob(fn, list(template), (0, n_outer, 0, inner), list(range(2, 2 + n)),
                        list(range(2 + n, 2 + n + len(outs))), lanes=max(self.lanes, 1), nbytes=nbytes)
 

@@ -39,7 +39,7 @@ import threading
 
 import numpy as np
 
-from . import threads
+from . import threads, work_split
 from .pyarray import LAYOUT_OK, data_ptr
 from .gemm import GemmSpec, build_gemm_module, gemm_symbol, workspace_elems
 from .gemm_batched import batched_symbol
@@ -48,29 +48,9 @@ from .gemm_small import SMALL_M, SMALL_N
 
 __all__ = ["Gemm", "GemmSpec", "get_gemm", "split_pays", "split_spans"]
 
-# The cost model of a split: a GEMM's one-thread time is estimated from its FLOPs and
-# the bytes it streams (whichever bounds it), and it is split across threads when that
-# is at least SPLIT_MIN_SECONDS. The parts run in native workers (threads.run_native),
-# which take a part in a few µs: measured at 2 threads (2026-12-06, quiet machine),
-# F.linear with estimates of 26-52 µs runs 1.4-1.8x faster split (32x256x256 51 -> 29
-# µs, 8x784x256 33 -> 21, 1x784x256 11.4 -> 10.2: each core streams its half of W from
-# its own L2), while 1x256x256 (estimate 10.6 µs) gets slower (4.9 -> 7.1).
-# FLOP_RATE: lucid's one-core GEMM on packed panels (bench_linear: 57-75 GFLOP/s);
-# BYTE_RATE: the small-shape path streaming operands that are not in L2.
-SPLIT_MIN_SECONDS = 20e-6
-FLOP_RATE = 80e9
-BYTE_RATE = 25e9
-
-
-def split_pays(M: int, N: int, K: int, itemsize: int) -> bool:
-    """Whether C(M, N) = A(M, K)·B(K, N) is worth splitting across threads.
-
-    >>> split_pays(1, 256, 256, 4), split_pays(1, 256, 784, 4)
-    (False, True)
-    """
-    flop = 2.0 * M * N * K
-    nbytes = itemsize * (M * K + K * N + 1.0 * M * N)
-    return max(flop / FLOP_RATE, nbytes / BYTE_RATE) >= SPLIT_MIN_SECONDS
+# Whether a GEMM splits across threads: ``work_split.gemm_splits`` (one cost model for
+# every kernel family; re-exported here under its former name).
+split_pays = work_split.gemm_splits
 
 
 def split_spans(M: int, N: int, nt: int, mr: int, nr: int):

@@ -34,6 +34,7 @@ import ctypes
 import llvmlite.ir as ir
 
 from .cache import load_or_compile, source_stamp
+from .jit import loop_pipeline
 from .loops import I64, Loop, RowWalk, const64, load_arg, splat
 
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
@@ -245,6 +246,6 @@ def kernel(kind: str, variant) -> KERNEL_ABI:
                  "gather": build_gather, "scatter_add": build_scatter_add}[kind]
         name = f"lucid_{kind}"
         lib = load_or_compile(f"index/{source_stamp(*GENERATOR)}|{kind}|{variant}", lambda: build(variant),
-                              [name], label=f"{kind} {variant}")
+                              [name], label=f"{kind} {variant}", pipeline=loop_pipeline())
         fn = _FUNCTIONS.setdefault((kind, variant), KERNEL_ABI(lib.address(name)))
     return fn

@@ -29,6 +29,7 @@ import ctypes
 import os
 import threading
 import time
+from typing import NamedTuple
 
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
@@ -41,6 +42,43 @@ _LOCK = threading.Lock()  # LLVM's JIT objects are not safe to build concurrentl
 # engine also frees the shared target machine it took ownership of (a later compile
 # would then crash). So engines are kept even when loading fails.
 _ENGINES: list = []
+
+
+class Pipeline(NamedTuple):
+    """How much LLVM optimises a module: the new pass manager's ``speed_level`` (0-3),
+    its loop and SLP vectorizers (``vectorize``), and loop unrolling and interleaving
+    (``unroll``). Part of every kernel's cache key (``tag``).
+
+    >>> FULL.tag(), LOOPS.tag()
+    ('O3vu', 'O2')
+    """
+
+    speed_level: int = 3
+    vectorize: bool = True
+    unroll: bool = True
+
+    def tag(self) -> str:
+        return f"O{self.speed_level}" + "v" * self.vectorize + "u" * self.unroll
+
+
+#: LLVM's whole pipeline at its highest level: for code whose speed LLVM makes (loops
+#: written as scalar code, which it vectorises and unrolls).
+FULL = Pipeline(3, True, True)
+#: The loop kernels' pipeline (elementwise, reduction, row and index kernels): their
+#: emitters write the vector code and its unrolling themselves, so the vectorizers and
+#: the unroller only add compile time (and code: a masked tail unrolled again) -- about
+#: half of the kernel's LLVM time, at the same run time (benchmarks/bench_eager.py,
+#: bench_models.py). ``LUCID_LOOP_OPT=full`` compiles them with :data:`FULL` instead.
+LOOPS = Pipeline(2, False, False)
+
+
+def loop_pipeline() -> Pipeline:
+    """:data:`LOOPS`, or :data:`FULL` when ``LUCID_LOOP_OPT=full`` (read on every call).
+
+    >>> loop_pipeline() in (LOOPS, FULL)
+    True
+    """
+    return FULL if os.environ.get("LUCID_LOOP_OPT", "").strip().lower() == "full" else LOOPS
 
 
 class LoadedLibrary:
@@ -71,17 +109,23 @@ def prepare_module(module: ir.Module | str) -> llvm.ModuleRef:
     return ref
 
 
-def optimise(ref: llvm.ModuleRef, speed_level: int = 3, vectorize: bool = True) -> None:
-    """Run LLVM's standard pipeline (new pass manager) tuned for the host CPU.
-
-    ``vectorize=False`` skips the loop and SLP vectorizers: for modules whose
-    vector code is explicit (the GEMM kernels) they only add compile time.
-    """
-    target = host_target()
+def _pass_builder(machine, speed_level: int, vectorize: bool, unroll: bool):
     options = llvm.create_pipeline_tuning_options(speed_level=speed_level)
     options.loop_vectorization = vectorize
     options.slp_vectorization = vectorize
-    builder = llvm.create_pass_builder(target.machine, options)
+    options.loop_unrolling = unroll
+    options.loop_interleaving = unroll
+    return llvm.create_pass_builder(machine, options)
+
+
+def optimise(ref: llvm.ModuleRef, speed_level: int = 3, vectorize: bool = True, unroll: bool = True) -> None:
+    """Run LLVM's standard pipeline (new pass manager) tuned for the host CPU.
+
+    ``vectorize=False`` skips the loop and SLP vectorizers and ``unroll=False`` the loop
+    unroller: for modules whose vector code is explicit (GEMM and loop kernels) they
+    mostly add compile time (see :class:`Pipeline`).
+    """
+    builder = _pass_builder(host_target().machine, speed_level, vectorize, unroll)
     builder.getModulePassManager().run(ref, builder)
 
 
@@ -123,7 +167,7 @@ def _thread_llvm():
     return state
 
 
-def _compile_unlocked(module, speed_level, vectorize, times):
+def _compile_unlocked(module, speed_level, vectorize, unroll, times):
     parse, run_passes, emit = _RAW
     context, machine = _thread_llvm()
     target = host_target()
@@ -141,10 +185,7 @@ def _compile_unlocked(module, speed_level, vectorize, times):
     ref.data_layout = target.data_layout
     ref.verify()
     t1 = time.perf_counter()
-    options = llvm.create_pipeline_tuning_options(speed_level=speed_level)
-    options.loop_vectorization = vectorize
-    options.slp_vectorization = vectorize
-    builder = llvm.create_pass_builder(machine, options)
+    builder = _pass_builder(machine, speed_level, vectorize, unroll)
     run_passes(builder.getModulePassManager(), ref, builder)
     t2 = time.perf_counter()
     with ffi.OutputString() as err:
@@ -161,20 +202,21 @@ def _compile_unlocked(module, speed_level, vectorize, times):
 
 
 def compile_to_object(module: ir.Module | str, speed_level: int = 3,
-                      vectorize: bool = True, times: dict | None = None) -> bytes:
-    """Verify, optimise and emit an ELF object file for the host CPU.
+                      vectorize: bool = True, times: dict | None = None, unroll: bool = True) -> bytes:
+    """Verify, optimise (:func:`optimise`'s arguments) and emit an ELF object file for the
+    host CPU.
 
     ``times``, when given, receives the seconds of each step: ``parse`` (the module as
     text, parsed and verified by LLVM), ``optimise`` and ``codegen``. Safe to call from
     several threads at once (they compile in parallel, see the module docstring).
     """
     if _RAW is not None:
-        return _compile_unlocked(module, speed_level, vectorize, times)
+        return _compile_unlocked(module, speed_level, vectorize, unroll, times)
     with _LOCK:
         t0 = time.perf_counter()
         ref = prepare_module(module)
         t1 = time.perf_counter()
-        optimise(ref, speed_level, vectorize)
+        optimise(ref, speed_level, vectorize, unroll)
         t2 = time.perf_counter()
         obj = host_target().machine.emit_object(ref)
         if times is not None:

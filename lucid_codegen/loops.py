@@ -77,14 +77,6 @@ def splat(b: ir.IRBuilder, x, lanes: int):
     return b.shuffle_vector(v, ir.Constant(vty, ir.Undefined), ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
 
 
-#: the costly elementwise ops and what each adds to a loop kernel's work per element, in
-#: bytes moved that take as long (one core, float32, vectorised: exp ~0.33 ns an element,
-#: ~26 bytes at L2 speed; a division or a square root a few). Row kernels stash these
-#: rather than recompute them (``row_structure``); native programs split a kernel across
-#: threads by the work they add (``native_plan.work_bytes``).
-COMPUTE_BYTES = {"exp": 24, "expm1": 24, "log": 24, "log1p": 24, "log2": 24, "tanh": 32,
-                 "sigmoid": 28, "erf": 40, "sin": 32, "cos": 32, "pow": 48, "div": 4,
-                 "sqrt": 4, "rsqrt": 4}
 
 
 def load_arg(b: ir.IRBuilder, args_ptr, index):
@@ -266,11 +258,6 @@ def collapse(shape, strides_list):
 
 
 # ----------------------------------------------------------------- threading
-#: Work (bytes touched) above which a kernel call is split across threads. Handing a
-#: chunk to a worker costs ~50-80 µs on this VM, so the split pays only above ~10 MB
-#: (measured, a*b+a in float32: 2.4 MB 37 vs 87 µs; 12 MB 167 vs 135 µs; 48 MB 1405 vs 864).
-PARALLEL_BYTES = 10 << 20
-
 
 _POOL: list = []
 

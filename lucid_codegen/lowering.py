@@ -264,29 +264,48 @@ BINARY_EMITTERS = {
 }
 
 
+def _unary(emit):
+    return lambda b, args, attrs, index: emit(b, args[0])
+
+
+def _binary(emit):
+    return lambda b, args, attrs, index: emit(b, args[0], args[1])
+
+
+def _compare(op):
+    return lambda b, args, attrs, index: emit_compare(b, op, args[0], args[1])
+
+
+def _positional(op, emit):
+    def lower(b, args, attrs, index):
+        if index is None:
+            raise NotImplementedError(f"{op}: this kernel's loop does not give element positions "
+                                      f"(only elementwise loops over the op's own shape do)")
+        return emit(b, args[0], index(), attrs["dtype"])
+    return lower
+
+
+#: op name -> ``lower(builder, args, attrs, index)``: one entry per elementwise op (the
+#: tables above feed it; an op of another shape of arguments adds its entry here)
+LOWERINGS = {
+    **{op: _unary(emit) for op, emit in UNARY_EMITTERS.items()},
+    **{op: _binary(emit) for op, emit in BINARY_EMITTERS.items()},
+    **{op: _compare(op) for op in _FCMP},
+    **{op: _positional(op, emit) for op, emit in POSITIONAL_EMITTERS.items()},
+    "select": lambda b, args, attrs, index: b.select(*args),
+    "cast": lambda b, args, attrs, index: emit_cast(b, args[0], attrs["dtype"]),
+}
+
+
 def emit_op(b: ir.IRBuilder, op: str, args, attrs: dict, index=None):
     """The LLVM value of ``op(*args)`` (args in their compute types; the IR's type rules
     guarantee the dtypes each op accepts). The random ops also read the element's linear
     index in the loop: ``index()`` gives it (i64, or a vector of one per lane); a loop
     that cannot say (None) cannot run them."""
-    if op in POSITIONAL_EMITTERS:
-        if index is None:
-            raise NotImplementedError(f"{op}: this kernel's loop does not give element positions "
-                                      f"(only elementwise loops over the op's own shape do)")
-        return POSITIONAL_EMITTERS[op](b, args[0], index(), attrs["dtype"])
-    if op in UNARY_EMITTERS:
-        return UNARY_EMITTERS[op](b, args[0])
-    if op in BINARY_EMITTERS:
-        return BINARY_EMITTERS[op](b, args[0], args[1])
-    if op in _FCMP:
-        return emit_compare(b, op, args[0], args[1])
-    if op == "select":
-        c, x, y = args
-        return b.select(c, x, y)
-    if op == "cast":
-        return emit_cast(b, args[0], attrs["dtype"])
-    raise NotImplementedError(f"no native lowering for elementwise op {op!r}")
+    lower = LOWERINGS.get(op)
+    if lower is None:
+        raise NotImplementedError(f"no native lowering for elementwise op {op!r}")
+    return lower(b, args, attrs, index)
 
 
-SUPPORTED = frozenset(UNARY_EMITTERS) | frozenset(BINARY_EMITTERS) | frozenset(_FCMP) | {
-    "select", "cast"} | frozenset(POSITIONAL_EMITTERS)
+SUPPORTED = frozenset(LOWERINGS)

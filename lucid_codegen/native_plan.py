@@ -14,7 +14,7 @@ pointer from its array object, see ``pyarray``) and runs the jobs with
 the reference-count check of the output buffers, that call, and the output list.
 
 A GEMM big enough to split across threads (a program is built for one thread count),
-or an elementwise kernel moving ``LOOP_SPLIT_BYTES`` or more, is split natively too:
+or a loop kernel with work enough (``work_split.loop_splits``), is split natively too:
 its parts are records of their own (a loop kernel's through ``lucid_loop_part``, the
 GEMM-shaped entry the worker pool calls). A *fork* record copies
 the workers' parts into the native worker pool's job slots and publishes a new
@@ -55,10 +55,9 @@ from sys import getrefcount
 
 import numpy as np
 
-from . import threads
+from . import threads, work_split
 from .host_calls import HOST_KIND, HostJob
 from .index_steps import reshape_copy_job
-from .loops import COMPUTE_BYTES
 from .native_runner import JOB_WORDS, loop_entry, program_entries
 from .program_call import ProgramCall
 from .pyarray import LAYOUT_OK, data_ptr
@@ -285,12 +284,13 @@ class NativeProgram:
             position[per_call[s]] = len(plan.input_slots) + j
         fix = np.array([w for at, index, offset in fixes for w in (at, position[index], offset)] or [0],
                        np.int64)
-        work_us = sum(job.nbytes / BYTES_PER_US if isinstance(job, LoopJob) else
-                      job.flop / FLOP_PER_US if isinstance(job, GemmJob) else 0.0 for job, _, _ in jobs)
+        seconds = sum(work_split.kernel_seconds(nbytes=job.nbytes) if isinstance(job, LoopJob) else
+                      work_split.kernel_seconds(flop=job.flop) if isinstance(job, GemmJob) else 0.0
+                      for job, _, _ in jobs)
         # (a host call may wait for other processes: other Python threads run meanwhile)
         self.entry = ProgramCall(program_entries(), words, n_seq, fix, len(fixes),
                                  [env[s] for s in plan.input_slots], plan.donated_inputs, len(self.escaping),
-                                 release_gil=self.splits or bool(self.host_jobs) or work_us >= RELEASE_GIL_US)
+                                 release_gil=self.splits or bool(self.host_jobs) or work_split.releases_gil(seconds))
         self.call, self.check, self.ran = self.entry.call, self.entry.check, self.entry.block
         self.failed = self.entry.failed
         self.kept_arrays = {s: env[s] for s in set(root.values())
@@ -387,32 +387,11 @@ class NativeProgram:
 
 _BUFFER, _INPUT, _KEPT = "buffer", "input", "kept"   # where an output's root array is
 
-#: a program whose kernels take about this long (estimated from the bytes its loops move
-#: and its GEMMs' flops) or more releases the GIL while it runs, so other Python threads
-#: run meanwhile; a shorter one keeps it (taking it back can wait for another thread)
-RELEASE_GIL_US = 20.0
-BYTES_PER_US = 10e3
-FLOP_PER_US = 50e3
-
-#: a loop kernel moving at least this many bytes splits across threads in a native
-#: program (measured: a 0.8 MB SGD update takes ~9 µs on one core, a fork/join ~1-2 µs)
-LOOP_SPLIT_BYTES = 1 << 19
-def work_bytes(nbytes: int, elements: int, ops) -> int:
-    """A loop kernel's work in bytes-equivalent: the bytes it moves plus, per element,
-    ``loops.COMPUTE_BYTES`` of each costly op it computes (``ops``: its nodes' op names):
-    a softmax over 64x1000 moves 0.5 MB but computes 64000 exponentials, and splits.
-
-    >>> work_bytes(512000, 64000, ["max", "sub", "exp", "sum", "div"])
-    2304000
-    """
-    return nbytes + elements * sum(COMPUTE_BYTES.get(op, 0) for op in ops)
-
-
 def _ranges(job: LoopJob, num_threads: int):
     """An elementwise kernel's (lo, hi, lo2, hi2) per part for ``num_threads``: whole
     outer rows, or, for one outer row, inner ranges aligned to its vector lanes. None
     when it does not split."""
-    if num_threads <= 1 or not job.lanes or job.nbytes < LOOP_SPLIT_BYTES:
+    if num_threads <= 1 or not job.lanes or not work_split.loop_splits(job.nbytes):
         return None
     _, n_outer, _, inner = job.args
     if n_outer >= num_threads:
@@ -430,12 +409,12 @@ def _round64(nbytes: int) -> int:
 
 
 def _parts(job: GemmJob, num_threads: int):
-    """A GEMM split for ``num_threads`` as ``run_ptrs`` splits it (``gemm_call.split_pays``
+    """A GEMM split for ``num_threads`` as ``run_ptrs`` splits it (``work_split.gemm_splits``
     and ``split_spans``: rows when M >= N, else columns, in whole micro-tiles): per part, the byte offsets of its operands'
     addresses (by word), its words, and the workspace bytes each part gets. None when
     it does not split."""
     from .gemm import workspace_elems
-    from .gemm_call import split_pays, split_spans
+    from .gemm_call import split_spans
     if num_threads <= 1:
         return None
     gemm, w = job.gemm, list(job.words)
@@ -448,7 +427,7 @@ def _parts(job: GemmJob, num_threads: int):
         return None
     M, N, K = w[1], w[2], w[3]
     size = gemm.dtype.itemsize
-    split = split_spans(M, N, num_threads, gemm._mr, gemm._nr) if split_pays(M, N, K, size) else None
+    split = split_spans(M, N, num_threads, gemm._mr, gemm._nr) if work_split.gemm_splits(M, N, K, size) else None
     if split is None:
         return None
     split_m, spans = split

@@ -52,11 +52,12 @@ import llvmlite.ir as ir
 import numpy as np
 
 from lucid_ir.graph import Graph
-from lucid_ir.opnames import ELEMENTWISE, REDUCTION
+from lucid_ir.ops import get_op
 from lucid_ir.types import broadcast_shapes
 
-from . import loops
+from . import loops, work_split
 from .cache import load_or_compile, source_stamp
+from .jit import loop_pipeline
 from .pyarray import data_ptr
 from .elementwise import Structure, checked_plan, emit_structure, needed_nodes, planned, structure_of
 from .loops import I64, Loop, RowWalk, const64, load_arg
@@ -258,13 +259,13 @@ class ReductionKernel:
 
     @classmethod
     def for_graph(cls, graph: Graph) -> "ReductionKernel":
-        reds = [k for k, n in enumerate(graph.nodes) if n.op in REDUCTION]
+        reds = [k for k, n in enumerate(graph.nodes) if get_op(n.op).group == "reduction"]
         if len(reds) != 1 or len(graph.outputs) != 1 or graph.outputs[0] is not graph.nodes[reds[0]].out:
             raise ValueError("reduction kernel: the graph must end in one sum/prod/mean/max/min node, "
                              "whose value is the only output")
         red = graph.nodes[reds[0]]
         prologue = Graph(graph.inputs, tuple(n for n in graph.nodes if n is not red), (red.inputs[0],))
-        st = structure_of(prologue, allowed=ELEMENTWISE)
+        st = structure_of(prologue)
         x = red.inputs[0]
         key = f"{st.text}|{red.op}|{red.attr('axes')}|{red.attr('keepdims')}|{len(x.shape)}"
         kern = _KERNELS.get(key)
@@ -286,7 +287,8 @@ class ReductionKernel:
             key = (f"reduction/{source_stamp(*GENERATOR)}|{st.text}|{self.red_op}|{mode}|pattern={pattern}"
                    f"|lanes={lanes}")
             lib = load_or_compile(key, lambda: cg.build(mode), ["lucid_red"],
-                                  label=f"reduction {self.red_op} {mode} {pattern} {st.text[:120]}")
+                                  label=f"reduction {self.red_op} {mode} {pattern} {st.text[:120]}",
+                                  pipeline=loop_pipeline())
             fn = self._fns[(mode, pattern)] = KERNEL_ABI(lib.address("lucid_red"))
         return fn
 
@@ -348,7 +350,7 @@ class ReductionKernel:
         nbytes = total * sum(a.itemsize for a in arrays)
         mode = "col" if col else "row"
         return out_shape, (self.function(mode, pattern), template, mode, n_outer, inner,
-                           nbytes >= loops.PARALLEL_BYTES, ctypes.c_int64 * len(template))
+                           work_split.pool_splits(nbytes), ctypes.c_int64 * len(template))
 
     def bind(self, arrays, outs):
         """A prepared call for these layouts (see ``ElementwiseKernel.bind``), or None."""

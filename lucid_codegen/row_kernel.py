@@ -29,8 +29,9 @@ import numpy as np
 from lucid_ir.graph import Graph
 from lucid_ir.types import broadcast_shapes
 
-from . import loops
+from . import loops, work_split
 from .cache import load_or_compile, source_stamp
+from .jit import loop_pipeline
 from .elementwise import bound_runner, checked_plan, planned
 from .pyarray import data_ptr
 from .row_codegen import build_module
@@ -92,7 +93,7 @@ class RowKernel:
             key = (f"rows/{source_stamp(*GENERATOR)}|{rs.text}|pattern={pattern}|lanes={lanes}"
                    f"|stash={stash}")
             lib = load_or_compile(key, lambda: build_module(rs, pattern, lanes, stash), ["lucid_rows"],
-                                  label=f"rows {pattern} {rs.text[:150]}")
+                                  label=f"rows {pattern} {rs.text[:150]}", pipeline=loop_pipeline())
             fn = self._fns[(pattern, stash)] = KERNEL_ABI(lib.address("lucid_rows"))
         return fn
 
@@ -130,7 +131,7 @@ class RowKernel:
             template.append(size)
             template.extend(s[d] for s in strs)
         nbytes = n_rows * R * (sum(a.itemsize for a in arrays) + sum(dt.itemsize for dt in self.out_dtypes))
-        return shapes, (self.function(pattern, stash), template, n_rows, nbytes >= loops.PARALLEL_BYTES,
+        return shapes, (self.function(pattern, stash), template, n_rows, work_split.pool_splits(nbytes),
                         ctypes.c_int64 * len(template), nbytes)
 
     def _checked_plan(self, arrays, key):
@@ -198,14 +199,14 @@ class RowKernel:
 
     def native_job(self, arrays, outs):
         """This call as a ``native_plan.LoopJob``: parts of whole rows only."""
-        from .native_plan import LoopJob, work_bytes
+        from .native_plan import LoopJob
         plan = self._plans.get(tuple([(a.shape, a.strides, a.dtype) for a in arrays]))
         if (plan is None or plan[1] is None or not all(o.flags.c_contiguous for o in outs)):
             return None
         fn, template, n_rows, _, _, nbytes = plan[1]
         n = len(arrays)
         elements = max([a.size for a in arrays] + [o.size for o in outs], default=0)
-        nbytes = work_bytes(nbytes, elements, [node[0] for node in self.structure.nodes])
+        nbytes = work_split.work_bytes(nbytes, elements, [node[0] for node in self.structure.nodes])
         return LoopJob(fn, list(template), (0, n_rows, 0, 0), list(range(2, 2 + n)),
                        list(range(2 + n, 2 + n + len(outs))),
                        lanes=self.lanes if n_rows > 1 else 0, nbytes=nbytes)

@@ -35,15 +35,15 @@ instead (a variant of the kernel).
 from __future__ import annotations
 
 from lucid_ir.graph import Graph
-from lucid_ir.opnames import ELEMENTWISE, RANDOM
+from lucid_ir.ops import all_ops, get_op
 
 from .elementwise import node_text
-from .loops import COMPUTE_BYTES
 from .lowering import SUPPORTED
 
-ROW_REDUCTIONS = ("sum", "mean", "max", "min")
-#: ops worth a store and a load rather than being computed again in a later pass
-EXPENSIVE = frozenset(COMPUTE_BYTES)
+ROW_REDUCTIONS = frozenset(d.name for d in all_ops() if d.row_reduction)
+#: ops worth a store and a load rather than being computed again in a later pass (the
+#: ``cost`` trait)
+EXPENSIVE = frozenset(d.name for d in all_ops() if d.cost)
 #: the most bytes of stashed values per row a kernel keeps on its stack (else: recompute)
 STASH_BYTES = 64 << 10
 
@@ -146,11 +146,12 @@ class RowStructure:
                 args = tuple(refs[v] for v in n.inputs)
             except KeyError:
                 raise ValueError(f"row kernel: {n.op} reads a value defined outside the graph") from None
-            if n.op == "stop_gradient":
+            d = get_op(n.op)
+            if d.group == "movement" and d.forwards(n):  # (stop_gradient): the value itself
                 refs[n.out] = args[0]
                 continue
             ready = max([0] + [nodes[r[1]][5] if r[0] == "n" else 0 for r in args])
-            if n.op in ROW_REDUCTIONS:
+            if d.row_reduction:
                 axes = n.attr("axes")
                 x = n.inputs[0]
                 if (x.shape != x_shape or not n.attr("keepdims")
@@ -160,7 +161,7 @@ class RowStructure:
                 level, ready = "s", ready + 1
             elif n.op == "constant":
                 level = level_of(n.out.shape)
-            elif n.op in ELEMENTWISE and n.op not in RANDOM and n.op in SUPPORTED:
+            elif d.fusible and n.op in SUPPORTED:
                 level = level_of(n.out.shape)
             else:
                 raise ValueError(f"row kernel: op {n.op!r} is not elementwise")

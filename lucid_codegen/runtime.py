@@ -19,6 +19,7 @@ from sys import getrefcount
 
 import numpy as np
 
+from lucid_ir.executable import Executable
 from lucid_ir.graph import Graph
 from lucid_ir.interpreter import check_inputs
 
@@ -110,7 +111,9 @@ class WritesIntoInputs:
 _LAUNCHES = [0]
 
 
-class Plan:
+class Plan(Executable):
+    """A fused graph as native kernels (``lucid_ir.executable.Executable``)."""
+
     #: whether kernels may write outputs straight into donated inputs (a CheckedPlan
     #: guards buffers of its own, so it copies)
     writes_in_place = True
@@ -409,15 +412,16 @@ def eager_runner(fused: Graph, arrays, scalars=()):
 
 def _splits(arrays, outs, kernel) -> bool:
     """Whether a one-kernel eager call has enough work to split across threads
-    (``native_plan.work_bytes`` of ``LOOP_SPLIT_BYTES`` or more, its output counted as
+    (``work_split.loop_splits`` of its ``work_bytes``, its output counted as
     big as its largest input): then it takes the plan's general call, whose native
     program splits it natively, not the one-thread trampoline."""
-    from .native_plan import LOOP_SPLIT_BYTES, work_bytes
+    from . import work_split
     sizes = [getattr(a, "nbytes", 0) for a in arrays]
     elements = max([getattr(a, "size", 0) for a in arrays], default=0)
     structure = getattr(kernel, "structure", None)
     ops = [node[0] for node in structure.nodes] if structure is not None else []
-    return work_bytes(sum(sizes) + max(sizes, default=0) * len(outs), elements, ops) >= LOOP_SPLIT_BYTES
+    return work_split.loop_splits(work_split.work_bytes(sum(sizes) + max(sizes, default=0) * len(outs),
+                                                        elements, ops))
 
 
 def kernel_launches() -> int:

@@ -21,9 +21,9 @@ the output rows (collapsed where they are contiguous together); then
   when the axis is unit-stride, for argmax/argmin; argmax/argmin with ``axis=None``
   scan every dimension, in C order, as one row).
 
-Work of ``loops.PARALLEL_BYTES`` or more is split across threads (whole rows, or
+Work that ``work_split.pool_splits`` is split across threads (whole rows, or
 column ranges of a single row); in a native program the split is the program's
-(``native_plan.LOOP_SPLIT_BYTES``). Every output element is computed by one sequential
+(``work_split.loop_splits``). Every output element is computed by one sequential
 pass, so the results are the same bits at any thread count.
 
 >>> import numpy as np
@@ -43,7 +43,7 @@ import numpy as np
 
 from lucid_ir.graph import Node
 
-from . import loops, scan_kernels
+from . import loops, scan_kernels, work_split
 from .loops import collapse
 from .index_steps import _c_strides
 from .pyarray import data_ptr
@@ -72,7 +72,7 @@ class _Prepared:
 
     @property
     def splits(self) -> bool:
-        return self.nbytes >= loops.PARALLEL_BYTES
+        return work_split.pool_splits(self.nbytes)
 
 
 class ScanStep:

@@ -1,39 +1,39 @@
-"""Every primitive op of the IR, in named groups. Passes dispatch on group membership.
+"""Every primitive op of the IR, in named groups: views of the ops' traits
+(``lucid_ir.ops``; passes ask the traits, ``get_op(name).group``, directly).
 
 >>> "exp" in ELEMENTWISE and "sum" in REDUCTION
 True
 >>> group_of("slice"), group_of("gather"), group_of("random_uniform")
 ('movement', 'indexing', 'elementwise')
 """
-UNARY = ("neg", "exp", "log", "tanh", "sigmoid", "sqrt", "abs", "sign", "cast",
-         "logical_not", "bitwise_not",
-         "log2", "log1p", "expm1", "rsqrt", "sin", "cos", "erf",   # float only
-         "floor", "ceil", "round",                                 # ints: identity
-         "isnan", "isfinite")                                      # give bool
-BINARY = ("add", "sub", "mul", "div", "maximum", "minimum", "floor_divide", "remainder", "pow",
-          "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor")
-COMPARISON = ("gt", "ge", "lt", "le", "eq", "ne")  # give bool
-SELECT = ("select",)                        # select(c, a, b) = a where the bool c is true else b
+from .ops import all_ops, get_op
+
+
+def _named(**traits) -> tuple[str, ...]:
+    return tuple(d.name for d in all_ops() if all(getattr(d, k) == v for k, v in traits.items()))
+
+
+# derived from the ops' traits (``lucid_ir.ops``): the table passes read is the ops' own
+UNARY = _named(group="elementwise", kind="unary")            # cast, isnan, floor... included
+BINARY = _named(group="elementwise", kind="binary")
+COMPARISON = _named(group="elementwise", kind="comparison")  # give bool
+SELECT = _named(group="elementwise", kind="select")          # select(c, a, b) = a where c else b
 # counter-based random numbers: a function of an int64 key and the element's position in
 # the op's shape, so a kernel computes them only in a loop over exactly that shape
-RANDOM = ("random_uniform", "random_normal")
+RANDOM = _named(random=True)
 ELEMENTWISE = UNARY + BINARY + COMPARISON + SELECT + RANDOM
-REDUCTION = ("sum", "mean", "max", "min", "prod")
-SCAN = ("argmax", "argmin", "cumsum",       # along one axis: native kernels of their own
-        "cumprod", "cumargmax", "cumargmin", "argsort")  # plans run their numpy reference
-MOVEMENT = ("reshape", "transpose", "broadcast_to", "stop_gradient", "slice")  # views: no data moves
-INDEXING = ("concat", "gather", "scatter_add", "embed", "embed_sum")  # new arrays by position: kernels of their own
-MATMUL = ("matmul",)
-SOURCE = ("constant", "iota")
-COLLECTIVE = ("all_reduce", "broadcast")  # across ranks: plans call the registered communicator
-ATTENTION = ("attention", "attention_backward")  # fused softmax(q·kᵀ)·v: native kernels of their own
+REDUCTION = _named(group="reduction")
+SCAN = _named(group="scan")                 # along one axis: native kernels or numpy plans
+MOVEMENT = _named(group="movement")         # views: no data moves
+INDEXING = _named(group="indexing")         # new arrays by position: kernels of their own
+MATMUL = _named(group="matmul")
+SOURCE = _named(group="source")
+COLLECTIVE = _named(group="collective")     # across ranks: plans call the registered communicator
+ATTENTION = _named(group="attention")       # fused softmax(q·kᵀ)·v: native kernels of their own
 ALL_OPS = ELEMENTWISE + REDUCTION + SCAN + MOVEMENT + INDEXING + MATMUL + SOURCE + COLLECTIVE + ATTENTION
 
 
 def group_of(op: str) -> str:
-    for name, members in (("elementwise", ELEMENTWISE), ("reduction", REDUCTION), ("scan", SCAN),
-                          ("movement", MOVEMENT), ("indexing", INDEXING), ("matmul", MATMUL), ("source", SOURCE),
-                          ("collective", COLLECTIVE), ("attention", ATTENTION)):
-        if op in members:
-            return name
-    raise KeyError(f"unknown op {op!r}")
+    if op not in ALL_OPS:
+        raise KeyError(f"unknown op {op!r}")
+    return get_op(op).group

@@ -574,16 +574,16 @@ def low_thread_thresholds(native: bool):
     ``native``: the splits native programs make (GEMM parts and elementwise ranges posted
     by fork/join records); else the step-by-step path's (elementwise kernels this big
     keep plans off native programs)."""
-    from lucid_codegen import gemm_call, loops, native_plan
-    saved = loops.PARALLEL_BYTES, gemm_call.SPLIT_MIN_SECONDS, native_plan.LOOP_SPLIT_BYTES
+    from lucid_codegen import work_split as w
+    saved = w.PARALLEL_BYTES, w.GEMM_SPLIT_SECONDS, w.LOOP_SPLIT_BYTES
     if native:
-        gemm_call.SPLIT_MIN_SECONDS, native_plan.LOOP_SPLIT_BYTES = 2.5e-7, 256
+        w.GEMM_SPLIT_SECONDS, w.LOOP_SPLIT_BYTES = 2.5e-7, 256
     else:
-        loops.PARALLEL_BYTES, gemm_call.SPLIT_MIN_SECONDS = 4096, 2.5e-7
+        w.PARALLEL_BYTES, w.GEMM_SPLIT_SECONDS = 4096, 2.5e-7
     try:
         yield
     finally:
-        loops.PARALLEL_BYTES, gemm_call.SPLIT_MIN_SECONDS, native_plan.LOOP_SPLIT_BYTES = saved
+        w.PARALLEL_BYTES, w.GEMM_SPLIT_SECONDS, w.LOOP_SPLIT_BYTES = saved
 
 
 def run_case(seed: int, grad: bool | None = None):

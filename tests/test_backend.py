@@ -52,3 +52,27 @@ def test_unknown_backend_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("LUCID_BACKEND", "gpu")
     with pytest.raises(ValueError, match="LUCID_BACKEND='gpu'"):
         lucid.ones(2) + 1.0
+
+
+@pytest.mark.parametrize("name", ["compiled", "interpret"])
+def test_both_backends_give_an_executable(monkeypatch, name):
+    """``backend.executable`` returns a ``lucid_ir.executable.Executable`` on either
+    backend, with the donations and in-place writes it makes, and the same outputs."""
+    from lucid import backend
+    from lucid_ir import pipeline
+    from lucid_ir.builder import GraphBuilder
+    from lucid_ir.executable import Executable
+    monkeypatch.setenv("LUCID_BACKEND", name)
+    b = GraphBuilder()
+    w, g = b.input((3, 4)), b.input((3, 4))
+    fused = pipeline.run(b.build([b.emit("sub", w, b.emit("mul", g, b.constant(0.5)))])).fused
+    run = backend.executable(fused, in_place={0: 0})
+    assert isinstance(run, Executable)
+    assert list(run.donations) == [(0, 0)]
+    assert run.in_place_direct == ({0} if name == "compiled" else set())
+    W = np.arange(12, dtype=np.float32).reshape(3, 4)
+    G = np.ones((3, 4), np.float32)
+    (out,) = run([W, G])
+    assert out is W and np.array_equal(W, np.arange(12, dtype=np.float32).reshape(3, 4) - 0.5)
+    assert ("define" in run.llvm_text()) == (name == "compiled")
+    assert run.asm_text()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import lucid
-from lucid_codegen import gemm_call, threads
+from lucid_codegen import threads, work_split
 from lucid_codegen.gemm_batched_call import describe, run_batched
 from lucid_codegen.gemm_call import GemmSpec, get_gemm
 from gemm_specs import activation, chain_spec, gated
@@ -37,7 +37,7 @@ def num_threads(request, monkeypatch):
     old = threads.get_num_threads()
     threads.set_num_threads(request.param)
     # small enough that these shapes split across the threads
-    monkeypatch.setattr(gemm_call, "SPLIT_MIN_SECONDS", 2.5e-7)
+    monkeypatch.setattr(work_split, "GEMM_SPLIT_SECONDS", 2.5e-7)
     yield request.param
     threads.set_num_threads(old)
 
@@ -84,7 +84,7 @@ def test_float32_matches_float64_reference(sa, sb, num_threads):
 
 def test_splits_are_bit_identical_to_one_thread(monkeypatch):
     """Units split across threads (batches, or rows of few big products) give the same bits."""
-    monkeypatch.setattr(gemm_call, "SPLIT_MIN_SECONDS", 2.5e-7)
+    monkeypatch.setattr(work_split, "GEMM_SPLIT_SECONDS", 2.5e-7)
     rng = np.random.default_rng(0)
     g = get_gemm(chain_spec("float32", bias=True, epilogue="relu", residual=True))
     old = threads.get_num_threads()

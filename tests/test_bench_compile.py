@@ -63,3 +63,26 @@ def test_quick_run_prints_the_rows(capsys):
     assert set(results) == {"tiny", "linear cold"}
     out = capsys.readouterr().out
     assert "load average" in out and "linear cold" in out and "tiny" in out
+
+
+def test_the_breakdown_splits_a_cold_call_by_kernel_family():
+    result = {"seconds": 1.0, "modules": [["gemm", "O2u", 0.3], ["gemm", "O2u", 0.2], ["elementwise", "O2", 0.1],
+                                         ["rows", "O2", 0.05], ["spin", "O3vu", 0.05]]}
+    b = bench_compile.summarize(result)
+    assert b["llvm"] == pytest.approx({"gemm": 0.5, "loops": 0.15, "other": 0.05})
+    assert b["modules"] == {"gemm": 2, "loops": 2, "other": 1}
+    assert b["longest"] == 0.3 and b["rest"] == pytest.approx(0.3)
+    assert bench_compile.breakdown_table({"mlp cold": b}) == [
+        ["mlp cold", "1.000", "0.500 (2)", "0.150 (2)", "0.050 (1)", "0.700", "0.300", "0.300"]]
+
+
+def test_a_cold_probe_lists_the_modules_its_call_compiled(tmp_path, monkeypatch):
+    """Run in a fresh process (an empty cache of its own): the linear's GEMM and its
+    core, compiled with the GEMM pipeline, inside the timed call."""
+    env = bench_compile._env("lucid", str(tmp_path / "cache"), 1)
+    result = bench_compile.run_probe("linear", "lucid", env)
+    kinds = sorted(kind for kind, _, _ in result["modules"])
+    assert kinds.count("gemm") == 2, kinds
+    assert all(0 < seconds < result["seconds"] for _, _, seconds in result["modules"])
+    b = bench_compile.summarize(result)
+    assert b["llvm"]["gemm"] <= b["seconds"] and b["rest"] >= 0

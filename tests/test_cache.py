@@ -319,3 +319,31 @@ def test_missing_symbol_raises(cdir):
     with pytest.raises(RuntimeError):
         cache.load_or_compile("nosym", lambda: make_module(1), ["no_such_function"])
     assert get("nosym", 1) == 2  # the same key with the right symbol still works
+
+
+# ------------------------------------------------------------ optimisation pipelines
+def test_pipeline_is_part_of_the_key(cdir):
+    full = cache.load_or_compile("tiered", lambda: make_module(7), ["kernel"])
+    cheap = cache.load_or_compile("tiered", lambda: make_module(7), ["kernel"], pipeline=jit.LOOPS)
+    assert cheap is not full and FN(cheap.address("kernel"))(1) == FN(full.address("kernel"))(1) == 8
+    assert cache.stats()["compiles"] == 2
+    opts = sorted(cache.entry_metadata(e.name)["opt"] for e in cache.list_entries())
+    assert opts == sorted([jit.FULL.tag(), jit.LOOPS.tag()])
+    # speed_level/vectorize are the same thing as a pipeline of them
+    same = cache.load_or_compile("tiered", lambda: pytest.fail("rebuilt"), ["kernel"],
+                                 speed_level=3, vectorize=True)
+    assert same is full
+
+
+def test_precompile_then_load_with_a_pipeline(cdir):
+    cache.precompile("pre-tiered", lambda: make_module(1), ["kernel"], pipeline=jit.LOOPS)
+    lib = cache.load_or_compile("pre-tiered", lambda: pytest.fail("rebuilt"), ["kernel"], pipeline=jit.LOOPS)
+    assert FN(lib.address("kernel"))(1) == 2
+    assert cache.stats()["compiles"] == 1
+
+
+@pytest.mark.parametrize("value, expected", [("", jit.LOOPS), ("full", jit.FULL), (" FULL ", jit.FULL),
+                                             ("loops", jit.LOOPS)])
+def test_loop_pipeline_from_the_environment(monkeypatch, value, expected):
+    monkeypatch.setenv("LUCID_LOOP_OPT", value)
+    assert jit.loop_pipeline() == expected

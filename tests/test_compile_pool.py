@@ -143,21 +143,27 @@ def test_one_gemm_build_per_spec_however_many_threads_ask(two_threads, monkeypat
     np.testing.assert_allclose(out, a @ a.T[:, :3] + 1)
 
 
+def _compiles_after(monkeypatch, tmp_path, name: str) -> list:
+    """A list that receives the cache's compile count each time the plan's
+    ``plan_kernels.<name>`` returns (the cache directory: ``tmp_path``)."""
+    from lucid_codegen import plan_kernels, runtime
+    monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
+    after, real = [], getattr(plan_kernels, name)
+
+    def recording(arg):
+        real(arg)
+        after.append(cache.stats()["compiles"])
+    monkeypatch.setattr(runtime, name, recording)
+    return after
+
+
 def test_a_plans_first_run_finds_its_loop_kernels_compiled(two_threads, monkeypatch, tmp_path):
     """plan_kernels.precompile_loops predicts the first run's layouts (views included)
     and compiles its loop kernels in parallel: the run itself compiles none, and
     computes what it did."""
     import lucid
     import lucid.nn.functional as F
-    from lucid_codegen import plan_kernels, runtime
-    monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
-    after = []
-    real = plan_kernels.precompile_loops
-
-    def recording(plan):
-        real(plan)
-        after.append(cache.stats()["compiles"])
-    monkeypatch.setattr(runtime, "precompile_loops", recording)
+    after = _compiles_after(monkeypatch, tmp_path, "precompile_loops")
     c = 1.0 + time.time_ns() % 1000003 / 1e7   # kernels no other test compiled
     f = lucid.compile(lambda x, w: (F.softmax(F.relu(x @ w.T) * c, -1).T.reshape(-1) + c).sum())
     rng = np.random.default_rng(0)
@@ -167,3 +173,75 @@ def test_a_plans_first_run_finds_its_loop_kernels_compiled(two_threads, monkeypa
     z = np.maximum(x.astype(np.float64) @ w.T, 0) * c
     e = np.exp(z - z.max(-1, keepdims=True))
     np.testing.assert_allclose(got, (e / e.sum(-1, keepdims=True) + c).sum(), rtol=1e-5)
+
+
+def test_gemms_and_loop_kernels_compile_in_one_batch(two_threads, monkeypatch, tmp_path):
+    """precompile_plan gives the pool the GEMM objects and the first run's loop kernels
+    (a row kernel with two outputs among them) in one batch: no pool thread idles
+    between a batch of GEMMs and one of loop kernels, and the run compiles nothing."""
+    import lucid
+    import lucid.nn.functional as F
+    from lucid_codegen import compile_pool, gemm_core
+    after = _compiles_after(monkeypatch, tmp_path, "precompile_loops")
+    # the GEMM and its core compiled afresh (not linked by an earlier test of this process)
+    monkeypatch.setattr(gemm_call, "_GEMMS", {})
+    monkeypatch.setattr(gemm_core, "_LOADED", type(gemm_core._LOADED)())
+    cache.reset_memory_cache(clear_stats=False)
+    batches = []
+    real_run_all = compile_pool.run_all
+
+    def recording_run_all(tasks):
+        tasks = list(tasks)
+        batches.append(len(tasks))
+        return real_run_all(tasks)
+    monkeypatch.setattr(compile_pool, "run_all", recording_run_all)
+    c = 1.0 + time.time_ns() % 1000003 / 1e7   # kernels no other test compiled
+    f = lucid.compile(lambda x, w: (F.softmax(x @ w.T * c, -1), F.log_softmax(x @ w.T * c, -1),
+                                    (x * c).sum(0)))
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((6, 5)).astype(np.float32), rng.standard_normal((7, 5)).astype(np.float32)
+    sm, lsm, s = (t.numpy() for t in f(lucid.tensor(x), lucid.tensor(w)))
+    assert batches and batches[0] >= 3, batches     # GEMM (+ core) and the loop kernels
+    assert after and cache.stats()["compiles"] == after[-1]
+    z = (x.astype(np.float64) @ w.T) * c
+    e = np.exp(z - z.max(-1, keepdims=True))
+    np.testing.assert_allclose(sm, e / e.sum(-1, keepdims=True), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(lsm, np.log(e / e.sum(-1, keepdims=True)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s, (x * c).sum(0), rtol=1e-5)
+
+
+def test_attention_index_scan_and_multi_output_kernels_compile_in_the_batch(two_threads, monkeypatch, tmp_path):
+    """The attention kernels, the index and scan kernels (loaded when their steps are
+    built) and elementwise kernels with several outputs compile in precompile_plan's
+    batch too: building the plan and its first run compile nothing more."""
+    import lucid
+    import lucid.nn.functional as F
+    after = _compiles_after(monkeypatch, tmp_path, "precompile_plan")
+    c = 1.0 + time.time_ns() % 1000003 / 1e7   # kernels no other test compiled
+
+    def f(q, table, idx):
+        e = table[idx]                                                   # gather
+        a = F.scaled_dot_product_attention(q, q * c, e, is_causal=True)  # attention
+        return (a * c).sum(), (a * a + c).cumsum(-1), a + c               # several outputs, a scan
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((2, 5, 8)).astype(np.float32)
+    table = rng.standard_normal((11, 8)).astype(np.float32)
+    idx = rng.integers(0, 11, (2, 5))
+    got = lucid.compile(f)(lucid.tensor(q), lucid.tensor(table), lucid.tensor(idx))
+    assert after and cache.stats()["compiles"] == after[-1]
+    want = f(lucid.tensor(q), lucid.tensor(table), lucid.tensor(idx))   # eager
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_lone_eager_loop_kernel_is_not_predicted(two_threads, monkeypatch, tmp_path):
+    """An eager op's plan (one loop kernel, its inputs perhaps views) is not predicted:
+    a transposed operand compiles its own layout's kernel once, not a contiguous one too."""
+    import lucid
+    monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
+    c = 1.0 + time.time_ns() % 1000003 / 1e7   # kernels no other test compiled
+    x = lucid.tensor(np.random.default_rng(0).standard_normal((9, 7)).astype(np.float32))
+    before = cache.stats()["compiles"]
+    got = (x.T * c).numpy()
+    assert cache.stats()["compiles"] == before + 1
+    np.testing.assert_allclose(got, x.numpy().T * np.float32(c), rtol=1e-6)

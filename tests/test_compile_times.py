@@ -75,8 +75,27 @@ def test_a_compiled_function_reports_every_stage_once(empty_cache, monkeypatch, 
                       report, flags=re.M)
     assert len(rows) == n >= 1  # (the GEMM's kernel may be in memory from another test)
     assert abs(sum(float(ms) for ms, _ in rows) - llvm_total) <= 0.1 * n + 0.1
-    # the backward's first run builds kernels of its own: reported once, after it ran
-    (later,) = reports(err, "layer (first backward run)")
+    # the plans compile their first runs' kernels ahead (plan_kernels): the backward's
+    # first run had nothing left to build, so nothing more was reported
+    assert reports(err, "layer (first backward run)") == []
+
+
+def test_a_backward_first_run_that_builds_kernels_is_reported_once(empty_cache, monkeypatch, capfd):
+    """Kernels the plans did not compile ahead (here: none, prediction turned off) are
+    built by the first runs: the forward's in the compilation's report, the backward's
+    in one report of its own, after it ran."""
+    from lucid_codegen import runtime
+    monkeypatch.setattr(runtime, "precompile_loops", lambda plan: None)
+    monkeypatch.setattr(runtime, "precompile_plan", lambda graph: None)
+    monkeypatch.setenv("LUCID_DEBUG", "time")
+    w = lucid.randn(4, 6, requires_grad=True)
+    f = lucid.compile(lambda x: (x * w).tanh().sum())
+    for _ in range(3):
+        f(lucid.randn(4, 6)).backward()
+    err = capfd.readouterr().err
+    (first,) = reports(err, "<lambda>:")
+    assert "first run" in first and "LLVM: " in first
+    (later,) = reports(err, "<lambda> (first backward run)")
     assert "LLVM: " in later and "first backward run" in later
 
 

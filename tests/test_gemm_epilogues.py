@@ -11,7 +11,7 @@ import torch.nn.functional as TF
 
 import lucid
 import lucid.nn.functional as F
-from lucid_codegen import gemm_call, threads
+from lucid_codegen import threads, work_split
 
 #: name -> (lucid's, torch's): the activations that are elementwise ops in the IR
 ACTIVATIONS = {
@@ -42,7 +42,7 @@ SHAPES = [(37, 13, 29), (1, 7, 3), (70, 64, 40), (0, 5, 4)]  # (M, K, N): primes
 def num_threads(request, monkeypatch):
     old = threads.get_num_threads()
     threads.set_num_threads(request.param)
-    monkeypatch.setattr(gemm_call, "SPLIT_MIN_SECONDS", 2.5e-7)  # small GEMMs split too
+    monkeypatch.setattr(work_split, "GEMM_SPLIT_SECONDS", 2.5e-7)  # small GEMMs split too
     yield request.param
     threads.set_num_threads(old)
 
@@ -166,7 +166,7 @@ def test_threads_give_the_same_bits_and_bounds_hold(name, batch, monkeypatch):
     without guarded outputs (``LUCID_CHECK_BOUNDS=1``), K past one block, x a matrix or
     a batch of them (reshaped views in the GEMMs' groups)."""
     act, _ = ACTIVATIONS[name]
-    monkeypatch.setattr(gemm_call, "SPLIT_MIN_SECONDS", 2.5e-7)
+    monkeypatch.setattr(work_split, "GEMM_SPLIT_SECONDS", 2.5e-7)
     x, w, b, r, g = _arrays(75, 600, 37, seed=3)
     x, r, g = (a.reshape(batch + (-1, a.shape[-1])) for a in (x, r, g)) if batch else (x, r, g)
     old = threads.get_num_threads()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import lucid
-from lucid_codegen import native_plan, threads
+from lucid_codegen import threads, work_split
 
 PERMS = [(0, 1, 3, 5, 2, 4), (5, 4, 3, 2, 1, 0), (2, 0, 4, 1, 5, 3)]
 
@@ -18,7 +18,7 @@ PERMS = [(0, 1, 3, 5, 2, 4), (5, 4, 3, 2, 1, 0), (2, 0, 4, 1, 5, 3)]
 def test_compiled_transposed_copies_match_numpy(perm, nt, monkeypatch):
     """A 6-D transpose then a reshape (a copy of short strided rows), compiled, with
     the copy's rows split across threads when nt = 2."""
-    monkeypatch.setattr(native_plan, "LOOP_SPLIT_BYTES", 64)
+    monkeypatch.setattr(work_split, "LOOP_SPLIT_BYTES", 64)
     old = threads.get_num_threads()
     threads.set_num_threads(nt)
     try:
@@ -35,7 +35,7 @@ def test_compiled_transposed_copies_match_numpy(perm, nt, monkeypatch):
 def test_gather_and_its_gradient_over_many_short_rows(nt, monkeypatch):
     """gather along a middle axis of a 5-D tensor (rows of 3 over 4 outer dimensions,
     rows split across threads when nt = 2) and its scatter-add gradient."""
-    monkeypatch.setattr(native_plan, "LOOP_SPLIT_BYTES", 64)
+    monkeypatch.setattr(work_split, "LOOP_SPLIT_BYTES", 64)
     old = threads.get_num_threads()
     threads.set_num_threads(nt)
     try:

@@ -12,7 +12,7 @@ import torch
 
 import lucid
 from lucid.compiler import compile_graph
-from lucid_codegen import bounds, cache, loops, native_plan, runtime, scan_kernels, scan_steps, threads
+from lucid_codegen import bounds, cache, runtime, scan_kernels, scan_steps, threads, work_split
 from lucid_ir.builder import GraphBuilder
 from lucid_ir.interpreter import interpret
 
@@ -257,8 +257,8 @@ def test_eager_calls_take_the_trampoline():
 @pytest.fixture
 def low_thresholds(monkeypatch):
     """Small work splits across threads: on the step-by-step path and in native programs."""
-    monkeypatch.setattr(loops, "PARALLEL_BYTES", 2048)
-    monkeypatch.setattr(native_plan, "LOOP_SPLIT_BYTES", 2048)
+    monkeypatch.setattr(work_split, "PARALLEL_BYTES", 2048)
+    monkeypatch.setattr(work_split, "LOOP_SPLIT_BYTES", 2048)
 
 
 SPLIT_CASES = [  # (op, shape, axis, layout): row mode with many rows, one row, col mode...

@@ -12,7 +12,7 @@ import mmap
 import numpy as np
 import pytest
 
-from lucid_codegen import gemm_call, gemm_rows, gemm_small, threads
+from lucid_codegen import gemm_rows, gemm_small, threads, work_split
 from lucid_codegen.gemm import GemmSpec, gemm_symbol
 from lucid_codegen.gemm_call import Gemm, get_gemm, split_pays, split_spans
 from lucid_codegen.gemm_rows import ROWS_M, uses_row_path
@@ -167,7 +167,7 @@ def test_small_shapes_bit_identical_across_threads(spec, monkeypatch):
     """Splits forced on tiny work (the cost model's threshold at 0): 1, 2 and 3 threads
     give the same bits, including splits whose last rows would be few enough for the
     dot path, and column splits of the dot path itself."""
-    monkeypatch.setattr(gemm_call, "SPLIT_MIN_SECONDS", 0.0)
+    monkeypatch.setattr(work_split, "GEMM_SPLIT_SECONDS", 0.0)
     rng = np.random.default_rng(13)
     dt = spec.dtype
     old = threads.get_num_threads()

@@ -66,6 +66,62 @@ class Steps:
 _CHAINS: dict = {}
 
 
+class ChainMemo:
+    """A function's chains by the *signature* of its calls, so a repeated call skips the
+    argument checks, casts and chain building (every function that checks its arguments
+    in Python uses one; ``dispatch.call``'s own table then finds the kernels).
+
+    ``key(*parts)``: a tensor part is its (shape, dtype), None stays None, anything else
+    is itself; None when a part is unhashable (the call then takes the checked path).
+    ``get(key)`` is the chain kept for ``key`` (None: not seen, or ``key`` is None);
+    ``keep(key, chain)`` keeps it and returns it. The table is cleared when it reaches
+    ``limit`` entries (a program calling with ever new shapes does not grow it forever).
+
+    >>> import lucid
+    >>> memo = ChainMemo()
+    >>> k = memo.key(lucid.zeros(2, 3), (3,), None)
+    >>> k
+    (((2, 3), dtype('float32')), (3,), None)
+    >>> memo.get(k) is None, memo.keep(k, "chain"), memo.get(k)
+    (True, 'chain', 'chain')
+    >>> memo.key([1, 2]) is None    # unhashable
+    True
+    """
+
+    __slots__ = ("_table", "_limit")
+
+    def __init__(self, limit: int = 4096):
+        self._table: dict = {}
+        self._limit = limit
+
+    @staticmethod
+    def key(*parts):
+        out = []
+        for p in parts:
+            if type(p) in dispatch._TENSOR_TYPES:
+                d = p._data
+                if d is None:
+                    return None
+                p = (d.shape, d.dtype)
+            out.append(p)
+        key = tuple(out)
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+    def get(self, key):
+        return None if key is None else self._table.get(key)
+
+    def keep(self, key, chain):
+        if key is not None:
+            if len(self._table) >= self._limit:
+                self._table.clear()
+            self._table[key] = chain
+        return chain
+
+
 def cached_chain(name: str, params, build, dtype: str = "float32") -> dispatch.Chain:
     """The chain ``build(Steps(dtype))`` writes (its last step is the result), made once
     for ``(name, params, dtype)``."""

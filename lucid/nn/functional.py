@@ -23,6 +23,7 @@ from lucid_ir.types import promote
 from .. import dispatch, tracing
 from ..dispatch import as_tensor, cast
 from ..tensor import Tensor
+from .chain_steps import ChainMemo
 
 
 def linear(input_: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -104,8 +105,8 @@ def _log_softmax_steps(axis, at: int = 0):
 
 
 _CHAINS: dict = {}
-_SOFTMAX: dict = {}      # dim (None: the default, -1) -> softmax's chain
-_LOG_SOFTMAX: dict = {}  # the same for log_softmax
+_SOFTMAX = ChainMemo()      # (dim, axis) -> softmax's chain
+_LOG_SOFTMAX = ChainMemo()  # the same for log_softmax
 
 
 def _chain(name: str, params, make) -> dispatch.Chain:
@@ -123,18 +124,16 @@ def _softmax_dim(name: str, dim, axis) -> int:
     return -1 if dim is None and axis is None else (dim if dim is not None else axis)
 
 
-def _row_call(name: str, table: dict, x, dim, axis, make):
+def _row_call(name: str, memo: ChainMemo, x, dim, axis, make):
     """``x`` through the chain ``make(axis)`` for this ``dim``/``axis``; a dim seen before
-    (``table``) goes straight to the unrolled dispatch: one native call."""
-    if axis is None:
-        chain = table.get(dim)
-        if chain is not None:
-            return dispatch.call1(chain, x)
-    repeat = axis is None and (dim is None or type(dim) is int)
+    (``memo``) goes straight to the unrolled dispatch: one native call."""
+    plain = (dim is None or type(dim) is int) and (axis is None or type(axis) is int)
+    key = (dim, axis) if plain else None
+    chain = memo.get(key)
+    if chain is not None:
+        return dispatch.call1(chain, x)
     axis = _softmax_dim(name, dim, axis)
-    chain = _chain(name, axis, lambda: make(axis))
-    if repeat:
-        table[dim] = chain
+    chain = memo.keep(key, _chain(name, axis, lambda: make(axis)))
     return dispatch.call1(chain, as_tensor(x))
 
 

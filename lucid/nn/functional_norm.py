@@ -14,8 +14,8 @@ autodiff. ``batch_norm`` in training mode also updates the running statistics in
 from __future__ import annotations
 
 from .. import dispatch, grad_mode
-from ..dispatch import _TENSOR_TYPES, as_tensor
-from .chain_steps import cached_chain
+from ..dispatch import as_tensor
+from .chain_steps import ChainMemo, cached_chain
 from .functional_activation import _float_input
 
 
@@ -55,44 +55,14 @@ def _operands(x, numbers, *optional):
     return tuple(ops), where
 
 
-#: a checked call's chain by its signature (``_signature``): a repeated call skips the
-#: checks, the casts and the chain's look-up, and is the dispatch of one fused kernel
-_CHECKED: dict = {}
-_CHECKED_LIMIT = 4096
+#: chains of checked calls by signature: a repeated call skips the checks and casts
+_LAYER_NORM, _RMS_NORM = ChainMemo(), ChainMemo()
 
 
-def _layout(t):
-    """A parameter's part of a signature: None, or its shape and dtype (AttributeError
-    for anything but a tensor with data)."""
-    if t is None:
-        return None
-    if type(t) not in _TENSOR_TYPES:
-        raise AttributeError
-    d = t._data
-    return d.shape, d.dtype
-
-
-def _signature(name, x, normalized_shape, weight=None, bias=None):
-    """The key of a call's checks: the op, ``normalized_shape``, and the input's and
-    parameters' shapes and dtypes (None when one is not a tensor with data, or the shape
-    is not hashable: the general path then)."""
-    try:
-        if type(x) not in _TENSOR_TYPES:
-            return None
-        d = x._data
-        key = (name, normalized_shape, (d.shape, d.dtype), _layout(weight), _layout(bias))
-        hash(key)
-    except (AttributeError, TypeError):
-        return None
-    return key
-
-
-def _remember(key, chain):
-    """Keep ``chain`` for ``key`` when the call needed no cast (every dtype the input's)."""
-    if key is not None and all(p is None or p[1] == key[2][1] for p in key[3:]):
-        if len(_CHECKED) >= _CHECKED_LIMIT:
-            _CHECKED.clear()
-        _CHECKED[key] = chain
+def _no_cast(x, *params) -> bool:
+    """Whether the call needs no cast (every parameter given has ``x``'s dtype): only
+    such a call's chain is kept for its signature."""
+    return all(p is None or as_tensor(p).dtype == x.dtype for p in params)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5):  # noqa: A002
@@ -104,8 +74,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     >>> [round(v, 4) for v in layer_norm(lucid.tensor([[1.0, 3.0]]), 2).tolist()[0]]
     [-1.0, 1.0]
     """
-    key = _signature("layer_norm", input, normalized_shape, weight, bias)
-    chain = _CHECKED.get(key)
+    key = _LAYER_NORM.key(input, normalized_shape, weight, bias)
+    chain = _LAYER_NORM.get(key)
     if chain is not None:
         return dispatch.call(chain, (input, float(eps)) + tuple(t for t in (weight, bias) if t is not None))
     x = _float_input(input, "layer_norm")
@@ -118,12 +88,14 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
         if t is not None and _shape_of(t) != shape:
             raise RuntimeError(f"layer_norm: {name} of shape {_shape_of(t)} must have the shape "
                                f"normalized_shape {shape}")
+    if not _no_cast(x, weight, bias):
+        key = None
     weight, bias = _same_dtype(x, weight, bias)
     operands, (w, b) = _operands(x, (eps,), weight, bias)
     axes = tuple(range(x.ndim - k, x.ndim))
     chain = cached_chain("layer_norm", (axes, w, b),
                          lambda s: _affine(s, _normalized(s, 0, axes, 1), w, b), str(x.dtype))
-    _remember(key, chain)
+    _LAYER_NORM.keep(key, chain)
     return dispatch.call(chain, operands)
 
 
@@ -136,8 +108,8 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):  # noqa: A002
     [0.8485, 1.1314]
     """
     import numpy as np
-    key = _signature("rms_norm", input, normalized_shape, weight)
-    chain = _CHECKED.get(key)
+    key = _RMS_NORM.key(input, normalized_shape, weight)
+    chain = _RMS_NORM.get(key)
     if chain is not None:
         if eps is None:
             eps = float(np.finfo(input._data.dtype).eps)
@@ -152,6 +124,8 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):  # noqa: A002
         raise RuntimeError(f"rms_norm: weight of shape {_shape_of(weight)} must have the shape "
                            f"normalized_shape {shape}")
     eps = float(np.finfo(str(x.dtype)).eps) if eps is None else eps
+    if not _no_cast(x, weight):
+        key = None
     (weight,) = _same_dtype(x, weight)
     operands, (w,) = _operands(x, (eps,), weight)
     axes = tuple(range(x.ndim - k, x.ndim))
@@ -160,7 +134,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):  # noqa: A002
         ms = s("mean", s("mul", 0, 0), axes=axes, keepdims=True)
         return _affine(s, s("mul", 0, s("rsqrt", s("add", ms, 1))), w, None)
     chain = cached_chain("rms_norm", (axes, w), build, str(x.dtype))
-    _remember(key, chain)
+    _RMS_NORM.keep(key, chain)
     return dispatch.call(chain, operands)
 
 
@@ -193,6 +167,8 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
         raise RuntimeError(f"group_norm: Expected number of channels in input to be divisible by "
                            f"num_groups, but got input of shape {tuple(x.shape)} and num_groups={num_groups}")
     _check_per_channel("group_norm", c, weight=weight, bias=bias)
+    if not _no_cast(x, weight, bias):
+        key = None
     weight, bias = _same_dtype(x, weight, bias)
     operands, (w, b) = _operands(x, (eps,), weight, bias)
     shape = tuple(x.shape)
@@ -295,6 +271,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
             for stat, batch in ((running_mean, d.mean(dim=axes)), (running_var, d.var(dim=axes, correction=1))):
                 if stat is not None and n > 0:
                     stat.copy_(stat * (1.0 - momentum) + batch.mean(dim=0) * float(momentum))
+    if not _no_cast(x, weight, bias):
+        key = None
     weight, bias = _same_dtype(x, weight, bias)
     operands, (w, b) = _operands(x, (eps,), weight, bias)
     per_channel = (c,) + (1,) * (x.ndim - 2)

@@ -1,8 +1,40 @@
 """The op table: for every primitive, its attribute check, shape/dtype rule, numpy
 reference semantics and gradient rule stand together in one class.
 
-Adding an op is one edit: subclass ``OpDef`` in the module of its group, decorate with
-``@register``, and add its name to ``lucid_ir.opnames``.
+Adding an op is one edit: subclass ``OpDef`` in the module of its group (the base
+classes there set its traits) and decorate with ``@register``; ``lucid_ir.opnames``
+lists it from its traits.
+
+**Traits** are what the passes ask instead of comparing op names (class attributes,
+set on the group's base class and overridden per op where one differs):
+
+- ``group``: elementwise, reduction, scan, movement, indexing, matmul, source,
+  collective or attention; ``kind`` refines it: elementwise into unary, binary,
+  comparison, select and random; indexing's ``embed`` and ``embed_sum`` (zeros with
+  their inputs added into strided ranges, attributes ``shape starts stops steps``) are
+  of kind embed;
+- ``random``: values drawn per position of the op's own shape (so it runs only in a
+  loop over exactly that shape: never moved into a bigger loop or a prologue);
+- ``fusible``: an elementwise op that may join a loop over another op's elements (a
+  GEMM epilogue, a reduction's prologue, a rows kernel): elementwise and not random;
+- ``row_reduction``: a reduction a rows kernel runs (softmax's max and sum, ...);
+- ``cost``: the work it adds per element beyond moving its operands, in bytes that
+  take as long to move (exp ~12: a vectorised exp takes what 12 bytes take at cache
+  speed, measured by ``benchmarks/calibrate_splits.py``); the splitting cost model
+  (``lucid_codegen.work_split``) and the rows
+  kernels' stash decision read it;
+- ``units``: ``(left, right)`` identity operands (``x * 1``, ``0 + x``: ``mul`` has
+  ``(1.0, 1.0)``, ``sub`` ``(None, 0.0)``), for simplify;
+- ``involution``: ``op(op(x)) == x`` (``neg``, ``logical_not``, ``bitwise_not``);
+- ``forwards(node)``: whether this node's output is its first input unchanged (a
+  reshape to the same shape, an identity transpose, ``stop_gradient``), for simplify.
+
+>>> get_op("exp").group, get_op("exp").fusible, get_op("exp").cost > 0
+('elementwise', True, True)
+>>> get_op("random_normal").fusible, get_op("sum").row_reduction, get_op("prod").row_reduction
+(False, True, False)
+>>> get_op("sub").units, get_op("reshape").group
+((None, 0.0), 'movement')
 """
 from __future__ import annotations
 
@@ -19,6 +51,27 @@ class OpDef:
     name: str = ""
     arity: int | None = None  # None: any number of inputs
     attr_names: tuple[str, ...] = ()
+
+    # -- traits (see the module docstring)
+    group: str = ""
+    kind: str = ""
+    random: bool = False
+    row_reduction: bool = False
+    cost: int = 0
+    units: tuple = (None, None)
+    involution: bool = False
+
+    @property
+    def elementwise(self) -> bool:
+        return self.group == "elementwise"
+
+    @property
+    def fusible(self) -> bool:
+        return self.group == "elementwise" and not self.random
+
+    def forwards(self, node) -> bool:
+        """Whether ``node`` (an application of this op) returns its first input unchanged."""
+        return False
 
     def normalize_attrs(self, inputs, attrs: dict) -> dict:
         """Validate attributes (and the input count); return them in canonical form."""
@@ -47,6 +100,11 @@ def register(cls):
     inst = cls()
     _REGISTRY[inst.name] = inst
     return cls
+
+
+def all_ops() -> tuple[OpDef, ...]:
+    """Every registered op, in registration order."""
+    return tuple(_REGISTRY.values())
 
 
 def get_op(name: str) -> OpDef:

@@ -83,6 +83,7 @@ def _probabilities(q, k, lse, is_causal: bool, scale: float):
 @register
 class Attention(OpDef):
     name = "attention"
+    group = "attention"
     arity = 3
     attr_names = ("is_causal", "scale")
 
@@ -111,6 +112,7 @@ class Attention(OpDef):
 @register
 class AttentionBackward(OpDef):
     name = "attention_backward"
+    group = "attention"
     arity = 5
     attr_names = ("is_causal", "scale")
 

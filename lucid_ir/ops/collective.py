@@ -45,6 +45,7 @@ def communicator():
 @register
 class AllReduce(OpDef):
     name = "all_reduce"
+    group = "collective"
     arity = 1
     attr_names = ("reduce",)
 
@@ -78,6 +79,7 @@ class AllReduce(OpDef):
 @register
 class Broadcast(OpDef):
     name = "broadcast"
+    group = "collective"
     arity = 1
     attr_names = ("src",)
 

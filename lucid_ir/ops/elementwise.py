@@ -45,6 +45,7 @@ def check_accepts(op: str, types, accepts) -> None:
 
 
 class Unary(OpDef):
+    group, kind = "elementwise", "unary"
     arity = 1
     accepts = FLOAT
 
@@ -54,6 +55,7 @@ class Unary(OpDef):
 
 
 class Binary(OpDef):
+    group, kind = "elementwise", "binary"
     arity = 2
     accepts = FLOAT
     result = None  # the output dtype, when it is not the operands' (comparisons: bool)
@@ -68,6 +70,7 @@ class Binary(OpDef):
 @register
 class Neg(Unary):
     name, accepts = "neg", NUMERIC
+    involution = True
 
     def evaluate(self, a, attrs):
         return np.negative(a[0])
@@ -79,6 +82,7 @@ class Neg(Unary):
 @register
 class Exp(Unary):
     name = "exp"
+    cost = 12
 
     def evaluate(self, a, attrs):
         return np.exp(a[0])
@@ -90,6 +94,7 @@ class Exp(Unary):
 @register
 class Log(Unary):
     name = "log"
+    cost = 28
 
     def evaluate(self, a, attrs):
         return np.log(a[0])
@@ -101,6 +106,7 @@ class Log(Unary):
 @register
 class Sqrt(Unary):
     name = "sqrt"
+    cost = 4
 
     def evaluate(self, a, attrs):
         return np.sqrt(a[0])
@@ -112,6 +118,7 @@ class Sqrt(Unary):
 @register
 class Tanh(Unary):
     name = "tanh"
+    cost = 41
 
     def evaluate(self, a, attrs):
         return np.tanh(a[0])
@@ -125,6 +132,7 @@ class Tanh(Unary):
 @register
 class Sigmoid(Unary):
     name = "sigmoid"
+    cost = 20
 
     def evaluate(self, a, attrs):
         x = a[0]
@@ -213,6 +221,8 @@ class Add(Binary):
     """``x + y``; integers wrap on overflow; for bool, ``or`` (as PyTorch)."""
 
     name, accepts = "add", ALL
+    units = (0.0, 0.0)
+
 
     def evaluate(self, a, attrs):
         return np.add(a[0], a[1])
@@ -225,6 +235,7 @@ class Add(Binary):
 @register
 class Sub(Binary):
     name, accepts = "sub", NUMERIC
+    units = (None, 0.0)
 
     def evaluate(self, a, attrs):
         return np.subtract(a[0], a[1])
@@ -239,6 +250,8 @@ class Mul(Binary):
     """``x * y``; integers wrap on overflow; for bool, ``and`` (as PyTorch)."""
 
     name, accepts = "mul", ALL
+    units = (1.0, 1.0)
+
 
     def evaluate(self, a, attrs):
         return np.multiply(a[0], a[1])
@@ -255,6 +268,8 @@ class Div(Binary):
     integer division."""
 
     name = "div"
+    cost, units = 2, (None, 1.0)
+
 
     def infer(self, types, attrs):
         if any(t.dtype not in FLOAT for t in types):

@@ -52,6 +52,8 @@ class Concat(OpDef):
     shape elsewhere), as ``np.concatenate``."""
 
     name = "concat"
+    group = "indexing"
+
     arity = None
     attr_names = ("axis",)
 
@@ -106,6 +108,8 @@ class Gather(OpDef):
     smaller than x), as ``torch.gather``; an out-of-range index reads 0."""
 
     name = "gather"
+    group = "indexing"
+
     arity = 2
     attr_names = ("axis",)
 
@@ -157,6 +161,8 @@ class ScatterAdd(OpDef):
     """
 
     name = "scatter_add"
+    group = "indexing"
+
     arity = 2
     attr_names = ("axis", "shape")
 

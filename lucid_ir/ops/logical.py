@@ -32,6 +32,7 @@ BOOL = ("bool",)
 
 
 class Comparison(Binary):
+    kind = "comparison"
     accepts, result = ALL, "bool"
     numpy_fn = None
 
@@ -75,6 +76,7 @@ class Ne(Comparison):
 @register
 class Select(OpDef):
     name = "select"
+    group, kind = "elementwise", "select"
     arity = 3
 
     def infer(self, types, attrs):
@@ -134,6 +136,7 @@ class LogicalXor(_NoGradBinary):
 @register
 class LogicalNot(_NoGradUnary):
     name, accepts, numpy_fn = "logical_not", BOOL, np.logical_not
+    involution = True
 
 
 @register
@@ -154,6 +157,7 @@ class BitwiseXor(_NoGradBinary):
 @register
 class BitwiseNot(_NoGradUnary):
     name, accepts, numpy_fn = "bitwise_not", INT_BOOL, np.invert
+    involution = True
 
 
 class _Classify(Unary):

@@ -59,6 +59,7 @@ def matmul_shape(a_shape, b_shape, trans_a=False, trans_b=False, op="matmul"):
 @register
 class Matmul(OpDef):
     name = "matmul"
+    group = "matmul"
     arity = 2
     attr_names = ("trans_a", "trans_b")
 

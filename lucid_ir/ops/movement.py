@@ -13,8 +13,12 @@ class Reshape(OpDef):
     """``reshape[shape]``; one dimension may be -1 (inferred), as in numpy."""
 
     name = "reshape"
+    group = "movement"
     arity = 1
     attr_names = ("shape",)
+
+    def forwards(self, node):
+        return node.inputs[0].shape == node.out.shape
 
     def normalize_attrs(self, inputs, attrs):
         super().normalize_attrs(inputs, attrs)
@@ -47,8 +51,12 @@ class Transpose(OpDef):
     """``transpose[perm]``: output axis i is input axis perm[i]."""
 
     name = "transpose"
+    group = "movement"
     arity = 1
     attr_names = ("perm",)
+
+    def forwards(self, node):
+        return node.attr("perm") == tuple(range(node.out.ndim))
 
     def normalize_attrs(self, inputs, attrs):
         super().normalize_attrs(inputs, attrs)
@@ -74,8 +82,12 @@ class Transpose(OpDef):
 @register
 class BroadcastTo(OpDef):
     name = "broadcast_to"
+    group = "movement"
     arity = 1
     attr_names = ("shape",)
+
+    def forwards(self, node):
+        return node.inputs[0].shape == node.out.shape
 
     def normalize_attrs(self, inputs, attrs):
         super().normalize_attrs(inputs, attrs)
@@ -101,7 +113,11 @@ class StopGradient(OpDef):
     Simplify removes it after autodiff."""
 
     name = "stop_gradient"
+    group = "movement"
     arity = 1
+
+    def forwards(self, node):  # its work is done once autodiff has run
+        return True
 
     def infer(self, types, attrs):
         return types[0]

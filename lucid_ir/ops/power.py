@@ -43,6 +43,7 @@ def int_pow(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 @register
 class Pow(Binary):
     name, accepts = "pow", NUMERIC
+    cost = 290
 
     def evaluate(self, a, attrs):
         x, y = a

@@ -71,6 +71,7 @@ def to_unit(z: np.ndarray, dtype: str, open_below: bool = False) -> np.ndarray:
 
 
 class _Random(OpDef):
+    group, kind, random = "elementwise", "random", True
     arity = 1
     attr_names = ("shape", "dtype")
 

@@ -25,6 +25,7 @@ def kept_shape(shape, axes):
 
 
 class Reduction(OpDef):
+    group, row_reduction = "reduction", True
     arity = 1
     attr_names = ("axes", "keepdims")
 
@@ -94,6 +95,8 @@ class Prod(_Accumulating):
     """
 
     name, numpy_fn = "prod", np.prod
+    row_reduction = False
+
 
     def grad(self, b, node, g):
         x = node.inputs[0]

@@ -49,6 +49,7 @@ def _axis(op: str, axis, shape) -> int:
 
 
 class _ArgExtreme(OpDef):
+    group = "scan"
     arity = 1
     attr_names = ("axis", "keepdims")
     numpy_fn = None
@@ -99,6 +100,7 @@ class ArgMin(_ArgExtreme):
 @register
 class CumSum(OpDef):
     name = "cumsum"
+    group = "scan"
     arity = 1
     attr_names = ("axis",)
 
@@ -168,6 +170,7 @@ class CumProd(CumSum):
 
 
 class _CumArgExtreme(OpDef):
+    group = "scan"
     arity = 1
     attr_names = ("axis",)
     accumulate = None  # np.maximum / np.minimum

@@ -80,8 +80,12 @@ class Slice(OpDef):
     """``slice[starts, stops, steps]``: ``x[starts[0]:stops[0]:steps[0], ...]``."""
 
     name = "slice"
+    group = "movement"
     arity = 1
     attr_names = SLICE_ATTRS
+
+    def forwards(self, node):
+        return node.inputs[0].shape == node.out.shape and set(node.attr("steps")) <= {1}
 
     def normalize_attrs(self, inputs, attrs):
         super().normalize_attrs(inputs, attrs)
@@ -115,6 +119,8 @@ class Embed(OpDef):
     """
 
     name = "embed"
+    group, kind = "indexing", "embed"
+
     arity = 1
     attr_names = ("shape",) + SLICE_ATTRS
 
@@ -162,6 +168,8 @@ class EmbedSum(OpDef):
     """
 
     name = "embed_sum"
+    group, kind = "indexing", "embed"
+
     arity = None
     attr_names = ("shape",) + SLICE_ATTRS
 

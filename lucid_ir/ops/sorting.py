@@ -48,6 +48,7 @@ def stable_argsort(x: np.ndarray, axis: int, descending: bool) -> np.ndarray:
 @register
 class ArgSort(OpDef):
     name = "argsort"
+    group = "scan"
     arity = 1
     attr_names = ("axis", "descending")
 

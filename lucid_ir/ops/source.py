@@ -13,6 +13,8 @@ class Constant(OpDef):
     int or bool by the dtype; see ``lucid_ir.types.fill_value``)."""
 
     name = "constant"
+    group = "source"
+
     arity = 0
     attr_names = ("value", "shape", "dtype")
 
@@ -38,6 +40,8 @@ class Iota(OpDef):
     (``iota[shape=(1,3),axis=1]`` is ``[[0, 1, 2]]``); builds one-hot codes in-graph."""
 
     name = "iota"
+    group = "source"
+
     arity = 0
     attr_names = ("shape", "axis", "dtype")
 

@@ -28,6 +28,7 @@ from .gradient_helpers import scalar
 @register
 class Log2(Unary):
     name = "log2"
+    cost = 150
 
     def evaluate(self, a, attrs):
         return np.log2(a[0])
@@ -42,6 +43,8 @@ class Log1p(Unary):
     """``log(1 + x)``, accurate for tiny x (``log1p(-0.0)`` is ``-0.0``)."""
 
     name = "log1p"
+    cost = 210
+
 
     def evaluate(self, a, attrs):
         return np.log1p(a[0])
@@ -56,6 +59,8 @@ class Expm1(Unary):
     """``e^x - 1``, accurate for tiny x."""
 
     name = "expm1"
+    cost = 21
+
 
     def evaluate(self, a, attrs):
         return np.expm1(a[0])
@@ -68,6 +73,7 @@ class Expm1(Unary):
 @register
 class Rsqrt(Unary):
     name = "rsqrt"
+    cost = 12
 
     def evaluate(self, a, attrs):
         x = a[0]
@@ -82,6 +88,7 @@ class Rsqrt(Unary):
 @register
 class Sin(Unary):
     name = "sin"
+    cost = 68
 
     def evaluate(self, a, attrs):
         return np.sin(a[0])
@@ -93,6 +100,7 @@ class Sin(Unary):
 @register
 class Cos(Unary):
     name = "cos"
+    cost = 66
 
     def evaluate(self, a, attrs):
         return np.cos(a[0])
@@ -110,6 +118,8 @@ class Erf(Unary):
     (Python's ``math.erf``) element by element, in float64, rounded to the dtype."""
 
     name = "erf"
+    cost = 46
+
 
     def evaluate(self, a, attrs):
         x = a[0]

@@ -21,7 +21,7 @@ Partition rules, applied in one walk over the nodes in order:
   group): moved when nothing else uses them, recomputed (cloned) when something does,
   so that later ops can still fuse with the original group (softmax: ``exp(x - m)``
   and ``Σ exp(x - m)`` do not wait for each other).
-- the random ops (``opnames.RANDOM``) compute each value from the element's position
+- the random ops (the ``random`` trait) compute each value from the element's position
   in their own shape, so they stay in elementwise groups of exactly their shape: never
   moved into a bigger loop nor into a reduction's prologue (a dropout mask fuses with
   the multiply by it; a channel mask of shape (N, C, 1, 1) is a small kernel of its own).
@@ -31,7 +31,7 @@ Partition rules, applied in one walk over the nodes in order:
   keeps each row in cache while it makes its passes over it. The walk leaves their
   nodes where they are.
 - movement ops (reshape, transpose, broadcast_to, slice) and constants stay outside
-  kernels: the runtime runs them as views. The indexing ops (``opnames.INDEXING``:
+  kernels: the runtime runs them as views. The indexing ops (group ``indexing``:
   concat, embed, gather, scatter_add) read across positions, so they are not
   elementwise either: each stays a node of its own, run by a kernel of its own.
 
@@ -56,7 +56,7 @@ from __future__ import annotations
 
 from ..graph import Graph, Node, Value
 from ..kernel import KernelNode
-from ..opnames import ELEMENTWISE, MATMUL, RANDOM, REDUCTION
+from ..ops import get_op
 from ..types import broadcast_shapes
 from . import dce, fuse_epilogue, fuse_rows
 
@@ -88,7 +88,7 @@ class Group:
         self.kind = kind
         self.nodes = [node]
         self.gated_a = False  # gemm: A's relu mask taken in as a prologue (uses R)
-        self.product = node.out if node.op in MATMUL else None  # gemm: the matmul's value
+        self.product = node.out if get_op(node.op).group == "matmul" else None  # gemm: the matmul's value
         self.tile = {self.product}  # gemm: the values in C's registers (product, epilogue)
         self.clones: dict[Value, Value] = {}  # gemm: values recomputed in the tile
 
@@ -99,7 +99,7 @@ class Group:
 
 def _draws(nodes) -> bool:
     """Whether any of ``nodes`` is a random op (its values depend on its loop's shape)."""
-    return any(n.op in RANDOM for n in nodes)
+    return any(get_op(n.op).random for n in nodes)
 
 
 def _is_scalar_constant(v: Value, producer) -> bool:
@@ -245,7 +245,7 @@ class Partition:
             for x in n.inputs:
                 readers.setdefault(x, []).append(n)
         for g in [g for g in self.groups if g.kind == "gemm"]:
-            start = next(i for i, n in enumerate(g.nodes) if n.op in MATMUL)
+            start = next(i for i, n in enumerate(g.nodes) if get_op(n.op).group == "matmul")
             for k in range(len(g.nodes), start, -1):
                 inside = set(map(id, g.nodes[:k]))
                 leaving = [n.out for n in g.nodes[:k] if n.out in self.outputs or any(
@@ -299,9 +299,9 @@ class Partition:
                 or a.ndim != 2 or node.inputs[1].ndim != 2  # a batched GEMM has no A gate
                 or {n.out for n in owner.nodes} != {a, cmp.out} or a in self.outputs
                 or broadcast_shapes(sel.inputs[1].shape, a.shape) != a.shape or node.inputs[1] is a
-                or not all((r.op in MATMUL and r.inputs[0] is a and r.inputs[1] is not a
+                or not all((get_op(r.op).group == "matmul" and r.inputs[0] is a and r.inputs[1] is not a
                             and not self._output_gated(r))
-                           or r.op in REDUCTION for r in self.readers.get(a, ()))):
+                           or get_op(r.op).group == "reduction" for r in self.readers.get(a, ()))):
             self._new("gemm", node)
             return
         gt_out, mask_out = Value(cmp.out.type), Value(a.type)
@@ -349,7 +349,7 @@ class Partition:
                 continue
             chain = _feeding(g, v)
             needed = {n.out for n in chain}
-            if (any(n.op in RANDOM and n.out.shape != k.shape for n in chain)
+            if (any(get_op(n.op).random and n.out.shape != k.shape for n in chain)
                     or not self._only_used_by(chain, node)):
                 continue
             if (_size(k.shape) - _size(g.shape)) * len(chain) > SMALL_RECOMPUTE:
@@ -415,17 +415,18 @@ class Partition:
             self.order.append(node)
             if node in in_rows or (enabled and node.op == "reshape" and self._join_view(node)):
                 continue
-            if node.op in MATMUL:
+            group = get_op(node.op).group
+            if group == "matmul":
                 if enabled:
                     self._place_matmul(node)
                 else:
                     self._new("gemm", node)
-            elif node.op in ELEMENTWISE:
+            elif group == "elementwise":
                 if enabled:
                     self._place_elementwise(node)
                 else:
                     self._new("elementwise", node)
-            elif node.op in REDUCTION:
+            elif group == "reduction":
                 if enabled:
                     self._place_reduction(node)
                 else:

@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..graph import Graph, Node, Value
-from ..opnames import ELEMENTWISE, MATMUL, RANDOM
+from ..ops import get_op
 
 MAX_RECOMPUTED = 8  # ops recomputed in the tile for one input of one epilogue op
 MAX_CANDIDATES = 3  # other operands of the product's shape tried (see ``_sources``)
@@ -99,7 +99,7 @@ class _Planner:
                 plan.operands[x] = kind
                 return True
         q = self.made_by.get(x)
-        if (q is None or q.op not in ELEMENTWISE or q.op in RANDOM or budget[0] == 0
+        if (q is None or not get_op(q.op).fusible or budget[0] == 0
                 or not (x.shape == () or same_rows(x.shape, p.shape)
                         or is_row(x.shape, p.shape[-1], max(p.ndim, len(x.shape))))):
             return False
@@ -120,7 +120,7 @@ class _Planner:
             if reads and n.op == "reshape" and same_rows(n.out.shape, p.shape):
                 plan.nodes.append(n)  # a view of the tile's rows (the layer's batch axes)
                 members.add(n.out)
-            elif (reads and n.op in ELEMENTWISE and n.op not in RANDOM and same_rows(n.out.shape, p.shape)
+            elif (reads and get_op(n.op).fusible and same_rows(n.out.shape, p.shape)
                     and n.out.dtype in (p.dtype, "bool")):
                 trial = Plan(plan.nodes, dict(plan.operands), set(plan.recomputed))
                 if all(self._available(x, p, members, down, trial, [MAX_RECOMPUTED], full) for x in n.inputs):
@@ -138,7 +138,7 @@ class _Planner:
         found, frontier = [], [x]
         for _ in range(MAX_RECOMPUTED):
             q = [self.made_by.get(v) for v in frontier]
-            frontier = [y for n in q if n is not None and n.op in ELEMENTWISE and n.op not in RANDOM
+            frontier = [y for n in q if n is not None and get_op(n.op).fusible
                         for y in n.inputs if same_rows(y.shape, p.shape) and y.dtype == p.dtype]
             found += [v for v in frontier if v not in found]
             if not frontier or len(found) >= MAX_CANDIDATES:
@@ -177,7 +177,7 @@ def plan(graph: Graph) -> dict[Value, Plan]:
     (products with no epilogue are left out)."""
     planner, plans = _Planner(graph), {}
     for i, mm in enumerate(graph.nodes):
-        if mm.op in MATMUL and all(v.ndim >= 2 for v in (mm.out, *mm.inputs)):
+        if get_op(mm.op).group == "matmul" and all(v.ndim >= 2 for v in (mm.out, *mm.inputs)):
             found = planner.plan(mm, graph.nodes[i + 1:])
             if found is not None:
                 plans[mm.out] = found

@@ -32,15 +32,14 @@ reduction.
 from __future__ import annotations
 
 from ..graph import Graph, Node
-from ..opnames import ELEMENTWISE, MATMUL, RANDOM, REDUCTION
+from ..ops import get_op
 
-ROW_REDUCTIONS = ("sum", "mean", "max", "min")
 FLOATS = ("float32", "float64")
 
 
 def row_shape(node: Node):
     """X when ``node`` is a row reduction of a value of shape X, else None."""
-    if node.op not in ROW_REDUCTIONS:
+    if not get_op(node.op).row_reduction:
         return None
     x = node.inputs[0]
     if x.ndim == 0 or x.dtype not in FLOATS or x.shape[-1] == 1 or not node.attr("keepdims"):
@@ -74,16 +73,17 @@ class _Finder:
     def fits(self, n: Node, x_shape) -> bool:
         if n in self.assigned:
             return False
-        if n.op in ROW_REDUCTIONS:
+        d = get_op(n.op)
+        if d.row_reduction:
             return row_shape(n) == x_shape
         if n.out.shape not in (x_shape, stats_shape(x_shape)) and not _one_value(n.out.shape, x_shape):
             return False
-        return (n.op in ELEMENTWISE and n.op not in RANDOM) or n.op == "stop_gradient"
+        return d.fusible or d.group == "movement" and d.forwards(n)
 
     def _epilogue(self, n: Node) -> bool:
         """Whether ``n`` reads a matrix product's result: the GEMM applies it as its
         epilogue (a bias, a scale, a mask), for free, so the group does not grow up into it."""
-        return any(p is not None and p.op in MATMUL for p in (self.producer.get(v) for v in n.inputs))
+        return any(p is not None and get_op(p.op).group == "matmul" for p in (self.producer.get(v) for v in n.inputs))
 
     def _reaches(self, starts, members, downward: bool) -> bool:
         """Whether a path of non-members from ``starts`` reaches a member (downward:
@@ -123,7 +123,7 @@ class _Finder:
                     frontier.append(c)
         members = self._trim(members, x_shape)
         members = self._shed_single_values(members, x_shape)
-        seeds = [m for m in members if m.op in ROW_REDUCTIONS]
+        seeds = [m for m in members if get_op(m.op).row_reduction]
         if len(seeds) < 2 and not any(m.out.shape == x_shape and self._after(m, seeds, members)
                                       for m in members):
             return None
@@ -147,7 +147,7 @@ class _Finder:
         """Drop X-shaped members that no reduction of the group needs and whose outside
         readers are all reductions (they are better as those reductions' prologues)."""
         needed = set()
-        stack = [m for m in members if m.op in ROW_REDUCTIONS]
+        stack = [m for m in members if get_op(m.op).row_reduction]
         while stack:
             n = stack.pop()
             if n in needed:
@@ -161,7 +161,7 @@ class _Finder:
                 readers = self.readers.get(m.out, ())
                 outside = [r for r in readers if r not in members]
                 if (m.out.shape == x_shape and outside and len(outside) == len(readers)
-                        and all(r.op in REDUCTION for r in outside)):
+                        and all(get_op(r.op).group == "reduction" for r in outside)):
                     members.discard(m)
                     changed = True
         return members
@@ -171,7 +171,7 @@ class _Finder:
         the single values of the group it is computed from: a row kernel's outputs are
         rows or per-row values. (A single value is computed from single values and
         outside values only, so what leaves is upstream of the rest: still convex.)"""
-        single = {m for m in members if m.op not in ROW_REDUCTIONS
+        single = {m for m in members if not get_op(m.op).row_reduction
                   and m.out.shape not in (x_shape, stats_shape(x_shape))}
         leaving = [m for m in single if m.out in self.outputs
                    or any(r not in members for r in self.readers.get(m.out, ()))]

@@ -1,10 +1,11 @@
 """Simplify: algebraic identities, transpose folding, constant folding, common
 subexpressions, dead code. One walk that rewrites nodes, then DCE.
 
-- ``x*1``, ``1*x``, ``x+0``, ``0+x``, ``x-0``, ``x/1`` → ``x`` (when the shape is unchanged);
-  ``neg(neg(x))`` → ``x``;
+- ``x*1``, ``1*x``, ``x+0``, ``0+x``, ``x-0``, ``x/1`` → ``x`` (when the shape is unchanged;
+  the ops' ``units`` trait); ``neg(neg(x))`` → ``x`` (the ``involution`` trait);
 - reshape/broadcast_to to the same shape, identity transposes, whole slices,
-  stop_gradient (its work is done once autodiff has run) → the input;
+  stop_gradient (its work is done once autodiff has run) → the input (the
+  ``forwards`` trait);
   reshape of a reshape → one reshape; transpose of a transpose → one transpose;
 - ``matmul(transpose(a), b)`` → ``matmul[trans_a]`` of ``a`` (likewise for b): no copies;
 - elementwise ops read through ``broadcast_to`` (they broadcast by themselves), and a
@@ -38,7 +39,7 @@ import numpy as np
 
 from ..graph import Graph, Node, Value
 from ..interpreter import evaluate_node
-from ..opnames import ELEMENTWISE, MOVEMENT, RANDOM, REDUCTION, UNARY
+from ..ops import get_op
 from ..types import TensorType, broadcast_shapes, fill_value
 from . import dce
 
@@ -51,23 +52,19 @@ def _fill(node: Node | None):
 def _identity(node: Node, producer) -> Value | None:
     """The value ``node`` can be replaced by, when an identity applies."""
     op, ins, out = node.op, node.inputs, node.out
-    if op in ("reshape", "broadcast_to") and ins[0].shape == out.shape or op == "stop_gradient":
+    d = get_op(op)
+    if d.forwards(node):
         return ins[0]
-    if op == "transpose" and node.attr("perm") == tuple(range(len(out.shape))):
-        return ins[0]
-    if op == "slice" and ins[0].shape == out.shape and set(node.attr("steps")) <= {1}:
-        return ins[0]
-    if op == "neg":
+    if d.involution:
         p = producer.get(ins[0])
-        if p is not None and p.op == "neg":
+        if p is not None and p.op == op:
             return p.inputs[0]
-    if op in ("mul", "add", "sub", "div"):
+    left, right = d.units
+    if left is not None or right is not None:
         a, b = ins
-        fa, fb = _fill(producer.get(a)), _fill(producer.get(b))
-        unit = 1.0 if op in ("mul", "div") else 0.0
-        if fb == unit and a.type == out.type:
+        if right is not None and _fill(producer.get(b)) == right and a.type == out.type:
             return a
-        if op in ("mul", "add") and fa == unit and b.type == out.type:
+        if left is not None and _fill(producer.get(a)) == left and b.type == out.type:
             return b
     return None
 
@@ -77,10 +74,11 @@ def _through_broadcasts(node: Node, producer) -> list[Node] | None:
     when that leaves the output shape unchanged, and compute a unary op before the
     broadcast rather than after it (on fewer elements). A random op's values depend on
     its own shape, not its key's: it never moves."""
-    if node.op not in ELEMENTWISE or node.op in RANDOM:
+    d = get_op(node.op)
+    if not d.fusible:
         return None
     sources = [producer.get(v) for v in node.inputs]
-    if node.op in UNARY:
+    if d.arity == 1:
         p = sources[0]
         if p is None or p.op != "broadcast_to":
             return None
@@ -139,7 +137,7 @@ def _joined_embeds(node: Node, producer) -> list[Node] | None:
 
 def _embed_parts(p: Node | None):
     """``(inputs, starts, stops, steps)`` of an ``embed`` or ``embed_sum``, else None."""
-    if p is None or p.op not in ("embed", "embed_sum"):
+    if p is None or get_op(p.op).kind != "embed":
         return None
     return (p.inputs, p.attr("starts"), p.attr("stops"), p.attr("steps"))
 
@@ -213,18 +211,19 @@ def _rewrite(node: Node, producer) -> Node:
 def _fold(node: Node, producer) -> Node | None:
     """Replace an op over constant fills by one constant fill (random numbers from a
     constant key are not a fill)."""
-    if node.op not in ELEMENTWISE + MOVEMENT + REDUCTION or node.op in RANDOM or not node.inputs:
+    d = get_op(node.op)
+    if d.group not in ("elementwise", "movement", "reduction") or d.random or not node.inputs:
         return None
     fills = [_fill(producer.get(v)) for v in node.inputs]
     if any(f is None for f in fills):
         return None
     scalars = [np.full((1,) * len(v.shape), f, v.dtype) for v, f in zip(node.inputs, fills)]
-    if node.op in REDUCTION:
+    if d.group == "reduction":
         full = [np.full(v.shape, f, v.dtype) for v, f in zip(node.inputs, fills)]
         if full[0].size > 1 << 16:
             return None
         result = evaluate_node(node, full)
-    elif node.op in MOVEMENT:
+    elif d.group == "movement":
         result = scalars[0]
     else:
         result = evaluate_node(Node(node.op, tuple(Value(type(v.type)((1,) * len(v.shape), v.dtype))

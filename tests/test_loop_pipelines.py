@@ -1,0 +1,35 @@
+"""The loop kernels' cheap LLVM pipeline (jit.LOOPS) computes the same bytes as the full
+one (jit.FULL): a table of elementwise, reduction, row and index ops, forward, backward
+and compiled, on shapes with 0, 1, primes, broadcasts and transposed views, in float32
+and float64 (tests/loop_pipeline_worker.py), run in two fresh processes, one per pipeline."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from lucid_codegen import cache, jit
+
+WORKER = Path(__file__).resolve().parent / "loop_pipeline_worker.py"
+
+
+def test_loop_kernels_are_byte_identical_whatever_the_pipeline(tmp_path, monkeypatch):
+    procs = {}
+    for opt in ("full", "loops"):
+        env = dict(os.environ, LUCID_LOOP_OPT=opt, LUCID_CACHE_DIR=str(tmp_path / opt))
+        procs[opt] = subprocess.Popen([sys.executable, str(WORKER)], env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    results = {}
+    for opt, proc in procs.items():
+        out, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, err
+        results[opt] = json.loads(out.strip().splitlines()[-1])
+        # each process compiled its own kernels, with its own pipeline
+        monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path / opt))
+        opts = {cache.entry_metadata(e.name)["opt"] for e in cache.list_entries()}
+        assert (jit.LOOPS.tag() in opts) == (opt == "loops"), opts
+    full, loops = results["full"], results["loops"]
+    assert len(full) > 400 and full.keys() == loops.keys()
+    assert {k for k in full if full[k] != loops[k]} == set()
