@@ -103,24 +103,39 @@ class Epilogue:
 
     @property
     def linear(self) -> bool:
-        """Whether C is P plus operands (a chain of adds, or nothing): K blocks may then
-        accumulate into C, the operands added on the first block (``init``)."""
-        return self.added() is not None
+        """Whether C is ``scale * P`` plus or minus operands (``linear_form``): K blocks
+        may then accumulate into C, the operands added on the first block (``init``)."""
+        return self.linear_form() is not None
 
-    def added(self):
-        """The operand kinds a linear epilogue adds to P, in order; None when not linear."""
+    def linear_form(self):
+        """``(scale, terms)`` when the epilogue computes ``scale * P + Σ sign * operand``
+        exactly as written (P scaled by constants before any operand comes in, negated,
+        operands added or subtracted: ``W - 0.1 * P``), ``terms`` being (kind, sign)
+        pairs in order; else None."""
         if self.structure is None:
-            return ()
-        st, prev, order = self.structure, ("i", 0), []
+            return 1.0, ()
+        st, prev, scale, terms = self.structure, ("i", 0), 1.0, []
+        consts = {("n", k): dict(attrs)["value"] for k, (op, attrs, _, _) in enumerate(st.nodes)
+                  if op == "constant"}
         for k, (op, _, refs, _) in enumerate(st.nodes):
-            if op != "add" or prev not in refs:
+            if op == "constant":
+                continue
+            if prev not in refs or refs.count(prev) != 1:
                 return None
-            other = refs[1] if refs[0] == prev else refs[0]
-            if other[0] != "i" or other == ("i", 0):
+            other = [r for r in refs if r != prev]
+            if op == "neg":
+                scale, terms = -scale, [(kind, -sign) for kind, sign in terms]
+            elif op == "mul" and not terms and other[0] in consts:
+                scale *= consts[other[0]]
+            elif op in ("add", "sub") and other[0][0] == "i":
+                kind = self.kinds[other[0][1] - 1]
+                if op == "sub" and refs[0] == other[0]:  # operand - (...): negate what came before
+                    scale, terms = -scale, [(t, -sign) for t, sign in terms]
+                terms.append((kind, -1 if op == "sub" and refs[1] == other[0] else 1))
+            else:
                 return None
-            order.append(self.kinds[other[1] - 1])
             prev = ("n", k)
-        return tuple(order) if st.outputs == (prev,) else None
+        return (scale, tuple(terms)) if st.outputs == (prev,) else None
 
     def tag(self) -> str:
         """A short name for symbols: the kinds and a digest of the text."""

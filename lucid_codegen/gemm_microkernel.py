@@ -248,9 +248,9 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
     rectangle is read or written. With P = alpha * S, S the sum over K, and E the
     epilogue (``spec.epilogue``, a ``gemm_epilogue.Epilogue``), K-block protocol:
 
-    * E linear (P plus operands: ``E.added()``): on the first K block
-      C = init + alpha*S0 with init = [C_old if accumulate] + the operands, in E's
-      order; later blocks C += alpha*S_k.
+    * E linear (``scale * P`` plus or minus operands: ``E.linear_form()``): on the first
+      K block C = init + alpha*scale*S0 with init = [C_old if accumulate] ± the
+      operands, in E's order; later blocks C += alpha*scale*S_k.
     * otherwise: C holds the raw partial sum between blocks; on the last block
       C = E(alpha*S, bias, R) [+ C_old if accumulate]. (An accumulating nonlinear
       kernel always runs K in a single block, so C_old is still in C.)
@@ -304,18 +304,25 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
         """C's old value (``mask`` None: a full-width tile)."""
         return c.vload(b, cp) if mask is None else c.mload(b, cp, mask)
 
-    added = epilogue.added()
-    if added is not None:
+    form = epilogue.linear_form()
+    if form is not None:
+        scale, terms = form
+        vscale = valpha if scale == 1.0 else b.fmul(valpha, c.cvec(scale))
+
         def first_body(t, cp, bv, rv, mask):
             init = load_c(cp, mask) if spec.accumulate else None
-            for extra in (bv if kind == "row" else rv for kind in added):
-                init = extra if init is None else b.fadd(init, extra)
+            for kind, sign in terms:
+                extra = bv if kind == "row" else rv
+                if init is None:
+                    init = extra if sign > 0 else b.fneg(extra)
+                else:
+                    init = b.fadd(init, extra) if sign > 0 else b.fsub(init, extra)
             if init is None:
-                return b.fmul(valpha, t)
-            return c.fma(b, valpha, t, init)
+                return b.fmul(vscale, t)
+            return c.fma(b, vscale, t, init)
 
         def later_body(t, cp, bv, rv, mask):
-            return c.fma(b, valpha, t, load_c(cp, mask))
+            return c.fma(b, vscale, t, load_c(cp, mask))
 
         with b.if_else(first) as (then, otherwise):
             with then:

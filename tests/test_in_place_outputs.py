@@ -10,6 +10,7 @@ import pytest
 from lucid.compiler import compile_graph
 from lucid_codegen import runtime, threads
 from lucid_codegen.gemm import GemmSpec
+from gemm_specs import chain_spec
 from lucid_codegen.gemm_call import get_gemm
 from lucid_ir.builder import GraphBuilder
 
@@ -72,8 +73,8 @@ def test_sgd_gemm_update_writes_straight_into_the_parameter(m, k, n, n_threads, 
     graph = _sgd_graph(m, k, n)
     plan = compile_graph(graph, in_place={0: 2}).executable
     assert [n.kind for n in plan.step_nodes] == ["gemm"]
-    # a (1, N) W is the GEMM's bias, not its residual: copied; an empty W: nothing to write
-    direct = m != 1 and m * n != 0
+    # a (1, N) W is the GEMM's (M, N) operand too (read once, in place); an empty W: nothing to write
+    direct = m * n != 0
     assert plan.in_place_direct == ({0} if direct else set())
     rng = np.random.default_rng(m * 1000 + k + n)
     W = rng.standard_normal((m, n)).astype(np.float32)
@@ -107,10 +108,12 @@ def test_sgd_gemm_update_float64(k):
         np.testing.assert_allclose(W, want, **_tol("float64", k))
 
 
-def test_sub_form_writes_through_its_elementwise_kernel(n_threads, copies):
+def test_sub_form_writes_through_its_gemm_kernel(n_threads, copies):
+    """``W - 0.1 * (A^T @ B)``: the scale and the subtraction are the GEMM's epilogue, a
+    linear one (``-0.1 * P + W``), which reads W once: written straight into W."""
     graph = _sgd_graph(64, 32, 48, form="sub")
     plan = compile_graph(graph, in_place={0: 2}).executable
-    assert [n.kind for n in plan.step_nodes] == ["gemm", "elementwise"]
+    assert [n.kind for n in plan.step_nodes] == ["gemm"]
     assert plan.in_place_direct == {0}
     rng = np.random.default_rng(3)
     W = rng.standard_normal((64, 48)).astype(np.float32)
@@ -289,7 +292,7 @@ def test_gemm_kernel_reads_its_residual_once_only_when_linear(epilogue, n_thread
     several K blocks, a linear epilogue (R folded in at the first block) gives
     ``A @ B + R``; a nonlinear one (R added at the last block, C holding partial sums
     before) does not. ``GemmStep.same_element_reads`` follows this."""
-    g = get_gemm(GemmSpec("float32", epilogue=epilogue, residual=True))
+    g = get_gemm(chain_spec("float32", epilogue=epilogue, residual=True))
     M, N, K = 96, 80, 3 * KC32 + 7
     rng = np.random.default_rng(8)
     a, b = rng.standard_normal((M, K)).astype(np.float32), rng.standard_normal((K, N)).astype(np.float32)
