@@ -61,6 +61,9 @@ class _Batch:
 SPIN_SECONDS = float(os.environ.get("LUCID_SPIN_US", "1000")) * 1e-6
 _POLL_SECONDS = 25e-9  # one poll of lucid_codegen.spin, measured
 MAX_WORKERS = 63
+#: the caller's control word saying a native program holds the pool (``hold``): idle
+#: workers keep polling instead of sleeping until it is released
+HELD = 1
 
 
 class _Pool:
@@ -109,9 +112,11 @@ class _Pool:
         polls = max(1, int(SPIN_SECONDS / _POLL_SECONDS))
         while True:
             g = self._spin.pool_worker(ctl.ctypes.data, w, polls)  # GIL released inside
-            if g == 0:  # idle: sleep until woken
+            if g == 0:  # idle: sleep until woken, unless a native program holds the pool
                 ctl[asleep] = 1
-                if int(ctl[0]) == int(ctl[done]):  # re-check after announcing: no lost wake-up
+                # re-check after announcing (no lost wake-up): a program holding the pool
+                # posts its parts natively, without waking anyone, so its workers poll on
+                if int(ctl[0]) == int(ctl[done]) and not ctl[HELD]:
                     q.get()
                 ctl[asleep] = 0
                 continue
@@ -199,6 +204,7 @@ class _Pool:
             return 0
         self._ensure_workers(P - 1)
         ctl = self._ctl
+        ctl[HELD] = 1  # before looking who sleeps: a worker about to sleep sees it and polls on
         for w in range(1, min(P, len(self._queues) + 1)):
             if ctl[self._slot(w, 1)]:
                 self._queues[w - 1].put(None)
@@ -260,6 +266,8 @@ def hold_pool(P: int) -> int:
 
 
 def release_pool() -> None:
+    """Give back the pool ``hold_pool`` took (its idle workers may sleep again)."""
+    _POOL._ctl[HELD] = 0
     _POOL._busy.release()
 
 

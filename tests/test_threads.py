@@ -275,3 +275,37 @@ def test_gemms_from_several_threads_at_once_stay_correct():
         t.join(60)
     assert not any(t.is_alive() for t in ts), "a thread hung"
     assert not errors
+
+
+def test_workers_keep_polling_while_a_native_program_holds_the_pool():
+    """A native program posts its parts without waking anyone, so a worker whose spin
+    runs out while a program holds the pool must poll on, not sleep (else the program
+    runs every part itself: the eager attention backward did, at 2 threads); once the
+    pool is released, idle workers sleep again."""
+    import time
+
+    from lucid_codegen import threads
+    threads.set_num_threads(2)
+    threads.parallel_for(2, lambda i: None)  # the worker exists
+    pool = threads._POOL
+    asleep = pool._slot(1, 1)
+
+    def share_asleep(seconds: float) -> float:
+        samples = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            samples.append(int(pool._ctl[asleep]))
+            time.sleep(0.0005)
+        return sum(samples) / len(samples)
+
+    assert threads.hold_pool(2)
+    try:
+        time.sleep(5 * threads.SPIN_SECONDS)  # its spin has run out many times
+        assert share_asleep(0.02) < 0.5
+    finally:
+        threads.release_pool()
+    deadline = time.monotonic() + 30.0
+    while pool._ctl[asleep] != 1:  # released: it sleeps within about one spin
+        assert time.monotonic() < deadline, "the idle worker did not go to sleep"
+        time.sleep(0.001)
+    threads.parallel_for(2, lambda i: None)  # and it wakes for the next job
