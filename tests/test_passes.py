@@ -249,6 +249,17 @@ def _embed(b, x, width, lo, axis=2):
     return b.emit("embed", x, shape=tuple(shape), starts=starts, stops=stops, steps=(1,) * len(shape))
 
 
+def _summed(b, values):
+    """The graph adding ``values`` left to right, and that graph simplified (verified)."""
+    y = values[0]
+    for v in values[1:]:
+        y = b.emit("add", y, v)
+    g = b.build([y])
+    s = simplify.run(g)
+    verify(s)
+    return g, s
+
+
 @pytest.mark.parametrize("order,lengths,width,expect", [
     ((0, 1, 2), (4, 4, 4), 12, ["concat"]),                 # q, k, v's gradients: one concat
     ((1, 0, 2), (3, 5, 1), 9, ["concat"]),                  # either side of an add, unequal parts
@@ -260,12 +271,7 @@ def test_sum_of_adjacent_embeds_becomes_one_concat(order, lengths, width, expect
     parts = [b.input((2, 3, n), "float64") for n in lengths]
     starts = [sum(lengths[:i]) + (1 if expect[-1] == "embed_sum" and i else 0) for i in range(len(lengths))]
     embeds = [_embed(b, parts[i], width, starts[i]) for i in order]
-    y = embeds[0]
-    for e in embeds[1:]:
-        y = b.emit("add", y, e)
-    g = b.build([y])
-    s = simplify.run(g)
-    verify(s)
+    g, s = _summed(b, embeds)
     assert [n.op for n in s.nodes] == expect
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal(p.shape) for p in parts]
@@ -280,12 +286,7 @@ def test_sum_of_overlapping_embeds_becomes_one_embed_sum():
     x = b.input((2, 3, 3), "float64")
     embeds = [b.emit("embed", x, shape=(2, 6, 7), starts=(0, i, j), stops=(2, i + 5, j + 5),
                      steps=(1, 2, 2)) for i in range(2) for j in range(3)]
-    y = embeds[0]
-    for e in embeds[1:]:
-        y = b.emit("add", y, e)
-    g = b.build([y])
-    s = simplify.run(g)
-    verify(s)
+    g, s = _summed(b, embeds)
     assert [n.op for n in s.nodes] == ["embed_sum"]
     xs = [np.random.default_rng(2).standard_normal((2, 3, 3))]
     np.testing.assert_array_equal(interpret(s, xs)[0], interpret(g, xs)[0])
