@@ -41,10 +41,12 @@ def test_collectives_against_numpy():
     assert run.stdout.count("OK") == 2
 
 
-def test_a_failing_rank_stops_every_rank_naming_it():
-    run = mpirun("collectives_check.py", "raise", timeout=60)
+@pytest.mark.parametrize("scenario", ["raise", "raise-slow"])
+def test_a_failing_rank_stops_every_rank_naming_it(scenario):
+    # raise-slow: rank 0 takes 3 s to report; the failing rank waits for its acknowledgement
+    run = mpirun("collectives_check.py", scenario, timeout=60)
     assert run.returncode != 0
-    assert "rank 0 stops because rank 1 failed: ValueError: a bug on rank 1" in run.stderr
+    assert "rank 0 stops because rank 1 failed: ValueError: a bug on rank 1" in run.stderr, run.stderr
 
 
 def test_a_collective_times_out_instead_of_hanging():

@@ -3,8 +3,11 @@ long a collective may wait, and what happens when a rank fails.
 
 Every collective waits by polling its MPI request; while it polls it also listens on a
 second communicator for *fault notices*. A rank whose program raises sends a notice
-naming itself and the error to every other rank before it exits, so the others stop
-with an error naming the failing rank instead of hanging in their next collective. A
+naming itself and the error to every other rank, so the others stop with an error naming
+the failing rank instead of hanging in their next collective; it then waits (a bounded
+grace) for each of them to acknowledge, having printed its own error, before it exits:
+the launcher kills every rank as soon as one exits with an error, and a rank slow to
+wake (a loaded machine) would otherwise die before saying why it stopped. A
 collective that waits longer than the group's ``timeout`` raises ``DistributedTimeout``.
 The collectives of compiled graphs wait the same way from native code (``native_mpi``).
 """
@@ -23,6 +26,8 @@ from ._mpi import mpi
 
 _NOTICE_BYTES = 2048
 _FAULT_TAG = 7311
+_ACK_TAG = 7312
+_GRACE_SECONDS = 10.0    # how long a failing rank waits for the others' acknowledgements
 _DEFAULT_TIMEOUT = datetime.timedelta(minutes=30)   # PyTorch's default for CPU backends
 
 
@@ -47,6 +52,7 @@ class ProcessGroup:
         self._notice = np.zeros(_NOTICE_BYTES, np.uint8)
         self._listen = self.faults.Irecv(self._notice, source=MPI.ANY_SOURCE, tag=_FAULT_TAG)
         self.failed: str | None = None
+        self.failed_rank: int | None = None   # the rank whose notice this one received
         self._native = None                # NativeMPI, False: none (made when first needed)
 
     # -- waiting ------------------------------------------------------------------
@@ -71,24 +77,47 @@ class ProcessGroup:
             f"(a rank is stuck, or the ranks called different collectives)")
 
     def check_faults(self) -> None:
-        if self.failed is None and self._listen.Test():
-            self.failed = bytes(self._notice).rstrip(b"\0").decode("utf-8", "replace")
+        if self.failed is None:
+            status = mpi().Status()
+            if self._listen.Test(status):
+                self.failed = bytes(self._notice).rstrip(b"\0").decode("utf-8", "replace")
+                self.failed_rank = status.Get_source()
         if self.failed is not None:
             raise DistributedError(f"lucid.distributed: rank {self.rank} stops because {self.failed}")
 
     # -- failing ------------------------------------------------------------------
     def announce_failure(self, exc: BaseException) -> None:
-        """Tell every other rank that this one failed (best effort, bounded wait)."""
+        """Tell every other rank that this one failed, then wait (at most
+        ``_GRACE_SECONDS``) until each has acknowledged (``acknowledge``) or sent a
+        notice of its own. A ``DistributedError`` is a consequence of another rank's
+        failure: it is acknowledged instead of announced."""
         if isinstance(exc, DistributedError):
-            return  # a consequence of another rank's failure: that rank announced it
+            self.acknowledge()
+            return
         text = f"rank {self.rank} failed: {type(exc).__name__}: {exc}".encode()[:_NOTICE_BYTES - 1]
         notice = np.zeros(_NOTICE_BYTES, np.uint8)
         notice[:len(text)] = np.frombuffer(text, np.uint8)
-        requests = [self.faults.Isend(notice, dest=r, tag=_FAULT_TAG)
-                    for r in range(self.size) if r != self.rank]
-        deadline = time.monotonic() + 5.0
-        while requests and time.monotonic() < deadline:
-            requests = [r for r in requests if not r.Test()]
+        others = [r for r in range(self.size) if r != self.rank]
+        sends = [self.faults.Isend(notice, dest=r, tag=_FAULT_TAG) for r in others]
+        acks = {r: self.faults.Irecv(np.zeros(1, np.uint8), source=r, tag=_ACK_TAG) for r in others}
+        deadline = time.monotonic() + _GRACE_SECONDS
+        while (sends or acks) and time.monotonic() < deadline:
+            sends = [r for r in sends if not r.Test()]
+            acks = {r: q for r, q in acks.items() if not q.Test()}
+            status = mpi().Status()
+            if self.failed is None and self._listen.Test(status):   # failing too: no ack comes
+                self.failed, self.failed_rank = "", status.Get_source()
+                acks.pop(self.failed_rank, None)
+            time.sleep(1e-3)
+
+    def acknowledge(self) -> None:
+        """Tell the rank whose failure stopped this one that this rank has reported it
+        (bounded wait), so it may exit."""
+        if self.failed_rank is None:
+            return
+        send = self.faults.Isend(np.ones(1, np.uint8), dest=self.failed_rank, tag=_ACK_TAG)
+        deadline = time.monotonic() + 1.0
+        while not send.Test() and time.monotonic() < deadline:
             time.sleep(1e-3)
 
     # -- what compiled graphs' collective nodes call (lucid_ir.ops.collective) -----------
@@ -137,6 +166,8 @@ def _excepthook(kind, exc, tb):
         if not isinstance(exc, DistributedError):
             print(f"lucid.distributed: rank {g.rank} failed; telling the other {g.size - 1} rank(s)",
                   file=sys.stderr)
+        sys.stderr.flush()
+        sys.stdout.flush()
         g.announce_failure(exc)
     sys.stderr.flush()
     sys.stdout.flush()

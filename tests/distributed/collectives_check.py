@@ -1,10 +1,12 @@
 """Run under ``mpiexec -n 2``: every collective against what numpy computes from all
 ranks' inputs. Prints ``OK <rank>``; a failed check raises (the run exits non-zero).
 With an argument, a fault scenario instead: ``raise`` (rank 1 raises before a
-collective), ``timeout`` (rank 1 skips a collective; rank 0 times out),
+collective), ``raise-slow`` (the same, with rank 0's error report taking 3 s: rank 1
+must not exit before it has been made), ``timeout`` (rank 1 skips a collective; rank 0 times out),
 ``mismatch`` (the ranks build different models for DistributedDataParallel)."""
 import datetime
 import sys
+import time
 
 import numpy as np
 
@@ -13,6 +15,11 @@ import lucid.distributed as dist
 
 scenario = sys.argv[1] if len(sys.argv) > 1 else "check"
 timeout = datetime.timedelta(seconds=2) if scenario == "timeout" else None
+if scenario == "raise-slow":
+    def slow_report(kind, exc, tb, report=sys.excepthook):
+        time.sleep(3)     # a loaded machine: the launcher would kill this rank meanwhile
+        report(kind, exc, tb)
+    sys.excepthook = slow_report
 dist.init_process_group("mpi", timeout=timeout)
 rank, world = dist.get_rank(), dist.get_world_size()
 
@@ -26,7 +33,7 @@ def check(got, want):
     assert got.shape == np.shape(want) and np.array_equal(got, want), (got, want)
 
 
-if scenario == "raise":
+if scenario in ("raise", "raise-slow"):
     if rank == 1:
         raise ValueError("a bug on rank 1")
     dist.barrier()
