@@ -33,7 +33,7 @@ def worker(nthreads: int, quick: bool, lengths) -> dict:
 
     import lucid
     import lucid.nn.functional as F
-    from lucid_codegen import threads
+    from lucid_codegen.runtime import threads
 
     torch.set_num_threads(nthreads)
     threads.set_num_threads(nthreads)

@@ -30,9 +30,9 @@ def worker(nthreads: int, quick: bool) -> dict:
     import numpy as np
 
     import lucid
-    from lucid_codegen import threads
-    from lucid_codegen.gemm_batched_call import run_batched
-    from lucid_codegen.gemm_call import GemmSpec, get_gemm
+    from lucid_codegen.runtime import threads
+    from lucid_codegen.gemm.batched_call import run_batched
+    from lucid_codegen.gemm.call import GemmSpec, get_gemm
 
     try:
         import torch

@@ -153,7 +153,7 @@ def probe(name: str, lib: str) -> dict:
     kernel cache holds afterwards."""
     result = _probe(name, lib)
     if lib == "lucid":
-        from lucid_codegen import cache
+        from lucid_codegen.jit import cache
         metas = [cache.entry_metadata(e.name) or {} for e in cache.list_entries()]
         if len(_WINDOW) == 2:  # only what the timed call compiled (not the check's next call)
             metas = [m for m in metas if _WINDOW[0] <= m.get("created", 0.0) <= _WINDOW[1]]

@@ -10,8 +10,8 @@ import time
 import numpy as np
 
 from lucid_ir.builder import GraphBuilder
-from lucid_codegen.elementwise import ElementwiseKernel
-from lucid_codegen.reduction import ReductionKernel
+from lucid_codegen.kernels.elementwise import ElementwiseKernel
+from lucid_codegen.kernels.reduction import ReductionKernel
 
 
 def median_pair(f_lucid, f_numpy, reps):

@@ -24,10 +24,11 @@ def _worker(nthreads: int, quick: bool) -> dict:
     import numpy as np
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    from lucid_codegen import jit, threads
-    from lucid_codegen.gemm import GemmSpec, build_gemm_module
-    from lucid_codegen.gemm_epilogue import Epilogue
-    from lucid_codegen.gemm_call import Gemm
+    from lucid_codegen.jit import llvm as jit
+    from lucid_codegen.runtime import threads
+    from lucid_codegen.gemm.kernel import GemmSpec, build_gemm_module
+    from lucid_codegen.gemm.epilogue import Epilogue
+    from lucid_codegen.gemm.call import Gemm
 
     try:
         from threadpoolctl import threadpool_limits

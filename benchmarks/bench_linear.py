@@ -52,7 +52,7 @@ def first_call_seconds(cache_dir: str) -> tuple[float, float]:
     the part of it spent getting its kernel (compile, or load from the disk cache)."""
     code = (
         "import time, numpy as np, lucid, lucid.nn.functional as F\n"
-        "import lucid_codegen.runtime, lucid_codegen.cache as cache\n"
+        "import lucid_codegen.runtime.plan, lucid_codegen.jit.cache as cache\n"
         "spent = [0.0]\n"
         "real = cache.load_or_compile\n"
         "def timed(*a, **k):\n"
@@ -60,7 +60,7 @@ def first_call_seconds(cache_dir: str) -> tuple[float, float]:
         "cache.load_or_compile = timed\n"
         "x=lucid.Tensor(np.ones((64,784),np.float32)); w=lucid.Tensor(np.ones((256,784),np.float32))\n"
         "b=lucid.Tensor(np.ones(256,np.float32))\n"
-        "from lucid_codegen.target import host_target; host_target()\n"  # imports are not loading
+        "from lucid_codegen.jit.target import host_target; host_target()\n"  # imports are not loading
         "t=time.perf_counter(); F.linear(x,w,b); print(time.perf_counter()-t, spent[0])\n")
     env = dict(os.environ, LUCID_CACHE_DIR=cache_dir, PYTHONPATH=os.path.join(os.path.dirname(__file__), ".."))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)

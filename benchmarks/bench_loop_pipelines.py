@@ -21,10 +21,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from lucid_codegen import elementwise, jit, reduction, row_kernel  # noqa: E402
-from lucid_codegen.elementwise import ElementwiseKernel  # noqa: E402
-from lucid_codegen.reduction import ReductionKernel  # noqa: E402
-from lucid_codegen.row_kernel import RowKernel  # noqa: E402
+from lucid_codegen.kernels import elementwise  # noqa: E402
+from lucid_codegen.jit import llvm as jit
+from lucid_codegen.kernels import reduction
+from lucid_codegen.kernels import row_kernel
+from lucid_codegen.kernels.elementwise import ElementwiseKernel  # noqa: E402
+from lucid_codegen.kernels.reduction import ReductionKernel  # noqa: E402
+from lucid_codegen.kernels.row_kernel import RowKernel  # noqa: E402
 from lucid_ir.builder import GraphBuilder  # noqa: E402
 from lucid_ir.passes import fuse  # noqa: E402
 

@@ -7,8 +7,8 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 import numpy as np
 import torch
 
-from lucid_codegen import loops
-from lucid_codegen.elementwise import ElementwiseKernel
+from lucid_codegen.kernels import loops
+from lucid_codegen.kernels.elementwise import ElementwiseKernel
 from lucid_ir.builder import GraphBuilder
 
 torch.set_num_threads(1)

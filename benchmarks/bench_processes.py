@@ -7,7 +7,7 @@ cores (the default). lucid and numpy (OpenBLAS) in turn, three rounds, medians.
 Spinning threads are the danger here: a thread that polls for work, or for another
 thread to finish, takes a core that the other process's threads need, and the thread
 it waits for may not be running at all. lucid's spin-waits yield the core every few
-polls (``lucid_codegen.spin.YIELD_EVERY``).
+polls (``lucid_codegen.runtime.spin.YIELD_EVERY``).
 """
 from __future__ import annotations
 

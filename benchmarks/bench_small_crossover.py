@@ -23,8 +23,10 @@ def main() -> None:
     setup_path()
     import numpy as np
 
-    from lucid_codegen import gemm_rows, gemm_small, threads
-    from lucid_codegen.gemm_call import Gemm, GemmSpec
+    from lucid_codegen.gemm import rows as gemm_rows
+    from lucid_codegen.gemm import small as gemm_small
+    from lucid_codegen.runtime import threads
+    from lucid_codegen.gemm.call import Gemm, GemmSpec
 
     threads.set_num_threads(1)
     chosen = Gemm(GemmSpec("float32"))

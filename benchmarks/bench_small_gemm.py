@@ -30,9 +30,9 @@ def worker(nthreads: int, quick: bool) -> dict:
 
     import lucid
     import lucid.nn.functional as F
-    from lucid_codegen import threads
-    from lucid_codegen.gemm_call import GemmSpec, get_gemm
-    from lucid_codegen.gemm_epilogue import Epilogue
+    from lucid_codegen.runtime import threads
+    from lucid_codegen.gemm.call import GemmSpec, get_gemm
+    from lucid_codegen.gemm.epilogue import Epilogue
 
     try:
         import torch

@@ -11,7 +11,7 @@ and update. Interleaved in the same process, at 1 and 2 threads:
 
 Also prints the Python overhead of a compiled step: the call minus the time of its
 kernels (its plan run alone on the same arrays: one native run, see
-lucid_codegen/native_plan.py); and the step's matrix products alone, the floor under
+lucid_codegen/runtime/native_plan.py); and the step's matrix products alone, the floor under
 any compiled step.
 """
 from __future__ import annotations

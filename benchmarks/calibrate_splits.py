@@ -1,4 +1,4 @@
-"""Measure the constants of the splitting cost model (``lucid_codegen.work_split``) on
+"""Measure the constants of the splitting cost model (``lucid_codegen.runtime.work_split``) on
 this machine and print them next to the values the module holds.
 
     python benchmarks/calibrate_splits.py [--reps N]
@@ -31,7 +31,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import lucid  # noqa: E402
 import lucid.nn.functional as F  # noqa: E402
-from lucid_codegen import threads, work_split  # noqa: E402
+from lucid_codegen.runtime import threads  # noqa: E402
+from lucid_codegen.runtime import work_split
 
 
 def median_seconds(fn, reps: int, inner: int) -> float:

@@ -53,7 +53,7 @@ STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_
 def quiesce() -> None:
     """Put lucid's polling workers to sleep (OpenBLAS and OpenMP threads are made to
     sleep by their environment, below)."""
-    threads = sys.modules.get("lucid_codegen.threads")
+    threads = sys.modules.get("lucid_codegen.runtime.threads")
     if threads is not None:
         threads.quiesce()
 

@@ -37,7 +37,7 @@ def backend_name() -> str:
     return name
 
 
-_RUNTIME: list = []  # lucid_codegen.runtime (None without llvmlite), once imported
+_RUNTIME: list = []  # lucid_codegen.runtime.plan (None without llvmlite), once imported
 
 
 def _compiled():
@@ -45,7 +45,7 @@ def _compiled():
         return _RUNTIME[0]
     with phase("import lucid_codegen"):  # (LUCID_DEBUG: a first compilation pays it)
         try:
-            from lucid_codegen import runtime
+            from lucid_codegen.runtime import plan as runtime
         except ImportError:
             runtime = None
     _RUNTIME.append(runtime)
@@ -104,7 +104,7 @@ def executable(fused: Graph, in_place=None) -> Executable:
 
     ``in_place={j: i}`` donates input i to output j: the call leaves output j's values
     in ``arrays[i]`` and returns that very array as output j, every output computed from
-    the inputs as they were before the call (see ``lucid_codegen.runtime``)."""
+    the inputs as they were before the call (see ``lucid_codegen.runtime.plan``)."""
     if backend_name() == "compiled":
         runtime = _compiled()
         if runtime is not None:
@@ -119,7 +119,7 @@ class InterpretedInPlace(Interpreted):
     a donated input copied out), then each donated one copied into its input."""
 
     def __init__(self, fused: Graph, in_place):
-        from lucid_codegen.donation import donations
+        from lucid_codegen.runtime.donation import donations
         super().__init__(fused)
         self.donations = tuple(donations(fused, in_place))
 

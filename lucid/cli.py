@@ -169,7 +169,7 @@ def _size(n: int) -> str:
 
 
 def cmd_cache(args) -> int:
-    from lucid_codegen import cache
+    from lucid_codegen.jit import cache
     if args.action == "info":
         print_cache_summary(args.top)
     elif args.action == "ls":
@@ -187,7 +187,7 @@ def cmd_cache(args) -> int:
 def print_cache_summary(top: int) -> None:
     """``lucid-ir cache``: where the kernel cache is, how big, what kinds of kernels, the
     largest entries, and how much of it this process can no longer use."""
-    from lucid_codegen.cache_summary import summarize
+    from lucid_codegen.jit.cache_summary import summarize
     s = summarize(top)
     print(f"directory: {s.directory}")
     print(f"enabled:   {s.enabled}")

@@ -1,6 +1,6 @@
 """The interface of a runnable graph: what a backend gives for a fused graph and what
 the layers above may ask of it (``lucid.backend.executable`` returns one; the compiled
-backend's ``lucid_codegen.runtime.Plan`` and the reference interpreter's runners are
+backend's ``lucid_codegen.runtime.plan.Plan`` and the reference interpreter's runners are
 the implementations). Callers read these members directly: a backend provides every
 one of them (the defaults here are an interpreter's).
 

@@ -20,8 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import llvmlite.ir as ir  # noqa: E402
 
-from lucid_codegen import cache  # noqa: E402
-from lucid_codegen.target import host_target  # noqa: E402
+from lucid_codegen.jit import cache  # noqa: E402
+from lucid_codegen.jit.target import host_target  # noqa: E402
 
 
 def make_module(addend: int) -> ir.Module:

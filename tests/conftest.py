@@ -34,7 +34,7 @@ def pytest_unconfigure(config):
 def _restore_thread_count():
     """Tests that call ``threads.set_num_threads`` (directly, through ``fuzz`` or an
     early ``assert``) leave the count as they found it for the next test."""
-    from lucid_codegen import threads
+    from lucid_codegen.runtime import threads
     before = threads.get_num_threads()
     yield
     if threads.get_num_threads() != before:

@@ -574,7 +574,7 @@ def low_thread_thresholds(native: bool):
     ``native``: the splits native programs make (GEMM parts and elementwise ranges posted
     by fork/join records); else the step-by-step path's (elementwise kernels this big
     keep plans off native programs)."""
-    from lucid_codegen import work_split as w
+    from lucid_codegen.runtime import work_split as w
     saved = w.PARALLEL_BYTES, w.GEMM_SPLIT_SECONDS, w.LOOP_SPLIT_BYTES
     if native:
         w.GEMM_SPLIT_SECONDS, w.LOOP_SPLIT_BYTES = 2.5e-7, 256
@@ -594,7 +594,7 @@ def run_case(seed: int, grad: bool | None = None):
 
 def _run_case(seed, grad):
     from lucid.compiler import compile_graph
-    from lucid_codegen import threads
+    from lucid_codegen.runtime import threads
     g, graph, arrays = make_case(seed)
     failures = []
     with np.errstate(all="ignore"):

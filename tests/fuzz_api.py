@@ -327,7 +327,7 @@ def lucid_grads(xs):
 
 @contextlib.contextmanager
 def num_threads(n):
-    from lucid_codegen import threads
+    from lucid_codegen.runtime import threads
     old = threads.get_num_threads()
     threads.set_num_threads(n)
     try:

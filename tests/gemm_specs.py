@@ -3,8 +3,8 @@
 remembering the chain so a numpy reference can compute the same thing."""
 from __future__ import annotations
 
-from lucid_codegen.gemm import GemmSpec
-from lucid_codegen.gemm_epilogue import Epilogue
+from lucid_codegen.gemm.kernel import GemmSpec
+from lucid_codegen.gemm.epilogue import Epilogue
 
 _CHAINS: dict = {}
 

@@ -6,7 +6,7 @@ import pytest
 import lucid
 import lucid.nn as nn
 import lucid.nn.functional as F
-from lucid_codegen.runtime import kernel_launches
+from lucid_codegen.runtime.plan import kernel_launches
 
 
 def train_two_steps():

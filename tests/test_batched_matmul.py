@@ -9,9 +9,10 @@ import pytest
 import torch
 
 import lucid
-from lucid_codegen import threads, work_split
-from lucid_codegen.gemm_batched_call import describe, run_batched
-from lucid_codegen.gemm_call import GemmSpec, get_gemm
+from lucid_codegen.runtime import threads
+from lucid_codegen.runtime import work_split
+from lucid_codegen.gemm.batched_call import describe, run_batched
+from lucid_codegen.gemm.call import GemmSpec, get_gemm
 from gemm_specs import activation, chain_spec, gated
 
 SHAPES = [  # (a, b): dot, vector sides, bmm, broadcast batch axes, 1s, 0s, primes

@@ -9,7 +9,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 
 import bench_loop_pipelines as bench  # noqa: E402
-from lucid_codegen import cache, jit  # noqa: E402
+from lucid_codegen.jit import cache  # noqa: E402
+from lucid_codegen.jit import llvm as jit
 
 
 def test_each_case_compiles_both_pipelines_and_restores_the_emitters(tmp_path, monkeypatch):

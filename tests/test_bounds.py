@@ -6,7 +6,9 @@ import ctypes
 import numpy as np
 import pytest
 
-from lucid_codegen import bounds, runtime, steps
+from lucid_codegen.runtime import bounds
+from lucid_codegen.runtime import plan as runtime
+from lucid_codegen.runtime import steps
 from lucid_ir.builder import GraphBuilder
 from lucid_ir.passes import fuse
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import llvmlite.ir as ir
 import pytest
 
-from lucid_codegen import cache, jit
+from lucid_codegen.jit import cache
+from lucid_codegen.jit import llvm as jit
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "cache_worker.py"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lucid_codegen import cache
+from lucid_codegen.jit import cache
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -109,7 +109,7 @@ KILLED_CHILD = textwrap.dedent("""
     import os, sys, time
     sys.path.insert(0, {tests!r})
     sys.path.insert(0, os.path.dirname({tests!r}))
-    from lucid_codegen import cache
+    from lucid_codegen.jit import cache
     from cache_worker import make_module
     stage = {stage!r}
     real_replace, real_fdopen = os.replace, os.fdopen

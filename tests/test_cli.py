@@ -196,7 +196,7 @@ def test_cache_subcommands(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
     code, out, _ = run_cli(capsys, "cache", "info")
     assert code == 0 and str(tmp_path) in out and "entries:   0" in out
-    from lucid_codegen import cache
+    from lucid_codegen.jit import cache
     cache.reset_memory_cache()
     lucid.compile(lambda x: (x * 3.5).exp())(lucid.ones(3))
     code, out, _ = run_cli(capsys, "cache", "ls")
@@ -209,7 +209,7 @@ def _entry(key: str, n_functions: int, **kwargs) -> None:
     """A cache entry under ``key`` whose object file grows with ``n_functions``."""
     import llvmlite.ir as ir
 
-    from lucid_codegen import cache
+    from lucid_codegen.jit import cache
 
     def build():
         m = ir.Module("cli_cache")
@@ -223,7 +223,7 @@ def _entry(key: str, n_functions: int, **kwargs) -> None:
 
 
 def test_cache_summary_kinds_largest_stale_and_clear(capsys, tmp_path, monkeypatch):
-    from lucid_codegen import cache
+    from lucid_codegen.jit import cache
     monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
     cache.reset_memory_cache()
     code, out, _ = run_cli(capsys, "cache")  # no action: the summary

@@ -6,7 +6,8 @@ import lucid
 import lucid.nn as nn
 import lucid.nn.functional as F
 from lucid import Tensor
-from lucid_codegen import bounds, runtime
+from lucid_codegen.runtime import bounds
+from lucid_codegen.runtime import plan as runtime
 
 
 def make_model(seed, sizes, act):
@@ -163,7 +164,7 @@ def test_where_is_the_way_to_branch_inside_a_compiled_function():
 
 
 def test_intermediate_buffers_are_reused_but_results_are_never_overwritten():
-    from lucid_codegen.runtime import ReusedBuffers
+    from lucid_codegen.runtime.plan import ReusedBuffers
     w = lucid.randn(6, 5)
     f = lucid.compile(lambda x: ((x @ w).exp() - 1.0).sum(axis=1).reshape(-1, 1) * (x @ w))
     x1, x2 = lucid.randn(4, 6), lucid.randn(4, 6)

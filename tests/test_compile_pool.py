@@ -1,4 +1,4 @@
-"""Parallel compilation: the compile pool (lucid_codegen/compile_pool.py), LLVM's long
+"""Parallel compilation: the compile pool (lucid_codegen/jit/compile_pool.py), LLVM's long
 calls outside llvmlite's lock (jit.py) giving the same object files as the locked
 route, ``cache.precompile``, and one GEMM build per spec however many threads ask."""
 import contextvars
@@ -9,10 +9,12 @@ import llvmlite.ir as ir
 import numpy as np
 import pytest
 
-from lucid_codegen import cache, compile_pool, jit
-from lucid_codegen.gemm import GemmSpec
-from lucid_codegen import gemm_call
-from lucid_codegen.gemm_microkernel import Blocking
+from lucid_codegen.jit import cache
+from lucid_codegen.jit import compile_pool
+from lucid_codegen.jit import llvm as jit
+from lucid_codegen.gemm.kernel import GemmSpec
+from lucid_codegen.gemm import call as gemm_call
+from lucid_codegen.gemm.microkernel import Blocking
 from gemm_specs import activation, chain_spec, gated
 
 
@@ -146,7 +148,8 @@ def test_one_gemm_build_per_spec_however_many_threads_ask(two_threads, monkeypat
 def _compiles_after(monkeypatch, tmp_path, name: str) -> list:
     """A list that receives the cache's compile count each time the plan's
     ``plan_kernels.<name>`` returns (the cache directory: ``tmp_path``)."""
-    from lucid_codegen import plan_kernels, runtime
+    from lucid_codegen.runtime import plan_kernels
+    from lucid_codegen.runtime import plan as runtime
     monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
     after, real = [], getattr(plan_kernels, name)
 
@@ -181,7 +184,8 @@ def test_gemms_and_loop_kernels_compile_in_one_batch(two_threads, monkeypatch, t
     between a batch of GEMMs and one of loop kernels, and the run compiles nothing."""
     import lucid
     import lucid.nn.functional as F
-    from lucid_codegen import compile_pool, gemm_core
+    from lucid_codegen.jit import compile_pool
+    from lucid_codegen.gemm import core as gemm_core
     after = _compiles_after(monkeypatch, tmp_path, "precompile_loops")
     # the GEMM and its core compiled afresh (not linked by an earlier test of this process)
     monkeypatch.setattr(gemm_call, "_GEMMS", {})

@@ -17,7 +17,7 @@ import lucid.nn as nn
 import lucid.nn.functional as F
 from lucid.compiler import compile_graph
 from lucid.random import KeySource
-from lucid_codegen import threads
+from lucid_codegen.runtime import threads
 from lucid_ir.builder import GraphBuilder
 from lucid_ir.interpreter import interpret
 from lucid_ir.ops.random import GAMMA, MIX1, MIX2

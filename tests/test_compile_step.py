@@ -7,7 +7,8 @@ import lucid
 import lucid.nn as nn
 import lucid.nn.functional as F
 from lucid.tracing import TracingError
-from lucid_codegen import bounds, runtime
+from lucid_codegen.runtime import bounds
+from lucid_codegen.runtime import plan as runtime
 
 #: whether plans run from native programs here (not with LUCID_NATIVE_PLAN=0 or
 #: LUCID_CHECK_BOUNDS=1): only then do calls take the prepared path

@@ -9,7 +9,7 @@ import pytest
 
 import lucid
 import lucid.nn.functional as F
-from lucid_codegen import cache
+from lucid_codegen.jit import cache
 from lucid_ir import compile_times, debug
 from lucid_ir.compile_times import CompileTimes, ModuleTimes
 
@@ -84,7 +84,7 @@ def test_a_backward_first_run_that_builds_kernels_is_reported_once(empty_cache, 
     """Kernels the plans did not compile ahead (here: none, prediction turned off) are
     built by the first runs: the forward's in the compilation's report, the backward's
     in one report of its own, after it ran."""
-    from lucid_codegen import runtime
+    from lucid_codegen.runtime import plan as runtime
     monkeypatch.setattr(runtime, "precompile_loops", lambda plan: None)
     monkeypatch.setattr(runtime, "precompile_plan", lambda graph: None)
     monkeypatch.setenv("LUCID_DEBUG", "time")

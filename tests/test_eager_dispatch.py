@@ -12,7 +12,7 @@ import torch
 import lucid
 import lucid.nn.functional as F
 from lucid import dispatch
-from lucid_codegen import runtime
+from lucid_codegen.runtime import plan as runtime
 
 
 def entries() -> int:

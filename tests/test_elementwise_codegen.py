@@ -6,8 +6,8 @@ import pytest
 
 from lucid_ir.builder import GraphBuilder
 from lucid_ir.interpreter import interpret
-from lucid_codegen import loops
-from lucid_codegen.elementwise import ElementwiseKernel
+from lucid_codegen.kernels import loops
+from lucid_codegen.kernels.elementwise import ElementwiseKernel
 
 UNARY = ["neg", "exp", "log", "tanh", "sigmoid"]
 BINARY = ["add", "sub", "mul", "div", "maximum", "minimum", "gt", "ge", "lt", "le", "eq", "ne"]
@@ -180,7 +180,7 @@ def test_transcendental_accuracy(dtype, tol):
 
 
 def test_same_structure_one_kernel_no_recompile():
-    from lucid_codegen import cache
+    from lucid_codegen.jit import cache
     def graph(shape):
         b = GraphBuilder()
         x = b.input(shape, "float32")
@@ -208,7 +208,7 @@ def test_errors():
         ElementwiseKernel.for_graph(b.build([b.emit("sum", x)]))
 
 
-@pytest.mark.skipif(loops.thread_pool() is None, reason="no lucid_codegen.threads")
+@pytest.mark.skipif(loops.thread_pool() is None, reason="no lucid_codegen.runtime.threads")
 def test_threads_bit_identical():
     threads = loops.thread_pool()
     b = GraphBuilder()

@@ -12,9 +12,10 @@ import torch
 
 import lucid
 import lucid.nn.functional as F
-from lucid_codegen import attention_steps, threads
-from lucid_codegen.attention_backward_kernel import backward_layout
-from lucid_codegen.attention_kernels import forward_scratch
+from lucid_codegen.runtime import attention_steps
+from lucid_codegen.runtime import threads
+from lucid_codegen.kernels.attention_backward import backward_layout
+from lucid_codegen.kernels.attention import forward_scratch
 from lucid_ir.builder import GraphBuilder
 from lucid_ir.interpreter import interpret
 
@@ -224,7 +225,7 @@ def test_plans_run_the_kernels_in_native_programs(monkeypatch, n_threads):
     op one job, split across threads like a loop kernel's rows), with the same bits as
     the step-by-step call; its LLVM text shows both kernels."""
     from lucid.compiler import compile_graph
-    from lucid_codegen import work_split
+    from lucid_codegen.runtime import work_split
     monkeypatch.setattr(work_split, "LOOP_SPLIT_BYTES", 256)   # small work splits too
     threads.set_num_threads(n_threads)
     b = GraphBuilder()

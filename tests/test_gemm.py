@@ -1,12 +1,12 @@
-"""GEMM kernels against a float64 numpy reference (lucid_codegen.gemm / gemm_call)."""
+"""GEMM kernels against a float64 numpy reference (lucid_codegen.gemm.kernel / gemm_call)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from lucid_codegen import threads
-from lucid_codegen.gemm import GemmSpec, build_gemm_module, gemm_symbol
-from lucid_codegen.gemm_call import Gemm, get_gemm, split_pays
+from lucid_codegen.runtime import threads
+from lucid_codegen.gemm.kernel import GemmSpec, build_gemm_module, gemm_symbol
+from lucid_codegen.gemm.call import Gemm, get_gemm, split_pays
 from gemm_specs import activation, chain_spec, gated
 
 SENTINEL = -7777.0

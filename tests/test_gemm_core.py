@@ -1,4 +1,4 @@
-"""The shared GEMM core (lucid_codegen/gemm_core.py): every GEMM variant of a dtype and
+"""The shared GEMM core (lucid_codegen/gemm/core.py): every GEMM variant of a dtype and
 blocking links against one compiled core instead of compiling its own packing routines
 and micro-kernels; variants still compute what they did, also from a disk cache in a
 fresh process (where the core must be loaded before the variant's object links)."""
@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from lucid_codegen import cache
-from lucid_codegen.gemm import GemmSpec, build_gemm_module
-from lucid_codegen.gemm_call import Gemm
-from lucid_codegen.gemm_core import build_core_module, core_key, core_symbols, ensure_core
+from lucid_codegen.jit import cache
+from lucid_codegen.gemm.kernel import GemmSpec, build_gemm_module
+from lucid_codegen.gemm.call import Gemm
+from lucid_codegen.gemm.core import build_core_module, core_key, core_symbols, ensure_core
 from gemm_specs import activation, chain_spec, gated
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -39,8 +39,8 @@ def test_the_core_is_compiled_once_for_all_variants(tmp_path, monkeypatch):
     monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
     code = (
         "import numpy as np\n"
-        "from lucid_codegen import cache\n"
-        "from lucid_codegen.gemm_call import Gemm, GemmSpec\n"
+        "from lucid_codegen.jit import cache\n"
+        "from lucid_codegen.gemm.call import Gemm, GemmSpec\n"
         "from gemm_specs import chain_spec, gated\n"
         "rng = np.random.default_rng(0)\n"
         "a = rng.standard_normal((37, 29)).astype(np.float32)\n"

@@ -11,7 +11,8 @@ import torch.nn.functional as TF
 
 import lucid
 import lucid.nn.functional as F
-from lucid_codegen import threads, work_split
+from lucid_codegen.runtime import threads
+from lucid_codegen.runtime import work_split
 
 #: name -> (lucid's, torch's): the activations that are elementwise ops in the IR
 ACTIVATIONS = {

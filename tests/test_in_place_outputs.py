@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from lucid.compiler import compile_graph
-from lucid_codegen import runtime, threads
-from lucid_codegen.gemm import GemmSpec
+from lucid_codegen.runtime import plan as runtime
+from lucid_codegen.runtime import threads
+from lucid_codegen.gemm.kernel import GemmSpec
 from gemm_specs import chain_spec
-from lucid_codegen.gemm_call import get_gemm
+from lucid_codegen.gemm.call import get_gemm
 from lucid_ir.builder import GraphBuilder
 
 KC32 = GemmSpec("float32").blocking.KC
@@ -425,7 +426,7 @@ def test_checked_and_interpreted_plans_copy_into_the_input(env, monkeypatch):
     graph = _reader_graph(True)
     plan = compile_graph(graph, in_place={1: 1}).executable
     if env[0] == "LUCID_CHECK_BOUNDS":
-        from lucid_codegen.bounds import CheckedPlan
+        from lucid_codegen.runtime.bounds import CheckedPlan
         assert isinstance(plan, CheckedPlan)
     else:
         assert not isinstance(plan, runtime.Plan)

@@ -18,7 +18,7 @@ import textwrap
 
 import pytest
 
-from lucid_codegen import cache
+from lucid_codegen.jit import cache
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("lucid", "lucid_ir", "lucid_codegen")
@@ -140,12 +140,12 @@ def test_the_checker_finds_a_lazy_upward_import(tmp_path):
         from .graph import Graph
 
         def f():
-            from lucid_codegen.cache import cache_dir
+            from lucid_codegen.jit.cache import cache_dir
             import lucid.nn as nn
     """))
     found = violations("lucid_ir", {"lucid_ir.m": str(path)})
-    assert [v.split(" imports ")[1] for v in found] == ["lucid_codegen.cache.cache_dir", "lucid.nn"]
-    assert found[0].endswith("m.py:6 imports lucid_codegen.cache.cache_dir")  # file and line
+    assert [v.split(" imports ")[1] for v in found] == ["lucid_codegen.jit.cache.cache_dir", "lucid.nn"]
+    assert found[0].endswith("m.py:6 imports lucid_codegen.jit.cache.cache_dir")  # file and line
     assert violations("lucid", {"lucid.m": str(path)}) == []
 
 
@@ -180,7 +180,7 @@ def test_the_checker_finds_imports_by_name(tmp_path):
 
 # ----------------------------------------------------------------- generator stamps
 CODEGEN = module_files("lucid_codegen")
-SHARED = set(cache.PIPELINE) | {"cache"}  # in every full key (stamp, CACHE_FORMAT)
+SHARED = set(cache.PIPELINE) | {"jit.cache"}  # in every full key (stamp, CACHE_FORMAT)
 
 
 def parsed(name: str) -> ast.Module:
@@ -188,15 +188,26 @@ def parsed(name: str) -> ast.Module:
         return ast.parse(f.read())
 
 
+def codegen_module(dotted: str) -> str | None:
+    """The lucid_codegen module (a file, not a package) that an imported name belongs
+    to, relative to lucid_codegen: ``lucid_codegen.kernels.loops.Loop`` -> ``kernels.loops``."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 1, -1):
+        path = CODEGEN.get(".".join(parts[:end]))
+        if path is not None and not path.endswith("__init__.py"):
+            return ".".join(parts[1:end])
+    return None
+
+
 def codegen_imports(name: str) -> set[str]:
-    """The lucid_codegen modules ``name`` imports at module level."""
+    """The lucid_codegen modules ``name`` (``"kernels.reduction"``) imports at module
+    level, named relative to lucid_codegen."""
     with open(CODEGEN[f"lucid_codegen.{name}"], encoding="utf-8") as f:
         source = f.read()
     out = set()
     for _, dotted in imports_of(source, f"lucid_codegen.{name}", top_level_only=True):
-        parts = dotted.split(".")  # lucid_codegen.mod, or lucid_codegen.mod.attr
-        if parts[0] == "lucid_codegen" and len(parts) > 1 and f"lucid_codegen.{parts[1]}" in CODEGEN:
-            out.add(parts[1])
+        if dotted.startswith("lucid_codegen.") and codegen_module(dotted):
+            out.add(codegen_module(dotted))
     return out
 
 
@@ -213,14 +224,16 @@ def calls(name: str, function: str) -> list[ast.Call]:
             and getattr(n.func, "id", getattr(n.func, "attr", None)) == function]
 
 
-FAMILIES = sorted(m.split(".")[1] for m in CODEGEN if "." in m and generator_of(m.split(".")[1]))
+FAMILIES = sorted(m.partition(".")[2] for m in CODEGEN
+                  if "." in m and not CODEGEN[m].endswith("__init__.py") and generator_of(m.partition(".")[2]))
 
 
 def test_every_module_that_compiles_kernels_is_a_stamped_family():
-    assert {"elementwise", "reduction", "gemm", "spin", "native_runner", "eager_call"} <= set(FAMILIES)
+    assert {"kernels.elementwise", "kernels.reduction", "gemm.kernel", "runtime.spin", "runtime.native_runner",
+            "runtime.eager_call"} <= set(FAMILIES)
     for module in sorted(CODEGEN):
         name = module.partition(".")[2]
-        if not name or name == "cache" or not calls(name, "load_or_compile"):
+        if not name or name == "jit.cache" or not calls(name, "load_or_compile"):
             continue
         # its key comes from its own GENERATOR, or from a family it imports (gemm_call: GemmSpec.key)
         assert name in FAMILIES or codegen_imports(name) & set(FAMILIES), name
@@ -244,8 +257,9 @@ def test_a_family_stamps_all_the_code_it_generates_with(family):
 
 
 def test_codegen_imports_reads_relative_and_absolute_forms():
-    assert codegen_imports("reduction") >= {"accumulate", "elementwise", "loops", "vector_math", "pyarray"}
-    assert "native_plan" not in codegen_imports("elementwise")  # imported inside a function
+    assert codegen_imports("kernels.reduction") >= {"kernels.accumulate", "kernels.elementwise", "kernels.loops",
+                                                    "kernels.vector_math", "runtime.pyarray"}
+    assert "runtime.native_plan" not in codegen_imports("kernels.elementwise")  # imported inside a function
 
 
 # --------------------------------------------------------- an edit changes the keys
@@ -270,9 +284,10 @@ class Captured(Exception):
 def kernel_keys(monkeypatch) -> dict[str, str]:
     """The cache key each family would ask for now (nothing is compiled)."""
     from lucid_ir.builder import GraphBuilder
-    from lucid_codegen import elementwise, reduction
-    from lucid_codegen.gemm import GemmSpec
-    from lucid_codegen.gemm_epilogue import Epilogue
+    from lucid_codegen.kernels import elementwise
+    from lucid_codegen.kernels import reduction
+    from lucid_codegen.gemm.kernel import GemmSpec
+    from lucid_codegen.gemm.epilogue import Epilogue
 
     def capture(key, *args, **kwargs):
         raise Captured(key)
@@ -296,31 +311,31 @@ def kernel_keys(monkeypatch) -> dict[str, str]:
 
 def test_editing_a_generator_changes_exactly_its_families_keys(edited, monkeypatch):
     before = kernel_keys(monkeypatch)
-    edited("threads")  # not part of any generator: no key changes
+    edited("runtime.threads")  # not part of any generator: no key changes
     assert kernel_keys(monkeypatch) == before
-    edited("gemm_small")  # the gemm kernels' own code
+    edited("gemm.small")  # the gemm kernels' own code
     after = kernel_keys(monkeypatch)
     assert after["gemm"] != before["gemm"]
     assert after["elementwise"] == before["elementwise"] and after["reduction"] == before["reduction"]
-    edited("lowering")  # every family emits its op lowering (gemm: in its epilogue)
+    edited("kernels.lowering")  # every family emits its op lowering (gemm: in its epilogue)
     last = kernel_keys(monkeypatch)
     assert all(last[f] != after[f] for f in ("gemm", "elementwise", "reduction"))
 
 
 def test_editing_the_pipeline_changes_every_full_key(edited):
     before = cache.full_key("some kernel")
-    edited("jit")
+    edited("jit.llvm")
     assert cache.full_key("some kernel") != before
 
 
 def test_source_stamp_reads_the_named_files_in_order():
     import hashlib
     data = b"".join(b"%s\0%d\0%s" % (n.encode(), len(s), s)
-                    for n, s in ((n, cache._module_source(n)) for n in ("spin", "pyarray")))
-    assert cache.source_stamp("spin", "pyarray") == hashlib.sha256(data).hexdigest()[:16]
-    assert cache.source_stamp("pyarray", "spin") != cache.source_stamp("spin", "pyarray")
-    with open(CODEGEN["lucid_codegen.spin"], "rb") as f:
-        assert cache._module_source("spin") == f.read()
+                    for n, s in ((n, cache._module_source(n)) for n in ("runtime.spin", "runtime.pyarray")))
+    assert cache.source_stamp("runtime.spin", "runtime.pyarray") == hashlib.sha256(data).hexdigest()[:16]
+    assert cache.source_stamp("runtime.pyarray", "runtime.spin") != cache.source_stamp("runtime.spin", "runtime.pyarray")
+    with open(CODEGEN["lucid_codegen.runtime.spin"], "rb") as f:
+        assert cache._module_source("runtime.spin") == f.read()
     with pytest.raises(ValueError, match="no module 'spin.py'"):
         cache.source_stamp("spin.py")
     assert all(len(cache.source_stamp(*generator_of(f))) == 16 for f in FAMILIES)

@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lucid_codegen import cache, jit
+from lucid_codegen.jit import cache
+from lucid_codegen.jit import llvm as jit
 
 WORKER = Path(__file__).resolve().parent / "loop_pipeline_worker.py"
 

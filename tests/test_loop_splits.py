@@ -6,7 +6,10 @@ import pytest
 
 import lucid
 import lucid.nn.functional as F
-from lucid_codegen import native_plan, runtime, threads, work_split
+from lucid_codegen.runtime import native_plan
+from lucid_codegen.runtime import plan as runtime
+from lucid_codegen.runtime import threads
+from lucid_codegen.runtime import work_split
 
 
 def test_costly_ops_count_as_work():

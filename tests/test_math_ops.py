@@ -12,7 +12,7 @@ import torch
 import lucid
 from lucid import dispatch
 from lucid.compiler import compile_graph
-from lucid_codegen.elementwise import ElementwiseKernel
+from lucid_codegen.kernels.elementwise import ElementwiseKernel
 from lucid_ir.builder import GraphBuilder
 from lucid_ir.interpreter import interpret
 from lucid_ir.passes import autodiff

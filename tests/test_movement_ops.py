@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lucid.compiler import compile_graph
-from lucid_codegen.runtime import Plan, eager_runner
+from lucid_codegen.runtime.plan import Plan, eager_runner
 from lucid_ir.builder import GraphBuilder
 from lucid_ir.interpreter import interpret
 from lucid_ir.passes import fuse
@@ -312,7 +312,7 @@ def test_bounds_mode(monkeypatch, build, arrays):
     monkeypatch.setenv("LUCID_CHECK_BOUNDS", "1")
     g = graph_of(build, *arrays)
     compiled = compile_graph(g)
-    from lucid_codegen.bounds import CheckedPlan
+    from lucid_codegen.runtime.bounds import CheckedPlan
     assert isinstance(compiled.executable, CheckedPlan)
     np.testing.assert_array_equal(compiled(arrays)[0], interpret(g, arrays)[0])
 

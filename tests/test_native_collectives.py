@@ -1,6 +1,6 @@
 """Collective nodes (``all_reduce``, ``broadcast``) inside native programs, in one
 process: with no communicator (a world of one rank) they are copies; with a registered
-communicator they are host calls (``lucid_codegen.host_calls``), into Python or into the
+communicator they are host calls (``lucid_codegen.runtime.host_calls``), into Python or into the
 calls its ``native_collective`` gives. Every case matches the reference interpreter
 exactly. (The real MPI calls run under ``mpiexec``: tests/test_distributed.py.)"""
 from __future__ import annotations
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from lucid.compiler import compile_graph
-from lucid_codegen import host_calls, native_runner
-from lucid_codegen.host_calls import HostJob, python_host_call
+from lucid_codegen.runtime import host_calls
+from lucid_codegen.runtime import native_runner
+from lucid_codegen.runtime.host_calls import HostJob, python_host_call
 from lucid_ir.builder import GraphBuilder
 from lucid_ir.interpreter import interpret
 from lucid_ir.ops import collective

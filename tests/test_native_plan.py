@@ -1,4 +1,4 @@
-"""Plans run from native code (lucid_codegen.native_plan): the same results as the
+"""Plans run from native code (lucid_codegen.runtime.native_plan): the same results as the
 step-by-step path, new addresses followed, outputs a caller keeps never overwritten."""
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import lucid
 import lucid.nn as nn
 import lucid.nn.functional as F
 from lucid.compiler import compile_graph
-from lucid_codegen import runtime, threads
+from lucid_codegen.runtime import plan as runtime
+from lucid_codegen.runtime import threads
 from lucid_ir.builder import GraphBuilder
 from lucid_ir.interpreter import interpret
 
@@ -143,7 +144,7 @@ def test_array_subclasses_run_step_by_step():
 
 
 def test_gemm_scratch_follows_the_threads_workspace_as_it_grows():
-    from lucid_codegen import native_plan
+    from lucid_codegen.runtime import native_plan
 
     def linear_graph(m, k, n):
         b = GraphBuilder()
@@ -271,7 +272,7 @@ def test_big_elementwise_kernels_split_in_native_programs():
     """An elementwise kernel moving >= LOOP_SPLIT_BYTES splits into whole outer rows (a
     strided operand keeps two dimensions) or lane-aligned inner ranges (contiguous
     operands collapse to one row); the same bits at every thread count."""
-    from lucid_codegen import native_plan
+    from lucid_codegen.runtime import native_plan
     b = GraphBuilder()
     x, y, s = b.input((301, 517)), b.input((301, 517)), b.input(())
     out = b.emit("sub", x, b.emit("mul", s, b.emit("tanh", y)))
@@ -375,7 +376,7 @@ def test_one_kernel_plans_run_from_their_program():
 
 
 def test_gil_released_only_around_programs_with_work():
-    from lucid_codegen import program_call
+    from lucid_codegen.runtime import program_call
 
     def linear_graph(m, k, n):
         b = GraphBuilder()

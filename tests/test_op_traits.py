@@ -54,7 +54,7 @@ def test_opnames_are_views_of_the_traits():
 
 
 def test_one_lowering_per_elementwise_op():
-    lowering = pytest.importorskip("lucid_codegen.lowering")
+    lowering = pytest.importorskip("lucid_codegen.kernels.lowering")
     elementwise = {d.name for d in all_ops() if d.elementwise}
     assert set(lowering.LOWERINGS) == elementwise
 
@@ -114,7 +114,7 @@ def test_forwards(name, attrs, forwards):
 
 
 def test_cost_trait_drives_the_codegen_tables():
-    work_split = pytest.importorskip("lucid_codegen.work_split")
+    work_split = pytest.importorskip("lucid_codegen.runtime.work_split")
     costly = {d.name: d.cost for d in all_ops() if d.cost}
     assert work_split.OP_COST_BYTES == costly
     assert {"exp", "log", "erf", "tanh"} <= set(costly) and "add" not in costly

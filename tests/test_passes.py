@@ -106,7 +106,7 @@ def test_simplify_identities_and_folding():
 
 
 def test_eager_linear_with_bias_launches_one_kernel():
-    from lucid_codegen.runtime import kernel_launches
+    from lucid_codegen.runtime.plan import kernel_launches
     x, w, b = lucid.randn(5, 4), lucid.randn(3, 4), lucid.randn(3)
     F.linear(x, w, b)  # first call: compile
     before = kernel_launches()

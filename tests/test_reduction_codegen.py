@@ -8,8 +8,8 @@ import pytest
 
 from lucid_ir.builder import GraphBuilder
 from lucid_ir.interpreter import interpret
-from lucid_codegen import loops
-from lucid_codegen.reduction import ReductionKernel
+from lucid_codegen.kernels import loops
+from lucid_codegen.kernels.reduction import ReductionKernel
 
 TOL = {"float32": 2e-6, "float64": 1e-12}
 AXES_3D = [()] + [c for r in (1, 2, 3) for c in itertools.combinations(range(3), r)]
@@ -116,7 +116,7 @@ def test_outs_view_guard():
 
 
 def test_axes_and_size_are_runtime():
-    from lucid_codegen import cache
+    from lucid_codegen.jit import cache
     def graph(shape):
         b = GraphBuilder()
         v = b.input(shape, "float64")
@@ -129,7 +129,7 @@ def test_axes_and_size_are_runtime():
     assert cache.stats()["compiles"] + cache.stats()["hits_disk"] == before
 
 
-@pytest.mark.skipif(loops.thread_pool() is None, reason="no lucid_codegen.threads")
+@pytest.mark.skipif(loops.thread_pool() is None, reason="no lucid_codegen.runtime.threads")
 def test_threads_bit_identical():
     threads = loops.thread_pool()
     rng = np.random.default_rng(4)

@@ -1,4 +1,4 @@
-"""Row kernels (``kind="rows"``: ``fuse_rows``, ``lucid_codegen.row_kernel``): softmax,
+"""Row kernels (``kind="rows"``: ``fuse_rows``, ``lucid_codegen.kernels.row_kernel``): softmax,
 log-softmax, layer norm and RMS norm, forward and gradient, against PyTorch in float64
 and against the reference interpreter (unfused), eager and compiled, at 1 and 2 threads."""
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 
 import lucid
 import lucid.nn.functional as F
-from lucid_codegen import threads
-from lucid_codegen.row_kernel import RowKernel
+from lucid_codegen.runtime import threads
+from lucid_codegen.kernels.row_kernel import RowKernel
 from lucid_ir.builder import GraphBuilder
 from lucid_ir.interpreter import interpret
 from lucid_ir.passes import fuse
@@ -142,7 +142,7 @@ def test_one_rows_kernel_forward_and_backward(name):
 
 
 def lucid_launches():
-    from lucid_codegen.runtime import kernel_launches
+    from lucid_codegen.runtime.plan import kernel_launches
     return kernel_launches()
 
 

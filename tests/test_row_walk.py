@@ -1,4 +1,4 @@
-"""The index kernels walk their rows as an odometer (``lucid_codegen.loops.RowWalk``):
+"""The index kernels walk their rows as an odometer (``lucid_codegen.kernels.loops.RowWalk``):
 the first row's offsets decoded once, the next rows' by carries. These tests walk many
 short rows of many dimensions, from row 0 and from the middle (a thread's part), and
 compare with numpy."""
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import lucid
-from lucid_codegen import threads, work_split
+from lucid_codegen.runtime import threads
+from lucid_codegen.runtime import work_split
 
 PERMS = [(0, 1, 3, 5, 2, 4), (5, 4, 3, 2, 1, 0), (2, 0, 4, 1, 5, 3)]
 

@@ -1,4 +1,4 @@
-"""The scan ops' native kernels (``lucid_codegen.scan_kernels``, ``scan_steps``):
+"""The scan ops' native kernels (``lucid_codegen.kernels.scan``, ``scan_steps``):
 ``argmax``/``argmin``/``cumsum`` against PyTorch (exact: indices, and cumsum in every
 dtype, float32 included, which both accumulate in float64), for every dtype, axis and
 layout (transposed, flipped, sliced, broadcast), 0- and 1-sized axes, NaN and ties;
@@ -12,7 +12,13 @@ import torch
 
 import lucid
 from lucid.compiler import compile_graph
-from lucid_codegen import bounds, cache, runtime, scan_kernels, scan_steps, threads, work_split
+from lucid_codegen.runtime import bounds
+from lucid_codegen.jit import cache
+from lucid_codegen.runtime import plan as runtime
+from lucid_codegen.kernels import scan as scan_kernels
+from lucid_codegen.runtime import scan_steps
+from lucid_codegen.runtime import threads
+from lucid_codegen.runtime import work_split
 from lucid_ir.builder import GraphBuilder
 from lucid_ir.interpreter import interpret
 

@@ -3,7 +3,8 @@ worker-thread count every test finds."""
 import os
 
 import conftest
-from lucid_codegen import cache, threads
+from lucid_codegen.jit import cache
+from lucid_codegen.runtime import threads
 
 START_THREADS = threads.get_num_threads()
 

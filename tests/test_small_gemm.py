@@ -1,5 +1,5 @@
-"""The GEMM's small-shape paths: the dot path (lucid_codegen.gemm_small: few rows or columns,
-B = Wᵀ) and the row path (lucid_codegen.gemm_rows: few rows, B row-major), against float64
+"""The GEMM's small-shape paths: the dot path (lucid_codegen.gemm.small: few rows or columns,
+B = Wᵀ) and the row path (lucid_codegen.gemm.rows: few rows, B row-major), against float64
 numpy, every epilogue, both layouts of B, views, 1-3 threads, bit for bit against the
 general path where the summation order is the same, and operands fenced by inaccessible
 pages (a read past an operand's end faults)."""
@@ -12,11 +12,14 @@ import mmap
 import numpy as np
 import pytest
 
-from lucid_codegen import gemm_rows, gemm_small, threads, work_split
-from lucid_codegen.gemm import GemmSpec, gemm_symbol
-from lucid_codegen.gemm_call import Gemm, get_gemm, split_pays, split_spans
-from lucid_codegen.gemm_rows import ROWS_M, uses_row_path
-from lucid_codegen.gemm_small import SMALL_M, SMALL_N, uses_dot_path
+from lucid_codegen.gemm import rows as gemm_rows
+from lucid_codegen.gemm import small as gemm_small
+from lucid_codegen.runtime import threads
+from lucid_codegen.runtime import work_split
+from lucid_codegen.gemm.kernel import GemmSpec, gemm_symbol
+from lucid_codegen.gemm.call import Gemm, get_gemm, split_pays, split_spans
+from lucid_codegen.gemm.rows import ROWS_M, uses_row_path
+from lucid_codegen.gemm.small import SMALL_M, SMALL_N, uses_dot_path
 from test_gemm import SPECS, check_guard, guarded_out, ref, run_case, tol
 from gemm_specs import activation, chain_spec, gated
 

@@ -9,7 +9,7 @@ import numpy as np
 import lucid
 import lucid.nn.functional as F
 from lucid import Tensor
-from lucid_codegen import threads as pool
+from lucid_codegen.runtime import threads as pool
 
 
 def _run_threads(n, target):
@@ -166,10 +166,10 @@ def test_native_pool_wakes_sleeping_workers_and_mixes_job_kinds():
 
     import numpy as np
 
-    from lucid_codegen import threads
-    from lucid_codegen.gemm import GemmSpec
-    from lucid_codegen.gemm_epilogue import Epilogue
-    from lucid_codegen.gemm_call import get_gemm
+    from lucid_codegen.runtime import threads
+    from lucid_codegen.gemm.kernel import GemmSpec
+    from lucid_codegen.gemm.epilogue import Epilogue
+    from lucid_codegen.gemm.call import get_gemm
     old = threads.get_num_threads()
     threads.set_num_threads(2)
     try:
@@ -194,9 +194,9 @@ def test_a_forked_child_gets_its_own_workers():
 
     import numpy as np
 
-    from lucid_codegen import threads
-    from lucid_codegen.gemm import GemmSpec
-    from lucid_codegen.gemm_call import get_gemm
+    from lucid_codegen.runtime import threads
+    from lucid_codegen.gemm.kernel import GemmSpec
+    from lucid_codegen.gemm.call import get_gemm
     threads.set_num_threads(2)
     g = get_gemm(GemmSpec("float64"))
     a, b = np.ones((128, 256)), np.ones((256, 128))
@@ -216,9 +216,9 @@ def test_a_forked_child_gets_its_own_workers():
 def test_quiesce_puts_workers_to_sleep_and_they_wake_again():
     import numpy as np
 
-    from lucid_codegen import threads
-    from lucid_codegen.gemm import GemmSpec
-    from lucid_codegen.gemm_call import get_gemm
+    from lucid_codegen.runtime import threads
+    from lucid_codegen.gemm.kernel import GemmSpec
+    from lucid_codegen.gemm.call import get_gemm
     threads.set_num_threads(2)
     g = get_gemm(GemmSpec("float32"))
     a, b = np.ones((64, 784), np.float32), np.ones((784, 256), np.float32)
@@ -244,9 +244,9 @@ def test_gemms_from_several_threads_at_once_stay_correct():
 
     import numpy as np
 
-    from lucid_codegen import threads
-    from lucid_codegen.gemm import GemmSpec
-    from lucid_codegen.gemm_call import get_gemm
+    from lucid_codegen.runtime import threads
+    from lucid_codegen.gemm.kernel import GemmSpec
+    from lucid_codegen.gemm.call import get_gemm
     threads.set_num_threads(2)
     g = get_gemm(GemmSpec("float32"))
     a = np.random.default_rng(0).random((64, 784), dtype=np.float32)
@@ -284,7 +284,7 @@ def test_workers_keep_polling_while_a_native_program_holds_the_pool():
     pool is released, idle workers sleep again."""
     import time
 
-    from lucid_codegen import threads
+    from lucid_codegen.runtime import threads
     threads.set_num_threads(2)
     threads.parallel_for(2, lambda i: None)  # the worker exists
     pool = threads._POOL

@@ -1,4 +1,4 @@
-"""The splitting cost model (``lucid_codegen.work_split``): its decisions on shapes whose
+"""The splitting cost model (``lucid_codegen.runtime.work_split``): its decisions on shapes whose
 split was measured, its thresholds derived from the measured constants, decisions that
 never flip back as work grows, and every kernel family reading it."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from lucid_codegen import work_split as w
+from lucid_codegen.runtime import work_split as w
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -84,8 +84,9 @@ def test_threshold_edits_reach_every_family(monkeypatch):
 
 
 # the kernel families that decide splits; none keeps a threshold of its own
-FAMILIES = ["elementwise.py", "reduction.py", "row_kernel.py", "scan_steps.py", "attention_steps.py",
-            "native_plan.py", "runtime.py", "gemm_call.py", "loops.py"]
+FAMILIES = ["kernels/elementwise.py", "kernels/reduction.py", "kernels/row_kernel.py", "runtime/scan_steps.py",
+            "runtime/attention_steps.py", "runtime/native_plan.py", "runtime/plan.py", "gemm/call.py",
+            "kernels/loops.py"]
 OWN_THRESHOLD = re.compile(r"^(SPLIT_\w+|\w+_SPLIT_\w+|PARALLEL_BYTES|COMPUTE_BYTES|RELEASE_GIL\w*|"
                            r"FLOP_RATE|BYTE_RATE|\w+_PER_US)\s*=", re.M)
 

@@ -2,8 +2,8 @@
 
 A compiled data-parallel step (``lucid.compile`` over ``DistributedDataParallel``) holds
 ``all_reduce`` and ``broadcast`` nodes. Its plan runs as one native program
-(``lucid_codegen.native_plan``) in which each collective is two *host calls*
-(``lucid_codegen.host_calls``) straight into the MPI library that mpi4py loaded:
+(``lucid_codegen.runtime.native_plan``) in which each collective is two *host calls*
+(``lucid_codegen.runtime.host_calls``) straight into the MPI library that mpi4py loaded:
 
 1. ``MPI_Iallreduce(send, recv, count, datatype, op, comm, &request)`` (``send`` is
    ``MPI_IN_PLACE`` when the program first copied the input into the output) or
@@ -38,8 +38,8 @@ import os
 
 import numpy as np
 
-from lucid_codegen.host_calls import WAIT_PROBED, WAIT_TIMED_OUT, HostJob
-from lucid_codegen.native_runner import poll_wait_entry
+from lucid_codegen.runtime.host_calls import WAIT_PROBED, WAIT_TIMED_OUT, HostJob
+from lucid_codegen.runtime.native_runner import poll_wait_entry
 
 from ._mpi import mpi
 

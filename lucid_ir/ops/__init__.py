@@ -21,7 +21,7 @@ set on the group's base class and overridden per op where one differs):
 - ``cost``: the work it adds per element beyond moving its operands, in bytes that
   take as long to move (exp ~12: a vectorised exp takes what 12 bytes take at cache
   speed, measured by ``benchmarks/calibrate_splits.py``); the splitting cost model
-  (``lucid_codegen.work_split``) and the rows kernels' stash decision read it;
+  (``lucid_codegen.runtime.work_split``) and the rows kernels' stash decision read it;
 - ``units``: ``(left, right)`` identity operands (``x * 1``, ``0 + x``: ``mul`` has
   ``(1.0, 1.0)``, ``sub`` ``(None, 0.0)``), for simplify;
 - ``involution``: ``op(op(x)) == x`` (``neg``, ``logical_not``, ``bitwise_not``);

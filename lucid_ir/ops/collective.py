@@ -31,7 +31,7 @@ def set_communicator(communicator) -> None:
     ``all_reduce(array, op)`` and ``broadcast(array, src)``, both in place on a
     contiguous array, and ``size`` (the number of ranks). It may also have
     ``native_collective(name, value, dtype, count, in_place)``, giving the host calls
-    that run one collective inside a native program (``lucid_codegen.collective_steps``;
+    that run one collective inside a native program (``lucid_codegen.runtime.collective_steps``;
     ``"avg"`` is asked for as ``"sum"``, the program divides), or None; without it a
     native program calls the two methods above from its host call into Python."""
     global _COMMUNICATOR

@@ -1,7 +1,7 @@
 """Ops that move data by position: ``concat``, ``gather`` and ``scatter_add``.
 
 Unlike the views of ``movement.py`` they write new arrays, so plans run them as native
-kernels of their own (``lucid_codegen.index_steps``); fusion leaves them alone.
+kernels of their own (``lucid_codegen.runtime.index_steps``); fusion leaves them alone.
 
 Index semantics (the IR's, so that the reference and the kernels agree on every input):
 indices are int64 and name positions ``0 .. n-1`` of the indexed axis. An index out of

@@ -20,7 +20,7 @@ counter ``c`` is ``i + 1`` for ``random_uniform``; ``random_normal`` takes two v
 
 They take no gradient (the key is an integer) and are elementwise in the sense that
 matters for fusion: a kernel computes them in its own loop, from the index of the
-element it is at (``lucid_codegen.lowering``), so they fuse only into a loop over
+element it is at (``lucid_codegen.kernels.lowering``), so they fuse only into a loop over
 exactly their shape.
 
 >>> import numpy as np

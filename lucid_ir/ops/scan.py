@@ -18,7 +18,7 @@ the extreme element), the prefix sum ``cumsum`` and product ``cumprod``, and
   the latest wins, a NaN is the extreme (the latest NaN). No gradient; the user API
   takes the values with a ``gather`` at these indices.
 
-Plans run each of them as a native kernel of its own (``lucid_codegen.scan_steps``).
+Plans run each of them as a native kernel of its own (``lucid_codegen.runtime.scan_steps``).
 
 >>> import numpy as np
 >>> from lucid_ir.builder import GraphBuilder

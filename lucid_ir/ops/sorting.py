@@ -7,7 +7,7 @@ stable=True)``. A 0-d input sorts as one element (index 0); bools sort False fir
 No gradient (the result is an index); the user API takes sorted values with a
 ``gather`` at these indices, whose gradient scatters back to the chosen positions.
 
-Plans run the numpy reference as a step of its own (``lucid_codegen.scan_steps``).
+Plans run the numpy reference as a step of its own (``lucid_codegen.runtime.scan_steps``).
 
 >>> import numpy as np
 >>> from lucid_ir.builder import GraphBuilder

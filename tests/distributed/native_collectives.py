@@ -1,5 +1,5 @@
 """Run under ``mpiexec -n 2``: compiled graphs' collectives run as MPI calls inside one
-native program (``lucid_codegen.collective_steps``, ``lucid.distributed.native_mpi``).
+native program (``lucid_codegen.runtime.collective_steps``, ``lucid.distributed.native_mpi``).
 
 ``check``: graphs of ``all_reduce`` (sum, avg, max, min; contiguous and transposed
 inputs; float64, float32, int64) and ``broadcast`` give what numpy computes from every

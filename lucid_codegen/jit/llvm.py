@@ -1,0 +1,261 @@
+"""From an LLVM module to callable machine code, in two separable steps.
+
+``compile_to_object`` runs LLVM (verify, optimise for the host CPU, emit an object
+file): the slow step, hundreds of milliseconds. ``load_object`` links an object file
+into the process and returns the addresses of its functions: about a millisecond.
+The kernel cache stores what the first step makes, so a new process only runs the
+second.
+
+Compiling is thread-parallel (compile_pool.py runs independent modules on a few
+threads): each thread parses, optimises and emits in an LLVM context and target machine
+of its own, and those three long native calls run outside llvmlite's global lock (which
+otherwise serialises every LLVM call of the process, ``unlocked_calls``); the short
+calls around them (creating and freeing LLVM objects) keep the lock. Set
+``LUCID_COMPILE_UNLOCKED=0`` to compile under the lock (one module at a time).
+
+>>> import llvmlite.ir as ir
+>>> m = ir.Module("demo")
+>>> f = ir.Function(m, ir.FunctionType(ir.IntType(64), [ir.IntType(64)]), "twice")
+>>> b = ir.IRBuilder(f.append_basic_block())
+>>> _ = b.ret(b.add(f.args[0], f.args[0]))
+>>> lib = load_object(compile_to_object(m), ["twice"])
+>>> import ctypes
+>>> ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(lib.address("twice"))(21)
+42
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+from typing import NamedTuple
+
+import llvmlite.binding as llvm
+import llvmlite.ir as ir
+from llvmlite.binding import ffi
+
+from lucid_codegen.jit.target import host_target
+
+_LOCK = threading.Lock()  # LLVM's JIT objects are not safe to build concurrently
+# Every engine ever created stays alive: its code must never be freed, and freeing an
+# engine also frees the shared target machine it took ownership of (a later compile
+# would then crash). So engines are kept even when loading fails.
+_ENGINES: list = []
+
+
+class Pipeline(NamedTuple):
+    """How much LLVM optimises a module: the new pass manager's ``speed_level`` (0-3),
+    its loop and SLP vectorizers (``vectorize``), and loop unrolling and interleaving
+    (``unroll``). Part of every kernel's cache key (``tag``).
+
+    >>> FULL.tag(), LOOPS.tag()
+    ('O3vu', 'O2')
+    """
+
+    speed_level: int = 3
+    vectorize: bool = True
+    unroll: bool = True
+
+    def tag(self) -> str:
+        return f"O{self.speed_level}" + "v" * self.vectorize + "u" * self.unroll
+
+
+#: LLVM's whole pipeline at its highest level: for code whose speed LLVM makes (loops
+#: written as scalar code, which it vectorises and unrolls).
+FULL = Pipeline(3, True, True)
+#: The loop kernels' pipeline (elementwise, reduction, row and index kernels): their
+#: emitters write the vector code and its unrolling themselves, so the vectorizers and
+#: the unroller only add compile time (and code: a masked tail unrolled again) -- about
+#: half of the kernel's LLVM time, at the same run time (benchmarks/bench_eager.py,
+#: bench_models.py). ``LUCID_LOOP_OPT=full`` compiles them with :data:`FULL` instead.
+LOOPS = Pipeline(2, False, False)
+
+
+def loop_pipeline() -> Pipeline:
+    """:data:`LOOPS`, or :data:`FULL` when ``LUCID_LOOP_OPT=full`` (read on every call).
+
+    >>> loop_pipeline() in (LOOPS, FULL)
+    True
+    """
+    return FULL if os.environ.get("LUCID_LOOP_OPT", "").strip().lower() == "full" else LOOPS
+
+
+class LoadedLibrary:
+    """Machine code linked into this process; ``address(name)`` of each function."""
+
+    def __init__(self, engine: llvm.ExecutionEngine, symbols: dict[str, int]):
+        self._engine = engine
+        self._symbols = symbols
+
+    def address(self, name: str) -> int:
+        try:
+            return self._symbols[name]
+        except KeyError:
+            raise KeyError(f"no function {name!r} in this kernel library "
+                           f"(it has {sorted(self._symbols)})") from None
+
+
+def prepare_module(module: ir.Module | str) -> llvm.ModuleRef:
+    """Parse and verify a module, stamped with the host's triple and data layout."""
+    target = host_target()
+    if isinstance(module, ir.Module):
+        module.triple = target.triple
+        module.data_layout = target.data_layout
+    ref = llvm.parse_assembly(str(module))
+    ref.triple = target.triple
+    ref.data_layout = target.data_layout
+    ref.verify()
+    return ref
+
+
+def _pass_builder(machine, speed_level: int, vectorize: bool, unroll: bool):
+    options = llvm.create_pipeline_tuning_options(speed_level=speed_level)
+    options.loop_vectorization = vectorize
+    options.slp_vectorization = vectorize
+    options.loop_unrolling = unroll
+    options.loop_interleaving = unroll
+    return llvm.create_pass_builder(machine, options)
+
+
+def optimise(ref: llvm.ModuleRef, speed_level: int = 3, vectorize: bool = True, unroll: bool = True) -> None:
+    """Run LLVM's standard pipeline (new pass manager) tuned for the host CPU.
+
+    ``vectorize=False`` skips the loop and SLP vectorizers and ``unroll=False`` the loop
+    unroller: for modules whose vector code is explicit (GEMM and loop kernels) they
+    mostly add compile time (see :class:`Pipeline`).
+    """
+    builder = _pass_builder(host_target().machine, speed_level, vectorize, unroll)
+    builder.getModulePassManager().run(ref, builder)
+
+
+def _raw_calls():
+    """The three long LLVM calls of a compilation as llvmlite's own ctypes functions,
+    without the wrapper that takes llvmlite's global lock (``_lib_fn_wrapper._cfn``: not
+    public API, so checked here); None when unavailable or disabled. ctypes releases the
+    GIL during each call."""
+    if os.environ.get("LUCID_COMPILE_UNLOCKED", "1").strip().lower() in ("0", "off", "false", "no"):
+        return None
+    try:
+        names = ("LLVMPY_ParseAssembly", "LLVMPY_RunNewModulePassManager", "LLVMPY_TargetMachineEmitToMemory")
+        raw = tuple(getattr(getattr(ffi.lib, n), "_cfn") for n in names)
+    except AttributeError:
+        return None
+    if not all(isinstance(f, ctypes._CFuncPtr) and f.argtypes for f in raw):
+        return None
+    return raw
+
+
+_RAW = _raw_calls()
+_LOCAL = threading.local()
+
+
+def unlocked_calls() -> bool:
+    """Whether modules compile outside llvmlite's global lock (in parallel)."""
+    return _RAW is not None
+
+
+def _thread_llvm():
+    """This thread's LLVM context and target machine (the host's, a private copy)."""
+    state = getattr(_LOCAL, "llvm", None)
+    if state is None:
+        target = host_target()
+        machine = llvm.Target.from_triple(target.triple).create_target_machine(
+            cpu=target.cpu_name, features=target.cpu_features, opt=3, reloc="static",
+            codemodel="jitdefault")
+        state = _LOCAL.llvm = (llvm.create_context(), machine)
+    return state
+
+
+def _compile_unlocked(module, speed_level, vectorize, unroll, times):
+    parse, run_passes, emit = _RAW
+    context, machine = _thread_llvm()
+    target = host_target()
+    t0 = time.perf_counter()
+    if isinstance(module, ir.Module):
+        module.triple = target.triple
+        module.data_layout = target.data_layout
+    text = str(module).encode("utf8")
+    with ffi.OutputString() as err:
+        ref = llvm.ModuleRef(parse(context, ctypes.c_char_p(text), err), context)
+        if err:
+            ref.close()
+            raise RuntimeError(f"LLVM IR parsing error\n{err}")
+    ref.triple = target.triple
+    ref.data_layout = target.data_layout
+    ref.verify()
+    t1 = time.perf_counter()
+    builder = _pass_builder(machine, speed_level, vectorize, unroll)
+    run_passes(builder.getModulePassManager(), ref, builder)
+    t2 = time.perf_counter()
+    with ffi.OutputString() as err:
+        buf = emit(machine, ref, 1, err)
+        if not buf:
+            raise RuntimeError(str(err))
+    try:
+        obj = ctypes.string_at(ffi.lib.LLVMPY_GetBufferStart(buf), ffi.lib.LLVMPY_GetBufferSize(buf))
+    finally:
+        ffi.lib.LLVMPY_DisposeMemoryBuffer(buf)
+    if times is not None:
+        times.update(parse=t1 - t0, optimise=t2 - t1, codegen=time.perf_counter() - t2)
+    return obj
+
+
+def compile_to_object(module: ir.Module | str, speed_level: int = 3,
+                      vectorize: bool = True, times: dict | None = None, unroll: bool = True) -> bytes:
+    """Verify, optimise (:func:`optimise`'s arguments) and emit an ELF object file for the
+    host CPU.
+
+    ``times``, when given, receives the seconds of each step: ``parse`` (the module as
+    text, parsed and verified by LLVM), ``optimise`` and ``codegen``. Safe to call from
+    several threads at once (they compile in parallel, see the module docstring).
+    """
+    if _RAW is not None:
+        return _compile_unlocked(module, speed_level, vectorize, unroll, times)
+    with _LOCK:
+        t0 = time.perf_counter()
+        ref = prepare_module(module)
+        t1 = time.perf_counter()
+        optimise(ref, speed_level, vectorize, unroll)
+        t2 = time.perf_counter()
+        obj = host_target().machine.emit_object(ref)
+        if times is not None:
+            times.update(parse=t1 - t0, optimise=t2 - t1, codegen=time.perf_counter() - t2)
+        return obj
+
+
+def optimised_ir(module: ir.Module | str, speed_level: int = 3) -> str:
+    """The module's LLVM IR after optimisation (for dumps and tests)."""
+    with _LOCK:
+        ref = prepare_module(module)
+        optimise(ref, speed_level)
+        return str(ref)
+
+
+def assembly(module: ir.Module | str, speed_level: int = 3) -> str:
+    """The host assembly the module compiles to (for dumps)."""
+    with _LOCK:
+        ref = prepare_module(module)
+        optimise(ref, speed_level)
+        return host_target().machine.emit_assembly(ref)
+
+
+def load_object(obj: bytes, symbols: list[str]) -> LoadedLibrary:
+    """Link an object file into the process and look up ``symbols``.
+
+    Raises ``RuntimeError`` if a symbol is missing (a foreign or damaged object).
+    """
+    with _LOCK:
+        target = host_target()
+        empty = llvm.parse_assembly(f'target triple = "{target.triple}"\n')
+        engine = llvm.create_mcjit_compiler(empty, target.machine)
+        _ENGINES.append(engine)
+        engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        engine.finalize_object()
+        addresses = {}
+        for name in symbols:
+            addr = engine.get_function_address(name)
+            if not addr:
+                raise RuntimeError(f"object file does not define {name!r}")
+            addresses[name] = addr
+        return LoadedLibrary(engine, addresses)

@@ -1,0 +1,182 @@
+"""The fused attention backward kernel (FlashAttention-2's backward on the CPU).
+
+``lucid_attention_bwd(block, t0, t1, 0, 0)`` (the forward's ABI) computes the gradients of (batch,
+head) indices ``t0 .. t1``. For one of them, with the forward's ``lse`` (read from the
+packed forward result, never recomputed) and ``D = rowsum(dO ∘ O) - g_lse``:
+
+* pack once: ``QT`` (E × Lp, scaled) and ``Q`` (Lp × Ep), ``dOT`` (Ev × Lp) and
+  ``dO`` (Lp × Evp), ``lse`` and ``D`` (Lp); ``dQ`` accumulates in Lp × Ep;
+* for each block of ``BLOCK`` keys (K's rows packed to ``Kj``, Bc × Ep), for each block
+  of queries that may see it (causal: from the diagonal on):
+  ``Sᵀ = K_blk·QT``, ``Pᵀ = exp(Sᵀ - lse)`` (0 where masked), ``dV_blk += Pᵀ·dO``,
+  ``dPᵀ = V_blk·dOT``, ``dSᵀ = Pᵀ ∘ (dPᵀ - D)·scale``, ``dK_blk += dSᵀ·Q``,
+  ``dQ += dS·Kj``: five tile products (``attention_tiles``), vectors along the
+  queries for the first two, along the features for the rest;
+* dK, dV of the key block, then dQ, into the packed result.
+
+``Lp``/``Ep``/``Evp``: the lengths rounded up to ``BLOCK`` and the feature dims to the
+vector width, zero-padded, so the products never need edge cases in N. Each (batch,
+head) is one sequential computation (dQ sums over key blocks in order): any split of
+the indices across threads gives the same bits.
+"""
+from __future__ import annotations
+
+import llvmlite.ir as ir
+
+from lucid_codegen.kernels.attention import FWD_WORDS, kernel_function, load_offset, scale_word, softmax_mask
+from lucid_codegen.kernels.attention_tiles import BLOCK, Emitter, call_tile, declare_tile_product, vector_width
+from lucid_codegen.kernels.loops import I64, Loop, const64
+from lucid_codegen.kernels.vector_math import emit_exp
+
+BWD_WORDS = FWD_WORDS + ("packed", "g", "Lp", "Ep", "Evp")
+
+
+def _pad(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def backward_layout(L: int, S: int, e: int, ev: int, dtype: str):
+    """``(Lp, Ep, Evp, scratch elements)`` of one thread's backward scratch."""
+    w = vector_width(dtype)
+    lp, ep, evp = _pad(L, BLOCK), _pad(e, w), _pad(ev, w)
+    n = (e * lp + lp * ep + ev * lp + lp * evp + 2 * lp + lp * ep + BLOCK * ep
+         + 2 * BLOCK * BLOCK + BLOCK * ep + BLOCK * evp)
+    return lp, ep, evp, n
+
+
+def build_backward(dtype: str) -> ir.Module:
+    module = ir.Module(f"attention_bwd_{dtype}")
+    tile = declare_tile_product(module, dtype)
+    b, e, a, t0, t1, scratch, finish = kernel_function(module, "lucid_attention_bwd", dtype, BWD_WORDS)
+    BR = BLOCK
+    zero = ir.Constant(e.ft, 0.0)
+    scale = scale_word(e, a.scale)
+    q, k, v, out, packed, g = (e.pointer(w) for w in (a.q, a.k, a.v, a.out, a.packed, a.g))
+    Lp, Ep, Evp = a.Lp, a.Ep, a.Evp
+    # scratch regions, in backward_layout's order
+    qt = scratch
+    qr = e.at(qt, e.mul(a.E, Lp))
+    dot = e.at(qr, e.mul(Lp, Ep))
+    dor = e.at(dot, e.mul(a.Ev, Lp))
+    lse = e.at(dor, e.mul(Lp, Evp))
+    dl = e.at(lse, Lp)
+    dq = e.at(dl, Lp)
+    kj = e.at(dq, e.mul(Lp, Ep))
+    st = e.at(kj, e.mul(const64(BR), Ep))
+    dst = e.at(st, const64(BR * BR))
+    dk = e.at(dst, const64(BR * BR))
+    dv = e.at(dk, e.mul(const64(BR), Ep))
+    in_len = e.add(e.mul(a.L, a.Ev), a.L)
+    out_len = e.add(e.mul(a.L, a.E), e.mul(a.S, a.E), e.mul(a.S, a.Ev))
+    with Loop(b, t0, t1, 1, name="bh") as item:
+        bh = item.i
+        qbase = e.at(q, load_offset(e, a.q_off, bh))
+        kbase = e.at(k, load_offset(e, a.k_off, bh))
+        vbase = e.at(v, load_offset(e, a.v_off, bh))
+        fwd = e.at(packed, e.mul(bh, in_len))
+        grad = e.at(g, e.mul(bh, in_len))
+        res = e.at(out, e.mul(bh, out_len))
+        # pack Q (both ways), dO (both ways), lse and D
+        with Loop(b, const64(0), Lp, 1, name="rows") as r:
+            inside = b.icmp_signed("<", r.i, a.L)
+            with Loop(b, const64(0), Ep, 1, name="qd") as d:
+                ok = b.and_(inside, b.icmp_signed("<", d.i, a.E))
+                x = e.load(qbase, b.select(ok, e.add(e.mul(r.i, a.q_rs), e.mul(d.i, a.q_cs)), const64(0)))
+                x = b.select(ok, x, zero)
+                e.store(x, qr, e.add(e.mul(r.i, Ep), d.i))
+                with _when(b, b.icmp_signed("<", d.i, a.E)):
+                    e.store(b.fmul(x, scale), qt, e.add(e.mul(d.i, Lp), r.i))
+            with Loop(b, const64(0), Evp, 1, [zero], name="od") as d:
+                ok = b.and_(inside, b.icmp_signed("<", d.i, a.Ev))
+                at = b.select(ok, e.add(e.mul(r.i, a.Ev), d.i), const64(0))
+                x = b.select(ok, e.load(grad, at), zero)
+                o = b.select(ok, e.load(fwd, at), zero)
+                e.store(x, dor, e.add(e.mul(r.i, Evp), d.i))
+                with _when(b, b.icmp_signed("<", d.i, a.Ev)):
+                    e.store(x, dot, e.add(e.mul(d.i, Lp), r.i))
+                d.next = [b.fadd(d.vars[0], b.fmul(x, o))]
+            tail = b.select(inside, e.add(e.mul(a.L, a.Ev), r.i), const64(0))
+            e.store(b.select(inside, e.load(fwd, tail), zero), lse, r.i)
+            e.store(b.select(inside, b.fsub(d.results[0], e.load(grad, tail)), zero), dl, r.i)
+        e.zero_fill(dq, e.mul(Lp, Ep))
+        with Loop(b, const64(0), a.S, BR, name="keys") as kb:
+            j0 = kb.i
+            kn = e.imin(const64(BR), b.sub(a.S, j0))
+            kblk = e.at(kbase, e.mul(j0, a.k_rs))
+            vblk = e.at(vbase, e.mul(j0, a.v_rs))
+            with Loop(b, const64(0), const64(BR), 1, name="kjr") as r:
+                with Loop(b, const64(0), Ep, 1, name="kjd") as d:
+                    ok = b.and_(b.icmp_signed("<", r.i, kn), b.icmp_signed("<", d.i, a.E))
+                    x = e.load(kblk, b.select(ok, e.add(e.mul(r.i, a.k_rs), e.mul(d.i, a.k_cs)), const64(0)))
+                    e.store(b.select(ok, x, zero), kj, e.add(e.mul(r.i, Ep), d.i))
+            e.zero_fill(dk, e.mul(const64(BR), Ep))
+            e.zero_fill(dv, e.mul(const64(BR), Evp))
+            first = b.select(b.icmp_signed("!=", a.causal, const64(0)), j0, const64(0))
+            first = b.mul(b.sdiv(first, const64(BR)), const64(BR))
+            with Loop(b, first, a.L, BR, name="queries") as qb:
+                i0 = qb.i
+                call_tile(e, tile, 0, kn, BR, a.E, kblk, a.k_rs, a.k_cs, e.at(qt, i0), Lp, st, BR)
+                _probabilities(e, st, kn, j0, i0, a.causal, lse)
+                call_tile(e, tile, 0, kn, BR, a.Ev, vblk, a.v_rs, a.v_cs, e.at(dot, i0), Lp, dst, BR)
+                _score_gradient(e, st, dst, kn, i0, dl, scale)
+                call_tile(e, tile, 1, kn, Evp, BR, st, BR, 1, e.at(dor, e.mul(i0, Evp)), Evp, dv, Evp)
+                call_tile(e, tile, 1, kn, Ep, BR, dst, BR, 1, e.at(qr, e.mul(i0, Ep)), Ep, dk, Ep)
+                call_tile(e, tile, 1, BR, Ep, kn, dst, 1, BR, kj, Ep, e.at(dq, e.mul(i0, Ep)), Ep)
+            with Loop(b, const64(0), kn, 1, name="dkr") as r:
+                row = e.add(j0, r.i)
+                with Loop(b, const64(0), a.E, 1, name="dkd") as d:
+                    e.store(e.load(dk, e.add(e.mul(r.i, Ep), d.i)), res,
+                            e.add(e.mul(a.L, a.E), e.mul(row, a.E), d.i))
+                with Loop(b, const64(0), a.Ev, 1, name="dvd") as d:
+                    e.store(e.load(dv, e.add(e.mul(r.i, Evp), d.i)), res,
+                            e.add(e.mul(a.L, a.E), e.mul(a.S, a.E), e.mul(row, a.Ev), d.i))
+        with Loop(b, const64(0), a.L, 1, name="dqr") as r:
+            with Loop(b, const64(0), a.E, 1, name="dqd") as d:
+                e.store(e.load(dq, e.add(e.mul(r.i, Ep), d.i)), res, e.add(e.mul(r.i, a.E), d.i))
+    finish()
+    return module
+
+
+class _when:
+    """``with _when(b, cond):`` the body runs only when ``cond`` holds."""
+
+    def __init__(self, b, cond):
+        self.b, self.cond = b, cond
+
+    def __enter__(self):
+        b = self.b
+        self.then = b.append_basic_block("when")
+        self.done = b.append_basic_block("when.end")
+        b.cbranch(self.cond, self.then, self.done)
+        b.position_at_end(self.then)
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            self.b.branch(self.done)
+            self.b.position_at_end(self.done)
+        return False
+
+
+def _probabilities(e: Emitter, st, kn, j0, i0, causal, lse):
+    """Sᵀ (kn × BLOCK) becomes Pᵀ = exp(Sᵀ - lse) in place (0 where masked)."""
+    b, BR = e.b, BLOCK
+    with Loop(b, const64(0), const64(BR), e.w, name="pcol") as c:
+        q0 = e.add(i0, c.i)
+        lv = e.vload(lse, q0)
+        with Loop(b, const64(0), kn, 1, name="prow") as kk:
+            off = e.add(e.mul(kk.i, const64(BR)), c.i)
+            pv = emit_exp(b, b.fsub(e.vload(st, off), lv))
+            pv = b.select(softmax_mask(e, causal, e.add(j0, kk.i), q0), e.vconst(0.0), pv)
+            e.vstore(pv, st, off)
+
+
+def _score_gradient(e: Emitter, st, dst, kn, i0, dl, scale):
+    """dSᵀ = Pᵀ ∘ (dPᵀ - D) · scale, in dPᵀ's place."""
+    b, BR = e.b, BLOCK
+    sv = e.splat(scale)
+    with Loop(b, const64(0), const64(BR), e.w, name="dscol") as c:
+        dv = e.vload(dl, e.add(i0, c.i))
+        with Loop(b, const64(0), kn, 1, name="dsrow") as kk:
+            off = e.add(e.mul(kk.i, const64(BR)), c.i)
+            x = b.fmul(b.fmul(e.vload(st, off), b.fsub(e.vload(dst, off), dv)), sv)
+            e.vstore(x, dst, off)

@@ -1,0 +1,200 @@
+"""IR building blocks of the fused attention kernels (``attention_kernels``,
+``attention_backward_kernel``): typed loads and stores at element offsets, splats, the
+argument block, and the *tile product* every matrix product of the kernels is.
+
+The tile product is one internal function of the module::
+
+    tile_product(mode, M, N, K, A, a_rs, a_ks, B, ldb, C, ldc, colscale)
+
+    C[r, c] = init(r, c) + Σ_k A[r·a_rs + k·a_ks] · B[k·ldb + c]     (r < M, c < N)
+    init: 0 (mode 0), C[r, c] (mode 1), C[r, c] · colscale[c] (mode 2)
+
+``N`` is a multiple of the vector width ``W`` (the callers pad their buffers); B and C
+are row-major with vectors along ``c``; A is read one scalar at a time, broadcast, at
+any strides (so a transposed operand, or a strided view of the user's q, k, v, goes in
+without a copy). Register blocking: ``R`` rows × ``CV`` vectors of accumulators (6 × 4
+with 32 vector registers, 3 × 4 with 16) carried through the k loop as phi nodes; rows
+left over go one at a time, vectors left over one at a time. Every C element is one
+sequential sum over k in order, whatever M and N are, so results never depend on how
+work is split.
+"""
+from __future__ import annotations
+
+import llvmlite.ir as ir
+
+from lucid_codegen.kernels.loops import I64, Loop, const64
+from lucid_codegen.jit.target import host_target
+from lucid_codegen.kernels.vector_math import LLVM_FLOAT, call_intrinsic, const, fma
+
+CV = 4  # vectors per accumulator row
+BLOCK = 64  # queries per block (Br) and keys per block (Bc)
+
+
+def vector_width(dtype: str) -> int:
+    """Lanes of the host's widest float vector for ``dtype``."""
+    return host_target().vector_bytes // (4 if dtype == "float32" else 8)
+
+
+def block_rows() -> int:
+    """Accumulator rows of the tile product on this host (registers: R·CV + CV + 1)."""
+    return 6 if host_target().has_avx512 else 3
+
+
+class Emitter:
+    """An IRBuilder with the element type ``ft`` and its vector type ``vt`` at hand."""
+
+    def __init__(self, b: ir.IRBuilder, dtype: str):
+        self.b, self.dtype = b, dtype
+        self.ft = LLVM_FLOAT[dtype]
+        self.w = vector_width(dtype)
+        self.vt = ir.VectorType(self.ft, self.w)
+        self.ptr = self.ft.as_pointer()
+        self.itemsize = 4 if dtype == "float32" else 8
+
+    # ---- scalars and vectors at element offsets
+    def at(self, ptr, off):
+        return self.b.gep(ptr, [off])
+
+    def load(self, ptr, off):
+        return self.b.load(self.at(ptr, off), align=self.itemsize)
+
+    def store(self, value, ptr, off):
+        self.b.store(value, self.at(ptr, off), align=self.itemsize)
+
+    def vload(self, ptr, off):
+        p = self.b.bitcast(self.at(ptr, off), self.vt.as_pointer())
+        return self.b.load(p, align=self.itemsize)
+
+    def vstore(self, value, ptr, off):
+        p = self.b.bitcast(self.at(ptr, off), self.vt.as_pointer())
+        self.b.store(value, p, align=self.itemsize)
+
+    def splat(self, x, vt=None):
+        vt = vt or self.vt
+        b = self.b
+        one = b.insert_element(ir.Constant(vt, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), vt.count), [0] * vt.count)
+        return b.shuffle_vector(one, ir.Constant(vt, ir.Undefined), mask)
+
+    def vconst(self, value):
+        return const(self.vt, value)
+
+    # ---- integers
+    def mul(self, x, y):
+        return self.b.mul(x, y)
+
+    def add(self, *xs):
+        out = xs[0]
+        for x in xs[1:]:
+            out = self.b.add(out, x)
+        return out
+
+    def imin(self, x, y):
+        return self.b.select(self.b.icmp_signed("<", x, y), x, y)
+
+    def pointer(self, word):
+        return self.b.inttoptr(word, self.ptr)
+
+    def zero_fill(self, ptr, n):
+        """``ptr[0:n] = 0`` (n a multiple of W)."""
+        with Loop(self.b, const64(0), n, self.w, name="zero") as lp:
+            self.vstore(self.vconst(0.0), ptr, lp.i)
+
+    def lane_indices(self, base):
+        """``base + [0, 1, …, W-1]`` as a vector of i64."""
+        vt = ir.VectorType(I64, self.w)
+        return self.b.add(self.splat(base, vt), ir.Constant(vt, list(range(self.w))))
+
+
+class Args:
+    """Named int64 words of a kernel's argument block (``names``: their order)."""
+
+    def __init__(self, b: ir.IRBuilder, block, names):
+        self._words = {n: b.load(b.gep(block, [const64(k)])) for k, n in enumerate(names)}
+
+    def __getattr__(self, name):
+        try:
+            return self._words[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def declare_tile_product(module: ir.Module, dtype: str) -> ir.Function:
+    """Define ``tile_product`` (see the module docstring) in ``module``."""
+    ft = LLVM_FLOAT[dtype]
+    p = ft.as_pointer()
+    fnty = ir.FunctionType(ir.VoidType(), [I64, I64, I64, I64, p, I64, I64, p, I64, p, I64, p])
+    fn = ir.Function(module, fnty, "tile_product")
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    e = Emitter(b, dtype)
+    mode, M, N, K, A, a_rs, a_ks, B, ldb, C, ldc, colscale = fn.args
+    W, R = e.w, block_rows()
+    full = b.mul(b.sdiv(N, const64(CV * W)), const64(CV * W))  # columns in whole groups
+
+    def rows(c0, nv):
+        m_full = b.mul(b.sdiv(M, const64(R)), const64(R))
+        with Loop(b, const64(0), m_full, R, name="rows") as lp:
+            _tile(e, lp.i, c0, R, nv, mode, K, A, a_rs, a_ks, B, ldb, C, ldc, colscale)
+        with Loop(b, m_full, M, 1, name="rowtail") as lp:
+            _tile(e, lp.i, c0, 1, nv, mode, K, A, a_rs, a_ks, B, ldb, C, ldc, colscale)
+
+    with Loop(b, const64(0), full, CV * W, name="cols") as lp:
+        rows(lp.i, CV)
+    with Loop(b, full, N, W, name="coltail") as lp:
+        rows(lp.i, 1)
+    b.ret_void()
+    return fn
+
+
+def _tile(e: Emitter, r0, c0, nr: int, nv: int, mode, K, A, a_rs, a_ks, B, ldb, C, ldc, colscale):
+    """One ``nr`` × ``nv``-vector block of C at (r0, c0)."""
+    b, W = e.b, e.w
+    c_offs = [[e.add(e.mul(e.add(r0, const64(i)), ldc), c0, const64(j * W)) for j in range(nv)]
+              for i in range(nr)]
+    # the initial accumulators: 0, C, or C · colscale (the branch is once per block)
+    zero_bb, load_bb, join_bb = (b.append_basic_block(n) for n in ("init0", "initc", "initj"))
+    b.cbranch(b.icmp_signed("==", mode, const64(0)), zero_bb, load_bb)
+    b.position_at_end(load_bb)
+    scales = [b.select(b.icmp_signed("==", mode, const64(2)), e.vload(colscale, e.add(c0, const64(j * W))),
+                       e.vconst(1.0)) for j in range(nv)]
+    loaded = [[b.fmul(e.vload(C, c_offs[i][j]), scales[j]) for j in range(nv)] for i in range(nr)]
+    load_end = b.block
+    b.branch(join_bb)
+    b.position_at_end(zero_bb)
+    b.branch(join_bb)
+    b.position_at_end(join_bb)
+    init = []
+    for i in range(nr):
+        for j in range(nv):
+            phi = b.phi(e.vt)
+            phi.add_incoming(e.vconst(0.0), zero_bb)
+            phi.add_incoming(loaded[i][j], load_end)
+            init.append(phi)
+    a_rows = [e.at(A, e.mul(e.add(r0, const64(i)), a_rs)) for i in range(nr)]
+    with Loop(b, const64(0), K, 1, init, name="k") as lp:
+        b_off = e.add(e.mul(lp.i, ldb), c0)
+        bv = [e.vload(B, e.add(b_off, const64(j * W))) for j in range(nv)]
+        a_off = e.mul(lp.i, a_ks)
+        nxt = []
+        for i in range(nr):
+            a = e.splat(b.load(b.gep(a_rows[i], [a_off]), align=e.itemsize))
+            for j in range(nv):
+                nxt.append(fma(b, a, bv[j], lp.vars[i * nv + j]))
+        lp.next = nxt
+    for i in range(nr):
+        for j in range(nv):
+            e.vstore(lp.results[i * nv + j], C, c_offs[i][j])
+
+
+def call_tile(e: Emitter, fn, mode: int, M, N, K, A, a_rs, a_ks, B, ldb, C, ldc, colscale=None):
+    """Emit a call of ``tile_product`` (ints become i64 constants)."""
+    def w(x):
+        return const64(x) if isinstance(x, int) else x
+    colscale = colscale if colscale is not None else C
+    e.b.call(fn, [w(mode), w(M), w(N), w(K), A, w(a_rs), w(a_ks), B, w(ldb), C, w(ldc), colscale])
+
+
+def maxnum(b, x, y):
+    return call_intrinsic(b, "maxnum", [x, y])

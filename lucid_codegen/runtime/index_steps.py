@@ -1,0 +1,254 @@
+"""Plan steps for the indexing ops (``lucid_ir.opnames.INDEXING``): each node is one
+call of a kernel of ``index_kernels``, with its argument block prepared once per
+layout of its operands.
+
+A step is called like the other kernel steps of ``steps.py``: ``step(*arrays) ->
+(out,)`` into a new C-contiguous array, ``step.call_into([out], *arrays)`` into a
+given C-contiguous one (plans' reused buffers, bounds checking's guarded ones), and
+``step.native_job(arrays, outs)`` for native programs. Operands may have any strides
+(negative ones too: a flipped view goes in without a copy); strides that are not
+whole elements are copied first. Plans check shapes and dtypes when they are built,
+so the calls trust them.
+
+>>> import numpy as np
+>>> from lucid_ir.builder import GraphBuilder
+>>> b = GraphBuilder()
+>>> x, i = b.input((2, 3), "float32"), b.input((2, 2), "int64")
+>>> y = b.emit("gather", x, i, axis=1)
+>>> step = index_step(b.build([y]).nodes[0])
+>>> step(np.arange(6, dtype=np.float32).reshape(2, 3), np.array([[2, 0], [1, 9]]))[0]
+array([[2., 0.],
+       [4., 0.]], dtype=float32)
+"""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from lucid_ir.graph import Node
+
+from lucid_codegen.kernels import index as index_kernels
+from lucid_codegen.kernels.loops import collapse
+from lucid_codegen.runtime.pyarray import data_ptr
+
+MAX_LAYOUTS = 64  # prepared blocks kept per step (one per set of operand layouts)
+
+
+def _elem_strides(a: np.ndarray) -> list[int]:
+    return [s // a.itemsize for s in a.strides]
+
+
+def _aligned(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a) if any(s % a.itemsize for s in a.strides) else a
+
+
+def _walk_dims(shape, strides_list):
+    """Collapsed ``(dims, n_rows, inner)``: dims as ``[(size, stride per operand)]``."""
+    sizes, strides = collapse(tuple(shape), strides_list)
+    if not sizes:
+        sizes, strides = (1,), [(0,) for _ in strides_list]
+    dims = [(n, *(s[d] for s in strides)) for d, n in enumerate(sizes)]
+    n_rows = 1
+    for n in sizes[:-1]:
+        n_rows *= n
+    if 0 in sizes:
+        n_rows = 0
+    return dims, n_rows, sizes[-1]
+
+
+class _IndexStep:
+    """Shared plumbing: prepared blocks per layout, the three ways to call."""
+
+    #: elementwise reads of the output's own positions: none (no in-place outputs)
+    same_element_reads = frozenset()
+    in_words: list = []   # block words of the operands' addresses (a copy's vary)
+    out_word: int = 0
+
+    def __init__(self, node: Node):
+        self.node = node
+        self.out_shape, self.dtype = node.out.shape, np.dtype(node.out.dtype)
+        self._blocks: dict = {}
+
+    def __call__(self, *arrays):
+        return self.call_into([np.empty(self.out_shape, self.dtype)], *arrays)
+
+    def call_into(self, outs, *arrays):
+        (out,) = outs
+        if not out.flags.c_contiguous:  # the zeroing and offsets assume C order
+            tmp = self(*arrays)[0]
+            np.copyto(out, tmp)
+            return (out,)
+        arrays = [_aligned(a) for a in arrays]
+        prepared = self._prepare(arrays)
+        if prepared is not None:
+            fn, words, args, in_words = prepared
+            block = (ctypes.c_int64 * len(words))(*words)
+            for w, a in zip(in_words, arrays):
+                block[w] = data_ptr(a)
+            block[self.out_word] = data_ptr(out)
+            fn(block, *args)
+        return (out,)
+
+    def _prepare(self, arrays):
+        """``(kernel, block words, (lo, hi, lo2, hi2), input words)`` for these layouts
+        (the operand words left 0), or None when there is nothing to do."""
+        key = tuple([(a.shape, a.strides) for a in arrays])
+        got = self._blocks.get(key, False)
+        if got is False:
+            got = self._plan(arrays)
+            if len(self._blocks) >= MAX_LAYOUTS:
+                self._blocks.clear()
+            self._blocks[key] = got
+        return got
+
+    def native_job(self, arrays, outs):
+        """This call as a ``native_plan.LoopJob``, or None."""
+        from lucid_codegen.runtime.native_plan import LoopJob
+        (out,) = outs
+        if not out.flags.c_contiguous or any(s % a.itemsize for a in arrays for s in a.strides):
+            return None
+        prepared = self._prepare(list(arrays))
+        if prepared is None:  # nothing to compute: a job that does nothing
+            return None
+        fn, words, args, in_words = prepared
+        nbytes = out.nbytes + sum(a.nbytes for a in arrays)
+        return LoopJob(fn, list(words), args, list(in_words), [self.out_word],
+                       lanes=self.lanes, nbytes=nbytes)
+
+    def can_write_into(self, array) -> bool:
+        return array.flags.c_contiguous
+
+    lanes = 0  # > 0: a native program may split its rows across threads
+
+    def _plan(self, arrays):
+        raise NotImplementedError
+
+
+class CopyStep(_IndexStep):
+    """``concat`` (each input copied into its stretch of the output), ``embed`` (the
+    output zeroed, the input copied into its slice) and ``embed_sum`` (the output
+    zeroed, each input added into its slice): one ``copy`` (``copy_add``) kernel call."""
+
+    def __init__(self, node: Node):
+        super().__init__(node)
+        if node.op == "embed_sum":
+            self.fn = index_kernels.kernel("copy_add", node.out.dtype)
+        else:
+            self.fn = index_kernels.kernel("copy", self.dtype.itemsize)
+        self.out_word = 1
+
+    def _slices(self):
+        """Each input's ``(starts, steps)`` in the output (embed, embed_sum)."""
+        n, attrs = len(self.out_shape), self.node.attr_dict
+        k = len(self.node.inputs)
+        return [(attrs["starts"][i * n:(i + 1) * n], attrs["steps"][i * n:(i + 1) * n]) for i in range(k)]
+
+    def _plan(self, arrays):
+        out_strides = _c_strides(self.out_shape)
+        words = [len(arrays), 0, 0]
+        in_words, parts = [], []
+        if self.node.op == "concat":
+            axis, at = self.node.attr("axis"), 0
+            for a in arrays:
+                parts.append((a, at * out_strides[axis], out_strides))
+                at += a.shape[axis]
+        else:  # embed, embed_sum: each slice's positions in the output
+            words[2] = int(np.prod(self.out_shape, dtype=np.int64))
+            for a, (starts, steps) in zip(arrays, self._slices()):
+                offset = sum(st * s for st, s in zip(starts, out_strides))
+                parts.append((a, offset, [s * step for s, step in zip(out_strides, steps)]))
+        for a, offset, ostr in parts:
+            dims, n_rows, _ = _walk_dims(a.shape, [ostr, _elem_strides(a)])
+            in_words.append(len(words))
+            words += [0, offset, n_rows, len(dims)] + [w for d in dims for w in d]
+        if words[2] == 0 and all(words[at + 2] == 0 for at in in_words):
+            return None
+        return self.fn, words, (0, 1, 0, 1), in_words
+
+
+class GatherStep(_IndexStep):
+    """``gather[axis](x, index)``: rows of the index's walk may be split across threads."""
+
+    in_words, out_word, lanes = [5, 4], 3, 1
+
+    def __init__(self, node: Node):
+        super().__init__(node)
+        self.axis = node.attr("axis")
+        self.fn = index_kernels.kernel("gather", self.dtype.itemsize)
+
+    def _plan(self, arrays):
+        x, index = arrays
+        axis = self.axis
+        if index.size == 0:
+            return None
+        xs = _elem_strides(x)
+        walk_x = [0 if d == axis else s for d, s in enumerate(xs)]
+        out_strides = _c_strides(self.out_shape)
+        dims, n_rows, inner = _walk_dims(index.shape, [out_strides, _elem_strides(index), walk_x])
+        words = [len(dims), x.shape[axis], xs[axis], 0, 0, 0, 0] + [w for d in dims for w in d]
+        return self.fn, words, (0, n_rows, 0, inner), self.in_words
+
+
+class ScatterAddStep(_IndexStep):
+    """``scatter_add[axis, shape](index, src)``: one call, the output zeroed first."""
+
+    in_words, out_word = [4, 5], 3
+
+    def __init__(self, node: Node):
+        super().__init__(node)
+        self.axis = node.attr("axis")
+        self.fn = index_kernels.kernel("scatter_add", node.out.dtype)
+
+    def _plan(self, arrays):
+        index, src = arrays
+        axis = self.axis
+        total = int(np.prod(self.out_shape, dtype=np.int64))
+        if total == 0:
+            return None
+        out_strides = _c_strides(self.out_shape)
+        walk_out = [0 if d == axis else s for d, s in enumerate(out_strides)]
+        dims, n_rows, inner = _walk_dims(index.shape, [walk_out, _elem_strides(index), _elem_strides(src)])
+        words = [len(dims), self.out_shape[axis], out_strides[axis], 0, 0, 0, total]
+        words += [w for d in dims for w in d]
+        return self.fn, words, (0, n_rows, 0, inner), self.in_words
+
+
+def _c_strides(shape) -> list[int]:
+    out, acc = [], 1
+    for d in reversed(shape):
+        out.insert(0, acc)
+        acc *= max(d, 1)
+    return out
+
+
+_STEPS = {"concat": CopyStep, "embed": CopyStep, "embed_sum": CopyStep, "gather": GatherStep,
+          "scatter_add": ScatterAddStep}
+
+
+def index_step(node: Node) -> _IndexStep:
+    """The plan step of one ``concat``, ``embed``, ``embed_sum``, ``gather`` or ``scatter_add`` node."""
+    return _STEPS[node.op](node)
+
+
+def reshape_copy_job(src: np.ndarray, out: np.ndarray):
+    """A ``native_plan.LoopJob`` copying ``src`` (any element-aligned strides) into the
+    C-contiguous ``out`` in ``src``'s C order: a ``reshape`` that cannot be a view (the
+    ``transpose(1, 2).reshape(B, T, C)`` of attention heads). None when the layouts do
+    not allow it (then the program is not built).
+
+    >>> import numpy as np
+    >>> from lucid_codegen.runtime.native_plan import LoopJob
+    >>> x = np.arange(6, dtype=np.float32).reshape(2, 3).T
+    >>> job = reshape_copy_job(x, np.empty(6, np.float32))
+    >>> isinstance(job, LoopJob), job.in_words, job.out_words
+    (True, [3], [1])
+    """
+    from lucid_codegen.runtime.native_plan import LoopJob
+    if (src.size != out.size or src.dtype != out.dtype or not out.flags.c_contiguous
+            or any(s % src.itemsize for s in src.strides)):
+        return None
+    dims, n_rows, _ = _walk_dims(src.shape, [_c_strides(src.shape), _elem_strides(src)])
+    words = [1, 0, 0, 0, 0, n_rows, len(dims)] + [w for d in dims for w in d]
+    fn = index_kernels.kernel("copy", src.itemsize)
+    return LoopJob(fn, words, (0, 1, 0, 1), [index_kernels.COPY_HEAD], [1], nbytes=2 * out.nbytes)

@@ -1,0 +1,176 @@
+"""Compiling a plan's kernels ahead, all at once, on the compile pool (compile_pool.py).
+
+``precompile_plan(fused)``, before a plan builds its steps one by one (each loading its
+kernel), compiles in one parallel batch, longest first:
+
+* the object files of the graph's GEMM kernels and of their shared cores (building the
+  GEMM steps then only links them);
+* the attention kernels, and the index kernels (their steps load them when built, one
+  after another);
+* the loop kernels (elementwise, reduction, row and scan kernels) of the plan's first
+  run. They are specialised on their operands' layouts, so they would otherwise compile
+  at that run, one after another. Here the layouts of that run are predicted (inputs
+  contiguous, every kernel's outputs fresh and contiguous, views applied to empty
+  arrays of those layouts) and each kernel is planned for them (plans and compiles,
+  runs nothing). A wrong prediction costs a kernel compiled for nothing, never a
+  result: the run plans for its real arrays as before.
+
+One batch rather than a batch of GEMMs and then one of loop kernels: the pool's threads
+stay busy until the last module, instead of idling at the end of the first batch.
+``precompile_loops(plan)`` predicts the loop kernels of a plan whose graph did not go
+through ``precompile_plan`` (nothing to do otherwise).
+
+Kernels already loaded or on disk cost nothing here.
+
+>>> from lucid_ir.builder import GraphBuilder
+>>> from lucid_ir.passes.fuse import run as fuse
+>>> b = GraphBuilder()
+>>> x, w = b.input((4, 8)), b.input((3, 8))
+>>> graph = fuse(b.build([b.emit("matmul", x, w, trans_b=True)]))
+>>> precompile_plan(graph)          # the GEMM's object compiled (or found): no error
+"""
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from lucid_ir.graph import Graph
+from lucid_ir.opnames import ATTENTION, INDEXING
+
+from lucid_codegen.kernels import attention as attention_kernels
+from lucid_codegen.jit import compile_pool
+from lucid_codegen.kernels.elementwise import ElementwiseKernel, planned
+from lucid_codegen.gemm.call import precompile_tasks
+from lucid_codegen.runtime.steps import GemmStep, KernelStep, make_step
+
+__all__ = ["precompile_plan", "precompile_loops"]
+
+#: the steps whose kernels depend on their operands' layouts (planned for predicted ones)
+LOOP_KINDS = ("elementwise", "reduction", "rows", "scan")
+#: graphs whose loop kernels ``precompile_plan`` predicted (``precompile_loops`` skips them)
+_PREDICTED: weakref.WeakSet = weakref.WeakSet()
+
+
+def precompile_plan(fused: Graph) -> None:
+    """The fused graph's GEMM objects and its first run's loop kernels, compiled in one
+    parallel batch (see above)."""
+    if compile_pool.threads() <= 1:
+        return
+    gemms = [n for n in fused.nodes if n.op == "kernel" and n.kind == "gemm"]
+    gemm_tasks = precompile_tasks([GemmStep.spec_of(n) for n in gemms])
+    steps, attention, others = _predicted_steps(fused)
+    # longest first: a GEMM core, the attention kernels, the GEMM variants, the rest
+    tasks = gemm_tasks[:1] + attention + gemm_tasks[1:] + others
+    # (a lone loop kernel in a plan of no other kernel, an eager op's, is left to its run:
+    # its inputs may be views the prediction would take for contiguous arrays, a kernel
+    # compiled for nothing, and there is nothing to compile it alongside)
+    kinds = [] if steps is None else [kind for _, _, _, kind, _ in steps]
+    n_loops = sum(kind in LOOP_KINDS for kind in kinds)
+    if n_loops >= 2 or (n_loops == 1 and any(kind in ("gemm", "attention", "index") for kind in kinds)):
+        loops = _loop_tasks(steps, fused.inputs)
+        if loops is not None:
+            tasks += loops
+            _PREDICTED.add(fused)
+    compile_pool.run_all(tasks)
+
+
+def precompile_loops(plan) -> None:
+    """The loop kernels of ``plan``'s first run, compiled in parallel (see above), unless
+    ``precompile_plan`` did it for the plan's graph."""
+    if plan.graph in _PREDICTED or compile_pool.threads() <= 1:
+        return
+    if sum(kind in LOOP_KINDS for kind in plan.kinds) < 2:
+        return
+    steps = [(fn, ins, outs, kind, node) for (fn, ins, outs), kind, node
+             in zip(plan.steps, plan.kinds, plan.step_nodes)]
+    env: list = [None] * plan.n_slots
+    for slot, value in plan.constants:
+        env[slot] = value
+    tasks = _loop_tasks(steps, plan.graph.inputs, env, plan.input_slots)
+    compile_pool.run_all(tasks or [])
+
+
+def _predicted_steps(fused: Graph):
+    """``(steps, attention, others)``: ``(fn, input slots, output slots, kind, node)`` of
+    the fused graph's nodes (None when a view cannot be made: nothing predicted), slots
+    numbered as values appear, ``fn`` None for the steps
+    the prediction does not run (GEMM, attention, index, scan: their kernels do not
+    depend on the layouts) and a constant's value for a constant; and the tasks compiling
+    the attention kernels, and the other kernels of those steps."""
+    slot = {v: k for k, v in enumerate(dict.fromkeys(fused.inputs))}
+    out, attention, others = [], {}, []
+    for node in fused.nodes:
+        ins = tuple(slot[v] for v in node.inputs)
+        for v in node.outs:
+            slot[v] = len(slot)
+        outs = tuple(slot[v] for v in node.outs)
+        if node.op == "kernel":
+            fn, kind = (KernelStep(node), node.kind) if node.kind != "gemm" else (None, "gemm")
+        elif node.op in ATTENTION:
+            fn, kind = None, "attention"
+            key = ("bwd" if node.op == "attention_backward" else "fwd", node.out.dtype)
+            attention.setdefault(key, lambda key=key: _ahead(attention_kernels.kernel, *key))
+        elif node.op in INDEXING:
+            fn, kind = None, "index"
+            others.append(lambda node=node: _ahead(make_step, node))   # (its kernels load when built)
+        else:
+            try:
+                fn, kind = make_step(node)   # a view, a constant, a scan: nothing compiled
+            except Exception:  # noqa: BLE001 - a prediction only; the plan reports errors
+                return None, [attention[k] for k in sorted(attention)], others
+            if kind not in ("view", "constant", "scan"):
+                fn = None
+        out.append((fn, ins, outs, kind, node))
+    return out, [attention[k] for k in sorted(attention)], others   # ("bwd", the longest, first)
+
+
+def _ahead(build, *args) -> None:
+    """``build(*args)`` for the kernels it compiles; errors are the plan's to report."""
+    try:
+        build(*args)
+    except Exception:  # noqa: BLE001 - compiled ahead only
+        pass
+
+
+def _loop_tasks(steps, inputs, env=None, input_slots=None):
+    """Tasks planning (and so compiling) each loop kernel for the predicted layouts, or
+    None when a view step fails on them (then nothing is predicted)."""
+    if env is None:
+        env = [None] * (max((max(outs, default=-1) for _, _, outs, _, _ in steps), default=-1) + 1
+                        + len(inputs))
+    for slot, v in zip(input_slots or range(len(inputs)), inputs):
+        env[slot] = np.empty(v.shape, v.dtype)   # pages untouched: nothing read or written
+    tasks = []
+    for fn, ins, outs, kind, node in steps:
+        arrays = [env[i] for i in ins]
+        if kind == "constant":
+            results = [fn]
+        elif kind == "view" and fn is not None:
+            try:
+                results = fn(*arrays)
+            except Exception:  # noqa: BLE001 - a prediction only; the run reports errors
+                return None
+        else:
+            results = [np.empty(v.shape, v.dtype) for v in node.outs]
+            if isinstance(fn, KernelStep) and all(a is not None for a in arrays):
+                tasks.append(lambda fn=fn, arrays=arrays: _plan_for(fn, arrays))
+            elif (kind == "scan" and getattr(fn, "call_block", None) is not None   # (not a reference step)
+                  and all(a is not None for a in arrays)):
+                tasks.append(lambda fn=fn, arrays=arrays: _ahead(fn.call_block, arrays))  # plans, runs nothing
+        for slot, r in zip(outs, results):
+            env[slot] = r
+    return tasks
+
+
+def _plan_for(step: KernelStep, arrays) -> None:
+    """Plan (and so compile) ``step``'s kernel for ``arrays`` and fresh outputs."""
+    kernel = step.kernel
+    try:
+        if isinstance(kernel, ElementwiseKernel):
+            # (the planning of the kernel's first call with fresh outputs, run nothing)
+            kernel._checked_plan(list(arrays), None, tuple([(a.shape, a.strides, a.dtype) for a in arrays]))
+        else:
+            planned(kernel, list(arrays))
+    except Exception:  # noqa: BLE001 - a prediction only; the run reports errors
+        pass
