@@ -12,7 +12,7 @@ import pytest
 from lucid_codegen.jit import cache
 from lucid_codegen.gemm.kernel import GemmSpec, build_gemm_module
 from lucid_codegen.gemm.call import Gemm
-from lucid_codegen.gemm.core import build_core_module, core_key, core_symbols, ensure_core
+from lucid_codegen.gemm.core import build_core_module, core_key, core_parts, core_symbols, ensure_core
 from gemm_specs import activation, chain_spec, gated
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -23,6 +23,19 @@ def test_core_symbols_are_what_the_core_module_defines(dtype):
     blk = GemmSpec(dtype).blocking
     defined = {fn.name for fn in build_core_module(dtype, blk).functions if not fn.is_declaration}
     assert set(core_symbols(dtype, blk)) == defined
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_core_parts_partition_it_and_each_part_module_defines_its_part(dtype):
+    blk = GemmSpec(dtype).blocking
+    parts = core_parts(dtype, blk)
+    assert len(parts) > 1 and all(parts)
+    assert sorted(n for part in parts for n in part) == sorted(core_symbols(dtype, blk))
+    keys = {core_key(dtype, blk, part) for part in parts}
+    assert len(keys) == len(parts) and core_key(dtype, blk) not in keys
+    for part in parts:
+        defined = {fn.name for fn in build_core_module(dtype, blk, part).functions if not fn.is_declaration}
+        assert defined == set(part)
 
 
 def test_variants_declare_the_core_instead_of_defining_it():
@@ -60,7 +73,9 @@ def test_the_core_is_compiled_once_for_all_variants(tmp_path, monkeypatch):
     run = lambda: subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                                  text=True, check=True).stdout.split(maxsplit=3)
     cold, warm = run(), run()
-    assert cold[:2] == ["4", "1"], cold      # the core and three variants, one core
+    parts = str(len(core_parts("float32", GemmSpec("float32").blocking)))
+    # the core's parts and three variants, one core
+    assert cold[:2] == [str(3 + int(parts)), parts], cold
     assert warm[2] == "0", warm              # all from disk: the core linked first
     assert cold[3] == warm[3]
     rng = np.random.default_rng(0)

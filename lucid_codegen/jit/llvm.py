@@ -72,13 +72,54 @@ FULL = Pipeline(3, True, True)
 LOOPS = Pipeline(2, False, False)
 
 
+#: The GEMM modules' pipeline (the shared core's packing routines and micro-kernels, each
+#: variant's driver and epilogue): their vector code and the micro-kernels' k-loop
+#: unrolling are explicit, so the vectorizers are off; LLVM's unroller only multiplied
+#: the edge kernels, packing loops and epilogues (pack_a 164 -> 796 instructions) for a
+#: third of the modules' LLVM time, and level 1 gives the same machine code for the core
+#: as level 2, faster (benchmarks/bench_gemm_pipelines.py). ``LUCID_GEMM_OPT`` = ``full``
+#: or a :meth:`Pipeline.tag` (``O2u``: the earlier GEMM pipeline) overrides it.
+GEMM = Pipeline(1, False, False)
+
+
+def parse_pipeline(text: str) -> Pipeline:
+    """The pipeline named by ``full`` or by a :meth:`Pipeline.tag`.
+
+    >>> parse_pipeline("O2u"), parse_pipeline("full") == FULL
+    (Pipeline(speed_level=2, vectorize=False, unroll=True), True)
+    """
+    text = text.strip()
+    if text.lower() == "full":
+        return FULL
+    level, flags = text[1:2], text[2:]
+    if text[:1] != "O" or level not in "0123" or not level or flags not in ("", "v", "u", "vu"):
+        raise ValueError(f"not an LLVM pipeline: {text!r} (expected 'full' or a tag such as 'O2u')")
+    return Pipeline(int(level), "v" in flags, "u" in flags)
+
+
+def _pipeline_from_env(name: str, default: Pipeline, family: str) -> Pipeline:
+    """The pipeline the variable ``name`` names; unset, empty or ``family``: ``default``."""
+    text = os.environ.get(name, "").strip()
+    return default if text.lower() in ("", family) else parse_pipeline(text)
+
+
 def loop_pipeline() -> Pipeline:
-    """:data:`LOOPS`, or :data:`FULL` when ``LUCID_LOOP_OPT=full`` (read on every call).
+    """:data:`LOOPS`, or what ``LUCID_LOOP_OPT`` names (``full``: :data:`FULL`; read on
+    every call).
 
     >>> loop_pipeline() in (LOOPS, FULL)
     True
     """
-    return FULL if os.environ.get("LUCID_LOOP_OPT", "").strip().lower() == "full" else LOOPS
+    return _pipeline_from_env("LUCID_LOOP_OPT", LOOPS, "loops")
+
+
+def gemm_pipeline() -> Pipeline:
+    """:data:`GEMM`, or what ``LUCID_GEMM_OPT`` names (read on every call).
+
+    >>> gemm_pipeline().vectorize
+    False
+    """
+    return _pipeline_from_env("LUCID_GEMM_OPT", GEMM, "gemm")
 
 
 class LoadedLibrary:
