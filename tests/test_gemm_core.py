@@ -26,6 +26,18 @@ def test_core_symbols_are_what_the_core_module_defines(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_variants_declare_the_core_with_the_types_its_module_defines(dtype):
+    """declare_core writes the core's signatures down (not building its IR): they must be
+    the built functions' types, or a variant would call the core with wrong arguments."""
+    spec = GemmSpec(dtype)
+    built = {fn.name: str(fn.function_type) for fn in build_core_module(dtype, spec.blocking).functions
+             if not fn.is_declaration}
+    declared = {fn.name: str(fn.function_type) for fn in build_gemm_module(spec).functions
+                if fn.name in built}
+    assert declared == built
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_the_core_parts_partition_it_and_each_part_module_defines_its_part(dtype):
     blk = GemmSpec(dtype).blocking
     parts = core_parts(dtype, blk)

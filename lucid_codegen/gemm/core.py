@@ -35,7 +35,7 @@ import llvmlite.ir as ir
 from lucid_codegen.jit import compile_pool
 from lucid_codegen.jit.cache import load_or_compile, precompile, source_stamp
 from lucid_codegen.jit.llvm import gemm_pipeline
-from lucid_codegen.gemm.microkernel import Blocking, Ctx, build_microkernel
+from lucid_codegen.gemm.microkernel import I1, I64, Blocking, Ctx, build_microkernel
 from lucid_codegen.gemm.pack import build_pack_a, build_pack_b
 from lucid_codegen.gemm.rows import _ROW_GROUPS, _build_strip as build_strip
 from lucid_codegen.gemm.small import _build_dots as build_dots, _row_groups
@@ -120,16 +120,26 @@ def build_core_module(dtype: str, blk: Blocking, names=None) -> ir.Module:
     return m
 
 
-@functools.lru_cache(maxsize=None)
-def _core_types(dtype: str, blk: Blocking) -> dict:
-    """name -> function type of each core function (from its IR, built once)."""
-    m = build_core_module(dtype, blk)
-    return {fn.name: fn.function_type for fn in m.functions}
+def _core_types(c: Ctx, dtype: str) -> dict:
+    """name -> function type of each core function, from the signatures the builders
+    document (``build_pack_a``, ``build_microkernel``, ...): a variant declares the core
+    without building its IR (60-90 ms of Python). tests/test_gemm_core.py checks them
+    against the built module's."""
+    p, P, void = _prefix(dtype, c.blk), c.P, ir.VoidType()
+    types = {f"{p}.pack_a": ir.FunctionType(void, [I64, I64, P, I64, I64, P, I1]),
+             f"{p}.pack_b": ir.FunctionType(void, [I64, I64, P, I64, I64, P, I1])}
+    for mr, nv, s, _ in _ukr_shapes(c.blk):
+        types[_ukr_name(p, mr, nv, s)] = ir.FunctionType(void, [I64, P, I64, P, I64, P] + [I64] * s)
+    for r in _row_groups(c):
+        types[f"{p}.dots{r}"] = ir.FunctionType(void, [I64, P, I64, I64, P, I64, I64, P])
+    for r in _ROW_GROUPS:
+        types[f"{p}.strip{r}"] = ir.FunctionType(void, [I64, P, I64, I64, I64, P, I64, I64, P])
+    return types
 
 
 def declare_core(c: Ctx, dtype: str) -> CoreFunctions:
     """The core's functions declared (not defined) in the variant module ``c.m``."""
-    types = _core_types(dtype, c.blk)
+    types = _core_types(c, dtype)
     p = _prefix(dtype, c.blk)
 
     def declare(name):
@@ -169,7 +179,7 @@ def _part_args(dtype: str, blk: Blocking, part: list[str]) -> tuple:
 
 
 def _label(dtype: str, blk: Blocking, part: list[str]) -> str:
-    return f"gemm core {dtype} {blk.tag()} {part[0].rsplit('.', 1)[1].rstrip('0123456789xs')}"
+    return f"gemm core {dtype} {blk.tag()} " + " ".join(n.rsplit(".", 1)[1] for n in part)
 
 
 _LOADED: dict = {}   # (dtype, blocking) -> the core parts' LoadedLibrary objects (kept alive)
