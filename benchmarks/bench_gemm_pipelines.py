@@ -3,7 +3,7 @@
 pipeline before 2026-12-06), in one process, interleaved (A B A B, medians), and whether
 both give the same bits. ``new/old`` > 1: the GEMM pipeline's code is slower.
 
-    python benchmarks/bench_gemm_pipelines.py [--quick] [--old O2u]
+    python benchmarks/bench_gemm_pipelines.py [--quick] [--old O2u] [--new TAG]
 
 Each pipeline gets a core and variants of its own (the core's functions are re-linked
 (``add_symbol``) before a pipeline's variants load, so each variant calls its own
@@ -62,17 +62,55 @@ def _kernels(pipeline_tag: str, specs) -> dict:
         os.environ.pop("LUCID_GEMM_OPT")
 
 
-def _run(kernel, a, b, bias, c0):
+def _run(kernel, a, b, bias, c0, **operands):
     c = c0.copy()
-    kernel(a, b, c, bias=bias)
+    kernel(a, b, c, bias=bias, **operands)
     return c
+
+
+def bit_cases():
+    """(name, spec, a, b, bias, operands) of the bit-identity check: every epilogue
+    form (activations, residual, relu gate, accumulation, A's gate) and dtype on shapes
+    with 1 and primes, through the general, small and few-rows paths."""
+    rng = np.random.default_rng(2)
+    for dtype in ("float32", "float64"):
+        for M, K, N in ((1, 1, 1), (1, 37, 53), (7, 64, 29), (23, 300, 41), (97, 301, 61), (130, 97, 200)):
+            a = rng.standard_normal((M, K)).astype(dtype)
+            bt = rng.standard_normal((N, K)).astype(dtype).T
+            bias = rng.standard_normal(N).astype(dtype)
+            r = rng.standard_normal((M, N)).astype(dtype)
+            for act in ("none", "relu", "sigmoid", "tanh"):
+                for accumulate in (False, True):
+                    spec = GemmSpec(dtype, Epilogue.chain(dtype, bias=True, activation=act),
+                                    accumulate=accumulate)
+                    yield f"{dtype} {M}x{K}x{N} bias {act} acc{int(accumulate)}", spec, a, bt, bias, {}
+            yield f"{dtype} {M}x{K}x{N} residual", GemmSpec(dtype, Epilogue.chain(
+                dtype, activation="tanh", residual=True)), a, bt.T.copy().T, None, {"residual": r}
+            yield f"{dtype} {M}x{K}x{N} gate", GemmSpec(dtype, Epilogue.chain(dtype, gate=True)), \
+                a.T.copy().T, bt.copy(), None, {"residual": r}
+            yield f"{dtype} {M}x{K}x{N} gate_a", GemmSpec(dtype, gate_a=True), a, bt, None, \
+                {"gate_a": rng.standard_normal((M, K)).astype(dtype)}
+
+
+def differing(old: str, new: str) -> list:
+    """Names of the :func:`bit_cases` whose results differ between the pipelines ``old``
+    and ``new`` (tags); run it in a process of its own (it re-links the core)."""
+    todo = list(bit_cases())
+    kernels = {tag: _kernels(tag, [c[1] for c in todo]) for tag in (old, new)}
+    out = []
+    for name, spec, a, b, bias, operands in todo:
+        c0 = np.random.default_rng(1).standard_normal((a.shape[0], b.shape[1])).astype(spec.dtype)
+        got = [_run(kernels[tag][spec], a, b, bias, c0, **operands) for tag in (old, new)]
+        if not np.array_equal(got[0], got[1], equal_nan=True):
+            out.append(name)
+    return out
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     quick = "--quick" in argv
     old = argv[argv.index("--old") + 1] if "--old" in argv else "O2u"
-    new = jit.GEMM.tag()
+    new = argv[argv.index("--new") + 1] if "--new" in argv else jit.GEMM.tag()
     todo = list(cases())
     kernels = {tag: _kernels(tag, [c[1] for c in todo]) for tag in (old, new)}
     print(f"GEMM kernels, pipeline {new} (new) vs {old} (old), 1 thread; load average {os.getloadavg()[0]:.2f}")

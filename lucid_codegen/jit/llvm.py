@@ -49,8 +49,8 @@ class Pipeline(NamedTuple):
     its loop and SLP vectorizers (``vectorize``), and loop unrolling and interleaving
     (``unroll``). Part of every kernel's cache key (``tag``).
 
-    >>> FULL.tag(), LOOPS.tag()
-    ('O3vu', 'O2')
+    >>> FULL.tag(), LOOPS.tag(), GEMM.tag()
+    ('O3vu', 'O2', 'O0')
     """
 
     speed_level: int = 3
@@ -73,13 +73,16 @@ LOOPS = Pipeline(2, False, False)
 
 
 #: The GEMM modules' pipeline (the shared core's packing routines and micro-kernels, each
-#: variant's driver and epilogue): their vector code and the micro-kernels' k-loop
-#: unrolling are explicit, so the vectorizers are off; LLVM's unroller only multiplied
-#: the edge kernels, packing loops and epilogues (pack_a 164 -> 796 instructions) for a
-#: third of the modules' LLVM time, and level 1 gives the same machine code for the core
-#: as level 2, faster (benchmarks/bench_gemm_pipelines.py). ``LUCID_GEMM_OPT`` = ``full``
-#: or a :meth:`Pipeline.tag` (``O2u``: the earlier GEMM pipeline) overrides it.
-GEMM = Pipeline(1, False, False)
+#: variant's driver and epilogue): none of LLVM's IR passes, only code generation (which
+#: has its own at ``opt=3``: instruction selection, scheduling, register allocation,
+#: loop strength reduction). Their IR is written as LLVM would leave it -- SSA values
+#: and phis, no stack slots to promote, explicit vectors, FMAs and k-loop unrolling --
+#: so the IR passes changed little: the same bits and the same speed
+#: (benchmarks/bench_gemm_pipelines.py, tests/test_gemm_pipelines.py) for half the LLVM
+#: time (core 254 -> 128 ms, a bias + relu variant 148 -> 76 ms at speed level 1; the
+#: earlier ``O2u`` unrolled edge kernels and packing loops again for 440 and 203 ms).
+#: ``LUCID_GEMM_OPT`` = ``full`` or a :meth:`Pipeline.tag` (``O2u``) overrides it.
+GEMM = Pipeline(0, False, False)
 
 
 def parse_pipeline(text: str) -> Pipeline:
