@@ -32,10 +32,10 @@ from dataclasses import dataclass
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
 
-from lucid_codegen.jit import compile_pool
 from lucid_codegen.jit.cache import load_or_compile, precompile, source_stamp
 from lucid_codegen.jit.llvm import gemm_pipeline
-from lucid_codegen.gemm.microkernel import I1, I64, Blocking, Ctx, build_microkernel
+from lucid_codegen.gemm.microkernel import I1, I32, I64, Blocking, Ctx, build_microkernel, store_type
+from lucid_codegen.gemm.driver import build_generic_driver, driver_args, sub_mr
 from lucid_codegen.gemm.pack import build_pack_a, build_pack_b
 from lucid_codegen.gemm.rows import _ROW_GROUPS, _build_strip as build_strip
 from lucid_codegen.gemm.small import _build_dots as build_dots, _row_groups
@@ -43,7 +43,7 @@ from lucid_codegen.gemm.small import _build_dots as build_dots, _row_groups
 __all__ = ["CoreFunctions", "core_symbols", "core_parts", "build_core_module", "declare_core", "ensure_core",
            "precompile_core", "sub_mr"]
 
-GENERATOR = ("gemm.core", "gemm.microkernel", "gemm.pack", "gemm.small", "gemm.rows", "kernels.vector_math")
+GENERATOR = ("gemm.core", "gemm.driver", "gemm.microkernel", "gemm.pack", "gemm.small", "gemm.rows", "kernels.vector_math")
 
 
 @dataclass(frozen=True)
@@ -55,14 +55,7 @@ class CoreFunctions:
     ukrs: dict      # (rows, vectors, strided) -> micro-kernel
     dots: dict      # rows -> small-path dot kernel
     strips: dict    # rows -> few-rows strip kernel
-
-
-def sub_mr(blk: Blocking) -> int:
-    """Rows of the remainder micro-kernel (a divisor of MR)."""
-    for d in (4, 3, 2, 1):
-        if blk.MR % d == 0 and blk.MR // d >= 2:
-            return d
-    return blk.MR
+    driver: ir.Function | None = None  # the generic driver (gemm/kernel.py ``build_generic_driver``)
 
 
 def _ukr_shapes(blk: Blocking) -> list:
@@ -92,7 +85,7 @@ def core_symbols(dtype: str, blk: Blocking) -> list[str]:
     return ([f"{p}.pack_a", f"{p}.pack_b"]
             + [_ukr_name(p, mr, nv, s) for mr, nv, s, _ in _ukr_shapes(blk)]
             + [f"{p}.dots{r}" for r in _row_groups(c)]
-            + [f"{p}.strip{r}" for r in _ROW_GROUPS])
+            + [f"{p}.strip{r}" for r in _ROW_GROUPS] + [f"{p}.driver"])
 
 
 def _builders(c: Ctx, dtype: str) -> dict:
@@ -107,7 +100,15 @@ def _builders(c: Ctx, dtype: str) -> dict:
         out[f"{p}.dots{r}"] = functools.partial(build_dots, c, f"{p}.dots{r}", r, jb)
     for r, u in _ROW_GROUPS.items():
         out[f"{p}.strip{r}"] = functools.partial(build_strip, c, f"{p}.strip{r}", r, u)
+    out[f"{p}.driver"] = lambda: _build_driver(c, dtype)
     return out
+
+
+def _build_driver(c: Ctx, dtype: str) -> ir.Function:
+    """The generic driver, calling the core's other functions (defined in ``c.m`` when
+    built before it, else declared: they are in other parts)."""
+    declared = declare_core(c, dtype, defined=True)
+    return build_generic_driver(c, f"{_prefix(dtype, c.blk)}.driver", declared)
 
 
 def build_core_module(dtype: str, blk: Blocking, names=None) -> ir.Module:
@@ -134,21 +135,29 @@ def _core_types(c: Ctx, dtype: str) -> dict:
         types[f"{p}.dots{r}"] = ir.FunctionType(void, [I64, P, I64, I64, P, I64, I64, P])
     for r in _ROW_GROUPS:
         types[f"{p}.strip{r}"] = ir.FunctionType(void, [I64, P, I64, I64, I64, P, I64, I64, P])
+    types[f"{p}.driver"] = ir.FunctionType(I32, driver_args(c) + [store_type(c).as_pointer(), I1])
     return types
 
 
-def declare_core(c: Ctx, dtype: str) -> CoreFunctions:
-    """The core's functions declared (not defined) in the variant module ``c.m``."""
+
+
+
+def declare_core(c: Ctx, dtype: str, defined: bool = False) -> CoreFunctions:
+    """The core's functions declared (not defined) in the variant module ``c.m``;
+    ``defined``: those ``c.m`` defines already are taken as they are (a core part)."""
     types = _core_types(c, dtype)
     p = _prefix(dtype, c.blk)
 
     def declare(name):
+        if defined and name in c.m.globals:
+            return c.m.globals[name]
         return ir.Function(c.m, types[name], name)
     return CoreFunctions(
         declare(f"{p}.pack_a"), declare(f"{p}.pack_b"),
         {(mr, nv, s): declare(_ukr_name(p, mr, nv, s)) for mr, nv, s, _ in _ukr_shapes(c.blk)},
         {r: declare(f"{p}.dots{r}") for r in _row_groups(c)},
-        {r: declare(f"{p}.strip{r}") for r in _ROW_GROUPS})
+        {r: declare(f"{p}.strip{r}") for r in _ROW_GROUPS},
+        None if defined else declare(f"{p}.driver"))
 
 
 def core_parts(dtype: str, blk: Blocking) -> list[list[str]]:
@@ -160,10 +169,10 @@ def core_parts(dtype: str, blk: Blocking) -> list[list[str]]:
 
     >>> from lucid_codegen.gemm.kernel import GemmSpec
     >>> [len(part) for part in core_parts("float32", GemmSpec("float32").blocking)]
-    [2, 6, 3, 2]
+    [2, 6, 3, 2, 1]
     """
     names = core_symbols(dtype, blk)
-    kinds = ("pack", "ukr", "dots", "strip")
+    kinds = ("pack", "ukr", "dots", "strip", "driver")
     return [[n for n in names if n.rsplit(".", 1)[1].startswith(k)] for k in kinds]
 
 
@@ -188,18 +197,16 @@ _LOCK = threading.Lock()
 
 def ensure_core(dtype: str, blk: Blocking) -> None:
     """Compile or load the core for (dtype, blocking) and make its functions known to the
-    process's linker, once; a variant's object file can be loaded after this. Parts not
-    yet compiled compile in parallel (compile_pool.py)."""
+    process's linker, once; a variant's object file can be loaded after this. (Parts not
+    yet compiled compile one after another here: gemm/call.py first compiles them in
+    parallel, with :func:`precompile_core`'s tasks on the compile pool.)"""
     if (dtype, blk) in _LOADED:
         return
     with _LOCK:
         if (dtype, blk) in _LOADED:
             return
-        parts = core_parts(dtype, blk)
-        precompile_tasks = [lambda part=part: _precompile(dtype, blk, part) for part in parts]
-        compile_pool.run_all(precompile_tasks)
         libs = []
-        for part in parts:
+        for part in core_parts(dtype, blk):
             key, build, symbols = _part_args(dtype, blk, part)
             lib = load_or_compile(key, build, symbols, label=_label(dtype, blk, part), kind="gemm",
                                   pipeline=gemm_pipeline())
