@@ -35,7 +35,7 @@ import llvmlite.ir as ir
 from lucid_codegen.jit.cache import load_or_compile, precompile, source_stamp
 from lucid_codegen.jit.llvm import gemm_pipeline
 from lucid_codegen.gemm.microkernel import I1, I32, I64, Blocking, Ctx, build_microkernel, store_type
-from lucid_codegen.gemm.driver import build_generic_driver, driver_args, sub_mr
+from lucid_codegen.gemm.driver import build_generic_batched, build_generic_driver, driver_args, sub_mr
 from lucid_codegen.gemm.pack import build_pack_a, build_pack_b
 from lucid_codegen.gemm.rows import _ROW_GROUPS, _build_strip as build_strip
 from lucid_codegen.gemm.small import _build_dots as build_dots, _row_groups
@@ -43,7 +43,8 @@ from lucid_codegen.gemm.small import _build_dots as build_dots, _row_groups
 __all__ = ["CoreFunctions", "core_symbols", "core_parts", "build_core_module", "declare_core", "ensure_core",
            "precompile_core", "sub_mr"]
 
-GENERATOR = ("gemm.core", "gemm.driver", "gemm.microkernel", "gemm.pack", "gemm.small", "gemm.rows", "kernels.vector_math")
+GENERATOR = ("gemm.core", "gemm.driver", "gemm.batched", "gemm.microkernel", "gemm.pack", "gemm.small", "gemm.rows",
+             "kernels.vector_math")
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ class CoreFunctions:
     ukrs: dict      # (rows, vectors, strided) -> micro-kernel
     dots: dict      # rows -> small-path dot kernel
     strips: dict    # rows -> few-rows strip kernel
-    driver: ir.Function | None = None  # the generic driver (gemm/kernel.py ``build_generic_driver``)
+    driver: ir.Function | None = None   # the generic driver (gemm/driver.py ``build_generic_driver``)
+    batched: ir.Function | None = None  # its batched entry (``build_generic_batched``)
 
 
 def _ukr_shapes(blk: Blocking) -> list:
@@ -85,7 +87,7 @@ def core_symbols(dtype: str, blk: Blocking) -> list[str]:
     return ([f"{p}.pack_a", f"{p}.pack_b"]
             + [_ukr_name(p, mr, nv, s) for mr, nv, s, _ in _ukr_shapes(blk)]
             + [f"{p}.dots{r}" for r in _row_groups(c)]
-            + [f"{p}.strip{r}" for r in _ROW_GROUPS] + [f"{p}.driver"])
+            + [f"{p}.strip{r}" for r in _ROW_GROUPS] + [f"{p}.driver", f"{p}.driver_batched"])
 
 
 def _builders(c: Ctx, dtype: str) -> dict:
@@ -101,6 +103,8 @@ def _builders(c: Ctx, dtype: str) -> dict:
     for r, u in _ROW_GROUPS.items():
         out[f"{p}.strip{r}"] = functools.partial(build_strip, c, f"{p}.strip{r}", r, u)
     out[f"{p}.driver"] = lambda: _build_driver(c, dtype)
+    out[f"{p}.driver_batched"] = lambda: build_generic_batched(
+        c, f"{p}.driver_batched", c.m.globals.get(f"{p}.driver") or _build_driver(c, dtype))
     return out
 
 
@@ -108,7 +112,9 @@ def _build_driver(c: Ctx, dtype: str) -> ir.Function:
     """The generic driver, calling the core's other functions (defined in ``c.m`` when
     built before it, else declared: they are in other parts)."""
     declared = declare_core(c, dtype, defined=True)
-    return build_generic_driver(c, f"{_prefix(dtype, c.blk)}.driver", declared)
+    fn = build_generic_driver(c, f"{_prefix(dtype, c.blk)}.driver", declared)
+    fn.linkage = "external"
+    return fn
 
 
 def build_core_module(dtype: str, blk: Blocking, names=None) -> ir.Module:
@@ -135,7 +141,9 @@ def _core_types(c: Ctx, dtype: str) -> dict:
         types[f"{p}.dots{r}"] = ir.FunctionType(void, [I64, P, I64, I64, P, I64, I64, P])
     for r in _ROW_GROUPS:
         types[f"{p}.strip{r}"] = ir.FunctionType(void, [I64, P, I64, I64, I64, P, I64, I64, P])
-    types[f"{p}.driver"] = ir.FunctionType(I32, driver_args(c) + [store_type(c).as_pointer(), I1])
+    passed = [store_type(c).as_pointer(), I1]
+    types[f"{p}.driver"] = ir.FunctionType(I32, driver_args(c) + passed)
+    types[f"{p}.driver_batched"] = ir.FunctionType(I32, driver_args(c)[:17] + passed)
     return types
 
 
@@ -157,7 +165,7 @@ def declare_core(c: Ctx, dtype: str, defined: bool = False) -> CoreFunctions:
         {(mr, nv, s): declare(_ukr_name(p, mr, nv, s)) for mr, nv, s, _ in _ukr_shapes(c.blk)},
         {r: declare(f"{p}.dots{r}") for r in _row_groups(c)},
         {r: declare(f"{p}.strip{r}") for r in _ROW_GROUPS},
-        None if defined else declare(f"{p}.driver"))
+        *((None, None) if defined else (declare(f"{p}.driver"), declare(f"{p}.driver_batched"))))
 
 
 def core_parts(dtype: str, blk: Blocking) -> list[list[str]]:
@@ -169,7 +177,7 @@ def core_parts(dtype: str, blk: Blocking) -> list[list[str]]:
 
     >>> from lucid_codegen.gemm.kernel import GemmSpec
     >>> [len(part) for part in core_parts("float32", GemmSpec("float32").blocking)]
-    [2, 6, 3, 2, 1]
+    [2, 6, 3, 2, 2]
     """
     names = core_symbols(dtype, blk)
     kinds = ("pack", "ukr", "dots", "strip", "driver")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
+from lucid_codegen.gemm.batched import build_batched_entry
 from lucid_codegen.gemm.microkernel import I1, I32, I64, Blocking, Ctx, counted_loop, imin, store_type
 from lucid_codegen.gemm.rows import build_row_path, row_condition
 from lucid_codegen.gemm.small import build_small_path, small_condition
@@ -66,6 +67,15 @@ def build_generic_driver(c: Ctx, name: str, core) -> ir.Function:
     small = build_small_path(c, AnyEpilogue, None, name + ".small", core.dots)
     rows = build_row_path(c, AnyEpilogue, None, kblock, name + ".rows", core.strips, extra=(I1,))
     fn = build_driver(c, AnyEpilogue, name, core.pack_a, core.pack_b, core.ukrs, None, small, rows)
+    fn.linkage = "external"
+    return fn
+
+
+def build_generic_batched(c: Ctx, name: str, driver: ir.Function) -> ir.Function:
+    """The core's batched entry (gemm/batched.py) for every spec without ``gate_a``:
+    its arguments, then the variant's store and ``one_block``, passed on to ``driver``
+    (:func:`build_generic_driver`)."""
+    fn = build_batched_entry(c, AnyEpilogue, driver, name, extra=(store_type(c).as_pointer(), I1))
     fn.linkage = "external"
     return fn
 

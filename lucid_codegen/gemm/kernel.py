@@ -161,12 +161,14 @@ def workspace_elems(spec: GemmSpec, M: int, N: int, K: int) -> int:
     return a + _round_up(min(blk.NC, N), blk.NR) * kcb
 
 
-def _build_impl(c: Ctx, spec: GemmSpec, name: str, driver, store) -> ir.Function:
-    """The variant's driver: the core's generic one given the variant's store."""
-    fn = ir.Function(c.m, ir.FunctionType(I32, driver_args(c)), name)
-    fn.linkage = "internal"
+def _build_passing(c: Ctx, spec: GemmSpec, name: str, args: list, callee, store,
+                   linkage: str = "") -> ir.Function:
+    """``name(args)``: ``callee`` (the core's generic driver or batched entry) given the
+    same arguments, then the variant's ``store`` and whether K runs in one block."""
+    fn = ir.Function(c.m, ir.FunctionType(I32, args), name)
+    fn.linkage = linkage
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    b.ret(b.call(driver, list(fn.args) + [store, ir.Constant(I1, int(one_block(spec)))]))
+    b.ret(b.call(callee, list(fn.args) + [store, ir.Constant(I1, int(one_block(spec)))]))
     return fn
 
 
@@ -281,10 +283,11 @@ def build_gemm_module(spec: GemmSpec) -> ir.Module:
         rows = build_row_path(c, spec, epi, lambda b, kd, fn: k_block_ir(b, spec, kd), sym + ".rows",
                               core.strips)
         driver = build_driver(c, spec, sym + ".impl", pack_a, core.pack_b, core.ukrs, epi, small, rows)
-    else:
+        build_batched_entry(c, spec, driver, batched_symbol(sym))
+    else:             # the core's driver and batched entry, given this variant's store
         store = build_store_tile(c, spec, epi, f"{sym}.store")
-        driver = _build_impl(c, spec, sym + ".impl", core.driver, store)
+        driver = _build_passing(c, spec, sym + ".impl", driver_args(c), core.driver, store, "internal")
+        _build_passing(c, spec, batched_symbol(sym), driver_args(c)[:17], core.batched, store)
     _build_full_entry(c, driver, sym)
     _build_py_entry(c, spec, driver, sym + "_py")
-    build_batched_entry(c, spec, driver, batched_symbol(sym))
     return m
