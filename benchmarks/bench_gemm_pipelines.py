@@ -16,10 +16,10 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import time
 
 os.environ.setdefault("LUCID_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
@@ -28,6 +28,7 @@ from lucid_codegen.gemm.call import Gemm  # noqa: E402
 from lucid_codegen.gemm.epilogue import Epilogue  # noqa: E402
 from lucid_codegen.gemm.kernel import GemmSpec  # noqa: E402
 from lucid_codegen.jit import llvm as jit  # noqa: E402
+from harness import interleaved  # noqa: E402
 
 
 def cases():
@@ -122,20 +123,14 @@ def main(argv=None):
         outs = {tag: _run(kernels[tag][spec], a, b, bias, c0) for tag in (old, new)}
         same = np.array_equal(outs[old], outs[new], equal_nan=True)
         flops = 2.0 * M * N * a.shape[1]
-        inner = max(1, int(2e8 / flops)) if not quick else max(1, int(5e7 / flops))
-        times = {old: [], new: []}
+        inner = max(1, int((5e7 if quick else 2e8) / flops))
         c = c0.copy()
-        for _ in range(7 if quick else 15):
-            for tag in (old, new):
-                k = kernels[tag][spec]
-                start = time.perf_counter()
-                for _ in range(inner):
-                    k(a, b, c, bias=bias)
-                times[tag].append((time.perf_counter() - start) / inner)
-        to, tn = statistics.median(times[old]), statistics.median(times[new])
+        fns = {tag: (lambda k=kernels[tag][spec]: k(a, b, c, bias=bias)) for tag in (old, new)}
+        median = interleaved(fns, 7 if quick else 15, inner)
+        to, tn = median[old], median[new]
         ratios.append(tn / to)
         print(f"{name:30s} {to * 1e6:9.1f} {tn * 1e6:9.1f} {tn / to:8.3f} {same}")
-    geo = float(np.exp(np.mean(np.log(ratios))))
+    geo = statistics.geometric_mean(ratios)
     print(f"geometric mean new/old: {geo:.3f}; load average {os.getloadavg()[0]:.2f}")
     return geo
 
