@@ -390,7 +390,7 @@ class Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         try:
-            return dispatch.apply("reshape", self, shape=shape)
+            return dispatch.apply1("reshape", self, (("shape", shape),))
         except ValueError:  # the IR's message: PyTorch's, as a RuntimeError and ValueError
             _shape_ops.check_shape(tuple(shape), self.numel(), "reshape", self.shape)
             raise
