@@ -41,6 +41,7 @@ import threading
 import llvmlite.ir as ir
 import numpy as np
 
+from lucid_codegen.jit import llvm
 from lucid_codegen.jit.cache import load_or_compile, source_stamp
 from lucid_codegen.runtime.pyarray import LAYOUT_OK, PYARRAY_OFFSETS
 
@@ -177,7 +178,8 @@ def _method_defs():
     with _LOCK:
         if not _DEFS:
             names = [f"lucid_eager_call_{n}" for n in range(1, MAX_OPERANDS + 1)] + ["lucid_eager_gemm"]
-            lib = load_or_compile(f"eager_call:{source_stamp(*GENERATOR)}:n{MAX_OPERANDS}:t{MAX_TEMPLATE}", _build, names)
+            lib = load_or_compile(f"eager_call:{source_stamp(*GENERATOR)}:n{MAX_OPERANDS}:t{MAX_TEMPLATE}", _build, names,
+                                  pipeline=llvm.LOOPS)
             defs = [None]
             for name in names:  # defs[n]: n operands; defs[MAX_OPERANDS + 1]: the GEMM adapter
                 defs.append(_MethodDef(name.encode(), lib.address(name), _METH_FASTCALL, None))

@@ -18,6 +18,7 @@ import threading
 import llvmlite.ir as ir
 
 from lucid_codegen.runtime import program_call
+from lucid_codegen.jit import llvm
 from lucid_codegen.jit.cache import load_or_compile, source_stamp
 from lucid_codegen.gemm.microkernel import counted_loop
 from lucid_codegen.runtime.host_calls import HOST_KIND, build_poll_wait, emit_host_call
@@ -180,7 +181,7 @@ def _library():
             _LIB.append(load_or_compile(f"jobs:{source_stamp(*GENERATOR)}", _build,
                                         ["lucid_run_program", "lucid_program_call", "lucid_program_check",
                                          "lucid_loop_part", "lucid_poll_wait"],
-                                        label="the native plan runner"))
+                                        label="the native plan runner", pipeline=llvm.LOOPS))
     return _LIB[0]
 
 

@@ -22,6 +22,7 @@ import ctypes
 import llvmlite.ir as ir
 import numpy as np
 
+from lucid_codegen.jit import llvm
 from lucid_codegen.jit.cache import load_or_compile, source_stamp
 from lucid_codegen.runtime.pyarray import data_ptr
 from lucid_codegen.jit.target import host_target
@@ -176,7 +177,7 @@ GENERATOR = ("runtime.spin", "runtime.pyarray")
 _SIG = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 _lib = load_or_compile(f"spin/{source_stamp(*GENERATOR)}", _build, ["lucid_spin_changed", "lucid_spin_reached",
                                            "lucid_pool_worker", "lucid_pool_call"],
-                       label="spin-waits and the native worker loop")
+                       label="spin-waits and the native worker loop", pipeline=llvm.LOOPS)
 _changed = _SIG(_lib.address("lucid_spin_changed"))
 _reached = _SIG(_lib.address("lucid_spin_reached"))
 #: ``pool_worker(ctl_address, w, polls) -> generation or 0`` (GIL released inside)
