@@ -319,7 +319,7 @@ def _op_name(op: str) -> str:
 _CHAIN_NAMES = {"softmax": "Softmax", "log_softmax": "LogSoftmax", "layer_norm": "NativeLayerNorm",
                 "conv1d": "Convolution", "conv2d": "Convolution", "conv3d": "Convolution",
                 "embedding": "Embedding", "mse_loss": "MseLoss", "cross_entropy": "NllLoss",
-                "gelu": "Gelu"}
+                "gelu": "Gelu", "pow": "Pow", "stack": "Stack", "max_dim": "Max", "min_dim": "Min"}
 
 
 def entry_name(entry) -> str:
