@@ -66,6 +66,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import struct
 import tempfile
 import threading
@@ -74,7 +75,6 @@ import warnings
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-import llvmlite.binding as llvm
 import llvmlite.ir as ir
 
 from lucid_ir import compile_times
@@ -90,8 +90,10 @@ __all__ = [
 ]
 
 #: Version of the on-disk format *and* of the key scheme. Bump it to orphan
-#: every existing entry (e.g. when the compile pipeline changes).
-CACHE_FORMAT = 1
+#: every existing entry (e.g. when the compile pipeline changes). 2: each kernel's
+#: functions are named after its key (:func:`linked_name`), so every object links into
+#: the process's one engine.
+CACHE_FORMAT = 2
 #: The modules of the compile step every kernel shares (``jit``: optimisation
 #: passes and object emission; ``target``: the target machine): their
 #: :func:`source_stamp` is part of every full key.
@@ -118,7 +120,6 @@ _WARNED_DIRS: set[str] = set()
 _STAT_NAMES = ("hits_memory", "hits_disk", "compiles", "disk_writes",
                "disk_rejects", "write_errors")
 _STATS: dict[str, int] = dict.fromkeys(_STAT_NAMES, 0)
-_ENGINES_OF_FAILED_LOADS: list = []  # see _load()
 
 
 class CacheEntry(NamedTuple):
@@ -307,24 +308,40 @@ def _write_entry(directory: Path, name: str, data: bytes) -> None:
             _warn_unwritable(directory, err)
 
 
-def _load(obj: bytes, symbols: list[str]) -> jit.LoadedLibrary:
-    """``jit.load_object``, keeping the engine of a failed load alive.
+def linked_name(symbol: str, digest_hex: str) -> str:
+    """The name the function ``symbol`` of the kernel with full key ``digest_hex`` has in
+    its object file: made unique by the key, so the objects of every kernel (many of which
+    name their entry ``lucid_ew`` or ``lucid_red``) link into one engine side by side, and
+    a name can only be found in the object compiled for that key.
 
-    An MCJIT engine takes ownership of the process-wide ``host_target().machine``;
-    ``jit.load_object`` keeps engines alive only when it succeeds, so when it raises
-    (missing symbol, bad object) the engine is freed with the shared TargetMachine
-    and the next compile crashes (segfault). We pin such engines forever.
+    >>> linked_name("lucid_ew", "3f2a" * 16)
+    'lucid_ew.3f2a3f2a3f2a3f2a'
     """
-    try:
-        return jit.load_object(obj, symbols)
-    except BaseException as err:
-        tb = err.__traceback__
-        while tb is not None:
-            for value in list(tb.tb_frame.f_locals.values()):
-                if isinstance(value, llvm.ExecutionEngine):
-                    _ENGINES_OF_FAILED_LOADS.append(value)
-            tb = tb.tb_next
-        raise
+    return f"{symbol}.{digest_hex[:16]}"
+
+
+def _renamed(module: ir.Module | str, symbols: list[str], digest_hex: str) -> str:
+    """The IR text of ``module`` (stamped with the host's triple and data layout) with each
+    of ``symbols`` (its definition and every use) renamed to :func:`linked_name`.
+    llvmlite prints every global name quoted (``@"lucid_ew"``); IR text given as a string
+    may also use bare names."""
+    if isinstance(module, ir.Module):
+        target = host_target()
+        module.triple, module.data_layout = target.triple, target.data_layout
+    text = str(module)
+    if not symbols:
+        return text
+    names = "|".join(re.escape(name) for name in sorted(symbols, key=len, reverse=True))
+    pattern = re.compile(rf'@(?:"({names})"|({names})(?![-\w.$]))')
+    return pattern.sub(lambda m: f'@"{linked_name(m.group(1) or m.group(2), digest_hex)}"', text)
+
+
+def _load(obj: bytes, symbols: list[str], digest_hex: str) -> jit.LoadedLibrary:
+    """Link ``obj`` (compiled for ``digest_hex``) and find ``symbols`` under their
+    :func:`linked_name`; the library answers to the names the caller knows."""
+    names = [linked_name(name, digest_hex) for name in symbols]
+    lib = jit.load_object(obj, names)
+    return jit.LoadedLibrary(lib._engine, {name: lib.address(linked) for name, linked in zip(symbols, names)})
 
 
 def _key_lock(digest_hex: str) -> threading.Lock:
@@ -450,7 +467,7 @@ def _load_or_compile_locked(key, digest_hex, build, symbols, label, pipeline,
     if obj is not None:  # compiled by ``precompile`` (recorded there)
         if prepare is not None:
             prepare()
-        lib = _load(obj, symbols)
+        lib = _load(obj, symbols, digest_hex)
         compile_times.memory_hit()
         return lib
     if use_disk:
@@ -461,7 +478,7 @@ def _load_or_compile_locked(key, digest_hex, build, symbols, label, pipeline,
                 prepare()
             t1 = time.perf_counter()
             try:
-                lib = _load(payload, symbols)
+                lib = _load(payload, symbols, digest_hex)
             except Exception:
                 _bump("disk_rejects")  # verified but unloadable: recompile below
             else:
@@ -475,7 +492,7 @@ def _load_or_compile_locked(key, digest_hex, build, symbols, label, pipeline,
     if prepare is not None:
         prepare()
     t1 = time.perf_counter()
-    lib = _load(obj, symbols)  # raises for a symbol the module lacks
+    lib = _load(obj, symbols, digest_hex)  # raises for a symbol the module lacks
     steps["link"] = time.perf_counter() - t1
     compile_times.add_module(compile_times.ModuleTimes(label, kind, "compiled", steps, len(obj)))
     return lib
@@ -489,7 +506,7 @@ def _compile_and_store(key, digest_hex, build, symbols, label, pipeline, kind,
     kind = kind or kind_of(key)
     steps = {} if steps is None else steps
     t0 = time.perf_counter()
-    module = build()
+    module = _renamed(build(), symbols, digest_hex)
     steps["build IR"] = time.perf_counter() - t0
     obj = jit.compile_to_object(module, pipeline.speed_level, pipeline.vectorize, times=steps,
                                 unroll=pipeline.unroll)
