@@ -61,6 +61,7 @@ directory cannot be written, the cache falls back to memory only and warns once
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import importlib.util
@@ -86,7 +87,7 @@ from lucid_codegen.jit.target import host_target
 __all__ = [
     "CACHE_FORMAT", "CODEGEN_VERSION", "PIPELINE", "source_stamp", "load_or_compile", "precompile", "full_key",
     "kind_of", "cache_dir", "cache_enabled", "cache_info", "list_entries", "entry_metadata", "clear_cache", "stats",
-    "reset_stats", "reset_memory_cache", "CacheEntry",
+    "reset_stats", "reset_memory_cache", "CacheEntry", "linked_name",
 ]
 
 #: Version of the on-disk format *and* of the key scheme. Bump it to orphan
@@ -120,6 +121,9 @@ _WARNED_DIRS: set[str] = set()
 _STAT_NAMES = ("hits_memory", "hits_disk", "compiles", "disk_writes",
                "disk_rejects", "write_errors")
 _STATS: dict[str, int] = dict.fromkeys(_STAT_NAMES, 0)
+#: the :class:`~lucid_codegen.jit.bundle.Bundle` whose scope is open (it supplies object
+#: files and records the kernels loaded), or None
+_BUNDLE: contextvars.ContextVar = contextvars.ContextVar("lucid_cache_bundle", default=None)
 
 
 class CacheEntry(NamedTuple):
@@ -340,6 +344,9 @@ def _load(obj: bytes, symbols: list[str], digest_hex: str) -> jit.LoadedLibrary:
     """Link ``obj`` (compiled for ``digest_hex``) and find ``symbols`` under their
     :func:`linked_name`; the library answers to the names the caller knows."""
     names = [linked_name(name, digest_hex) for name in symbols]
+    for name in names:  # (an object made for another key would fail to link, or worse: abort
+        if name.encode() not in obj:  # on references no ``prepare`` made resolvable)
+            raise RuntimeError(f"object file of key {digest_hex[:16]} does not define {name!r}")
     lib = jit.load_object(obj, names)
     return jit.LoadedLibrary(lib._engine, {name: lib.address(linked) for name, linked in zip(symbols, names)})
 
@@ -396,6 +403,9 @@ def load_or_compile(key: str, build: Callable[[], ir.Module], symbols: list[str]
     pipeline = pipeline or jit.Pipeline(speed_level, vectorize)
     digest_hex = _digest(key, pipeline)
     mem_key = (digest_hex, tuple(symbols))
+    bundle = _BUNDLE.get()
+    if bundle is not None:
+        bundle._used.setdefault(digest_hex, None)
     with _LOCK:
         lib = _MEMORY.get(mem_key)
         if lib is not None:
@@ -433,10 +443,14 @@ def precompile(key: str, build: Callable[[], ir.Module], symbols: list[str],
     use_disk = cache_enabled()
     directory = cache_dir() if use_disk else None
 
+    bundle = _BUNDLE.get()
+
     def done():
         with _LOCK:
             if digest_hex in _LINKED or digest_hex in _OBJECTS:
                 return True
+        if bundle is not None and bundle._member(digest_hex) is not None:
+            return True
         return use_disk and (directory / (digest_hex + _SUFFIX)).exists()
     if done():
         return
@@ -462,6 +476,7 @@ def _load_or_compile_locked(key, digest_hex, build, symbols, label, pipeline,
     name = digest_hex + _SUFFIX
     label = label if label is not None else key[:_KEY_PREVIEW]
     kind = kind or kind_of(key)
+    bundle = _BUNDLE.get()
     with _LOCK:
         obj = _OBJECTS.pop(digest_hex, None)
     if obj is not None:  # compiled by ``precompile`` (recorded there)
@@ -469,23 +484,32 @@ def _load_or_compile_locked(key, digest_hex, build, symbols, label, pipeline,
             prepare()
         lib = _load(obj, symbols, digest_hex)
         compile_times.memory_hit()
+        if bundle is not None:
+            bundle._used[digest_hex] = obj
         return lib
     if use_disk:
-        t0 = time.perf_counter()
-        payload = _read_entry(directory / name, digest)
-        if payload is not None:
+        # the open bundle's copy first (one file for the whole plan), else the kernel's own
+        reads = [] if bundle is None else [lambda: bundle._member(digest_hex)]
+        reads.append(lambda: _read_entry(directory / name, digest))
+        for read in reads:
+            t0 = time.perf_counter()
+            payload = read()
+            if payload is None:
+                continue
             if prepare is not None:
                 prepare()
             t1 = time.perf_counter()
             try:
                 lib = _load(payload, symbols, digest_hex)
             except Exception:
-                _bump("disk_rejects")  # verified but unloadable: recompile below
-            else:
-                _bump("hits_disk")
-                compile_times.add_module(compile_times.ModuleTimes(
-                    label, kind, "disk", {"read": t1 - t0, "link": time.perf_counter() - t1}, len(payload)))
-                return lib
+                _bump("disk_rejects")  # verified but unloadable: the next source, else recompile
+                continue
+            _bump("hits_disk")
+            if bundle is not None:
+                bundle._used[digest_hex] = payload
+            compile_times.add_module(compile_times.ModuleTimes(
+                label, kind, "disk", {"read": t1 - t0, "link": time.perf_counter() - t1}, len(payload)))
+            return lib
     steps: dict = {}
     obj = _compile_and_store(key, digest_hex, build, symbols, label, pipeline, kind,
                              directory, steps, record=False)
@@ -494,6 +518,8 @@ def _load_or_compile_locked(key, digest_hex, build, symbols, label, pipeline,
     t1 = time.perf_counter()
     lib = _load(obj, symbols, digest_hex)  # raises for a symbol the module lacks
     steps["link"] = time.perf_counter() - t1
+    if bundle is not None:
+        bundle._used[digest_hex] = obj
     compile_times.add_module(compile_times.ModuleTimes(label, kind, "compiled", steps, len(obj)))
     return lib
 
