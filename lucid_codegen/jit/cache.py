@@ -6,7 +6,9 @@ order, and returns a :class:`~lucid_codegen.jit.llvm.LoadedLibrary`:
 1. this process's memory (a dict; thread-safe, and two threads asking for the
    same key at once compile it only once);
 2. the disk cache (an object file written by an earlier process: loading it
-   costs about a millisecond instead of hundreds for LLVM);
+   costs a fraction of a millisecond instead of hundreds for LLVM); inside an open
+   :class:`~lucid_codegen.jit.bundle.Bundle` (a plan's kernels kept as one entry) the
+   bundle's copy first, else the kernel's own entry;
 3. ``build()`` -> :func:`~lucid_codegen.jit.llvm.compile_to_object`, after which the
    object file is stored on disk for the next process.
 
@@ -49,6 +51,13 @@ File format (``<full key hex>.lucidk``)
     then the object file. Anything that does not verify (truncated, bad checksum,
     wrong magic/version/key) is a miss: the kernel is recompiled and the file
     overwritten. Unverified bytes are never given to the linker.
+
+Linking
+    Every object file is linked into the process's one JIT engine (``jit.load_object``).
+    Each kernel's functions are renamed after its full key before it is compiled
+    (:func:`linked_name`: ``lucid_ew`` -> ``lucid_ew.<16 hex digits>``), so kernels that
+    name their entry alike link side by side, and an object is linked only if it
+    defines the names of the key asked for: an object made for another key is a miss.
 
 Writes are atomic (temp file in the same directory, ``os.replace``), so
 concurrent processes are safe and a process killed mid-write leaves only a
