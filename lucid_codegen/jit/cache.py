@@ -336,17 +336,24 @@ def linked_name(symbol: str, digest_hex: str) -> str:
 def _renamed(module: ir.Module | str, symbols: list[str], digest_hex: str) -> str:
     """The IR text of ``module`` (stamped with the host's triple and data layout) with each
     of ``symbols`` (its definition and every use) renamed to :func:`linked_name`.
-    llvmlite prints every global name quoted (``@"lucid_ew"``); IR text given as a string
-    may also use bare names."""
+    llvmlite prints every global name quoted (``@"lucid_ew"``): a plain replacement;
+    IR text given as a string may also use bare names.
+
+    >>> _renamed('call void @f() ; @"f" @fx', ["f"], "ab" * 32)
+    'call void @"f.abababababababab"() ; @"f.abababababababab" @fx'
+    """
     if isinstance(module, ir.Module):
         target = host_target()
         module.triple, module.data_layout = target.triple, target.data_layout
-    text = str(module)
-    if not symbols:
+        text = str(module)
+        for name in symbols:
+            text = text.replace(f'@"{name}"', f'@"{linked_name(name, digest_hex)}"')
         return text
+    if not symbols:
+        return module
     names = "|".join(re.escape(name) for name in sorted(symbols, key=len, reverse=True))
     pattern = re.compile(rf'@(?:"({names})"|({names})(?![-\w.$]))')
-    return pattern.sub(lambda m: f'@"{linked_name(m.group(1) or m.group(2), digest_hex)}"', text)
+    return pattern.sub(lambda m: f'@"{linked_name(m.group(1) or m.group(2), digest_hex)}"', module)
 
 
 def _load(obj: bytes, symbols: list[str], digest_hex: str) -> jit.LoadedLibrary:
