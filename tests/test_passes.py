@@ -105,6 +105,25 @@ def test_simplify_identities_and_folding():
   in (%0, %1) }"""
 
 
+@pytest.mark.parametrize("op", ["sum", "mean", "max", "min", "prod"])
+def test_reductions_of_no_axis_or_axes_of_size_one_are_the_input(op):
+    """``x.sum()`` of a scalar (a loss summed once more), ``mean(axes of size 1)`` with
+    keepdims: no kernel; an int sum (int64 result) or a real reduction stays."""
+    b = GraphBuilder()
+    s, col, i = b.input(()), b.input((4, 1)), b.input((4, 1), "int32")
+    outs = [b.emit(op, s), b.emit(op, col, axes=(1,), keepdims=True), b.emit(op, col, axes=(0,), keepdims=True)]
+    if op in ("sum", "prod"):
+        outs.append(b.emit(op, i, axes=(1,), keepdims=True))     # int32 -> int64: a cast, not the input
+    g = simplify.run(b.build(outs))
+    assert list(g.outputs[:2]) == [g.inputs[0], g.inputs[1]] and len(g.nodes) == len(outs) - 2, g
+    rng = np.random.default_rng(0)
+    arrays = [np.float32(rng.standard_normal()), rng.standard_normal((4, 1)).astype(np.float32),
+              rng.integers(-5, 5, (4, 1)).astype(np.int32)]
+    for a, w in zip(interpret(g, arrays), interpret(b.build(outs), arrays)):
+        assert a.dtype == w.dtype and a.shape == w.shape
+        np.testing.assert_array_equal(a, w)
+
+
 def test_eager_linear_with_bias_launches_one_kernel():
     from lucid_codegen.runtime.plan import kernel_launches
     x, w, b = lucid.randn(5, 4), lucid.randn(3, 4), lucid.randn(3)
@@ -381,3 +400,43 @@ def test_gelu_forward_is_one_elementwise_kernel():
     got = compiled(x).numpy()
     assert compiled.lower(x).as_text().count("kernel[") == 1
     np.testing.assert_allclose(got, F.gelu(x).numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name, call", [
+    ("clamp", lambda F, x: x.clamp(-0.5, 0.5)), ("clamp max", lambda F, x: x.clamp(max=1)),
+    ("leaky_relu", lambda F, x: F.leaky_relu(x, 0.1)), ("hardtanh", lambda F, x: F.hardtanh(x)),
+    ("elu", lambda F, x: F.elu(x))])
+def test_python_numbers_are_cast_inside_the_kernel_that_reads_them(name, call):
+    """A number a loop reads in several places (``clamp`` compares with its bound and
+    selects it) is cast to the tensor's dtype inside that loop, not by a kernel of its
+    own; the loop keeps the tensor's vector width (the float64 number does not halve it)."""
+    import torch
+    from lucid_codegen.runtime.plan import kernel_launches
+    x = lucid.randn(64, 64)
+    call(F, x)
+    before = kernel_launches()
+    got = call(F, x)
+    assert kernel_launches() - before == 1
+    want = call(torch.nn.functional, torch.tensor(x.numpy(), dtype=torch.float64))
+    assert got.dtype == x.dtype
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("exponent", [2, 3, 0.5, 2.0, 1.5, -1])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_pow_of_2_3_and_one_half_is_a_multiply_or_a_square_root(exponent, dtype):
+    """As PyTorch: ``x ** 2`` is ``x * x`` (exact), ``x ** 0.5`` a square root; other
+    exponents keep ``pow``. Values and gradients against torch in float64."""
+    import torch
+    from lucid.autograd import recorded_graph  # noqa: F401 (the tape below)
+    a = np.random.default_rng(0).uniform(0.1, 3, (7, 5)).astype(dtype)
+    x = lucid.tensor(a, requires_grad=True)
+    y = x ** exponent
+    t = torch.tensor(a.astype(np.float64), requires_grad=True)
+    (t ** exponent).sum().backward()
+    y.sum().backward()
+    tol = 1e-6 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(y.detach().numpy(), (t.detach() ** exponent).numpy(), rtol=tol)
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=10 * tol)
+    text = lucid.compile(lambda x: x ** exponent).lower(lucid.tensor(a)).as_text("fused")
+    assert ("pow" in text) == (exponent not in (2, 3, 0.5)), text

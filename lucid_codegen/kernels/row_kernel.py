@@ -51,23 +51,42 @@ KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int
 _KERNELS: dict = {}
 
 
+def row_lanes(rs: RowStructure) -> int:
+    """One vector register of the widest value of a row (an accumulator is wider: LLVM
+    splits it). Per-row values are scalars and do not count: layer norm's ``eps``, a
+    float64 number cast to float32 once per row, leaves float32 rows their full width.
+
+    >>> from lucid_ir.builder import GraphBuilder
+    >>> b = GraphBuilder()
+    >>> x, eps = b.input((4, 8)), b.input((), "float64")
+    >>> m = b.emit("mean", b.emit("mul", x, x), axes=(1,), keepdims=True)
+    >>> y = b.emit("mul", x, b.emit("rsqrt", b.emit("add", m, b.emit("cast", eps, dtype="float32"))))
+    >>> row_lanes(RowStructure.of(b.build([y]))) == host_target().vector_bytes // 4
+    True
+    """
+    widest = max([ITEMSIZE[d] for d, level in rs.inputs if level == "r"]
+                 + [ITEMSIZE[n[3]] for n in rs.nodes if n[4] == "r"], default=4)
+    return max(1, host_target().vector_bytes // widest)
+
+
 class RowKernel:
     """``kernel(arrays, outs=None) -> outputs`` for one rows group's structure.
 
     ``arrays`` match the body's inputs (dtypes; shapes broadcastable to the rows' shape
     X, any strides). The outputs are X-shaped (one value per element) or
-    ``X[:-1] + (1,)``-shaped (one per row), new C-contiguous arrays or ``outs``.
+    ``X[:-1] + (1,)``-shaped (one per row; ``X[:-1]`` for a final reduction), new
+    C-contiguous arrays or ``outs``.
     """
 
     MAX_PLANS = 256
 
     def __init__(self, rs: RowStructure, rank: int):
         self.structure, self.rank = rs, rank
-        # one vector register of the widest value (an accumulator is wider: LLVM splits it)
-        self.lanes = max(1, host_target().vector_bytes // max(ITEMSIZE[d] for d in rs.dtypes()))
+        self.lanes = row_lanes(rs)
         self.in_dtypes = [np.dtype(d) for d, _ in rs.inputs]
         self.out_dtypes = [np.dtype(rs.dtype(r)) for r in rs.outputs]
-        self.out_rows = [rs.level(r) == "r" for r in rs.outputs]
+        self.out_kinds = ["r" if rs.level(r) == "r" else "f" if flat else "s"
+                         for r, flat in zip(rs.outputs, rs.flat)]
         self.picky = [rs.nodes[k][0] for k in range(len(rs.nodes))
                       if rs.nodes[k][0] in ("max", "min")]  # no value for an empty row
         self.stash_per_element = rs.stash_bytes(lambda d: ITEMSIZE[d])
@@ -112,7 +131,7 @@ class RowKernel:
             last = a.shape[-1] if a.ndim else 1
             if (level == "s" and last != 1) or (level == "r" and last != R):
                 raise ValueError(f"row kernel: input {k} of shape {a.shape} does not fit rows {x_shape}")
-        shapes = [x_shape if r else stats for r in self.out_rows]
+        shapes = [{"r": x_shape, "s": stats, "f": x_shape[:-1]}[r] for r in self.out_kinds]
         n_rows = 1
         for d in x_shape[:-1]:
             n_rows *= d
