@@ -97,6 +97,9 @@ def test_first_process_writes_one_bundle_of_every_kernel_it_loaded(first):
     # every kernel the step's plans loaded, with the bytes of its own entry
     # (the thread pool's spin kernel loads at import, before any plan: not a member)
     assert 4 <= len(got) < len(kernels)
+    (path,) = bundles(cdir)
+    meta = entry_meta(path)
+    assert meta["members"] == len(got) and "\n" not in meta["label"]   # (one line in ``lucid-ir cache``)
     for digest_hex, obj in got.items():
         own = cache._decode((cdir / (digest_hex + cache._SUFFIX)).read_bytes(), bytes.fromhex(digest_hex))
         assert own == obj

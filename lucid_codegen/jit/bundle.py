@@ -118,7 +118,8 @@ class Bundle:
         if not objects:
             return
         payload = _pack(objects)
-        meta = {"label": self.description[:cache._KEY_PREVIEW], "kind": "bundle",
+        label = " ".join(self.description.split())   # (one line for ``lucid-ir cache``)
+        meta = {"label": label[:cache._KEY_PREVIEW], "kind": "bundle",
                 "members": len(objects), "created": time.time(), "object_bytes": len(payload),
                 "fingerprint": cache._target_fingerprint(), "pipeline": cache._pipeline_stamp(),
                 "codegen_version": cache.CODEGEN_VERSION}
