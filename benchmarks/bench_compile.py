@@ -155,6 +155,7 @@ def probe(name: str, lib: str) -> dict:
     if lib == "lucid":
         from lucid_codegen.jit import cache
         metas = [cache.entry_metadata(e.name) or {} for e in cache.list_entries()]
+        metas = [m for m in metas if m.get("kind") != "bundle"]  # (a plan's kernels again, in one file)
         if len(_WINDOW) == 2:  # only what the timed call compiled (not the check's next call)
             metas = [m for m in metas if _WINDOW[0] <= m.get("created", 0.0) <= _WINDOW[1]]
         result["modules"] = [[m.get("kind", "other"), m.get("opt", "?"), m.get("compile_seconds", 0.0)]

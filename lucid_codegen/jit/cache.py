@@ -6,7 +6,9 @@ order, and returns a :class:`~lucid_codegen.jit.llvm.LoadedLibrary`:
 1. this process's memory (a dict; thread-safe, and two threads asking for the
    same key at once compile it only once);
 2. the disk cache (an object file written by an earlier process: loading it
-   costs about a millisecond instead of hundreds for LLVM);
+   costs a fraction of a millisecond instead of hundreds for LLVM); inside an open
+   :class:`~lucid_codegen.jit.bundle.Bundle` (a plan's kernels kept as one entry) the
+   bundle's copy first, else the kernel's own entry;
 3. ``build()`` -> :func:`~lucid_codegen.jit.llvm.compile_to_object`, after which the
    object file is stored on disk for the next process.
 
@@ -50,6 +52,13 @@ File format (``<full key hex>.lucidk``)
     wrong magic/version/key) is a miss: the kernel is recompiled and the file
     overwritten. Unverified bytes are never given to the linker.
 
+Linking
+    Every object file is linked into the process's one JIT engine (``jit.load_object``).
+    Each kernel's functions are renamed after its full key before it is compiled
+    (:func:`linked_name`: ``lucid_ew`` -> ``lucid_ew.<16 hex digits>``), so kernels that
+    name their entry alike link side by side, and an object is linked only if it
+    defines the names of the key asked for: an object made for another key is a miss.
+
 Writes are atomic (temp file in the same directory, ``os.replace``), so
 concurrent processes are safe and a process killed mid-write leaves only a
 ``.*.tmp`` file, which is ignored and removed by :func:`clear_cache`. There is no
@@ -61,11 +70,13 @@ directory cannot be written, the cache falls back to memory only and warns once
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import importlib.util
 import json
 import os
+import re
 import struct
 import tempfile
 import threading
@@ -74,7 +85,6 @@ import warnings
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-import llvmlite.binding as llvm
 import llvmlite.ir as ir
 
 from lucid_ir import compile_times
@@ -86,12 +96,14 @@ from lucid_codegen.jit.target import host_target
 __all__ = [
     "CACHE_FORMAT", "CODEGEN_VERSION", "PIPELINE", "source_stamp", "load_or_compile", "precompile", "full_key",
     "kind_of", "cache_dir", "cache_enabled", "cache_info", "list_entries", "entry_metadata", "clear_cache", "stats",
-    "reset_stats", "reset_memory_cache", "CacheEntry",
+    "reset_stats", "reset_memory_cache", "CacheEntry", "linked_name",
 ]
 
 #: Version of the on-disk format *and* of the key scheme. Bump it to orphan
-#: every existing entry (e.g. when the compile pipeline changes).
-CACHE_FORMAT = 1
+#: every existing entry (e.g. when the compile pipeline changes). 2: each kernel's
+#: functions are named after its key (:func:`linked_name`), so every object links into
+#: the process's one engine.
+CACHE_FORMAT = 2
 #: The modules of the compile step every kernel shares (``jit``: optimisation
 #: passes and object emission; ``target``: the target machine): their
 #: :func:`source_stamp` is part of every full key.
@@ -118,7 +130,9 @@ _WARNED_DIRS: set[str] = set()
 _STAT_NAMES = ("hits_memory", "hits_disk", "compiles", "disk_writes",
                "disk_rejects", "write_errors")
 _STATS: dict[str, int] = dict.fromkeys(_STAT_NAMES, 0)
-_ENGINES_OF_FAILED_LOADS: list = []  # see _load()
+#: the :class:`~lucid_codegen.jit.bundle.Bundle` whose scope is open (it supplies object
+#: files and records the kernels loaded), or None
+_BUNDLE: contextvars.ContextVar = contextvars.ContextVar("lucid_cache_bundle", default=None)
 
 
 class CacheEntry(NamedTuple):
@@ -307,24 +321,50 @@ def _write_entry(directory: Path, name: str, data: bytes) -> None:
             _warn_unwritable(directory, err)
 
 
-def _load(obj: bytes, symbols: list[str]) -> jit.LoadedLibrary:
-    """``jit.load_object``, keeping the engine of a failed load alive.
+def linked_name(symbol: str, digest_hex: str) -> str:
+    """The name the function ``symbol`` of the kernel with full key ``digest_hex`` has in
+    its object file: made unique by the key, so the objects of every kernel (many of which
+    name their entry ``lucid_ew`` or ``lucid_red``) link into one engine side by side, and
+    a name can only be found in the object compiled for that key.
 
-    An MCJIT engine takes ownership of the process-wide ``host_target().machine``;
-    ``jit.load_object`` keeps engines alive only when it succeeds, so when it raises
-    (missing symbol, bad object) the engine is freed with the shared TargetMachine
-    and the next compile crashes (segfault). We pin such engines forever.
+    >>> linked_name("lucid_ew", "3f2a" * 16)
+    'lucid_ew.3f2a3f2a3f2a3f2a'
     """
-    try:
-        return jit.load_object(obj, symbols)
-    except BaseException as err:
-        tb = err.__traceback__
-        while tb is not None:
-            for value in list(tb.tb_frame.f_locals.values()):
-                if isinstance(value, llvm.ExecutionEngine):
-                    _ENGINES_OF_FAILED_LOADS.append(value)
-            tb = tb.tb_next
-        raise
+    return f"{symbol}.{digest_hex[:16]}"
+
+
+def _renamed(module: ir.Module | str, symbols: list[str], digest_hex: str) -> str:
+    """The IR text of ``module`` (stamped with the host's triple and data layout) with each
+    of ``symbols`` (its definition and every use) renamed to :func:`linked_name`.
+    llvmlite prints every global name quoted (``@"lucid_ew"``): a plain replacement;
+    IR text given as a string may also use bare names.
+
+    >>> _renamed('call void @f() ; @"f" @fx', ["f"], "ab" * 32)
+    'call void @"f.abababababababab"() ; @"f.abababababababab" @fx'
+    """
+    if isinstance(module, ir.Module):
+        target = host_target()
+        module.triple, module.data_layout = target.triple, target.data_layout
+        text = str(module)
+        for name in symbols:
+            text = text.replace(f'@"{name}"', f'@"{linked_name(name, digest_hex)}"')
+        return text
+    if not symbols:
+        return module
+    names = "|".join(re.escape(name) for name in sorted(symbols, key=len, reverse=True))
+    pattern = re.compile(rf'@(?:"({names})"|({names})(?![-\w.$]))')
+    return pattern.sub(lambda m: f'@"{linked_name(m.group(1) or m.group(2), digest_hex)}"', module)
+
+
+def _load(obj: bytes, symbols: list[str], digest_hex: str) -> jit.LoadedLibrary:
+    """Link ``obj`` (compiled for ``digest_hex``) and find ``symbols`` under their
+    :func:`linked_name`; the library answers to the names the caller knows."""
+    names = [linked_name(name, digest_hex) for name in symbols]
+    for name in names:  # (an object made for another key would fail to link, or worse: abort
+        if name.encode() not in obj:  # on references no ``prepare`` made resolvable)
+            raise RuntimeError(f"object file of key {digest_hex[:16]} does not define {name!r}")
+    lib = jit.load_object(obj, names)
+    return jit.LoadedLibrary(lib._engine, {name: lib.address(linked) for name, linked in zip(symbols, names)})
 
 
 def _key_lock(digest_hex: str) -> threading.Lock:
@@ -379,6 +419,9 @@ def load_or_compile(key: str, build: Callable[[], ir.Module], symbols: list[str]
     pipeline = pipeline or jit.Pipeline(speed_level, vectorize)
     digest_hex = _digest(key, pipeline)
     mem_key = (digest_hex, tuple(symbols))
+    bundle = _BUNDLE.get()
+    if bundle is not None:
+        bundle._used.setdefault(digest_hex, None)
     with _LOCK:
         lib = _MEMORY.get(mem_key)
         if lib is not None:
@@ -416,10 +459,14 @@ def precompile(key: str, build: Callable[[], ir.Module], symbols: list[str],
     use_disk = cache_enabled()
     directory = cache_dir() if use_disk else None
 
+    bundle = _BUNDLE.get()
+
     def done():
         with _LOCK:
             if digest_hex in _LINKED or digest_hex in _OBJECTS:
                 return True
+        if bundle is not None and bundle._member(digest_hex) is not None:
+            return True
         return use_disk and (directory / (digest_hex + _SUFFIX)).exists()
     if done():
         return
@@ -445,38 +492,50 @@ def _load_or_compile_locked(key, digest_hex, build, symbols, label, pipeline,
     name = digest_hex + _SUFFIX
     label = label if label is not None else key[:_KEY_PREVIEW]
     kind = kind or kind_of(key)
+    bundle = _BUNDLE.get()
     with _LOCK:
         obj = _OBJECTS.pop(digest_hex, None)
     if obj is not None:  # compiled by ``precompile`` (recorded there)
         if prepare is not None:
             prepare()
-        lib = _load(obj, symbols)
+        lib = _load(obj, symbols, digest_hex)
         compile_times.memory_hit()
+        if bundle is not None:
+            bundle._used[digest_hex] = obj
         return lib
     if use_disk:
-        t0 = time.perf_counter()
-        payload = _read_entry(directory / name, digest)
-        if payload is not None:
+        # the open bundle's copy first (one file for the whole plan), else the kernel's own
+        reads = [] if bundle is None else [lambda: bundle._member(digest_hex)]
+        reads.append(lambda: _read_entry(directory / name, digest))
+        for read in reads:
+            t0 = time.perf_counter()
+            payload = read()
+            if payload is None:
+                continue
             if prepare is not None:
                 prepare()
             t1 = time.perf_counter()
             try:
-                lib = _load(payload, symbols)
+                lib = _load(payload, symbols, digest_hex)
             except Exception:
-                _bump("disk_rejects")  # verified but unloadable: recompile below
-            else:
-                _bump("hits_disk")
-                compile_times.add_module(compile_times.ModuleTimes(
-                    label, kind, "disk", {"read": t1 - t0, "link": time.perf_counter() - t1}, len(payload)))
-                return lib
+                _bump("disk_rejects")  # verified but unloadable: the next source, else recompile
+                continue
+            _bump("hits_disk")
+            if bundle is not None:
+                bundle._used[digest_hex] = payload
+            compile_times.add_module(compile_times.ModuleTimes(
+                label, kind, "disk", {"read": t1 - t0, "link": time.perf_counter() - t1}, len(payload)))
+            return lib
     steps: dict = {}
     obj = _compile_and_store(key, digest_hex, build, symbols, label, pipeline, kind,
                              directory, steps, record=False)
     if prepare is not None:
         prepare()
     t1 = time.perf_counter()
-    lib = _load(obj, symbols)  # raises for a symbol the module lacks
+    lib = _load(obj, symbols, digest_hex)  # raises for a symbol the module lacks
     steps["link"] = time.perf_counter() - t1
+    if bundle is not None:
+        bundle._used[digest_hex] = obj
     compile_times.add_module(compile_times.ModuleTimes(label, kind, "compiled", steps, len(obj)))
     return lib
 
@@ -489,7 +548,7 @@ def _compile_and_store(key, digest_hex, build, symbols, label, pipeline, kind,
     kind = kind or kind_of(key)
     steps = {} if steps is None else steps
     t0 = time.perf_counter()
-    module = build()
+    module = _renamed(build(), symbols, digest_hex)
     steps["build IR"] = time.perf_counter() - t0
     obj = jit.compile_to_object(module, pipeline.speed_level, pipeline.vectorize, times=steps,
                                 unroll=pipeline.unroll)

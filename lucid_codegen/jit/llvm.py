@@ -38,9 +38,10 @@ from llvmlite.binding import ffi
 from lucid_codegen.jit.target import host_target
 
 _LOCK = threading.Lock()  # LLVM's JIT objects are not safe to build concurrently
-# Every engine ever created stays alive: its code must never be freed, and freeing an
-# engine also frees the shared target machine it took ownership of (a later compile
-# would then crash). So engines are kept even when loading fails.
+# The process's one MCJIT engine, created by the first load and never freed: its code
+# must stay mapped, and freeing it would free the shared target machine it took
+# ownership of (a later compile would then crash). Every object file is linked into it:
+# an engine costs about as much to create as ten objects cost to link.
 _ENGINES: list = []
 
 
@@ -284,22 +285,31 @@ def assembly(module: ir.Module | str, speed_level: int = 3) -> str:
         return host_target().machine.emit_assembly(ref)
 
 
-def load_object(obj: bytes, symbols: list[str]) -> LoadedLibrary:
-    """Link an object file into the process and look up ``symbols``.
-
-    Raises ``RuntimeError`` if a symbol is missing (a foreign or damaged object).
-    """
-    with _LOCK:
+def _engine() -> llvm.ExecutionEngine:
+    """The process's one JIT engine (created on first use; call under ``_LOCK``)."""
+    if not _ENGINES:
         target = host_target()
         empty = llvm.parse_assembly(f'target triple = "{target.triple}"\n')
-        engine = llvm.create_mcjit_compiler(empty, target.machine)
-        _ENGINES.append(engine)
+        _ENGINES.append(llvm.create_mcjit_compiler(empty, target.machine))
+    return _ENGINES[0]
+
+
+def load_object(obj: bytes, symbols: list[str]) -> LoadedLibrary:
+    """Link an object file into the process (into its one engine) and look up ``symbols``.
+
+    Each object's functions are looked up right after it is linked, so objects may define
+    the same names (the latest definition is the one found); code linked earlier stays
+    valid. Raises ``RuntimeError`` if a symbol is missing (a foreign or damaged object).
+    """
+    with _LOCK:
+        engine = _engine()
+        before = {name: engine.get_function_address(name) for name in symbols}
         engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
         engine.finalize_object()
         addresses = {}
         for name in symbols:
             addr = engine.get_function_address(name)
-            if not addr:
+            if not addr or addr == before[name]:  # (unchanged: an earlier object's function)
                 raise RuntimeError(f"object file does not define {name!r}")
             addresses[name] = addr
         return LoadedLibrary(engine, addresses)

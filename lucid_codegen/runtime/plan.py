@@ -22,7 +22,9 @@ import numpy as np
 from lucid_ir.executable import Executable
 from lucid_ir.graph import Graph
 from lucid_ir.interpreter import check_inputs
+from lucid_ir.printer import format_graph
 
+from lucid_codegen.jit.bundle import Bundle
 from lucid_codegen.runtime import threads
 from lucid_codegen.runtime.donation import donations, plan_donations
 from lucid_codegen.runtime.eager_call import fast_call, gemm_fast_call
@@ -117,6 +119,7 @@ class Plan(Executable):
     #: whether kernels may write outputs straight into donated inputs (a CheckedPlan
     #: guards buffers of its own, so it copies)
     writes_in_place = True
+    _bundle = None  # (set by ``__init__`` until the first call)
 
     def __new__(cls, fused: Graph, in_place=None):
         # LUCID_CHECK_BOUNDS=1: decided once here; the checked plan guards every output
@@ -128,6 +131,18 @@ class Plan(Executable):
 
     def __init__(self, fused: Graph, in_place=None):
         self.graph = fused
+        #: the plan's kernels as one file of the cache (jit/bundle.py): read when the
+        #: first kernel is loaded, written after the first run if it lacked any
+        self._bundle = None
+        if sum(node.op == "kernel" for node in fused.nodes) >= 2:  # (else one entry already)
+            self._bundle = Bundle(f"{type(self).__name__} {sorted((in_place or {}).items())}\n"
+                                  f"{format_graph(fused)}")
+            with self._bundle.scope():
+                self._build(fused, in_place)
+        else:
+            self._build(fused, in_place)
+
+    def _build(self, fused: Graph, in_place) -> None:
         precompile_plan(fused)  # its GEMMs' objects compiled in parallel, then linked below
         slot: dict = {}
         for v in fused.inputs:
@@ -219,7 +234,21 @@ class Plan(Executable):
             if outs is not None:
                 _LAUNCHES[0] += self.n_kernels
                 return self._deliver(arrays, outs) if self.donations else outs
+        if self._bundle is not None:
+            return self._first_call(arrays)
         return self._call(arrays)
+
+    def _first_call(self, arrays):
+        """The first call in the bundle's scope (the loop kernels it plans for the arrays'
+        layouts are the plan's too), then the bundle written if it lacked any kernel."""
+        bundle, self._bundle = self._bundle, None
+        if bundle is None:  # (another thread's first call took it)
+            return self._call(arrays)
+        try:
+            with bundle.scope():
+                return self._call(arrays)
+        finally:
+            bundle.close()
 
     def run_prepared(self, arrays):
         """The outputs, when this thread's native program of the last call takes

@@ -1,0 +1,41 @@
+"""``import lucid`` stays light (issue 17): the compiler's native half (llvmlite, which
+loads LLVM, and lucid_codegen) is imported by the first compilation, not by the import;
+a fresh process that never compiles never pays for it. Measured in fresh processes."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def modules_after(code: str) -> set[str]:
+    """The names in ``sys.modules`` after running ``code`` in a fresh process."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code + "\nimport json, sys; print(json.dumps(sorted(sys.modules)))"],
+                         env=env, capture_output=True, text=True, timeout=300, check=True)
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def heavy(names) -> list[str]:
+    return sorted(n for n in names if n.split(".")[0] in ("llvmlite", "lucid_codegen"))
+
+
+def test_import_lucid_imports_neither_llvmlite_nor_lucid_codegen():
+    assert heavy(modules_after("import lucid")) == []
+
+
+def test_building_a_model_and_an_optimizer_compiles_nothing():
+    code = ("import lucid\nm = lucid.nn.Sequential(lucid.nn.Linear(4, 3), lucid.nn.ReLU())\n"
+            "opt = lucid.optim.SGD(m.parameters(), lr=0.1)\nf = lucid.compile(lambda x: m(x))")
+    assert heavy(modules_after(code)) == []
+
+
+def test_the_first_compiled_call_brings_them_in():
+    """(the check above would pass if the probe saw nothing: it must see them here)"""
+    code = ("import lucid\nf = lucid.compile(lambda x: (x * 2).sum())\nf(lucid.ones(3))")
+    names = modules_after(code)
+    assert "llvmlite.binding" in names and "lucid_codegen.runtime.plan" in names
