@@ -55,6 +55,7 @@ from lucid_codegen.gemm.microkernel import (I1, I8, I32, I64, Blocking, Ctx, bui
                                default_blocking, imin)
 from lucid_codegen.gemm.batched import batched_symbol, build_batched_entry
 from lucid_codegen.gemm.pack import build_pack_a, build_store_tile
+from lucid_codegen.gemm.gather import I64P, build_pack_a_gather, build_pack_b_gather
 from lucid_codegen.gemm import rows as gemm_rows
 from lucid_codegen.gemm import small as gemm_small
 from lucid_codegen.gemm.rows import build_row_path, row_condition
@@ -64,7 +65,7 @@ from lucid_codegen.jit.target import host_target
 
 #: stamped into keys (the GEMM's: with its epilogue's emitters, the elementwise kernels')
 GENERATOR = ("gemm.kernel", "gemm.core", "gemm.microkernel", "gemm.pack", "gemm.small", "gemm.rows",
-             "gemm.batched", "gemm.epilogue", "runtime.pyarray", "kernels.elementwise", "kernels.loops",
+             "gemm.batched", "gemm.gather", "gemm.epilogue", "runtime.pyarray", "kernels.elementwise", "kernels.loops",
              "kernels.lowering", "kernels.vector_math", "kernels.vector_explog", "kernels.vector_trig",
              "kernels.vector_erf", "kernels.erf_coefficients", "kernels.vector_random")
 DTYPES = ("float32", "float64")
@@ -76,14 +77,16 @@ ROW_A_MAX_TILES = 8              # see ``a_row`` in ``_build_driver``
 class GemmSpec:
     """What a GEMM kernel is specialised on: the dtype, the epilogue subgraph applied to
     each tile of C (``gemm_epilogue.Epilogue``; None: C = P), whether C's old value is
-    added, and ``gate_a`` (A's relu mask applied while packing A, R being (M, K)).
-    ``alpha`` and all sizes/strides are runtime."""
+    added, ``gate_a`` (A's relu mask applied while packing A, R being (M, K)) and
+    ``gather`` ("a" or "b": that operand is gathered through two offset tables while
+    it is packed, ``gemm.gather``). ``alpha`` and all sizes/strides are runtime."""
 
     dtype: str = "float32"
     epilogue: Epilogue | None = None
     accumulate: bool = False
     gate_a: bool = False
     blocking: Blocking | None = field(default=None, compare=True)
+    gather: str = ""
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
@@ -94,6 +97,8 @@ class GemmSpec:
             raise ValueError(f"gemm: epilogue must be a {self.dtype} gemm_epilogue.Epilogue, got {self.epilogue!r}")
         if self.epilogue.reads_r and self.gate_a:
             raise ValueError("gemm: an epilogue reading R and gate_a both use R; choose one")
+        if self.gather not in ("", "a", "b") or (self.gather and self.gate_a):
+            raise ValueError(f"gemm: gather must be '', 'a' or 'b' (not with gate_a), got {self.gather!r}")
         if self.blocking is None:
             object.__setattr__(self, "blocking",
                                default_blocking(self.dtype, host_target().vector_bytes))
@@ -126,7 +131,8 @@ class GemmSpec:
     def key(self) -> str:
         """Names everything the generated code depends on (a cache key)."""
         return (f"gemm:{self.dtype}:epi[{self.epilogue.text}]"
-                f":acc{int(self.accumulate)}:gate_a{int(self.gate_a)}:{self.blocking.tag()}"
+                f":acc{int(self.accumulate)}:gate_a{int(self.gate_a)}:gather{self.gather or '-'}"
+                f":{self.blocking.tag()}"
                 f":stack{STACK_BYTES}:{_path_thresholds()}:pyabi{'-'.join(map(str, PYARRAY_OFFSETS))}"
                 f":src{source_stamp(*GENERATOR)}")
 
@@ -140,7 +146,7 @@ def _path_thresholds() -> str:
 
 def gemm_symbol(spec: GemmSpec) -> str:
     return (f"lucid_gemm_{spec.dtype[-2:]}_{spec.epilogue.tag()}"
-            f"_a{int(spec.accumulate)}{'_ga' if spec.gate_a else ''}")
+            f"_a{int(spec.accumulate)}{'_ga' if spec.gate_a else ''}{'_gather' + spec.gather if spec.gather else ''}")
 
 
 def _round_up(x: int, m: int) -> int:
@@ -197,10 +203,11 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store
     go = b.append_basic_block("go")
     b.cbranch(empty, ret_ok, go)
     b.position_at_end(go)
-    with b.if_then(small_condition(b, spec, M, N, csa, rsb)):
-        b.ret(b.call(small, [M, N, K, alpha, A, rsa, B, csb, C, ldc, bias, R, rsr, csr]))
-    with b.if_then(row_condition(b, spec, M, csb)):
-        b.ret(b.call(rows, [M, N, K, alpha, A, rsa, csa, B, rsb, C, ldc, bias, R, rsr, csr]))
+    if not spec.gather:  # (a gathered operand is packed: the general path only)
+        with b.if_then(small_condition(b, spec, M, N, csa, rsb)):
+            b.ret(b.call(small, [M, N, K, alpha, A, rsa, B, csb, C, ldc, bias, R, rsr, csr]))
+        with b.if_then(row_condition(b, spec, M, csb)):
+            b.ret(b.call(rows, [M, N, K, alpha, A, rsa, csa, B, rsb, C, ldc, bias, R, rsr, csr]))
 
     kd = b.select(b.icmp_signed(">", K, I64(1)), K, I64(1))
     kcb = _k_block_ir(b, spec, kd)
@@ -224,15 +231,15 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store
     # Panels read in place: A with unit row stride (A = X^T), B with unit column stride.
     # A gated A (spec.gate_a: R is an (M, K) gate on A) is always packed, gate applied.
     never = ir.Constant(I1, 0)
-    a_direct = never if spec.gate_a else b.icmp_signed("==", rsa, I64(1))
+    a_direct = never if spec.gate_a or spec.gather == "a" else b.icmp_signed("==", rsa, I64(1))
     # A row-major and few column tiles (each A panel used by at most ROW_A_MAX_TILES
     # tiles): packing A would cost about as much as the tiles' FMAs, so full panels are
     # read in place by the strided micro-kernel (only a last, partial panel is packed)
-    a_row = never if spec.gate_a else b.and_(
+    a_row = never if spec.gate_a or spec.gather == "a" else b.and_(
         b.and_(b.icmp_signed("==", csa, I64(1)), b.not_(a_direct)),
         b.icmp_signed("<=", N, I64(ROW_A_MAX_TILES * NR)))
     a_skip = b.or_(a_direct, a_row)
-    b_direct = b.icmp_signed("==", csb, I64(1))
+    b_direct = never if spec.gather == "b" else b.icmp_signed("==", csb, I64(1))
 
     def call_store(mr, nr, ci, bias_j, ri, first, last):
         if spec.reads_r:
@@ -248,13 +255,21 @@ def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store
             first = b.icmp_signed("==", pc, I64(0))
             last = b.icmp_signed(">=", b.add(pc, kcb), K)
             Bblk = b.gep(B, [b.add(b.mul(pc, rsb), b.mul(jc, csb))])
-            b.call(pack_b, [kc, nc, Bblk, rsb, csb, Bp, b_direct])
+            if spec.gather == "b":  # (see gemm.gather: rsb, csb are the tables' addresses)
+                b.call(pack_b, [kc, nc, B, b.gep(b.inttoptr(rsb, I64P), [pc]),
+                                b.gep(b.inttoptr(csb, I64P), [jc]), Bp])
+            else:
+                b.call(pack_b, [kc, nc, Bblk, rsb, csb, Bp, b_direct])
 
             def ic_body(ic):
                 mc = imin(b, I64(MC), b.sub(M, ic))
                 Ablk = b.gep(A, [b.add(b.mul(ic, rsa), b.mul(pc, csa))])
                 gate = [b.gep(R, [b.add(b.mul(ic, rsr), b.mul(pc, csr))]), rsr, csr] if spec.gate_a else []
-                b.call(pack_a, [kc, mc, Ablk, rsa, csa, Ap, a_skip] + gate)
+                if spec.gather == "a":  # (see gemm.gather: rsa, csa are the tables' addresses)
+                    b.call(pack_a, [kc, mc, A, b.gep(b.inttoptr(rsa, I64P), [ic]),
+                                    b.gep(b.inttoptr(csa, I64P), [pc]), Ap])
+                else:
+                    b.call(pack_a, [kc, mc, Ablk, rsa, csa, Ap, a_skip] + gate)
 
                 def jr_body(jr):
                     nr = imin(b, I64(NR), b.sub(nc, jr))
@@ -424,13 +439,19 @@ def build_gemm_module(spec: GemmSpec) -> ir.Module:
     sym = gemm_symbol(spec)
     core = declare_core(c, spec.dtype)
     pack_a = build_pack_a(c, f"{sym}.pack_a", gated=True) if spec.gate_a else core.pack_a
+    pack_b = core.pack_b
+    if spec.gather == "a":
+        pack_a = build_pack_a_gather(c, f"{sym}.pack_a")
+    elif spec.gather == "b":
+        pack_b = build_pack_b_gather(c, f"{sym}.pack_b")
     epi = build_tile_epilogue(c, spec, f"{sym}.epi")
     store = build_store_tile(c, spec, epi, f"{sym}.store") if spec.reads_r else epi
     small = build_small_path(c, spec, store, sym + ".small", core.dots)
     rows = build_row_path(c, spec, store, lambda b, kd: _k_block_ir(b, spec, kd), sym + ".rows",
                           core.strips)
-    driver = _build_driver(c, spec, sym + ".impl", pack_a, core.pack_b, core.ukrs, store, small, rows)
+    driver = _build_driver(c, spec, sym + ".impl", pack_a, pack_b, core.ukrs, store, small, rows)
     _build_full_entry(c, driver, sym)
-    _build_py_entry(c, spec, driver, sym + "_py")
-    build_batched_entry(c, spec, driver, batched_symbol(sym))
+    if not spec.gather:  # (the numpy-array entries read strides: a gathered operand has tables)
+        _build_py_entry(c, spec, driver, sym + "_py")
+        build_batched_entry(c, spec, driver, batched_symbol(sym))
     return m

@@ -1,0 +1,123 @@
+"""Packing a gathered GEMM operand: an im2col patch matrix read straight from its tensor.
+
+A gathered operand (``GemmSpec.gather``, ``lucid_ir.passes.gather_operand``) is never
+materialised: its element (i, j) is ``X[rows[i] + cols[j]]``, X the tensor the patches
+are cut from (padded, channels-last, any strides) and ``rows`` / ``cols`` two int64
+tables of element offsets (positions, and tap x channel). The packing routines below
+fill the same micro-panels as ``pack.build_pack_a`` / ``build_pack_b`` (same layout,
+rows or columns past the edge zero-filled), loading each element through the tables;
+the micro-kernels, K blocking and epilogue are the GEMM's own.
+
+ABI (no new arguments: the GEMM entry's operand words carry the tables):
+
+- A gathered: ``A`` = X, ``rsa`` = the address of ``rows`` (M entries), ``csa`` = the
+  address of ``cols`` (K entries). A split of M across threads advances ``rsa`` by
+  8 bytes a row (``call.run_ptrs``, ``native_plan._parts``).
+- B gathered: ``B`` = X, ``rsb`` = the address of the K-table, ``csb`` = the address of
+  the N-table. A split of N advances ``csb``.
+
+>>> import llvmlite.ir as ir
+>>> from lucid_codegen.gemm.microkernel import Ctx, default_blocking
+>>> c = Ctx(ir.Module("m"), "float32", default_blocking("float32", 32))
+>>> build_pack_a_gather(c, "pa").name, build_pack_b_gather(c, "pb").name
+('pa', 'pb')
+"""
+from __future__ import annotations
+
+import llvmlite.ir as ir
+
+from lucid_codegen.gemm.microkernel import I32, I64, Ctx, counted_loop, imin
+
+__all__ = ["build_pack_a_gather", "build_pack_b_gather", "I64P"]
+
+I64P = I64.as_pointer()
+
+
+def _lanes(b: ir.IRBuilder, n_valid, first: int, count: int):
+    """<count x i1>: lane l set iff first + l < n_valid (an i64)."""
+    iota = ir.Constant(ir.VectorType(I64, count), list(range(first, first + count)))
+    nv = b.insert_element(ir.Constant(ir.VectorType(I64, count), ir.Undefined), n_valid, I32(0))
+    nv = b.shuffle_vector(nv, ir.Constant(ir.VectorType(I64, count), ir.Undefined),
+                          ir.Constant(ir.VectorType(I32, count), [0] * count))
+    return b.icmp_signed("<", iota, nv)
+
+
+def _gather(c: Ctx, b: ir.IRBuilder, ptrs: list, off, mask):
+    """<len(ptrs) x T>: ptrs[l][off] (every pointer valid), lanes off ``mask`` zero."""
+    vt = ir.VectorType(c.T, len(ptrs))
+    v = ir.Constant(vt, ir.Undefined)
+    for lane, p in enumerate(ptrs):
+        v = b.insert_element(v, b.load(b.gep(p, [off])), I32(lane))
+    return b.select(mask, v, ir.Constant(vt, [0.0] * len(ptrs)))
+
+
+def _bases(b: ir.IRBuilder, X, table, n_valid, count: int) -> list:
+    """X + table[min(l, n_valid - 1)] for l < count: a valid pointer for every lane (the
+    lanes past the edge repeat the last valid one and are masked off)."""
+    last = b.sub(n_valid, I64(1))
+    return [b.gep(X, [b.load(b.gep(table, [imin(b, I64(l), last)]))]) for l in range(count)]
+
+
+def build_pack_a_gather(c: Ctx, name: str) -> ir.Function:
+    """void pack_a_gather(i64 kc, i64 mc, T* X, i64* rows, i64* cols, T* Ap)
+
+    ``pack_a``'s panels of A[i, p] = X[rows[i] + cols[p]] for i < mc, p < kc (``rows``
+    and ``cols`` already offset to the block): panel q at Ap + q*MR*kc, element (p, i)
+    at p*MR + i, rows past mc zero-filled."""
+    MR = c.blk.MR
+    fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), [I64, I64, c.P, I64P, I64P, c.P]), name)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    kc, mc, X, rows, cols, Ap = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    vt = ir.VectorType(c.T, MR).as_pointer()
+
+    def panel(q0):
+        n = imin(b, b.sub(mc, q0), I64(MR))
+        ptrs = _bases(b, X, b.gep(rows, [q0]), n, MR)
+        mask = _lanes(b, n, 0, MR)
+        dst = b.gep(Ap, [b.mul(q0, kc)])
+
+        def column(p):
+            v = _gather(c, b, ptrs, b.load(b.gep(cols, [p])), mask)
+            b.store(v, b.bitcast(b.gep(dst, [b.mul(p, I64(MR))]), vt), align=c.size)
+        counted_loop(b, I64(0), kc, 1, column, "pag.p")
+    counted_loop(b, I64(0), mc, MR, panel, "pag")
+    b.ret_void()
+    return fn
+
+
+def build_pack_b_gather(c: Ctx, name: str) -> ir.Function:
+    """void pack_b_gather(i64 kc, i64 nc, T* X, i64* rows, i64* cols, T* Bp)
+
+    ``pack_b``'s panels of B[p, j] = X[rows[p] + cols[j]] for p < kc, j < nc: panel q at
+    Bp + q*NR*kc, element (p, j) at p*NR + j, columns past nc zero-filled; a last panel
+    of at most W columns packed W wide (element (p, j) at p*W + j)."""
+    NR, W, NV = c.blk.NR, c.blk.W, c.blk.NV
+    fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), [I64, I64, c.P, I64P, I64P, c.P]), name)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    kc, nc, X, rows, cols, Bp = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+
+    def panel(q0):
+        n = b.sub(nc, q0)
+        dst = b.gep(Bp, [b.mul(q0, kc)])
+        ctab = b.gep(cols, [q0])
+        with b.if_else(b.icmp_signed("<=", n, I64(W))) as (narrow, full):
+            for width, branch in ((W, narrow), (NR, full)):
+                with branch:
+                    ptrs = _bases(b, X, ctab, imin(b, n, I64(width)), width)
+                    masks = [_lanes(b, n, v * W, W) for v in range(width // W)]
+
+                    def row(p, ptrs=ptrs, masks=masks, width=width):
+                        off = b.load(b.gep(rows, [p]))
+                        d = b.gep(dst, [b.mul(p, I64(width))])
+                        for v, mask in enumerate(masks):
+                            c.vstore(b, _gather(c, b, ptrs[v * W:(v + 1) * W], off, mask),
+                                     b.gep(d, [I64(v * W)]))
+                    counted_loop(b, I64(0), kc, 1, row, f"pbg{width}.p")
+    assert NR == NV * W
+    counted_loop(b, I64(0), nc, NR, panel, "pbg")
+    b.ret_void()
+    return fn
