@@ -106,7 +106,8 @@ class GatherCall:
         in_words, r_strides = [5, 8], (0, 0)
         extra = list(arrays[2:])
         if self.has_bias:
-            if N > 1 and extra.pop(0).strides[-1] != size:
+            bias = extra.pop(0)
+            if N > 1 and bias.strides[-1] != size:
                 return None
             in_words.append(13)
         if self.has_residual:
