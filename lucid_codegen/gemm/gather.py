@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
-from lucid_codegen.gemm.microkernel import I32, I64, Ctx, counted_loop, imin
+from lucid_codegen.gemm.microkernel import I1, I32, I64, Ctx, counted_loop, imin
+from lucid_codegen.gemm.pack import transpose
 
 __all__ = ["build_pack_a_gather", "build_pack_b_gather", "I64P"]
 
@@ -58,13 +59,38 @@ def _bases(b: ir.IRBuilder, X, table, n_valid, count: int) -> list:
     return [b.gep(X, [b.load(b.gep(table, [imin(b, I64(l), last)]))]) for l in range(count)]
 
 
+def _unit_run(c: Ctx, b: ir.IRBuilder, table, at):
+    """i1: table[at + l] == table[at] + l for every l < W (W consecutive columns of one
+    tap: W contiguous elements of the source, read as one vector)."""
+    W = c.W
+    vt = ir.VectorType(I64, W)
+    v = b.load(b.bitcast(b.gep(table, [at]), vt.as_pointer()), align=8)
+    first = b.shuffle_vector(v, ir.Constant(vt, ir.Undefined), ir.Constant(ir.VectorType(I32, W), [0] * W))
+    same = b.icmp_signed("==", b.sub(v, first), ir.Constant(vt, list(range(W))))
+    bits = b.bitcast(same, ir.IntType(W))
+    return b.icmp_unsigned("==", bits, ir.Constant(ir.IntType(W), (1 << W) - 1))
+
+
+def _unit_run_within(c: Ctx, b: ir.IRBuilder, table, at: int, n):
+    """``_unit_run`` at ``at`` when the table has W entries there (at + W <= n), else
+    false; nothing past n is read."""
+    with b.goto_entry_block():
+        flag = b.alloca(I1)
+    b.store(ir.Constant(I1, 0), flag)
+    with b.if_then(b.icmp_signed(">=", n, I64(at + c.W))):
+        b.store(_unit_run(c, b, table, I64(at)), flag)
+    return b.load(flag)
+
+
 def build_pack_a_gather(c: Ctx, name: str) -> ir.Function:
     """void pack_a_gather(i64 kc, i64 mc, T* X, i64* rows, i64* cols, T* Ap)
 
     ``pack_a``'s panels of A[i, p] = X[rows[i] + cols[p]] for i < mc, p < kc (``rows``
     and ``cols`` already offset to the block): panel q at Ap + q*MR*kc, element (p, i)
-    at p*MR + i, rows past mc zero-filled."""
-    MR = c.blk.MR
+    at p*MR + i, rows past mc zero-filled. Full panels read W consecutive columns of one
+    tap (contiguous in the source: ``_unit_run``) as one vector a row and transpose them
+    (W x W register transposes, as ``pack_a`` does); the rest element by element."""
+    MR, W = c.blk.MR, c.blk.W
     fn = ir.Function(c.m, ir.FunctionType(ir.VoidType(), [I64, I64, c.P, I64P, I64P, c.P]), name)
     fn.linkage = "internal"
     fn.attributes.add("noinline")
@@ -81,7 +107,30 @@ def build_pack_a_gather(c: Ctx, name: str) -> ir.Function:
         def column(p):
             v = _gather(c, b, ptrs, b.load(b.gep(cols, [p])), mask)
             b.store(v, b.bitcast(b.gep(dst, [b.mul(p, I64(MR))]), vt), align=c.size)
-        counted_loop(b, I64(0), kc, 1, column, "pag.p")
+
+        def chunk(p0):
+            with b.if_else(_unit_run(c, b, cols, p0)) as (unit, other):
+                with unit:
+                    off = b.load(b.gep(cols, [p0]))
+                    nblk = -(-MR // W)
+                    rws = [c.vload(b, b.gep(ptrs[i], [off])) if i < MR else c.cvec(0.0)
+                           for i in range(nblk * W)]
+                    ts = [transpose(c, b, rws[k * W:(k + 1) * W]) for k in range(nblk)]
+                    for p in range(W):
+                        d = b.gep(dst, [b.mul(b.add(p0, I64(p)), I64(MR))])
+                        for k in range(nblk):
+                            n_k = min(W, MR - k * W)
+                            v = ts[k][p]
+                            if n_k < W:
+                                v = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, n_k), list(range(n_k))))
+                            b.store(v, b.bitcast(b.gep(d, [I64(k * W)]), ir.VectorType(c.T, n_k).as_pointer()),
+                                    align=c.size)
+                with other:
+                    counted_loop(b, p0, b.add(p0, I64(W)), 1, column, "pag.pw")
+        full = b.icmp_signed("==", n, I64(MR))
+        kvec = b.select(full, b.mul(b.sdiv(kc, I64(W)), I64(W)), I64(0))
+        counted_loop(b, I64(0), kvec, W, chunk, "pag.v")
+        counted_loop(b, kvec, kc, 1, column, "pag.p")
     counted_loop(b, I64(0), mc, MR, panel, "pag")
     b.ret_void()
     return fn
@@ -109,13 +158,19 @@ def build_pack_b_gather(c: Ctx, name: str) -> ir.Function:
                 with branch:
                     ptrs = _bases(b, X, ctab, imin(b, n, I64(width)), width)
                     masks = [_lanes(b, n, v * W, W) for v in range(width // W)]
+                    # a vector of W columns inside the panel, consecutive in one tap: one load
+                    units = [_unit_run_within(c, b, ctab, v * W, n) for v in range(width // W)]
 
-                    def row(p, ptrs=ptrs, masks=masks, width=width):
+                    def row(p, ptrs=ptrs, masks=masks, units=units, width=width):
                         off = b.load(b.gep(rows, [p]))
                         d = b.gep(dst, [b.mul(p, I64(width))])
-                        for v, mask in enumerate(masks):
-                            c.vstore(b, _gather(c, b, ptrs[v * W:(v + 1) * W], off, mask),
-                                     b.gep(d, [I64(v * W)]))
+                        for v, (mask, unit) in enumerate(zip(masks, units)):
+                            with b.if_else(unit) as (one, lanes):
+                                with one:
+                                    c.vstore(b, c.vload(b, b.gep(ptrs[v * W], [off])), b.gep(d, [I64(v * W)]))
+                                with lanes:
+                                    c.vstore(b, _gather(c, b, ptrs[v * W:(v + 1) * W], off, mask),
+                                             b.gep(d, [I64(v * W)]))
                     counted_loop(b, I64(0), kc, 1, row, f"pbg{width}.p")
     assert NR == NV * W
     counted_loop(b, I64(0), nc, NR, panel, "pbg")
