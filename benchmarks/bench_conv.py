@@ -9,13 +9,16 @@ gradients of x, w and b). Each thread count runs in its own process, every libra
 to that count. Times are medians of interleaved rounds (the order rotating through every
 permutation); ``ratio`` is the mode's time over torch's (< 1: lucid faster); ``GFLOP/s``
 counts the three products' FLOPs (forward, dX, dW: 3 x 2·N·s²·32·144); ``fwd ms`` is the
-forward alone (no autograd recording); ``max err`` the largest difference of w's gradient
-from torch's, relative to its largest value. The load average is printed with the
-figures: the machine is shared.
+forward alone (no autograd recording); ``cpu ms`` the step's CPU time on the calling thread
+(``time.thread_time``, interleaved the same way; at 1 thread all of each library's work
+runs there, so this is the figure to trust when the shared machine is loaded);
+``max err`` the largest difference of w's gradient from torch's, relative to its largest
+value. The load average is printed with the figures.
 """
 from __future__ import annotations
 
 import os
+import time
 
 from harness import command_line, interleaved, print_table, run_per_thread_count, setup_path
 
@@ -24,6 +27,18 @@ BATCH, C_IN, C_OUT, K = 64, 16, 32, 3
 
 def _options(parser):
     parser.add_argument("--sizes", default="8,32", help="image sizes (comma-separated)")
+
+
+def _cpu_times(fns: dict, reps: int, inner: int) -> dict:
+    """Median CPU seconds of the calling thread per call, the functions taken in turn."""
+    times = {name: [] for name in fns}
+    for r in range(reps):
+        for name in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+            start = time.thread_time()
+            for _ in range(inner):
+                fns[name]()
+            times[name].append((time.thread_time() - start) / inner)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
 def worker(nthreads: int, quick: bool, sizes) -> dict:
@@ -79,13 +94,14 @@ def worker(nthreads: int, quick: bool, sizes) -> dict:
         inner = max(1, 256 // (S * S // 16))
         steps = interleaved({"lucid": eager, "lucid.compile": comp, "torch": torch_step}, reps, inner)
         fwd = interleaved({"lucid": lucid_fwd, "torch": torch_fwd}, reps, inner)
+        cpu = _cpu_times({"lucid": eager, "lucid.compile": comp, "torch": torch_step}, reps, inner)
         torch_step()
         eager()
         ref = tw.grad.numpy()
         err = float(np.abs(np.asarray(lw.grad.numpy()) - ref).max() / np.abs(ref).max())
         flop = 3 * 2.0 * BATCH * S * S * C_OUT * C_IN * K * K
         for mode, t in steps.items():
-            rows.append(dict(S=S, mode=mode, seconds=t, torch=steps["torch"], flop=flop,
+            rows.append(dict(S=S, mode=mode, seconds=t, torch=steps["torch"], flop=flop, cpu=cpu[mode],
                              fwd=fwd.get(mode.split(".")[0]), err=err if mode == "lucid" else None))
     return dict(threads=nthreads, rows=rows, load=os.getloadavg())
 
@@ -107,8 +123,8 @@ def main() -> None:
             table.append([res["threads"], r["S"], r["mode"], f"{r['seconds'] * 1e3:.2f}",
                           f"{r['seconds'] / r['torch']:.2f}", f"{r['flop'] / r['seconds'] / 1e9:.1f}",
                           "" if r["fwd"] is None or r["mode"] == "lucid.compile" else f"{r['fwd'] * 1e3:.2f}",
-                          "" if r["err"] is None else f"{r['err']:.1e}"])
-    print_table(["threads", "s", "mode", "ms", "ratio", "GFLOP/s", "fwd ms", "max err"], table)
+                          f"{r['cpu'] * 1e3:.2f}", "" if r["err"] is None else f"{r['err']:.1e}"])
+    print_table(["threads", "s", "mode", "ms", "ratio", "GFLOP/s", "fwd ms", "cpu ms", "max err"], table)
     print("load average (1, 5, 15 min) per worker: "
           + "; ".join(f"{res['threads']} thread(s): " + ", ".join(f"{x:.2f}" for x in res["load"])
                       for res in results))
