@@ -63,11 +63,11 @@ def _sources(paths, rev=None):
     for path in paths:
         p = pathlib.Path(path)
         if rev is None:
-            files = [p] if p.suffix == ".py" else sorted(p.glob("*.py"))
+            files = [p] if p.suffix == ".py" else sorted(p.rglob("*.py"))
             for f in files:
                 yield str(f), f.read_text()
         else:
-            listed = subprocess.run(["git", "ls-tree", "--name-only", f"{rev}:{path}"],
+            listed = subprocess.run(["git", "ls-tree", "-r", "--name-only", f"{rev}:{path}"],
                                     capture_output=True, text=True, check=True).stdout.split()
             for name in listed:
                 if name.endswith(".py"):

@@ -105,6 +105,25 @@ def test_simplify_identities_and_folding():
   in (%0, %1) }"""
 
 
+@pytest.mark.parametrize("op", ["sum", "mean", "max", "min", "prod"])
+def test_reductions_of_no_axis_or_axes_of_size_one_are_the_input(op):
+    """``x.sum()`` of a scalar (a loss summed once more), ``mean(axes of size 1)`` with
+    keepdims: no kernel; an int sum (int64 result) or a real reduction stays."""
+    b = GraphBuilder()
+    s, col, i = b.input(()), b.input((4, 1)), b.input((4, 1), "int32")
+    outs = [b.emit(op, s), b.emit(op, col, axes=(1,), keepdims=True), b.emit(op, col, axes=(0,), keepdims=True)]
+    if op in ("sum", "prod"):
+        outs.append(b.emit(op, i, axes=(1,), keepdims=True))     # int32 -> int64: a cast, not the input
+    g = simplify.run(b.build(outs))
+    assert list(g.outputs[:2]) == [g.inputs[0], g.inputs[1]] and len(g.nodes) == len(outs) - 2, g
+    rng = np.random.default_rng(0)
+    arrays = [np.float32(rng.standard_normal()), rng.standard_normal((4, 1)).astype(np.float32),
+              rng.integers(-5, 5, (4, 1)).astype(np.int32)]
+    for a, w in zip(interpret(g, arrays), interpret(b.build(outs), arrays)):
+        assert a.dtype == w.dtype and a.shape == w.shape
+        np.testing.assert_array_equal(a, w)
+
+
 def test_eager_linear_with_bias_launches_one_kernel():
     from lucid_codegen.runtime.plan import kernel_launches
     x, w, b = lucid.randn(5, 4), lucid.randn(3, 4), lucid.randn(3)

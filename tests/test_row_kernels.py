@@ -223,3 +223,60 @@ def test_rows_group_from_the_graph_not_names():
 
 def test_env_untouched():
     assert os.environ.get("LUCID_BACKEND") in (None, "compiled")
+
+
+def _final_graph(shape, square_trap=False):
+    """``logsumexp``-style rows with a final reduction (not keeping the row axis), and
+    (``square_trap``) a value that reads that reduction broadcast along the row: it
+    must stay outside the group (a final reduction is a column vector for it)."""
+    b = GraphBuilder()
+    x = b.input(shape)
+    m = b.emit("max", x, axes=(len(shape) - 1,), keepdims=True)
+    e = b.emit("exp", b.emit("sub", x, m))
+    s = b.emit("sum", e, axes=(-1,))                       # final: shape X[:-1]
+    outs = [b.emit("log", s)]
+    if square_trap:
+        outs.append(b.emit("sub", e, s))                   # e - s broadcasts s along the row
+    return b.build(outs)
+
+
+@pytest.mark.parametrize("shape", [(4, 7), (1, 17), (3, 1000), (2, 3, 31), (8, 8), (0, 5), (5,)], ids=str)
+@pytest.mark.parametrize("trap", [False, True])
+def test_a_final_reduction_ends_a_rows_kernel(shape, trap, monkeypatch):
+    """A reduction over the rows' axis that does not keep it (a per-sample loss) is the
+    last thing its rows kernel computes: one kernel, its result of shape X[:-1], the
+    same values as the interpreter's at 1 and 2 threads and in bounds mode."""
+    from lucid_codegen.runtime.plan import Plan
+    if trap:
+        shape = (shape[-1],) * 2
+    g = _final_graph(shape, trap)
+    fused = fuse.run(g)
+    rows = [n for n in fused.nodes if getattr(n, "kind", None) == "rows"]
+    assert len(rows) == 1 and [n.op for n in rows[0].body.nodes][-1] == "sum", fused
+    assert shape[:-1] in [v.shape for v in rows[0].outs]
+    x = 3 * np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    want = interpret(g, [x])
+    results = []
+    for n, bounds in ((1, None), (2, None), (1, "1")):
+        threads.set_num_threads(n)
+        if bounds:
+            monkeypatch.setenv("LUCID_CHECK_BOUNDS", bounds)
+        results.append(Plan(fused)([x]))
+    threads.set_num_threads(1)
+    for got in results:
+        for a, w in zip(got, want):
+            assert a.shape == w.shape
+            np.testing.assert_allclose(a, w, rtol=1e-5, atol=1e-5)
+    for a, b in zip(results[0], results[1]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"reduction": "none"}, {"label_smoothing": 0.1}])
+def test_cross_entropy_is_one_rows_kernel_and_a_mean(kwargs):
+    x = lucid.Tensor(np.random.default_rng(0).standard_normal((9, 13)).astype(np.float32), requires_grad=True)
+    t = lucid.Tensor(np.arange(9) % 13)
+    loss = (lambda x: F.cross_entropy(x, t, **kwargs).sum()) if kwargs.get("reduction") == "none" else \
+        (lambda x: F.cross_entropy(x, t, **kwargs))
+    text = lucid.compile(loss).lower(x).as_text("fused")
+    forward = text.split("# backward")[0]
+    assert forward.count("kernel[rows]") == 1 and forward.count("kernel[") <= 2, forward

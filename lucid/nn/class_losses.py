@@ -22,6 +22,7 @@ import numpy as np
 from .. import dispatch
 from ..dispatch import as_tensor, cast
 from ..tensor import Tensor
+from .chain_steps import ChainMemo
 from .functional import _log_softmax_steps
 from .functional_losses import check_target_shape, float_operands, softplus_steps
 from .loss_reduction import legacy_reduction, loss_chain, reduction_steps
@@ -59,7 +60,22 @@ def cross_entropy(input_: Tensor, target, weight=None, size_average=None, ignore
                        smoothing, True)
 
 
+#: a call's signature -> (chain, classes, constants) of the class-index losses whose
+#: every target was a class (none ignored); the next call with the same signature
+#: checks its targets with one reduction and calls the chain
+_SEEN = ChainMemo()
+
+
 def _class_loss(op, z, target, weight, ignore_index, reduction, smoothing, logits):
+    key = _SEEN.key(op, z, target, weight, ignore_index, reduction, smoothing, logits)
+    seen = _SEEN.get(key)
+    if seen is not None:
+        chain, c, constants = seen
+        a = target._data
+        if a.view(f"u{a.dtype.itemsize}").max() < c:   # every target a class (a negative one wraps)
+            t = Tensor._wrap(a.astype(z._data.dtype))
+            return dispatch.call(chain, [z, t, *constants] if weight is None else
+                                 [z, t, cast(weight, z.dtype), *constants])
     reduce = reduction_steps(reduction, op)
     if z.ndim == 0:
         raise ValueError(f"{op}: input must have a class dimension, got shape {z.shape}")
@@ -73,8 +89,13 @@ def _class_loss(op, z, target, weight, ignore_index, reduction, smoothing, logit
         out = _probability_loss(op, zz, target, w, reduction, reduce, smoothing, logits)
     else:
         t, ignored = class_targets(op, target, z.shape, c, int(ignore_index), z.dtype)
-        out = _index_loss(op, zz, t.reshape(1) if single else t, w, int(ignore_index) if ignored else None,
-                          reduction, reduce, smoothing, logits)
+        chain, operands = _index_loss(op, zz, t.reshape(1) if single else t, w,
+                                      int(ignore_index) if ignored else None, reduction, reduce, smoothing, logits)
+        if (key is not None and not single and not ignored and type(target) is Tensor
+                and target._data.size and target._data.dtype.kind in "iu"
+                and (weight is None or type(weight) is Tensor)):
+            _SEEN.keep(key, (chain, c, operands[2 + (w is not None):]))
+        out = dispatch.call(chain, operands)
     return out.reshape(()) if single and reduction == "none" else out
 
 
@@ -132,7 +153,8 @@ def class_targets(op: str, target, shape, c: int, ignore_index: int, dtype: str)
 
 
 def _index_loss(op, z, t, w, ignore_index, reduction, reduce, smoothing, logits):
-    """The loss of class indices ``t`` (a float tensor ``(N, d...)``) for ``z`` ``(N, C, d...)``;
+    """The chain of the loss of class indices ``t`` (a float tensor ``(N, d...)``) for ``z``
+    ``(N, C, d...)``, and its operands (``z``, ``t``, the weight if any, then constants);
     ``ignore_index`` None: no target is ignored (then an unweighted mean is a plain mean)."""
     c, spatial = z.shape[1], z.shape[2:]
     ones = (1,) * len(spatial)
@@ -198,7 +220,7 @@ def _index_loss(op, z, t, w, ignore_index, reduction, reduce, smoothing, logits)
                         ("select", {}, (f"%{j + 2}", one, f"%{j + 1}")), ("div", {}, (f"%{j}", f"%{j + 3}")),
                         ("select", {}, (f"%{j + 2}", nan, zero)), ("add", {}, (f"%{j + 4}", f"%{j + 5}"))]
 
-    return dispatch.call(loss_chain(op, params, make), operands)
+    return loss_chain(op, params, make), operands
 
 
 def _probability_loss(op, z, target, w, reduction, reduce, smoothing, logits):

@@ -56,7 +56,8 @@ class RowKernel:
 
     ``arrays`` match the body's inputs (dtypes; shapes broadcastable to the rows' shape
     X, any strides). The outputs are X-shaped (one value per element) or
-    ``X[:-1] + (1,)``-shaped (one per row), new C-contiguous arrays or ``outs``.
+    ``X[:-1] + (1,)``-shaped (one per row; ``X[:-1]`` for a final reduction), new
+    C-contiguous arrays or ``outs``.
     """
 
     MAX_PLANS = 256
@@ -67,7 +68,8 @@ class RowKernel:
         self.lanes = max(1, host_target().vector_bytes // max(ITEMSIZE[d] for d in rs.dtypes()))
         self.in_dtypes = [np.dtype(d) for d, _ in rs.inputs]
         self.out_dtypes = [np.dtype(rs.dtype(r)) for r in rs.outputs]
-        self.out_rows = [rs.level(r) == "r" for r in rs.outputs]
+        self.out_kinds = ["r" if rs.level(r) == "r" else "f" if flat else "s"
+                         for r, flat in zip(rs.outputs, rs.flat)]
         self.picky = [rs.nodes[k][0] for k in range(len(rs.nodes))
                       if rs.nodes[k][0] in ("max", "min")]  # no value for an empty row
         self.stash_per_element = rs.stash_bytes(lambda d: ITEMSIZE[d])
@@ -112,7 +114,7 @@ class RowKernel:
             last = a.shape[-1] if a.ndim else 1
             if (level == "s" and last != 1) or (level == "r" and last != R):
                 raise ValueError(f"row kernel: input {k} of shape {a.shape} does not fit rows {x_shape}")
-        shapes = [x_shape if r else stats for r in self.out_rows]
+        shapes = [{"r": x_shape, "s": stats, "f": x_shape[:-1]}[r] for r in self.out_kinds]
         n_rows = 1
         for d in x_shape[:-1]:
             n_rows *= d

@@ -4,7 +4,9 @@ A rows group (``lucid_ir.passes.fuse_rows``) works on values of two *levels*:
 
 - ``r``: one value per element of a row (the shape X of the reduced values);
 - ``s``: one value per row (the reductions' results, of shape ``X[:-1] + (1,)``, the
-  elementwise work on them, and single numbers).
+  elementwise work on them, and single numbers). A *final* reduction (not keeping the
+  reduced axis: shape ``X[:-1]``, the same values in the same order) is an ``s`` value
+  that only the kernel's outputs read.
 
 A row kernel makes *passes* over each row. A value's ``ready`` number says from which
 pass on it can be had: inputs and constants 0; a reduction of an ``r`` value ready in
@@ -49,19 +51,22 @@ class RowStructure:
 
     ``inputs``: (dtype, level) per kernel input; ``nodes``: ``(op, attrs, refs, dtype,
     level, ready)`` with refs ``("i", k)`` / ``("n", k)`` (``stop_gradient`` is gone:
-    its readers read its input); ``outputs``: refs; ``passes``: how many passes over a
-    row; ``stash``: the refs stashed when the row fits. ``text`` is the cache key.
+    its readers read its input); ``outputs``: refs; ``flat``: per output, whether it has
+    the shape ``X[:-1]`` (a final reduction's) instead of ``X[:-1] + (1,)``; ``passes``:
+    how many passes over a row; ``stash``: the refs stashed when the row fits. ``text``
+    is the cache key.
     """
 
-    def __init__(self, inputs, nodes, outputs):
+    def __init__(self, inputs, nodes, outputs, flat=None):
         self.inputs, self.nodes, self.outputs = tuple(inputs), tuple(nodes), tuple(outputs)
+        self.flat = tuple(flat) if flat is not None else (False,) * len(self.outputs)
         self.passes = 1 + max([self.ready(n[2][0]) for n in self.nodes if get_op(n[0]).row_reduction]
                               + [self.ready(r) for r in self.outputs if self.level(r) == "r"])
         self.stash = self._stash()
         parts = ["in:" + ",".join(f"{d}/{lv}" for d, lv in self.inputs)]
         for op, attrs, refs, dtype, level, ready in self.nodes:
             parts.append(f"{node_text(op, attrs, refs, dtype)}/{level}{ready}")
-        parts.append("out:" + ",".join(f"{t}{i}" for t, i in self.outputs))
+        parts.append("out:" + ",".join(f"{t}{i}" + "f" * f for (t, i), f in zip(self.outputs, self.flat)))
         self.text = ";".join(parts)
 
     # -------------------------------------------------------------- queries
@@ -131,7 +136,7 @@ class RowStructure:
                                  f"nor one value per row {stats}")
             return "s"
 
-        refs = {}
+        refs, finals = {}, set()
         inputs = []
         for k, v in enumerate(graph.inputs):
             refs[v] = ("i", k)
@@ -143,6 +148,8 @@ class RowStructure:
                 args = tuple(refs[v] for v in n.inputs)
             except KeyError:
                 raise ValueError(f"row kernel: {n.op} reads a value defined outside the graph") from None
+            if finals.intersection(args):
+                raise ValueError(f"row kernel: {n.op} reads a reduction that does not keep the row axis")
             d = get_op(n.op)
             if d.group == "movement" and d.forwards(n):  # (stop_gradient): the value itself
                 refs[n.out] = args[0]
@@ -151,11 +158,11 @@ class RowStructure:
             if d.row_reduction:
                 axes = n.attr("axes")
                 x = n.inputs[0]
-                if (x.shape != x_shape or not n.attr("keepdims")
-                        or (axes is not None and tuple(a % x.ndim for a in axes) != (x.ndim - 1,))):
-                    raise ValueError(f"row kernel: {n.op} must reduce the last axis of {x_shape}, "
-                                     f"keeping it")
+                if x.shape != x_shape or (axes is not None and tuple(a % x.ndim for a in axes) != (x.ndim - 1,)):
+                    raise ValueError(f"row kernel: {n.op} must reduce the last axis of {x_shape}")
                 level, ready = "s", ready + 1
+                if not n.attr("keepdims"):
+                    finals.add(("n", len(nodes)))
             elif n.op == "constant":
                 level = level_of(n.out.shape)
             elif d.fusible and n.op in SUPPORTED:
@@ -165,4 +172,5 @@ class RowStructure:
             attrs = tuple((a, v) for a, v in n.attrs if a not in ("shape", "axes", "keepdims"))
             refs[n.out] = ("n", len(nodes))
             nodes.append((n.op, attrs, args, n.out.dtype, level, ready))
-        return cls(inputs, nodes, [refs[v] for v in graph.outputs])
+        outputs = [refs[v] for v in graph.outputs]
+        return cls(inputs, nodes, outputs, [r in finals for r in outputs])

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import TensorType, is_float, normalize_axes
-from . import OpDef, register
+from . import OpDef, get_op, register
 
 
 def kept_shape(shape, axes):
@@ -36,6 +36,20 @@ class Reduction(OpDef):
 
     def out_dtype(self, dtype: str) -> str:
         return dtype
+
+    def forwards(self, node) -> bool:
+        """Reducing only axes of size 1 (or none: ``axes=()``, a scalar's ``sum()``) to
+        the same type: every value is the input's own.
+
+        >>> from lucid_ir.builder import GraphBuilder
+        >>> b = GraphBuilder()
+        >>> x = b.input((4, 1))
+        >>> g = b.build([b.emit("sum", x, axes=(1,), keepdims=True), b.emit("mean", x, axes=(0,), keepdims=True)])
+        >>> [get_op(n.op).forwards(n) for n in g.nodes]
+        [True, False]
+        """
+        x = node.inputs[0]
+        return node.out.type == x.type and all(x.shape[a] == 1 for a in node.attr("axes"))
 
     def infer(self, types, attrs):
         shape, axes = types[0].shape, attrs["axes"]

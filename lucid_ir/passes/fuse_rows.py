@@ -9,6 +9,10 @@ over its last axis, keeping it (``X[:-1] + (1,)``, the *row statistics* shape S)
   of a row), S (one value per row) or one element (a number cast to the rows' dtype),
   and ``stop_gradient`` of those shapes,
 - other row reductions of the same X,
+- *final* row reductions: the same reductions over the last axis of X without keeping it
+  (shape ``X[:-1]``: a cross-entropy's per-sample loss ``sum(onehot * logp, -1)``). They
+  are results only: nothing in the group reads them (a value of shape ``X[:-1]``
+  broadcasts along the last axis of X, not along its rows), and they never seed a group,
 
 as long as the group stays convex (no path leaves it and comes back: one kernel must be
 able to run it without waiting for another). It does not grow up into work on a matrix
@@ -37,12 +41,22 @@ from ..ops import get_op
 FLOATS = ("float32", "float64")
 
 
-def row_shape(node: Node):
-    """X when ``node`` is a row reduction of a value of shape X, else None."""
+def row_shape(node: Node, keepdims: bool = True):
+    """X when ``node`` is a row reduction of a value of shape X (``keepdims=False``: a
+    final one, not keeping the reduced axis), else None.
+
+    >>> from lucid_ir.builder import GraphBuilder
+    >>> b = GraphBuilder()
+    >>> x = b.input((4, 8))
+    >>> kept, final = b.emit("sum", x, axes=(1,), keepdims=True), b.emit("sum", x, axes=(-1,))
+    >>> g = b.build([kept, final])
+    >>> row_shape(g.nodes[0]), row_shape(g.nodes[1]), row_shape(g.nodes[1], keepdims=False)
+    ((4, 8), None, (4, 8))
+    """
     if not get_op(node.op).row_reduction:
         return None
     x = node.inputs[0]
-    if x.ndim == 0 or x.dtype not in FLOATS or x.shape[-1] == 1 or not node.attr("keepdims"):
+    if x.ndim == 0 or x.dtype not in FLOATS or x.shape[-1] == 1 or bool(node.attr("keepdims")) != keepdims:
         return None
     axes = node.attr("axes")
     axes = tuple(range(x.ndim)) if axes is None else tuple(sorted(a % x.ndim for a in axes))
@@ -75,7 +89,7 @@ class _Finder:
             return False
         d = get_op(n.op)
         if d.row_reduction:
-            return row_shape(n) == x_shape
+            return x_shape in (row_shape(n), row_shape(n, keepdims=False))
         if n.out.shape not in (x_shape, stats_shape(x_shape)) and not _one_value(n.out.shape, x_shape):
             return False
         return d.fusible or d.group == "movement" and d.forwards(n)
@@ -116,9 +130,11 @@ class _Finder:
             n = frontier.pop()
             around = [p for p in (self.producer.get(v) for v in n.inputs)
                       if p is not None and not self._epilogue(p)]
-            around += self.readers.get(n.out, ())
+            if not row_shape(n, keepdims=False):   # a final reduction: nothing in the group reads it
+                around += self.readers.get(n.out, ())
             for c in sorted(set(around), key=self.index.get):
-                if c not in members and self.fits(c, x_shape) and self._convex_with(c, members):
+                if (c not in members and self.fits(c, x_shape) and not self._reads_final(c, members)
+                        and self._convex_with(c, members)):
                     members.add(c)
                     frontier.append(c)
         members = self._trim(members, x_shape)
@@ -128,6 +144,10 @@ class _Finder:
                                       for m in members):
             return None
         return sorted(members, key=self.index.get)
+
+    def _reads_final(self, c: Node, members) -> bool:
+        """Whether ``c`` reads a final row reduction of the group (``X[:-1]``-shaped)."""
+        return any(p in members and row_shape(p, keepdims=False) for p in map(self.producer.get, c.inputs))
 
     def _after(self, m: Node, seeds, members) -> bool:
         """Whether member ``m`` depends on a reduction of the group (within the group)."""
