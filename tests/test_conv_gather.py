@@ -33,17 +33,33 @@ def _tensors(shapes, dtype="float32", seed=0):
 
 
 def test_no_patch_matrix_in_the_compiled_step():
-    """Forward and backward: no concat outside a kernel, the forward's GEMM and the weight
-    gradient's GEMM read the padded input, and nothing of the patch matrix's size is
-    saved for the backward."""
+    """Forward and backward: every value the plans hold (kernel outputs, views, saved
+    residuals) is smaller than the patch matrix; the forward GEMM, the weight gradient's
+    and the input gradient's (col2im as a gathered GEMM) pack from a tensor, and the
+    input gradient is no embed_sum of the patch gradient's blocks."""
     x, w, b = _tensors([(2, 16, 9, 8), (32, 16, 3, 3), (32,)])
-    fwd, bwd = _lowered(_conv_loss, x, w, b)
-    assert "concat" not in _top_level_ops(fwd) and "concat" not in _top_level_ops(bwd)
+    fwd, bwd = _lowered(lambda x, w, b: (F.conv2d(x, w, b, padding=(1, 2), dilation=(1, 2)) ** 2).sum(), x, w, b)
+    patches = 2 * 9 * 8 * 16 * 9  # positions x taps x channels
+    for graph in (fwd, bwd):
+        assert all(int(np.prod(v.shape)) < patches for n in graph.nodes for v in n.outs)
+    assert "embed_sum" not in _top_level_ops(bwd)
     gathering = [k for g in (fwd, bwd) for k in g.nodes
                  if k.op == "kernel" and k.kind == "gemm" and any(n.op == "concat" for n in k.body.nodes)]
-    assert len(gathering) == 2
-    patches = 2 * 5 * 8 * 16 * 9  # positions x taps x channels
-    assert all(int(np.prod(v.shape)) < patches for v in fwd.outputs)
+    assert len(gathering) == 3
+
+
+def test_col2im_kept_where_the_spread_gradient_would_be_bigger():
+    """One input channel, many output channels (a first layer), or a stride of 2 spreading
+    the output gradient: that would outweigh the patch gradient, so the col2im stays as
+    it was (and the gradients are right either way: ``test_values_and_gradients...``)."""
+    x, w = _tensors([(2, 1, 9, 8), (32, 1, 3, 3)], "float64")
+    _, bwd = _lowered(lambda x, w: (F.conv2d(x, w, padding=1) ** 2).sum(), x, w)
+    assert "embed_sum" in _top_level_ops(bwd)
+    x, w = _tensors([(2, 16, 9, 8), (32, 16, 3, 3)], "float64")
+    _, bwd = _lowered(lambda x, w: (F.conv2d(x, w, padding=1, stride=2) ** 2).sum(), x, w)
+    assert "embed_sum" in _top_level_ops(bwd)
+    _, bwd = _lowered(lambda x, w: (F.conv2d(x, w, padding=1) ** 2).sum(), x, w)
+    assert "embed_sum" not in _top_level_ops(bwd)
 
 
 def test_recognised_from_the_graph_whoever_builds_it():
