@@ -364,6 +364,18 @@ class Gen:
             k_out = 1
         if rng.random() < 0.3:  # the weight gradient: g^T (k_out, rows) . patches (rows, cols)
             return self.emit("matmul", self.new_input((rows, k_out), xdt), a, trans_a=True)
+        # the input gradient: col2im of g (rows, k_out) . w (k_out, cols); finite inputs only:
+        # its rewrite (lucid_ir.passes.col2im) multiplies the spread gradient's zeros by w,
+        # so an inf in w is NaN where no tap reaches (documented there)
+        if rng.random() < 0.3 and not self.hostile:
+            q = self.emit("reshape", self.emit("matmul", self.new_input((rows, k_out), xdt),
+                                               self.new_input((k_out, cols), xdt)), shape=(n, *out, cols))
+            blocks = [self.emit("slice", q, starts=(0,) * (len(out) + 1) + (t * c,), stops=(n, *out, (t + 1) * c),
+                                steps=(1,) * (len(out) + 2)) for t in range(len(taps))]
+            at = [((0, *[o * dl for o, dl in zip(offset, dilation)], 0)) for offset in np.ndindex(*kernel)]
+            return self.emit("embed_sum", *blocks, shape=x.shape, starts=sum(at, ()),
+                             stops=sum(((n, *[a + (m - 1) * st + 1 for a, m, st in zip(s[1:-1], out, stride)], c)
+                                        for s in at), ()), steps=(1, *stride, 1) * len(at))
         tb = bool(rng.random() < 0.5)
         y = self.emit("matmul", a, self.new_input((k_out, cols) if tb else (cols, k_out), xdt), trans_b=tb)
         return self.epilogue(y, xdt) if rng.random() < 0.5 else y

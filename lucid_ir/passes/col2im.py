@@ -10,6 +10,12 @@ at the opposite offset, concatenated, against the taps' weight blocks stacked â€
 im2col gather (``gather_operand``) that the GEMM packs from ``Z``: neither ``Q`` nor a
 patch matrix is written, and the sum of the taps happens in the GEMM's registers.
 
+Values: the same sums of products of finite values, in another order (rounding may
+differ, as between any two GEMMs). Non-finite weights are the exception: the GEMM also
+multiplies the zeros between and around the spread gradient by them, so an inf weight
+gives NaN (0Â·inf) at positions its tap does not reach, where the embed_sum gave a sum
+without it (as PyTorch's transposed-convolution algorithms do on some backends).
+
 Recognised: ``embed_sum`` of slices of one ``reshape(matmul(G, B))`` (any transpose
 flags), each slice a column block of the product with every leading axis whole, each
 placed with the same steps, the first and last axes whole; at least two taps; applied
