@@ -358,7 +358,7 @@ def test_conv2d_input_gradient_is_one_embed_sum_in_compiled_mode():
     lowered = compiled.lower()
     gathering = [k for k in lowered.program.compiled_forward.fused.nodes if k.op == "kernel"
                  and k.kind == "gemm" and any(n.op == "concat" for n in k.body.nodes)]
-    assert "embed_sum" in lowered.as_text() or len(gathering) == 3
+    assert "embed_sum" in lowered.as_text() or len(gathering) == 2  # the forward, the input gradient
     xt = torch.tensor(x0, requires_grad=True)
     (torch.nn.functional.conv2d(xt, torch.tensor(w0), padding=1, stride=(1, 2)) ** 2).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-10, atol=1e-10)
