@@ -191,6 +191,15 @@ _CLAMP = dispatch.Chain([("lt", {}, (0, 1)), ("select", {}, (-1, 1, 0)),
                          ("gt", {}, (-1, 2)), ("select", {}, (-1, 2, -2))], name="clamp")
 
 
+#: (kind of a float tensor's dtype, type(min), type(max)) -> chain, for bounds that are
+#: Python numbers: the result keeps the tensor's dtype, the numbers reach the kernel as
+#: immediate arguments; a repeated call is one lookup and one native call
+_NUMBER_BOUNDS = {("f", lo, hi): chain for lo in (int, float, type(None)) for hi in (int, float, type(None))
+                  for chain in [_CLAMP if hi is not type(None) and lo is not type(None)
+                                else _CLAMP_MAX if lo is type(None) else _CLAMP_MIN]
+                  if (lo, hi) != (type(None), type(None))}
+
+
 def clamp(input, min=None, max=None):  # noqa: A002 - PyTorch's names
     """Each element limited to ``[min, max]`` (numbers or tensors that broadcast; either
     may be None, not both). Where ``min > max`` the result is ``max``, as in PyTorch.
@@ -201,6 +210,12 @@ def clamp(input, min=None, max=None):  # noqa: A002 - PyTorch's names
     >>> lucid.tensor([1, 5, 9]).clamp(max=lucid.tensor([2, 2, 20])).tolist()
     [1, 2, 9]
     """
+    data = getattr(input, "_data", None)
+    if type(data) is np.ndarray:
+        chain = _NUMBER_BOUNDS.get((data.dtype.kind, type(min), type(max)))
+        if chain is not None:
+            return dispatch.call(chain, (input, min) if max is None else (input, max) if min is None
+                                 else (input, min, max))
     x = as_tensor(input)
     if min is None and max is None:
         raise ValueError("clamp: at least one of 'min' or 'max' must not be None")

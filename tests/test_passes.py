@@ -404,3 +404,23 @@ def test_gelu_forward_is_one_elementwise_kernel():
     got = compiled(x).numpy()
     assert compiled.lower(x).as_text().count("kernel[") == 1
     np.testing.assert_allclose(got, F.gelu(x).numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name, call", [
+    ("clamp", lambda F, x: x.clamp(-0.5, 0.5)), ("clamp max", lambda F, x: x.clamp(max=1)),
+    ("leaky_relu", lambda F, x: F.leaky_relu(x, 0.1)), ("hardtanh", lambda F, x: F.hardtanh(x)),
+    ("elu", lambda F, x: F.elu(x))])
+def test_python_numbers_are_cast_inside_the_kernel_that_reads_them(name, call):
+    """A number a loop reads in several places (``clamp`` compares with its bound and
+    selects it) is cast to the tensor's dtype inside that loop, not by a kernel of its
+    own; the loop keeps the tensor's vector width (the float64 number does not halve it)."""
+    import torch
+    from lucid_codegen.runtime.plan import kernel_launches
+    x = lucid.randn(64, 64)
+    call(F, x)
+    before = kernel_launches()
+    got = call(F, x)
+    assert kernel_launches() - before == 1
+    want = call(torch.nn.functional, torch.tensor(x.numpy(), dtype=torch.float64))
+    assert got.dtype == x.dtype
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-6)

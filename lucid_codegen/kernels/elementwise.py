@@ -209,9 +209,26 @@ def needed_nodes(st: Structure, roots) -> set[int]:
 def vector_lanes(st: Structure) -> int:
     """Lanes of the widest dtype the loop computes in. A random op's int64 key, read
     once and used by nothing else, does not count: float32 random numbers (their 64-bit
-    hashing split over registers by LLVM) keep float32's width, twice as fast."""
-    keys = {r for op, _, refs, _ in st.nodes if get_op(op).random for r in refs}
-    keys -= {r for op, _, refs, _ in st.nodes if not get_op(op).random for r in refs} | set(st.outputs)
+    hashing split over registers by LLVM) keep float32's width, twice as fast. Nor does
+    a value only read by casts to a narrower dtype: a Python number reaches the kernel
+    as a float64 and is cast to the float32 of the tensors it meets (``x.clamp(-1, 1)``),
+    once, before the loop.
+
+    >>> from lucid_ir.builder import GraphBuilder
+    >>> b = GraphBuilder()
+    >>> x, lo = b.input((8,)), b.input((), "float64")
+    >>> st = structure_of(b.build([b.emit("maximum", x, b.emit("cast", lo, dtype="float32"))]))
+    >>> vector_lanes(st) == host_target().vector_bytes // 4
+    True
+    """
+    readers: dict = {}
+    for op, attrs, refs, dtype in st.nodes:
+        for r in refs:
+            readers.setdefault(r, []).append((op, attrs, refs, dtype))
+    keys = {r for r, rs in readers.items()
+            if all(get_op(op).random or (op == "cast" and ITEMSIZE[dtype] < ITEMSIZE[st.out_dtype(r)])
+                   for op, _, _, dtype in rs)}
+    keys -= set(st.outputs)
     dtypes = {d for k, d in enumerate(st.inputs) if ("i", k) not in keys}
     dtypes |= {dtype for k, (_, _, _, dtype) in enumerate(st.nodes) if ("n", k) not in keys}
     widest = max((ITEMSIZE[d] for d in dtypes), default=4)

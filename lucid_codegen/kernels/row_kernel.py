@@ -51,6 +51,24 @@ KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int
 _KERNELS: dict = {}
 
 
+def row_lanes(rs: RowStructure) -> int:
+    """One vector register of the widest value of a row (an accumulator is wider: LLVM
+    splits it). Per-row values are scalars and do not count: layer norm's ``eps``, a
+    float64 number cast to float32 once per row, leaves float32 rows their full width.
+
+    >>> from lucid_ir.builder import GraphBuilder
+    >>> b = GraphBuilder()
+    >>> x, eps = b.input((4, 8)), b.input((), "float64")
+    >>> m = b.emit("mean", b.emit("mul", x, x), axes=(1,), keepdims=True)
+    >>> y = b.emit("mul", x, b.emit("rsqrt", b.emit("add", m, b.emit("cast", eps, dtype="float32"))))
+    >>> row_lanes(RowStructure.of(b.build([y]))) == host_target().vector_bytes // 4
+    True
+    """
+    widest = max([ITEMSIZE[d] for d, level in rs.inputs if level == "r"]
+                 + [ITEMSIZE[n[3]] for n in rs.nodes if n[4] == "r"], default=4)
+    return max(1, host_target().vector_bytes // widest)
+
+
 class RowKernel:
     """``kernel(arrays, outs=None) -> outputs`` for one rows group's structure.
 
@@ -64,8 +82,7 @@ class RowKernel:
 
     def __init__(self, rs: RowStructure, rank: int):
         self.structure, self.rank = rs, rank
-        # one vector register of the widest value (an accumulator is wider: LLVM splits it)
-        self.lanes = max(1, host_target().vector_bytes // max(ITEMSIZE[d] for d in rs.dtypes()))
+        self.lanes = row_lanes(rs)
         self.in_dtypes = [np.dtype(d) for d, _ in rs.inputs]
         self.out_dtypes = [np.dtype(rs.dtype(r)) for r in rs.outputs]
         self.out_kinds = ["r" if rs.level(r) == "r" else "f" if flat else "s"

@@ -160,10 +160,11 @@ class Partition:
             if not g.nodes:
                 self.groups.remove(g)
 
-    def _only_used_by(self, chain, consumer: Node) -> bool:
-        """Whether nothing but ``chain`` itself and ``consumer`` reads ``chain``'s values."""
+    def _only_used_by(self, chain, consumer: Node | list) -> bool:
+        """Whether nothing but ``chain`` itself and ``consumer`` (a node, or a list of
+        them) reads ``chain``'s values."""
         uses: dict = {}
-        for n in chain + [consumer]:
+        for n in chain + (consumer if isinstance(consumer, list) else [consumer]):
             for x in n.inputs:
                 uses[x] = uses.get(x, 0) + 1
         return all(self.users.get(n.out, 0) == uses.get(n.out, 0) for n in chain)
@@ -368,9 +369,11 @@ class Partition:
         the loop's own shape (GELU's ``erf(x/√2) + 1``, a loop of its own because it and
         ``x/2`` both start from the input; a dropout mask multiplying a value another
         loop computes), so the value never reaches memory; or of a smaller shape
-        (``log`` of a (64, 1) sum feeding a (64, 10) loop), recomputed per element when
-        that is cheap: one kernel launch fewer. Random numbers of a smaller shape never
-        move (their values depend on it)."""
+        (``log`` of a (64, 1) sum feeding a (64, 10) loop; a Python number cast to the
+        tensor's dtype that ``clamp`` compares with and selects), recomputed per element
+        when that is cheap: one kernel launch fewer. Readers already in the loop count as
+        the loop's own: the producer moves in before the first of them. Random numbers
+        of a smaller shape never move (their values depend on it)."""
         for v in node.inputs:
             g = self.group_of.get(v)
             if g is None or g is k or g.kind != "elementwise":
@@ -380,17 +383,20 @@ class Partition:
             chain = _feeding(g, v)
             needed = {n.out for n in chain}
             if (any(get_op(n.op).random and n.out.shape != k.shape for n in chain)
-                    or not self._only_used_by(chain, node)):
+                    or not self._only_used_by(chain, k.nodes)):
                 continue
-            if (_size(k.shape) - _size(g.shape)) * len(chain) > SMALL_RECOMPUTE:
-                continue
+            if _size(g.shape) > 1 and (_size(k.shape) - _size(g.shape)) * len(chain) > SMALL_RECOMPUTE:
+                continue   # (a single value is loop-invariant: LLVM computes it once, before the loop)
             outside = [x for n in chain for x in n.inputs if x not in needed and self.group_of.get(x) is not k]
             if any(self._depends_on(x, k) for x in outside):
+                continue
+            at = next(i for i, n in enumerate(k.nodes) if any(x in needed for x in n.inputs))
+            ins = {x for n in chain for x in n.inputs}
+            if any(n.out in ins for n in k.nodes[at:]):   # it reads what its first reader follows
                 continue
             g.nodes = [n for n in g.nodes if n.out not in needed]
             if not g.nodes:
                 self.groups.remove(g)
-            at = next(i for i, n in enumerate(k.nodes) if n is node)
             k.nodes[at:at] = chain
             for n in chain:
                 self.group_of[n.out] = k
