@@ -27,7 +27,7 @@ from __future__ import annotations
 import llvmlite.ir as ir
 
 from lucid_codegen.gemm.microkernel import I1, I32, I64, Ctx, counted_loop, imin
-from lucid_codegen.gemm.pack import transpose
+from lucid_codegen.gemm.pack import store_transposed
 
 __all__ = ["build_pack_a_gather", "build_pack_b_gather", "I64P"]
 
@@ -112,19 +112,7 @@ def build_pack_a_gather(c: Ctx, name: str) -> ir.Function:
             with b.if_else(_unit_run(c, b, cols, p0)) as (unit, other):
                 with unit:
                     off = b.load(b.gep(cols, [p0]))
-                    nblk = -(-MR // W)
-                    rws = [c.vload(b, b.gep(ptrs[i], [off])) if i < MR else c.cvec(0.0)
-                           for i in range(nblk * W)]
-                    ts = [transpose(c, b, rws[k * W:(k + 1) * W]) for k in range(nblk)]
-                    for p in range(W):
-                        d = b.gep(dst, [b.mul(b.add(p0, I64(p)), I64(MR))])
-                        for k in range(nblk):
-                            n_k = min(W, MR - k * W)
-                            v = ts[k][p]
-                            if n_k < W:
-                                v = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, n_k), list(range(n_k))))
-                            b.store(v, b.bitcast(b.gep(d, [I64(k * W)]), ir.VectorType(c.T, n_k).as_pointer()),
-                                    align=c.size)
+                    store_transposed(c, b, [c.vload(b, b.gep(ptrs[i], [off])) for i in range(MR)], dst, p0)
                 with other:
                     counted_loop(b, p0, b.add(p0, I64(W)), 1, column, "pag.pw")
         full = b.icmp_signed("==", n, I64(MR))

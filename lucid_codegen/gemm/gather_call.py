@@ -22,7 +22,26 @@ import numpy as np
 
 from lucid_codegen.runtime.pyarray import data_ptr
 
-__all__ = ["GatherCall"]
+__all__ = ["GatherCall", "extra_words"]
+
+
+def extra_words(extra, has_bias: bool, has_residual: bool, N: int, size: int, r_transposed=False):
+    """``(in_words, (rsr, csr))`` of a GEMM job (``native_plan.GemmJob``) whose operands
+    after A and B are ``extra`` (the bias, then R): where each operand's address goes
+    among the job's words (``spin.GEMM_ARGS`` after the address), and R's strides; None
+    when the bias has no unit stride."""
+    in_words, r_strides, extra = [5, 8], (0, 0), list(extra)
+    if has_bias:
+        bias = extra.pop(0)
+        if N > 1 and bias.strides[-1] != size:
+            return None
+        in_words.append(13)
+    if has_residual:
+        r = extra.pop(0)
+        r = r.T if r_transposed else r
+        r_strides = (r.strides[0] // size, r.strides[1] // size)
+        in_words.append(14)
+    return in_words, r_strides
 
 
 class GatherCall:
@@ -103,17 +122,10 @@ class GatherCall:
         ys = (y.strides[0] // size, y.strides[1] // size)
         xs = (first.ctypes.data, second.ctypes.data)
         a_s, b_s = (xs, ys) if self.k == 0 else (ys, xs)
-        in_words, r_strides = [5, 8], (0, 0)
-        extra = list(arrays[2:])
-        if self.has_bias:
-            bias = extra.pop(0)
-            if N > 1 and bias.strides[-1] != size:
-                return None
-            in_words.append(13)
-        if self.has_residual:
-            r = extra.pop(0)
-            r_strides = (r.strides[0] // size, r.strides[1] // size)
-            in_words.append(14)
+        words_of = extra_words(arrays[2:], self.has_bias, self.has_residual, N, size)
+        if words_of is None:
+            return None
+        in_words, r_strides = words_of
         alpha_bits = int(np.float64(self.alpha).view(np.int64))
         words = [self.gemm._address, M, N, K, alpha_bits, 0, *a_s, 0, *b_s, 0, c.strides[0] // size, 0, 0,
                  *r_strides, 0]

@@ -25,7 +25,7 @@ from lucid_codegen.gemm.kernel import GemmSpec, k_block
 from lucid_codegen.gemm.epilogue import Epilogue
 from lucid_codegen.gemm.call import get_gemm, split_pays
 from lucid_codegen.gemm import batched_step as gemm_batched_step
-from lucid_codegen.gemm.gather_call import GatherCall
+from lucid_codegen.gemm.gather_call import GatherCall, extra_words
 from lucid_codegen.runtime.index_steps import index_step
 from lucid_codegen.kernels.reduction import ReductionKernel
 from lucid_codegen.kernels.row_kernel import RowKernel
@@ -217,20 +217,11 @@ class GemmStep:
         N = b.shape[1]
         if N > 1 and c.strides[1] != size:
             return None
-        in_words = [5, 8]  # where A and B go among the job's words (spin.GEMM_ARGS after the address)
-        r_strides = (0, 0)
-        extra = list(arrays[2:])
-        if self.has_bias:
-            bias = extra.pop(0)
-            if N > 1 and bias.strides[-1] != size:
-                return None
-            in_words.append(13)
-        if self.has_residual:
-            r = extra.pop(0)
-            if self.r_is_a_gate and self.trans_a:
-                r = r.T
-            r_strides = (r.strides[0] // size, r.strides[1] // size)
-            in_words.append(14)
+        words_of = extra_words(arrays[2:], self.has_bias, self.has_residual, N, size,
+                               r_transposed=self.r_is_a_gate and self.trans_a)  # (A's gate has A's layout)
+        if words_of is None:
+            return None
+        in_words, r_strides = words_of
         alpha_bits = int(np.float64(self.alpha).view(np.int64))
         words = [self.gemm._address, M, N, K, alpha_bits, 0, a.strides[0] // size, a.strides[1] // size,
                  0, b.strides[0] // size, b.strides[1] // size, 0, c.strides[0] // size, 0, 0,
