@@ -46,7 +46,6 @@ def cat(tensors, dim: int = 0):
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("cat: expects a non-empty list of tensors")
-    dtype = promote(*[t.dtype for t in tensors])
     ndim = tensors[0].ndim
     if ndim == 0:
         raise ValueError("cat: zero-dimensional tensors cannot be concatenated")
@@ -60,14 +59,30 @@ def cat(tensors, dim: int = 0):
     if chain is None:
         chain = _CONCAT[n, axis] = dispatch.Chain([("concat", {"axis": axis}, tuple(range(n)))],
                                                   name="concat", key=("concat", n, axis))
-    return dispatch.call(chain, [cast(t, dtype) for t in tensors])
+    return dispatch.call(chain, _promoted(tensors))
 
 
 _CONCAT: dict = {}
+_STACK: dict = {}
+
+
+def _promoted(tensors):
+    """The tensors cast to the dtype they promote to (as they are when they share one)."""
+    first = tensors[0]._data
+    if first is not None and all(t._data is not None and t._data.dtype == first.dtype for t in tensors):
+        return tensors
+    dtype = promote(*[t.dtype for t in tensors])
+    return [cast(t, dtype) for t in tensors]
 
 
 def stack(tensors, dim: int = 0):
-    """The tensors (all of one shape) stacked along a new axis ``dim``, as ``torch.stack``."""
+    """The tensors (all of one shape) stacked along a new axis ``dim``, as ``torch.stack``;
+    one eager call.
+
+    >>> import lucid
+    >>> lucid.stack([lucid.tensor([1, 2]), lucid.tensor([3, 4])], dim=1).tolist()
+    [[1, 3], [2, 4]]
+    """
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("stack: expects a non-empty list of tensors")
@@ -75,4 +90,15 @@ def stack(tensors, dim: int = 0):
     if any(t.shape != shape for t in tensors):
         raise ValueError(f"stack: expects each tensor to be equal size, got "
                          f"{[t.shape for t in tensors]}")
-    return cat([t.unsqueeze(dim) for t in tensors], dim)
+    ndim = len(shape) + 1
+    if not -ndim <= dim < ndim:
+        raise IndexError(f"stack: dimension out of range (expected to be in range of [{-ndim}, "
+                         f"{ndim - 1}], but got {dim})")
+    n, axis = len(tensors), dim % ndim
+    chain = _STACK.get((n, axis, shape))
+    if chain is None:   # one call: each tensor viewed with the new axis, then one concat
+        new = tuple(shape[:axis]) + (1,) + tuple(shape[axis:])
+        chain = _STACK[n, axis, shape] = dispatch.Chain(
+            [("reshape", {"shape": new}, (k,)) for k in range(n)]
+            + [("concat", {"axis": axis}, tuple(range(-n, 0)))], name="stack")
+    return dispatch.call(chain, _promoted(tensors))

@@ -229,14 +229,24 @@ def _max_min(op, input, dim, keepdim, axis, keepdims):
         return _reduce(op, x, axes, keepdim)
     d = _one_dim(op, dim, x.shape)
     _nonempty(op, x, (d,) if x.ndim else (), dim)
-    index = dispatch.apply("arg" + op, x, axis=d, keepdims=True)  # (bool: as 0/1)
+    index = dispatch.apply1("arg" + op, x, (("axis", d), ("keepdims", True)))  # (bool: as 0/1)
     if not x.ndim:
         values, index = x, index.reshape(())
     else:
-        values = dispatch.apply("gather", x, index, axis=d)
-        if not keepdim:
-            values, index = values.squeeze(d), index.squeeze(d)
+        kept = x.shape[:d] + (1,) + x.shape[d + 1:]
+        shape = kept if keepdim else x.shape[:d] + x.shape[d + 1:]
+        chain = _GATHERED.get((d, shape))
+        if chain is None:   # the values at the indices (the gradient goes there), in one call
+            chain = _GATHERED[d, shape] = dispatch.Chain(
+                [("gather", {"axis": d}, (0, 1))] + ([] if keepdim else [("reshape", {"shape": shape}, (-1,))]),
+                name="gather")
+        values = dispatch.call(chain, (x, index))
+        if not keepdim:   # a fresh index tensor (no gradient): a view of its data, when it has data
+            index = index.squeeze(d) if index._data is None else type(index)._wrap(index._data.reshape(shape))
     return (max_result if op == "max" else min_result)(values, index)
+
+
+_GATHERED: dict = {}   # (dim, result shape) -> the chain of max/min(x, dim)'s values
 
 
 def argmax(input, dim=None, keepdim=False):

@@ -353,8 +353,23 @@ class Tensor:
     def logical_and(self, other): return dispatch.binary("logical_and", self, other)
     def logical_or(self, other): return dispatch.binary("logical_or", self, other)
     def logical_xor(self, other): return dispatch.binary("logical_xor", self, other)
-    def pow(self, exponent): return dispatch.binary("pow", self, exponent)
-    def __pow__(self, o): return dispatch.binary("pow", self, o)
+    def pow(self, exponent):
+        """``self ** exponent``. A float tensor to the power of the number 2, 3 or 0.5 is
+        computed as PyTorch computes it: ``x * x``, ``x * x * x``, ``sqrt(x)`` (exact, and
+        a multiply rather than ``exp(n·log x)``).
+
+        >>> import lucid
+        >>> (lucid.tensor([-3.0, 0.5]) ** 2).tolist(), (lucid.tensor([4.0]) ** 0.5).tolist()
+        ([9.0, 0.25], [2.0])
+        """
+        if type(exponent) in (int, float):
+            chain = _POWERS.get(exponent)
+            data = self._data
+            if chain is not None and (data.dtype.kind == "f" if data is not None else self.is_floating_point()):
+                return dispatch.call1(chain, self)
+        return dispatch.binary("pow", self, exponent)
+
+    __pow__ = pow
     def __rpow__(self, o): return dispatch.binary("pow", o, self)
 
     def relu(self):
@@ -375,7 +390,7 @@ class Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         try:
-            return dispatch.apply("reshape", self, shape=shape)
+            return dispatch.apply1("reshape", self, (("shape", shape),))
         except ValueError:  # the IR's message: PyTorch's, as a RuntimeError and ValueError
             _shape_ops.check_shape(tuple(shape), self.numel(), "reshape", self.shape)
             raise
@@ -474,6 +489,9 @@ def _wrap_result(data: np.ndarray) -> Tensor:
 dispatch._wrap = _wrap_result
 from . import functional_core, grad_tensor, indexing, products, setitem  # noqa: E402  (they build on Tensor's module)
 dispatch._TENSOR_TYPES.insert(0, Tensor)
+_POWERS = {2: dispatch.Chain([("mul", {}, (0, 0))], name="pow"),
+           3: dispatch.Chain([("mul", {}, (0, 0)), ("mul", {}, (-1, 0))], name="pow"),
+           0.5: dispatch.Chain([("sqrt", {}, (0,))], name="pow")}
 _RELU = {dtype: dispatch.Chain([("constant", {"value": 0.0, "shape": (), "dtype": dtype}, ()),
                                 ("maximum", {}, (0, -1))], name="relu") for dtype in _BY_NAME.values()}
 

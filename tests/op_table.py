@@ -223,6 +223,7 @@ op("expand_as", lambda lib, x, y: x.expand_as(y), [[In((1, 4)), In((3, 4), grad=
 op("contiguous", lambda lib, x: x.contiguous(), [[T(3, 4)]])
 op("cat", lambda lib, x, y: lib.cat([x, y], dim=1), [[In((2, 3)), In((2, 5))], [T(3, 2), In((3, 1))]])
 op("stack", lambda lib, x, y: lib.stack([x, y], dim=-1), [[In((2, 3)), In((2, 3))], [In(()), In(())]])
+op("stack_three", lambda lib, x, y, z: lib.stack([x, y, z], dim=1), [[In((2, 3)), T(2, 3), In((2, 3))], [In((0, 2)), In((0, 2)), In((0, 2))]])
 op("index_basic", lambda lib, x: x[1:, -1], [[In((4, 5))], [T(4, 5)]])
 op("index_step_none_ellipsis", lambda lib, x: x[..., ::2, None], [[In((3, 5))], [In((2, 3, 7))]])
 op("diff", lambda lib, x: x.diff(dim=-1), [[In((3, 5))], [T(4, 3)]])

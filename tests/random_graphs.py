@@ -129,7 +129,8 @@ def gemm_epilogue(rng, y, emit, const, new_input, steps=None):
 
 def row_chain(rng, x, emit, const, new_input):
     """One of ``ROW_CHAINS`` over the last axis of ``x``, in primitives, sometimes with
-    elementwise work before it (a bias row) and after it (a scale by a per-row value).
+    elementwise work before it (a bias row) and after it (a scale by a per-row value, a
+    final reduction of the row added back).
     ``emit(op, *inputs, **attrs)``, ``const(value)`` (a scalar of x's dtype) and
     ``new_input(shape)`` build the graph (this generator's, or the fuzzer's ``Gen``)."""
     def last(op, v):
@@ -157,4 +158,8 @@ def row_chain(rng, x, emit, const, new_input):
         y = emit("mul", x, emit("rsqrt", emit("add", ms, const(1e-3))))
     if rng.random() < 0.3:
         y = emit("mul", y, emit("tanh", last("sum", y)))
+    if rng.random() < 0.3:   # a final reduction (not keeping the row axis: a per-sample loss), added back
+        op = ["sum", "mean", "max"][int(rng.integers(1 if empty else 3))]
+        final = emit(op, emit("mul", y, y), axes=(len(y.shape) - 1,))
+        y = emit("add", y, emit("reshape", final, shape=tuple(y.shape[:-1]) + (1,)))
     return y

@@ -12,17 +12,44 @@ import pytest
 from lucid_codegen.jit import cache
 from lucid_codegen.gemm.kernel import GemmSpec, build_gemm_module
 from lucid_codegen.gemm.call import Gemm
-from lucid_codegen.gemm.core import build_core_module, core_key, core_symbols, ensure_core
+from lucid_codegen.gemm.core import build_core_module, core_key, core_parts, core_symbols, ensure_core
 from gemm_specs import activation, chain_spec, gated
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
+def _exported(module) -> set:
+    return {fn.name for fn in module.functions if not fn.is_declaration and fn.linkage != "internal"}
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_core_symbols_are_what_the_core_module_defines(dtype):
     blk = GemmSpec(dtype).blocking
-    defined = {fn.name for fn in build_core_module(dtype, blk).functions if not fn.is_declaration}
-    assert set(core_symbols(dtype, blk)) == defined
+    assert set(core_symbols(dtype, blk)) == _exported(build_core_module(dtype, blk))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_variants_declare_the_core_with_the_types_its_module_defines(dtype):
+    """declare_core writes the core's signatures down (not building its IR): they must be
+    the built functions' types, or a variant would call the core with wrong arguments."""
+    spec = GemmSpec(dtype)
+    core = build_core_module(dtype, spec.blocking)
+    built = {fn.name: str(fn.function_type) for fn in core.functions if fn.name in _exported(core)}
+    declared = {fn.name: str(fn.function_type) for fn in build_gemm_module(spec).functions
+                if fn.name in built}
+    assert declared == built
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_core_parts_partition_it_and_each_part_module_defines_its_part(dtype):
+    blk = GemmSpec(dtype).blocking
+    parts = core_parts(dtype, blk)
+    assert len(parts) > 1 and all(parts)
+    assert sorted(n for part in parts for n in part) == sorted(core_symbols(dtype, blk))
+    keys = {core_key(dtype, blk, part) for part in parts}
+    assert len(keys) == len(parts) and core_key(dtype, blk) not in keys
+    for part in parts:
+        assert _exported(build_core_module(dtype, blk, part)) == set(part)
 
 
 def test_variants_declare_the_core_instead_of_defining_it():
@@ -60,7 +87,9 @@ def test_the_core_is_compiled_once_for_all_variants(tmp_path, monkeypatch):
     run = lambda: subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                                  text=True, check=True).stdout.split(maxsplit=3)
     cold, warm = run(), run()
-    assert cold[:2] == ["4", "1"], cold      # the core and three variants, one core
+    parts = str(len(core_parts("float32", GemmSpec("float32").blocking)))
+    # the core's parts and three variants, one core
+    assert cold[:2] == [str(3 + int(parts)), parts], cold
     assert warm[2] == "0", warm              # all from disk: the core linked first
     assert cold[3] == warm[3]
     rng = np.random.default_rng(0)

@@ -270,3 +270,15 @@ def test_activations_run_as_one_native_call(monkeypatch):
         calls.clear()
         fn(x)
         assert len(calls) == 1, fn
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
+def test_embedding_indices_out_of_range_raise_before_native_code(dtype):
+    w = lucid.randn(5, 3)
+    ok = np.array([[0, 4], [2, 1]], dtype)
+    np.testing.assert_array_equal(F.embedding(lucid.tensor(ok), w).numpy(), w.numpy()[ok])
+    for bad in ([0, 5], [-1, 2], [np.iinfo(dtype).min, 0], [np.iinfo(dtype).max, 0]):
+        with pytest.raises(IndexError, match="index out of range in self"):
+            F.embedding(lucid.tensor(np.array(bad, dtype)), w)
+        with pytest.raises(IndexError):
+            torch.nn.functional.embedding(torch.tensor(np.array(bad, dtype)), torch.tensor(w.numpy()))

@@ -424,3 +424,23 @@ def test_python_numbers_are_cast_inside_the_kernel_that_reads_them(name, call):
     want = call(torch.nn.functional, torch.tensor(x.numpy(), dtype=torch.float64))
     assert got.dtype == x.dtype
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("exponent", [2, 3, 0.5, 2.0, 1.5, -1])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_pow_of_2_3_and_one_half_is_a_multiply_or_a_square_root(exponent, dtype):
+    """As PyTorch: ``x ** 2`` is ``x * x`` (exact), ``x ** 0.5`` a square root; other
+    exponents keep ``pow``. Values and gradients against torch in float64."""
+    import torch
+    from lucid.autograd import recorded_graph  # noqa: F401 (the tape below)
+    a = np.random.default_rng(0).uniform(0.1, 3, (7, 5)).astype(dtype)
+    x = lucid.tensor(a, requires_grad=True)
+    y = x ** exponent
+    t = torch.tensor(a.astype(np.float64), requires_grad=True)
+    (t ** exponent).sum().backward()
+    y.sum().backward()
+    tol = 1e-6 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(y.detach().numpy(), (t.detach() ** exponent).numpy(), rtol=tol)
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=10 * tol)
+    text = lucid.compile(lambda x: x ** exponent).lower(lucid.tensor(a)).as_text("fused")
+    assert ("pow" in text) == (exponent not in (2, 3, 0.5)), text

@@ -18,6 +18,8 @@ gradient (its lookups read a ``stop_gradient`` copy of the weight).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import dispatch, grad_mode, tracing
@@ -68,13 +70,13 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
             raise AssertionError(f"embedding: padding_idx {padding_idx} must be within num_embeddings {v}")
         padding_idx = padding_idx % v
     values = _concrete(idx)
-    if values is not None and values.size and (values.min() < 0 or values.max() >= v):
+    if values is not None and values.size and values.view(f"u{values.itemsize}").max() >= v:  # (< 0 wraps)
         raise IndexError(f"embedding: index out of range in self (indices from {values.min()} to "
                          f"{values.max()}, num_embeddings {v})")
     if max_norm is not None:
         _renorm_rows(w, values, float(max_norm), float(norm_type))
     idx = dispatch.cast(idx, "int64")
-    m = int(np.prod(idx.shape, dtype=np.int64))
+    m = math.prod(idx.shape)
     out_shape = tuple(idx.shape) + (d,)
 
     def build(s):

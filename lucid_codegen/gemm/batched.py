@@ -34,12 +34,15 @@ def batched_symbol(sym: str) -> str:
     return sym + "_batched"
 
 
-def build_batched_entry(c, spec, driver: ir.Function, name: str) -> ir.Function:
-    """The batched entry (see the module docstring) calling ``driver`` once per unit."""
+def build_batched_entry(c, spec, driver: ir.Function, name: str, extra: tuple = ()) -> ir.Function:
+    """The batched entry (see the module docstring) calling ``driver`` once per unit.
+    ``extra``: types of more arguments, passed on to ``driver`` after its own (the
+    core's generic entry: the variant's store, gemm/driver.py)."""
     D, P = ir.DoubleType(), c.P
     args = [I64, I64, I64, D, P, I64, I64, P, I64, I64, P, I64, P, P, I64, I64, P]
-    fn = ir.Function(c.m, ir.FunctionType(I32, args), name)
-    lo, hi, desc_i, alpha, A, _, _, B, _, _, C, _, bias, R, _, _, ws = fn.args
+    fn = ir.Function(c.m, ir.FunctionType(I32, args + list(extra)), name)
+    lo, hi, desc_i, alpha, A, _, _, B, _, _, C, _, bias, R, _, _, ws = fn.args[:17]
+    passed = list(fn.args[17:])
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     desc = b.inttoptr(desc_i, I64.as_pointer())
 
@@ -92,7 +95,7 @@ def build_batched_entry(c, spec, driver: ir.Function, name: str) -> ir.Function:
         else:
             r_p = R
         st = b.call(driver, [rows, cols, K, alpha, a_p, rsa, csa, b_p, rsb, csb, c_p, ldc,
-                             bias_p, r_p, rsr, csr, ws, cap])
+                             bias_p, r_p, rsr, csr, ws, cap] + passed)
         with b.if_then(b.icmp_signed("!=", st, I32(0)), likely=False):
             b.store(st, status)
             b.branch(done)

@@ -44,7 +44,9 @@ from lucid_codegen.runtime import work_split
 from lucid_codegen.runtime.pyarray import LAYOUT_OK, data_ptr
 from lucid_codegen.gemm.kernel import GemmSpec, build_gemm_module, gemm_symbol, workspace_elems
 from lucid_codegen.gemm.batched import batched_symbol
-from lucid_codegen.gemm.core import SPEED_LEVEL, ensure_core, precompile_core
+from lucid_codegen.gemm.core import ensure_core, precompile_core
+from lucid_codegen.jit import compile_pool
+from lucid_codegen.jit.llvm import gemm_pipeline
 from lucid_codegen.gemm.small import SMALL_M, SMALL_N
 
 __all__ = ["Gemm", "GemmSpec", "get_gemm", "split_pays", "split_spans"]
@@ -78,8 +80,6 @@ def split_spans(M: int, N: int, nt: int, mr: int, nr: int):
         o, n = spans.pop()
         spans[-1] = (spans[-1][0], spans[-1][1] + n)
     return (split_m, spans) if len(spans) > 1 else None
-# LLVM pipeline for GEMM modules (gemm_core.SPEED_LEVEL): their vector code is explicit,
-# so the vectorizers are off and level 2 gives the same machine code loops faster.
 
 _i64 = ctypes.c_int64
 _vp = ctypes.c_void_p
@@ -98,7 +98,7 @@ _data_ptr = data_ptr
 def _variant(spec: GemmSpec) -> tuple:
     """(key, build, symbols) of the spec's kernel library in the kernel cache."""
     sym = gemm_symbol(spec)
-    return (f"{spec.key()}:O{SPEED_LEVEL}nv", lambda: build_gemm_module(spec),
+    return (spec.key(), lambda: build_gemm_module(spec),
             [sym] if spec.gather else [sym, sym + "_py", batched_symbol(sym)])
 
 
@@ -106,8 +106,9 @@ def _load(spec: GemmSpec):
     """Compile or fetch the kernel library for ``spec`` (the one place to switch caching);
     the shared core (gemm_core.py) is loaded before the variant's object links."""
     from lucid_codegen.jit.cache import load_or_compile
+    compile_pool.run_all(precompile_tasks([spec]))   # the core's parts and the variant at once
     key, build, symbols = _variant(spec)
-    return load_or_compile(key, build, symbols, speed_level=SPEED_LEVEL, vectorize=False,
+    return load_or_compile(key, build, symbols, pipeline=gemm_pipeline(),
                            prepare=lambda: ensure_core(spec.dtype, spec.blocking))
 
 
@@ -122,10 +123,10 @@ def precompile_tasks(specs) -> list:
             continue
         if (spec.dtype, spec.blocking) not in cores:
             cores.add((spec.dtype, spec.blocking))
-            tasks.append(lambda spec=spec: precompile_core(spec.dtype, spec.blocking))
+            tasks.extend(precompile_core(spec.dtype, spec.blocking))
         key, build, symbols = _variant(spec)
         tasks.append(lambda key=key, build=build, symbols=symbols: precompile(
-            key, build, symbols, speed_level=SPEED_LEVEL, vectorize=False))
+            key, build, symbols, pipeline=gemm_pipeline()))
     return tasks
 
 

@@ -5,11 +5,11 @@ gate, accumulation), but most of its machine code does not depend on that: the p
 routines, the register-tiled micro-kernels, the small path's dot products and the
 few-rows path's strips only depend on the dtype and the blocking. Compiled into every
 variant, they were about two thirds of each variant's LLVM time (a training step's
-forward and backward use four or more variants). Here they are one module, the core,
-compiled (or loaded from the kernel cache) once per process; its functions are made
-known to the process's linker (``llvmlite.binding.add_symbol``), and each variant's
-module only declares them (``declare_core``), so its object file links against the
-loaded core.
+forward and backward use four or more variants). Here they are the core, compiled (or
+loaded from the kernel cache) once per process, as a few modules compiled in parallel
+(``core_parts``); its functions are made known to the process's linker
+(``llvmlite.binding.add_symbol``), and each variant's module only declares them
+(``declare_core``), so its object file links against the loaded core.
 
 >>> from lucid_codegen.gemm.kernel import GemmSpec
 >>> spec = GemmSpec("float32")
@@ -33,17 +33,18 @@ import llvmlite.binding as llvm
 import llvmlite.ir as ir
 
 from lucid_codegen.jit.cache import load_or_compile, precompile, source_stamp
-from lucid_codegen.gemm.microkernel import Blocking, Ctx, build_microkernel
+from lucid_codegen.jit.llvm import gemm_pipeline
+from lucid_codegen.gemm.microkernel import I1, I32, I64, Blocking, Ctx, build_microkernel, store_type
+from lucid_codegen.gemm.driver import build_generic_batched, build_generic_driver, driver_args, sub_mr
 from lucid_codegen.gemm.pack import build_pack_a, build_pack_b
-from lucid_codegen.gemm.rows import _ROW_GROUPS, build_strip_kernels
-from lucid_codegen.gemm.small import _row_groups, build_dots_kernels
+from lucid_codegen.gemm.rows import _ROW_GROUPS, _build_strip as build_strip
+from lucid_codegen.gemm.small import _build_dots as build_dots, _row_groups
 
-__all__ = ["CoreFunctions", "core_symbols", "build_core_module", "declare_core", "ensure_core", "precompile_core",
-           "sub_mr", "SPEED_LEVEL"]
+__all__ = ["CoreFunctions", "core_symbols", "core_parts", "build_core_module", "declare_core", "ensure_core",
+           "precompile_core", "sub_mr"]
 
-GENERATOR = ("gemm.core", "gemm.microkernel", "gemm.pack", "gemm.small", "gemm.rows", "kernels.vector_math")
-SPEED_LEVEL = 2  # the GEMM modules' pipeline: vector code explicit, so no vectorizers; level 2
-                 # gives the same machine code as 3, faster
+GENERATOR = ("gemm.core", "gemm.driver", "gemm.batched", "gemm.microkernel", "gemm.pack", "gemm.small", "gemm.rows",
+             "kernels.vector_math")
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,8 @@ class CoreFunctions:
     ukrs: dict      # (rows, vectors, strided) -> micro-kernel
     dots: dict      # rows -> small-path dot kernel
     strips: dict    # rows -> few-rows strip kernel
-
-
-def sub_mr(blk: Blocking) -> int:
-    """Rows of the remainder micro-kernel (a divisor of MR)."""
-    for d in (4, 3, 2, 1):
-        if blk.MR % d == 0 and blk.MR // d >= 2:
-            return d
-    return blk.MR
+    driver: ir.Function | None = None   # the generic driver (gemm/driver.py ``build_generic_driver``)
+    batched: ir.Function | None = None  # its batched entry (``build_generic_batched``)
 
 
 def _ukr_shapes(blk: Blocking) -> list:
@@ -92,80 +87,152 @@ def core_symbols(dtype: str, blk: Blocking) -> list[str]:
     return ([f"{p}.pack_a", f"{p}.pack_b"]
             + [_ukr_name(p, mr, nv, s) for mr, nv, s, _ in _ukr_shapes(blk)]
             + [f"{p}.dots{r}" for r in _row_groups(c)]
-            + [f"{p}.strip{r}" for r in _ROW_GROUPS])
+            + [f"{p}.strip{r}" for r in _ROW_GROUPS] + [f"{p}.driver", f"{p}.driver_batched"])
 
 
-def _build_functions(c: Ctx, dtype: str) -> CoreFunctions:
+def _builders(c: Ctx, dtype: str) -> dict:
+    """name -> a callable building that core function into ``c.m``, in the core's order."""
     p = _prefix(dtype, c.blk)
-    ukrs = {(mr, nv, s): build_microkernel(c, _ukr_name(p, mr, nv, s), MR=mr, NV=nv, U=u, strided_a=s)
-            for mr, nv, s, u in _ukr_shapes(c.blk)}
-    return CoreFunctions(build_pack_a(c, f"{p}.pack_a"), build_pack_b(c, f"{p}.pack_b"), ukrs,
-                         build_dots_kernels(c, p), build_strip_kernels(c, p))
+    out = {f"{p}.pack_a": lambda: build_pack_a(c, f"{p}.pack_a"),
+           f"{p}.pack_b": lambda: build_pack_b(c, f"{p}.pack_b")}
+    for mr, nv, s, u in _ukr_shapes(c.blk):
+        name = _ukr_name(p, mr, nv, s)
+        out[name] = functools.partial(build_microkernel, c, name, MR=mr, NV=nv, U=u, strided_a=s)
+    for r, jb in _row_groups(c).items():
+        out[f"{p}.dots{r}"] = functools.partial(build_dots, c, f"{p}.dots{r}", r, jb)
+    for r, u in _ROW_GROUPS.items():
+        out[f"{p}.strip{r}"] = functools.partial(build_strip, c, f"{p}.strip{r}", r, u)
+    out[f"{p}.driver"] = lambda: _build_driver(c, dtype)
+    out[f"{p}.driver_batched"] = lambda: build_generic_batched(
+        c, f"{p}.driver_batched", c.m.globals.get(f"{p}.driver") or _build_driver(c, dtype))
+    return out
 
 
-def _all(fns: CoreFunctions) -> list:
-    return [fns.pack_a, fns.pack_b, *fns.ukrs.values(), *fns.dots.values(), *fns.strips.values()]
+def _build_driver(c: Ctx, dtype: str) -> ir.Function:
+    """The generic driver, calling the core's other functions (defined in ``c.m`` when
+    built before it, else declared: they are in other parts)."""
+    declared = declare_core(c, dtype, defined=True)
+    fn = build_generic_driver(c, f"{_prefix(dtype, c.blk)}.driver", declared)
+    fn.linkage = "external"
+    return fn
 
 
-def build_core_module(dtype: str, blk: Blocking) -> ir.Module:
-    """The core as an LLVM module exporting ``core_symbols(dtype, blk)``."""
+def build_core_module(dtype: str, blk: Blocking, names=None) -> ir.Module:
+    """The core as an LLVM module exporting ``core_symbols(dtype, blk)``, or only
+    ``names`` of them (one part of the core, see :func:`core_parts`)."""
     m = ir.Module(name=_prefix(dtype, blk))
-    fns = _build_functions(Ctx(m, dtype, blk), dtype)
-    for fn in _all(fns):
-        fn.linkage = "external"
+    builders = _builders(Ctx(m, dtype, blk), dtype)
+    for name in builders if names is None else names:
+        builders[name]().linkage = "external"
     return m
 
 
-@functools.lru_cache(maxsize=None)
-def _core_types(dtype: str, blk: Blocking) -> dict:
-    """name -> function type of each core function (from its IR, built once)."""
-    m = build_core_module(dtype, blk)
-    return {fn.name: fn.function_type for fn in m.functions}
+def _core_types(c: Ctx, dtype: str) -> dict:
+    """name -> function type of each core function, from the signatures the builders
+    document (``build_pack_a``, ``build_microkernel``, ...): a variant declares the core
+    without building its IR (60-90 ms of Python). tests/test_gemm_core.py checks them
+    against the built module's."""
+    p, P, void = _prefix(dtype, c.blk), c.P, ir.VoidType()
+    types = {f"{p}.pack_a": ir.FunctionType(void, [I64, I64, P, I64, I64, P, I1]),
+             f"{p}.pack_b": ir.FunctionType(void, [I64, I64, P, I64, I64, P, I1])}
+    for mr, nv, s, _ in _ukr_shapes(c.blk):
+        types[_ukr_name(p, mr, nv, s)] = ir.FunctionType(void, [I64, P, I64, P, I64, P] + [I64] * s)
+    for r in _row_groups(c):
+        types[f"{p}.dots{r}"] = ir.FunctionType(void, [I64, P, I64, I64, P, I64, I64, P])
+    for r in _ROW_GROUPS:
+        types[f"{p}.strip{r}"] = ir.FunctionType(void, [I64, P, I64, I64, I64, P, I64, I64, P])
+    passed = [store_type(c).as_pointer(), I1]
+    types[f"{p}.driver"] = ir.FunctionType(I32, driver_args(c) + passed)
+    types[f"{p}.driver_batched"] = ir.FunctionType(I32, driver_args(c)[:17] + passed)
+    return types
 
 
-def declare_core(c: Ctx, dtype: str) -> CoreFunctions:
-    """The core's functions declared (not defined) in the variant module ``c.m``."""
-    types = _core_types(dtype, c.blk)
+
+
+
+def declare_core(c: Ctx, dtype: str, defined: bool = False) -> CoreFunctions:
+    """The core's functions declared (not defined) in the variant module ``c.m``;
+    ``defined``: those ``c.m`` defines already are taken as they are (a core part)."""
+    types = _core_types(c, dtype)
     p = _prefix(dtype, c.blk)
 
     def declare(name):
+        if defined and name in c.m.globals:
+            return c.m.globals[name]
         return ir.Function(c.m, types[name], name)
     return CoreFunctions(
         declare(f"{p}.pack_a"), declare(f"{p}.pack_b"),
         {(mr, nv, s): declare(_ukr_name(p, mr, nv, s)) for mr, nv, s, _ in _ukr_shapes(c.blk)},
         {r: declare(f"{p}.dots{r}") for r in _row_groups(c)},
-        {r: declare(f"{p}.strip{r}") for r in _ROW_GROUPS})
+        {r: declare(f"{p}.strip{r}") for r in _ROW_GROUPS},
+        *((None, None) if defined else (declare(f"{p}.driver"), declare(f"{p}.driver_batched"))))
 
 
-def core_key(dtype: str, blk: Blocking) -> str:
-    return f"gemmcore:{dtype}:{blk.tag()}:src{source_stamp(*GENERATOR)}:O{SPEED_LEVEL}nv"
+def core_parts(dtype: str, blk: Blocking) -> list[list[str]]:
+    """The core's functions in the groups compiled as separate modules (in parallel on the
+    compile pool, each a kernel-cache entry of its own): one per path of the driver --
+    packing, micro-kernels, the small path's dots, the few-rows path's strips -- each
+    about a quarter of the core's LLVM time (60-70 ms at 1 thread on Zen 3), where the
+    whole core in one module was one 260 ms chain.
+
+    >>> from lucid_codegen.gemm.kernel import GemmSpec
+    >>> [len(part) for part in core_parts("float32", GemmSpec("float32").blocking)]
+    [2, 6, 3, 2, 2]
+    """
+    names = core_symbols(dtype, blk)
+    kinds = ("pack", "ukr", "dots", "strip", "driver")
+    return [[n for n in names if n.rsplit(".", 1)[1].startswith(k)] for k in kinds]
 
 
-_LOADED: dict = {}   # (dtype, blocking) -> the core's LoadedLibrary (kept alive)
+def core_key(dtype: str, blk: Blocking, part: list[str] | None = None) -> str:
+    """The cache key of the core (its ``part``: some of its functions, see :func:`core_parts`)."""
+    what = "" if part is None else ":" + ",".join(n.rsplit(".", 1)[1] for n in part)
+    return f"gemmcore:{dtype}:{blk.tag()}{what}:src{source_stamp(*GENERATOR)}"
+
+
+def _part_args(dtype: str, blk: Blocking, part: list[str]) -> tuple:
+    """(key, build, symbols) of one part of the core in the kernel cache."""
+    return core_key(dtype, blk, part), lambda: build_core_module(dtype, blk, part), part
+
+
+def _label(dtype: str, blk: Blocking, part: list[str]) -> str:
+    return f"gemm core {dtype} {blk.tag()} " + " ".join(n.rsplit(".", 1)[1] for n in part)
+
+
+_LOADED: dict = {}   # (dtype, blocking) -> the core parts' LoadedLibrary objects (kept alive)
 _LOCK = threading.Lock()
 
 
 def ensure_core(dtype: str, blk: Blocking) -> None:
     """Compile or load the core for (dtype, blocking) and make its functions known to the
-    process's linker, once; a variant's object file can be loaded after this."""
+    process's linker, once; a variant's object file can be loaded after this. (Parts not
+    yet compiled compile one after another here: gemm/call.py first compiles them in
+    parallel, with :func:`precompile_core`'s tasks on the compile pool.)"""
     if (dtype, blk) in _LOADED:
         return
     with _LOCK:
         if (dtype, blk) in _LOADED:
             return
-        names = core_symbols(dtype, blk)
-        lib = load_or_compile(core_key(dtype, blk), lambda: build_core_module(dtype, blk), names,
-                              label=f"gemm core {dtype} {blk.tag()}", kind="gemm",
-                              speed_level=SPEED_LEVEL, vectorize=False)
-        for name in names:
-            llvm.add_symbol(name, lib.address(name))
-        _LOADED[(dtype, blk)] = lib
+        libs = []
+        for part in core_parts(dtype, blk):
+            key, build, symbols = _part_args(dtype, blk, part)
+            lib = load_or_compile(key, build, symbols, label=_label(dtype, blk, part), kind="gemm",
+                                  pipeline=gemm_pipeline())
+            for name in part:
+                llvm.add_symbol(name, lib.address(name))
+            libs.append(lib)
+        _LOADED[(dtype, blk)] = libs
 
 
-def precompile_core(dtype: str, blk: Blocking) -> None:
-    """The core's object file compiled (or found on disk) without linking it
-    (``cache.precompile``): for the compile pool, alongside the variants' objects."""
-    if (dtype, blk) not in _LOADED:
-        precompile(core_key(dtype, blk), lambda: build_core_module(dtype, blk), core_symbols(dtype, blk),
-                   label=f"gemm core {dtype} {blk.tag()}", kind="gemm", speed_level=SPEED_LEVEL,
-                   vectorize=False)
+def _precompile(dtype: str, blk: Blocking, part: list[str]) -> None:
+    key, build, symbols = _part_args(dtype, blk, part)
+    precompile(key, build, symbols, label=_label(dtype, blk, part), kind="gemm", pipeline=gemm_pipeline())
+
+
+def precompile_core(dtype: str, blk: Blocking) -> list:
+    """Callables that compile the core's parts' object files (or find them on disk)
+    without linking them (``cache.precompile``): for the compile pool, alongside the
+    variants' objects; none once the core is loaded."""
+    if (dtype, blk) in _LOADED:
+        return []
+    return [lambda part=part: _precompile(dtype, blk, part) for part in core_parts(dtype, blk)]

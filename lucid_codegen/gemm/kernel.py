@@ -50,27 +50,25 @@ import llvmlite.ir as ir
 
 from lucid_codegen.jit.cache import source_stamp
 from lucid_codegen.gemm.epilogue import Epilogue
-from lucid_codegen.gemm.core import declare_core, sub_mr
-from lucid_codegen.gemm.microkernel import (I1, I8, I32, I64, Blocking, Ctx, build_tile_epilogue, counted_loop,
-                               default_blocking, imin)
+from lucid_codegen.gemm.core import declare_core
+from lucid_codegen.gemm.driver import (STACK_BYTES, build_driver, driver_args, k_block_ir, one_block)
+from lucid_codegen.gemm.microkernel import I1, I8, I32, I64, Blocking, Ctx, build_tile_epilogue, default_blocking
 from lucid_codegen.gemm.batched import batched_symbol, build_batched_entry
 from lucid_codegen.gemm.pack import build_pack_a, build_store_tile
-from lucid_codegen.gemm.gather import I64P, build_pack_a_gather, build_pack_b_gather
+from lucid_codegen.gemm.gather import build_pack_a_gather, build_pack_b_gather
 from lucid_codegen.gemm import rows as gemm_rows
 from lucid_codegen.gemm import small as gemm_small
-from lucid_codegen.gemm.rows import build_row_path, row_condition
-from lucid_codegen.gemm.small import build_small_path, small_condition
+from lucid_codegen.gemm.rows import build_row_path
+from lucid_codegen.gemm.small import build_small_path
 from lucid_codegen.runtime.pyarray import PYARRAY_OFFSETS
 from lucid_codegen.jit.target import host_target
 
 #: stamped into keys (the GEMM's: with its epilogue's emitters, the elementwise kernels')
-GENERATOR = ("gemm.kernel", "gemm.core", "gemm.microkernel", "gemm.pack", "gemm.small", "gemm.rows",
+GENERATOR = ("gemm.kernel", "gemm.core", "gemm.driver", "gemm.microkernel", "gemm.pack", "gemm.small", "gemm.rows",
              "gemm.batched", "gemm.gather", "gemm.epilogue", "runtime.pyarray", "kernels.elementwise", "kernels.loops",
              "kernels.lowering", "kernels.vector_math", "kernels.vector_explog", "kernels.vector_trig",
              "kernels.vector_erf", "kernels.erf_coefficients", "kernels.vector_random")
 DTYPES = ("float32", "float64")
-STACK_BYTES = 96 * 1024          # largest workspace taken from the stack
-ROW_A_MAX_TILES = 8              # see ``a_row`` in ``_build_driver``
 
 
 @dataclass(frozen=True)
@@ -155,13 +153,13 @@ def _round_up(x: int, m: int) -> int:
 
 def k_block(spec: GemmSpec, K: int) -> int:
     kd = max(K, 1)
-    if spec.accumulate and not spec.linear:
+    if one_block(spec):
         return kd          # C_old must survive until the activation: one K block
     return min(spec.blocking.KC, kd)
 
 
 def workspace_elems(spec: GemmSpec, M: int, N: int, K: int) -> int:
-    """Scratch elements the kernel needs (mirrors the IR in ``_build_driver``)."""
+    """Scratch elements the kernel needs (mirrors the IR in ``driver.build_driver``)."""
     blk = spec.blocking
     kcb = k_block(spec, K)
     align = 64 // spec.itemsize
@@ -169,169 +167,15 @@ def workspace_elems(spec: GemmSpec, M: int, N: int, K: int) -> int:
     return a + _round_up(min(blk.NC, N), blk.NR) * kcb
 
 
-def _build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store,
-                  small, rows) -> ir.Function:
-    """The exported full entry. ``ukrs[(mr, nv)]``: micro-kernels for full tiles
-    (MR rows), the row remainder (MR // 3 rows at a time) and narrow column edges
-    (one vector wide); ``small``: the small-shape path (gemm_small.py); ``rows``: the
-    few-rows path for row-major B (gemm_rows.py)."""
-    blk = c.blk
-    MR, NR, MC, NC, KC, W = blk.MR, blk.NR, blk.MC, blk.NC, blk.KC, blk.W
-    MRS = sub_mr(blk)
-    D = ir.DoubleType()
-    P = c.P
-    args = [I64, I64, I64, D, P, I64, I64, P, I64, I64, P, I64, P, P, I64, I64, P, I64]
+def _build_passing(c: Ctx, spec: GemmSpec, name: str, args: list, callee, store,
+                   linkage: str = "") -> ir.Function:
+    """``name(args)``: ``callee`` (the core's generic driver or batched entry) given the
+    same arguments, then the variant's ``store`` and whether K runs in one block."""
     fn = ir.Function(c.m, ir.FunctionType(I32, args), name)
-    fn.attributes.add("noinline")
-    fn.linkage = "internal"
-    (M, N, K, alpha_d, A, rsa, csa, B, rsb, csb, C, ldc, bias, R, rsr, csr, ws, ws_elems) = fn.args
-    for a, n in zip(fn.args, "M N K alpha A rsa csa B rsb csb C ldc bias R rsr csr ws ws_elems"
-                    .split()):
-        a.name = n
+    fn.linkage = linkage
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    stack_elems = STACK_BYTES // c.size
-    stack = b.alloca(c.T, stack_elems, name="stackws")
-    stack.align = 64
-    tile = b.alloca(c.T, MR * NR, name="tile")
-    tile.align = 64
-    alpha = alpha_d if c.size == 8 else b.fptrunc(alpha_d, c.T)
-
-    ret_ok = b.append_basic_block("ret_ok")
-    with b.goto_block(ret_ok):
-        b.ret(I32(0))
-    empty = b.or_(b.icmp_signed("<=", M, I64(0)), b.icmp_signed("<=", N, I64(0)))
-    go = b.append_basic_block("go")
-    b.cbranch(empty, ret_ok, go)
-    b.position_at_end(go)
-    if not spec.gather:  # (a gathered operand is packed: the general path only)
-        with b.if_then(small_condition(b, spec, M, N, csa, rsb)):
-            b.ret(b.call(small, [M, N, K, alpha, A, rsa, B, csb, C, ldc, bias, R, rsr, csr]))
-        with b.if_then(row_condition(b, spec, M, csb)):
-            b.ret(b.call(rows, [M, N, K, alpha, A, rsa, csa, B, rsb, C, ldc, bias, R, rsr, csr]))
-
-    kd = b.select(b.icmp_signed(">", K, I64(1)), K, I64(1))
-    kcb = _k_block_ir(b, spec, kd)
-    align = 64 // c.size
-
-    def rup(x, m):
-        return b.mul(b.sdiv(b.add(x, I64(m - 1)), I64(m)), I64(m))
-    a_elems = rup(b.mul(rup(imin(b, I64(MC), M), MR), kcb), align)
-    need = b.add(a_elems, b.mul(rup(imin(b, I64(NC), N), NR), kcb))
-    no_ws = b.icmp_signed(">", need, ws_elems)      # the caller's buffer is too small
-    too_big = b.and_(no_ws, b.icmp_signed(">", need, I64(stack_elems)))
-    fail = b.append_basic_block("fail")
-    with b.goto_block(fail):
-        b.ret(I32(2))
-    body = b.append_basic_block("body")
-    b.cbranch(too_big, fail, body)
-    b.position_at_end(body)
-    base = b.select(no_ws, stack, ws)
-    Ap = base
-    Bp = b.gep(base, [a_elems])
-    # Panels read in place: A with unit row stride (A = X^T), B with unit column stride.
-    # A gated A (spec.gate_a: R is an (M, K) gate on A) is always packed, gate applied.
-    never = ir.Constant(I1, 0)
-    a_direct = never if spec.gate_a or spec.gather == "a" else b.icmp_signed("==", rsa, I64(1))
-    # A row-major and few column tiles (each A panel used by at most ROW_A_MAX_TILES
-    # tiles): packing A would cost about as much as the tiles' FMAs, so full panels are
-    # read in place by the strided micro-kernel (only a last, partial panel is packed)
-    a_row = never if spec.gate_a or spec.gather == "a" else b.and_(
-        b.and_(b.icmp_signed("==", csa, I64(1)), b.not_(a_direct)),
-        b.icmp_signed("<=", N, I64(ROW_A_MAX_TILES * NR)))
-    a_skip = b.or_(a_direct, a_row)
-    b_direct = never if spec.gather == "b" else b.icmp_signed("==", csb, I64(1))
-
-    def call_store(mr, nr, ci, bias_j, ri, first, last):
-        if spec.reads_r:
-            b.call(store, [tile, ci, ldc, mr, nr, bias_j, ri, rsr, csr, first, last, alpha])
-        else:
-            b.call(store, [tile, ci, ldc, mr, nr, bias_j, R, rsr, first, last, alpha])
-
-    def jc_body(jc):
-        nc = imin(b, I64(NC), b.sub(N, jc))
-
-        def pc_body(pc):
-            kc = imin(b, kcb, b.sub(K, pc))
-            first = b.icmp_signed("==", pc, I64(0))
-            last = b.icmp_signed(">=", b.add(pc, kcb), K)
-            Bblk = b.gep(B, [b.add(b.mul(pc, rsb), b.mul(jc, csb))])
-            if spec.gather == "b":  # (see gemm.gather: rsb, csb are the tables' addresses)
-                b.call(pack_b, [kc, nc, B, b.gep(b.inttoptr(rsb, I64P), [pc]),
-                                b.gep(b.inttoptr(csb, I64P), [jc]), Bp])
-            else:
-                b.call(pack_b, [kc, nc, Bblk, rsb, csb, Bp, b_direct])
-
-            def ic_body(ic):
-                mc = imin(b, I64(MC), b.sub(M, ic))
-                Ablk = b.gep(A, [b.add(b.mul(ic, rsa), b.mul(pc, csa))])
-                gate = [b.gep(R, [b.add(b.mul(ic, rsr), b.mul(pc, csr))]), rsr, csr] if spec.gate_a else []
-                if spec.gather == "a":  # (see gemm.gather: rsa, csa are the tables' addresses)
-                    b.call(pack_a, [kc, mc, A, b.gep(b.inttoptr(rsa, I64P), [ic]),
-                                    b.gep(b.inttoptr(csa, I64P), [pc]), Ap])
-                else:
-                    b.call(pack_a, [kc, mc, Ablk, rsa, csa, Ap, a_skip] + gate)
-
-                def jr_body(jr):
-                    nr = imin(b, I64(NR), b.sub(nc, jr))
-                    j = b.add(jc, jr)
-                    in_place = b.and_(b_direct, b.icmp_signed("==", nr, I64(NR)))
-                    narrow = b.icmp_signed("<=", nr, I64(W))
-                    bp = b.select(in_place, b.gep(Bblk, [jr]), b.gep(Bp, [b.mul(jr, kc)]))
-                    b_ps = b.select(in_place, rsb, b.select(narrow, I64(W), I64(NR)))
-                    bias_j = b.gep(bias, [j]) if spec.bias else bias
-                    cj = b.gep(C, [j])
-                    rj = b.gep(R, [b.mul(j, csr)]) if spec.reads_r else R
-
-                    def run_ukr(mrows, args, strided=False):
-                        key = (mrows, 1, strided)
-                        if blk.NV == 1:
-                            b.call(ukrs[key], args)
-                            return
-                        with b.if_else(narrow) as (then, otherwise):
-                            with then:
-                                b.call(ukrs[key], args)
-                            with otherwise:
-                                b.call(ukrs[(mrows, blk.NV, strided)], args)
-
-                    def ir_body(ir_):
-                        mr = imin(b, I64(MR), b.sub(mc, ir_))
-                        i = b.add(ic, ir_)
-                        ci = b.gep(cj, [b.mul(i, ldc)])
-                        ri = b.gep(rj, [b.mul(i, rsr)]) if spec.reads_r else R
-                        apk = b.gep(Ap, [b.mul(ir_, kc)])
-                        with b.if_else(b.icmp_signed("==", mr, I64(MR))) as (then, otherwise):
-                            with then:
-                                with b.if_else(a_row) as (row_major, other):
-                                    with row_major:
-                                        run_ukr(MR, [kc, b.gep(Ablk, [b.mul(ir_, rsa)]), I64(1), bp,
-                                                     b_ps, tile, rsa], strided=True)
-                                    with other:
-                                        ap = b.select(a_direct, b.gep(Ablk, [ir_]), apk)
-                                        a_ps = b.select(a_direct, csa, I64(MR))
-                                        run_ukr(MR, [kc, ap, a_ps, bp, b_ps, tile])
-                                call_store(I64(MR), nr, ci, bias_j, ri, first, last)
-                            with otherwise:
-                                def sub(s):
-                                    run_ukr(MRS, [kc, b.gep(apk, [s]), I64(MR), bp, b_ps, tile])
-                                    call_store(imin(b, I64(MRS), b.sub(mr, s)), nr,
-                                               b.gep(ci, [b.mul(s, ldc)]), bias_j,
-                                               b.gep(ri, [b.mul(s, rsr)]) if spec.reads_r
-                                               else R, first, last)
-                                counted_loop(b, I64(0), mr, MRS, sub, "irs")
-                    counted_loop(b, I64(0), mc, MR, ir_body, "ir")
-                counted_loop(b, I64(0), nc, NR, jr_body, "jr")
-            counted_loop(b, I64(0), M, MC, ic_body, "ic")
-        counted_loop(b, I64(0), kd, kcb, pc_body, "pc")
-    counted_loop(b, I64(0), N, NC, jc_body, "jc")
-    b.branch(ret_ok)
+    b.ret(b.call(callee, list(fn.args) + [store, ir.Constant(I1, int(one_block(spec)))]))
     return fn
-
-
-def _k_block_ir(b: ir.IRBuilder, spec: GemmSpec, kd):
-    """The K-block depth as an i64 for ``kd = max(K, 1)`` (mirrors ``k_block``)."""
-    if spec.accumulate and not spec.linear:
-        return kd          # C_old must survive until the activation: one K block
-    return imin(b, I64(spec.blocking.KC), kd)
 
 
 def _build_py_entry(c: Ctx, spec: GemmSpec, driver: ir.Function, name: str) -> ir.Function:
@@ -438,20 +282,29 @@ def build_gemm_module(spec: GemmSpec) -> ir.Module:
     c = Ctx(m, spec.dtype, spec.blocking)
     sym = gemm_symbol(spec)
     core = declare_core(c, spec.dtype)
-    pack_a = build_pack_a(c, f"{sym}.pack_a", gated=True) if spec.gate_a else core.pack_a
-    pack_b = core.pack_b
-    if spec.gather == "a":
-        pack_a = build_pack_a_gather(c, f"{sym}.pack_a")
-    elif spec.gather == "b":
-        pack_b = build_pack_b_gather(c, f"{sym}.pack_b")
     epi = build_tile_epilogue(c, spec, f"{sym}.epi")
-    store = build_store_tile(c, spec, epi, f"{sym}.store") if spec.reads_r else epi
-    small = build_small_path(c, spec, store, sym + ".small", core.dots)
-    rows = build_row_path(c, spec, store, lambda b, kd: _k_block_ir(b, spec, kd), sym + ".rows",
-                          core.strips)
-    driver = _build_driver(c, spec, sym + ".impl", pack_a, pack_b, core.ukrs, store, small, rows)
-    _build_full_entry(c, driver, sym)
-    if not spec.gather:  # (the numpy-array entries read strides: a gathered operand has tables)
-        _build_py_entry(c, spec, driver, sym + "_py")
+    if spec.gather:   # an operand gathered while it is packed (gemm.gather): a driver of its own,
+        # the general path only, no numpy-array entries (its operand has tables, not strides)
+        pack_a, pack_b = core.pack_a, core.pack_b
+        if spec.gather == "a":
+            pack_a = build_pack_a_gather(c, f"{sym}.pack_a")
+        else:
+            pack_b = build_pack_b_gather(c, f"{sym}.pack_b")
+        store = build_store_tile(c, spec, epi, f"{sym}.store") if spec.reads_r else epi
+        driver = build_driver(c, spec, sym + ".impl", pack_a, pack_b, core.ukrs, store, None, None)
+        _build_full_entry(c, driver, sym)
+        return m
+    if spec.gate_a:   # A's gate is applied while packing A: a driver of its own
+        pack_a = build_pack_a(c, f"{sym}.pack_a", gated=True)
+        small = build_small_path(c, spec, epi, sym + ".small", core.dots)
+        rows = build_row_path(c, spec, epi, lambda b, kd, fn: k_block_ir(b, spec, kd), sym + ".rows",
+                              core.strips)
+        driver = build_driver(c, spec, sym + ".impl", pack_a, core.pack_b, core.ukrs, epi, small, rows)
         build_batched_entry(c, spec, driver, batched_symbol(sym))
+    else:             # the core's driver and batched entry, given this variant's store
+        store = build_store_tile(c, spec, epi, f"{sym}.store")
+        driver = _build_passing(c, spec, sym + ".impl", driver_args(c), core.driver, store, "internal")
+        _build_passing(c, spec, batched_symbol(sym), driver_args(c)[:17], core.batched, store)
+    _build_full_entry(c, driver, sym)
+    _build_py_entry(c, spec, driver, sym + "_py")
     return m

@@ -238,6 +238,13 @@ def build_microkernel(c: Ctx, name: str, MR: int | None = None, NV: int | None =
 
 # -- tile store: the epilogue subgraph, K-block protocol, accumulate ------------------
 
+def store_type(c: Ctx) -> ir.FunctionType:
+    """The tile store every path of the GEMM calls (``pack.build_store_tile``):
+    ``void store(T* tile, T* C, i64 ldc, i64 mr, i64 nr, T* bias, T* R, i64 rsr, i64 csr,
+    i1 first, i1 last, T alpha)``."""
+    return ir.FunctionType(ir.VoidType(), [c.P, c.P, I64, I64, I64, c.P, c.P, I64, I64, I1, I1, c.T])
+
+
 def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
     """void epi(T* tile, T* C, i64 ldc, i64 mr, i64 nr, T* bias, T* R, i64 rsr,
                 i1 first, i1 last, T alpha)

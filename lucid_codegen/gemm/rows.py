@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
-from lucid_codegen.gemm.microkernel import I1, I64, Ctx, counted_loop, imin
+from lucid_codegen.gemm.microkernel import I1, I64, Ctx, counted_loop, imin, store_type
 
 #: C with at most this many rows and B with unit column stride take the row path.
 #: Measured on dX = dY·W, (M, 256)·(256, 784) (``python benchmarks/bench_small_crossover.py``,
@@ -142,28 +142,34 @@ def build_strip_kernels(c: Ctx, prefix: str) -> dict:
     return {r: _build_strip(c, f"{prefix}.strip{r}", r, u) for r, u in _ROW_GROUPS.items()}
 
 
-def build_row_path(c: Ctx, spec, store, kblock, name: str, kernels: dict | None = None) -> ir.Function:
+def build_row_path(c: Ctx, spec, store, kblock, name: str, kernels: dict | None = None,
+                   extra: tuple = ()) -> ir.Function:
     """i32 rows(i64 M, i64 N, i64 K, T alpha, T* A, i64 rsa, i64 csa, T* B, i64 rsb, T* C,
-    i64 ldc, T* bias, T* R, i64 rsr, i64 csr)
+    i64 ldc, T* bias, T* R, i64 rsr, i64 csr[, store*[, i1 one_block]])
 
     C = epilogue(A·B) for B with unit column stride (see the module docstring);
-    ``store`` is the general path's tile store, ``kblock(b, kd)`` its K-block depth (an
-    i64) for kd = max(K, 1); ``kernels`` the strip kernels (``build_strip_kernels``; built
-    into the module when None). Returns 0.
+    ``store`` is the general path's tile store, or None: the store (``store_type``) is an
+    argument (the core's generic driver, gemm/kernel.py); ``kblock(b, kd, fn)`` its
+    K-block depth (an i64) for kd = max(K, 1), ``fn`` the function being built;
+    ``kernels`` the strip kernels (``build_strip_kernels``; built into the module when
+    None). ``extra``: types of more arguments, after the store's (for ``kblock``).
+    Returns 0.
     """
     NR = c.blk.NR
     if kernels is None:
         kernels = build_strip_kernels(c, name)
     args = [I64, I64, I64, c.T, c.P, I64, I64, c.P, I64, c.P, I64, c.P, c.P, I64, I64]
+    args += [store_type(c).as_pointer()] * (store is None) + list(extra)
     fn = ir.Function(c.m, ir.FunctionType(ir.IntType(32), args), name)
     fn.linkage = "internal"
     fn.attributes.add("noinline")
-    M, N, K, alpha, A, rsa, csa, B, rsb, C, ldc, bias, Rp, rsr, csr = fn.args
+    M, N, K, alpha, A, rsa, csa, B, rsb, C, ldc, bias, Rp, rsr, csr = fn.args[:15]
+    store = fn.args[15] if store is None else store
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     strip = b.alloca(c.T, max(r * _strip_cols(c, r) for r in _ROW_GROUPS), name="strip")
     strip.align = 64
     kd = b.select(b.icmp_signed(">", K, I64(1)), K, I64(1))
-    kcb = kblock(b, kd)
+    kcb = kblock(b, kd, fn)
 
     def row_group(i0, R):
         NB = _strip_cols(c, R)

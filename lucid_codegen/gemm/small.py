@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
-from lucid_codegen.gemm.microkernel import I1, I32, I64, Ctx, counted_loop, imin
+from lucid_codegen.gemm.microkernel import I1, I32, I64, Ctx, counted_loop, imin, store_type
 
 #: C with at most this many rows takes the dot path. Measured on a linear layer 784 -> 256
 #: (``python benchmarks/bench_small_crossover.py``, Zen 3, one thread, busy machine): the
@@ -208,21 +208,24 @@ def build_dots_kernels(c: Ctx, prefix: str) -> dict:
 
 def build_small_path(c: Ctx, spec, store, name: str, dots: dict | None = None) -> ir.Function:
     """i32 small(i64 M, i64 N, i64 K, T alpha, T* A, i64 rsa, T* B, i64 csb, T* C, i64 ldc,
-    T* bias, T* R, i64 rsr, i64 csr)
+    T* bias, T* R, i64 rsr, i64 csr[, store*])
 
     C = epilogue(A·B) for A with unit column stride and B with unit row stride (see the
-    module docstring); ``store`` is the general path's tile store; ``dots`` the dot-product
-    kernels (``build_dots_kernels``; built into the module when None). Returns 0.
+    module docstring); ``store`` is the general path's tile store, or None: the store
+    (``store_type``, R with any column stride) is the last argument (the core's generic
+    driver, gemm/kernel.py); ``dots`` the dot-product kernels (``build_dots_kernels``;
+    built into the module when None). Returns 0.
     """
     NR, MR = c.blk.NR, c.blk.MR
     groups = _row_groups(c)
     if dots is None:
         dots = build_dots_kernels(c, name)
     args = [I64, I64, I64, c.T, c.P, I64, c.P, I64, c.P, I64, c.P, c.P, I64, I64]
-    fn = ir.Function(c.m, ir.FunctionType(I32, args), name)
+    fn = ir.Function(c.m, ir.FunctionType(I32, args + [store_type(c).as_pointer()] * (store is None)), name)
     fn.linkage = "internal"
     fn.attributes.add("noinline")
-    M, N, K, alpha, A, rsa, B, csb, C, ldc, bias, Rp, rsr, csr = fn.args
+    M, N, K, alpha, A, rsa, B, csb, C, ldc, bias, Rp, rsr, csr = fn.args[:14]
+    store = fn.args[14] if store is None else store
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     tile = b.alloca(c.T, MR * NR, name="tile")
     tile.align = 64

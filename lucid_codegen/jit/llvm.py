@@ -49,8 +49,8 @@ class Pipeline(NamedTuple):
     its loop and SLP vectorizers (``vectorize``), and loop unrolling and interleaving
     (``unroll``). Part of every kernel's cache key (``tag``).
 
-    >>> FULL.tag(), LOOPS.tag()
-    ('O3vu', 'O2')
+    >>> FULL.tag(), LOOPS.tag(), GEMM.tag()
+    ('O3vu', 'O2', 'O0')
     """
 
     speed_level: int = 3
@@ -72,13 +72,57 @@ FULL = Pipeline(3, True, True)
 LOOPS = Pipeline(2, False, False)
 
 
+#: The GEMM modules' pipeline (the shared core's packing routines and micro-kernels, each
+#: variant's driver and epilogue): none of LLVM's IR passes, only code generation (which
+#: has its own at ``opt=3``: instruction selection, scheduling, register allocation,
+#: loop strength reduction). Their IR is written as LLVM would leave it -- SSA values
+#: and phis, no stack slots to promote, explicit vectors, FMAs and k-loop unrolling --
+#: so the IR passes changed little: the same bits and the same speed
+#: (benchmarks/bench_gemm_pipelines.py, tests/test_gemm_pipelines.py) for half the LLVM
+#: time (core 254 -> 128 ms, a bias + relu variant 148 -> 76 ms at speed level 1; the
+#: earlier ``O2u`` unrolled edge kernels and packing loops again for 440 and 203 ms).
+#: ``LUCID_GEMM_OPT`` = ``full`` or a :meth:`Pipeline.tag` (``O2u``) overrides it.
+GEMM = Pipeline(0, False, False)
+
+
+def parse_pipeline(text: str) -> Pipeline:
+    """The pipeline named by ``full`` or by a :meth:`Pipeline.tag`.
+
+    >>> parse_pipeline("O2u"), parse_pipeline("full") == FULL
+    (Pipeline(speed_level=2, vectorize=False, unroll=True), True)
+    """
+    text = text.strip()
+    if text.lower() == "full":
+        return FULL
+    level, flags = text[1:2], text[2:]
+    if text[:1] != "O" or level not in "0123" or not level or flags not in ("", "v", "u", "vu"):
+        raise ValueError(f"not an LLVM pipeline: {text!r} (expected 'full' or a tag such as 'O2u')")
+    return Pipeline(int(level), "v" in flags, "u" in flags)
+
+
+def _pipeline_from_env(name: str, default: Pipeline, family: str) -> Pipeline:
+    """The pipeline the variable ``name`` names; unset, empty or ``family``: ``default``."""
+    text = os.environ.get(name, "").strip()
+    return default if text.lower() in ("", family) else parse_pipeline(text)
+
+
 def loop_pipeline() -> Pipeline:
-    """:data:`LOOPS`, or :data:`FULL` when ``LUCID_LOOP_OPT=full`` (read on every call).
+    """:data:`LOOPS`, or what ``LUCID_LOOP_OPT`` names (``full``: :data:`FULL`; read on
+    every call).
 
     >>> loop_pipeline() in (LOOPS, FULL)
     True
     """
-    return FULL if os.environ.get("LUCID_LOOP_OPT", "").strip().lower() == "full" else LOOPS
+    return _pipeline_from_env("LUCID_LOOP_OPT", LOOPS, "loops")
+
+
+def gemm_pipeline() -> Pipeline:
+    """:data:`GEMM`, or what ``LUCID_GEMM_OPT`` names (read on every call).
+
+    >>> gemm_pipeline().vectorize
+    False
+    """
+    return _pipeline_from_env("LUCID_GEMM_OPT", GEMM, "gemm")
 
 
 class LoadedLibrary:
