@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from . import debug
 from .compile_times import phase
 from .graph import Graph
-from .passes import autodiff, fuse, simplify
+from .passes import autodiff, col2im, fuse, simplify
 from .verify import verify
 
 __all__ = ["Options", "Result", "run", "COMPILE", "EAGER", "UPDATE", "differentiate"]
@@ -107,6 +107,8 @@ def run(graph: Graph, options: Options = COMPILE, name: str = "graph") -> Result
     if options.simplify:
         with phase(f"{name}: simplify"):
             current = simplify.run(current)
+            if options.fuse and options.fusion:  # col2im as a gathered GEMM (packed only when fused)
+                current = col2im.run(current)
         if check:
             _verify(name, current)
         debug.log_stage(name, "simplified", current)

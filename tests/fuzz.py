@@ -314,6 +314,8 @@ class Gen:
 
     def matmul(self, x, xdt):
         rng = self.rng
+        if len(x.shape) in (3, 4) and int(np.prod(x.shape)) and rng.random() < 0.3:
+            return self.im2col_matmul(x, xdt)
         if len(x.shape) in (1, 3, 4) and int(np.prod(x.shape)) and rng.random() < 0.6:
             return self.batched_matmul(x, xdt)
         if len(x.shape) != 2:
@@ -331,6 +333,51 @@ class Gen:
             n = 1
         w = self.new_input((n, k) if tb else (k, n), xdt)
         y = self.emit("matmul", x, w, trans_a=ta, trans_b=tb)
+        return self.epilogue(y, xdt) if rng.random() < 0.5 else y
+
+    def im2col_matmul(self, x, xdt):
+        """A convolution's GEMM on x seen channels-last (batch, *spatial, channels): each
+        tap of a random kernel (stride, dilation) a strided slice, the taps concatenated
+        along the channels and the leading axes merged (an im2col gather, which the GEMM
+        packs straight from x), A against a weight (with an epilogue), or B of a weight
+        gradient ``g^T · patches``."""
+        rng = self.rng
+        n, *spatial, c = x.shape
+        kernel, stride, dilation = [], [], []
+        for size in spatial:
+            k, st, dl = int(self.pick([1, 2, 3])), int(self.pick([1, 2])), int(self.pick([1, 2]))
+            while (k - 1) * dl + 1 > size:
+                k, dl = max(k - 1, 1), 1
+            kernel.append(k), stride.append(st), dilation.append(dl)
+        out = [(size - (k - 1) * dl - 1) // st + 1 for size, k, st, dl in zip(spatial, kernel, stride, dilation)]
+        taps = []
+        for offset in np.ndindex(*kernel):
+            starts = tuple(o * dl for o, dl in zip(offset, dilation))
+            stops = tuple(a + (m - 1) * st + 1 for a, m, st in zip(starts, out, stride))
+            taps.append(self.emit("slice", x, starts=(0, *starts, 0), stops=(n, *stops, c),
+                                  steps=(1, *stride, 1)))
+        cat = self.emit("concat", *taps, axis=len(x.shape) - 1) if len(taps) > 1 else taps[0]
+        rows, cols = n * int(np.prod(out)), len(taps) * c
+        a = self.emit("reshape", cat, shape=(rows, cols))
+        k_out = self.pick(DIMS[1:])
+        if rows * k_out > MAX_ELEMS or cols * k_out > MAX_ELEMS:
+            k_out = 1
+        if rng.random() < 0.3:  # the weight gradient: g^T (k_out, rows) . patches (rows, cols)
+            return self.emit("matmul", self.new_input((rows, k_out), xdt), a, trans_a=True)
+        # the input gradient: col2im of g (rows, k_out) . w (k_out, cols); finite inputs only:
+        # its rewrite (lucid_ir.passes.col2im) multiplies the spread gradient's zeros by w,
+        # so an inf in w is NaN where no tap reaches (documented there)
+        if rng.random() < 0.3 and not self.hostile:
+            q = self.emit("reshape", self.emit("matmul", self.new_input((rows, k_out), xdt),
+                                               self.new_input((k_out, cols), xdt)), shape=(n, *out, cols))
+            blocks = [self.emit("slice", q, starts=(0,) * (len(out) + 1) + (t * c,), stops=(n, *out, (t + 1) * c),
+                                steps=(1,) * (len(out) + 2)) for t in range(len(taps))]
+            at = [((0, *[o * dl for o, dl in zip(offset, dilation)], 0)) for offset in np.ndindex(*kernel)]
+            return self.emit("embed_sum", *blocks, shape=x.shape, starts=sum(at, ()),
+                             stops=sum(((n, *[a + (m - 1) * st + 1 for a, m, st in zip(s[1:-1], out, stride)], c)
+                                        for s in at), ()), steps=(1, *stride, 1) * len(at))
+        tb = bool(rng.random() < 0.5)
+        y = self.emit("matmul", a, self.new_input((k_out, cols) if tb else (cols, k_out), xdt), trans_b=tb)
         return self.epilogue(y, xdt) if rng.random() < 0.5 else y
 
     def epilogue(self, y, xdt):

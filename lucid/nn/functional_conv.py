@@ -7,6 +7,14 @@ taps·C/groups)``, and each group is
 ONE ``matmul`` against its weights, the bias added in the GEMM's epilogue. Gradients
 come from autodiff of those primitives (slices become embeds, the matmul two matmuls).
 
+That matrix is never written: fusion recognises the matmul whose operand is a concat
+of strided slices of one tensor (``lucid_ir.passes.gather_operand``) and the GEMM packs
+the operand straight from the padded input through two offset tables (an implicit
+GEMM: ``lucid_codegen.gemm.gather``), in eager and compiled mode; the weight gradient's
+GEMM reads the same gather (autodiff saves the padded input, not the patches), and the
+input gradient's col2im becomes a gathered GEMM over the stride-spread output gradient
+where that moves less data (``lucid_ir.passes.col2im``).
+
 A transposed convolution is the convolution of the input spread out by the stride
 (zeros between its elements) with the flipped, transposed kernel.
 

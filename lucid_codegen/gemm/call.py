@@ -99,7 +99,7 @@ def _variant(spec: GemmSpec) -> tuple:
     """(key, build, symbols) of the spec's kernel library in the kernel cache."""
     sym = gemm_symbol(spec)
     return (spec.key(), lambda: build_gemm_module(spec),
-            [sym, sym + "_py", batched_symbol(sym)])
+            [sym] if spec.gather else [sym, sym + "_py", batched_symbol(sym)])
 
 
 def _load(spec: GemmSpec):
@@ -212,9 +212,10 @@ class Gemm:
         sym = gemm_symbol(spec)
         self._address = self.lib.address(sym)
         self._fn = _FULL_SIG(self._address)
-        self._pyfn = _PY_SIG(self.lib.address(sym + "_py")) if _PY_OK else None
-        self._batched_address = self.lib.address(batched_symbol(sym))
-        self._batched_fn = _FULL_SIG(self._batched_address)  # the same 17 argument words
+        gathers = bool(spec.gather)  # (no numpy-array entries: a gathered operand has tables)
+        self._pyfn = _PY_SIG(self.lib.address(sym + "_py")) if _PY_OK and not gathers else None
+        self._batched_address = None if gathers else self.lib.address(batched_symbol(sym))
+        self._batched_fn = None if gathers else _FULL_SIG(self._batched_address)  # the same 17 words
         blk = spec.blocking
         self._mc, self._nc, self._kc = blk.MC, blk.NC, blk.KC
         self._mr, self._nr = blk.MR, blk.NR
@@ -407,13 +408,18 @@ class Gemm:
         jobs = []
         for (o, n), buf in zip(parts, bufs):
             ws = _aligned(buf)
-            if split_m:  # the words of the GEMM entry's arguments (see spin.GEMM_ARGS)
+            if split_m and spec.gather == "a":  # rsa: the address of A's row table (gemm.gather)
+                jobs.append((address, n, N, K, alpha_bits, a_ptr, rsa + 8 * o, csa,
+                             b_ptr, rsb, csb, c_ptr + o * ldc * size, ldc, bias_ptr,
+                             (r_ptr + o * rsr * size) if r_ptr else 0, rsr, csr, ws))
+            elif split_m:  # the words of the GEMM entry's arguments (see spin.GEMM_ARGS)
                 jobs.append((address, n, N, K, alpha_bits, a_ptr + o * rsa * size, rsa, csa,
                              b_ptr, rsb, csb, c_ptr + o * ldc * size, ldc, bias_ptr,
                              (r_ptr + o * rsr * size) if r_ptr else 0, rsr, csr, ws))
-            else:
+            else:  # (B gathered: csb is the address of its column table, gemm.gather)
+                b_at, csb_at = (b_ptr, csb + 8 * o) if spec.gather == "b" else (b_ptr + o * csb * size, csb)
                 jobs.append((address, M, n, K, alpha_bits, a_ptr, rsa, csa,
-                             b_ptr + o * csb * size, rsb, csb, c_ptr + o * size, ldc,
+                             b_at, rsb, csb_at, c_ptr + o * size, ldc,
                              (bias_ptr + o * size) if bias_ptr else 0,
                              (r_ptr + o * csr * size) if r_ptr and not spec.gate_a else r_ptr,
                              rsr, csr, ws))

@@ -23,6 +23,7 @@ from lucid_codegen.gemm.rows import build_row_path, row_condition
 from lucid_codegen.gemm.small import build_small_path, small_condition
 
 STACK_BYTES = 96 * 1024          # largest workspace taken from the stack
+I64P = I64.as_pointer()          # a gathered operand's offset tables (gemm/gather.py)
 ROW_A_MAX_TILES = 8              # see ``a_row`` in ``build_driver``
 
 
@@ -116,10 +117,12 @@ def build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store,
     go = b.append_basic_block("go")
     b.cbranch(empty, ret_ok, go)
     b.position_at_end(go)
-    with b.if_then(small_condition(b, spec, M, N, csa, rsb)):
-        b.ret(b.call(small, [M, N, K, alpha, A, rsa, B, csb, C, ldc, bias, R, rsr, csr] + extra[:1]))
-    with b.if_then(row_condition(b, spec, M, csb)):
-        b.ret(b.call(rows, [M, N, K, alpha, A, rsa, csa, B, rsb, C, ldc, bias, R, rsr, csr] + extra))
+    gather = getattr(spec, "gather", "")  # an operand gathered through tables (gemm/gather.py)
+    if not gather:  # (a gathered operand is packed: the general path only)
+        with b.if_then(small_condition(b, spec, M, N, csa, rsb)):
+            b.ret(b.call(small, [M, N, K, alpha, A, rsa, B, csb, C, ldc, bias, R, rsr, csr] + extra[:1]))
+        with b.if_then(row_condition(b, spec, M, csb)):
+            b.ret(b.call(rows, [M, N, K, alpha, A, rsa, csa, B, rsb, C, ldc, bias, R, rsr, csr] + extra))
 
     kd = b.select(b.icmp_signed(">", K, I64(1)), K, I64(1))
     if generic:
@@ -147,15 +150,15 @@ def build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store,
     # Panels read in place: A with unit row stride (A = X^T), B with unit column stride.
     # A gated A (spec.gate_a: R is an (M, K) gate on A) is always packed, gate applied.
     never = ir.Constant(I1, 0)
-    a_direct = never if spec.gate_a else b.icmp_signed("==", rsa, I64(1))
+    a_direct = never if spec.gate_a or gather == "a" else b.icmp_signed("==", rsa, I64(1))
     # A row-major and few column tiles (each A panel used by at most ROW_A_MAX_TILES
     # tiles): packing A would cost about as much as the tiles' FMAs, so full panels are
     # read in place by the strided micro-kernel (only a last, partial panel is packed)
-    a_row = never if spec.gate_a else b.and_(
+    a_row = never if spec.gate_a or gather == "a" else b.and_(
         b.and_(b.icmp_signed("==", csa, I64(1)), b.not_(a_direct)),
         b.icmp_signed("<=", N, I64(ROW_A_MAX_TILES * NR)))
     a_skip = b.or_(a_direct, a_row)
-    b_direct = b.icmp_signed("==", csb, I64(1))
+    b_direct = never if gather == "b" else b.icmp_signed("==", csb, I64(1))
 
     def call_store(mr, nr, ci, bias_j, ri, first, last):
         if spec.reads_r:
@@ -171,13 +174,20 @@ def build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store,
             first = b.icmp_signed("==", pc, I64(0))
             last = b.icmp_signed(">=", b.add(pc, kcb), K)
             Bblk = b.gep(B, [b.add(b.mul(pc, rsb), b.mul(jc, csb))])
-            b.call(pack_b, [kc, nc, Bblk, rsb, csb, Bp, b_direct])
+            if gather == "b":  # (gemm/gather.py: rsb, csb are the tables' addresses)
+                b.call(pack_b, [kc, nc, B, b.gep(b.inttoptr(rsb, I64P), [pc]), b.gep(b.inttoptr(csb, I64P), [jc]), Bp])
+            else:
+                b.call(pack_b, [kc, nc, Bblk, rsb, csb, Bp, b_direct])
 
             def ic_body(ic):
                 mc = imin(b, I64(MC), b.sub(M, ic))
                 Ablk = b.gep(A, [b.add(b.mul(ic, rsa), b.mul(pc, csa))])
                 gate = [b.gep(R, [b.add(b.mul(ic, rsr), b.mul(pc, csr))]), rsr, csr] if spec.gate_a else []
-                b.call(pack_a, [kc, mc, Ablk, rsa, csa, Ap, a_skip] + gate)
+                if gather == "a":  # (gemm/gather.py: rsa, csa are the tables' addresses)
+                    b.call(pack_a, [kc, mc, A, b.gep(b.inttoptr(rsa, I64P), [ic]),
+                                    b.gep(b.inttoptr(csa, I64P), [pc]), Ap])
+                else:
+                    b.call(pack_a, [kc, mc, Ablk, rsa, csa, Ap, a_skip] + gate)
 
                 def jr_body(jr):
                     nr = imin(b, I64(NR), b.sub(nc, jr))

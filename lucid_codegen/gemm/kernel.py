@@ -55,6 +55,7 @@ from lucid_codegen.gemm.driver import (STACK_BYTES, build_driver, driver_args, k
 from lucid_codegen.gemm.microkernel import I1, I8, I32, I64, Blocking, Ctx, build_tile_epilogue, default_blocking
 from lucid_codegen.gemm.batched import batched_symbol, build_batched_entry
 from lucid_codegen.gemm.pack import build_pack_a, build_store_tile
+from lucid_codegen.gemm.gather import build_pack_a_gather, build_pack_b_gather
 from lucid_codegen.gemm import rows as gemm_rows
 from lucid_codegen.gemm import small as gemm_small
 from lucid_codegen.gemm.rows import build_row_path
@@ -64,7 +65,7 @@ from lucid_codegen.jit.target import host_target
 
 #: stamped into keys (the GEMM's: with its epilogue's emitters, the elementwise kernels')
 GENERATOR = ("gemm.kernel", "gemm.core", "gemm.driver", "gemm.microkernel", "gemm.pack", "gemm.small", "gemm.rows",
-             "gemm.batched", "gemm.epilogue", "runtime.pyarray", "kernels.elementwise", "kernels.loops",
+             "gemm.batched", "gemm.gather", "gemm.epilogue", "runtime.pyarray", "kernels.elementwise", "kernels.loops",
              "kernels.lowering", "kernels.vector_math", "kernels.vector_explog", "kernels.vector_trig",
              "kernels.vector_erf", "kernels.erf_coefficients", "kernels.vector_random")
 DTYPES = ("float32", "float64")
@@ -74,14 +75,16 @@ DTYPES = ("float32", "float64")
 class GemmSpec:
     """What a GEMM kernel is specialised on: the dtype, the epilogue subgraph applied to
     each tile of C (``gemm_epilogue.Epilogue``; None: C = P), whether C's old value is
-    added, and ``gate_a`` (A's relu mask applied while packing A, R being (M, K)).
-    ``alpha`` and all sizes/strides are runtime."""
+    added, ``gate_a`` (A's relu mask applied while packing A, R being (M, K)) and
+    ``gather`` ("a" or "b": that operand is gathered through two offset tables while
+    it is packed, ``gemm.gather``). ``alpha`` and all sizes/strides are runtime."""
 
     dtype: str = "float32"
     epilogue: Epilogue | None = None
     accumulate: bool = False
     gate_a: bool = False
     blocking: Blocking | None = field(default=None, compare=True)
+    gather: str = ""
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
@@ -92,6 +95,8 @@ class GemmSpec:
             raise ValueError(f"gemm: epilogue must be a {self.dtype} gemm_epilogue.Epilogue, got {self.epilogue!r}")
         if self.epilogue.reads_r and self.gate_a:
             raise ValueError("gemm: an epilogue reading R and gate_a both use R; choose one")
+        if self.gather not in ("", "a", "b") or (self.gather and self.gate_a):
+            raise ValueError(f"gemm: gather must be '', 'a' or 'b' (not with gate_a), got {self.gather!r}")
         if self.blocking is None:
             object.__setattr__(self, "blocking",
                                default_blocking(self.dtype, host_target().vector_bytes))
@@ -124,7 +129,8 @@ class GemmSpec:
     def key(self) -> str:
         """Names everything the generated code depends on (a cache key)."""
         return (f"gemm:{self.dtype}:epi[{self.epilogue.text}]"
-                f":acc{int(self.accumulate)}:gate_a{int(self.gate_a)}:{self.blocking.tag()}"
+                f":acc{int(self.accumulate)}:gate_a{int(self.gate_a)}:gather{self.gather or '-'}"
+                f":{self.blocking.tag()}"
                 f":stack{STACK_BYTES}:{_path_thresholds()}:pyabi{'-'.join(map(str, PYARRAY_OFFSETS))}"
                 f":src{source_stamp(*GENERATOR)}")
 
@@ -138,7 +144,7 @@ def _path_thresholds() -> str:
 
 def gemm_symbol(spec: GemmSpec) -> str:
     return (f"lucid_gemm_{spec.dtype[-2:]}_{spec.epilogue.tag()}"
-            f"_a{int(spec.accumulate)}{'_ga' if spec.gate_a else ''}")
+            f"_a{int(spec.accumulate)}{'_ga' if spec.gate_a else ''}{'_gather' + spec.gather if spec.gather else ''}")
 
 
 def _round_up(x: int, m: int) -> int:
@@ -277,6 +283,17 @@ def build_gemm_module(spec: GemmSpec) -> ir.Module:
     sym = gemm_symbol(spec)
     core = declare_core(c, spec.dtype)
     epi = build_tile_epilogue(c, spec, f"{sym}.epi")
+    if spec.gather:   # an operand gathered while it is packed (gemm.gather): a driver of its own,
+        # the general path only, no numpy-array entries (its operand has tables, not strides)
+        pack_a, pack_b = core.pack_a, core.pack_b
+        if spec.gather == "a":
+            pack_a = build_pack_a_gather(c, f"{sym}.pack_a")
+        else:
+            pack_b = build_pack_b_gather(c, f"{sym}.pack_b")
+        store = build_store_tile(c, spec, epi, f"{sym}.store") if spec.reads_r else epi
+        driver = build_driver(c, spec, sym + ".impl", pack_a, pack_b, core.ukrs, store, None, None)
+        _build_full_entry(c, driver, sym)
+        return m
     if spec.gate_a:   # A's gate is applied while packing A: a driver of its own
         pack_a = build_pack_a(c, f"{sym}.pack_a", gated=True)
         small = build_small_path(c, spec, epi, sym + ".small", core.dots)

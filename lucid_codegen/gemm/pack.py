@@ -79,7 +79,6 @@ def build_pack_a(c: Ctx, name: str, gated: bool = False) -> ir.Function:
             if gated:
                 unit = b.and_(unit, b.icmp_signed("==", csg, I64(1)))
             kvec = b.select(b.and_(full, unit), b.mul(b.sdiv(kc, I64(W)), I64(W)), I64(0))
-            nblk = -(-MR // W)
             zero_v = c.cvec(0.0)
             ptrs = [b.gep(src, [b.mul(I64(i), rsa)]) for i in range(MR)]
             gptrs = [b.gep(gsrc, [b.mul(I64(i), rsg)]) for i in range(MR)] if gated else None
@@ -92,19 +91,7 @@ def build_pack_a(c: Ctx, name: str, gated: bool = False) -> ir.Function:
                 return v
 
             def chunk(p0):
-                rws = [row_vector(i, p0) if i < MR else zero_v for i in range(nblk * W)]
-                ts = [transpose(c, b, rws[k * W:(k + 1) * W]) for k in range(nblk)]
-                for p in range(W):
-                    d = b.gep(dst, [b.mul(b.add(p0, I64(p)), I64(MR))])
-                    for k in range(nblk):
-                        n = min(W, MR - k * W)
-                        v = ts[k][p]
-                        if n < W:
-                            v = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, n),
-                                                                   list(range(n))))
-                        vt = ir.VectorType(c.T, n)
-                        b.store(v, b.bitcast(b.gep(d, [I64(k * W)]), vt.as_pointer()),
-                                align=c.size)
+                store_transposed(c, b, [row_vector(i, p0) for i in range(MR)], dst, p0)
             counted_loop(b, I64(0), kvec, W, chunk, "pa.tr")
             done = kvec
             if gated:  # columns of A and G contiguous (A = gradient^T), full panel: vectors
@@ -184,6 +171,24 @@ def build_pack_b(c: Ctx, name: str) -> ir.Function:
     counted_loop(b, I64(0), nc, NR, panel, "pb")
     b.ret_void()
     return fn
+
+
+def store_transposed(c: Ctx, b: ir.IRBuilder, rows: list, dst, p0) -> None:
+    """Columns p0 .. p0+W of an A panel from its MR rows' W-vectors (``rows``): element
+    (p, i) at dst[p*MR + i], by W x W register transposes (rows zero-padded to a multiple
+    of W)."""
+    MR, W = c.blk.MR, c.blk.W
+    nblk = -(-MR // W)
+    rws = list(rows) + [c.cvec(0.0)] * (nblk * W - MR)
+    ts = [transpose(c, b, rws[k * W:(k + 1) * W]) for k in range(nblk)]
+    for p in range(W):
+        d = b.gep(dst, [b.mul(b.add(p0, I64(p)), I64(MR))])
+        for k in range(nblk):
+            n = min(W, MR - k * W)
+            v = ts[k][p]
+            if n < W:
+                v = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, n), list(range(n))))
+            b.store(v, b.bitcast(b.gep(d, [I64(k * W)]), ir.VectorType(c.T, n).as_pointer()), align=c.size)
 
 
 def transpose(c: Ctx, b: ir.IRBuilder, rows: list) -> list:

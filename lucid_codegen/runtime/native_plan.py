@@ -438,14 +438,21 @@ def _parts(job: GemmJob, num_threads: int):
     parts = []
     for o, n in spans:  # word indices: spin.GEMM_ARGS after the entry address
         pw = list(w)
+        gather = gemm.spec.gather  # a gathered operand's table advances, not its tensor (gemm.gather)
         if split_m:
             pw[1] = n
             offsets = {5: o * w[6] * size, 11: o * w[12] * size}
+            if gather == "a":
+                del offsets[5]
+                pw[6] = w[6] + 8 * o
             if has_r:
                 offsets[14] = o * w[15] * size
         else:
             pw[2] = n
             offsets = {8: o * w[10] * size, 11: o * size}
+            if gather == "b":
+                del offsets[8]
+                pw[10] = w[10] + 8 * o
             if has_bias:
                 offsets[13] = o * size
             if has_r and not gemm.spec.gate_a:

@@ -17,6 +17,7 @@ from lucid_ir.interpreter import evaluate_node
 from lucid_ir.kernel import KernelNode
 from lucid_ir.opnames import ATTENTION, COLLECTIVE, INDEXING, MATMUL, SCAN
 from lucid_ir.passes.fuse_epilogue import is_row, same_rows
+from lucid_ir.passes.gather_operand import find as find_gather
 from lucid_ir.ops.slicing import numpy_index
 
 from lucid_codegen.kernels.elementwise import ElementwiseKernel
@@ -24,6 +25,7 @@ from lucid_codegen.gemm.kernel import GemmSpec, k_block
 from lucid_codegen.gemm.epilogue import Epilogue
 from lucid_codegen.gemm.call import get_gemm, split_pays
 from lucid_codegen.gemm import batched_step as gemm_batched_step
+from lucid_codegen.gemm.gather_call import GatherCall, extra_words
 from lucid_codegen.runtime.index_steps import index_step
 from lucid_codegen.kernels.reduction import ReductionKernel
 from lucid_codegen.kernels.row_kernel import RowKernel
@@ -34,7 +36,8 @@ from lucid_codegen.runtime.attention_steps import attention_step
 class GemmStep:
     """A gemm kernel: ``E(op(A)·op(B), bias, R)`` in one native call, E the fused
     elementwise subgraph (``gemm_epilogue.Epilogue``), A optionally gated by its relu
-    mask (a prologue)."""
+    mask (a prologue), or one operand gathered from a tensor (an im2col prologue:
+    ``gemm.gather_call``)."""
 
     def __init__(self, kernel: KernelNode):
         self._read(kernel)
@@ -56,8 +59,13 @@ class GemmStep:
         body = kernel.body.nodes
         at = next(k for k, n in enumerate(body) if n.op in MATMUL)
         mm = body[at]
-        gate_a, self.a_shape = None, None
+        gate_a, self.a_shape, self.gathered = None, None, None
         prologue = [n for n in body[:at] if n.op != "constant"]
+        if any(n.op == "slice" for n in prologue):  # an operand gathered (gather_operand)
+            made = {n.out: n for n in body[:at]}
+            self.gathered = next((k, g) for k in (0, 1) for g in [find_gather(mm, k, made)]
+                                 if g is not None and g.source not in made)
+            prologue = []
         if prologue:  # A's relu mask, a prologue: select(gt(r, 0), g, 0) · B
             cmp, sel = prologue
             assert cmp.op == "gt" and sel.op == "select" and mm.inputs[0] is sel.out, "gemm prologue must be A's mask"
@@ -98,6 +106,8 @@ class GemmStep:
         self.alpha = 1.0
         a_operand = a_in if gate_a is not None else mm.inputs[0]
         self.inputs = [a_operand, mm.inputs[1]] + [v for v in (row, full, gate_a) if v is not None]
+        if self.gathered is not None:  # the kernel reads the gathered operand's tensor
+            self.inputs[self.gathered[0]] = self.gathered[1].source
         # the R slot: the epilogue's (M, N) operand, or A's gate (transposed with A)
         self.has_residual = full is not None or gate_a is not None
         self.has_bias, self.r_is_a_gate = row is not None, gate_a is not None
@@ -113,7 +123,8 @@ class GemmStep:
             size *= d
         self.flop = 2.0 * size * k
         self.k, self.m = k, size // max(self.n, 1)
-        self.spec = GemmSpec(mm.out.dtype, epilogue, gate_a=gate_a is not None)
+        self.spec = GemmSpec(mm.out.dtype, epilogue, gate_a=gate_a is not None,
+                             gather="ab"[self.gathered[0]] if self.gathered is not None else "")
 
     def _bind(self) -> None:
         """The calls, once ``self.gemm`` is loaded."""
@@ -139,7 +150,15 @@ class GemmStep:
                 return c
             self.direct = direct
             return
-        run = self.gemm.runner(self.out_shape, self.trans_a, self.trans_b, self.alpha)
+        self.gather_call = None
+        if self.gathered is not None:
+            self.same_element_reads = frozenset()
+            self.gather_call = GatherCall(self.gemm, self.gathered, self.out_shape,
+                                          self.trans_b if self.gathered[0] == 0 else self.trans_a,
+                                          self.has_bias, self.has_residual, self.alpha)
+            run = self.gather_call.direct
+        else:
+            run = self.gemm.runner(self.out_shape, self.trans_a, self.trans_b, self.alpha)
         n = self.n
         #: ``direct(a, b, *extra) -> C``: one fresh output, no tuple (eager fast paths)
         self.direct = (lambda a, b, bias, *rest: run(a, b, bias.reshape(n), *rest)) if self.bias_2d else run
@@ -182,6 +201,10 @@ class GemmStep:
                 arrays[-1] = _view(arrays[-1], self.r_view)
             if c is None or arrays[-1] is None:
                 return None
+        if self.gathered is not None:
+            if self.bias_2d:
+                arrays = list(arrays[:2]) + [arrays[2].reshape(self.n)] + list(arrays[3:])
+            return self.gather_call.native_job(list(arrays), c)
         a, b = arrays[0], arrays[1]
         if self.a_shape is not None:
             a = np.broadcast_to(a, self.a_shape)
@@ -194,20 +217,11 @@ class GemmStep:
         N = b.shape[1]
         if N > 1 and c.strides[1] != size:
             return None
-        in_words = [5, 8]  # where A and B go among the job's words (spin.GEMM_ARGS after the address)
-        r_strides = (0, 0)
-        extra = list(arrays[2:])
-        if self.has_bias:
-            bias = extra.pop(0)
-            if N > 1 and bias.strides[-1] != size:
-                return None
-            in_words.append(13)
-        if self.has_residual:
-            r = extra.pop(0)
-            if self.r_is_a_gate and self.trans_a:
-                r = r.T
-            r_strides = (r.strides[0] // size, r.strides[1] // size)
-            in_words.append(14)
+        words_of = extra_words(arrays[2:], self.has_bias, self.has_residual, N, size,
+                               r_transposed=self.r_is_a_gate and self.trans_a)  # (A's gate has A's layout)
+        if words_of is None:
+            return None
+        in_words, r_strides = words_of
         alpha_bits = int(np.float64(self.alpha).view(np.int64))
         words = [self.gemm._address, M, N, K, alpha_bits, 0, a.strides[0] // size, a.strides[1] // size,
                  0, b.strides[0] // size, b.strides[1] // size, 0, c.strides[0] // size, 0, 0,
@@ -223,6 +237,9 @@ class GemmStep:
             return (out,)
         if self.batched:
             gemm_batched_step.run_into(self, out, a, b, *extra)
+            return (out,)
+        if self.gathered is not None:  # a fresh C (its operands may be anything), copied
+            out[...] = self.direct(a, b, *extra).reshape(out.shape)
             return (out,)
         if self.a_shape is not None:
             a = np.broadcast_to(a, self.a_shape)

@@ -35,7 +35,7 @@ from ..builder import GraphBuilder
 from ..graph import Graph, Value
 from ..ops import get_op
 from ..types import is_float
-from . import dce
+from . import dce, gather_operand
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,30 @@ def _copy_constants(body: Graph, forward: Graph) -> Graph:
     consts = {n.out: n for n in forward.nodes if n.op == "constant"}
     needed = [consts[v] for v in dict.fromkeys(v for n in body.nodes for v in n.inputs) if v in consts]
     return Graph(body.inputs, tuple(needed) + body.nodes, body.outputs)
+
+
+def _recompute_gathers(body: Graph, forward: Graph) -> Graph:
+    """A forward operand that a backward GEMM reads as an im2col gather
+    (``gather_operand.find``: a convolution's patch matrix) is re-emitted from the tensor
+    it gathers, which is saved instead: the GEMM packs it from that tensor, so the
+    patch matrix is never saved nor written."""
+    producer = {n.out: n for n in forward.nodes}
+    defined = {n.out for n in body.nodes}
+    producer.update({n.out: n for n in body.nodes})
+    chains = {}
+    for n in body.nodes:
+        if get_op(n.op).group != "matmul":
+            continue
+        for k, v in enumerate(n.inputs):
+            if v not in defined and v not in chains:
+                g = gather_operand.find(n, k, producer)
+                if g is not None and all(m.out not in defined for m in g.nodes):
+                    chains[v] = g.nodes
+    if not chains:
+        return body
+    nodes = tuple(dict.fromkeys(m for chain in chains.values() for m in chain))
+    order = {n.out: k for k, n in enumerate(forward.nodes)}
+    return Graph(body.inputs, tuple(sorted(nodes, key=lambda m: order[m.out])) + body.nodes, body.outputs)
 
 
 def run(forward: Graph, wrt, also=()) -> BackwardGraph:
@@ -92,7 +116,7 @@ def run(forward: Graph, wrt, also=()) -> BackwardGraph:
     outputs = [grads[v] if v in grads else b.constant(0.0, v.shape, v.dtype) for v in wanted]
 
     body = dce.run(Graph((), tuple(b.nodes), tuple(outputs)))
-    body = _copy_constants(body, forward)
+    body = _copy_constants(_recompute_gathers(body, forward), forward)
     defined = {n.out for n in body.nodes} | set(cotangents)
     residuals, seen = [], set()
     for node in body.nodes:

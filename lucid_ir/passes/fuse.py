@@ -58,7 +58,7 @@ from ..graph import Graph, Node, Value
 from ..kernel import KernelNode
 from ..ops import get_op
 from ..types import broadcast_shapes
-from . import dce, fuse_epilogue, fuse_rows
+from . import dce, fuse_epilogue, fuse_rows, gather_operand
 
 MAX_CLONED_PROLOGUE = 8
 SMALL_RECOMPUTE = 1 << 16  # extra elementwise evaluations worth one kernel launch fewer
@@ -291,7 +291,10 @@ class Partition:
         as a prologue (the GEMM packs A gated by r) when the mask is a kernel of its own
         that every reader can do without: GEMMs reading it as A (none of which applies a
         mask to its own output, the better place for a mask), and reductions (which clone
-        it too). The mask kernel is then gone (``prune``)."""
+        it too). The mask kernel is then gone (``prune``). An operand that is an im2col
+        gather is packed from its tensor instead (``_place_gathered``)."""
+        if self._place_gathered(node):
+            return
         a = node.inputs[0]
         sel = self.producer.get(a)
         owner = self.group_of.get(a)
@@ -317,6 +320,33 @@ class Partition:
         g.product = mm.out
         g.tile = {mm.out}
         self.producer[node.out] = mm
+
+    def _place_gathered(self, node: Node) -> bool:
+        """A gemm group packing an operand straight from the tensor it gathers (an
+        im2col patch matrix: ``gather_operand.find``): the chain making the operand
+        (slices, concat, reshape) is cloned in as the group's prologue, the matmul
+        reading the clone; the patch matrix is then gone (``prune``) unless something
+        else reads it. False (nothing changed) when neither operand is a gather."""
+        found = [(k, gather_operand.find(node, k, self.producer)) for k in (0, 1)]
+        found = [(k, g) for k, g in found if g is not None]
+        if not found:
+            return False
+        k, g = found[0]
+        made: dict[Value, Value] = {}
+        clones = []
+        for n in g.nodes:
+            made[n.out] = Value(n.out.type)
+            clones.append(Node(n.op, tuple(made.get(x, x) for x in n.inputs), n.attrs, made[n.out]))
+        ins = list(node.inputs)
+        ins[k] = made[ins[k]]
+        mm = Node(node.op, tuple(ins), node.attrs, node.out)
+        self.order[-1:] = clones + [mm]
+        grp = self._new("gemm", clones[0])
+        for n in clones[1:] + [mm]:
+            self._add(grp, n)
+        grp.product, grp.tile = mm.out, {mm.out}
+        self.producer[node.out] = mm
+        return True
 
     def _place_elementwise(self, node: Node) -> None:
         for g in dict.fromkeys(self.group_of.get(v) for v in node.inputs):
