@@ -146,11 +146,11 @@ ROW_BY_NAME = {row.name: row for row in ROWS}
 
 
 def lucid_call(row: Row, arrays) -> Callable:
-    """The row's call in lucid on ``arrays`` (class targets stay integer arrays, as
-    ``F.cross_entropy`` takes them)."""
+    """The row's call in lucid on ``arrays`` (class targets as int64 tensors, as in the
+    PyTorch call)."""
     import lucid
     import lucid.nn.functional as F
-    args = [a if i.classes else lucid.Tensor(a, requires_grad=i.requires_grad)
+    args = [lucid.tensor(a) if i.classes else lucid.Tensor(a, requires_grad=i.requires_grad)
             for i, a in zip(row.inputs, arrays)]
     return functools.partial(row.fn, F, *args)
 
