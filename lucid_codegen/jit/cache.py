@@ -376,6 +376,17 @@ def _key_lock(digest_hex: str) -> threading.Lock:
 
 
 # ------------------------------------------------------------------ public API
+def _from_memory(mem_key):
+    """The library this process holds for ``mem_key`` (counted as a memory hit), or None."""
+    with _LOCK:
+        lib = _MEMORY.get(mem_key)
+        if lib is not None:
+            _STATS["hits_memory"] += 1
+    if lib is not None:
+        compile_times.memory_hit()
+    return lib
+
+
 def load_or_compile(key: str, build: Callable[[], ir.Module], symbols: list[str],
                     *, label: str | None = None, kind: str | None = None, speed_level: int = 3,
                     vectorize: bool = True, prepare: Callable[[], None] | None = None,
@@ -422,20 +433,12 @@ def load_or_compile(key: str, build: Callable[[], ir.Module], symbols: list[str]
     bundle = _BUNDLE.get()
     if bundle is not None:
         bundle._used.setdefault(digest_hex, None)
-    with _LOCK:
-        lib = _MEMORY.get(mem_key)
-        if lib is not None:
-            _STATS["hits_memory"] += 1
+    lib = _from_memory(mem_key)
     if lib is not None:
-        compile_times.memory_hit()
         return lib
     with _key_lock(digest_hex):
-        with _LOCK:  # another thread may have finished it while we waited
-            lib = _MEMORY.get(mem_key)
-            if lib is not None:
-                _STATS["hits_memory"] += 1
+        lib = _from_memory(mem_key)  # another thread may have finished it while we waited
         if lib is not None:
-            compile_times.memory_hit()
             return lib
         lib = _load_or_compile_locked(key, digest_hex, build, symbols, label, pipeline, kind, prepare)
         with _LOCK:
