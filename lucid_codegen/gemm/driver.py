@@ -18,7 +18,7 @@ from __future__ import annotations
 import llvmlite.ir as ir
 
 from lucid_codegen.gemm.batched import build_batched_entry
-from lucid_codegen.gemm.microkernel import I1, I32, I64, Blocking, Ctx, counted_loop, imin, store_type
+from lucid_codegen.gemm.microkernel import I1, I32, I64, Blocking, Ctx, call_tile_store, counted_loop, imin, store_type
 from lucid_codegen.gemm.rows import build_row_path, row_condition
 from lucid_codegen.gemm.small import build_small_path, small_condition
 
@@ -161,10 +161,8 @@ def build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store,
     b_direct = never if gather == "b" else b.icmp_signed("==", csb, I64(1))
 
     def call_store(mr, nr, ci, bias_j, ri, first, last):
-        if spec.reads_r:
-            b.call(store, [tile, ci, ldc, mr, nr, bias_j, ri, rsr, csr, first, last, alpha])
-        else:
-            b.call(store, [tile, ci, ldc, mr, nr, bias_j, R, rsr, first, last, alpha])
+        call_tile_store(b, spec, store, tile, ci, ldc, mr, nr, bias_j, ri if spec.reads_r else R, rsr, csr,
+                        first, last, alpha)
 
     def jc_body(jc):
         nc = imin(b, I64(NC), b.sub(N, jc))

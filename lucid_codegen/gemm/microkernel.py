@@ -362,3 +362,14 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
                         rows(lambda *a: partial_body(*a, True), "midlater")
     b.ret_void()
     return fn
+
+
+def call_tile_store(b: ir.IRBuilder, spec, store, tile, c, ldc, rows, cols, bias, residual, rsr, csr,
+                    first, last, alpha) -> None:
+    """Call a variant's tile store (``store``) on ``tile``: C at ``c``, the bias at
+    ``bias``; ``residual`` points at the tile's R when the epilogue reads one (its
+    strides ``rsr``, ``csr`` passed), else it is passed as it is (unused)."""
+    if spec.reads_r:
+        b.call(store, [tile, c, ldc, rows, cols, bias, residual, rsr, csr, first, last, alpha])
+    else:
+        b.call(store, [tile, c, ldc, rows, cols, bias, residual, rsr, first, last, alpha])

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
-from lucid_codegen.gemm.microkernel import I1, I64, Ctx, counted_loop, imin, store_type
+from lucid_codegen.gemm.microkernel import I1, I64, Ctx, call_tile_store, counted_loop, imin, store_type
 
 #: C with at most this many rows and B with unit column stride take the row path.
 #: Measured on dX = dY·W, (M, 256)·(256, 784) (``python benchmarks/bench_small_crossover.py``,
@@ -195,11 +195,8 @@ def build_row_path(c: Ctx, spec, store, kblock, name: str, kernels: dict | None 
                     t = b.gep(strip, [b.mul(b.sdiv(jt, I64(NR)), I64(R * NR))])
                     bias_j = b.gep(bias, [j]) if spec.bias else bias
                     c_j = b.gep(c_i, [j])
-                    if spec.reads_r:
-                        b.call(store, [t, c_j, ldc, rows, nr, bias_j, b.gep(r_i, [b.mul(j, csr)]),
-                                       rsr, csr, first, last, alpha])
-                    else:
-                        b.call(store, [t, c_j, ldc, rows, nr, bias_j, Rp, rsr, first, last, alpha])
+                    r_j = b.gep(r_i, [b.mul(j, csr)]) if spec.reads_r else Rp
+                    call_tile_store(b, spec, store, t, c_j, ldc, rows, nr, bias_j, r_j, rsr, csr, first, last, alpha)
                 counted_loop(b, I64(0), cols, NR, sub_tile, f"rows{R}.t")
             counted_loop(b, I64(0), kd, kcb, k_block, f"rows{R}.pc")
         counted_loop(b, I64(0), N, NB, block, f"rows{R}.j0")

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
-from lucid_codegen.gemm.microkernel import I1, I32, I64, Ctx, counted_loop, imin, store_type
+from lucid_codegen.gemm.microkernel import I1, I32, I64, Ctx, call_tile_store, counted_loop, imin, store_type
 
 #: C with at most this many rows takes the dot path. Measured on a linear layer 784 -> 256
 #: (``python benchmarks/bench_small_crossover.py``, Zen 3, one thread, busy machine): the
@@ -248,11 +248,8 @@ def build_small_path(c: Ctx, spec, store, name: str, dots: dict | None = None) -
             counted_loop(b, I64(0), nr, JB, cols, f"small{R}.jj")
             bias_j = b.gep(bias, [j0]) if spec.bias else bias
             c_j = b.gep(c_i, [j0])
-            if spec.reads_r:
-                b.call(store, [tile, c_j, ldc, rows, nr, bias_j, b.gep(r_i, [b.mul(j0, csr)]),
-                               rsr, csr, true, true, alpha])
-            else:
-                b.call(store, [tile, c_j, ldc, rows, nr, bias_j, Rp, rsr, true, true, alpha])
+            r_j = b.gep(r_i, [b.mul(j0, csr)]) if spec.reads_r else Rp
+            call_tile_store(b, spec, store, tile, c_j, ldc, rows, nr, bias_j, r_j, rsr, csr, true, true, alpha)
         counted_loop(b, I64(0), N, NR, col_tile, f"small{R}.j0")
 
     # row groups: 4 while at least 3 rows remain, then 2, then 1
