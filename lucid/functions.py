@@ -217,7 +217,16 @@ def _binary(op: str, doc: str):
 mul = _binary("mul", "``input * other`` (broadcasting, PyTorch's promotion).")
 true_divide = _binary("div", "``input / other`` (true division: ints give floats).")
 true_divide.__name__ = true_divide.__qualname__ = "true_divide"
-pow = _binary("pow", "``input ** exponent`` elementwise.")  # noqa: A001 - PyTorch's name
+def pow(input, exponent):  # noqa: A001 - PyTorch's name
+    """``input ** exponent`` elementwise (a tensor's power: ``Tensor.pow``, where a float
+    tensor to the power 2, 3 or 0.5 is a multiply or a square root, as in PyTorch).
+
+    >>> import lucid
+    >>> lucid.pow(lucid.tensor([1.5]), 2).tolist(), lucid.pow(2, lucid.tensor([3])).tolist()
+    ([2.25], [8])
+    """
+    x = _tensor_first(input, exponent)
+    return x.pow(exponent) if type(x) in dispatch._TENSOR_TYPES else dispatch.binary("pow", x, exponent)
 eq = _binary("eq", "``input == other`` elementwise, as bool.")
 ne = _binary("ne", "``input != other`` elementwise, as bool.")
 lt = _binary("lt", "``input < other`` elementwise, as bool.")

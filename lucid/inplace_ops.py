@@ -66,7 +66,7 @@ def pow_(self, exponent):
     [4.0, 9.0]
     """
     _check_target(self, "pow_")
-    return _write(self, dispatch.binary("pow", self, exponent), "pow_")
+    return _write(self, self.pow(exponent), "pow_")
 
 
 def masked_fill_(self, mask, value):

@@ -194,10 +194,10 @@ _CLAMP = dispatch.Chain([("lt", {}, (0, 1)), ("select", {}, (-1, 1, 0)),
 #: (kind of a float tensor's dtype, type(min), type(max)) -> chain, for bounds that are
 #: Python numbers: the result keeps the tensor's dtype, the numbers reach the kernel as
 #: immediate arguments; a repeated call is one lookup and one native call
-_NUMBER_BOUNDS = {("f", lo, hi): chain for lo in (int, float, type(None)) for hi in (int, float, type(None))
-                  for chain in [_CLAMP if hi is not type(None) and lo is not type(None)
-                                else _CLAMP_MAX if lo is type(None) else _CLAMP_MIN]
-                  if (lo, hi) != (type(None), type(None))}
+_NUMBERS = (int, float)
+_NUMBER_BOUNDS = {**{("f", lo, hi): _CLAMP for lo in _NUMBERS for hi in _NUMBERS},
+                  **{("f", lo, type(None)): _CLAMP_MIN for lo in _NUMBERS},
+                  **{("f", type(None), hi): _CLAMP_MAX for hi in _NUMBERS}}
 
 
 def clamp(input, min=None, max=None):  # noqa: A002 - PyTorch's names

@@ -444,3 +444,13 @@ def test_pow_of_2_3_and_one_half_is_a_multiply_or_a_square_root(exponent, dtype)
     np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=10 * tol)
     text = lucid.compile(lambda x: x ** exponent).lower(lucid.tensor(a)).as_text("fused")
     assert ("pow" in text) == (exponent not in (2, 3, 0.5)), text
+
+
+@pytest.mark.parametrize("spelling", ["lucid.pow", "pow_"])
+def test_every_spelling_of_a_power_of_2_is_a_multiply(spelling):
+    """``lucid.pow(x, 2)`` and ``x.pow_(2)`` take the same path as ``x ** 2``."""
+    a = np.random.default_rng(1).uniform(0.1, 3, (4, 3)).astype(np.float32)
+    power = (lambda x: lucid.pow(x, 2)) if spelling == "lucid.pow" else (lambda x: x.clone().pow_(2))
+    np.testing.assert_array_equal(power(lucid.tensor(a)).numpy(), a * a)
+    text = lucid.compile(power).lower(lucid.tensor(a)).as_text("fused")
+    assert "pow" not in text and "mul" in text, text
