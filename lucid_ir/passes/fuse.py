@@ -97,6 +97,17 @@ class Group:
         return self.nodes[-1].out.shape
 
 
+def _cloned(nodes) -> tuple[list, dict]:
+    """Copies of ``nodes`` (in order, reading each other's copies) and the map from each
+    original value to its copy's."""
+    made: dict[Value, Value] = {}
+    copies = []
+    for n in nodes:
+        made[n.out] = Value(n.out.type)
+        copies.append(Node(n.op, tuple(made.get(x, x) for x in n.inputs), n.attrs, made[n.out]))
+    return copies, made
+
+
 def _draws(nodes) -> bool:
     """Whether any of ``nodes`` is a random op (its values depend on its loop's shape)."""
     return any(get_op(n.op).random for n in nodes)
@@ -160,11 +171,10 @@ class Partition:
             if not g.nodes:
                 self.groups.remove(g)
 
-    def _only_used_by(self, chain, consumer: Node | list) -> bool:
-        """Whether nothing but ``chain`` itself and ``consumer`` (a node, or a list of
-        them) reads ``chain``'s values."""
+    def _only_used_by(self, chain, consumers: list) -> bool:
+        """Whether nothing but ``chain`` itself and ``consumers`` reads ``chain``'s values."""
         uses: dict = {}
-        for n in chain + (consumer if isinstance(consumer, list) else [consumer]):
+        for n in chain + consumers:
             for x in n.inputs:
                 uses[x] = uses.get(x, 0) + 1
         return all(self.users.get(n.out, 0) == uses.get(n.out, 0) for n in chain)
@@ -332,11 +342,7 @@ class Partition:
         if not found:
             return False
         k, g = found[0]
-        made: dict[Value, Value] = {}
-        clones = []
-        for n in g.nodes:
-            made[n.out] = Value(n.out.type)
-            clones.append(Node(n.op, tuple(made.get(x, x) for x in n.inputs), n.attrs, made[n.out]))
+        clones, made = _cloned(g.nodes)
         ins = list(node.inputs)
         ins[k] = made[ins[k]]
         mm = Node(node.op, tuple(ins), node.attrs, node.out)
@@ -412,7 +418,7 @@ class Partition:
             self._new("reduction", node)
             return
         needed = {n.out for n in prologue}
-        exclusive = self._only_used_by(prologue, node)
+        exclusive = self._only_used_by(prologue, [node])
         if exclusive:
             g.nodes = [n for n in g.nodes if n.out not in needed]
             if not g.nodes:
@@ -421,12 +427,7 @@ class Partition:
             for n in prologue[1:] + [node]:
                 self._add(red, n)
         elif len(prologue) <= MAX_CLONED_PROLOGUE:
-            clones: dict[Value, Value] = {}
-            copied = []
-            for n in prologue:
-                out = Value(n.out.type)
-                clones[n.out] = out
-                copied.append(Node(n.op, tuple(clones.get(x, x) for x in n.inputs), n.attrs, out))
+            copied, clones = _cloned(prologue)
             self.order.extend(copied)
             red = self._new("reduction", copied[0])
             for n in copied[1:]:
