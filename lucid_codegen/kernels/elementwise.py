@@ -41,6 +41,7 @@ Kernel ABI (``void lucid_ew(i64 *args, i64 o0, i64 o1, i64 i0, i64 i1)``)
 from __future__ import annotations
 
 import ctypes
+import math
 
 import llvmlite.ir as ir
 import numpy as np
@@ -53,7 +54,7 @@ from lucid_codegen.kernels import loops
 from lucid_codegen.jit.cache import load_or_compile, source_stamp
 from lucid_codegen.jit.llvm import loop_pipeline
 from lucid_codegen.runtime.pyarray import data_ptr
-from lucid_codegen.kernels.loops import I64, Loop, RowWalk, const64, load_arg
+from lucid_codegen.kernels.loops import I64, Loop, RowWalk, const64, dim_words, load_arg
 from lucid_codegen.jit.target import host_target
 from lucid_codegen.kernels.lowering import SUPPORTED, emit_op
 from lucid_codegen.kernels.vector_math import ITEMSIZE, LLVM_MEMORY, LLVM_TYPE, const, mem_align, to_compute, to_memory
@@ -423,13 +424,8 @@ class ElementwiseKernel:
         inner = dims[-1]
         pattern = "".join("b" if s[-1] == 0 else "c" if s[-1] == 1 or inner == 1 else "s" for s in strs)
         outer = dims[:-1]
-        template = [len(outer), inner] + [0] * len(strs) + [s[-1] for s in strs]
-        for d, n in enumerate(outer):
-            template.append(n)
-            template.extend(s[d] for s in strs)
-        n_outer = 1
-        for n in outer:
-            n_outer *= n
+        template = [len(outer), inner] + [0] * len(strs) + [s[-1] for s in strs] + dim_words(outer, strs)
+        n_outer = math.prod(outer)
         nbytes = size * sum(a.itemsize for a in arrays) + size * sum(dt.itemsize for dt in self.out_dtypes)
         from lucid_codegen.runtime import work_split  # (run-time decisions, not generated code: not stamped)
         parallel = work_split.pool_splits(nbytes)

@@ -232,6 +232,20 @@ def broadcast_strides(shape, strides, itemsize, out_shape):
     return out
 
 
+def dim_words(dims, strides_list) -> list:
+    """A loop kernel's dimension groups as argument-block words: per dimension its size,
+    then each operand's stride along it.
+
+    >>> dim_words((3, 4), [(16, 4), (0, 1)])
+    [3, 16, 0, 4, 4, 1]
+    """
+    words = []
+    for d, size in enumerate(dims):
+        words.append(size)
+        words.extend(s[d] for s in strides_list)
+    return words
+
+
 def collapse(shape, strides_list):
     """Drop size-1 dimensions and merge neighbours that are contiguous for all operands.
 

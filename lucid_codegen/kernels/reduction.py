@@ -60,7 +60,7 @@ from lucid_codegen.jit.cache import load_or_compile, source_stamp
 from lucid_codegen.jit.llvm import loop_pipeline
 from lucid_codegen.runtime.pyarray import data_ptr
 from lucid_codegen.kernels.elementwise import Structure, checked_plan, emit_structure, needed_nodes, planned, structure_of
-from lucid_codegen.kernels.loops import I64, Loop, RowWalk, const64, load_arg
+from lucid_codegen.kernels.loops import I64, Loop, RowWalk, const64, dim_words, load_arg
 from lucid_codegen.jit.target import host_target
 from lucid_codegen.kernels.accumulate import Accumulator, accumulator_type, reduced_dtype, splat
 from lucid_codegen.kernels.vector_math import F64, I8, I64, ITEMSIZE, LLVM_MEMORY, mem_align, to_compute
@@ -338,16 +338,8 @@ class ReductionKernel:
         scale = 1.0 / count if count else math.nan
         template = [len(kdims), len(rdims), inner, 0, struct.unpack("<q", struct.pack("<d", scale))[0], 0]
         template += [0] * n_in + istr
-        for dims, strs in ((kdims, kstr), (rdims, rstr)):
-            for d, size in enumerate(dims):
-                template.append(size)
-                template.extend(s[d] for s in strs)
-        n_outer = 1
-        for d in kdims:
-            n_outer *= d
-        total = 1
-        for d in xshape:
-            total *= d
+        template += dim_words(kdims, kstr) + dim_words(rdims, rstr)
+        n_outer, total = math.prod(kdims), math.prod(xshape)
         nbytes = total * sum(a.itemsize for a in arrays)
         mode = "col" if col else "row"
         from lucid_codegen.runtime import work_split  # (run-time decisions, not generated code: not stamped)

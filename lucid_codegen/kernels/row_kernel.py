@@ -147,10 +147,7 @@ class RowKernel:
         pattern = "".join("b" if s == 0 else "c" if s == 1 else "s" for s in istr)
         stash = R * self.stash_per_element <= STASH_BYTES
         n, m = len(arrays), len(self.out_dtypes)
-        template = [len(dims), R] + [0] * (n + m) + istr
-        for d, size in enumerate(dims):
-            template.append(size)
-            template.extend(s[d] for s in strs)
+        template = [len(dims), R] + [0] * (n + m) + istr + loops.dim_words(dims, strs)
         nbytes = n_rows * R * (sum(a.itemsize for a in arrays) + sum(dt.itemsize for dt in self.out_dtypes))
         from lucid_codegen.runtime import work_split  # (run-time decisions, not generated code: not stamped)
         return shapes, (self.function(pattern, stash), template, n_rows, work_split.pool_splits(nbytes),
