@@ -144,3 +144,11 @@ def test_without_torch_the_benchmark_says_how_to_install_it(monkeypatch, capsys)
         bench_eager.main()
     assert exit_.value.code == 1
     assert "pip install -e '.[benchmarks]'" in capsys.readouterr().err
+
+
+def test_class_targets_reach_lucid_and_torch_as_int64_tensors():
+    row = eager_rows.ROW_BY_NAME["F.cross_entropy 64x10"]
+    arrays = row.arrays()
+    lt = eager_rows.lucid_call(row, arrays).args[-1]
+    tt = eager_rows.torch_call(row, arrays).args[-1]
+    assert str(lt.dtype) == "int64" and str(tt.dtype) == "torch.int64"

@@ -270,3 +270,18 @@ def test_keyword_spellings_match_torch():
                lambda lib, x: x.unflatten(dim=2, sizes=(2, 2)), lambda lib, x: x.chunk(chunks=2, dim=2)[0],
                lambda lib, x: x.gather(dim=2, index=lib.zeros((2, 3, 1), dtype=lib.int64), sparse_grad=False)):
         np.testing.assert_array_equal(fn(lucid, lucid.tensor(a)).numpy(), fn(torch, torch.tensor(a)).numpy())
+
+
+def test_stack_bad_input_errors_match_torch():
+    a, b = np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32)
+    for dim in (3, -4):
+        with pytest.raises(IndexError, match="stack: dimension out of range"):
+            lucid.stack([lucid.tensor(a), lucid.tensor(a)], dim)
+        with pytest.raises(IndexError):
+            torch.stack([torch.tensor(a), torch.tensor(a)], dim)
+    with pytest.raises(ValueError, match="equal size"):
+        lucid.stack([lucid.tensor(a), lucid.tensor(b)])
+    with pytest.raises(ValueError, match="non-empty"):
+        lucid.stack([])
+    mixed = lucid.stack([lucid.tensor(a), lucid.tensor(a.astype(np.float64))], -1)   # promoted, as torch
+    assert mixed.dtype == lucid.float64 and mixed.shape == (2, 3, 2)
