@@ -80,6 +80,11 @@ class _Pool:
         self._busy = threading.Lock()
         self._local = threading.local()
         self._ctl = np.zeros(spin.BLOCK * (MAX_WORKERS + 1), np.int64)
+        #: its address (``ndarray.ctypes.data`` costs ~1 µs: read once)
+        self._ctl_addr = self._ctl.ctypes.data
+        #: the control words as a memoryview: an element read or write costs a third of
+        #: numpy's scalar indexing (``hold`` and ``release`` run on every split call)
+        self._words = memoryview(self._ctl)
         self._batch: _Batch | None = None
         self._quiesce = False
 
@@ -156,7 +161,7 @@ class _Pool:
         return g
 
     def _wait(self, g: int) -> None:
-        base = self._ctl.ctypes.data
+        base = self._ctl_addr
         for w in range(1, len(self._queues) + 1):
             while not self._spin.reached_at(base + 8 * self._slot(w, 0), g, 40000):
                 pass  # a worker still busy, or waking up: poll again
@@ -202,13 +207,16 @@ class _Pool:
         woken, so they are polling when the program posts. ``release`` gives it back."""
         if getattr(self._local, "inside", False) or not self._busy.acquire(False):
             return 0
-        self._ensure_workers(P - 1)
-        ctl = self._ctl
-        ctl[HELD] = 1  # before looking who sleeps: a worker about to sleep sees it and polls on
-        for w in range(1, min(P, len(self._queues) + 1)):
-            if ctl[self._slot(w, 1)]:
-                self._queues[w - 1].put(None)
-        return ctl.ctypes.data
+        queues = self._queues
+        if len(queues) < P - 1:
+            self._ensure_workers(P - 1)
+        words = self._words
+        words[HELD] = 1  # before looking who sleeps: a worker about to sleep sees it and polls on
+        block = self._spin.BLOCK
+        for w in range(1, min(P, len(queues) + 1)):
+            if words[block * w + 1]:
+                queues[w - 1].put(None)
+        return self._ctl_addr
 
     def run_native(self, jobs) -> None:
         """Run native GEMM jobs (each ``[address, 17 argument words]``): job 0 on this
@@ -267,7 +275,7 @@ def hold_pool(P: int) -> int:
 
 def release_pool() -> None:
     """Give back the pool ``hold_pool`` took (its idle workers may sleep again)."""
-    _POOL._ctl[HELD] = 0
+    _POOL._words[HELD] = 0
     _POOL._busy.release()
 
 
