@@ -360,6 +360,39 @@ def binary(op: str, a, b):
     return binary_chain(chain if chain is not None else single(op, (), 2), a, b)
 
 
+def unary_method(op: str, name: str):
+    """A ``Tensor`` method ``name(self)`` applying the one-op chain of ``op``: the chain is
+    bound once, so a call goes straight to ``call1`` (no lookup of the op's chain).
+
+    >>> import lucid
+    >>> lucid.Tensor.exp.__name__, lucid.tensor([0.0]).exp().tolist()
+    ('exp', [1.0])
+    """
+    chain = single(op, (), 1)
+
+    def method(self):
+        return call1(chain, self)
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"``{op}`` of every element (see ``lucid.{op}``)."
+    return method
+
+
+def binary_method(op: str, name: str, reflected: bool = False):
+    """A ``Tensor`` method ``name(self, other)`` applying ``op`` to (self, other), or to
+    (other, self) when ``reflected`` (``__radd__``): the chain bound once, as
+    ``unary_method``."""
+    chain = single(op, (), 2)
+    if reflected:
+        def method(self, other):
+            return binary_chain(chain, other, self)
+    else:
+        def method(self, other):
+            return binary_chain(chain, self, other)
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"``{op}`` elementwise, broadcasting, numbers weak (as in PyTorch)."
+    return method
+
+
 def binary_chain(chain: Chain, a, b):
     """``chain`` on two operands (tensors or numbers): the general path unrolled."""
     if _tracing_state.tracer is None:

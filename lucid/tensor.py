@@ -243,30 +243,30 @@ class Tensor:
     # this module from autograd_api.py, tensor_ops.py, inplace.py and reductions.py
 
     # -- operators ------------------------------------------------------------------
-    def __add__(self, o): return dispatch.binary("add", self, o)
-    def __radd__(self, o): return dispatch.binary("add", o, self)
-    def __sub__(self, o): return dispatch.binary("sub", self, o)
-    def __rsub__(self, o): return dispatch.binary("sub", o, self)
-    def __mul__(self, o): return dispatch.binary("mul", self, o)
-    def __rmul__(self, o): return dispatch.binary("mul", o, self)
-    def __truediv__(self, o): return dispatch.binary("div", self, o)
-    def __rtruediv__(self, o): return dispatch.binary("div", o, self)
-    def __neg__(self): return dispatch.unary("neg", self)
-    def __gt__(self, o): return dispatch.binary("gt", self, o)
-    def __ge__(self, o): return dispatch.binary("ge", self, o)
-    def __lt__(self, o): return dispatch.binary("lt", self, o)
-    def __le__(self, o): return dispatch.binary("le", self, o)
-    def __eq__(self, o): return dispatch.binary("eq", self, o)      # elementwise, as
-    def __ne__(self, o): return dispatch.binary("ne", self, o)      # in PyTorch
+    __add__ = dispatch.binary_method("add", "__add__")
+    __radd__ = dispatch.binary_method("add", "__radd__", reflected=True)
+    __sub__ = dispatch.binary_method("sub", "__sub__")
+    __rsub__ = dispatch.binary_method("sub", "__rsub__", reflected=True)
+    __mul__ = dispatch.binary_method("mul", "__mul__")
+    __rmul__ = dispatch.binary_method("mul", "__rmul__", reflected=True)
+    __truediv__ = dispatch.binary_method("div", "__truediv__")
+    __rtruediv__ = dispatch.binary_method("div", "__rtruediv__", reflected=True)
+    __neg__ = dispatch.unary_method("neg", "__neg__")
+    __gt__ = dispatch.binary_method("gt", "__gt__")
+    __ge__ = dispatch.binary_method("ge", "__ge__")
+    __lt__ = dispatch.binary_method("lt", "__lt__")
+    __le__ = dispatch.binary_method("le", "__le__")
+    __eq__ = dispatch.binary_method("eq", "__eq__")      # elementwise, as
+    __ne__ = dispatch.binary_method("ne", "__ne__")      # in PyTorch
     # __floordiv__, __mod__ and their reflections: lucid.functions (the zero-divisor check)
-    def __and__(self, o): return dispatch.binary("bitwise_and", self, o)
-    def __rand__(self, o): return dispatch.binary("bitwise_and", o, self)
-    def __or__(self, o): return dispatch.binary("bitwise_or", self, o)
-    def __ror__(self, o): return dispatch.binary("bitwise_or", o, self)
-    def __xor__(self, o): return dispatch.binary("bitwise_xor", self, o)
-    def __rxor__(self, o): return dispatch.binary("bitwise_xor", o, self)
-    def __invert__(self): return dispatch.unary("bitwise_not", self)
-    def __abs__(self): return dispatch.unary("abs", self)
+    __and__ = dispatch.binary_method("bitwise_and", "__and__")
+    __rand__ = dispatch.binary_method("bitwise_and", "__rand__", reflected=True)
+    __or__ = dispatch.binary_method("bitwise_or", "__or__")
+    __ror__ = dispatch.binary_method("bitwise_or", "__ror__", reflected=True)
+    __xor__ = dispatch.binary_method("bitwise_xor", "__xor__")
+    __rxor__ = dispatch.binary_method("bitwise_xor", "__rxor__", reflected=True)
+    __invert__ = dispatch.unary_method("bitwise_not", "__invert__")
+    __abs__ = dispatch.unary_method("abs", "__abs__")
 
     # -- dtypes -------------------------------------------------------------------------
     def to(self, *args, dtype=None, **kwargs) -> "Tensor":
@@ -329,30 +329,30 @@ class Tensor:
     __hash__ = object.__hash__
 
     # -- methods --------------------------------------------------------------------
-    def exp(self): return dispatch.unary("exp", self)
-    def log(self): return dispatch.unary("log", self)
-    def tanh(self): return dispatch.unary("tanh", self)
-    def sqrt(self): return dispatch.unary("sqrt", self)
-    def sigmoid(self): return dispatch.unary("sigmoid", self)
-    def log2(self): return dispatch.unary("log2", self)
-    def log1p(self): return dispatch.unary("log1p", self)
-    def expm1(self): return dispatch.unary("expm1", self)
-    def rsqrt(self): return dispatch.unary("rsqrt", self)
-    def sin(self): return dispatch.unary("sin", self)
-    def cos(self): return dispatch.unary("cos", self)
-    def erf(self): return dispatch.unary("erf", self)
-    def floor(self): return dispatch.unary("floor", self)
-    def ceil(self): return dispatch.unary("ceil", self)
-    def round(self): return dispatch.unary("round", self)
-    def abs(self): return dispatch.unary("abs", self)
-    def sign(self): return dispatch.unary("sign", self)
-    def neg(self): return dispatch.unary("neg", self)
-    def isnan(self): return dispatch.unary("isnan", self)
-    def isfinite(self): return dispatch.unary("isfinite", self)
+    exp = dispatch.unary_method("exp", "exp")
+    log = dispatch.unary_method("log", "log")
+    tanh = dispatch.unary_method("tanh", "tanh")
+    sqrt = dispatch.unary_method("sqrt", "sqrt")
+    sigmoid = dispatch.unary_method("sigmoid", "sigmoid")
+    log2 = dispatch.unary_method("log2", "log2")
+    log1p = dispatch.unary_method("log1p", "log1p")
+    expm1 = dispatch.unary_method("expm1", "expm1")
+    rsqrt = dispatch.unary_method("rsqrt", "rsqrt")
+    sin = dispatch.unary_method("sin", "sin")
+    cos = dispatch.unary_method("cos", "cos")
+    erf = dispatch.unary_method("erf", "erf")
+    floor = dispatch.unary_method("floor", "floor")
+    ceil = dispatch.unary_method("ceil", "ceil")
+    round = dispatch.unary_method("round", "round")
+    abs = dispatch.unary_method("abs", "abs")
+    sign = dispatch.unary_method("sign", "sign")
+    neg = dispatch.unary_method("neg", "neg")
+    isnan = dispatch.unary_method("isnan", "isnan")
+    isfinite = dispatch.unary_method("isfinite", "isfinite")
     def logical_not(self): return dispatch.unary("logical_not", dispatch.cast(self, "bool"))
-    def logical_and(self, other): return dispatch.binary("logical_and", self, other)
-    def logical_or(self, other): return dispatch.binary("logical_or", self, other)
-    def logical_xor(self, other): return dispatch.binary("logical_xor", self, other)
+    logical_and = dispatch.binary_method("logical_and", "logical_and")
+    logical_or = dispatch.binary_method("logical_or", "logical_or")
+    logical_xor = dispatch.binary_method("logical_xor", "logical_xor")
     def pow(self, exponent):
         """``self ** exponent``. A float tensor to the power of the number 2, 3 or 0.5 is
         computed as PyTorch computes it: ``x * x``, ``x * x * x``, ``sqrt(x)`` (exact, and
@@ -370,7 +370,7 @@ class Tensor:
         return dispatch.binary("pow", self, exponent)
 
     __pow__ = pow
-    def __rpow__(self, o): return dispatch.binary("pow", o, self)
+    __rpow__ = dispatch.binary_method("pow", "__rpow__", reflected=True)
 
     def relu(self):
         """``max(x, 0)``: the 0 is part of the op (a constant folded into its kernel, and
