@@ -143,8 +143,10 @@ if _RAW_ENV is not None and _ENCODE is not None:
             table = _TABLES[env] = {}
         return table
 else:  # pragma: no cover - platforms without os.environ's raw mapping
+    _RAW_ENV, _K_BACKEND, _K_BOUNDS = {}, "", ""   # the hot paths' inline lookup always misses
+
     def _table() -> dict:
-        env = (os.environ.get("LUCID_BACKEND"), os.environ.get("LUCID_CHECK_BOUNDS"))
+        env = ("environ", os.environ.get("LUCID_BACKEND"), os.environ.get("LUCID_CHECK_BOUNDS"))
         table = _TABLES.get(env)
         if table is None:
             backend.backend_name()
@@ -310,17 +312,18 @@ def _traced(chain: Chain, operands):
 
 
 _tracing_state = tracing._state
+_TRACES = tracing.ACTIVE   # [traces active in any thread]: 0 spares the thread-local read
 _grad_state = grad_mode._state
 
 
 def call1(chain: Chain, x):
     """``chain`` on one tensor: the general path unrolled (the signature key built in
     place, no loop)."""
-    if _tracing_state.tracer is None and type(x) in _TENSOR_TYPES:
+    if (not _TRACES[0] or _tracing_state.tracer is None) and type(x) in _TENSOR_TYPES:
         a = x._data
         if a is not None:
             try:
-                entry = _table().get((chain.key, a.shape, a.strides, a.dtype))
+                entry = (_TABLES.get((_RAW_ENV.get(_K_BACKEND), _RAW_ENV.get(_K_BOUNDS))) or _table()).get((chain.key, a.shape, a.strides, a.dtype))
             except TypeError:  # unhashable attributes in the key: the general path says so
                 entry = None
             if entry is not None:
@@ -395,7 +398,7 @@ def binary_method(op: str, name: str, reflected: bool = False):
 
 def binary_chain(chain: Chain, a, b):
     """``chain`` on two operands (tensors or numbers): the general path unrolled."""
-    if _tracing_state.tracer is None:
+    if not _TRACES[0] or _tracing_state.tracer is None:
         ta, tb = type(a), type(b)
         key = chain.key
         try:
@@ -403,20 +406,20 @@ def binary_chain(chain: Chain, a, b):
                 x = a._data
                 if tb in _TENSOR_TYPES:
                     y = b._data
-                    entry = _table().get((key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
+                    entry = (_TABLES.get((_RAW_ENV.get(_K_BACKEND), _RAW_ENV.get(_K_BOUNDS))) or _table()).get((key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
                     if entry is not None:
                         if (a.requires_grad or b.requires_grad) and _grad_state.enabled:
                             return _recorded(entry, [x, y], (a, b))
                         return _wrap(entry.run(x, y))
                 elif tb is float or tb is int:
-                    entry = _table().get((key, x.shape, x.strides, x.dtype, tb))
+                    entry = (_TABLES.get((_RAW_ENV.get(_K_BACKEND), _RAW_ENV.get(_K_BOUNDS))) or _table()).get((key, x.shape, x.strides, x.dtype, tb))
                     if entry is not None:
                         if a.requires_grad and _grad_state.enabled:
                             return _recorded(entry, [x, float(b)], (a, b))
                         return _wrap(entry.run(x, float(b)))
             elif (ta is float or ta is int) and tb in _TENSOR_TYPES:
                 y = b._data
-                entry = _table().get((key, ta, y.shape, y.strides, y.dtype))
+                entry = (_TABLES.get((_RAW_ENV.get(_K_BACKEND), _RAW_ENV.get(_K_BOUNDS))) or _table()).get((key, ta, y.shape, y.strides, y.dtype))
                 if entry is not None:
                     if b.requires_grad and _grad_state.enabled:
                         return _recorded(entry, [float(a), y], (a, b))
@@ -430,10 +433,11 @@ def call2(chain: Chain, a, b, general):
     """``chain`` on two tensors through the general path unrolled (the signature key
     built in place); ``general(a, b)`` for anything else, including a signature's first
     call (it checks, promotes, reshapes, and ends in ``call``)."""
-    if _tracing_state.tracer is None and type(a) in _TENSOR_TYPES and type(b) in _TENSOR_TYPES:
+    if (not _TRACES[0] or _tracing_state.tracer is None) and type(a) in _TENSOR_TYPES \
+            and type(b) in _TENSOR_TYPES:
         x, y = a._data, b._data
         if x is not None and y is not None:
-            entry = _table().get((chain.key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
+            entry = (_TABLES.get((_RAW_ENV.get(_K_BACKEND), _RAW_ENV.get(_K_BOUNDS))) or _table()).get((chain.key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
             if entry is not None:
                 if (a.requires_grad or b.requires_grad) and _grad_state.enabled:
                     return _recorded(entry, [x, y], (a, b))
@@ -444,10 +448,10 @@ def call2(chain: Chain, a, b, general):
 def call3(chain: Chain, a, b, c, general):
     """``chain`` on three tensors, unrolled as ``call2``; ``general(a, b, c)`` otherwise."""
     T = _TENSOR_TYPES
-    if _tracing_state.tracer is None and type(a) in T and type(b) in T and type(c) in T:
+    if (not _TRACES[0] or _tracing_state.tracer is None) and type(a) in T and type(b) in T and type(c) in T:
         x, y, z = a._data, b._data, c._data
         if x is not None and y is not None and z is not None:
-            entry = _table().get((chain.key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype,
+            entry = (_TABLES.get((_RAW_ENV.get(_K_BACKEND), _RAW_ENV.get(_K_BOUNDS))) or _table()).get((chain.key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype,
                                   z.shape, z.strides, z.dtype))
             if entry is not None:
                 if (a.requires_grad or b.requires_grad or c.requires_grad) and _grad_state.enabled:

@@ -375,7 +375,9 @@ class Tensor:
     def relu(self):
         """``max(x, 0)``: the 0 is part of the op (a constant folded into its kernel, and
         into a GEMM epilogue when compiled)."""
-        return dispatch.call1(_RELU[self.dtype], self)
+        d = self._data
+        chain = _RELU.get(d.dtype) if d is not None else None  # (numpy's dtype: no name lookup)
+        return dispatch.call1(chain if chain is not None else _RELU[self.dtype], self)
 
     def sum(self, axis=None, keepdims: bool = False):
         return dispatch.apply1("sum", self, (("axes", axis), ("keepdims", keepdims)))
@@ -494,6 +496,7 @@ _POWERS = {2: dispatch.Chain([("mul", {}, (0, 0))], name="pow"),
            0.5: dispatch.Chain([("sqrt", {}, (0,))], name="pow")}
 _RELU = {dtype: dispatch.Chain([("constant", {"value": 0.0, "shape": (), "dtype": dtype}, ()),
                                 ("maximum", {}, (0, -1))], name="relu") for dtype in _BY_NAME.values()}
+_RELU.update({np.dtype(str(dtype)): chain for dtype, chain in list(_RELU.items())})
 
 
 def format_array(a: np.ndarray) -> str:

@@ -35,6 +35,10 @@ class _State(threading.local):
 
 
 _state = _State()
+#: how many traces are active in all threads (``[n]``): eager hot paths read this first
+#: and look at their thread's tracer only when some thread traces
+ACTIVE = [0]
+_ACTIVE_LOCK = threading.Lock()
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -94,11 +98,15 @@ class Tracer:
         if current() is not None:
             raise TracingError("lucid.compile: a compiled function cannot be traced inside "
                                "another one's trace")
+        with _ACTIVE_LOCK:
+            ACTIVE[0] += 1
         _state.tracer = self
         return self
 
     def __exit__(self, *exc):
         _state.tracer = None
+        with _ACTIVE_LOCK:
+            ACTIVE[0] -= 1
         return False
 
     def symbolic(self, value, requires_grad: bool):

@@ -22,6 +22,7 @@ import math
 from .. import dispatch
 from .. import inplace as inplace_ops
 from ..dispatch import as_tensor
+from ..tensor import Tensor
 from .chain_steps import cached_chain
 
 _FLOATS = ("float32", "float64")
@@ -66,6 +67,8 @@ def relu(input, inplace: bool = False):  # noqa: A002 - PyTorch's names
     >>> relu(x).tolist()
     [0.0, 0.0, 1.5]
     """
+    if not inplace and type(input) is Tensor:
+        return input.relu()
     t = as_tensor(input)
     if inplace:  # any dtype, as PyTorch's relu_
         inplace_ops._check_target(t, "relu")
