@@ -196,6 +196,51 @@ def test_threads_share_signatures_safely():
     assert errors == []
 
 
+def test_a_trace_records_concrete_tensors_while_other_threads_stay_eager():
+    """Eager hot paths read the process-wide count of active traces before their
+    thread's tracer: a concrete tensor used inside a trace is still recorded (a
+    constant of the graph), another thread's calls meanwhile stay eager, and the
+    count is back to 0 after a trace that raised."""
+    from lucid import tracing
+    w = lucid.randn(4)
+    w + w, w.exp()  # known signatures: the hot path would take them
+    inside, outside = threading.Event(), threading.Event()
+    eager_results = []
+
+    def other_thread():
+        inside.wait(5)
+        eager_results.append(((w + w).numpy(), w.exp().numpy()))
+        outside.set()
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+
+    @lucid.compile
+    def f(x):
+        inside.set()
+        outside.wait(5)
+        return x * (w + w).exp()  # w concrete: recorded, not computed eagerly
+    x = lucid.randn(4)
+    out = f(x)
+    t.join()
+    np.testing.assert_allclose(out.numpy(), x.numpy() * np.exp(2 * w.numpy()), rtol=1e-6)
+    (sum_, exp_), = eager_results
+    np.testing.assert_array_equal(sum_, w.numpy() + w.numpy())
+    np.testing.assert_allclose(exp_, np.exp(w.numpy()), rtol=1e-6)
+    assert tracing.ACTIVE[0] == 0
+    inside.set(), outside.set()
+    w.mul_(2.0)  # recorded in the graph, (w + w).exp() follows w; computed eagerly at
+    # trace time, it would have been frozen into the graph
+    np.testing.assert_allclose(f(x).numpy(), x.numpy() * np.exp(2 * w.numpy()), rtol=1e-6)
+
+    @lucid.compile
+    def broken(x):
+        raise KeyError("inside the trace")
+    with pytest.raises(KeyError):
+        broken(x)
+    assert tracing.ACTIVE[0] == 0 and (w + w).numpy().tolist() == (2 * w.numpy()).tolist()
+
+
 def test_backends_keep_separate_entries(monkeypatch):
     x = lucid.randn(3, 5)
     native = (x * 2.5 - x.exp()).numpy()
