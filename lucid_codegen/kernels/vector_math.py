@@ -169,16 +169,19 @@ def scale_pow2(b, p, n):
     return b.fmul(b.fmul(p, pow2i(b, n1, ty)), pow2i(b, n2, ty))
 
 
+def exp_poly(b, r):
+    """e^r for |r| <= ln2/2 (``exp_reduce``'s remainder): Taylor to the dtype's precision."""
+    taylor = 7 if scalar_of(r.type) == F32 else 13
+    return horner(b, r, [1.0 / math.factorial(k) for k in range(taylor, -1, -1)])
+
+
 def emit_exp(b, x, x_lo=None):
     """e^x; with ``x_lo``, e^(x + x_lo) for a small correction ``x_lo`` (the low part of
     a double-double argument, as ``pow`` makes)."""
-    ty = x.type
-    taylor = 7 if scalar_of(ty) == F32 else 13
     n, r = exp_reduce(b, x)
     if x_lo is not None:
         r = b.fadd(r, x_lo)
-    p = horner(b, r, [1.0 / math.factorial(k) for k in range(taylor, -1, -1)])
-    return select_nan(b, x, scale_pow2(b, p, n))
+    return select_nan(b, x, scale_pow2(b, exp_poly(b, r), n))
 
 
 # ------------------------------------------------------------------ log
@@ -247,7 +250,12 @@ def emit_tanh(b, x):
         den = horner(b, z, [1.0, 1.12811678491632931402e2, 2.23548839060100448583e3,
                             4.84406305325125486048e3])
         small = fma(b, b.fmul(z, b.fdiv(num, den)), x, x)
-    e = emit_exp(b, b.fmul(ax, const(ty, 2.0)))
+    # e^(2|x|) for the large branch: 2|x| clamped where tanh is 1 to the last bit (1 - 2e-35
+    # at 40; a NaN becomes 40 and ``select_nan`` returns it below), so e^(2|x|) is a
+    # normal number and one power-of-two scaling does (no subnormal halves, no overflow)
+    top = 40.0 if s == F32 else 400.0
+    n, r = exp_reduce(b, call_intrinsic(b, "minnum", [b.fmul(ax, const(ty, 2.0)), const(ty, top)]))
+    e = b.fmul(exp_poly(b, r), pow2i(b, b.fptosi(n, int_type_for(ty)), ty))
     large = b.fsub(const(ty, 1.0), b.fdiv(const(ty, 2.0), b.fadd(e, const(ty, 1.0))))
     large = call_intrinsic(b, "copysign", [large, x])
     y = b.select(b.fcmp_ordered("<", ax, const(ty, 0.625)), small, large)
