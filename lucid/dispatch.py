@@ -143,10 +143,8 @@ if _RAW_ENV is not None and _ENCODE is not None:
             table = _TABLES[env] = {}
         return table
 else:  # pragma: no cover - platforms without os.environ's raw mapping
-    _RAW_ENV, _K_BACKEND, _K_BOUNDS = {}, "", ""   # the hot paths' inline lookup always misses
-
     def _table() -> dict:
-        env = ("environ", os.environ.get("LUCID_BACKEND"), os.environ.get("LUCID_CHECK_BOUNDS"))
+        env = (os.environ.get("LUCID_BACKEND"), os.environ.get("LUCID_CHECK_BOUNDS"))
         table = _TABLES.get(env)
         if table is None:
             backend.backend_name()
@@ -323,7 +321,7 @@ def call1(chain: Chain, x):
         a = x._data
         if a is not None:
             try:
-                entry = (_TABLES.get((_RAW_ENV.get(_K_BACKEND), _RAW_ENV.get(_K_BOUNDS))) or _table()).get((chain.key, a.shape, a.strides, a.dtype))
+                entry = _table().get((chain.key, a.shape, a.strides, a.dtype))
             except TypeError:  # unhashable attributes in the key: the general path says so
                 entry = None
             if entry is not None:
@@ -406,20 +404,20 @@ def binary_chain(chain: Chain, a, b):
                 x = a._data
                 if tb in _TENSOR_TYPES:
                     y = b._data
-                    entry = (_TABLES.get((_RAW_ENV.get(_K_BACKEND), _RAW_ENV.get(_K_BOUNDS))) or _table()).get((key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
+                    entry = _table().get((key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
                     if entry is not None:
                         if (a.requires_grad or b.requires_grad) and _grad_state.enabled:
                             return _recorded(entry, [x, y], (a, b))
                         return _wrap(entry.run(x, y))
                 elif tb is float or tb is int:
-                    entry = (_TABLES.get((_RAW_ENV.get(_K_BACKEND), _RAW_ENV.get(_K_BOUNDS))) or _table()).get((key, x.shape, x.strides, x.dtype, tb))
+                    entry = _table().get((key, x.shape, x.strides, x.dtype, tb))
                     if entry is not None:
                         if a.requires_grad and _grad_state.enabled:
                             return _recorded(entry, [x, float(b)], (a, b))
                         return _wrap(entry.run(x, float(b)))
             elif (ta is float or ta is int) and tb in _TENSOR_TYPES:
                 y = b._data
-                entry = (_TABLES.get((_RAW_ENV.get(_K_BACKEND), _RAW_ENV.get(_K_BOUNDS))) or _table()).get((key, ta, y.shape, y.strides, y.dtype))
+                entry = _table().get((key, ta, y.shape, y.strides, y.dtype))
                 if entry is not None:
                     if b.requires_grad and _grad_state.enabled:
                         return _recorded(entry, [float(a), y], (a, b))
@@ -437,7 +435,7 @@ def call2(chain: Chain, a, b, general):
             and type(b) in _TENSOR_TYPES:
         x, y = a._data, b._data
         if x is not None and y is not None:
-            entry = (_TABLES.get((_RAW_ENV.get(_K_BACKEND), _RAW_ENV.get(_K_BOUNDS))) or _table()).get((chain.key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
+            entry = _table().get((chain.key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
             if entry is not None:
                 if (a.requires_grad or b.requires_grad) and _grad_state.enabled:
                     return _recorded(entry, [x, y], (a, b))
@@ -451,7 +449,7 @@ def call3(chain: Chain, a, b, c, general):
     if (not _TRACES[0] or _tracing_state.tracer is None) and type(a) in T and type(b) in T and type(c) in T:
         x, y, z = a._data, b._data, c._data
         if x is not None and y is not None and z is not None:
-            entry = (_TABLES.get((_RAW_ENV.get(_K_BACKEND), _RAW_ENV.get(_K_BOUNDS))) or _table()).get((chain.key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype,
+            entry = _table().get((chain.key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype,
                                   z.shape, z.strides, z.dtype))
             if entry is not None:
                 if (a.requires_grad or b.requires_grad or c.requires_grad) and _grad_state.enabled:

@@ -212,9 +212,8 @@ class _Pool:
             self._ensure_workers(P - 1)
         words = self._words
         words[HELD] = 1  # before looking who sleeps: a worker about to sleep sees it and polls on
-        block = self._spin.BLOCK
         for w in range(1, min(P, len(queues) + 1)):
-            if words[block * w + 1]:
+            if words[self._slot(w, 1)]:
                 queues[w - 1].put(None)
         return self._ctl_addr
 
