@@ -69,8 +69,14 @@ _STACK: dict = {}
 def _promoted(tensors):
     """The tensors cast to the dtype they promote to (as they are when they share one)."""
     first = tensors[0]._data
-    if first is not None and all(t._data is not None and t._data.dtype == first.dtype for t in tensors):
-        return tensors
+    if first is not None:
+        dtype = first.dtype
+        for t in tensors:
+            a = t._data
+            if a is None or a.dtype != dtype:
+                break
+        else:
+            return tensors
     dtype = promote(*[t.dtype for t in tensors])
     return [cast(t, dtype) for t in tensors]
 
@@ -87,9 +93,10 @@ def stack(tensors, dim: int = 0):
     if not tensors:
         raise ValueError("stack: expects a non-empty list of tensors")
     shape = tensors[0].shape
-    if any(t.shape != shape for t in tensors):
-        raise ValueError(f"stack: expects each tensor to be equal size, got "
-                         f"{[t.shape for t in tensors]}")
+    for t in tensors:
+        if t.shape != shape:
+            raise ValueError(f"stack: expects each tensor to be equal size, got "
+                             f"{[t.shape for t in tensors]}")
     ndim = len(shape) + 1
     if not -ndim <= dim < ndim:
         raise IndexError(f"stack: dimension out of range (expected to be in range of [{-ndim}, "

@@ -218,6 +218,10 @@ def min(input, dim=None, keepdim=False, *, axis=None, keepdims=None):
 
 
 def _max_min(op, input, dim, keepdim, axis, keepdims):
+    if type(dim) is int and axis is None and keepdims is None and type(input) in dispatch._TENSOR_TYPES:
+        shape = input.shape  # the common call, max(x, dim): checked in place
+        if shape and -len(shape) <= dim < len(shape) and shape[dim]:
+            return _max_min_dim(op, input, dim % len(shape), bool(keepdim), shape)
     if type(dim) in dispatch._TENSOR_TYPES:
         return dispatch.binary("maximum" if op == "max" else "minimum", input, dim)
     old_spelling = axis is not None  # lucid's max(axis=...): a tensor, as amax
@@ -229,24 +233,31 @@ def _max_min(op, input, dim, keepdim, axis, keepdims):
         return _reduce(op, x, axes, keepdim)
     d = _one_dim(op, dim, x.shape)
     _nonempty(op, x, (d,) if x.ndim else (), dim)
-    index = dispatch.apply1("arg" + op, x, (("axis", d), ("keepdims", True)))  # (bool: as 0/1)
     if not x.ndim:
-        values, index = x, index.reshape(())
-    else:
-        kept = x.shape[:d] + (1,) + x.shape[d + 1:]
-        shape = kept if keepdim else x.shape[:d] + x.shape[d + 1:]
-        chain = _GATHERED.get((op, d, shape))
-        if chain is None:   # the values at the indices (the gradient goes there), in one call
-            chain = _GATHERED[op, d, shape] = dispatch.Chain(
-                [("gather", {"axis": d}, (0, 1))] + ([] if keepdim else [("reshape", {"shape": shape}, (-1,))]),
-                name=f"{op}_dim")
-        values = dispatch.call(chain, (x, index))
-        if not keepdim:   # a fresh index tensor (no gradient): a view of its data, when it has data
-            index = index.squeeze(d) if index._data is None else type(index)._wrap(index._data.reshape(shape))
+        index = dispatch.apply1("arg" + op, x, (("axis", d), ("keepdims", True)))
+        return (max_result if op == "max" else min_result)(x, index.reshape(()))
+    return _max_min_dim(op, x, d, keepdim, x.shape)
+
+
+def _max_min_dim(op, x, d: int, keepdim: bool, shape):
+    """``(values, indices)`` of max/min(x, d) for a checked axis ``d`` of ``shape``
+    (x's, not empty along d): the indices, then the values gathered at them."""
+    index = dispatch.apply1("arg" + op, x, (("axis", d), ("keepdims", True)))  # (bool: as 0/1)
+    got = _GATHERED.get((op, d, keepdim, shape))
+    if got is None:   # the values at the indices (the gradient goes there), in one call
+        out = shape[:d] + (1,) + shape[d + 1:] if keepdim else shape[:d] + shape[d + 1:]
+        got = _GATHERED[op, d, keepdim, shape] = (dispatch.Chain(
+            [("gather", {"axis": d}, (0, 1))] + ([] if keepdim else [("reshape", {"shape": out}, (-1,))]),
+            name=f"{op}_dim"), out)
+    chain, out = got
+    values = dispatch.call(chain, (x, index))
+    if not keepdim:   # a fresh index tensor (no gradient): a view of its data, when it has data
+        index = index.squeeze(d) if index._data is None else type(index)._wrap(index._data.reshape(out))
     return (max_result if op == "max" else min_result)(values, index)
 
 
-_GATHERED: dict = {}   # (max or min, dim, result shape) -> the chain of max/min(x, dim)'s values
+#: (max or min, dim, keepdim, x's shape) -> (the chain of max/min(x, dim)'s values, their shape)
+_GATHERED: dict = {}
 
 
 def argmax(input, dim=None, keepdim=False):

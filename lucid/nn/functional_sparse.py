@@ -24,14 +24,19 @@ import numpy as np
 
 from .. import dispatch, grad_mode, tracing
 from ..dispatch import as_tensor
+from ..tensor import Tensor
 from .chain_steps import cached_chain
 
 _INDEX_DTYPES = ("int64", "int32")
+_INDEX_NUMPY = (np.dtype(np.int64), np.dtype(np.int32))
 
 
 def _index_input(op: str, input):
-    t = as_tensor(input)
-    if str(t.dtype) not in _INDEX_DTYPES:
+    t = input if type(input) is Tensor else as_tensor(input)
+    data = t._data
+    if data is not None and data.dtype in _INDEX_NUMPY:
+        return t
+    if t.dtype not in _INDEX_DTYPES:
         raise RuntimeError(f"{op}: Expected tensor for argument #1 'indices' to have one of the "
                            f"following scalar types: Long, Int; but got {t.dtype} instead "
                            f"(shape {tuple(t.shape)})")
@@ -60,24 +65,43 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
     if scale_grad_by_freq or sparse:
         raise NotImplementedError("embedding: scale_grad_by_freq and sparse gradients are not supported by lucid")
     idx = _index_input("embedding", input)
-    w = as_tensor(weight)
-    if w.ndim != 2:
+    w = weight if type(weight) is Tensor else as_tensor(weight)
+    w_shape = w.shape
+    if len(w_shape) != 2:
         raise RuntimeError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), "
-                           f"got shape {tuple(w.shape)}")
-    v, d = w.shape
+                           f"got shape {tuple(w_shape)}")
+    v, d = w_shape
     if padding_idx is not None:
         if not -v <= padding_idx < v:
             raise AssertionError(f"embedding: padding_idx {padding_idx} must be within num_embeddings {v}")
         padding_idx = padding_idx % v
-    values = _concrete(idx)
-    if values is not None and values.size and values.view(f"u{values.itemsize}").max() >= v:  # (< 0 wraps)
+    values = idx._data  # (None inside lucid.compile: not known until run time)
+    if values is not None and values.size and _max_unsigned(values.view(_UNSIGNED[values.itemsize]), None) >= v:
         raise IndexError(f"embedding: index out of range in self (indices from {values.min()} to "
-                         f"{values.max()}, num_embeddings {v})")
+                         f"{values.max()}, num_embeddings {v})")  # (a negative index wraps to huge)
     if max_norm is not None:
         _renorm_rows(w, values, float(max_norm), float(norm_type))
-    idx = dispatch.cast(idx, "int64")
-    m = math.prod(idx.shape)
-    out_shape = tuple(idx.shape) + (d,)
+    if values is None or values.dtype != np.int64:
+        idx = dispatch.cast(idx, "int64")
+    key = (idx.shape, d, padding_idx, w.dtype)
+    chain = _EMBEDDING.get(key)
+    if chain is None:
+        chain = _EMBEDDING[key] = _embedding_chain(*key)
+    return dispatch.call2(chain[0], w, idx, chain[1])
+
+
+_UNSIGNED = {4: np.uint32, 8: np.uint64}
+_max_unsigned = np.maximum.reduce
+#: (index shape, embedding_dim, padding_idx, dtype) -> (chain, its general call)
+_EMBEDDING: dict = {}
+
+
+def _embedding_chain(index_shape, d: int, padding_idx, dtype):
+    """The chain of one embedding signature (the indices broadcast along the rows,
+    ``gather`` of the weight's rows, reshaped to ``(*index_shape, d)``), and
+    ``general(w, idx)``, its call through ``dispatch.call`` (a signature's first call)."""
+    m = math.prod(index_shape)
+    out_shape = tuple(index_shape) + (d,)
 
     def build(s):
         rows = s("broadcast_to", s("reshape", 1, shape=(m, 1)), shape=(m, d))
@@ -87,8 +111,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
             pad = s("constant", value=padding_idx, shape=(), dtype="int64")
             gathered = s("select", s("eq", rows, pad), frozen, gathered)
         return s("reshape", gathered, shape=out_shape)
-    chain = cached_chain("embedding", (out_shape, padding_idx), build, str(w.dtype))
-    return dispatch.call(chain, (w, idx))
+    chain = cached_chain("embedding", (out_shape, padding_idx), build, str(dtype))
+    return chain, lambda w, idx: dispatch.call(chain, (w, idx))
 
 
 def _renorm_rows(w, values, max_norm: float, norm_type: float) -> None:

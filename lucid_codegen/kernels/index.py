@@ -196,7 +196,7 @@ def build_gather(itemsize: int) -> ir.Module:
     ndim, axis_stride = load_arg(b, args, 0), load_arg(b, args, 2)
     out, index, x = _pointer(b, args, 3, ty), _pointer(b, args, 4, I64), _pointer(b, args, 5, ty)
 
-    def body(offs):
+    def element(offs):
         j, valid = _index_in_range(b, args, offs[1], index)
         at = b.add(offs[2], b.mul(b.select(valid, j, const64(0)), axis_stride))
         with b.if_else(valid) as (then, otherwise):
@@ -209,7 +209,29 @@ def build_gather(itemsize: int) -> ir.Module:
         v.add_incoming(v_in, then_bb)
         v.add_incoming(ir.Constant(ty, 0), else_bb)
         b.store(v, b.gep(out, [offs[0]]))
-    _walk(b, args, const64(GATHER_HEAD), ndim, 3, (lo, hi), (lo2, hi2), body)
+
+    dims_at = const64(GATHER_HEAD)
+    last = b.add(dims_at, b.mul(b.sub(ndim, const64(1)), const64(4)))
+    s_out, s_index, s_x = (load_arg(b, args, b.add(last, const64(1 + k))) for k in range(3))
+    # a row gather (embedding, x[idx] over rows): one index per row of unit-stride
+    # elements, moved in vectors
+    rows_of_x = b.and_(b.icmp_signed("==", s_index, const64(0)),
+                       b.and_(b.icmp_signed("==", s_out, const64(1)), b.icmp_signed("==", s_x, const64(1))))
+    with RowWalk(b, args, b.sub(ndim, const64(1)), 3, dims_at, lo, hi) as row:
+        o_out, o_index, o_x = row.offsets
+        with b.if_else(rows_of_x) as (whole_rows, strided):
+            with whole_rows:
+                j, valid = _index_in_range(b, args, o_index, index)
+                dst, count = b.gep(out, [b.add(o_out, lo2)]), b.sub(hi2, lo2)
+                with b.if_else(valid) as (then, otherwise):
+                    with then:
+                        src = b.gep(x, [b.add(b.add(o_x, lo2), b.mul(j, axis_stride))])
+                        _move_unit(b, src, dst, count, add=False)
+                    with otherwise:
+                        _zero(b, dst, count, ty)
+            with strided:
+                with Loop(b, lo2, hi2, name="inner") as lp:
+                    element([b.add(o, b.mul(lp.i, st)) for o, st in zip(row.offsets, (s_out, s_index, s_x))])
     b.ret_void()
     return m
 

@@ -198,7 +198,7 @@ def _builtin(n: int, block: np.ndarray):
     return _new_builtin(ctypes.addressof(_method_defs()[n]), block, None)
 
 
-def fast_call(kernel, arrays, scalars=(), order=None, counter=None):
+def fast_call(kernel, arrays, scalars=(), order=None, counter=None, out_shape=None):
     """``run(*operands) -> output`` calling ``kernel`` (an ``ElementwiseKernel`` or
     ``ReductionKernel`` with one output) for operands with exactly the layouts of
     ``arrays``, through one trampoline call; None when this call cannot take that path
@@ -208,7 +208,9 @@ def fast_call(kernel, arrays, scalars=(), order=None, counter=None):
     ``scalars`` are the positions of 0-d float64 operands that callers pass as Python
     ``float`` objects (a Python number reaching the kernel as an immediate argument).
     ``order[k]`` is the kernel input that operand k is (default: the same position);
-    the output comes last. ``counter[0]`` (a one-element list) counts the calls."""
+    the output comes last. ``counter[0]`` (a one-element list) counts the calls.
+    ``out_shape``: the shape the output is allocated in (C order, the kernel's bytes:
+    a reshape of its output), by default the kernel's own."""
     if not LAYOUT_OK or (scalars and FLOAT_VALUE_OFFSET is None):
         return None
     order = list(range(len(arrays))) if order is None else list(order)
@@ -219,7 +221,8 @@ def fast_call(kernel, arrays, scalars=(), order=None, counter=None):
     call = kernel.call_block(kernel_inputs)
     if call is None:
         return None
-    address, ranges, template, kernel_positions, out_shape, out_dtype = call
+    address, ranges, template, kernel_positions, kernel_shape, out_dtype = call
+    out_shape = kernel_shape if out_shape is None else out_shape
     positions = [kernel_positions[j] for j in order] + [kernel_positions[-1]]
     n = len(positions)
     if n > MAX_OPERANDS or len(template) > MAX_TEMPLATE:

@@ -112,14 +112,40 @@ class _IndexStep:
         if prepared is None:  # nothing to compute: a job that does nothing
             return None
         fn, words, args, in_words = prepared
-        nbytes = out.nbytes + sum(a.nbytes for a in arrays)
         return LoopJob(fn, list(words), args, list(in_words), [self.out_word],
-                       lanes=self.lanes, nbytes=nbytes)
+                       lanes=self.lanes, nbytes=self.work_bytes(arrays))
+
+    def work_bytes(self, arrays) -> int:
+        """The bytes a call moves: its operands' and its output's."""
+        return int(np.prod(self.out_shape)) * self.dtype.itemsize + sum(a.nbytes for a in arrays)
 
     def can_write_into(self, array) -> bool:
         return array.flags.c_contiguous
 
     lanes = 0  # > 0: a native program may split its rows across threads
+
+    @property
+    def kernel(self):
+        """Eager calls ask the step itself for its call block (``call_block``)."""
+        return self
+
+    #: ``call_block`` decides itself whether the call splits across threads
+    decides_splits = True
+
+    def call_block(self, arrays):
+        """``(kernel address, range arguments, block template, [operand words..., output
+        word], output shape, dtype)`` for ``eager_call.fast_call``; None when these
+        layouts take the general path (strides that are not whole elements, nothing to
+        compute, or rows enough to split across threads)."""
+        from lucid_codegen.runtime import work_split
+        if any(not isinstance(a, np.ndarray) or any(s % a.itemsize for s in a.strides) for a in arrays):
+            return None
+        prepared = self._prepare(list(arrays))
+        if prepared is None or (self.lanes and work_split.loop_splits(self.work_bytes(arrays))):
+            return None
+        fn, words, args, in_words = prepared
+        address = ctypes.cast(fn, ctypes.c_void_p).value
+        return address, args, list(words), list(in_words) + [self.out_word], self.out_shape, self.dtype
 
     def _plan(self, arrays):
         raise NotImplementedError
@@ -176,6 +202,12 @@ class GatherStep(_IndexStep):
         super().__init__(node)
         self.axis = node.attr("axis")
         self.fn = index_kernels.kernel("gather", self.dtype.itemsize)
+
+    def work_bytes(self, arrays) -> int:
+        """The index read, and one element of x read and one written per index (not
+        all of x: an embedding table is mostly not touched)."""
+        index = arrays[1]
+        return index.nbytes + 2 * index.size * self.dtype.itemsize
 
     def _plan(self, arrays):
         x, index = arrays

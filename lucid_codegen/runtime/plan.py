@@ -417,14 +417,10 @@ def eager_runner(fused: Graph, arrays, scalars=()):
                 (a,) = view(a)
             return a
         return run
-    if type(plan) is Plan and len(plan.steps) == 1 and not plan.constants and len(plan.outputs) == 1:
+    if type(plan) is Plan and plan.n_kernels == 1 and not plan.constants and len(plan.outputs) == 1:
+        run = _viewed_fast_call(plan, arrays, scalars)
         step, reads, outs = plan.steps[0]
-        kernel = getattr(step, "kernel", None)
-        one_each = sorted(reads) == sorted(plan.input_slots) and len(set(reads)) == len(reads)
-        if kernel is not None and one_each and list(outs) == [plan.outputs[0][0]] and not _splits(arrays, outs, kernel):
-            order = [reads.index(s) for s in plan.input_slots]  # graph input -> kernel operand
-            run = fast_call(kernel, arrays, scalars, order, counter=_LAUNCHES)
-        elif plan.single is not None and not scalars and not plan.single_splits:
+        if run is None and plan.single is not None and not scalars and not plan.single_splits:
             run = gemm_fast_call(step, counter=_LAUNCHES) if hasattr(step, "gemm") else None
             if run is None and getattr(step, "direct", None) is not None:
                 direct = step.direct
@@ -439,12 +435,59 @@ def eager_runner(fused: Graph, arrays, scalars=()):
     return lambda *arrays: plan([np.asarray(a) if k in scalars else a for k, a in enumerate(arrays)])[0]
 
 
+def _viewed_fast_call(plan: Plan, arrays, scalars):
+    """The trampoline call (``eager_call.fast_call``) of a plan that is one loop or
+    index kernel with views around it: each input reaches the kernel once, through
+    views that keep its data pointer (a reshape, a broadcast: the kernel's template has
+    the viewed strides, so the trampoline takes the caller's array as it is), and the
+    output is the kernel's, or a reshape of it with the same bytes (allocated in its
+    final shape). None when the plan is not of that form, the views move a pointer, or
+    the work splits across threads."""
+    k = plan.kinds.index(next(kind for kind in plan.kinds if kind != "view"))
+    step, reads, outs = plan.steps[k]
+    kernel = getattr(step, "kernel", None)
+    if kernel is None or len(outs) != 1 or plan.outputs[0][1]:
+        return None
+    env = dict(zip(plan.input_slots, [np.asarray(a, np.float64) if j in scalars else a
+                                      for j, a in enumerate(arrays)]))
+    origin = {s: j for j, s in enumerate(plan.input_slots)}  # slot -> the graph input it views
+    value = plan.step_nodes[k].outs[0]
+    out = np.empty(value.shape, value.dtype)
+    env[outs[0]] = out
+    for n, (view, ins, view_outs) in enumerate(plan.steps):
+        if n == k:
+            continue
+        if len(ins) != 1 or len(view_outs) != 1 or ins[0] not in env:
+            return None
+        (env[view_outs[0]],) = view(env[ins[0]])
+        if ins[0] in origin:
+            origin[view_outs[0]] = origin[ins[0]]
+    final = env.get(plan.outputs[0][0])
+    if sorted(origin.get(r, -1) for r in reads) != list(range(len(arrays))) or final is None or (
+            final is not out and not (final.flags.c_contiguous and final.nbytes == out.nbytes
+                                      and final.ctypes.data == out.ctypes.data)):
+        return None
+    for r in reads:
+        j = origin[r]
+        if j in scalars and r != plan.input_slots[j]:
+            return None  # (a scalar is read from its float object as it is)
+        if j not in scalars and env[r].ctypes.data != arrays[j].ctypes.data:
+            return None  # a view that moves the pointer (a slice from an offset)
+    viewed = [env[reads[[origin[r] for r in reads].index(j)]] for j in range(len(arrays))]
+    if _splits(viewed, outs, kernel):
+        return None
+    order = [[origin[r] for r in reads].index(j) for j in range(len(arrays))]  # input -> operand
+    return fast_call(kernel, viewed, scalars, order, counter=_LAUNCHES, out_shape=final.shape)
+
+
 def _splits(arrays, outs, kernel) -> bool:
     """Whether a one-kernel eager call has enough work to split across threads
     (``work_split.loop_splits`` of its ``work_bytes``, its output counted as
     big as its largest input): then it takes the plan's general call, whose native
     program splits it natively, not the one-thread trampoline."""
     from lucid_codegen.runtime import work_split
+    if getattr(kernel, "decides_splits", False):
+        return False
     sizes = [getattr(a, "nbytes", 0) for a in arrays]
     elements = max([getattr(a, "size", 0) for a in arrays], default=0)
     structure = getattr(kernel, "structure", None)
