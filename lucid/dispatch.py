@@ -56,7 +56,7 @@ class Chain:
     3
     """
 
-    __slots__ = ("steps", "n_operands", "name", "key")
+    __slots__ = ("steps", "n_operands", "name", "key", "hot", "hot_misses")
 
     def __init__(self, steps, name: str | None = None, key=None):
         self.steps = tuple((op, dict(attrs), tuple(wires)) for op, attrs, wires in steps)
@@ -65,6 +65,10 @@ class Chain:
         #: the chain's part of a signature key: the chain itself, or for one op its name
         #: (and attributes), so the unrolled ``unary``/``binary`` paths share its entries
         self.key = self if key is None else key
+        #: the inline cache of the unrolled paths (``_HotRun``): the last signature's
+        #: native call, which checks its operands' layouts itself
+        self.hot = None
+        self.hot_misses = 0
 
     def __repr__(self) -> str:
         return f"Chain({self.name})"
@@ -97,7 +101,7 @@ class Entry:
     call), and the steps' ops, attributes and output types for autograd records."""
 
     __slots__ = ("run", "steps", "scalar_dtypes", "uid", "saved", "graph", "_run_saving", "views",
-                 "name")
+                 "name", "checked_run")
 
     def __init__(self, run, steps, scalar_dtypes, saved=(), graph=None, name=""):
         self.run = run
@@ -112,6 +116,9 @@ class Entry:
         self._run_saving = None
         #: a reshape or transpose: its result views its operand's data
         self.views = len(steps) == 1 and steps[0][0] in ("reshape", "transpose")
+        #: ``run``'s variant checking its operands' layouts natively (``run.block`` when
+        #: they differ), when the backend has one: the chain's inline cache calls it
+        self.checked_run = getattr(run, "checked", None)
 
     def run_saving(self, arrays):
         """``[result, *saved step results]`` of one call (the graph with extra outputs)."""
@@ -130,7 +137,10 @@ class Entry:
 _TABLES: dict = {}   # (LUCID_BACKEND, LUCID_CHECK_BOUNDS) raw values -> {key: Entry}
 _RAW_ENV = getattr(os.environ, "_data", None)
 _ENCODE = getattr(os.environ, "encodekey", None)
-if _RAW_ENV is not None and _ENCODE is not None:
+if _RAW_ENV is None or _ENCODE is None:  # pragma: no cover - no raw mapping: no inline caches
+    _RAW_ENV = None
+if _RAW_ENV is not None:
+    _ENV_GET = _RAW_ENV.get
     _K_BACKEND, _K_BOUNDS = _ENCODE("LUCID_BACKEND"), _ENCODE("LUCID_CHECK_BOUNDS")
 
     def _table() -> dict:
@@ -150,6 +160,50 @@ else:  # pragma: no cover - platforms without os.environ's raw mapping
             backend.backend_name()
             table = _TABLES[env] = {}
         return table
+
+
+# ---------------------------------------------------------------- the inline cache
+#: a chain whose inline cache missed this often stops arming it (its calls change
+#: signature, as an ``add`` used by two layers of a model does): the table serves them
+HOT_MISS_LIMIT = 4
+
+
+class _HotRun:
+    """A chain's inline cache: the native call of the signature it last ran (checking
+    its operands' layouts itself) and the raw environment values its entry was made
+    under (the backend and bounds mode decide how entries run)."""
+
+    __slots__ = ("run", "block", "backend", "bounds", "pattern")
+
+    def __init__(self, run, backend, bounds, pattern):
+        self.run, self.block, self.backend, self.bounds = run, run.block, backend, bounds
+        #: the operands' kinds (``_T``: a tensor; ``float``, ``int``: a number of that
+        #: type, which the native check cannot see): a call of another pattern misses
+        self.pattern = pattern
+
+
+_T = "tensor"
+_PATTERNS = {p: p for p in [(_T,), (_T, _T), (_T, float), (_T, int), (float, _T), (int, _T)]}
+
+
+def _arm(chain: Chain, entry: Entry, pattern: tuple) -> None:
+    """Make ``entry`` (just found in the table for operands of ``pattern``) ``chain``'s
+    inline cache, unless the chain has missed too often or the entry has no checked
+    call."""
+    if entry.checked_run is not None and chain.hot_misses < HOT_MISS_LIMIT and _RAW_ENV is not None:
+        hot = chain.hot
+        if hot is None or hot.run is not entry.checked_run:
+            chain.hot = _HotRun(entry.checked_run, _RAW_ENV.get(_K_BACKEND), _RAW_ENV.get(_K_BOUNDS),
+                                _PATTERNS[pattern])
+
+
+_T1, _TT, _T_FLOAT, _T_INT, _FLOAT_T, _INT_T = (_PATTERNS[p] for p in [
+    (_T,), (_T, _T), (_T, float), (_T, int), (float, _T), (int, _T)])
+
+
+def _missed(chain: Chain) -> None:
+    chain.hot = None
+    chain.hot_misses += 1
 
 
 def _build_entry(chain: Chain, operands, arrays) -> Entry:
@@ -339,12 +393,20 @@ def call1(chain: Chain, x):
     place, no loop)."""
     if (not _TRACES[0] or _tracing_state.tracer is None) and type(x) in _TENSOR_TYPES:
         a = x._data
+        hot = chain.hot
+        if hot is not None and hot.pattern is _T1 and not (x.requires_grad and _grad_state.enabled) \
+                and _ENV_GET(_K_BACKEND) is hot.backend and _ENV_GET(_K_BOUNDS) is hot.bounds:
+            out = hot.run(a)
+            if out is not hot.block:
+                return _wrap(out)
+            _missed(chain)
         if a is not None:
             try:
                 entry = _table().get((chain.key, a.shape, a.strides, a.dtype))
             except TypeError:  # unhashable attributes in the key: the general path says so
                 entry = None
             if entry is not None:
+                _arm(chain, entry, _T1)
                 if x.requires_grad and _grad_state.enabled:
                     return _recorded(entry, [a], (x,))
                 return _wrap(entry.run(a))
@@ -424,21 +486,46 @@ def binary_chain(chain: Chain, a, b):
                 x = a._data
                 if tb in _TENSOR_TYPES:
                     y = b._data
+                    hot = chain.hot
+                    if hot is not None and hot.pattern is _TT \
+                            and not ((a.requires_grad or b.requires_grad) and _grad_state.enabled) \
+                            and _ENV_GET(_K_BACKEND) is hot.backend and _ENV_GET(_K_BOUNDS) is hot.bounds:
+                        out = hot.run(x, y)
+                        if out is not hot.block:
+                            return _wrap(out)
+                        _missed(chain)
                     entry = _table().get((key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
                     if entry is not None:
+                        _arm(chain, entry, _TT)
                         if (a.requires_grad or b.requires_grad) and _grad_state.enabled:
                             return _recorded(entry, [x, y], (a, b))
                         return _wrap(entry.run(x, y))
                 elif tb is float or tb is int:
+                    hot, pattern = chain.hot, (_T_FLOAT if tb is float else _T_INT)
+                    if hot is not None and hot.pattern is pattern and not (a.requires_grad and _grad_state.enabled) \
+                            and _ENV_GET(_K_BACKEND) is hot.backend and _ENV_GET(_K_BOUNDS) is hot.bounds:
+                        out = hot.run(x, float(b))
+                        if out is not hot.block:
+                            return _wrap(out)
+                        _missed(chain)
                     entry = _table().get((key, x.shape, x.strides, x.dtype, tb))
                     if entry is not None:
+                        _arm(chain, entry, pattern)
                         if a.requires_grad and _grad_state.enabled:
                             return _recorded(entry, [x, float(b)], (a, b))
                         return _wrap(entry.run(x, float(b)))
             elif (ta is float or ta is int) and tb in _TENSOR_TYPES:
                 y = b._data
+                hot, pattern = chain.hot, (_FLOAT_T if ta is float else _INT_T)
+                if hot is not None and hot.pattern is pattern and not (b.requires_grad and _grad_state.enabled) \
+                        and _ENV_GET(_K_BACKEND) is hot.backend and _ENV_GET(_K_BOUNDS) is hot.bounds:
+                    out = hot.run(float(a), y)
+                    if out is not hot.block:
+                        return _wrap(out)
+                    _missed(chain)
                 entry = _table().get((key, ta, y.shape, y.strides, y.dtype))
                 if entry is not None:
+                    _arm(chain, entry, pattern)
                     if b.requires_grad and _grad_state.enabled:
                         return _recorded(entry, [float(a), y], (a, b))
                     return _wrap(entry.run(float(a), y))

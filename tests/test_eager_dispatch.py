@@ -308,3 +308,114 @@ def test_a_full_signature_table_starts_over_and_stays_right(monkeypatch):
         y = x * float(k) + x.exp() - 1.0
         y.sum().backward()
     np.testing.assert_allclose(x.grad, (sum(range(12)) + 12 * np.exp(x.numpy())), rtol=1e-5)
+
+
+# ------------------------------------------------------------------ the inline cache
+@pytest.fixture
+def fresh_caches():
+    """Every one-op chain's inline cache disarmed with no misses counted (other tests'
+    calls may have made a chain stop arming it)."""
+    for chain in dispatch._SINGLE.values():
+        chain.hot, chain.hot_misses = None, 0
+
+
+def _warm(fn, times=3):
+    """Call ``fn`` enough for its chain's inline cache to be armed (the first call of a
+    signature builds its entry; the next finds it in the table and arms the cache)."""
+    for _ in range(times):
+        out = fn()
+    return out
+
+
+def test_the_inline_cache_serves_repeated_calls_and_checks_layouts_natively(fresh_caches):
+    x, y = lucid.randn(6, 5), lucid.randn(6, 5)
+    chain = dispatch._SINGLE["add"]
+    _warm(lambda: x + y)
+    assert chain.hot is not None and chain.hot.pattern == ("tensor", "tensor")
+    before = entries()
+    table_calls = []
+    real_table = dispatch._table
+    dispatch._table = lambda: table_calls.append(1) or real_table()
+    try:
+        np.testing.assert_array_equal((x + y).numpy(), x.numpy() + y.numpy())
+        assert not table_calls                        # served by the cache: no lookup
+        # the same chain with other layouts: the native check misses, the table serves
+        for a, b in [(lucid.randn(5, 6).T, y), (x, lucid.randn(6, 5, dtype="float64")),
+                     (lucid.randn(6, 1), lucid.randn(5)), (lucid.tensor([1, 2]), lucid.tensor([3, 4]))]:
+            for _ in range(2):
+                np.testing.assert_array_equal((a + b).numpy(), a.numpy() + b.numpy())
+        assert table_calls
+    finally:
+        dispatch._table = real_table
+    assert entries() > before
+
+
+def test_numbers_of_another_type_never_take_a_cached_tensor_call(fresh_caches):
+    """int tensor + 2 and int tensor + 2.5 are different signatures (int and float
+    results): the cache of one must not serve the other."""
+    i = lucid.tensor([1, 2, 3])
+    _warm(lambda: i + 2)
+    for _ in range(3):
+        got = i + 2.5
+        assert got.dtype == "float32" and got.tolist() == [3.5, 4.5, 5.5]
+        got = i + 2
+        assert got.dtype == "int64" and got.tolist() == [3, 4, 5]
+        got = 2.5 + i
+        assert got.dtype == "float32" and got.tolist() == [3.5, 4.5, 5.5]
+        got = i + i
+        assert got.dtype == "int64" and got.tolist() == [2, 4, 6]
+
+
+def test_a_chain_whose_calls_keep_changing_signature_stops_arming_its_cache(fresh_caches):
+    chain = dispatch._SINGLE.get("sub") or dispatch.single("sub", (), 2)
+    a, b = lucid.randn(4, 3), lucid.randn(2, 5)
+    for _ in range(3 * dispatch.HOT_MISS_LIMIT):
+        np.testing.assert_array_equal((a - a).numpy(), np.zeros((4, 3), np.float32))
+        np.testing.assert_array_equal((b - b).numpy(), np.zeros((2, 5), np.float32))
+    assert chain.hot_misses == dispatch.HOT_MISS_LIMIT and chain.hot is None
+
+
+def test_the_inline_cache_follows_the_environment_and_recording(monkeypatch, fresh_caches):
+    x = lucid.randn(4, 4)
+    _warm(lambda: x.exp())
+    monkeypatch.setenv("LUCID_BACKEND", "interpret")
+    launches = runtime.kernel_launches()
+    np.testing.assert_allclose(x.exp().numpy(), np.exp(x.numpy()), rtol=1e-6)
+    assert runtime.kernel_launches() == launches     # the interpreter ran it
+    monkeypatch.delenv("LUCID_BACKEND")
+    w = lucid.randn(4, 4, requires_grad=True)
+    _warm(lambda: w.exp())
+    out = w.exp()                                    # recorded, not served by the cache
+    out.sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), np.exp(w.numpy()), rtol=1e-6)
+
+
+def test_arrays_the_native_check_cannot_vouch_for_take_the_table(fresh_caches):
+    """An ndarray subclass, or a dtype object equal to float32's but not numpy's own
+    (metadata): the native check misses, the table's call gives the right values."""
+    x = lucid.randn(3, 4)
+    _warm(lambda: x.tanh())
+    odd = np.arange(12, dtype=np.dtype(np.float32, metadata={"unit": "m"})).reshape(3, 4) / 12
+    t = lucid.Tensor._wrap(odd.astype(np.dtype(np.float32, metadata={"unit": "m"})))
+    np.testing.assert_allclose(t.tanh().numpy(), np.tanh(odd), rtol=1e-6)
+    sub = np.ones((3, 4), np.float32).view(np.matrix)
+    np.testing.assert_allclose(lucid.Tensor._wrap(np.asarray(sub)).tanh().numpy(), np.tanh(1.0), rtol=1e-6)
+
+
+def test_threads_calling_one_chain_with_different_shapes_get_their_own_results(fresh_caches):
+    shapes = [(3, 5), (7,), (2, 2, 2), (1, 9)]
+    errors = []
+
+    def work(shape):
+        x = lucid.randn(*shape)
+        for _ in range(300):
+            got = (x * x).numpy()
+            if not np.array_equal(got, x.numpy() * x.numpy()):
+                errors.append(shape)
+                return
+    threads = [threading.Thread(target=work, args=(s,)) for s in shapes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors

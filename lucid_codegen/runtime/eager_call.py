@@ -43,7 +43,7 @@ import numpy as np
 
 from lucid_codegen.jit import llvm
 from lucid_codegen.jit.cache import load_or_compile, source_stamp
-from lucid_codegen.runtime.pyarray import LAYOUT_OK, PYARRAY_OFFSETS
+from lucid_codegen.runtime.pyarray import DESCR_OFFSET, LAYOUT_OK, ND_OFFSET, PYARRAY_OFFSETS, TYPE_OFFSET
 
 __all__ = ["fast_call", "gemm_fast_call", "MAX_OPERANDS", "FLOAT_VALUE_OFFSET"]
 
@@ -73,13 +73,25 @@ def _build() -> ir.Module:
     """``PyObject* lucid_eager_call_<n>(PyObject* block, PyObject** objs, i64 nargs)``:
     a ``METH_FASTCALL`` function (CPython calls it as a builtin, with the block as its
     ``self``). It returns the last operand (the output) with one more reference, or
-    NULL (Python raises ``SystemError``) for a wrong argument count."""
+    NULL (Python raises ``SystemError``) for a wrong argument count.
+    ``lucid_eager_checked_<n>`` first checks the operands' layouts against the block's
+    records (``CHECKS``) and returns the block itself, having run nothing, when one
+    differs."""
     module = ir.Module("lucid_eager_call")
+    for n in range(1, MAX_OPERANDS + 1):
+        _build_trampoline(module, n, checked=False)
+        _build_trampoline(module, n, checked=True)
+    _build_gemm_adapter(module)
+    return module
+
+
+def _build_trampoline(module: ir.Module, n: int, checked: bool) -> None:
     P = I64.as_pointer()
     kernel_ty = ir.FunctionType(ir.VoidType(), [P, I64, I64, I64, I64])
     data_off = PYARRAY_OFFSETS[0]
-    for n in range(1, MAX_OPERANDS + 1):
-        fn = ir.Function(module, ir.FunctionType(I8P, [I8P, I8P.as_pointer(), I64]), f"lucid_eager_call_{n}")
+    if True:  # (one trampoline)
+        name = f"lucid_eager_{'checked' if checked else 'call'}_{n}"
+        fn = ir.Function(module, ir.FunctionType(I8P, [I8P, I8P.as_pointer(), I64]), name)
         block_obj, objs, nargs = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         good, bad = fn.append_basic_block("good"), fn.append_basic_block("bad")
@@ -93,6 +105,8 @@ def _build() -> ir.Module:
         def word(k):
             return b.load(b.gep(words, [k if isinstance(k, ir.Value) else I64(k)]))
         length = word(5)
+        if checked:
+            _emit_layout_checks(fn, b, block_obj, objs, word, b.add(length, I64(HEADER + 2 * n)), n - 1)
         template = b.gep(words, [I64(HEADER + 2 * n)])
         pre = b.block  # copy the template (a counted loop; L is small)
         hdr, body, end = (fn.append_basic_block(s) for s in ("copy.hdr", "copy.body", "copy.end"))
@@ -119,8 +133,98 @@ def _build() -> ir.Module:
         refcount = b.bitcast(last, P)  # ob_refcnt, the first field of every object
         b.store(b.add(b.load(refcount), I64(1)), refcount)
         b.ret(last)
-    _build_gemm_adapter(module)
-    return module
+
+
+def _emit_layout_checks(fn, b: ir.IRBuilder, block_obj, objs, word, at, n: int) -> None:
+    """Check operands ``0 .. n-1`` against the records from word ``at`` on
+    (``layout_checks``); on the first difference return ``block_obj`` (one more
+    reference). The builder is left where every check passed."""
+    P = I64.as_pointer()
+    mismatch = fn.append_basic_block("mismatch")
+    here = b.block
+    b.position_at_end(mismatch)
+    refcount = b.bitcast(block_obj, P)
+    b.store(b.add(b.load(refcount), I64(1)), refcount)
+    b.ret(block_obj)
+    b.position_at_end(here)
+
+    def check(ok):
+        cont = fn.append_basic_block("ok")
+        b.cbranch(ok, cont, mismatch)
+        b.position_at_end(cont)
+
+    def field(obj, offset, ty=I64):
+        return b.load(b.bitcast(b.gep(obj, [I64(offset)]), ty.as_pointer()))
+
+    ndarray = word(at)
+    pos = b.alloca(I64, name="record")
+    b.store(b.add(at, I64(1)), pos)
+    for k in range(n):
+        rec = b.load(pos)
+        is_array = fn.append_basic_block(f"array{k}")
+        scalar = fn.append_basic_block(f"scalar{k}")
+        after = fn.append_basic_block(f"checked{k}")
+        b.cbranch(b.icmp_signed("!=", word(rec), I64(0)), is_array, scalar)
+        b.position_at_end(scalar)
+        b.store(b.add(rec, I64(1)), pos)
+        b.branch(after)
+        b.position_at_end(is_array)
+        obj = b.load(b.gep(objs, [I64(k)]))
+        check(b.icmp_signed("==", field(obj, TYPE_OFFSET), ndarray))
+        nd = b.sext(field(obj, ND_OFFSET, ir.IntType(32)), I64)
+        check(b.and_(b.icmp_signed("==", field(obj, DESCR_OFFSET), word(b.add(rec, I64(1)))),
+                     b.icmp_signed("==", nd, word(b.add(rec, I64(2))))))
+        dims = b.inttoptr(field(obj, PYARRAY_OFFSETS[1]), P)
+        strides = b.inttoptr(field(obj, PYARRAY_OFFSETS[2]), P)
+        shape_at = b.add(rec, I64(3))
+        with _counted(fn, b, nd, f"dim{k}") as d:
+            same_dim = b.icmp_signed("==", b.load(b.gep(dims, [d])), word(b.add(shape_at, d)))
+            same_stride = b.icmp_signed("==", b.load(b.gep(strides, [d])), word(b.add(b.add(shape_at, nd), d)))
+            check(b.and_(same_dim, same_stride))
+        b.store(b.add(shape_at, b.add(nd, nd)), pos)
+        b.branch(after)
+        b.position_at_end(after)
+
+
+class _counted:
+    """``with _counted(fn, b, n, name) as i:`` the body for i = 0 .. n-1 (it may
+    branch out)."""
+
+    def __init__(self, fn, b, n, name):
+        self.fn, self.b, self.n, self.name = fn, b, n, name
+
+    def __enter__(self):
+        fn, b = self.fn, self.b
+        pre = b.block
+        self.hdr, body, self.end = (fn.append_basic_block(f"{self.name}.{s}") for s in ("hdr", "body", "end"))
+        b.branch(self.hdr)
+        b.position_at_end(self.hdr)
+        self.i = b.phi(I64)
+        self.i.add_incoming(I64(0), pre)
+        b.cbranch(b.icmp_signed("<", self.i, self.n), body, self.end)
+        b.position_at_end(body)
+        return self.i
+
+    def __exit__(self, *exc):
+        b = self.b
+        self.i.add_incoming(b.add(self.i, I64(1)), b.block)
+        b.branch(self.hdr)
+        b.position_at_end(self.end)
+        return False
+
+
+def layout_checks(arrays) -> list:
+    """The block words ``lucid_eager_checked_<n>`` compares its operands with:
+    ``numpy.ndarray``'s address, then per operand ``[1, dtype object's address, ndim,
+    shape..., strides...]`` for an array, ``[0]`` for a Python float (not checked).
+
+    >>> layout_checks([np.zeros((2, 3), np.float32), 1.5])[1:]
+    [1, ..., 2, 2, 3, 12, 4, 0]
+    """
+    words = [id(np.ndarray)]
+    for a in arrays:
+        words += [1, id(a.dtype), a.ndim, *a.shape, *a.strides] if isinstance(a, np.ndarray) else [0]
+    return words
 
 
 def _build_gemm_adapter(module: ir.Module) -> None:
@@ -177,11 +281,13 @@ def _method_defs():
     """One ``PyMethodDef`` per trampoline (compiled once per machine)."""
     with _LOCK:
         if not _DEFS:
-            names = [f"lucid_eager_call_{n}" for n in range(1, MAX_OPERANDS + 1)] + ["lucid_eager_gemm"]
+            names = ([f"lucid_eager_call_{n}" for n in range(1, MAX_OPERANDS + 1)] + ["lucid_eager_gemm"]
+                     + [f"lucid_eager_checked_{n}" for n in range(1, MAX_OPERANDS + 1)])
             lib = load_or_compile(f"eager_call:{source_stamp(*GENERATOR)}:n{MAX_OPERANDS}:t{MAX_TEMPLATE}", _build, names,
                                   pipeline=llvm.LOOPS)
             defs = [None]
-            for name in names:  # defs[n]: n operands; defs[MAX_OPERANDS + 1]: the GEMM adapter
+            for name in names:  # defs[n]: n operands; defs[MAX_OPERANDS + 1]: the GEMM adapter;
+                # defs[MAX_OPERANDS + 1 + n]: n operands, their layouts checked
                 defs.append(_MethodDef(name.encode(), lib.address(name), _METH_FASTCALL, None))
             _DEFS.extend(defs)
             _DEFS.append(lib)  # the machine code lives as long as the definitions
@@ -193,12 +299,13 @@ _new_builtin.restype = ctypes.py_object
 _new_builtin.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p]
 
 
-def _builtin(n: int, block: np.ndarray):
-    """A builtin function object calling trampoline ``n`` with ``block`` as its self."""
-    return _new_builtin(ctypes.addressof(_method_defs()[n]), block, None)
+def _builtin(n: int, block: np.ndarray, checked: bool = False):
+    """A builtin function object calling trampoline ``n`` (its checked variant) with
+    ``block`` as its self."""
+    return _new_builtin(ctypes.addressof(_method_defs()[n + (MAX_OPERANDS + 1 if checked else 0)]), block, None)
 
 
-def fast_call(kernel, arrays, scalars=(), order=None, counter=None, out_shape=None):
+def fast_call(kernel, arrays, scalars=(), order=None, counter=None, out_shape=None, checked=None):
     """``run(*operands) -> output`` calling ``kernel`` (an ``ElementwiseKernel`` or
     ``ReductionKernel`` with one output) for operands with exactly the layouts of
     ``arrays``, through one trampoline call; None when this call cannot take that path
@@ -210,7 +317,12 @@ def fast_call(kernel, arrays, scalars=(), order=None, counter=None, out_shape=No
     ``order[k]`` is the kernel input that operand k is (default: the same position);
     the output comes last. ``counter[0]`` (a one-element list) counts the calls.
     ``out_shape``: the shape the output is allocated in (C order, the kernel's bytes:
-    a reshape of its output), by default the kernel's own."""
+    a reshape of its output), by default the kernel's own.
+
+    ``checked``: the operands' example arrays as callers pass them (``arrays`` may be
+    views of them): then ``run`` checks natively that its operands have exactly their
+    layouts (type, dtype object, shape, strides) and returns ``run.block``, having run
+    nothing, when one differs; for callers that skip the signature lookup."""
     if not LAYOUT_OK or (scalars and FLOAT_VALUE_OFFSET is None):
         return None
     order = list(range(len(arrays))) if order is None else list(order)
@@ -228,8 +340,9 @@ def fast_call(kernel, arrays, scalars=(), order=None, counter=None, out_shape=No
     if n > MAX_OPERANDS or len(template) > MAX_TEMPLATE:
         return None
     how = [-FLOAT_VALUE_OFFSET if k in scalars else PYARRAY_OFFSETS[0] for k in range(n)]
-    block = np.array([address, *ranges, len(template), *positions, *how, *template], np.int64)
-    native = _builtin(n, block)  # holds the block
+    checks = [] if checked is None else layout_checks([0.0 if k in scalars else a for k, a in enumerate(checked)])
+    block = np.array([address, *ranges, len(template), *positions, *how, *template, *checks], np.int64)
+    native = _builtin(n, block, checked is not None)  # holds the block
     empty, count = np.empty, counter if counter is not None else _Count
     if n == 2:  # one operand and the output (the unary ops): no argument tuples
         def run(a):

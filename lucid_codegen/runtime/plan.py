@@ -477,7 +477,11 @@ def _viewed_fast_call(plan: Plan, arrays, scalars):
     if _splits(viewed, outs, kernel):
         return None
     order = [[origin[r] for r in reads].index(j) for j in range(len(arrays))]  # input -> operand
-    return fast_call(kernel, viewed, scalars, order, counter=_LAUNCHES, out_shape=final.shape)
+    run = fast_call(kernel, viewed, scalars, order, counter=_LAUNCHES, out_shape=final.shape)
+    if run is not None:  # (and for callers that skip the signature lookup: its layouts checked)
+        run.checked = fast_call(kernel, viewed, scalars, order, counter=_LAUNCHES, out_shape=final.shape,
+                                checked=arrays)
+    return run
 
 
 def _splits(arrays, outs, kernel) -> bool:
