@@ -6,6 +6,7 @@ interpreter; the default, ``compiled``, runs them as native kernels (see
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -46,7 +47,11 @@ def _compiled():
     with phase("import lucid_codegen"):  # (LUCID_DEBUG: a first compilation pays it)
         try:
             from lucid_codegen.runtime import plan as runtime
-        except ImportError:
+        except ModuleNotFoundError as exc:  # llvmlite missing: the numpy interpreter runs ops
+            if (exc.name or "").split(".")[0] != "llvmlite":
+                raise  # (any other import failure is a bug to see, not a slow fallback)
+            warnings.warn("lucid: llvmlite is not installed, so ops run in the numpy interpreter "
+                          "(slow); install it with `pip install llvmlite`", RuntimeWarning, stacklevel=3)
             runtime = None
     _RUNTIME.append(runtime)
     return runtime

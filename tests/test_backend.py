@@ -76,3 +76,31 @@ def test_both_backends_give_an_executable(monkeypatch, name):
     assert out is W and np.array_equal(W, np.arange(12, dtype=np.float32).reshape(3, 4) - 0.5)
     assert ("define" in run.llvm_text()) == (name == "compiled")
     assert run.asm_text()
+
+
+def test_a_broken_compiler_import_is_an_error_not_a_silent_interpreter(monkeypatch):
+    """Only a missing llvmlite makes ops fall back to the numpy interpreter (with a
+    warning); any other failure importing the native runtime is raised."""
+    import builtins
+    import sys
+    from lucid import backend
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name.startswith("lucid_codegen.runtime"):
+            raise ImportError("cannot import name 'imax' from 'lucid_codegen.gemm.microkernel'")
+        return real_import(name, *args, **kwargs)
+
+    def no_llvmlite(name, *args, **kwargs):
+        if name.startswith("lucid_codegen.runtime"):
+            raise ModuleNotFoundError("No module named 'llvmlite'", name="llvmlite")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(backend, "_RUNTIME", [])
+    monkeypatch.delitem(sys.modules, "lucid_codegen.runtime.plan", raising=False)
+    monkeypatch.setattr(builtins, "__import__", broken)
+    with pytest.raises(ImportError, match="imax"):
+        backend._compiled()
+    monkeypatch.setattr(builtins, "__import__", no_llvmlite)
+    with pytest.warns(RuntimeWarning, match="pip install llvmlite"):
+        assert backend._compiled() is None

@@ -94,16 +94,17 @@ class Fenced:
         self._libc = ctypes.CDLL(None, use_errno=True)
         self._libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 
-    def array(self, values: np.ndarray, at: str) -> np.ndarray:
+    def array(self, values: np.ndarray, at: str, skip: int = 0) -> np.ndarray:
+        """``skip``: bytes left between the guard page and the array (``at="start"``)."""
         page = mmap.PAGESIZE
-        nbytes = max(values.nbytes, 1)
+        nbytes = max(values.nbytes + skip, 1)
         data_pages = -(-nbytes // page)
         m = mmap.mmap(-1, (data_pages + 2) * page)
         base = ctypes.addressof(ctypes.c_char.from_buffer(m))
         self._maps.append((m, base))
         for guard in (base, base + (data_pages + 1) * page):
             assert self._libc.mprotect(guard, page, self.PROT_NONE) == 0
-        offset = page + (data_pages * page - values.nbytes if at == "end" else 0)
+        offset = page + (data_pages * page - values.nbytes if at == "end" else skip)
         out = np.frombuffer(m, values.dtype, values.size, offset).reshape(values.shape)
         out[...] = values
         return out
@@ -310,3 +311,37 @@ def test_dot_path_value_depends_only_on_k(dtype):
             part = np.empty((hi - lo, 37), dtype)
             g(a[lo:hi], w.T, part, bias=bias)
             np.testing.assert_array_equal(part, whole[lo:hi])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dot_path_same_bits_at_every_alignment_and_reads_nothing_before_w(dtype):
+    """The dot path loads W's rows from vector-aligned addresses, its first vector
+    starting before the row with those lanes masked off (a row starting mid-vector): W
+    placed right after an inaccessible page at every element offset within a vector
+    gives the same bits (the lanes are rotated back before the reduction), and nothing
+    before W is read. Rows whose starts differ in alignment (a row stride that is not a
+    multiple of the vector) take unaligned loads, with the same bits again."""
+    g = get_gemm(chain_spec(dtype, bias=True))
+    rng = np.random.default_rng(21)
+    itemsize = np.dtype(dtype).itemsize
+    fence = Fenced()
+    try:
+        for M, K, N in [(1, 784, 40), (3, 17, 9), (1, 5, 3), (16, 100, 37), (2, 1, 4)]:
+            a = rng.uniform(-1, 1, (M, K)).astype(dtype)
+            w = rng.uniform(-1, 1, (N, K)).astype(dtype)
+            bias = rng.uniform(-1, 1, N).astype(dtype)
+            first = None
+            for skip in range(0, 128, itemsize):
+                placed = fence.array(w, "start", skip)
+                c = np.empty((M, N), dtype)
+                g(a, placed.T, c, bias=bias)
+                if first is None:
+                    first = c
+                    np.testing.assert_allclose(c, ref(a, w.T, bias), **tol(dtype, K))
+                np.testing.assert_array_equal(c, first, err_msg=f"W at {skip} bytes from a page")
+            wide = fence.array(np.pad(w, ((0, 0), (0, 1))), "start", itemsize)[:, :K]
+            c = np.empty((M, N), dtype)
+            g(a, wide.T, c, bias=bias)
+            np.testing.assert_array_equal(c, first)
+    finally:
+        fence.close()

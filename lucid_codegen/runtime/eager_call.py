@@ -363,15 +363,16 @@ def fast_call(kernel, arrays, scalars=(), order=None, counter=None, out_shape=No
 _Count = [0]  # where calls are counted when the caller gives no counter
 
 
-def gemm_fast_call(step, counter=None):
+def gemm_fast_call(step, counter=None, whole: bool = False):
     """``run(a, b[, bias][, r]) -> C`` for an eager plan's one GEMM step (``steps.GemmStep``)
     small enough to stay on the calling thread: one builtin call into the kernel's
     ``_py`` entry, the step's general ``direct`` call when that entry declines. None for
     steps this does not cover (a 2-D bias, A read through a broadcast, a batched product, operands
-    seen with other rows (``views``), no ``_py`` entry, or work that may split across threads)."""
+    seen with other rows (``views``), no ``_py`` entry, or work that may split across
+    threads, unless ``whole``: the caller runs it on this thread knowing it)."""
     gemm = step.gemm
     if (not LAYOUT_OK or gemm._pyfn is None or step.bias_2d or step.a_shape is not None
-            or step.empty or step.splits or step.batched or step.views):
+            or step.empty or (step.splits and not whole) or step.batched or step.views):
         return None
     address = ctypes.cast(gemm._pyfn, ctypes.c_void_p).value
     alpha_bits = int(np.float64(step.alpha).view(np.int64))

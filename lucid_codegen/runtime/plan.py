@@ -431,8 +431,27 @@ def eager_runner(fused: Graph, arrays, scalars=()):
     if run is not None:
         return run
     if not scalars:
-        return lambda *arrays: plan(list(arrays))[0]
+        general = lambda *arrays: plan(list(arrays))[0]  # noqa: E731
+        if plan.single is not None and plan.single_splits and hasattr(plan.steps[0][0], "gemm"):
+            return _whole_at_one_thread(gemm_fast_call(plan.steps[0][0], counter=_LAUNCHES, whole=True), general)
+        return general
     return lambda *arrays: plan([np.asarray(a) if k in scalars else a for k, a in enumerate(arrays)])[0]
+
+
+def _whole_at_one_thread(fast, general):
+    """``run(*arrays)``: a GEMM worth splitting across threads takes ``general`` (the
+    plan's native program posts its parts) when the pool has several threads, and
+    ``fast`` (the one-builtin call on this thread) when it has one: the same bits either
+    way (a split never moves a row between the dot path and the general one)."""
+    if fast is None:
+        return general
+    pool = threads._POOL
+
+    def run(*arrays):
+        if pool._size == 1:  # (None until the pool's size is first read: the general call)
+            return fast(*arrays)
+        return general(*arrays)
+    return run
 
 
 def _viewed_fast_call(plan: Plan, arrays, scalars):
