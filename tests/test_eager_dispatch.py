@@ -419,3 +419,23 @@ def test_threads_calling_one_chain_with_different_shapes_get_their_own_results(f
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_a_gemm_worth_splitting_runs_whole_at_one_thread_with_the_split_bits():
+    """F.linear 1x784 -> 256 splits its columns across threads when the pool has
+    several; with one thread it takes the one-builtin call. Same bits either way."""
+    from lucid_codegen.runtime import threads
+    rng = np.random.default_rng(3)
+    x, w, b = (lucid.tensor(rng.standard_normal(s).astype(np.float32)) for s in ((1, 784), (256, 784), (256,)))
+    old = threads.get_num_threads()
+    try:
+        results = {}
+        for n in (1, 2, 1, 2):
+            threads.set_num_threads(n)
+            results.setdefault(n, []).append(F.linear(x, w, b).numpy())
+    finally:
+        threads.set_num_threads(old)
+    for got in results[1] + results[2]:
+        np.testing.assert_array_equal(got, results[1][0])
+    runs = [e.run for e in dispatch._table().values() if "_whole_at_one_thread" in getattr(e.run, "__qualname__", "")]
+    assert runs, "the eager F.linear 1x784 entry keeps a one-thread call"
