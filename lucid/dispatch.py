@@ -292,13 +292,9 @@ def call(chain: Chain, operands, check=None):
     if n == 2:  # (the common counts unrolled: the key built in place)
         a, b = operands
         if type(a) in _TENSOR_TYPES and type(b) in _TENSOR_TYPES:
-            x, y = a._data, b._data
-            if x is not None and y is not None:
-                entry = _table().get((chain.key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
-                if entry is not None:
-                    if (a.requires_grad or b.requires_grad) and _grad_state.enabled:
-                        return _recorded(entry, [x, y], (a, b))
-                    return _wrap(entry.run(x, y))
+            out = _two_tensors(chain, a, b)
+            if out is not None:
+                return out
     elif n == 1:
         (a,) = operands
         if type(a) in _TENSOR_TYPES and a._data is not None:
@@ -308,6 +304,11 @@ def call(chain: Chain, operands, check=None):
                 if a.requires_grad and _grad_state.enabled:
                     return _recorded(entry, [x], (a,))
                 return _wrap(entry.run(x))
+    return _call_general(chain, operands, check)
+
+
+def _call_general(chain: Chain, operands, check=None):
+    """``call`` for any operands: the key built in a loop (numbers, any count)."""
     key = [chain.key]
     arrays = []
     needs_grad = False
@@ -540,14 +541,31 @@ def call2(chain: Chain, a, b, general):
     call (it checks, promotes, reshapes, and ends in ``call``)."""
     if (not _TRACES[0] or _tracing_state.tracer is None) and type(a) in _TENSOR_TYPES \
             and type(b) in _TENSOR_TYPES:
-        x, y = a._data, b._data
-        if x is not None and y is not None:
-            entry = _table().get((chain.key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
-            if entry is not None:
-                if (a.requires_grad or b.requires_grad) and _grad_state.enabled:
-                    return _recorded(entry, [x, y], (a, b))
-                return _wrap(entry.run(x, y))
+        out = _two_tensors(chain, a, b)
+        if out is not None:
+            return out
     return general(a, b)
+
+
+def _two_tensors(chain: Chain, a, b):
+    """``chain`` on two tensors (outside any trace) through its inline cache or the
+    signature table; None when neither has the call (a first call, a traced tensor)."""
+    x, y = a._data, b._data
+    hot = chain.hot
+    if hot is not None and hot.pattern is _TT and not ((a.requires_grad or b.requires_grad) and _grad_state.enabled) \
+            and _ENV_GET(_K_BACKEND) is hot.backend and _ENV_GET(_K_BOUNDS) is hot.bounds:
+        out = hot.run(x, y)
+        if out is not hot.block:
+            return _wrap(out)
+        _missed(chain)
+    if x is not None and y is not None:
+        entry = _table().get((chain.key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
+        if entry is not None:
+            _arm(chain, entry, _TT)
+            if (a.requires_grad or b.requires_grad) and _grad_state.enabled:
+                return _recorded(entry, [x, y], (a, b))
+            return _wrap(entry.run(x, y))
+    return None
 
 
 def call3(chain: Chain, a, b, c, general):
