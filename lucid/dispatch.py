@@ -11,6 +11,13 @@ later call of that signature is a dictionary lookup and that call:
 
 No IR is built on the hot path, and no graph node unless autograd records one.
 
+Each chain also keeps an *inline cache* of the signature it last ran (``Chain.hot``):
+that entry's native call in a variant that checks its operands' layouts itself (type,
+dtype object, shape, strides; ``eager_call.fast_call(checked=...)``), so a repeated call
+skips the key and the lookup and costs one native call. A call the check refuses goes
+to the table, which re-arms the cache; a chain whose calls keep changing signature
+(``HOT_MISS_LIMIT`` misses: an ``add`` used by two layers) stops arming it.
+
 Python numbers are operands like tensors (*weak*: they take the tensors' dtype, as in
 PyTorch), passed to the kernel as immediate arguments: ``x * 2.0`` and ``x * 3.0`` share
 one signature and one kernel, and a number never becomes a tensor with a launch of its
