@@ -194,3 +194,37 @@ def test_threads_give_the_same_bits_and_bounds_hold(name, batch, monkeypatch):
     for other in results[1:]:
         for a, b_ in zip(results[0], other):
             assert a.tobytes() == b_.tobytes()
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 2), (20, 3, 20), (64, 64, 64), (7, 600, 9)])
+def test_an_epilogue_reading_the_product_again_after_an_operand_is_not_linear(shape):
+    """``R + P + P`` reads P after an operand came in: not ``scale * P + operands`` (a
+    fuzzer find: it was taken for ``P + R + R``), so K blocks must not accumulate it; the
+    fused kernel gives numpy's values for it and its kin."""
+    from lucid.compiler import compile_graph
+    from lucid_ir.builder import GraphBuilder
+    M, K, N = shape
+    rng = np.random.default_rng(M * K + N)
+    A, W, R = rng.standard_normal((M, K)), rng.standard_normal((N, K)), rng.standard_normal((M, N))
+    P = A @ W.T
+    cases = {"r+p+p": (lambda b, r, p: b.emit("add", b.emit("add", r, p), p), R + 2 * P),
+             "r-p+p": (lambda b, r, p: b.emit("add", b.emit("sub", r, p), p), R - P + P),
+             "p+r-p": (lambda b, r, p: b.emit("sub", b.emit("add", p, r), p), P + R - P),
+             "(r+p)*p": (lambda b, r, p: b.emit("mul", b.emit("add", r, p), p), (R + P) * P)}
+    for name, (build, want) in cases.items():
+        b = GraphBuilder()
+        a, w, r = b.input((M, K), "float64"), b.input((N, K), "float64"), b.input((M, N), "float64")
+        p = b.emit("matmul", a, w, trans_b=True)
+        graph = b.build([build(b, r, p)])
+        got = np.asarray(compile_graph(graph, "epilogue-reuse")([A, W, R])[0])
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * K, err_msg=name)
+    from lucid_codegen.gemm.epilogue import Epilogue
+    e = Epilogue.of_graph(_reuse_graph(), ("full",))
+    assert not e.linear and e.linear_form() is None
+
+
+def _reuse_graph():
+    from lucid_ir.builder import GraphBuilder
+    b = GraphBuilder()
+    p, r = b.input((2, 3), "float64"), b.input((2, 3), "float64")
+    return b.build([b.emit("add", b.emit("add", r, p), p)])

@@ -127,7 +127,7 @@ class Epilogue:
                 scale, terms = -scale, [(kind, -sign) for kind, sign in terms]
             elif op == "mul" and not terms and other[0] in consts:
                 scale *= consts[other[0]]
-            elif op in ("add", "sub") and other[0][0] == "i":
+            elif op in ("add", "sub") and other[0][0] == "i" and other[0][1] != 0:  # (P again: not an operand)
                 kind = self.kinds[other[0][1] - 1]
                 if op == "sub" and refs[0] == other[0]:  # operand - (...): negate what came before
                     scale, terms = -scale, [(t, -sign) for t, sign in terms]
