@@ -401,8 +401,13 @@ class Gen:
         ev = int(self.pick([1, 2, 3, 8, 17]))
         if int(np.prod(lead)) * s * max(e, ev) > MAX_ELEMS * (8 if self.big else 1):
             s = 1
-        k, v = self.new_input((*lead, s, e), xdt), self.new_input((*lead, s, ev), xdt)
         attrs = {"is_causal": bool(rng.random() < 0.6)}
+        # causal: an inf or NaN in a masked key's k or v leaves the result unspecified
+        # (lucid_ir.ops.attention: it depends on the kernels' blocking, as PyTorch's), so
+        # those stay finite; q, and everything when not causal, may be hostile
+        hostile, self.hostile = self.hostile, self.hostile and not attrs["is_causal"]
+        k, v = self.new_input((*lead, s, e), xdt), self.new_input((*lead, s, ev), xdt)
+        self.hostile = hostile
         if rng.random() < 0.3:
             attrs["scale"] = float(self.pick([0.5, 1.0, 2.0]))
         packed = self.emit("attention", x, k, v, **attrs)

@@ -15,7 +15,12 @@
   ``dv = Pᵀ·dO``, ``dS = P ∘ (dO·vᵀ - D)``, ``dq = scale·dS·k``, ``dk = scale·dSᵀ·q``.
 
 Nothing of size L×S is ever materialised by the native kernels (``lucid_codegen``'s
-``attention_kernels``); the numpy references below do, as definitions.
+``attention_kernels``); the numpy references below do, as definitions. Where a masked
+key's row of k or v holds an inf or NaN (a value of the future), the result is left
+unspecified, as PyTorch's flash kernels leave it: the references multiply it by a
+masked probability of 0 (NaN), the kernels never visit the tiles above the diagonal
+(no NaN) but do visit the masked pairs of a diagonal tile (NaN), so it depends on the
+blocking. Everywhere else they agree.
 
 >>> import numpy as np
 >>> from lucid_ir.builder import GraphBuilder
