@@ -17,6 +17,9 @@ Block layout (int64 words, a numpy array passed as an object)::
                    of the object (a numpy array's data field); d < 0, the object's own
                    address + (-d) (the double inside a Python ``float``)
     [6+2n .. 6+2n+L)  the template
+    [6+2n+L ..)    (``lucid_eager_checked_<n>`` only) the operands' layout records
+                   (``layout_checks``): a call whose operands differ runs nothing and
+                   returns the block itself
 
 Only layouts numpy and CPython are verified to have (``pyarray.LAYOUT_OK``, and a
 float's value at byte 16) get trampolines; elsewhere ``fast_call`` returns None and
@@ -75,7 +78,7 @@ def _build() -> ir.Module:
     ``self``). It returns the last operand (the output) with one more reference, or
     NULL (Python raises ``SystemError``) for a wrong argument count.
     ``lucid_eager_checked_<n>`` first checks the operands' layouts against the block's
-    records (``CHECKS``) and returns the block itself, having run nothing, when one
+    records (``layout_checks``) and returns the block itself, having run nothing, when one
     differs."""
     module = ir.Module("lucid_eager_call")
     for n in range(1, MAX_OPERANDS + 1):
@@ -89,50 +92,49 @@ def _build_trampoline(module: ir.Module, n: int, checked: bool) -> None:
     P = I64.as_pointer()
     kernel_ty = ir.FunctionType(ir.VoidType(), [P, I64, I64, I64, I64])
     data_off = PYARRAY_OFFSETS[0]
-    if True:  # (one trampoline)
-        name = f"lucid_eager_{'checked' if checked else 'call'}_{n}"
-        fn = ir.Function(module, ir.FunctionType(I8P, [I8P, I8P.as_pointer(), I64]), name)
-        block_obj, objs, nargs = fn.args
-        b = ir.IRBuilder(fn.append_basic_block("entry"))
-        good, bad = fn.append_basic_block("good"), fn.append_basic_block("bad")
-        b.cbranch(b.icmp_signed("==", nargs, I64(n)), good, bad)
-        b.position_at_end(bad)
-        b.ret(ir.Constant(I8P, None))
-        b.position_at_end(good)
-        words = b.load(b.bitcast(b.gep(block_obj, [I64(data_off)]), P.as_pointer()))
-        copy = b.alloca(I64, MAX_TEMPLATE, name="args")
+    name = f"lucid_eager_{'checked' if checked else 'call'}_{n}"
+    fn = ir.Function(module, ir.FunctionType(I8P, [I8P, I8P.as_pointer(), I64]), name)
+    block_obj, objs, nargs = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    good, bad = fn.append_basic_block("good"), fn.append_basic_block("bad")
+    b.cbranch(b.icmp_signed("==", nargs, I64(n)), good, bad)
+    b.position_at_end(bad)
+    b.ret(ir.Constant(I8P, None))
+    b.position_at_end(good)
+    words = b.load(b.bitcast(b.gep(block_obj, [I64(data_off)]), P.as_pointer()))
+    copy = b.alloca(I64, MAX_TEMPLATE, name="args")
 
-        def word(k):
-            return b.load(b.gep(words, [k if isinstance(k, ir.Value) else I64(k)]))
-        length = word(5)
-        if checked:
-            _emit_layout_checks(fn, b, block_obj, objs, word, b.add(length, I64(HEADER + 2 * n)), n - 1)
-        template = b.gep(words, [I64(HEADER + 2 * n)])
-        pre = b.block  # copy the template (a counted loop; L is small)
-        hdr, body, end = (fn.append_basic_block(s) for s in ("copy.hdr", "copy.body", "copy.end"))
-        b.branch(hdr)
-        b.position_at_end(hdr)
-        i = b.phi(I64)
-        i.add_incoming(I64(0), pre)
-        b.cbranch(b.icmp_signed("<", i, length), body, end)
-        b.position_at_end(body)
-        b.store(b.load(b.gep(template, [i])), b.gep(copy, [i]))
-        i.add_incoming(b.add(i, I64(1)), body)
-        b.branch(hdr)
-        b.position_at_end(end)
-        last = None
-        for k in range(n):
-            obj = last = b.load(b.gep(objs, [I64(k)]))
-            pos, how = word(HEADER + k), word(HEADER + n + k)
-            stored = b.load(b.bitcast(b.gep(obj, [how]), P))        # d >= 0: *(obj + d)
-            inside = b.ptrtoint(b.gep(obj, [b.neg(how)]), I64)       # d < 0: obj - d
-            address = b.select(b.icmp_signed(">=", how, I64(0)), stored, inside)
-            b.store(address, b.gep(copy, [pos]))
-        kernel = b.inttoptr(word(0), kernel_ty.as_pointer())
-        b.call(kernel, [copy, word(1), word(2), word(3), word(4)])
-        refcount = b.bitcast(last, P)  # ob_refcnt, the first field of every object
-        b.store(b.add(b.load(refcount), I64(1)), refcount)
-        b.ret(last)
+    def word(k):
+        return b.load(b.gep(words, [k if isinstance(k, ir.Value) else I64(k)]))
+    length = word(5)
+    if checked:
+        _emit_layout_checks(fn, b, block_obj, objs, word, b.add(length, I64(HEADER + 2 * n)), n - 1)
+    template = b.gep(words, [I64(HEADER + 2 * n)])
+    pre = b.block  # copy the template (a counted loop; L is small)
+    hdr, body, end = (fn.append_basic_block(s) for s in ("copy.hdr", "copy.body", "copy.end"))
+    b.branch(hdr)
+    b.position_at_end(hdr)
+    i = b.phi(I64)
+    i.add_incoming(I64(0), pre)
+    b.cbranch(b.icmp_signed("<", i, length), body, end)
+    b.position_at_end(body)
+    b.store(b.load(b.gep(template, [i])), b.gep(copy, [i]))
+    i.add_incoming(b.add(i, I64(1)), body)
+    b.branch(hdr)
+    b.position_at_end(end)
+    last = None
+    for k in range(n):
+        obj = last = b.load(b.gep(objs, [I64(k)]))
+        pos, how = word(HEADER + k), word(HEADER + n + k)
+        stored = b.load(b.bitcast(b.gep(obj, [how]), P))        # d >= 0: *(obj + d)
+        inside = b.ptrtoint(b.gep(obj, [b.neg(how)]), I64)       # d < 0: obj - d
+        address = b.select(b.icmp_signed(">=", how, I64(0)), stored, inside)
+        b.store(address, b.gep(copy, [pos]))
+    kernel = b.inttoptr(word(0), kernel_ty.as_pointer())
+    b.call(kernel, [copy, word(1), word(2), word(3), word(4)])
+    refcount = b.bitcast(last, P)  # ob_refcnt, the first field of every object
+    b.store(b.add(b.load(refcount), I64(1)), refcount)
+    b.ret(last)
 
 
 def _emit_layout_checks(fn, b: ir.IRBuilder, block_obj, objs, word, at, n: int) -> None:
