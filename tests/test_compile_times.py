@@ -62,9 +62,10 @@ def test_a_compiled_function_reports_every_stage_once(empty_cache, monkeypatch, 
                   "layer: lower to kernels", "layer.backward: simplify", "layer.backward: fuse",
                   "layer.backward: lower to kernels", "first run"):
         assert label in got, (label, report)
-    # the header's total is the sum of the top-level phases (within rounding)
+    # the header's total is the sum of the top-level phases (within rounding, and the
+    # Python between them: a few ms when compile threads hold the GIL on a busy machine)
     total = float(re.match(r"compile times of layer: " + MS, report).group(1))
-    assert abs(sum(v for k, v in got.items() if not k.startswith(" ")) - total) <= 0.1 * len(got) + 0.2
+    assert abs(sum(v for k, v in got.items() if not k.startswith(" ")) - total) <= 0.1 * len(got) + 0.2 + 0.05 * total
     # LLVM per module: every step timed, the modules adding up to the section's total
     llvm = re.search(r"LLVM: (\d+) modules? compiled in " + MS + r" \((.*)\)", report)
     assert llvm, report
