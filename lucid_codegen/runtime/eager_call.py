@@ -82,18 +82,33 @@ def _build() -> ir.Module:
     differs."""
     module = ir.Module("lucid_eager_call")
     for n in range(1, MAX_OPERANDS + 1):
-        _build_trampoline(module, n, checked=False)
-        _build_trampoline(module, n, checked=True)
+        _build_checked(module, n, _build_trampoline(module, n))
     _build_gemm_adapter(module)
     return module
 
 
-def _build_trampoline(module: ir.Module, n: int, checked: bool) -> None:
+def _build_checked(module: ir.Module, n: int, trampoline: ir.Function) -> None:
+    """``lucid_eager_checked_<n>``: the layout checks, then ``trampoline`` (a tail call)."""
+    fn = ir.Function(module, trampoline.function_type, f"lucid_eager_checked_{n}")
+    block_obj, objs, nargs = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    good, bad = fn.append_basic_block("good"), fn.append_basic_block("bad")
+    b.cbranch(b.icmp_signed("==", nargs, I64(n)), good, bad)
+    b.position_at_end(bad)
+    b.ret(ir.Constant(I8P, None))
+    b.position_at_end(good)
+    words = _words_of(b, block_obj)
+    at = b.add(b.load(b.gep(words, [I64(5)])), I64(HEADER + 2 * n))  # past the template
+    _emit_layout_checks(fn, b, block_obj, objs, at, n - 1)
+    b.ret(b.call(trampoline, [block_obj, objs, nargs], tail=True))
+
+
+def _build_trampoline(module: ir.Module, n: int) -> ir.Function:
     P = I64.as_pointer()
     kernel_ty = ir.FunctionType(ir.VoidType(), [P, I64, I64, I64, I64])
     data_off = PYARRAY_OFFSETS[0]
-    name = f"lucid_eager_{'checked' if checked else 'call'}_{n}"
-    fn = ir.Function(module, ir.FunctionType(I8P, [I8P, I8P.as_pointer(), I64]), name)
+    fn = ir.Function(module, ir.FunctionType(I8P, [I8P, I8P.as_pointer(), I64]), f"lucid_eager_call_{n}")
+    fn.attributes.add("noinline")  # (its checked variant calls it: one copy of the code)
     block_obj, objs, nargs = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     good, bad = fn.append_basic_block("good"), fn.append_basic_block("bad")
@@ -107,8 +122,6 @@ def _build_trampoline(module: ir.Module, n: int, checked: bool) -> None:
     def word(k):
         return b.load(b.gep(words, [k if isinstance(k, ir.Value) else I64(k)]))
     length = word(5)
-    if checked:
-        _emit_layout_checks(fn, b, block_obj, objs, word, b.add(length, I64(HEADER + 2 * n)), n - 1)
     template = b.gep(words, [I64(HEADER + 2 * n)])
     pre = b.block  # copy the template (a counted loop; L is small)
     hdr, body, end = (fn.append_basic_block(s) for s in ("copy.hdr", "copy.body", "copy.end"))
@@ -135,24 +148,57 @@ def _build_trampoline(module: ir.Module, n: int, checked: bool) -> None:
     refcount = b.bitcast(last, P)  # ob_refcnt, the first field of every object
     b.store(b.add(b.load(refcount), I64(1)), refcount)
     b.ret(last)
+    return fn
 
 
-def _emit_layout_checks(fn, b: ir.IRBuilder, block_obj, objs, word, at, n: int) -> None:
+def _emit_layout_checks(fn, b: ir.IRBuilder, block_obj, objs, at, n: int) -> None:
     """Check operands ``0 .. n-1`` against the records from word ``at`` on
-    (``layout_checks``); on the first difference return ``block_obj`` (one more
-    reference). The builder is left where every check passed."""
+    (``layout_checks``) with one call of the module's shared checker; on a difference
+    return ``block_obj`` (one more reference). The builder is left where every check
+    passed."""
     P = I64.as_pointer()
-    mismatch = fn.append_basic_block("mismatch")
-    here = b.block
+    checker = _layout_checker(fn.module)
+    words = _words_of(b, block_obj)
+    ok = b.call(checker, [objs, I64(n), words, at])
+    good, mismatch = fn.append_basic_block("layouts.ok"), fn.append_basic_block("mismatch")
+    b.cbranch(b.icmp_signed("!=", ok, I64(0)), good, mismatch)
     b.position_at_end(mismatch)
     refcount = b.bitcast(block_obj, P)
     b.store(b.add(b.load(refcount), I64(1)), refcount)
     b.ret(block_obj)
-    b.position_at_end(here)
+    b.position_at_end(good)
+
+
+def _words_of(b: ir.IRBuilder, block_obj):
+    """The block's int64 words (its numpy data pointer)."""
+    P = I64.as_pointer()
+    return b.load(b.bitcast(b.gep(block_obj, [I64(PYARRAY_OFFSETS[0])]), P.as_pointer()))
+
+
+def _layout_checker(module: ir.Module) -> ir.Function:
+    """``i64 lucid_eager_layouts(PyObject** objs, i64 n, i64* words, i64 at)``: 1 when
+    operands ``0 .. n-1`` have the layouts of the records from word ``at`` on, else 0
+    (one function for every checked trampoline: a loop, not n copies)."""
+    name = "lucid_eager_layouts"
+    if name in module.globals:
+        return module.globals[name]
+    P = I64.as_pointer()
+    fn = ir.Function(module, ir.FunctionType(I64, [I8P.as_pointer(), I64, P, I64]), name)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")  # (one copy for the eight checked trampolines)
+    objs, n, words, at = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    fail = fn.append_basic_block("fail")
+    b.position_at_end(fail)
+    b.ret(I64(0))
+    b.position_at_end(fn.entry_basic_block)
+
+    def word(k):
+        return b.load(b.gep(words, [k]))
 
     def check(ok):
         cont = fn.append_basic_block("ok")
-        b.cbranch(ok, cont, mismatch)
+        b.cbranch(ok, cont, fail)
         b.position_at_end(cont)
 
     def field(obj, offset, ty=I64):
@@ -161,17 +207,15 @@ def _emit_layout_checks(fn, b: ir.IRBuilder, block_obj, objs, word, at, n: int) 
     ndarray = word(at)
     pos = b.alloca(I64, name="record")
     b.store(b.add(at, I64(1)), pos)
-    for k in range(n):
+    with _counted(fn, b, n, "operand") as k:
         rec = b.load(pos)
-        is_array = fn.append_basic_block(f"array{k}")
-        scalar = fn.append_basic_block(f"scalar{k}")
-        after = fn.append_basic_block(f"checked{k}")
+        is_array, scalar, after = (fn.append_basic_block(s) for s in ("array", "scalar", "next"))
         b.cbranch(b.icmp_signed("!=", word(rec), I64(0)), is_array, scalar)
         b.position_at_end(scalar)
         b.store(b.add(rec, I64(1)), pos)
         b.branch(after)
         b.position_at_end(is_array)
-        obj = b.load(b.gep(objs, [I64(k)]))
+        obj = b.load(b.gep(objs, [k]))
         check(b.icmp_signed("==", field(obj, TYPE_OFFSET), ndarray))
         nd = b.sext(field(obj, ND_OFFSET, ir.IntType(32)), I64)
         check(b.and_(b.icmp_signed("==", field(obj, DESCR_OFFSET), word(b.add(rec, I64(1)))),
@@ -179,13 +223,15 @@ def _emit_layout_checks(fn, b: ir.IRBuilder, block_obj, objs, word, at, n: int) 
         dims = b.inttoptr(field(obj, PYARRAY_OFFSETS[1]), P)
         strides = b.inttoptr(field(obj, PYARRAY_OFFSETS[2]), P)
         shape_at = b.add(rec, I64(3))
-        with _counted(fn, b, nd, f"dim{k}") as d:
+        with _counted(fn, b, nd, "dim") as d:
             same_dim = b.icmp_signed("==", b.load(b.gep(dims, [d])), word(b.add(shape_at, d)))
             same_stride = b.icmp_signed("==", b.load(b.gep(strides, [d])), word(b.add(b.add(shape_at, nd), d)))
             check(b.and_(same_dim, same_stride))
         b.store(b.add(shape_at, b.add(nd, nd)), pos)
         b.branch(after)
         b.position_at_end(after)
+    b.ret(I64(1))
+    return fn
 
 
 class _counted:

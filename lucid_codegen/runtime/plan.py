@@ -432,10 +432,20 @@ def eager_runner(fused: Graph, arrays, scalars=()):
         return run
     if not scalars:
         general = lambda *arrays: plan(list(arrays))[0]  # noqa: E731
-        if plan.single is not None and plan.single_splits and hasattr(plan.steps[0][0], "gemm"):
-            return _whole_at_one_thread(gemm_fast_call(plan.steps[0][0], counter=_LAUNCHES, whole=True), general)
+        step = plan.steps[0][0]
+        if plan.single is not None and plan.single_splits and hasattr(step, "gemm") and _short(step):
+            return _whole_at_one_thread(gemm_fast_call(step, counter=_LAUNCHES, whole=True), general)
         return general
     return lambda *arrays: plan([np.asarray(a) if k in scalars else a for k, a in enumerate(arrays)])[0]
+
+
+def _short(step) -> bool:
+    """Whether a GEMM step is short enough (under 5 splits' worth of one-thread time:
+    F.linear 1x784 -> 256 is, 64x784 -> 256 is not) for the ~2 µs of the plan's general
+    call to matter next to it."""
+    from lucid_codegen.runtime import work_split
+    return (work_split.gemm_seconds(step.m, step.n, step.k, step.gemm.dtype.itemsize)
+            < 5 * work_split.GEMM_SPLIT_SECONDS)
 
 
 def _whole_at_one_thread(fast, general):
