@@ -81,6 +81,30 @@ class Chain:
         return f"Chain({self.name})"
 
 
+class ChainCache(dict):
+    """A module's chains made per parameters (often shapes: a model fed sequences of
+    every length makes one per length), started over when it holds ``_ENTRY_LIMIT`` of
+    them, as the signature tables are. Lookups are a dict's own.
+
+    >>> cache = ChainCache()
+    >>> cache[("stack", 2, (3,))] = "a chain"
+    >>> cache.get(("stack", 2, (3,)))
+    'a chain'
+    """
+
+    __slots__ = ()
+
+    def __setitem__(self, key, value):
+        if len(self) >= _ENTRY_LIMIT and key not in self:
+            self.clear()
+        super().__setitem__(key, value)
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+
 _SINGLE: dict = {}
 
 
@@ -677,7 +701,7 @@ def apply_chain(steps):
     return call(chain, operands)
 
 
-_CHAINS: dict = {}
+_CHAINS: dict = ChainCache()
 
 
 def as_tensor(x, like=None):

@@ -255,7 +255,7 @@ def build_plan(s: Steps, terms, output, shapes, integer: bool, dtype: str) -> No
         s("reshape", result.ref, shape=tuple(shape))
 
 
-_CHAINS: dict = {}
+_CHAINS: dict = dispatch.ChainCache()
 
 
 def _chain(key, terms, output, shapes, integer: bool, dtype: str) -> dispatch.Chain:

@@ -62,8 +62,8 @@ def cat(tensors, dim: int = 0):
     return dispatch.call(chain, _promoted(tensors))
 
 
-_CONCAT: dict = {}
-_STACK: dict = {}
+_CONCAT: dict = dispatch.ChainCache()
+_STACK: dict = dispatch.ChainCache()
 
 
 def _promoted(tensors):

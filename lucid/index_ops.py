@@ -29,7 +29,7 @@ from .dispatch import as_tensor
 
 __all__ = ["gather", "take", "index_select", "scatter_add", "masked_select", "nonzero"]
 
-_CHAINS: dict = {}
+_CHAINS: dict = dispatch.ChainCache()
 
 
 def _chain(key, make):

@@ -163,7 +163,7 @@ def _window_index(shape, d: int, size: int, step: int, windows: int):
     return hit
 
 
-_CHAINS: dict = {}
+_CHAINS: dict = dispatch.ChainCache()
 
 
 def _unfold_chain(ndim: int, d: int, out_shape):

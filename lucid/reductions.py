@@ -257,7 +257,7 @@ def _max_min_dim(op, x, d: int, keepdim: bool, shape):
 
 
 #: (max or min, dim, keepdim, x's shape) -> (the chain of max/min(x, dim)'s values, their shape)
-_GATHERED: dict = {}
+_GATHERED: dict = dispatch.ChainCache()
 
 
 def argmax(input, dim=None, keepdim=False):

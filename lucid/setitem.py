@@ -43,7 +43,7 @@ import numpy as np
 
 from . import dispatch, grad_mode, index_plan, rebase, tracing, versions
 
-_CHAINS: dict = {}
+_CHAINS: dict = dispatch.ChainCache()
 
 
 def _is_tensor(x) -> bool:

@@ -29,7 +29,7 @@ __all__ = ["reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute",
            "broadcast_to", "split", "chunk", "unbind", "tril", "triu", "flip", "roll", "narrow",
            "movedim", "moveaxis", "swapaxes", "swapdims"]
 
-_CHAINS: dict = {}
+_CHAINS: dict = dispatch.ChainCache()
 
 
 def _chain(key, make):

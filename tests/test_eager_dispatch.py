@@ -447,3 +447,21 @@ def test_a_gemm_worth_splitting_runs_whole_at_one_thread_with_the_split_bits():
         np.testing.assert_array_equal(got, results[1][0])
     runs = [e.run for e in dispatch._table().values() if "_whole_at_one_thread" in getattr(e.run, "__qualname__", "")]
     assert runs, "the eager F.linear 1x784 entry keeps a one-thread call"
+
+
+def test_chains_made_per_shape_are_bounded_and_stay_right(monkeypatch):
+    """stack, embedding and max(x, dim) make one chain per shape; a model fed every
+    sequence length must not grow them without bound: each cache starts over at the
+    signature tables' limit, and calls after that are still right."""
+    from lucid import functional_core, reductions
+    from lucid.nn import functional_sparse
+    monkeypatch.setattr(dispatch, "_ENTRY_LIMIT", 4)
+    w = lucid.randn(10, 3)
+    for n in range(1, 12):
+        x = lucid.randn(n, 2)
+        np.testing.assert_array_equal(lucid.stack([x, x]).numpy(), np.stack([x.numpy()] * 2))
+        idx = np.arange(n) % 10
+        np.testing.assert_array_equal(F.embedding(lucid.tensor(idx), w).numpy(), w.numpy()[idx])
+        np.testing.assert_array_equal(x.max(1).values.numpy(), x.numpy().max(1))
+    for cache in (functional_core._STACK, functional_sparse._EMBEDDING, reductions._GATHERED):
+        assert isinstance(cache, dispatch.ChainCache) and len(cache) <= 4

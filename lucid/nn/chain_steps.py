@@ -63,7 +63,7 @@ class Steps:
         return Ref(n)
 
 
-_CHAINS: dict = {}
+_CHAINS: dict = dispatch.ChainCache()
 
 
 class ChainMemo:

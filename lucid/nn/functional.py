@@ -104,7 +104,7 @@ def _log_softmax_steps(axis, at: int = 0):
             ("sub", {}, (-4, -1))]                              # shifted - log Σ exp
 
 
-_CHAINS: dict = {}
+_CHAINS: dict = dispatch.ChainCache()
 _SOFTMAX = ChainMemo()      # (dim, axis) -> softmax's chain
 _LOG_SOFTMAX = ChainMemo()  # the same for log_softmax
 

@@ -93,7 +93,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
 _UNSIGNED = {4: np.uint32, 8: np.uint64}
 _max_unsigned = np.maximum.reduce
 #: (index shape, embedding_dim, padding_idx, dtype) -> (chain, its general call)
-_EMBEDDING: dict = {}
+_EMBEDDING: dict = dispatch.ChainCache()
 
 
 def _embedding_chain(index_shape, d: int, padding_idx, dtype):
