@@ -87,16 +87,23 @@ def _build() -> ir.Module:
     return module
 
 
-def _build_checked(module: ir.Module, n: int, trampoline: ir.Function) -> None:
-    """``lucid_eager_checked_<n>``: the layout checks, then ``trampoline`` (a tail call)."""
-    fn = ir.Function(module, trampoline.function_type, f"lucid_eager_checked_{n}")
-    block_obj, objs, nargs = fn.args
+def _fastcall_entry(module: ir.Module, name: str, n: int):
+    """A ``METH_FASTCALL`` function ``name`` of ``n`` arguments: ``(fn, builder)``, the
+    builder past the argument count's check (a wrong count returns NULL)."""
+    fn = ir.Function(module, ir.FunctionType(I8P, [I8P, I8P.as_pointer(), I64]), name)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     good, bad = fn.append_basic_block("good"), fn.append_basic_block("bad")
-    b.cbranch(b.icmp_signed("==", nargs, I64(n)), good, bad)
+    b.cbranch(b.icmp_signed("==", fn.args[2], I64(n)), good, bad)
     b.position_at_end(bad)
     b.ret(ir.Constant(I8P, None))
     b.position_at_end(good)
+    return fn, b
+
+
+def _build_checked(module: ir.Module, n: int, trampoline: ir.Function) -> None:
+    """``lucid_eager_checked_<n>``: the layout checks, then ``trampoline`` (a tail call)."""
+    fn, b = _fastcall_entry(module, f"lucid_eager_checked_{n}", n)
+    block_obj, objs, nargs = fn.args
     words = _words_of(b, block_obj)
     at = b.add(b.load(b.gep(words, [I64(5)])), I64(HEADER + 2 * n))  # past the template
     _emit_layout_checks(fn, b, block_obj, objs, at, n - 1)
@@ -107,15 +114,9 @@ def _build_trampoline(module: ir.Module, n: int) -> ir.Function:
     P = I64.as_pointer()
     kernel_ty = ir.FunctionType(ir.VoidType(), [P, I64, I64, I64, I64])
     data_off = PYARRAY_OFFSETS[0]
-    fn = ir.Function(module, ir.FunctionType(I8P, [I8P, I8P.as_pointer(), I64]), f"lucid_eager_call_{n}")
+    fn, b = _fastcall_entry(module, f"lucid_eager_call_{n}", n)
     fn.attributes.add("noinline")  # (its checked variant calls it: one copy of the code)
     block_obj, objs, nargs = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    good, bad = fn.append_basic_block("good"), fn.append_basic_block("bad")
-    b.cbranch(b.icmp_signed("==", nargs, I64(n)), good, bad)
-    b.position_at_end(bad)
-    b.ret(ir.Constant(I8P, None))
-    b.position_at_end(good)
     words = b.load(b.bitcast(b.gep(block_obj, [I64(data_off)]), P.as_pointer()))
     copy = b.alloca(I64, MAX_TEMPLATE, name="args")
 
