@@ -214,7 +214,7 @@ class _HotRun:
 
 
 _T = "tensor"
-_PATTERNS = {p: p for p in [(_T,), (_T, _T), (_T, float), (_T, int), (float, _T), (int, _T)]}
+_PATTERNS = {p: p for p in [(_T,), (_T, _T), (_T, _T, _T), (_T, float), (_T, int), (float, _T), (int, _T)]}
 
 
 def _arm(chain: Chain, entry: Entry, pattern: tuple) -> None:
@@ -228,8 +228,8 @@ def _arm(chain: Chain, entry: Entry, pattern: tuple) -> None:
                                 _PATTERNS[pattern])
 
 
-_T1, _TT, _T_FLOAT, _T_INT, _FLOAT_T, _INT_T = (_PATTERNS[p] for p in [
-    (_T,), (_T, _T), (_T, float), (_T, int), (float, _T), (int, _T)])
+_T1, _TT, _TTT, _T_FLOAT, _T_INT, _FLOAT_T, _INT_T = (_PATTERNS[p] for p in [
+    (_T,), (_T, _T), (_T, _T, _T), (_T, float), (_T, int), (float, _T), (int, _T)])
 
 
 def _missed(chain: Chain) -> None:
@@ -604,10 +604,19 @@ def call3(chain: Chain, a, b, c, general):
     T = _TENSOR_TYPES
     if (not _TRACES[0] or _tracing_state.tracer is None) and type(a) in T and type(b) in T and type(c) in T:
         x, y, z = a._data, b._data, c._data
+        hot = chain.hot
+        if hot is not None and hot.pattern is _TTT \
+                and not ((a.requires_grad or b.requires_grad or c.requires_grad) and _grad_state.enabled) \
+                and _ENV_GET(_K_BACKEND) is hot.backend and _ENV_GET(_K_BOUNDS) is hot.bounds:
+            out = hot.run(x, y, z)
+            if out is not hot.block:
+                return _wrap(out)
+            _missed(chain)
         if x is not None and y is not None and z is not None:
             entry = _table().get((chain.key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype,
                                   z.shape, z.strides, z.dtype))
             if entry is not None:
+                _arm(chain, entry, _TTT)
                 if (a.requires_grad or b.requires_grad or c.requires_grad) and _grad_state.enabled:
                     return _recorded(entry, [x, y, z], (a, b, c))
                 return _wrap(entry.run(x, y, z))

@@ -465,3 +465,25 @@ def test_chains_made_per_shape_are_bounded_and_stay_right(monkeypatch):
         np.testing.assert_array_equal(x.max(1).values.numpy(), x.numpy().max(1))
     for cache in (functional_core._STACK, functional_sparse._EMBEDDING, reductions._GATHERED):
         assert isinstance(cache, dispatch.ChainCache) and len(cache) <= 4
+
+
+def test_the_inline_cache_of_a_gemm_checks_layouts_and_declines(fresh_caches):
+    """F.linear's chain cached for one signature: other shapes, a weight seen through a
+    transpose or with every other column (the GEMM entry declines it), and the bias
+    dropped or present all give numpy's values."""
+    from lucid.nn import functional as functional_module
+    rng = np.random.default_rng(7)
+
+    def t(*shape):
+        return lucid.tensor(rng.standard_normal(shape).astype(np.float32))
+    x, w, b = t(8, 8), t(8, 8), t(8)
+    for _ in range(3):
+        F.linear(x, w, b)
+    assert functional_module._LINEAR_BIAS.hot is not None
+    wide = t(8, 16)
+    cases = [(x, w, b), (t(5, 8), w, b), (x, t(3, 8), t(3)), (x, wide[:, ::2], b), (x, w.T, b), (x, w, b)]
+    for _ in range(2):
+        for xi, wi, bi in cases:
+            want = xi.numpy() @ wi.numpy().T + bi.numpy()
+            np.testing.assert_allclose(F.linear(xi, wi, bi).numpy(), want, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(F.linear(xi, wi).numpy(), want - bi.numpy(), rtol=1e-5, atol=1e-5)

@@ -51,6 +51,7 @@ from lucid_codegen.runtime.pyarray import DESCR_OFFSET, LAYOUT_OK, ND_OFFSET, PY
 __all__ = ["fast_call", "gemm_fast_call", "MAX_OPERANDS", "FLOAT_VALUE_OFFSET"]
 
 MAX_OPERANDS = 8        # trampolines for 1..8 operands
+GEMM_WORDS = 4          # the GEMM adapter's block words before its checked variant's records
 MAX_TEMPLATE = 256      # words of argument template a trampoline copies (its stack copy)
 HEADER = 6
 
@@ -152,7 +153,7 @@ def _build_trampoline(module: ir.Module, n: int) -> ir.Function:
     return fn
 
 
-def _emit_layout_checks(fn, b: ir.IRBuilder, block_obj, objs, at, n: int) -> None:
+def _emit_layout_checks(fn, b: ir.IRBuilder, block_obj, objs, at, n) -> None:
     """Check operands ``0 .. n-1`` against the records from word ``at`` on
     (``layout_checks``) with one call of the module's shared checker; on a difference
     return ``block_obj`` (one more reference). The builder is left where every check
@@ -160,7 +161,7 @@ def _emit_layout_checks(fn, b: ir.IRBuilder, block_obj, objs, at, n: int) -> Non
     P = I64.as_pointer()
     checker = _layout_checker(fn.module)
     words = _words_of(b, block_obj)
-    ok = b.call(checker, [objs, I64(n), words, at])
+    ok = b.call(checker, [objs, n if isinstance(n, ir.Value) else I64(n), words, at])
     good, mismatch = fn.append_basic_block("layouts.ok"), fn.append_basic_block("mismatch")
     b.cbranch(b.icmp_signed("!=", ok, I64(0)), good, mismatch)
     b.position_at_end(mismatch)
@@ -287,6 +288,7 @@ def _build_gemm_adapter(module: ir.Module) -> None:
     D = ir.DoubleType()
     entry_ty = ir.FunctionType(ir.IntType(32), [I8P, I8P, I8P, I8P, I8P, D, I8P, I64])
     fn = ir.Function(module, ir.FunctionType(I8P, [I8P, I8P.as_pointer(), I64]), "lucid_eager_gemm")
+    fn.attributes.add("noinline")  # (its checked variant calls it)
     block_obj, objs, nargs = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     words = b.load(b.bitcast(b.gep(block_obj, [I64(PYARRAY_OFFSETS[0])]), P.as_pointer()))
@@ -312,6 +314,25 @@ def _build_gemm_adapter(module: ir.Module) -> None:
     refcount = b.bitcast(result, P)
     b.store(b.add(b.load(refcount), I64(1)), refcount)
     b.ret(result)
+    _build_gemm_checked(module, fn)
+
+
+def _build_gemm_checked(module: ir.Module, adapter: ir.Function) -> None:
+    """``lucid_eager_gemm_checked``: the operands' layouts checked against the records
+    after the adapter's four words (the output's record unchecked), then the adapter;
+    the block itself when one differs (as when the entry declines)."""
+    fn = ir.Function(module, adapter.function_type, "lucid_eager_gemm_checked")
+    block_obj, objs, nargs = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    words = _words_of(b, block_obj)
+    count = b.add(I64(3), b.add(b.load(b.gep(words, [I64(2)])), b.load(b.gep(words, [I64(3)]))))
+    good, bad = fn.append_basic_block("good"), fn.append_basic_block("bad")
+    b.cbranch(b.icmp_signed("==", nargs, count), good, bad)  # (the records cover this many)
+    b.position_at_end(bad)
+    b.ret(ir.Constant(I8P, None))
+    b.position_at_end(good)
+    _emit_layout_checks(fn, b, block_obj, objs, I64(GEMM_WORDS), nargs)
+    b.ret(b.call(adapter, [block_obj, objs, nargs], tail=True))
 
 
 class _MethodDef(ctypes.Structure):
@@ -331,12 +352,13 @@ def _method_defs():
     with _LOCK:
         if not _DEFS:
             names = ([f"lucid_eager_call_{n}" for n in range(1, MAX_OPERANDS + 1)] + ["lucid_eager_gemm"]
-                     + [f"lucid_eager_checked_{n}" for n in range(1, MAX_OPERANDS + 1)])
+                     + [f"lucid_eager_checked_{n}" for n in range(1, MAX_OPERANDS + 1)] + ["lucid_eager_gemm_checked"])
             lib = load_or_compile(f"eager_call:{source_stamp(*GENERATOR)}:n{MAX_OPERANDS}:t{MAX_TEMPLATE}", _build, names,
                                   pipeline=llvm.LOOPS)
             defs = [None]
             for name in names:  # defs[n]: n operands; defs[MAX_OPERANDS + 1]: the GEMM adapter;
-                # defs[MAX_OPERANDS + 1 + n]: n operands, their layouts checked
+                # defs[MAX_OPERANDS + 1 + n]: n operands, their layouts checked; last, the
+                # GEMM adapter's checked variant
                 defs.append(_MethodDef(name.encode(), lib.address(name), _METH_FASTCALL, None))
             _DEFS.extend(defs)
             _DEFS.append(lib)  # the machine code lives as long as the definitions
@@ -412,24 +434,47 @@ def fast_call(kernel, arrays, scalars=(), order=None, counter=None, out_shape=No
 _Count = [0]  # where calls are counted when the caller gives no counter
 
 
-def gemm_fast_call(step, counter=None, whole: bool = False):
+def gemm_fast_call(step, counter=None, whole: bool = False, checked=None):
     """``run(a, b[, bias][, r]) -> C`` for an eager plan's one GEMM step (``steps.GemmStep``)
     small enough to stay on the calling thread: one builtin call into the kernel's
     ``_py`` entry, the step's general ``direct`` call when that entry declines. None for
     steps this does not cover (a 2-D bias, A read through a broadcast, a batched product, operands
     seen with other rows (``views``), no ``_py`` entry, or work that may split across
-    threads, unless ``whole``: the caller runs it on this thread knowing it)."""
+    threads, unless ``whole``: the caller runs it on this thread knowing it).
+
+    ``checked``: example operands ``(a, b[, bias][, r])`` as callers pass them: ``run``
+    then checks their layouts natively and returns ``run.block``, having run nothing,
+    when one differs or the entry declines (see ``fast_call``); not for a transposed A."""
     gemm = step.gemm
     if (not LAYOUT_OK or gemm._pyfn is None or step.bias_2d or step.a_shape is not None
             or step.empty or (step.splits and not whole) or step.batched or step.views):
         return None
+    trans_a, trans_b, a_gate_t = step.trans_a, step.trans_b, step.r_is_a_gate and step.trans_a
+    if checked is not None and (trans_a or a_gate_t):
+        return None
     address = ctypes.cast(gemm._pyfn, ctypes.c_void_p).value
     alpha_bits = int(np.float64(step.alpha).view(np.int64))
-    block = np.array([address, alpha_bits, int(step.has_bias), int(step.has_residual)], np.int64)
-    native = _new_builtin(ctypes.addressof(_method_defs()[MAX_OPERANDS + 1]), block, None)
+    words = [address, alpha_bits, int(step.has_bias), int(step.has_residual)]
+    if checked is not None:  # the objects the adapter receives: a, b (or b.T), C (unchecked), extras
+        a, b, *extra = checked
+        words += layout_checks([a, b.T if trans_b else b, 0.0, *extra])
+    block = np.array(words, np.int64)
+    defs = _method_defs()
+    native = _new_builtin(ctypes.addressof(defs[MAX_OPERANDS + 1] if checked is None else defs[2 * MAX_OPERANDS + 2]),
+                          block, None)
     out_shape, dtype, general = step.out_shape, gemm.dtype, step.direct
-    trans_a, trans_b, a_gate_t = step.trans_a, step.trans_b, step.r_is_a_gate and step.trans_a
     empty, count = np.empty, counter if counter is not None else _Count
+    if checked is not None:
+        if trans_b:
+            def run(a, b, *extra):
+                count[0] += 1
+                return native(a, b.T, empty(out_shape, dtype), *extra)
+        else:
+            def run(a, b, *extra):
+                count[0] += 1
+                return native(a, b, empty(out_shape, dtype), *extra)
+        run.block = block
+        return run
 
     if not (trans_a or a_gate_t):
         if trans_b:

@@ -422,6 +422,8 @@ def eager_runner(fused: Graph, arrays, scalars=()):
         step, reads, outs = plan.steps[0]
         if run is None and plan.single is not None and not scalars and not plan.single_splits:
             run = gemm_fast_call(step, counter=_LAUNCHES) if hasattr(step, "gemm") else None
+            if run is not None:  # (for callers that skip the signature lookup: layouts checked)
+                run.checked = gemm_fast_call(step, counter=_LAUNCHES, checked=arrays)
             if run is None and getattr(step, "direct", None) is not None:
                 direct = step.direct
 
