@@ -82,20 +82,26 @@ class Chain:
 
 
 class ChainCache(dict):
-    """A module's chains made per parameters (often shapes: a model fed sequences of
-    every length makes one per length), started over when it holds ``_ENTRY_LIMIT`` of
-    them, as the signature tables are. Lookups are a dict's own.
+    """Chains (or anything) made per parameters, often shapes (a model fed sequences of
+    every length makes one per length): started over when it holds ``limit`` of them
+    (default: ``_ENTRY_LIMIT``, the signature tables' own). Lookups are a dict's own.
+    Every such cache of lucid is one (``single``'s, ``ChainMemo``'s, the modules' chains).
 
-    >>> cache = ChainCache()
-    >>> cache[("stack", 2, (3,))] = "a chain"
-    >>> cache.get(("stack", 2, (3,)))
-    'a chain'
+    >>> cache = ChainCache(limit=2)
+    >>> cache["a"], cache["b"] = 1, 2
+    >>> cache["c"] = 3          # full: started over
+    >>> sorted(cache)
+    ['c']
     """
 
-    __slots__ = ()
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: int | None = None):
+        super().__init__()
+        self.limit = limit
 
     def __setitem__(self, key, value):
-        if len(self) >= _ENTRY_LIMIT and key not in self:
+        if len(self) >= (self.limit or _ENTRY_LIMIT) and key not in self:
             self.clear()
         super().__setitem__(key, value)
 
@@ -105,7 +111,7 @@ class ChainCache(dict):
         return self[key]
 
 
-_SINGLE: dict = {}
+_SINGLE: dict = ChainCache()
 
 
 def single(op: str, attrs_key: tuple = (), n_operands: int | None = None) -> Chain:
@@ -117,8 +123,6 @@ def single(op: str, attrs_key: tuple = (), n_operands: int | None = None) -> Cha
         if n_operands is None:
             from lucid_ir.ops import get_op
             n_operands = get_op(op).arity or 0
-        if len(_SINGLE) >= _ENTRY_LIMIT:
-            _SINGLE.clear()
         chain = _SINGLE[key] = Chain([(op, dict(attrs_key), tuple(range(n_operands)))], name=op, key=key)
     return chain
 
@@ -475,9 +479,9 @@ def binary(op: str, a, b):
     return binary_chain(chain if chain is not None else single(op, (), 2), a, b)
 
 
-def unary_method(op: str, name: str):
-    """A ``Tensor`` method ``name(self)`` applying the one-op chain of ``op``: the chain is
-    bound once, so a call goes straight to ``call1`` (no lookup of the op's chain).
+def unary_method(op: str, name: str | None = None):
+    """A ``Tensor`` method ``name(self)`` (default: ``op``) applying the one-op chain of
+    ``op``: the chain is bound once, so a call goes straight to ``call1`` (no lookup of the op's chain).
 
     >>> import lucid
     >>> lucid.Tensor.exp.__name__, lucid.tensor([0.0]).exp().tolist()
@@ -487,15 +491,15 @@ def unary_method(op: str, name: str):
 
     def method(self):
         return call1(chain, self)
-    method.__name__ = method.__qualname__ = name
+    method.__name__ = method.__qualname__ = name or op
     method.__doc__ = f"``{op}`` of every element (see ``lucid.{op}``)."
     return method
 
 
-def binary_method(op: str, name: str, reflected: bool = False):
-    """A ``Tensor`` method ``name(self, other)`` applying ``op`` to (self, other), or to
-    (other, self) when ``reflected`` (``__radd__``): the chain bound once, as
-    ``unary_method``."""
+def binary_method(op: str, name: str | None = None, reflected: bool = False):
+    """A ``Tensor`` method ``name(self, other)`` (default: ``op``) applying ``op`` to
+    (self, other), or to (other, self) when ``reflected`` (``__radd__``): the chain bound
+    once, as ``unary_method``."""
     chain = single(op, (), 2)
     if reflected:
         def method(self, other):
@@ -503,7 +507,7 @@ def binary_method(op: str, name: str, reflected: bool = False):
     else:
         def method(self, other):
             return binary_chain(chain, self, other)
-    method.__name__ = method.__qualname__ = name
+    method.__name__ = method.__qualname__ = name or op
     method.__doc__ = f"``{op}`` elementwise, broadcasting, numbers weak (as in PyTorch)."
     return method
 

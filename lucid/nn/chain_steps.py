@@ -88,11 +88,10 @@ class ChainMemo:
     True
     """
 
-    __slots__ = ("_table", "_limit")
+    __slots__ = ("_table",)
 
     def __init__(self, limit: int = 4096):
-        self._table: dict = {}
-        self._limit = limit
+        self._table: dict = dispatch.ChainCache(limit)
 
     @staticmethod
     def key(*parts):
@@ -116,19 +115,22 @@ class ChainMemo:
 
     def keep(self, key, chain):
         if key is not None:
-            if len(self._table) >= self._limit:
-                self._table.clear()
             self._table[key] = chain
         return chain
 
 
+def make_chain(name: str, build, dtype: str = "float32") -> dispatch.Chain:
+    """The chain ``build(Steps(dtype))`` writes (its last step is the result), made now
+    (for callers that keep their chains themselves)."""
+    s = Steps(dtype)
+    build(s)
+    return dispatch.Chain(s.steps, name=name)
+
+
 def cached_chain(name: str, params, build, dtype: str = "float32") -> dispatch.Chain:
-    """The chain ``build(Steps(dtype))`` writes (its last step is the result), made once
-    for ``(name, params, dtype)``."""
+    """``make_chain``'s chain, made once for ``(name, params, dtype)``."""
     key = (name, params, dtype)
     chain = _CHAINS.get(key)
     if chain is None:
-        s = Steps(dtype)
-        build(s)
-        chain = _CHAINS[key] = dispatch.Chain(s.steps, name=name)
+        chain = _CHAINS[key] = make_chain(name, build, dtype)
     return chain

@@ -15,7 +15,7 @@ import numpy as np
 
 from lucid_ir.types import broadcast_shapes
 
-from ..dispatch import as_tensor
+from ..dispatch import ChainCache, as_tensor
 from ..functional_core import cat
 
 _NEG_INF = float("-inf")
@@ -109,8 +109,6 @@ def fused_attention(q, k, v, is_causal: bool = False, scale: float | None = None
     key = (bool(is_causal), factor, out_shape)
     chain = _CHAINS.get(key)
     if chain is None:
-        if len(_CHAINS) >= 256:
-            _CHAINS.clear()
         n, size = len(out_shape) - 2, out_shape[-2] * out_shape[-1]
         chain = _CHAINS[key] = dispatch.Chain([
             ("attention", {"is_causal": bool(is_causal), "scale": factor}, (0, 1, 2)),
@@ -120,7 +118,7 @@ def fused_attention(q, k, v, is_causal: bool = False, scale: float | None = None
     return dispatch.call(chain, (q, k, v))
 
 
-_CHAINS: dict = {}  # (bounded: cleared at 256 entries)
+_CHAINS: dict = ChainCache(limit=256)
 
 
 def _repeat_heads(x, times: int):

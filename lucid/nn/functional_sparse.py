@@ -25,7 +25,7 @@ import numpy as np
 from .. import dispatch, grad_mode, tracing
 from ..dispatch import as_tensor
 from ..tensor import Tensor
-from .chain_steps import cached_chain
+from .chain_steps import cached_chain, make_chain
 
 _INDEX_DTYPES = ("int64", "int32")
 _INDEX_NUMPY = (np.dtype(np.int64), np.dtype(np.int32))
@@ -111,7 +111,7 @@ def _embedding_chain(index_shape, d: int, padding_idx, dtype):
             pad = s("constant", value=padding_idx, shape=(), dtype="int64")
             gathered = s("select", s("eq", rows, pad), frozen, gathered)
         return s("reshape", gathered, shape=out_shape)
-    chain = cached_chain("embedding", (out_shape, padding_idx), build, str(dtype))
+    chain = make_chain("embedding", build, str(dtype))  # (kept in _EMBEDDING)
     return chain, lambda w, idx: dispatch.call(chain, (w, idx))
 
 
