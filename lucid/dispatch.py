@@ -521,21 +521,9 @@ def binary_chain(chain: Chain, a, b):
             if ta in _TENSOR_TYPES:
                 x = a._data
                 if tb in _TENSOR_TYPES:
-                    y = b._data
-                    hot = chain.hot
-                    if hot is not None and hot.pattern is _TT \
-                            and not ((a.requires_grad or b.requires_grad) and _grad_state.enabled) \
-                            and _ENV_GET(_K_BACKEND) is hot.backend and _ENV_GET(_K_BOUNDS) is hot.bounds:
-                        out = hot.run(x, y)
-                        if out is not hot.block:
-                            return _wrap(out)
-                        _missed(chain)
-                    entry = _table().get((key, x.shape, x.strides, x.dtype, y.shape, y.strides, y.dtype))
-                    if entry is not None:
-                        _arm(chain, entry, _TT)
-                        if (a.requires_grad or b.requires_grad) and _grad_state.enabled:
-                            return _recorded(entry, [x, y], (a, b))
-                        return _wrap(entry.run(x, y))
+                    out = _two_tensors(chain, a, b)
+                    if out is not None:
+                        return out
                 elif tb is float or tb is int:
                     hot, pattern = chain.hot, (_T_FLOAT if tb is float else _T_INT)
                     if hot is not None and hot.pattern is pattern and not (a.requires_grad and _grad_state.enabled) \
