@@ -474,7 +474,7 @@ def _viewed_fast_call(plan: Plan, arrays, scalars):
     output is the kernel's, or a reshape of it with the same bytes (allocated in its
     final shape). None when the plan is not of that form, the views move a pointer, or
     the work splits across threads."""
-    k = plan.kinds.index(next(kind for kind in plan.kinds if kind != "view"))
+    k = next(n for n, kind in enumerate(plan.kinds) if kind != "view")  # the kernel's step
     step, reads, outs = plan.steps[k]
     kernel = getattr(step, "kernel", None)
     if kernel is None or len(outs) != 1 or plan.outputs[0][1]:
