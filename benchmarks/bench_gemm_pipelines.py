@@ -58,7 +58,10 @@ def _kernels(pipeline_tag: str, specs) -> dict:
     os.environ["LUCID_GEMM_OPT"] = pipeline_tag
     gemm_core._LOADED.clear()
     try:
-        return {s: Gemm(s) for s in dict.fromkeys(specs)}
+        kernels = {s: Gemm(s) for s in dict.fromkeys(specs)}
+        for dtype, blk in {(s.dtype, s.blocking) for s in kernels}:  # this core's every path,
+            gemm_core.ensure_paths(dtype, blk, gemm_core.LAZY)  # before the next core replaces it
+        return kernels
     finally:
         os.environ.pop("LUCID_GEMM_OPT")
 

@@ -58,6 +58,7 @@ def describe(gemm, a, b, c, r=None, num_threads: int | None = None) -> BatchPlan
     spec, size = gemm.spec, gemm._itemsize
     batch = c.shape[:-2]
     M, N = c.shape[-2:]
+    gemm.prepare(M, N, a.strides[-1] // size, *_elements(b.strides[-2:], size))
     K = a.shape[-1]
     nd = len(batch)
     sa = np.broadcast_to(a, batch + a.shape[-2:]).strides[:nd]

@@ -44,7 +44,7 @@ from lucid_codegen.runtime import work_split
 from lucid_codegen.runtime.pyarray import LAYOUT_OK, data_ptr
 from lucid_codegen.gemm.kernel import GemmSpec, build_gemm_module, gemm_symbol, workspace_elems
 from lucid_codegen.gemm.batched import batched_symbol
-from lucid_codegen.gemm.core import ensure_core, precompile_core
+from lucid_codegen.gemm.core import ensure_core, ensure_paths, paths_for, precompile_core
 from lucid_codegen.jit import compile_pool
 from lucid_codegen.jit.llvm import gemm_pipeline
 from lucid_codegen.gemm.small import SMALL_M, SMALL_N
@@ -102,28 +102,34 @@ def _variant(spec: GemmSpec) -> tuple:
             [sym] if spec.gather else [sym, sym + "_py", batched_symbol(sym)])
 
 
-def _load(spec: GemmSpec):
+def _load(spec: GemmSpec, use=None):
     """Compile or fetch the kernel library for ``spec`` (the one place to switch caching);
-    the shared core (gemm_core.py) is loaded before the variant's object links."""
+    the shared core (gemm_core.py) is loaded before the variant's object links (with the
+    lazy parts ``use`` will likely run compiled alongside: see ``precompile_tasks``)."""
     from lucid_codegen.jit.cache import load_or_compile
-    compile_pool.run_all(precompile_tasks([spec]))   # the core's parts and the variant at once
+    compile_pool.run_all(precompile_tasks([spec], [use]))   # the core's parts and the variant at once
     key, build, symbols = _variant(spec)
     return load_or_compile(key, build, symbols, pipeline=gemm_pipeline(),
                            prepare=lambda: ensure_core(spec.dtype, spec.blocking))
 
 
-def precompile_tasks(specs) -> list:
+def precompile_tasks(specs, uses=None) -> list:
     """Callables that compile the object files of ``specs``' kernels and of their cores
     without linking them (``cache.precompile``), independent of one another: run them on
-    the compile pool, then ``get_gemm`` only links. Nothing for a spec already loaded."""
+    the compile pool, then ``get_gemm`` only links. Nothing for a spec already loaded.
+    ``uses``: for each spec, None or ``paths_for``'s arguments of the call it will likely
+    make, whose lazy parts of the core (gemm/core.py ``LAZY``) compile alongside (a
+    guess: each call still loads what it runs, ``Gemm.prepare``)."""
     from lucid_codegen.jit.cache import precompile
-    tasks, cores = [], set()
+    tasks, cores = [], {}
+    for spec, use in zip(specs, uses or [None] * len(specs)):
+        lazy = () if use is None or spec.gather or spec.gate_a else paths_for(*use)
+        cores.setdefault((spec.dtype, spec.blocking), set()).update(lazy)
+    for (dtype, blk), kinds in cores.items():
+        tasks.extend(precompile_core(dtype, blk, kinds))
     for spec in dict.fromkeys(specs):
         if spec in _GEMMS:
             continue
-        if (spec.dtype, spec.blocking) not in cores:
-            cores.add((spec.dtype, spec.blocking))
-            tasks.extend(precompile_core(spec.dtype, spec.blocking))
         key, build, symbols = _variant(spec)
         tasks.append(lambda key=key, build=build, symbols=symbols: precompile(
             key, build, symbols, pipeline=gemm_pipeline()))
@@ -178,9 +184,10 @@ _GEMMS_LOCK = threading.Lock()                     # guards the two dicts
 _SPEC_LOCKS: dict[GemmSpec, threading.Lock] = {}   # one per spec being built
 
 
-def get_gemm(spec: GemmSpec) -> "Gemm":
-    """The process-wide ``Gemm`` for ``spec`` (compiled once). Threads asking for
-    different specs build them at the same time; two asking for one build it once."""
+def get_gemm(spec: GemmSpec, use=None) -> "Gemm":
+    """The process-wide ``Gemm`` for ``spec`` (compiled once; ``use``: see
+    ``precompile_tasks``). Threads asking for different specs build them at the same
+    time; two asking for one build it once."""
     g = _GEMMS.get(spec)
     if g is None:
         with _GEMMS_LOCK:
@@ -188,7 +195,7 @@ def get_gemm(spec: GemmSpec) -> "Gemm":
         with lock:
             g = _GEMMS.get(spec)
             if g is None:
-                g = Gemm(spec)
+                g = Gemm(spec, use)
                 with _GEMMS_LOCK:
                     _GEMMS[spec] = g
     return g
@@ -202,13 +209,15 @@ def _shape_error(msg, a, b, c):
 class Gemm:
     """One compiled GEMM kernel (see the module docstring)."""
 
-    def __init__(self, spec: GemmSpec):
+    def __init__(self, spec: GemmSpec, use=None):
         if not isinstance(spec, GemmSpec):
             raise TypeError(f"gemm: expected a GemmSpec, got {type(spec).__name__}")
         self.spec = spec
         self.dtype = np.dtype(spec.dtype)
         self._itemsize = self.dtype.itemsize
-        self.lib = _load(spec)
+        #: whether a shape may still need one of the core's lazy parts (``prepare``)
+        self._lazy = not (spec.gather or spec.gate_a)
+        self.lib = _load(spec, use)
         sym = gemm_symbol(spec)
         self._address = self.lib.address(sym)
         self._fn = _FULL_SIG(self._address)
@@ -222,6 +231,21 @@ class Gemm:
 
     def __repr__(self) -> str:
         return f"Gemm({self.spec.key()})"
+
+    def prepare(self, M: int, N: int, csa: int = 1, rsb: int = 1, csb: int = 1) -> None:
+        """Load the core's parts the driver may run for C(M, N) and these strides in
+        elements (gemm/core.py ``paths_for``, ``ensure_paths``: the small path's and the
+        few-rows path's kernels are compiled for the first call that may take them).
+        Every entry does this before native code runs, with the strides it passes
+        (a caller that does not know them leaves them 1: every path of the shape)."""
+        if self._lazy and ensure_paths(self.spec.dtype, self.spec.blocking, paths_for(M, N, csa, rsb, csb)):
+            self._lazy = False
+
+    def _prepare_arrays(self, a, b) -> None:
+        """:meth:`prepare` for the ``_py`` entry's arrays (strides in bytes; one that is
+        not whole elements makes the entry decline)."""
+        size = self._itemsize
+        self.prepare(a.shape[0], b.shape[1], a.strides[1] // size, b.strides[0] // size, b.strides[1] // size)
 
     # -- numpy entry ------------------------------------------------------------
     def __call__(self, a, b, c_out, bias=None, residual=None, alpha=1.0, gate_a=None) -> None:
@@ -287,6 +311,8 @@ class Gemm:
             ws, nbytes = _TLS.ws
         except AttributeError:
             ws, nbytes = _thread_ws()
+        if self._lazy:
+            self._prepare_arrays(a, b)
         return self._pyfn(a, b, c_out, bias, residual, alpha, ws, nbytes // self._itemsize) == 0
 
     def runner(self, out_shape, trans_a: bool, trans_b: bool, alpha: float):
@@ -297,6 +323,7 @@ class Gemm:
         dtype, pyfn, itemsize = self.dtype, self._pyfn, self._itemsize
         has_bias, has_res, a_gate = self.spec.bias, self.spec.uses_r, self.spec.gate_a
         M, N = out_shape
+        may = bool(paths_for(M, N))  # (else no stride takes a lazy part: no check per call)
         empty = np.empty
         stays = {}  # K -> whether the work stays on the calling thread at any thread count
 
@@ -320,6 +347,8 @@ class Gemm:
                     ws, nbytes = _TLS.ws
                 except AttributeError:
                     ws, nbytes = _thread_ws()
+                if may and self._lazy:
+                    self._prepare_arrays(a, b)
                 if pyfn(a, b, c, bias, res, alpha, ws, nbytes // itemsize) == 0:
                     return c
             if M and N:
@@ -385,6 +414,8 @@ class Gemm:
         """
         if M <= 0 or N <= 0:
             return
+        if self._lazy:
+            self.prepare(M, N, csa, rsb, csb)
         spec, size = self.spec, self._itemsize
         nt = 1
         if split_pays(M, N, K, size):

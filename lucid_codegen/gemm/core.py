@@ -25,6 +25,8 @@ file and the builders it calls), so a variant never links against a core of othe
 """
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import functools
 import threading
 from dataclasses import dataclass
@@ -34,14 +36,23 @@ import llvmlite.ir as ir
 
 from lucid_codegen.jit.cache import load_or_compile, precompile, source_stamp
 from lucid_codegen.jit.llvm import gemm_pipeline
-from lucid_codegen.gemm.microkernel import I1, I32, I64, Blocking, Ctx, build_microkernel, store_type
+from lucid_codegen.gemm.microkernel import I1, I8, I32, I64, Blocking, Ctx, Slot, build_microkernel, store_type
 from lucid_codegen.gemm.driver import build_generic_batched, build_generic_driver, driver_args, sub_mr
 from lucid_codegen.gemm.pack import build_pack_a, build_pack_b
-from lucid_codegen.gemm.rows import _ROW_GROUPS, _build_strip as build_strip
-from lucid_codegen.gemm.small import _build_dots as build_dots, _row_groups
+from lucid_codegen.gemm.rows import _ROW_GROUPS, ROWS_M, _build_strip as build_strip
+from lucid_codegen.gemm.small import SMALL_M, SMALL_N, _build_dots as build_dots, _row_groups
 
-__all__ = ["CoreFunctions", "core_symbols", "core_parts", "build_core_module", "declare_core", "ensure_core",
-           "precompile_core", "sub_mr"]
+__all__ = ["CoreFunctions", "LAZY", "core_symbols", "core_parts", "build_core_module", "declare_core", "ensure_core",
+           "ensure_paths", "paths_for", "precompile_core", "sub_mr"]
+
+#: The core's parts compiled only once a GEMM's shape may take their path
+#: (:func:`paths_for`): the small path's dot kernels and the few-rows path's strips,
+#: about 40% of the core's LLVM time, which a training step of batch 64 never runs. The
+#: driver calls them through its slot table (``microkernel.Slot``), which
+#: :func:`ensure_paths` fills as it loads them; the driver only takes a path after its
+#: caller ensured it (``call.Gemm.prepare``), so it never calls an empty slot.
+LAZY = ("dots", "strip")
+I8P = I8.as_pointer()
 
 GENERATOR = ("gemm.core", "gemm.driver", "gemm.batched", "gemm.microkernel", "gemm.pack", "gemm.small", "gemm.rows",
              "kernels.vector_math")
@@ -87,7 +98,28 @@ def core_symbols(dtype: str, blk: Blocking) -> list[str]:
     return ([f"{p}.pack_a", f"{p}.pack_b"]
             + [_ukr_name(p, mr, nv, s) for mr, nv, s, _ in _ukr_shapes(blk)]
             + [f"{p}.dots{r}" for r in _row_groups(c)]
-            + [f"{p}.strip{r}" for r in _ROW_GROUPS] + [f"{p}.driver", f"{p}.driver_batched"])
+            + [f"{p}.strip{r}" for r in _ROW_GROUPS] + [f"{p}.driver", f"{p}.driver_batched", f"{p}.driver_slots"])
+
+
+def lazy_symbols(dtype: str, blk: Blocking) -> list[str]:
+    """The functions of the :data:`LAZY` parts, in the order of the driver's slot table."""
+    return [n for part in core_parts(dtype, blk) if _kind(part) in LAZY for n in part]
+
+
+def paths_for(M: int, N: int, csa: int = 1, rsb: int = 1, csb: int = 1) -> tuple:
+    """The :data:`LAZY` parts the driver may run for a C(M, N) of A's column stride
+    ``csa`` and B's strides ``rsb``, ``csb`` (in elements; each 1 when not known, which
+    gives every part the shape may take). The driver's own conditions
+    (``small.small_condition``, ``rows.row_condition``) or more; a split across
+    threads keeps a part's path (``call.split_spans``).
+
+    >>> paths_for(64, 256), paths_for(8, 256), paths_for(1, 10), paths_for(64, 3)
+    ((), ('dots',), ('dots', 'strip'), ('dots',))
+    >>> paths_for(10, 256, csa=10, rsb=256)    # a weight gradient: A and B row-major
+    ()
+    """
+    small = (M <= SMALL_M or N <= SMALL_N) and csa == 1 and rsb == 1
+    return ("dots",) * small + ("strip",) * (M <= ROWS_M and csb == 1)
 
 
 def _builders(c: Ctx, dtype: str) -> dict:
@@ -105,13 +137,38 @@ def _builders(c: Ctx, dtype: str) -> dict:
     out[f"{p}.driver"] = lambda: _build_driver(c, dtype)
     out[f"{p}.driver_batched"] = lambda: build_generic_batched(
         c, f"{p}.driver_batched", c.m.globals.get(f"{p}.driver") or _build_driver(c, dtype))
+    out[f"{p}.driver_slots"] = lambda: _slot_table(c, dtype)[1]
     return out
+
+
+def _slot_table(c: Ctx, dtype: str) -> tuple:
+    """(table, getter) in ``c.m``, made once: the driver's array of the :data:`LAZY`
+    functions' addresses (``lazy_symbols``' order, null until loaded) and
+    ``i8** driver_slots()``, which returns it."""
+    p = _prefix(dtype, c.blk)
+    if f"{p}.slots" not in c.m.globals:
+        kind = ir.ArrayType(I8P, len(lazy_symbols(dtype, c.blk)))
+        table = ir.GlobalVariable(c.m, kind, f"{p}.slots")
+        table.linkage = "internal"
+        table.initializer = ir.Constant(kind, None)
+        getter = ir.Function(c.m, _core_types(c, dtype)[f"{p}.driver_slots"], f"{p}.driver_slots")
+        b = ir.IRBuilder(getter.append_basic_block("entry"))
+        b.ret(b.bitcast(table, I8P.as_pointer()))
+    return c.m.globals[f"{p}.slots"], c.m.globals[f"{p}.driver_slots"]
 
 
 def _build_driver(c: Ctx, dtype: str) -> ir.Function:
     """The generic driver, calling the core's other functions (defined in ``c.m`` when
-    built before it, else declared: they are in other parts)."""
+    built before it, else declared: they are in other parts), the :data:`LAZY` ones
+    through the slot table unless ``c.m`` defines them."""
     declared = declare_core(c, dtype, defined=True)
+    table, _ = _slot_table(c, dtype)
+    lazy, types = lazy_symbols(dtype, c.blk), _core_types(c, dtype)
+
+    def slotted(fns: dict) -> dict:
+        return {k: fn if not fn.is_declaration else Slot(table, lazy.index(fn.name), types[fn.name])
+                for k, fn in fns.items()}
+    declared = dataclasses.replace(declared, dots=slotted(declared.dots), strips=slotted(declared.strips))
     fn = build_generic_driver(c, f"{_prefix(dtype, c.blk)}.driver", declared)
     fn.linkage = "external"
     return fn
@@ -144,6 +201,7 @@ def _core_types(c: Ctx, dtype: str) -> dict:
     passed = [store_type(c).as_pointer(), I1]
     types[f"{p}.driver"] = ir.FunctionType(I32, driver_args(c) + passed)
     types[f"{p}.driver_batched"] = ir.FunctionType(I32, driver_args(c)[:17] + passed)
+    types[f"{p}.driver_slots"] = ir.FunctionType(I8P.as_pointer(), [])
     return types
 
 
@@ -177,11 +235,18 @@ def core_parts(dtype: str, blk: Blocking) -> list[list[str]]:
 
     >>> from lucid_codegen.gemm.kernel import GemmSpec
     >>> [len(part) for part in core_parts("float32", GemmSpec("float32").blocking)]
-    [2, 6, 3, 2, 2]
+    [2, 6, 3, 2, 3]
     """
     names = core_symbols(dtype, blk)
-    kinds = ("pack", "ukr", "dots", "strip", "driver")
-    return [[n for n in names if n.rsplit(".", 1)[1].startswith(k)] for k in kinds]
+    return [[n for n in names if n.rsplit(".", 1)[1].startswith(k)] for k in _KINDS]
+
+
+_KINDS = ("pack", "ukr", "dots", "strip", "driver")
+
+
+def _kind(part: list[str]) -> str:
+    """Which of ``_KINDS`` a part of :func:`core_parts` is."""
+    return next(k for k in _KINDS if part[0].rsplit(".", 1)[1].startswith(k))
 
 
 def core_key(dtype: str, blk: Blocking, part: list[str] | None = None) -> str:
@@ -199,29 +264,71 @@ def _label(dtype: str, blk: Blocking, part: list[str]) -> str:
     return f"gemm core {dtype} {blk.tag()} " + " ".join(n.rsplit(".", 1)[1] for n in part)
 
 
-_LOADED: dict = {}   # (dtype, blocking) -> the core parts' LoadedLibrary objects (kept alive)
+class _Loaded:
+    """One (dtype, blocking)'s loaded core: its parts' libraries (kept alive), the
+    address of the driver's slot table and which :data:`LAZY` parts are loaded."""
+
+    def __init__(self, libs: list, slots: int):
+        self.libs, self.slots, self.lazy = libs, slots, set()
+
+
+_LOADED: dict = {}   # (dtype, blocking) -> _Loaded
 _LOCK = threading.Lock()
+_SLOTS_SIG = ctypes.CFUNCTYPE(ctypes.c_void_p)
+
+
+def _link(dtype: str, blk: Blocking, part: list[str]):
+    """Compile or load one part and make its functions known to the process's linker."""
+    key, build, symbols = _part_args(dtype, blk, part)
+    lib = load_or_compile(key, build, symbols, label=_label(dtype, blk, part), kind="gemm",
+                          pipeline=gemm_pipeline())
+    for name in part:
+        llvm.add_symbol(name, lib.address(name))
+    return lib
 
 
 def ensure_core(dtype: str, blk: Blocking) -> None:
-    """Compile or load the core for (dtype, blocking) and make its functions known to the
-    process's linker, once; a variant's object file can be loaded after this. (Parts not
-    yet compiled compile one after another here: gemm/call.py first compiles them in
-    parallel, with :func:`precompile_core`'s tasks on the compile pool.)"""
+    """Compile or load the core for (dtype, blocking) but its :data:`LAZY` parts and make
+    its functions known to the process's linker, once; a variant's object file can be
+    loaded after this. (Parts not yet compiled compile one after another here:
+    gemm/call.py first compiles them in parallel, with :func:`precompile_core`'s tasks
+    on the compile pool.)"""
     if (dtype, blk) in _LOADED:
         return
     with _LOCK:
         if (dtype, blk) in _LOADED:
             return
-        libs = []
-        for part in core_parts(dtype, blk):
-            key, build, symbols = _part_args(dtype, blk, part)
-            lib = load_or_compile(key, build, symbols, label=_label(dtype, blk, part), kind="gemm",
-                                  pipeline=gemm_pipeline())
-            for name in part:
-                llvm.add_symbol(name, lib.address(name))
-            libs.append(lib)
-        _LOADED[(dtype, blk)] = libs
+        libs = {_kind(part): _link(dtype, blk, part) for part in core_parts(dtype, blk) if _kind(part) not in LAZY}
+        slots = _SLOTS_SIG(libs["driver"].address(f"{_prefix(dtype, blk)}.driver_slots"))()
+        _LOADED[(dtype, blk)] = _Loaded(list(libs.values()), slots)
+
+
+def ensure_paths(dtype: str, blk: Blocking, kinds) -> bool:
+    """:func:`ensure_core`, then the :data:`LAZY` parts ``kinds`` (see :func:`paths_for`),
+    each compiled or loaded once and its addresses written into the driver's slot table;
+    whether every lazy part is now loaded (a caller then stops asking).
+
+    >>> from lucid_codegen.gemm.kernel import GemmSpec
+    >>> blk = GemmSpec("float32").blocking
+    >>> ensure_paths("float32", blk, paths_for(1, 256))   # dots and strips: all of them
+    True
+    """
+    core = _LOADED.get((dtype, blk))
+    if core is None:
+        ensure_core(dtype, blk)
+        core = _LOADED[(dtype, blk)]
+    if any(k not in core.lazy for k in kinds):
+        with _LOCK:
+            order = lazy_symbols(dtype, blk)
+            for part in core_parts(dtype, blk):
+                kind = _kind(part)
+                if kind in kinds and kind not in core.lazy:
+                    lib = _link(dtype, blk, part)
+                    for name in part:
+                        ctypes.c_void_p.from_address(core.slots + 8 * order.index(name)).value = lib.address(name)
+                    core.libs.append(lib)
+                    core.lazy.add(kind)
+    return len(core.lazy) == len(LAZY)
 
 
 def _precompile(dtype: str, blk: Blocking, part: list[str]) -> None:
@@ -229,10 +336,12 @@ def _precompile(dtype: str, blk: Blocking, part: list[str]) -> None:
     precompile(key, build, symbols, label=_label(dtype, blk, part), kind="gemm", pipeline=gemm_pipeline())
 
 
-def precompile_core(dtype: str, blk: Blocking) -> list:
+def precompile_core(dtype: str, blk: Blocking, kinds=()) -> list:
     """Callables that compile the core's parts' object files (or find them on disk)
     without linking them (``cache.precompile``): for the compile pool, alongside the
-    variants' objects; none once the core is loaded."""
-    if (dtype, blk) in _LOADED:
-        return []
-    return [lambda part=part: _precompile(dtype, blk, part) for part in core_parts(dtype, blk)]
+    variants' objects; the :data:`LAZY` parts only when in ``kinds``; none for a part
+    already loaded."""
+    core = _LOADED.get((dtype, blk))
+    return [lambda part=part: _precompile(dtype, blk, part) for part in core_parts(dtype, blk)
+            if (_kind(part) in kinds and (core is None or _kind(part) not in core.lazy))
+            or (_kind(part) not in LAZY and core is None)]

@@ -86,7 +86,8 @@ def build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store,
     """The exported full entry. ``ukrs[(mr, nv)]``: micro-kernels for full tiles
     (MR rows), the row remainder (MR // 3 rows at a time) and narrow column edges
     (one vector wide); ``small``: the small-shape path (gemm_small.py); ``rows``: the
-    few-rows path for row-major B (gemm_rows.py). ``store`` None: the generic driver
+    few-rows path for row-major B (gemm_rows.py); both None: the general path only (a
+    gathered operand, or A's gate, is applied while packing). ``store`` None: the generic driver
     (``spec`` is :class:`AnyEpilogue`), taking the store and ``one_block`` as its last
     two arguments."""
     blk = c.blk
@@ -118,7 +119,7 @@ def build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store,
     b.cbranch(empty, ret_ok, go)
     b.position_at_end(go)
     gather = getattr(spec, "gather", "")  # an operand gathered through tables (gemm/gather.py)
-    if not gather:  # (a gathered operand is packed: the general path only)
+    if small is not None:  # (none: the general path only, for a gathered or gated operand)
         with b.if_then(small_condition(b, spec, M, N, csa, rsb)):
             b.ret(b.call(small, [M, N, K, alpha, A, rsa, B, csb, C, ldc, bias, R, rsr, csr] + extra[:1]))
         with b.if_then(row_condition(b, spec, M, csb)):

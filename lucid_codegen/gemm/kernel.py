@@ -51,15 +51,13 @@ import llvmlite.ir as ir
 from lucid_codegen.jit.cache import source_stamp
 from lucid_codegen.gemm.epilogue import Epilogue
 from lucid_codegen.gemm.core import declare_core
-from lucid_codegen.gemm.driver import (STACK_BYTES, build_driver, driver_args, k_block_ir, one_block)
+from lucid_codegen.gemm.driver import STACK_BYTES, build_driver, driver_args, one_block
 from lucid_codegen.gemm.microkernel import I1, I8, I32, I64, Blocking, Ctx, build_tile_epilogue, default_blocking
 from lucid_codegen.gemm.batched import batched_symbol, build_batched_entry
 from lucid_codegen.gemm.pack import build_pack_a, build_store_tile
 from lucid_codegen.gemm.gather import build_pack_a_gather, build_pack_b_gather
 from lucid_codegen.gemm import rows as gemm_rows
 from lucid_codegen.gemm import small as gemm_small
-from lucid_codegen.gemm.rows import build_row_path
-from lucid_codegen.gemm.small import build_small_path
 from lucid_codegen.runtime.pyarray import PYARRAY_OFFSETS
 from lucid_codegen.jit.target import host_target
 
@@ -296,10 +294,7 @@ def build_gemm_module(spec: GemmSpec) -> ir.Module:
         return m
     if spec.gate_a:   # A's gate is applied while packing A: a driver of its own
         pack_a = build_pack_a(c, f"{sym}.pack_a", gated=True)
-        small = build_small_path(c, spec, epi, sym + ".small", core.dots)
-        rows = build_row_path(c, spec, epi, lambda b, kd, fn: k_block_ir(b, spec, kd), sym + ".rows",
-                              core.strips)
-        driver = build_driver(c, spec, sym + ".impl", pack_a, core.pack_b, core.ukrs, epi, small, rows)
+        driver = build_driver(c, spec, sym + ".impl", pack_a, core.pack_b, core.ukrs, epi, None, None)
         build_batched_entry(c, spec, driver, batched_symbol(sym))
     else:             # the core's driver and batched entry, given this variant's store
         store = build_store_tile(c, spec, epi, f"{sym}.store")

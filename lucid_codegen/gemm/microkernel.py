@@ -123,6 +123,28 @@ class Ctx:
         b.call(fn, [val, b.bitcast(ptr, self.VP), I32(self.size), mask])
 
 
+# -- functions called through a slot ---------------------------------------
+
+@dataclass(frozen=True)
+class Slot:
+    """A function called through entry ``index`` of ``table`` (a global array of
+    addresses, filled when the code it points to is loaded): the GEMM core's driver calls
+    the small path's and few-rows path's kernels this way, so they are compiled only for
+    shapes that take those paths (gemm/core.py ``ensure_paths``)."""
+
+    table: ir.GlobalVariable
+    index: int
+    type: ir.FunctionType
+
+
+def callee(b: ir.IRBuilder, fn):
+    """What ``b.call`` calls for ``fn``: a function, or the address a :class:`Slot` holds."""
+    if not isinstance(fn, Slot):
+        return fn
+    address = b.load(b.gep(fn.table, [I32(0), I32(fn.index)]))
+    return b.bitcast(address, fn.type.as_pointer())
+
+
 # -- control flow helpers ---------------------------------------------------
 
 def counted_loop(b: ir.IRBuilder, lo, hi, step, body, name="loop"):

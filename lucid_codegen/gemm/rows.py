@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
-from lucid_codegen.gemm.microkernel import I1, I64, Ctx, call_tile_store, counted_loop, imin, store_type
+from lucid_codegen.gemm.microkernel import I1, I64, Ctx, call_tile_store, callee, counted_loop, imin, store_type
 
 #: C with at most this many rows and B with unit column stride take the row path.
 #: Measured on dX = dY·W, (M, 256)·(256, 784) (``python benchmarks/bench_small_crossover.py``,
@@ -186,7 +186,7 @@ def build_row_path(c: Ctx, spec, store, kblock, name: str, kernels: dict | None 
                 kc = imin(b, kcb, b.sub(K, pc))
                 first = b.icmp_signed("==", pc, I64(0))
                 last = b.icmp_signed(">=", b.add(pc, kcb), K)
-                b.call(kernels[R], [kc, b.gep(a_i, [b.mul(pc, csa)]), rsa, csa, rows,
+                b.call(callee(b, kernels[R]), [kc, b.gep(a_i, [b.mul(pc, csa)]), rsa, csa, rows,
                                     b.gep(b_j, [b.mul(pc, rsb)]), rsb, cols, strip])
 
                 def sub_tile(jt):

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
-from lucid_codegen.gemm.microkernel import I1, I32, I64, Ctx, call_tile_store, counted_loop, imin, store_type
+from lucid_codegen.gemm.microkernel import I1, I32, I64, Ctx, call_tile_store, callee, counted_loop, imin, store_type
 
 #: C with at most this many rows takes the dot path. Measured on a linear layer 784 -> 256
 #: (``python benchmarks/bench_small_crossover.py``, Zen 3, one thread, busy machine): the
@@ -273,7 +273,7 @@ def build_small_path(c: Ctx, spec, store, name: str, dots: dict | None = None) -
             b_j = b.gep(B, [b.mul(j0, csb)])
 
             def cols(jj):
-                b.call(dots[R], [K, a_i, rsa, rows, b.gep(b_j, [b.mul(jj, csb)]), csb,
+                b.call(callee(b, dots[R]), [K, a_i, rsa, rows, b.gep(b_j, [b.mul(jj, csb)]), csb,
                                  b.sub(nr, jj), b.gep(tile, [jj])])
             counted_loop(b, I64(0), nr, JB, cols, f"small{R}.jj")
             bias_j = b.gep(bias, [j0]) if spec.bias else bias

@@ -58,7 +58,8 @@ def precompile_plan(fused: Graph) -> None:
     if compile_pool.threads() <= 1:
         return
     gemms = [n for n in fused.nodes if n.op == "kernel" and n.kind == "gemm"]
-    gemm_tasks = precompile_tasks([GemmStep.spec_of(n) for n in gemms])
+    read = [GemmStep.read(n) for n in gemms]
+    gemm_tasks = precompile_tasks([step.spec for step in read], [step.likely for step in read])
     steps, attention, others = _predicted_steps(fused)
     # longest first: a GEMM core, the attention kernels, the GEMM variants, the rest
     tasks = gemm_tasks[:1] + attention + gemm_tasks[1:] + others

@@ -41,16 +41,16 @@ class GemmStep:
 
     def __init__(self, kernel: KernelNode):
         self._read(kernel)
-        self.gemm = get_gemm(self.spec)
+        self.gemm = get_gemm(self.spec, self.likely)
         self._bind()
 
     @classmethod
-    def spec_of(cls, kernel: KernelNode) -> GemmSpec:
-        """The ``GemmSpec`` the step of ``kernel`` runs (nothing compiled or loaded): for
-        compiling a plan's GEMMs ahead, in parallel (plan_kernels.py)."""
+    def read(cls, kernel: KernelNode) -> "GemmStep":
+        """The step of ``kernel`` read but not loaded (its ``spec`` and ``matrix``, nothing
+        compiled): for compiling a plan's GEMMs ahead, in parallel (plan_kernels.py)."""
         step = cls.__new__(cls)
         step._read(kernel)
-        return step.spec
+        return step
 
     def _read(self, kernel: KernelNode) -> None:
         """The operands, epilogue and spec of the fused kernel's body: the nodes before
@@ -103,6 +103,10 @@ class GemmStep:
         self.out_view = self.out.shape if self.out.shape != mm.out.shape else None
         self.r_view = mm.out.shape if full is not None and full.shape != mm.out.shape else None
         self.trans_a, self.trans_b = mm.attr("trans_a"), mm.attr("trans_b")
+        a_shape, b_shape = mm.inputs[0].shape, mm.inputs[1].shape
+        #: (M, N) of each product (a 1-D A is a row, a 1-D B a column: batched_step)
+        self.matrix = M, N = (1 if len(a_shape) < 2 else a_shape[-1 if self.trans_a else -2],
+                              1 if len(b_shape) < 2 else b_shape[-2 if self.trans_b else -1])
         self.alpha = 1.0
         a_operand = a_in if gate_a is not None else mm.inputs[0]
         self.inputs = [a_operand, mm.inputs[1]] + [v for v in (row, full, gate_a) if v is not None]
@@ -118,6 +122,9 @@ class GemmStep:
         #: a product that is not plain 2-D (1-D operands, batch axes): gemm_batched_step
         self.batched = any(v.ndim != 2 for v in (mm.out, *mm.inputs))
         k = mm.inputs[0].shape[-2 if self.trans_a else -1]
+        #: ``core.paths_for``'s arguments for contiguous operands (the usual call; which
+        #: lazy parts of the GEMM core to compile ahead, ``call.precompile_tasks``)
+        self.likely = (M, N, M if self.trans_a else 1, 1 if self.trans_b else N, k if self.trans_b else 1)
         size = 1
         for d in self.out_shape:
             size *= d
@@ -226,6 +233,7 @@ class GemmStep:
         words = [self.gemm._address, M, N, K, alpha_bits, 0, a.strides[0] // size, a.strides[1] // size,
                  0, b.strides[0] // size, b.strides[1] // size, 0, c.strides[0] // size, 0, 0,
                  *r_strides, 0]
+        self.gemm.prepare(M, N, words[7], words[9], words[10])
         return GemmJob(self.gemm, words, in_words, [11],
                        workspace_elems(self.gemm.spec, M, N, K), 2.0 * M * N * K, self.alpha)
 
