@@ -344,7 +344,25 @@ def test_precompile_then_load_with_a_pipeline(cdir):
 
 
 @pytest.mark.parametrize("value, expected", [("", jit.LOOPS), ("full", jit.FULL), (" FULL ", jit.FULL),
-                                             ("loops", jit.LOOPS)])
+                                             ("loops", jit.LOOPS), ("O2", jit.Pipeline(2, False, False)),
+                                             ("P:sroa+simplify_cfg", jit.Pipeline(2, False, False,
+                                                                                  ("sroa", "simplify_cfg")))])
 def test_loop_pipeline_from_the_environment(monkeypatch, value, expected):
     monkeypatch.setenv("LUCID_LOOP_OPT", value)
     assert jit.loop_pipeline() == expected
+
+
+@pytest.mark.parametrize("text", ["P:", "P:sroa+no_such", "P:sroa,simplify_cfg", "O5"])
+def test_a_pipeline_naming_unknown_passes_is_refused(text):
+    with pytest.raises(ValueError, match="not an LLVM pipeline"):
+        jit.parse_pipeline(text)
+
+
+def test_a_pass_list_pipeline_compiles_what_the_standard_one_does(cdir):
+    """The loop kernels' pass list (jit.LOOPS) gives a working object, keyed apart from
+    the standard level 2's."""
+    passes = jit.Pipeline(2, False, False, ("sroa", "instruction_combine", "simplify_cfg"))
+    libs = [cache.load_or_compile("passes", lambda: make_module(3), ["kernel"], pipeline=p)
+            for p in (passes, jit.Pipeline(2, False, False))]
+    assert [FN(lib.address("kernel"))(1) for lib in libs] == [4, 4]
+    assert cache.stats()["compiles"] == 2
