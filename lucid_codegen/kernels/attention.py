@@ -34,6 +34,7 @@ import llvmlite.ir as ir
 
 from lucid_codegen.kernels.attention_tiles import BLOCK, Args, Emitter, call_tile, declare_tile_product, maxnum
 from lucid_codegen.jit.cache import load_or_compile, source_stamp
+from lucid_codegen.jit.llvm import loop_pipeline
 from lucid_codegen.kernels.loops import I64, Loop, const64
 from lucid_codegen.kernels.vector_math import F64, emit_exp, emit_log
 
@@ -189,7 +190,12 @@ def kernel(direction: str, dtype: str):
         build = build_forward if direction == "fwd" else build_backward
         symbol = f"lucid_attention_{direction}"
         text = f"{direction}|{dtype}|W{vector_width(dtype)}|R{block_rows()}"
+        # the loop kernels' pass list (jit.LOOPS): the tiles' vector code and loops are
+        # explicit. Against speed level 3 with unrolling (until session 21), on Zen 3:
+        # LLVM 483 -> 99 ms for the backward, 155 -> 54 for the forward; sequence 1024
+        # forward + backward (benchmarks/bench_attention.py) about the same at 1 thread,
+        # 1.7x faster at 2 (the unrolled backward did not scale: 440 ms at 1 and 2 threads)
         lib = load_or_compile(f"attention/{source_stamp(*GENERATOR)}|{text}", lambda: build(dtype),
-                              [symbol], label=f"attention {text}", vectorize=False)
+                              [symbol], label=f"attention {text}", pipeline=loop_pipeline())
         fn = _FUNCTIONS.setdefault(key, KERNEL_ABI(lib.address(symbol)))
     return fn
