@@ -175,26 +175,42 @@ def _build() -> ir.Module:
 #: The modules whose source decides the generated code (their stamp is in the key).
 GENERATOR = ("runtime.spin", "runtime.pyarray")
 _SIG = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
-_lib = load_or_compile(f"spin/{source_stamp(*GENERATOR)}", _build, ["lucid_spin_changed", "lucid_spin_reached",
-                                           "lucid_pool_worker", "lucid_pool_call"],
-                       label="spin-waits and the native worker loop", pipeline=llvm.LOOPS)
-_changed = _SIG(_lib.address("lucid_spin_changed"))
-_reached = _SIG(_lib.address("lucid_spin_reached"))
-#: ``pool_worker(ctl_address, w, polls) -> generation or 0`` (GIL released inside)
-pool_worker = _SIG(_lib.address("lucid_pool_worker"))
-#: ``pool_call(job_address)``: run one native job on this thread (GIL released inside)
-pool_call = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_lib.address("lucid_pool_call"))
+_NATIVE: dict = {}
+
+
+def _native() -> dict:
+    """The module's functions, compiled (or loaded) on first use: a process that never
+    runs work on the pool (one thread) never compiles them (~25 ms of a cold start)."""
+    if not _NATIVE:
+        lib = load_or_compile(f"spin/{source_stamp(*GENERATOR)}", _build,
+                              ["lucid_spin_changed", "lucid_spin_reached", "lucid_pool_worker", "lucid_pool_call"],
+                              label="spin-waits and the native worker loop", pipeline=llvm.LOOPS)
+        _NATIVE.update(
+            lib=lib, changed=_SIG(lib.address("lucid_spin_changed")), reached=_SIG(lib.address("lucid_spin_reached")),
+            #: ``pool_worker(ctl_address, w, polls) -> generation or 0`` (GIL released inside)
+            pool_worker=_SIG(lib.address("lucid_pool_worker")),
+            #: ``pool_call(job_address)``: run one native job on this thread (GIL released inside)
+            pool_call=ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lib.address("lucid_pool_call")))
+    return _NATIVE
+
+
+def __getattr__(name: str):
+    """``pool_worker`` and ``pool_call`` (see ``_native``), once asked for."""
+    if name in ("pool_worker", "pool_call"):
+        fn = globals()[name] = _native()[name]
+        return fn
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def changed_at(addr: int, old: int, polls: int) -> int:
     """Poll the int64 at ``addr`` until it differs from ``old`` (its new value) or
     ``polls`` polls have passed (returns ``old``). The GIL is released meanwhile."""
-    return _changed(addr, old, polls)
+    return (_NATIVE or _native())["changed"](addr, old, polls)
 
 
 def reached_at(addr: int, want: int, polls: int) -> bool:
     """Poll the int64 at ``addr`` until it is >= ``want`` (True) or time runs out (False)."""
-    return _reached(addr, want, polls) != -1
+    return (_NATIVE or _native())["reached"](addr, want, polls) != -1
 
 
 def changed(word: np.ndarray, old: int, polls: int) -> int:
