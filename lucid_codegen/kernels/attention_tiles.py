@@ -36,8 +36,13 @@ def vector_width(dtype: str) -> int:
 
 
 def block_rows() -> int:
-    """Accumulator rows of the tile product on this host (registers: R·CV + CV + 1)."""
-    return 6 if host_target().has_avx512 else 3
+    """Accumulator rows of the tile product on this host: R·CV accumulators, CV vectors
+    of B and one broadcast of A must fit the vector registers (32 with AVX-512: 6, 16
+    with AVX2: 2). With AVX2, 3 rows (17 registers) spilled two accumulators to the stack
+    and the k loop ran at the store-to-load latency: ``benchmarks/bench_attention.py
+    --quick`` at sequence 1024 (Zen 3, one thread) went from 456-471 to 325 ms, 1.26x
+    torch's time to 0.86x."""
+    return (32 if host_target().has_avx512 else 16) // CV - 2
 
 
 class Emitter:
