@@ -152,13 +152,17 @@ def build_driver(c: Ctx, spec: GemmSpec, name: str, pack_a, pack_b, ukrs, store,
     # Panels read in place: A with unit row stride (A = X^T), B with unit column stride.
     # A gated A (spec.gate_a: R is an (M, K) gate on A) is always packed, gate applied.
     never = ir.Constant(I1, 0)
-    a_direct = never if spec.gate_a or gather == "a" else b.icmp_signed("==", rsa, I64(1))
+    few_tiles = b.icmp_signed("<=", N, I64(ROW_A_MAX_TILES * NR))
+    # A = Xᵀ read in place only for few column tiles, too: each tile reads its panel
+    # again, KC columns csa apart. Zen 3, one thread, C = Xᵀ·B (a weight gradient) with
+    # K = 1024: packed 60-64 against 49-57 GFLOP/s in place at N = 512, 63-76 against
+    # 50-57 at N = 1024, about even at N = 128 (packing changes no bit)
+    a_direct = never if spec.gate_a or gather == "a" else b.and_(b.icmp_signed("==", rsa, I64(1)), few_tiles)
     # A row-major and few column tiles (each A panel used by at most ROW_A_MAX_TILES
     # tiles): packing A would cost about as much as the tiles' FMAs, so full panels are
     # read in place by the strided micro-kernel (only a last, partial panel is packed)
     a_row = never if spec.gate_a or gather == "a" else b.and_(
-        b.and_(b.icmp_signed("==", csa, I64(1)), b.not_(a_direct)),
-        b.icmp_signed("<=", N, I64(ROW_A_MAX_TILES * NR)))
+        b.and_(b.icmp_signed("==", csa, I64(1)), b.not_(a_direct)), few_tiles)
     a_skip = b.or_(a_direct, a_row)
     # B with unit column stride is read in place (full panels) only while C has few row
     # tiles: each tile reads its panel again, KC rows rsb apart -- lines that share a few
