@@ -93,23 +93,27 @@ def build_pack_a(c: Ctx, name: str, gated: bool = False) -> ir.Function:
             def chunk(p0):
                 store_transposed(c, b, [row_vector(i, p0) for i in range(MR)], dst, p0)
             counted_loop(b, I64(0), kvec, W, chunk, "pa.tr")
-            done = kvec
-            if gated:  # columns of A and G contiguous (A = gradient^T), full panel: vectors
-                col = b.and_(b.and_(full, b.not_(unit)), b.and_(
-                    b.icmp_signed("==", rsa, I64(1)), b.icmp_signed("==", rsg, I64(1))))
-                kcol = b.select(col, kc, I64(0))
+            # columns of A (and G) contiguous (A = Xᵀ, or a gradientᵀ), full panel: each
+            # column's MR elements as masked vectors (not the scalar fallback: a weight
+            # gradient's A is packed this way when it has many column tiles)
+            col = b.and_(b.and_(full, b.not_(unit)), b.icmp_signed("==", rsa, I64(1)))
+            if gated:
+                col = b.and_(col, b.icmp_signed("==", rsg, I64(1)))
+            kcol = b.select(col, kc, I64(0))
 
-                def column(p):
-                    a0, g0 = b.gep(src, [b.mul(p, csa)]), b.gep(gsrc, [b.mul(p, csg)])
-                    d = b.gep(dst, [b.mul(p, I64(MR))])
-                    for k0 in range(0, MR, W):
-                        mask = c.lane_mask(b, I64(min(W, MR - k0)))
-                        v = c.mload(b, b.gep(a0, [I64(k0)]), mask)
+            def column(p):
+                a0 = b.gep(src, [b.mul(p, csa)])
+                g0 = b.gep(gsrc, [b.mul(p, csg)]) if gated else None
+                d = b.gep(dst, [b.mul(p, I64(MR))])
+                for k0 in range(0, MR, W):
+                    mask = c.lane_mask(b, I64(min(W, MR - k0)))
+                    v = c.mload(b, b.gep(a0, [I64(k0)]), mask)
+                    if gated:
                         gv = c.mload(b, b.gep(g0, [I64(k0)]), mask)
-                        c.mstore(b, b.select(b.fcmp_ordered(">", gv, zero_v), v, zero_v),
-                                 b.gep(d, [I64(k0)]), mask)
-                counted_loop(b, I64(0), kcol, 1, column, "pa.col")
-                done = b.select(col, kc, kvec)
+                        v = b.select(b.fcmp_ordered(">", gv, zero_v), v, zero_v)
+                    c.mstore(b, v, b.gep(d, [I64(k0)]), mask)
+            counted_loop(b, I64(0), kcol, 1, column, "pa.col")
+            done = b.select(col, kc, kvec)
             _copy_strided(c, b, rows, done, kc, MR, src, rsa, csa, dst, I64(MR), "pa.gen",
                           gate=(gsrc, rsg, csg) if gated else None)
     counted_loop(b, I64(0), mc, MR, panel, "pa")
