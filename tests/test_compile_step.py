@@ -420,3 +420,35 @@ def test_scalar_source_arrays_are_remade_only_when_the_bits_change():
         assert not arrays[0].flags.writeable
     assert got[1] is got[0] and got[3] is got[2]            # the same bits: the same arrays
     assert got[2] is not got[1] and got[5] is not got[4]    # a zero's sign changed
+
+
+def test_a_broadcast_mask_read_by_cloned_reduction_prologues_stays_its_own_kernel():
+    """tril's (3, 5) mask feeds the forward's and the backward's (7, 3, 5) selects, and
+    reductions clone the forward select as their prologue: the fusion pass used to move
+    the mask into the selects' loop (counting only the original graph's readers), which
+    left a (3, 5) output on a (7, 3, 5) elementwise kernel (a ValueError building the
+    plan; found by tests/fuzz_api.py). Compiled and eager steps agree."""
+    rng = np.random.default_rng(0)
+    x0, s0 = rng.standard_normal((7, 3, 5)), rng.standard_normal((1, 1))
+    y = lucid.tensor(rng.standard_normal((7, 3, 5)).astype(np.float32))
+
+    def make():
+        x = lucid.tensor(x0.astype(np.float32), requires_grad=True)
+        s = lucid.tensor(s0.astype(np.float32), requires_grad=True)
+        opt = lucid.optim.Adam([x, s], lr=0.1)
+
+        def step(y):
+            opt.zero_grad()
+            t = 0.27 * lucid.tril(x, diagonal=1)
+            loss = (lucid.maximum(t, s) * y).sum() + t.tanh().tanh().sum() + (x * y).sum()
+            loss.backward()
+            opt.step()
+            return loss
+        return step, x, s
+    eager, xe, se = make()
+    compiled, xc, sc = make()
+    compiled = lucid.compile(compiled)
+    for _ in range(3):
+        np.testing.assert_allclose(compiled(y).item(), eager(y).item(), rtol=1e-5)
+    np.testing.assert_allclose(xc.numpy(), xe.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sc.numpy(), se.numpy(), rtol=1e-5, atol=1e-6)

@@ -171,6 +171,15 @@ class Partition:
             if not g.nodes:
                 self.groups.remove(g)
 
+    def _reads(self, nodes) -> None:
+        """Count the reads of nodes the walk makes (clones, a node reading clones): a value
+        they read is used once more, so that ``_only_used_by`` never moves a producer
+        into one loop while a clone elsewhere still reads it. (The node a clone stands
+        for keeps its count until ``prune``: too many, never too few.)"""
+        for n in nodes:
+            for v in n.inputs:
+                self.users[v] = self.users.get(v, 0) + 1
+
     def _only_used_by(self, chain, consumers: list) -> bool:
         """Whether nothing but ``chain`` itself and ``consumers`` reads ``chain``'s values."""
         uses: dict = {}
@@ -226,6 +235,8 @@ class Partition:
             assert self.order[-1] is node
             node = self.order[-1] = Node(node.op, inputs, node.attrs, node.out)
             self.producer[node.out] = node
+            self._reads([node])
+        self._reads(clones)
         self.order[-1:-1] = clones
         for c in clones:
             self._add(g, c)
@@ -346,6 +357,7 @@ class Partition:
         ins = list(node.inputs)
         ins[k] = made[ins[k]]
         mm = Node(node.op, tuple(ins), node.attrs, node.out)
+        self._reads(clones + [mm])
         self.order[-1:] = clones + [mm]
         grp = self._new("gemm", clones[0])
         for n in clones[1:] + [mm]:
@@ -433,6 +445,7 @@ class Partition:
             for n in copied[1:]:
                 self._add(red, n)
             node = Node(node.op, (clones[v],), node.attrs, node.out)
+            self._reads(copied + [node])
             self.order[-len(copied) - 1:] = copied + [node]  # the reduction follows its clones
             self._add(red, node)
         else:
