@@ -242,3 +242,30 @@ def test_add_param_group_and_option_errors():
     opt2 = lucid.optim.Adam([a, b], lr=0.1)
     with pytest.raises(ValueError, match="parameter groups"):
         opt2.load_state_dict(opt.state_dict())
+
+
+@pytest.mark.parametrize("make", [lambda ps: lucid.optim.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: lucid.optim.Adam(ps, lr=0.1),
+                                  lambda ps: lucid.optim.AdamW(ps, lr=0.1),
+                                  lambda ps: lucid.optim.RMSprop(ps, lr=0.1),
+                                  lambda ps: lucid.optim.Adagrad(ps, lr=0.1)])
+def test_an_empty_parameter_steps_as_in_pytorch(make):
+    """A parameter with no elements (numpy gives it zero strides) is updated to itself,
+    eagerly and in a compiled step, beside a non-empty one (its update kernels used to
+    refuse the zero strides of their empty output; found by tests/fuzz_api.py)."""
+    for compiled in (False, True):
+        empty = lucid.tensor(np.random.rand(0, 1, 8), requires_grad=True)
+        w = lucid.tensor(np.ones(3), requires_grad=True)
+        opt = make([empty, w])
+
+        def step():
+            opt.zero_grad()
+            loss = (empty * 2).sum() + (w * w).sum()
+            loss.backward()
+            opt.step()
+            return loss
+        run = lucid.compile(step) if compiled else step
+        for _ in range(2):
+            run()
+        assert empty.shape == (0, 1, 8) and empty.grad.shape == (0, 1, 8)
+        assert np.all(w.numpy() < 1.0)

@@ -593,6 +593,6 @@ def _check_outs(outs, dtypes, arrays, st):
                              f"got {getattr(o, 'dtype', type(o))}{list(getattr(o, 'shape', ()))}")
         if not o.flags.writeable:
             raise ValueError(f"elementwise kernel: outs[{k}] is read-only")
-        if any(s % o.itemsize for s in o.strides) or any(
-                s == 0 and d > 1 for s, d in zip(o.strides, o.shape)):
+        if o.size and (any(s % o.itemsize for s in o.strides) or any(
+                s == 0 and d > 1 for s, d in zip(o.strides, o.shape))):  # (an empty one: written to nowhere)
             raise ValueError(f"elementwise kernel: outs[{k}] has broadcast or unaligned strides")
