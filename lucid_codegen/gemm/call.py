@@ -238,8 +238,10 @@ class Gemm:
         few-rows path's kernels are compiled for the first call that may take them).
         Every entry does this before native code runs, with the strides it passes
         (a caller that does not know them leaves them 1: every path of the shape)."""
-        if self._lazy and ensure_paths(self.spec.dtype, self.spec.blocking, paths_for(M, N, csa, rsb, csb)):
-            self._lazy = False
+        if self._lazy:
+            kinds = paths_for(M, N, csa, rsb, csb)
+            if kinds and ensure_paths(self.spec.dtype, self.spec.blocking, kinds):
+                self._lazy = False
 
     def _prepare_arrays(self, a, b) -> None:
         """:meth:`prepare` for the ``_py`` entry's arrays (strides in bytes; one that is

@@ -342,6 +342,10 @@ def precompile_core(dtype: str, blk: Blocking, kinds=()) -> list:
     variants' objects; the :data:`LAZY` parts only when in ``kinds``; none for a part
     already loaded."""
     core = _LOADED.get((dtype, blk))
+
+    def wanted(kind: str) -> bool:
+        if kind not in LAZY:
+            return core is None
+        return kind in kinds and (core is None or kind not in core.lazy)
     return [lambda part=part: _precompile(dtype, blk, part) for part in core_parts(dtype, blk)
-            if (_kind(part) in kinds and (core is None or _kind(part) not in core.lazy))
-            or (_kind(part) not in LAZY and core is None)]
+            if wanted(_kind(part))]

@@ -457,8 +457,9 @@ def gemm_fast_call(step, counter=None, whole: bool = False, checked=None):
     words = [address, alpha_bits, int(step.has_bias), int(step.has_residual)]
     if checked is not None:  # the objects the adapter receives: a, b (or b.T), C (unchecked), extras
         a, b, *extra = checked
-        words += layout_checks([a, b.T if trans_b else b, 0.0, *extra])
-        gemm._prepare_arrays(a, b.T if trans_b else b)  # the GEMM core's paths of these layouts
+        b = b.T if trans_b else b
+        words += layout_checks([a, b, 0.0, *extra])
+        gemm._prepare_arrays(a, b)  # the GEMM core's paths of these layouts
     else:
         gemm.prepare(*step.matrix)  # ... or of any layout
     block = np.array(words, np.int64)
