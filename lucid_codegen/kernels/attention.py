@@ -115,13 +115,14 @@ def build_forward(dtype: str) -> ir.Module:
         qbase = e.at(q, e.add(load_offset(e, a.q_off, bh), e.mul(i0, a.q_rs)))
         kbase = e.at(k, load_offset(e, a.k_off, bh))
         vbase = e.at(v, load_offset(e, a.v_off, bh))
-        # 1. QT = (q block)ᵀ · scale, zero past the end
-        with Loop(b, const64(0), a.E, 1, name="packd") as d:
-            with Loop(b, const64(0), const64(BR), 1, name="packq") as qq:
-                inside = b.icmp_signed("<", qq.i, qn)
-                src = b.select(inside, e.add(e.mul(qq.i, a.q_rs), e.mul(d.i, a.q_cs)), const64(0))
-                x = b.fmul(e.load(qbase, src), scale)
-                e.store(b.select(inside, x, ir.Constant(e.ft, 0.0)), qt, e.add(e.mul(d.i, const64(BR)), qq.i))
+        # 1. QT = (q block)ᵀ · scale, zero past the end: W queries per vector
+        scale_v = e.splat(scale)
+        with Loop(b, const64(0), const64(BR), W, name="packq") as qq:
+            rows, valid = e.row_offsets(qq.i, qn, a.q_rs)
+            with Loop(b, const64(0), a.E, 1, name="packd") as d:
+                col = e.mul(d.i, a.q_cs)
+                x = b.fmul(e.gather(qbase, [e.add(r, col) for r in rows]), scale_v)
+                e.vstore(b.select(valid, x, e.vconst(0.0)), qt, e.add(e.mul(d.i, const64(BR)), qq.i))
         e.zero_fill(ot, e.mul(a.Ev, const64(BR)))
         with Loop(b, const64(0), const64(BR), W, name="init") as c:
             e.vstore(e.vconst(float("-inf")), m_buf, c.i)
@@ -143,11 +144,11 @@ def build_forward(dtype: str) -> ir.Module:
             e.vstore(b.fdiv(e.vconst(1.0), lv), l_buf, c.i)
         obase = e.at(out, e.mul(bh, packed_len))
         with Loop(b, const64(0), qn, 1, name="outq") as qq:
-            inv = e.load(l_buf, qq.i)
-            row = e.mul(e.add(i0, qq.i), a.Ev)
-            with Loop(b, const64(0), a.Ev, 1, name="outd") as d:
-                x = e.load(ot, e.add(e.mul(d.i, const64(BR)), qq.i))
-                e.store(b.fmul(x, inv), obase, e.add(row, d.i))
+            inv = e.splat(e.load(l_buf, qq.i))
+            orow = e.at(obase, e.mul(e.add(i0, qq.i), a.Ev))
+            with Loop(b, const64(0), a.Ev, W, name="outd") as d:  # Oᵀ's column qq, W rows at a time
+                x = e.load_span(e.at(ot, qq.i), const64(BR), d.i, a.Ev)
+                e.store_span(b.fmul(x, inv), orow, d.i, a.Ev)
             e.store(e.load(al_buf, qq.i), obase, e.add(e.mul(a.L, a.Ev), i0, qq.i))
     finish()
     return module

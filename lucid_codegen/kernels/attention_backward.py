@@ -49,7 +49,6 @@ def build_backward(dtype: str) -> ir.Module:
     tile = declare_tile_product(module, dtype)
     b, e, a, t0, t1, scratch, finish = kernel_function(module, "lucid_attention_bwd", dtype, BWD_WORDS)
     BR = BLOCK
-    zero = ir.Constant(e.ft, 0.0)
     scale = scale_word(e, a.scale)
     q, k, v, out, packed, g = (e.pointer(w) for w in (a.q, a.k, a.v, a.out, a.packed, a.g))
     Lp, Ep, Evp = a.Lp, a.Ep, a.Evp
@@ -77,27 +76,33 @@ def build_backward(dtype: str) -> ir.Module:
         grad = e.at(g, e.mul(bh, in_len))
         res = e.at(out, e.mul(bh, out_len))
         # pack Q (both ways), dO (both ways), lse and D
-        with Loop(b, const64(0), Lp, 1, name="rows") as r:
-            inside = b.icmp_signed("<", r.i, a.L)
-            with Loop(b, const64(0), Ep, 1, name="qd") as d:
-                ok = b.and_(inside, b.icmp_signed("<", d.i, a.E))
-                x = e.load(qbase, b.select(ok, e.add(e.mul(r.i, a.q_rs), e.mul(d.i, a.q_cs)), const64(0)))
-                x = b.select(ok, x, zero)
-                e.store(x, qr, e.add(e.mul(r.i, Ep), d.i))
-                with _when(b, b.icmp_signed("<", d.i, a.E)):
-                    e.store(b.fmul(x, scale), qt, e.add(e.mul(d.i, Lp), r.i))
-            with Loop(b, const64(0), Evp, 1, [zero], name="od") as d:
-                ok = b.and_(inside, b.icmp_signed("<", d.i, a.Ev))
-                at = b.select(ok, e.add(e.mul(r.i, a.Ev), d.i), const64(0))
-                x = b.select(ok, e.load(grad, at), zero)
-                o = b.select(ok, e.load(fwd, at), zero)
-                e.store(x, dor, e.add(e.mul(r.i, Evp), d.i))
-                with _when(b, b.icmp_signed("<", d.i, a.Ev)):
-                    e.store(x, dot, e.add(e.mul(d.i, Lp), r.i))
+        zv, W = e.vconst(0.0), e.w
+        scale_v = e.splat(scale)
+        with Loop(b, const64(0), Lp, W, name="rows") as r:  # the transposed packs: W rows a vector
+            rows, valid = e.row_offsets(r.i, a.L, a.q_rs)
+            with Loop(b, const64(0), a.E, 1, name="qd") as d:
+                col = e.mul(d.i, a.q_cs)
+                x = b.select(valid, e.gather(qbase, [e.add(o, col) for o in rows]), zv)
+                e.vstore(b.fmul(x, scale_v), qt, e.add(e.mul(d.i, Lp), r.i))
+            rows, _ = e.row_offsets(r.i, a.L, a.Ev)
+            with Loop(b, const64(0), a.Ev, 1, [zv], name="od") as d:
+                x = b.select(valid, e.gather(grad, [e.add(o, d.i) for o in rows]), zv)
+                o = b.select(valid, e.gather(fwd, [e.add(o, d.i) for o in rows]), zv)
+                e.vstore(x, dot, e.add(e.mul(d.i, Lp), r.i))
                 d.next = [b.fadd(d.vars[0], b.fmul(x, o))]
-            tail = b.select(inside, e.add(e.mul(a.L, a.Ev), r.i), const64(0))
-            e.store(b.select(inside, e.load(fwd, tail), zero), lse, r.i)
-            e.store(b.select(inside, b.fsub(d.results[0], e.load(grad, tail)), zero), dl, r.i)
+            tails = [b.select(b.icmp_signed("<", e.add(r.i, const64(i)), a.L),
+                              e.add(e.mul(a.L, a.Ev), r.i, const64(i)), const64(0)) for i in range(W)]
+            e.vstore(b.select(valid, e.gather(fwd, tails), zv), lse, r.i)
+            e.vstore(b.select(valid, b.fsub(d.results[0], e.gather(grad, tails)), zv), dl, r.i)
+        with Loop(b, const64(0), Lp, 1, name="rowsr") as r:  # the row-major packs
+            inside = b.icmp_signed("<", r.i, a.L)
+            qrow = e.at(qbase, b.select(inside, e.mul(r.i, a.q_rs), const64(0)))
+            grow = e.at(grad, b.select(inside, e.mul(r.i, a.Ev), const64(0)))
+            ne, nev = (b.select(inside, n, const64(0)) for n in (a.E, a.Ev))
+            with Loop(b, const64(0), Ep, W, name="qdr") as d:
+                e.vstore(e.load_span(qrow, a.q_cs, d.i, ne), qr, e.add(e.mul(r.i, Ep), d.i))
+            with Loop(b, const64(0), Evp, W, name="odr") as d:
+                e.vstore(e.load_span(grow, const64(1), d.i, nev), dor, e.add(e.mul(r.i, Evp), d.i))
         e.zero_fill(dq, e.mul(Lp, Ep))
         with Loop(b, const64(0), a.S, BR, name="keys") as kb:
             j0 = kb.i
@@ -105,10 +110,11 @@ def build_backward(dtype: str) -> ir.Module:
             kblk = e.at(kbase, e.mul(j0, a.k_rs))
             vblk = e.at(vbase, e.mul(j0, a.v_rs))
             with Loop(b, const64(0), const64(BR), 1, name="kjr") as r:
-                with Loop(b, const64(0), Ep, 1, name="kjd") as d:
-                    ok = b.and_(b.icmp_signed("<", r.i, kn), b.icmp_signed("<", d.i, a.E))
-                    x = e.load(kblk, b.select(ok, e.add(e.mul(r.i, a.k_rs), e.mul(d.i, a.k_cs)), const64(0)))
-                    e.store(b.select(ok, x, zero), kj, e.add(e.mul(r.i, Ep), d.i))
+                inside = b.icmp_signed("<", r.i, kn)
+                krow = e.at(kblk, b.select(inside, e.mul(r.i, a.k_rs), const64(0)))
+                ne = b.select(inside, a.E, const64(0))
+                with Loop(b, const64(0), Ep, W, name="kjd") as d:
+                    e.vstore(e.load_span(krow, a.k_cs, d.i, ne), kj, e.add(e.mul(r.i, Ep), d.i))
             e.zero_fill(dk, e.mul(const64(BR), Ep))
             e.zero_fill(dv, e.mul(const64(BR), Evp))
             first = b.select(b.icmp_signed("!=", a.causal, const64(0)), j0, const64(0))
@@ -124,37 +130,18 @@ def build_backward(dtype: str) -> ir.Module:
                 call_tile(e, tile, 1, BR, Ep, kn, dst, 1, BR, kj, Ep, e.at(dq, e.mul(i0, Ep)), Ep)
             with Loop(b, const64(0), kn, 1, name="dkr") as r:
                 row = e.add(j0, r.i)
-                with Loop(b, const64(0), a.E, 1, name="dkd") as d:
-                    e.store(e.load(dk, e.add(e.mul(r.i, Ep), d.i)), res,
-                            e.add(e.mul(a.L, a.E), e.mul(row, a.E), d.i))
-                with Loop(b, const64(0), a.Ev, 1, name="dvd") as d:
-                    e.store(e.load(dv, e.add(e.mul(r.i, Evp), d.i)), res,
-                            e.add(e.mul(a.L, a.E), e.mul(a.S, a.E), e.mul(row, a.Ev), d.i))
+                dk_row = e.at(res, e.add(e.mul(a.L, a.E), e.mul(row, a.E)))
+                with Loop(b, const64(0), a.E, W, name="dkd") as d:
+                    e.store_span(e.vload(dk, e.add(e.mul(r.i, Ep), d.i)), dk_row, d.i, a.E)
+                dv_row = e.at(res, e.add(e.mul(a.L, a.E), e.mul(a.S, a.E), e.mul(row, a.Ev)))
+                with Loop(b, const64(0), a.Ev, W, name="dvd") as d:
+                    e.store_span(e.vload(dv, e.add(e.mul(r.i, Evp), d.i)), dv_row, d.i, a.Ev)
         with Loop(b, const64(0), a.L, 1, name="dqr") as r:
-            with Loop(b, const64(0), a.E, 1, name="dqd") as d:
-                e.store(e.load(dq, e.add(e.mul(r.i, Ep), d.i)), res, e.add(e.mul(r.i, a.E), d.i))
+            dq_row = e.at(res, e.mul(r.i, a.E))
+            with Loop(b, const64(0), a.E, W, name="dqd") as d:
+                e.store_span(e.vload(dq, e.add(e.mul(r.i, Ep), d.i)), dq_row, d.i, a.E)
     finish()
     return module
-
-
-class _when:
-    """``with _when(b, cond):`` the body runs only when ``cond`` holds."""
-
-    def __init__(self, b, cond):
-        self.b, self.cond = b, cond
-
-    def __enter__(self):
-        b = self.b
-        self.then = b.append_basic_block("when")
-        self.done = b.append_basic_block("when.end")
-        b.cbranch(self.cond, self.then, self.done)
-        b.position_at_end(self.then)
-
-    def __exit__(self, *exc):
-        if exc[0] is None:
-            self.b.branch(self.done)
-            self.b.position_at_end(self.done)
-        return False
 
 
 def _probabilities(e: Emitter, st, kn, j0, i0, causal, lse):

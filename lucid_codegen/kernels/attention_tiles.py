@@ -110,6 +110,71 @@ class Emitter:
         vt = ir.VectorType(I64, self.w)
         return self.b.add(self.splat(base, vt), ir.Constant(vt, list(range(self.w))))
 
+    def lanes_below(self, base, n):
+        """The lanes ``i`` with ``base + i < n`` (a vector of i1)."""
+        return self.b.icmp_signed("<", self.lane_indices(base), self.splat(n, ir.VectorType(I64, self.w)))
+
+    # ---- packing: a vector from W scalars at any strides, and back
+    def gather(self, ptr, offsets):
+        """The vector ``[ptr[offsets[0]], …, ptr[offsets[W-1]]]`` (W scalar loads: the
+        packs read the user's q, k, v at any strides, and read transposed)."""
+        v = ir.Constant(self.vt, ir.Undefined)
+        for i, off in enumerate(offsets):
+            v = self.b.insert_element(v, self.load(ptr, off), ir.Constant(ir.IntType(32), i))
+        return v
+
+    def row_offsets(self, r0, n, stride):
+        """``(offsets, valid)`` of rows ``r0 + i`` (i < W) at ``stride``: offset 0 (always
+        readable) for rows at or past ``n``, and the lanes of the rows before it."""
+        b = self.b
+        offs = []
+        for i in range(self.w):
+            r = self.add(r0, const64(i))
+            offs.append(b.select(b.icmp_signed("<", r, n), self.mul(r, stride), const64(0)))
+        return offs, self.lanes_below(r0, n)
+
+    def load_span(self, ptr, stride, d, n):
+        """``[ptr[(d+i)·stride] if d+i < n else 0 for i < W]``: one vector load where the
+        span is contiguous and whole, else W scalar loads."""
+        b = self.b
+        whole = b.and_(b.icmp_signed("==", stride, const64(1)), b.icmp_signed("<=", self.add(d, const64(self.w)), n))
+        fast_bb, slow_bb, join_bb = (b.append_basic_block(x) for x in ("span.v", "span.s", "span.j"))
+        b.cbranch(whole, fast_bb, slow_bb)
+        b.position_at_end(fast_bb)
+        fast = self.vload(ptr, d)
+        b.branch(join_bb)
+        b.position_at_end(slow_bb)
+        offs = [b.select(b.icmp_signed("<", self.add(d, const64(i)), n), self.mul(self.add(d, const64(i)), stride),
+                         const64(0)) for i in range(self.w)]
+        slow = b.select(self.lanes_below(d, n), self.gather(ptr, offs), self.vconst(0.0))
+        b.branch(join_bb)
+        b.position_at_end(join_bb)
+        phi = b.phi(self.vt)
+        phi.add_incoming(fast, fast_bb)
+        phi.add_incoming(slow, slow_bb)
+        return phi
+
+    def store_span(self, value, ptr, d, n):
+        """``ptr[d+i] = value[i]`` for the lanes with ``d + i < n``: one vector store where
+        the span is whole, else a scalar store per lane that is inside."""
+        b = self.b
+        fast_bb, slow_bb, join_bb = (b.append_basic_block(x) for x in ("put.v", "put.s", "put.j"))
+        b.cbranch(b.icmp_signed("<=", self.add(d, const64(self.w)), n), fast_bb, slow_bb)
+        b.position_at_end(fast_bb)
+        self.vstore(value, ptr, d)
+        b.branch(join_bb)
+        b.position_at_end(slow_bb)
+        for i in range(self.w):
+            at = self.add(d, const64(i))
+            lane_bb, next_bb = b.append_basic_block("put.lane"), b.append_basic_block("put.next")
+            b.cbranch(b.icmp_signed("<", at, n), lane_bb, next_bb)
+            b.position_at_end(lane_bb)
+            self.store(b.extract_element(value, ir.Constant(ir.IntType(32), i)), ptr, at)
+            b.branch(next_bb)
+            b.position_at_end(next_bb)
+        b.branch(join_bb)
+        b.position_at_end(join_bb)
+
 
 class Args:
     """Named int64 words of a kernel's argument block (``names``: their order)."""
