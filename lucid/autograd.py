@@ -162,7 +162,8 @@ def _derive(order, leaves, wrt, retained):
     forward, sources = expand(order, leaves)
     forward = Graph(forward.inputs, forward.nodes, (order[-1].value if order else leaves[0].value,))
     with compile_times.compilation("backward"):  # (LUCID_DEBUG: autodiff, then the pipeline)
-        bwd = pipeline.run(forward, pipeline.differentiate(wrt, [order[i].value for i in retained]),
+        held = [v for v, where in sources.items() if where[0] != "s"]  # tensors and numbers
+        bwd = pipeline.run(forward, pipeline.differentiate(wrt, [order[i].value for i in retained], held),
                            "backward").backward
         missing = [v for v in bwd.residuals if v not in sources]
         if missing:

@@ -59,6 +59,7 @@ class Options:
 
     wrt: tuple[int, ...] | None = None
     retained: tuple = ()
+    free: tuple = ()
     simplify: bool = True
     fuse: bool = True
     fusion: bool = True
@@ -70,10 +71,12 @@ EAGER = Options(simplify=False, verify=False)
 UPDATE = Options(simplify=False, fuse=False)
 
 
-def differentiate(wrt, retained=()) -> Options:
+def differentiate(wrt, retained=(), free=()) -> Options:
     """Autodiff alone: the backward graph of the input positions ``wrt`` (and of the
-    ``retained`` intermediate values) and the residuals it reads."""
-    return Options(wrt=tuple(wrt), retained=tuple(retained), simplify=False, fuse=False, verify=False)
+    ``retained`` intermediate values) and the residuals it reads (``free``: values the
+    caller holds anyway, see ``autodiff.run``)."""
+    return Options(wrt=tuple(wrt), retained=tuple(retained), free=tuple(free), simplify=False, fuse=False,
+                   verify=False)
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def run(graph: Graph, options: Options = COMPILE, name: str = "graph") -> Result
     current = graph
     if options.wrt is not None:
         with phase("autodiff"):
-            backward = autodiff.run(graph, options.wrt, options.retained)
+            backward = autodiff.run(graph, options.wrt, options.retained, options.free)
         current = backward.graph
         if check:
             _verify(name, current)

@@ -406,6 +406,76 @@ def test_gelu_forward_is_one_elementwise_kernel():
     np.testing.assert_allclose(got, F.gelu(x).numpy(), rtol=1e-12)
 
 
+def _gelu_step(x, w1, b1, w2):
+    """A linear, GELU and a linear, differentiated inside the compiled function (the
+    backward GEMM's epilogue recomputes ``erf(x/√2) + 1`` from its clones)."""
+    y = F.linear(F.gelu(F.linear(x, w1, b1)), w2)
+    loss = (y * y).sum()
+    loss.backward()
+    return loss
+
+
+def test_gelu_in_a_compiled_training_step_is_one_forward_loop():
+    """The forward's ``erf(x/√2) + 1``, which the backward GEMM reads only through the
+    clones in its epilogue, moves into ``x/2 · (erf + 1)``'s loop once the walk is done
+    (``Partition.absorb_after_walk``): one elementwise kernel with erf, the same values
+    as eager mode."""
+    rng = np.random.default_rng(3)
+    args = [lucid.tensor(rng.standard_normal(s), requires_grad=r)
+            for s, r in (((8, 5), False), ((12, 5), True), ((12,), True), ((3, 12), True))]
+    compiled = lucid.compile(_gelu_step)
+    text = compiled.lower(*args).as_text()
+    heads = [line.strip() for line in text.split("\n") if "= kernel[" in line]
+    h = heads[0].split(":")[0].lstrip("(")          # the first GEMM's output, x·W1ᵀ + b1
+    readers = [k for k in heads if k.split("kernel[")[1].startswith("elementwise")
+               and h in k.split("](")[1].split(")")[0].replace(" ", "").split(",")]
+    assert len(readers) == 1, text                   # (was two loops, both reading it)
+    got = float(compiled(*args).item())
+    grads = [a.grad.numpy().copy() for a in args[1:]]
+    for a in args[1:]:
+        a.grad = None
+    want = float(_gelu_step(*args).item())
+    assert abs(got - want) < 1e-10 * abs(want)
+    for g, a in zip(grads, args[1:]):
+        np.testing.assert_allclose(g, a.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_eager_gelu_saves_its_input_and_one_intermediate():
+    """GELU's backward reads ``x/√2``, ``x/2`` and ``erf(x/√2) + 1``; the first two are
+    one multiply of the input away, so they are recomputed (``autodiff._recompute_cheap``):
+    the residuals are x (held anyway) and ``erf + 1``, the forward one kernel writing two
+    arrays, and the gradient PyTorch's."""
+    import torch
+    out = F.gelu(lucid.tensor(np.zeros((4, 6)), requires_grad=True))
+    graph = recorded_graph(out)
+    bwd = autodiff.run(graph, wrt=[0])
+    ops = {n.out: n.op for n in graph.nodes}
+    assert graph.inputs[0] in bwd.residuals
+    assert sorted(ops.get(v, "input") for v in bwd.residuals) == ["add", "input"]
+    xs = np.random.default_rng(8).standard_normal((4, 6))
+    lx, tx = lucid.tensor(xs, requires_grad=True), torch.tensor(xs, requires_grad=True)
+    fwd = lucid.compile(lambda t: F.gelu(t))
+    assert fwd.lower(lx).as_text("fused").split("# backward")[0].count("kernel[") == 1
+    F.gelu(lx).sum().backward()
+    torch.nn.functional.gelu(tx).sum().backward()
+    np.testing.assert_allclose(lx.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_a_recorded_result_is_never_recomputed_from_an_operand_written_since():
+    """``z = h * 2`` is one multiply of h, but z is a tensor: the backward of ``z * z``
+    reads z itself, so writing h in place afterwards changes nothing (as in PyTorch)."""
+    import torch
+
+    def run(lib):
+        w = lib.tensor([0.5, -1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        h = w * 1.5 + 0.25
+        z = h * 2.0
+        h.mul_(w.flip(0))
+        ((z * z).sum() + h.sum()).backward()
+        return w.grad.numpy()
+    np.testing.assert_allclose(run(lucid), run(torch), rtol=1e-12)
+
+
 @pytest.mark.parametrize("name, call", [
     ("clamp", lambda F, x: x.clamp(-0.5, 0.5)), ("clamp max", lambda F, x: x.clamp(max=1)),
     ("leaky_relu", lambda F, x: F.leaky_relu(x, 0.1)), ("hardtanh", lambda F, x: F.hardtanh(x)),

@@ -86,9 +86,44 @@ def _recompute_gathers(body: Graph, forward: Graph) -> Graph:
     return Graph(body.inputs, tuple(sorted(nodes, key=lambda m: order[m.out])) + body.nodes, body.outputs)
 
 
-def run(forward: Graph, wrt, also=()) -> BackwardGraph:
+def _recompute_cheap(body: Graph, forward: Graph, free) -> Graph:
+    """A forward value the backward reads that one cost-free elementwise op (``cost`` 0:
+    a multiply, an add, a negation ...) makes from ``free`` values (the forward's
+    inputs, and what the caller holds anyway: eager mode's tensors) and scalar
+    constants is re-emitted in the backward instead of saved: GELU's ``x/√2`` and
+    ``x/2`` come again from x, so its forward writes its output and ``erf(x/√2) + 1``,
+    not two more arrays, and its backward reads x (PyTorch saves x too). The choice
+    depends on the node alone, not on which gradients are wanted, so the residuals of
+    fewer wanted gradients stay among those of more (eager records save the latter). A
+    free value or an output itself is never recomputed: it is there anyway, and an
+    eager tensor may have been written in place since (the record that reads it guards
+    it, not the tensors it came from)."""
+    producer = {n.out: n for n in forward.nodes}
+    defined = {n.out for n in body.nodes}
+    read = dict.fromkeys(v for n in body.nodes for v in n.inputs if v not in defined)
+    inputs = set(forward.inputs) | set(free)
+
+    def is_scalar_constant(v):
+        p = producer.get(v)
+        return p is not None and p.op == "constant" and v.shape == ()
+
+    def cheap(n):
+        op = get_op(n.op)
+        return op.group == "elementwise" and op.cost == 0 and not op.random and n.op != "constant"
+
+    kept = inputs | set(forward.outputs)
+    again = [n for n in forward.nodes if n.out in read and n.out not in kept and cheap(n)
+             and all(is_scalar_constant(u) or u in inputs for u in n.inputs)
+             and any(not is_scalar_constant(u) for u in n.inputs)]
+    if not again:
+        return body
+    return Graph(body.inputs, tuple(again) + body.nodes, body.outputs)
+
+
+def run(forward: Graph, wrt, also=(), free=()) -> BackwardGraph:
     """Derive the backward graph; ``also`` names intermediate values whose gradients
-    are wanted too (``Tensor.retain_grad``)."""
+    are wanted too (``Tensor.retain_grad``); ``free``: values besides the inputs that
+    the caller can hand the backward at no cost (see ``_recompute_cheap``)."""
     wrt, also = tuple(wrt), tuple(also)
     wanted = [forward.inputs[i] for i in wrt] + list(also)
     active = {v for v in depends_on(forward, [forward.inputs[i] for i in wrt] + list(also))
@@ -116,7 +151,7 @@ def run(forward: Graph, wrt, also=()) -> BackwardGraph:
     outputs = [grads[v] if v in grads else b.constant(0.0, v.shape, v.dtype) for v in wanted]
 
     body = dce.run(Graph((), tuple(b.nodes), tuple(outputs)))
-    body = _copy_constants(_recompute_gathers(body, forward), forward)
+    body = _copy_constants(_recompute_cheap(_recompute_gathers(body, forward), forward, free), forward)
     defined = {n.out for n in body.nodes} | set(cotangents)
     residuals, seen = [], set()
     for node in body.nodes:

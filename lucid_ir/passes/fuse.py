@@ -419,6 +419,52 @@ class Partition:
             for n in chain:
                 self.group_of[n.out] = k
 
+    def absorb_after_walk(self, outputs) -> None:
+        """``_absorb_small_producers`` once more for every elementwise loop, with the reads
+        counted again over what will run: during the walk, a node that a GEMM epilogue
+        replaced (by one reading clones) or a later reader that has not been walked yet
+        still counted, so GELU's ``erf(x/√2) + 1``, read by the backward GEMM's epilogue
+        only through its clones, stayed a loop of its own beside ``x/2 · (erf + 1)``
+        (one more kernel, and its values through memory)."""
+        self.users = {}
+        for n in self.order:
+            for v in n.inputs:
+                self.users[v] = self.users.get(v, 0) + 1
+        for v in outputs:
+            self.users[v] = self.users.get(v, 0) + 1
+        for k in [g for g in self.groups if g.kind == "elementwise"]:
+            for node in list(k.nodes):
+                if k in self.groups:
+                    self._absorb_small_producers(node, k)
+        for a in [g for g in self.groups if g.kind == "elementwise"]:
+            self._merge_into_reader(a)
+
+    def _merge_into_reader(self, a: Group) -> None:
+        """Move elementwise loop ``a`` whole to the front of the one other loop of its
+        shape that reads it, when no other kernel does: one kernel writing ``a``'s values
+        that are read elsewhere (graph outputs: the residuals a backward keeps) beside
+        its own. GELU's forward keeping its residuals was ``erf(x/√2) + 1`` in one loop
+        and ``x/2 · (erf + 1)`` in another, both reading x. Nothing moves when either
+        loop's other inputs need the other's kernel (a cycle between kernels)."""
+        values = {n.out for n in a.nodes}
+        readers = {self.group_of.get(n.out) for n in self.order
+                   if n.out not in values and any(x in values for x in n.inputs)}
+        readers.discard(None)
+        if len(readers) != 1:
+            return
+        (b,) = readers
+        if b.kind != "elementwise" or b.shape != a.shape:
+            return
+        b_values = {n.out for n in b.nodes}
+        a_in = {x for n in a.nodes for x in n.inputs if x not in values}
+        b_in = {x for n in b.nodes for x in n.inputs if x not in b_values and x not in values}
+        if any(self._depends_on(x, b) for x in a_in) or any(self._depends_on(x, a) for x in b_in):
+            return
+        b.nodes[:0] = a.nodes
+        for n in a.nodes:
+            self.group_of[n.out] = b
+        self.groups.remove(a)
+
     def _place_reduction(self, node: Node) -> None:
         v = node.inputs[0]
         g = self.group_of.get(v)
@@ -537,4 +583,6 @@ def run(graph: Graph, enabled: bool = True) -> Graph:
     part.run(enabled)
     part.prune(graph.outputs)
     part._trim_epilogues()
+    if enabled:
+        part.absorb_after_walk(graph.outputs)
     return _outline(part, graph.inputs, graph.outputs)
