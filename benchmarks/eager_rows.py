@@ -102,6 +102,31 @@ def _numpy_cross_entropy(z, t):
     return -log_p[np.arange(len(t)), t].mean()
 
 
+def _numpy_erf(x):
+    """erf in numpy (which has none): Abramowitz and Stegun 7.1.26, absolute error
+    under 1.5e-7, enough for the rows' tolerance."""
+    t = 1.0 / (1.0 + 0.3275911 * np.abs(x))
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return np.sign(x) * (1.0 - poly * np.exp(-x * x))
+
+
+def _numpy_gelu(x):
+    return 0.5 * x * (1.0 + _numpy_erf(x * 0.7071067811865476))
+
+
+def _gelu_backward(F, x):
+    """GELU forward and backward with the gradient cleared first; x.grad is the result."""
+    x.grad = None
+    F.gelu(x).sum().backward()
+    return x.grad
+
+
+def _numpy_gelu_backward(x):
+    """d gelu = Φ(x) + x φ(x)."""
+    _numpy_gelu(x)
+    return 0.5 * (1.0 + _numpy_erf(x * 0.7071067811865476)) + x * np.exp(-0.5 * x * x) * 0.3989422804014327
+
+
 def _library(t):
     """The module of tensor ``t``'s library (``lucid`` or ``torch``): for calls spelled at
     the top level (``stack``) the same way in both."""
@@ -145,6 +170,8 @@ ROWS = [
         lambda F, x, w, b: F.layer_norm(x, (256,), w, b), _numpy_layer_norm),
     Row("F.rms_norm 64x256", _f((64, 256), (256,)), lambda F, x, w: F.rms_norm(x, (256,), w, eps=1e-6),
         _numpy_rms_norm),
+    Row("F.gelu 512x1024", _f((512, 1024)), lambda F, x: F.gelu(x), _numpy_gelu),
+    Row("F.gelu fwd+bwd 512x1024", _f((512, 1024), grad=True), _gelu_backward, _numpy_gelu_backward),
     Row("F.cross_entropy 64x10", (Input((64, 10)), Input((64,), classes=10)),
         lambda F, z, t: F.cross_entropy(z, t), _numpy_cross_entropy),
     Row("x.T @ y", _f(SQ, SQ), lambda F, x, y: x.T @ y, lambda x, y: x.T @ y),
