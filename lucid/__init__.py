@@ -23,6 +23,7 @@ from .functional_core import cat, maximum, stack, where  # noqa: E402
 from .products import addmm, baddbmm, bmm, matmul, mm  # noqa: E402
 from .tensor import Tensor  # noqa: E402
 from .compiled import compile  # noqa: E402
+from .threading_api import get_num_threads, set_num_threads  # noqa: E402
 from .tracing import TracingError  # noqa: E402
 from .reductions import (all, amax, amin, any, argmax, argmin, cumsum, logsumexp, max,  # noqa: E402,A004
                          mean, min, prod, std, sum, var)
@@ -66,7 +67,7 @@ __all__ = [
     "masked_fill", "index_fill", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
     "std", "logsumexp", "all", "any", "cumsum", "cumprod", "cummax", "cummin", "sort", "argsort", "msort",
     "topk", *_functions.__all__, *_shape_ops.__all__, *_index_ops.__all__,
-    "norm", "linalg", "einsum", "compile", "TracingError", "random", "nn", "optim", "utils", "distributed", "Size", "device", "save", "load", "softmax", "log_softmax", "relu",
+    "norm", "linalg", "einsum", "compile", "get_num_threads", "set_num_threads", "TracingError", "random", "nn", "optim", "utils", "distributed", "Size", "device", "save", "load", "softmax", "log_softmax", "relu",
     "float32", "float64", "int32", "int64", "bool", "dtype", "float", "double", "int", "long",
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 
 import lucid
 import lucid.nn.functional as F
@@ -309,3 +310,24 @@ def test_workers_keep_polling_while_a_native_program_holds_the_pool():
         assert time.monotonic() < deadline, "the idle worker did not go to sleep"
         time.sleep(0.001)
     threads.parallel_for(2, lambda i: None)  # and it wakes for the next job
+
+
+def test_lucid_set_num_threads_is_pytorchs():
+    """``lucid.set_num_threads`` / ``get_num_threads`` take what PyTorch's take and refuse
+    what they refuse, with the same error type; the setting is the pool's."""
+    import torch
+    before = lucid.get_num_threads()
+    try:
+        lucid.set_num_threads(1)
+        assert lucid.get_num_threads() == pool.get_num_threads() == 1
+        lucid.set_num_threads(np.int64(2))
+        assert lucid.get_num_threads() == 2
+        for bad in (0, -1, 2.5, "2"):
+            with pytest.raises(RuntimeError) as ours:
+                lucid.set_num_threads(bad)
+            with pytest.raises(RuntimeError) as theirs:
+                torch.set_num_threads(bad)
+            assert str(ours.value) == str(theirs.value)
+        assert lucid.get_num_threads() == 2
+    finally:
+        lucid.set_num_threads(before)
