@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import operator
 
-from lucid_codegen.runtime import threads
-
 __all__ = ["get_num_threads", "set_num_threads"]
 
 
 def get_num_threads() -> int:
     """The number of threads large kernels split across."""
+    from lucid_codegen.runtime import threads  # (on first use: it loads LLVM, import lucid does not)
     return threads.get_num_threads()
 
 
@@ -37,4 +36,5 @@ def set_num_threads(num: int) -> None:
         raise RuntimeError(f"set_num_threads expects an int, but got {type(num).__name__}") from None
     if n < 1:
         raise RuntimeError("set_num_threads expects a positive integer")
+    from lucid_codegen.runtime import threads
     threads.set_num_threads(n)
