@@ -2,14 +2,15 @@
 ``F.scaled_dot_product_attention`` and the same step under ``lucid.compile``) against
 PyTorch's ``scaled_dot_product_attention`` (its CPU flash-attention kernels).
 
-    python benchmarks/bench_attention.py [--quick] [--lengths 256,1024]
+    python benchmarks/bench_attention.py [--quick] [--lengths 256,1024] [--shape 4,8,64]
 
 One row per (thread count, sequence length, mode): q, k, v of batch 4, 8 heads, head dim
-64; a step is ``loss = sdpa(q, k, v, is_causal=True).sum(); loss.backward()``. Each
+64 (``--shape B,H,D``; the GPT workload's heads are ``--shape 16,4,32 --lengths 64``,
+where packing the operands weighs as much as the products); a step is ``loss = sdpa(q, k, v, is_causal=True).sum(); loss.backward()``. Each
 thread count runs in its own process, every library set to that count. Times are medians
 of interleaved rounds (the order rotating through every permutation); ``ratio`` is the
 mode's time over torch's (< 1: lucid faster); ``GFLOP/s`` counts the causal products'
-useful FLOPs (forward 2, backward 5 products of half the L×L×64 each); ``fwd ms`` is the
+useful FLOPs (forward 2, backward 5 products of half the L×L×D each); ``fwd ms`` is the
 forward alone (no autograd recording); ``max err`` the largest difference of q's gradient
 from torch's. The load average is printed with the figures: the machine is shared.
 """
@@ -24,9 +25,11 @@ BATCH, HEADS, HEAD_DIM = 4, 8, 64
 
 def _options(parser):
     parser.add_argument("--lengths", default="256,1024", help="sequence lengths (comma-separated)")
+    parser.add_argument("--shape", default=f"{BATCH},{HEADS},{HEAD_DIM}",
+                        help="batch, heads and head dim (comma-separated)")
 
 
-def worker(nthreads: int, quick: bool, lengths) -> dict:
+def worker(nthreads: int, quick: bool, lengths, shape=(BATCH, HEADS, HEAD_DIM)) -> dict:
     setup_path()
     import numpy as np
     import torch
@@ -37,10 +40,11 @@ def worker(nthreads: int, quick: bool, lengths) -> dict:
 
     torch.set_num_threads(nthreads)
     threads.set_num_threads(nthreads)
+    batch, heads, head_dim = shape
     rows = []
     for T in lengths:
         rng = np.random.default_rng(0)
-        arrays = [rng.standard_normal((BATCH, HEADS, T, HEAD_DIM)).astype(np.float32) for _ in range(3)]
+        arrays = [rng.standard_normal((batch, heads, T, head_dim)).astype(np.float32) for _ in range(3)]
         lq, lk, lv = (lucid.tensor(a, requires_grad=True) for a in arrays)
         tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in arrays)
 
@@ -80,7 +84,7 @@ def worker(nthreads: int, quick: bool, lengths) -> dict:
         torch_step()
         eager()
         err = float(np.abs(np.asarray(lq.grad.numpy()) - tq.grad.numpy()).max())
-        flop = 7 * 2.0 * BATCH * HEADS * T * T * HEAD_DIM / 2
+        flop = 7 * 2.0 * batch * heads * T * T * head_dim / 2
         for mode, t in steps.items():
             rows.append(dict(T=T, mode=mode, seconds=t, torch=steps["torch"], flop=flop,
                              fwd=fwd.get(mode.split(".")[0]), err=err if mode == "lucid" else None))
@@ -90,13 +94,16 @@ def worker(nthreads: int, quick: bool, lengths) -> dict:
 def main() -> None:
     args = command_line(__doc__, options=_options)
     lengths = [int(x) for x in args.lengths.split(",")]
+    shape = tuple(int(x) for x in args.shape.split(","))
+    if len(shape) != 3:
+        raise SystemExit(f"--shape takes batch,heads,head_dim; got {args.shape!r}")
     if args.worker:
         import json
-        print(json.dumps(worker(args.worker, args.quick, lengths)))
+        print(json.dumps(worker(args.worker, args.quick, lengths, shape)))
         return
-    extra = (["--quick"] if args.quick else []) + ["--lengths", args.lengths]
+    extra = (["--quick"] if args.quick else []) + ["--lengths", args.lengths, "--shape", args.shape]
     results = run_per_thread_count(os.path.abspath(__file__), (1, 2), extra)
-    print(f"causal SDPA forward + backward, float32, batch {BATCH} x {HEADS} heads x T x {HEAD_DIM}; "
+    print(f"causal SDPA forward + backward, float32, batch {shape[0]} x {shape[1]} heads x T x {shape[2]}; "
           f"interleaved medians")
     table = []
     for res in results:
