@@ -109,6 +109,29 @@ def test_transposed_views_as_a_gpt_head_split():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("causal", [True, False])
+def test_features_at_a_stride_and_partial_vectors_give_the_contiguous_bits(dtype, causal):
+    """q, k, v whose feature axis is not contiguous (transposed (D, T) storage: the packs
+    gather W scalars a vector) and head dims that are not a multiple of the vector width
+    (20, 12: the packs' and copy-outs' partial spans), against the same values stored
+    contiguously, bit for bit, and against PyTorch."""
+    q, k, v, g = _inputs((2, 3), 37, 41, 20, 12, seed=9)
+    contiguous = _lucid(q, k, v, g, causal, dtype)
+
+    lq, lk, lv = (lucid.tensor(np.ascontiguousarray(np.swapaxes(x.astype(dtype), -1, -2))).transpose(-1, -2)
+                  for x in (q, k, v))
+    for t in (lq, lk, lv):
+        assert t.stride()[-1] != 1
+        t.requires_grad_(True)
+    out = F.scaled_dot_product_attention(lq, lk, lv, is_causal=causal)
+    out.backward(lucid.tensor(g.astype(dtype)))
+    got = [np.asarray(x.numpy()) for x in (out, lq.grad, lk.grad, lv.grad)]
+    for a, b in zip(got, contiguous):
+        assert np.array_equal(a, b)
+    _close(got, _torch(q, k, v, g, causal), dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_one_and_two_threads_give_the_same_bits(dtype):
     q, k, v, g = _inputs((2, 4), 300, 300, 64, 64, seed=3)
     assert attention_steps.work_split.attention_splits(4 * 8 * 300 * 300 * 64 * 0.5)  # (the call splits)
