@@ -159,6 +159,7 @@ ROWS = [
     Row("2.0 * x", _f(SQ), lambda F, x: 2.0 * x, lambda x: 2.0 * x),
     Row("x.tanh()", _f(SQ), lambda F, x: x.tanh(), np.tanh),
     Row("x.sigmoid()", _f(SQ), lambda F, x: x.sigmoid(), lambda x: 1 / (1 + np.exp(-x))),
+    Row("x.mean()", _f(SQ), lambda F, x: x.mean(), lambda x: x.mean()),
     Row("x.mean(axis=1)", _f(SQ), lambda F, x: x.mean(axis=1), lambda x: x.mean(axis=1),
         torch_fn=lambda F, x: x.mean(dim=1)),
     Row("F.softmax(x, axis=-1)", _f(SQ), lambda F, x: F.softmax(x, axis=-1), _numpy_softmax,

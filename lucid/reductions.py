@@ -32,10 +32,14 @@ from __future__ import annotations
 import builtins
 from collections import namedtuple
 
+import numpy as np
+
 from . import dispatch, functional_core
+from .tensor import Tensor as _Tensor
 from .dtypes import as_dtype
 
 _FLOATS = ("float32", "float64")
+_NP_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 #: the named tuples ``max(x, dim)``/``min(x, dim)`` return (as ``torch.return_types``)
 max_result = namedtuple("max", ["values", "indices"])
@@ -142,6 +146,9 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=None
     >>> lucid.mean(lucid.tensor([[1.0, 2.0], [3.0, 5.0]]), dim=(0, 1)).item()
     2.75
     """
+    if (dim is None and not keepdim and dtype is None and axis is None and keepdims is None
+            and type(input) is _Tensor and input._data is not None and input._data.dtype in _NP_FLOATS):
+        return dispatch.apply1("mean", input, _EVERY_AXIS)  # x.mean(): the unrolled path
     dim, keepdim = _spelling("mean", dim, keepdim, axis, keepdims)
     x = _with_dtype(_tensor(input), dtype)
     if x.dtype not in _FLOATS:
