@@ -25,11 +25,9 @@ Sign restored with copysign (``erf(-0.0) = -0.0``); NaN stays NaN.
 """
 from __future__ import annotations
 
-import math
-
 from lucid_codegen.kernels.erf_coefficients import SMALL, SMALL32, TAIL, TAIL32
-from lucid_codegen.kernels.vector_math import (F64, call_intrinsic, const, emit_exp, exp_poly, fma, int_type_for, pow2i,
-                                               scalar_of, select_nan)
+from lucid_codegen.kernels.vector_math import (F64, call_intrinsic, const, emit_exp, exp_poly, exp_reduce, fma,
+                                               int_type_for, pow2i, scalar_of, select_nan)
 
 __all__ = ["emit_erf"]
 
@@ -90,11 +88,8 @@ def _exp_of_tail(b, z):
     polynomial without what this range never needs (clamping, NaN, the two-step scale
     that keeps subnormal results: e^z >= 2e-7 here), so ``erf`` costs fewer operations
     (it is GELU's whole cost; same values as ``emit_exp``, the scale is exact)."""
-    ty = z.type
-    n = call_intrinsic(b, "rint", [b.fmul(z, const(ty, 1.0 / math.log(2.0)))])
-    r = fma(b, n, const(ty, -0.693359375), z)
-    r = fma(b, n, const(ty, 2.12194440e-4), r)
-    return b.fmul(exp_poly(b, r), pow2i(b, b.fptosi(n, int_type_for(ty)), ty))
+    n, r = exp_reduce(b, z, clamp=False)
+    return b.fmul(exp_poly(b, r), pow2i(b, b.fptosi(n, int_type_for(z.type)), z.type))
 
 
 def emit_erf(b, x):

@@ -144,16 +144,19 @@ def pow2i(b, n_int, ty):
     return b.bitcast(bits, ty)
 
 
-def exp_reduce(b, x):
+def exp_reduce(b, x, clamp: bool = True):
     """x = n ln2 + r, |r| <= ln2/2 (ln2 in two parts, x clamped to where e^x is neither
-    0 nor inf yet): returns (n as a float, r)."""
+    0 nor inf yet; ``clamp=False`` for a caller whose x never leaves that range):
+    returns (n as a float, r)."""
     ty = x.type
     if scalar_of(ty) == F32:
         lo, hi, c1, c2 = -104.0, 89.0, 0.693359375, -2.12194440e-4
     else:
         lo, hi, c1, c2 = -746.0, 710.0, 6.93145751953125e-1, 1.42860682030941723212e-6
-    xc = call_intrinsic(b, "maxnum", [x, const(ty, lo)])
-    xc = call_intrinsic(b, "minnum", [xc, const(ty, hi)])
+    xc = x
+    if clamp:
+        xc = call_intrinsic(b, "maxnum", [xc, const(ty, lo)])
+        xc = call_intrinsic(b, "minnum", [xc, const(ty, hi)])
     n = call_intrinsic(b, "rint", [b.fmul(xc, const(ty, 1.0 / math.log(2.0)))])
     r = fma(b, n, const(ty, -c1), xc)
     return n, fma(b, n, const(ty, -c2), r)
