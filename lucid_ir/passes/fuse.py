@@ -426,10 +426,11 @@ class Partition:
         still counted, so GELU's ``erf(x/√2) + 1``, read by the backward GEMM's epilogue
         only through its clones, stayed a loop of its own beside ``x/2 · (erf + 1)``
         (one more kernel, and its values through memory)."""
-        self.users = {}
+        self.users, readers = {}, {}
         for n in self.order:
             for v in n.inputs:
                 self.users[v] = self.users.get(v, 0) + 1
+                readers.setdefault(v, []).append(n)
         for v in outputs:
             self.users[v] = self.users.get(v, 0) + 1
         for k in [g for g in self.groups if g.kind == "elementwise"]:
@@ -437,18 +438,19 @@ class Partition:
                 if k in self.groups:
                     self._absorb_small_producers(node, k)
         for a in [g for g in self.groups if g.kind == "elementwise"]:
-            self._merge_into_reader(a)
+            self._merge_into_reader(a, readers)
 
-    def _merge_into_reader(self, a: Group) -> None:
+    def _merge_into_reader(self, a: Group, readers_of) -> None:
         """Move elementwise loop ``a`` whole to the front of the one other loop of its
         shape that reads it, when no other kernel does: one kernel writing ``a``'s values
         that are read elsewhere (graph outputs: the residuals a backward keeps) beside
         its own. GELU's forward keeping its residuals was ``erf(x/√2) + 1`` in one loop
         and ``x/2 · (erf + 1)`` in another, both reading x. Nothing moves when either
-        loop's other inputs need the other's kernel (a cycle between kernels)."""
+        loop's other inputs need the other's kernel (a cycle between kernels).
+        ``readers_of``: value -> the nodes that read it (nodes never change here, only
+        the groups they are in)."""
         values = {n.out for n in a.nodes}
-        readers = {self.group_of.get(n.out) for n in self.order
-                   if n.out not in values and any(x in values for x in n.inputs)}
+        readers = {self.group_of.get(r.out) for v in values for r in readers_of.get(v, ()) if r.out not in values}
         readers.discard(None)
         if len(readers) != 1:
             return
