@@ -55,6 +55,11 @@ class CallSite:
         # all arguments tensors: the pattern is two tuples, compared at once
         self.types = tuple(kind for kind, _ in pattern)
         self.requires = tuple(want for _, want in pattern) if set(self.types) == {Tensor} else None
+        #: the call (``run(args)``): the program's closure for all-tensor calls it runs
+        #: with its plan alone (``Program.plain_call``), else this site's ``__call__``
+        plain = (program.plain_call(self.types, self.requires, grad_enabled)
+                 if self.requires is not None else None)
+        self.run = plain if plain is not None else self.__call__
 
     def __call__(self, args: tuple):
         """The program's result for ``args``, or ``MISS`` (nothing done)."""

@@ -46,7 +46,7 @@ from lucid_ir.graph import Graph
 from lucid_ir import pipeline
 from lucid_ir.passes import autodiff
 
-from . import pytree, versions
+from . import grad_mode, pytree, versions
 from .autograd import CallOutput
 from .call_site import MISS, CallSite
 from .compiler import compile_graph
@@ -154,6 +154,7 @@ class Program:
         # and the guards that are not arrays
         self.run_prepared = getattr(self.run_forward, "run_prepared", None)
         self.check_prepared = getattr(self.run_forward, "check_prepared", None)
+        self.prepared_call = getattr(self.run_forward, "prepared_call", None)
         self.captured_requires = [(t, req) for t, (_, _, req) in zip(self.captured, self.captured_sig)]
         self.grads_absent = [owner for owner, expected in self.grad_guards if expected is None]
         self.guarded = bool(self.captured_requires or self.grads_absent or self.static_guards)
@@ -243,6 +244,39 @@ class Program:
         if self.plain_result:
             return _wrap(results[0])
         return self._outputs(dynamic, inputs, arrays, results)
+
+    def plain_call(self, types: tuple, requires: tuple, grad_enabled: bool):
+        """``call_prepared`` for a call site whose arguments are all tensors, as one
+        closure over what it reads: ``call(args)`` gives the result tensor or ``MISS``.
+        Only for a program whose call is its plan's and nothing more (no guards but the
+        arrays' and the captured tensors' ``requires_grad``, no gradients read or
+        dropped, no scalar sources, one plain result); else None."""
+        make = self.prepared_call
+        if (make is None or self.grads_absent or self.static_guards or self.grad_inputs
+                or self.scalar_sources or self.grads_dropped or not self.plain_result):
+            return None
+        run = make()
+        if run is None:
+            return None
+        captured, program, state = tuple(self.captured), self, grad_mode._state
+        captured_requires = tuple(req for _, req in self.captured_requires)
+        any_requires = any(requires)
+
+        def call(args):
+            if (state.enabled != grad_enabled or tuple(map(type, args)) != types
+                    or (tuple(map(_REQUIRES, args)) != requires if any_requires
+                        else True in map(_REQUIRES, args))
+                    or (captured and tuple(map(_REQUIRES, captured)) != captured_requires)):
+                return MISS
+            arrays = list(map(_DATA, args))
+            if captured:
+                arrays += map(_DATA, captured)
+            results = run(arrays)
+            if results is None:
+                return MISS
+            program.calls_prepared += 1
+            return _wrap(results[0])
+        return call
 
     def _other_guards_hold(self, dynamic: list) -> bool:
         """``guards_hold`` but what a native program checks (the arrays' layouts)."""
@@ -493,7 +527,7 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         site = self._site
         if site is not None and not kwargs:
-            result = site(args)
+            result = site.run(args)
             if result is not MISS:
                 return result
         if not kwargs:
@@ -524,6 +558,7 @@ class CompiledFunction:
 
 _DYNAMIC = (Tensor, np.ndarray)
 _DATA = operator.attrgetter("_data")
+_REQUIRES = operator.attrgetter("requires_grad")
 _wrap = Tensor._wrap
 _STATIC = (int, float, bool, str, type(None))
 

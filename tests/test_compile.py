@@ -312,6 +312,58 @@ def test_what_the_prepared_path_must_not_miss():
     np.testing.assert_allclose(f(x, 2.0).numpy(), want(x, 2.0), rtol=1e-5)
 
 
+def test_what_the_plain_call_closure_must_not_miss():
+    """A call site of tensors whose program only runs its plan (no gradient anywhere)
+    calls ``Program.plain_call``'s closure; each change it must see falls back to the
+    general path with the right result: an argument's or a captured tensor's
+    ``requires_grad``, grad mode, an array or a Tensor subclass for an argument, a
+    captured array of another shape, an argument's strides."""
+    rng = np.random.default_rng(2)
+    w = Tensor(rng.standard_normal((3, 4)).astype(np.float32))
+    f = lucid.compile(lambda x, b: F.linear(x, w, b))
+    x = Tensor(rng.standard_normal((2, 4)).astype(np.float32))
+    b = Tensor(rng.standard_normal(3).astype(np.float32))
+
+    def want(x):
+        return x.astype(np.float64) @ w.numpy().T.astype(np.float64) + b.numpy()
+
+    def warm():
+        before = _prepared_calls(f)
+        for _ in range(3):
+            out = f(x, b)
+        assert _prepared_calls(f) > before or not NATIVE
+        assert not out.requires_grad and type(out) is Tensor
+        np.testing.assert_allclose(out.numpy(), want(x.numpy()), rtol=1e-5)
+    warm()
+    assert (f._site.run.__name__ == "call") or not NATIVE    # the closure, not the site
+    xg = Tensor(x.numpy(), requires_grad=True)                                  # an argument's flag
+    f(xg, b).sum().backward()
+    np.testing.assert_allclose(xg.grad, np.tile(w.numpy().sum(0), (2, 1)), rtol=1e-5)
+    warm()
+    w.requires_grad = True                                                      # a captured flag
+    out = f(x, b)
+    assert out.requires_grad
+    out.sum().backward()
+    np.testing.assert_allclose(w.grad, np.tile(x.numpy().sum(0), (3, 1)), rtol=1e-5)
+    w.requires_grad, w.grad = False, None
+    warm()
+    with lucid.no_grad():                                                       # grad mode
+        np.testing.assert_allclose(f(x, b).numpy(), want(x.numpy()), rtol=1e-5)
+    warm()
+    np.testing.assert_allclose(f(x.numpy(), b).numpy(), want(x.numpy()), rtol=1e-5)  # an array
+
+    class Sub(Tensor):
+        pass
+    np.testing.assert_allclose(f(Sub(x.numpy()), b).numpy(), want(x.numpy()), rtol=1e-5)
+    warm()
+    xt = Tensor(np.asfortranarray(x.numpy()))                                   # strides only
+    np.testing.assert_allclose(f(xt, b).numpy(), want(x.numpy()), rtol=1e-5)
+    warm()
+    w._data = rng.standard_normal((5, 4)).astype(np.float32)                    # captured shape
+    b5 = Tensor(rng.standard_normal(5).astype(np.float32))
+    np.testing.assert_allclose(f(x, b5).numpy(), x.numpy() @ w.numpy().T + b5.numpy(), rtol=1e-5)
+
+
 def test_a_gradient_guard_is_checked_on_the_prepared_path():
     """A function reading ``w.grad`` (None when traced): a call after ``w.grad`` appeared
     must not run the program traced for None."""

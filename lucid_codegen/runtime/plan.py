@@ -264,6 +264,24 @@ class Plan(Executable):
                 return self._deliver(arrays, outs) if self.donations else outs
         return None
 
+    def prepared_call(self):
+        """``run_prepared`` as a closure over what it reads, for a caller's hot path (a
+        compiled function's call site): ``run(arrays)`` gives the outputs or None, as
+        ``run_prepared(arrays)`` would. None for a plan that writes donated inputs."""
+        if self.donations:
+            return None
+        local, n_kernels, launches, num_threads = self._local, self.n_kernels, _LAUNCHES, get_num_threads
+
+        def run(arrays):
+            last = getattr(local, "last", None)
+            if last is None or last.num_threads != num_threads():
+                return None
+            outs = last.run(arrays)
+            if outs is not None:
+                launches[0] += n_kernels
+            return outs
+        return run
+
     def check_prepared(self, arrays) -> bool:
         """Whether ``run_prepared`` would take arrays whose first ones are ``arrays`` (the
         same native checks, over these only; nothing runs): for a caller that computes
