@@ -162,6 +162,23 @@ def test_special_values(dtype):
         assert_close(got[0], want[0], dtype)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_maximum_and_minimum_of_tied_zeros_keep_the_second_sign(dtype):
+    """maximum / minimum of -0.0 and 0.0 give the second operand, as numpy and PyTorch
+    do (``log(maximum(x, y)) / maximum(x, y)`` is +inf or -inf by that sign)."""
+    import torch
+    x = np.array([-0.0, 0.0, -0.0, 0.0, np.nan, 1.0] * 3, dtype)  # (18: a vector and a tail)
+    y = np.array([0.0, -0.0, -0.0, 0.0, 1.0, np.nan] * 3, dtype)
+    for op in ("maximum", "minimum"):
+        b = GraphBuilder()
+        u, v = b.input(x.shape, dtype), b.input(x.shape, dtype)
+        got = ElementwiseKernel.for_graph(b.build([b.emit(op, u, v)]))([x, y])[0]
+        for want in (getattr(np, op)(x, y), getattr(torch, op)(torch.from_numpy(x), torch.from_numpy(y)).numpy()):
+            zero = want == 0
+            np.testing.assert_array_equal(np.signbit(got[zero]), np.signbit(want[zero]))
+            np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("dtype,tol", [("float32", 1e-6), ("float64", 1e-13)])
 def test_transcendental_accuracy(dtype, tol):
     rng = np.random.default_rng(5)

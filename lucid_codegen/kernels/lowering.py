@@ -63,8 +63,9 @@ def _extremum(b, x, y, larger: bool):
         return b.or_(x, y) if larger else b.and_(x, y)
     if kind == "i":
         return b.select(b.icmp_signed(">=" if larger else "<=", x, y), x, y)
-    # numpy: x if it wins (or ties) or x is NaN, else y, so a NaN on either side wins
-    take_x = b.or_(b.fcmp_ordered(">=" if larger else "<=", x, y), is_nan(b, x))
+    # numpy and PyTorch: x if it wins strictly or x is NaN, else y (a tie gives y: the
+    # sign of maximum(-0.0, 0.0) is y's), so a NaN on either side wins
+    take_x = b.or_(b.fcmp_ordered(">" if larger else "<", x, y), is_nan(b, x))
     return b.select(take_x, x, y)
 
 
