@@ -35,7 +35,7 @@ import llvmlite.ir as ir
 
 from lucid_codegen.jit.cache import load_or_compile, source_stamp
 from lucid_codegen.jit.llvm import loop_pipeline
-from lucid_codegen.kernels.loops import I64, Loop, RowWalk, const64, load_arg, splat
+from lucid_codegen.kernels.loops import I64, Loop, RowWalk, bit_width, const64, load_arg, masked_intrinsic, splat
 
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
@@ -110,7 +110,7 @@ def _move_unit(b, src, dst, n, add):
     masked: a row of 16 floats is one vector (LLVM's own vector loop, several vectors a
     turn, would leave such short rows to its scalar remainder loop)."""
     ty = src.type.pointee
-    lanes = 512 // _width(ty)
+    lanes = 512 // bit_width(ty)
     vty = ir.VectorType(ty, lanes)
     vp = vty.as_pointer()
 
@@ -120,11 +120,11 @@ def _move_unit(b, src, dst, n, add):
             v = b.load(s, align=1)
             b.store(_plus(b, b.load(d, align=1), v) if add else v, d, align=1)
             return
-        v = b.call(_masked(b.module, "load", vty), [s, ir.IntType(32)(1), mask, ir.Constant(vty, None)])
+        v = b.call(masked_intrinsic(b.module, "load", vty), [s, ir.IntType(32)(1), mask, ir.Constant(vty, None)])
         if add:
-            v = _plus(b, b.call(_masked(b.module, "load", vty), [d, ir.IntType(32)(1), mask,
+            v = _plus(b, b.call(masked_intrinsic(b.module, "load", vty), [d, ir.IntType(32)(1), mask,
                                                                 ir.Constant(vty, None)]), v)
-        b.call(_masked(b.module, "store", vty), [v, d, ir.IntType(32)(1), mask])
+        b.call(masked_intrinsic(b.module, "store", vty), [v, d, ir.IntType(32)(1), mask])
 
     full = b.mul(b.sdiv(n, const64(lanes)), const64(lanes))
     with Loop(b, const64(0), full, lanes, name="unit") as lp:
@@ -133,25 +133,6 @@ def _move_unit(b, src, dst, n, add):
     with b.if_then(b.icmp_signed(">", rest, const64(0))):
         lane = ir.Constant(ir.VectorType(I64, lanes), list(range(lanes)))
         move(full, b.icmp_signed("<", lane, splat(b, rest, lanes)))
-
-
-def _masked(m: ir.Module, what: str, vty):
-    """``llvm.masked.load`` / ``llvm.masked.store`` for vectors ``vty`` (lanes off read 0
-    and touch no memory)."""
-    el = vty.element
-    sfx = f"v{vty.count}{'i' if isinstance(el, ir.IntType) else 'f'}{_width(el)}"
-    name = f"llvm.masked.{what}.{sfx}.p0"
-    if name in m.globals:
-        return m.globals[name]
-    mty, i32 = ir.VectorType(ir.IntType(1), vty.count), ir.IntType(32)
-    if what == "load":
-        return ir.Function(m, ir.FunctionType(vty, [vty.as_pointer(), i32, mty, vty]), name)
-    return ir.Function(m, ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), i32, mty]), name)
-
-
-def _width(ty) -> int:
-    """Bits of an element type."""
-    return ty.width if isinstance(ty, ir.IntType) else 32 if isinstance(ty, ir.FloatType) else 64
 
 
 def _plus(b, x, y):

@@ -79,6 +79,25 @@ def splat(b: ir.IRBuilder, x, lanes: int):
 
 
 
+def masked_intrinsic(m: ir.Module, what: str, vty):
+    """``llvm.masked.load`` / ``llvm.masked.store`` (``what``) for vectors ``vty``,
+    declared once in ``m``: lanes off read the pass-through value and touch no memory."""
+    el = vty.element
+    sfx = f"v{vty.count}{'i' if isinstance(el, ir.IntType) else 'f'}{bit_width(el)}"
+    name = f"llvm.masked.{what}.{sfx}.p0"
+    if name in m.globals:
+        return m.globals[name]
+    mty, i32 = ir.VectorType(ir.IntType(1), vty.count), ir.IntType(32)
+    if what == "load":
+        return ir.Function(m, ir.FunctionType(vty, [vty.as_pointer(), i32, mty, vty]), name)
+    return ir.Function(m, ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), i32, mty]), name)
+
+
+def bit_width(ty) -> int:
+    """Bits of an element type."""
+    return ty.width if isinstance(ty, ir.IntType) else 32 if isinstance(ty, ir.FloatType) else 64
+
+
 def load_arg(b: ir.IRBuilder, args_ptr, index):
     """``args[index]`` from the kernel's int64 argument block (index: int or i64 value)."""
     idx = const64(index) if isinstance(index, int) else index
