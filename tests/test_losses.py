@@ -118,6 +118,61 @@ def test_target_out_of_range_is_an_index_error(fn):
         0.0 if fn is F.nll_loss else np.log(3))
 
 
+@pytest.mark.parametrize("fn", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("extra", [{}, {"weight": True}, {"label_smoothing": 0.2}], ids=str)
+def test_a_repeated_call_still_refuses_a_target_out_of_range(fn, reduction, extra):
+    """A signature seen before takes the short path (its targets checked only when the
+    loss is not finite, for a scalar loss): a later target past the classes, or negative,
+    is still an IndexError, ``ignore_index`` is still ignored, a NaN input still gives
+    PyTorch's NaN, and a -inf input off the target gives its finite loss (nll_loss takes
+    the target's term alone); the values and gradients of the calls that run match
+    PyTorch's."""
+    import torch
+    if fn == "nll_loss" and "label_smoothing" in extra:
+        pytest.skip("nll_loss has no label_smoothing")
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((9, 5))
+    w = rng.random(5) + 0.5
+    kw = {"reduction": reduction, **({"weight": None} if "weight" not in extra else {}),
+          **({"label_smoothing": extra["label_smoothing"]} if "label_smoothing" in extra else {})}
+
+    def both(z, t):
+        zl = lucid.Tensor(z, requires_grad=True)
+        zt = torch.tensor(z, requires_grad=True)
+        extra_l = {"weight": lucid.Tensor(w)} if "weight" in extra else {}
+        extra_t = {"weight": torch.tensor(w)} if "weight" in extra else {}
+        got = getattr(F, fn)(zl, lucid.Tensor(t), **kw, **extra_l)
+        want = getattr(torch.nn.functional, fn)(zt, torch.tensor(t), **kw, **extra_t)
+        return zl, got, zt, want
+
+    for k in range(3):  # the first call checks and keeps the chain; the next take the short path
+        t = rng.integers(0, 5, 9)
+        zl, got, zt, want = both(z, t)
+        np.testing.assert_allclose(got.numpy(), want.detach().numpy(), rtol=1e-10)
+        got.sum().backward()
+        want.sum().backward()
+        np.testing.assert_allclose(zl.grad, zt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    for bad in (5, -1, 12):
+        t = rng.integers(0, 5, 9)
+        t[4] = bad
+        with pytest.raises(IndexError, match=f"Target {bad} is out of bounds"):
+            both(z, t)
+    t = rng.integers(0, 5, 9)
+    t[4] = -100                           # ignore_index: ignored, not an error
+    zl, got, zt, want = both(z, t)
+    np.testing.assert_allclose(got.numpy(), want.detach().numpy(), rtol=1e-10)
+    t = rng.integers(0, 5, 9)
+    zinf = z.copy()
+    zinf[3, (t[3] + 1) % 5] = -np.inf     # not row 3's target: its loss stays finite
+    _, got, _, want = both(zinf, t)
+    np.testing.assert_allclose(got.numpy(), want.detach().numpy(), rtol=1e-10)
+    zinf[2, t[2]] = np.nan                # row 2's target: NaN
+    _, got, _, want = both(zinf, t)
+    np.testing.assert_array_equal(np.isnan(got.numpy()), np.isnan(want.detach().numpy()))
+    assert np.isnan(got.numpy()).any()
+
+
 def test_target_shape_mismatch_names_both_shapes():
     with pytest.raises(ValueError, match=r"cross_entropy: logits \(2, 3\) and target \(3,\)"):
         F.cross_entropy(lucid.zeros(2, 3), np.array([0, 1, 2]))

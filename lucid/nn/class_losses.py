@@ -17,6 +17,8 @@ True
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import dispatch
@@ -67,15 +69,21 @@ _SEEN = ChainMemo()
 
 
 def _class_loss(op, z, target, weight, ignore_index, reduction, smoothing, logits):
-    key = _SEEN.key(op, z, target, weight, ignore_index, reduction, smoothing, logits)
+    key = _key(op, z, target, weight, ignore_index, reduction, smoothing, logits)
     seen = _SEEN.get(key)
     if seen is not None:
         chain, c, constants = seen
         a = target._data
-        if a.view(f"u{a.dtype.itemsize}").max() < c:   # every target a class (a negative one wraps)
-            t = Tensor._wrap(a.astype(z._data.dtype))
-            return dispatch.call(chain, [z, t, *constants] if weight is None else
-                                 [z, t, cast(weight, z.dtype), *constants])
+        operands = [z, _wrap(a.astype(z._data.dtype)), *constants] if weight is None else \
+            [z, _wrap(a.astype(z._data.dtype)), cast(weight, z.dtype), *constants]
+        if reduction != "none":
+            # a target that is not a class makes the loss NaN or infinite (``_index_loss``):
+            # the targets are checked only then
+            out = dispatch.call(chain, operands)
+            if _isfinite(float(out._data)) or _LARGEST(a.view(_UNSIGNED[a.dtype.itemsize])) < c:
+                return out
+        elif _LARGEST(a.view(_UNSIGNED[a.dtype.itemsize])) < c:   # every target a class (a negative one wraps)
+            return dispatch.call(chain, operands)
     reduce = reduction_steps(reduction, op)
     if z.ndim == 0:
         raise ValueError(f"{op}: input must have a class dimension, got shape {z.shape}")
@@ -97,6 +105,22 @@ def _class_loss(op, z, target, weight, ignore_index, reduction, smoothing, logit
             _SEEN.keep(key, (chain, c, operands[2 + (w is not None):]))
         out = dispatch.call(chain, operands)
     return out.reshape(()) if single and reduction == "none" else out
+
+
+_LARGEST = np.maximum.reduce   # (the ufunc itself: ``a.max()`` adds a Python frame)
+_isfinite = math.isfinite
+_UNSIGNED = {n: np.dtype(f"u{n}") for n in (1, 2, 4, 8)}
+_wrap = Tensor._wrap
+
+
+def _key(op, z, target, weight, ignore_index, reduction, smoothing, logits):
+    """``_SEEN``'s key of a call: built in place for the common one (two plain tensors,
+    no weight), else ``ChainMemo.key`` (a key of another length: they never meet)."""
+    if weight is None and type(z) is Tensor and type(target) is Tensor:
+        d, a = z._data, target._data
+        if d is not None and a is not None:
+            return (op, d.shape, d.dtype, a.shape, a.dtype, ignore_index, reduction, smoothing, logits)
+    return _SEEN.key(op, z, target, weight, ignore_index, reduction, smoothing, logits)
 
 
 def _is_probabilities(target, z) -> bool:
@@ -178,6 +202,8 @@ def _index_loss(op, z, t, w, ignore_index, reduction, reduce, smoothing, logits)
     if smoothing > 0:
         put("keep", 1.0 - smoothing)
         put("spread", smoothing / c)
+    if smoothing == 0:
+        put("nought", 0.0)
     if reduction == "mean" and ignoring:
         put("zero", 0.0)
         put("one", 1.0)
@@ -209,7 +235,20 @@ def _index_loss(op, z, t, w, ignore_index, reduction, reduce, smoothing, logits)
             steps += [("add", {}, (f"%{len(steps) - 2}", f"%{len(steps) - 1}"))]
             q = f"%{len(steps) - 1}"
         j = len(steps)
-        steps += [("mul", {}, (q, logp)), ("sum", {"axes": 1}, (f"%{j}",)), ("neg", {}, (f"%{j + 1}",))]
+        if smoothing > 0:
+            steps += [("mul", {}, (q, logp))]
+        else:  # the target's term alone: a -inf or NaN elsewhere stays out, as in PyTorch
+            term = logp
+            if weighted:
+                steps += [("mul", {}, (wr, logp))]
+                term = f"%{j}"
+            steps += [("select", {}, (f"%{k + 2}", term, at["nought"]))]
+        j = len(steps) - 1
+        steps += [("sum", {"axes": 1}, (f"%{j}",))]
+        if not ignoring:  # ÷ the row's one-hot count: 1, or 0 for a target that is not a
+            # class (its loss NaN or infinite: how a repeated call learns to check them)
+            steps += [("sum", {"axes": 1}, (onehot,)), ("div", {}, (f"%{j + 1}", f"%{j + 2}"))]
+        steps += [("neg", {}, (f"%{len(steps) - 1}",))]
         if reduction != "mean" or plain_mean:
             return steps + reduce
         j = len(steps)   # mean: Σ loss / Σ w[target] over the targets not ignored
