@@ -22,6 +22,8 @@ True
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 _MASK64 = (1 << 64) - 1
@@ -52,12 +54,21 @@ class Generator:
         if not -(1 << 63) <= seed <= _MASK64:
             raise ValueError(f"manual_seed: seed {seed} overflows 64 bits")
         self._seed = seed & _MASK64
-        self._np = np.random.Generator(np.random.PCG64(self._seed))
+        self._numpy = None   # (made on the first draw: ``import lucid`` needs no numpy.random)
         return self
+
+    @property
+    def _np(self):
+        """The numpy generator this one is: PCG64 seeded with the seed, made when first
+        needed."""
+        g = self._numpy
+        if g is None:
+            g = self._numpy = np.random.Generator(np.random.PCG64(self._seed))
+        return g
 
     def seed(self) -> int:
         """Seed from the operating system's entropy; returns the seed chosen."""
-        seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
+        seed = int.from_bytes(os.urandom(8), "little")
         self.manual_seed(seed)
         return seed
 
@@ -87,7 +98,7 @@ class Generator:
         bitgen.state = {"bit_generator": "PCG64",
                         "state": {"state": _join(words[2:6]), "inc": _join(words[6:10])},
                         "has_uint32": words[10], "uinteger": words[11]}
-        self._seed, self._np = _join(words[0:2]), np.random.Generator(bitgen)
+        self._seed, self._numpy = _join(words[0:2]), np.random.Generator(bitgen)
         return self
 
     def __repr__(self) -> str:

@@ -22,15 +22,20 @@ lucid[checkpoints]``). Writes to a path are atomic: a temporary file, then a ren
 from __future__ import annotations
 
 import io
-import json
 import os
-import secrets
 from collections import OrderedDict
 
 import numpy as np
 
 from .dtypes import as_dtype, dtype
 from .tensor import Tensor
+
+
+def _json():
+    """The json module, imported when a file is written or read (not by ``import lucid``)."""
+    import json
+    return json
+
 
 __all__ = ["save", "load"]
 
@@ -127,7 +132,7 @@ def _write_atomically(path, payload: bytes) -> None:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     while True:  # created as open() creates files (0666 less the umask), not mkstemp's 0600
-        tmp = os.path.join(directory, f".lucid-save-{secrets.token_hex(8)}")
+        tmp = os.path.join(directory, f".lucid-save-{os.urandom(8).hex()}")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
             break
@@ -169,15 +174,15 @@ def _save_safetensors(obj) -> bytes:
             raise TypeError(f"lucid.save: a .safetensors file holds only tensors, but {k!r} is a "
                             f"{type(v).__name__}")
         arrays[k] = _c_order(v._concrete("lucid.save") if isinstance(v, Tensor) else v)
-    return _safetensors().save(arrays, metadata={"lucid_order": json.dumps(list(arrays))})
+    return _safetensors().save(arrays, metadata={"lucid_order": _json().dumps(list(arrays))})
 
 
 def _safetensors_order(payload: bytes, names) -> list:
     """The saved key order (safetensors sorts its header; lucid records the order in the
     header's metadata), else the file's order."""
     size = int.from_bytes(payload[:8], "little")
-    metadata = json.loads(payload[8:8 + size].decode("utf-8")).get("__metadata__") or {}
-    order = json.loads(metadata.get("lucid_order", "[]"))
+    metadata = _json().loads(payload[8:8 + size].decode("utf-8")).get("__metadata__") or {}
+    order = _json().loads(metadata.get("lucid_order", "[]"))
     return order if sorted(order) == sorted(names) else list(names)
 
 
@@ -189,7 +194,7 @@ def save(obj, f) -> None:
         return
     encoder = _Encoder()
     structure = {"format": _FORMAT, "root": encoder.encode(obj, "the object")}
-    text = json.dumps(structure, allow_nan=True).encode("utf-8")
+    text = _json().dumps(structure, allow_nan=True).encode("utf-8")
     arrays = dict(encoder.arrays)
     arrays[_STRUCTURE] = np.frombuffer(text, dtype=np.uint8)
     buffer = io.BytesIO()
@@ -221,7 +226,7 @@ def load(f, map_location=None, *, weights_only: bool = True, **kwargs):
             archive.close()
         raise RuntimeError(f"lucid.load: {f!r} is not a lucid checkpoint (no structure entry)")
     with archive:
-        structure = json.loads(bytes(archive[_STRUCTURE]).decode("utf-8"))
+        structure = _json().loads(bytes(archive[_STRUCTURE]).decode("utf-8"))
         if structure.get("format") != _FORMAT:
             raise RuntimeError(f"lucid.load: checkpoint format {structure.get('format')} is not "
                                f"supported (this lucid reads format {_FORMAT})")

@@ -19,11 +19,8 @@ eager op already planned), so leaving it unset costs nothing where it matters.
 """
 from __future__ import annotations
 
-import logging
 import os
 import sys
-
-log = logging.getLogger("lucid")
 
 #: the value of ``LUCID_DEBUG`` that turns on the compile times alone
 TIMES_ONLY = "time"
@@ -43,42 +40,47 @@ def times_enabled() -> bool:
     return raw == TIMES_ONLY or level() >= 1
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time (a test may have replaced it)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:
-        pass
+_log = None
 
 
-_handler = None
+def _ensure_handler():
+    """The ``lucid`` logger, its debug output going to stderr (set up once, whatever
+    else listens to it). ``logging`` is imported here, when something is logged: not
+    by ``import lucid``."""
+    global _log
+    if _log is None:
+        import logging
 
+        class _StderrHandler(logging.StreamHandler):
+            """Writes to whatever ``sys.stderr`` is at the time (a test may have
+            replaced it)."""
 
-def _ensure_handler() -> None:
-    """Debug output goes to stderr, once, whatever else listens to the logger."""
-    global _handler
-    log.setLevel(logging.DEBUG)
-    if _handler is None:
-        _handler = _StderrHandler()
-        _handler.setFormatter(logging.Formatter("[lucid] %(message)s"))
-        log.addHandler(_handler)
+            @property
+            def stream(self):
+                return sys.stderr
+
+            @stream.setter
+            def stream(self, value) -> None:
+                pass
+
+        log = logging.getLogger("lucid")
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("[lucid] %(message)s"))
+        log.addHandler(handler)
         log.propagate = False
+        _log = log
+    _log.setLevel(10)  # logging.DEBUG
+    return _log
 
 
 def emit(text: str) -> None:
     """Log one debug message (to stderr, prefixed ``[lucid]``)."""
-    _ensure_handler()
-    log.debug("%s", text)
+    _ensure_handler().debug("%s", text)
 
 
 def log_stage(name: str, stage: str, graph) -> None:
     if level() >= 1:
-        _ensure_handler()
-        log.debug("%s after %s:\n%s", name, stage, graph)
+        _ensure_handler().debug("%s after %s:\n%s", name, stage, graph)
     dump_dir = os.environ.get("LUCID_DUMP_DIR")
     if dump_dir and stage == "traced":
         from .serialize import save_graph
@@ -87,7 +89,6 @@ def log_stage(name: str, stage: str, graph) -> None:
 
 def log_code(name: str, compiled) -> None:
     if level() >= 2:
-        _ensure_handler()
-        log.debug("%s LLVM IR:\n%s", name, compiled.llvm_text())
+        _ensure_handler().debug("%s LLVM IR:\n%s", name, compiled.llvm_text())
     if level() >= 3:
-        log.debug("%s assembly:\n%s", name, compiled.asm_text())
+        _ensure_handler().debug("%s assembly:\n%s", name, compiled.asm_text())

@@ -39,3 +39,13 @@ def test_the_first_compiled_call_brings_them_in():
     code = ("import lucid\nf = lucid.compile(lambda x: (x * 2).sum())\nf(lucid.ones(3))")
     names = modules_after(code)
     assert "llvmlite.binding" in names and "lucid_codegen.runtime.plan" in names
+
+
+def test_import_lucid_leaves_what_only_some_calls_need():
+    """numpy.random (the default generator makes its numpy generator on the first draw),
+    logging (LUCID_DEBUG output), the data loader's thread pool and the random names of
+    ``lucid.save``'s temporary files are imported when first used."""
+    names = modules_after("import lucid")
+    assert sorted(names & {"numpy.random", "logging", "concurrent.futures", "secrets"}) == []
+    code = "import lucid\nlucid.randn(2)\nassert lucid.initial_seed() >= 0"
+    assert "numpy.random" in modules_after(code)

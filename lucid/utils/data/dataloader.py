@@ -18,7 +18,6 @@ many threads (in order, a few batches ahead); processes are not used.
 from __future__ import annotations
 
 import collections
-from concurrent.futures import ThreadPoolExecutor
 
 from .collate import default_collate, default_convert
 from .dataset import IterableDataset, TensorDataset
@@ -99,6 +98,7 @@ class DataLoader:
     def _iter_threads(self, keys):
         """``_fetch`` of each key on ``num_workers`` threads, yielded in order."""
         ahead = self.num_workers * self.prefetch_factor
+        from concurrent.futures import ThreadPoolExecutor  # (not at import: it brings logging)
         with ThreadPoolExecutor(self.num_workers, thread_name_prefix="lucid-data") as pool:
             if self.worker_init_fn is not None:
                 list(pool.map(self.worker_init_fn, range(self.num_workers)))
