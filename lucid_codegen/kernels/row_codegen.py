@@ -42,7 +42,7 @@ from lucid_codegen.kernels.row_structure import RowStructure
 from lucid_codegen.kernels.vector_math import F64, LLVM_MEMORY, LLVM_TYPE, const, mem_align, to_compute, to_memory
 
 _I32 = ir.IntType(32)
-#: rows emitted side by side in the row loop (the last ``(r1 - r0) % ROW_GROUP`` one by one)
+#: rows emitted side by side in the row loop (see the module docstring)
 ROW_GROUP = 4
 
 
