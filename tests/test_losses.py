@@ -13,6 +13,7 @@ import torch
 import lucid
 import lucid.nn as nn
 import lucid.nn.functional as F
+from lucid.nn import class_losses
 
 LOSSES = ["mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
           "binary_cross_entropy_with_logits", "nll_loss", "cross_entropy", "kl_div", "soft_margin_loss",
@@ -142,13 +143,14 @@ def test_a_repeated_call_still_refuses_a_target_out_of_range(fn, reduction, extr
         zt = torch.tensor(z, requires_grad=True)
         extra_l = {"weight": lucid.Tensor(w)} if "weight" in extra else {}
         extra_t = {"weight": torch.tensor(w)} if "weight" in extra else {}
-        got = getattr(F, fn)(zl, lucid.Tensor(t), **kw, **extra_l)
+        got = getattr(F, fn)(zl, lucid.tensor(t), **kw, **extra_l)   # (int64 targets)
         want = getattr(torch.nn.functional, fn)(zt, torch.tensor(t), **kw, **extra_t)
         return zl, got, zt, want
 
     for k in range(3):  # the first call checks and keeps the chain; the next take the short path
         t = rng.integers(0, 5, 9)
         zl, got, zt, want = both(z, t)
+        assert k == 0 or len(class_losses._SEEN._table) > 0
         np.testing.assert_allclose(got.numpy(), want.detach().numpy(), rtol=1e-10)
         got.sum().backward()
         want.sum().backward()
@@ -171,6 +173,21 @@ def test_a_repeated_call_still_refuses_a_target_out_of_range(fn, reduction, extr
     _, got, _, want = both(zinf, t)
     np.testing.assert_array_equal(np.isnan(got.numpy()), np.isnan(want.detach().numpy()))
     assert np.isnan(got.numpy()).any()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_a_repeated_call_checks_spatial_targets_whole(reduction):
+    """(N, C, d) logits and (N, d) targets on the short path: a bad target anywhere in
+    the (N, d) array is found (the check reduces over every axis)."""
+    rng = np.random.default_rng(4)
+    z = lucid.Tensor(rng.standard_normal((3, 5, 4)))
+    for _ in range(3):
+        F.cross_entropy(z, lucid.tensor(rng.integers(0, 5, (3, 4))), reduction=reduction)
+    assert len(class_losses._SEEN._table) > 0   # (the short path is the one tested)
+    t = rng.integers(0, 5, (3, 4))
+    t[2, 3] = 7
+    with pytest.raises(IndexError, match="Target 7 is out of bounds"):
+        F.cross_entropy(z, lucid.tensor(t), reduction=reduction)
 
 
 def test_target_shape_mismatch_names_both_shapes():

@@ -80,9 +80,9 @@ def _class_loss(op, z, target, weight, ignore_index, reduction, smoothing, logit
             # a target that is not a class makes the loss NaN or infinite (``_index_loss``):
             # the targets are checked only then
             out = dispatch.call(chain, operands)
-            if _isfinite(float(out._data)) or _LARGEST(a.view(_UNSIGNED[a.dtype.itemsize])) < c:
+            if _isfinite(float(out._data)) or _LARGEST(a.view(_UNSIGNED[a.dtype.itemsize]), axis=None) < c:
                 return out
-        elif _LARGEST(a.view(_UNSIGNED[a.dtype.itemsize])) < c:   # every target a class (a negative one wraps)
+        elif _LARGEST(a.view(_UNSIGNED[a.dtype.itemsize]), axis=None) < c:   # every target a class (a negative one wraps)
             return dispatch.call(chain, operands)
     reduce = reduction_steps(reduction, op)
     if z.ndim == 0:
@@ -107,7 +107,7 @@ def _class_loss(op, z, target, weight, ignore_index, reduction, smoothing, logit
     return out.reshape(()) if single and reduction == "none" else out
 
 
-_LARGEST = np.maximum.reduce   # (the ufunc itself: ``a.max()`` adds a Python frame)
+_LARGEST = np.maximum.reduce   # (the ufunc itself, axis=None: ``a.max()`` adds a Python frame)
 _isfinite = math.isfinite
 _UNSIGNED = {n: np.dtype(f"u{n}") for n in (1, 2, 4, 8)}
 _wrap = Tensor._wrap
