@@ -48,7 +48,7 @@ from lucid_ir.passes import autodiff
 
 from . import grad_mode, pytree, versions
 from .autograd import CallOutput
-from .call_site import MISS, CallSite
+from .call_site import _REQUIRES, MISS, CallSite
 from .compiler import compile_graph
 from .grad_mode import is_grad_enabled
 from .tensor import Tensor
@@ -558,7 +558,6 @@ class CompiledFunction:
 
 _DYNAMIC = (Tensor, np.ndarray)
 _DATA = operator.attrgetter("_data")
-_REQUIRES = operator.attrgetter("requires_grad")
 _wrap = Tensor._wrap
 _STATIC = (int, float, bool, str, type(None))
 

@@ -27,6 +27,7 @@ from ..tensor import Tensor
 from .chain_steps import ChainMemo
 from .functional import _log_softmax_steps
 from .functional_losses import check_target_shape, float_operands, softplus_steps
+from .index_bounds import indices_below
 from .loss_reduction import legacy_reduction, loss_chain, reduction_steps
 
 
@@ -74,15 +75,15 @@ def _class_loss(op, z, target, weight, ignore_index, reduction, smoothing, logit
     if seen is not None:
         chain, c, constants = seen
         a = target._data
-        operands = [z, _wrap(a.astype(z._data.dtype)), *constants] if weight is None else \
-            [z, _wrap(a.astype(z._data.dtype)), cast(weight, z.dtype), *constants]
+        t = _wrap(a.astype(z._data.dtype))
+        operands = [z, t, *constants] if weight is None else [z, t, cast(weight, z.dtype), *constants]
         if reduction != "none":
             # a target that is not a class makes the loss NaN or infinite (``_index_loss``):
             # the targets are checked only then
             out = dispatch.call(chain, operands)
-            if _isfinite(float(out._data)) or _LARGEST(a.view(_UNSIGNED[a.dtype.itemsize]), axis=None) < c:
+            if _isfinite(float(out._data)) or indices_below(a, c):
                 return out
-        elif _LARGEST(a.view(_UNSIGNED[a.dtype.itemsize]), axis=None) < c:   # every target a class (a negative one wraps)
+        elif indices_below(a, c):
             return dispatch.call(chain, operands)
     reduce = reduction_steps(reduction, op)
     if z.ndim == 0:
@@ -107,9 +108,7 @@ def _class_loss(op, z, target, weight, ignore_index, reduction, smoothing, logit
     return out.reshape(()) if single and reduction == "none" else out
 
 
-_LARGEST = np.maximum.reduce   # (the ufunc itself, axis=None: ``a.max()`` adds a Python frame)
 _isfinite = math.isfinite
-_UNSIGNED = {n: np.dtype(f"u{n}") for n in (1, 2, 4, 8)}
 _wrap = Tensor._wrap
 
 

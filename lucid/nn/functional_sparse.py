@@ -26,6 +26,7 @@ from .. import dispatch, grad_mode, tracing
 from ..dispatch import as_tensor
 from ..tensor import Tensor
 from .chain_steps import cached_chain, make_chain
+from .index_bounds import indices_below
 
 _INDEX_DTYPES = ("int64", "int32")
 _INDEX_NUMPY = (np.dtype(np.int64), np.dtype(np.int32))
@@ -76,7 +77,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
             raise AssertionError(f"embedding: padding_idx {padding_idx} must be within num_embeddings {v}")
         padding_idx = padding_idx % v
     values = idx._data  # (None inside lucid.compile: not known until run time)
-    if values is not None and values.size and _max_unsigned(values.view(_UNSIGNED[values.itemsize]), None) >= v:
+    if values is not None and not indices_below(values, v):
         raise IndexError(f"embedding: index out of range in self (indices from {values.min()} to "
                          f"{values.max()}, num_embeddings {v})")  # (a negative index wraps to huge)
     if max_norm is not None:
@@ -90,8 +91,6 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
     return dispatch.call2(chain[0], w, idx, chain[1])
 
 
-_UNSIGNED = {4: np.uint32, 8: np.uint64}
-_max_unsigned = np.maximum.reduce
 #: (index shape, embedding_dim, padding_idx, dtype) -> (chain, its general call)
 _EMBEDDING: dict = dispatch.ChainCache()
 
