@@ -113,6 +113,21 @@ class WritesIntoInputs:
 _LAUNCHES = [0]
 
 
+def _last_program_runner(local, n_kernels: int):
+    """``run(arrays)``: the outputs of this thread's native program of the last call
+    (``local.last``) when it takes ``arrays`` (built for the thread count now), counted
+    as ``n_kernels`` launches; else None, nothing run. (``Plan.__call__`` inlines it.)"""
+    def run(arrays):
+        last = getattr(local, "last", None)
+        if last is None or last.num_threads != get_num_threads():
+            return None
+        outs = last.run(arrays)
+        if outs is not None:
+            _LAUNCHES[0] += n_kernels
+        return outs
+    return run
+
+
 class Plan(Executable):
     """A fused graph as native kernels (``lucid_ir.executable.Executable``)."""
 
@@ -214,6 +229,7 @@ class Plan(Executable):
                 fn = ReusedBuffers(fn, types, keep=not escapes.intersection(outs))
             self.exec_steps.append((fn, ins, outs))
         self._local = threading.local()   # this thread's native programs, and the last one run
+        self._run_last = _last_program_runner(self._local, self.n_kernels)
         # one kernel reading the inputs in order and giving the outputs: called directly
         # when no native program runs the call (the first call, or none is eligible)
         self.single, self.single_splits = None, False
@@ -256,31 +272,16 @@ class Plan(Executable):
         are numpy arrays of its layouts (as many as the plan's inputs; donated ones
         writeable and passed once), so a caller that knows nothing more of ``arrays``
         may call this first and ``plan(arrays)`` (the general call) when it says None."""
-        last = getattr(self._local, "last", None)
-        if last is not None and last.num_threads == get_num_threads():
-            outs = last.run(arrays)
-            if outs is not None:
-                _LAUNCHES[0] += self.n_kernels
-                return self._deliver(arrays, outs) if self.donations else outs
-        return None
+        outs = self._run_last(arrays)
+        if outs is not None and self.donations:
+            return self._deliver(arrays, outs)
+        return outs
 
     def prepared_call(self):
         """``run_prepared`` as a closure over what it reads, for a caller's hot path (a
         compiled function's call site): ``run(arrays)`` gives the outputs or None, as
         ``run_prepared(arrays)`` would. None for a plan that writes donated inputs."""
-        if self.donations:
-            return None
-        local, n_kernels, launches, num_threads = self._local, self.n_kernels, _LAUNCHES, get_num_threads
-
-        def run(arrays):
-            last = getattr(local, "last", None)
-            if last is None or last.num_threads != num_threads():
-                return None
-            outs = last.run(arrays)
-            if outs is not None:
-                launches[0] += n_kernels
-            return outs
-        return run
+        return None if self.donations else self._run_last
 
     def check_prepared(self, arrays) -> bool:
         """Whether ``run_prepared`` would take arrays whose first ones are ``arrays`` (the
