@@ -91,6 +91,7 @@ from lucid_ir import compile_times
 
 from lucid_codegen import __version__ as CODEGEN_VERSION
 from lucid_codegen.jit import llvm as jit
+from lucid_codegen.jit import perf_map
 from lucid_codegen.jit.target import host_target
 
 __all__ = [
@@ -356,14 +357,16 @@ def _renamed(module: ir.Module | str, symbols: list[str], digest_hex: str) -> st
     return pattern.sub(lambda m: f'@"{linked_name(m.group(1) or m.group(2), digest_hex)}"', module)
 
 
-def _load(obj: bytes, symbols: list[str], digest_hex: str) -> jit.LoadedLibrary:
+def _load(obj: bytes, symbols: list[str], digest_hex: str, label: str = "") -> jit.LoadedLibrary:
     """Link ``obj`` (compiled for ``digest_hex``) and find ``symbols`` under their
-    :func:`linked_name`; the library answers to the names the caller knows."""
+    :func:`linked_name`; the library answers to the names the caller knows. With
+    ``LUCID_PERF_MAP`` on, its functions are named (with ``label``) for ``perf``."""
     names = [linked_name(name, digest_hex) for name in symbols]
     for name in names:  # (an object made for another key would fail to link, or worse: abort
         if name.encode() not in obj:  # on references no ``prepare`` made resolvable)
             raise RuntimeError(f"object file of key {digest_hex[:16]} does not define {name!r}")
     lib = jit.load_object(obj, names)
+    perf_map.record(obj, lib._symbols, label)
     return jit.LoadedLibrary(lib._engine, {name: lib.address(linked) for name, linked in zip(symbols, names)})
 
 
@@ -501,7 +504,7 @@ def _load_or_compile_locked(key, digest_hex, build, symbols, label, pipeline,
     if obj is not None:  # compiled by ``precompile`` (recorded there)
         if prepare is not None:
             prepare()
-        lib = _load(obj, symbols, digest_hex)
+        lib = _load(obj, symbols, digest_hex, label)
         compile_times.memory_hit()
         if bundle is not None:
             bundle._used[digest_hex] = obj
@@ -519,7 +522,7 @@ def _load_or_compile_locked(key, digest_hex, build, symbols, label, pipeline,
                 prepare()
             t1 = time.perf_counter()
             try:
-                lib = _load(payload, symbols, digest_hex)
+                lib = _load(payload, symbols, digest_hex, label)
             except Exception:
                 _bump("disk_rejects")  # verified but unloadable: the next source, else recompile
                 continue
@@ -535,7 +538,7 @@ def _load_or_compile_locked(key, digest_hex, build, symbols, label, pipeline,
     if prepare is not None:
         prepare()
     t1 = time.perf_counter()
-    lib = _load(obj, symbols, digest_hex)  # raises for a symbol the module lacks
+    lib = _load(obj, symbols, digest_hex, label)  # raises for a symbol the module lacks
     steps["link"] = time.perf_counter() - t1
     if bundle is not None:
         bundle._used[digest_hex] = obj
