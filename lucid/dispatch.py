@@ -454,7 +454,7 @@ def call1(chain: Chain, x):
 
 #: unary ops defined on floats only: integer and bool operands are cast to float32 first
 _FLOAT_ONLY = frozenset(("exp", "log", "tanh", "sigmoid", "sqrt", "log2", "log1p", "expm1", "rsqrt",
-                         "sin", "cos", "erf"))
+                         "sin", "cos", "erf", "erfc"))
 
 
 def unary(op: str, x):

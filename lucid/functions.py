@@ -24,7 +24,7 @@ from .tensor_ops import _is_number
 
 __all__ = ["add", "sub", "mul", "div", "true_divide", "floor_divide", "remainder", "fmod", "pow",
            "neg", "abs", "sign", "exp", "log", "log2", "log1p", "expm1", "sqrt", "rsqrt", "sin",
-           "cos", "tanh", "sigmoid", "erf", "floor", "ceil", "round", "trunc", "eq", "ne", "lt",
+           "cos", "tanh", "sigmoid", "erf", "erfc", "floor", "ceil", "round", "trunc", "eq", "ne", "lt",
            "le", "gt", "ge", "logical_and", "logical_or", "logical_xor", "logical_not", "isnan",
            "isfinite", "isinf", "square", "reciprocal"]
 
@@ -107,6 +107,8 @@ cos = _unary("cos", "The cosine elementwise.")
 tanh = _unary("tanh", "The hyperbolic tangent elementwise.")
 sigmoid = _unary("sigmoid", "``1 / (1 + exp(-input))`` elementwise.")
 erf = _unary("erf", "The error function elementwise.")
+erfc = _unary("erfc", "The complementary error function ``1 - erf(input)`` elementwise, accurate where "
+              "erf is close to 1.")
 floor = _unary("floor", "Rounded down to an integral value (ints unchanged; no gradient).")
 ceil = _unary("ceil", "Rounded up to an integral value (ints unchanged; no gradient).")
 isnan = _unary("isnan", "True where the element is NaN.")

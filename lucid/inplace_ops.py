@@ -32,7 +32,7 @@ from .inplace import _check_target, _write, add_, div_, mul_, sub_
 # old values (autograd keeps a copy of them when it records the write)
 _UNARY = {"neg": False, "abs": True, "exp": True, "log": True, "log2": True, "log1p": True,
           "expm1": True, "sqrt": True, "rsqrt": True, "sigmoid": True, "tanh": True,
-          "sin": True, "cos": True, "erf": True, "relu": True, "floor": False, "ceil": False,
+          "sin": True, "cos": True, "erf": True, "erfc": True, "relu": True, "floor": False, "ceil": False,
           "round": False, "trunc": False, "sign": False, "square": True, "reciprocal": True}
 
 

@@ -341,6 +341,7 @@ class Tensor:
     sin = dispatch.unary_method("sin")
     cos = dispatch.unary_method("cos")
     erf = dispatch.unary_method("erf")
+    erfc = dispatch.unary_method("erfc")
     floor = dispatch.unary_method("floor")
     ceil = dispatch.unary_method("ceil")
     round = dispatch.unary_method("round")

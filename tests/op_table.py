@@ -127,7 +127,7 @@ def op(name, fn, cases, **kw) -> Op:
 # ------------------------------------------------------------------ elementwise, unary
 for _name, _kind in [("exp", "float"), ("log", "positive"), ("log2", "positive"), ("log1p", "positive"),
                      ("expm1", "float"), ("sqrt", "positive"), ("rsqrt", "positive"), ("sin", "float"),
-                     ("cos", "float"), ("tanh", "float"), ("sigmoid", "float"), ("erf", "float"),
+                     ("cos", "float"), ("tanh", "float"), ("sigmoid", "float"), ("erf", "float"), ("erfc", "float"),
                      ("neg", "float"), ("abs", "distinct")]:
     op(_name, (lambda n: lambda lib, x: getattr(x, n)())(_name), _unary_cases(_kind))
 op("square_via_pow", lambda lib, x: x ** 2, _unary_cases())

@@ -6,7 +6,7 @@ from op_table import In, T, _binary_cases, _unary_cases, op
 # ------------------------------------------------------------------ lucid.<fn> forms
 for _name, _kind in [("exp", "float"), ("log", "positive"), ("log2", "positive"), ("log1p", "positive"),
                      ("expm1", "float"), ("sqrt", "positive"), ("rsqrt", "positive"), ("sin", "float"),
-                     ("cos", "float"), ("tanh", "float"), ("sigmoid", "float"), ("erf", "float"),
+                     ("cos", "float"), ("tanh", "float"), ("sigmoid", "float"), ("erf", "float"), ("erfc", "float"),
                      ("neg", "float"), ("abs", "distinct"), ("square", "float"), ("reciprocal", "positive")]:
     op("fn_" + _name, (lambda n: lambda lib, x: getattr(lib, n)(x))(_name), _unary_cases(_kind))
 op("square_method", lambda lib, x: x.square(), _unary_cases())

@@ -41,14 +41,14 @@ OPS = {
     "bitwise_or": (2, INT_BOOL, torch.bitwise_or),
     "bitwise_xor": (2, INT_BOOL, torch.bitwise_xor),
     **{op: (2, DTYPES, getattr(torch, op)) for op in ("gt", "ge", "lt", "le", "eq", "ne")},
-    **{op: (1, FLOAT, getattr(torch, op)) for op in ("log2", "log1p", "expm1", "rsqrt", "sin", "cos", "erf")},
+    **{op: (1, FLOAT, getattr(torch, op)) for op in ("log2", "log1p", "expm1", "rsqrt", "sin", "cos", "erf", "erfc")},
     **{op: (1, NUMERIC, getattr(torch, op)) for op in ("floor", "ceil", "round")},
     "isnan": (1, DTYPES, torch.isnan),
     "isfinite": (1, DTYPES, torch.isfinite),
     "pow": (2, NUMERIC, torch.pow),
 }
 # float results that are not exactly PyTorch's (rounding of transcendentals)
-INEXACT = ("div", "log2", "log1p", "expm1", "rsqrt", "sin", "cos", "erf", "pow")
+INEXACT = ("div", "log2", "log1p", "expm1", "rsqrt", "sin", "cos", "erf", "erfc", "pow")
 DIVISIONS = ("floor_divide", "remainder", "div")
 # (shape of each operand, how the array is laid out)
 SHAPES = [(((), ()), "plain"), (((0, 3), (0, 3)), "plain"), (((3, 1), (4,)), "plain"),

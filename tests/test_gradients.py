@@ -38,6 +38,7 @@ CASES = [
     ("rsqrt", {}, [(positive, (5,))]),
     ("sin", {}, [(normal, (3, 4))]),
     ("cos", {}, [(normal, (3, 4))]),
+    ("erfc", {}, [(normal, (3, 4))]),
     ("erf", {}, [(normal, (6,))]),
     ("floor", {}, [(apart, (3, 4))]),
     ("round", {}, [(apart, (3, 4))]),

@@ -18,11 +18,14 @@ from lucid_ir.interpreter import interpret
 from lucid_ir.passes import autodiff
 
 UNARY = {"log2": torch.log2, "log1p": torch.log1p, "expm1": torch.expm1, "rsqrt": torch.rsqrt,
-         "sin": torch.sin, "cos": torch.cos, "erf": torch.erf, "floor": torch.floor,
+         "sin": torch.sin, "cos": torch.cos, "erf": torch.erf, "erfc": torch.erfc, "floor": torch.floor,
          "ceil": torch.ceil, "round": torch.round, "isnan": torch.isnan, "isfinite": torch.isfinite}
-SMOOTH = ("log2", "log1p", "expm1", "rsqrt", "sin", "cos", "erf")
+SMOOTH = ("log2", "log1p", "expm1", "rsqrt", "sin", "cos", "erf", "erfc")
 # max error allowed against PyTorch, in ulps of the result (float32, float64)
 ULPS = {"float32": 4, "float64": 4}
+# erfc's one formula (t e^{-z^2} S(2t - 1)) rounds t, its polynomial, e^{-z^2} and two
+# products: a few ulps more than PyTorch's (see test_erfc_keeps_its_relative_accuracy_in_the_tail)
+ERFC_ULPS = {"float32": 5, "float64": 8}
 SPECIAL = [0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0, 0.5, -0.5, 1.5, 2.5, -2.5, 1e-30, -1e-30,
            1e-300, 5e-324, 1e-8, -1e-8, 0.7, -0.999, 88.0, 89.0, 100.0, 709.0, 710.0, -745.0,
            3.0e4, 1e6, 2.0 ** 30, 2.0 ** 30 + 3, -3e9, 1e22, 1e300, -1e300, 3.4e38, np.pi, -np.pi / 2,
@@ -82,8 +85,9 @@ def test_unary_matches_torch_including_special_values(op, dtype):
     with np.errstate(all="ignore"):
         ref = torch_of(UNARY[op], [x])
     if op in SMOOTH:
+        ulps = (ERFC_ULPS if op == "erfc" else ULPS)[dtype]
         assert_ulps(want, ref, dtype, ULPS[dtype], f"{op} reference vs torch")
-        assert_ulps(got, ref, dtype, ULPS[dtype], f"{op} native vs torch")
+        assert_ulps(got, ref, dtype, ulps, f"{op} native vs torch")
     else:  # rounding and classification: bit for bit
         np.testing.assert_array_equal(got, ref)
         np.testing.assert_array_equal(want, ref)
@@ -111,6 +115,26 @@ def test_accuracy_in_ulps_against_a_wider_truth(dtype, tol):
     got, _ = run_both("erf", [arg], dtype)
     truth = np.array([math.erf(v) for v in arg.astype(np.float64)], dtype)
     assert_ulps(got, truth, dtype, tol + 1, "erf")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_erfc_keeps_its_relative_accuracy_in_the_tail(dtype):
+    """erfc where erf is 1 to the last bit: relative accuracy down to the underflow
+    (erfc(10) = 2e-45 in float32, erfc(26) = 6e-296 in float64), 2 - erfc(|x|) below 0,
+    the limits and NaN exactly."""
+    import math
+    rng = np.random.default_rng(12)
+    top = 10.0 if dtype == "float32" else 26.5
+    x = np.concatenate([rng.uniform(-top, top, 20000), rng.standard_normal(5000) * 1e-3,
+                        np.linspace(0, top, 3000)]).astype(dtype)
+    got, _ = run_both("erfc", [x], dtype)
+    truth = np.array([math.erfc(v) for v in x.astype(np.float64)], np.float64)
+    normal = truth >= np.finfo(dtype).tiny   # (subnormal results: absolute, as PyTorch's)
+    assert_ulps(got[normal], truth[normal].astype(dtype), dtype, ERFC_ULPS[dtype], "erfc")
+    np.testing.assert_allclose(got[~normal], truth[~normal], rtol=0, atol=2 * np.finfo(dtype).smallest_subnormal)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e4, -1e4], dtype)
+    got, _ = run_both("erfc", [special], dtype)
+    np.testing.assert_array_equal(got, np.array([1, 1, 0, 2, np.nan, 0, 2], dtype))
 
 
 POW_SPECIAL = [0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0, np.inf, -np.inf, np.nan, 1e-300,
@@ -157,6 +181,7 @@ GRAD_CASES = [  # op, input makers (float64), shapes
     ("sin", [lambda r, s: r.standard_normal(s) * 4], [(3, 5)]),
     ("cos", [lambda r, s: r.standard_normal(s) * 4], [(3, 5)]),
     ("erf", [lambda r, s: r.standard_normal(s) * 2], [(4, 2)]),
+    ("erfc", [lambda r, s: r.standard_normal(s) * 3], [(5, 3)]),
     ("floor", [lambda r, s: r.standard_normal(s) * 3], [(6,)]),
     ("ceil", [lambda r, s: r.standard_normal(s) * 3], [(6,)]),
     ("round", [lambda r, s: r.standard_normal(s) * 3], [(6,)]),
@@ -193,7 +218,7 @@ def test_gradient_matches_torch_float64(op, makers, shapes):
 
 # ------------------------------------------------------------------ execution modes
 @pytest.mark.parametrize("backend", ["interpret", "compiled"])
-@pytest.mark.parametrize("op", ["log2", "log1p", "expm1", "rsqrt", "sin", "cos", "erf", "round", "pow"])
+@pytest.mark.parametrize("op", ["log2", "log1p", "expm1", "rsqrt", "sin", "cos", "erf", "erfc", "round", "pow"])
 def test_eager_and_compiled_values_and_gradients(op, backend, monkeypatch):
     """The same op through lucid's eager dispatch and lucid.compile, on either backend:
     values and gradients against PyTorch in float64, on broadcast operands."""

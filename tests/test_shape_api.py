@@ -181,7 +181,7 @@ def test_data_dependent_ops_refuse_tracing():
 def test_function_forms_and_methods_exist_where_torch_has_them():
     names = ["add", "sub", "mul", "div", "true_divide", "floor_divide", "remainder", "fmod", "pow",
              "neg", "abs", "sign", "exp", "log", "log2", "log1p", "expm1", "sqrt", "rsqrt", "sin",
-             "cos", "tanh", "sigmoid", "erf", "floor", "ceil", "round", "trunc", "eq", "ne", "lt",
+             "cos", "tanh", "sigmoid", "erf", "erfc", "floor", "ceil", "round", "trunc", "eq", "ne", "lt",
              "le", "gt", "ge", "logical_xor", "isnan", "isfinite", "isinf", "square", "reciprocal",
              "unflatten", "broadcast_to", "split", "chunk", "unbind", "tril", "triu", "flip", "roll",
              "narrow", "movedim", "swapaxes", "swapdims", "gather", "take", "index_select",

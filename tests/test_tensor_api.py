@@ -31,7 +31,7 @@ def check(fn, tfn=None, data=DATA, rtol=1e-10):
 
 
 @pytest.mark.parametrize("name", ["exp", "log", "sqrt", "tanh", "sigmoid", "log2", "log1p", "expm1",
-                                  "rsqrt", "sin", "cos", "erf", "abs", "neg", "floor", "ceil", "round",
+                                  "rsqrt", "sin", "cos", "erf", "erfc", "abs", "neg", "floor", "ceil", "round",
                                   "sign"])
 def test_math_methods(name):
     check(lambda t: getattr(t, name)(), rtol=1e-9)

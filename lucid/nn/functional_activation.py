@@ -159,7 +159,7 @@ def celu(input, alpha: float = 1.0, inplace: bool = False):  # noqa: A002
 
 
 def gelu(input, approximate: str = "none"):  # noqa: A002
-    """``x * Φ(x)`` (``approximate='none'``: with ``erf``), or its tanh approximation
+    """``x * Φ(x)`` (``approximate='none'``: with ``erfc``), or its tanh approximation
     ``0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`` (``approximate='tanh'``).
 
     >>> import lucid
@@ -167,9 +167,8 @@ def gelu(input, approximate: str = "none"):  # noqa: A002
     >>> [round(v, 4) for v in gelu(x).tolist()], [round(v, 4) for v in gelu(x, "tanh").tolist()]
     ([-0.0455, 0.0, 1.3998], [-0.0454, 0.0, 1.3996])
     """
-    if approximate == "none":
-        return _run("gelu", input, lambda s: s("mul", s("mul", 0, 0.5),
-                                                 s("add", s("erf", s("mul", 0, math.sqrt(0.5))), 1.0)))
+    if approximate == "none":  # Φ(x) = erfc(-x/√2) / 2: no cancellation where Φ is small
+        return _run("gelu", input, lambda s: s("mul", s("mul", 0, 0.5), s("erfc", s("mul", 0, -math.sqrt(0.5)))))
     if approximate == "tanh":
         def build(s):
             cube = s("mul", s("mul", 0, 0), 0)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
-from lucid_codegen.kernels.vector_erf import emit_erf
+from lucid_codegen.kernels.vector_erf import emit_erf, emit_erfc
 from lucid_codegen.kernels.vector_explog import emit_expm1, emit_int_pow, emit_log1p, emit_log2, emit_pow
 from lucid_codegen.kernels.vector_math import (F32, I1, I32, I64, LLVM_FLOAT, LLVM_TYPE, call_intrinsic, const,
                           emit_exp, emit_log, emit_sigmoid, emit_tanh, is_nan, scalar_of, with_scalar)
@@ -240,6 +240,7 @@ UNARY_EMITTERS = {
     "sin": emit_sin,
     "cos": emit_cos,
     "erf": emit_erf,
+    "erfc": emit_erfc,
     "floor": _rounding("floor"),
     "ceil": _rounding("ceil"),
     "round": _rounding("roundeven"),

@@ -25,11 +25,11 @@ Sign restored with copysign (``erf(-0.0) = -0.0``); NaN stays NaN.
 """
 from __future__ import annotations
 
-from lucid_codegen.kernels.erf_coefficients import SMALL, SMALL32, TAIL, TAIL32
+from lucid_codegen.kernels.erf_coefficients import ERFC32, ERFC64, SMALL, SMALL32, TAIL, TAIL32
 from lucid_codegen.kernels.vector_math import (F64, call_intrinsic, const, emit_exp, exp_poly, exp_reduce, fma,
                                                int_type_for, pow2i, scalar_of, select_nan)
 
-__all__ = ["emit_erf"]
+__all__ = ["emit_erf", "emit_erfc"]
 
 
 def _centred(b, t, lo, hi):
@@ -94,3 +94,33 @@ def _exp_of_tail(b, z):
 
 def emit_erf(b, x):
     return _erf_f64(b, x) if scalar_of(x.type) == F64 else _erf_f32(b, x)
+
+
+#: where erfc underflows to 0 for good (e^{-z^2} below the least subnormal)
+_ERFC_ZERO = {"f32": 10.5, "f64": 27.5}
+
+
+def emit_erfc(b, x):
+    """``erfc(x) = 1 - erf(x)``, one branch-free formula (``erf_coefficients.ERFC32`` /
+    ``ERFC64``): for z = |x|, ``t e^{-z^2} S(2t - 1)`` with t = 1 / (1 + p z); z^2 is
+    carried as hi + lo (an FMA) into the exponential, so the tail keeps its relative
+    accuracy down to the underflow (erfc(10) = 2e-45 in float32). Negative x:
+    ``2 - erfc(-x)``; erfc(+inf) = 0, erfc(-inf) = 2, NaN stays NaN. About half the
+    operations of :func:`emit_erf` in float32 (one polynomial, no second piece), which
+    is why GELU is written with it."""
+    ty = x.type
+    f64 = scalar_of(ty) == F64
+    p, coeffs = ERFC64 if f64 else ERFC32
+    one = const(ty, 1.0)
+    z = call_intrinsic(b, "minnum", [call_intrinsic(b, "fabs", [x]), const(ty, _ERFC_ZERO["f64" if f64 else "f32"])])
+    t = b.fdiv(one, fma(b, z, const(ty, p), one))
+    s = _horner_low_first(b, fma(b, t, const(ty, 2.0), const(ty, -1.0)), [const(ty, c) for c in coeffs])
+    hi = b.fmul(z, z)
+    lo = fma(b, z, z, b.fneg(hi))
+    y = b.fmul(b.fmul(t, s), emit_exp(b, b.fneg(hi), b.fneg(lo)))
+    y = b.select(b.fcmp_ordered("<", x, const(ty, 0.0)), b.fsub(const(ty, 2.0), y), y)
+    if f64:  # |x| < 1/2: 1 - erf(x) (at most 0.52 taken from 1), where the product above
+        lo_, hi_, small = SMALL  # would lose a few ulps of float64 near 1
+        erf = b.fmul(x, _horner_low_first(b, _centred(b, b.fmul(x, x), lo_, hi_), [const(ty, c) for c in small]))
+        y = b.select(b.fcmp_ordered("<", z, const(ty, 0.5)), b.fsub(one, erf), y)
+    return select_nan(b, x, y)

@@ -1,4 +1,4 @@
-"""More float functions of one operand: ``log2 log1p expm1 rsqrt sin cos erf``. Each
+"""More float functions of one operand: ``log2 log1p expm1 rsqrt sin cos erf erfc``. Each
 takes float32/float64 only (a TypeError names the op and the operand otherwise, as
 for ``exp``); the numpy reference defines the values, PyTorch's are the same:
 
@@ -9,10 +9,12 @@ for ``exp``); the numpy reference defines the values, PyTorch's are the same:
 [[-inf, -inf, -66.43856189774725, 3.0, nan, inf], [0.0, -0.0, 1e-20, 2.1972245773362196, -inf, inf], [0.0, -0.0, 1e-20, 2979.9579870417283, -0.6321205588285577, inf]]
 >>> get_op("erf").evaluate([np.array([-np.inf, -0.0, 0.5, np.nan], np.float32)], {}).tolist()
 [-1.0, -0.0, 0.5204998850822449, nan]
+>>> get_op("erfc").evaluate([np.array([-np.inf, 0.0, 10.0, np.nan])], {}).tolist()
+[2.0, 1.0, 2.088487583762545e-45, nan]
 
 ``rsqrt(x)`` is ``1 / sqrt(x)``: ``rsqrt(-0.0)`` is ``-inf``, as in PyTorch. The
 gradients are PyTorch's formulas: ``g / (x ln 2)``, ``g / (1 + x)``, ``g (y + 1)``,
-``-g y^3 / 2``, ``g cos x``, ``-g sin x``, ``g 2/sqrt(pi) e^{-x^2}``.
+``-g y^3 / 2``, ``g cos x``, ``-g sin x``, ``g 2/sqrt(pi) e^{-x^2}`` (erfc: its negation).
 """
 from __future__ import annotations
 
@@ -129,3 +131,25 @@ class Erf(Unary):
         x = node.inputs[0]
         e = b.emit("exp", b.emit("neg", b.emit("mul", x, x)))
         return [b.emit("mul", g, b.emit("mul", e, scalar(b, 2.0 / math.sqrt(math.pi), x.dtype)))]
+
+
+_ERFC = np.frompyfunc(math.erfc, 1, 1)
+
+
+@register
+class Erfc(Unary):
+    """The complementary error function ``1 - erf(x)``, accurate where erf is close to 1
+    (``erfc(5) = 1.5e-12``). The reference is the C library's ``erfc`` (Python's
+    ``math.erfc``) element by element, in float64, rounded to the dtype."""
+
+    name = "erfc"
+    cost = 30
+
+    def evaluate(self, a, attrs):
+        x = a[0]
+        return np.asarray(_ERFC(x.astype(np.float64)), np.float64).astype(x.dtype)
+
+    def grad(self, b, node, g):  # -g * 2/sqrt(pi) * e^{-x^2}
+        x = node.inputs[0]
+        e = b.emit("exp", b.emit("neg", b.emit("mul", x, x)))
+        return [b.emit("mul", g, b.emit("mul", e, scalar(b, -2.0 / math.sqrt(math.pi), x.dtype)))]

@@ -90,8 +90,8 @@ def _recompute_cheap(body: Graph, forward: Graph, free) -> Graph:
     """A forward value the backward reads that one cost-free elementwise op (``cost`` 0:
     a multiply, an add, a negation ...) makes from ``free`` values (the forward's
     inputs, and what the caller holds anyway: eager mode's tensors) and scalar
-    constants is re-emitted in the backward instead of saved: GELU's ``x/√2`` and
-    ``x/2`` come again from x, so its forward writes its output and ``erf(x/√2) + 1``,
+    constants is re-emitted in the backward instead of saved: GELU's ``-x/√2`` and
+    ``x/2`` come again from x, so its forward writes its output and ``erfc(-x/√2)``,
     not two more arrays, and its backward reads x (PyTorch saves x too). The choice
     depends on the node alone, not on which gradients are wanted, so the residuals of
     fewer wanted gradients stay among those of more (eager records save the latter). A

@@ -384,7 +384,7 @@ class Partition:
 
     def _absorb_small_producers(self, node: Node, k: Group) -> None:
         """Move an elementwise producer that nothing else uses into ``node``'s kernel: of
-        the loop's own shape (GELU's ``erf(x/√2) + 1``, a loop of its own because it and
+        the loop's own shape (GELU's ``erfc(-x/√2)``, a loop of its own because it and
         ``x/2`` both start from the input; a dropout mask multiplying a value another
         loop computes), so the value never reaches memory; or of a smaller shape
         (``log`` of a (64, 1) sum feeding a (64, 10) loop; a Python number cast to the
@@ -423,8 +423,8 @@ class Partition:
         """``_absorb_small_producers`` once more for every elementwise loop, with the reads
         counted again over what will run: during the walk, a node that a GEMM epilogue
         replaced (by one reading clones) or a later reader that has not been walked yet
-        still counted, so GELU's ``erf(x/√2) + 1``, read by the backward GEMM's epilogue
-        only through its clones, stayed a loop of its own beside ``x/2 · (erf + 1)``
+        still counted, so GELU's ``erfc(-x/√2)``, read by the backward GEMM's epilogue
+        only through its clones, stayed a loop of its own beside ``x/2 · erfc``
         (one more kernel, and its values through memory)."""
         self.users, readers = {}, {}
         for n in self.order:
@@ -444,8 +444,8 @@ class Partition:
         """Move elementwise loop ``a`` whole to the front of the one other loop of its
         shape that reads it, when no other kernel does: one kernel writing ``a``'s values
         that are read elsewhere (graph outputs: the residuals a backward keeps) beside
-        its own. GELU's forward keeping its residuals was ``erf(x/√2) + 1`` in one loop
-        and ``x/2 · (erf + 1)`` in another, both reading x. Nothing moves when either
+        its own. GELU's forward keeping its residuals was ``erfc(-x/√2)`` in one loop
+        and ``x/2 · erfc`` in another, both reading x. Nothing moves when either
         loop's other inputs need the other's kernel (a cycle between kernels).
         ``readers_of``: value -> the nodes that read it (nodes never change here, only
         the groups they are in)."""

@@ -14,7 +14,7 @@ other inputs is available in the GEMM's tile:
   product reshaped back): the epilogue's ops and operands then have that shape;
 - a value **recomputed** in the tile from those (at most ``MAX_RECOMPUTED`` ops for
   one input): the comparison of a relu mask ``select(gt(r, 0), g, 0)``, and GELU's
-  saved intermediates ``x/2``, ``erf(x/√2) + 1``, ``exp(-x²/2)·2/√π`` in its backward,
+  saved intermediates ``x/2``, ``erfc(-x/√2)``, ``exp(-x²/2)·2/√π`` in its backward,
   each recomputed from the one saved x instead of being read as three arrays.
 
 The kernel stores one array, so the plan is then cut back to its longest prefix that
