@@ -338,3 +338,22 @@ def test_kernels_accept_the_ops_directly():
     k = ElementwiseKernel.for_graph(b.build([b.emit("erf", b.emit("sin", v))]))
     xs = np.linspace(-3, 3, 5)
     np.testing.assert_allclose(k([xs])[0], [__import__("math").erf(np.sin(t)) for t in xs], rtol=1e-15)
+
+
+def test_float32_gelu_keeps_its_relative_accuracy_where_phi_is_small():
+    """GELU = x/2 · erfc(-x/√2): for negative x, Φ(x) is small and ``1 + erf(x/√2)``
+    would cancel (at x = -5, float32's erf is -1 to within 3 ulps of its spacing there,
+    so the old form was off by percents); with erfc the float32 result stays within
+    what rounding z = x/√2 costs (√½ and the product each round: z off by 2 · 2^-24
+    relative, erfc(z) by 2z times that) plus a few ulps, eager and compiled."""
+    import math
+    x = np.concatenate([np.linspace(-12.0, 4.0, 4001), [-0.0, 0.0, 1e-30, -1e-30]]).astype(np.float32)
+    truth = np.array([v / 2 * math.erfc(-v / math.sqrt(2)) for v in x.astype(np.float64)])
+    z2 = x.astype(np.float64) ** 2 / 2
+    bound = 4 * z2 * 2.0 ** -24 + 8 * 2.0 ** -24
+    for got in (lucid.nn.functional.gelu(lucid.tensor(x)).numpy(),
+                lucid.compile(lambda t: lucid.nn.functional.gelu(t))(lucid.tensor(x)).numpy()):
+        normal = np.abs(truth) >= np.finfo(np.float32).tiny
+        rel = np.abs(got[normal].astype(np.float64) - truth[normal]) / np.abs(truth[normal])
+        assert (rel <= bound[normal]).all(), (x[normal][rel > bound[normal]][:5], rel.max())
+        np.testing.assert_allclose(got[~normal], truth[~normal], rtol=0, atol=1e-44)
