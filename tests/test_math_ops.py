@@ -357,3 +357,26 @@ def test_float32_gelu_keeps_its_relative_accuracy_where_phi_is_small():
         rel = np.abs(got[normal].astype(np.float64) - truth[normal]) / np.abs(truth[normal])
         assert (rel <= bound[normal]).all(), (x[normal][rel > bound[normal]][:5], rel.max())
         np.testing.assert_allclose(got[~normal], truth[~normal], rtol=0, atol=1e-44)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_erfc_and_its_gradient_exponential_in_one_kernel_match_each_alone(dtype):
+    """erfc's e^{-x^2} is emitted as the graph's ``exp(neg(mul(x, x)))`` (its gradient,
+    GELU's backward) emits it, so one kernel computing ``erfc(x) · e^{-x^2}`` computes
+    the exponential once: the same bits as each in a kernel of its own, multiplied."""
+    rng = np.random.default_rng(21)
+    x = np.concatenate([rng.standard_normal(3001) * 4, [0.0, -0.0, np.inf, -np.inf, np.nan, 1e30, 27.0]]).astype(dtype)
+
+    def gauss(b, a):
+        return b.emit("exp", b.emit("neg", b.emit("mul", a, a)))
+
+    b = GraphBuilder()
+    a = b.input(x.shape, dtype)
+    both = compile_graph(b.build([b.emit("mul", b.emit("erfc", a), gauss(b, a))]), "both")
+    assert len(both.kernels) == 1
+    b = GraphBuilder()
+    a = b.input(x.shape, dtype)
+    alone = compile_graph(b.build([gauss(b, a)]), "gauss")
+    with np.errstate(all="ignore"):
+        want = run_both("erfc", [x], dtype)[0] * alone([x])[0]
+        np.testing.assert_array_equal(both([x])[0], want)

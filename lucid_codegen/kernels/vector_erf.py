@@ -100,14 +100,28 @@ def emit_erf(b, x):
 _ERFC_ZERO = {"f32": 10.5, "f64": 27.5}
 
 
+def _gaussian(b, x):
+    """e^{-x^2} with x^2 exact as hi + lo: ``e^{-hi}`` is emitted exactly as the graph's
+    ``exp(neg(mul(x, x)))`` (erfc's gradient, GELU's backward) emits it, so a kernel
+    computing both computes it once (LLVM merges the identical instructions), and
+    ``e^{-hi} (1 - lo)`` adds lo's part (|lo| <= 2^-24 hi in float32). Where x^2
+    overflows, lo is NaN or -inf, clamped into [-1, 1]: e^{-hi} is 0 there, and so is
+    the result."""
+    ty = x.type
+    hi = b.fmul(x, x)
+    e_hi = emit_exp(b, b.fneg(hi))
+    lo = fma(b, x, x, b.fneg(hi))
+    lo = call_intrinsic(b, "minnum", [call_intrinsic(b, "maxnum", [lo, const(ty, -1.0)]), const(ty, 1.0)])
+    return fma(b, b.fneg(e_hi), lo, e_hi)
+
+
 def emit_erfc(b, x):
     """``erfc(x) = 1 - erf(x)``, one branch-free formula (``erf_coefficients.ERFC32`` /
     ``ERFC64``): for z = |x|, ``t e^{-z^2} S(2t - 1)`` with t = 1 / (1 + p z); z^2 is
     carried as hi + lo (an FMA) into the exponential, so the tail keeps its relative
-    accuracy down to the underflow (erfc(10) = 2e-45 in float32). Negative x:
-    ``2 - erfc(-x)``; erfc(+inf) = 0, erfc(-inf) = 2, NaN stays NaN. About half the
-    operations of :func:`emit_erf` in float32 (one polynomial, no second piece), which
-    is why GELU is written with it."""
+    accuracy down to the underflow (erfc(10) = 2e-45 in float32); its e^{-x^2} is shared
+    with a gradient's (:func:`_gaussian`). Negative x:
+    ``2 - erfc(-x)``; erfc(+inf) = 0, erfc(-inf) = 2, NaN stays NaN."""
     ty = x.type
     f64 = scalar_of(ty) == F64
     p, coeffs = ERFC64 if f64 else ERFC32
@@ -115,9 +129,7 @@ def emit_erfc(b, x):
     z = call_intrinsic(b, "minnum", [call_intrinsic(b, "fabs", [x]), const(ty, _ERFC_ZERO["f64" if f64 else "f32"])])
     t = b.fdiv(one, fma(b, z, const(ty, p), one))
     s = _horner_low_first(b, fma(b, t, const(ty, 2.0), const(ty, -1.0)), [const(ty, c) for c in coeffs])
-    hi = b.fmul(z, z)
-    lo = fma(b, z, z, b.fneg(hi))
-    y = b.fmul(b.fmul(t, s), emit_exp(b, b.fneg(hi), b.fneg(lo)))
+    y = b.fmul(b.fmul(t, s), _gaussian(b, x))
     y = b.select(b.fcmp_ordered("<", x, const(ty, 0.0)), b.fsub(const(ty, 2.0), y), y)
     if f64:  # |x| < 1/2: 1 - erf(x) (at most 0.52 taken from 1), where the product above
         lo_, hi_, small = SMALL  # would lose a few ulps of float64 near 1
