@@ -70,6 +70,22 @@ def softmax_mask(e: Emitter, causal, key, q0):
     return b.icmp_signed(">", e.splat(key, vt), e.lane_indices(q0))
 
 
+def visible_keys(e: Emitter, causal, kn, j0, q0):
+    """How many of the block's ``kn`` keys (from ``j0``) the queries ``q0 .. q0+W-1`` of
+    one vector may see: all, or causal, those up to the last of them. The keys past it
+    are masked in every lane, so their probabilities are 0 without an exponential."""
+    b = e.b
+    last = b.sub(e.add(q0, const64(e.w)), j0)
+    seen = e.imin(kn, b.select(b.icmp_signed("<", last, const64(0)), const64(0), last))
+    return b.select(b.icmp_signed("!=", causal, const64(0)), seen, kn)
+
+
+def zero_rows(e: Emitter, st, start, kn, col):
+    """Rows ``start .. kn`` of the block's column vector ``col`` (row stride BLOCK) set to 0."""
+    with Loop(e.b, start, kn, 1, name="zrow") as kk:
+        e.vstore(e.vconst(0.0), st, e.add(e.mul(kk.i, const64(BLOCK)), col))
+
+
 def kernel_function(module: ir.Module, name: str, dtype: str, words):
     """``name(block, t0, t1, c0, c1)`` begun: ``(builder, emitter, words, t0, t1, scratch,
     finish)``; ``finish()`` frees the scratch and returns."""
@@ -155,24 +171,27 @@ def build_forward(dtype: str) -> ir.Module:
 
 
 def _online_softmax(e: Emitter, st, kn, j0, i0, causal, m_buf, l_buf, al_buf):
-    """Sᵀ (kn × BLOCK) becomes Pᵀ = exp(Sᵀ - m_new) in place; m, l, α updated per query."""
+    """Sᵀ (kn × BLOCK) becomes Pᵀ = exp(Sᵀ - m_new) in place; m, l, α updated per query.
+    Keys no query of a vector may see (past the diagonal) are skipped: their P is 0."""
     b, W, BR = e.b, e.w, BLOCK
     ninf, zero = e.vconst(float("-inf")), e.vconst(0.0)
     with Loop(b, const64(0), const64(BR), W, name="smcol") as c:
         q0 = e.add(i0, c.i)
+        seen = visible_keys(e, causal, kn, j0, q0)
         m_old = e.vload(m_buf, c.i)
-        with Loop(b, const64(0), kn, 1, [m_old], name="smmax") as kk:
+        with Loop(b, const64(0), seen, 1, [m_old], name="smmax") as kk:
             s = e.vload(st, e.add(e.mul(kk.i, const64(BR)), c.i))
             s = b.select(softmax_mask(e, causal, e.add(j0, kk.i), q0), ninf, s)
             kk.next = [maxnum(b, kk.vars[0], s)]
         m_new = kk.results[0]
         alpha = emit_exp(b, b.fsub(m_old, m_new))
-        with Loop(b, const64(0), kn, 1, [zero], name="smexp") as kk:
+        with Loop(b, const64(0), seen, 1, [zero], name="smexp") as kk:
             off = e.add(e.mul(kk.i, const64(BR)), c.i)
             pv = emit_exp(b, b.fsub(e.vload(st, off), m_new))
             pv = b.select(softmax_mask(e, causal, e.add(j0, kk.i), q0), zero, pv)
             e.vstore(pv, st, off)
             kk.next = [b.fadd(kk.vars[0], pv)]
+        zero_rows(e, st, seen, kn, c.i)
         e.vstore(m_new, m_buf, c.i)
         e.vstore(b.fadd(b.fmul(e.vload(l_buf, c.i), alpha), kk.results[0]), l_buf, c.i)
         e.vstore(alpha, al_buf, c.i)

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
-from lucid_codegen.kernels.attention import FWD_WORDS, kernel_function, load_offset, scale_word, softmax_mask
+from lucid_codegen.kernels.attention import (FWD_WORDS, kernel_function, load_offset, scale_word, softmax_mask,
+                                             visible_keys, zero_rows)
 from lucid_codegen.kernels.attention_tiles import BLOCK, Emitter, call_tile, declare_tile_product, vector_width
 from lucid_codegen.kernels.loops import I64, Loop, const64
 from lucid_codegen.kernels.vector_math import emit_exp
@@ -145,16 +146,19 @@ def build_backward(dtype: str) -> ir.Module:
 
 
 def _probabilities(e: Emitter, st, kn, j0, i0, causal, lse):
-    """Sᵀ (kn × BLOCK) becomes Pᵀ = exp(Sᵀ - lse) in place (0 where masked)."""
+    """Sᵀ (kn × BLOCK) becomes Pᵀ = exp(Sᵀ - lse) in place (0 where masked; keys no
+    query of a vector may see are 0 without an exponential)."""
     b, BR = e.b, BLOCK
     with Loop(b, const64(0), const64(BR), e.w, name="pcol") as c:
         q0 = e.add(i0, c.i)
         lv = e.vload(lse, q0)
-        with Loop(b, const64(0), kn, 1, name="prow") as kk:
+        seen = visible_keys(e, causal, kn, j0, q0)
+        with Loop(b, const64(0), seen, 1, name="prow") as kk:
             off = e.add(e.mul(kk.i, const64(BR)), c.i)
             pv = emit_exp(b, b.fsub(e.vload(st, off), lv))
             pv = b.select(softmax_mask(e, causal, e.add(j0, kk.i), q0), e.vconst(0.0), pv)
             e.vstore(pv, st, off)
+        zero_rows(e, st, seen, kn, c.i)
 
 
 def _score_gradient(e: Emitter, st, dst, kn, i0, dl, scale):
