@@ -32,7 +32,8 @@ import ctypes
 
 import llvmlite.ir as ir
 
-from lucid_codegen.kernels.attention_tiles import BLOCK, Args, Emitter, call_tile, declare_tile_product, maxnum
+from lucid_codegen.kernels.attention_diagonal import diagonal_cut, keys_by_queries, queries_over_keys
+from lucid_codegen.kernels.attention_tiles import BLOCK, Args, Emitter, declare_tile_product, maxnum
 from lucid_codegen.jit.cache import load_or_compile, source_stamp
 from lucid_codegen.jit.llvm import loop_pipeline
 from lucid_codegen.kernels.loops import I64, Loop, const64
@@ -40,8 +41,8 @@ from lucid_codegen.kernels.vector_math import F64, emit_exp, emit_log
 
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
-GENERATOR = ("kernels.attention", "kernels.attention_backward", "kernels.attention_tiles", "kernels.loops",
-             "kernels.vector_math")
+GENERATOR = ("kernels.attention", "kernels.attention_backward", "kernels.attention_diagonal",
+             "kernels.attention_tiles", "kernels.loops", "kernels.vector_math")
 #: the forward's block words, in order (``*_off``: per-(batch, head) offset tables)
 FWD_WORDS = ("scratch", "L", "S", "E", "Ev", "causal", "scale", "nqb", "q", "k", "v", "out",
              "q_off", "k_off", "v_off", "q_rs", "q_cs", "k_rs", "k_cs", "v_rs", "v_cs")
@@ -147,12 +148,13 @@ def build_forward(dtype: str) -> ir.Module:
         with Loop(b, const64(0), kend, BR, name="keys") as kb:
             j0 = kb.i
             kn = e.imin(const64(BR), b.sub(kend, j0))
-            # 2. scores, online softmax, output update
-            call_tile(e, tile, 0, kn, BR, a.E, e.at(kbase, e.mul(j0, a.k_rs)), a.k_rs, a.k_cs,
-                      qt, BR, st, BR)
+            # 2. scores, online softmax, output update (a diagonal block without its dead quarter)
+            cut = diagonal_cut(e, a.causal, i0, j0)
+            keys_by_queries(e, tile, cut, kn, const64(BR), a.E, e.at(kbase, e.mul(j0, a.k_rs)), a.k_rs, a.k_cs,
+                            qt, const64(BR), st, const64(BR))
             _online_softmax(e, st, kn, j0, i0, a.causal, m_buf, l_buf, al_buf)
-            call_tile(e, tile, 2, a.Ev, BR, kn, e.at(vbase, e.mul(j0, a.v_rs)), a.v_cs, a.v_rs,
-                      st, BR, ot, BR, al_buf)
+            queries_over_keys(e, tile, 2, cut, a.Ev, const64(BR), kn, e.at(vbase, e.mul(j0, a.v_rs)), a.v_cs,
+                              a.v_rs, st, const64(BR), ot, const64(BR), al_buf, queries_are_rows=False)
         # 3. out = Oᵀ / l, lse = m + log l (lse into α's slot first)
         with Loop(b, const64(0), const64(BR), W, name="fin") as c:
             lv = e.vload(l_buf, c.i)

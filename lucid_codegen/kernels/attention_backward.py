@@ -25,7 +25,8 @@ import llvmlite.ir as ir
 
 from lucid_codegen.kernels.attention import (FWD_WORDS, kernel_function, load_offset, scale_word, softmax_mask,
                                              visible_keys, zero_rows)
-from lucid_codegen.kernels.attention_tiles import BLOCK, Emitter, call_tile, declare_tile_product, vector_width
+from lucid_codegen.kernels.attention_diagonal import diagonal_cut, keys_by_queries, keys_over_queries, queries_over_keys
+from lucid_codegen.kernels.attention_tiles import BLOCK, Emitter, declare_tile_product, vector_width
 from lucid_codegen.kernels.loops import I64, Loop, const64
 from lucid_codegen.kernels.vector_math import emit_exp
 
@@ -122,13 +123,17 @@ def build_backward(dtype: str) -> ir.Module:
             first = b.mul(b.sdiv(first, const64(BR)), const64(BR))
             with Loop(b, first, a.L, BR, name="queries") as qb:
                 i0 = qb.i
-                call_tile(e, tile, 0, kn, BR, a.E, kblk, a.k_rs, a.k_cs, e.at(qt, i0), Lp, st, BR)
+                cut = diagonal_cut(e, a.causal, i0, j0)  # (a diagonal block without its dead quarter)
+                br = const64(BR)
+                keys_by_queries(e, tile, cut, kn, br, a.E, kblk, a.k_rs, a.k_cs, e.at(qt, i0), Lp, st, br)
                 _probabilities(e, st, kn, j0, i0, a.causal, lse)
-                call_tile(e, tile, 0, kn, BR, a.Ev, vblk, a.v_rs, a.v_cs, e.at(dot, i0), Lp, dst, BR)
-                _score_gradient(e, st, dst, kn, i0, dl, scale)
-                call_tile(e, tile, 1, kn, Evp, BR, st, BR, 1, e.at(dor, e.mul(i0, Evp)), Evp, dv, Evp)
-                call_tile(e, tile, 1, kn, Ep, BR, dst, BR, 1, e.at(qr, e.mul(i0, Ep)), Ep, dk, Ep)
-                call_tile(e, tile, 1, BR, Ep, kn, dst, 1, BR, kj, Ep, e.at(dq, e.mul(i0, Ep)), Ep)
+                keys_by_queries(e, tile, cut, kn, br, a.Ev, vblk, a.v_rs, a.v_cs, e.at(dot, i0), Lp, dst, br)
+                _score_gradient(e, st, dst, kn, j0, i0, a.causal, dl, scale)
+                keys_over_queries(e, tile, cut, kn, Evp, br, st, br, const64(1), e.at(dor, e.mul(i0, Evp)), Evp,
+                                  dv, Evp)
+                keys_over_queries(e, tile, cut, kn, Ep, br, dst, br, const64(1), e.at(qr, e.mul(i0, Ep)), Ep, dk, Ep)
+                queries_over_keys(e, tile, 1, cut, br, Ep, kn, dst, const64(1), br, kj, Ep, e.at(dq, e.mul(i0, Ep)),
+                                  Ep)
             with Loop(b, const64(0), kn, 1, name="dkr") as r:
                 row = e.add(j0, r.i)
                 dk_row = e.at(res, e.add(e.mul(a.L, a.E), e.mul(row, a.E)))
@@ -161,13 +166,16 @@ def _probabilities(e: Emitter, st, kn, j0, i0, causal, lse):
         zero_rows(e, st, seen, kn, c.i)
 
 
-def _score_gradient(e: Emitter, st, dst, kn, i0, dl, scale):
-    """dSᵀ = Pᵀ ∘ (dPᵀ - D) · scale, in dPᵀ's place."""
+def _score_gradient(e: Emitter, st, dst, kn, j0, i0, causal, dl, scale):
+    """dSᵀ = Pᵀ ∘ (dPᵀ - D) · scale, in dPᵀ's place (0 for the keys no query of a vector
+    may see, whose dPᵀ a diagonal block leaves uncomputed)."""
     b, BR = e.b, BLOCK
     sv = e.splat(scale)
     with Loop(b, const64(0), const64(BR), e.w, name="dscol") as c:
         dv = e.vload(dl, e.add(i0, c.i))
-        with Loop(b, const64(0), kn, 1, name="dsrow") as kk:
+        seen = visible_keys(e, causal, kn, j0, e.add(i0, c.i))
+        with Loop(b, const64(0), seen, 1, name="dsrow") as kk:
             off = e.add(e.mul(kk.i, const64(BR)), c.i)
             x = b.fmul(b.fmul(e.vload(st, off), b.fsub(e.vload(dst, off), dv)), sv)
             e.vstore(x, dst, off)
+        zero_rows(e, dst, seen, kn, c.i)
