@@ -8,7 +8,8 @@ of ``BLOCK`` queries of one (batch, head) index. The call takes its scratch from
 1. the queries are packed transposed and scaled, ``QT[d, q] = q[i0+q, d] · scale``
    (zeros past the sequence's end): vectors run along the queries from here on;
 2. for each block of ``BLOCK`` keys up to the last one any of its queries may see
-   (causal: the tiles above the diagonal are never computed), the scores
+   (causal: the tiles above the diagonal are never computed, nor the masked quarter
+   of a tile on it, ``attention_diagonal``), the scores
    ``Sᵀ = K_blk · QT`` (one tile product, K read in place at its strides), then the
    online softmax per query (a vector lane each): the running maximum ``m``, the
    factor ``α = exp(m_old - m_new)``, ``Pᵀ = exp(Sᵀ - m_new)`` (0 where masked) and

@@ -11,7 +11,8 @@ packed forward result, never recomputed) and ``D = rowsum(dO ∘ O) - g_lse``:
   ``Sᵀ = K_blk·QT``, ``Pᵀ = exp(Sᵀ - lse)`` (0 where masked), ``dV_blk += Pᵀ·dO``,
   ``dPᵀ = V_blk·dOT``, ``dSᵀ = Pᵀ ∘ (dPᵀ - D)·scale``, ``dK_blk += dSᵀ·Q``,
   ``dQ += dS·Kj``: five tile products (``attention_tiles``), vectors along the
-  queries for the first two, along the features for the rest;
+  queries for the first two, along the features for the rest; on the diagonal, each
+  without the masked quarter (``attention_diagonal``);
 * dK, dV of the key block, then dQ, into the packed result.
 
 ``Lp``/``Ep``/``Evp``: the lengths rounded up to ``BLOCK`` and the feature dims to the
