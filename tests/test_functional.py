@@ -82,3 +82,28 @@ def test_softmax_is_stable_for_large_logits():
     z = Tensor([[1000.0, 0.0, -1000.0]])
     np.testing.assert_allclose(F.softmax(z).numpy(), [[1.0, 0.0, 0.0]])
     assert np.isfinite(F.log_softmax(z).numpy()[0, 0])
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_over_an_empty_axis_is_empty_as_in_pytorch(name):
+    """Nothing to normalise (found by tests/fuzz_api.py): an empty result of the input's
+    shape, eager and compiled, with an empty gradient; an axis out of range still raises."""
+    fn = getattr(F, name)
+    x = lucid.zeros((7, 0), requires_grad=True)
+    y = fn(x, dim=1)
+    y.sum().backward()
+    assert y.shape == (7, 0) and x.grad.shape == (7, 0)
+    assert lucid.compile(lambda t: fn(t, dim=-1))(lucid.zeros((3, 0))).shape == (3, 0)
+    assert fn(lucid.zeros((0, 4)), dim=1).shape == (0, 4)
+    with pytest.raises(ValueError):
+        fn(lucid.zeros((7, 0)), dim=5)
+
+
+def test_linear_of_no_input_features_is_its_bias():
+    """in_features = 0 (found by tests/fuzz_api.py): x @ Wᵀ sums nothing, as in PyTorch."""
+    import torch
+    w, b = np.ones((7, 0), np.float32), np.arange(7, dtype=np.float32)
+    for shape in [(0,), (3, 0), (2, 1, 0)]:
+        got = F.linear(lucid.zeros(shape), lucid.tensor(w), lucid.tensor(b)).numpy()
+        want = torch.nn.functional.linear(torch.zeros(shape), torch.tensor(w), torch.tensor(b)).numpy()
+        np.testing.assert_array_equal(got, want)

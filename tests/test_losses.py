@@ -283,3 +283,28 @@ def test_losses_compile_with_traced_class_targets():
     want = torch.nn.functional.cross_entropy(_torch(z), _torch(t), weight=_torch(w), ignore_index=2,
                                              label_smoothing=0.1)
     assert step(lucid.tensor(z), lucid.tensor(t)).item() == pytest.approx(want.item(), rel=1e-10)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("shape,target,smoothing", [
+    ((2, 0), "probs", 0.0), ((2, 0, 3), "probs", 0.0), ((0,), "probs", 0.0), ((2, 0), "probs", 0.1),
+    ((2, 0), [-100, -100], 0.0), ((2, 0), [-100, -100], 0.1), ((0, 0), [], 0.0)])
+def test_no_classes_give_pytorch_values(shape, target, smoothing, reduction):
+    """A class axis of size 0 (found by tests/fuzz_api.py): the loss is -0.0 an element for
+    probabilities, 0 for ignored class indices (NaN with label smoothing), and 'mean'
+    divides by 0, as PyTorch; the input's gradient is empty."""
+    def run(lib):
+        x = lib.zeros(shape, requires_grad=True)
+        t = lib.zeros(shape) if target == "probs" else lib.tensor(np.asarray(target, np.int64))
+        out = lib.nn.functional.cross_entropy(x, t, reduction=reduction, label_smoothing=smoothing)
+        out.sum().backward()
+        return np.asarray(out.detach().numpy()), tuple(x.grad.shape)
+    (got, gshape), (want, tshape) = run(lucid), run(torch)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got[~np.isnan(got)]), np.signbit(want[~np.isnan(want)]))
+    assert gshape == tshape
+
+
+def test_no_classes_refuse_a_class_index():
+    with pytest.raises(IndexError, match="Target 0 is out of bounds"):
+        F.cross_entropy(lucid.zeros((2, 0)), lucid.tensor(np.array([0, -100])))

@@ -91,10 +91,12 @@ def _class_loss(op, z, target, weight, ignore_index, reduction, smoothing, logit
     if z.dtype not in ("float32", "float64"):
         raise TypeError(f"{op}: input must be float32 or float64, got {z.dtype}")
     single = z.ndim == 1                  # (C,) logits: one sample
-    zz = z.reshape(1, -1) if single else z
+    zz = z.reshape(1, z.shape[0]) if single else z
     c = zz.shape[1]
     w = _class_weight(op, weight, c, z.dtype)
-    if _is_probabilities(target, z):
+    if c == 0:
+        out = _without_classes(op, zz, z.shape, target, ignore_index, reduction, smoothing)
+    elif _is_probabilities(target, z):
         out = _probability_loss(op, zz, target, w, reduction, reduce, smoothing, logits)
     else:
         t, ignored = class_targets(op, target, z.shape, c, int(ignore_index), z.dtype)
@@ -106,6 +108,35 @@ def _class_loss(op, z, target, weight, ignore_index, reduction, smoothing, logit
             _SEEN.keep(key, (chain, c, operands[2 + (w is not None):]))
         out = dispatch.call(chain, operands)
     return out.reshape(()) if single and reduction == "none" else out
+
+
+def _without_classes(op, z, shape, target, ignore_index, reduction, smoothing):
+    """The loss over no classes (``z`` of shape (N, 0, ...)), as PyTorch gives it: the
+    log-probabilities are empty, so a probability target's loss is ``-0.0`` an element
+    (``-Σ`` of nothing), and a class-index target can only be ``ignore_index`` (any other
+    is out of bounds: IndexError), its loss 0, NaN with label smoothing (``ε / C``);
+    ``'mean'`` divides by a count of 0 (NaN).
+
+    >>> import lucid
+    >>> F = lucid.nn.functional
+    >>> x = lucid.zeros((2, 0))
+    >>> F.cross_entropy(x, lucid.zeros((2, 0)), reduction="none").tolist(), F.cross_entropy(x, lucid.zeros((2, 0))).item()
+    ([-0.0, -0.0], nan)
+    """
+    nothing = z.sum(1)                      # zeros of the loss's shape, through z for the gradient
+    if _is_probabilities(target, Tensor._wrap(np.empty(shape, z.dtype))):
+        p = as_tensor(target) if isinstance(target, Tensor) else Tensor(np.asarray(target, z.dtype))
+        per = (z * cast(p.reshape(z.shape), z.dtype)).sum(1)
+        sign = -1.0
+    else:
+        class_targets(op, target, shape, 0, int(ignore_index), z.dtype)
+        per = nothing * float("nan") if smoothing > 0 else nothing
+        sign = 1.0
+    if reduction == "none":
+        out = per * sign if sign < 0 else per
+        return out.reshape(()) if len(shape) == 1 else out
+    total = per.sum() * sign if sign < 0 else per.sum()
+    return total if reduction == "sum" else total / 0.0
 
 
 _isfinite = math.isfinite

@@ -18,6 +18,8 @@ Tensor([[2.0, 2.0]], grad=None)
 """
 from __future__ import annotations
 
+import math
+
 from lucid_ir.types import promote
 
 from .. import dispatch, tracing
@@ -61,7 +63,7 @@ def _linear(input_, weight, bias=None):
     x, w = cast(x, dtype), cast(w, dtype)
     b = None if b is None else cast(b, dtype)
     lead = x.shape[:-1]
-    out = _linear(x.reshape(-1, w.shape[1]), w, b)
+    out = _linear(x.reshape(math.prod(lead), w.shape[1]), w, b)  # (not -1: in_features may be 0)
     return out.reshape(*lead, w.shape[0])
 
 
@@ -130,11 +132,18 @@ def _row_call(name: str, memo: ChainMemo, x, dim, axis, make):
     plain = (dim is None or type(dim) is int) and (axis is None or type(axis) is int)
     key = (dim, axis) if plain else None
     chain = memo.get(key)
-    if chain is not None:
-        return dispatch.call1(chain, x)
-    axis = _softmax_dim(name, dim, axis)
-    chain = memo.keep(key, _chain(name, axis, lambda: make(axis)))
-    return dispatch.call1(chain, as_tensor(x))
+    try:
+        if chain is not None:
+            return dispatch.call1(chain, x)
+        axis_ = _softmax_dim(name, dim, axis)
+        chain = memo.keep(key, _chain(name, axis_, lambda: make(axis_)))
+        return dispatch.call1(chain, as_tensor(x))
+    except ValueError:  # (the max of an empty axis has no value: checked only then)
+        x = as_tensor(x)
+        a = _softmax_dim(name, dim, axis)
+        if isinstance(a, int) and -x.ndim <= a < max(x.ndim, 1) and x.ndim and x.shape[a] == 0:
+            return x * 1.0          # as PyTorch: nothing to normalise, an empty result
+        raise
 
 
 def log_softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
