@@ -487,3 +487,24 @@ def test_the_inline_cache_of_a_gemm_checks_layouts_and_declines(fresh_caches):
             want = xi.numpy() @ wi.numpy().T + bi.numpy()
             np.testing.assert_allclose(F.linear(xi, wi, bi).numpy(), want, rtol=1e-5, atol=1e-5)
             np.testing.assert_allclose(F.linear(xi, wi).numpy(), want - bi.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_first_call_after_a_thread_count_change_counts_one_launch():
+    """The hot call's layout-checked trampoline declines a signature it was not built for
+    and runs nothing; it counted a launch anyway, so a new signature's first call after
+    ``set_num_threads`` counted two (the order-dependent launch counts of sessions 23-24)."""
+    from lucid_codegen.runtime.plan import kernel_launches
+    threads = lucid.get_num_threads()
+    try:
+        for n in (2, 1):
+            lucid.set_num_threads(n)
+            k = 11 + n
+            x, w = lucid.tensor(np.ones((4, k), np.float32)), lucid.tensor(np.ones((3, k), np.float32))
+            b = lucid.tensor(np.ones((64, 1000 + k), np.float32))
+            for call in (lambda: F.linear(x, w), lambda: b.argmax(dim=-1)):
+                for _ in range(2):
+                    before = kernel_launches()
+                    call()
+                    assert kernel_launches() - before == 1
+    finally:
+        lucid.set_num_threads(threads)

@@ -415,7 +415,13 @@ def fast_call(kernel, arrays, scalars=(), order=None, counter=None, out_shape=No
     block = np.array([address, *ranges, len(template), *positions, *how, *template, *checks], np.int64)
     native = _builtin(n, block, checked is not None)  # holds the block
     empty, count = np.empty, counter if counter is not None else _Count
-    if n == 2:  # one operand and the output (the unary ops): no argument tuples
+    if checked is not None:  # counted only when it ran (a declined call runs nothing)
+        def run(*operands):
+            out = native(*operands, empty(out_shape, out_dtype))
+            if out is not block:
+                count[0] += 1
+            return out
+    elif n == 2:  # one operand and the output (the unary ops): no argument tuples
         def run(a):
             count[0] += 1
             return native(a, empty(out_shape, out_dtype))
@@ -468,15 +474,12 @@ def gemm_fast_call(step, counter=None, whole: bool = False, checked=None):
                           block, None)
     out_shape, dtype, general = step.out_shape, gemm.dtype, step.direct
     empty, count = np.empty, counter if counter is not None else _Count
-    if checked is not None:
-        if trans_b:
-            def run(a, b, *extra):
+    if checked is not None:  # counted only when it ran (a declined call runs nothing)
+        def run(a, b, *extra):
+            c = native(a, b.T if trans_b else b, empty(out_shape, dtype), *extra)
+            if c is not block:
                 count[0] += 1
-                return native(a, b.T, empty(out_shape, dtype), *extra)
-        else:
-            def run(a, b, *extra):
-                count[0] += 1
-                return native(a, b, empty(out_shape, dtype), *extra)
+            return c
         run.block = block
         return run
 
