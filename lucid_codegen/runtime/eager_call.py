@@ -416,11 +416,24 @@ def fast_call(kernel, arrays, scalars=(), order=None, counter=None, out_shape=No
     native = _builtin(n, block, checked is not None)  # holds the block
     empty, count = np.empty, counter if counter is not None else _Count
     if checked is not None:  # counted only when it ran (a declined call runs nothing)
-        def run(*operands):
-            out = native(*operands, empty(out_shape, out_dtype))
-            if out is not block:
-                count[0] += 1
-            return out
+        if n == 2:
+            def run(a):
+                out = native(a, empty(out_shape, out_dtype))
+                if out is not block:
+                    count[0] += 1
+                return out
+        elif n == 3:
+            def run(a, b):
+                out = native(a, b, empty(out_shape, out_dtype))
+                if out is not block:
+                    count[0] += 1
+                return out
+        else:
+            def run(*operands):
+                out = native(*operands, empty(out_shape, out_dtype))
+                if out is not block:
+                    count[0] += 1
+                return out
     elif n == 2:  # one operand and the output (the unary ops): no argument tuples
         def run(a):
             count[0] += 1
