@@ -1,9 +1,14 @@
-"""Run time of the GEMM kernels compiled with the GEMM modules' LLVM pipeline
-(``jit.GEMM``) and with another (default ``O2u``: speed level 2 with loop unrolling, the
-pipeline before 2026-12-06), in one process, interleaved (A B A B, medians), and whether
-both give the same bits. ``new/old`` > 1: the GEMM pipeline's code is slower.
+"""Run time of the GEMM kernels compiled with the GEMM modules' LLVM pipelines (``jit.GEMM``,
+and ``jit.GEMM_CONTROL`` for the core's loop-control parts) and with another for every
+module (default ``O2u``: speed level 2 with loop unrolling, the pipeline before
+2026-12-06; ``O0``: the pipeline before 2026-12-07, everything code-generated at level 3),
+in one process, interleaved (A B A B, medians), and whether both give the same bits.
+``new/old`` > 1: the GEMM pipelines' code is slower.
 
     python benchmarks/bench_gemm_pipelines.py [--quick] [--old O2u] [--new TAG]
+
+``TAG``: a ``jit.Pipeline`` tag (``O0/c0``) for every GEMM module, or ``default`` (the
+default for ``--new``): the pipelines lucid uses.
 
 Each pipeline gets a core and variants of its own (the core's functions are re-linked
 (``add_symbol``) before a pipeline's variants load, so each variant calls its own
@@ -55,7 +60,8 @@ def cases():
 
 def _kernels(pipeline_tag: str, specs) -> dict:
     """spec -> a Gemm compiled with ``pipeline_tag`` (and a core of its own)."""
-    os.environ["LUCID_GEMM_OPT"] = pipeline_tag
+    if pipeline_tag != "default":
+        os.environ["LUCID_GEMM_OPT"] = pipeline_tag
     gemm_core._LOADED.clear()
     try:
         kernels = {s: Gemm(s) for s in dict.fromkeys(specs)}
@@ -63,7 +69,7 @@ def _kernels(pipeline_tag: str, specs) -> dict:
             gemm_core.ensure_paths(dtype, blk, gemm_core.LAZY)  # before the next core replaces it
         return kernels
     finally:
-        os.environ.pop("LUCID_GEMM_OPT")
+        os.environ.pop("LUCID_GEMM_OPT", None)
 
 
 def _run(kernel, a, b, bias, c0, **operands):
@@ -114,7 +120,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     quick = "--quick" in argv
     old = argv[argv.index("--old") + 1] if "--old" in argv else "O2u"
-    new = argv[argv.index("--new") + 1] if "--new" in argv else jit.GEMM.tag()
+    new = argv[argv.index("--new") + 1] if "--new" in argv else "default"
     todo = list(cases())
     kernels = {tag: _kernels(tag, [c[1] for c in todo]) for tag in (old, new)}
     print(f"GEMM kernels, pipeline {new} (new) vs {old} (old), 1 thread; load average {os.getloadavg()[0]:.2f}")

@@ -88,7 +88,7 @@ def test_a_cold_probe_lists_the_modules_its_call_compiled(tmp_path, monkeypatch)
     kinds = sorted(kind for kind, _, _ in result["modules"])
     parts = core_parts("float32", GemmSpec("float32").blocking)
     assert kinds.count("gemm") == 1 + len(parts) - len(LAZY), kinds
-    assert {opt for kind, opt, _ in result["modules"] if kind == "gemm"} == {jit.GEMM.tag()}
+    assert {opt for kind, opt, _ in result["modules"] if kind == "gemm"} == {jit.GEMM.tag(), jit.GEMM_CONTROL.tag()}
     assert all(0 < seconds < result["seconds"] for _, _, seconds in result["modules"])
     b = bench_compile.summarize(result)
     assert b["llvm"]["gemm"] <= b["seconds"] and b["rest"] >= 0

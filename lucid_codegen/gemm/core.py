@@ -42,7 +42,7 @@ from lucid_codegen.gemm.pack import build_pack_a, build_pack_b
 from lucid_codegen.gemm.rows import _ROW_GROUPS, ROWS_M, _build_strip as build_strip
 from lucid_codegen.gemm.small import SMALL_M, SMALL_N, _build_dots as build_dots, _row_groups
 
-__all__ = ["CoreFunctions", "LAZY", "core_symbols", "core_parts", "build_core_module", "declare_core", "ensure_core",
+__all__ = ["CONTROL", "CoreFunctions", "LAZY", "core_symbols", "core_parts", "build_core_module", "declare_core", "ensure_core",
            "ensure_paths", "paths_for", "precompile_core", "sub_mr"]
 
 #: The core's parts compiled only once a GEMM's shape may take their path
@@ -52,6 +52,10 @@ __all__ = ["CoreFunctions", "LAZY", "core_symbols", "core_parts", "build_core_mo
 #: :func:`ensure_paths` fills as it loads them; the driver only takes a path after its
 #: caller ensured it (``call.Gemm.prepare``), so it never calls an empty slot.
 LAZY = ("dots", "strip")
+#: The core's parts of loop control and data movement, code-generated at LLVM's level 0
+#: (``jit.GEMM_CONTROL``): the driver and the packing routines. The micro-kernels, dots
+#: and strips, where the arithmetic is, keep level 3.
+CONTROL = ("pack", "driver")
 I8P = I8.as_pointer()
 
 GENERATOR = ("gemm.core", "gemm.driver", "gemm.batched", "gemm.microkernel", "gemm.pack", "gemm.small", "gemm.rows",
@@ -255,6 +259,11 @@ def core_key(dtype: str, blk: Blocking, part: list[str] | None = None) -> str:
     return f"gemmcore:{dtype}:{blk.tag()}{what}:src{source_stamp(*GENERATOR)}"
 
 
+def _pipeline(part: list[str]):
+    """The LLVM pipeline of one part of the core (:data:`CONTROL`)."""
+    return gemm_pipeline(control=_kind(part) in CONTROL)
+
+
 def _part_args(dtype: str, blk: Blocking, part: list[str]) -> tuple:
     """(key, build, symbols) of one part of the core in the kernel cache."""
     return core_key(dtype, blk, part), lambda: build_core_module(dtype, blk, part), part
@@ -281,7 +290,7 @@ def _link(dtype: str, blk: Blocking, part: list[str]):
     """Compile or load one part and make its functions known to the process's linker."""
     key, build, symbols = _part_args(dtype, blk, part)
     lib = load_or_compile(key, build, symbols, label=_label(dtype, blk, part), kind="gemm",
-                          pipeline=gemm_pipeline())
+                          pipeline=_pipeline(part))
     for name in part:
         llvm.add_symbol(name, lib.address(name))
     return lib
@@ -333,7 +342,7 @@ def ensure_paths(dtype: str, blk: Blocking, kinds) -> bool:
 
 def _precompile(dtype: str, blk: Blocking, part: list[str]) -> None:
     key, build, symbols = _part_args(dtype, blk, part)
-    precompile(key, build, symbols, label=_label(dtype, blk, part), kind="gemm", pipeline=gemm_pipeline())
+    precompile(key, build, symbols, label=_label(dtype, blk, part), kind="gemm", pipeline=_pipeline(part))
 
 
 def precompile_core(dtype: str, blk: Blocking, kinds=()) -> list:

@@ -557,7 +557,7 @@ def _compile_and_store(key, digest_hex, build, symbols, label, pipeline, kind,
     module = _renamed(build(), symbols, digest_hex)
     steps["build IR"] = time.perf_counter() - t0
     obj = jit.compile_to_object(module, pipeline.speed_level, pipeline.vectorize, times=steps,
-                                unroll=pipeline.unroll, passes=pipeline.passes)
+                                unroll=pipeline.unroll, passes=pipeline.passes, codegen=pipeline.codegen)
     seconds = time.perf_counter() - t0
     _bump("compiles")
     if directory is not None:

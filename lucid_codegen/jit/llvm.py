@@ -49,22 +49,27 @@ class Pipeline(NamedTuple):
     """How much LLVM optimises a module: the new pass manager's ``speed_level`` (0-3),
     its loop and SLP vectorizers (``vectorize``), and loop unrolling and interleaving
     (``unroll``); or, when ``passes`` names some, only those IR passes, in that order
-    (llvmlite's ``ModulePassManager.add_<name>_pass``). Part of every kernel's cache key
-    (``tag``).
+    (llvmlite's ``ModulePassManager.add_<name>_pass``); then code generation at level
+    ``codegen`` (0-3: the target machine's optimisation level; 0 selects instructions
+    with FastISel and allocates registers with the fast allocator, about a tenth of
+    level 3's time on loop-control code). Part of every kernel's cache key (``tag``,
+    which writes a ``codegen`` below 3 as ``/c<level>``).
 
-    >>> FULL.tag(), LOOPS.tag(), GEMM.tag()
-    ('O3vu', 'P:sroa+instruction_combine+simplify_cfg+new_gvn+dead_code_elimination+simplify_cfg', 'O0')
+    >>> FULL.tag(), LOOPS.tag(), GEMM.tag(), GEMM_CONTROL.tag()
+    ('O3vu', 'P:sroa+instruction_combine+simplify_cfg+new_gvn+dead_code_elimination+simplify_cfg', 'O0', 'O0/c0')
     """
 
     speed_level: int = 3
     vectorize: bool = True
     unroll: bool = True
     passes: tuple = ()
+    codegen: int = 3
 
     def tag(self) -> str:
+        cg = "" if self.codegen == 3 else f"/c{self.codegen}"
         if self.passes:
-            return "P:" + "+".join(self.passes)
-        return f"O{self.speed_level}" + "v" * self.vectorize + "u" * self.unroll
+            return "P:" + "+".join(self.passes) + cg
+        return f"O{self.speed_level}" + "v" * self.vectorize + "u" * self.unroll + cg
 
 
 #: LLVM's whole pipeline at its highest level: for code whose speed LLVM makes (loops
@@ -96,19 +101,32 @@ LOOPS = Pipeline(2, False, False, ("sroa", "instruction_combine", "simplify_cfg"
 #: earlier ``O2u`` unrolled edge kernels and packing loops again for 440 and 203 ms).
 #: ``LUCID_GEMM_OPT`` = ``full`` or a :meth:`Pipeline.tag` (``O2u``) overrides it.
 GEMM = Pipeline(0, False, False)
+#: The GEMM core's loop-control modules (gemm/core.py ``CONTROL``: the generic driver's
+#: loop nest around the micro-kernels, and the packing routines): :data:`GEMM` with
+#: code generation at level 0. Their machine code's quality does not show in a
+#: product's time (the micro-kernels do the work), but level 3 took the longest of the
+#: core's code generation: the driver 55 -> 5 ms, packing 37 -> 17 ms on Zen 3, the
+#: products' times the same (``python benchmarks/bench_gemm_pipelines.py --old O0``:
+#: geometric mean 0.992 over its cases, the same bits). The variants' modules keep level
+#: 3 (their epilogues run on every tile: 5% slower at level 0), but for their ``_py``
+#: entries (``optnone``, gemm/kernel.py).
+GEMM_CONTROL = Pipeline(0, False, False, codegen=0)
 
 
 def parse_pipeline(text: str) -> Pipeline:
     """The pipeline named by ``full`` or by a :meth:`Pipeline.tag`.
 
     >>> parse_pipeline("O2u"), parse_pipeline("full") == FULL
-    (Pipeline(speed_level=2, vectorize=False, unroll=True, passes=()), True)
-    >>> parse_pipeline(LOOPS.tag()) == LOOPS
-    True
+    (Pipeline(speed_level=2, vectorize=False, unroll=True, passes=(), codegen=3), True)
+    >>> parse_pipeline(LOOPS.tag()) == LOOPS, parse_pipeline("O0/c0") == GEMM_CONTROL
+    (True, True)
     """
     text = text.strip()
     if text.lower() == "full":
         return FULL
+    head, slash, level = text.rpartition("/c")
+    if slash and level in ("0", "1", "2"):
+        return parse_pipeline(head)._replace(codegen=int(level))
     if text.startswith("P:"):
         passes = tuple(p.strip() for p in text[2:].split("+"))
         unknown = [p for p in passes if not hasattr(llvm.ModulePassManager, f"add_{p}_pass")]
@@ -138,13 +156,14 @@ def loop_pipeline() -> Pipeline:
     return _pipeline_from_env("LUCID_LOOP_OPT", LOOPS, "loops")
 
 
-def gemm_pipeline() -> Pipeline:
-    """:data:`GEMM`, or what ``LUCID_GEMM_OPT`` names (read on every call).
+def gemm_pipeline(control: bool = False) -> Pipeline:
+    """:data:`GEMM` (:data:`GEMM_CONTROL` for loop-control modules, ``control``), or
+    what ``LUCID_GEMM_OPT`` names for every GEMM module (read on every call).
 
-    >>> gemm_pipeline().vectorize
-    False
+    >>> gemm_pipeline().vectorize, gemm_pipeline(control=True).codegen
+    (False, 0)
     """
-    return _pipeline_from_env("LUCID_GEMM_OPT", GEMM, "gemm")
+    return _pipeline_from_env("LUCID_GEMM_OPT", GEMM_CONTROL if control else GEMM, "gemm")
 
 
 class LoadedLibrary:
@@ -234,21 +253,24 @@ def unlocked_calls() -> bool:
     return _RAW is not None
 
 
-def _thread_llvm():
-    """This thread's LLVM context and target machine (the host's, a private copy)."""
+def _thread_llvm(codegen: int = 3):
+    """This thread's LLVM context and target machine for code generation level
+    ``codegen`` (the host's, a private copy)."""
     state = getattr(_LOCAL, "llvm", None)
     if state is None:
+        state = _LOCAL.llvm = (llvm.create_context(), {})
+    machines = state[1]
+    if codegen not in machines:
         target = host_target()
-        machine = llvm.Target.from_triple(target.triple).create_target_machine(
-            cpu=target.cpu_name, features=target.cpu_features, opt=3, reloc="static",
+        machines[codegen] = llvm.Target.from_triple(target.triple).create_target_machine(
+            cpu=target.cpu_name, features=target.cpu_features, opt=codegen, reloc="static",
             codemodel="jitdefault")
-        state = _LOCAL.llvm = (llvm.create_context(), machine)
-    return state
+    return state[0], machines[codegen]
 
 
-def _compile_unlocked(module, speed_level, vectorize, unroll, times, passes=()):
+def _compile_unlocked(module, speed_level, vectorize, unroll, times, passes=(), codegen=3):
     parse, run_passes, emit = _RAW
-    context, machine = _thread_llvm()
+    context, machine = _thread_llvm(codegen)
     target = host_target()
     t0 = time.perf_counter()
     if isinstance(module, ir.Module):
@@ -282,23 +304,25 @@ def _compile_unlocked(module, speed_level, vectorize, unroll, times, passes=()):
 
 def compile_to_object(module: ir.Module | str, speed_level: int = 3,
                       vectorize: bool = True, times: dict | None = None, unroll: bool = True,
-                      passes: tuple = ()) -> bytes:
+                      passes: tuple = (), codegen: int = 3) -> bytes:
     """Verify, optimise (:func:`optimise`'s arguments) and emit an ELF object file for the
-    host CPU.
+    host CPU, generating code at LLVM's level ``codegen`` (0-3; 0: fast instruction
+    selection and register allocation).
 
     ``times``, when given, receives the seconds of each step: ``parse`` (the module as
     text, parsed and verified by LLVM), ``optimise`` and ``codegen``. Safe to call from
     several threads at once (they compile in parallel, see the module docstring).
     """
     if _RAW is not None:
-        return _compile_unlocked(module, speed_level, vectorize, unroll, times, passes)
+        return _compile_unlocked(module, speed_level, vectorize, unroll, times, passes, codegen)
     with _LOCK:
         t0 = time.perf_counter()
         ref = prepare_module(module)
         t1 = time.perf_counter()
         optimise(ref, speed_level, vectorize, unroll, passes)
         t2 = time.perf_counter()
-        obj = host_target().machine.emit_object(ref)
+        machine = host_target().machine if codegen == 3 else _thread_llvm(codegen)[1]
+        obj = machine.emit_object(ref)
         if times is not None:
             times.update(parse=t1 - t0, optimise=t2 - t1, codegen=time.perf_counter() - t2)
         return obj

@@ -20,6 +20,7 @@ Normal plans are untouched: the choice is made once, when the plan is built.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -34,16 +35,23 @@ __all__ = ["enabled", "GUARD_BYTES", "guarded_empty", "check_guards", "guard_dam
 GUARD_BYTES = 256
 #: inputs larger than this are not snapshotted (broadcast views of huge shapes)
 SNAPSHOT_LIMIT = 1 << 24
-_PATTERN = np.random.default_rng(0x1AC1D).integers(0, 256, size=1 << 16, dtype=np.uint8)
 
 
 def enabled() -> bool:
     return os.environ.get("LUCID_CHECK_BOUNDS", "0").strip().lower() not in ("", "0", "false", "off", "no")
 
 
+@functools.cache
+def _base_pattern() -> np.ndarray:
+    """The fill pattern's 64 KiB (made on first use: ``numpy.random`` takes ~10 ms to
+    import, which a plan's first call would otherwise pay with the check off)."""
+    return np.random.default_rng(0x1AC1D).integers(0, 256, size=1 << 16, dtype=np.uint8)
+
+
 def _pattern(n: int) -> np.ndarray:
-    reps = -(-n // _PATTERN.size)
-    return np.tile(_PATTERN, reps)[:n] if reps > 1 else _PATTERN[:n]
+    base = _base_pattern()
+    reps = -(-n // base.size)
+    return np.tile(base, reps)[:n] if reps > 1 else base[:n]
 
 
 def guarded_empty(shape, dtype) -> tuple[np.ndarray, np.ndarray]:
