@@ -219,6 +219,47 @@ def test_gemms_and_loop_kernels_compile_in_one_batch(two_threads, monkeypatch, t
     np.testing.assert_allclose(s, (x * c).sum(0), rtol=1e-5)
 
 
+def test_the_batch_starts_with_its_longest_modules(two_threads, monkeypatch, tmp_path):
+    """precompile_plan orders its batch longest first: the GEMM core's micro-kernels, then
+    the row kernels, then the GEMM variants and the core's loop control, then the other
+    loop kernels (the pool takes tasks in this order, so the longest modules do not
+    start last)."""
+    import lucid
+    import lucid.nn.functional as F
+    from lucid_codegen.gemm import core as gemm_core
+    monkeypatch.setenv("LUCID_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(gemm_call, "_GEMMS", {})
+    monkeypatch.setattr(gemm_core, "_LOADED", type(gemm_core._LOADED)())
+    cache.reset_memory_cache(clear_stats=False)
+    compiled, real_store, real_run_all = [], cache._compile_and_store, compile_pool.run_all
+
+    def store(key, digest_hex, build, symbols, label, pipeline, kind, *args, **kwargs):
+        compiled.append((kind or cache.kind_of(key), label or key))
+        return real_store(key, digest_hex, build, symbols, label, pipeline, kind, *args, **kwargs)
+
+    def in_order(tasks):   # the batch's tasks one after another, in the pool's order
+        return [task() for task in tasks]
+    monkeypatch.setattr(cache, "_compile_and_store", store)
+    monkeypatch.setattr(compile_pool, "run_all", in_order)
+    c = 1.0 + time.time_ns() % 1000003 / 1e7   # kernels no other test compiled
+    f = lucid.compile(lambda x, w: ((F.log_softmax(x @ w.T * c, -1) * c).sum(), (x * c).sum(0)))
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((6, 5)).astype(np.float32), rng.standard_normal((7, 5)).astype(np.float32)
+    try:
+        f(lucid.tensor(x), lucid.tensor(w))
+        during = compiled[:]   # (not what the cleanup below compiles)
+    finally:  # (as above: later variants link to this core's driver)
+        monkeypatch.setattr(compile_pool, "run_all", real_run_all)
+        for dtype, blk in list(gemm_core._LOADED):
+            gemm_core.ensure_paths(dtype, blk, gemm_core.LAZY)
+    kinds = [kind for kind, _ in during]
+    assert kinds[0] == "gemm" and " ukr" in during[0][1], during
+    assert kinds[1] == "rows", during
+    last_gemm = max(i for i, k in enumerate(kinds) if k == "gemm")
+    assert all(k in ("elementwise", "reduction") for k in kinds[last_gemm + 1:]) and len(kinds) > last_gemm + 1, during
+    assert [label.split()[4] for kind, label in during if "gemm core" in label][-2:] == ["pack_a", "driver"], during
+
+
 def test_attention_index_scan_and_multi_output_kernels_compile_in_the_batch(two_threads, monkeypatch, tmp_path):
     """The attention kernels, the index and scan kernels (loaded when their steps are
     built) and elementwise kernels with several outputs compile in precompile_plan's

@@ -239,13 +239,15 @@ def core_parts(dtype: str, blk: Blocking) -> list[list[str]]:
 
     >>> from lucid_codegen.gemm.kernel import GemmSpec
     >>> [len(part) for part in core_parts("float32", GemmSpec("float32").blocking)]
-    [2, 6, 3, 2, 3]
+    [6, 3, 2, 2, 3]
     """
     names = core_symbols(dtype, blk)
     return [[n for n in names if n.rsplit(".", 1)[1].startswith(k)] for k in _KINDS]
 
 
-_KINDS = ("pack", "ukr", "dots", "strip", "driver")
+#: (in the order the compile pool takes them: the longest first, the micro-kernels; the
+#: :data:`CONTROL` parts, generated at level 0, last)
+_KINDS = ("ukr", "dots", "strip", "pack", "driver")
 
 
 def _kind(part: list[str]) -> str:

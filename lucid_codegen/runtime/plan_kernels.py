@@ -61,19 +61,20 @@ def precompile_plan(fused: Graph) -> None:
     read = [GemmStep.read(n) for n in gemms]
     gemm_tasks = precompile_tasks([step.spec for step in read], [step.likely for step in read])
     steps, attention, others = _predicted_steps(fused)
-    # longest first: a GEMM core, the attention kernels, the GEMM variants, the rest
-    tasks = gemm_tasks[:1] + attention + gemm_tasks[1:] + others
     # (a lone loop kernel in a plan of no other kernel, an eager op's, is left to its run:
     # its inputs may be views the prediction would take for contiguous arrays, a kernel
     # compiled for nothing, and there is nothing to compile it alongside)
     kinds = [] if steps is None else [kind for _, _, _, kind, _ in steps]
     n_loops = sum(kind in LOOP_KINDS for kind in kinds)
+    loops = []
     if n_loops >= 2 or (n_loops == 1 and any(kind in ("gemm", "attention", "index") for kind in kinds)):
         loops = _loop_tasks(steps, fused.inputs)
         if loops is not None:
-            tasks += loops
             _PREDICTED.add(fused)
-    compile_pool.run_all(tasks)
+    rows, rest = _rows_first(loops or [])
+    # longest first: a GEMM core's micro-kernels, the attention kernels, the row kernels,
+    # the GEMM variants, the rest
+    compile_pool.run_all(gemm_tasks[:1] + attention + rows + gemm_tasks[1:] + others + rest)
 
 
 def precompile_loops(plan) -> None:
@@ -88,8 +89,17 @@ def precompile_loops(plan) -> None:
     env: list = [None] * plan.n_slots
     for slot, value in plan.constants:
         env[slot] = value
-    tasks = _loop_tasks(steps, plan.graph.inputs, env, plan.input_slots)
-    compile_pool.run_all(tasks or [])
+    rows, rest = _rows_first(_loop_tasks(steps, plan.graph.inputs, env, plan.input_slots) or [])
+    compile_pool.run_all(rows + rest)
+
+
+def _rows_first(loops) -> tuple:
+    """The row kernels' tasks of ``loops`` (``(task, kind)`` pairs) and the others': a row
+    kernel (softmax, a loss, a norm and their gradients) is the longest loop module,
+    several passes over each row each with a vector body, a tail and its transcendental
+    functions (the MLP step's cross-entropy: 137 of its loop kernels' 410 ms at one
+    thread), so the pool starts it first."""
+    return [t for t, kind in loops if kind == "rows"], [t for t, kind in loops if kind != "rows"]
 
 
 def _predicted_steps(fused: Graph):
@@ -135,8 +145,9 @@ def _ahead(build, *args) -> None:
 
 
 def _loop_tasks(steps, inputs, env=None, input_slots=None):
-    """Tasks planning (and so compiling) each loop kernel for the predicted layouts, or
-    None when a view step fails on them (then nothing is predicted)."""
+    """``(task, kind)`` of the tasks planning (and so compiling) each loop kernel for the
+    predicted layouts, or None when a view step fails on them (then nothing is
+    predicted)."""
     if env is None:
         env = [None] * (max((max(outs, default=-1) for _, _, outs, _, _ in steps), default=-1) + 1
                         + len(inputs))
@@ -155,10 +166,10 @@ def _loop_tasks(steps, inputs, env=None, input_slots=None):
         else:
             results = [np.empty(v.shape, v.dtype) for v in node.outs]
             if isinstance(fn, KernelStep) and all(a is not None for a in arrays):
-                tasks.append(lambda fn=fn, arrays=arrays: _plan_for(fn, arrays))
+                tasks.append((lambda fn=fn, arrays=arrays: _plan_for(fn, arrays), kind))
             elif (kind == "scan" and getattr(fn, "call_block", None) is not None   # (not a reference step)
                   and all(a is not None for a in arrays)):
-                tasks.append(lambda fn=fn, arrays=arrays: _ahead(fn.call_block, arrays))  # plans, runs nothing
+                tasks.append((lambda fn=fn, arrays=arrays: _ahead(fn.call_block, arrays), kind))  # plans, runs nothing
         for slot, r in zip(outs, results):
             env[slot] = r
     return tasks
