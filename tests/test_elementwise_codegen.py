@@ -109,6 +109,32 @@ def test_strided_inputs(dtype):
             assert_close(got[0], want[0], dtype)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_heavy_body_runs_two_vectors_one_vector_and_single_elements(dtype):
+    """A body of transcendental functions (elementwise.TWO_VECTORS_COST) loops over two
+    vectors a turn, then one, then single elements: every row length from 0 to past
+    two vectors and a half, with a row-broadcast and a strided operand, is exact against
+    the interpreter, and its bits equal the one-vector loop's (the same operations)."""
+    from lucid_codegen.kernels.elementwise import structure_of, vector_widths
+    from lucid_codegen.jit.target import host_target
+    lanes = host_target().vector_bytes // np.dtype(dtype).itemsize
+    rng = np.random.default_rng(3)
+    for n in range(0, 5 * lanes // 2 + 2):
+        b = GraphBuilder()
+        x, y, z = b.input((3, n), dtype), b.input((n,), dtype), b.input((3, n), dtype)
+        g = b.build([b.emit("mul", b.emit("erf", b.emit("add", x, y)), b.emit("log", z))])
+        assert vector_widths(structure_of(g), lanes) == (2 * lanes, lanes)
+        xs = rng.standard_normal((3, n)).astype(dtype)
+        ys = rng.standard_normal(n).astype(dtype)
+        zs = (rng.uniform(0.5, 2.0, (3, 2 * n)).astype(dtype))[:, ::2]   # strided along the row
+        got, want = run_both(g, [xs, ys, zs])
+        assert_close(got[0], want[0], dtype)
+        kern = ElementwiseKernel.for_graph(g)
+        one = np.array([kern([xs[i:i + 1, k:k + 1], ys[k:k + 1], zs[i:i + 1, k:k + 1]])[0][0, 0]
+                        for i in range(3) for k in range(n)], dtype).reshape(3, n)
+        np.testing.assert_array_equal(got[0], one)   # each element as the single-element loop gives it
+
+
 def test_broadcast_view_input_and_fortran_output():
     b = GraphBuilder()
     x, y = b.input((64, 33), "float32"), b.input((64, 33), "float32")
