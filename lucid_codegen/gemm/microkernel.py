@@ -68,6 +68,10 @@ class Ctx:
         self.P = self.T.as_pointer()
         self.VP = self.V.as_pointer()
         self.sfx = f"v{self.W}{'f32' if self.size == 4 else 'f64'}"
+        # (made once: a vector constant is W element objects, and splats are many)
+        self._undef = ir.Constant(self.V, ir.Undefined)
+        self._lane0 = I32(0)
+        self._broadcast = ir.Constant(ir.VectorType(I32, self.W), [0] * self.W)
 
     # -- declarations -------------------------------------------------------
     def intrinsic(self, name: str, ret, args) -> ir.Function:
@@ -90,9 +94,8 @@ class Ctx:
         return ir.Constant(self.VI, [value] * self.W)
 
     def splat(self, b: ir.IRBuilder, scalar):
-        v = b.insert_element(ir.Constant(self.V, ir.Undefined), scalar, I32(0))
-        mask = ir.Constant(ir.VectorType(I32, self.W), [0] * self.W)
-        return b.shuffle_vector(v, ir.Constant(self.V, ir.Undefined), mask)
+        v = b.insert_element(self._undef, scalar, self._lane0)
+        return b.shuffle_vector(v, self._undef, self._broadcast)
 
     def vload(self, b, ptr, align=None):
         vp = b.bitcast(ptr, self.VP)
