@@ -105,6 +105,26 @@ def test_simplify_identities_and_folding():
   in (%0, %1) }"""
 
 
+def test_a_unary_op_of_reshapes_and_broadcasts_runs_on_their_source_and_joins_its_kernel():
+    """simplify moves a unary elementwise op before the reshapes and broadcasts it reads
+    through (the same values, on the source's elements), so fusion puts it in the kernel
+    that produces the source: the cross-entropy gradient's ``-1/count`` is one scalar
+    kernel, not a scalar kernel and a one-element ``neg``."""
+    b = GraphBuilder()
+    x, y = b.input(()), b.input((4, 3))
+    s = b.emit("div", b.constant(1.0), b.emit("exp", x))
+    t = b.emit("reshape", b.emit("broadcast_to", b.emit("reshape", s, shape=(1,)), shape=(4,)), shape=(4, 1))
+    out = b.emit("mul", b.emit("neg", t), y)
+    g = b.build([out])
+    simple = simplify.run(g)
+    neg = next(n for n in simple.nodes if n.op == "neg")
+    assert neg.out.shape == () and neg.inputs[0].shape == ()
+    assert [kind for kind, _ in kernels(fuse.run(simple))] == ["elementwise", "elementwise"]
+    assert kernels(fuse.run(simple))[0][1] == ["exp", "div", "neg"]
+    xv, yv = np.float32(0.3), np.arange(12, dtype=np.float32).reshape(4, 3)
+    np.testing.assert_array_equal(interpret(fuse.run(simple), [xv, yv])[0], interpret(g, [xv, yv])[0])
+
+
 @pytest.mark.parametrize("op", ["sum", "mean", "max", "min", "prod"])
 def test_reductions_of_no_axis_or_axes_of_size_one_are_the_input(op):
     """``x.sum()`` of a scalar (a loss summed once more), ``mean(axes of size 1)`` with

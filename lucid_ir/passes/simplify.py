@@ -9,7 +9,8 @@ subexpressions, dead code. One walk that rewrites nodes, then DCE.
   reshape of a reshape → one reshape; transpose of a transpose → one transpose;
 - ``matmul(transpose(a), b)`` → ``matmul[trans_a]`` of ``a`` (likewise for b): no copies;
 - elementwise ops read through ``broadcast_to`` (they broadcast by themselves), and a
-  unary op of a broadcast runs before the broadcast, on the smaller tensor;
+  unary op of a movement op (broadcast, reshape, transpose; not a slice) runs before
+  it, on its source, joining the kernel that produces that;
 - ops whose inputs are all constant fills (``constant`` nodes) → one constant;
 - the sum of ``embed`` s of adjacent ranges of one axis (the gradient of a tensor split
   into parts: ``q, k, v = qkv.split(...)``) → the parts joined by one ``concat`` (and
@@ -69,22 +70,32 @@ def _identity(node: Node, producer) -> Value | None:
     return None
 
 
+def _elements(v: Value) -> int:
+    n = 1
+    for d in v.shape:
+        n *= d
+    return n
+
+
 def _through_broadcasts(node: Node, producer) -> list[Node] | None:
     """Elementwise ops broadcast by themselves: read a ``broadcast_to``'s source directly
-    when that leaves the output shape unchanged, and compute a unary op before the
-    broadcast rather than after it (on fewer elements). A random op's values depend on
-    its own shape, not its key's: it never moves."""
+    when that leaves the output shape unchanged. A unary op of a movement op (which only
+    places its source's elements: a broadcast, a reshape, a transpose) runs before it,
+    on the source, when that has no more elements (not before a slice): on fewer
+    elements, and next to the source's producer, whose kernel it then joins (through
+    a chain of them: ``neg(reshape(broadcast_to(reshape(s))))`` computes ``neg(s)``).
+    A random op's values depend on its own shape, not its key's: it never moves."""
     d = get_op(node.op)
     if not d.fusible:
         return None
     sources = [producer.get(v) for v in node.inputs]
     if d.arity == 1:
         p = sources[0]
-        if p is None or p.op != "broadcast_to":
+        if p is None or get_op(p.op).group != "movement" or _elements(p.inputs[0]) > _elements(node.out):
             return None
         x = p.inputs[0]
         small = Node(node.op, (x,), node.attrs, Value(TensorType(x.shape, node.out.dtype)))
-        return [small, Node("broadcast_to", (small.out,), p.attrs, node.out)]
+        return (_through_broadcasts(small, producer) or [small]) + [Node(p.op, (small.out,), p.attrs, node.out)]
     ins = list(node.inputs)
     for i, p in enumerate(sources):
         if p is not None and p.op == "broadcast_to":
