@@ -49,3 +49,24 @@ def test_import_lucid_leaves_what_only_some_calls_need():
     assert sorted(names & {"numpy.random", "logging", "concurrent.futures", "secrets"}) == []
     code = "import lucid\nlucid.randn(2)\nassert lucid.initial_seed() >= 0"
     assert "numpy.random" in modules_after(code)
+
+
+def test_a_first_eager_linear_imports_only_the_step_families_it_runs():
+    """The first eager ``F.linear`` compiles (llvmlite, the GEMM and the plan runtime)
+    but imports none of the families of steps it does not run -- batched and gathered
+    products, reductions, row kernels, scans, attention, collectives -- nor
+    numpy.random (bounds checking's fill pattern); a softmax then brings the row
+    kernels, an attention the attention kernels (the check sees them)."""
+    later = {"lucid_codegen.kernels.attention", "lucid_codegen.runtime.attention_steps",
+             "lucid_codegen.kernels.row_kernel", "lucid_codegen.kernels.reduction",
+             "lucid_codegen.kernels.scan", "lucid_codegen.runtime.collective_steps",
+             "lucid_codegen.gemm.batched_step", "lucid_codegen.gemm.gather_call", "numpy.random"}
+    code = ("import numpy as np, lucid\nx, w = lucid.tensor(np.ones((4, 3), np.float32)), "
+            "lucid.tensor(np.ones((2, 3), np.float32))\nlucid.nn.functional.linear(x, w)")
+    names = modules_after(code)
+    assert "lucid_codegen.gemm.call" in names
+    assert sorted(names & later) == []
+    more = modules_after(code + "\nlucid.nn.functional.softmax(x, -1)\n"
+                         "q = lucid.tensor(np.ones((1, 2, 4, 8), np.float32))\n"
+                         "lucid.nn.functional.scaled_dot_product_attention(q, q, q)")
+    assert {"lucid_codegen.kernels.row_kernel", "lucid_codegen.kernels.attention"} <= more

@@ -38,7 +38,6 @@ import numpy as np
 from lucid_ir.graph import Graph
 from lucid_ir.opnames import ATTENTION, INDEXING
 
-from lucid_codegen.kernels import attention as attention_kernels
 from lucid_codegen.jit import compile_pool
 from lucid_codegen.kernels.elementwise import ElementwiseKernel, planned
 from lucid_codegen.gemm.call import precompile_tasks
@@ -121,7 +120,7 @@ def _predicted_steps(fused: Graph):
         elif node.op in ATTENTION:
             fn, kind = None, "attention"
             key = ("bwd" if node.op == "attention_backward" else "fwd", node.out.dtype)
-            attention.setdefault(key, lambda key=key: _ahead(attention_kernels.kernel, *key))
+            attention.setdefault(key, lambda key=key: _ahead(_attention_kernel, *key))
         elif node.op in INDEXING:
             fn, kind = None, "index"
             others.append(lambda node=node: _ahead(make_step, node))   # (its kernels load when built)
@@ -134,6 +133,11 @@ def _predicted_steps(fused: Graph):
                 fn = None
         out.append((fn, ins, outs, kind, node))
     return out, [attention[k] for k in sorted(attention)], others   # ("bwd", the longest, first)
+
+
+def _attention_kernel(*key):
+    from lucid_codegen.kernels import attention   # (imported by the first plan with attention)
+    return attention.kernel(*key)
 
 
 def _ahead(build, *args) -> None:

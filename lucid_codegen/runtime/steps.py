@@ -24,14 +24,12 @@ from lucid_codegen.kernels.elementwise import ElementwiseKernel
 from lucid_codegen.gemm.kernel import GemmSpec, k_block
 from lucid_codegen.gemm.epilogue import Epilogue
 from lucid_codegen.gemm.call import get_gemm, split_pays
-from lucid_codegen.gemm import batched_step as gemm_batched_step
-from lucid_codegen.gemm.gather_call import GatherCall, extra_words
 from lucid_codegen.runtime.index_steps import index_step
-from lucid_codegen.kernels.reduction import ReductionKernel
-from lucid_codegen.kernels.row_kernel import RowKernel
-from lucid_codegen.runtime.collective_steps import CollectiveStep
-from lucid_codegen.runtime.scan_steps import scan_step
-from lucid_codegen.runtime.attention_steps import attention_step
+
+# The step families a plan may not have -- batched and gathered products, reductions,
+# row kernels, scans, attention, collectives -- are imported by the first step that
+# needs them (below): a process's first eager call (a linear, an elementwise op) then
+# imports about twenty modules fewer (~10-20 ms on Zen 3, on its critical path).
 
 class GemmStep:
     """A gemm kernel: ``E(op(A)·op(B), bias, R)`` in one native call, E the fused
@@ -149,6 +147,7 @@ class GemmStep:
                                    if spec.reads_r and (spec.linear or one_block) else frozenset())
         if self.batched:
             out_shape, dtype, empty = self.out_shape, self.gemm.dtype, np.empty
+            from lucid_codegen.gemm import batched_step as gemm_batched_step
             self.batched_runner = runner = gemm_batched_step.BatchedRunner(self)
 
             def direct(a, b, *extra):
@@ -160,6 +159,7 @@ class GemmStep:
         self.gather_call = None
         if self.gathered is not None:
             self.same_element_reads = frozenset()
+            from lucid_codegen.gemm.gather_call import GatherCall
             self.gather_call = GatherCall(self.gemm, self.gathered, self.out_shape,
                                           self.trans_b if self.gathered[0] == 0 else self.trans_a,
                                           self.has_bias, self.has_residual, self.alpha)
@@ -201,6 +201,7 @@ class GemmStep:
         if self.empty:
             return None
         if self.batched:
+            from lucid_codegen.gemm import batched_step as gemm_batched_step
             return gemm_batched_step.native_job(self, arrays, outs)
         if self.views:
             c, arrays = _view(c, self.out_shape), list(arrays)
@@ -224,6 +225,7 @@ class GemmStep:
         N = b.shape[1]
         if N > 1 and c.strides[1] != size:
             return None
+        from lucid_codegen.gemm.gather_call import extra_words
         words_of = extra_words(arrays[2:], self.has_bias, self.has_residual, N, size,
                                r_transposed=self.r_is_a_gate and self.trans_a)  # (A's gate has A's layout)
         if words_of is None:
@@ -244,6 +246,7 @@ class GemmStep:
         if self.empty:
             return (out,)
         if self.batched:
+            from lucid_codegen.gemm import batched_step as gemm_batched_step
             gemm_batched_step.run_into(self, out, a, b, *extra)
             return (out,)
         if self.gathered is not None:  # a fresh C (its operands may be anything), copied
@@ -311,7 +314,12 @@ class KernelStep:
     """An elementwise, reduction or row kernel."""
 
     def __init__(self, kernel: KernelNode):
-        cls = {"elementwise": ElementwiseKernel, "rows": RowKernel}.get(kernel.kind, ReductionKernel)
+        if kernel.kind == "elementwise":
+            cls = ElementwiseKernel
+        elif kernel.kind == "rows":
+            from lucid_codegen.kernels.row_kernel import RowKernel as cls
+        else:
+            from lucid_codegen.kernels.reduction import ReductionKernel as cls
         self.kernel = cls.for_graph(kernel.body)
         #: read positions whose operand may be one of the output arrays itself (a plan
         #: writing an output into a donated input): those an elementwise loop reads with
@@ -377,9 +385,12 @@ def make_step(node):
     if node.op in INDEXING:
         return index_step(node), "index"
     if node.op in SCAN:
+        from lucid_codegen.runtime.scan_steps import scan_step
         return scan_step(node), "scan"
     if node.op in ATTENTION:
+        from lucid_codegen.runtime.attention_steps import attention_step
         return attention_step(node), "attention"
     if node.op in COLLECTIVE:  # the communicator's calls (host calls in a native program)
+        from lucid_codegen.runtime.collective_steps import CollectiveStep
         return CollectiveStep(node), "collective"
     return view_step(node), "view"
