@@ -558,7 +558,13 @@ def compare(got, want, noise, dtype, what):
 def precision_noise(seed, dtype, graph, arrays, want, make=None):
     """Per output, an array of allowed extra error per element: how much the interpreter's
     answer moves with the precision (see the module doc and ``twin_noise``). ``make(seed,
-    force)`` builds the twin (default ``make_case``)."""
+    force)`` builds the twin (default ``make_case``).
+
+    A float32 graph with matrix products is also interpreted with each product's terms
+    summed in the reverse order (:func:`reversed_products`): a product that cancels
+    rounds differently in each order (the compiled GEMM has an order of its own), and one
+    order's error can happen to be small at an element where another's is not, so each
+    element keeps the larger of the two estimates."""
     other = "float64" if dtype == "float32" else "float32"
     try:
         _, g2, a2 = (make or make_case)(seed, force=other)
@@ -566,7 +572,39 @@ def precision_noise(seed, dtype, graph, arrays, want, make=None):
             ref2 = interpret(g2, [a.astype(other) if a.dtype.kind == "f" else a for a in arrays])
     except Exception:  # noqa: BLE001 - the other precision could not be built: no estimate
         ref2 = [None] * len(want)
-    return [twin_noise(w, r, dtype) for w, r in zip(want, ref2)]
+    noise = [twin_noise(w, r, dtype) for w, r in zip(want, ref2)]
+    if dtype == "float32" and any(n.op == "matmul" for n in graph.nodes):
+        with reversed_products(), np.errstate(all="ignore"):
+            again = interpret(graph, arrays)
+        noise = [np.maximum(n, twin_noise(w, r, dtype)) for n, w, r in zip(noise, again, ref2)]
+    return noise
+
+
+@contextlib.contextmanager
+def reversed_products():
+    """The interpreter's ``matmul`` sums each product's terms in the reverse order of the
+    contracted axis while this is active (the same terms: another rounding of them).
+
+    >>> from lucid_ir.ops import get_op
+    >>> a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)   # exact sums
+    >>> with reversed_products():
+    ...     same = get_op("matmul").evaluate([a, b], {"trans_a": False, "trans_b": False})
+    >>> bool(np.array_equal(same, a @ b)), "evaluate" in vars(get_op("matmul"))
+    (True, False)
+    """
+    from lucid_ir.ops import get_op
+    op = get_op("matmul")
+
+    def evaluate(arrays, attrs):
+        a, b = arrays
+        a = np.swapaxes(a, -1, -2) if attrs["trans_a"] else a
+        b = np.swapaxes(b, -1, -2) if attrs["trans_b"] else b
+        return np.asarray(np.matmul(a[..., ::-1], b[..., ::-1, :] if b.ndim > 1 else b[::-1]))
+    op.evaluate = evaluate
+    try:
+        yield
+    finally:
+        del op.evaluate
 
 
 NOISE_FLOOR_QUANTILE = 0.9
