@@ -117,7 +117,7 @@ class GemmStep:
         self.bias_2d = row is not None and row.shape != (self.n,)
         self.out_shape = mm.out.shape
         self.empty = 0 in self.out_shape
-        #: a product that is not plain 2-D (1-D operands, batch axes): gemm_batched_step
+        #: a product that is not plain 2-D (1-D operands, batch axes): gemm/batched_step.py
         self.batched = any(v.ndim != 2 for v in (mm.out, *mm.inputs))
         k = mm.inputs[0].shape[-2 if self.trans_a else -1]
         #: ``core.paths_for``'s arguments for contiguous operands (the usual call; which
@@ -147,8 +147,9 @@ class GemmStep:
                                    if spec.reads_r and (spec.linear or one_block) else frozenset())
         if self.batched:
             out_shape, dtype, empty = self.out_shape, self.gemm.dtype, np.empty
-            from lucid_codegen.gemm import batched_step as gemm_batched_step
-            self.batched_runner = runner = gemm_batched_step.BatchedRunner(self)
+            from lucid_codegen.gemm import batched_step
+            self._batched = batched_step   # (its native_job and run_into, below)
+            self.batched_runner = runner = batched_step.BatchedRunner(self)
 
             def direct(a, b, *extra):
                 c = empty(out_shape, dtype)
@@ -201,8 +202,7 @@ class GemmStep:
         if self.empty:
             return None
         if self.batched:
-            from lucid_codegen.gemm import batched_step as gemm_batched_step
-            return gemm_batched_step.native_job(self, arrays, outs)
+            return self._batched.native_job(self, arrays, outs)
         if self.views:
             c, arrays = _view(c, self.out_shape), list(arrays)
             if self.r_view is not None:
@@ -246,8 +246,7 @@ class GemmStep:
         if self.empty:
             return (out,)
         if self.batched:
-            from lucid_codegen.gemm import batched_step as gemm_batched_step
-            gemm_batched_step.run_into(self, out, a, b, *extra)
+            self._batched.run_into(self, out, a, b, *extra)
             return (out,)
         if self.gathered is not None:  # a fresh C (its operands may be anything), copied
             out[...] = self.direct(a, b, *extra).reshape(out.shape)

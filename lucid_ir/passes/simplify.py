@@ -70,14 +70,7 @@ def _identity(node: Node, producer) -> Value | None:
     return None
 
 
-def _elements(v: Value) -> int:
-    n = 1
-    for d in v.shape:
-        n *= d
-    return n
-
-
-def _through_broadcasts(node: Node, producer) -> list[Node] | None:
+def _through_movements(node: Node, producer) -> list[Node] | None:
     """Elementwise ops broadcast by themselves: read a ``broadcast_to``'s source directly
     when that leaves the output shape unchanged. A unary op of a movement op (which only
     places its source's elements: a broadcast, a reshape, a transpose) runs before it,
@@ -91,11 +84,11 @@ def _through_broadcasts(node: Node, producer) -> list[Node] | None:
     sources = [producer.get(v) for v in node.inputs]
     if d.arity == 1:
         p = sources[0]
-        if p is None or get_op(p.op).group != "movement" or _elements(p.inputs[0]) > _elements(node.out):
+        if p is None or get_op(p.op).group != "movement" or p.inputs[0].type.size > node.out.type.size:
             return None
         x = p.inputs[0]
         small = Node(node.op, (x,), node.attrs, Value(TensorType(x.shape, node.out.dtype)))
-        return (_through_broadcasts(small, producer) or [small]) + [Node(p.op, (small.out,), p.attrs, node.out)]
+        return (_through_movements(small, producer) or [small]) + [Node(p.op, (small.out,), p.attrs, node.out)]
     ins = list(node.inputs)
     for i, p in enumerate(sources):
         if p is not None and p.op == "broadcast_to":
@@ -259,7 +252,7 @@ def run(graph: Graph) -> Graph:
         if ins != node.inputs:
             node = Node(node.op, ins, node.attrs, node.out)
         node = _rewrite(node, producer)
-        for node in (_through_broadcasts(node, producer) or _joined_embeds(node, producer)
+        for node in (_through_movements(node, producer) or _joined_embeds(node, producer)
                      or _summed_embeds(node, producer) or _one_hot_scatter(node) or [node]):
             ins = tuple(subst.get(v, v) for v in node.inputs)  # an earlier part may be CSE'd
             if ins != node.inputs:
