@@ -1,10 +1,10 @@
 """The GEMM modules' LLVM pipelines (jit.GEMM: code generation only; jit.GEMM_CONTROL,
 the core's driver and packing: code generation at level 0) compute the same bytes as the
 earlier ones (``O2u``: IR passes at level 2 with unrolling; ``O0``: everything
-code-generated at level 3) and LLVM's full pipeline: every epilogue form, accumulation, A's gate and both dtypes on shapes with 1
-and primes, through the general, small and few-rows paths
-(benchmarks/bench_gemm_pipelines.py ``bit_cases``), in a fresh process that links each
-pipeline's core and variants."""
+code-generated at level 3) and LLVM's full pipeline: every epilogue form, accumulation,
+A's gate and both dtypes on shapes with 1 and primes, through the general, small and
+few-rows paths (benchmarks/bench_gemm_pipelines.py ``bit_cases``), in a fresh process
+that links each pipeline's core and variants."""
 from __future__ import annotations
 
 import json
@@ -57,9 +57,9 @@ def test_a_pipeline_tag_names_its_code_generation_level():
 
 
 def test_the_core_generates_its_loop_control_at_level_zero_and_its_kernels_at_three():
-    """The driver's and packing's objects differ from those at level 3 (fast instruction
-    selection), the micro-kernels' do not change; a variant's ``_py`` entry is
-    ``optnone``."""
+    """The driver and the packing routines are compiled with code generation at level 0
+    (jit.GEMM_CONTROL), the micro-kernels, dots and strips with jit.GEMM (level 3); a
+    variant's ``_py`` entry is ``optnone`` (level 0 for it alone)."""
     from lucid_codegen.gemm import core
     from lucid_codegen.gemm.kernel import GemmSpec, build_gemm_module
     spec = GemmSpec("float32")

@@ -42,8 +42,8 @@ from lucid_codegen.gemm.pack import build_pack_a, build_pack_b
 from lucid_codegen.gemm.rows import _ROW_GROUPS, ROWS_M, _build_strip as build_strip
 from lucid_codegen.gemm.small import SMALL_M, SMALL_N, _build_dots as build_dots, _row_groups
 
-__all__ = ["CONTROL", "CoreFunctions", "LAZY", "core_symbols", "core_parts", "build_core_module", "declare_core", "ensure_core",
-           "ensure_paths", "paths_for", "precompile_core", "sub_mr"]
+__all__ = ["CONTROL", "CoreFunctions", "LAZY", "core_symbols", "core_parts", "build_core_module", "declare_core",
+           "ensure_core", "ensure_paths", "paths_for", "precompile_core", "sub_mr"]
 
 #: The core's parts compiled only once a GEMM's shape may take their path
 #: (:func:`paths_for`): the small path's dot kernels and the few-rows path's strips,
