@@ -5,7 +5,12 @@ head) indices ``t0 .. t1``. For one of them, with the forward's ``lse`` (read fr
 packed forward result, never recomputed) and ``D = rowsum(dO ∘ O) - g_lse``:
 
 * pack once: ``QT`` (E × Lp, scaled) and ``Q`` (Lp × Ep), ``dOT`` (Ev × Lp) and
-  ``dO`` (Lp × Evp), ``lse`` and ``D`` (Lp); ``dQ`` accumulates in Lp × Ep;
+  ``dO`` (Lp × Evp), ``lse`` and ``D`` (Lp); ``dQ`` accumulates in Lp × Ep. The
+  transposed packs are stored as panels, one per block of ``BLOCK`` queries (E × BLOCK,
+  contiguous): a product reads a block's panel with rows ``BLOCK`` elements apart. Read
+  in place from E × Lp, its rows would be ``Lp`` apart, 4 KiB at sequence 1024, so every
+  row falls in the same few L1 cache sets and the panel never stays in L1 (the tile
+  product ran at a quarter of its speed on such a B, on Zen 3);
 * for each block of ``BLOCK`` keys (K's rows packed to ``Kj``, Bc × Ep), for each block
   of queries that may see it (causal: from the diagonal on):
   ``Sᵀ = K_blk·QT``, ``Pᵀ = exp(Sᵀ - lse)`` (0 where masked), ``dV_blk += Pᵀ·dO``,
@@ -82,16 +87,18 @@ def build_backward(dtype: str) -> ir.Module:
         zv, W = e.vconst(0.0), e.w
         scale_v = e.splat(scale)
         with Loop(b, const64(0), Lp, W, name="rows") as r:  # the transposed packs: W rows a vector
+            # (panels of BLOCK queries, each E × BLOCK: see _panel)
+            block0, lane0 = b.mul(b.sdiv(r.i, const64(BR)), const64(BR)), b.srem(r.i, const64(BR))
             rows, valid = e.row_offsets(r.i, a.L, a.q_rs)
             with Loop(b, const64(0), a.E, 1, name="qd") as d:
                 col = e.mul(d.i, a.q_cs)
                 x = b.select(valid, e.gather(qbase, [e.add(o, col) for o in rows]), zv)
-                e.vstore(b.fmul(x, scale_v), qt, e.add(e.mul(d.i, Lp), r.i))
+                e.vstore(b.fmul(x, scale_v), qt, e.add(e.mul(block0, a.E), e.mul(d.i, const64(BR)), lane0))
             rows, _ = e.row_offsets(r.i, a.L, a.Ev)
             with Loop(b, const64(0), a.Ev, 1, [zv], name="od") as d:
                 x = b.select(valid, e.gather(grad, [e.add(o, d.i) for o in rows]), zv)
                 o = b.select(valid, e.gather(fwd, [e.add(o, d.i) for o in rows]), zv)
-                e.vstore(x, dot, e.add(e.mul(d.i, Lp), r.i))
+                e.vstore(x, dot, e.add(e.mul(block0, a.Ev), e.mul(d.i, const64(BR)), lane0))
                 d.next = [b.fadd(d.vars[0], b.fmul(x, o))]
             tails = [b.select(b.icmp_signed("<", e.add(r.i, const64(i)), a.L),
                               e.add(e.mul(a.L, a.Ev), r.i, const64(i)), const64(0)) for i in range(W)]
@@ -126,9 +133,9 @@ def build_backward(dtype: str) -> ir.Module:
                 i0 = qb.i
                 cut = diagonal_cut(e, a.causal, i0, j0)  # (a diagonal block without its dead quarter)
                 br = const64(BR)
-                keys_by_queries(e, tile, cut, kn, br, a.E, kblk, a.k_rs, a.k_cs, e.at(qt, i0), Lp, st, br)
+                keys_by_queries(e, tile, cut, kn, br, a.E, kblk, a.k_rs, a.k_cs, e.at(qt, e.mul(i0, a.E)), br, st, br)
                 _probabilities(e, st, kn, j0, i0, a.causal, lse)
-                keys_by_queries(e, tile, cut, kn, br, a.Ev, vblk, a.v_rs, a.v_cs, e.at(dot, i0), Lp, dst, br)
+                keys_by_queries(e, tile, cut, kn, br, a.Ev, vblk, a.v_rs, a.v_cs, e.at(dot, e.mul(i0, a.Ev)), br, dst, br)
                 _score_gradient(e, st, dst, kn, j0, i0, a.causal, dl, scale)
                 keys_over_queries(e, tile, cut, kn, Evp, br, st, br, const64(1), e.at(dor, e.mul(i0, Evp)), Evp,
                                   dv, Evp)
