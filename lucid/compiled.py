@@ -155,6 +155,7 @@ class Program:
         self.run_prepared = getattr(self.run_forward, "run_prepared", None)
         self.check_prepared = getattr(self.run_forward, "check_prepared", None)
         self.prepared_call = getattr(self.run_forward, "prepared_call", None)
+        self.single_prepared = getattr(self.run_forward, "single_prepared", None)
         self.captured_requires = [(t, req) for t, (_, _, req) in zip(self.captured, self.captured_sig)]
         self.grads_absent = [owner for owner, expected in self.grad_guards if expected is None]
         self.guarded = bool(self.captured_requires or self.grads_absent or self.static_guards)
@@ -251,7 +252,7 @@ class Program:
         Only for a program whose call is its plan's and nothing more (no guards but the
         arrays' and the captured tensors' ``requires_grad``, no gradients read or
         dropped, no scalar sources, one plain result); else None."""
-        make = self.prepared_call
+        make = self.single_prepared
         if (make is None or self.grads_absent or self.static_guards or self.grad_inputs
                 or self.scalar_sources or self.grads_dropped or not self.plain_result):
             return None
@@ -271,11 +272,11 @@ class Program:
             arrays = list(map(_DATA, args))
             if captured:
                 arrays += map(_DATA, captured)
-            results = run(arrays)
-            if results is None:
+            result = run(arrays)
+            if result is None:
                 return MISS
             program.calls_prepared += 1
-            return _wrap(results[0])
+            return _wrap(result)
         return call
 
     def _other_guards_hold(self, dynamic: list) -> bool:

@@ -375,6 +375,40 @@ def test_one_kernel_plans_run_from_their_program():
     np.testing.assert_allclose(first, interpret(graph, feeds)[0], rtol=1e-5, atol=1e-6)
 
 
+def test_single_prepared_gives_the_one_output_of_the_last_program():
+    """``Plan.single_prepared``: a one-output plan's prepared call returning the array. A
+    program whose output is its one buffer is called directly (a new buffer when the
+    caller still holds the last one); another goes through ``NativeProgram.run``; other
+    layouts, or no program yet, give None; a plan of two outputs has no such call."""
+    rng = np.random.default_rng(5)
+    b = GraphBuilder()
+    x, w = b.input((8, 8)), b.input((8, 8))
+    y = b.emit("maximum", b.emit("matmul", x, w, trans_b=True), b.constant(0.0))
+    direct = compile_graph(b.build([y])).executable
+    b = GraphBuilder()
+    x, w = b.input((8, 8)), b.input((8, 8))
+    viewed = compile_graph(b.build([b.emit("reshape", b.emit("exp", b.emit("matmul", x, w)), shape=(64,))])).executable
+    for plan, one_buffer in ((direct, True), (viewed, False)):
+        run = plan.single_prepared()
+        feeds = _feeds(rng, plan.graph)
+        assert run(feeds) is None                       # no program yet: nothing ran
+        _warm(plan, feeds)
+        assert plan._local.last.one_buffer is one_buffer
+        want = interpret(plan.graph, feeds)[0]
+        held = run(feeds)
+        np.testing.assert_allclose(held, want, rtol=1e-5, atol=1e-6)
+        again = run(feeds)                              # ``held`` is not overwritten
+        assert again is not held
+        np.testing.assert_array_equal(again, held)
+        kept = id(again)
+        del again
+        assert id(run(feeds)) == kept or not one_buffer  # a dropped output's buffer is reused
+        assert run([f[:, ::-1] for f in feeds]) is None  # other layouts: the general call
+    b = GraphBuilder()
+    x = b.input((4,))
+    assert compile_graph(b.build([b.emit("exp", x), b.emit("neg", x)])).executable.single_prepared() is None
+
+
 def test_gil_released_only_around_programs_with_work():
     from lucid_codegen.runtime import program_call
 

@@ -329,6 +329,11 @@ class NativeProgram:
         # a copy of the buffer list
         self.outputs_are_buffers = [(s, [], False) for s, _, _ in self.escaping] == self.output_paths
         self.buffer_range = range(len(self.buffers))
+        #: the program's one output is its one handed-out buffer, and a call is the entry
+        #: alone (no guards, no split parts, no host calls): ``plan.single_prepared``
+        #: calls ``call`` itself
+        self.one_buffer = (self.outputs_are_buffers and len(self.buffers) == 1 and not self.guards
+                           and not self.splits and not self.host_jobs)
 
     def run(self, arrays):
         """The plan's outputs for ``arrays``; None when they are not numpy arrays of this

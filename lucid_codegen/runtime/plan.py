@@ -128,6 +128,32 @@ def _last_program_runner(local, n_kernels: int):
     return run
 
 
+def _last_program_single_runner(local, n_kernels: int):
+    """``run(arrays)``: ``_last_program_runner``'s one output (a plan of one output, no
+    donated inputs), or None, nothing run. A program whose output is its one buffer
+    (``NativeProgram.one_buffer``) is called here directly, a Python call less on a
+    compiled function's hot path."""
+    def run(arrays):
+        last = getattr(local, "last", None)
+        if last is None or last.num_threads != get_num_threads():
+            return None
+        if last.one_buffer:
+            bufs = last.buffers
+            if getrefcount(bufs[0]) > 2:  # the caller still holds last call's output
+                bufs[0] = np.empty(*last.escaping_types[0])
+            out = bufs[0]
+            if last.call(*arrays, out) is not last.ran:
+                return None
+            _LAUNCHES[0] += n_kernels
+            return out
+        outs = last.run(arrays)
+        if outs is None:
+            return None
+        _LAUNCHES[0] += n_kernels
+        return outs[0]
+    return run
+
+
 class Plan(Executable):
     """A fused graph as native kernels (``lucid_ir.executable.Executable``)."""
 
@@ -282,6 +308,13 @@ class Plan(Executable):
         compiled function's call site): ``run(arrays)`` gives the outputs or None, as
         ``run_prepared(arrays)`` would. None for a plan that writes donated inputs."""
         return None if self.donations else self._run_last
+
+    def single_prepared(self):
+        """``prepared_call`` giving the one output itself (``run(arrays)`` -> the output
+        array or None), for a plan of exactly one output; else None."""
+        if self.donations or len(self.outputs) != 1:
+            return None
+        return _last_program_single_runner(self._local, self.n_kernels)
 
     def check_prepared(self, arrays) -> bool:
         """Whether ``run_prepared`` would take arrays whose first ones are ``arrays`` (the
