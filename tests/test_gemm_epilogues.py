@@ -228,3 +228,17 @@ def _reuse_graph():
     b = GraphBuilder()
     p, r = b.input((2, 3), "float64"), b.input((2, 3), "float64")
     return b.build([b.emit("add", b.emit("add", r, p), p)])
+
+
+def test_an_epilogue_reading_r_prefetches_the_next_tiles_rows():
+    """The tile store of an epilogue with an (M, N) operand asks for R's lines of the row
+    tile below (the next one stored): two lines of each of its MR rows. An epilogue
+    without R prefetches nothing."""
+    from lucid_codegen.gemm.epilogue import Epilogue
+    from lucid_codegen.gemm.kernel import GemmSpec, build_gemm_module
+    for residual, want in ((True, 2), (False, 0)):
+        spec = GemmSpec("float32", Epilogue.chain("float32", bias=True, residual=residual))
+        text = str(build_gemm_module(spec))
+        epi = text[text.index('.epi"('):]
+        epi = epi[:epi.index("\n}")]
+        assert epi.count("call void @\"llvm.prefetch.p0\"") == want * spec.blocking.MR
