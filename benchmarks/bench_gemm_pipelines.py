@@ -14,7 +14,8 @@ Each pipeline gets a core and variants of its own (the core's functions are re-l
 (``add_symbol``) before a pipeline's variants load, so each variant calls its own
 pipeline's core). Cases: the MLP's layers and gradients (64x784x256 with bias + relu,
 the accumulating weight gradient of a transposed operand), big square products, edge
-tiles (primes), the small-shape and few-rows paths, float64; 1 thread.
+tiles (primes), the small-shape and few-rows paths, float64, and the GPT MLP's GELU
+backward as an epilogue reading R; 1 thread.
 """
 from __future__ import annotations
 
@@ -56,6 +57,23 @@ def cases():
     yield "rows path 24x512x512", spec(), arr(24, 512), arr(512, 512), None
     yield "float64 x@W.T+b 128x512x512", spec("float64", bias=True), arr(128, 512, dtype="float64"), \
         arr(512, 512, dtype="float64").T, arr(512, dtype="float64")
+    yield "dH = dY@W2 * gelu'(h) 1024x128x512", GemmSpec("float32", gelu_backward_epilogue("float32")), \
+        arr(1024, 128), arr(128, 512), None, {"residual": arr(1024, 512)}
+
+
+def gelu_backward_epilogue(dtype: str) -> Epilogue:
+    """``P * gelu'(R)`` (GELU's exact derivative, ``Φ(R) + R φ(R)``): the GPT MLP's
+    backward through its activation, an epilogue of transcendental cost reading R."""
+    from lucid_ir.builder import GraphBuilder
+    g = GraphBuilder()
+    p, r = g.input((2, 3), dtype), g.input((2, 3), dtype)
+
+    def c(value):
+        return g.constant(value, dtype=dtype)
+    cdf = g.emit("mul", g.emit("erfc", g.emit("mul", r, c(-0.5 ** 0.5))), c(0.5))
+    pdf = g.emit("mul", g.emit("exp", g.emit("mul", g.emit("mul", r, r), c(-0.5))), c((2 * np.pi) ** -0.5))
+    y = g.emit("mul", p, g.emit("add", cdf, g.emit("mul", r, pdf)))
+    return Epilogue.of_graph(g.build([y]), ("full",))
 
 
 def _kernels(pipeline_tag: str, specs) -> dict:
@@ -126,15 +144,16 @@ def main(argv=None):
     print(f"GEMM kernels, pipeline {new} (new) vs {old} (old), 1 thread; load average {os.getloadavg()[0]:.2f}")
     print(f"{'case':30s} {'old us':>9s} {'new us':>9s} {'new/old':>8s} same bits")
     ratios = []
-    for name, spec, a, b, bias in todo:
+    for name, spec, a, b, bias, *extra in todo:
+        operands = extra[0] if extra else {}
         M, N = a.shape[0], b.shape[1]
         c0 = np.random.default_rng(1).standard_normal((M, N)).astype(spec.dtype)
-        outs = {tag: _run(kernels[tag][spec], a, b, bias, c0) for tag in (old, new)}
+        outs = {tag: _run(kernels[tag][spec], a, b, bias, c0, **operands) for tag in (old, new)}
         same = np.array_equal(outs[old], outs[new], equal_nan=True)
         flops = 2.0 * M * N * a.shape[1]
         inner = max(1, int((5e7 if quick else 2e8) / flops))
         c = c0.copy()
-        fns = {tag: (lambda k=kernels[tag][spec]: k(a, b, c, bias=bias)) for tag in (old, new)}
+        fns = {tag: (lambda k=kernels[tag][spec]: k(a, b, c, bias=bias, **operands)) for tag in (old, new)}
         median = interleaved(fns, 7 if quick else 15, inner)
         to, tn = median[old], median[new]
         ratios.append(tn / to)

@@ -93,7 +93,13 @@ class Ctx:
     def civec(self, value: int) -> ir.Constant:
         return ir.Constant(self.VI, [value] * self.W)
 
-    def splat(self, b: ir.IRBuilder, scalar):
+    def splat(self, b: ir.IRBuilder, scalar, lanes: int | None = None):
+        """``scalar`` in every lane of a vector (of W lanes, or ``lanes``)."""
+        if lanes is not None and lanes != self.W:
+            vt = ir.VectorType(scalar.type, lanes)
+            one = b.insert_element(ir.Constant(vt, ir.Undefined), scalar, self._lane0)
+            return b.shuffle_vector(one, ir.Constant(vt, ir.Undefined),
+                                    ir.Constant(ir.VectorType(I32, lanes), [0] * lanes))
         v = b.insert_element(self._undef, scalar, self._lane0)
         return b.shuffle_vector(v, self._undef, self._broadcast)
 
@@ -379,12 +385,52 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
             with otherwise:
                 rows(later_body, "later")
     else:
-        def last_body(t, cp, bv, rv, mask, with_partial):
-            s = b.fadd(t, load_c(cp, mask)) if with_partial else t
-            y = epilogue.emit(b, b.fmul(valpha, s), bv, rv)
-            if spec.accumulate:
-                y = b.fadd(y, load_c(cp, mask))
-            return y
+        wide_alpha = c.splat(b, alpha, NV * W)
+
+        def last_rows(with_partial):
+            """The last K block's rows: the epilogue on one vector of a row's NV * W
+            lanes (its vectors concatenated), so that its dependent chains run side by
+            side: LLVM splits each wide operation into adjacent vector ones, and the
+            constants are materialised once for them all (as in the elementwise
+            kernels' two-vector loops, ``elementwise.vector_widths``). One vector at a
+            time, the GELU backward's epilogue was one long chain of dependent
+            operations per vector and its code twice as long."""
+            def row(i, masked):
+                trow = b.gep(tile, [b.mul(i, I64(NR))])
+                crow = b.gep(C, [b.mul(i, ldc)])
+                rrow = b.gep(R, [b.mul(i, rsr)]) if spec.reads_r else None
+                cps = [b.gep(crow, [I64(v * W)]) for v in range(NV)]
+                vmasks = [masks[v] if masked else None for v in range(NV)]
+
+                def operand(ptr):
+                    return concat(b, [c.vload(b, b.gep(ptr, [I64(v * W)])) if vmasks[v] is None
+                                      else c.mload(b, b.gep(ptr, [I64(v * W)]), vmasks[v]) for v in range(NV)])
+                s = concat(b, [c.vload(b, b.gep(trow, [I64(v * W)]), align=64) for v in range(NV)])
+                old = []
+
+                def old_c():
+                    if not old:
+                        old.append(concat(b, [load_c(cp, mask) for cp, mask in zip(cps, vmasks)]))
+                    return old[0]
+                if with_partial:
+                    s = b.fadd(s, old_c())
+                y = epilogue.emit(b, b.fmul(wide_alpha, s), concat(b, bvs) if spec.bias else None,
+                                  operand(rrow) if spec.reads_r else None)
+                if spec.accumulate:
+                    y = b.fadd(y, old_c())
+                for v, (cp, mask) in enumerate(zip(cps, vmasks)):
+                    part = lanes_of(b, y, v * W, W)
+                    if mask is None:
+                        c.vstore(b, part, cp)
+                    else:
+                        c.mstore(b, part, cp, mask)
+
+            tag = f"last{'later' if with_partial else 'first'}"
+            with b.if_else(full) as (whole, edge):
+                with whole:
+                    counted_loop(b, I64(0), mr, 1, lambda i: row(i, False), tag)
+                with edge:
+                    counted_loop(b, I64(0), mr, 1, lambda i: row(i, True), tag + ".edge")
 
         def partial_body(t, cp, bv, rv, mask, with_partial):
             return b.fadd(t, load_c(cp, mask)) if with_partial else t
@@ -393,9 +439,9 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
             with then:
                 with b.if_else(first) as (t2, o2):
                     with t2:
-                        rows(lambda *a: last_body(*a, False), "lastfirst")
+                        last_rows(False)
                     with o2:
-                        rows(lambda *a: last_body(*a, True), "lastlater")
+                        last_rows(True)
             with otherwise:
                 with b.if_else(first) as (t2, o2):
                     with t2:
@@ -404,6 +450,26 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
                         rows(lambda *a: partial_body(*a, True), "midlater")
     b.ret_void()
     return fn
+
+
+def concat(b: ir.IRBuilder, vectors: list):
+    """One vector of the lanes of ``vectors`` (all of one type), in order."""
+    lanes = sum(v.type.count for v in vectors)
+    while len(vectors) > 1:
+        if len(vectors) % 2:  # (an odd one out: paired with undefined lanes, cut off below)
+            vectors = vectors + [ir.Constant(vectors[-1].type, ir.Undefined)]
+        n = vectors[0].type.count
+        vectors = [b.shuffle_vector(x, y, ir.Constant(ir.VectorType(I32, 2 * n), list(range(2 * n))))
+                   for x, y in zip(vectors[::2], vectors[1::2])]
+    return lanes_of(b, vectors[0], 0, lanes)
+
+
+def lanes_of(b: ir.IRBuilder, v, start: int, n: int):
+    """Lanes ``start .. start + n`` of ``v`` as a vector of ``n``."""
+    if start == 0 and n == v.type.count:
+        return v
+    return b.shuffle_vector(v, ir.Constant(v.type, ir.Undefined),
+                            ir.Constant(ir.VectorType(I32, n), list(range(start, start + n))))
 
 
 def call_tile_store(b: ir.IRBuilder, spec, store, tile, c, ldc, rows, cols, bias, residual, rsr, csr,
