@@ -102,12 +102,11 @@ LOOPS = Pipeline(2, False, False, ("sroa", "instruction_combine", "simplify_cfg"
 #: ``LUCID_GEMM_OPT`` = ``full`` or a :meth:`Pipeline.tag` (``O2u``) overrides it.
 GEMM = Pipeline(0, False, False)
 #: The loop kernels' pipeline for a call with little work (``work_split.cold_code``: a
-#: few hundred elements at most): :data:`LOOPS` with code generation at level 0,
-#: FastISel and the fast register allocator, about a sixth of level 3's code generation
-#: time (an elementwise cast: 15 -> 2.3 ms). Its code is slower, 1.1-2.3x on data
-#: streamed from memory (``benchmarks/bench_loop_pipelines.py --cold``) and up to ~10x
-#: on data in cache, and computes the same bits (the same IR; no level reassociates or
-#: contracts).
+#: few microseconds at most): :data:`LOOPS` with code generation at level 0, FastISel
+#: and the fast register allocator, about a sixth of level 3's code generation time
+#: (an elementwise cast: 15 -> 2.3 ms). Its code is 1.1-2.3x slower
+#: (``benchmarks/bench_loop_pipelines.py --cold``), microseconds on such calls, and
+#: computes the same bits (the same IR; no level reassociates or contracts).
 LOOPS_COLD = LOOPS._replace(codegen=0)
 #: The GEMM core's loop-control modules (gemm/core.py ``CONTROL``: the generic driver's
 #: loop nest around the micro-kernels, and the packing routines): :data:`GEMM` with

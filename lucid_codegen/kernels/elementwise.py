@@ -430,8 +430,6 @@ class ElementwiseKernel:
         """The compiled variant for ``pattern``; ``cold``: for calls of little work (its
         code generated at LLVM's level 0, ``jit.llvm.LOOPS_COLD``)."""
         fn = self._fns.get((pattern, cold))
-        if fn is None and cold:  # (a level-3 variant there already serves small calls too)
-            fn = self._fns.get((pattern, False))
         if fn is None:
             st, lanes = self.structure, self.lanes
             key = f"elementwise/{source_stamp(*GENERATOR)}|{st.text}|pattern={pattern}|lanes={lanes}"

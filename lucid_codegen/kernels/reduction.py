@@ -283,8 +283,6 @@ class ReductionKernel:
     def function(self, mode: str, pattern: str, cold: bool = False):
         """The compiled variant; ``cold``: for calls of little work (``ElementwiseKernel.function``)."""
         fn = self._fns.get((mode, pattern, cold))
-        if fn is None and cold:  # (a level-3 variant there already serves small calls too)
-            fn = self._fns.get((mode, pattern, False))
         if fn is None:
             st, lanes = self.structure, self.lanes
             cg = _Codegen(st, self.red_op, pattern, lanes)

@@ -97,15 +97,12 @@ def loop_splits(work: float) -> bool:
     return work >= LOOP_SPLIT_BYTES
 
 
-#: a loop kernel call estimated to take at most this long (a few hundred elements at
-#: most) runs code generated at LLVM's level 0 (``jit.llvm.LOOPS_COLD``): compiling it
-#: takes a sixth of the time. Level-0 code keeps its loop values in memory: on data in
-#: cache it is up to ~10x slower per element (Zen 3: a sum of 4096 floats 4.3 µs
-#: longer, an exp 3 µs, x*y+1 0.8 µs), so at this size it costs a call at most about
-#: half a microsecond. A training step's bookkeeping (a label cast, a loss's scalar
-#: gradient, a mean over the batch) is such work; a kernel used on more is compiled
-#: again at level 3 for those calls.
-COLD_CODE_SECONDS = 25e-9
+#: a loop kernel call estimated to take at most this long runs code generated at LLVM's
+#: level 0 (``jit.llvm.LOOPS_COLD``): compiling it takes a sixth of the time, and being up
+#: to ~2x slower costs such a call about a microsecond. A training step's bookkeeping
+#: (a loss's mean, a label cast, a scalar's gradient) and small eager calls are such
+#: calls; a kernel used on more work is compiled again at level 3 for those calls.
+COLD_CODE_SECONDS = 1e-6
 
 
 def cold_code(work: float) -> bool:
