@@ -2,11 +2,8 @@
 with the loop kernels' cheap one (``jit.LOOPS``), in one process, interleaved (A B A B,
 medians): the same kernel object, its compiled functions and plans swapped between the
 two pipelines' sets. ``cheap/full`` > 1: the cheap pipeline's code is slower.
-``--cold`` compares ``jit.LOOPS`` (as "full") with the cold tier's ``jit.LOOPS_COLD``
-(as "cheap": code generation at level 0, for calls of little work,
-``work_split.cold_code``).
 
-    python benchmarks/bench_loop_pipelines.py [--quick] [--cold]
+    python benchmarks/bench_loop_pipelines.py [--quick]
 
 Cases: memory-bound elementwise and reductions (4M elements), compute-bound ones that
 stay in cache (exp, tanh, erf-based GELU on 64K elements), row kernels (softmax 64x1000,
@@ -91,7 +88,7 @@ def _compiled_with(pipeline, kernel, arrays):
     with ``pipeline`` (the emitters' ``loop_pipeline`` replaced meanwhile)."""
     saved = [module.loop_pipeline for module in EMITTERS]
     for module in EMITTERS:
-        module.loop_pipeline = lambda cold=False: pipeline
+        module.loop_pipeline = lambda: pipeline
     try:
         kernel._fns, kernel._plans = {}, {}
         outs = [np.array(o) for o in kernel(arrays)]
@@ -101,11 +98,10 @@ def _compiled_with(pipeline, kernel, arrays):
             module.loop_pipeline = fn
 
 
-def compare(kernel, arrays, reps, pipelines=(jit.FULL, jit.LOOPS)):
-    """Median seconds per call with each pipeline's code (``pipelines``: "full" and
-    "cheap"), and whether both gave the same bits."""
+def compare(kernel, arrays, reps):
+    """Median seconds per call with each pipeline's code, and whether both gave the same bits."""
     states, outs = {}, {}
-    for name, pipeline in zip(("full", "cheap"), pipelines):
+    for name, pipeline in (("full", jit.FULL), ("cheap", jit.LOOPS)):
         outs[name], states[name] = _compiled_with(pipeline, kernel, arrays)
     same = all(np.array_equal(a, b, equal_nan=True) for a, b in zip(outs["full"], outs["cheap"]))
     times = {"full": [], "cheap": []}
@@ -121,16 +117,13 @@ def compare(kernel, arrays, reps, pipelines=(jit.FULL, jit.LOOPS)):
 
 
 def main(argv=None):
-    argv = argv if argv is not None else sys.argv[1:]
-    quick = "--quick" in argv
-    pipelines = (jit.LOOPS, jit.LOOPS_COLD) if "--cold" in argv else (jit.FULL, jit.LOOPS)
-    print(f"loop kernels, {pipelines[0].tag()} (full) vs {pipelines[1].tag()} (cheap) LLVM pipeline, "
-          f"1 thread; load average {os.getloadavg()[0]:.2f}")
+    quick = "--quick" in (argv if argv is not None else sys.argv[1:])
+    print(f"loop kernels, full vs cheap LLVM pipeline, 1 thread; load average {os.getloadavg()[0]:.2f}")
     print(f"{'case':34s} {'dtype':8s} {'full us':>9s} {'cheap us':>9s} {'cheap/full':>10s} same bits")
     ratios = []
     for dtype in ("float32", "float64"):
         for name, kernel, arrays in cases(dtype):
-            tf, tc, same = compare(kernel, arrays, 20 if quick else 60, pipelines)
+            tf, tc, same = compare(kernel, arrays, 20 if quick else 60)
             ratios.append(tc / tf)
             print(f"{name:34s} {dtype:8s} {tf * 1e6:9.1f} {tc * 1e6:9.1f} {tc / tf:10.2f} {same}")
     geo = float(np.exp(np.mean(np.log(ratios))))

@@ -101,13 +101,6 @@ LOOPS = Pipeline(2, False, False, ("sroa", "instruction_combine", "simplify_cfg"
 #: earlier ``O2u`` unrolled edge kernels and packing loops again for 440 and 203 ms).
 #: ``LUCID_GEMM_OPT`` = ``full`` or a :meth:`Pipeline.tag` (``O2u``) overrides it.
 GEMM = Pipeline(0, False, False)
-#: The loop kernels' pipeline for a call with little work (``work_split.cold_code``: a
-#: few microseconds at most): :data:`LOOPS` with code generation at level 0, FastISel
-#: and the fast register allocator, about a sixth of level 3's code generation time
-#: (an elementwise cast: 15 -> 2.3 ms). Its code is 1.1-2.3x slower
-#: (``benchmarks/bench_loop_pipelines.py --cold``), microseconds on such calls, and
-#: computes the same bits (the same IR; no level reassociates or contracts).
-LOOPS_COLD = LOOPS._replace(codegen=0)
 #: The GEMM core's loop-control modules (gemm/core.py ``CONTROL``: the generic driver's
 #: loop nest around the micro-kernels, and the packing routines): :data:`GEMM` with
 #: code generation at level 0. Their machine code's quality does not show in a
@@ -153,17 +146,13 @@ def _pipeline_from_env(name: str, default: Pipeline, family: str) -> Pipeline:
     return default if text.lower() in ("", family) else parse_pipeline(text)
 
 
-def loop_pipeline(cold: bool = False) -> Pipeline:
-    """:data:`LOOPS` (:data:`LOOPS_COLD` for a ``cold`` call, one of little work), or
-    what ``LUCID_LOOP_OPT`` names for every loop kernel (``loops``: :data:`LOOPS` for
-    all, no cold tier; ``full``: :data:`FULL`; read on every call).
+def loop_pipeline() -> Pipeline:
+    """:data:`LOOPS`, or what ``LUCID_LOOP_OPT`` names (``full``: :data:`FULL`; read on
+    every call).
 
-    >>> loop_pipeline() in (LOOPS, FULL), loop_pipeline(cold=True).codegen in (0, 3)
-    (True, True)
+    >>> loop_pipeline() in (LOOPS, FULL)
+    True
     """
-    text = os.environ.get("LUCID_LOOP_OPT", "").strip()
-    if not text:
-        return LOOPS_COLD if cold else LOOPS
     return _pipeline_from_env("LUCID_LOOP_OPT", LOOPS, "loops")
 
 

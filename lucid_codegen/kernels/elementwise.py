@@ -396,9 +396,8 @@ class ElementwiseKernel:
         self.n_in = len(st.inputs)
         self.out_dtypes = [np.dtype(st.out_dtype(r)) for r in st.outputs]
         self.in_dtypes = [np.dtype(d) for d in st.inputs]
-        self._fns: dict = {}            # (pattern, cold) -> compiled variant
+        self._fns: dict[str, object] = {}
         self._plans: dict = {}
-        self.ops = [op for op, _, _, _ in st.nodes]   # (the cost model's view of the body)
 
     @classmethod
     def for_graph(cls, graph: Graph) -> "ElementwiseKernel":
@@ -426,16 +425,14 @@ class ElementwiseKernel:
         return build_module(self.structure, pattern or "c" * (self.n_in + len(self.out_dtypes)), self.lanes)
 
     # -- compiled variants
-    def function(self, pattern: str, cold: bool = False):
-        """The compiled variant for ``pattern``; ``cold``: for calls of little work (its
-        code generated at LLVM's level 0, ``jit.llvm.LOOPS_COLD``)."""
-        fn = self._fns.get((pattern, cold))
+    def function(self, pattern: str):
+        fn = self._fns.get(pattern)
         if fn is None:
             st, lanes = self.structure, self.lanes
             key = f"elementwise/{source_stamp(*GENERATOR)}|{st.text}|pattern={pattern}|lanes={lanes}"
             lib = load_or_compile(key, lambda: build_module(st, pattern, lanes), ["lucid_ew"],
-                                  label=f"elementwise {pattern} {st.text[:150]}", pipeline=loop_pipeline(cold))
-            fn = self._fns[(pattern, cold)] = KERNEL_ABI(lib.address("lucid_ew"))
+                                  label=f"elementwise {pattern} {st.text[:150]}", pipeline=loop_pipeline())
+            fn = self._fns[pattern] = KERNEL_ABI(lib.address("lucid_ew"))
         return fn
 
     # -- planning (pure Python, memoised per shapes/strides)
@@ -462,8 +459,7 @@ class ElementwiseKernel:
         nbytes = size * sum(a.itemsize for a in arrays) + size * sum(dt.itemsize for dt in self.out_dtypes)
         from lucid_codegen.runtime import work_split  # (run-time decisions, not generated code: not stamped)
         parallel = work_split.pool_splits(nbytes)
-        cold = work_split.cold_code(work_split.work_bytes(nbytes, size, self.ops))
-        return shape, (self.function(pattern, cold), template, n_outer, inner, parallel,
+        return shape, (self.function(pattern), template, n_outer, inner, parallel,
                        ctypes.c_int64 * len(template))
 
     def __call__(self, arrays, outs=None):

@@ -280,9 +280,8 @@ class ReductionKernel:
         return _Codegen(self.structure, self.red_op, pattern or "c" * len(self.in_dtypes),
                         self.lanes).build(mode)
 
-    def function(self, mode: str, pattern: str, cold: bool = False):
-        """The compiled variant; ``cold``: for calls of little work (``ElementwiseKernel.function``)."""
-        fn = self._fns.get((mode, pattern, cold))
+    def function(self, mode: str, pattern: str):
+        fn = self._fns.get((mode, pattern))
         if fn is None:
             st, lanes = self.structure, self.lanes
             cg = _Codegen(st, self.red_op, pattern, lanes)
@@ -290,8 +289,8 @@ class ReductionKernel:
                    f"|lanes={lanes}")
             lib = load_or_compile(key, lambda: cg.build(mode), ["lucid_red"],
                                   label=f"reduction {self.red_op} {mode} {pattern} {st.text[:120]}",
-                                  pipeline=loop_pipeline(cold))
-            fn = self._fns[(mode, pattern, cold)] = KERNEL_ABI(lib.address("lucid_red"))
+                                  pipeline=loop_pipeline())
+            fn = self._fns[(mode, pattern)] = KERNEL_ABI(lib.address("lucid_red"))
         return fn
 
     # -------------------------------------------------------------- planning
@@ -344,8 +343,7 @@ class ReductionKernel:
         nbytes = total * sum(a.itemsize for a in arrays)
         mode = "col" if col else "row"
         from lucid_codegen.runtime import work_split  # (run-time decisions, not generated code: not stamped)
-        cold = work_split.cold_code(work_split.work_bytes(nbytes, total, [op for op, _, _, _ in self.structure.nodes]))
-        return out_shape, (self.function(mode, pattern, cold), template, mode, n_outer, inner,
+        return out_shape, (self.function(mode, pattern), template, mode, n_outer, inner,
                            work_split.pool_splits(nbytes), ctypes.c_int64 * len(template))
 
     def bind(self, arrays, outs):

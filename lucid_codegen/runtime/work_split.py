@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from lucid_ir.ops import all_ops
 
-__all__ = ["MARGIN", "work_bytes", "loop_seconds", "loop_splits", "pool_splits", "cold_code", "COLD_CODE_SECONDS", "LOOP_SPLIT_BYTES",
+__all__ = ["MARGIN", "work_bytes", "loop_seconds", "loop_splits", "pool_splits", "LOOP_SPLIT_BYTES",
            "PARALLEL_BYTES", "GEMM_SPLIT_SECONDS", "ATTENTION_SPLIT_SECONDS", "gemm_seconds", "gemm_splits", "attention_seconds", "attention_splits",
            "attention_work_bytes", "releases_gil", "kernel_seconds"]
 
@@ -95,20 +95,6 @@ def loop_splits(work: float) -> bool:
     """Whether a loop kernel of ``work`` bytes-equivalent splits in a native program
     (or as a one-kernel eager call, which then takes the native program)."""
     return work >= LOOP_SPLIT_BYTES
-
-
-#: a loop kernel call estimated to take at most this long runs code generated at LLVM's
-#: level 0 (``jit.llvm.LOOPS_COLD``): compiling it takes a sixth of the time, and being up
-#: to ~2x slower costs such a call about a microsecond. A training step's bookkeeping
-#: (a loss's mean, a label cast, a scalar's gradient) and small eager calls are such
-#: calls; a kernel used on more work is compiled again at level 3 for those calls.
-COLD_CODE_SECONDS = 1e-6
-
-
-def cold_code(work: float) -> bool:
-    """Whether a loop kernel call of ``work`` bytes-equivalent (``work_bytes``) takes the
-    level-0 code (:data:`COLD_CODE_SECONDS`)."""
-    return loop_seconds(work) <= COLD_CODE_SECONDS
 
 
 def pool_splits(work: float) -> bool:
