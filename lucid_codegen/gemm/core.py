@@ -59,7 +59,7 @@ CONTROL = ("pack", "driver")
 I8P = I8.as_pointer()
 
 GENERATOR = ("gemm.core", "gemm.driver", "gemm.batched", "gemm.microkernel", "gemm.pack", "gemm.small", "gemm.rows",
-             "kernels.vector_math")
+             "kernels.loops", "kernels.vector_math")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import llvmlite.ir as ir
 
+from lucid_codegen.kernels.loops import concat, lanes_of
+
 I1 = ir.IntType(1)
 I8 = ir.IntType(8)
 I32 = ir.IntType(32)
@@ -450,26 +452,6 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
                         rows(lambda *a: partial_body(*a, True), "midlater")
     b.ret_void()
     return fn
-
-
-def concat(b: ir.IRBuilder, vectors: list):
-    """One vector of the lanes of ``vectors`` (all of one type), in order."""
-    lanes = sum(v.type.count for v in vectors)
-    while len(vectors) > 1:
-        if len(vectors) % 2:  # (an odd one out: paired with undefined lanes, cut off below)
-            vectors = vectors + [ir.Constant(vectors[-1].type, ir.Undefined)]
-        n = vectors[0].type.count
-        vectors = [b.shuffle_vector(x, y, ir.Constant(ir.VectorType(I32, 2 * n), list(range(2 * n))))
-                   for x, y in zip(vectors[::2], vectors[1::2])]
-    return lanes_of(b, vectors[0], 0, lanes)
-
-
-def lanes_of(b: ir.IRBuilder, v, start: int, n: int):
-    """Lanes ``start .. start + n`` of ``v`` as a vector of ``n``."""
-    if start == 0 and n == v.type.count:
-        return v
-    return b.shuffle_vector(v, ir.Constant(v.type, ir.Undefined),
-                            ir.Constant(ir.VectorType(I32, n), list(range(start, start + n))))
 
 
 def call_tile_store(b: ir.IRBuilder, spec, store, tile, c, ldc, rows, cols, bias, residual, rsr, csr,

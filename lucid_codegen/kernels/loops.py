@@ -66,6 +66,9 @@ class Loop:
         return False
 
 
+_I32V = ir.IntType(32)
+
+
 def const64(v: int):
     return ir.Constant(I64, v)
 
@@ -77,6 +80,24 @@ def splat(b: ir.IRBuilder, x, lanes: int):
     return b.shuffle_vector(v, ir.Constant(vty, ir.Undefined), ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
 
 
+def concat(b: ir.IRBuilder, vectors: list):
+    """One vector of the lanes of ``vectors`` (all of one type), in order."""
+    lanes = sum(v.type.count for v in vectors)
+    while len(vectors) > 1:
+        if len(vectors) % 2:  # (an odd one out: paired with undefined lanes, cut off below)
+            vectors = vectors + [ir.Constant(vectors[-1].type, ir.Undefined)]
+        n = vectors[0].type.count
+        vectors = [b.shuffle_vector(x, y, ir.Constant(ir.VectorType(_I32V, 2 * n), list(range(2 * n))))
+                   for x, y in zip(vectors[::2], vectors[1::2])]
+    return lanes_of(b, vectors[0], 0, lanes)
+
+
+def lanes_of(b: ir.IRBuilder, v, start: int, n: int):
+    """Lanes ``start .. start + n`` of ``v`` as a vector of ``n``."""
+    if start == 0 and n == v.type.count:
+        return v
+    return b.shuffle_vector(v, ir.Constant(v.type, ir.Undefined),
+                            ir.Constant(ir.VectorType(_I32V, n), list(range(start, start + n))))
 
 
 def masked_intrinsic(m: ir.Module, what: str, vty):
