@@ -36,7 +36,8 @@ import contextlib
 import llvmlite.ir as ir
 
 from lucid_codegen.kernels.accumulate import Accumulator, splat
-from lucid_codegen.kernels.loops import I64, Loop, const64, decode_offsets, load_arg, masked_intrinsic
+from lucid_codegen.kernels.loops import (I64, Loop, concat, const64, decode_offsets, lanes_of, load_arg,
+                                         masked_intrinsic)
 from lucid_codegen.kernels.lowering import emit_op
 from lucid_codegen.kernels.row_structure import RowStructure
 from lucid_codegen.kernels.vector_math import F64, LLVM_MEMORY, LLVM_TYPE, const, mem_align, to_compute, to_memory
@@ -75,38 +76,6 @@ class _Row:
                 self.set_stat(("n", k), const(LLVM_TYPE[dtype], dict(attrs)["value"]))
             else:
                 self.set_stat(("n", k), emit_op(b, op, [self.stat(r) for r in refs], dict(attrs), None))
-
-    # -------------------------------------------------------------- one pass
-    def body(self, p: int, j, lanes: int, roots) -> dict:
-        """Emit the ``r`` values ``roots`` at row index ``j`` (vectors of ``lanes``, 0:
-        scalars) in pass ``p``; returns ``{ref: value}``."""
-        b, rs = self.b, self.rs
-        env: dict = {}
-
-        def get(ref):
-            if ref in env:
-                return env[ref]
-            kind, k = ref
-            if rs.level(ref) == "s":
-                v = self.stat(ref)
-                v = splat(b, v, lanes) if lanes else v
-            elif kind == "i":
-                v = to_compute(b, self._load_input(k, j, lanes), rs.dtype(ref))
-            elif ref in rs.stash and self.scratch is not None and rs.ready(ref) < p:
-                v = to_compute(b, self._load(self.scratch[ref], j, lanes), rs.dtype(ref))
-            else:
-                op, attrs, refs, dtype, _, _ = rs.nodes[k]
-                if op == "constant":
-                    s = LLVM_TYPE[dtype]
-                    v = const(ir.VectorType(s, lanes) if lanes else s, dict(attrs)["value"])
-                else:
-                    v = emit_op(b, op, [get(r) for r in refs], dict(attrs), None)
-            env[ref] = v
-            return v
-
-        for r in roots:
-            get(r)
-        return env
 
     # ``j``: the row index of the first lane (vectors of consecutive elements), or, for
     # the tail of a row, a ``_Tail``: the lanes past the row's end hold its last element
@@ -178,17 +147,22 @@ class _Row:
                    if self.scratch is not None else [])
         return outs, stashes
 
-    def store_all(self, p: int, j, env: dict) -> None:
+    def store_all(self, p: int, j, env: dict, slot: int) -> None:
         """Pass ``p``'s stores at ``j``: the stashes, and the outputs when the row is
-        ``valid`` (a group's slot past the last row repeats it and stores nothing)."""
+        ``valid`` (a group's slot past the last row repeats it and stores nothing);
+        ``env`` holds the group's values, this row's lanes from ``slot * L``."""
         outs, stashes = self.stores(p)
+        L = self.L
+
+        def mine(ref):
+            return lanes_of(self.b, env[ref], slot * L, L)
         for base, ref in stashes:
-            self.store(base, j, env[ref], self.L, self.rs.dtype(ref))
+            self.store(base, j, mine(ref), L, self.rs.dtype(ref))
         if not outs:
             return
         with _only_if(self.b, self.valid):
             for base, ref in outs:
-                self.store(base, j, env[ref], self.L, self.rs.dtype(ref))
+                self.store(base, j, mine(ref), L, self.rs.dtype(ref))
 
 
 def _only_if(b, cond):
@@ -196,27 +170,81 @@ def _only_if(b, cond):
     return b.if_then(cond) if cond is not None else contextlib.nullcontext()
 
 
+def group_body(rows: list, p: int, j, roots, stats: dict) -> dict:
+    """Emit the ``r`` values ``roots`` of pass ``p`` at row index ``j`` for every row of
+    ``rows`` at once: one vector of ``len(rows) * L`` lanes, row ``g``'s vector in lanes
+    ``g*L ..`` (its loads, stashed values and per-row scalars concatenated), so the
+    rows' chains are one chain of wide operations that LLVM splits into adjacent
+    vector ones. ``stats``: the per-row scalars as such vectors (made before the loop);
+    returns ``{ref: value}``."""
+    first = rows[0]
+    b, rs, L = first.b, first.rs, first.L
+    wide = len(rows) * L
+    env: dict = {}
+
+    def get(ref):
+        if ref in env:
+            return env[ref]
+        kind, k = ref
+        if rs.level(ref) == "s":
+            v = stats[ref]
+        elif kind == "i":
+            v = to_compute(b, concat(b, [row._load_input(k, j, L) for row in rows]), rs.dtype(ref))
+        elif ref in rs.stash and first.scratch is not None and rs.ready(ref) < p:
+            v = to_compute(b, concat(b, [row._load(row.scratch[ref], j, L) for row in rows]), rs.dtype(ref))
+        else:
+            op, attrs, refs, dtype, _, _ = rs.nodes[k]
+            if op == "constant":
+                v = const(ir.VectorType(LLVM_TYPE[dtype], wide), dict(attrs)["value"])
+            else:
+                v = emit_op(b, op, [get(r) for r in refs], dict(attrs), None)
+        env[ref] = v
+        return v
+
+    for r in roots:
+        get(r)
+    return env
+
+
+def _stat_refs(rs: RowStructure, roots, p: int, scratch) -> list:
+    """The per-row scalars (``s`` refs) pass ``p``'s values ``roots`` read (as ``group_body``
+    walks them), in a fixed order."""
+    seen, out, todo = set(), [], list(roots)
+    while todo:
+        ref = todo.pop()
+        if ref in seen:
+            continue
+        seen.add(ref)
+        kind, k = ref
+        if rs.level(ref) == "s":
+            out.append(ref)
+        elif kind == "n" and not (ref in rs.stash and scratch is not None and rs.ready(ref) < p):
+            todo.extend(rs.nodes[k][2])
+    return sorted(out)
+
+
 def run_pass(rows: list, p: int) -> None:
     """Pass ``p`` over each of ``rows`` (``_Row``s of the same length), side by side in one
-    loop: their reductions, outputs and stashes. Rows are independent, so a group of
-    them gives the processor independent chains to overlap (a short row's passes are
-    each a chain of dependent reductions)."""
+    loop (``group_body``): their reductions, outputs and stashes. Rows are independent,
+    so a group of them gives the processor independent chains to overlap (a short row's
+    passes are each a chain of dependent reductions)."""
     first = rows[0]
     b, rs, L, R = first.b, first.rs, first.L, first.R
+    wide = len(rows) * L
     reds = rs.reductions(p)
     red_inputs = [rs.nodes[k][2][0] for k in reds]
     accs = [Accumulator(rs.nodes[k][0], rs.dtype(rs.nodes[k][2][0])) for k in reds]
-    roots = [red_inputs + [ref for part in row.stores(p) for _, ref in part] for row in rows]
+    roots = red_inputs + [ref for part in first.stores(p) for _, ref in part]
+    # the per-row scalars the pass reads, as wide vectors, once (not in the loops)
+    stats = {ref: concat(b, [splat(b, row.stat(ref), L) for row in rows])
+             for ref in _stat_refs(rs, roots, p, first.scratch)}
     nvec = b.mul(b.sdiv(R, const64(L)), const64(L))
-    with Loop(b, const64(0), nvec, L, [a.identity(L) for _ in rows for a in accs], name=f"pass{p}.vec") as vl:
-        nxt = []
+    with Loop(b, const64(0), nvec, L, [a.identity(wide) for a in accs], name=f"pass{p}.vec") as vl:
+        env = group_body(rows, p, vl.i, roots, stats)
+        vl.next = [a.combine(b, acc, a.widen(b, env[r], wide)) for a, acc, r in zip(accs, vl.vars, red_inputs)]
         for g, row in enumerate(rows):
-            env = row.body(p, vl.i, L, roots[g])
-            carried = vl.vars[g * len(accs):(g + 1) * len(accs)]
-            nxt += [a.combine(b, acc, a.widen(b, env[r], L)) for a, acc, r in zip(accs, carried, red_inputs)]
-            row.store_all(p, vl.i, env)
-        vl.next = nxt
-    # the tail (fewer than L elements): one vector, the lanes past the row's end
+            row.store_all(p, vl.i, env, g)
+    # the tail (fewer than L elements): one vector a row, the lanes past the row's end
     # masked out of the reductions and the stores
     before = b.block
     tail_bb = b.append_basic_block(f"pass{p}.tail")
@@ -224,13 +252,12 @@ def run_pass(rows: list, p: int) -> None:
     b.cbranch(b.icmp_signed("<", nvec, R), tail_bb, done_bb)
     b.position_at_end(tail_bb)
     tail = _Tail(b, nvec, R, L)
-    tail_accs = []
+    env = group_body(rows, p, tail, roots, stats)
+    live = concat(b, [tail.live] * len(rows))
+    tail_accs = [a.combine(b, acc, b.select(live, a.widen(b, env[r], wide), a.identity(wide)))
+                 for a, acc, r in zip(accs, vl.results, red_inputs)]
     for g, row in enumerate(rows):
-        env = row.body(p, tail, L, roots[g])
-        carried = vl.results[g * len(accs):(g + 1) * len(accs)]
-        tail_accs += [a.combine(b, acc, b.select(tail.live, a.widen(b, env[r], L), a.identity(L)))
-                      for a, acc, r in zip(accs, carried, red_inputs)]
-        row.store_all(p, tail, env)
+        row.store_all(p, tail, env, g)
     tail_end = b.block
     b.branch(done_bb)
     b.position_at_end(done_bb)
@@ -240,8 +267,8 @@ def run_pass(rows: list, p: int) -> None:
         phis[-1].add_incoming(vacc, before)
         phis[-1].add_incoming(tacc, tail_end)
     for g, row in enumerate(rows):
-        for i, (k, a) in enumerate(zip(reds, accs)):
-            row.set_stat(("n", k), a.finish(b, a.hreduce(b, phis[g * len(accs) + i]), row.scale))
+        for k, a, acc in zip(reds, accs, phis):
+            row.set_stat(("n", k), a.finish(b, a.hreduce(b, lanes_of(b, acc, g * L, L)), row.scale))
 
 
 class _Tail:
