@@ -110,6 +110,21 @@ def test_a_cancelling_product_chain_is_judged_with_both_summation_orders():
     assert failures == []
 
 
+def test_a_nan_at_an_element_without_an_estimate_is_allowed_and_only_there():
+    """An element with an infinite allowance (its twin disagrees on finiteness) may be NaN
+    on one side only; a NaN or an infinity anywhere else is still caught. Seed
+    653060523: relu of a product that cancels to about 0, times a scale, then x / x: 1.0
+    in the interpreter's float32, NaN (0 / 0) in float64 and in the compiled GEMM's
+    summation order."""
+    w = np.array([1.0, 1.0, 2.0])
+    noise = np.array([np.inf, 0.0, 0.0])
+    assert fuzz.compare(np.array([np.nan, 1.0, 2.0]), w, noise, "float32", "x") is None
+    assert "NaN" in fuzz.compare(np.array([1.0, np.nan, 2.0]), w, noise, "float32", "x")
+    assert "infinities" in fuzz.compare(np.array([np.inf, 1.0, np.inf]), w, noise, "float32", "x")
+    _, _, failures = fuzz.run_case(653060523, grad=False)
+    assert failures == []
+
+
 def _planted_error(monkeypatch, output: int, index: tuple, factor: float):
     """Every compiled plan the fuzzer runs returns one wrong element in ``output``."""
     from lucid import compiler
