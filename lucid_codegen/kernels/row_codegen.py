@@ -14,8 +14,10 @@ computed as scalars.
 Rows go ``ROW_GROUP`` at a time, their passes side by side in the same loops: a short
 row's passes are chains of dependent reductions (max, then the sum of exponentials,
 then the log), and independent rows give the processor other chains to run meanwhile
-(``F.log_softmax`` of 256x10: 1.7x faster than one row at a time). A slot past the last
-row repeats it and stores nothing. A row's result never depends on its slot or on which
+(``F.log_softmax`` of 256x10: 1.7x faster than one row at a time). The group's pass body
+is emitted once, on vectors of ``ROW_GROUP * lanes`` (``group_body``: row g's lanes
+from ``g * lanes``), which LLVM splits into the rows' vector operations side by side.
+A slot past the last row repeats it and stores nothing. A row's result never depends on its slot or on which
 rows a call runs, so threads may take any whole rows.
 
 Argument block (int64 words)::
