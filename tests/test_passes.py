@@ -544,3 +544,20 @@ def test_every_spelling_of_a_power_of_2_is_a_multiply(spelling):
     np.testing.assert_array_equal(power(lucid.tensor(a)).numpy(), a * a)
     text = lucid.compile(power).lower(lucid.tensor(a)).as_text("fused")
     assert "pow" not in text and "mul" in text, text
+
+
+def test_epilogue_planner_knows_what_is_computed_from_the_product():
+    """``fuse_epilogue._Downstream``: the product itself and what later nodes compute
+    from it, not the inputs nor what was made before the product."""
+    from lucid_ir.passes.fuse_epilogue import _Downstream
+    b = GraphBuilder()
+    x, w, r = b.input((4, 8)), b.input((3, 8)), b.input((4, 3))
+    early = b.emit("exp", r)
+    p = b.emit("matmul", x, w, trans_b=True)
+    y = b.emit("add", p, early)
+    z = b.emit("mul", r, early)
+    g = b.build([b.emit("mul", y, z)])
+    later = g.nodes[[n.out for n in g.nodes].index(p) + 1:]
+    down = _Downstream(p, {n.out: n for n in g.nodes}, {n: i for i, n in enumerate(later)})
+    assert p in down and y in down and g.outputs[0] in down
+    assert early not in down and z not in down and r not in down and x not in down

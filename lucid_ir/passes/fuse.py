@@ -138,10 +138,12 @@ class Partition:
             self.users[v] = self.users.get(v, 0) + 1
 
     # -- dependencies -------------------------------------------------------------
-    def _depends_on(self, v: Value, group: Group) -> bool:
-        """Whether computing ``v`` needs ``group``'s kernel to have run (at kernel level:
-        a value of another group needs all of that group's inputs)."""
-        seen, stack = set(), [v]
+    def _depends_on(self, values, group: Group) -> bool:
+        """Whether computing any of ``values`` needs ``group``'s kernel to have run (at
+        kernel level: a value of another group needs all of that group's inputs). One walk
+        up from all of them: their producers are mostly shared (a transformer's backward
+        values all reach back through its whole forward), each is visited once."""
+        seen, stack = set(), list(values)
         while stack:
             v = stack.pop()
             g = self.group_of.get(v)
@@ -217,7 +219,7 @@ class Partition:
                 return g.clones.get(x) or made[x]
             kind = plan.operands.get(x)
             if kind is not None:
-                return None if (kind == "full" and g.gated_a) or self._depends_on(x, g) else x
+                return None if (kind == "full" and g.gated_a) or self._depends_on([x], g) else x
             if x not in plan.recomputed:  # a planned op before this one that did not join
                 return None
             q = self.made_by[x]
@@ -376,7 +378,7 @@ class Partition:
                 continue
             if g.kind == "elementwise" and g.shape == node.out.shape:
                 others = [x for x in node.inputs if self.group_of.get(x) is not g]
-                if not any(self._depends_on(x, g) for x in others):
+                if not self._depends_on(others, g):
                     self._add(g, node)
                     self._absorb_small_producers(node, g)
                     return
@@ -406,7 +408,7 @@ class Partition:
             if _size(g.shape) > 1 and (_size(k.shape) - _size(g.shape)) * len(chain) > SMALL_RECOMPUTE:
                 continue   # (a single value is loop-invariant: LLVM computes it once, before the loop)
             outside = [x for n in chain for x in n.inputs if x not in needed and self.group_of.get(x) is not k]
-            if any(self._depends_on(x, k) for x in outside):
+            if self._depends_on(outside, k):
                 continue
             at = next(i for i, n in enumerate(k.nodes) if any(x in needed for x in n.inputs))
             ins = {x for n in chain for x in n.inputs}
@@ -460,7 +462,7 @@ class Partition:
         b_values = {n.out for n in b.nodes}
         a_in = {x for n in a.nodes for x in n.inputs if x not in values}
         b_in = {x for n in b.nodes for x in n.inputs if x not in b_values and x not in values}
-        if any(self._depends_on(x, b) for x in a_in) or any(self._depends_on(x, a) for x in b_in):
+        if self._depends_on(a_in, b) or self._depends_on(b_in, a):
             return
         b.nodes[:0] = a.nodes
         for n in a.nodes:

@@ -33,6 +33,7 @@ product's dtype. ``fuse`` places the planned ops in the GEMM's group as it walks
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 from ..graph import Graph, Node, Value
@@ -72,6 +73,37 @@ class Plan:
     recomputed: set = field(default_factory=set)
 
 
+class _Downstream:
+    """``x in down``: whether value ``x`` is computed from product ``p`` (``p`` itself, or
+    made by a node of ``later``, whose positions ``pos`` gives, reading such a value),
+    found by walking up from ``x`` and remembered."""
+
+    def __init__(self, p: Value, made_by: dict, pos: dict):
+        self.p, self.made_by, self.pos = p, made_by, pos
+        self.known: dict = {p: True}
+
+    def __contains__(self, x: Value) -> bool:
+        known, made_by, pos = self.known, self.made_by, self.pos
+        stack = [x]
+        while stack:
+            v = stack[-1]
+            if v in known:
+                stack.pop()
+                continue
+            q = made_by.get(v)
+            if q is None or q not in pos:   # an input, or made before the product
+                known[v] = False
+                stack.pop()
+                continue
+            todo = [y for y in q.inputs if y not in known]
+            if todo:
+                stack.extend(todo)
+                continue
+            known[v] = any(known[y] for y in q.inputs)
+            stack.pop()
+        return known[x]
+
+
 class _Planner:
     def __init__(self, graph: Graph):
         self.made_by = {n.out: n for n in graph.nodes}
@@ -80,6 +112,7 @@ class _Planner:
             for x in n.inputs:
                 self.readers.setdefault(x, []).append(n)
         self.outputs = set(graph.outputs)
+        self._later, self._pos = None, {}
 
     def _scalar_constant(self, v: Value) -> bool:
         p = self.made_by.get(v)
@@ -109,26 +142,47 @@ class _Planner:
         plan.recomputed.add(x)
         return True
 
+    def _positions(self, later) -> dict:
+        """Node -> its index in ``later`` (kept for the last list asked about: one
+        product's ``plan`` asks about the same list many times)."""
+        if self._later is not later:
+            self._later, self._pos = later, {n: i for i, n in enumerate(later)}
+        return self._pos
+
     def _select(self, p: Value, later, stop=None, full=None) -> Plan:
         """The ops of ``later`` the tile of ``p`` can apply, in order (the first
-        ``stop`` taken, when given; ``full``: the only operand of ``p``'s shape)."""
-        plan, members, down = Plan(), {p}, {p}
-        for n in later:
+        ``stop`` taken, when given; ``full``: the only operand of ``p``'s shape).
+        Only nodes reading ``p`` or an op taken can join: they are visited in
+        ``later``'s order, found through the readers, not the whole rest of the graph
+        (a transformer's products each have most of it after them); which values are
+        computed from ``p`` is asked only of the values those nodes read
+        (:class:`_Downstream`)."""
+        plan, members = Plan(), {p}
+        pos, queued, heap = self._positions(later), set(), []
+        down = _Downstream(p, self.made_by, pos)
+
+        def watch(v):
+            for r in self.readers.get(v, ()):
+                i = pos.get(r)
+                if i is not None and i not in queued:
+                    queued.add(i)
+                    heapq.heappush(heap, i)
+        watch(p)
+        while heap:
             if stop is not None and len(plan.nodes) == stop:
                 break
-            reads = any(x in members for x in n.inputs)
-            if reads and n.op == "reshape" and same_rows(n.out.shape, p.shape):
+            n = later[heapq.heappop(heap)]
+            if n.op == "reshape" and same_rows(n.out.shape, p.shape):
                 plan.nodes.append(n)  # a view of the tile's rows (the layer's batch axes)
                 members.add(n.out)
-            elif (reads and get_op(n.op).fusible and same_rows(n.out.shape, p.shape)
-                    and n.out.dtype in (p.dtype, "bool")):
+                watch(n.out)
+            elif get_op(n.op).fusible and same_rows(n.out.shape, p.shape) and n.out.dtype in (p.dtype, "bool"):
                 trial = Plan(plan.nodes, dict(plan.operands), set(plan.recomputed))
                 if all(self._available(x, p, members, down, trial, [MAX_RECOMPUTED], full) for x in n.inputs):
                     plan = trial
                     plan.nodes.append(n)
                     members.add(n.out)
-            if any(x in down for x in n.inputs):
-                down.add(n.out)
+                    watch(n.out)
         return plan
 
     def _sources(self, x: Value, p: Value) -> list:

@@ -101,7 +101,11 @@ class _Finder:
 
     def _reaches(self, starts, members, downward: bool) -> bool:
         """Whether a path of non-members from ``starts`` reaches a member (downward:
-        through readers; upward: through producers)."""
+        through readers; upward: through producers). A path only goes one way in the
+        graph's order, so it stops at nodes past the last member (downward) or before
+        the first (upward): no member is there to reach."""
+        index = self.index
+        bound = (max if downward else min)(index[m] for m in members)
         seen, stack = set(), list(starts)
         while stack:
             n = stack.pop()
@@ -113,7 +117,8 @@ class _Finder:
             for m in nxt:
                 if m in members:
                     return True
-                stack.append(m)
+                if (index[m] < bound) if downward else (index[m] > bound):
+                    stack.append(m)
         return False
 
     def _convex_with(self, c: Node, members) -> bool:
