@@ -79,7 +79,7 @@ class _Downstream:
     found by walking up from ``x`` and remembered."""
 
     def __init__(self, p: Value, made_by: dict, pos: dict):
-        self.p, self.made_by, self.pos = p, made_by, pos
+        self.made_by, self.pos = made_by, pos
         self.known: dict = {p: True}
 
     def __contains__(self, x: Value) -> bool:
