@@ -125,6 +125,18 @@ def test_a_nan_at_an_element_without_an_estimate_is_allowed_and_only_there():
     assert failures == []
 
 
+def test_a_sum_cancelling_to_zero_then_divided_by_is_judged_with_both_roundings():
+    """Seed 655965458 (float64): a row sum of layer-normed values is exactly 0 in one
+    summation order and about +-1e-17 in another, and a later division by it gives NaN,
+    +inf, -inf or 0 depending on which: the interpreter run again with every sum within
+    its rounding error of 0 set to 0, to +error and to -error gives those elements an
+    infinite allowance (and only those); the compiled kernels pass."""
+    w = np.array([1.0, np.inf, 2.0, np.nan])
+    assert fuzz._finiteness_noise(w, np.array([np.nan, -np.inf, 2.5, np.nan])).tolist() == [np.inf, np.inf, 0, 0]
+    _, _, failures = fuzz.run_case(655965458, grad=False)
+    assert failures == []
+
+
 def _planted_error(monkeypatch, output: int, index: tuple, factor: float):
     """Every compiled plan the fuzzer runs returns one wrong element in ``output``."""
     from lucid import compiler
