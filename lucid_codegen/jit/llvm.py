@@ -253,19 +253,26 @@ def unlocked_calls() -> bool:
     return _RAW is not None
 
 
-def _thread_llvm(codegen: int = 3):
-    """This thread's LLVM context and target machine for code generation level
-    ``codegen`` (the host's, a private copy)."""
-    state = getattr(_LOCAL, "llvm", None)
-    if state is None:
-        state = _LOCAL.llvm = (llvm.create_context(), {})
-    machines = state[1]
+def _thread_machine(codegen: int = 3):
+    """This thread's target machine for code generation level ``codegen`` (the host's,
+    a private copy)."""
+    machines = getattr(_LOCAL, "machines", None)
+    if machines is None:
+        machines = _LOCAL.machines = {}
     if codegen not in machines:
         target = host_target()
         machines[codegen] = llvm.Target.from_triple(target.triple).create_target_machine(
             cpu=target.cpu_name, features=target.cpu_features, opt=codegen, reloc="static",
             codemodel="jitdefault")
-    return state[0], machines[codegen]
+    return machines[codegen]
+
+
+def _thread_llvm(codegen: int = 3):
+    """This thread's LLVM context and its target machine for level ``codegen``."""
+    context = getattr(_LOCAL, "context", None)
+    if context is None:
+        context = _LOCAL.context = llvm.create_context()
+    return context, _thread_machine(codegen)
 
 
 def _compile_unlocked(module, speed_level, vectorize, unroll, times, passes=(), codegen=3):
@@ -321,7 +328,7 @@ def compile_to_object(module: ir.Module | str, speed_level: int = 3,
         t1 = time.perf_counter()
         optimise(ref, speed_level, vectorize, unroll, passes)
         t2 = time.perf_counter()
-        machine = host_target().machine if codegen == 3 else _thread_llvm(codegen)[1]
+        machine = host_target().machine if codegen == 3 else _thread_machine(codegen)
         obj = machine.emit_object(ref)
         if times is not None:
             times.update(parse=t1 - t0, optimise=t2 - t1, codegen=time.perf_counter() - t2)

@@ -192,7 +192,7 @@ def group_body(rows: list, p: int, j, roots, stats: dict) -> dict:
             v = stats[ref]
         elif kind == "i":
             v = to_compute(b, concat(b, [row._load_input(k, j, L) for row in rows]), rs.dtype(ref))
-        elif ref in rs.stash and first.scratch is not None and rs.ready(ref) < p:
+        elif _stashed(rs, ref, p, first.scratch):
             v = to_compute(b, concat(b, [row._load(row.scratch[ref], j, L) for row in rows]), rs.dtype(ref))
         else:
             op, attrs, refs, dtype, _, _ = rs.nodes[k]
@@ -208,6 +208,11 @@ def group_body(rows: list, p: int, j, roots, stats: dict) -> dict:
     return env
 
 
+def _stashed(rs: RowStructure, ref, p: int, scratch) -> bool:
+    """Whether pass ``p`` loads ``ref`` from the stash an earlier pass stored it in."""
+    return ref in rs.stash and scratch is not None and rs.ready(ref) < p
+
+
 def _stat_refs(rs: RowStructure, roots, p: int, scratch) -> list:
     """The per-row scalars (``s`` refs) pass ``p``'s values ``roots`` read (as ``group_body``
     walks them), in a fixed order."""
@@ -220,7 +225,7 @@ def _stat_refs(rs: RowStructure, roots, p: int, scratch) -> list:
         kind, k = ref
         if rs.level(ref) == "s":
             out.append(ref)
-        elif kind == "n" and not (ref in rs.stash and scratch is not None and rs.ready(ref) < p):
+        elif kind == "n" and not _stashed(rs, ref, p, scratch):
             todo.extend(rs.nodes[k][2])
     return sorted(out)
 

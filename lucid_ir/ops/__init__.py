@@ -9,7 +9,9 @@ lists it from its traits.
 set on the group's base class and overridden per op where one differs):
 
 - ``group``: elementwise, reduction, scan, movement, indexing, matmul, source,
-  collective or attention; ``kind`` refines it: elementwise into unary, binary,
+  collective or attention (a movement op has one input and only places its elements:
+  every output element is one input element, no new values, so a unary elementwise op
+  of it may run before it, on its source, ``simplify``); ``kind`` refines it: elementwise into unary, binary,
   comparison, select and random; indexing's ``embed`` and ``embed_sum`` (zeros with
   their inputs added into strided ranges, attributes ``shape starts stops steps``) are
   of kind embed;
