@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import llvmlite.ir as ir
 
 from lucid_codegen.kernels.loops import concat, lanes_of
+from lucid_codegen.kernels.vector_math import fma
 
 I1 = ir.IntType(1)
 I8 = ir.IntType(8)
@@ -310,7 +311,6 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
     fn.attributes.add("noinline")
     tile, C, ldc, mr, nr, bias, R, rsr, first, last, alpha = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    valpha = c.splat(b, alpha)
     if spec.reads_r:
         # R's lines of the tile below this one, the next tile the driver stores (its
         # loop over row tiles runs inside the one over column tiles): the tiles step
@@ -330,44 +330,57 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
     # masked ones are microcoded on AMD Zen 3 (a rank-1 update storing C through them
     # ran 10x slower). Same values either way; only the edge tiles are masked.
     full = b.icmp_signed(">=", nr, I64(NR))
+    wide = NV * W
+    walpha = c.splat(b, alpha, wide)
+    wbias = concat(b, bvs) if spec.bias else None
 
     def rows(body, tag):
-        def row_loop(masked):
-            def load(ptr, v):
-                return c.mload(b, ptr, masks[v]) if masked else c.vload(b, ptr)
+        """Rows [0, mr) of the tile through ``body(t, old, bias, r)`` -> the stored value,
+        on one vector of a row's NV * W lanes (its vectors concatenated: ``old()`` gives
+        C's old values so, ``bias`` and ``r`` the operands'), so that an epilogue's
+        dependent chains run side by side (LLVM splits each wide operation into adjacent
+        vector ones) and its constants are materialised once for them all, as in the
+        elementwise kernels' two-vector loops (``elementwise.vector_widths``). One
+        vector at a time, the GELU backward's epilogue was one long chain of dependent
+        operations per vector and its code twice as long."""
+        def row(i, masked):
+            vmasks = [masks[v] if masked else None for v in range(NV)]
 
-            def row(i):
-                trow = b.gep(tile, [b.mul(i, I64(NR))])
-                crow = b.gep(C, [b.mul(i, ldc)])
-                rrow = b.gep(R, [b.mul(i, rsr)]) if spec.reads_r else None
-                for v in range(NV):
-                    off = I64(v * W)
-                    t = c.vload(b, b.gep(trow, [off]), align=64)
-                    cp = b.gep(crow, [off])
-                    rv = load(b.gep(rrow, [off]), v) if spec.reads_r else None
-                    y = body(t, cp, bvs[v], rv, masks[v] if masked else None)
-                    if masked:
-                        c.mstore(b, y, cp, masks[v])
-                    else:
-                        c.vstore(b, y, cp)
-            counted_loop(b, I64(0), mr, 1, row, f"{tag}{'.edge' if masked else ''}")
+            def vectors(ptr, align=None):
+                ps = [b.gep(ptr, [I64(v * W)]) for v in range(NV)]
+                return ps, [c.vload(b, p, align=align) if m is None else c.mload(b, p, m)
+                            for p, m in zip(ps, vmasks)]
+            cps = [b.gep(b.gep(C, [b.mul(i, ldc)]), [I64(v * W)]) for v in range(NV)]
+            t = concat(b, [c.vload(b, b.gep(tile, [b.add(b.mul(i, I64(NR)), I64(v * W))]), align=64)
+                           for v in range(NV)])
+            rv = concat(b, vectors(b.gep(R, [b.mul(i, rsr)]))[1]) if spec.reads_r else None
+            old = []
+
+            def old_c():
+                if not old:
+                    old.append(concat(b, [c.vload(b, p) if m is None else c.mload(b, p, m)
+                                          for p, m in zip(cps, vmasks)]))
+                return old[0]
+            y = body(t, old_c, wbias, rv)
+            for v, (cp, m) in enumerate(zip(cps, vmasks)):
+                part = lanes_of(b, y, v * W, W)
+                if m is None:
+                    c.vstore(b, part, cp)
+                else:
+                    c.mstore(b, part, cp, m)
         with b.if_else(full) as (whole, edge):
             with whole:
-                row_loop(False)
+                counted_loop(b, I64(0), mr, 1, lambda i: row(i, False), tag)
             with edge:
-                row_loop(True)
-
-    def load_c(cp, mask):
-        """C's old value (``mask`` None: a full-width tile)."""
-        return c.vload(b, cp) if mask is None else c.mload(b, cp, mask)
+                counted_loop(b, I64(0), mr, 1, lambda i: row(i, True), tag + ".edge")
 
     form = epilogue.linear_form()
     if form is not None:
         scale, terms = form
-        vscale = valpha if scale == 1.0 else b.fmul(valpha, c.cvec(scale))
+        vscale = walpha if scale == 1.0 else b.fmul(walpha, ir.Constant(walpha.type, [scale] * wide))
 
-        def first_body(t, cp, bv, rv, mask):
-            init = load_c(cp, mask) if spec.accumulate else None
+        def first_body(t, old, bv, rv):
+            init = old() if spec.accumulate else None
             for kind, sign in terms:
                 extra = bv if kind == "row" else rv
                 if init is None:
@@ -376,80 +389,33 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
                     init = b.fadd(init, extra) if sign > 0 else b.fsub(init, extra)
             if init is None:
                 return b.fmul(vscale, t)
-            return c.fma(b, vscale, t, init)
-
-        def later_body(t, cp, bv, rv, mask):
-            return c.fma(b, vscale, t, load_c(cp, mask))
+            return fma(b, vscale, t, init)
 
         with b.if_else(first) as (then, otherwise):
             with then:
                 rows(first_body, "first")
             with otherwise:
-                rows(later_body, "later")
+                rows(lambda t, old, bv, rv: fma(b, vscale, t, old()), "later")
     else:
-        wide_alpha = c.splat(b, alpha, NV * W)
+        def last_body(t, old, bv, rv, with_partial):
+            s = b.fadd(t, old()) if with_partial else t
+            y = epilogue.emit(b, b.fmul(walpha, s), bv, rv)
+            return b.fadd(y, old()) if spec.accumulate else y
 
-        def last_rows(with_partial):
-            """The last K block's rows: the epilogue on one vector of a row's NV * W
-            lanes (its vectors concatenated), so that its dependent chains run side by
-            side: LLVM splits each wide operation into adjacent vector ones, and the
-            constants are materialised once for them all (as in the elementwise
-            kernels' two-vector loops, ``elementwise.vector_widths``). One vector at a
-            time, the GELU backward's epilogue was one long chain of dependent
-            operations per vector and its code twice as long."""
-            def row(i, masked):
-                trow = b.gep(tile, [b.mul(i, I64(NR))])
-                crow = b.gep(C, [b.mul(i, ldc)])
-                rrow = b.gep(R, [b.mul(i, rsr)]) if spec.reads_r else None
-                cps = [b.gep(crow, [I64(v * W)]) for v in range(NV)]
-                vmasks = [masks[v] if masked else None for v in range(NV)]
+        def partial_body(t, old, bv, rv, with_partial):
+            return b.fadd(t, old()) if with_partial else t
 
-                def operand(ptr):
-                    return concat(b, [c.vload(b, b.gep(ptr, [I64(v * W)])) if vmasks[v] is None
-                                      else c.mload(b, b.gep(ptr, [I64(v * W)]), vmasks[v]) for v in range(NV)])
-                s = concat(b, [c.vload(b, b.gep(trow, [I64(v * W)]), align=64) for v in range(NV)])
-                old = []
-
-                def old_c():
-                    if not old:
-                        old.append(concat(b, [load_c(cp, mask) for cp, mask in zip(cps, vmasks)]))
-                    return old[0]
-                if with_partial:
-                    s = b.fadd(s, old_c())
-                y = epilogue.emit(b, b.fmul(wide_alpha, s), concat(b, bvs) if spec.bias else None,
-                                  operand(rrow) if spec.reads_r else None)
-                if spec.accumulate:
-                    y = b.fadd(y, old_c())
-                for v, (cp, mask) in enumerate(zip(cps, vmasks)):
-                    part = lanes_of(b, y, v * W, W)
-                    if mask is None:
-                        c.vstore(b, part, cp)
-                    else:
-                        c.mstore(b, part, cp, mask)
-
-            tag = f"last{'later' if with_partial else 'first'}"
-            with b.if_else(full) as (whole, edge):
-                with whole:
-                    counted_loop(b, I64(0), mr, 1, lambda i: row(i, False), tag)
-                with edge:
-                    counted_loop(b, I64(0), mr, 1, lambda i: row(i, True), tag + ".edge")
-
-        def partial_body(t, cp, bv, rv, mask, with_partial):
-            return b.fadd(t, load_c(cp, mask)) if with_partial else t
-
+        def by_block(body, tag):
+            with b.if_else(first) as (then, otherwise):
+                with then:
+                    rows(lambda *a: body(*a, False), tag + "first")
+                with otherwise:
+                    rows(lambda *a: body(*a, True), tag + "later")
         with b.if_else(last) as (then, otherwise):
             with then:
-                with b.if_else(first) as (t2, o2):
-                    with t2:
-                        last_rows(False)
-                    with o2:
-                        last_rows(True)
+                by_block(last_body, "last")
             with otherwise:
-                with b.if_else(first) as (t2, o2):
-                    with t2:
-                        rows(lambda *a: partial_body(*a, False), "midfirst")
-                    with o2:
-                        rows(lambda *a: partial_body(*a, True), "midlater")
+                by_block(partial_body, "mid")
     b.ret_void()
     return fn
 

@@ -27,7 +27,7 @@ from lucid_codegen.runtime.spin import BLOCK, CLAIM_AT, JOB_AT, JOB_WORDS as GEM
 I64 = ir.IntType(64)
 #: The modules whose source decides the generated code (their stamp is in the key).
 GENERATOR = ("runtime.native_runner", "runtime.program_call", "gemm.microkernel", "runtime.spin",
-             "runtime.pyarray", "runtime.host_calls", "kernels.loops")
+             "runtime.pyarray", "runtime.host_calls", "kernels.loops", "kernels.vector_math")
 JOB_WORDS = GEMM_JOB_WORDS + 1  # kind, then a GEMM's 18 words (a loop kernel uses 7)
 
 
