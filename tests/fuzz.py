@@ -625,8 +625,7 @@ def zeroed_cancellations(nudge: int = 0):
     ([0.0, 6.0], False)
     """
     from lucid_ir.ops import get_op
-    ops = {name: get_op(name) for name in ZEROED}
-    real = {name: op.evaluate for name, op in ops.items()}
+    real = {name: get_op(name).evaluate for name in ZEROED}
 
     def zeroed(name):
         def evaluate(arrays, attrs):
@@ -649,12 +648,22 @@ def zeroed_cancellations(nudge: int = 0):
                 near = np.abs(out) <= bound
                 return np.where(near, (nudge * bound).astype(out.dtype), out)
         return evaluate
-    for name, op in ops.items():
-        op.evaluate = zeroed(name)
+    with _evaluating({name: zeroed(name) for name in ZEROED}):
+        yield
+
+
+@contextlib.contextmanager
+def _evaluating(replacements: dict):
+    """The interpreter evaluates op ``name`` with ``replacements[name]`` while active
+    (an instance attribute over the op's own method, removed afterwards)."""
+    from lucid_ir.ops import get_op
+    ops = [get_op(name) for name in replacements]
+    for op, fn in zip(ops, replacements.values()):
+        op.evaluate = fn
     try:
         yield
     finally:
-        for op in ops.values():
+        for op in ops:
             del op.evaluate
 
 
@@ -670,19 +679,13 @@ def reversed_products():
     >>> bool(np.array_equal(same, a @ b)), "evaluate" in vars(get_op("matmul"))
     (True, False)
     """
-    from lucid_ir.ops import get_op
-    op = get_op("matmul")
-
     def evaluate(arrays, attrs):
         a, b = arrays
         a = np.swapaxes(a, -1, -2) if attrs["trans_a"] else a
         b = np.swapaxes(b, -1, -2) if attrs["trans_b"] else b
         return np.asarray(np.matmul(a[..., ::-1], b[..., ::-1, :] if b.ndim > 1 else b[::-1]))
-    op.evaluate = evaluate
-    try:
+    with _evaluating({"matmul": evaluate}):
         yield
-    finally:
-        del op.evaluate
 
 
 NOISE_FLOOR_QUANTILE = 0.9
