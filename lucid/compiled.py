@@ -154,7 +154,6 @@ class Program:
         # and the guards that are not arrays
         self.run_prepared = getattr(self.run_forward, "run_prepared", None)
         self.check_prepared = getattr(self.run_forward, "check_prepared", None)
-        self.prepared_call = getattr(self.run_forward, "prepared_call", None)
         self.single_prepared = getattr(self.run_forward, "single_prepared", None)
         self.captured_requires = [(t, req) for t, (_, _, req) in zip(self.captured, self.captured_sig)]
         self.grads_absent = [owner for owner, expected in self.grad_guards if expected is None]

@@ -303,15 +303,11 @@ class Plan(Executable):
             return self._deliver(arrays, outs)
         return outs
 
-    def prepared_call(self):
-        """``run_prepared`` as a closure over what it reads, for a caller's hot path (a
-        compiled function's call site): ``run(arrays)`` gives the outputs or None, as
-        ``run_prepared(arrays)`` would. None for a plan that writes donated inputs."""
-        return None if self.donations else self._run_last
-
     def single_prepared(self):
-        """``prepared_call`` giving the one output itself (``run(arrays)`` -> the output
-        array or None), for a plan of exactly one output; else None."""
+        """``run_prepared`` as a closure over what it reads, for a caller's hot path (a
+        compiled function's call site), giving the one output itself: ``run(arrays)``
+        -> the output array, or None as ``run_prepared`` would say it. For a plan of
+        exactly one output that writes no donated input; else None."""
         if self.donations or len(self.outputs) != 1:
             return None
         return _last_program_single_runner(self._local, self.n_kernels)
