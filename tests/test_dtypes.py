@@ -4,6 +4,7 @@ through the numpy interpreter and the compiled native path, compared with PyTorc
 from __future__ import annotations
 
 import itertools
+import zlib
 
 import numpy as np
 import pytest
@@ -98,8 +99,11 @@ def check_against_torch(graph, arrays, torch_out, exact):
         np.testing.assert_array_equal(want, ref)
         np.testing.assert_array_equal(native, want)
     else:
-        np.testing.assert_allclose(want, ref, rtol=1e-6, atol=0, equal_nan=True)
-        np.testing.assert_allclose(native, want, rtol=1e-6, atol=0, equal_nan=True)
+        # (a result below the normal range has an ulp of the least subnormal: erfc(9.82) in
+        # float32 is 7.3e-44, 52 of them, and one ulp is 2% of it)
+        tiny = float(np.finfo(want.dtype).smallest_subnormal) if want.dtype.kind == "f" else 0.0
+        np.testing.assert_allclose(want, ref, rtol=1e-6, atol=4 * tiny, equal_nan=True)
+        np.testing.assert_allclose(native, want, rtol=1e-6, atol=4 * tiny, equal_nan=True)
 
 
 CASES = [(op, dt, k) for op, (_, dts, _) in OPS.items() for dt in dts for k in range(len(SHAPES))]
@@ -110,7 +114,7 @@ def test_op_matches_torch(op, dtype, k):
     arity, _, fn = OPS[op]
     shapes, layout = SHAPES[k]
     shapes = shapes[:arity]
-    rng = np.random.default_rng(hash((op, dtype, k)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr((op, dtype, k)).encode()))   # (not hash(): salted per process)
     # PyTorch raises on integer division by zero: the zero divisor has its own test
     arrays = [values(rng, s, dtype, layout, nonzero=(op in DIVISIONS and i == 1))
               for i, s in enumerate(shapes)]
