@@ -40,7 +40,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from lucid_ir import compile_times
+from lucid_ir import compile_times, gc_pause
 from lucid_ir.compile_times import phase
 from lucid_ir.graph import Graph
 from lucid_ir import pipeline
@@ -540,13 +540,14 @@ class CompiledFunction:
                     self._programs.move_to_end(full_key)
                     self._site = site
                     return program.call(dynamic)
-        program, dynamic = self._program(args, kwargs)
-        if not kwargs and key is not None:
-            full_key = self._signature(args, kwargs)[0]
-            site = CallSite(program, full_key, args, key[0])
-            self._quick[key] = (full_key, program, site)
-            self._site = site
-        return program.call(dynamic)
+        with gc_pause.paused():   # (a new signature traces, compiles and runs a first time)
+            program, dynamic = self._program(args, kwargs)
+            if not kwargs and key is not None:
+                full_key = self._signature(args, kwargs)[0]
+                site = CallSite(program, full_key, args, key[0])
+                self._quick[key] = (full_key, program, site)
+                self._site = site
+            return program.call(dynamic)
 
     def lower(self, *args, **kwargs) -> Lowered:
         """Trace and compile for these arguments (without running) and show the stages."""

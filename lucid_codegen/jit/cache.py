@@ -87,7 +87,7 @@ from typing import Callable, NamedTuple
 
 import llvmlite.ir as ir
 
-from lucid_ir import compile_times
+from lucid_ir import compile_times, gc_pause
 
 from lucid_codegen import __version__ as CODEGEN_VERSION
 from lucid_codegen.jit import llvm as jit
@@ -554,10 +554,11 @@ def _compile_and_store(key, digest_hex, build, symbols, label, pipeline, kind,
     kind = kind or kind_of(key)
     steps = {} if steps is None else steps
     t0 = time.perf_counter()
-    module = _renamed(build(), symbols, digest_hex)
-    steps["build IR"] = time.perf_counter() - t0
-    obj = jit.compile_to_object(module, pipeline.speed_level, pipeline.vectorize, times=steps,
-                                unroll=pipeline.unroll, passes=pipeline.passes, codegen=pipeline.codegen)
+    with gc_pause.paused():   # (the IR's objects, a few thousand per module)
+        module = _renamed(build(), symbols, digest_hex)
+        steps["build IR"] = time.perf_counter() - t0
+        obj = jit.compile_to_object(module, pipeline.speed_level, pipeline.vectorize, times=steps,
+                                    unroll=pipeline.unroll, passes=pipeline.passes, codegen=pipeline.codegen)
     seconds = time.perf_counter() - t0
     _bump("compiles")
     if directory is not None:
