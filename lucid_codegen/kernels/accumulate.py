@@ -86,13 +86,20 @@ class Accumulator:
 
     def hreduce(self, b, v):
         """The lanes of ``v`` folded by a fixed halving tree."""
-        n = v.type.count
+        return b.extract_element(self.fold_runs(b, v, v.type.count), ir.Constant(_I32, 0))
+
+    def fold_runs(self, b, v, width: int):
+        """Each run of ``width`` lanes of ``v`` (a power of two) folded by ``hreduce``'s
+        tree, all runs at once: a vector of one lane per run, in order (the rows of a row
+        kernel's group, side by side in one accumulator)."""
+        n, runs = width, v.type.count // width
         while n > 1:
             h = n // 2
-            lo = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, h), list(range(h))))
-            hi = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, h), list(range(h, n))))
+            pick = [[r * n + off + j for r in range(runs) for j in range(h)] for off in (0, h)]
+            lo, hi = (b.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, runs * h), lanes))
+                      for lanes in pick)
             v, n = self.combine(b, lo, hi), h
-        return b.extract_element(v, ir.Constant(_I32, 0))
+        return v
 
     def finish(self, b, acc, scale):
         """The total as the result dtype: a mean scaled by ``scale`` (1/count, double)

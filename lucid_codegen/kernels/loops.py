@@ -143,7 +143,7 @@ def decode_offsets(b: ir.IRBuilder, args, ndims, n_ops: int, linear, base):
     fast = [b.mul(linear, load_arg(b, args, b.add(base, const64(1 + j)))) for j in range(n_ops)]
     b.branch(join_bb)
     b.position_at_end(many_bb)
-    slow = _decode_loop(b, args, ndims, n_ops, linear, base)
+    slow = decode_loop(b, args, ndims, n_ops, linear, base)
     slow_end = b.block
     b.branch(join_bb)
     b.position_at_end(join_bb)
@@ -246,7 +246,9 @@ class RowWalk:
         return False
 
 
-def _decode_loop(b, args, ndims, n_ops, linear, base):
+def decode_loop(b, args, ndims, n_ops, linear, base):
+    """``decode_offsets``' general path (any number of dimensions, no test for one);
+    ``base`` an i64 value."""
     zero = const64(0)
     with Loop(b, zero, ndims, 1, [linear] + [zero] * n_ops, name="decode") as lp:
         d = b.sub(b.sub(ndims, const64(1)), lp.i)

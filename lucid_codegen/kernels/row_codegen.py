@@ -38,7 +38,7 @@ import contextlib
 import llvmlite.ir as ir
 
 from lucid_codegen.kernels.accumulate import Accumulator, splat
-from lucid_codegen.kernels.loops import (I64, Loop, concat, const64, decode_offsets, lanes_of, load_arg,
+from lucid_codegen.kernels.loops import (I64, Loop, concat, const64, decode_loop, lanes_of, load_arg,
                                          masked_intrinsic)
 from lucid_codegen.kernels.lowering import emit_op
 from lucid_codegen.kernels.row_structure import RowStructure
@@ -50,40 +50,22 @@ ROW_GROUP = 4
 
 
 class _Row:
-    """The code of one row: per-row scalars, and the emission of one pass's loop body."""
+    """The code of one row of a group: its operands, and its loads and stores in a pass's
+    loop body (the group's per-row values are ``_Group``'s)."""
 
-    def __init__(self, b, rs: RowStructure, pattern, lanes, bases, istr, outs, scratch, R, scale):
+    def __init__(self, b, rs: RowStructure, pattern, lanes, bases, istr, outs, scratch):
         self.b, self.rs, self.pattern, self.L = b, rs, pattern, lanes
         self.bases, self.istr, self.outs, self.scratch = bases, istr, outs, scratch
-        self.R, self.scale = R, scale
         self.valid = None       # an i1: whether the row's outputs are stored (None: always)
-        self.stats: dict = {}   # s-level ref -> scalar (compute type)
         self.row_const: dict = {}  # input k with pattern b -> its scalar this row
-
-    # -------------------------------------------------------------- per-row scalars
-    def stat(self, ref):
-        try:
-            return self.stats[ref]
-        except KeyError:
-            raise AssertionError(f"row kernel: per-row value {ref} used before it is computed") from None
-
-    def set_stat(self, ref, value) -> None:
-        self.stats[ref] = value
-
-    def compute_stats(self, p: int) -> None:
-        rs, b = self.rs, self.b
-        for k in rs.stats_ready(p):
-            op, attrs, refs, dtype, _, _ = rs.nodes[k]
-            if op == "constant":
-                self.set_stat(("n", k), const(LLVM_TYPE[dtype], dict(attrs)["value"]))
-            else:
-                self.set_stat(("n", k), emit_op(b, op, [self.stat(r) for r in refs], dict(attrs), None))
 
     # ``j``: the row index of the first lane (vectors of consecutive elements), or, for
     # the tail of a row, a ``_Tail``: the lanes past the row's end hold its last element
     # (so they compute what it does) and store nothing
     def _gather(self, base, idxs, stride=None):
         b = self.b
+        if isinstance(idxs, _Tail):
+            return idxs.gather(b, base, stride)
         v = ir.Constant(ir.VectorType(base.type.pointee, len(idxs)), ir.Undefined)
         for lane, i in enumerate(idxs):
             x = b.load(b.gep(base, [i if stride is None else b.mul(i, stride)]))
@@ -101,7 +83,7 @@ class _Row:
         if kind == "c":
             return self._load(base, j, lanes)
         if isinstance(j, _Tail):
-            return self._gather(base, j.idxs, self.istr[k])
+            return self._gather(base, j, self.istr[k])
         if not lanes:
             return b.load(b.gep(base, [b.mul(j, self.istr[k])]))
         return self._gather(base, [b.add(j, const64(lane)) for lane in range(lanes)], self.istr[k])
@@ -111,7 +93,7 @@ class _Row:
         if isinstance(j, _Tail):
             elem = base.type.pointee
             if not j.maskable(elem):
-                return self._gather(base, j.idxs)
+                return self._gather(base, j)
             vty = ir.VectorType(elem, lanes)
             last = splat(b, b.load(b.gep(base, [j.last])), lanes)
             p = b.bitcast(b.gep(base, [j.start]), vty.as_pointer())
@@ -172,6 +154,53 @@ def _only_if(b, cond):
     return b.if_then(cond) if cond is not None else contextlib.nullcontext()
 
 
+class _Group:
+    """The per-row values (``s`` refs) of a group's rows, computed for all of them at once:
+    a vector of one lane per row (row g in lane g), so the work between passes (a
+    maximum's subtraction, a sum's logarithm, a variance's reciprocal square root) is one
+    short vector chain instead of one scalar chain per row."""
+
+    def __init__(self, b, rs: RowStructure, rows: int, R, scale):
+        self.b, self.rs, self.G, self.R, self.scale = b, rs, rows, R, scale
+        self.values: dict = {}
+
+    def get(self, ref):
+        try:
+            return self.values[ref]
+        except KeyError:
+            raise AssertionError(f"row kernel: per-row value {ref} used before it is computed") from None
+
+    def set(self, ref, value) -> None:
+        self.values[ref] = value
+
+    def gather(self, ref, scalars) -> None:
+        """``ref``'s value from one scalar per row."""
+        v = ir.Constant(ir.VectorType(scalars[0].type, self.G), ir.Undefined)
+        for g, x in enumerate(scalars):
+            v = self.b.insert_element(v, x, ir.Constant(_I32, g))
+        self.set(ref, v)
+
+    def compute(self, p: int) -> None:
+        """The per-row values that become known before pass ``p``."""
+        rs, b = self.rs, self.b
+        for k in rs.stats_ready(p):
+            op, attrs, refs, dtype, _, _ = rs.nodes[k]
+            if op == "constant":
+                self.set(("n", k), const(ir.VectorType(LLVM_TYPE[dtype], self.G), dict(attrs)["value"]))
+            else:
+                self.set(("n", k), emit_op(b, op, [self.get(r) for r in refs], dict(attrs), None))
+
+    def of_row(self, ref, g: int):
+        return self.b.extract_element(self.get(ref), ir.Constant(_I32, g))
+
+    def wide(self, ref, lanes: int):
+        """``ref`` as ``group_body``'s vectors: row g's value in lanes ``g*lanes ..``."""
+        v = self.get(ref)
+        mask = [g for g in range(self.G) for _ in range(lanes)]
+        return self.b.shuffle_vector(v, ir.Constant(v.type, ir.Undefined),
+                                     ir.Constant(ir.VectorType(_I32, len(mask)), mask))
+
+
 def group_body(rows: list, p: int, j, roots, stats: dict) -> dict:
     """Emit the ``r`` values ``roots`` of pass ``p`` at row index ``j`` for every row of
     ``rows`` at once: one vector of ``len(rows) * L`` lanes, row ``g``'s vector in lanes
@@ -230,21 +259,20 @@ def _stat_refs(rs: RowStructure, roots, p: int, scratch) -> list:
     return sorted(out)
 
 
-def run_pass(rows: list, p: int) -> None:
+def run_pass(rows: list, group: _Group, p: int) -> None:
     """Pass ``p`` over each of ``rows`` (``_Row``s of the same length), side by side in one
     loop (``group_body``): their reductions, outputs and stashes. Rows are independent,
     so a group of them gives the processor independent chains to overlap (a short row's
     passes are each a chain of dependent reductions)."""
     first = rows[0]
-    b, rs, L, R = first.b, first.rs, first.L, first.R
+    b, rs, L, R = first.b, first.rs, first.L, group.R
     wide = len(rows) * L
     reds = rs.reductions(p)
     red_inputs = [rs.nodes[k][2][0] for k in reds]
     accs = [Accumulator(rs.nodes[k][0], rs.dtype(rs.nodes[k][2][0])) for k in reds]
     roots = red_inputs + [ref for part in first.stores(p) for _, ref in part]
     # the per-row scalars the pass reads, as wide vectors, once (not in the loops)
-    stats = {ref: concat(b, [splat(b, row.stat(ref), L) for row in rows])
-             for ref in _stat_refs(rs, roots, p, first.scratch)}
+    stats = {ref: group.wide(ref, L) for ref in _stat_refs(rs, roots, p, first.scratch)}
     nvec = b.mul(b.sdiv(R, const64(L)), const64(L))
     with Loop(b, const64(0), nvec, L, [a.identity(wide) for a in accs], name=f"pass{p}.vec") as vl:
         env = group_body(rows, p, vl.i, roots, stats)
@@ -273,25 +301,52 @@ def run_pass(rows: list, p: int) -> None:
         phis.append(b.phi(vacc.type))
         phis[-1].add_incoming(vacc, before)
         phis[-1].add_incoming(tacc, tail_end)
-    for g, row in enumerate(rows):
-        for k, a, acc in zip(reds, accs, phis):
-            row.set_stat(("n", k), a.finish(b, a.hreduce(b, lanes_of(b, acc, g * L, L)), row.scale))
+    for k, a, acc in zip(reds, accs, phis):   # each row's lanes folded, all rows at once
+        group.set(("n", k), a.finish(b, a.fold_runs(b, acc, L), group.scale))
 
 
 class _Tail:
     """The last, partial vector of a row: lanes ``start + l`` for ``l < L``, of which
     those below ``R`` are ``live``. Contiguous elements of 4 or 8 bytes move with masked
     loads and stores (AVX2 and AVX-512 have them; the lanes off read the row's last
-    element); others through ``idxs``, each lane's index clamped to the row."""
+    element); others load through ``gather`` and store through ``idxs``, each lane's
+    index clamped to the row."""
 
     def __init__(self, b, start, R, L: int):
-        self.start, self.last = start, b.sub(R, const64(1))
+        self.b, self.start, self.R, self.L = b, start, R, L
+        self.last = b.sub(R, const64(1))
         lane_ids = b.add(splat(b, start, L), ir.Constant(ir.VectorType(I64, L), list(range(L))))
         self.live = b.icmp_signed("<", lane_ids, splat(b, R, L))
-        self.idxs = []
-        for lane in range(L):
-            i = b.add(start, const64(lane))
-            self.idxs.append(b.select(b.icmp_signed("<", i, R), i, self.last))
+        self._idxs = None
+
+    @property
+    def idxs(self) -> list:
+        """Each lane's element index, clamped to the row (emitted when first asked)."""
+        if self._idxs is None:
+            b = self.b
+            self._idxs = []
+            for lane in range(self.L):
+                i = b.add(self.start, const64(lane))
+                self._idxs.append(b.select(b.icmp_signed("<", i, self.R), i, self.last))
+        return self._idxs
+
+    def gather(self, b, base, stride=None):
+        """The tail's lanes of the row at ``base`` (elements ``stride`` apart, else
+        adjacent), a lane past the row's end reading its last element: a loop of ``L``
+        loads into a vector on the stack, then one vector load (one loop body of code, not
+        ``L`` loads and insertions for each row of a group)."""
+        elem = base.type.pointee
+        vty = ir.VectorType(elem, self.L)
+        here = b.block
+        b.position_at_start(b.function.entry_basic_block)   # (once per call, not per row)
+        buf = b.alloca(vty, name="tail.lanes")
+        b.position_at_end(here)
+        slots = b.bitcast(buf, elem.as_pointer())
+        with Loop(b, const64(0), const64(self.L), name="tail.gather") as gl:
+            i = b.add(self.start, gl.i)
+            i = b.select(b.icmp_signed("<", i, self.R), i, self.last)
+            b.store(b.load(b.gep(base, [i if stride is None else b.mul(i, stride)])), b.gep(slots, [gl.i]))
+        return b.load(buf)
 
     @staticmethod
     def maskable(elem) -> bool:
@@ -318,46 +373,84 @@ def build_module(rs: RowStructure, pattern: str, lanes: int, stash: bool) -> ir.
                  if stash and rs.stash else None for _ in range(ROW_GROUP)]
     base = 2 + 2 * n + m
 
-    def emit_rows(indices, valid) -> None:
-        """The rows ``indices`` (i64 values), their passes side by side; each stores its
-        outputs only when its ``valid`` (an i1, or None: always) holds."""
+    # the group's operand offsets when the rows span several dimensions: decoded in a loop
+    # over the group's rows (one copy of the decoding code, not one per row) into a stack
+    # array (allocated here, not in the loops)
+    offsets = b.alloca(I64, size=ROW_GROUP * n, name="offsets") if n else None
+
+    def group_offsets(indices) -> list:
+        """Per row of the group (``indices``), its operands' element offsets."""
+        if not n:
+            return [[] for _ in indices]
+        one_bb, many_bb, join_bb = (b.append_basic_block(f"offsets.{x}") for x in ("one", "many", "join"))
+        b.cbranch(b.icmp_signed("==", D, const64(1)), one_bb, many_bb)
+        b.position_at_end(one_bb)   # one dimension (the common case): a product each
+        strides = [load_arg(b, args, const64(base + 1 + k)) for k in range(n)]
+        fast = [[b.mul(i, st) for st in strides] for i in indices]
+        b.branch(join_bb)
+        b.position_at_end(many_bb)
+        with Loop(b, const64(0), const64(len(indices)), name="decode.rows") as dl:
+            i = b.add(indices[0], dl.i)
+            i = b.select(b.icmp_signed("<", i, r1), i, b.sub(r1, const64(1)))
+            at = b.mul(dl.i, const64(n))
+            for k, off in enumerate(decode_loop(b, args, D, n, i, const64(base))):
+                b.store(off, b.gep(offsets, [b.add(at, const64(k))]))
+        slow = [[b.load(b.gep(offsets, [const64(g * n + k)])) for k in range(n)] for g in range(len(indices))]
+        slow_end = b.block
+        b.branch(join_bb)
+        b.position_at_end(join_bb)
+        out = []
+        for f_row, s_row in zip(fast, slow):
+            out.append([])
+            for f, sl in zip(f_row, s_row):
+                phi = b.phi(I64)
+                phi.add_incoming(f, one_bb)
+                phi.add_incoming(sl, slow_end)
+                out[-1].append(phi)
+        return out
+
+    def emit_rows(first, last) -> None:
+        """Rows ``first .. first + ROW_GROUP`` side by side, those past ``last`` repeating
+        it and storing nothing."""
+        indices, valid = [first], [None]
+        for g in range(1, ROW_GROUP):
+            i = b.add(first, const64(g))
+            ok = b.icmp_signed("<", i, r1)
+            indices.append(b.select(ok, i, last))
+            valid.append(ok)
+        row_offsets = group_offsets(indices)
         rows = []
-        for i, ok, scratch in zip(indices, valid, scratches):
-            offs = decode_offsets(b, args, D, n, i, base) if n else []
+        group = _Group(b, rs, ROW_GROUP, R, scale)
+        per_row_inputs: dict = {}
+        for i, ok, scratch, offs in zip(indices, valid, scratches, row_offsets):
             bases = [b.gep(ptrs[k], [offs[k]]) for k in range(n)]
             row_outs = [b.gep(outs[o], [b.mul(i, R)] if rs.level(ref) == "r" else [i])
                         for o, ref in enumerate(rs.outputs)]
-            row = _Row(b, rs, pattern, lanes, bases, istr, row_outs, scratch, R, scale)
+            row = _Row(b, rs, pattern, lanes, bases, istr, row_outs, scratch)
             row.valid = ok
             for k in range(n):  # what is the same along the row: loaded once per row
                 if rs.inputs[k][1] == "s":
-                    row.set_stat(("i", k), to_compute(b, b.load(bases[k]), rs.inputs[k][0]))
+                    per_row_inputs.setdefault(k, []).append(to_compute(b, b.load(bases[k]), rs.inputs[k][0]))
                 elif pattern[k] == "b":
                     row.row_const[k] = b.load(bases[k])
-            row.compute_stats(0)
             rows.append(row)
+        for k, scalars in per_row_inputs.items():
+            group.gather(("i", k), scalars)
+        group.compute(0)
         for p in range(rs.passes):
-            run_pass(rows, p)
-            for row in rows:
-                row.compute_stats(p + 1)
-        for row in rows:
-            per_row = [(o, ref) for o, ref in enumerate(rs.outputs) if rs.level(ref) == "s"]
+            run_pass(rows, group, p)
+            group.compute(p + 1)
+        per_row = [(o, ref) for o, ref in enumerate(rs.outputs) if rs.level(ref) == "s"]
+        for g, row in enumerate(rows):
             if per_row:
                 with _only_if(b, row.valid):
                     for o, ref in per_row:
-                        b.store(to_memory(b, row.stat(ref), rs.dtype(ref)), row.outs[o])
+                        b.store(to_memory(b, group.of_row(ref, g), rs.dtype(ref)), row.outs[o])
 
     # ROW_GROUP rows a turn; past the last row, a slot repeats it (reads in bounds) and
     # stores nothing, so one body serves every row count and each row gives the same bits
     with Loop(b, r0, r1, ROW_GROUP, name="rows") as rl:
-        last = b.sub(r1, const64(1))
-        indices, valid = [rl.i], [None]
-        for g in range(1, ROW_GROUP):
-            i = b.add(rl.i, const64(g))
-            ok = b.icmp_signed("<", i, r1)
-            indices.append(b.select(ok, i, last))
-            valid.append(ok)
-        emit_rows(indices, valid)
+        emit_rows(rl.i, b.sub(r1, const64(1)))
     b.ret_void()
     return mod
 
