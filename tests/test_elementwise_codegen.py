@@ -272,3 +272,30 @@ def test_threads_bit_identical():
         threads.set_num_threads(old)
     np.testing.assert_array_equal(one, two)
     assert flat_one[0].shape == (1000,)
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (1, 1, 1)])
+def test_one_element_calls_run_straight_line_code(shape):
+    """A call whose every operand is one number (any number of size-1 dimensions) runs the
+    straight-line variant (pattern all ``b``: no loops in its module), with the
+    interpreter's values, and does nothing for an empty range."""
+    import ctypes
+    b = GraphBuilder()
+    x, y = b.input(shape, "float32"), b.input((), "float64")
+    s = b.emit("add", b.emit("cast", b.emit("exp", x), dtype="float64"), y)
+    g = b.build([s, b.emit("gt", x, b.emit("cast", y, dtype="float32"))])
+    k = ElementwiseKernel.for_graph(g)
+    arrays = [np.full(shape, 0.75, np.float32), np.array(-2.0)]
+    got = k(arrays)
+    for out, want in zip(got, interpret(g, arrays)):
+        assert out.shape == want.shape and out.dtype == want.dtype
+        np.testing.assert_array_equal(out, want)
+    text = str(k.llvm_module("bbbb"))
+    assert ".cond" not in text and "outer" not in text   # no loop, no outer walk
+    out = np.zeros((), np.float64), np.zeros((), np.bool_)
+    ptrs = [a.ctypes.data for a in (*arrays, *out)]
+    words = (ctypes.c_int64 * 10)(0, 1, *ptrs, 0, 0, 0, 0)
+    k.function("bbbb")(words, 0, 0, 0, 1)   # an empty range: nothing written
+    assert out[0] == 0 and not out[1]
+    k.function("bbbb")(words, 0, 1, 0, 1)
+    assert out[0] == got[0] and out[1] == got[1]

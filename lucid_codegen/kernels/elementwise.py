@@ -336,6 +336,9 @@ def build_module(st: Structure, pattern: str, lanes: int) -> ir.Module:
     arg_base = 2 + 2 * P
 
     inner_size = load_arg(b, args, 1)
+    if set(pattern) == {"b"}:
+        _single_element(b, st, raw, dtypes, o0, o1, i0, i1, inner_size)
+        return m
     with RowWalk(b, args, D, P, arg_base, o0, o1, name="outer") as outer:
         offs = outer.offsets
         row = b.mul(outer.i, inner_size)  # the linear index of the row's first element
@@ -360,6 +363,25 @@ def build_module(st: Structure, pattern: str, lanes: int) -> ir.Module:
                     ops[n_in + k].store(inner.i, to_memory(b, get(ref), dtypes[n_in + k]), ln)
     b.ret_void()
     return m
+
+
+def _single_element(b, st: Structure, raw, dtypes, o0, o1, i0, i1, inner_size) -> None:
+    """The body of a kernel whose every operand has stride 0 (pattern all ``b``): an
+    output of stride 0 is one element (``collapse`` drops size-1 dimensions; no other
+    dimension may repeat an output's elements), so the call computes that element, when
+    its ranges are not empty, in straight-line code: a sixth of the general module
+    (outer walk, vector and remainder loops) and of its LLVM time (the scalar work of
+    an optimiser's step: bias corrections, a learning-rate schedule)."""
+    n_in = len(st.inputs)
+    ops = [_Operand(b, raw[j], "b", None, LLVM_MEMORY[dtypes[j]]) for j in range(len(dtypes))]
+    with b.if_then(b.and_(b.icmp_signed("<", o0, o1), b.icmp_signed("<", i0, i1))):
+        for j in range(n_in):
+            ops[j].preload(())
+        loaders = [(lambda j=j: to_compute(b, ops[j].load(None, 0), dtypes[j])) for j in range(n_in)]
+        _env, get = emit_structure(b, st, loaders, 0, index=lambda: b.add(b.mul(o0, inner_size), i0))
+        for k, ref in enumerate(st.outputs):
+            ops[n_in + k].store(None, to_memory(b, get(ref), dtypes[n_in + k]), 0)
+    b.ret_void()
 
 
 def lane_indices(b, first, lanes: int):
