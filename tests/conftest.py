@@ -42,3 +42,14 @@ def _restore_thread_count():
 
 # scripts that tests launch under mpiexec (they join an MPI job when imported)
 collect_ignore_glob = ["distributed/*.py"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _plan_runner_loaded():
+    """The native plan runner's library loaded before any test. A process that has to
+    compile it does so in the background (``plan_kernels.runner_ready``) and its plans run
+    step by step until it is there; the tests about native programs count calls (a
+    program from the second call on), so they start with it loaded.
+    tests/test_native_plan.py tests the background compilation in a process of its own."""
+    from lucid_codegen.runtime import native_runner
+    native_runner.program_entries()

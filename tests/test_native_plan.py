@@ -450,3 +450,41 @@ def test_slices_at_offsets_and_copying_reshapes_run_natively(escapes):
             np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
     programs = _programs(plan)
     assert programs and programs[0].copied_views
+
+
+_BACKGROUND_SCRIPT = r"""
+import sys, time
+import numpy as np
+from lucid.compiler import compile_graph
+from lucid_codegen.runtime import native_runner, plan_kernels
+sys.path.insert(0, sys.argv[1])
+from test_native_plan import _mlp_graph, _feeds, _programs
+graph = _mlp_graph()
+plan = compile_graph(graph).executable
+feeds = _feeds(np.random.default_rng(0), graph)
+first = plan(feeds)
+assert not native_runner._LIB and not _programs(plan), "the first call waited for the runner"
+deadline = time.monotonic() + 120
+while not plan_kernels.runner_ready():
+    assert time.monotonic() < deadline
+    time.sleep(0.01)
+again = plan(feeds)        # builds the program (the runner is compiled: linked now)
+native = plan(feeds)       # runs it
+assert _programs(plan) and plan._local.last is not None
+for a, b, c in zip(first, again, native):
+    assert a.tobytes() == b.tobytes() == c.tobytes()
+print("ok")
+"""
+
+
+def test_runner_compiles_in_the_background_of_a_first_call(tmp_path):
+    """In a process with an empty cache and two compile threads, a plan's first call
+    returns without compiling the plan runner's library (it compiles in the background);
+    once it is there, a call builds the native program, which gives the same bits."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, LUCID_CACHE_DIR=str(tmp_path), LUCID_COMPILE_THREADS="2")
+    out = subprocess.run([sys.executable, "-c", _BACKGROUND_SCRIPT, os.path.dirname(__file__)],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

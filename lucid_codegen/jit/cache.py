@@ -95,7 +95,7 @@ from lucid_codegen.jit import perf_map
 from lucid_codegen.jit.target import host_target
 
 __all__ = [
-    "CACHE_FORMAT", "CODEGEN_VERSION", "PIPELINE", "source_stamp", "load_or_compile", "precompile", "full_key",
+    "CACHE_FORMAT", "CODEGEN_VERSION", "PIPELINE", "source_stamp", "load_or_compile", "precompile", "available", "full_key",
     "kind_of", "cache_dir", "cache_enabled", "cache_info", "list_entries", "entry_metadata", "clear_cache", "stats",
     "reset_stats", "reset_memory_cache", "CacheEntry", "linked_name",
 ]
@@ -465,23 +465,33 @@ def precompile(key: str, build: Callable[[], ir.Module], symbols: list[str],
     use_disk = cache_enabled()
     directory = cache_dir() if use_disk else None
 
-    bundle = _BUNDLE.get()
-
-    def done():
-        with _LOCK:
-            if digest_hex in _LINKED or digest_hex in _OBJECTS:
-                return True
-        if bundle is not None and bundle._member(digest_hex) is not None:
-            return True
-        return use_disk and (directory / (digest_hex + _SUFFIX)).exists()
-    if done():
+    if _compiled(digest_hex, directory):
         return
     with _key_lock(digest_hex):
-        if done():
+        if _compiled(digest_hex, directory):
             return
         obj = _compile_and_store(key, digest_hex, build, symbols, label, pipeline, kind, directory)
         with _LOCK:
             _OBJECTS[digest_hex] = obj
+
+
+def available(key: str, pipeline: jit.Pipeline) -> bool:
+    """Whether :func:`load_or_compile` of ``key`` with ``pipeline`` would only link (the
+    object is linked already, compiled by ``precompile``, in the open bundle or on disk),
+    without compiling; nothing is read or compiled here."""
+    return _compiled(_digest(key, pipeline), cache_dir() if cache_enabled() else None)
+
+
+def _compiled(digest_hex: str, directory) -> bool:
+    """Whether the object of ``digest_hex`` exists: linked, in memory, in the open bundle,
+    or in ``directory`` (None: no disk cache)."""
+    with _LOCK:
+        if digest_hex in _LINKED or digest_hex in _OBJECTS:
+            return True
+    bundle = _BUNDLE.get()
+    if bundle is not None and bundle._member(digest_hex) is not None:
+        return True
+    return directory is not None and (directory / (digest_hex + _SUFFIX)).exists()
 
 
 def _digest(key: str, pipeline: jit.Pipeline) -> str:

@@ -8,6 +8,8 @@ threads (default: the CPUs this process may use; 1 compiles on the calling threa
 >>> run_all([lambda: 1 + 1, lambda: 2 * 3])
 [2, 6]
 
+``submit(task)`` starts one task in the background (a future), after those queued.
+
 Tasks run in a copy of the caller's context (``contextvars``), so what they compile
 joins the caller's ``LUCID_DEBUG`` record; a task that itself calls ``run_all`` runs
 its tasks on its own thread (a pool thread never waits for the pool). The first
@@ -22,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from lucid_codegen.runtime.threads import env_positive_int
 
-__all__ = ["threads", "run_all"]
+__all__ = ["threads", "run_all", "submit"]
 
 _POOL: list = []
 _LOCK = threading.Lock()
@@ -74,3 +76,14 @@ def run_all(tasks) -> list:
     if error is not None:
         raise error
     return results
+
+
+def submit(task):
+    """``task`` started on the pool in the background (in the pool thread's own context,
+    not the caller's: it may outlive the caller's compilation record): its future, or
+    None with one compile thread (the caller then does the work itself when it needs it).
+    """
+    n = threads()
+    if n <= 1:
+        return None
+    return _pool(n).submit(task)

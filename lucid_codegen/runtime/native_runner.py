@@ -19,7 +19,7 @@ import llvmlite.ir as ir
 
 from lucid_codegen.runtime import program_call
 from lucid_codegen.jit import llvm
-from lucid_codegen.jit.cache import load_or_compile, source_stamp
+from lucid_codegen.jit.cache import available, load_or_compile, precompile, source_stamp
 from lucid_codegen.gemm.microkernel import counted_loop
 from lucid_codegen.runtime.host_calls import HOST_KIND, build_poll_wait, emit_host_call
 from lucid_codegen.runtime.spin import BLOCK, CLAIM_AT, JOB_AT, JOB_WORDS as GEMM_JOB_WORDS, build_gemm_call, relax
@@ -173,16 +173,36 @@ def _build_loop_entry(module, loop_ty) -> None:
 
 _LIB: list = []   # [the loaded library]
 _LOCK = threading.Lock()
+_LABEL = "the native plan runner"
+
+
+def _entry() -> tuple:
+    """``(key, build, symbols)`` of the library, as the cache takes them."""
+    return (f"jobs:{source_stamp(*GENERATOR)}", _build,
+            ["lucid_run_program", "lucid_program_call", "lucid_program_check", "lucid_loop_part",
+             "lucid_poll_wait"])
 
 
 def _library():
     with _LOCK:
         if not _LIB:
-            _LIB.append(load_or_compile(f"jobs:{source_stamp(*GENERATOR)}", _build,
-                                        ["lucid_run_program", "lucid_program_call", "lucid_program_check",
-                                         "lucid_loop_part", "lucid_poll_wait"],
-                                        label="the native plan runner", pipeline=llvm.LOOPS))
+            _LIB.append(load_or_compile(*_entry(), label=_LABEL, pipeline=llvm.LOOPS))
     return _LIB[0]
+
+
+def loaded() -> bool:
+    """Whether the library is linked into the process."""
+    return bool(_LIB)
+
+
+def cached() -> bool:
+    """Whether loading the library would only link it (``cache.available``)."""
+    return available(_entry()[0], llvm.LOOPS)
+
+
+def precompile_library() -> None:
+    """The library's object compiled (and cached), not linked (``cache.precompile``)."""
+    precompile(*_entry(), label=_LABEL, pipeline=llvm.LOOPS)
 
 
 def program_entries() -> tuple:

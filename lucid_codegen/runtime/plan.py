@@ -29,7 +29,7 @@ from lucid_codegen.runtime import threads
 from lucid_codegen.runtime.donation import donations, plan_donations
 from lucid_codegen.runtime.eager_call import fast_call, gemm_fast_call
 from lucid_codegen.runtime.native_plan import NativeProgram, NotEligible
-from lucid_codegen.runtime.plan_kernels import precompile_loops, precompile_plan
+from lucid_codegen.runtime.plan_kernels import precompile_loops, precompile_plan, runner_ready
 from lucid_codegen.runtime.steps import make_step
 from lucid_codegen.runtime.threads import get_num_threads
 
@@ -322,7 +322,9 @@ class Plan(Executable):
 
     def _call(self, arrays):
         """The general call: the program for these layouts and thread count (built from
-        this step-by-step run on the second call with them), else step by step."""
+        this step-by-step run on the second call with them, or a later one while the plan
+        runner's library compiles in the background: ``runner_ready``), else step
+        by step."""
         _LAUNCHES[0] += self.n_kernels
         if len(arrays) != self.n_inputs:
             check_inputs(self.graph, arrays)
@@ -354,7 +356,8 @@ class Plan(Executable):
         if self.single is not None and (programs is None or program is False):
             return self.single(*arrays)  # no program: the one kernel's own call
         env = self.execute(arrays)
-        if program is None and programs is not None and key is not None and len(programs) < MAX_PROGRAMS:
+        if (program is None and programs is not None and key is not None and len(programs) < MAX_PROGRAMS
+                and runner_ready()):   # (else compiling in the background: a later call)
             program = programs[key] = self._native_program(env, nt)  # False: not eligible
             if program:
                 local.last = program

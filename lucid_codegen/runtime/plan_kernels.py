@@ -31,6 +31,7 @@ Kernels already loaded or on disk cost nothing here.
 """
 from __future__ import annotations
 
+import threading
 import weakref
 
 import numpy as np
@@ -41,9 +42,10 @@ from lucid_ir.opnames import ATTENTION, INDEXING
 from lucid_codegen.jit import compile_pool
 from lucid_codegen.kernels.elementwise import ElementwiseKernel, planned
 from lucid_codegen.gemm.call import precompile_tasks
+from lucid_codegen.runtime import native_runner
 from lucid_codegen.runtime.steps import GemmStep, KernelStep, make_step
 
-__all__ = ["precompile_plan", "precompile_loops"]
+__all__ = ["precompile_plan", "precompile_loops", "runner_ready"]
 
 #: the steps whose kernels depend on their operands' layouts (planned for predicted ones)
 LOOP_KINDS = ("elementwise", "reduction", "rows", "scan")
@@ -90,6 +92,32 @@ def precompile_loops(plan) -> None:
         env[slot] = value
     rows, rest = _rows_first(_loop_tasks(steps, plan.graph.inputs, env, plan.input_slots) or [])
     compile_pool.run_all(rows + rest)
+
+
+_RUNNER: list = []   # [the future of the plan runner's compilation in the background]
+_RUNNER_LOCK = threading.Lock()
+
+
+def runner_ready() -> bool:
+    """Whether the native plan runner's library (``native_runner``) can be had without
+    waiting for LLVM: it is linked, or cached, or its compilation in the background has
+    finished. Otherwise that compilation is started (once) on the compile pool and this
+    says False: a plan's first call, which would build its native program after running,
+    returns without it instead of compiling this module alone, last, on the calling
+    thread (about a tenth of a cold MLP step's first call), and a later call builds it.
+    True with one compile thread (no background: the caller compiles it)."""
+    if native_runner.loaded() or (_RUNNER and _RUNNER[0].done()):
+        return True
+    if native_runner.cached():
+        return True
+    with _RUNNER_LOCK:
+        if not _RUNNER:
+            future = compile_pool.submit(native_runner.precompile_library)
+            if future is None:
+                return True
+            _RUNNER.append(future)
+        # (done, even with an error: the caller's load compiles again and raises it)
+        return _RUNNER[0].done()
 
 
 def _rows_first(loops) -> tuple:
@@ -151,13 +179,16 @@ def _ahead(build, *args) -> None:
 def _loop_tasks(steps, inputs, env=None, input_slots=None):
     """``(task, kind)`` of the tasks planning (and so compiling) each loop kernel for the
     predicted layouts, or None when a view step fails on them (then nothing is
-    predicted)."""
+    predicted). A kernel planned again (one structure at several places: the bias
+    gradients' column sums, the parameters' updates) is planned last: its module is
+    compiled once, and a thread planning it meanwhile would wait for the thread
+    compiling it instead of compiling another."""
     if env is None:
         env = [None] * (max((max(outs, default=-1) for _, _, outs, _, _ in steps), default=-1) + 1
                         + len(inputs))
     for slot, v in zip(input_slots or range(len(inputs)), inputs):
         env[slot] = np.empty(v.shape, v.dtype)   # pages untouched: nothing read or written
-    tasks = []
+    tasks, again, kernels = [], [], set()
     for fn, ins, outs, kind, node in steps:
         arrays = [env[i] for i in ins]
         if kind == "constant":
@@ -170,13 +201,15 @@ def _loop_tasks(steps, inputs, env=None, input_slots=None):
         else:
             results = [np.empty(v.shape, v.dtype) for v in node.outs]
             if isinstance(fn, KernelStep) and all(a is not None for a in arrays):
-                tasks.append((lambda fn=fn, arrays=arrays: _plan_for(fn, arrays), kind))
+                (again if id(fn.kernel) in kernels else tasks).append(
+                    (lambda fn=fn, arrays=arrays: _plan_for(fn, arrays), kind))
+                kernels.add(id(fn.kernel))
             elif (kind == "scan" and getattr(fn, "call_block", None) is not None   # (not a reference step)
                   and all(a is not None for a in arrays)):
                 tasks.append((lambda fn=fn, arrays=arrays: _ahead(fn.call_block, arrays), kind))  # plans, runs nothing
         for slot, r in zip(outs, results):
             env[slot] = r
-    return tasks
+    return tasks + again
 
 
 def _plan_for(step: KernelStep, arrays) -> None:
