@@ -60,8 +60,10 @@ class _Row:
         self.row_const: dict = {}  # input k with pattern b -> its scalar this row
 
     # ``j``: the row index of the first lane (vectors of consecutive elements), or, for
-    # the tail of a row, a ``_Tail``: the lanes past the row's end hold its last element
-    # (so they compute what it does) and store nothing
+    # the tail of a row, a ``_Tail``: the lanes past the row's end hold zeros (masked
+    # loads) or its last element (gathers), and whatever they compute is thrown away (the
+    # reductions select them out, the stores skip them; no op traps on any value,
+    # lowering.py)
     def _gather(self, base, idxs, stride=None):
         b = self.b
         if isinstance(idxs, _Tail):
@@ -95,9 +97,9 @@ class _Row:
             if not j.maskable(elem):
                 return self._gather(base, j)
             vty = ir.VectorType(elem, lanes)
-            last = splat(b, b.load(b.gep(base, [j.last])), lanes)
             p = b.bitcast(b.gep(base, [j.start]), vty.as_pointer())
-            return b.call(masked_intrinsic(b.module, "load", vty), [p, _I32(mem_align(elem)), j.live, last])
+            return b.call(masked_intrinsic(b.module, "load", vty),
+                          [p, _I32(mem_align(elem)), j.live, ir.Constant(vty, None)])
         if not lanes:
             return b.load(b.gep(base, [j]))
         elem = base.type.pointee
@@ -113,8 +115,7 @@ class _Row:
                 p = b.bitcast(b.gep(base, [j.start]), value.type.as_pointer())
                 b.call(masked_intrinsic(b.module, "store", value.type), [value, p, _I32(mem_align(elem)), j.live])
                 return
-            for lane, i in enumerate(j.idxs):  # (the lanes past the end store the last element again)
-                b.store(b.extract_element(value, ir.Constant(_I32, lane)), b.gep(base, [i]))
+            j.scatter(b, base, value)
             return
         if not lanes:
             b.store(value, b.gep(base, [j]))
@@ -308,27 +309,25 @@ def run_pass(rows: list, group: _Group, p: int) -> None:
 class _Tail:
     """The last, partial vector of a row: lanes ``start + l`` for ``l < L``, of which
     those below ``R`` are ``live``. Contiguous elements of 4 or 8 bytes move with masked
-    loads and stores (AVX2 and AVX-512 have them; the lanes off read the row's last
-    element); others load through ``gather`` and store through ``idxs``, each lane's
-    index clamped to the row."""
+    loads and stores (AVX2 and AVX-512 have them; the lanes off read zeros); others
+    through the stack (``gather``: each lane's index clamped to the row; ``scatter``: the
+    live lanes only)."""
 
     def __init__(self, b, start, R, L: int):
-        self.b, self.start, self.R, self.L = b, start, R, L
+        self.start, self.R, self.L = start, R, L
         self.last = b.sub(R, const64(1))
         lane_ids = b.add(splat(b, start, L), ir.Constant(ir.VectorType(I64, L), list(range(L))))
         self.live = b.icmp_signed("<", lane_ids, splat(b, R, L))
-        self._idxs = None
 
-    @property
-    def idxs(self) -> list:
-        """Each lane's element index, clamped to the row (emitted when first asked)."""
-        if self._idxs is None:
-            b = self.b
-            self._idxs = []
-            for lane in range(self.L):
-                i = b.add(self.start, const64(lane))
-                self._idxs.append(b.select(b.icmp_signed("<", i, self.R), i, self.last))
-        return self._idxs
+    @staticmethod
+    def _stack_vector(b, vty):
+        """A ``vty`` slot on the stack, allocated in the function's entry block (once per
+        call of the kernel, not per row)."""
+        here = b.block
+        b.position_at_start(b.function.entry_basic_block)
+        slot = b.alloca(vty, name="tail.lanes")
+        b.position_at_end(here)
+        return slot
 
     def gather(self, b, base, stride=None):
         """The tail's lanes of the row at ``base`` (elements ``stride`` apart, else
@@ -336,17 +335,22 @@ class _Tail:
         loads into a vector on the stack, then one vector load (one loop body of code, not
         ``L`` loads and insertions for each row of a group)."""
         elem = base.type.pointee
-        vty = ir.VectorType(elem, self.L)
-        here = b.block
-        b.position_at_start(b.function.entry_basic_block)   # (once per call, not per row)
-        buf = b.alloca(vty, name="tail.lanes")
-        b.position_at_end(here)
+        buf = self._stack_vector(b, ir.VectorType(elem, self.L))
         slots = b.bitcast(buf, elem.as_pointer())
         with Loop(b, const64(0), const64(self.L), name="tail.gather") as gl:
             i = b.add(self.start, gl.i)
             i = b.select(b.icmp_signed("<", i, self.R), i, self.last)
             b.store(b.load(b.gep(base, [i if stride is None else b.mul(i, stride)])), b.gep(slots, [gl.i]))
         return b.load(buf)
+
+    def scatter(self, b, base, value) -> None:
+        """The live lanes of ``value`` stored to the row at ``base`` (adjacent elements):
+        the vector stored on the stack, then a loop over the live lanes."""
+        buf = self._stack_vector(b, value.type)
+        b.store(value, buf)
+        slots = b.bitcast(buf, value.type.element.as_pointer())
+        with Loop(b, const64(0), b.sub(self.R, self.start), name="tail.scatter") as sl:
+            b.store(b.load(b.gep(slots, [sl.i])), b.gep(base, [b.add(self.start, sl.i)]))
 
     @staticmethod
     def maskable(elem) -> bool:
