@@ -132,25 +132,32 @@ def decode_offsets(b: ir.IRBuilder, args, ndims, n_ops: int, linear, base):
     blocks ``(size, stride_0, .., stride_{n_ops-1})``, outermost first; the linear
     index is decoded innermost first (mixed radix), so ndims is a run-time value.
     """
-    zero = const64(0)
     base = const64(base) if isinstance(base, int) else base
-    # one dimension (the common case): offset = linear * stride, no division
+    return one_dim_or_many(
+        b, ndims, lambda: [b.mul(linear, load_arg(b, args, b.add(base, const64(1 + j)))) for j in range(n_ops)],
+        lambda: decode_loop(b, args, ndims, n_ops, linear, base))
+
+
+def one_dim_or_many(b: ir.IRBuilder, ndims, one, many) -> list:
+    """The i64 values ``one()`` emits when ``ndims`` is 1 (the common case: an offset is
+    a product, no division) or those ``many()`` emits otherwise, as phis after both."""
     one_bb = b.append_basic_block("decode.one")
     many_bb = b.append_basic_block("decode.many")
     join_bb = b.append_basic_block("decode.join")
     b.cbranch(b.icmp_signed("==", ndims, const64(1)), one_bb, many_bb)
     b.position_at_end(one_bb)
-    fast = [b.mul(linear, load_arg(b, args, b.add(base, const64(1 + j)))) for j in range(n_ops)]
+    fast = one()
+    one_end = b.block
     b.branch(join_bb)
     b.position_at_end(many_bb)
-    slow = decode_loop(b, args, ndims, n_ops, linear, base)
+    slow = many()
     slow_end = b.block
     b.branch(join_bb)
     b.position_at_end(join_bb)
     out = []
     for f, s in zip(fast, slow):
         phi = b.phi(I64)
-        phi.add_incoming(f, one_bb)
+        phi.add_incoming(f, one_end)
         phi.add_incoming(s, slow_end)
         out.append(phi)
     return out

@@ -39,7 +39,7 @@ import llvmlite.ir as ir
 
 from lucid_codegen.kernels.accumulate import Accumulator, splat
 from lucid_codegen.kernels.loops import (I64, Loop, concat, const64, decode_loop, lanes_of, load_arg,
-                                         masked_intrinsic)
+                                         masked_intrinsic, one_dim_or_many)
 from lucid_codegen.kernels.lowering import emit_op
 from lucid_codegen.kernels.row_structure import RowStructure
 from lucid_codegen.kernels.vector_math import F64, LLVM_MEMORY, LLVM_TYPE, const, mem_align, to_compute, to_memory
@@ -383,35 +383,25 @@ def build_module(rs: RowStructure, pattern: str, lanes: int, stash: bool) -> ir.
     offsets = b.alloca(I64, size=ROW_GROUP * n, name="offsets") if n else None
 
     def group_offsets(indices) -> list:
-        """Per row of the group (``indices``), its operands' element offsets."""
+        """Per row of the group (``indices``: the first row's, then the next ones' or,
+        past the last row, its), its operands' element offsets."""
         if not n:
             return [[] for _ in indices]
-        one_bb, many_bb, join_bb = (b.append_basic_block(f"offsets.{x}") for x in ("one", "many", "join"))
-        b.cbranch(b.icmp_signed("==", D, const64(1)), one_bb, many_bb)
-        b.position_at_end(one_bb)   # one dimension (the common case): a product each
-        strides = [load_arg(b, args, const64(base + 1 + k)) for k in range(n)]
-        fast = [[b.mul(i, st) for st in strides] for i in indices]
-        b.branch(join_bb)
-        b.position_at_end(many_bb)
-        with Loop(b, const64(0), const64(len(indices)), name="decode.rows") as dl:
-            i = b.add(indices[0], dl.i)
-            i = b.select(b.icmp_signed("<", i, r1), i, b.sub(r1, const64(1)))
-            at = b.mul(dl.i, const64(n))
-            for k, off in enumerate(decode_loop(b, args, D, n, i, const64(base))):
-                b.store(off, b.gep(offsets, [b.add(at, const64(k))]))
-        slow = [[b.load(b.gep(offsets, [const64(g * n + k)])) for k in range(n)] for g in range(len(indices))]
-        slow_end = b.block
-        b.branch(join_bb)
-        b.position_at_end(join_bb)
-        out = []
-        for f_row, s_row in zip(fast, slow):
-            out.append([])
-            for f, sl in zip(f_row, s_row):
-                phi = b.phi(I64)
-                phi.add_incoming(f, one_bb)
-                phi.add_incoming(sl, slow_end)
-                out[-1].append(phi)
-        return out
+
+        def one():  # a product each
+            strides = [load_arg(b, args, const64(base + 1 + k)) for k in range(n)]
+            return [b.mul(i, st) for i in indices for st in strides]
+
+        def many():
+            with Loop(b, const64(0), const64(len(indices)), name="decode.rows") as dl:
+                i = b.add(indices[0], dl.i)
+                i = b.select(b.icmp_signed("<", i, r1), i, b.sub(r1, const64(1)))
+                at = b.mul(dl.i, const64(n))
+                for k, off in enumerate(decode_loop(b, args, D, n, i, const64(base))):
+                    b.store(off, b.gep(offsets, [b.add(at, const64(k))]))
+            return [b.load(b.gep(offsets, [const64(x)])) for x in range(len(indices) * n)]
+        flat = one_dim_or_many(b, D, one, many)
+        return [flat[g * n:(g + 1) * n] for g in range(len(indices))]
 
     def emit_rows(first, last) -> None:
         """Rows ``first .. first + ROW_GROUP`` side by side, those past ``last`` repeating
