@@ -453,7 +453,7 @@ def test_slices_at_offsets_and_copying_reshapes_run_natively(escapes):
 
 
 _BACKGROUND_SCRIPT = r"""
-import sys, time
+import os, sys, time
 import numpy as np
 from lucid.compiler import compile_graph
 from lucid_codegen.runtime import native_runner, plan_kernels
@@ -468,6 +468,32 @@ deadline = time.monotonic() + 120
 while not plan_kernels.runner_ready():
     assert time.monotonic() < deadline
     time.sleep(0.01)
+pid = os.fork()            # (the compilation may still run: the fork waits for it)
+if pid == 0:               # the child compiles and runs plans of its own, with a pool of its own
+    code = 1
+    try:
+        from lucid_ir.builder import GraphBuilder
+        from lucid_ir.interpreter import interpret
+        b = GraphBuilder()
+        x, w = b.input((19, 23)), b.input((7, 23))
+        t = b.emit("tanh", b.emit("matmul", x, w, trans_b=True))
+        new = b.build([b.emit("sum", b.emit("exp", t), axes=(1,), keepdims=True), t])
+        other = compile_graph(new).executable     # kernels the parent never compiled
+        data = _feeds(np.random.default_rng(1), new)
+        outs = [other(data) for _ in range(3)]
+        want = interpret(new, data)
+        ok = all(np.allclose(a, b, rtol=1e-5, atol=1e-6) for o in outs for a, b in zip(o, want))
+        code = 0 if ok and _programs(other) else 3
+    finally:
+        os._exit(code)
+deadline_child = time.monotonic() + 120
+while True:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        break
+    assert time.monotonic() < deadline_child, "the forked child hangs"
+    time.sleep(0.05)
+assert os.waitstatus_to_exitcode(status) == 0, status
 again = plan(feeds)        # builds the program (the runner is compiled: linked now)
 native = plan(feeds)       # runs it
 assert _programs(plan) and plan._local.last is not None
@@ -480,7 +506,9 @@ print("ok")
 def test_runner_compiles_in_the_background_of_a_first_call(tmp_path):
     """In a process with an empty cache and two compile threads, a plan's first call
     returns without compiling the plan runner's library (it compiles in the background);
-    once it is there, a call builds the native program, which gives the same bits."""
+    a fork meanwhile leaves a child that compiles and runs plans of its own (natively,
+    the same bits); once the library is there, a call builds the native program, which
+    gives the same bits."""
     import os
     import subprocess
     import sys

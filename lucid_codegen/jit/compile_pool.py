@@ -78,6 +78,18 @@ def run_all(tasks) -> list:
     return results
 
 
+def _after_fork_in_child() -> None:
+    """A forked child has none of the parent's compile threads: its first compilation
+    starts a pool of its own (the parent's executor would queue tasks no thread runs)."""
+    global _LOCK
+    _LOCK = threading.Lock()
+    _POOL.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def submit(task):
     """``task`` started on the pool in the background (in the pool thread's own context,
     not the caller's: it may outlive the caller's compilation record): its future, or

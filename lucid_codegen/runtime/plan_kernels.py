@@ -31,6 +31,7 @@ Kernels already loaded or on disk cost nothing here.
 """
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 
@@ -118,6 +119,25 @@ def runner_ready() -> bool:
             _RUNNER.append(future)
         # (done, even with an error: the caller's load compiles again and raises it)
         return _RUNNER[0].done()
+
+
+def _finish_before_fork() -> None:
+    """Let the runner's background compilation end before a fork: a compile thread caught
+    holding the kernel cache's or LLVM's locks would leave them locked in the child."""
+    if _RUNNER:
+        try:
+            _RUNNER[0].result()
+        except Exception:  # noqa: BLE001 - the caller's load compiles again and raises it
+            pass
+
+
+def _forget_after_fork() -> None:
+    """The child has no compile threads: it starts its own compilation when it needs one."""
+    _RUNNER.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_finish_before_fork, after_in_child=_forget_after_fork)
 
 
 def _rows_first(loops) -> tuple:
