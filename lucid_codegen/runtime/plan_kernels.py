@@ -18,7 +18,9 @@ kernel), compiles in one parallel batch, longest first:
 One batch rather than a batch of GEMMs and then one of loop kernels: the pool's threads
 stay busy until the last module, instead of idling at the end of the first batch.
 ``precompile_loops(plan)`` predicts the loop kernels of a plan whose graph did not go
-through ``precompile_plan`` (nothing to do otherwise).
+through ``precompile_plan`` (nothing to do otherwise). ``runner_ready()`` says whether
+the native plan runner's library can be had without waiting for LLVM, and else starts
+compiling it in the background (a plan builds its native program once it is there).
 
 Kernels already loaded or on disk cost nothing here.
 
