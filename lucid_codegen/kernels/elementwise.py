@@ -369,9 +369,10 @@ def _single_element(b, st: Structure, raw, dtypes, o0, o1, i0, i1, inner_size) -
     """The body of a kernel whose every operand has stride 0 (pattern all ``b``): an
     output of stride 0 is one element (``collapse`` drops size-1 dimensions; no other
     dimension may repeat an output's elements), so the call computes that element, when
-    its ranges are not empty, in straight-line code: a sixth of the general module
-    (outer walk, vector and remainder loops) and of its LLVM time (the scalar work of
-    an optimiser's step: bias corrections, a learning-rate schedule)."""
+    its ranges are not empty, in straight-line code: a fifth of the general module's
+    time to build and compile (outer walk, vector and remainder loops), for the scalar
+    work of an optimiser's step (bias corrections, a learning-rate schedule) or a loss's
+    mean."""
     n_in = len(st.inputs)
     ops = [_Operand(b, raw[j], "b", None, LLVM_MEMORY[dtypes[j]]) for j in range(len(dtypes))]
     with b.if_then(b.and_(b.icmp_signed("<", o0, o1), b.icmp_signed("<", i0, i1))):
