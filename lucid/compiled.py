@@ -510,8 +510,9 @@ class CompiledFunction:
                     if program is not None:
                         others.remove(program)
                     else:
-                        program = Program(self.fn, flat, tree, len(dynamic), key[2],
-                                          getattr(self.fn, "__name__", "fn"))
+                        with gc_pause.paused():   # (tracing, the passes, the kernels)
+                            program = Program(self.fn, flat, tree, len(dynamic), key[2],
+                                              getattr(self.fn, "__name__", "fn"))
                         self.traces += 1
                     del others[MAX_VARIANTS:]
                     site = self._site  # its calls did not reorder the programs: it is the latest
@@ -540,14 +541,13 @@ class CompiledFunction:
                     self._programs.move_to_end(full_key)
                     self._site = site
                     return program.call(dynamic)
-        with gc_pause.paused():   # (a new signature traces, compiles and runs a first time)
-            program, dynamic = self._program(args, kwargs)
-            if not kwargs and key is not None:
-                full_key = self._signature(args, kwargs)[0]
-                site = CallSite(program, full_key, args, key[0])
-                self._quick[key] = (full_key, program, site)
-                self._site = site
-            return program.call(dynamic)
+        program, dynamic = self._program(args, kwargs)
+        if not kwargs and key is not None:
+            full_key = self._signature(args, kwargs)[0]
+            site = CallSite(program, full_key, args, key[0])
+            self._quick[key] = (full_key, program, site)
+            self._site = site
+        return program.call(dynamic)
 
     def lower(self, *args, **kwargs) -> Lowered:
         """Trace and compile for these arguments (without running) and show the stages."""
