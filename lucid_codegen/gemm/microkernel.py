@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import llvmlite.ir as ir
 
-from lucid_codegen.kernels.loops import concat, lanes_of
-from lucid_codegen.kernels.vector_math import fma
+from lucid_codegen.kernels.loops import concat, lanes_of, splat
+from lucid_codegen.kernels.vector_math import const, fma
 
 I1 = ir.IntType(1)
 I8 = ir.IntType(8)
@@ -96,13 +96,7 @@ class Ctx:
     def civec(self, value: int) -> ir.Constant:
         return ir.Constant(self.VI, [value] * self.W)
 
-    def splat(self, b: ir.IRBuilder, scalar, lanes: int | None = None):
-        """``scalar`` in every lane of a vector (of W lanes, or ``lanes``)."""
-        if lanes is not None and lanes != self.W:
-            vt = ir.VectorType(scalar.type, lanes)
-            one = b.insert_element(ir.Constant(vt, ir.Undefined), scalar, self._lane0)
-            return b.shuffle_vector(one, ir.Constant(vt, ir.Undefined),
-                                    ir.Constant(ir.VectorType(I32, lanes), [0] * lanes))
+    def splat(self, b: ir.IRBuilder, scalar):
         v = b.insert_element(self._undef, scalar, self._lane0)
         return b.shuffle_vector(v, self._undef, self._broadcast)
 
@@ -331,7 +325,7 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
     # ran 10x slower). Same values either way; only the edge tiles are masked.
     full = b.icmp_signed(">=", nr, I64(NR))
     wide = NV * W
-    walpha = c.splat(b, alpha, wide)
+    walpha = splat(b, alpha, wide)
     wbias = concat(b, bvs) if spec.bias else None
 
     def rows(body, tag):
@@ -377,7 +371,7 @@ def build_tile_epilogue(c: Ctx, spec, name: str) -> ir.Function:
     form = epilogue.linear_form()
     if form is not None:
         scale, terms = form
-        vscale = walpha if scale == 1.0 else b.fmul(walpha, ir.Constant(walpha.type, [scale] * wide))
+        vscale = walpha if scale == 1.0 else b.fmul(walpha, const(walpha.type, scale))
 
         def first_body(t, old, bv, rv):
             init = old() if spec.accumulate else None
