@@ -66,8 +66,6 @@ class _Row:
     # lowering.py)
     def _gather(self, base, idxs, stride=None):
         b = self.b
-        if isinstance(idxs, _Tail):
-            return idxs.gather(b, base, stride)
         v = ir.Constant(ir.VectorType(base.type.pointee, len(idxs)), ir.Undefined)
         for lane, i in enumerate(idxs):
             x = b.load(b.gep(base, [i if stride is None else b.mul(i, stride)]))
@@ -85,7 +83,7 @@ class _Row:
         if kind == "c":
             return self._load(base, j, lanes)
         if isinstance(j, _Tail):
-            return self._gather(base, j, self.istr[k])
+            return j.gather(b, base, self.istr[k])
         if not lanes:
             return b.load(b.gep(base, [b.mul(j, self.istr[k])]))
         return self._gather(base, [b.add(j, const64(lane)) for lane in range(lanes)], self.istr[k])
@@ -95,7 +93,7 @@ class _Row:
         if isinstance(j, _Tail):
             elem = base.type.pointee
             if not j.maskable(elem):
-                return self._gather(base, j)
+                return j.gather(b, base)
             vty = ir.VectorType(elem, lanes)
             p = b.bitcast(b.gep(base, [j.start]), vty.as_pointer())
             return b.call(masked_intrinsic(b.module, "load", vty),
