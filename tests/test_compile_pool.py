@@ -314,3 +314,23 @@ def test_a_lone_loop_kernel_beside_a_linked_gemm_is_predicted(two_threads, monke
     got = lucid.compile(lambda x, w: F.linear(x, w) * c)(x, w).numpy()
     assert after and cache.stats()["compiles"] == after[-1]
     np.testing.assert_allclose(got, (x.numpy() @ w.numpy().T) * np.float32(c), rtol=1e-5)
+
+
+def test_a_loop_kernel_planned_again_is_planned_last(monkeypatch):
+    """One structure at several places of a plan (the bias gradients' sums, the
+    parameters' updates) compiles once: its second planning is queued after every other
+    kernel's, so a compile thread does not wait for the module another one compiles."""
+    from lucid_ir.builder import GraphBuilder
+    from lucid_ir.passes.fuse import run as fuse
+    from lucid_codegen.runtime import plan_kernels
+    b = GraphBuilder()
+    x, y = b.input((4, 8)), b.input((4, 8))
+    fused = fuse(b.build([b.emit("tanh", x), b.emit("tanh", y), b.emit("sum", x, axes=(0,))]))
+    planned = []
+    monkeypatch.setattr(plan_kernels, "_plan_for", lambda step, arrays: planned.append(step.kernel))
+    steps, _, _ = plan_kernels._predicted_steps(fused)
+    for task, _ in plan_kernels._loop_tasks(steps, fused.inputs):
+        task()
+    kinds = [type(k).__name__ for k in planned]
+    assert kinds == ["ElementwiseKernel", "ReductionKernel", "ElementwiseKernel"], kinds
+    assert planned[0] is planned[2]
