@@ -299,3 +299,39 @@ def test_one_element_calls_run_straight_line_code(shape):
     assert out[0] == 0 and not out[1]
     k.function("bbbb")(words, 0, 1, 0, 1)
     assert out[0] == got[0] and out[1] == got[1]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
+def test_a_row_ends_in_one_masked_vector(dtype):
+    """The elements past a row's whole vectors (all of a row shorter than a vector: a
+    convolution's 3x3 taps) run as one vector whose lanes past the row's end are off
+    (kernels/tail.py), not as a scalar loop: every row length from 0 to past a vector,
+    with contiguous, strided, row-broadcast and bool inputs, an integer division by
+    zero in the live lanes, and a strided output inside a sentinel buffer, is exact
+    against the interpreter, and nothing outside the outputs is written."""
+    from lucid_codegen.jit.target import host_target
+    lanes = host_target().vector_bytes // np.dtype(dtype).itemsize
+    rng = np.random.default_rng(5)
+    for n in list(range(0, lanes + 3)) + [2 * lanes + 1]:
+        b = GraphBuilder()
+        x, y, z = b.input((3, n), dtype), b.input((3, n), dtype), b.input((n,), dtype)
+        m = b.input((3, n), "bool")
+        q = b.emit("floor_divide", b.emit("add", x, z), y)
+        g = b.build([b.emit("select", m, q, b.emit("mul", x, y)), b.emit("gt", q, z)])
+        kern = ElementwiseKernel.for_graph(g)
+        assert '"rem.cond"' not in str(kern.llvm_module("csccsc"))   # no scalar loop
+
+        def draw(shape):
+            return rng.integers(-3, 4, shape).astype(dtype)
+        xs = draw((3, n))
+        ys = draw((3, 3 * n))[:, ::3]                       # strided along the row
+        zs = draw(n)
+        ms = rng.random((3, n)) < 0.5
+        sentinel = np.array(-77, dtype)
+        buf = np.full((3, 2 * n + 1), sentinel, dtype)
+        flags = np.zeros((3, n + 2), bool)
+        outs = [buf[:, 1::2][:, :n], flags[:, 1:n + 1]]       # a strided output, a bool one
+        got, want = run_both(g, [xs, ys, zs, ms], outs)
+        for o, w in zip(got, want):
+            np.testing.assert_array_equal(o, w)
+        assert (buf[:, 0::2] == sentinel).all() and not flags[:, 0].any() and not flags[:, n + 1:].any()

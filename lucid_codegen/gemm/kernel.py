@@ -64,7 +64,7 @@ from lucid_codegen.jit.target import host_target
 #: stamped into keys (the GEMM's: with its epilogue's emitters, the elementwise kernels')
 GENERATOR = ("gemm.kernel", "gemm.core", "gemm.driver", "gemm.microkernel", "gemm.pack", "gemm.small", "gemm.rows",
              "gemm.batched", "gemm.gather", "gemm.epilogue", "runtime.pyarray", "kernels.elementwise", "kernels.loops",
-             "kernels.lowering", "kernels.vector_math", "kernels.vector_explog", "kernels.vector_trig",
+             "kernels.tail", "kernels.lowering", "kernels.vector_math", "kernels.vector_explog", "kernels.vector_trig",
              "kernels.vector_erf", "kernels.erf_coefficients", "kernels.vector_random")
 DTYPES = ("float32", "float64")
 

@@ -57,6 +57,7 @@ from lucid_codegen.runtime.pyarray import data_ptr
 from lucid_codegen.kernels.loops import I64, Loop, RowWalk, const64, dim_words, load_arg
 from lucid_codegen.jit.target import host_target
 from lucid_codegen.kernels.lowering import SUPPORTED, emit_op
+from lucid_codegen.kernels.tail import Tail
 from lucid_codegen.kernels.vector_math import ITEMSIZE, LLVM_MEMORY, LLVM_TYPE, const, mem_align, to_compute, to_memory
 
 __all__ = ["ElementwiseKernel", "Structure", "structure_of", "emit_structure"]
@@ -64,7 +65,7 @@ __all__ = ["ElementwiseKernel", "Structure", "structure_of", "emit_structure"]
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
 #: The modules whose source decides the generated code (their stamp is in every key).
-GENERATOR = ("kernels.elementwise", "kernels.loops", "kernels.lowering", "kernels.vector_math",
+GENERATOR = ("kernels.elementwise", "kernels.loops", "kernels.tail", "kernels.lowering", "kernels.vector_math",
              "kernels.vector_explog", "kernels.vector_trig", "kernels.vector_erf",
              "kernels.erf_coefficients", "kernels.vector_random", "runtime.pyarray")
 
@@ -253,11 +254,15 @@ class _Operand:
         return b.gep(self.base, [b.mul(i, self.istride)])
 
     def load(self, i, lanes):
+        """Lanes ``i ..`` (``i`` an index, or a ``Tail``), or element ``i`` when ``lanes``
+        is 0."""
         b = self.b
         if self.kind == "b":
             if lanes not in self.splat:
                 raise AssertionError("broadcast operand must be preloaded")
             return self.splat[lanes]
+        if isinstance(i, Tail):
+            return i.load(b, self.base, self.istride)
         if not lanes:
             return b.load(self._ptr(i))
         vty = ir.VectorType(self.elem, lanes)
@@ -284,6 +289,9 @@ class _Operand:
 
     def store(self, i, value, lanes):
         b = self.b
+        if isinstance(i, Tail):
+            i.store(b, self.base, value, self.istride)
+            return
         if not lanes:
             b.store(value, self._ptr(i))
             return
@@ -349,18 +357,26 @@ def build_module(st: Structure, pattern: str, lanes: int) -> ir.Module:
             if pattern[j] == "b":
                 ops[j].preload(widths)
         loops, lo = [], i0
-        for ln in widths:   # each vector width's whole vectors, then one element at a time
+        for ln in widths:   # each vector width's whole vectors, then the tail
             hi = b.add(lo, b.mul(b.sdiv(b.sub(i1, lo), const64(ln)), const64(ln)))
             loops.append((lo, hi, ln, ln, "vec" if ln == lanes else f"vec{ln}"))
             lo = hi
-        for lo, hi, step, ln, name in loops + [(lo, i1, 1, 0, "rem")]:
-            with Loop(b, lo, hi, step, name=name) as inner:
-                loaders = [(lambda j=j, i=inner.i, ln=ln: to_compute(b, ops[j].load(i, ln), dtypes[j]))
-                           for j in range(n_in)]
-                _env, get = emit_structure(b, st, loaders, ln,
-                                           index=lambda i=inner.i, ln=ln: lane_indices(b, b.add(row, i), ln))
-                for k, ref in enumerate(st.outputs):
-                    ops[n_in + k].store(inner.i, to_memory(b, get(ref), dtypes[n_in + k]), ln)
+        if lanes == 1:  # (no vectors: one element at a time)
+            loops.append((lo, i1, 1, 0, "rem"))
+
+        def body(i, ln):   # lanes i .. (i: an index, or the Tail)
+            first = i.start if isinstance(i, Tail) else i
+            loaders = [(lambda j=j: to_compute(b, ops[j].load(i, ln), dtypes[j])) for j in range(n_in)]
+            _env, get = emit_structure(b, st, loaders, ln, index=lambda: lane_indices(b, b.add(row, first), ln))
+            for k, ref in enumerate(st.outputs):
+                ops[n_in + k].store(i, to_memory(b, get(ref), dtypes[n_in + k]), ln)
+
+        for lo_, hi, step, ln, name in loops:
+            with Loop(b, lo_, hi, step, name=name) as inner:
+                body(inner.i, ln)
+        if lanes > 1:   # the fewer than ``lanes`` elements left: one masked vector
+            with b.if_then(b.icmp_signed("<", lo, i1)):
+                body(Tail(b, lo, i1, lanes), lanes)
     b.ret_void()
     return m
 

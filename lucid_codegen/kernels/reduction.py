@@ -68,7 +68,7 @@ from lucid_codegen.kernels.vector_math import F64, I8, I64, ITEMSIZE, LLVM_MEMOR
 __all__ = ["ReductionKernel"]
 
 #: The modules whose source decides the generated code (their stamp is in every key).
-GENERATOR = ("kernels.reduction", "kernels.accumulate", "kernels.elementwise", "kernels.loops",
+GENERATOR = ("kernels.reduction", "kernels.accumulate", "kernels.elementwise", "kernels.loops", "kernels.tail",
              "kernels.lowering", "kernels.vector_math", "kernels.vector_explog", "kernels.vector_trig",
              "kernels.vector_erf", "kernels.erf_coefficients", "kernels.vector_random", "runtime.pyarray")
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,

@@ -38,10 +38,10 @@ import contextlib
 import llvmlite.ir as ir
 
 from lucid_codegen.kernels.accumulate import Accumulator, splat
-from lucid_codegen.kernels.loops import (I64, Loop, concat, const64, decode_loop, lanes_of, load_arg,
-                                         masked_intrinsic, one_dim_or_many)
+from lucid_codegen.kernels.loops import I64, Loop, concat, const64, decode_loop, lanes_of, load_arg, one_dim_or_many
 from lucid_codegen.kernels.lowering import emit_op
 from lucid_codegen.kernels.row_structure import RowStructure
+from lucid_codegen.kernels.tail import Tail
 from lucid_codegen.kernels.vector_math import F64, LLVM_MEMORY, LLVM_TYPE, const, mem_align, to_compute, to_memory
 
 _I32 = ir.IntType(32)
@@ -60,7 +60,7 @@ class _Row:
         self.row_const: dict = {}  # input k with pattern b -> its scalar this row
 
     # ``j``: the row index of the first lane (vectors of consecutive elements), or, for
-    # the tail of a row, a ``_Tail``: the lanes past the row's end hold zeros (masked
+    # the tail of a row, a ``Tail`` (tail.py): the lanes past the row's end hold zeros (masked
     # loads) or its last element (gathers), and whatever they compute is thrown away (the
     # reductions select them out, the stores skip them; no op traps on any value,
     # lowering.py)
@@ -82,22 +82,16 @@ class _Row:
             return splat(b, x, lanes) if lanes else x
         if kind == "c":
             return self._load(base, j, lanes)
-        if isinstance(j, _Tail):
-            return j.gather(b, base, self.istr[k])
+        if isinstance(j, Tail):
+            return j.load(b, base, self.istr[k])
         if not lanes:
             return b.load(b.gep(base, [b.mul(j, self.istr[k])]))
         return self._gather(base, [b.add(j, const64(lane)) for lane in range(lanes)], self.istr[k])
 
     def _load(self, base, j, lanes):
         b = self.b
-        if isinstance(j, _Tail):
-            elem = base.type.pointee
-            if not j.maskable(elem):
-                return j.gather(b, base)
-            vty = ir.VectorType(elem, lanes)
-            p = b.bitcast(b.gep(base, [j.start]), vty.as_pointer())
-            return b.call(masked_intrinsic(b.module, "load", vty),
-                          [p, _I32(mem_align(elem)), j.live, ir.Constant(vty, None)])
+        if isinstance(j, Tail):
+            return j.load(b, base)
         if not lanes:
             return b.load(b.gep(base, [j]))
         elem = base.type.pointee
@@ -107,13 +101,8 @@ class _Row:
     def store(self, base, j, value, lanes, dtype):
         b = self.b
         value = to_memory(b, value, dtype)
-        if isinstance(j, _Tail):
-            elem = value.type.element
-            if j.maskable(elem):
-                p = b.bitcast(b.gep(base, [j.start]), value.type.as_pointer())
-                b.call(masked_intrinsic(b.module, "store", value.type), [value, p, _I32(mem_align(elem)), j.live])
-                return
-            j.scatter(b, base, value)
+        if isinstance(j, Tail):
+            j.store(b, base, value)
             return
         if not lanes:
             b.store(value, b.gep(base, [j]))
@@ -285,7 +274,7 @@ def run_pass(rows: list, group: _Group, p: int) -> None:
     done_bb = b.append_basic_block(f"pass{p}.done")
     b.cbranch(b.icmp_signed("<", nvec, R), tail_bb, done_bb)
     b.position_at_end(tail_bb)
-    tail = _Tail(b, nvec, R, L)
+    tail = Tail(b, nvec, R, L)
     env = group_body(rows, p, tail, roots, stats)
     live = concat(b, [tail.live] * len(rows))
     tail_accs = [a.combine(b, acc, b.select(live, a.widen(b, env[r], wide), a.identity(wide)))
@@ -302,59 +291,6 @@ def run_pass(rows: list, group: _Group, p: int) -> None:
         phis[-1].add_incoming(tacc, tail_end)
     for k, a, acc in zip(reds, accs, phis):   # each row's lanes folded, all rows at once
         group.set(("n", k), a.finish(b, a.fold_runs(b, acc, L), group.scale))
-
-
-class _Tail:
-    """The last, partial vector of a row: lanes ``start + l`` for ``l < L``, of which
-    those below ``R`` are ``live``. Contiguous elements of 4 or 8 bytes move with masked
-    loads and stores (AVX2 and AVX-512 have them; the lanes off read zeros); others
-    through the stack (``gather``: each lane's index clamped to the row; ``scatter``: the
-    live lanes only)."""
-
-    def __init__(self, b, start, R, L: int):
-        self.start, self.R, self.L = start, R, L
-        self.last = b.sub(R, const64(1))
-        lane_ids = b.add(splat(b, start, L), ir.Constant(ir.VectorType(I64, L), list(range(L))))
-        self.live = b.icmp_signed("<", lane_ids, splat(b, R, L))
-
-    @staticmethod
-    def _stack_vector(b, vty):
-        """A ``vty`` slot on the stack, allocated in the function's entry block (once per
-        call of the kernel, not per row)."""
-        here = b.block
-        b.position_at_start(b.function.entry_basic_block)
-        slot = b.alloca(vty, name="tail.lanes")
-        b.position_at_end(here)
-        return slot
-
-    def gather(self, b, base, stride=None):
-        """The tail's lanes of the row at ``base`` (elements ``stride`` apart, else
-        adjacent), a lane past the row's end reading its last element: a loop of ``L``
-        loads into a vector on the stack, then one vector load (one loop body of code, not
-        ``L`` loads and insertions for each row of a group)."""
-        elem = base.type.pointee
-        buf = self._stack_vector(b, ir.VectorType(elem, self.L))
-        slots = b.bitcast(buf, elem.as_pointer())
-        with Loop(b, const64(0), const64(self.L), name="tail.gather") as gl:
-            i = b.add(self.start, gl.i)
-            i = b.select(b.icmp_signed("<", i, self.R), i, self.last)
-            b.store(b.load(b.gep(base, [i if stride is None else b.mul(i, stride)])), b.gep(slots, [gl.i]))
-        return b.load(buf)
-
-    def scatter(self, b, base, value) -> None:
-        """The live lanes of ``value`` stored to the row at ``base`` (adjacent elements):
-        the vector stored on the stack, then a loop over the live lanes."""
-        buf = self._stack_vector(b, value.type)
-        b.store(value, buf)
-        slots = b.bitcast(buf, value.type.element.as_pointer())
-        with Loop(b, const64(0), b.sub(self.R, self.start), name="tail.scatter") as sl:
-            b.store(b.load(b.gep(slots, [sl.i])), b.gep(base, [b.add(self.start, sl.i)]))
-
-    @staticmethod
-    def maskable(elem) -> bool:
-        if isinstance(elem, ir.IntType):
-            return elem.width in (32, 64)
-        return isinstance(elem, (ir.FloatType, ir.DoubleType))
 
 
 def build_module(rs: RowStructure, pattern: str, lanes: int, stash: bool) -> ir.Module:

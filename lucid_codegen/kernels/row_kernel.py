@@ -43,7 +43,7 @@ from lucid_codegen.kernels.vector_math import ITEMSIZE
 __all__ = ["RowKernel"]
 
 GENERATOR = ("kernels.row_kernel", "kernels.row_codegen", "kernels.row_structure", "kernels.accumulate",
-             "kernels.elementwise", "kernels.loops", "kernels.lowering", "kernels.vector_math",
+             "kernels.elementwise", "kernels.loops", "kernels.tail", "kernels.lowering", "kernels.vector_math",
              "kernels.vector_explog", "kernels.vector_trig", "kernels.vector_erf",
              "kernels.erf_coefficients", "kernels.vector_random", "runtime.pyarray")
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
