@@ -9,10 +9,16 @@ dimensions, walked as an odometer from the first row, ``loops.RowWalk``) times a
 
 Blocks (words; dims are ``(size, stride per operand)`` groups, outermost first):
 
-``copy``  ``[n_parts, out, zero_count, part...]`` with each part
-          ``[src, out offset, n_rows, ndim, (size, s_out, s_src) * ndim]``: the first
-          ``zero_count`` elements of out are zeroed, then each part copied into
-          ``out + offset``. ``lo .. hi2`` are ignored (one call does all).
+``copy``  ``[n_parts, out, zero_count, part..., tables...]`` with each part
+          ``[src, out offset, n_rows, ndim, table, (size, s_out, s_src) * ndim]``: the
+          first ``zero_count`` elements of out are zeroed, then each part copied into
+          ``out + offset``. ``lo .. hi2`` are ignored (one call does all). A part whose
+          ``table`` is not 0 moves its rows through a gather table: its last dimension
+          is ``(n, 1, 0)``, and the block from word ``table`` on holds ``n`` int32 element
+          offsets (two a word) of the source elements of a row's ``n`` adjacent output
+          elements; a row is then ``n / L`` vector gathers and stores, where the strided
+          walk would move rows of two or four elements one at a time (a max-pool's
+          window transposes, an NCHW <-> NHWC permutation).
 ``copy_add`` the same block; each part is added to what is there (``embed_sum``: the
           output zeroed, then the parts added in order).
 ``gather`` ``[ndim, n, axis stride of x, out, index, x, 0, (size, s_out, s_index, s_x) * ndim]``
@@ -36,13 +42,14 @@ import llvmlite.ir as ir
 from lucid_codegen.jit.cache import load_or_compile, source_stamp
 from lucid_codegen.jit.llvm import loop_pipeline
 from lucid_codegen.kernels.loops import I64, Loop, RowWalk, bit_width, const64, load_arg, masked_intrinsic, splat
+from lucid_codegen.kernels.tail import Tail
 
 KERNEL_ABI = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                               ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
-GENERATOR = ("kernels.index", "kernels.loops")  # stamped into keys
+GENERATOR = ("kernels.index", "kernels.loops", "kernels.tail", "kernels.vector_math")  # stamped into keys
 GATHER_HEAD = 7          # words before a gather/scatter_add block's dims
 COPY_HEAD = 3            # words before a copy block's first part
-PART_HEAD = 4            # words before a copy part's dims
+PART_HEAD = 5            # words before a copy part's dims
 
 #: the integer type that moves an element of each size (copies and gathers move bits)
 _BITS = {1: ir.IntType(8), 4: ir.IntType(32), 8: ir.IntType(64)}
@@ -82,20 +89,21 @@ def _walk(b, args, dims_at, ndim, n_ops: int, rows, inner, body):
             body([b.add(o, b.mul(lp.i, s)) for o, s in zip(row.offsets, strides)])
 
 
-def _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst, add=False):
+def _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst, table, add=False):
     """``dst[row, i] = src[row, i]`` (``add``: ``+=``) over a part's rows: a loop of unit
-    stride (which LLVM vectorises) when both last-dimension strides are 1, else the
+    stride (which LLVM vectorises) when both last-dimension strides are 1, gathers
+    through the part's table when it has one (``table``: its first word, or 0), else the
     strided walk."""
     last = b.add(dims_at, b.mul(b.sub(ndim, const64(1)), const64(3)))
     s_dst, s_src = (load_arg(b, args, b.add(last, const64(1 + j))) for j in range(2))
     unit = b.and_(b.icmp_signed("==", s_dst, const64(1)), b.icmp_signed("==", s_src, const64(1)))
+    offsets = b.bitcast(b.gep(args, [table]), ir.IntType(32).as_pointer())
 
     def move(d, s):
         v = b.load(s)
         b.store(_plus(b, b.load(d), v) if add else v, d)
 
-    with RowWalk(b, args, b.sub(ndim, const64(1)), 2, dims_at, const64(0), n_rows) as row:
-        o_dst, o_src = row.offsets
+    def walk(o_dst, o_src):
         with b.if_else(unit) as (contiguous, strided):
             with contiguous:
                 _move_unit(b, b.gep(src, [o_src]), b.gep(dst, [o_dst]), inner, add)
@@ -103,6 +111,43 @@ def _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst, add=False):
                 with Loop(b, const64(0), inner, name="inner") as lp:
                     move(b.gep(dst, [b.add(o_dst, b.mul(lp.i, s_dst))]),
                          b.gep(src, [b.add(o_src, b.mul(lp.i, s_src))]))
+
+    with RowWalk(b, args, b.sub(ndim, const64(1)), 2, dims_at, const64(0), n_rows) as row:
+        o_dst, o_src = row.offsets
+        if not Tail.maskable(src.type.pointee):  # (bytes: no gathers, and no part has a table)
+            walk(o_dst, o_src)
+            return
+        with b.if_else(b.icmp_signed("!=", table, const64(0))) as (gathered, walked):
+            with gathered:
+                _move_table(b, b.gep(src, [o_src]), b.gep(dst, [o_dst]), offsets, inner, add)
+            with walked:
+                walk(o_dst, o_src)
+
+
+def _move_table(b, src, dst, offsets, n, add):
+    """``dst[i] = src[offsets[i]]`` (``add``: ``+=``) for ``i < n``: vector gathers of
+    the int32 ``offsets``, adjacent stores, the last vector masked (``Tail``)."""
+    ty = src.type.pointee
+    lanes = 512 // bit_width(ty)
+    vty, ity = ir.VectorType(ty, lanes), ir.VectorType(ir.IntType(32), lanes)
+    gather = masked_intrinsic(b.module, "gather", vty)
+    base = splat(b, b.ptrtoint(src, I64), lanes)
+    size = ir.Constant(ir.VectorType(I64, lanes), [bit_width(ty) // 8] * lanes)
+
+    def gathered(idx, mask):
+        ptrs = b.inttoptr(b.add(base, b.mul(b.sext(idx, base.type), size)), ir.VectorType(ty.as_pointer(), lanes))
+        return b.call(gather, [ptrs, ir.IntType(32)(bit_width(ty) // 8), mask, ir.Constant(vty, None)])
+
+    everything = ir.Constant(ir.VectorType(ir.IntType(1), lanes), [1] * lanes)
+    full = b.mul(b.sdiv(n, const64(lanes)), const64(lanes))
+    with Loop(b, const64(0), full, lanes, name="gathered") as lp:
+        v = gathered(b.load(b.bitcast(b.gep(offsets, [lp.i]), ity.as_pointer()), align=4), everything)
+        at = b.bitcast(b.gep(dst, [lp.i]), vty.as_pointer())
+        b.store(_plus(b, b.load(at, align=1), v) if add else v, at, align=1)
+    with b.if_then(b.icmp_signed("<", full, n)):
+        tail = Tail(b, full, n, lanes)
+        v = gathered(tail.load(b, offsets), tail.live)
+        tail.store(b, dst, _plus(b, tail.load(b, dst), v) if add else v)
 
 
 def _move_unit(b, src, dst, n, add):
@@ -155,10 +200,11 @@ def build_copy(itemsize: int, add_dtype: str | None = None) -> ir.Module:
         dst = b.gep(out, [load_arg(b, args, b.add(at, const64(1)))])
         n_rows = load_arg(b, args, b.add(at, const64(2)))
         ndim = load_arg(b, args, b.add(at, const64(3)))
+        table = load_arg(b, args, b.add(at, const64(4)))
         dims_at = b.add(at, const64(PART_HEAD))
         inner = load_arg(b, args, b.add(dims_at, b.mul(b.sub(ndim, const64(1)), const64(3))))
 
-        _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst, add=add_dtype is not None)
+        _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst, table, add=add_dtype is not None)
         part.next = [b.add(dims_at, b.mul(ndim, const64(3)))]
     b.ret_void()
     return m

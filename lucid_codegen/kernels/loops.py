@@ -101,14 +101,18 @@ def lanes_of(b: ir.IRBuilder, v, start: int, n: int):
 
 
 def masked_intrinsic(m: ir.Module, what: str, vty):
-    """``llvm.masked.load`` / ``llvm.masked.store`` (``what``) for vectors ``vty``,
-    declared once in ``m``: lanes off read the pass-through value and touch no memory."""
+    """``llvm.masked.load`` / ``llvm.masked.store`` / ``llvm.masked.gather`` (``what``)
+    for vectors ``vty``, declared once in ``m``: lanes off read the pass-through value
+    and touch no memory (a gather takes a vector of pointers, one a lane)."""
     el = vty.element
     sfx = f"v{vty.count}{'i' if isinstance(el, ir.IntType) else 'f'}{bit_width(el)}"
-    name = f"llvm.masked.{what}.{sfx}.p0"
+    name = f"llvm.masked.{what}.{sfx}.{'v%dp0' % vty.count if what == 'gather' else 'p0'}"
     if name in m.globals:
         return m.globals[name]
     mty, i32 = ir.VectorType(ir.IntType(1), vty.count), ir.IntType(32)
+    if what == "gather":
+        ptrs = ir.VectorType(el.as_pointer(), vty.count)
+        return ir.Function(m, ir.FunctionType(vty, [ptrs, i32, mty, vty]), name)
     if what == "load":
         return ir.Function(m, ir.FunctionType(vty, [vty.as_pointer(), i32, mty, vty]), name)
     return ir.Function(m, ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), i32, mty]), name)

@@ -184,12 +184,13 @@ class CopyStep(_IndexStep):
             for a, (starts, steps) in zip(arrays, self._slices()):
                 offset = sum(st * s for st, s in zip(starts, out_strides))
                 parts.append((a, offset, [s * step for s, step in zip(out_strides, steps)]))
+        tables = []
         for a, offset, ostr in parts:
-            dims, n_rows, _ = _walk_dims(a.shape, [ostr, _elem_strides(a)])
             in_words.append(len(words))
-            words += [0, offset, n_rows, len(dims)] + [w for d in dims for w in d]
+            tables.append(_copy_part(words, a.shape, ostr, _elem_strides(a), offset, a.itemsize))
         if words[2] == 0 and all(words[at + 2] == 0 for at in in_words):
             return None
+        _append_tables(words, in_words, tables)
         return self.fn, words, (0, 1, 0, 1), in_words
 
 
@@ -246,6 +247,73 @@ class ScatterAddStep(_IndexStep):
         return self.fn, words, (0, n_rows, 0, inner), self.in_words
 
 
+#: most entries of a copy part's gather table (``index_kernels``' ``copy`` block)
+TABLE_MAX = 4096
+
+
+def _copy_part(words: list, shape, out_strides, src_strides, offset: int, itemsize: int):
+    """Append a ``copy`` part moving an array of ``shape`` (element strides
+    ``src_strides``) to ``out + offset`` at ``out_strides``, its ``table`` word left 0;
+    return its gather table (int32 offsets), or None.
+
+    The table serves the part's trailing dimensions over which the output is
+    C-contiguous (as many as make at most ``TABLE_MAX`` elements) when their last one
+    does not move unit rows (source stride 1 as well): each row of the walk is then the
+    table's source offsets gathered into adjacent output elements.
+
+    A transposed ``x`` of shape (2, 3, 2), strides (6, 1, 3), concatenated with another
+    along its second dimension (output rows of 12 elements): rows of 6 elements, each
+    gathered through one table.
+
+    >>> w = []
+    >>> _copy_part(w, (2, 3, 2), [12, 2, 1], [6, 1, 3], 0, 4)
+    array([0, 3, 1, 4, 2, 5], dtype=int32)
+    >>> w   # [src, offset, rows, ndim, table, (size, s_out, s_src) of each dim]
+    [0, 0, 2, 2, 0, 2, 12, 6, 6, 1, 0]
+    """
+    dims, n_rows, _ = _walk_dims(shape, [out_strides, src_strides])
+    table = _gather_table(dims, itemsize)
+    if table is not None:
+        k, table = table
+        dims = dims[:len(dims) - k] + [(len(table), 1, 0)]
+        n_rows = int(np.prod([d[0] for d in dims[:-1]], dtype=np.int64))
+    words += [0, offset, n_rows, len(dims), 0] + [w for d in dims for w in d]
+    return table
+
+
+def _gather_table(dims, itemsize: int):
+    """``(k, int32 source offsets)`` for a copy walk's last ``k`` dims (see
+    ``_copy_part``), or None."""
+    if itemsize not in (4, 8) or any(d[0] == 0 for d in dims):
+        return None
+    if dims[-1][1] != 1 or dims[-1][2] == 1:  # strided output rows, or unit rows
+        return None
+    k, n = 0, 1
+    while k < len(dims) and dims[-1 - k][1] == n and n * dims[-1 - k][0] <= TABLE_MAX:
+        n *= dims[-1 - k][0]
+        k += 1
+    if k == 0:
+        return None
+    offsets = np.zeros(1, np.int64)
+    for size, _, s_src in dims[len(dims) - k:]:
+        offsets = (offsets[:, None] + np.arange(size, dtype=np.int64) * s_src).reshape(-1)
+    if np.abs(offsets).max() >= 2 ** 31:
+        return None
+    return k, offsets.astype(np.int32)
+
+
+def _append_tables(words: list, part_words, tables) -> None:
+    """Each part's gather table at the end of the block, two int32 offsets a word, its
+    position in the part's ``table`` word."""
+    for at, table in zip(part_words, tables):
+        if table is None:
+            continue
+        words[at + 4] = len(words)
+        packed = np.zeros(2 * ((len(table) + 1) // 2), np.int32)
+        packed[:len(table)] = table
+        words += packed.view(np.int64).tolist()
+
+
 def _c_strides(shape) -> list[int]:
     out, acc = [], 1
     for d in reversed(shape):
@@ -280,7 +348,8 @@ def reshape_copy_job(src: np.ndarray, out: np.ndarray):
     if (src.size != out.size or src.dtype != out.dtype or not out.flags.c_contiguous
             or any(s % src.itemsize for s in src.strides)):
         return None
-    dims, n_rows, _ = _walk_dims(src.shape, [_c_strides(src.shape), _elem_strides(src)])
-    words = [1, 0, 0, 0, 0, n_rows, len(dims)] + [w for d in dims for w in d]
+    words = [1, 0, 0]
+    table = _copy_part(words, src.shape, _c_strides(src.shape), _elem_strides(src), 0, src.itemsize)
+    _append_tables(words, [index_kernels.COPY_HEAD], [table])
     fn = index_kernels.kernel("copy", src.itemsize)
     return LoopJob(fn, words, (0, 1, 0, 1), [index_kernels.COPY_HEAD], [1], nbytes=2 * out.nbytes)
