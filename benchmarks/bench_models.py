@@ -41,7 +41,8 @@ workload back to back, the order rotating from round to round; the step time is 
 median of the rounds' medians.
 
 Prints one row per (thread count, workload, mode): median step ms, its ratio to torch
-eager, the share of the nominal peak its matrix products' FLOPs reach
+eager, the share of the fp32 peak (measured on this host: ``harness.peak_gflops_per_core``)
+its matrix products' FLOPs reach
 (``model_zoo.matmul_flops``: the roofline of these compute-bound steps), the spread of
 the rounds' medians, the first call and the whole warm-up (s), peak
 RSS and its growth over the RSS after the library's import (MB), and the largest relative
@@ -69,7 +70,7 @@ import time
 import traceback
 from statistics import median
 
-from harness import NOMINAL_PEAK_PER_CORE, command_line, print_table, setup_path, thread_env
+from harness import command_line, peak_gflops_per_core, print_table, setup_path, thread_env
 
 import model_zoo as zoo
 
@@ -321,6 +322,7 @@ def print_report(rows: list, targets: list, rounds: int, load: tuple) -> None:
     print(f"{rounds} round(s); load average (1 min) at the start and end: {load[0]:.1f} -> {load[1]:.1f} "
           "(a shared machine: compare figures of one run only)")
     table, errors = [], []
+    core_peak = peak_gflops_per_core()
     for r in rows:
         label = MODES[r["mode"]][2]
         if "error" in r:
@@ -331,7 +333,7 @@ def print_report(rows: list, targets: list, rounds: int, load: tuple) -> None:
             table.append([r["threads"], r["workload"], label, text] + ["-"] * 8)
             continue
         diff = "-" if "rel_diff" not in r else f"{r['rel_diff']:.1e}" + (" !" if r["rel_diff"] > LOSS_TOLERANCE else "")
-        peak = zoo.matmul_flops(r["workload"]) / (r["step"] * NOMINAL_PEAK_PER_CORE * 1e9 * r["threads"])
+        peak = zoo.matmul_flops(r["workload"]) / (r["step"] * core_peak * 1e9 * r["threads"])
         table.append([r["threads"], r["workload"], label, _ms(r["step"]),
                       f"{r['ratio']:.2f}" if "ratio" in r else "-", f"{100 * peak:.0f}%", f"{100 * r['spread']:.0f}%",
                       f"{r['first_call']:.2f}", f"{r['warmup']:.2f}", f"{r['rss_peak_mb']:.0f}",
@@ -339,10 +341,10 @@ def print_report(rows: list, targets: list, rounds: int, load: tuple) -> None:
     print_table(["threads", "workload", "mode", "step ms", "x torch", "% peak", "spread", "first call s",
                  "warm-up s", "peak MB", "+MB", "max rel diff"], table)
     print("% peak: the step's matrix-product FLOPs (model_zoo.matmul_flops) per second, as a share of the "
-          f"nominal fp32 peak ({NOMINAL_PEAK_PER_CORE:.0f} GFLOP/s a core) of its threads; the floor, every "
+          f"fp32 peak of its threads ({core_peak:.0f} GFLOP/s a core, measured: harness.peak_gflops_per_core); the floor, every "
           "product at peak and nothing else: "
           + ", ".join(f"{w} {zoo.matmul_flops(w) / 1e9:.2f} GFLOP = "
-                      + " / ".join(f"{_ms(zoo.matmul_flops(w) / (NOMINAL_PEAK_PER_CORE * 1e9 * n))} ms at {n} thr"
+                      + " / ".join(f"{_ms(zoo.matmul_flops(w) / (core_peak * 1e9 * n))} ms at {n} thr"
                                    for n in sorted({r['threads'] for r in rows}))
                       for w in dict.fromkeys(r["workload"] for r in rows)))
     for r, text in errors:
@@ -385,6 +387,7 @@ def main() -> None:
     with open(path, "w") as f:
         json.dump(dict(command=sys.argv, rounds=rounds, threads=args.threads, workloads=args.workloads,
                        modes=args.modes, cpus=os.cpu_count(), load=load, loss_tolerance=LOSS_TOLERANCE,
+                       core_peak_gflops=peak_gflops_per_core(),
                        rows=rows, targets=targets,
                        results=[dict(threads=n, workload=w, mode=m, rounds=runs)
                                 for (n, w, m), runs in results.items()]), f, indent=1)
