@@ -69,7 +69,8 @@ def _run(step, values, peak=300.0, base=100.0):
                 rss_base_mb=base, rss_peak_mb=peak)
 
 
-def test_report_ratios_loss_check_and_targets(capsys):
+def test_report_ratios_loss_check_and_targets(capsys, monkeypatch):
+    monkeypatch.setattr(bench_models, "peak_gflops_per_core", lambda: 102.0)   # (measured on the host)
     results = {
         (1, "gpt", "torch"): [_run(0.040, [4.7, 4.4]), _run(0.044, [4.7, 4.4])],
         (1, "gpt", "lucid"): [_run(0.036, [4.7, 4.4 * (1 + 2e-3)], peak=200.0)],
@@ -100,3 +101,9 @@ def test_report_ratios_loss_check_and_targets(capsys):
     assert "gpt: lucid.compile time <= 0.6x torch eager: 0.71 (30.0 vs 42.0 ms) MISS" in out
     assert ("gpt: lucid eager peak RSS <= 1.0x torch eager: 0.67 "
             "(200 vs 300 MB; growth over the import 100 vs 200 MB) PASS") in out
+
+
+def test_the_peak_is_measured_on_this_host_once_per_process():
+    import harness
+    first = harness.peak_gflops_per_core()
+    assert 20 < first < 10000 and harness.peak_gflops_per_core() == first
