@@ -561,3 +561,27 @@ def test_epilogue_planner_knows_what_is_computed_from_the_product():
     down = _Downstream(p, {n.out: n for n in g.nodes}, {n: i for i, n in enumerate(later)})
     assert p in down and y in down and g.outputs[0] in down
     assert early not in down and z not in down and r not in down and x not in down
+
+
+def test_concat_of_reshapes_that_merge_heads_becomes_one_concat_then_a_view():
+    """q, k and v's gradients, each (B, T, H, D) merged to (B, T, C) and concatenated:
+    the (B, T, H, D) sources are concatenated (B, T, 3H, D) and reshaped once (a view),
+    with the same values; reshapes that split the axis differently are left alone."""
+    b = GraphBuilder()
+    heads = [b.input((2, 5, 4, 3), "float64") for _ in range(3)]
+    views = [b.emit("transpose", h, perm=(0, 2, 1, 3)) for h in heads]        # (B, H, T, D) -> (B, T, H, D)
+    merged = [b.emit("reshape", b.emit("transpose", v, perm=(0, 2, 1, 3)), shape=(2, 5, 12)) for v in views]
+    g = b.build([b.emit("concat", *merged, axis=2)])
+    s = simplify.run(g)
+    verify(s)
+    assert [n.op for n in s.nodes] == ["concat", "reshape"]
+    assert s.nodes[0].out.shape == (2, 5, 12, 3)
+    rng = np.random.default_rng(4)
+    xs = [rng.standard_normal(h.shape) for h in heads]
+    np.testing.assert_array_equal(interpret(s, xs)[0], interpret(g, xs)[0])
+    from lucid import compiler
+    np.testing.assert_array_equal(compiler.compile_graph(g, "t")(xs)[0], interpret(g, xs)[0])
+    b = GraphBuilder()
+    x, y = b.input((2, 4, 3), "float64"), b.input((2, 3, 4), "float64")   # (4, 3) and (3, 4): not alike
+    g = b.build([b.emit("concat", b.emit("reshape", x, shape=(2, 12)), b.emit("reshape", y, shape=(2, 12)), axis=1)])
+    assert [n.op for n in simplify.run(g).nodes] == ["reshape", "reshape", "concat"]

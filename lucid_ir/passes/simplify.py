@@ -17,6 +17,10 @@ subexpressions, dead code. One walk that rewrites nodes, then DCE.
   embedded once, unless they cover the axis): one copy instead of zero fills and adds;
   any other sum of ``embed`` s (and ``embed_sum`` s) into one shape → one ``embed_sum``
   (the gradient of a convolution's overlapping taps: one pass instead of an add each);
+- a ``concat`` of ``reshape`` s that each split the concatenated axis the same way (a
+  multi-head layer's q, k and v gradients, each ``(B, T, H, D)`` merged to ``(B, T, C)``)
+  → the sources concatenated, then one reshape (a view): the concat reads the heads'
+  strided layouts itself, instead of a copy to merge each and a copy to join them;
 - a ``scatter_add`` of one index per line (the gradient of ``gather`` along an axis the
   index has size 1 on: a max pool's winner, ``x.max(dim)``'s values) → a one-hot
   ``select(eq(iota, index), src, 0)``, an elementwise loop that fuses with its
@@ -162,6 +166,43 @@ def _summed_embeds(node: Node, producer) -> list[Node] | None:
     return [Node("embed_sum", inputs, tuple(sorted(attrs.items())), node.out)]
 
 
+def _split_axis(source: tuple, merged: tuple, axis: int):
+    """The dims ``source`` has where ``merged`` has dim ``axis`` alone, when ``merged`` is
+    ``source`` with the dims ``axis`` .. ``axis + k`` (k >= 1) merged, else None:
+    ``(2, 4, 3, 5)`` merged at axis 1 into ``(2, 12, 5)`` gives ``(4, 3)``."""
+    k = len(source) - len(merged)
+    tail = len(merged) - axis - 1
+    if k < 1 or source[:axis] != merged[:axis] or source[len(source) - tail:] != merged[axis + 1:]:
+        return None
+    split = source[axis:axis + k + 1]
+    return split if int(np.prod(split)) == merged[axis] else None
+
+
+def _concat_of_reshapes(node: Node, producer) -> list[Node] | None:
+    """``concat(reshape(a_i), axis)`` → ``reshape(concat(a_i, axis), shape)`` when every
+    reshape merges the concatenated axis of ``a_i`` with the same trailing dims (``a_i``
+    differ in that axis only): C-order lays out both the same. An ``a_i`` that is itself
+    a concat along the axis gives its parts (the add of embeds that made q and k's
+    concat before v's joined it: one concat of three)."""
+    if node.op != "concat":
+        return None
+    axis = node.attr("axis")
+    sources, rest = [], None
+    for v in node.inputs:
+        p = producer.get(v)
+        split = None if p is None or p.op != "reshape" else _split_axis(p.inputs[0].shape, v.shape, axis)
+        if split is None or rest not in (None, split[1:]):
+            return None
+        rest = split[1:]
+        inner = producer.get(p.inputs[0])   # (a concat's parts join this one: one copy)
+        sources += inner.inputs if inner is not None and inner.op == "concat" and inner.attr("axis") == axis \
+            else [p.inputs[0]]
+    shape = node.out.shape
+    joined = shape[:axis] + (sum(a.shape[axis] for a in sources),) + rest + shape[axis + 1:]
+    cat = Node("concat", tuple(sources), (("axis", axis),), Value(TensorType(joined, node.out.dtype)))
+    return [cat, Node("reshape", (cat.out,), (("shape", shape),), node.out)]
+
+
 def _one_hot_scatter(node: Node) -> list[Node] | None:
     """``scatter_add[axis, shape](index, src)`` with one index per line along ``axis``
     (index and src of ``shape`` but 1 on ``axis``) → ``select(eq(iota, index), src, 0)``:
@@ -252,8 +293,10 @@ def run(graph: Graph) -> Graph:
         if ins != node.inputs:
             node = Node(node.op, ins, node.attrs, node.out)
         node = _rewrite(node, producer)
-        for node in (_through_movements(node, producer) or _joined_embeds(node, producer)
-                     or _summed_embeds(node, producer) or _one_hot_scatter(node) or [node]):
+        made = (_through_movements(node, producer) or _joined_embeds(node, producer)
+                or _summed_embeds(node, producer) or _one_hot_scatter(node) or [node])
+        # (a concat made of joined embeds, too)
+        for node in [m for n in made for m in (_concat_of_reshapes(n, producer) or [n])]:
             ins = tuple(subst.get(v, v) for v in node.inputs)  # an earlier part may be CSE'd
             if ins != node.inputs:
                 node = Node(node.op, ins, node.attrs, node.out)
