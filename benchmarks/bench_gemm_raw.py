@@ -1,11 +1,15 @@
-"""Raw GEMM speed: lucid's generated kernel vs numpy, float32 C = X.W^T + b.
+"""Raw GEMM speed: lucid's generated kernel vs numpy (and PyTorch's ``F.linear``, MKL,
+when torch is installed), float32 C = X.W^T + b.
 
-    python benchmarks/bench_gemm_raw.py [--threads 1,2] [--quick]
+    python benchmarks/bench_gemm_raw.py [--threads 1,2] [--quick] [--shapes MxKxN,...]
 
-Each thread count runs in its own subprocess (OPENBLAS_NUM_THREADS and
-LUCID_NUM_THREADS set there, unless threadpoolctl is installed). Within a process
-lucid and numpy are timed interleaved (A B A B ...), median of the repetitions,
-so machine noise hits both alike; the ratio is the number to read.
+``--shapes 1024x128x384,1024x512x128`` times those (M, K, N) instead of the default
+list (those two: a GPT block's products). Each thread count runs in its own subprocess
+(OPENBLAS_NUM_THREADS, MKL/OMP and LUCID_NUM_THREADS set there, unless threadpoolctl is
+installed). Within a process lucid, numpy and torch are timed interleaved (A B C A B
+C ...), median of the repetitions, so machine noise hits them alike; the ratios are the
+numbers to read (> 1: lucid faster). ``%peak`` is lucid's share of the host's fp32 peak
+for its threads (``harness.peak_gflops_per_core``, measured in the worker).
 OPENBLAS_THREAD_TIMEOUT defaults to 4 in the subprocesses (see main()).
 """
 from __future__ import annotations
@@ -20,8 +24,15 @@ import time
 SHAPES = [(8, 8, 8), (64, 784, 256), (256, 1024, 1024), (1024, 1024, 1024), (4096, 1024, 1024)]
 
 
-def _worker(nthreads: int, quick: bool) -> dict:
+def _worker(nthreads: int, quick: bool, shapes) -> dict:
     import numpy as np
+    from harness import peak_gflops_per_core, quiesce
+    try:
+        import torch
+        torch.set_num_threads(nthreads)
+        linear = torch.nn.functional.linear
+    except ImportError:
+        torch = None
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     from lucid_codegen.jit import llvm as jit
@@ -45,7 +56,7 @@ def _worker(nthreads: int, quick: bool) -> dict:
     g = Gemm(spec)
     rows = []
     rng = np.random.default_rng(0)
-    for M, K, N in SHAPES:
+    for M, K, N in shapes:
         x = rng.uniform(-1, 1, (M, K)).astype(np.float32)
         w = rng.uniform(-1, 1, (N, K)).astype(np.float32)
         b = rng.uniform(-1, 1, N).astype(np.float32)
@@ -64,25 +75,41 @@ def _worker(nthreads: int, quick: bool) -> dict:
         def numpy():
             for _ in range(inner):
                 x @ w.T + b
-        lucid(), numpy()  # warm up (workspace, worker threads, BLAS buffers)
-        tl, tn = [], []
+        fns = {"lucid": lucid, "numpy": numpy}
+        if torch is not None:
+            tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
+
+            def torch_linear():
+                for _ in range(inner):
+                    linear(tx, tw, tb)
+            fns["torch"] = torch_linear
+        for fn in fns.values():
+            fn()  # warm up (workspace, worker threads, BLAS buffers)
+        times = {name: [] for name in fns}
         for _ in range(reps):
-            s = time.perf_counter(); lucid(); tl.append((time.perf_counter() - s) / inner)
-            s = time.perf_counter(); numpy(); tn.append((time.perf_counter() - s) / inner)
+            for name, fn in fns.items():
+                s = time.perf_counter(); fn(); times[name].append((time.perf_counter() - s) / inner)
+                quiesce()  # (lucid's polling workers asleep before a peer is timed)
         err = float(np.abs(out - (x.astype(np.float64) @ w.T.astype(np.float64) + b)).max())
-        rows.append(dict(shape=(M, K, N), threads=nthreads, lucid=float(np.median(tl)),
-                         numpy=float(np.median(tn)), flop=flop, err=err))
-    return dict(rows=rows, build=t1 - t0, compile=t2 - t1)
+        rows.append(dict(shape=(M, K, N), threads=nthreads, flop=flop, err=err,
+                         **{name: float(np.median(t)) for name, t in times.items()}))
+    return dict(rows=rows, build=t1 - t0, compile=t2 - t1, peak=peak_gflops_per_core() * nthreads)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--shapes", default=None, help="MxKxN,... (default: %s)"
+                    % ",".join("x".join(map(str, sh)) for sh in SHAPES))
     ap.add_argument("--_worker", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    shapes = SHAPES if args.shapes is None else [tuple(int(d) for d in sh.split("x"))
+                                                 for sh in args.shapes.split(",")]
+    if any(len(sh) != 3 for sh in shapes):
+        raise SystemExit("bench_gemm_raw: --shapes takes MxKxN,MxKxN,...")
     if args._worker is not None:
-        print(json.dumps(_worker(args._worker, args.quick)))
+        print(json.dumps(_worker(args._worker, args.quick, shapes)))
         return
     results = []
     for nt in [int(t) for t in args.threads.split(",")]:
@@ -93,7 +120,10 @@ def main() -> None:
         # block). A short timeout makes them sleep instead (numpy then pays a thread
         # wake-up per call, ~30-40 us on this VM). Override by setting it yourself.
         env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+        env.setdefault("GOMP_SPINCOUNT", "20000")   # PyTorch's OpenMP threads: the same
         cmd = [sys.executable, os.path.abspath(__file__), "--_worker", str(nt)]
+        if args.shapes:
+            cmd += ["--shapes", args.shapes]
         if args.quick:
             cmd.append("--quick")
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -104,17 +134,21 @@ def main() -> None:
     r0 = results[0]
     print(f"kernel float32 bias: IR build {r0['build'] * 1e3:.1f} ms, "
           f"LLVM optimise+codegen {r0['compile'] * 1e3:.0f} ms")
-    print(f"{'(M, K, N)':>20} {'thr':>3} {'lucid':>12} {'numpy':>12} {'ratio':>6}  max|err|")
+    peers = [p for p in ("numpy", "torch") if p in r0["rows"][0]]
+    print(f"{'(M, K, N)':>20} {'thr':>3} {'lucid':>12} {'%peak':>6} "
+          + " ".join(f"{p:>12} {p + '/lucid':>11}" for p in peers) + "  max|err|")
     for res in results:
         for r in res["rows"]:
             M, K, N = r["shape"]
-            if r["flop"] < 1e6:
-                lu, nu = f"{r['lucid'] * 1e6:.2f} us", f"{r['numpy'] * 1e6:.2f} us"
-            else:
-                lu = f"{r['flop'] / r['lucid'] / 1e9:.1f} GF/s"
-                nu = f"{r['flop'] / r['numpy'] / 1e9:.1f} GF/s"
-            print(f"{str((M, K, N)):>20} {r['threads']:>3} {lu:>12} {nu:>12} "
-                  f"{r['numpy'] / r['lucid']:6.2f}  {r['err']:.1e}")
+
+            def cell(t):
+                return f"{t * 1e6:.2f} us" if r["flop"] < 1e6 else f"{r['flop'] / t / 1e9:.1f} GF/s"
+            share = f"{100 * r['flop'] / r['lucid'] / 1e9 / res['peak']:.0f}%"
+            print(f"{str((M, K, N)):>20} {r['threads']:>3} {cell(r['lucid']):>12} {share:>6} "
+                  + " ".join(f"{cell(r[p]):>12} {r[p] / r['lucid']:11.2f}" for p in peers)
+                  + f"  {r['err']:.1e}")
+    print(f"peak: {r0['peak']:.0f} GFLOP/s a core (harness.peak_gflops_per_core); ratios: the peer's "
+          "time / lucid's (> 1: lucid faster)")
 
 
 if __name__ == "__main__":
