@@ -97,7 +97,6 @@ def _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst, table, add=False
     last = b.add(dims_at, b.mul(b.sub(ndim, const64(1)), const64(3)))
     s_dst, s_src = (load_arg(b, args, b.add(last, const64(1 + j))) for j in range(2))
     unit = b.and_(b.icmp_signed("==", s_dst, const64(1)), b.icmp_signed("==", s_src, const64(1)))
-    offsets = b.bitcast(b.gep(args, [table]), ir.IntType(32).as_pointer())
 
     def move(d, s):
         v = b.load(s)
@@ -114,14 +113,15 @@ def _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst, table, add=False
 
     with RowWalk(b, args, b.sub(ndim, const64(1)), 2, dims_at, const64(0), n_rows) as row:
         o_dst, o_src = row.offsets
-        if not Tail.maskable(src.type.pointee):  # (bytes: no gathers, and no part has a table)
+        if Tail.maskable(src.type.pointee):
+            offsets = b.bitcast(b.gep(args, [table]), ir.IntType(32).as_pointer())
+            with b.if_else(b.icmp_signed("!=", table, const64(0))) as (gathered, walked):
+                with gathered:
+                    _move_table(b, b.gep(src, [o_src]), b.gep(dst, [o_dst]), offsets, inner, add)
+                with walked:
+                    walk(o_dst, o_src)
+        else:  # bytes: no gathers (and no part of theirs has a table)
             walk(o_dst, o_src)
-            return
-        with b.if_else(b.icmp_signed("!=", table, const64(0))) as (gathered, walked):
-            with gathered:
-                _move_table(b, b.gep(src, [o_src]), b.gep(dst, [o_dst]), offsets, inner, add)
-            with walked:
-                walk(o_dst, o_src)
 
 
 def _move_table(b, src, dst, offsets, n, add):
