@@ -86,35 +86,48 @@ def _recompute_gathers(body: Graph, forward: Graph) -> Graph:
     return Graph(body.inputs, tuple(sorted(nodes, key=lambda m: order[m.out])) + body.nodes, body.outputs)
 
 
+#: the most a value re-emitted in the backward may cost per element (``OpDef.cost`` of
+#: the elementwise ops that make it from free values, summed): GELU's ``erfc(-x/√2)``
+#: (30) is recomputed from x, not saved; a ``pow`` or a ``log1p`` (210+) is saved
+RECOMPUTE_COST = 48
+
+
 def _recompute_cheap(body: Graph, forward: Graph, free) -> Graph:
-    """A forward value the backward reads that one cost-free elementwise op (``cost`` 0:
-    a multiply, an add, a negation ...) makes from ``free`` values (the forward's
-    inputs, and what the caller holds anyway: eager mode's tensors) and scalar
-    constants is re-emitted in the backward instead of saved: GELU's ``-x/√2`` and
-    ``x/2`` come again from x, so its forward writes its output and ``erfc(-x/√2)``,
-    not two more arrays, and its backward reads x (PyTorch saves x too). The choice
-    depends on the node alone, not on which gradients are wanted, so the residuals of
-    fewer wanted gradients stay among those of more (eager records save the latter). A
-    free value or an output itself is never recomputed: it is there anyway, and an
-    eager tensor may have been written in place since (the record that reads it guards
-    it, not the tensors it came from)."""
-    producer = {n.out: n for n in forward.nodes}
+    """A forward value the backward reads that elementwise ops of at most
+    ``RECOMPUTE_COST`` per element make from ``free`` values (the forward's inputs, and
+    what the caller holds anyway: eager mode's tensors) and scalar constants is
+    re-emitted in the backward instead of saved: GELU's ``-x/√2``, ``x/2`` and
+    ``erfc(-x/√2)`` come again from x, so its forward writes only its output and its
+    backward reads x (as PyTorch's), and the backward GEMM whose output meets them
+    applies GELU's gradient in its epilogue (``fuse_epilogue``: one operand of the
+    product's shape, x, not x and a saved ``erfc``). The choice depends on the nodes
+    alone, not on which gradients are wanted, so the residuals of fewer wanted
+    gradients stay among those of more (eager records save the latter). A free value or
+    an output itself is never recomputed: it is there anyway, and an eager tensor may
+    have been written in place since (the record that reads it guards it, not the
+    tensors it came from)."""
     defined = {n.out for n in body.nodes}
-    read = dict.fromkeys(v for n in body.nodes for v in n.inputs if v not in defined)
+    read = [v for v in dict.fromkeys(v for n in body.nodes for v in n.inputs) if v not in defined]
     inputs = set(forward.inputs) | set(free)
-
-    def is_scalar_constant(v):
-        p = producer.get(v)
-        return p is not None and p.op == "constant" and v.shape == ()
-
-    def cheap(n):
-        op = get_op(n.op)
-        return op.group == "elementwise" and op.cost == 0 and not op.random and n.op != "constant"
-
     kept = inputs | set(forward.outputs)
-    again = [n for n in forward.nodes if n.out in read and n.out not in kept and cheap(n)
-             and all(is_scalar_constant(u) or u in inputs for u in n.inputs)
-             and any(not is_scalar_constant(u) for u in n.inputs)]
+    scalar = {n.out for n in forward.nodes if n.op == "constant" and n.out.shape == ()}
+    made: dict = {}   # value -> (its node, its cost from free values)
+    for n in forward.nodes:
+        op = get_op(n.op)
+        if (n.out in kept or op.group != "elementwise" or op.random or n.op == "constant"
+                or not all(u in scalar or u in inputs or u in made for u in n.inputs)
+                or all(u in scalar for u in n.inputs)):
+            continue
+        cost = op.cost + sum(made[u][1] for u in set(n.inputs) if u in made)
+        if cost <= RECOMPUTE_COST:
+            made[n.out] = (n, cost)
+    needed, stack = set(), [v for v in read if v in made]
+    while stack:
+        v = stack.pop()
+        if v not in needed:
+            needed.add(v)
+            stack += [u for u in made[v][0].inputs if u in made]
+    again = [n for n in forward.nodes if n.out in needed]
     if not again:
         return body
     return Graph(body.inputs, tuple(again) + body.nodes, body.outputs)
