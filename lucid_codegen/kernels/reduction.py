@@ -58,7 +58,7 @@ from lucid_ir.types import broadcast_shapes
 from lucid_codegen.kernels import loops
 from lucid_codegen.jit.cache import load_or_compile, source_stamp
 from lucid_codegen.jit.llvm import loop_pipeline
-from lucid_codegen.runtime.pyarray import data_ptr
+from lucid_codegen.runtime.pyarray import aligned_empty, data_ptr
 from lucid_codegen.kernels.elementwise import Structure, checked_plan, emit_structure, needed_nodes, planned, structure_of
 from lucid_codegen.kernels.loops import I64, Loop, RowWalk, const64, dim_words, load_arg
 from lucid_codegen.jit.target import host_target
@@ -450,20 +450,13 @@ def _bind(kernel: "ReductionKernel", arrays, outs):
 
 
 def _scratch(n: int, dtype) -> np.ndarray:
-    """``n`` accumulators of ``dtype`` for the ``col`` kernel, starting on a 64-byte
-    boundary: its vector stores to them, and the next reduced row's loads of the same
-    vectors, stay within cache lines (a store across two lines is not forwarded to a
-    load that reads it back, which then waits for the store to reach the cache). numpy
-    aligns its buffers to 16 bytes only: the float32 (1024, 384) column sum took up to
-    1.5x as long, depending on where its scratch row landed (Sapphire Rapids).
-
-    >>> _scratch(3, np.float64).ctypes.data % 64, _scratch(3, np.float64).shape
-    (0, (3,))
-    """
-    itemsize = np.dtype(dtype).itemsize
-    raw = np.empty(n + 64 // itemsize, dtype)
-    skip = (-raw.ctypes.data % 64) // itemsize
-    return raw[skip:skip + n]
+    """``n`` accumulators of ``dtype`` for the ``col`` kernel, on a 64-byte boundary
+    (``aligned_empty``): its vector stores to them, and the next reduced row's loads of
+    the same vectors, stay within cache lines (a store across two lines is not forwarded
+    to a load that reads it back, which then waits for the store to reach the cache):
+    the float32 (1024, 384) column sum took up to 1.5x as long, depending on where its
+    scratch row landed (Sapphire Rapids)."""
+    return aligned_empty(n, dtype)
 
 
 def _run_parallel(fn, buf, mode, n_outer, inner, lanes):

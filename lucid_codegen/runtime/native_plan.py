@@ -61,7 +61,7 @@ from lucid_codegen.runtime.host_calls import HOST_KIND, HostJob
 from lucid_codegen.runtime.index_steps import reshape_copy_job
 from lucid_codegen.runtime.native_runner import JOB_WORDS, loop_entry, program_entries
 from lucid_codegen.runtime.program_call import ProgramCall
-from lucid_codegen.runtime.pyarray import LAYOUT_OK, data_ptr
+from lucid_codegen.runtime.pyarray import LAYOUT_OK, aligned_empty, data_ptr
 
 
 @dataclass
@@ -474,9 +474,7 @@ def _workspace(nbytes: int) -> np.ndarray:
     least ``nbytes`` (grown, never shrunk; programs on one thread run one at a time)."""
     ws = getattr(_LOCAL, "ws", None)
     if ws is None or ws.nbytes < nbytes:
-        raw = np.empty(max(nbytes, 1 << 16) + 64, np.uint8)
-        skip = -data_ptr(raw) % 64
-        ws = _LOCAL.ws = raw[skip:skip + max(nbytes, 1 << 16)]
+        ws = _LOCAL.ws = aligned_empty(max(nbytes, 1 << 16), np.uint8)
     return ws
 
 
