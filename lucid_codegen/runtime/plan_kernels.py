@@ -109,8 +109,10 @@ def runner_ready() -> bool:
     returns without it instead of compiling this module alone, last, on the calling
     thread (about a tenth of a cold MLP step's first call), and a later call builds it.
     True with one compile thread (no background: the caller compiles it)."""
-    if native_runner.loaded() or (_RUNNER and _RUNNER[0].done()):
+    if native_runner.loaded():
         return True
+    if _RUNNER:   # (compiling in the background: no digest and no file check a call)
+        return _RUNNER[0].done()
     if native_runner.cached():
         return True
     with _RUNNER_LOCK:
