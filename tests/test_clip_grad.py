@@ -82,6 +82,66 @@ def test_error_if_nonfinite():
     assert math.isnan(total.item()) and math.isnan(want.item())
 
 
+@pytest.mark.parametrize("backend", ["compiled", "interpret"])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("norm_type", [2.0, math.inf, 0.0, 1.5])
+def test_eager_clip_of_many_gradients_is_one_norm_call_and_one_rescale(monkeypatch, backend, threads,
+                                                                        norm_type):
+    """Eagerly the joint norm is one chain (one dispatch call) and the rescaling one
+    in-place plan, whatever the number of gradients; float32 results match PyTorch's."""
+    from lucid import dispatch
+    from lucid_codegen.runtime import threads as runtime_threads
+    monkeypatch.setenv("LUCID_BACKEND", backend)
+    runtime_threads.set_num_threads(threads)
+    shapes = [(64, 97), (97,), (), (1, 1), (3, 5, 7), (13,)] + ([(0, 4)] if not math.isinf(norm_type) else [])
+    arrays = [a.astype(np.float32) for a in grads(7, 3.0, shapes)]
+    arrays[0] = np.asfortranarray(arrays[0])   # a non-contiguous gradient, rescaled where it is
+    lp = [lucid.Tensor(np.zeros(a.shape, np.float32), requires_grad=True) for a in arrays]
+    tp = [torch.zeros(a.shape, requires_grad=True) for a in arrays]
+    for p, t, a in zip(lp, tp, arrays):
+        p.grad, t.grad = a.copy(order="K"), torch.tensor(a)
+    held = [p._grad for p in lp]
+    calls = []
+    real_call = dispatch.call
+    monkeypatch.setattr(dispatch, "call", lambda *args, **kw: calls.append(args[0].name) or real_call(*args, **kw))
+    total = utils.clip_grad_norm_(lp, 1.0, norm_type=norm_type)
+    want = torch.nn.utils.clip_grad_norm_(tp, 1.0, norm_type=norm_type)
+    assert calls == ["clip_grad_norm"]                     # the norm; the rescale is no op call
+    assert total.dtype == "float32" and total.shape == ()
+    np.testing.assert_allclose(total.item(), want.item(), rtol=2e-6)
+    for p, t, h in zip(lp, tp, held):
+        assert p._grad is h                                # in place
+        np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=2e-6, atol=1e-7)
+    assert arrays[0].size and lp[0]._grad.flags.f_contiguous
+
+
+def test_eager_clip_falls_back_to_one_call_per_gradient_where_one_call_cannot_do():
+    """Mixed dtypes (each norm in its own dtype), the same parameter twice and a
+    read-only gradient are clipped one by one, as PyTorch's loop would."""
+    a, b = np.array([3.0, 4.0]), np.array([[12.0]], np.float32)
+    lp = [lucid.Tensor(np.zeros(2), requires_grad=True, dtype="float64"),
+          lucid.Tensor(np.zeros((1, 1)), requires_grad=True, dtype="float32")]
+    tp = [torch.zeros(2, dtype=torch.float64, requires_grad=True), torch.zeros((1, 1), requires_grad=True)]
+    for p, t, g in zip(lp, tp, (a, b)):
+        p.grad, t.grad = g.copy(), torch.tensor(g)
+    total = utils.clip_grad_norm_(lp, 2.0)
+    want = torch.nn.utils.clip_grad_norm_(tp, 2.0)
+    assert total.dtype == "float64" and total.item() == pytest.approx(want.item(), rel=1e-12)
+    for p, t in zip(lp, tp):
+        np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-6)
+    p, t = lp[0], tp[0]
+    p.grad, t.grad = a.copy(), torch.tensor(a)
+    total = utils.clip_grad_norm_([p, p], 1.0)             # counted and rescaled twice
+    want = torch.nn.utils.clip_grad_norm_([t, t], 1.0)
+    assert total.item() == pytest.approx(want.item(), rel=1e-12)
+    np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-12)
+    read_only = np.array([3.0, 4.0])
+    read_only.flags.writeable = False
+    p.grad = read_only
+    with pytest.raises(ValueError, match="read-only"):      # numpy's refusal, as before
+        utils.clip_grad_norm_([p], 1.0)
+
+
 @pytest.mark.parametrize("clip", [0.0, 0.3, 10.0])
 def test_clip_grad_value_matches_torch(clip):
     lp, tp = pair(grads(3), transposed=True)

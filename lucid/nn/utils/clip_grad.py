@@ -26,6 +26,7 @@ from ... import tracing
 from ...functional_core import stack
 from ...grad_mode import no_grad
 from ...tensor import Tensor
+from .clip_fused import joint_norm, scale_in_place
 
 
 def _parameters(parameters) -> list:
@@ -66,10 +67,14 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
         raise RuntimeError(f"clip_grad_norm_: cannot compute the {norm_type} norm of an empty gradient "
                            f"(the maximum/minimum has no identity)")
     with no_grad():  # an empty gradient adds nothing to any other norm
-        norms = [_vector_norm(t.reshape(-1), norm_type) for t in tensors if t.numel()]
-        if not norms:
+        nonempty = [t for t in tensors if t.numel()]
+        if not nonempty:
             return Tensor(np.zeros((), tensors[0].dtype))
-        total = _vector_norm(stack(norms), norm_type) if len(norms) != 1 else norms[0]
+        if len({t.dtype for t in nonempty}) == 1:  # one call for all (PyTorch's foreach)
+            total = joint_norm(nonempty, norm_type)
+        else:  # each norm in its tensor's dtype, their norm in the promoted one
+            norms = [_vector_norm(t.reshape(-1), norm_type) for t in nonempty]
+            total = _vector_norm(stack(norms), norm_type) if len(norms) != 1 else norms[0]
     if error_if_nonfinite:
         if tracing.current() is not None:
             raise tracing.TracingError("clip_grad_norm_: error_if_nonfinite=True needs the norm's value, "
@@ -86,6 +91,9 @@ def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, forea
     params = [p for p in _parameters(parameters) if p.grad is not None]
     if not params:
         return
+    if (tracing.current() is None and isinstance(total_norm, Tensor)
+            and scale_in_place([p._grad for p in params], total_norm._data, float(max_norm))):
+        return  # (eagerly: every gradient rescaled in place by one native call)
     with no_grad():
         coef = (float(max_norm) / (total_norm + 1e-6)).clamp(max=1.0)
         for p in params:
