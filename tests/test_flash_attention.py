@@ -20,7 +20,8 @@ from lucid_codegen.kernels.attention import forward_scratch
 from lucid_ir.builder import GraphBuilder
 from lucid_ir.interpreter import interpret
 
-# (leading dims, L, S, E, Ev): lengths 1, 2, 63, 64, 65, 127, 200; head dims 1, 8, 64, 80
+# (leading dims, L, S, E, Ev): lengths 1, 2, 63, 64, 65, 127, 200; head dims 1, 8, 32, 48, 64, 80
+# (float32 with AVX-512: the tile products' column blocks of 4, 2 and 1 vectors)
 CASES = [
     ((1,), 1, 1, 1, 1),
     ((2, 3), 2, 2, 8, 8),
@@ -30,6 +31,8 @@ CASES = [
     ((2, 2), 127, 127, 1, 8),
     ((1,), 200, 200, 64, 64),
     ((2,), 65, 127, 8, 80),     # L != S (causal: top-left aligned, as PyTorch)
+    ((2, 2), 64, 64, 32, 48),   # a GPT head of 32
+    ((3,), 97, 97, 48, 32),
     ((), 200, 63, 8, 1),        # 2-D q, k, v
 ]
 TOL = {"float64": 1e-10, "float32": 3e-5}

@@ -13,8 +13,9 @@ The tile product is one internal function of the module::
 are row-major with vectors along ``c``; A is read one scalar at a time, broadcast, at
 any strides (so a transposed operand, or a strided view of the user's q, k, v, goes in
 without a copy). Register blocking: ``R`` rows × ``CV`` vectors of accumulators (6 × 4
-with 32 vector registers, 3 × 4 with 16) carried through the k loop as phi nodes; rows
-left over go one at a time, vectors left over one at a time. Every C element is one
+with 32 vector registers, 2 × 4 with 16) carried through the k loop as phi nodes;
+columns left over in blocks of 2 vectors and of 1 (with more rows, ``block_rows``),
+rows left over one at a time. Every C element is one
 sequential sum over k in order, whatever M and N are, so results never depend on how
 work is split.
 """
@@ -35,14 +36,17 @@ def vector_width(dtype: str) -> int:
     return host_target().vector_bytes // (4 if dtype == "float32" else 8)
 
 
-def block_rows() -> int:
-    """Accumulator rows of the tile product on this host: R·CV accumulators, CV vectors
-    of B and one broadcast of A must fit the vector registers (32 with AVX-512: 6, 16
-    with AVX2: 2). With AVX2, 3 rows (17 registers) spilled two accumulators to the stack
-    and the k loop ran at the store-to-load latency: ``benchmarks/bench_attention.py
-    --quick`` at sequence 1024 (Zen 3, one thread) went from 456-471 to 325 ms, 1.26x
-    torch's time to 0.86x."""
-    return (32 if host_target().has_avx512 else 16) // CV - 2
+def block_rows(nv: int = CV) -> int:
+    """Accumulator rows of the tile product's blocks of ``nv`` vectors on this host:
+    R·nv accumulators, nv vectors of B and one broadcast of A must fit the vector
+    registers (32 with AVX-512, 16 with AVX2), and at most 8 rows (a block of 64 rows
+    divides into them). Blocks of 4 vectors: 6 rows with AVX-512, 2 with AVX2 (3 rows,
+    17 registers, spilled two accumulators to the stack and the k loop ran at the
+    store-to-load latency: ``benchmarks/bench_attention.py --quick`` at sequence 1024,
+    Zen 3, one thread, went from 456-471 to 325 ms, 1.26x torch's time to 0.86x);
+    of 2 vectors (a head dim of 32 floats with AVX-512): 8 rows, 6 with AVX2; of one: 8."""
+    registers = 32 if host_target().has_avx512 else 16
+    return min(8, (registers - nv - 1) // nv)
 
 
 class Emitter:
@@ -200,20 +204,25 @@ def declare_tile_product(module: ir.Module, dtype: str) -> ir.Function:
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     e = Emitter(b, dtype)
     mode, M, N, K, A, a_rs, a_ks, B, ldb, C, ldc, colscale = fn.args
-    W, R = e.w, block_rows()
-    full = b.mul(b.sdiv(N, const64(CV * W)), const64(CV * W))  # columns in whole groups
+    W = e.w
 
     def rows(c0, nv):
+        R = block_rows(nv)
         m_full = b.mul(b.sdiv(M, const64(R)), const64(R))
         with Loop(b, const64(0), m_full, R, name="rows") as lp:
             _tile(e, lp.i, c0, R, nv, mode, K, A, a_rs, a_ks, B, ldb, C, ldc, colscale)
         with Loop(b, m_full, M, 1, name="rowtail") as lp:
             _tile(e, lp.i, c0, 1, nv, mode, K, A, a_rs, a_ks, B, ldb, C, ldc, colscale)
 
-    with Loop(b, const64(0), full, CV * W, name="cols") as lp:
-        rows(lp.i, CV)
-    with Loop(b, full, N, W, name="coltail") as lp:
-        rows(lp.i, 1)
+    # columns in groups of CV vectors, then what is left in groups of 2 and of 1 (a
+    # head dim of 2 vectors gets 8 rows × 2 accumulators, not 6 × 1 twice)
+    start = const64(0)
+    for nv in sorted({CV, 2, 1}, reverse=True):
+        width = const64(nv * W)
+        stop = b.add(start, b.mul(b.sdiv(b.sub(N, start), width), width))
+        with Loop(b, start, stop, nv * W, name=f"cols{nv}") as lp:
+            rows(lp.i, nv)
+        start = stop
     b.ret_void()
     return fn
 
