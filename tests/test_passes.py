@@ -495,6 +495,42 @@ def test_eager_gelu_saves_its_input_only():
     assert not any("erfc" in ops for kind, ops in kernels if kind != "gemm")
 
 
+def test_eager_embedding_views_its_index_again_instead_of_saving_a_copy():
+    """An embedding's backward scatters along the index broadcast over the features: a
+    view of the index (an input), so it is viewed again in the backward
+    (``_recompute_cheap``: movements cost nothing) rather than saved, which made the
+    eager call copy the broadcast out (1 MiB of int64 a step for the GPT's tokens).
+    The index written in place after the forward is caught by the version check."""
+    import torch
+    from lucid_codegen.runtime import native_plan
+    w0 = np.random.default_rng(3).standard_normal((11, 7))
+    idx0 = np.array([[3, 0, 10], [3, 5, 1]])
+    w = lucid.tensor(w0, requires_grad=True)
+    idx = lucid.tensor(idx0)
+    graph = recorded_graph(F.embedding(idx, w))
+    bwd = autodiff.run(graph, wrt=[i for i, v in enumerate(graph.inputs) if v.dtype == "float64"])
+    assert all(v in graph.inputs for v in bwd.residuals)       # the index itself, no view
+    copies = []
+    real = native_plan.NativeProgram._outputs
+    native_plan.NativeProgram._outputs = lambda self, arrays, bufs: copies.extend(
+        c for *_, c in self.output_sources if c) or real(self, arrays, bufs)
+    try:
+        for _ in range(3):   # (the third call runs the native program)
+            w.grad = None
+            out = F.embedding(idx, w)
+            (out * out).sum().backward()
+    finally:
+        native_plan.NativeProgram._outputs = real
+    assert not copies
+    tw = torch.tensor(w0, requires_grad=True)
+    (torch.nn.functional.embedding(torch.tensor(idx0), tw) ** 2).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-12)
+    out = F.embedding(idx, w)
+    idx.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+
+
 def test_a_recorded_result_is_never_recomputed_from_an_operand_written_since():
     """``z = h * 2`` is one multiply of h, but z is a tensor: the backward of ``z * z``
     reads z itself, so writing h in place afterwards changes nothing (as in PyTorch)."""

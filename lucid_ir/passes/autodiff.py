@@ -94,9 +94,11 @@ RECOMPUTE_COST = 48
 
 def _recompute_cheap(body: Graph, forward: Graph, free) -> Graph:
     """A forward value the backward reads that elementwise ops of at most
-    ``RECOMPUTE_COST`` per element make from ``free`` values (the forward's inputs, and
-    what the caller holds anyway: eager mode's tensors) and scalar constants is
-    re-emitted in the backward instead of saved: GELU's ``-x/√2``, ``x/2`` and
+    ``RECOMPUTE_COST`` per element and movements (views: no cost) make from ``free``
+    values (the forward's inputs, and what the caller holds anyway: eager mode's
+    tensors) and scalar constants is re-emitted in the backward instead of saved (an
+    embedding's index broadcast over the features is viewed again, not copied out of
+    the eager call); GELU's ``-x/√2``, ``x/2`` and
     ``erfc(-x/√2)`` come again from x, so its forward writes only its output and its
     backward reads x (as PyTorch's), and the backward GEMM whose output meets them
     applies GELU's gradient in its epilogue (``fuse_epilogue``: one operand of the
@@ -114,11 +116,12 @@ def _recompute_cheap(body: Graph, forward: Graph, free) -> Graph:
     made: dict = {}   # value -> (its node, its cost from free values)
     for n in forward.nodes:
         op = get_op(n.op)
-        if (n.out in kept or op.group != "elementwise" or op.random or n.op == "constant"
+        if (n.out in kept or op.group not in ("elementwise", "movement") or op.random or n.op == "constant"
                 or not all(u in scalar or u in inputs or u in made for u in n.inputs)
                 or all(u in scalar for u in n.inputs)):
             continue
-        cost = op.cost + sum(made[u][1] for u in set(n.inputs) if u in made)
+        own = op.cost if op.group == "elementwise" else 0   # (a movement is a view: free)
+        cost = own + sum(made[u][1] for u in set(n.inputs) if u in made)
         if cost <= RECOMPUTE_COST:
             made[n.out] = (n, cost)
     needed, stack = set(), [v for v in read if v in made]
