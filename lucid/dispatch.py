@@ -342,6 +342,24 @@ def call(chain: Chain, operands, check=None):
     return _call_general(chain, operands, check)
 
 
+def call_as(alias: Chain, chain: Chain, tensors):
+    """``call(chain, tensors)`` (tensors only), with the entry also kept under ``alias``'s
+    signature for these layouts, so that the next ``call2``/``call3`` of ``alias`` on
+    tensors like these finds it in one lookup. ``chain`` must compute what ``alias``
+    means for them (``F.linear`` on a 3-D input: the 2-D product between reshapes, one
+    eager call where the general path made three)."""
+    out = call(chain, tensors)
+    if not _TRACES[0] or _tracing_state.tracer is None:
+        table, key = _table(), []
+        for t in tensors:
+            a = t._data
+            key += (a.shape, a.strides, a.dtype)
+        entry = table.get((chain.key, *key))
+        if entry is not None:
+            table[(alias.key, *key)] = entry
+    return out
+
+
 def _call_general(chain: Chain, operands, check=None):
     """``call`` for any operands: the key built in a loop (numbers, any count)."""
     key = [chain.key]

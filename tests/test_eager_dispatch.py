@@ -155,6 +155,40 @@ def test_a_known_signature_builds_no_ir(monkeypatch):
         np.testing.assert_array_equal(c().numpy(), expected)
 
 
+@pytest.mark.parametrize("shape, bias", [((2, 3, 5), "vector"), ((2, 1, 3, 5), None), ((4, 0, 5), "row"),
+                                         ((3, 7, 5), "transposed")])
+def test_linear_on_more_dims_is_one_recorded_call_found_in_one_lookup(monkeypatch, shape, bias):
+    """F.linear on a 3-D (or more) input is one eager call (the 2-D product between two
+    views), recorded once with the caller's tensors as parents, and a repeated call of
+    the signature takes call3's lookup (no general path), with PyTorch's values and
+    gradients; an input that is a transposed view, a (1, out) bias and no rows too."""
+    import lucid.nn.functional as functional
+    rng = np.random.default_rng(4)
+    xs = rng.standard_normal(shape)
+    if bias == "transposed":
+        xs = np.ascontiguousarray(np.swapaxes(xs, 0, 1)).swapaxes(0, 1)
+    ws, bs = rng.standard_normal((6, 5)), rng.standard_normal((1, 6) if bias == "row" else (6,))
+    lx, lw = lucid.tensor(xs, requires_grad=True), lucid.tensor(ws, requires_grad=True)
+    lb = None if bias is None else lucid.tensor(bs, requires_grad=True)
+    tx, tw = torch.tensor(xs, requires_grad=True), torch.tensor(ws, requires_grad=True)
+    tb = None if bias is None else torch.tensor(bs, requires_grad=True)
+    out = F.linear(lx, lw, lb)
+    assert out._parents == tuple(t for t in (lx, lw, lb) if t is not None)   # one record
+    general = []
+    real = functional._linear
+    monkeypatch.setattr(functional, "_linear", lambda *a: general.append(1) or real(*a))
+    out = F.linear(lx, lw, lb)
+    assert not general
+    want = torch.nn.functional.linear(tx, tw, tb)
+    np.testing.assert_allclose(out.numpy(), want.detach().numpy(), rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(want.shape)
+    out.backward(lucid.tensor(g))
+    want.backward(torch.tensor(g))
+    for lt, t in ((lx, tx), (lw, tw), (lb, tb)):
+        if t is not None:
+            np.testing.assert_allclose(lt.grad.numpy(), t.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
 def test_non_contiguous_operands_get_their_own_signature_and_right_values():
     base = np.arange(60, dtype=np.float32).reshape(6, 10)
     views = [base, base.T, base[::2, 1::3], base[:, ::-1], np.broadcast_to(base[:1], (6, 10))]

@@ -59,12 +59,36 @@ def _linear(input_, weight, bias=None):
             return dispatch.call(_LINEAR, (x, w), check=_check_linear)
         return dispatch.call(_LINEAR_BIAS, (x, w, b), check=_check_linear)
     _check_linear(x, w, b)
+    if x.ndim > 2 and x.dtype == w.dtype and (b is None or b.dtype == x.dtype):
+        # one call: the 2-D product between two reshapes (views), kept as linear's own
+        # signature for these layouts (dispatch.call_as)
+        key = (x.shape, w.shape[0], b is not None)
+        chain = _LINEAR_ND.get(key)
+        if chain is None:
+            chain = _LINEAR_ND[key] = _nd_linear_chain(*key)
+        alias = _LINEAR if b is None else _LINEAR_BIAS
+        return dispatch.call_as(alias, chain, (x, w) if b is None else (x, w, b))
     dtype = promote(x.dtype, w.dtype, *(() if b is None else (b.dtype,)))
     x, w = cast(x, dtype), cast(w, dtype)
     b = None if b is None else cast(b, dtype)
     lead = x.shape[:-1]
     out = _linear(x.reshape(math.prod(lead), w.shape[1]), w, b)  # (not -1: in_features may be 0)
     return out.reshape(*lead, w.shape[0])
+
+
+_LINEAR_ND: dict = dispatch.ChainCache()   # (input shape, out_features, bias) -> chain
+
+
+def _nd_linear_chain(shape, out_features: int, bias: bool) -> dispatch.Chain:
+    """linear on an input of ``shape`` (3-D or more) as one chain: the input viewed as
+    (rows, in_features), the product (and bias), viewed back as (*lead, out_features)."""
+    lead = tuple(shape[:-1])
+    steps = [("reshape", {"shape": (math.prod(lead), shape[-1])}, (0,)),  # (not -1: in_features may be 0)
+             ("matmul", {"trans_b": True}, (-1, 1))]
+    if bias:
+        steps.append(("add", {}, (-1, 2)))
+    steps.append(("reshape", {"shape": lead + (out_features,)}, (-1,)))
+    return dispatch.Chain(steps, name="linear")
 
 
 _LINEAR = dispatch.Chain([("matmul", {"trans_b": True}, (0, 1))], name="linear")
