@@ -223,6 +223,61 @@ def test_ir_ops_check_their_operands():
         F.scaled_dot_product_attention(lucid.ones(2, 5, 4), lucid.ones(2, 6, 3), lucid.ones(2, 6, 3))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_backward_of_the_output_gradient_alone_at_its_strides(dtype, n_threads):
+    """``attention_backward`` with g in the output's shape (the lse gradient 0) gives the
+    bits of the packed g zero past the output, from a dO that is a transposed view (a
+    head merge's gradient) as well as a contiguous one, at 1 and 2 threads; and equals
+    the reference. The ops check g's shape."""
+    from lucid.compiler import compile_graph
+    threads.set_num_threads(n_threads)
+    lead, L, E, Ev = (2, 3), 70, 8, 24
+
+    def backward(g_shape):
+        b = GraphBuilder()
+        q, k, v = b.input((*lead, L, E), dtype), b.input((*lead, L, E), dtype), b.input((*lead, L, Ev), dtype)
+        packed = b.emit("attention", q, k, v, is_causal=True)
+        g = b.input(g_shape or packed.shape, dtype)
+        return b.build([b.emit("attention_backward", q, k, v, packed, g, is_causal=True)])
+    direct, whole = backward((*lead, L, Ev)), backward(None)
+    with pytest.raises(ValueError, match="attention_backward: g .* is not the packed"):
+        backward((*lead, L, Ev + 1))
+    rng = np.random.default_rng(12)
+    feeds = [rng.standard_normal(x.shape).astype(dtype) for x in direct.inputs]
+    padded = np.concatenate([feeds[3].reshape(*lead, L * Ev), np.zeros((*lead, L), dtype)], axis=-1)
+    want = compile_graph(whole).executable(feeds[:3] + [padded])[0]
+    run = compile_graph(direct).executable
+    strided = np.ascontiguousarray(feeds[3].swapaxes(1, 2)).swapaxes(1, 2)   # (B, T, H, D) viewed
+    for d in (feeds[3], strided):
+        assert np.array_equal(run(feeds[:3] + [d])[0], want)
+    np.testing.assert_allclose(want, interpret(direct, feeds)[0], rtol=TOL[dtype], atol=TOL[dtype])
+
+
+def test_the_backward_reads_the_output_gradient_without_a_packed_copy():
+    """simplify turns the packed gradient that autodiff builds (the output's gradient
+    embedded, zeros for lse) into the output's gradient itself: SDPA's backward, in a
+    GPT's head layout, holds no embed before the kernel, and computes the reference."""
+    from lucid.compiler import compile_graph
+    from lucid_ir import pipeline
+    from lucid_ir.ops.attention import attention_parts
+    from lucid_ir.passes import simplify
+    b = GraphBuilder()
+    x = b.input((2, 9, 3, 8))                                    # (B, T, H, D)
+    q = b.emit("transpose", x, perm=(0, 2, 1, 3))
+    packed = b.emit("attention", q, q, q, is_causal=True)
+    out, _ = attention_parts(b, packed, (2, 3, 9, 8))
+    merged = b.emit("reshape", b.emit("transpose", out, perm=(0, 2, 1, 3)), shape=(2, 9, 24))
+    graph = b.build([b.emit("sum", b.emit("mul", merged, merged), axes=(0, 1, 2), keepdims=False)])
+    bwd = simplify.run(pipeline.run(graph, pipeline.differentiate([0])).graph)
+    node = next(n for n in bwd.nodes if n.op == "attention_backward")
+    assert node.inputs[4].shape == (2, 3, 9, 8)
+    assert not [n for n in bwd.nodes if n.op in ("embed", "embed_sum")]
+    feeds = [np.random.default_rng(3).standard_normal(v.shape).astype(np.float32) for v in bwd.inputs]
+    for got, want in zip(compile_graph(bwd).executable(feeds), interpret(bwd, feeds)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 def test_packed_result_holds_out_and_logsumexp():
     q, k, v, _ = _inputs((2,), 5, 7, 3, 2)
     b = GraphBuilder()

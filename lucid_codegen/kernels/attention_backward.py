@@ -36,7 +36,7 @@ from lucid_codegen.kernels.attention_tiles import BLOCK, Emitter, declare_tile_p
 from lucid_codegen.kernels.loops import I64, Loop, const64
 from lucid_codegen.kernels.vector_math import emit_exp
 
-BWD_WORDS = FWD_WORDS + ("packed", "g", "Lp", "Ep", "Evp")
+BWD_WORDS = FWD_WORDS + ("packed", "g", "Lp", "Ep", "Evp", "g_off", "g_rs", "g_cs", "g_lse")
 
 
 def _pad(n: int, m: int) -> int:
@@ -81,7 +81,7 @@ def build_backward(dtype: str) -> ir.Module:
         kbase = e.at(k, load_offset(e, a.k_off, bh))
         vbase = e.at(v, load_offset(e, a.v_off, bh))
         fwd = e.at(packed, e.mul(bh, in_len))
-        grad = e.at(g, e.mul(bh, in_len))
+        grad = e.at(g, load_offset(e, a.g_off, bh))  # (dO's rows g_rs apart, its features g_cs)
         res = e.at(out, e.mul(bh, out_len))
         # pack Q (both ways), dO (both ways), lse and D
         zv, W = e.vconst(0.0), e.w
@@ -95,24 +95,29 @@ def build_backward(dtype: str) -> ir.Module:
                 x = b.select(valid, e.gather(qbase, [e.add(o, col) for o in rows]), zv)
                 e.vstore(b.fmul(x, scale_v), qt, e.add(e.mul(block0, a.E), e.mul(d.i, const64(BR)), lane0))
             rows, _ = e.row_offsets(r.i, a.L, a.Ev)
+            grows, _ = e.row_offsets(r.i, a.L, a.g_rs)
             with Loop(b, const64(0), a.Ev, 1, [zv], name="od") as d:
-                x = b.select(valid, e.gather(grad, [e.add(o, d.i) for o in rows]), zv)
+                gcol = e.mul(d.i, a.g_cs)
+                x = b.select(valid, e.gather(grad, [e.add(o, gcol) for o in grows]), zv)
                 o = b.select(valid, e.gather(fwd, [e.add(o, d.i) for o in rows]), zv)
                 e.vstore(x, dot, e.add(e.mul(block0, a.Ev), e.mul(d.i, const64(BR)), lane0))
                 d.next = [b.fadd(d.vars[0], b.fmul(x, o))]
             tails = [b.select(b.icmp_signed("<", e.add(r.i, const64(i)), a.L),
                               e.add(e.mul(a.L, a.Ev), r.i, const64(i)), const64(0)) for i in range(W)]
             e.vstore(b.select(valid, e.gather(fwd, tails), zv), lse, r.i)
-            e.vstore(b.select(valid, b.fsub(d.results[0], e.gather(grad, tails)), zv), dl, r.i)
+            # lse's gradient after dO's rows when g is packed (g_lse), else none (0)
+            packed_g = b.icmp_signed("!=", a.g_lse, const64(0))
+            g_lse = b.select(packed_g, e.gather(grad, [b.select(packed_g, t, const64(0)) for t in tails]), zv)
+            e.vstore(b.select(valid, b.fsub(d.results[0], g_lse), zv), dl, r.i)
         with Loop(b, const64(0), Lp, 1, name="rowsr") as r:  # the row-major packs
             inside = b.icmp_signed("<", r.i, a.L)
             qrow = e.at(qbase, b.select(inside, e.mul(r.i, a.q_rs), const64(0)))
-            grow = e.at(grad, b.select(inside, e.mul(r.i, a.Ev), const64(0)))
+            grow = e.at(grad, b.select(inside, e.mul(r.i, a.g_rs), const64(0)))
             ne, nev = (b.select(inside, n, const64(0)) for n in (a.E, a.Ev))
             with Loop(b, const64(0), Ep, W, name="qdr") as d:
                 e.vstore(e.load_span(qrow, a.q_cs, d.i, ne), qr, e.add(e.mul(r.i, Ep), d.i))
             with Loop(b, const64(0), Evp, W, name="odr") as d:
-                e.vstore(e.load_span(grow, const64(1), d.i, nev), dor, e.add(e.mul(r.i, Evp), d.i))
+                e.vstore(e.load_span(grow, a.g_cs, d.i, nev), dor, e.add(e.mul(r.i, Evp), d.i))
         e.zero_fill(dq, e.mul(Lp, Ep))
         with Loop(b, const64(0), a.S, BR, name="keys") as kb:
             j0 = kb.i

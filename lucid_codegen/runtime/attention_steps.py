@@ -5,8 +5,10 @@ over (batch, head) indices).
 
 q, k and v go in at any strides (a GPT's head split ``(B, T, H, D) -> (B, H, T, D)`` is a
 transposed view: no copy): per-(batch, head) element offsets are tabled once per
-layout, the rows and features are read at their strides. The results (and the
-backward's ``packed`` and ``g``) are C-contiguous.
+layout, the rows and features are read at their strides, and so is the backward's ``g``
+when it is the output's gradient alone (``(…, L, Ev)``: the gradient of a head merge
+is a transposed view too). The results (and the backward's ``packed``, and a packed
+``g``) are C-contiguous.
 
 Threads: a call that ``work_split.attention_splits`` is cut into one contiguous
 range of items per thread (``threads.parallel_for``; in a native program, the program's
@@ -75,6 +77,9 @@ class AttentionStep:
         flops = 4.0 * self.bh * self.L * self.S * max(self.E, self.Ev, 1) * (0.5 if self.causal else 1.0)
         self.flops = flops * (2.5 if self.backward else 1.0)
         if self.backward:
+            #: g packed as the forward's result (dO, then lse's gradient), or dO alone
+            #: in the output's shape (…, L, Ev), read at its strides
+            self.packed_g = node.inputs[4].shape != (*self.lead, self.L, self.Ev)
             self.lp, self.ep, self.evp, self.scratch = backward_layout(self.L, self.S, self.E, self.Ev,
                                                                       node.out.dtype)
             self.n_items = self.bh
@@ -102,10 +107,12 @@ class AttentionStep:
             return _copy_into(out, self(*arrays)[0])
         arrays = [self._operand(x) for x in arrays]
         if self.backward:   # (the list keeps the contiguous copies alive through the call)
-            arrays[3:5] = [np.ascontiguousarray(x) for x in arrays[3:5]]
+            arrays[3] = np.ascontiguousarray(arrays[3])
+            if self.packed_g:
+                arrays[4] = np.ascontiguousarray(arrays[4])
         if self.n_items == 0:
             return (out,)
-        words, tables = self._words(arrays[:3])     # (tables: alive until the call ends)
+        words, tables = self._words(arrays)     # (tables: alive until the call ends)
         for w, x in zip(self._in_words, arrays):
             words[w] = data_ptr(x)
         words[self._out_word] = data_ptr(out)
@@ -126,9 +133,9 @@ class AttentionStep:
         from lucid_codegen.runtime.native_plan import LoopJob
         (out,) = outs
         if (not self.can_write_into(out) or any(_odd(x) or x.dtype != self.dtype for x in arrays)
-                or self.backward and not all(x.flags.c_contiguous for x in arrays[3:5])):
+                or self.backward and not all(x.flags.c_contiguous for x in arrays[3:5 if self.packed_g else 4])):
             return None
-        words, tables = self._words(arrays[:3])
+        words, tables = self._words(arrays)
         work = work_split.attention_work_bytes(self.flops)  # (in the loop kernels' measure)
         return LoopJob(kernel("bwd" if self.backward else "fwd", self.node.out.dtype), list(words),
                        (0, self.n_items, 0, 1), list(self._in_words), [self._out_word], keep=tuple(tables),
@@ -150,10 +157,12 @@ class AttentionStep:
             raise TypeError(f"{self.op} kernel: expected {self.dtype} operands, got {x.dtype}")
         return np.ascontiguousarray(x) if _odd(x) else x
 
-    def _words(self, qkv):
-        """The kernel's block words for q, k, v of these layouts (operand addresses left
-        0), and the offset tables they point to: prepared once per layout."""
-        key = tuple((x.shape, x.strides) for x in qkv)
+    def _words(self, arrays):
+        """The kernel's block words for q, k, v (and the backward's g) of these layouts
+        (operand addresses left 0), and the offset tables they point to: prepared once
+        per layout."""
+        qkv = arrays[:3]
+        key = tuple((x.shape, x.strides) for x in list(arrays[:3]) + list(arrays[4:5]))
         got = self._prepared.get(key)
         if got is None:
             if len(self._prepared) >= MAX_LAYOUTS:
@@ -167,7 +176,14 @@ class AttentionStep:
                      "v_rs": vs, "v_cs": vc}
             names = FWD_WORDS
             if self.backward:
-                words.update(Lp=self.lp, Ep=self.ep, Evp=self.evp)
+                g = arrays[4]
+                if self.packed_g:   # (…, L·Ev + L): dO's rows, then lse's gradient
+                    g_table, g_rs, g_cs = np.arange(self.bh, dtype=np.int64) * g.shape[-1], self.Ev, 1
+                else:               # dO (…, L, Ev) at any strides; no lse gradient
+                    g_table, (g_rs, g_cs) = _offset_table(g), _element_strides(g)[-2:]
+                tables.append(g_table)
+                words.update(Lp=self.lp, Ep=self.ep, Evp=self.evp, g_off=data_ptr(g_table), g_rs=g_rs,
+                             g_cs=g_cs, g_lse=int(self.packed_g))
                 names = BWD_WORDS
             got = self._prepared[key] = (np.array([words.get(n, 0) for n in names], np.int64), tables)
         return got[0].copy(), got[1]

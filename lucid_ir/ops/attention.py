@@ -9,7 +9,9 @@
   which then never recomputes a softmax normaliser. ``is_causal`` masks key j for query
   i when ``j > i`` (PyTorch's top-left alignment, ``ones(L, S).tril()``).
 * ``attention_backward[is_causal, scale](q, k, v, packed, g)``: ``g`` is the gradient of
-  the packed result (the output's gradient, then the ``lse`` gradient, usually zeros).
+  the packed result (the output's gradient, then the ``lse`` gradient, usually zeros),
+  or the output's gradient alone, in the output's shape ``(…, L, Ev)`` (``lse``'s is 0:
+  what ``simplify`` makes of a packed gradient that is zero past the output).
   The result packs ``dq`` ``(L·E)``, ``dk`` ``(S·E)`` and ``dv`` ``(S·Ev)`` the same way
   (``gradient_parts``). With ``P = exp(s - lse)``, ``D = rowsum(dO ∘ O) - g_lse``:
   ``dv = Pᵀ·dO``, ``dS = P ∘ (dO·vᵀ - D)``, ``dq = scale·dS·k``, ``dk = scale·dSᵀ·q``.
@@ -127,7 +129,7 @@ class AttentionBackward(OpDef):
         lead, L, _, _, ev, _ = _check(self.name, tuple(x.type for x in inputs[:3]))
         want = (*lead, L * ev + L)
         for name, x in (("packed", packed), ("g", g)):
-            if x.shape != want or x.dtype != q.dtype:
+            if (x.shape != want and (name, x.shape) != ("g", (*lead, L, ev))) or x.dtype != q.dtype:
                 raise ValueError(f"{self.name}: {name} {x.type} is not the packed attention result "
                                  f"{q.dtype}{list(want)} of q {q.shape}, v {v.shape}")
         return _attrs(self.name, inputs, attrs)
@@ -140,7 +142,10 @@ class AttentionBackward(OpDef):
         q, k, v, packed, g = (x.astype(np.float64) for x in a)
         lead, (L, e), (S, ev) = q.shape[:-2], q.shape[-2:], v.shape[-2:]
         out, lse = packed[..., :L * ev].reshape(*lead, L, ev), packed[..., L * ev:]
-        d_out, d_lse = g[..., :L * ev].reshape(*lead, L, ev), g[..., L * ev:]
+        if g.shape == (*lead, L, ev):   # the output's gradient alone
+            d_out, d_lse = g, np.zeros((*lead, L))
+        else:
+            d_out, d_lse = g[..., :L * ev].reshape(*lead, L, ev), g[..., L * ev:]
         p, _ = _probabilities(q, k, lse, attrs["is_causal"], attrs["scale"])
         dv = np.matmul(np.swapaxes(p, -1, -2), d_out)
         dp = np.matmul(d_out, np.swapaxes(v, -1, -2))

@@ -25,6 +25,9 @@ subexpressions, dead code. One walk that rewrites nodes, then DCE.
   index has size 1 on: a max pool's winner, ``x.max(dim)``'s values) → a one-hot
   ``select(eq(iota, index), src, 0)``, an elementwise loop that fuses with its
   neighbours (no zero fill, no read-modify-write);
+- an ``attention_backward`` of a packed gradient that is zero past the output (an
+  ``embed`` of the output's part) → of the output's gradient itself, read at its
+  strides (no zero-filled packed copy);
 - nodes equal in op, attributes and inputs → the first one.
 
 >>> from lucid_ir.builder import GraphBuilder
@@ -203,6 +206,29 @@ def _concat_of_reshapes(node: Node, producer) -> list[Node] | None:
     return [cat, Node("reshape", (cat.out,), (("shape", shape),), node.out)]
 
 
+def _attention_output_gradient(node: Node, producer) -> list[Node] | None:
+    """``attention_backward`` whose packed gradient ``g`` is an ``embed`` of the output's
+    part alone (zeros for ``lse``: the usual case) → ``attention_backward`` of that part
+    in the output's shape, which the kernel reads at its strides: no zero-filled packed
+    copy (and no copy merging a transposed gradient's heads into rows before it)."""
+    if node.op != "attention_backward":
+        return None
+    q, v, g = node.inputs[0], node.inputs[2], node.inputs[4]
+    span = _embed_range(producer.get(g))
+    *lead, L = q.shape[:-1]
+    shape = (*lead, L, v.shape[-1])
+    if span is None or span[:3] != (g.ndim - 1, 0, L * v.shape[-1]):
+        return None
+    part = span[3]
+    p = producer.get(part)
+    if p is not None and p.op == "reshape" and p.inputs[0].shape == shape:
+        made, d_out = [], p.inputs[0]
+    else:
+        made = [Node("reshape", (part,), (("shape", shape),), Value(TensorType(shape, part.dtype)))]
+        d_out = made[0].out
+    return made + [Node(node.op, node.inputs[:4] + (d_out,), node.attrs, node.out)]
+
+
 def _one_hot_scatter(node: Node) -> list[Node] | None:
     """``scatter_add[axis, shape](index, src)`` with one index per line along ``axis``
     (index and src of ``shape`` but 1 on ``axis``) → ``select(eq(iota, index), src, 0)``:
@@ -294,7 +320,8 @@ def run(graph: Graph) -> Graph:
             node = Node(node.op, ins, node.attrs, node.out)
         node = _rewrite(node, producer)
         made = (_through_movements(node, producer) or _joined_embeds(node, producer)
-                or _summed_embeds(node, producer) or _one_hot_scatter(node) or [node])
+                or _summed_embeds(node, producer) or _one_hot_scatter(node)
+                or _attention_output_gradient(node, producer) or [node])
         # (a concat made of joined embeds, too)
         for node in [m for n in made for m in (_concat_of_reshapes(n, producer) or [n])]:
             ins = tuple(subst.get(v, v) for v in node.inputs)  # an earlier part may be CSE'd
