@@ -63,6 +63,27 @@ def test_concat_and_embed_of_any_layout_match_numpy(dtype, shape):
         np.testing.assert_array_equal(index_step(node)(x)[0], want)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(2, 5, 3, 4), (2, 0, 3, 4), (1, 7, 2, 33), (3, 4, 1, 16)])
+def test_unit_rows_are_walked_in_the_sources_order(dtype, shape):
+    """A copy part of unit rows (both last strides 1) walks its outer dimensions in the
+    source's order, largest stride first (a GPT's q, k, v gradients, (B, H, T, D) viewed
+    as (B, T, H, D) and joined along H: each read in memory order), two dimensions at
+    a time (the odometer over the outer ones, a loop over the next): the concat of
+    such views along a middle axis, and of empty ones, is numpy's."""
+    B, T, H, D = shape
+    words = []
+    _copy_part(words, (B, T, H, D), [T * 3 * H * D, 3 * H * D, D, 1], [H * T * D, D, T * D, 1], 0, 4)
+    sources = words[7::3]   # (each dimension's size, output stride, source stride)
+    assert sources[-1] == 1 and sources[:-1] == sorted(sources[:-1], reverse=True)
+    rng = np.random.default_rng(5)
+    parts = [np.swapaxes(_data(rng, (B, H, T, D), dtype), 1, 2) for _ in range(3)]
+    b = GraphBuilder()
+    ins = [b.input(p.shape, dtype) for p in parts]
+    cat = index_step(b.build([b.emit("concat", *ins, axis=2)]).nodes[0])
+    np.testing.assert_array_equal(cat(*parts)[0], np.concatenate(parts, axis=2))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
 def test_embed_sum_adds_gathered_rows(dtype):
     """``embed_sum`` (the ``copy_add`` kernel): two transposed inputs added into

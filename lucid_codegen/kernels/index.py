@@ -111,8 +111,7 @@ def _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst, table, add=False
                     move(b.gep(dst, [b.add(o_dst, b.mul(lp.i, s_dst))]),
                          b.gep(src, [b.add(o_src, b.mul(lp.i, s_src))]))
 
-    with RowWalk(b, args, b.sub(ndim, const64(1)), 2, dims_at, const64(0), n_rows) as row:
-        o_dst, o_src = row.offsets
+    def row(o_dst, o_src):
         if Tail.maskable(src.type.pointee):
             offsets = b.bitcast(b.gep(args, [table]), ir.IntType(32).as_pointer())
             with b.if_else(b.icmp_signed("!=", table, const64(0))) as (gathered, walked):
@@ -122,6 +121,24 @@ def _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst, table, add=False
                     walk(o_dst, o_src)
         else:  # bytes: no gathers (and no part of theirs has a table)
             walk(o_dst, o_src)
+
+    # the rows: the walk's odometer over every dimension but the last two, and the
+    # second-to-last one as a plain loop (a concat of a head split's transposed views
+    # moves rows of one head dim, 4096 of them per part: the odometer's loads and
+    # stores per row cost more than the row's two vectors)
+    with b.if_else(b.icmp_signed(">=", ndim, const64(2))) as (nested, flat):
+        with nested:
+            pen = b.add(dims_at, b.mul(b.sub(ndim, const64(2)), const64(3)))
+            size, s_dst2, s_src2 = (load_arg(b, args, b.add(pen, const64(j))) for j in range(3))
+            some = b.icmp_signed(">", size, const64(0))   # (a division by 0 is undefined: never made)
+            outer = b.select(some, b.sdiv(n_rows, b.select(some, size, const64(1))), const64(0))
+            with RowWalk(b, args, b.sub(ndim, const64(2)), 2, dims_at, const64(0), outer) as walk_rows:
+                o_dst, o_src = walk_rows.offsets
+                with Loop(b, const64(0), size, name="row") as lp:
+                    row(b.add(o_dst, b.mul(lp.i, s_dst2)), b.add(o_src, b.mul(lp.i, s_src2)))
+        with flat:
+            with RowWalk(b, args, b.sub(ndim, const64(1)), 2, dims_at, const64(0), n_rows) as walk_rows:
+                row(*walk_rows.offsets)
 
 
 def _move_table(b, src, dst, offsets, n, add):

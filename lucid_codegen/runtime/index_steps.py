@@ -272,6 +272,10 @@ def _copy_part(words: list, shape, out_strides, src_strides, offset: int, itemsi
     [0, 0, 2, 2, 0, 2, 12, 6, 6, 1, 0]
     """
     dims, n_rows, _ = _walk_dims(shape, [out_strides, src_strides])
+    if len(dims) > 2 and dims[-1][1:] == (1, 1):
+        # unit rows: walked in the source's order (its largest strides outermost), so
+        # the rows are read one after the other; each still lands in its place
+        dims = sorted(dims[:-1], key=lambda d: -abs(d[2])) + dims[-1:]
     table = _gather_table(dims, itemsize)
     if table is not None:
         k, table = table
