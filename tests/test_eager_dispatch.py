@@ -357,7 +357,9 @@ _METHODS = ("__add__", "__radd__", "__sub__", "__mul__", "exp", "tanh")
 def fresh_caches():
     """Every one-op chain's inline cache disarmed with no misses counted (other tests'
     calls may have made a chain stop arming it)."""
-    for chain in [*dispatch._SINGLE.values(), *(_bound_chain(getattr(lucid.Tensor, m)) for m in _METHODS)]:
+    from lucid.nn import functional as functional_module
+    for chain in [*dispatch._SINGLE.values(), *(_bound_chain(getattr(lucid.Tensor, m)) for m in _METHODS),
+                  functional_module._LINEAR, functional_module._LINEAR_BIAS]:
         chain.hot, chain.hot_misses = None, 0
 
 
