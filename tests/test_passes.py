@@ -495,6 +495,35 @@ def test_eager_gelu_saves_its_input_only():
     assert not any("erfc" in ops for kind, ops in kernels if kind != "gemm")
 
 
+def test_eager_layer_norm_and_softmax_save_row_statistics_not_rows():
+    """A value ``SMALL_FRACTION`` times smaller than what it helps recompute is saved in
+    its place: layer norm keeps its rows' mean and 1/std (PyTorch's residuals), its
+    backward recomputing the centred and normalised input from x; softmax keeps its
+    rows' max and sum, not exp(x - max). Gradients are PyTorch's."""
+    import torch
+    xs = np.random.default_rng(4).standard_normal((6, 40))
+    ws, bs = np.random.default_rng(5).standard_normal((2, 40))
+    cases = {"layer_norm": (lambda F, x, w, b: F.layer_norm(x, (40,), w, b), ["input", "input", "mean", "rsqrt"]),
+             "softmax": (lambda F, x, w, b: F.softmax(x * w, dim=-1), None)}
+    for name, (fn, want_ops) in cases.items():
+        lt = [lucid.tensor(a, requires_grad=True) for a in (xs, ws, bs)]
+        out = fn(F, *lt)
+        graph = recorded_graph(out)
+        bwd = autodiff.run(graph, wrt=[i for i, v in enumerate(graph.inputs) if v.dtype == "float64"])
+        ops = {n.out: n.op for n in graph.nodes}
+        full = [v for v in bwd.residuals if v.type.size == xs.size and v not in graph.inputs]
+        assert full == ([] if want_ops else [graph.outputs[0]])       # (softmax: its output, held anyway)
+        if want_ops:
+            assert sorted(ops.get(v, "input") for v in bwd.residuals) == want_ops
+        tt = [torch.tensor(a, requires_grad=True) for a in (xs, ws, bs)]
+        g = np.random.default_rng(6).standard_normal(out.shape)
+        out.backward(lucid.tensor(g))
+        fn(torch.nn.functional, *tt).backward(torch.tensor(g))
+        for a, t in zip(lt, tt):
+            if t.grad is not None:
+                np.testing.assert_allclose(a.grad.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
 def test_eager_embedding_views_its_index_again_instead_of_saving_a_copy():
     """An embedding's backward scatters along the index broadcast over the features: a
     view of the index (an input), so it is viewed again in the backward

@@ -92,11 +92,23 @@ def _recompute_gathers(body: Graph, forward: Graph) -> Graph:
 RECOMPUTE_COST = 48
 
 
+SMALL_FRACTION = 8   # a value at most this many times smaller than what it helps recompute
+
+
+def _small(v: Value, made: Value) -> bool:
+    """Whether ``v`` is small enough beside ``made`` to be saved so that ``made`` is
+    recomputed from it (a layer norm's per-row mean and 1/std, (N, 1), instead of its
+    (N, D) centred and normalised input)."""
+    return v.type.size * SMALL_FRACTION <= made.type.size
+
+
 def _recompute_cheap(body: Graph, forward: Graph, free) -> Graph:
     """A forward value the backward reads that elementwise ops of at most
     ``RECOMPUTE_COST`` per element and movements (views: no cost) make from ``free``
     values (the forward's inputs, and what the caller holds anyway: eager mode's
-    tensors) and scalar constants is re-emitted in the backward instead of saved (an
+    tensors), scalar constants and values ``SMALL_FRACTION`` times smaller (then saved
+    instead: a layer norm saves its rows' mean and 1/std, as PyTorch's, and its backward
+    recomputes the normalised input from x) is re-emitted in the backward instead of saved (an
     embedding's index broadcast over the features is viewed again, not copied out of
     the eager call); GELU's ``-x/√2``, ``x/2`` and
     ``erfc(-x/√2)`` come again from x, so its forward writes only its output and its
@@ -117,7 +129,7 @@ def _recompute_cheap(body: Graph, forward: Graph, free) -> Graph:
     for n in forward.nodes:
         op = get_op(n.op)
         if (n.out in kept or op.group not in ("elementwise", "movement") or op.random or n.op == "constant"
-                or not all(u in scalar or u in inputs or u in made for u in n.inputs)
+                or not all(u in scalar or u in inputs or u in made or _small(u, n.out) for u in n.inputs)
                 or all(u in scalar for u in n.inputs)):
             continue
         own = op.cost if op.group == "elementwise" else 0   # (a movement is a view: free)
