@@ -238,3 +238,20 @@ def test_max_gradient_with_ties_is_the_true_derivative():
     y = lucid.Tensor(np.array([3.0, 3.0, 1.0]), requires_grad=True)
     y.max().backward()
     np.testing.assert_allclose(y.grad, [0.5, 0.5, 0.0])
+
+
+def test_a_value_the_backward_compares_is_saved_not_recomputed():
+    """Found by the fuzzer (seed 681148776): the gradient of ``maximum(b, log(x²+1))``
+    asks whether the result exceeds ``log(x²+1)``; autodiff recomputed that operand in
+    the backward (cheap elementwise work from x), whose log differed from the forward's
+    in the last bit, so gt(result, operand) sent x's gradient to b. A value the
+    backward compares is now the forward's own (a residual); the case passes."""
+    from lucid_ir.passes import autodiff
+    b = GraphBuilder()
+    x, lo = b.input((3, 4), "float64"), b.input((4,), "float64")
+    branch = b.emit("log", b.emit("add", b.emit("mul", x, x), b.constant(1.0, dtype="float64")))
+    graph = b.build([b.emit("maximum", lo, branch)])
+    bwd = autodiff.run(graph, [0, 1])
+    assert branch in bwd.residuals
+    assert not [n for n in bwd.graph.nodes if n.op == "log"]
+    assert not fuzz.run_case(681148776, grad=True)[2]

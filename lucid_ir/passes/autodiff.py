@@ -125,10 +125,15 @@ def _recompute_cheap(body: Graph, forward: Graph, free) -> Graph:
     inputs = set(forward.inputs) | set(free)
     kept = inputs | set(forward.outputs)
     scalar = {n.out for n in forward.nodes if n.op == "constant" and n.out.shape == ()}
+    # a value the backward compares (with a forward output, say: maximum's gradient asks
+    # which operand the result is) is the forward's own: recomputed by another kernel,
+    # its last bit may differ and send a gradient to the wrong operand
+    compared = {v for n in body.nodes if get_op(n.op).kind == "comparison" for v in n.inputs}
     made: dict = {}   # value -> (its node, its cost from free values)
     for n in forward.nodes:
         op = get_op(n.op)
-        if (n.out in kept or op.group not in ("elementwise", "movement") or op.random or n.op == "constant"
+        if (n.out in kept or n.out in compared or op.group not in ("elementwise", "movement") or op.random
+                or n.op == "constant"
                 or not all(u in scalar or u in inputs or u in made or _small(u, n.out) for u in n.inputs)
                 or all(u in scalar for u in n.inputs)):
             continue
