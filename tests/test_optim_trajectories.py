@@ -269,3 +269,42 @@ def test_an_empty_parameter_steps_as_in_pytorch(make):
             run()
         assert empty.shape == (0, 1, 8) and empty.grad.shape == (0, 1, 8)
         assert np.all(w.numpy() < 1.0)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "interpret"])
+@pytest.mark.parametrize("name, kw, second", CONFIGS, ids=IDS)
+def test_one_call_for_many_parameters_gives_each_ones_bits(monkeypatch, backend, name, kw, second):
+    """Eagerly ``step`` updates a group's parameters of one rule and dtype by one call
+    (``InPlaceRule.many``): the same bits as updating each by its own call, over steps,
+    with float32 and float64 parameters in one group, a strided one, and one without a
+    gradient (left alone)."""
+    monkeypatch.setenv("LUCID_BACKEND", backend)
+    rng = np.random.default_rng(9)
+    shapes = [((5, 7), "float32"), ((7,), "float32"), ((3, 5), "float64"), ((5,), "float64"),
+              ((4, 6), "float32"), ((2,), "float32")]
+    values = [rng.standard_normal(s).astype(d) for s, d in shapes]
+    values[4] = np.asfortranarray(values[4])
+    runs, calls = [], []
+    kind = getattr(lucid.optim, name)
+    real = kind.update
+    monkeypatch.setattr(kind, "update", lambda self, *a: calls.append(1) or real(self, *a))
+    for together in (True, False):
+        params = [lucid.Tensor(v.copy(order="K"), requires_grad=True, dtype=d) for v, (_, d) in zip(values, shapes)]
+        opt = kind(params, **kw)
+        calls.clear()
+        for step in range(4):
+            grads = np.random.default_rng(step)
+            for p, (s, d) in zip(params, shapes):
+                p.grad = None if p is params[5] else grads.standard_normal(s).astype(d)
+            if together:
+                opt.step()
+            else:
+                for group in opt.param_groups:
+                    for p in group["params"]:
+                        if p.grad is not None:
+                            opt.update(p, group, p._grad)
+        assert not calls if together else calls
+        runs.append([p.numpy().copy() for p in params])
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(runs[0][5], values[5])

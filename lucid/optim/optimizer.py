@@ -117,16 +117,32 @@ class Optimizer:
         if tracer is not None:
             tracer.static(self.structure)
         for group in self.param_groups:
+            if tracer is None:
+                self._update_group(group)
+                continue
             for p in group["params"]:
                 grad = p.grad
-                if grad is None:
-                    continue
-                if tracer is None:
-                    self.update(p, group, p._grad.astype(p.dtype, copy=False))
-                    continue
-                with no_grad():
-                    self.traced_update(tracer, p, group, grad)
+                if grad is not None:
+                    with no_grad():
+                        self.traced_update(tracer, p, group, grad)
         return loss
+
+    def _update_group(self, group: dict) -> None:
+        """Eagerly, every parameter of ``group`` that has a gradient: those of one rule
+        and dtype in one native call (PyTorch's ``foreach``), a lone one by its own."""
+        batches: dict = {}
+        for p in group["params"]:
+            if p._grad is None:
+                continue
+            rule, buffers, scalars = self.rule(p, group)
+            batches.setdefault((rule, p.dtype), []).append((p, buffers, scalars))
+        for (rule, _), batch in batches.items():
+            if len(batch) == 1:
+                (p, buffers, scalars), = batch
+                self._apply(rule, p, buffers, scalars, p._grad.astype(p.dtype, copy=False))
+                continue
+            rule.many([([p._data] + [b._data for b in buffers], [p._grad.astype(p.dtype, copy=False)], scalars())
+                       for p, buffers, scalars in batch])
 
     def rule(self, p: Tensor, group: dict):
         """``(InPlaceRule, state tensors, scalars)`` of ``p``'s update: the rule updates
@@ -146,6 +162,9 @@ class Optimizer:
     def update(self, p: Tensor, group: dict, grad: np.ndarray) -> None:
         """Update ``p`` (and its state) in place, eagerly: one fused native kernel."""
         rule, buffers, scalars = self.rule(p, group)
+        self._apply(rule, p, buffers, scalars, grad)
+
+    def _apply(self, rule, p: Tensor, buffers, scalars, grad: np.ndarray) -> None:
         rule([p._data] + [b._data for b in buffers], [grad], scalars(), self._prepared(p))
 
     def traced_update(self, tracer, p: Tensor, group: dict, grad: Tensor) -> None:

@@ -2,14 +2,17 @@
 (parameter, gradient, state buffers and hyper-parameters in; new parameter and state
 out), run as one fused native loop that writes the parameter and its state in place.
 Hyper-parameters are run-time scalars, so a learning-rate schedule never recompiles.
+Eagerly, the parameters of one rule and dtype are updated together (``InPlaceRule.many``,
+PyTorch's ``foreach``): one native call runs every parameter's loop.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from lucid_ir import pipeline
 from lucid_ir.builder import GraphBuilder
 
-from .. import backend
+from .. import backend, dispatch
 
 
 class InPlaceRule:
@@ -21,6 +24,7 @@ class InPlaceRule:
         self.n_buffers, self.n_reads, self.n_scalars = n_buffers, n_reads, n_scalars
         self._runs: dict = {}
         self._scalars: dict = {}
+        self._many: dict = dispatch.ChainCache(64)   # (shapes, dtype, backend) -> executable
 
     def _build(self, shape, dtype: str):
         b = GraphBuilder()
@@ -37,17 +41,54 @@ class InPlaceRule:
         run = self._runs.get(key)
         if run is None:
             run = self._runs[key] = self._build(p.shape, p.dtype.name)
-        values = (p.dtype, *scalars)
-        constants = self._scalars.get(values)
-        if constants is None:  # hyper-parameters as 0-d arrays, made once per value
-            if len(self._scalars) > 1024:
-                self._scalars.clear()
-            constants = self._scalars[values] = [np.asarray(p.dtype.type(s)) for s in scalars]
+        constants = self._constants(p.dtype, scalars)
         prepared = None if state is None else state.setdefault("prepared", {})
         if prepared is not None and prepared.get("key") != key:
             prepared.clear()
             prepared["key"] = key
         run(list(buffers) + list(reads) + constants, buffers, prepared)
+
+    def _constants(self, dtype, scalars) -> list:
+        """The hyper-parameters as 0-d arrays of ``dtype``, made once per value."""
+        values = (dtype, *scalars)
+        constants = self._scalars.get(values)
+        if constants is None:
+            if len(self._scalars) > 1024:
+                self._scalars.clear()
+            constants = self._scalars[values] = [np.asarray(dtype.type(s)) for s in scalars]
+        return constants
+
+    def many(self, items) -> None:
+        """Several parameters' updates in one call: ``items`` are ``(buffers, reads,
+        scalars)`` as ``__call__`` takes them, every buffer of one float dtype and no
+        array in two items. Each item is the rule's graph on its own arrays, so the
+        values are one call's each (the same operations in the same order)."""
+        dtype = items[0][0][0].dtype
+        key = (tuple((bufs[0].shape, tuple(r.shape for r in reads)) for bufs, reads, _ in items), dtype,
+               backend.backend_name())
+        run = self._many.get(key)
+        if run is None:
+            run = self._many[key] = self._build_many(key[0], dtype.name)
+        arrays = []
+        for buffers, reads, scalars in items:
+            arrays += [*buffers, *reads, *self._constants(dtype, scalars)]
+        run(arrays)
+
+    def _build_many(self, shapes, dtype: str):
+        """The plan of ``many`` for parameters of ``shapes`` (each item's buffers' shape
+        and its reads'): every item's new buffers written into its buffers."""
+        b = GraphBuilder()
+        outs, donated, at = [], {}, 0
+        for shape, read_shapes in shapes:
+            arrays = [b.input(shape, dtype) for _ in range(self.n_buffers)]
+            arrays += [b.input(r, dtype) for r in read_shapes]
+            scalars = [b.input((), dtype) for _ in range(self.n_scalars)]
+            for j, v in enumerate(self.rule(b, *arrays, *scalars)):
+                donated[len(outs)] = at + j
+                outs.append(v)
+            at += len(arrays) + len(scalars)
+        fused = pipeline.run(b.build(outs), pipeline.EAGER, "update").fused
+        return backend.executable(fused, in_place=donated)
 
 
     def trace(self, tracer, buffers, reads, scalars) -> None:
