@@ -255,3 +255,21 @@ def test_a_value_the_backward_compares_is_saved_not_recomputed():
     assert branch in bwd.residuals
     assert not [n for n in bwd.graph.nodes if n.op == "log"]
     assert not fuzz.run_case(681148776, grad=True)[2]
+
+
+def test_a_mask_made_from_recomputed_values_is_saved_not_recomputed():
+    """The same rule for a comparison in the forward: a select's mask ``log(x²+1) > t``
+    read by the backward is not made again from a recomputed log (the mask of another
+    kernel's log could differ from the forward's at the boundary); relu's ``x > 0``
+    still is (x is free: the same bits)."""
+    from lucid_ir.passes import autodiff
+    b = GraphBuilder()
+    x, t = b.input((3, 4), "float64"), b.input((3, 4), "float64")
+    branch = b.emit("log", b.emit("add", b.emit("mul", x, x), b.constant(1.0, dtype="float64")))
+    zero = b.constant(0.0, dtype="float64")
+    y = b.emit("select", b.emit("gt", branch, t), x, zero)
+    relu = b.emit("select", b.emit("gt", x, zero), x, zero)
+    graph = b.build([y, relu])
+    bwd = autodiff.run(graph, [0])
+    assert not [n for n in bwd.graph.nodes if n.op == "log"]
+    assert [n.inputs for n in bwd.graph.nodes if n.op == "gt"] == [(x, zero)]

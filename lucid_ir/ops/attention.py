@@ -130,8 +130,9 @@ class AttentionBackward(OpDef):
         want = (*lead, L * ev + L)
         for name, x in (("packed", packed), ("g", g)):
             if (x.shape != want and (name, x.shape) != ("g", (*lead, L, ev))) or x.dtype != q.dtype:
+                alone = f" nor the output's gradient {q.dtype}{[*lead, L, ev]}" if name == "g" else ""
                 raise ValueError(f"{self.name}: {name} {x.type} is not the packed attention result "
-                                 f"{q.dtype}{list(want)} of q {q.shape}, v {v.shape}")
+                                 f"{q.dtype}{list(want)}{alone} of q {q.shape}, v {v.shape}")
         return _attrs(self.name, inputs, attrs)
 
     def infer(self, types, attrs):

@@ -125,9 +125,11 @@ def _recompute_cheap(body: Graph, forward: Graph, free) -> Graph:
     inputs = set(forward.inputs) | set(free)
     kept = inputs | set(forward.outputs)
     scalar = {n.out for n in forward.nodes if n.op == "constant" and n.out.shape == ()}
-    # a value the backward compares (with a forward output, say: maximum's gradient asks
-    # which operand the result is) is the forward's own: recomputed by another kernel,
-    # its last bit may differ and send a gradient to the wrong operand
+    # a value compared is the forward's own: recomputed by another kernel, its last bit
+    # may differ and send a gradient to the wrong operand. So neither a value the
+    # backward compares (maximum's gradient asks which operand the result is) nor a
+    # comparison of recomputed values (a mask from log(x), say) is recomputed; a
+    # comparison of free or saved values (relu's x > 0) gives the forward's bits anyway
     compared = {v for n in body.nodes if get_op(n.op).kind == "comparison" for v in n.inputs}
     made: dict = {}   # value -> (its node, its cost from free values)
     for n in forward.nodes:
@@ -135,7 +137,8 @@ def _recompute_cheap(body: Graph, forward: Graph, free) -> Graph:
         if (n.out in kept or n.out in compared or op.group not in ("elementwise", "movement") or op.random
                 or n.op == "constant"
                 or not all(u in scalar or u in inputs or u in made or _small(u, n.out) for u in n.inputs)
-                or all(u in scalar for u in n.inputs)):
+                or all(u in scalar for u in n.inputs)
+                or op.kind == "comparison" and any(u in made for u in n.inputs)):
             continue
         own = op.cost if op.group == "elementwise" else 0   # (a movement is a view: free)
         cost = own + sum(made[u][1] for u in set(n.inputs) if u in made)

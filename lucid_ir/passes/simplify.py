@@ -214,6 +214,8 @@ def _attention_output_gradient(node: Node, producer) -> list[Node] | None:
     if node.op != "attention_backward":
         return None
     q, v, g = node.inputs[0], node.inputs[2], node.inputs[4]
+    if g.ndim != q.ndim - 1:   # (already the output's gradient)
+        return None
     span = _embed_range(producer.get(g))
     *lead, L = q.shape[:-1]
     shape = (*lead, L, v.shape[-1])
