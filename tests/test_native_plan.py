@@ -298,6 +298,46 @@ def test_big_elementwise_kernels_split_in_native_programs():
                                                    nbytes=1 << 20), 2) == [(0, 3, 0, 9), (3, 7, 0, 9)]
 
 
+def test_reductions_split_in_native_programs():
+    """Column sums (a bias's gradient: one row of per-column accumulators) split into
+    lane-aligned column ranges, row reductions into whole kept rows, a column sum kept
+    per batch into whole batches; a full sum does not split. Every output element is one
+    sequential reduction: the same bits at every thread count, and the reference's
+    values. Also a reduction big enough for the Python pool (it used to keep its plan
+    from running natively)."""
+    from lucid_codegen.runtime import native_plan
+    b = GraphBuilder()
+    x, y, z = b.input((1031, 517)), b.input((1031, 517)), b.input((6, 1500, 2000))
+    prod = b.emit("mul", x, b.emit("tanh", y))
+    outs = [b.emit("sum", prod, axes=(0,)),                 # column sums: one row, 517 columns
+            b.emit("sum", b.emit("exp", y), axes=(1,)),     # row sums: 1031 kept rows
+            b.emit("max", prod, axes=()),                   # a full reduction
+            b.emit("sum", z, axes=(1,)),                    # column sums per batch: 6 rows
+            b.emit("sum", b.emit("mul", x, y), axes=())]
+    graph = b.build(outs)
+    plan = compile_graph(graph).executable
+    seen = []
+    real = native_plan._ranges
+    feeds = _feeds(np.random.default_rng(12), graph)
+    ref = _run_at(plan, feeds, 1)
+    for want, got in zip(interpret(graph, feeds), ref):
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-3)
+    try:
+        native_plan._ranges = lambda job, nt: seen.append((job.args, real(job, nt))) or seen[-1][1]
+        for n in (2, 3):
+            for a, c in zip(ref, _run_at(plan, feeds, n)):
+                assert np.array_equal(a, c)
+    finally:
+        native_plan._ranges = real
+    split = {args: len(parts) for args, parts in seen if parts is not None}
+    assert split.get((0, 1, 0, 517)) in (2, 3)        # the column sums' column ranges
+    assert split.get((0, 1031, 0, 0)) in (2, 3)       # the row sums' rows
+    assert split.get((0, 6, 0, 2000)) in (2, 3)       # the batches of column sums
+    assert (0, 1, 0, 0) not in split                  # full reductions stay whole
+    programs = [p for p in _programs(plan) if p.num_threads > 1]
+    assert programs and all(p.splits for p in programs)
+
+
 def _warm(plan, feeds, times=3):
     for _ in range(times):
         plan(feeds)

@@ -366,11 +366,15 @@ class ReductionKernel:
                 plan[0], self.dtype)
 
     def native_job(self, arrays, outs):
-        """This call as a ``native_plan.LoopJob`` (see ``ElementwiseKernel.native_job``)."""
+        """This call as a ``native_plan.LoopJob`` (see ``ElementwiseKernel.native_job``).
+        A program with work enough splits it as it splits an elementwise kernel: whole
+        kept rows, or, for one row of column sums, column ranges; every output element
+        is still one sequential reduction, so the bits do not depend on the split. (A
+        row reduction of one output, a full sum, does not split.)"""
         from lucid_codegen.runtime.native_plan import LoopJob
         plan = self._plans.get(tuple([(a.shape, a.strides, a.dtype) for a in arrays]))
         (target,) = outs
-        if (plan is None or plan[1] is None or plan[1][5] or not target.flags.c_contiguous
+        if (plan is None or plan[1] is None or not target.flags.c_contiguous
                 or target.shape != plan[0] or target.dtype != self.dtype):
             return None
         fn, template, mode, n_outer, inner = plan[1][:5]
@@ -380,8 +384,16 @@ class ReductionKernel:
             scratch = _scratch(n_outer * inner, self.acc_dtype)
             template[5] = data_ptr(scratch)
             keep = (scratch,)
+        from lucid_codegen.runtime import work_split  # (run-time decisions, not generated code: not stamped)
+        total = math.prod(broadcast_shapes(*(a.shape for a in arrays), *self.structure.const_shapes))
+        moved = sum(a.itemsize for a in arrays)
+        if mode == "col":  # each element also loads and stores its column's accumulator
+            moved += 2 * self.acc_dtype.itemsize
+        nbytes = work_split.work_bytes(total * moved, total, [node[0] for node in self.structure.nodes])
+        splits = mode == "col" or n_outer > 1
         return LoopJob(fn, template, (0, n_outer, 0, inner if mode == "col" else 0),
-                       list(range(6, 6 + len(arrays))), [3], keep)
+                       list(range(6, 6 + len(arrays))), [3], keep,
+                       lanes=self.lanes if splits else 0, nbytes=nbytes)
 
     def _checked_plan(self, arrays, key):
         """Validate a call seen for the first time; memoise its plan when reusable.
