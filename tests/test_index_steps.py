@@ -67,6 +67,85 @@ def test_row_gather_split_into_row_and_column_ranges_writes_each_element_once(wi
         assert np.isnan(out[untouched]).all()
 
 
+def _concat_step(shapes, axis):
+    b = GraphBuilder()
+    xs = [b.input(shape) for shape in shapes]
+    return index_step(b.build([b.emit("concat", *xs, axis=axis)]).nodes[0])
+
+
+@pytest.mark.parametrize("shapes, axis, views", [
+    ([(5, 7, 3), (5, 2, 3)], 1, False),            # rows walked: the nested loop
+    ([(4, 6, 9), (4, 6, 9), (4, 6, 9)], 2, True),  # transposed sources (a head split's gradients)
+    ([(13,), (4,)], 0, False),                     # one dimension: the flat walk
+    ([(1, 17), (1, 17)], 0, True)])                # one row per part
+def test_concat_shares_copy_each_row_once(shapes, axis, views):
+    """A concat's call copies the share lo/den .. hi/den of each part's rows: adjacent
+    shares, in any order, give the whole concat once; a share leaves other rows alone."""
+    rng = np.random.default_rng(len(shapes))
+    xs = [rng.normal(size=s).astype(np.float32) for s in shapes]
+    if views:
+        xs = [np.ascontiguousarray(x.T).T for x in xs]
+    step = _concat_step(shapes, axis)
+    fn, words, args, in_words = step._prepare(xs)
+    den = args[3]
+    assert args == (0, den, 0, den) and den > 1 and step.lanes
+    expected = np.concatenate(xs, axis=axis)
+
+    def run(shares):
+        out = np.full(expected.shape, np.nan, np.float32)
+        block = (ctypes.c_int64 * len(words))(*words)
+        for w, a in zip(in_words, xs):
+            block[w] = data_ptr(a)
+        block[step.out_word] = data_ptr(out)
+        for lo, hi in shares:
+            fn(block, lo, hi, 0, den)
+        return out
+    np.testing.assert_array_equal(run([(0, den)]), expected)
+    for cuts in ([den // 2], [1, den // 3, den - 1], list(range(1, den))):
+        bounds = [0] + cuts + [den]
+        shares = list(zip(bounds, bounds[1:]))
+        np.testing.assert_array_equal(run(shares[::-1]), expected)
+    part = run([(0, den // 2)])
+    assert np.isnan(part).any() and np.isnan(run([])).all()
+    np.testing.assert_array_equal(np.where(np.isnan(part), expected, part), expected)
+
+
+def test_concats_and_copying_reshapes_split_in_native_programs():
+    """A compiled concat of transposed views and a reshape that must copy split their
+    rows across threads: the same bits at 1, 2 and 3 threads, numpy's values."""
+    from lucid_codegen.runtime import native_plan, threads
+    rng = np.random.default_rng(3)
+    q, k, v = (lucid.tensor(rng.normal(size=(16, 4, 64, 32)).astype(np.float32)) for _ in range(3))
+
+    def f(q, k, v):
+        return (lucid.cat([q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)], dim=-1),
+                (q * 2).transpose(1, 2).reshape(16, 64, 128))
+    fn = lucid.compile(f)
+    want = [np.concatenate([a.numpy().transpose(0, 2, 1, 3) for a in (q, k, v)], axis=-1),
+            (q.numpy() * 2).transpose(0, 2, 1, 3).reshape(16, 64, 128)]
+    from lucid_codegen.kernels import index as index_kernels
+    copy = index_kernels.kernel("copy", 4)
+    seen = []
+    real = native_plan._ranges
+    old = threads.get_num_threads()
+    try:
+        native_plan._ranges = lambda job, nt: seen.append((job.fn is copy, real(job, nt))) or seen[-1][1]
+        outs = {}
+        for n in (1, 2, 3, 2):
+            threads.set_num_threads(n)
+            for _ in range(3):
+                outs[n] = [o.numpy().copy() for o in fn(q, k, v)]
+    finally:
+        native_plan._ranges = real
+        threads.set_num_threads(old)
+    for a, w in zip(outs[1], want):
+        np.testing.assert_array_equal(a, w)
+    for n in (2, 3):
+        for a, c in zip(outs[1], outs[n]):
+            assert np.array_equal(a, c)
+    assert sum(is_copy and p is not None and len(p) > 1 for is_copy, p in seen) >= 2  # the concat, the reshape
+
+
 def test_strided_gather_still_matches_numpy():
     """Not a row gather (the index varies along the row): the element-wise walk."""
     rng = np.random.default_rng(1)

@@ -12,7 +12,10 @@ Blocks (words; dims are ``(size, stride per operand)`` groups, outermost first):
 ``copy``  ``[n_parts, out, zero_count, part..., tables...]`` with each part
           ``[src, out offset, n_rows, ndim, table, (size, s_out, s_src) * ndim]``: the
           first ``zero_count`` elements of out are zeroed, then each part copied into
-          ``out + offset``. ``lo .. hi2`` are ignored (one call does all). A part whose
+          ``out + offset``. A call copies the share ``lo / hi2 .. hi / hi2`` of every
+          part's rows (``(0, 1, 0, 1)``: all of them; ``lo2`` is ignored), and zeroes
+          when ``lo`` is 0: the parts of a ``concat`` (no zeroing) write disjoint rows,
+          so calls with adjacent shares may run at once on several threads. A part whose
           ``table`` is not 0 moves its rows through a gather table: its last dimension
           is ``(n, 1, 0)``, and the block from word ``table`` on holds ``n`` int32 element
           offsets (two a word) of the source elements of a row's ``n`` adjacent output
@@ -89,11 +92,12 @@ def _walk(b, args, dims_at, ndim, n_ops: int, rows, inner, body):
             body([b.add(o, b.mul(lp.i, s)) for o, s in zip(row.offsets, strides)])
 
 
-def _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst, table, add=False):
-    """``dst[row, i] = src[row, i]`` (``add``: ``+=``) over a part's rows: a loop of unit
-    stride (which LLVM vectorises) when both last-dimension strides are 1, gathers
-    through the part's table when it has one (``table``: its first word, or 0), else the
-    strided walk."""
+def _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst, table, add=False, share=None):
+    """``dst[row, i] = src[row, i]`` (``add``: ``+=``) over a part's rows (``share``:
+    ``(numerator lo, hi, denominator)``, those rows ``n_rows·lo/den .. n_rows·hi/den``):
+    a loop of unit stride (which LLVM vectorises) when both last-dimension strides are
+    1, gathers through the part's table when it has one (``table``: its first word, or
+    0), else the strided walk."""
     last = b.add(dims_at, b.mul(b.sub(ndim, const64(1)), const64(3)))
     s_dst, s_src = (load_arg(b, args, b.add(last, const64(1 + j))) for j in range(2))
     unit = b.and_(b.icmp_signed("==", s_dst, const64(1)), b.icmp_signed("==", s_src, const64(1)))
@@ -126,18 +130,28 @@ def _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst, table, add=False
     # second-to-last one as a plain loop (a concat of a head split's transposed views
     # moves rows of one head dim, 4096 of them per part: the odometer's loads and
     # stores per row cost more than the row's two vectors)
+    lo_num, hi_num, den = share or (const64(0), const64(1), const64(1))
+    r0 = b.sdiv(b.mul(n_rows, lo_num), den)   # this call's rows of the part: r0 .. r1
+    r1 = b.sdiv(b.mul(n_rows, hi_num), den)
     with b.if_else(b.icmp_signed(">=", ndim, const64(2))) as (nested, flat):
         with nested:
             pen = b.add(dims_at, b.mul(b.sub(ndim, const64(2)), const64(3)))
             size, s_dst2, s_src2 = (load_arg(b, args, b.add(pen, const64(j))) for j in range(3))
             some = b.icmp_signed(">", size, const64(0))   # (a division by 0 is undefined: never made)
-            outer = b.select(some, b.sdiv(n_rows, b.select(some, size, const64(1))), const64(0))
-            with RowWalk(b, args, b.sub(ndim, const64(2)), 2, dims_at, const64(0), outer) as walk_rows:
+            div = b.select(some, size, const64(1))
+            o0 = b.select(some, b.sdiv(r0, div), const64(0))
+            o1 = b.select(some, b.sdiv(b.add(r1, b.sub(div, const64(1))), div), const64(0))
+            with RowWalk(b, args, b.sub(ndim, const64(2)), 2, dims_at, o0, o1) as walk_rows:
                 o_dst, o_src = walk_rows.offsets
-                with Loop(b, const64(0), size, name="row") as lp:
+                first = b.mul(walk_rows.i, size)   # the walk row's first row of the part
+                j0 = b.sub(r0, first)
+                j0 = b.select(b.icmp_signed(">", j0, const64(0)), j0, const64(0))
+                j1 = b.sub(r1, first)
+                j1 = b.select(b.icmp_signed("<", j1, size), j1, size)
+                with Loop(b, j0, j1, name="row") as lp:
                     row(b.add(o_dst, b.mul(lp.i, s_dst2)), b.add(o_src, b.mul(lp.i, s_src2)))
         with flat:
-            with RowWalk(b, args, b.sub(ndim, const64(1)), 2, dims_at, const64(0), n_rows) as walk_rows:
+            with RowWalk(b, args, b.sub(ndim, const64(1)), 2, dims_at, r0, r1) as walk_rows:
                 row(*walk_rows.offsets)
 
 
@@ -206,11 +220,12 @@ def build_copy(itemsize: int, add_dtype: str | None = None) -> ir.Module:
     """The ``copy`` kernel moving elements of ``itemsize`` bytes; with ``add_dtype``, the
     ``copy_add`` kernel adding each part into the (zeroed) output instead (``embed_sum``)."""
     m, f, b = _new_function("copy_add" if add_dtype else "copy")
-    args = f.args[0]
+    args, lo, hi, _, den = f.args
     ty = _ADD_TYPE[add_dtype] if add_dtype else _BITS[itemsize]
     n_parts = load_arg(b, args, 0)
     out = _pointer(b, args, 1, ty)
-    _zero(b, out, load_arg(b, args, 2), ty)
+    with b.if_then(b.icmp_signed("==", lo, const64(0))):
+        _zero(b, out, load_arg(b, args, 2), ty)
     with Loop(b, const64(0), n_parts, carried=[const64(COPY_HEAD)], name="part") as part:
         at = part.vars[0]
         src = b.inttoptr(load_arg(b, args, at), ty.as_pointer())
@@ -221,7 +236,8 @@ def build_copy(itemsize: int, add_dtype: str | None = None) -> ir.Module:
         dims_at = b.add(at, const64(PART_HEAD))
         inner = load_arg(b, args, b.add(dims_at, b.mul(b.sub(ndim, const64(1)), const64(3))))
 
-        _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst, table, add=add_dtype is not None)
+        _copy_rows(b, args, dims_at, ndim, n_rows, inner, src, dst, table, add=add_dtype is not None,
+                   share=(lo, hi, den))
         part.next = [b.add(dims_at, b.mul(ndim, const64(3)))]
     b.ret_void()
     return m

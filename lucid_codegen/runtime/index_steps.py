@@ -163,6 +163,8 @@ class CopyStep(_IndexStep):
         else:
             self.fn = index_kernels.kernel("copy", self.dtype.itemsize)
         self.out_word = 1
+        if node.op == "concat":  # (see COPY_SHARES)
+            self.lanes = 1
 
     def _slices(self):
         """Each input's ``(starts, steps)`` in the output (embed, embed_sum)."""
@@ -191,7 +193,8 @@ class CopyStep(_IndexStep):
         if words[2] == 0 and all(words[at + 2] == 0 for at in in_words):
             return None
         _append_tables(words, in_words, tables)
-        return self.fn, words, (0, 1, 0, 1), in_words
+        shares = COPY_SHARES if self.lanes else 1
+        return self.fn, words, (0, shares, 0, shares), in_words
 
 
 class GatherStep(_IndexStep):
@@ -246,6 +249,13 @@ class ScatterAddStep(_IndexStep):
         words += [w for d in dims for w in d]
         return self.fn, words, (0, n_rows, 0, inner), self.in_words
 
+
+#: a copy call takes the share ``lo / COPY_SHARES .. hi / COPY_SHARES`` of each part's
+#: rows (``index_kernels``' ``copy`` block): a concat's parts, or a copying reshape's one
+#: part, write disjoint rows and zero nothing, so a native program splits them across
+#: threads as it splits a loop kernel's rows (``LoopJob.lanes``); an embed zeroes its
+#: output first and an embed_sum adds overlapping parts: one call does all
+COPY_SHARES = 64
 
 #: most entries of a copy part's gather table (``index_kernels``' ``copy`` block)
 TABLE_MAX = 4096
@@ -356,4 +366,5 @@ def reshape_copy_job(src: np.ndarray, out: np.ndarray):
     table = _copy_part(words, src.shape, _c_strides(src.shape), _elem_strides(src), 0, src.itemsize)
     _append_tables(words, [index_kernels.COPY_HEAD], [table])
     fn = index_kernels.kernel("copy", src.itemsize)
-    return LoopJob(fn, words, (0, 1, 0, 1), [index_kernels.COPY_HEAD], [1], nbytes=2 * out.nbytes)
+    return LoopJob(fn, words, (0, COPY_SHARES, 0, COPY_SHARES), [index_kernels.COPY_HEAD], [1],
+                   lanes=1, nbytes=2 * out.nbytes)
