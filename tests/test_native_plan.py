@@ -301,19 +301,22 @@ def test_big_elementwise_kernels_split_in_native_programs():
 def test_reductions_split_in_native_programs():
     """Row reductions split into whole kept rows, column sums kept per batch into whole
     batches; one kept row does not split (a full sum; a matrix's column sums, which
-    would read rows other threads wrote). Every output element is one sequential
-    reduction: the same bits at every thread count, and the reference's values. Also a
-    reduction big enough for the Python pool (it used to keep its plan from running
-    natively)."""
+    would read rows other threads wrote), unless it is a matrix too big for the caches
+    with long rows (column ranges then). Every output element is one sequential
+    reduction: the same bits at every thread count, and the reference's values. Also
+    reductions big enough for the Python pool (they used to keep their plan from
+    running natively)."""
     from lucid_codegen.runtime import native_plan
     b = GraphBuilder()
     x, y, z = b.input((1031, 517)), b.input((1031, 517)), b.input((6, 1500, 2000))
+    big = b.input((700, 4100))
     prod = b.emit("mul", x, b.emit("tanh", y))
     outs = [b.emit("sum", prod, axes=(0,)),                 # column sums: one row, 517 columns
             b.emit("sum", b.emit("exp", y), axes=(1,)),     # row sums: 1031 kept rows
             b.emit("max", prod, axes=()),                   # a full reduction
             b.emit("sum", z, axes=(1,)),                    # column sums per batch: 6 rows
-            b.emit("sum", b.emit("mul", x, y), axes=())]
+            b.emit("sum", b.emit("mul", x, y), axes=()),
+            b.emit("sum", big, axes=(0,))]                 # 11.5 MB of column sums, long rows
     graph = b.build(outs)
     plan = compile_graph(graph).executable
     seen = []
@@ -331,6 +334,7 @@ def test_reductions_split_in_native_programs():
         native_plan._ranges = real
     split = {args: len(parts) for args, parts in seen if parts is not None}
     assert (0, 1, 0, 517) not in split                # a matrix's column sums stay whole
+    assert split.get((0, 1, 0, 4100)) in (2, 3)       # but a big one's split into column ranges
     assert split.get((0, 1031, 0, 0)) in (2, 3)       # the row sums' rows
     assert split.get((0, 6, 0, 2000)) in (2, 3)       # the batches of column sums
     assert (0, 1, 0, 0) not in split                  # full reductions stay whole

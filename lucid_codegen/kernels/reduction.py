@@ -369,11 +369,14 @@ class ReductionKernel:
         """This call as a ``native_plan.LoopJob`` (see ``ElementwiseKernel.native_job``).
         A program with work enough splits it into whole kept rows, as it splits an
         elementwise kernel; every output element is still one sequential reduction, so
-        the bits do not depend on the split. One kept row does not split: neither a full
-        sum nor the column sums of a matrix (a bias's gradient), whose column ranges
-        would each read every row of a matrix that the kernels before it wrote split by
-        rows, half of it from the other core's cache (Zen 3, the GPT step's (1024, 512)
-        bias gradients: 0.13 ms whole, 0.17 ms in two column halves)."""
+        the bits do not depend on the split. One kept row does not split (a full sum),
+        nor do the column sums of a matrix (a bias's gradient), whose column ranges would
+        each read every row of a matrix that the kernels before it wrote split by rows,
+        half of it from the other core's cache (Zen 3, the GPT step's (1024, 512) bias
+        gradients: 0.13 ms whole, 0.17 ms in two column halves), unless the matrix is
+        too big for the caches anyway (``work_split.pool_splits``) and its rows long
+        enough that the column ranges are whole cache lines apart (as the Python pool
+        splits a call outside a program, ``_run_parallel``)."""
         from lucid_codegen.runtime.native_plan import LoopJob
         plan = self._plans.get(tuple([(a.shape, a.strides, a.dtype) for a in arrays]))
         (target,) = outs
@@ -389,13 +392,13 @@ class ReductionKernel:
             keep = (scratch,)
         from lucid_codegen.runtime import work_split  # (run-time decisions, not generated code: not stamped)
         total = math.prod(broadcast_shapes(*(a.shape for a in arrays), *self.structure.const_shapes))
-        moved = sum(a.itemsize for a in arrays)
-        if mode == "col":  # each element also loads and stores its column's accumulator
-            moved += 2 * self.acc_dtype.itemsize
-        nbytes = work_split.work_bytes(total * moved, total, [node[0] for node in self.structure.nodes])
+        read = total * sum(a.itemsize for a in arrays)
+        moved = read + (2 * total * self.acc_dtype.itemsize if mode == "col" else 0)  # (its accumulator's)
+        nbytes = work_split.work_bytes(moved, total, [node[0] for node in self.structure.nodes])
+        splits = n_outer > 1 or (mode == "col" and inner >= 2 * COL_BLOCK and work_split.pool_splits(read))
         return LoopJob(fn, template, (0, n_outer, 0, inner if mode == "col" else 0),
                        list(range(6, 6 + len(arrays))), [3], keep,
-                       lanes=self.lanes if n_outer > 1 else 0, nbytes=nbytes)
+                       lanes=self.lanes if splits else 0, nbytes=nbytes)
 
     def _checked_plan(self, arrays, key):
         """Validate a call seen for the first time; memoise its plan when reusable.
