@@ -297,3 +297,34 @@ def test_cross_entropy_is_one_rows_kernel_and_a_mean(kwargs):
     text = lucid.compile(loss).lower(x).as_text("fused")
     forward = text.split("# backward")[0]
     assert forward.count("kernel[rows]") == 1 and forward.count("kernel[") <= 2, forward
+
+
+def test_a_reduction_recomputes_normalised_rows_from_values_handed_out_anyway():
+    """A layer norm's normalised rows ``(h - mean) · rstd`` read outside its rows kernel
+    only by its weight's gradient (the column sum of ``g · x̂``), while another kernel
+    reads ``h - mean`` anyway: the column sum computes ``x̂`` again from ``h - mean``
+    and ``rstd``, so the rows kernel does not write it; the values are the reference's."""
+    n, d, k = 37, 24, 5
+    b = GraphBuilder()
+    x, r, w, bias, g, m = (b.input(s) for s in ((n, d), (n, d), (d,), (d,), (n, d), (d, k)))
+    h = b.emit("add", x, r)
+    c = b.emit("sub", h, b.emit("mean", h, axes=(1,), keepdims=True))
+    var = b.emit("mean", b.emit("mul", c, c), axes=(1,), keepdims=True)
+    rstd = b.emit("rsqrt", b.emit("add", var, b.constant(1e-5)))
+    xh = b.emit("mul", c, rstd)
+    y = b.emit("add", b.emit("mul", xh, w), bias)
+    dw = b.emit("sum", b.emit("mul", g, xh), axes=(0,))
+    z = b.emit("matmul", c, m)       # reads h - mean: its kernel hands it out anyway
+    graph = b.build([y, dw, z])
+    fused = fuse.run(graph)
+    rows = [n for n in fused.nodes if getattr(n, "kind", None) == "rows"]
+    reductions = [n for n in fused.nodes if getattr(n, "kind", None) == "reduction"]
+    assert len(rows) == 1 and len(reductions) == 1
+    written = set(rows[0].outs)
+    assert xh not in written and c in written and rstd in written
+    assert c in reductions[0].inputs and rstd in reductions[0].inputs and xh not in reductions[0].inputs
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal(v.shape).astype(np.float32) for v in graph.inputs]
+    from lucid.compiler import compile_graph
+    for got, want in zip(compile_graph(graph).executable(arrays), interpret(graph, arrays)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

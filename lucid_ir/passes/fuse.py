@@ -20,7 +20,11 @@ Partition rules, applied in one walk over the nodes in order:
 - a reduction takes its input's elementwise producers as a prologue (a **reduction**
   group): moved when nothing else uses them, recomputed (cloned) when something does,
   so that later ops can still fuse with the original group (softmax: ``exp(x - m)``
-  and ``Σ exp(x - m)`` do not wait for each other).
+  and ``Σ exp(x - m)`` do not wait for each other). A value its prologue reads from a
+  rows kernel, made there by one cheap exact op from values that kernel writes anyway
+  or from per-row statistics, is computed again in the prologue instead of written and
+  read back (``_recompute_row_values``: a layer norm's normalised rows, for its weight's
+  gradient).
 - the random ops (the ``random`` trait) compute each value from the element's position
   in their own shape, so they stay in elementwise groups of exactly their shape: never
   moved into a bigger loop nor into a reduction's prologue (a dropout mask fuses with
@@ -61,6 +65,17 @@ from ..types import broadcast_shapes
 from . import dce, fuse_epilogue, fuse_rows, gather_operand
 
 MAX_CLONED_PROLOGUE = 8
+SMALL_FRACTION = 8  # a per-row value: its rows' size divided by this at most
+
+
+def _remade(op: str) -> bool:
+    """Whether a reduction's prologue computes a value of ``op`` again from a rows
+    kernel's values rather than read it: an elementwise op that costs nothing beyond
+    moving its operands (``cost`` 0) and computes (``kind`` unary or binary: ``mul``,
+    ``sub``, ``neg``, ...), exact, so the same operands give the same value in any
+    kernel."""
+    d = get_op(op)
+    return d.fusible and not d.cost and d.kind in ("unary", "binary")
 SMALL_RECOMPUTE = 1 << 16  # extra elementwise evaluations worth one kernel launch fewer
 
 
@@ -500,6 +515,50 @@ class Partition:
             self._add(red, node)
         else:
             self._new("reduction", node)
+            return
+        self._recompute_row_values(red)
+
+    def _recompute_row_values(self, red: Group) -> None:
+        """A value of the reduction's prologue that a rows kernel computes by one
+        cheap exact op (``_remade``) from values it hands out anyway (read by other kernels too) or
+        from per-row statistics (its rows' size divided by ``SMALL_FRACTION`` at most)
+        is computed again here, from those, instead of being written by that kernel
+        and read back: a layer norm's normalised rows ``(x - mean) · rstd``, whose
+        only reader outside is its weight's gradient (the column sum of ``g · x̂``),
+        while the backward kernel reads ``x - mean`` anyway. Same op, same operands:
+        the same value."""
+        shape = red.nodes[-1].inputs[0].shape
+        members = {n.out for n in red.nodes}
+        for k, n in enumerate(list(red.nodes)):
+            remade = {}
+            for x in n.inputs:
+                p, rows = self.producer.get(x), self.group_of.get(x)
+                if (x in members or rows is None or rows.kind != "rows" or p is None
+                        or not _remade(p.op) or x.shape != shape or x in self.outputs
+                        or not all(self._handed_out(y, rows, members) or _size(y.shape) * SMALL_FRACTION <= _size(shape)
+                                   or _is_scalar_constant(y, self.producer) for y in p.inputs)):
+                    continue
+                clone = Node(p.op, p.inputs, p.attrs, Value(x.type))
+                remade[x] = clone.out
+                self._reads([clone])
+                self.order.insert(self.order.index(n), clone)
+                red.nodes.insert(red.nodes.index(n), clone)
+                self.group_of[clone.out] = red
+            if remade:
+                new = Node(n.op, tuple(remade.get(x, x) for x in n.inputs), n.attrs, n.out)
+                self._reads([new])
+                self.order[self.order.index(n)] = new
+                red.nodes[red.nodes.index(n)] = new
+
+    def _handed_out(self, y: Value, rows: Group, members) -> bool:
+        """Whether ``y``, a member of ``rows``, is read by a node of neither ``rows`` nor
+        the reduction group being formed (``members``): its kernel writes it anyway."""
+        if self.group_of.get(y) is not rows:
+            return False
+        if y in self.outputs:
+            return True
+        own = {id(m) for m in rows.nodes}
+        return any(id(r) not in own and r.out not in members for r in self.readers.get(y, ()))
 
     def run(self, enabled: bool) -> None:
         in_rows = set()
