@@ -39,6 +39,14 @@ def _elem_strides(a: np.ndarray) -> list[int]:
     return [s // a.itemsize for s in a.strides]
 
 
+#: a copy call takes the share ``lo / COPY_SHARES .. hi / COPY_SHARES`` of each part's
+#: rows (``index_kernels``' ``copy`` block): a concat's parts, or a copying reshape's one
+#: part, write disjoint rows and zero nothing, so a native program splits them across
+#: threads as it splits a loop kernel's rows (``LoopJob.lanes``); an embed zeroes its
+#: output first and an embed_sum adds overlapping parts: one call does all
+COPY_SHARES = 64
+
+
 def _aligned(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a) if any(s % a.itemsize for s in a.strides) else a
 
@@ -249,13 +257,6 @@ class ScatterAddStep(_IndexStep):
         words += [w for d in dims for w in d]
         return self.fn, words, (0, n_rows, 0, inner), self.in_words
 
-
-#: a copy call takes the share ``lo / COPY_SHARES .. hi / COPY_SHARES`` of each part's
-#: rows (``index_kernels``' ``copy`` block): a concat's parts, or a copying reshape's one
-#: part, write disjoint rows and zero nothing, so a native program splits them across
-#: threads as it splits a loop kernel's rows (``LoopJob.lanes``); an embed zeroes its
-#: output first and an embed_sum adds overlapping parts: one call does all
-COPY_SHARES = 64
 
 #: most entries of a copy part's gather table (``index_kernels``' ``copy`` block)
 TABLE_MAX = 4096

@@ -63,9 +63,10 @@ from ..kernel import KernelNode
 from ..ops import get_op
 from ..types import broadcast_shapes
 from . import dce, fuse_epilogue, fuse_rows, gather_operand
+from .autodiff import SMALL_FRACTION   # (a per-row value: its rows' size divided by this at most)
 
 MAX_CLONED_PROLOGUE = 8
-SMALL_FRACTION = 8  # a per-row value: its rows' size divided by this at most
+SMALL_RECOMPUTE = 1 << 16  # extra elementwise evaluations worth one kernel launch fewer
 
 
 def _remade(op: str) -> bool:
@@ -76,7 +77,6 @@ def _remade(op: str) -> bool:
     kernel."""
     d = get_op(op)
     return d.fusible and not d.cost and d.kind in ("unary", "binary")
-SMALL_RECOMPUTE = 1 << 16  # extra elementwise evaluations worth one kernel launch fewer
 
 
 def _size(shape) -> int:
@@ -520,21 +520,21 @@ class Partition:
 
     def _recompute_row_values(self, red: Group) -> None:
         """A value of the reduction's prologue that a rows kernel computes by one
-        cheap exact op (``_remade``) from values it hands out anyway (read by other kernels too) or
-        from per-row statistics (its rows' size divided by ``SMALL_FRACTION`` at most)
-        is computed again here, from those, instead of being written by that kernel
-        and read back: a layer norm's normalised rows ``(x - mean) · rstd``, whose
-        only reader outside is its weight's gradient (the column sum of ``g · x̂``),
-        while the backward kernel reads ``x - mean`` anyway. Same op, same operands:
-        the same value."""
+        cheap exact op (``_remade``), that no other kernel reads, from values that
+        kernel hands out anyway (read by other kernels too) or from per-row statistics
+        (its rows' size divided by ``SMALL_FRACTION`` at most) is computed again here,
+        from those, instead of being written by that kernel and read back: a layer
+        norm's normalised rows ``(x - mean) · rstd``, whose only reader outside is its
+        weight's gradient (the column sum of ``g · x̂``), while the backward kernel
+        reads ``x - mean`` anyway. Same op, same operands: the same value."""
         shape = red.nodes[-1].inputs[0].shape
         members = {n.out for n in red.nodes}
-        for k, n in enumerate(list(red.nodes)):
+        for n in list(red.nodes):
             remade = {}
             for x in n.inputs:
                 p, rows = self.producer.get(x), self.group_of.get(x)
                 if (x in members or rows is None or rows.kind != "rows" or p is None
-                        or not _remade(p.op) or x.shape != shape or x in self.outputs
+                        or not _remade(p.op) or x.shape != shape or self._handed_out(x, rows, members)
                         or not all(self._handed_out(y, rows, members) or _size(y.shape) * SMALL_FRACTION <= _size(shape)
                                    or _is_scalar_constant(y, self.producer) for y in p.inputs)):
                     continue
