@@ -3,7 +3,8 @@
 
     python benchmarks/bench_models.py [--quick] [--json PATH] [--threads 1,2]
         [--workloads gpt,cnn,attn256,attn1024]
-        [--modes lucid,lucid.compile,torch,torch.compile,jax] [--rounds N]
+        [--modes lucid,lucid.compile,torch,torch.compile,jax,lucid.products,torch.products]
+        [--rounds N]
 
 Workloads (float32; model_zoo.py builds them for lucid and PyTorch from one PyTorch-API
 source, jax_models.py writes them in JAX):
@@ -22,7 +23,12 @@ Modes: ``lucid`` (eager), ``lucid.compile`` (the whole step function compiled, a
 examples' ``--compile`` does), ``torch`` (PyTorch eager: every ratio is to it),
 ``torch.compile`` (``torch.compile(step)``; an inductor failure shows as "failed: ..."),
 ``jax`` (``jax.jit`` of ``value_and_grad`` and a hand-written update, as the optional
-``benchmarks`` extra installs it; "not installed" without it).
+``benchmarks`` extra installs it; "not installed" without it); and for ``gpt``,
+``lucid.products`` / ``torch.products``: the step's dense matrix products alone
+(``model_zoo.linear_products``: each linear layer's forward, input- and weight-gradient
+products, without bias or activation), lucid's compiled, PyTorch's eager. They show how
+much of a step the products take at the speed each library's GEMMs reach on this host:
+below them, nothing the rest of the step does can bring it.
 
 Method: one fresh process per (workload, mode, thread count), so that each figure's peak
 RSS (``ru_maxrss``) is its own. The thread count is set in the environment before any
@@ -77,7 +83,10 @@ import model_zoo as zoo
 # mode: (library, compiled, label)
 MODES = {"lucid": ("lucid", False, "lucid eager"), "lucid.compile": ("lucid", True, "lucid.compile"),
          "torch": ("torch", False, "torch eager"), "torch.compile": ("torch", True, "torch.compile"),
-         "jax": ("jax", True, "jax.jit")}
+         "jax": ("jax", True, "jax.jit"),
+         # a step's dense matrix products alone (model_zoo.linear_products: gpt only)
+         "lucid.products": ("lucid", True, "lucid products"), "torch.products": ("torch", False, "torch products")}
+PRODUCTS = ("lucid.products", "torch.products")
 BASELINE = "torch"
 LOSS_TOLERANCE = 1e-3
 WARMUP_CALLS = 3
@@ -150,7 +159,8 @@ def worker(threads: int, workload: str, mode: str, state_dir: str, quick: bool) 
             lib = importlib.import_module(library)
             if library == "torch":
                 lib.set_num_threads(threads)
-            build = lambda state: zoo.build_step(lib, workload, state, compiled)
+            build = ((lambda state: zoo.build_products(lib, workload)) if mode in PRODUCTS else
+                     (lambda state: zoo.build_step(lib, workload, state, compiled)))
     except ImportError as e:
         return dict(error="not installed", detail=str(e))
     base = _rss_mb()
@@ -165,7 +175,7 @@ def worker(threads: int, workload: str, mode: str, state_dir: str, quick: bool) 
             warmup.append(time.perf_counter() - start)
             if i == 0:
                 values = check(out)
-            elif i == 1 and workload in ("gpt", "cnn"):
+            elif i == 1 and workload in ("gpt", "cnn") and values is not None:
                 values.append(check(out)[0])  # the loss after one update: backward and optimiser checked too
         budget, least = (0.5, 3) if quick else (2.0, 10)
         times = []
@@ -225,7 +235,8 @@ def measure(args) -> tuple:
     with each other are measured close in time on a shared machine."""
     rounds = args.rounds or (2 if args.quick else 5)
     have_jax = importlib.util.find_spec("jax") is not None
-    results = {(n, w, m): [] for n in args.threads for w in args.workloads for m in args.modes}
+    results = {(n, w, m): [] for n in args.threads for w in args.workloads for m in args.modes
+               if m not in PRODUCTS or zoo.linear_products(w)}
     for key in results:
         if key[2] == "jax" and not have_jax:
             results[key].append(dict(error="not installed"))
@@ -236,6 +247,8 @@ def measure(args) -> tuple:
         for r in range(rounds):
             for n, w in _rotate(groups, r):
                 for m in _rotate(list(args.modes), r):
+                    if (n, w, m) not in results:
+                        continue  # no products listed for this workload
                     done = results[(n, w, m)]
                     if done and "error" in done[0]:
                         continue  # failed or not installed: not again
@@ -272,7 +285,7 @@ def summarise(results: dict) -> list:
         if base is not None and "error" not in base:
             row["ratio"] = row["step"] / base["step"]
         ref = _reference_values(rows, row)
-        if ref is not None:
+        if ref is not None and row["values"][0] is not None:
             row["rel_diff"] = max(abs(a - b) / max(abs(b), 1e-30) for v in row["values"] for a, b in zip(v, ref))
     return rows
 
@@ -333,7 +346,9 @@ def print_report(rows: list, targets: list, rounds: int, load: tuple) -> None:
             table.append([r["threads"], r["workload"], label, text] + ["-"] * 8)
             continue
         diff = "-" if "rel_diff" not in r else f"{r['rel_diff']:.1e}" + (" !" if r["rel_diff"] > LOSS_TOLERANCE else "")
-        peak = zoo.matmul_flops(r["workload"]) / (r["step"] * core_peak * 1e9 * r["threads"])
+        flops = (sum(6 * t * i * o for t, i, o in zoo.linear_products(r["workload"])) if r["mode"] in PRODUCTS
+                 else zoo.matmul_flops(r["workload"]))
+        peak = flops / (r["step"] * core_peak * 1e9 * r["threads"])
         table.append([r["threads"], r["workload"], label, _ms(r["step"]),
                       f"{r['ratio']:.2f}" if "ratio" in r else "-", f"{100 * peak:.0f}%", f"{100 * r['spread']:.0f}%",
                       f"{r['first_call']:.2f}", f"{r['warmup']:.2f}", f"{r['rss_peak_mb']:.0f}",
@@ -349,6 +364,14 @@ def print_report(rows: list, targets: list, rounds: int, load: tuple) -> None:
                       for w in dict.fromkeys(r["workload"] for r in rows)))
     for r, text in errors:
         print(f"{r['threads']} thread(s), {r['workload']}, {MODES[r['mode']][2]}: {text}")
+    find = {(r["threads"], r["workload"], r["mode"]): r for r in rows if "error" not in r}
+    for (n, w, m), r in find.items():
+        step, base = find.get((n, w, "lucid.compile")), find.get((n, w, BASELINE))
+        if m == "lucid.products" and base is not None:
+            print(f"{n} thread(s), {w}: the step's dense products alone (lucid products: "
+                  f"{len(zoo.linear_products(w)) * 3} GEMMs, no epilogues) take {_ms(r['step'])} ms = "
+                  f"{r['step'] / base['step']:.2f}x torch eager's step"
+                  + (f"; lucid.compile spends {_ms(step['step'] - r['step'])} ms beyond them" if step else ""))
     print()
     checked = [r for r in rows if "rel_diff" in r]
     worst = max((r["rel_diff"] for r in checked), default=None)

@@ -112,6 +112,43 @@ def matmul_flops(workload: str) -> float:
     return float(conv1 + conv2 + 3 * 2 * CNN_BATCH * 32 * CNN_CLASSES)
 
 
+def linear_products(workload: str) -> list:
+    """``(tokens, in, out)`` of each linear layer of a step whose dense matrix products are
+    listed (``gpt`` only; empty for the others): each layer's three products, forward
+    ``x Wᵀ``, input gradient ``g W`` and weight gradient ``gᵀ x``, are GEMMs of the compiled
+    step (attention's batched products, inside its fused kernel, are not among them).
+
+    >>> len(linear_products("gpt")), linear_products("gpt")[0]
+    (9, (1024, 128, 384))
+    """
+    if workload != "gpt":
+        return []
+    d, tokens = GPT["d_model"], GPT_BATCH * GPT["context"]
+    block = [(tokens, d, 3 * d), (tokens, d, d), (tokens, d, 4 * d), (tokens, 4 * d, d)]
+    return block * GPT["n_layer"] + [(tokens, d, GPT["vocab"])]
+
+
+def build_products(lib, workload: str):
+    """``(call, check)`` as ``build_step`` gives them, for the workload's dense products
+    alone (``linear_products``) on fixed random operands: lucid's as one ``lucid.compile``d
+    function (the GEMM kernels the compiled step runs, without their epilogues), PyTorch's
+    as eager calls (its BLAS). ``check`` gives nothing to compare (no loss)."""
+    rng = np.random.default_rng(7)
+    operands = []
+    for tokens, n_in, n_out in linear_products(workload):
+        for shape in ((tokens, n_in), (n_out, n_in), (tokens, n_out)):
+            operands.append(lib.tensor(rng.standard_normal(shape, dtype=np.float32)))
+
+    def products(*ops):
+        out = []
+        for k in range(0, len(ops), 3):
+            x, w, g = ops[k:k + 3]
+            out += [lib.nn.functional.linear(x, w), g @ w, g.t() @ x]
+        return out
+    fn = lib.compile(products) if not _is_torch(lib) else products
+    return lambda: fn(*operands), lambda out: None
+
+
 def build_model(lib, workload: str):
     return gpt(lib) if workload == "gpt" else cnn(lib.nn)
 

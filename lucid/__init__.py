@@ -41,8 +41,8 @@ from .sorting import argsort, msort, sort, topk  # noqa: E402
 from .cumulative import cummax, cummin, cumprod  # noqa: E402
 from .index_fill import index_fill  # noqa: E402
 from .shape_ops import (broadcast_to, chunk, flatten, flip, moveaxis, movedim, narrow, permute,  # noqa: E402
-                        reshape, roll, split, squeeze, swapaxes, swapdims, transpose, tril, triu,
-                        unbind, unflatten, unsqueeze)
+                        reshape, roll, split, squeeze, swapaxes, swapdims, t, transpose, tril,
+                        triu, unbind, unflatten, unsqueeze)
 from .functions import (abs, add, ceil, cos, div, eq, erf, erfc, exp, expm1, floor, floor_divide,  # noqa: E402,A004
                         fmod, ge, gt, isfinite, isinf, isnan, le, log, log1p, log2, logical_and,
                         logical_not, logical_or, logical_xor, lt, mul, ne, neg, pow, reciprocal,

@@ -27,7 +27,7 @@ from .products import ShapeError
 
 __all__ = ["reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute", "transpose",
            "broadcast_to", "split", "chunk", "unbind", "tril", "triu", "flip", "roll", "narrow",
-           "movedim", "moveaxis", "swapaxes", "swapdims"]
+           "movedim", "moveaxis", "swapaxes", "swapdims", "t"]
 
 _CHAINS: dict = dispatch.ChainCache()
 
@@ -473,6 +473,22 @@ def swapdims(input, dim0: int, dim1: int):
     return swapaxes(input, dim0, dim1)
 
 
+def t(input):
+    """A matrix transposed (a view); 0-D and 1-D tensors are returned as they are, more
+    dimensions raise (PyTorch's ``torch.t``; ``transpose(-2, -1)`` or ``mT`` swap the last
+    two of a batch).
+
+    >>> import lucid
+    >>> lucid.zeros(2, 3).t().shape, lucid.zeros(3).t().shape
+    ((3, 2), (3,))
+    """
+    x = as_tensor(input)
+    if x.ndim > 2:
+        raise RuntimeError(f"t: t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D "
+                           f"(shape {tuple(x.shape)})")
+    return x.transpose(0, 1) if x.ndim == 2 else x
+
+
 def _split_method(self, split_size, dim: int = 0):
     """``Tensor.split(split_size, dim)``: see ``split``."""
     return split(self, split_size, dim)
@@ -481,6 +497,6 @@ def _split_method(self, split_size, dim: int = 0):
 def _install(Tensor) -> None:
     """Attach the methods to ``Tensor`` (from ``lucid.tensor``)."""
     for name in ("unflatten", "broadcast_to", "repeat", "chunk", "unbind", "tril", "triu",
-                 "flip", "roll", "narrow", "movedim", "moveaxis", "swapaxes", "swapdims", "view"):
+                 "flip", "roll", "narrow", "movedim", "moveaxis", "swapaxes", "swapdims", "view", "t"):
         setattr(Tensor, name, globals()[name])
     Tensor.split = _split_method

@@ -88,6 +88,7 @@ op("fn_narrow_negative", lambda lib, x: lib.narrow(x, 0, -2, 2) + x.narrow(0, 0,
 op("movedim", lambda lib, x: x.movedim(0, -1), [[In((2, 3, 4))], [T(3, 4)]])
 op("fn_movedim_tuple", lambda lib, x: lib.movedim(x, (0, 1), (2, 0)), [[In((2, 3, 4))], [In((1, 5, 1, 2))]])
 op("swapaxes", lambda lib, x: x.swapaxes(0, 2) + lib.swapdims(x, -1, 0), [[In((2, 3, 2))], [In((4, 1, 4))]])
+op("t", lambda lib, x: x.t() * lib.t(x.t()).t(), [[In((2, 3))], [T(4, 4)], [In((5,))], [In(())]])
 op("fn_swapdims", lambda lib, x: lib.swapaxes(x, 0, 1) * x.swapdims(1, 0), [[In((3, 3))], [T(4, 4)]])
 op("squeeze_all", lambda lib, x: x.squeeze() * 1.0, [[In((1, 3, 1, 4))], [In((1, 1))], [In(())], [In((2, 3))]])
 op("squeeze_tuple", lambda lib, x: lib.squeeze(x, (0, -1)), [[In((1, 3, 1))], [In((2, 1, 3))]])

@@ -82,6 +82,7 @@ ERROR_CASES = [
     ("add_float_alpha_on_ints", lambda x, i, lib: lib.add(i, i, alpha=0.5)),
     ("sub_bool", lambda x, i, lib: lib.sub(i > 0, i > 1)),
     ("round_decimals_int", lambda x, i, lib: lib.round(i, decimals=1)),
+    ("t_of_3d", lambda x, i, lib: x.reshape(1, 2, 3).t()),
 ]
 
 
@@ -105,6 +106,8 @@ def test_error_messages_name_the_op_and_shapes():
         x.scatter_add(1, lucid.tensor([[0.0]]), x)
     with pytest.raises(RuntimeError, match="rounding_mode"):
         lucid.div(x, x, rounding_mode="round")
+    with pytest.raises(RuntimeError, match=r"t: .*<= 2 dimensions.*\(1, 2, 3\)"):
+        lucid.t(x.reshape(1, 2, 3))
 
 
 def test_div_bad_rounding_mode_is_a_runtime_error_as_torch():
