@@ -9,7 +9,7 @@ from lucid.autograd import recorded_graph
 from lucid_ir.builder import GraphBuilder
 from lucid_ir.graph import Graph
 from lucid_ir.interpreter import interpret
-from lucid_ir.passes import autodiff, fuse, simplify
+from lucid_ir.passes import autodiff, factor, fuse, simplify
 from lucid_ir.verify import verify
 from random_graphs import random_graph
 
@@ -414,6 +414,45 @@ def test_embed_sum_rejects_slices_that_do_not_fit(attrs, message):
     x, y = b.input((2,), "float64"), b.input((2,), "float64")
     with pytest.raises(ValueError, match=message):
         b.emit("embed_sum", x, y, **attrs)
+
+
+def test_factor_takes_a_shared_multiplicand_out_of_a_sum():
+    """``(g·x)·y + g·z`` → ``g·(x·y + z)``; an inner product read elsewhere is a factor
+    of its own (not opened), a multiplicand of another shape is not taken out, and the
+    values are the unfactored ones up to rounding."""
+    b = GraphBuilder()
+    g, x, y, z = (b.input((4, 5), "float64") for _ in range(4))
+    row = b.input((5,), "float64")
+    gx = b.emit("mul", g, x)
+    shared = b.emit("mul", g, z)
+    first = b.emit("add", b.emit("mul", gx, y), b.emit("mul", g, z))
+    kept = b.emit("add", b.emit("mul", shared, y), shared)       # shared is read twice: no rewrite
+    rowwise = b.emit("add", b.emit("mul", row, x), b.emit("mul", row, y))   # row is (5,), the sum (4, 5)
+    graph = b.build([first, kept, rowwise])
+    out = factor.run(graph)
+    verify(out)
+    made = {n.out: n for n in out.nodes}
+    top = made[out.outputs[0]]
+    assert top.op == "mul" and top.inputs[0] is g and made[top.inputs[1]].op == "add"
+    assert made[out.outputs[1]].op == "add" and made[out.outputs[2]].op == "add"
+    arrays = [np.random.default_rng(k).standard_normal(v.shape) for k, v in enumerate(graph.inputs)]
+    for want, got in zip(interpret(graph, arrays), interpret(out, arrays)):
+        np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-14)
+
+
+def test_gelu_gradient_is_the_cotangent_times_one_derivative():
+    """Autodiff of GELU gives ``g · D(x)``: one value computed from the forward's values
+    alone (``factor``), which a compiled step's forward loop computes beside GELU."""
+    out = F.gelu(lucid.tensor(np.zeros((4, 6)), requires_grad=True))
+    graph = recorded_graph(out)
+    bwd = autodiff.run(graph, wrt=[0])
+    made = {n.out: n for n in bwd.graph.nodes}
+    top = made[bwd.graph.outputs[0]]
+    cotangent = bwd.graph.inputs[0]
+    assert top.op == "mul" and cotangent in top.inputs
+    derivative = top.inputs[1] if top.inputs[0] is cotangent else top.inputs[0]
+    assert cotangent not in autodiff.depends_on(Graph(bwd.graph.inputs, bwd.graph.nodes, (derivative,)),
+                                                [cotangent]) - {cotangent}
 
 
 def test_gelu_forward_is_one_elementwise_kernel():

@@ -13,7 +13,10 @@ Gradients of values used more than once are accumulated; broadcasting is undone 
 rules (``sum_to``); inputs not in ``wrt`` get no gradient computed; an input that no
 output depends on gets zeros. Only float values carry gradients: none flows into or
 out of an int or bool value (a comparison, a cast to int, an integer sum), so their
-gradient rules are never asked, and a wanted int/bool input gets zeros.
+gradient rules are never asked, and a wanted int/bool input gets zeros. A sum of
+contributions that share a multiplicand is factored (``factor``): ``g·x + g·x`` is
+``g·(x + x)``, so an elementwise chain's derivative is one value the fusion pass may
+compute where the forward computes its parts.
 
 >>> from lucid_ir.builder import GraphBuilder
 >>> b = GraphBuilder()
@@ -22,10 +25,9 @@ gradient rules are never asked, and a wanted int/bool input gets zeros.
 >>> bwd = run(fwd, wrt=[0])
 >>> print(bwd.graph)
 { lambda ; %0:f32[3] %1:f32[3]. let
-    %2:f32[3] = mul %0 %1
-    %3:f32[3] = mul %0 %1
-    %4:f32[3] = add %2 %3
-  in (%4) }
+    %2:f32[3] = add %1 %1
+    %3:f32[3] = mul %0 %2
+  in (%3) }
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from ..builder import GraphBuilder
 from ..graph import Graph, Value
 from ..ops import get_op
 from ..types import is_float
-from . import dce, gather_operand
+from . import dce, factor, gather_operand
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,7 @@ def run(forward: Graph, wrt, also=(), free=()) -> BackwardGraph:
                 accumulate(v, gv)
     outputs = [grads[v] if v in grads else b.constant(0.0, v.shape, v.dtype) for v in wanted]
 
-    body = dce.run(Graph((), tuple(b.nodes), tuple(outputs)))
+    body = factor.run(dce.run(Graph((), tuple(b.nodes), tuple(outputs))))
     body = _copy_constants(_recompute_cheap(_recompute_gathers(body, forward), forward, free), forward)
     defined = {n.out for n in body.nodes} | set(cotangents)
     residuals, seen = [], set()

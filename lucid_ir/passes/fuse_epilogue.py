@@ -14,8 +14,11 @@ other inputs is available in the GEMM's tile:
   product reshaped back): the epilogue's ops and operands then have that shape;
 - a value **recomputed** in the tile from those (at most ``MAX_RECOMPUTED`` ops for
   one input): the comparison of a relu mask ``select(gt(r, 0), g, 0)``, and GELU's
-  saved intermediates ``x/2``, ``erfc(-x/√2)``, ``exp(-x²/2)·2/√π`` in its backward,
-  each recomputed from the one saved x instead of being read as three arrays.
+  derivative (one value: ``factor``) in an eager backward, recomputed from the one
+  saved x instead of being computed by a loop of its own and read back. Where the
+  values such a recomputation starts from are computed anyway for other readers (a
+  compiled training step's forward loop computes GELU's erfc and x/2 for GELU itself),
+  the tile reads the value instead: that loop computes it beside them (``_made_for``).
 
 The kernel stores one array, so the plan is then cut back to its longest prefix that
 only its last value leaves (read by an op outside it, or a graph output), of the
@@ -39,7 +42,7 @@ from dataclasses import dataclass, field
 from ..graph import Graph, Node, Value
 from ..ops import get_op
 
-MAX_RECOMPUTED = 8  # ops recomputed in the tile for one input of one epilogue op
+MAX_RECOMPUTED = 12  # ops recomputed in the tile for one input of one epilogue op
 MAX_CANDIDATES = 3  # other operands of the product's shape tried (see ``_sources``)
 
 
@@ -187,17 +190,25 @@ class _Planner:
 
     def _sources(self, x: Value, p: Value) -> list:
         """Values of ``p``'s shape and dtype that ``x`` is computed from by elementwise
-        ops (nearest first, at most ``MAX_CANDIDATES``): an operand every value the
-        epilogue reads may be recomputed from (GELU's saved x, not one of its halves)."""
-        found, frontier = [], [x]
+        ops: those it starts from (made by no such op: GELU's saved x, from which its
+        derivative is remade, not one of its halves), then the nearest others (at most
+        ``MAX_CANDIDATES``): an operand every value the epilogue reads may be recomputed
+        from."""
+        found, roots, frontier = [], [], [x]
         for _ in range(MAX_RECOMPUTED):
-            q = [self.made_by.get(v) for v in frontier]
-            frontier = [y for n in q if n is not None and get_op(n.op).fusible
-                        for y in n.inputs if same_rows(y.shape, p.shape) and y.dtype == p.dtype]
-            found += [v for v in frontier if v not in found]
-            if not frontier or len(found) >= MAX_CANDIDATES:
+            step = []
+            for v in frontier:
+                n = self.made_by.get(v)
+                ins = ([y for y in n.inputs if same_rows(y.shape, p.shape) and y.dtype == p.dtype]
+                       if n is not None and get_op(n.op).fusible else [])
+                if not ins and v is not x and v not in roots:
+                    roots.append(v)
+                step += [y for y in ins if y not in step]
+            found += [v for v in step if v not in found]
+            frontier = step
+            if not frontier:
                 break
-        return found[:MAX_CANDIDATES]
+        return roots + [v for v in found if v not in roots][:MAX_CANDIDATES]
 
     def _cut(self, p: Value, later, full=None) -> Plan | None:
         """The longest prefix of the ops ``_select`` takes that only its last value
@@ -221,9 +232,20 @@ class _Planner:
         taken = [v for v, kind in self._select(p, later).operands.items() if kind == "full"]
         for full in (self._sources(taken[0], p) if taken else ()):
             other = self._cut(p, later, full)
-            if other is not None and (best is None or len(other.nodes) > len(best.nodes)):
+            if other is not None and (best is None or len(other.nodes) > len(best.nodes)
+                                      or len(other.nodes) == len(best.nodes) and self._made_for(other)):
                 best = other
         return best
+
+    def _made_for(self, plan: Plan) -> bool:
+        """Whether the values ``plan`` recomputes in the tile are read by nothing but
+        each other and its ops: made for this epilogue alone, they would otherwise be a
+        loop of their own writing what the tile reads back (an eager backward's GELU
+        derivative, remade from the saved x); computed anyway for other readers (a
+        compiled step's forward loop computes its erfc for GELU itself), reading their
+        result costs less than computing them again in every tile."""
+        inside = set(plan.nodes) | {self.made_by[v] for v in plan.recomputed}
+        return all(r in inside for v in plan.recomputed for r in self.readers.get(v, ()))
 
 
 def plan(graph: Graph) -> dict[Value, Plan]:
