@@ -455,6 +455,24 @@ def test_gelu_gradient_is_the_cotangent_times_one_derivative():
                                                 [cotangent]) - {cotangent}
 
 
+def test_epilogue_keeps_reading_a_value_whose_recompute_needs_another_operand():
+    """``x·W + mask·(g/count)`` (a max's gradient beside a product's): recomputing the
+    product in the GEMM's tile would read ``g/count``, of a smaller shape, as a row
+    operand made inside the mask's loop (an elementwise kernel cannot hand out a value
+    of another shape); the plan reads the product as it did. Found by tests/fuzz.py."""
+    from lucid.compiler import compile_graph
+    b = GraphBuilder()
+    g, a, w, x, m = (b.input(s, "float64") for s in ((1, 2), (3, 2), (2, 2), (3, 2), (1, 2)))
+    mask = b.emit("cast", b.emit("eq", x, m), dtype="float64")
+    share = b.emit("div", b.emit("add", g, g), b.emit("sum", mask, axes=(0,), keepdims=True))
+    graph = b.build([b.emit("add", b.emit("matmul", a, w, trans_b=True), b.emit("mul", mask, share))])
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(v.shape) for v in graph.inputs]
+    arrays[3][1] = arrays[4][0]     # some positions equal to the row: a mask with ones
+    got = compile_graph(graph, "epilogue_row_operand")(arrays)
+    np.testing.assert_allclose(got[0], interpret(graph, arrays)[0], rtol=1e-15, atol=1e-15)
+
+
 def test_gelu_forward_is_one_elementwise_kernel():
     """``x/2`` and ``erfc(-x/√2)`` both start from the input; the producer that only the
     final product reads moves into its loop: one kernel, the same values."""

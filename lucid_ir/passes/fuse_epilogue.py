@@ -233,7 +233,8 @@ class _Planner:
         for full in (self._sources(taken[0], p) if taken else ()):
             other = self._cut(p, later, full)
             if other is not None and (best is None or len(other.nodes) > len(best.nodes)
-                                      or len(other.nodes) == len(best.nodes) and self._made_for(other)):
+                                      or len(other.nodes) == len(best.nodes)
+                                      and len(other.operands) <= len(best.operands) and self._made_for(other)):
                 best = other
         return best
 
@@ -241,9 +242,10 @@ class _Planner:
         """Whether the values ``plan`` recomputes in the tile are read by nothing but
         each other and its ops: made for this epilogue alone, they would otherwise be a
         loop of their own writing what the tile reads back (an eager backward's GELU
-        derivative, remade from the saved x); computed anyway for other readers (a
-        compiled step's forward loop computes its erfc for GELU itself), reading their
-        result costs less than computing them again in every tile."""
+        derivative, remade from the saved x), so such a plan is preferred to one of as
+        many ops reading as many operands or more; computed anyway for other readers (a
+        compiled step's forward loop computes GELU's erfc for GELU itself), reading
+        their result costs less than computing them again in every tile."""
         inside = set(plan.nodes) | {self.made_by[v] for v in plan.recomputed}
         return all(r in inside for v in plan.recomputed for r in self.readers.get(v, ()))
 
