@@ -192,8 +192,8 @@ class _Planner:
         """Values of ``p``'s shape and dtype that ``x`` is computed from by elementwise
         ops: those it starts from (made by no such op: GELU's saved x, from which its
         derivative is remade, not one of its halves), then the nearest others (at most
-        ``MAX_CANDIDATES``): an operand every value the epilogue reads may be recomputed
-        from."""
+        ``MAX_CANDIDATES`` of each): an operand every value the epilogue reads may be
+        recomputed from."""
         found, roots, frontier = [], [], [x]
         for _ in range(MAX_RECOMPUTED):
             step = []
@@ -208,7 +208,7 @@ class _Planner:
             frontier = step
             if not frontier:
                 break
-        return roots + [v for v in found if v not in roots][:MAX_CANDIDATES]
+        return roots[:MAX_CANDIDATES] + [v for v in found if v not in roots][:MAX_CANDIDATES]
 
     def _cut(self, p: Value, later, full=None) -> Plan | None:
         """The longest prefix of the ops ``_select`` takes that only its last value
