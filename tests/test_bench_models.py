@@ -107,3 +107,37 @@ def test_the_peak_is_measured_on_this_host_once_per_process():
     import harness
     first = harness.peak_gflops_per_core()
     assert 20 < first < 10000 and harness.peak_gflops_per_core() == first
+
+
+def test_products_are_the_gpt_steps_linear_gemms_in_both_libraries():
+    """``lucid.products`` and ``torch.products`` compute the same 27 products (forward,
+    input and weight gradient of each linear layer) at the step's shapes."""
+    products = zoo.linear_products("gpt")
+    assert len(products) == 4 * zoo.GPT["n_layer"] + 1 and zoo.linear_products("cnn") == []
+    ours, _ = zoo.build_products(lucid, "gpt")
+    theirs, check = zoo.build_products(torch, "gpt")
+    got, want = ours(), theirs()
+    assert check(got) is None and len(got) == len(want) == 3 * len(products)
+    shapes = [s for t, i, o in products for s in ((t, o), (t, i), (o, i))]
+    assert [tuple(g.shape) for g in got] == shapes
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-3, atol=1e-3)
+
+
+def test_report_products_rows_and_their_floor_line(capsys, monkeypatch):
+    monkeypatch.setattr(bench_models, "peak_gflops_per_core", lambda: 100.0)
+    results = {
+        (1, "gpt", "torch"): [_run(0.100, [4.7, 4.4])],
+        (1, "gpt", "lucid.compile"): [_run(0.090, [4.7, 4.4])],
+        (1, "gpt", "lucid.products"): [_run(0.060, None)],
+    }
+    rows = bench_models.summarise(results)
+    by_mode = {r["mode"]: r for r in rows}
+    assert "rel_diff" not in by_mode["lucid.products"] and by_mode["lucid.products"]["ratio"] == pytest.approx(0.6)
+    bench_models.print_report(rows, bench_models.evaluate_targets(rows, ["gpt"]), 1, (0.0, 0.0))
+    out = capsys.readouterr().out
+    flops = sum(6 * t * i * o for t, i, o in zoo.linear_products("gpt"))
+    line = next(line for line in out.splitlines() if "lucid products" in line)
+    assert line.split()[6] == f"{100 * flops / (0.060 * 100e9):.0f}%"   # its own FLOPs, not the step's
+    assert ("1 thread(s), gpt: the step's dense products alone (lucid products: 27 GEMMs, no epilogues) "
+            "take 60.0 ms = 0.60x torch eager's step; lucid.compile spends 30.0 ms beyond them") in out
