@@ -588,7 +588,22 @@ def precision_noise(seed, dtype, graph, arrays, want, make=None):
             with zeroed_cancellations(nudge), np.errstate(all="ignore"):
                 again = interpret(graph, arrays)
             noise = [np.maximum(n, _finiteness_noise(w, z)) for n, w, z in zip(noise, want, again)]
+            if nudge:
+                noise = [np.maximum(n, _cancellation_noise(w, z)) for n, w, z in zip(noise, want, again)]
     return noise
+
+
+def _cancellation_noise(want, other):
+    """How far each finite element of ``want`` moves when its sums that cancel within
+    their rounding error are that error instead (``zeroed_cancellations``' nudged run):
+    another summation order may leave any value in that range. (int64 extremes cast to
+    float64 and summed with small numbers: each order loses other small terms to the
+    huge partial sums, seed 695789490.) Elsewhere none."""
+    w, o = np.asarray(want, np.float64), np.asarray(other, np.float64)
+    if w.shape != o.shape:
+        return np.zeros(w.shape)
+    with np.errstate(all="ignore"):
+        return np.where(np.isfinite(w) & np.isfinite(o), np.abs(w - o), 0.0)
 
 
 #: the ops whose results ``zeroed_cancellations`` sets to 0 where they cancel

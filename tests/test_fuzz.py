@@ -137,6 +137,24 @@ def test_a_sum_cancelling_to_zero_then_divided_by_is_judged_with_both_roundings(
     assert failures == []
 
 
+def test_a_sum_of_huge_cancelling_terms_is_judged_by_its_rounding_bound():
+    """Seed 695789490 (float64): int64 values, the extremes -2^63 and 2^63 - 1 among small
+    ones, cast to float64 and summed: each summation order loses different small terms to
+    the huge partial sums (numpy's pairwise 11, the compiled kernel's 15). A sum within
+    its rounding error of 0 is allowed the spread that error gives its output; an error
+    far outside it is still reported."""
+    w = np.array([11.0, 2.0, np.nan])
+    assert fuzz._cancellation_noise(w, np.array([1e5, 2.0, 1.0])).tolist() == [99989.0, 0.0, 0.0]
+    _, _, failures = fuzz.run_case(695789490, grad=False)
+    assert failures == []
+    b = GraphBuilder()
+    x = b.input((4,), "float64")
+    graph = b.build([b.emit("sum", x, axes=(0,))])
+    noise = fuzz.precision_noise(0, "float64", graph, [np.array([1.0, 2.0, 3.0, 4.0])], [np.array(10.0)],
+                                 make=lambda seed, force: (None, graph, None))
+    assert float(noise[0]) < 1e-9   # no cancellation: no allowance beyond the twin's
+
+
 def _planted_error(monkeypatch, output: int, index: tuple, factor: float):
     """Every compiled plan the fuzzer runs returns one wrong element in ``output``."""
     from lucid import compiler
