@@ -6,11 +6,12 @@ two pipelines' sets. ``cheap/full`` > 1: the cheap pipeline's code is slower.
     python benchmarks/bench_loop_pipelines.py [--quick]
 
 Cases: memory-bound elementwise and reductions (4M elements), compute-bound ones that
-stay in cache (exp, tanh, erf-based GELU on 64K elements), row kernels (softmax 64x1000,
+stay in cache (exp, tanh, GELU with its derivative on 64K elements), row kernels (softmax 64x1000,
 layer norm 64x256, 4096x1000 softmax), in float32 and float64, at 1 thread.
 """
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import sys
@@ -52,6 +53,7 @@ def cases(dtype):
     s = arr(small)
     yield "exp 64K", ew([(small,)], lambda b, p: b.emit("exp", p)), [s]
     yield "tanh 64K", ew([(small,)], lambda b, p: b.emit("tanh", p)), [s]
+    yield "GELU and its derivative 64K", ElementwiseKernel.for_graph(_gelu_and_derivative(small, dtype)), [s]
     yield "x*y+b (256,256)+(256,)", ew([(256, 256), (256, 256), (256,)], lambda b, p, q, r: b.emit(
         "add", b.emit("mul", p, q), r)), [arr(256, 256), arr(256, 256), arr(256)]
     yield "transposed add (512,512)", ew([(512, 512), (512, 512)], lambda b, p, q: b.emit("add", p, q)), \
@@ -68,6 +70,21 @@ def cases(dtype):
     g = _graph([(64, 256)], dtype, lambda b, p: _layer_norm(b, p))
     (node,) = [n for n in fuse.run(g).nodes if getattr(n, "kind", None) == "rows"]
     yield "layer norm (64,256)", RowKernel.for_graph(node.body), [arr(64, 256)]
+
+
+def _gelu_and_derivative(n, dtype):
+    """GELU's forward loop in a compiled training step: x/2 · erfc(-x/√2) and its
+    derivative erfc/2 + x/2 · e^{-u²} · (-2/√π) · (-1/√2), whose e^{-u²} is the one erfc
+    computes inside (the emitters count on GVN to keep one)."""
+    b = GraphBuilder()
+    x = b.input((n,), dtype)
+    c = b.constant(-math.sqrt(0.5), dtype=dtype)
+    u = b.emit("mul", x, c)
+    e = b.emit("erfc", u)
+    half = b.emit("mul", x, b.constant(0.5, dtype=dtype))
+    gauss = b.emit("exp", b.emit("neg", b.emit("mul", u, u)))
+    slope = b.emit("mul", b.emit("mul", b.emit("mul", half, gauss), b.constant(-2 / math.sqrt(math.pi), dtype=dtype)), c)
+    return b.build([b.emit("mul", half, e), b.emit("add", slope, b.emit("mul", e, b.constant(0.5, dtype=dtype)))])
 
 
 def _softmax(b, x):

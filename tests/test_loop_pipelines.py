@@ -37,3 +37,27 @@ def test_loop_kernels_are_byte_identical_whatever_the_pipeline(tmp_path, monkeyp
     full, loops = results["full"], results["loops"]
     assert len(full) > 400 and full.keys() == loops.keys()
     assert {k for k in full if full[k] != loops[k]} == set()
+
+
+def test_cheap_pipeline_computes_erfcs_exponential_once_beside_the_graphs_own():
+    """A GELU loop that also writes its derivative asks for e^{-u²} twice: inside erfc
+    (``vector_erf._gaussian``) and as the graph's ``exp(neg(mul(u, u)))``. The emitters
+    write both identically and count on GVN; instruction combining rewrites the graph's
+    ``-(u·u)`` into ``u·(-u)`` (its product has one use), so GVN must run before it too.
+    One ``llvm.rint`` (the exponential's reduction) per loop body, as the full pipeline."""
+    import math
+    from lucid_codegen.kernels.elementwise import ElementwiseKernel
+    from lucid_ir.builder import GraphBuilder
+    b = GraphBuilder()
+    x = b.input((64,), "float32")
+    u = b.emit("mul", x, b.constant(-math.sqrt(0.5)))
+    e = b.emit("erfc", u)
+    gauss = b.emit("exp", b.emit("neg", b.emit("mul", u, u)))
+    graph = b.build([b.emit("mul", x, e), b.emit("add", b.emit("mul", x, gauss), e)])
+    module = ElementwiseKernel.for_graph(graph).llvm_module()
+    counts = {}
+    for name, pipeline in (("full", jit.FULL), ("loops", jit.LOOPS)):
+        ref = jit.prepare_module(module)
+        jit.optimise(ref, *pipeline[:3], passes=pipeline.passes)
+        counts[name] = sum("call" in line and "@llvm.rint." in line for line in str(ref).splitlines())
+    assert counts["loops"] == counts["full"] > 0, counts

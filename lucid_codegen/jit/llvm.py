@@ -56,7 +56,7 @@ class Pipeline(NamedTuple):
     which writes a ``codegen`` below 3 as ``/c<level>``).
 
     >>> FULL.tag(), LOOPS.tag(), GEMM.tag(), GEMM_CONTROL.tag()
-    ('O3vu', 'P:sroa+instruction_combine+simplify_cfg+new_gvn+dead_code_elimination+simplify_cfg', 'O0', 'O0/c0')
+    ('O3vu', 'P:sroa+new_gvn+instruction_combine+simplify_cfg+new_gvn+dead_code_elimination+simplify_cfg', 'O0', 'O0/c0')
     """
 
     speed_level: int = 3
@@ -79,14 +79,22 @@ FULL = Pipeline(3, True, True)
 #: emitters write the vector code, its unrolling and the loop structure themselves, so
 #: of LLVM's IR passes they need the few that clean up after a straightforward emitter:
 #: SROA (the loop nest's index and offset slots into SSA values), instruction combining
-#: and CFG simplification, and GVN (common loads and address arithmetic). Against the
+#: and CFG simplification, and GVN (common loads and address arithmetic), once before
+#: instruction combining too: emitters compute some values twice on purpose and count
+#: on GVN to keep one (erfc's e^{-x²} and the graph's own ``exp(neg(mul(x, x)))`` beside
+#: it, a GELU and its derivative in one loop), and instruction combining rewrites one of
+#: two such copies (``-(x·x)`` into ``x·(-x)`` where the product has one use) so that
+#: GVN after it no longer sees them equal: a GELU loop that also writes its derivative
+#: computed the exponential twice (``python benchmarks/bench_loop_pipelines.py``'s
+#: "GELU and its derivative" case: about 1.4 times the full pipeline's time on Zen 1
+#: before this order, the same time since). Against the
 #: standard speed level 2 without vectorizers or unrolling (``O2``, this pipeline until
 #: session 21) on an MLP training step's ten loop modules: IR passes 308 -> 32 ms and
 #: code generation 258 -> 161 ms (smaller IR), the kernels' run time the same
 #: (``python benchmarks/bench_loop_pipelines.py``: the same bits as :data:`FULL`, time
 #: 0.99 of its, geometric mean). ``LUCID_LOOP_OPT`` = ``full``, ``O2`` or another tag
 #: compiles them with that pipeline instead.
-LOOPS = Pipeline(2, False, False, ("sroa", "instruction_combine", "simplify_cfg", "new_gvn",
+LOOPS = Pipeline(2, False, False, ("sroa", "new_gvn", "instruction_combine", "simplify_cfg", "new_gvn",
                                    "dead_code_elimination", "simplify_cfg"))
 
 
