@@ -440,6 +440,21 @@ def test_factor_takes_a_shared_multiplicand_out_of_a_sum():
         np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-14)
 
 
+def test_factor_opens_products_thousands_of_factors_deep():
+    """A product of 5000 factors (a gradient through a long chain of multiplications)
+    beside another sharing its multiplicand: factored, no recursion limit reached."""
+    b = GraphBuilder()
+    g, x, y = (b.input((3,), "float64") for _ in range(3))
+    deep = b.emit("mul", g, x)
+    for _ in range(5000):
+        deep = b.emit("mul", deep, x)
+    graph = b.build([b.emit("add", deep, b.emit("mul", g, y))])
+    out = factor.run(graph)
+    made = {n.out: n for n in out.nodes}
+    top = made[out.outputs[0]]
+    assert top.op == "mul" and top.inputs[0] is g
+
+
 def test_gelu_gradient_is_the_cotangent_times_one_derivative():
     """Autodiff of GELU gives ``g · D(x)``: one value computed from the forward's values
     alone (``factor``), which a compiled step's forward loop computes beside GELU."""

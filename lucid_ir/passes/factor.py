@@ -36,14 +36,19 @@ from . import dce
 
 def _factors(v, producer, readers) -> list | None:
     """The factors of product ``v`` in order (inner products read only by their tree
-    are opened), or None when ``v`` is not a product."""
+    are opened), or None when ``v`` is not a product. (A walk with its own stack: a
+    gradient's product may be thousands of factors deep.)"""
     p = producer.get(v)
     if p is None or p.op != "mul":
         return None
-    out = []
-    for x in p.inputs:
-        inner = _factors(x, producer, readers) if readers.get(x, 0) == 1 else None
-        out += inner if inner is not None else [x]
+    out, stack = [], list(reversed(p.inputs))
+    while stack:
+        x = stack.pop()
+        q = producer.get(x)
+        if q is not None and q.op == "mul" and readers.get(x, 0) == 1:
+            stack.extend(reversed(q.inputs))
+        else:
+            out.append(x)
     return out
 
 
