@@ -346,8 +346,7 @@ def print_report(rows: list, targets: list, rounds: int, load: tuple) -> None:
             table.append([r["threads"], r["workload"], label, text] + ["-"] * 8)
             continue
         diff = "-" if "rel_diff" not in r else f"{r['rel_diff']:.1e}" + (" !" if r["rel_diff"] > LOSS_TOLERANCE else "")
-        flops = (sum(6 * t * i * o for t, i, o in zoo.linear_products(r["workload"])) if r["mode"] in PRODUCTS
-                 else zoo.matmul_flops(r["workload"]))
+        flops = zoo.product_flops(r["workload"]) if r["mode"] in PRODUCTS else zoo.matmul_flops(r["workload"])
         peak = flops / (r["step"] * core_peak * 1e9 * r["threads"])
         table.append([r["threads"], r["workload"], label, _ms(r["step"]),
                       f"{r['ratio']:.2f}" if "ratio" in r else "-", f"{100 * peak:.0f}%", f"{100 * r['spread']:.0f}%",

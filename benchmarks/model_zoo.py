@@ -101,11 +101,8 @@ def matmul_flops(workload: str) -> float:
     if workload in ATTN_LENGTH:
         return float(attention(ATTN_BATCH * ATTN_HEADS, ATTN_LENGTH[workload], ATTN_HEAD_DIM))
     if workload == "gpt":
-        d, tokens = GPT["d_model"], GPT_BATCH * GPT["context"]
-        per_layer = 3 * 2 * tokens * (3 * d * d + d * d + 4 * d * d + 4 * d * d)   # qkv, proj, fc, fc2
-        head = 3 * 2 * tokens * d * GPT["vocab"]
-        attn = attention(GPT_BATCH * GPT["n_head"], GPT["context"], d // GPT["n_head"])
-        return float(GPT["n_layer"] * (per_layer + attn) + head)
+        attn = attention(GPT_BATCH * GPT["n_head"], GPT["context"], GPT["d_model"] // GPT["n_head"])
+        return product_flops(workload) + float(GPT["n_layer"] * attn)
     # cnn: conv 1->16 on 8x8 (no gradient for the input), conv 16->32 on 4x4, linear 32->10
     conv1 = 2 * 2 * CNN_BATCH * CNN_SIZE ** 2 * 16 * 9
     conv2 = 3 * 2 * CNN_BATCH * (CNN_SIZE // 2) ** 2 * 32 * 16 * 9
@@ -126,6 +123,16 @@ def linear_products(workload: str) -> list:
     d, tokens = GPT["d_model"], GPT_BATCH * GPT["context"]
     block = [(tokens, d, 3 * d), (tokens, d, d), (tokens, d, 4 * d), (tokens, 4 * d, d)]
     return block * GPT["n_layer"] + [(tokens, d, GPT["vocab"])]
+
+
+def product_flops(workload: str) -> float:
+    """The floating-point operations of ``linear_products``: three products of
+    ``2 · tokens · in · out`` each per layer.
+
+    >>> round(product_flops("gpt") / 1e9, 3)
+    2.491
+    """
+    return float(sum(3 * 2 * t * i * o for t, i, o in linear_products(workload)))
 
 
 def build_products(lib, workload: str):
