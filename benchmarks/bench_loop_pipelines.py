@@ -1,9 +1,10 @@
 """Run time of the loop kernels compiled with LLVM's full pipeline (``jit.FULL``) and
-with the loop kernels' cheap one (``jit.LOOPS``), in one process, interleaved (A B A B,
-medians): the same kernel object, its compiled functions and plans swapped between the
-two pipelines' sets. ``cheap/full`` > 1: the cheap pipeline's code is slower.
+with the loop kernels' cheap one (``jit.LOOPS``, or the pipeline ``LUCID_LOOP_OPT``
+names: to time another), in one process, interleaved (A B A B, medians): the same kernel
+object, its compiled functions and plans swapped between the two pipelines' sets.
+``cheap/full`` > 1: the cheap pipeline's code is slower.
 
-    python benchmarks/bench_loop_pipelines.py [--quick]
+    [LUCID_LOOP_OPT=P:pass+pass+...] python benchmarks/bench_loop_pipelines.py [--quick]
 
 Cases: memory-bound elementwise and reductions (4M elements), compute-bound ones that
 stay in cache (exp, tanh, GELU with its derivative on 64K elements), row kernels (softmax 64x1000,
@@ -118,7 +119,7 @@ def _compiled_with(pipeline, kernel, arrays):
 def compare(kernel, arrays, reps):
     """Median seconds per call with each pipeline's code, and whether both gave the same bits."""
     states, outs = {}, {}
-    for name, pipeline in (("full", jit.FULL), ("cheap", jit.LOOPS)):
+    for name, pipeline in (("full", jit.FULL), ("cheap", jit.loop_pipeline())):
         outs[name], states[name] = _compiled_with(pipeline, kernel, arrays)
     same = all(np.array_equal(a, b, equal_nan=True) for a, b in zip(outs["full"], outs["cheap"]))
     times = {"full": [], "cheap": []}
